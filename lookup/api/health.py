@@ -1,0 +1,33 @@
+"""Liveness, readiness and problem type pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, get
+
+from lookup.api.problems import problem, problem_type_page
+from lookup.api.schemas import Health
+from lookup.index.reader import SnapshotSource
+
+
+@get("/healthz", summary="Liveness", tags=["operations"])
+async def healthz() -> Health:
+    """The process is up."""
+    return Health(status="ok")
+
+
+@get("/readyz", summary="Readiness", tags=["operations"])
+async def readyz(request: Request[Any, Any, Any]) -> Health | Response[bytes]:
+    """Ready only with a snapshot loaded."""
+    source: SnapshotSource = request.app.state.snapshots
+    if not source.ready:
+        return problem("snapshot-unavailable", "no snapshot loaded yet")
+    snapshot = source.current
+    return Health(status="ready", snapshot=snapshot.name, listings=snapshot.size)
+
+
+@get("/problems/{slug:str}", summary="Problem type", tags=["operations"])
+async def problem_type(slug: str) -> Response[bytes]:
+    """What a problem `type` means."""
+    return problem_type_page(slug)

@@ -1,0 +1,134 @@
+"""`GET /v1/numbers/{number}`: the listing of one number.
+
+The hot path: normalize, binary search in the mapped snapshot, build a Struct.
+A miss is returned, not raised (an exception costs more than the lookup), and
+reserved numbers are not in the snapshot at all, so they take exactly the
+path of unknown ones and get the same bytes.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Final
+
+import msgspec
+from litestar import Controller, Request, Response, get
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
+
+from lookup.api import schemas
+from lookup.api.auth import requires
+from lookup.api.problems import PROBLEM_JSON, problem, problem_body
+from lookup.index.reader import Listing, SnapshotSource
+from lookup.names import match_score
+from lookup.numbers import e164, national_format, normalize
+
+_MAX_NAME: Final = 200
+_encoder = msgspec.json.Encoder()
+
+
+def not_found(national: str) -> Response[bytes]:
+    """The one 404 every unknown, unlisted or reserved number gets."""
+    number = e164(national)
+    return Response(
+        problem_body("number-not-found", f"no listing for {number}", number=number),
+        status_code=404,
+        media_type=PROBLEM_JSON,
+    )
+
+
+def to_response(listing: Listing, snapshot: str) -> schemas.Listing:
+    """Public view of a listing: no operator, no birth date, no hidden address."""
+    if listing.kind == "person":
+        full = f"{listing.first_name} {listing.last_name}".strip()
+        name = schemas.Name(full=full, first=listing.first_name, last=listing.last_name)
+    else:
+        name = schemas.Name(full=listing.business_name)
+    address = None
+    if listing.reservation == "listed" and (listing.street or listing.postcode or listing.city):
+        address = schemas.Address(
+            street=listing.street or None,
+            postcode=listing.postcode or None,
+            city=listing.city or None,
+        )
+    return schemas.Listing(
+        number=e164(listing.number),
+        national_number=national_format(listing.number),
+        number_type=listing.number_type,
+        kind="person" if listing.kind == "person" else "business",
+        name=name,
+        marketing_reserved=listing.marketing_reserved,
+        valid_from=listing.valid_from,
+        snapshot=snapshot,
+        org_number=listing.org_number or None,
+        address=address,
+    )
+
+
+class NumbersController(Controller):
+    """Lookups by number."""
+
+    path = "/v1/numbers"
+    guards = [requires("lookup")]  # noqa: RUF012 (Litestar reads class attributes)
+    tags = ["lookup"]  # noqa: RUF012
+
+    @get(
+        "/{number:str}",
+        summary="Look up a number",
+        responses={
+            200: ResponseSpec(schemas.Listing, description="The listing"),
+            404: ResponseSpec(
+                None, description="Unknown, unlisted or reserved", media_type=PROBLEM_JSON
+            ),
+            422: ResponseSpec(None, description="Not a valid number", media_type=PROBLEM_JSON),
+        },
+    )
+    async def lookup(
+        self,
+        request: Request[Any, Any, Any],
+        number: str,
+        name: str | None = Parameter(
+            default=None, description="A name to score against the listed name (0-100)."
+        ),
+        birth_date: str | None = Parameter(
+            default=None,
+            description="YYYY-MM-DD; answers only whether it is the person's date of birth.",
+        ),
+    ) -> Response[bytes]:
+        """The listing of a Norwegian number in any common written form."""
+        national = normalize(number)
+        source: SnapshotSource = request.app.state.snapshots
+        snapshot = source.current
+        listing = snapshot.find(national)
+        if listing is None:
+            return not_found(national)
+        body = to_response(listing, snapshot.name)
+        if name is not None or birth_date is not None:
+            verified = _verify(body, listing, name, birth_date)
+            if isinstance(verified, Response):
+                return verified
+            body = verified
+        return Response(_encoder.encode(body), media_type="application/json")
+
+
+def _verify(
+    body: schemas.Listing, listing: Listing, name: str | None, birth_date: str | None
+) -> schemas.Listing | Response[bytes]:
+    """Add the answers to `?name=` and `?birth_date=`."""
+    name_match = None
+    if name is not None:
+        query = name.strip()
+        if not query or len(query) > _MAX_NAME:
+            return problem("invalid-parameter", f"name must be 1 to {_MAX_NAME} characters")
+        name_match = schemas.NameMatch(query=query, score=match_score(query, body.name.full))
+    birth_date_match = None
+    if birth_date is not None:
+        try:
+            claimed = date.fromisoformat(birth_date)
+        except ValueError:
+            return problem("invalid-parameter", "birth_date must be a date as YYYY-MM-DD")
+        if len(birth_date) != 10:
+            return problem("invalid-parameter", "birth_date must be a date as YYYY-MM-DD")
+        if listing.birth_date is not None:
+            birth_date_match = claimed == listing.birth_date
+    return msgspec.structs.replace(body, name_match=name_match, birth_date_match=birth_date_match)

@@ -1,0 +1,126 @@
+"""RFC 9457 problem details: one body shape, one mapping from errors to HTTP.
+
+Every error response of the service is built by `problem()`; `handle()` is the
+single place where an exception becomes a status code and a problem type.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Final
+
+import msgspec
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.status_codes import HTTP_405_METHOD_NOT_ALLOWED
+
+from lookup.errors import (
+    AddressNotAllowed,
+    InvalidKey,
+    MissingCredentials,
+    MissingRole,
+    SnapshotUnavailable,
+)
+from lookup.numbers import InvalidNumber
+
+log = logging.getLogger(__name__)
+PROBLEM_JSON: Final = "application/problem+json"
+TYPE_BASE: Final = "/problems/"
+
+
+class ProblemType(msgspec.Struct, frozen=True):
+    """A stable problem type: its status and title never change."""
+
+    slug: str
+    status: int
+    title: str
+    description: str
+
+
+PROBLEM_TYPES: Final = {
+    p.slug: p
+    for p in (
+        ProblemType("invalid-number", 422, "Invalid phone number",
+                    "The number is not a valid Norwegian number; `reason` says why."),
+        ProblemType("invalid-parameter", 422, "Invalid parameter",
+                    "A query parameter has a value the endpoint cannot use."),
+        ProblemType("number-not-found", 404, "Number not found",
+                    "There is no listing to show for this number."),
+        ProblemType("missing-credentials", 401, "Missing credentials",
+                    "Send your API key as `Authorization: Bearer <key>`."),
+        ProblemType("invalid-key", 401, "Invalid API key", "The key is unknown or revoked."),
+        ProblemType("address-not-allowed", 403, "Address not allowed",
+                    "The key is bound to an IP allow-list that excludes this client."),
+        ProblemType("missing-role", 403, "Missing role",
+                    "The key lacks the role this endpoint requires."),
+        ProblemType("not-found", 404, "Not found", "No such resource."),
+        ProblemType("method-not-allowed", 405, "Method not allowed",
+                    "The resource does not support this HTTP method."),
+        ProblemType("bad-request", 400, "Bad request", "The request could not be understood."),
+        ProblemType("snapshot-unavailable", 503, "Directory not available",
+                    "No published snapshot is loaded yet; retry shortly."),
+        ProblemType("internal-error", 500, "Internal error",
+                    "The service failed; the error has been logged."),
+    )
+}  # fmt: skip
+
+_encoder = msgspec.json.Encoder()
+
+
+def problem_body(slug: str, detail: str, **extensions: Any) -> bytes:
+    """Encoded problem document of a registered type."""
+    kind = PROBLEM_TYPES[slug]
+    body = {
+        "type": TYPE_BASE + slug,
+        "title": kind.title,
+        "status": kind.status,
+        "detail": detail,
+        **extensions,
+    }
+    return _encoder.encode(body)
+
+
+def problem(
+    slug: str, detail: str, *, headers: dict[str, str] | None = None, **extensions: Any
+) -> Response[bytes]:
+    """A problem details response of a registered type."""
+    return Response(
+        problem_body(slug, detail, **extensions),
+        status_code=PROBLEM_TYPES[slug].status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    """Map any exception to a problem response; the only such mapping in the service."""
+    match exc:
+        case InvalidNumber():
+            return problem("invalid-number", f"{exc.raw!r}: {exc.message}", reason=str(exc.reason))
+        case MissingCredentials() | InvalidKey():
+            slug = "missing-credentials" if isinstance(exc, MissingCredentials) else "invalid-key"
+            return problem(slug, str(exc), headers={"WWW-Authenticate": 'Bearer realm="lookup"'})
+        case AddressNotAllowed():
+            return problem("address-not-allowed", str(exc))
+        case MissingRole():
+            return problem("missing-role", str(exc), role=exc.role)
+        case SnapshotUnavailable():
+            return problem("snapshot-unavailable", str(exc), headers={"Retry-After": "5"})
+        case ValidationException():
+            return problem("invalid-parameter", exc.detail, errors=exc.extra or [])
+        case NotFoundException():
+            return problem("not-found", f"no resource at {request.url.path}")
+        case HTTPException() if exc.status_code == HTTP_405_METHOD_NOT_ALLOWED:
+            return problem("method-not-allowed", exc.detail, headers=exc.headers)
+        case HTTPException() if exc.status_code < 500:
+            return problem("bad-request", exc.detail)
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem("internal-error", "the service failed to answer; the error has been logged")
+
+
+def problem_type_page(slug: str) -> Response[bytes]:
+    """Documentation of a problem type, served at its `type` URI."""
+    kind = PROBLEM_TYPES.get(slug)
+    if kind is None:
+        return problem("not-found", f"no problem type {slug!r}")
+    return Response(_encoder.encode(kind), media_type=MediaType.JSON)

@@ -1,0 +1,62 @@
+"""Response bodies of the public API (msgspec Structs; the OpenAPI schema follows them)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+
+class Name(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A person's name parts, or a business name in `full`."""
+
+    full: str
+    first: str | None = None
+    last: str | None = None
+
+
+class Address(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Postal address; absent from a listing when the subscriber hid it."""
+
+    street: str | None = None
+    postcode: str | None = None
+    city: str | None = None
+
+
+class NameMatch(msgspec.Struct, frozen=True):
+    """How well `?name=` matches the listed name (0 to 100, Norwegian letters folded)."""
+
+    query: str
+    score: float
+
+
+class Listing(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A listed number."""
+
+    number: str
+    """E.164, e.g. +4722202400."""
+    national_number: str
+    """As written in Norway, e.g. 22 20 24 00."""
+    number_type: str
+    kind: Literal["person", "business"]
+    name: Name
+    marketing_reserved: bool
+    """The subscriber refuses marketing calls (the Reservasjonsregisteret flag)."""
+    valid_from: datetime
+    """When the operator's record took effect."""
+    snapshot: str
+    """Which published snapshot answered."""
+    org_number: str | None = None
+    address: Address | None = None
+    name_match: NameMatch | None = None
+    birth_date_match: bool | None = None
+    """Whether `?birth_date=` is the person's date of birth; absent when it cannot be told."""
+
+
+class Health(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Liveness and readiness answers."""
+
+    status: Literal["ok", "ready"]
+    snapshot: str | None = None
+    listings: int | None = None

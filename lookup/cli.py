@@ -1,0 +1,215 @@
+"""The `lookup` command line (a contract: outside scripts rely on its shape).
+
+Exit status 0 on success; otherwise non-zero with a one-line reason on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from lookup.config import ConfigError, Settings, load_settings
+from lookup.errors import LookupServiceError
+from lookup.ingest.report import render_report, render_status
+
+log = logging.getLogger("lookup")
+
+
+class UsageError(Exception):
+    """A command line that cannot be carried out as given."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lookup", description="Norwegian number lookup: ingest, serve, keys, fixtures."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    fixtures = commands.add_parser("fixtures", help="operator files for demos and tests")
+    fixture_commands = fixtures.add_subparsers(dest="fixtures_command", required=True)
+    generate = fixture_commands.add_parser("generate", help="write generated operator files")
+    generate.add_argument("--listings", type=int, required=True)
+    generate.add_argument("--operators", type=int, default=3)
+    generate.add_argument("--seed", type=int, default=1)
+    generate.add_argument("--out", type=Path, required=True)
+
+    ingest = commands.add_parser(
+        "ingest",
+        help="apply operator files and publish a snapshot",
+        description="`lookup ingest PATH...`, `--inbox DIR`, `--watch DIR`, or `status`.",
+    )
+    ingest.add_argument("paths", nargs="*", type=Path, help="files or folders, or 'status'")
+    ingest.add_argument("--inbox", type=Path, help="apply every operator file in DIR")
+    ingest.add_argument("--watch", type=Path, help="keep applying files as they arrive in DIR")
+    ingest.add_argument("--interval", type=float, default=5.0, help="seconds between --watch scans")
+    ingest.add_argument(
+        "--force", action="store_true", help="apply files even past the reject/shrink bounds"
+    )
+
+    serve = commands.add_parser("serve", help="serve the API")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int)
+
+    keys = commands.add_parser("keys", help="API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    create = key_commands.add_parser("create", help="create a key; prints it once, last line")
+    create.add_argument("--org", required=True, help="organization (account) name")
+    create.add_argument("--roles", required=True, help="comma-separated: lookup,search,...")
+    create.add_argument(
+        "--allow", action="append", default=[], help="CIDR the key may be used from (repeatable)"
+    )
+    revoke = key_commands.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `lookup` command."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        return _run(args, settings)
+    except (ConfigError, UsageError) as exc:
+        print(f"lookup: {exc}", file=sys.stderr)
+        return 2
+    except (LookupServiceError, FileNotFoundError) as exc:
+        print(f"lookup: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the contract: one line on stderr, never a traceback
+        log.debug("unexpected failure", exc_info=exc)
+        print(f"lookup: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    match args.command:
+        case "fixtures":
+            return _fixtures(args)
+        case "ingest":
+            return _ingest(args, settings)
+        case "serve":
+            return _serve(args, settings)
+        case "keys":
+            return _keys(args, settings)
+    raise UsageError(f"unknown command {args.command}")
+
+
+def _fixtures(args: argparse.Namespace) -> int:
+    from lookup.fixtures.generator import generate  # noqa: PLC0415 (keeps startup light)
+
+    if args.listings < 1 or args.operators < 1:
+        raise UsageError("--listings and --operators must be at least 1")
+    summary = generate(args.listings, args.operators, args.seed, args.out)
+    print(summary)
+    return 0
+
+
+def _ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from lookup.ingest.pipeline import ingest  # noqa: PLC0415
+    from lookup.ingest.warehouse import Warehouse  # noqa: PLC0415
+
+    paths: list[Path] = list(args.paths)
+    if paths == [Path("status")] and not Path("status").exists():
+        with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
+            print(render_status(warehouse, settings))
+        return 0
+    if args.watch is not None:
+        return _watch(args.watch, args.interval, settings, force=args.force)
+    if args.inbox is not None:
+        paths.append(args.inbox)
+    if not paths:
+        raise UsageError("give files or folders to ingest, --inbox DIR, --watch DIR or status")
+    report = ingest(paths, settings, force=args.force)
+    print(render_report(report))
+    failed = [f for f in report.files if f.batch.status not in ("applied", "duplicate")]
+    if failed:
+        print(
+            f"lookup: {len(failed)} of {len(report.files)} file(s) not applied "
+            f"({', '.join(f'{f.batch.file}: {f.batch.status} {f.batch.reason}' for f in failed)})",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _watch(folder: Path, interval: float, settings: Settings, *, force: bool) -> int:
+    """Ingest files as they arrive; a file is taken once it stopped changing."""
+    from lookup.ingest.pipeline import ingest  # noqa: PLC0415
+
+    if not folder.is_dir():
+        raise UsageError(f"--watch needs a folder: {folder}")
+    seen: dict[Path, tuple[int, int]] = {}
+    print(f"watching {folder} every {interval:g}s (Ctrl-C to stop)", flush=True)
+    while True:
+        current = {
+            path: (stat.st_size, stat.st_mtime_ns)
+            for path in folder.iterdir()
+            if path.is_file() and (stat := path.stat())
+        }
+        settled = time.time_ns() - int(interval * 1e9)
+        fresh = [
+            path
+            for path, (size, mtime) in current.items()
+            if seen.get(path) != (size, mtime) and mtime < settled
+        ]
+        if fresh:
+            report = ingest([folder], settings, force=force)
+            print(render_report(report), flush=True)
+            seen.update({path: current[path] for path in fresh})
+        time.sleep(interval)
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn  # noqa: PLC0415
+
+    overrides = {"host": args.host, "port": args.port, "workers": args.workers}
+    settings = load_settings(**overrides)
+    # Workers are fresh processes: they read their settings from the environment.
+    for name, value in overrides.items():
+        if value is not None:
+            os.environ[f"LOOKUP_{name.upper()}"] = str(value)
+    uvicorn.run(
+        "lookup.api.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+    )
+    return 0
+
+
+def _keys(args: argparse.Namespace, settings: Settings) -> int:
+    from lookup.keys import KeyStore, parse_networks, parse_roles  # noqa: PLC0415
+
+    store = KeyStore(settings.keys_path)
+    try:
+        if args.keys_command == "create":
+            key, token = store.create(args.org, parse_roles(args.roles), parse_networks(args.allow))
+            print(
+                f"created key {key.key_id} for {key.account} (roles: {','.join(sorted(key.roles))})"
+            )
+            print("store it now: it is shown only once")
+            print(token)
+        else:
+            store.revoke(args.key_id)
+            print(f"revoked key {args.key_id}")
+    finally:
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Settings: one typed object, read once from `LOOKUP_*` environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+ENV_PREFIX = "LOOKUP_"
+
+
+class ConfigError(ValueError):
+    """A `LOOKUP_*` variable that cannot be used as given."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """Every setting of the service; each field is read from `LOOKUP_<FIELD>`."""
+
+    data_dir: str = "./var"
+    """Warehouse, snapshots and key store live here; two data dirs never share a file."""
+    host: str = "127.0.0.1"
+    """Address `lookup serve` binds to."""
+    port: int = 8000
+    """Port of the public API."""
+    workers: int = 1
+    """Server worker processes."""
+    reject_ratio_max: float = 0.05
+    """An operator file with a larger share of rejected rows is held back whole."""
+    full_shrink_max: float = 0.10
+    """A full file shrinking its operator's listings by more than this is held back whole."""
+    snapshot_poll_seconds: float = 0.5
+    """How often a server checks for a newly published snapshot."""
+    snapshots_kept: int = 3
+    """Published snapshot files kept on disk (older ones are deleted at publish)."""
+    key_refresh_seconds: float = 1.0
+    """How soon a server sees keys created or revoked by `lookup keys`."""
+    log_level: str = "info"
+    """Log level of the server (debug, info, warning, error)."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.reject_ratio_max <= 1:
+            raise ConfigError("LOOKUP_REJECT_RATIO_MAX must be between 0 and 1")
+        if not 0 <= self.full_shrink_max <= 1:
+            raise ConfigError("LOOKUP_FULL_SHRINK_MAX must be between 0 and 1")
+        if self.workers < 1:
+            raise ConfigError("LOOKUP_WORKERS must be at least 1")
+        if self.snapshots_kept < 2:
+            # The snapshot being served and the one replacing it must both exist.
+            raise ConfigError("LOOKUP_SNAPSHOTS_KEPT must be at least 2")
+        if self.snapshot_poll_seconds <= 0 or self.key_refresh_seconds <= 0:
+            raise ConfigError("poll intervals must be positive")
+
+    @property
+    def data_path(self) -> Path:
+        """The data directory as a path."""
+        return Path(self.data_dir)
+
+    @property
+    def warehouse_path(self) -> Path:
+        """The DuckDB warehouse, written only by ingest."""
+        return self.data_path / "warehouse.duckdb"
+
+    @property
+    def snapshots_path(self) -> Path:
+        """Folder of published snapshots and the CURRENT pointer."""
+        return self.data_path / "snapshots"
+
+    @property
+    def keys_path(self) -> Path:
+        """The account and API key store."""
+        return self.data_path / "keys.sqlite3"
+
+
+def setting_names() -> tuple[str, ...]:
+    """Every environment variable the service reads."""
+    return tuple(ENV_PREFIX + name.upper() for name in Settings.__struct_fields__)
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Read settings from the environment; keyword overrides win (used by the CLI)."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, object] = {}
+    for name in Settings.__struct_fields__:
+        value = env.get(ENV_PREFIX + name.upper())
+        if value is not None and value != "":
+            raw[name] = value
+    raw.update({key: value for key, value in overrides.items() if value is not None})
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        # "Expected `int`, got `str` - at `$.port`" -> name the variable instead.
+        message = str(exc)
+        for name in Settings.__struct_fields__:
+            if message.endswith(f"`$.{name}`"):
+                message = f"{ENV_PREFIX}{name.upper()}: {message.rsplit(' - at', 1)[0]}"
+        raise ConfigError(message) from exc

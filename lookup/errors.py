@@ -1,0 +1,82 @@
+"""Errors a user of the service can act on, one type per failure.
+
+    LookupServiceError
+    ├── InvalidNumber (lookup.numbers; also a ValueError)  -> 422 invalid-number
+    ├── ConfigError (lookup.config; also a ValueError)     -> CLI exit 2
+    ├── FileRejected      an operator file not applied, with a reason code
+    ├── WarehouseBusy     another ingest holds the warehouse
+    ├── SnapshotUnavailable  no published snapshot to serve -> 503
+    ├── KeyStoreError     bad `lookup keys` input (unknown role, bad CIDR)
+    └── AuthError                                           -> 401 / 403
+        ├── MissingCredentials  no or malformed Authorization header
+        ├── InvalidKey          unknown or revoked key
+        ├── AddressNotAllowed   key used from outside its IP allow-list
+        └── MissingRole         key lacks the role the endpoint needs
+
+The HTTP mapping lives in one place: `lookup.api.problems`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class LookupServiceError(Exception):
+    """Base of every error raised on purpose by the service."""
+
+
+class RejectReason(StrEnum):
+    """Why a whole operator file was not applied (rows have their own codes)."""
+
+    BAD_FILE_NAME = "bad_file_name"
+    UNREADABLE = "unreadable"
+    SIDECAR_MISMATCH = "sidecar_mismatch"
+    BAD_HEADER = "bad_header"
+    STALE = "stale"
+    TOO_MANY_REJECTS = "too_many_rejects"
+    SHRINKS_TOO_MUCH = "shrinks_too_much"
+
+
+class FileRejected(LookupServiceError):
+    """An operator file that is not applied; the warehouse keeps its previous state."""
+
+    def __init__(self, reason: RejectReason, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")
+
+
+class WarehouseBusy(LookupServiceError):
+    """Another process holds the warehouse (only one ingest runs at a time)."""
+
+
+class SnapshotUnavailable(LookupServiceError):
+    """No published snapshot can be served."""
+
+
+class KeyStoreError(LookupServiceError):
+    """A request to the key store that cannot be carried out as given."""
+
+
+class AuthError(LookupServiceError):
+    """A request whose credentials do not allow it."""
+
+
+class MissingCredentials(AuthError):
+    """No usable `Authorization: Bearer` header."""
+
+
+class InvalidKey(AuthError):
+    """A key that is unknown or revoked."""
+
+
+class AddressNotAllowed(AuthError):
+    """A key used from an address outside its allow-list."""
+
+
+class MissingRole(AuthError):
+    """A key without the role an endpoint requires."""
+
+    def __init__(self, role: str) -> None:
+        self.role = role
+        super().__init__(f"this endpoint needs the '{role}' role")

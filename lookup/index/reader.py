@@ -1,0 +1,184 @@
+"""Serve lookups from the published snapshot: memory-mapped, binary search, no SQL.
+
+`Snapshot` maps one immutable file; `SnapshotSource` holds the current one
+and swaps in a newly published file. A request takes a reference to a
+`Snapshot` once and uses only that object, so a swap never disturbs it.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Final
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.ipc
+
+from lookup.errors import SnapshotUnavailable
+from lookup.index.snapshot import (
+    NO_BIRTH_DATE,
+    SCHEMA,
+    TEXT_COLUMNS,
+    Pointer,
+    read_pointer,
+    snapshot_path,
+)
+from lookup.numbers import to_key
+
+log = logging.getLogger(__name__)
+_EPOCH: Final = date(1970, 1, 1)
+_EPOCH_DT: Final = datetime(1970, 1, 1)
+
+
+class Listing(msgspec.Struct, frozen=True, kw_only=True):
+    """One listable number as the snapshot holds it (absent text is "")."""
+
+    number: str
+    number_type: str
+    kind: str
+    reservation: str
+    first_name: str
+    last_name: str
+    business_name: str
+    org_number: str
+    street: str
+    postcode: str
+    city: str
+    marketing_reserved: bool
+    birth_date: date | None
+    """For yes/no verification only; never shown."""
+    valid_from: datetime
+
+
+class _Text:
+    """Zero-copy view of a one-chunk Arrow string column."""
+
+    __slots__ = ("_data", "_offsets")
+
+    def __init__(self, array: pa.Array) -> None:
+        _, offsets, data = array.buffers()
+        assert offsets is not None
+        self._offsets: npt.NDArray[np.int32] = np.frombuffer(
+            offsets, dtype=np.int32, count=len(array) + 1
+        )[array.offset :]
+        self._data = memoryview(data) if data is not None else memoryview(b"")
+
+    def __getitem__(self, row: int) -> str:
+        start = int(self._offsets[row])
+        return str(self._data[start : int(self._offsets[row + 1])], "utf-8")
+
+
+class Snapshot:
+    """One published snapshot, memory-mapped read-only."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            source = pa.memory_map(str(path), "r")
+            table = pa.ipc.open_file(source).read_all()
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise SnapshotUnavailable(f"cannot read snapshot {path.name}: {exc}") from exc
+        if not table.schema.equals(SCHEMA, check_metadata=False):
+            raise SnapshotUnavailable(f"snapshot {path.name} has an unexpected schema")
+        table = table.combine_chunks()
+        metadata = table.schema.metadata or {}
+        self.path = path
+        self.name = metadata.get(b"snapshot", path.stem.encode()).decode()
+        self.size = len(table)
+        self._table = table
+        if self.size == 0:
+            self._keys: npt.NDArray[np.int64] = np.empty(0, dtype=np.int64)
+            return
+        columns = {name: table.column(name).chunk(0) for name in table.column_names}
+        self._keys = columns["key"].to_numpy(zero_copy_only=True)
+        self._text = {name: _Text(columns[name]) for name in TEXT_COLUMNS}
+        # Small fixed-width columns are copied once; everything else stays mapped.
+        self._marketing = columns["marketing_reserved"].to_numpy(zero_copy_only=False)
+        self._birth = columns["birth_date"].to_numpy(zero_copy_only=True)
+        self._valid_from = columns["valid_from"].cast(pa.int64()).to_numpy(zero_copy_only=True)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __repr__(self) -> str:
+        return f"<Snapshot {self.name} listings={self.size}>"
+
+    def find(self, national: str) -> Listing | None:
+        """The listing of a normalized national number, or None."""
+        key = to_key(national)
+        row = int(np.searchsorted(self._keys, key))
+        if row >= self.size or self._keys[row] != key:
+            return None
+        return self.listing(row)
+
+    def listing(self, row: int) -> Listing:
+        """The listing at a row of the snapshot."""
+        text = self._text
+        born = int(self._birth[row])
+        return Listing(
+            number=text["number"][row],
+            number_type=text["number_type"][row],
+            kind=text["kind"][row],
+            reservation=text["reservation"][row],
+            first_name=text["first_name"][row],
+            last_name=text["last_name"][row],
+            business_name=text["business_name"][row],
+            org_number=text["org_number"][row],
+            street=text["street"][row],
+            postcode=text["postcode"][row],
+            city=text["city"][row],
+            marketing_reserved=bool(self._marketing[row]),
+            birth_date=None if born == NO_BIRTH_DATE else _EPOCH + timedelta(days=born),
+            valid_from=_EPOCH_DT + timedelta(microseconds=int(self._valid_from[row])),
+        )
+
+    def table(self) -> pa.Table:
+        """The whole snapshot as an Arrow table (for indexes built at load)."""
+        return self._table
+
+
+class SnapshotSource:
+    """The snapshot a process serves, swapped when a new one is published."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._current: Snapshot | None = None
+        self._pointer: Pointer | None = None
+
+    @property
+    def current(self) -> Snapshot:
+        """The snapshot to answer from; raises when none is published yet."""
+        snapshot = self._current
+        if snapshot is None:
+            raise SnapshotUnavailable("no snapshot has been published yet; run `lookup ingest`")
+        return snapshot
+
+    @property
+    def ready(self) -> bool:
+        """Whether a snapshot is loaded."""
+        return self._current is not None
+
+    def refresh(self) -> bool:
+        """Load the published snapshot if it changed; True when a new one was swapped in.
+
+        A pointer naming a missing or unreadable file is logged and ignored:
+        the snapshot already loaded goes on serving.
+        """
+        try:
+            pointer = read_pointer(self.folder)
+        except SnapshotUnavailable as exc:
+            log.error("keeping %s: %s", self._current, exc)
+            return False
+        if pointer is None or pointer == self._pointer:
+            return False
+        try:
+            snapshot = Snapshot(snapshot_path(self.folder, pointer))
+        except SnapshotUnavailable as exc:
+            log.error("keeping %s: %s", self._current, exc)
+            return False
+        self._current, self._pointer = snapshot, pointer
+        log.info("serving snapshot %s (%d listings)", snapshot.name, snapshot.size)
+        return True

@@ -1,0 +1,149 @@
+"""Build and publish snapshots: immutable Arrow IPC files of listable rows.
+
+Publishing is crash-safe. The new file is written under a temporary name,
+flushed to disk and renamed into place; only then is the `CURRENT` pointer
+replaced, by the same write-flush-rename. A process killed at any moment
+leaves either the old pointer or the new one, each naming a complete file.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.ipc
+
+from lookup.errors import SnapshotUnavailable
+
+POINTER: Final = "CURRENT"
+SUFFIX: Final = ".arrow"
+NO_BIRTH_DATE: Final = np.iinfo(np.int32).min
+"""Stored in place of a missing birth date (days since 1970-01-01 otherwise)."""
+
+TEXT_COLUMNS: Final = (
+    "number",
+    "number_type",
+    "kind",
+    "reservation",
+    "first_name",
+    "last_name",
+    "business_name",
+    "org_number",
+    "street",
+    "postcode",
+    "city",
+)
+SCHEMA: Final = pa.schema(
+    [
+        ("key", pa.int64()),
+        *((name, pa.string()) for name in TEXT_COLUMNS),
+        ("marketing_reserved", pa.bool_()),
+        ("birth_date", pa.int32()),
+        ("valid_from", pa.timestamp("us")),
+    ]
+)
+
+
+class Pointer(msgspec.Struct, frozen=True):
+    """Contents of `CURRENT`: which snapshot is served and what it holds."""
+
+    snapshot: str
+    last_batch: int
+    listings: int
+    published_at: datetime
+
+
+def build_table(listable: pa.Table) -> pa.Table:
+    """Turn the warehouse's listable rows into the snapshot's columns, sorted by key.
+
+    Text columns carry "" for absent values and birth dates a sentinel, so the
+    reader never consults validity bitmaps on the request path.
+    """
+    keys = pc.cast(pc.binary_join_element_wise("47", listable["number"], ""), pa.int64())
+    order = pc.sort_indices(keys)
+    birth = pc.cast(listable["birth_date"], pa.int32())
+    columns: dict[str, pa.ChunkedArray | pa.Array] = {"key": keys}
+    for name in TEXT_COLUMNS:
+        columns[name] = pc.fill_null(pc.cast(listable[name], pa.string()), "")
+    columns["marketing_reserved"] = pc.fill_null(listable["marketing_reserved"], False)
+    columns["birth_date"] = pc.fill_null(birth, pa.scalar(NO_BIRTH_DATE, pa.int32()))
+    columns["valid_from"] = pc.cast(listable["valid_from"], pa.timestamp("us"))
+    table = pa.table(columns, schema=SCHEMA).take(order)
+    # One chunk, so the reader can view each column as a single flat buffer.
+    return table.combine_chunks()
+
+
+def _write_durably(path: Path, data: bytes | None = None, table: pa.Table | None = None) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as handle:
+        if table is not None:
+            with pa.ipc.new_file(handle, table.schema) as writer:
+                writer.write_table(table, max_chunksize=max(len(table), 1))
+        elif data is not None:
+            handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    tmp.replace(path)
+
+
+def _sync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(table: pa.Table, folder: Path, *, last_batch: int, keep: int) -> Pointer:
+    """Write a snapshot and switch `CURRENT` to it atomically."""
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
+    name = f"{now:%Y%m%dT%H%M%SZ}-{last_batch:06d}"
+    # A second publish of the same batch within a second gets its own name.
+    serial = 0
+    while (folder / (name + SUFFIX)).exists():
+        serial += 1
+        name = f"{now:%Y%m%dT%H%M%SZ}-{last_batch:06d}.{serial}"
+    metadata = {b"snapshot": name.encode(), b"last_batch": str(last_batch).encode()}
+    _write_durably(folder / (name + SUFFIX), table=table.replace_schema_metadata(metadata))
+    _sync_dir(folder)
+    pointer = Pointer(snapshot=name, last_batch=last_batch, listings=len(table), published_at=now)
+    _write_durably(folder / POINTER, data=msgspec.json.encode(pointer))
+    _sync_dir(folder)
+    prune(folder, keep=keep, current=name)
+    return pointer
+
+
+def read_pointer(folder: Path) -> Pointer | None:
+    """The published pointer, or None before the first publish."""
+    try:
+        return msgspec.json.decode((folder / POINTER).read_bytes(), type=Pointer)
+    except FileNotFoundError:
+        return None
+    except msgspec.DecodeError as exc:
+        raise SnapshotUnavailable(f"{folder / POINTER} is corrupt: {exc}") from exc
+
+
+def snapshot_path(folder: Path, pointer: Pointer) -> Path:
+    """The file a pointer names."""
+    return folder / (pointer.snapshot + SUFFIX)
+
+
+def prune(folder: Path, *, keep: int, current: str) -> list[Path]:
+    """Delete all but the newest `keep` snapshots and leftovers of killed publishes.
+
+    Servers still mapping a deleted file keep reading it: on POSIX the data
+    lives until the last mapping goes.
+    """
+    removed = [tmp for tmp in folder.glob("*.tmp") if tmp.name != POINTER + ".tmp"]
+    snapshots = sorted(folder.glob("*" + SUFFIX), key=lambda p: p.stat().st_mtime_ns)
+    old = [p for p in snapshots[:-keep] if p.name != current + SUFFIX]
+    for path in [*removed, *old]:
+        path.unlink(missing_ok=True)
+    return [*removed, *old]

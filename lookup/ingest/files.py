@@ -1,0 +1,91 @@
+"""Operator file names: `<operator>_<kind>_<YYYYMMDDTHHMMSS>.<ext>[.gz]`."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+
+import msgspec
+
+from lookup.errors import FileRejected, RejectReason
+
+_NAME = re.compile(
+    r"(?P<operator>[a-z0-9-]+)_(?P<kind>[a-z]+)_(?P<stamp>\d{8}T\d{6})"
+    r"\.(?P<format>[a-z]+)(?P<gzip>\.gz)?"
+)
+SIDECAR_SUFFIX = ".sha256"
+
+
+class FileKind(StrEnum):
+    """A complete directory, or changes only."""
+
+    FULL = "full"
+    DELTA = "delta"
+
+
+class FileFormat(StrEnum):
+    """Row format of an operator file."""
+
+    CSV = "csv"
+    JSONL = "jsonl"
+
+
+class OperatorFileName(msgspec.Struct, frozen=True):
+    """What an operator file's name says about it."""
+
+    operator: str
+    kind: FileKind
+    produced_at: datetime
+    """When the operator produced the file (Europe/Oslo wall clock, naive)."""
+    format: FileFormat
+    gzip: bool
+
+
+def parse_file_name(name: str) -> OperatorFileName:
+    """Read an operator file name, or say precisely what is wrong with it."""
+    match = _NAME.fullmatch(name)
+    if match is None:
+        raise FileRejected(
+            RejectReason.BAD_FILE_NAME,
+            f"{name!r} does not follow <operator>_<full|delta>_<YYYYMMDDTHHMMSS>.<csv|jsonl>[.gz]",
+        )
+    try:
+        kind = FileKind(match["kind"])
+    except ValueError:
+        raise FileRejected(
+            RejectReason.BAD_FILE_NAME, f"kind {match['kind']!r} is neither 'full' nor 'delta'"
+        ) from None
+    try:
+        file_format = FileFormat(match["format"])
+    except ValueError:
+        raise FileRejected(
+            RejectReason.BAD_FILE_NAME, f"extension {match['format']!r} is neither csv nor jsonl"
+        ) from None
+    try:
+        produced_at = datetime.strptime(match["stamp"], "%Y%m%dT%H%M%S")
+    except ValueError:
+        raise FileRejected(
+            RejectReason.BAD_FILE_NAME, f"timestamp {match['stamp']!r} is not a real date and time"
+        ) from None
+    return OperatorFileName(
+        operator=match["operator"],
+        kind=kind,
+        produced_at=produced_at,
+        format=file_format,
+        gzip=match["gzip"] is not None,
+    )
+
+
+def is_candidate(path: Path) -> bool:
+    """Whether a file in an inbox is meant as an operator file (sidecars are not)."""
+    name = path.name
+    if name.startswith(".") or name.endswith(SIDECAR_SUFFIX):
+        return False
+    return name.endswith((".csv", ".jsonl", ".csv.gz", ".jsonl.gz"))
+
+
+def sidecar_for(path: Path) -> Path:
+    """The optional `.sha256` file beside an operator file."""
+    return path.with_name(path.name + SIDECAR_SUFFIX)

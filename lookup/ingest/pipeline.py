@@ -1,0 +1,225 @@
+"""Ingest operator files into the warehouse, then publish a snapshot.
+
+Every file ends in exactly one state, recorded as a batch: `applied`,
+`duplicate` (same content applied before: a no-op), `held` (the file broke a
+bound: nothing of it applied) or `rejected` (unusable: bad name, bad digest,
+bad header, stale). Rows that break a rule are stored with file, line, raw
+text and reason, so the report accounts for every row delivered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import msgspec
+
+from lookup.config import Settings
+from lookup.errors import FileRejected, RejectReason
+from lookup.index.snapshot import Pointer, build_table, publish, read_pointer
+from lookup.ingest.files import (
+    FileKind,
+    OperatorFileName,
+    is_candidate,
+    parse_file_name,
+    sidecar_for,
+)
+from lookup.ingest.readers import decode, read_rows
+from lookup.ingest.records import Record, Rejected, RowValidator
+from lookup.ingest.rules import deduplicate
+from lookup.ingest.warehouse import Batch, Warehouse
+
+log = logging.getLogger(__name__)
+
+
+class FileReport(msgspec.Struct, kw_only=True):
+    """What became of one file: its batch and every rejected row."""
+
+    batch: Batch
+    rejects: list[Rejected] = []
+
+
+class IngestReport(msgspec.Struct, kw_only=True):
+    """What one `lookup ingest` run did."""
+
+    files: list[FileReport] = []
+    ignored: list[str] = []
+    """Files in the given folders that are not operator files (not read)."""
+    published: Pointer | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when no file was held back or rejected."""
+        return all(f.batch.status in ("applied", "duplicate") for f in self.files)
+
+
+def collect(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
+    """Operator files named directly or found in folders, and the folder entries ignored."""
+    files: list[Path] = []
+    ignored: list[str] = []
+    for path in paths:
+        if path.is_dir():
+            for entry in sorted(path.iterdir()):
+                if entry.is_file() and is_candidate(entry):
+                    files.append(entry)
+                elif entry.is_file() and not entry.name.endswith(".sha256"):
+                    ignored.append(str(entry))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"no such file or folder: {path}")
+    return files, ignored
+
+
+def ingest(paths: Sequence[Path], settings: Settings, *, force: bool = False) -> IngestReport:
+    """Apply operator files in timestamp order per operator, then publish if anything changed."""
+    files, ignored = collect(paths)
+    report = IngestReport(ignored=ignored)
+    named: list[tuple[OperatorFileName, Path]] = []
+    with Warehouse(settings.warehouse_path) as warehouse:
+        for path in files:
+            try:
+                named.append((parse_file_name(path.name), path))
+            except FileRejected as exc:
+                batch = Batch(file=path.name, status="rejected", reason=exc.reason)
+                batch.detail = exc.detail
+                warehouse.add_batch(batch)
+                report.files.append(FileReport(batch=batch))
+        named.sort(key=lambda item: (item[0].operator, item[0].produced_at, item[1].name))
+        for name, path in named:
+            file_report = _ingest_file(warehouse, path, name, settings, force=force)
+            report.files.append(file_report)
+            log.info("%s: %s", path.name, file_report.batch.status)
+        report.published = publish_if_needed(warehouse, settings)
+    return report
+
+
+def publish_if_needed(warehouse: Warehouse, settings: Settings) -> Pointer | None:
+    """Publish when the served snapshot lags the warehouse (also after a killed run)."""
+    last_batch = warehouse.last_batch_id()
+    pointer = read_pointer(settings.snapshots_path)
+    if last_batch == 0 or (pointer is not None and pointer.last_batch == last_batch):
+        return None
+    table = build_table(warehouse.listable())
+    pointer = publish(
+        table, settings.snapshots_path, last_batch=last_batch, keep=settings.snapshots_kept
+    )
+    warehouse.record_publish(pointer.snapshot, last_batch, pointer.listings)
+    return pointer
+
+
+def _ingest_file(
+    warehouse: Warehouse, path: Path, name: OperatorFileName, settings: Settings, *, force: bool
+) -> FileReport:
+    batch = Batch(
+        file=path.name,
+        operator=name.operator,
+        kind=name.kind,
+        produced_at=name.produced_at,
+        forced=force,
+    )
+    report = FileReport(batch=batch)
+    try:
+        data = path.read_bytes()
+        batch.digest = hashlib.sha256(data).hexdigest()
+        _check_sidecar(path, batch.digest)
+        if warehouse.is_applied(batch.digest):
+            batch.status = "duplicate"
+            batch.detail = "the same content was applied before"
+            warehouse.add_batch(batch)
+            return report
+        last = warehouse.last_applied_at(name.operator)
+        if last is not None and name.produced_at < last:
+            raise FileRejected(
+                RejectReason.STALE,
+                f"produced {name.produced_at:%Y-%m-%d %H:%M:%S}, older than the last file "
+                f"applied for {name.operator} ({last:%Y-%m-%d %H:%M:%S})",
+            )
+        records, report.rejects = _validate(data, name)
+    except FileRejected as exc:
+        batch.status, batch.reason, batch.detail = "rejected", exc.reason, exc.detail
+        warehouse.add_batch(batch, report.rejects)
+        return report
+    except OSError as exc:
+        batch.status, batch.reason = "rejected", RejectReason.UNREADABLE
+        batch.detail = f"cannot read the file: {exc.strerror or exc}"
+        warehouse.add_batch(batch)
+        return report
+
+    unique, batch.rows_superseded = deduplicate(records)
+    batch.rows_rejected = len(report.rejects)
+    batch.rows_total = (
+        len(records) + batch.rows_rejected - sum(1 for r in report.rejects if r.record is not None)
+    )
+    batch.rows_accepted = batch.rows_total - batch.rows_rejected
+    # Numbers whose row was rejected keep their previous record (see Warehouse.apply).
+    keep = sorted({r.number for r in report.rejects if r.number and r.record is None})
+    hold = None if force else _hold_reason(warehouse, batch, name, unique, keep, settings)
+    with warehouse.transaction():
+        if hold is not None:
+            batch.status, batch.reason, batch.detail = "held", hold.reason, hold.detail
+            warehouse.add_batch(batch, report.rejects)
+        else:
+            warehouse.add_batch(batch, report.rejects)
+            warehouse.apply(batch, name.kind, unique, keep)
+    return report
+
+
+def _check_sidecar(path: Path, digest: str) -> None:
+    sidecar = sidecar_for(path)
+    if not sidecar.exists():
+        return
+    text = sidecar.read_text(encoding="ascii", errors="replace").strip()
+    expected = text.split()[0].lower() if text else ""
+    if expected != digest:
+        raise FileRejected(
+            RejectReason.SIDECAR_MISMATCH,
+            f"{sidecar.name} says {expected or '(empty)'}, the file's SHA-256 is {digest}",
+        )
+
+
+def _validate(data: bytes, name: OperatorFileName) -> tuple[list[Record], list[Rejected]]:
+    validator = RowValidator(name.format, name.kind, name.produced_at)
+    records: list[Record] = []
+    rejects: list[Rejected] = []
+    for row in read_rows(decode(data, gzipped=name.gzip), name.format):
+        outcome = validator.validate(row)
+        if isinstance(outcome, Record):
+            records.append(outcome)
+        else:
+            rejects.append(outcome)
+            if outcome.record is not None:
+                records.append(outcome.record)
+    if not records and not rejects:
+        raise FileRejected(RejectReason.BAD_HEADER, "the file has no data rows")
+    return records, rejects
+
+
+def _hold_reason(
+    warehouse: Warehouse,
+    batch: Batch,
+    name: OperatorFileName,
+    unique: Sequence[Record],
+    keep: Sequence[str],
+    settings: Settings,
+) -> FileRejected | None:
+    if batch.rows_total and batch.rows_rejected / batch.rows_total > settings.reject_ratio_max:
+        return FileRejected(
+            RejectReason.TOO_MANY_REJECTS,
+            f"{batch.rows_rejected} of {batch.rows_total} rows rejected "
+            f"({batch.rows_rejected / batch.rows_total:.1%}, bound "
+            f"{settings.reject_ratio_max:.0%}); use --force to apply anyway",
+        )
+    if name.kind is FileKind.FULL:
+        before = warehouse.operator_size(name.operator)
+        after = len(unique) + len(warehouse.known_numbers(name.operator, keep))
+        if before and (before - after) / before > settings.full_shrink_max:
+            return FileRejected(
+                RejectReason.SHRINKS_TOO_MUCH,
+                f"would shrink {name.operator} from {before} to {after} numbers "
+                f"({(before - after) / before:.1%}, bound {settings.full_shrink_max:.0%}); "
+                "use --force to apply anyway",
+            )
+    return None

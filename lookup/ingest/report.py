@@ -1,0 +1,75 @@
+"""Human-readable ingest reports: every file's fate and every rejected row."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from lookup.config import Settings
+from lookup.index.snapshot import read_pointer
+from lookup.ingest.pipeline import IngestReport
+from lookup.ingest.warehouse import Batch, Warehouse
+
+
+def _batch_line(batch: Batch) -> str:
+    line = f"{batch.file}: {batch.status}"
+    if batch.status in ("applied", "held"):
+        line += (
+            f" - rows {batch.rows_total}, accepted {batch.rows_accepted}, "
+            f"rejected {batch.rows_rejected}, superseded duplicates {batch.rows_superseded}"
+        )
+    if batch.status == "applied":
+        line += f"; numbers added {batch.added}, updated {batch.updated}, removed {batch.removed}"
+    if batch.reason:
+        line += f"\n  reason: {batch.reason}: {batch.detail}"
+    elif batch.detail:
+        line += f" ({batch.detail})"
+    return line
+
+
+def render_report(report: IngestReport) -> str:
+    """The report `lookup ingest` prints."""
+    lines = []
+    for file_report in report.files:
+        lines.append(_batch_line(file_report.batch))
+        counts = Counter(r.reason for r in file_report.rejects)
+        if counts:
+            lines.append(
+                "  rejects by reason: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+            )
+        for reject in file_report.rejects:
+            applied = " (reservation applied)" if reject.record is not None else ""
+            lines.append(
+                f"  {file_report.batch.file}:{reject.line}: {reject.reason}: "
+                f"{reject.detail}{applied}"
+            )
+    for name in report.ignored:
+        lines.append(f"{name}: ignored (not an operator file name)")
+    if report.published is not None:
+        p = report.published
+        lines.append(f"published snapshot {p.snapshot} with {p.listings} listings")
+    else:
+        lines.append("nothing new to publish")
+    return "\n".join(lines)
+
+
+def render_status(warehouse: Warehouse, settings: Settings) -> str:
+    """What `lookup ingest status` prints: the served snapshot and recent batches."""
+    pointer = read_pointer(settings.snapshots_path)
+    lines = [
+        f"data dir: {settings.data_path.resolve()}",
+        (
+            f"serving: {pointer.snapshot} ({pointer.listings} listings, "
+            f"published {pointer.published_at:%Y-%m-%d %H:%M:%S} UTC, up to batch "
+            f"{pointer.last_batch})"
+            if pointer
+            else "serving: nothing published yet"
+        ),
+        f"warehouse: up to batch {warehouse.last_batch_id()}",
+        "recent batches (newest first):",
+    ]
+    for batch in warehouse.batches():
+        lines.append(f"  #{batch.id} " + _batch_line(batch).replace("\n", "\n    "))
+        if batch.id is not None and batch.rows_rejected:
+            counts = warehouse.reject_counts(batch.id)
+            lines.append("    rejects: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return "\n".join(lines)

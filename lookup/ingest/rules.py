@@ -1,0 +1,59 @@
+"""Which record wins when one number is delivered more than once. Pure.
+
+Within one file and across operators (porting) the same rule holds: the
+newest `valid_from` wins; on a tie the more private record wins (reserved over
+address hidden over listed). Ties beyond that go to the operator name, so the
+outcome never depends on arrival order. `PRECEDENCE_SQL` states the same order
+for the warehouse; a test holds the two together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Final
+
+from lookup.ingest.records import Action, Record, Reservation
+
+PRIVACY_RANK: Final = {
+    Reservation.LISTED: 0,
+    Reservation.ADDRESS_HIDDEN: 1,
+    Reservation.RESERVED: 2,
+}
+# A delete in a delta outranks everything of the same moment: the number left.
+_DELETE_RANK: Final = 3
+
+PRIVACY_RANK_SQL: Final = (
+    "CASE reservation WHEN 'reserved' THEN 2 WHEN 'address_hidden' THEN 1 ELSE 0 END"
+)
+PRECEDENCE_SQL: Final = f"valid_from DESC, {PRIVACY_RANK_SQL} DESC, operator ASC"
+
+
+def precedence(record: Record) -> tuple[datetime, int]:
+    """Sort key: the larger key wins."""
+    rank = _DELETE_RANK if record.action is Action.DELETE else PRIVACY_RANK[record.reservation]
+    return record.valid_from, rank
+
+
+def winner_across_operators(candidates: Iterable[tuple[str, Record]]) -> tuple[str, Record]:
+    """The (operator, record) that a number resolves to when several operators deliver it."""
+    return min(candidates, key=lambda item: (_negated(precedence(item[1])), item[0]))
+
+
+def _negated(key: tuple[datetime, int]) -> tuple[float, int]:
+    return -key[0].timestamp(), -key[1]
+
+
+def deduplicate(records: Iterable[Record]) -> tuple[list[Record], int]:
+    """One record per number (the winner), in first-seen order, and how many lost."""
+    best: dict[str, Record] = {}
+    superseded = 0
+    for record in records:
+        current = best.get(record.number)
+        if current is None:
+            best[record.number] = record
+            continue
+        superseded += 1
+        if precedence(record) > precedence(current):
+            best[record.number] = record
+    return list(best.values()), superseded

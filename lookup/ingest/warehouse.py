@@ -1,0 +1,396 @@
+"""The DuckDB warehouse: operator records, ingest batches, rejects, change history.
+
+Written only by ingest. Each operator file is applied in one transaction, so a
+process killed half-way leaves the warehouse as it was before that file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+import duckdb
+import msgspec
+import pyarrow as pa
+
+from lookup.errors import WarehouseBusy
+from lookup.ingest.files import FileKind
+from lookup.ingest.records import Action, Record, Rejected
+from lookup.ingest.rules import PRECEDENCE_SQL
+
+_SCHEMA: Final = """
+CREATE SEQUENCE IF NOT EXISTS batch_ids START 1;
+CREATE TABLE IF NOT EXISTS batches (
+    id BIGINT PRIMARY KEY,
+    file VARCHAR NOT NULL,
+    operator VARCHAR,
+    kind VARCHAR,
+    produced_at TIMESTAMP,
+    digest VARCHAR,
+    status VARCHAR NOT NULL,          -- applied | held | rejected | duplicate
+    reason VARCHAR,
+    detail VARCHAR,
+    rows_total INTEGER NOT NULL DEFAULT 0,
+    rows_accepted INTEGER NOT NULL DEFAULT 0,
+    rows_rejected INTEGER NOT NULL DEFAULT 0,
+    rows_superseded INTEGER NOT NULL DEFAULT 0,
+    added INTEGER NOT NULL DEFAULT 0,
+    updated INTEGER NOT NULL DEFAULT 0,
+    removed INTEGER NOT NULL DEFAULT 0,
+    forced BOOLEAN NOT NULL DEFAULT false,
+    ingested_at TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rejects (
+    batch_id BIGINT NOT NULL,
+    file VARCHAR NOT NULL,
+    line INTEGER NOT NULL,
+    reason VARCHAR NOT NULL,
+    detail VARCHAR NOT NULL,
+    raw VARCHAR NOT NULL,
+    reservation_applied BOOLEAN NOT NULL
+);
+CREATE TABLE IF NOT EXISTS records (
+    operator VARCHAR NOT NULL,
+    number VARCHAR NOT NULL,
+    number_type VARCHAR NOT NULL,
+    reservation VARCHAR NOT NULL,
+    valid_from TIMESTAMP NOT NULL,
+    kind VARCHAR,
+    first_name VARCHAR,
+    last_name VARCHAR,
+    business_name VARCHAR,
+    org_number VARCHAR,
+    street VARCHAR,
+    postcode VARCHAR,
+    city VARCHAR,
+    marketing_reserved BOOLEAN NOT NULL,
+    birth_date DATE,
+    batch_id BIGINT NOT NULL,
+    PRIMARY KEY (operator, number)
+);
+CREATE TABLE IF NOT EXISTS changes (
+    batch_id BIGINT NOT NULL,
+    operator VARCHAR NOT NULL,
+    number VARCHAR NOT NULL,
+    change VARCHAR NOT NULL           -- added | updated | removed
+);
+CREATE TABLE IF NOT EXISTS publishes (
+    id BIGINT PRIMARY KEY,
+    snapshot VARCHAR NOT NULL,
+    last_batch BIGINT NOT NULL,
+    listings BIGINT NOT NULL,
+    published_at TIMESTAMP NOT NULL
+);
+"""
+
+# Columns compared to tell an update from an unchanged re-delivery.
+_CONTENT: Final = (
+    "number_type",
+    "reservation",
+    "valid_from",
+    "kind",
+    "first_name",
+    "last_name",
+    "business_name",
+    "org_number",
+    "street",
+    "postcode",
+    "city",
+    "marketing_reserved",
+    "birth_date",
+)
+_RECORD_SCHEMA: Final = pa.schema(
+    [
+        ("number", pa.string()),
+        ("number_type", pa.string()),
+        ("reservation", pa.string()),
+        ("valid_from", pa.timestamp("us")),
+        ("kind", pa.string()),
+        ("first_name", pa.string()),
+        ("last_name", pa.string()),
+        ("business_name", pa.string()),
+        ("org_number", pa.string()),
+        ("street", pa.string()),
+        ("postcode", pa.string()),
+        ("city", pa.string()),
+        ("marketing_reserved", pa.bool_()),
+        ("birth_date", pa.date32()),
+    ]
+)
+
+
+class Batch(msgspec.Struct, kw_only=True):
+    """One operator file's ingest: what it was and what became of it."""
+
+    file: str
+    operator: str | None = None
+    kind: str | None = None
+    produced_at: datetime | None = None
+    digest: str | None = None
+    status: str = "applied"
+    reason: str | None = None
+    detail: str | None = None
+    rows_total: int = 0
+    rows_accepted: int = 0
+    rows_rejected: int = 0
+    rows_superseded: int = 0
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    forced: bool = False
+    id: int | None = None
+
+
+class Warehouse:
+    """A connection to the warehouse file; one writer process at a time."""
+
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if read_only and not path.exists():
+            self._con = duckdb.connect(":memory:")
+        else:
+            try:
+                self._con = duckdb.connect(str(path), read_only=read_only)
+            except duckdb.IOException as exc:
+                if "lock" in str(exc).lower():
+                    raise WarehouseBusy(
+                        f"{path} is in use by another process (one ingest at a time)"
+                    ) from exc
+                raise
+        if not read_only or not path.exists():
+            self._exec(_SCHEMA)
+
+    def _exec(self, sql: str, params: object = None) -> None:
+        """Run statements to completion (DuckDB refuses new work beside an unread result)."""
+        self._con.execute(sql, params).fetchall()
+
+    def _one(self, sql: str, params: object = None) -> tuple[Any, ...] | None:
+        """The first row of a query, reading the result to its end."""
+        rows = self._con.execute(sql, params).fetchall()
+        return rows[0] if rows else None
+
+    def close(self) -> None:
+        """Close the connection (checkpointing the write-ahead log)."""
+        self._con.close()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All or nothing: a failure or a kill inside leaves no trace."""
+        self._exec("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self._exec("ROLLBACK")
+            raise
+        self._exec("COMMIT")
+
+    def is_applied(self, digest: str) -> bool:
+        """Whether a file with this content was applied before."""
+        row = self._one(
+            "SELECT 1 FROM batches WHERE digest = ? AND status = 'applied' LIMIT 1", [digest]
+        )
+        return row is not None
+
+    def last_applied_at(self, operator: str) -> datetime | None:
+        """Timestamp of the newest file applied for an operator."""
+        row = self._one(
+            "SELECT max(produced_at) FROM batches WHERE operator = ? AND status = 'applied'",
+            [operator],
+        )
+        return None if row is None else row[0]
+
+    def operator_size(self, operator: str) -> int:
+        """How many numbers an operator currently delivers."""
+        row = self._one("SELECT count(*) FROM records WHERE operator = ?", [operator])
+        return 0 if row is None else int(row[0])
+
+    def known_numbers(self, operator: str, numbers: Sequence[str]) -> set[str]:
+        """Which of these numbers the operator delivered before."""
+        if not numbers:
+            return set()
+        self._con.register("_probe", pa.table({"number": pa.array(numbers, pa.string())}))
+        try:
+            rows = self._con.execute(
+                "SELECT r.number FROM records r JOIN _probe p USING (number) WHERE r.operator = ?",
+                [operator],
+            ).fetchall()
+        finally:
+            self._con.unregister("_probe")
+        return {row[0] for row in rows}
+
+    def add_batch(self, batch: Batch, rejects: Sequence[Rejected] = ()) -> int:
+        """Record a batch and its rejects; returns the batch id."""
+        row = self._one("SELECT nextval('batch_ids')")
+        assert row is not None
+        batch.id = int(row[0])
+        fields = [name for name in Batch.__struct_fields__ if name != "id"]
+        self._exec(
+            f"INSERT INTO batches (id, {', '.join(fields)}, ingested_at) "
+            f"VALUES (?, {', '.join('?' for _ in fields)}, now()::TIMESTAMP)",
+            [batch.id, *(getattr(batch, name) for name in fields)],
+        )
+        if rejects:
+            self._con.register(
+                "_rejects",
+                pa.table(
+                    {
+                        "line": [r.line for r in rejects],
+                        "reason": [r.reason for r in rejects],
+                        "detail": [r.detail for r in rejects],
+                        "raw": [r.raw for r in rejects],
+                        "applied": [r.record is not None for r in rejects],
+                    }
+                ),
+            )
+            self._exec(
+                "INSERT INTO rejects SELECT ?, ?, line, reason, detail, raw, applied FROM _rejects",
+                [batch.id, batch.file],
+            )
+            self._con.unregister("_rejects")
+        return batch.id
+
+    def update_batch_counts(self, batch: Batch) -> None:
+        """Store the change counts of an applied batch."""
+        self._exec(
+            "UPDATE batches SET added = ?, updated = ?, removed = ? WHERE id = ?",
+            [batch.added, batch.updated, batch.removed, batch.id],
+        )
+
+    def apply(
+        self, batch: Batch, kind: FileKind, records: Sequence[Record], keep: Sequence[str]
+    ) -> None:
+        """Apply a file's records for its operator and log what changed.
+
+        `keep` lists numbers whose rows were rejected: a full file does not
+        remove them (an operator's typo must not unlist a subscriber).
+        """
+        operator = batch.operator
+        upserts = [r for r in records if r.action is Action.UPSERT]
+        deletes = [r.number for r in records if r.action is Action.DELETE]
+        self._con.register("_staged", _records_table(upserts))
+        self._con.register("_keep", pa.table({"number": pa.array(keep, pa.string())}))
+        self._con.register("_deletes", pa.table({"number": pa.array(deletes, pa.string())}))
+        try:
+            if kind is FileKind.FULL:
+                gone = (
+                    "SELECT number FROM records WHERE operator = $op "
+                    "AND number NOT IN (SELECT number FROM _staged) "
+                    "AND number NOT IN (SELECT number FROM _keep)"
+                )
+            else:
+                gone = (
+                    "SELECT number FROM records WHERE operator = $op "
+                    "AND number IN (SELECT number FROM _deletes)"
+                )
+            changed = " OR ".join(f"r.{c} IS DISTINCT FROM s.{c}" for c in _CONTENT)
+            params = {"op": operator, "batch": batch.id}
+            steps = (
+                f"""INSERT INTO changes
+                SELECT $batch, $op, s.number,
+                       CASE WHEN r.number IS NULL THEN 'added' ELSE 'updated' END
+                FROM _staged s LEFT JOIN records r ON r.operator = $op AND r.number = s.number
+                WHERE r.number IS NULL OR {changed}""",
+                f"INSERT INTO changes SELECT $batch, $op, number, 'removed' FROM ({gone})",
+                f"""DELETE FROM records WHERE operator = $op AND (
+                    number IN (SELECT number FROM _staged) OR number IN ({gone}))""",
+                """INSERT INTO records
+                SELECT $op, number, number_type, reservation, valid_from, kind, first_name,
+                       last_name, business_name, org_number, street, postcode, city,
+                       marketing_reserved, birth_date, $batch
+                FROM _staged""",
+            )
+            for step in steps:
+                self._exec(step, {k: v for k, v in params.items() if f"${k}" in step})
+            counts = self._con.execute(
+                "SELECT change, count(*) FROM changes WHERE batch_id = ? GROUP BY change",
+                [batch.id],
+            ).fetchall()
+        finally:
+            for name in ("_staged", "_keep", "_deletes"):
+                with suppress(duckdb.Error):
+                    self._con.unregister(name)
+        tally = dict(counts)
+        batch.added = int(tally.get("added", 0))
+        batch.updated = int(tally.get("updated", 0))
+        batch.removed = int(tally.get("removed", 0))
+        self.update_batch_counts(batch)
+
+    def last_batch_id(self) -> int:
+        """Id of the newest applied batch (0 when none)."""
+        row = self._one("SELECT coalesce(max(id), 0) FROM batches WHERE status = 'applied'")
+        return 0 if row is None else int(row[0])
+
+    def last_publish(self) -> tuple[int, str] | None:
+        """(last batch included, snapshot name) of the newest publish."""
+        row = self._one("SELECT last_batch, snapshot FROM publishes ORDER BY id DESC LIMIT 1")
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def listable(self) -> pa.Table:
+        """Every number's winning record, reserved ones left out, sorted by number."""
+        return self._con.sql(
+            f"""
+            WITH winners AS (
+                SELECT * FROM records
+                QUALIFY row_number() OVER (PARTITION BY number ORDER BY {PRECEDENCE_SQL}) = 1
+            )
+            SELECT number, number_type, kind, reservation, first_name, last_name,
+                   business_name, org_number, street, postcode, city, marketing_reserved,
+                   birth_date, valid_from
+            FROM winners
+            WHERE reservation <> 'reserved'
+            ORDER BY CAST('47' || number AS BIGINT)
+            """
+        ).to_arrow_table()
+
+    def record_publish(self, snapshot: str, last_batch: int, listings: int) -> None:
+        """Remember what was published."""
+        self._exec(
+            "INSERT INTO publishes SELECT coalesce(max(id), 0) + 1, ?, ?, ?, now()::TIMESTAMP "
+            "FROM publishes",
+            [snapshot, last_batch, listings],
+        )
+
+    def batches(self, limit: int = 20) -> list[Batch]:
+        """The newest batches, newest first."""
+        fields = Batch.__struct_fields__
+        rows = self._con.execute(
+            f"SELECT {', '.join(fields)} FROM batches ORDER BY id DESC LIMIT ?", [limit]
+        ).fetchall()
+        return [Batch(**dict(zip(fields, row, strict=True))) for row in rows]
+
+    def reject_counts(self, batch_id: int) -> dict[str, int]:
+        """Rejects of a batch, counted by reason."""
+        rows = self._con.execute(
+            "SELECT reason, count(*) FROM rejects WHERE batch_id = ? GROUP BY reason ORDER BY 1",
+            [batch_id],
+        ).fetchall()
+        return {str(reason): int(count) for reason, count in rows}
+
+    def rejects(self, batch_id: int) -> list[tuple[int, str, str]]:
+        """(line, reason, detail) of each reject of a batch, in file order."""
+        rows = self._con.execute(
+            "SELECT line, reason, detail FROM rejects WHERE batch_id = ? ORDER BY line",
+            [batch_id],
+        ).fetchall()
+        return [(int(line), str(reason), str(detail)) for line, reason, detail in rows]
+
+    def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
+        """Run a read query (for status and tests)."""
+        if not re.match(r"\s*(SELECT|WITH)\b", sql, re.IGNORECASE):
+            raise ValueError("only read queries")
+        return self._con.execute(sql, list(params)).fetchall()
+
+
+def _records_table(records: Sequence[Record]) -> pa.Table:
+    columns = {name: [getattr(r, name) for r in records] for name in _RECORD_SCHEMA.names}
+    return pa.table(columns, schema=_RECORD_SCHEMA)

@@ -1,0 +1,197 @@
+"""API keys: organization accounts, keys stored only as hashes, roles, IP allow-lists.
+
+The store is a small SQLite file, safe for `lookup keys` to write while
+servers read it. Servers keep every key in memory (`KeyRing`) and reload only
+when the file changed, so authenticating a request does no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import secrets
+import sqlite3
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+import msgspec
+
+from lookup.errors import AddressNotAllowed, InvalidKey, KeyStoreError, MissingCredentials
+
+ROLES: Final = ("lookup", "search", "compliance", "admin")
+TOKEN_PREFIX: Final = "lk_"
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS accounts (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS keys (
+    id TEXT PRIMARY KEY,
+    account_id INTEGER NOT NULL REFERENCES accounts(id),
+    hash TEXT NOT NULL UNIQUE,
+    roles TEXT NOT NULL,
+    allow TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+"""
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ApiKey(msgspec.Struct, frozen=True):
+    """What a valid key may do; the secret itself is never kept."""
+
+    key_id: str
+    account: str
+    roles: frozenset[str]
+    allow: tuple[Network, ...] = ()
+    """Networks the key may be used from; empty means anywhere."""
+
+    def allows(self, address: str) -> bool:
+        """Whether the key may be used from this client address."""
+        if not self.allow:
+            return True
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.allow)
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a key. Keys are long random tokens, so SHA-256 is enough."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def parse_roles(text: str) -> frozenset[str]:
+    """Roles from a comma-separated list, refusing unknown ones."""
+    roles = frozenset(part.strip() for part in text.split(",") if part.strip())
+    unknown = sorted(roles - set(ROLES))
+    if unknown or not roles:
+        raise KeyStoreError(
+            f"unknown role(s) {', '.join(unknown) or '(none given)'}; roles: {', '.join(ROLES)}"
+        )
+    return roles
+
+
+def parse_networks(texts: Iterable[str]) -> tuple[Network, ...]:
+    """CIDRs (or single addresses) of an allow-list."""
+    networks = []
+    for text in texts:
+        try:
+            networks.append(ipaddress.ip_network(text.strip(), strict=False))
+        except ValueError:
+            raise KeyStoreError(f"{text!r} is not an IP address or CIDR network") from None
+    return tuple(networks)
+
+
+class KeyStore:
+    """The accounts and keys file."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._con = sqlite3.connect(path, timeout=10, isolation_level=None)
+        self._con.execute("PRAGMA journal_mode=WAL")
+        self._con.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        """Close the file."""
+        self._con.close()
+
+    def create(
+        self, org: str, roles: frozenset[str], allow: Sequence[Network] = ()
+    ) -> tuple[ApiKey, str]:
+        """Create a key for an organization (created on first use); returns it and the token."""
+        org = org.strip()
+        if not org:
+            raise KeyStoreError("an organization name is required")
+        key_id = secrets.token_hex(5)
+        token = f"{TOKEN_PREFIX}{key_id}_{secrets.token_urlsafe(24)}"
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        with self._con:
+            self._con.execute("BEGIN IMMEDIATE")
+            self._con.execute(
+                "INSERT INTO accounts (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (org, now),
+            )
+            self._con.execute(
+                "INSERT INTO keys (id, account_id, hash, roles, allow, created_at) "
+                "SELECT ?, id, ?, ?, ?, ? FROM accounts WHERE name = ?",
+                (
+                    key_id,
+                    hash_token(token),
+                    ",".join(sorted(roles)),
+                    ",".join(str(n) for n in allow),
+                    now,
+                    org,
+                ),
+            )
+        return ApiKey(key_id, org, roles, tuple(allow)), token
+
+    def revoke(self, key_id: str) -> None:
+        """Revoke a key; servers refuse it within `key_refresh_seconds`."""
+        with self._con:
+            cursor = self._con.execute(
+                "UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (datetime.now(UTC).isoformat(timespec="seconds"), key_id),
+            )
+        if cursor.rowcount == 0:
+            raise KeyStoreError(f"no active key with id {key_id!r}")
+
+    def active(self) -> dict[str, ApiKey]:
+        """Every active key by its hash."""
+        rows = self._con.execute(
+            "SELECT k.hash, k.id, a.name, k.roles, k.allow FROM keys k "
+            "JOIN accounts a ON a.id = k.account_id WHERE k.revoked_at IS NULL"
+        ).fetchall()
+        return {
+            digest: ApiKey(
+                key_id,
+                account,
+                frozenset(roles.split(",")),
+                parse_networks(allow.split(",")) if allow else (),
+            )
+            for digest, key_id, account, roles, allow in rows
+        }
+
+    def version(self) -> int:
+        """Changes whenever another connection wrote to the file."""
+        row = self._con.execute("PRAGMA data_version").fetchone()
+        return int(row[0])
+
+
+class KeyRing:
+    """A server's in-memory copy of the active keys."""
+
+    def __init__(self, store: KeyStore) -> None:
+        self._store = store
+        self._version = -1
+        self._keys: dict[str, ApiKey] = {}
+        self.refresh()
+
+    def refresh(self) -> bool:
+        """Reload when the store changed; True if it did."""
+        version = self._store.version()
+        if version == self._version:
+            return False
+        self._keys, self._version = self._store.active(), version
+        return True
+
+    def authenticate(self, authorization: str | None, client: str) -> ApiKey:
+        """The key of an `Authorization: Bearer <key>` header used from `client`."""
+        if not authorization:
+            raise MissingCredentials("send your API key as 'Authorization: Bearer <key>'")
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise MissingCredentials("the Authorization header must be 'Bearer <key>'")
+        key = self._keys.get(hash_token(token))
+        if key is None:
+            raise InvalidKey("the API key is unknown or revoked")
+        if not key.allows(client):
+            raise AddressNotAllowed(f"this key may not be used from {client}")
+        return key

@@ -1,0 +1,21 @@
+"""Compare and fold Norwegian names. Pure."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from rapidfuzz import fuzz
+
+# Folding makes "Bjørn Sæther" and "Bjoern Saether" the same string; the
+# reverse spellings are common in systems that could not store æ, ø, å.
+_FOLD: Final = str.maketrans({"æ": "ae", "ø": "oe", "å": "aa", "ä": "ae", "ö": "oe", "é": "e"})
+
+
+def fold(name: str) -> str:
+    """Lowercase, Norwegian letters spelt out in ASCII, whitespace collapsed."""
+    return " ".join(name.lower().translate(_FOLD).replace("-", " ").split())
+
+
+def match_score(query: str, name: str) -> float:
+    """How well a name a client holds matches the listed name, 0 to 100."""
+    return round(fuzz.token_sort_ratio(fold(query), fold(name)), 1)

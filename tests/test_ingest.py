@@ -1,0 +1,369 @@
+"""Ingest of operator files into a real DuckDB warehouse, and publish."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from lookup.config import Settings
+from lookup.index.reader import Snapshot
+from lookup.index.snapshot import read_pointer, snapshot_path
+from lookup.ingest.pipeline import ingest
+from lookup.ingest.warehouse import Warehouse
+from tests.conftest import make_settings
+from tests.ingest_helpers import HEADER, filler, person, write_csv, write_jsonl
+
+TELENOR = "telenor_full_20261122T020000.csv"
+
+
+def served(settings: Settings) -> Snapshot:
+    pointer = read_pointer(settings.snapshots_path)
+    assert pointer is not None
+    return Snapshot(snapshot_path(settings.snapshots_path, pointer))
+
+
+def records(settings: Settings, where: str = "true") -> list[tuple[object, ...]]:
+    with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
+        return warehouse.query(
+            f"SELECT operator, number, reservation, first_name, last_name, street, birth_date "
+            f"FROM records WHERE {where} ORDER BY number, operator"
+        )
+
+
+@pytest.fixture
+def lenient(tmp_path: Path) -> Settings:
+    """No reject-ratio bound, so one small file can carry every kind of broken row."""
+    return make_settings(tmp_path / "var", reject_ratio_max=1.0)
+
+
+def test_every_broken_csv_row_is_reported_with_line_and_reason(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    rows = [
+        person("22202400"),  # line 2: fine
+        person("2220ABCD"),
+        person("222024"),
+        person("222024001"),
+        person(""),
+        person("+46 8 123 456 78"),
+        person("12345678"),
+        person("22202401", first=""),
+        person("22202402", last=""),
+        "22202403;B;;;;;;;;N;N;;2025-01-01",
+        person("22202404", gyldig_fra=""),
+        person("22202405", type="X"),
+        person("22202406", reservert="Q"),
+        person("22202407", reklamereservert="maybe"),
+        person("22202408", gyldig_fra="2025-13-45"),
+        person("22202409", fodselsdato="31.02.1980"),
+        person("22202410", postnr="257"),
+        "22202411;B;;;Nordlys AS;923609017;;;;N;N;;2025-01-01",
+        "22202412;P;too;few",
+    ]
+    write_csv(tmp_path / "in", TELENOR, rows)
+    report = ingest([tmp_path / "in"], lenient)
+    (file_report,) = report.files
+    assert file_report.batch.status == "applied"
+    got = [(r.line, r.reason) for r in file_report.rejects]
+    assert got == [
+        (3, "number.letters"),
+        (4, "number.too_short"),
+        (5, "number.too_long"),
+        (6, "number.empty"),
+        (7, "number.not_norwegian"),
+        (8, "number.not_in_plan"),
+        (9, "missing.first_name"),
+        (10, "missing.last_name"),
+        (11, "missing.business_name"),
+        (12, "missing.valid_from"),
+        (13, "bad_code.kind"),
+        (14, "bad_code.reservation"),
+        (15, "bad_code.marketing_reserved"),
+        (16, "bad_date.valid_from"),
+        (17, "bad_date.birth_date"),
+        (18, "bad_postcode"),
+        (19, "bad_org_number"),
+        (20, "bad_row"),
+    ]
+    assert all(r.detail and r.raw for r in file_report.rejects)
+    assert file_report.batch.rows_total == 19
+    assert file_report.batch.rows_accepted == 1
+    # The good row is served; the rejects are in the warehouse with file and raw text.
+    assert served(lenient).find("22202400") is not None
+    with Warehouse(lenient.warehouse_path, read_only=True) as warehouse:
+        stored = warehouse.query("SELECT file, line, reason, raw FROM rejects ORDER BY line")
+    assert [(f, line, reason) for f, line, reason, _ in stored] == [
+        (TELENOR, line, reason) for line, reason in got
+    ]
+    assert stored[0][3] == rows[1]
+
+
+def test_jsonl_rows_and_their_own_breakages(tmp_path: Path, lenient: Settings) -> None:
+    good = {
+        "number": "+47 412 34 567", "kind": "person", "first_name": "Åse", "last_name": "Sæther",
+        "street": "Bjørkeveien 2", "postcode": "0257", "city": "Oslo", "reservation": "listed",
+        "marketing_reserved": True, "birth_date": "1975-05-17", "valid_from": "2025-03-14T10:22:00",
+    }  # fmt: skip
+    rows: list[dict[str, object] | str] = [
+        good,
+        "{not json",
+        "[1, 2]",
+        {**good, "number": "41234568", "marketing_reserved": "yes"},
+        {**good, "number": "41234569", "kind": "alien"},
+    ]
+    write_jsonl(tmp_path / "in", "ice_full_20261122T020000.jsonl", rows)
+    (file_report,) = ingest([tmp_path / "in"], lenient).files
+    assert [(r.line, r.reason) for r in file_report.rejects] == [
+        (2, "bad_json"),
+        (3, "bad_json"),
+        (4, "bad_type.marketing_reserved"),
+        (5, "bad_code.kind"),
+    ]
+    listing = served(lenient).find("41234567")
+    assert listing is not None
+    assert (listing.first_name, listing.last_name, listing.street) == (
+        "Åse",
+        "Sæther",
+        "Bjørkeveien 2",
+    )
+    assert listing.marketing_reserved is True
+
+
+def test_latin1_and_gzip_files_read_norwegian_letters(tmp_path: Path, settings: Settings) -> None:
+    rows = [person("22202400", first="Bjørn", last="Ødegård", adresse="Åsveien 3")]
+    write_csv(tmp_path / "in", "telia_full_20261122T020000.csv", rows, encoding="iso-8859-1")
+    kare = [person("41234567", first="Kåre")]
+    write_csv(tmp_path / "in", "ice_full_20261122T020000.csv.gz", kare, compress=True)
+    report = ingest([tmp_path / "in"], settings)
+    assert [f.batch.status for f in report.files] == ["applied", "applied"]
+    snapshot = served(settings)
+    bjorn = snapshot.find("22202400")
+    assert bjorn is not None and (bjorn.first_name, bjorn.last_name) == ("Bjørn", "Ødegård")
+    assert bjorn.street == "Åsveien 3"
+    found = snapshot.find("41234567")
+    assert found is not None and found.first_name == "Kåre"
+
+
+def test_header_is_case_insensitive_ordered_freely_and_extra_columns_ignored(
+    tmp_path: Path, settings: Settings
+) -> None:
+    header = "KUNDENR;GYLDIG_FRA;Reservert;Nummer;Type;Fornavn;Etternavn"
+    write_csv(tmp_path / "in", TELENOR, ["77;2025-01-01;N;22202400;P;Kari;Nordmann"], header=header)
+    ingest([tmp_path / "in"], settings)
+    listing = served(settings).find("22202400")
+    assert listing is not None and listing.last_name == "Nordmann"
+
+
+@pytest.mark.parametrize(
+    ("header", "rows", "detail"),
+    [
+        ("nummer;type;reservert", [], "missing required column(s): gyldig_fra"),
+        ("", [], "the file is empty"),
+        (HEADER, [], "no data rows"),
+        ("nummer;nummer;type;reservert;gyldig_fra", [], "appears twice"),
+    ],
+)
+def test_unusable_headers_reject_the_whole_file(
+    tmp_path: Path, settings: Settings, header: str, rows: list[str], detail: str
+) -> None:
+    write_csv(tmp_path / "in", TELENOR, rows, header=header)
+    (file_report,) = ingest([tmp_path / "in"], settings).files
+    assert file_report.batch.status == "rejected"
+    assert file_report.batch.reason == "bad_header"
+    assert detail in (file_report.batch.detail or "")
+
+
+def test_bad_file_names_are_rejected_with_the_rule(tmp_path: Path, settings: Settings) -> None:
+    write_csv(tmp_path / "in", "Telenor-full-2026.csv", [person("22202400")])
+    write_csv(tmp_path / "in", "telenor_weekly_20261122T020000.csv", [person("22202400")])
+    write_csv(tmp_path / "in", "telenor_full_20261399T020000.csv", [person("22202400")])
+    (tmp_path / "in" / "README.txt").write_text("not data")
+    report = ingest([tmp_path / "in"], settings)
+    assert [f.batch.reason for f in report.files] == ["bad_file_name"] * 3
+    assert report.ignored == [str(tmp_path / "in" / "README.txt")]
+    assert report.published is None
+
+
+def test_sidecar_digest_mismatch_rejects_the_file(tmp_path: Path, settings: Settings) -> None:
+    path = write_csv(tmp_path / "in", TELENOR, [person("22202400")])
+    (tmp_path / "in" / (TELENOR + ".sha256")).write_text("0" * 64 + f"  {TELENOR}\n")
+    (file_report,) = ingest([tmp_path / "in"], settings).files
+    assert (file_report.batch.status, file_report.batch.reason) == ("rejected", "sidecar_mismatch")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    (tmp_path / "in" / (TELENOR + ".sha256")).write_text(f"{digest}  {TELENOR}\n")
+    (file_report,) = ingest([tmp_path / "in"], settings).files
+    assert file_report.batch.status == "applied"
+
+
+def test_same_content_twice_is_a_no_op(tmp_path: Path, settings: Settings) -> None:
+    write_csv(tmp_path / "in", TELENOR, [person("22202400")])
+    first = ingest([tmp_path / "in"], settings)
+    second = ingest([tmp_path / "in"], settings)
+    assert second.files[0].batch.status == "duplicate"
+    assert first.published is not None and second.published is None
+
+
+def test_stale_file_is_rejected(tmp_path: Path, settings: Settings) -> None:
+    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", [person("22202400")])
+    write_csv(tmp_path / "b", "telenor_full_20261121T020000.csv", [person("22202401")])
+    ingest([tmp_path / "a"], settings)
+    (file_report,) = ingest([tmp_path / "b"], settings).files
+    assert (file_report.batch.status, file_report.batch.reason) == ("rejected", "stale")
+    assert served(settings).find("22202401") is None
+
+
+def test_too_many_rejects_holds_the_file_and_keeps_serving(
+    tmp_path: Path, settings: Settings
+) -> None:
+    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", filler(20))
+    before = ingest([tmp_path / "a"], settings).published
+    broken = [*filler(20), *(person("2220ABC" + str(i)) for i in range(5))]
+    write_csv(tmp_path / "b", "telenor_full_20261123T020000.csv", broken)
+    report = ingest([tmp_path / "b"], settings)
+    assert report.files[0].batch.status == "held"
+    assert report.files[0].batch.reason == "too_many_rejects"
+    assert "5 of 25 rows" in (report.files[0].batch.detail or "")
+    assert report.published is None
+    assert read_pointer(settings.snapshots_path) == before
+    forced = ingest([tmp_path / "b"], settings, force=True)
+    assert forced.files[0].batch.status == "applied" and forced.files[0].batch.forced
+
+
+def test_full_file_shrinking_too_much_is_held(tmp_path: Path, settings: Settings) -> None:
+    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", filler(100))
+    ingest([tmp_path / "a"], settings)
+    write_csv(tmp_path / "b", "telenor_full_20261123T020000.csv", filler(80))
+    (file_report,) = ingest([tmp_path / "b"], settings).files
+    assert (file_report.batch.status, file_report.batch.reason) == ("held", "shrinks_too_much")
+    assert len(served(settings)) == 100
+    write_csv(tmp_path / "c", "telenor_full_20261124T020000.csv", filler(95))
+    (file_report,) = ingest([tmp_path / "c"], settings).files
+    assert file_report.batch.status == "applied" and file_report.batch.removed == 5
+    assert len(served(settings)) == 95
+
+
+def test_reserved_rows_keep_no_name_address_or_birth_date(
+    tmp_path: Path, settings: Settings
+) -> None:
+    write_csv(tmp_path / "in", TELENOR, [person("22202400", reservert="J"), person("22202401")])
+    ingest([tmp_path / "in"], settings)
+    assert records(settings, "number = '22202400'") == [
+        ("telenor", "22202400", "reserved", None, None, None, None)
+    ]
+    assert served(settings).find("22202400") is None
+
+
+def test_broken_reserved_row_still_reserves_the_number(tmp_path: Path, lenient: Settings) -> None:
+    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", [person("22202400")])
+    ingest([tmp_path / "a"], lenient)
+    rows = [person("22202400", reservert="J", postnr="12", gyldig_fra="garbage")]
+    write_csv(tmp_path / "b", "telenor_full_20261123T020000.csv", rows)
+    (file_report,) = ingest([tmp_path / "b"], lenient).files
+    (reject,) = file_report.rejects
+    assert reject.reason == "bad_date.valid_from" and reject.record is not None
+    assert served(lenient).find("22202400") is None
+
+
+def test_rejected_row_in_a_full_file_keeps_the_previous_record(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", [person("22202400")])
+    ingest([tmp_path / "a"], lenient)
+    write_csv(tmp_path / "b", "telenor_full_20261123T020000.csv", [person("22202400", postnr="1")])
+    ingest([tmp_path / "b"], lenient)
+    listing = served(lenient).find("22202400")
+    assert listing is not None and listing.postcode == "0150"
+
+
+def test_duplicates_in_a_file_newest_wins_then_most_private(
+    tmp_path: Path, settings: Settings
+) -> None:
+    rows = [
+        person("22202400", first="Old", gyldig_fra="2025-01-01"),
+        person("22202400", first="New", gyldig_fra="2025-06-01"),
+        person("22202401", first="Listed", gyldig_fra="2025-06-01"),
+        person("22202401", first="Hidden", reservert="A", gyldig_fra="2025-06-01"),
+        *filler(30),
+    ]
+    write_csv(tmp_path / "in", TELENOR, rows)
+    (file_report,) = ingest([tmp_path / "in"], settings).files
+    assert file_report.batch.rows_superseded == 2
+    snapshot = served(settings)
+    new = snapshot.find("22202400")
+    hidden = snapshot.find("22202401")
+    assert new is not None and new.first_name == "New"
+    assert hidden is not None and hidden.first_name == "Hidden" and hidden.street == ""
+
+
+def test_ported_number_answers_with_the_newer_operator(tmp_path: Path, settings: Settings) -> None:
+    write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", [
+        person("22202400", first="Before", gyldig_fra="2024-01-01"),
+        person("22202401", first="Tie", gyldig_fra="2025-01-01"),
+        person("22202402", first="Still", gyldig_fra="2024-01-01"),
+    ])  # fmt: skip
+    write_csv(tmp_path / "in", "telia_full_20261122T030000.csv", [
+        person("22202400", first="After", gyldig_fra="2025-05-01"),
+        person("22202401", first="Tie", reservert="J", gyldig_fra="2025-01-01"),
+        person("22202402", first="Ported", reservert="J", gyldig_fra="2025-05-01"),
+    ])  # fmt: skip
+    ingest([tmp_path / "in"], settings)
+    snapshot = served(settings)
+    after = snapshot.find("22202400")
+    assert after is not None and after.first_name == "After"
+    assert snapshot.find("22202401") is None  # tie: the more private record wins
+    assert snapshot.find("22202402") is None  # the reservation came with the port
+
+
+def test_delta_upserts_and_deletes(tmp_path: Path, settings: Settings) -> None:
+    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", filler(40))
+    ingest([tmp_path / "a"], settings)
+    rows = [
+        person("40000000", first="Moved", adresse="Nygata 9") + ";U",
+        person("40000001") + ";D",
+        person("40000002", reservert="J") + ";U",
+        person("40000099", first="New") + ";U",
+    ]
+    header = HEADER + ";action"
+    write_csv(tmp_path / "b", "telenor_delta_20261122T080000.csv", rows, header=header)
+    (file_report,) = ingest([tmp_path / "b"], settings).files
+    assert file_report.batch.status == "applied", file_report.batch.detail
+    assert (file_report.batch.added, file_report.batch.updated, file_report.batch.removed) == (
+        1,
+        2,
+        1,
+    )
+    snapshot = served(settings)
+    moved = snapshot.find("40000000")
+    assert moved is not None and moved.street == "Nygata 9"
+    assert snapshot.find("40000001") is None
+    assert snapshot.find("40000002") is None
+    assert snapshot.find("40000099") is not None
+    assert len(snapshot) == 40 - 2 + 1
+
+
+def test_a_failure_mid_file_leaves_no_trace(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", filler(10))
+    ingest([tmp_path / "a"], settings)
+    before = records(settings)
+    write_csv(tmp_path / "b", "telenor_full_20261123T020000.csv", filler(10, start=41000000))
+
+    def explode(*_: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(Warehouse, "update_batch_counts", explode)
+    with pytest.raises(RuntimeError):
+        ingest([tmp_path / "b"], settings)
+    assert records(settings) == before
+    monkeypatch.undo()
+    assert ingest([tmp_path / "b"], settings).files[0].batch.status == "applied"
+
+
+def test_report_round_trips_as_json(tmp_path: Path, settings: Settings) -> None:
+    write_csv(tmp_path / "in", TELENOR, [person("22202400")])
+    report = ingest([tmp_path / "in"], settings)
+    assert b'"status":"applied"' in msgspec.json.encode(report)

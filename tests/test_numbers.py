@@ -1,0 +1,141 @@
+"""The strict normalizer against libphonenumber, the authority on the plan."""
+
+from __future__ import annotations
+
+import phonenumbers
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from lookup.numbers import (
+    InvalidNumber,
+    InvalidReason,
+    NumberType,
+    classify,
+    e164,
+    from_key,
+    national_format,
+    normalize,
+    to_key,
+)
+
+_TYPES = {
+    phonenumbers.PhoneNumberType.FIXED_LINE: NumberType.FIXED_LINE,
+    phonenumbers.PhoneNumberType.MOBILE: NumberType.MOBILE,
+    phonenumbers.PhoneNumberType.TOLL_FREE: NumberType.TOLL_FREE,
+    phonenumbers.PhoneNumberType.PREMIUM_RATE: NumberType.PREMIUM_RATE,
+    phonenumbers.PhoneNumberType.SHARED_COST: NumberType.SHARED_COST,
+    phonenumbers.PhoneNumberType.PERSONAL_NUMBER: NumberType.PERSONAL_NUMBER,
+    phonenumbers.PhoneNumberType.VOIP: NumberType.VOIP,
+    phonenumbers.PhoneNumberType.UAN: NumberType.UAN,
+    phonenumbers.PhoneNumberType.VOICEMAIL: NumberType.VOICEMAIL,
+}
+
+
+def authority(raw: str) -> tuple[str, NumberType] | None:
+    """What libphonenumber makes of the input; None when it is no valid NO number."""
+    try:
+        parsed = phonenumbers.parse(raw, "NO")
+    except phonenumbers.NumberParseException:
+        return None
+    if parsed.country_code != 47 or not phonenumbers.is_valid_number(parsed):
+        return None
+    national = phonenumbers.national_significant_number(parsed)
+    return national, _TYPES[phonenumbers.number_type(parsed)]
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["22202400", "22 20 24 00", "+47 22 20 24 00", "0047 22202400", "+47-222-02-400",
+     "(+47) 22 20 24 00", "22.20.24.00", " 22202400 ", "4722202400"],
+)  # fmt: skip
+def test_common_written_forms_normalize_to_the_national_number(written: str) -> None:
+    assert normalize(written) == "22202400"
+
+
+@pytest.mark.parametrize(
+    ("written", "reason"),
+    [
+        ("", InvalidReason.EMPTY),
+        ("   ", InvalidReason.EMPTY),
+        ("+", InvalidReason.EMPTY),
+        ("2220ABCD", InvalidReason.LETTERS),
+        ("22 20 24 øø", InvalidReason.LETTERS),
+        ("22202400#", InvalidReason.MALFORMED),
+        ("222024", InvalidReason.TOO_SHORT),
+        ("2220240", InvalidReason.TOO_SHORT),
+        ("222024001", InvalidReason.TOO_LONG),
+        ("+46 8 123 456 78", InvalidReason.NOT_NORWEGIAN),
+        ("0046812345678", InvalidReason.NOT_NORWEGIAN),
+        ("12345678", InvalidReason.NOT_IN_PLAN),
+        ("20000000", InvalidReason.NOT_IN_PLAN),
+    ],
+)
+def test_refusals_name_their_reason(written: str, reason: InvalidReason) -> None:
+    with pytest.raises(InvalidNumber) as refused:
+        normalize(written)
+    assert refused.value.reason is reason
+    assert refused.value.message  # every reason has words a user can read
+
+
+def test_mobile_and_fixed_are_classified() -> None:
+    assert classify("+47 412 34 567") == ("41234567", NumberType.MOBILE)
+    assert classify("22 20 24 00") == ("22202400", NumberType.FIXED_LINE)
+    assert classify("800 12 345") == ("80012345", NumberType.TOLL_FREE)
+
+
+def test_keys_round_trip_and_keep_leading_zeros() -> None:
+    assert from_key(to_key("02400")) == "02400"
+    assert to_key("02400") != to_key("2400")
+    assert sorted([to_key("99999999"), to_key("22202400")]) == [
+        to_key("22202400"),
+        to_key("99999999"),
+    ]
+
+
+def test_display_forms() -> None:
+    assert e164("22202400") == "+4722202400"
+    assert national_format("22202400") == "22 20 24 00"
+    assert national_format("41234567") == "412 34 567"
+
+
+_digits = st.text(alphabet="0123456789", min_size=0, max_size=13)
+_plan_like = st.one_of(
+    st.from_regex(r"[2-9][0-9]{7}", fullmatch=True),
+    st.from_regex(r"0[0-9]{4}", fullmatch=True),
+    st.from_regex(r"4[0-9]{7}|9[0-9]{7}|8[0-9]{7}", fullmatch=True),
+    _digits,
+)
+
+
+@st.composite
+def written_numbers(draw: st.DrawFn) -> str:
+    """A number written the way people write them: prefixes and separators."""
+    national = draw(_plan_like)
+    prefix = draw(st.sampled_from(["", "", "+47", "+47 ", "0047", "0047 ", "47", "+46 ", "0046"]))
+    separator = draw(st.sampled_from(["", " ", "-", ".", " "]))
+    step = draw(st.integers(min_value=1, max_value=4))
+    grouped = separator.join(national[i : i + step] for i in range(0, len(national), step))
+    return prefix + grouped
+
+
+@settings(max_examples=3000, deadline=None)
+@given(written_numbers())
+@example("4722202400")
+@example("+4702400")
+@example("02400")
+def test_normalizer_agrees_with_phonenumbers(written: str) -> None:
+    expected = authority(written)
+    if expected is None:
+        with pytest.raises(InvalidNumber):
+            classify(written)
+    else:
+        assert classify(written) == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(min_size=1, max_size=12).filter(lambda s: any(c.isalpha() for c in s)))
+def test_letters_are_always_refused(written: str) -> None:
+    # libphonenumber reads vanity letters as digits; a directory must not guess.
+    with pytest.raises(InvalidNumber):
+        normalize(written)
