@@ -44,10 +44,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
     """Build the public API for a data directory (settings from the environment by default)."""
     settings = settings or load_settings()
     source = SnapshotSource(settings.snapshots_path)
-    store = KeyStore(settings.keys_path)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        # Opened here, in the server's thread: SQLite connections stay in theirs.
+        store = KeyStore(settings.keys_path)
+        app.state.key_ring = KeyRing(store)
         source.refresh()
         task = asyncio.create_task(_refresh_forever(app, settings))
         try:
@@ -60,7 +62,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     return Litestar(
         route_handlers=[NumbersController, health.healthz, health.readyz, health.problem_type],
-        state=State({"snapshots": source, "key_ring": KeyRing(store), "settings": settings}),
+        state=State({"snapshots": source, "settings": settings}),
         middleware=[DefineMiddleware(ApiKeyAuthentication, exclude=PUBLIC_PATHS)],
         exception_handlers={Exception: handle},
         lifespan=[lifespan],

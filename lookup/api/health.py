@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, Response, get
+from litestar.params import PathParameter
 
 from lookup.api.problems import problem, problem_type_page
 from lookup.api.schemas import Health
@@ -28,6 +29,6 @@ async def readyz(request: Request[Any, Any, Any]) -> Health | Response[bytes]:
 
 
 @get("/problems/{slug:str}", summary="Problem type", tags=["operations"])
-async def problem_type(slug: str) -> Response[bytes]:
+async def problem_type(slug: Annotated[str, PathParameter()]) -> Response[bytes]:
     """What a problem `type` means."""
     return problem_type_page(slug)

@@ -9,12 +9,12 @@ path of unknown ones and get the same bytes.
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 from litestar import Controller, Request, Response, get
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import PathParameter, QueryParameter
 
 from lookup.api import schemas
 from lookup.api.auth import requires
@@ -86,14 +86,17 @@ class NumbersController(Controller):
     async def lookup(
         self,
         request: Request[Any, Any, Any],
-        number: str,
-        name: str | None = Parameter(
-            default=None, description="A name to score against the listed name (0-100)."
-        ),
-        birth_date: str | None = Parameter(
-            default=None,
-            description="YYYY-MM-DD; answers only whether it is the person's date of birth.",
-        ),
+        number: Annotated[str, PathParameter(description="The number in any common written form.")],
+        name: Annotated[
+            str | None,
+            QueryParameter(description="A name to score against the listed name (0-100)."),
+        ] = None,
+        birth_date: Annotated[
+            str | None,
+            QueryParameter(
+                description="YYYY-MM-DD; answers only whether it is the person's date of birth."
+            ),
+        ] = None,
     ) -> Response[bytes]:
         """The listing of a Norwegian number in any common written form."""
         national = normalize(number)

@@ -1,0 +1,229 @@
+"""The public API over real HTTP (Litestar's test client) on real snapshot files."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from lookup.api.app import create_app
+from lookup.config import Settings
+from lookup.ingest.pipeline import ingest
+from lookup.keys import KeyStore
+from tests.conftest import new_key, problem_of
+from tests.ingest_helpers import person, write_csv
+
+ROWS = [
+    person("22202400", first="Kari", last="Nordmann", fodselsdato="1980-02-03"),
+    person("41234567", first="Ola", last="Hansen", reservert="J"),
+    person("41234568", first="Åse", last="Sæther", reservert="A", reklamereservert="J"),
+    "55555555;B;;;Nordlys Bakeri AS;923609016;Kirkeveien 3;5003;Bergen;N;N;;2025-02-01",
+    *(person(str(90000000 + i), first=f"Navn{i}") for i in range(40)),
+]
+
+
+@pytest.fixture
+def data(tmp_path: Path, settings: Settings) -> Settings:
+    write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", ROWS)
+    ingest([tmp_path / "in"], settings)
+    return settings
+
+
+@pytest.fixture
+def client(data: Settings) -> Iterator[TestClient[Any]]:
+    token = new_key(data, "lookup")
+    with TestClient(app=create_app(data)) as client:
+        client.headers["Authorization"] = f"Bearer {token}"
+        yield client
+
+
+def test_listing_of_a_person(client: TestClient[Any]) -> None:
+    response = client.get("/v1/numbers/22202400")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["number"] == "+4722202400"
+    assert body["national_number"] == "22 20 24 00"
+    assert body["number_type"] == "fixed_line"
+    assert body["kind"] == "person"
+    assert body["name"] == {"full": "Kari Nordmann", "first": "Kari", "last": "Nordmann"}
+    assert body["address"] == {"street": "Storgata 1", "postcode": "0150", "city": "Oslo"}
+    assert body["marketing_reserved"] is False
+    assert body["valid_from"] == "2025-01-01T00:00:00"
+    assert body["snapshot"]
+    # Never the operator, never the date of birth.
+    assert "telenor" not in response.text
+    assert "1980" not in response.text and "birth" not in response.text
+
+
+def test_listing_of_a_business_carries_its_org_number(client: TestClient[Any]) -> None:
+    body = client.get("/v1/numbers/55555555").json()
+    assert body["kind"] == "business"
+    assert body["name"] == {"full": "Nordlys Bakeri AS"}
+    assert body["org_number"] == "923609016"
+
+
+def test_address_hidden_listing_has_no_address(client: TestClient[Any]) -> None:
+    response = client.get("/v1/numbers/41234568")
+    body = response.json()
+    assert body["name"]["full"] == "Åse Sæther"
+    assert body["marketing_reserved"] is True
+    assert "address" not in body and "Storgata" not in response.text and "0150" not in response.text
+
+
+@pytest.mark.parametrize(
+    "written", ["22 20 24 00", "+47 22 20 24 00", "0047 22202400", "+47-222-02-400", "4722202400"]
+)
+def test_any_common_written_form_finds_the_listing(client: TestClient[Any], written: str) -> None:
+    response = client.get(f"/v1/numbers/{written}")
+    assert response.status_code == 200
+    assert response.json()["number"] == "+4722202400"
+
+
+def test_reserved_number_is_answered_exactly_as_an_unknown_one(client: TestClient[Any]) -> None:
+    reserved = client.get("/v1/numbers/41234567")
+    unknown = client.get("/v1/numbers/41234569")
+    problem_of(reserved, 404, "number-not-found")
+    assert reserved.content.replace(b"41234567", b"41234569") == unknown.content
+    assert dict(reserved.headers) == dict(unknown.headers)
+    for query in ("?name=Ola%20Hansen", "?birth_date=1970-01-01"):
+        again = client.get(f"/v1/numbers/41234567{query}")
+        assert again.content == reserved.content
+
+
+@pytest.mark.parametrize(
+    ("written", "reason"),
+    [
+        ("2220ABCD", "letters"),
+        ("222024", "too_short"),
+        ("222024001", "too_long"),
+        ("+46812345678", "not_norwegian"),
+        ("12345678", "not_in_plan"),
+        ("22202400%23", "malformed"),
+        ("%20", "empty"),
+    ],
+)
+def test_malformed_numbers_get_422_with_the_reason(
+    client: TestClient[Any], written: str, reason: str
+) -> None:
+    body = problem_of(client.get(f"/v1/numbers/{written}"), 422, "invalid-number")
+    assert body["reason"] == reason
+
+
+def test_name_match_scores_with_norwegian_letters_folded(client: TestClient[Any]) -> None:
+    exact = client.get("/v1/numbers/41234568", params={"name": "Aase Saether"}).json()
+    assert exact["name_match"] == {"query": "Aase Saether", "score": 100.0}
+    typo = client.get("/v1/numbers/22202400", params={"name": "Kari Nordman"}).json()
+    assert 90 < typo["name_match"]["score"] < 100
+    other = client.get("/v1/numbers/22202400", params={"name": "Per Olsen"}).json()
+    assert other["name_match"]["score"] < 50
+
+
+def test_birth_date_is_only_verified_never_shown(client: TestClient[Any]) -> None:
+    yes = client.get("/v1/numbers/22202400", params={"birth_date": "1980-02-03"})
+    no = client.get("/v1/numbers/22202400", params={"birth_date": "1980-02-04"})
+    assert yes.json()["birth_date_match"] is True
+    assert no.json()["birth_date_match"] is False
+    assert "1980-02-03" not in yes.text and "1980-02-03" not in no.text
+    business = client.get("/v1/numbers/55555555", params={"birth_date": "1980-02-03"}).json()
+    assert "birth_date_match" not in business  # nothing to verify against
+    bad = client.get("/v1/numbers/22202400", params={"birth_date": "03.02.1980"})
+    problem_of(bad, 422, "invalid-parameter")
+    problem_of(client.get("/v1/numbers/22202400", params={"name": " "}), 422, "invalid-parameter")
+
+
+def test_requests_without_a_valid_key_are_refused(data: Settings) -> None:
+    with TestClient(app=create_app(data)) as client:
+        missing = client.get("/v1/numbers/22202400")
+        problem_of(missing, 401, "missing-credentials")
+        assert missing.headers["www-authenticate"].startswith("Bearer")
+        basic = client.get("/v1/numbers/22202400", headers={"Authorization": "Basic abc"})
+        problem_of(basic, 401, "missing-credentials")
+        wrong = client.get("/v1/numbers/22202400", headers={"Authorization": "Bearer lk_nope"})
+        problem_of(wrong, 401, "invalid-key")
+
+
+def test_keys_lacking_the_role_or_outside_their_network_get_403(data: Settings) -> None:
+    search_only = new_key(data, "search")
+    elsewhere = new_key(data, "lookup", allow=[__import__("ipaddress").ip_network("10.0.0.0/8")])
+    with TestClient(app=create_app(data)) as client:
+        role = client.get(
+            "/v1/numbers/22202400", headers={"Authorization": f"Bearer {search_only}"}
+        )
+        assert problem_of(role, 403, "missing-role")["role"] == "lookup"
+        away = client.get("/v1/numbers/22202400", headers={"Authorization": f"Bearer {elsewhere}"})
+        problem_of(away, 403, "address-not-allowed")
+
+
+def test_keys_created_and_revoked_while_serving_take_effect(data: Settings) -> None:
+    with TestClient(app=create_app(data)) as client:
+        store = KeyStore(data.keys_path)
+        key, token = store.create("late-co", frozenset({"lookup"}))
+        headers = {"Authorization": f"Bearer {token}"}
+        assert _eventually(lambda: client.get("/v1/numbers/22202400", headers=headers).status_code)
+        store.revoke(key.key_id)
+        store.close()
+        assert _eventually(
+            lambda: client.get("/v1/numbers/22202400", headers=headers).status_code, 401
+        )
+
+
+def _eventually(probe: Any, expected: int = 200, seconds: float = 3.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if probe() == expected:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_health_and_readiness(settings: Settings, tmp_path: Path) -> None:
+    token = new_key(settings)
+    with TestClient(app=create_app(settings)) as client:
+        assert client.get("/healthz").json() == {"status": "ok"}
+        problem_of(client.get("/readyz"), 503, "snapshot-unavailable")
+        lookup = client.get("/v1/numbers/22202400", headers={"Authorization": f"Bearer {token}"})
+        problem_of(lookup, 503, "snapshot-unavailable")
+        write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", ROWS)
+        ingest([tmp_path / "in"], settings)
+        assert _eventually(lambda: client.get("/readyz").status_code)
+        ready = client.get("/readyz").json()
+        assert ready["status"] == "ready" and ready["listings"] == len(ROWS) - 1
+
+
+def test_new_snapshot_is_served_without_restart(data: Settings, tmp_path: Path) -> None:
+    token = new_key(data)
+    with TestClient(app=create_app(data)) as client:
+        client.headers["Authorization"] = f"Bearer {token}"
+        first = client.get("/v1/numbers/22202400").json()["snapshot"]
+        rows = [person("22202400", first="Karianne"), *ROWS[1:]]
+        write_csv(tmp_path / "next", "telenor_full_20261123T020000.csv", rows)
+        ingest([tmp_path / "next"], data)
+
+        def renamed() -> int:
+            body = client.get("/v1/numbers/22202400").json()
+            return 200 if body["name"]["first"] == "Karianne" else 0
+
+        assert _eventually(renamed)
+        assert client.get("/v1/numbers/22202400").json()["snapshot"] != first
+
+
+def test_unknown_routes_and_methods_are_problems(client: TestClient[Any]) -> None:
+    problem_of(client.get("/v2/whatever"), 404, "not-found")
+    problem_of(client.post("/v1/numbers/22202400"), 405, "method-not-allowed")
+
+
+def test_problem_types_are_documented(client: TestClient[Any]) -> None:
+    page = client.get("/problems/number-not-found")
+    assert page.status_code == 200 and page.json()["status"] == 404
+    problem_of(client.get("/problems/nonsense"), 404, "not-found")
+
+
+def test_openapi_schema_describes_the_lookup(client: TestClient[Any]) -> None:
+    schema = client.get("/schema/openapi.json").json()
+    operation = schema["paths"]["/v1/numbers/{number}"]["get"]
+    assert {"200", "404", "422"} <= set(operation["responses"])
+    assert "Listing" in str(schema["components"]["schemas"])
