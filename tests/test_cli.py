@@ -1,0 +1,77 @@
+"""The `lookup` command line contract, run as a real process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.ingest_helpers import person, write_csv
+
+
+def lookup(*args: str, data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lookup.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LOOKUP_DATA_DIR": str(data_dir), **env},
+        timeout=120,
+        check=False,
+    )
+
+
+def test_keys_create_prints_the_key_alone_on_the_last_line(tmp_path: Path) -> None:
+    result = lookup("keys", "create", "--org", "Acme AS", "--roles", "lookup,search",
+                    data_dir=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.rstrip("\n").splitlines()[-1]
+    assert last.startswith("lk_") and " " not in last
+    # Stored only as a hash.
+    assert last.encode() not in (tmp_path / "keys.sqlite3").read_bytes()
+
+
+def test_keys_create_refuses_unknown_roles_and_bad_networks(tmp_path: Path) -> None:
+    result = lookup("keys", "create", "--org", "x", "--roles", "lookup,god", data_dir=tmp_path)
+    assert result.returncode != 0
+    assert result.stderr.count("\n") == 1 and "god" in result.stderr
+    result = lookup("keys", "create", "--org", "x", "--roles", "lookup", "--allow", "10.0.0/99",
+                    data_dir=tmp_path)  # fmt: skip
+    assert result.returncode != 0 and "10.0.0/99" in result.stderr
+
+
+def test_ingest_reports_and_status_shows_the_served_snapshot(tmp_path: Path) -> None:
+    rows = [person("22202400"), *(person(str(40000000 + i)) for i in range(30)), person("2220X")]
+    write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", rows)
+    result = lookup("ingest", str(tmp_path / "in"), data_dir=tmp_path / "var")
+    assert result.returncode == 0, result.stderr
+    assert "telenor_full_20261122T020000.csv:33: number.letters" in result.stdout
+    assert "published snapshot" in result.stdout
+    status = lookup("ingest", "status", data_dir=tmp_path / "var")
+    assert status.returncode == 0
+    assert "31 listings" in status.stdout and "applied" in status.stdout
+
+
+def test_ingest_exits_non_zero_when_a_file_is_not_applied(tmp_path: Path) -> None:
+    write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", [person("2220X")])
+    result = lookup("ingest", "--inbox", str(tmp_path / "in"), data_dir=tmp_path / "var")
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "held" in result.stderr
+
+
+def test_bad_settings_and_paths_give_one_line_reasons(tmp_path: Path) -> None:
+    result = lookup("ingest", "status", data_dir=tmp_path, LOOKUP_REJECT_RATIO_MAX="lots")
+    assert result.returncode == 2
+    assert result.stderr.startswith("lookup: LOOKUP_REJECT_RATIO_MAX")
+    missing = lookup("ingest", str(tmp_path / "nowhere"), data_dir=tmp_path)
+    assert missing.returncode == 1 and "no such file or folder" in missing.stderr
+    assert "Traceback" not in result.stderr + missing.stderr
+
+
+def test_fixtures_generate_writes_operator_files(tmp_path: Path) -> None:
+    out = tmp_path / "gen"
+    result = lookup("fixtures", "generate", "--listings", "300", "--operators", "2", "--seed", "7",
+                    "--out", str(out), data_dir=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (out / "manifest.json").exists()
+    assert len(list(out.glob("*_full_*"))) >= 2

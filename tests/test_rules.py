@@ -1,0 +1,78 @@
+"""Precedence rules: the pure Python rule and the warehouse's SQL agree."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lookup.ingest.records import Action, Record, Reservation
+from lookup.ingest.rules import PRECEDENCE_SQL, deduplicate, winner_across_operators
+from lookup.numbers import NumberType
+
+_DAYS = [datetime(2025, 1, d) for d in (1, 2, 3)]
+
+
+def record(number: str, when: datetime, reservation: Reservation, **kw: object) -> Record:
+    return Record(
+        number=number,
+        number_type=NumberType.MOBILE,
+        reservation=reservation,
+        valid_from=when,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_newest_wins_then_the_most_private() -> None:
+    old_listed = record("40000000", _DAYS[0], Reservation.LISTED, first_name="old")
+    new_listed = record("40000000", _DAYS[1], Reservation.LISTED, first_name="new")
+    new_hidden = record("40000000", _DAYS[1], Reservation.ADDRESS_HIDDEN)
+    new_reserved = record("40000000", _DAYS[1], Reservation.RESERVED)
+    assert deduplicate([old_listed, new_listed]) == ([new_listed], 1)
+    assert deduplicate([new_listed, old_listed]) == ([new_listed], 1)
+    assert deduplicate([new_reserved, new_hidden, new_listed])[0] == [new_reserved]
+    assert deduplicate([new_listed, new_hidden])[0] == [new_hidden]
+
+
+def test_a_delete_outranks_an_upsert_of_the_same_moment() -> None:
+    upsert = record("40000000", _DAYS[1], Reservation.LISTED)
+    delete = record("40000000", _DAYS[1], Reservation.RESERVED, action=Action.DELETE)
+    assert deduplicate([upsert, delete])[0] == [delete]
+
+
+_candidates = st.lists(
+    st.tuples(
+        st.sampled_from(["telenor", "telia", "ice", "smb-mobil"]),
+        st.sampled_from(_DAYS),
+        st.sampled_from(list(Reservation)),
+    ),
+    min_size=1,
+    max_size=4,
+    unique_by=lambda c: c[0],
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(_candidates)
+def test_sql_and_python_pick_the_same_winner(candidates: list[tuple[str, datetime, str]]) -> None:
+    python = winner_across_operators(
+        (operator, record("40000000", when, Reservation(reservation)))
+        for operator, when, reservation in candidates
+    )
+    table = pa.table(
+        {
+            "operator": [c[0] for c in candidates],
+            "valid_from": [c[1] for c in candidates],
+            "reservation": [str(c[2]) for c in candidates],
+        }
+    )
+    con = duckdb.connect()
+    con.register("records", table)
+    rows = con.execute(
+        f"SELECT operator FROM records ORDER BY {PRECEDENCE_SQL} LIMIT 1"
+    ).fetchall()
+    con.close()
+    assert rows[0][0] == python[0]
