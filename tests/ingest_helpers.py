@@ -16,11 +16,20 @@ HEADER = (
 def person(number: str, first: str = "Kari", last: str = "Nordmann", **kw: str) -> str:
     """A CSV row for a person; keyword arguments replace columns."""
     row = {
-        "nummer": number, "type": "P", "fornavn": first, "etternavn": last, "firmanavn": "",
-        "orgnr": "", "adresse": "Storgata 1", "postnr": "0150", "poststed": "Oslo",
-        "reservert": "N", "reklamereservert": "N", "fodselsdato": "1980-02-03",
+        "nummer": number,
+        "type": "P",
+        "fornavn": first,
+        "etternavn": last,
+        "firmanavn": "",
+        "orgnr": "",
+        "adresse": "Storgata 1",
+        "postnr": "0150",
+        "poststed": "Oslo",
+        "reservert": "N",
+        "reklamereservert": "N",
+        "fodselsdato": "1980-02-03",
         "gyldig_fra": "2025-01-01",
-    }  # fmt: skip
+    }
     row.update(kw)
     return ";".join(row[column] for column in HEADER.split(";"))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -148,7 +149,7 @@ def test_requests_without_a_valid_key_are_refused(data: Settings) -> None:
 
 def test_keys_lacking_the_role_or_outside_their_network_get_403(data: Settings) -> None:
     search_only = new_key(data, "search")
-    elsewhere = new_key(data, "lookup", allow=[__import__("ipaddress").ip_network("10.0.0.0/8")])
+    elsewhere = new_key(data, "lookup", allow=[ipaddress.ip_network("10.0.0.0/8")])
     with TestClient(app=create_app(data)) as client:
         role = client.get(
             "/v1/numbers/22202400", headers={"Authorization": f"Bearer {search_only}"}

@@ -22,8 +22,9 @@ def lookup(*args: str, data_dir: Path, **env: str) -> subprocess.CompletedProces
 
 
 def test_keys_create_prints_the_key_alone_on_the_last_line(tmp_path: Path) -> None:
-    result = lookup("keys", "create", "--org", "Acme AS", "--roles", "lookup,search",
-                    data_dir=tmp_path)  # fmt: skip
+    result = lookup(
+        "keys", "create", "--org", "Acme AS", "--roles", "lookup,search", data_dir=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     last = result.stdout.rstrip("\n").splitlines()[-1]
     assert last.startswith("lk_") and " " not in last
@@ -35,8 +36,17 @@ def test_keys_create_refuses_unknown_roles_and_bad_networks(tmp_path: Path) -> N
     result = lookup("keys", "create", "--org", "x", "--roles", "lookup,god", data_dir=tmp_path)
     assert result.returncode != 0
     assert result.stderr.count("\n") == 1 and "god" in result.stderr
-    result = lookup("keys", "create", "--org", "x", "--roles", "lookup", "--allow", "10.0.0/99",
-                    data_dir=tmp_path)  # fmt: skip
+    result = lookup(
+        "keys",
+        "create",
+        "--org",
+        "x",
+        "--roles",
+        "lookup",
+        "--allow",
+        "10.0.0/99",
+        data_dir=tmp_path,
+    )
     assert result.returncode != 0 and "10.0.0/99" in result.stderr
 
 
@@ -70,8 +80,19 @@ def test_bad_settings_and_paths_give_one_line_reasons(tmp_path: Path) -> None:
 
 def test_fixtures_generate_writes_operator_files(tmp_path: Path) -> None:
     out = tmp_path / "gen"
-    result = lookup("fixtures", "generate", "--listings", "300", "--operators", "2", "--seed", "7",
-                    "--out", str(out), data_dir=tmp_path)  # fmt: skip
+    result = lookup(
+        "fixtures",
+        "generate",
+        "--listings",
+        "300",
+        "--operators",
+        "2",
+        "--seed",
+        "7",
+        "--out",
+        str(out),
+        data_dir=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert (out / "manifest.json").exists()
     assert len(list(out.glob("*_full_*"))) >= 2

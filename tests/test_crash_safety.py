@@ -37,8 +37,12 @@ class Server:
     def __init__(self, data_dir: Path) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "LOOKUP_DATA_DIR": str(data_dir),
-               "LOOKUP_SNAPSHOT_POLL_SECONDS": "0.05", "LOOKUP_KEY_REFRESH_SECONDS": "0.1"}  # fmt: skip
+        env = {
+            **os.environ,
+            "LOOKUP_DATA_DIR": str(data_dir),
+            "LOOKUP_SNAPSHOT_POLL_SECONDS": "0.05",
+            "LOOKUP_KEY_REFRESH_SECONDS": "0.1",
+        }
         self.process = subprocess.Popen(
             [sys.executable, "-m", "lookup.cli", "serve", "--port", str(self.port)],
             env=env,
@@ -65,8 +69,12 @@ def server_and_data(tmp_path: Path) -> Iterator[tuple[Server, Path, str]]:
     data_dir = tmp_path / "var"
     write_csv(tmp_path / "v1", "telenor_full_20261122T020000.csv", filler(50))
     env = {**os.environ, "LOOKUP_DATA_DIR": str(data_dir)}
-    subprocess.run([sys.executable, "-m", "lookup.cli", "ingest", str(tmp_path / "v1")],
-                   env=env, check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "lookup.cli", "ingest", str(tmp_path / "v1")],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     token = new_key(make_settings(data_dir))
     server = Server(data_dir)
     try:

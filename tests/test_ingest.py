@@ -103,10 +103,18 @@ def test_every_broken_csv_row_is_reported_with_line_and_reason(
 
 def test_jsonl_rows_and_their_own_breakages(tmp_path: Path, lenient: Settings) -> None:
     good = {
-        "number": "+47 412 34 567", "kind": "person", "first_name": "Åse", "last_name": "Sæther",
-        "street": "Bjørkeveien 2", "postcode": "0257", "city": "Oslo", "reservation": "listed",
-        "marketing_reserved": True, "birth_date": "1975-05-17", "valid_from": "2025-03-14T10:22:00",
-    }  # fmt: skip
+        "number": "+47 412 34 567",
+        "kind": "person",
+        "first_name": "Åse",
+        "last_name": "Sæther",
+        "street": "Bjørkeveien 2",
+        "postcode": "0257",
+        "city": "Oslo",
+        "reservation": "listed",
+        "marketing_reserved": True,
+        "birth_date": "1975-05-17",
+        "valid_from": "2025-03-14T10:22:00",
+    }
     rows: list[dict[str, object] | str] = [
         good,
         "{not json",
@@ -299,16 +307,24 @@ def test_duplicates_in_a_file_newest_wins_then_most_private(
 
 
 def test_ported_number_answers_with_the_newer_operator(tmp_path: Path, settings: Settings) -> None:
-    write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", [
-        person("22202400", first="Before", gyldig_fra="2024-01-01"),
-        person("22202401", first="Tie", gyldig_fra="2025-01-01"),
-        person("22202402", first="Still", gyldig_fra="2024-01-01"),
-    ])  # fmt: skip
-    write_csv(tmp_path / "in", "telia_full_20261122T030000.csv", [
-        person("22202400", first="After", gyldig_fra="2025-05-01"),
-        person("22202401", first="Tie", reservert="J", gyldig_fra="2025-01-01"),
-        person("22202402", first="Ported", reservert="J", gyldig_fra="2025-05-01"),
-    ])  # fmt: skip
+    write_csv(
+        tmp_path / "in",
+        "telenor_full_20261122T020000.csv",
+        [
+            person("22202400", first="Before", gyldig_fra="2024-01-01"),
+            person("22202401", first="Tie", gyldig_fra="2025-01-01"),
+            person("22202402", first="Still", gyldig_fra="2024-01-01"),
+        ],
+    )
+    write_csv(
+        tmp_path / "in",
+        "telia_full_20261122T030000.csv",
+        [
+            person("22202400", first="After", gyldig_fra="2025-05-01"),
+            person("22202401", first="Tie", reservert="J", gyldig_fra="2025-01-01"),
+            person("22202402", first="Ported", reservert="J", gyldig_fra="2025-05-01"),
+        ],
+    )
     ingest([tmp_path / "in"], settings)
     snapshot = served(settings)
     after = snapshot.find("22202400")

@@ -46,9 +46,18 @@ def authority(raw: str) -> tuple[str, NumberType] | None:
 
 @pytest.mark.parametrize(
     "written",
-    ["22202400", "22 20 24 00", "+47 22 20 24 00", "0047 22202400", "+47-222-02-400",
-     "(+47) 22 20 24 00", "22.20.24.00", " 22202400 ", "4722202400"],
-)  # fmt: skip
+    [
+        "22202400",
+        "22 20 24 00",
+        "+47 22 20 24 00",
+        "0047 22202400",
+        "+47-222-02-400",
+        "(+47) 22 20 24 00",
+        "22.20.24.00",
+        " 22202400 ",
+        "4722202400",
+    ],
+)
 def test_common_written_forms_normalize_to_the_national_number(written: str) -> None:
     assert normalize(written) == "22202400"
 

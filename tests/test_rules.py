@@ -71,8 +71,6 @@ def test_sql_and_python_pick_the_same_winner(candidates: list[tuple[str, datetim
     )
     con = duckdb.connect()
     con.register("records", table)
-    rows = con.execute(
-        f"SELECT operator FROM records ORDER BY {PRECEDENCE_SQL} LIMIT 1"
-    ).fetchall()
+    rows = con.execute(f"SELECT operator FROM records ORDER BY {PRECEDENCE_SQL} LIMIT 1").fetchall()
     con.close()
     assert rows[0][0] == python[0]

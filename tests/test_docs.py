@@ -1,0 +1,36 @@
+"""The README documents every setting and every command."""
+
+from __future__ import annotations
+
+import argparse
+
+from lookup.cli import _parser
+from lookup.config import setting_names
+from tests.conftest import ROOT
+
+README = (ROOT / "README.md").read_text()
+
+
+def test_every_setting_is_documented() -> None:
+    missing = [name for name in setting_names() if f"`{name}`" not in README]
+    assert not missing
+
+
+def _commands(parser: argparse.ArgumentParser, prefix: str = "lookup") -> list[str]:
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found.append(f"{prefix} {name}")
+                found.extend(_commands(sub, f"{prefix} {name}"))
+    return found
+
+
+def test_every_command_is_documented() -> None:
+    missing = [command for command in _commands(_parser()) if f"`{command}" not in README]
+    assert not missing
+
+
+def test_readme_opens_with_the_two_commands() -> None:
+    head = README[: README.index("## How it fits together")]
+    assert "make run" in head and "make test" in head

@@ -1,0 +1,119 @@
+"""Privacy invariants over every number of the demo fixtures, through real HTTP.
+
+A reserved number must be indistinguishable from an unknown one on every
+endpoint and parameter; an address-hidden number never shows an address; no
+response ever carries a date of birth or the operator.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from litestar.testing import TestClient
+
+from lookup.config import Settings
+from lookup.index.reader import Snapshot
+from lookup.index.snapshot import read_pointer, snapshot_path
+from lookup.ingest.pipeline import IngestReport
+from lookup.ingest.warehouse import Warehouse
+
+# Parameters every lookup is tried with: each endpoint variant must keep the secret.
+VARIANTS = ["", "?name=Kari%20Nordmann", "?birth_date=1980-02-03", "?name=x&birth_date=1990-01-01"]
+UNKNOWN = "99999999"
+
+
+def _numbers(manifest: dict[str, Any], reservation: str) -> list[str]:
+    return sorted(n for n, v in manifest["numbers"].items() if v["reservation"] == reservation)
+
+
+def test_the_demo_covers_every_case(manifest: dict[str, Any]) -> None:
+    assert len(_numbers(manifest, "reserved")) > 50
+    assert len(_numbers(manifest, "address_hidden")) > 20
+    assert sum(v["ported"] for v in manifest["numbers"].values()) > 10
+    assert UNKNOWN not in manifest["numbers"]
+
+
+def test_every_demo_file_was_applied(demo_data: tuple[Settings, IngestReport]) -> None:
+    _, report = demo_data
+    assert {f.batch.status for f in report.files} == {"applied"}
+
+
+def test_every_planned_reject_is_reported_with_file_line_and_reason(
+    manifest: dict[str, Any], demo_data: tuple[Settings, IngestReport]
+) -> None:
+    _, report = demo_data
+    reported = {(f.batch.file, r.line, r.reason) for f in report.files for r in f.rejects}
+    planned = {(r["file"], r["line"], r["reason"]) for r in manifest["rejects"]}
+    assert planned == reported
+
+
+def test_reserved_numbers_are_not_in_the_snapshot_at_all(
+    manifest: dict[str, Any], demo_settings: Settings
+) -> None:
+    pointer = read_pointer(demo_settings.snapshots_path)
+    assert pointer is not None
+    snapshot = Snapshot(snapshot_path(demo_settings.snapshots_path, pointer))
+    served = set(snapshot.table().column("number").to_pylist())
+    assert served.isdisjoint(_numbers(manifest, "reserved"))
+    expected = {n for n, v in manifest["numbers"].items() if v["reservation"] != "reserved"}
+    assert served == expected
+    hidden_numbers = pa.array(_numbers(manifest, "address_hidden"))
+    hidden = pc.is_in(snapshot.table().column("number"), value_set=hidden_numbers)
+    for column in ("street", "postcode", "city"):
+        values = pc.filter(snapshot.table().column(column), hidden).to_pylist()
+        assert set(values) <= {""}
+
+
+def test_reserved_numbers_answer_exactly_like_unknown_ones(
+    manifest: dict[str, Any], demo_client: TestClient[Any]
+) -> None:
+    for variant in VARIANTS:
+        unknown = demo_client.get(f"/v1/numbers/{UNKNOWN}{variant}")
+        assert unknown.status_code == 404
+        for number in _numbers(manifest, "reserved"):
+            response = demo_client.get(f"/v1/numbers/{number}{variant}")
+            assert response.status_code == 404, number
+            assert response.content.replace(number.encode(), UNKNOWN.encode()) == unknown.content
+            assert dict(response.headers) == dict(unknown.headers)
+
+
+@pytest.fixture(scope="module")
+def stored(demo_settings: Settings) -> dict[str, tuple[Any, ...]]:
+    """What the warehouse holds per (operator, number): names, birth date, valid_from."""
+    with Warehouse(demo_settings.warehouse_path, read_only=True) as warehouse:
+        rows = warehouse.query(
+            "SELECT operator || ':' || number, first_name, last_name, business_name, "
+            "birth_date, valid_from FROM records"
+        )
+    return {str(row[0]): row[1:] for row in rows}
+
+
+def test_listed_numbers_show_the_winning_record_without_secrets(
+    manifest: dict[str, Any],
+    demo_client: TestClient[Any],
+    stored: dict[str, tuple[Any, ...]],
+) -> None:
+    for number, expected in sorted(manifest["numbers"].items()):
+        if expected["reservation"] == "reserved":
+            continue
+        response = demo_client.get(f"/v1/numbers/{number}?birth_date=1900-01-01")
+        assert response.status_code == 200, number
+        body = response.json()
+        first, last, business, birth_date, valid_from = stored[f"{expected['operator']}:{number}"]
+        # The winning operator's record answers (porting: the newer operator).
+        assert body["name"]["full"] == (f"{first} {last}" if first else business)
+        assert body["valid_from"] == valid_from.isoformat()
+        assert body["kind"] == expected["kind"]
+        if expected["reservation"] == "address_hidden":
+            assert "address" not in body
+        # Never the operator; never the birth date, in any form.
+        for operator in manifest["operators"]:
+            assert f'"{operator}"' not in response.text
+        if birth_date is not None:
+            for form in (birth_date.isoformat(), birth_date.strftime("%d.%m.%Y")):
+                assert form not in response.text
+        assert body.get("birth_date_match") in (False, None)
+        assert 'birth_date"' not in response.text
