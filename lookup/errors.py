@@ -7,6 +7,7 @@
     ├── WarehouseBusy     another ingest holds the warehouse
     ├── SnapshotUnavailable  no published snapshot to serve -> 503
     ├── KeyStoreError     bad `lookup keys` input (unknown role, bad CIDR)
+    ├── InvalidParameter  a query parameter the endpoint cannot use   -> 422
     └── AuthError                                           -> 401 / 403
         ├── MissingCredentials  no or malformed Authorization header
         ├── InvalidKey          unknown or revoked key
@@ -56,6 +57,14 @@ class SnapshotUnavailable(LookupServiceError):
 
 class KeyStoreError(LookupServiceError):
     """A request to the key store that cannot be carried out as given."""
+
+
+class InvalidParameter(LookupServiceError):
+    """A request parameter with a value the endpoint cannot use."""
+
+    def __init__(self, parameter: str, detail: str) -> None:
+        self.parameter = parameter
+        super().__init__(detail)
 
 
 class AuthError(LookupServiceError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.ingest_helpers import person, write_csv
@@ -96,3 +97,25 @@ def test_fixtures_generate_writes_operator_files(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert (out / "manifest.json").exists()
     assert len(list(out.glob("*_full_*"))) >= 2
+
+
+def test_ingest_watch_applies_files_as_they_arrive(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    env = {**os.environ, "LOOKUP_DATA_DIR": str(tmp_path / "var")}
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "lookup.cli", "ingest", "--watch", str(inbox), "--interval", "0.2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        write_csv(inbox, "telenor_full_20261122T020000.csv", [person("22202400")])
+        pointer = tmp_path / "var" / "snapshots" / "CURRENT"
+        deadline = time.monotonic() + 20
+        while not pointer.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pointer.exists(), "the watcher did not ingest the new file"
+    finally:
+        watcher.terminate()
+        watcher.wait(timeout=10)

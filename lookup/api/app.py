@@ -9,11 +9,10 @@ from collections.abc import AsyncIterator
 
 from litestar import Litestar
 from litestar.datastructures import State
-from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 
 from lookup.api import health
-from lookup.api.auth import PUBLIC_PATHS, ApiKeyAuthentication
+from lookup.api.auth import ApiKeyMiddleware
 from lookup.api.numbers import NumbersController
 from lookup.api.problems import handle
 from lookup.config import Settings, load_settings
@@ -63,7 +62,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return Litestar(
         route_handlers=[NumbersController, health.healthz, health.readyz, health.problem_type],
         state=State({"snapshots": source, "settings": settings}),
-        middleware=[DefineMiddleware(ApiKeyAuthentication, exclude=PUBLIC_PATHS)],
+        middleware=[ApiKeyMiddleware()],
         exception_handlers={Exception: handle},
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(

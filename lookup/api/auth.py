@@ -1,48 +1,61 @@
-"""Bearer API key authentication and role guards."""
+"""Bearer API key authentication and per-endpoint roles.
+
+One ASGI middleware does both: it resolves the key from the in-memory key
+ring and checks the role the route handler declares in `opt={"role": ...}`.
+Litestar guards would do the same but copy the handler on every request,
+which costs more than the lookup itself.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
-from litestar.connection import ASGIConnection
-from litestar.handlers.base import BaseRouteHandler
-from litestar.middleware.authentication import (
-    AbstractAuthenticationMiddleware,
-    AuthenticationResult,
-)
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from lookup.errors import MissingRole
-from lookup.keys import ApiKey, KeyRing
+from lookup.keys import KeyRing
 
-# Paths anyone may call: probes, the API description and problem type pages.
-PUBLIC_PATHS = ["^/healthz$", "^/readyz$", "^/schema", "^/problems/"]
+ROLE_OPT: Final = "role"
 
 
-def client_address(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+def role(name: str) -> dict[str, Any]:
+    """Handler `opt` declaring the role a key needs, e.g. `@get(..., opt=role("lookup"))`."""
+    return {ROLE_OPT: name}
+
+
+def client_address(scope: Scope) -> str:
     """The client's IP address as the server saw it."""
-    return connection.client.host if connection.client else ""
+    client = scope.get("client")
+    return client[0] if client else ""
 
 
-class ApiKeyAuthentication(AbstractAuthenticationMiddleware):
-    """Resolves `Authorization: Bearer <key>` to the key's account and roles."""
-
-    async def authenticate_request(
-        self, connection: ASGIConnection[Any, Any, Any, Any]
-    ) -> AuthenticationResult:
-        """Authenticate from the in-memory key ring; no I/O."""
-        ring: KeyRing = connection.app.state.key_ring
-        key = ring.authenticate(connection.headers.get("authorization"), client_address(connection))
-        return AuthenticationResult(user=key, auth=key.key_id)
+def _authorization(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return value.decode("latin-1")
+    return None
 
 
-def requires(role: str) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]:
-    """A guard admitting only keys that carry `role`."""
+class ApiKeyMiddleware(ASGIMiddleware):
+    """Sets `scope["user"]` to the request's `ApiKey`, refusing bad keys and missing roles.
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        key: ApiKey = connection.user
-        if role not in key.roles:
-            raise MissingRole(role)
+    Handlers that declare no role (probes, the schema, problem pages) are public.
+    """
 
-    guard.__name__ = f"requires_{role}"
-    return guard
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        """Authenticate from memory (no I/O), then check the handler's role."""
+        needed = scope["route_handler"].opt.get(ROLE_OPT)
+        if needed is None:
+            await next_app(scope, receive, send)
+            return
+        ring: KeyRing = scope["litestar_app"].state.key_ring
+        key = ring.authenticate(_authorization(scope), client_address(scope))
+        if needed not in key.roles:
+            raise MissingRole(needed)
+        scope["user"] = key
+        scope["auth"] = key.key_id
+        await next_app(scope, receive, send)

@@ -12,13 +12,15 @@ from datetime import date
 from typing import Annotated, Any, Final
 
 import msgspec
-from litestar import Controller, Request, Response, get
+from litestar import Controller, MediaType, Request, get
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import PathParameter, QueryParameter
+from litestar.response.base import ASGIResponse
 
 from lookup.api import schemas
-from lookup.api.auth import requires
-from lookup.api.problems import PROBLEM_JSON, problem, problem_body
+from lookup.api.auth import role
+from lookup.api.problems import PROBLEM_JSON, problem_body
+from lookup.errors import InvalidParameter
 from lookup.index.reader import Listing, SnapshotSource
 from lookup.names import match_score
 from lookup.numbers import e164, national_format, normalize
@@ -27,11 +29,11 @@ _MAX_NAME: Final = 200
 _encoder = msgspec.json.Encoder()
 
 
-def not_found(national: str) -> Response[bytes]:
+def not_found(national: str) -> ASGIResponse:
     """The one 404 every unknown, unlisted or reserved number gets."""
     number = e164(national)
-    return Response(
-        problem_body("number-not-found", f"no listing for {number}", number=number),
+    return ASGIResponse(
+        body=problem_body("number-not-found", f"no listing for {number}", number=number),
         status_code=404,
         media_type=PROBLEM_JSON,
     )
@@ -69,7 +71,7 @@ class NumbersController(Controller):
     """Lookups by number."""
 
     path = "/v1/numbers"
-    guards = [requires("lookup")]  # noqa: RUF012 (Litestar reads class attributes)
+    opt = role("lookup")
     tags = ["lookup"]  # noqa: RUF012
 
     @get(
@@ -97,7 +99,7 @@ class NumbersController(Controller):
                 description="YYYY-MM-DD; answers only whether it is the person's date of birth."
             ),
         ] = None,
-    ) -> Response[bytes]:
+    ) -> ASGIResponse:
         """The listing of a Norwegian number in any common written form."""
         national = normalize(number)
         source: SnapshotSource = request.app.state.snapshots
@@ -107,31 +109,29 @@ class NumbersController(Controller):
             return not_found(national)
         body = to_response(listing, snapshot.name)
         if name is not None or birth_date is not None:
-            verified = _verify(body, listing, name, birth_date)
-            if isinstance(verified, Response):
-                return verified
-            body = verified
-        return Response(_encoder.encode(body), media_type="application/json")
+            body = _verify(body, listing, name, birth_date)
+        # Handing Litestar a finished ASGI response skips its response pipeline.
+        return ASGIResponse(body=_encoder.encode(body), media_type=MediaType.JSON)
 
 
 def _verify(
     body: schemas.Listing, listing: Listing, name: str | None, birth_date: str | None
-) -> schemas.Listing | Response[bytes]:
+) -> schemas.Listing:
     """Add the answers to `?name=` and `?birth_date=`."""
     name_match = None
     if name is not None:
         query = name.strip()
         if not query or len(query) > _MAX_NAME:
-            return problem("invalid-parameter", f"name must be 1 to {_MAX_NAME} characters")
+            raise InvalidParameter("name", f"name must be 1 to {_MAX_NAME} characters")
         name_match = schemas.NameMatch(query=query, score=match_score(query, body.name.full))
     birth_date_match = None
     if birth_date is not None:
         try:
             claimed = date.fromisoformat(birth_date)
         except ValueError:
-            return problem("invalid-parameter", "birth_date must be a date as YYYY-MM-DD")
-        if len(birth_date) != 10:
-            return problem("invalid-parameter", "birth_date must be a date as YYYY-MM-DD")
+            claimed = None
+        if claimed is None or len(birth_date) != 10:
+            raise InvalidParameter("birth_date", "birth_date must be a date as YYYY-MM-DD")
         if listing.birth_date is not None:
             birth_date_match = claimed == listing.birth_date
     return msgspec.structs.replace(body, name_match=name_match, birth_date_match=birth_date_match)

@@ -17,6 +17,7 @@ from litestar.status_codes import HTTP_405_METHOD_NOT_ALLOWED
 from lookup.errors import (
     AddressNotAllowed,
     InvalidKey,
+    InvalidParameter,
     MissingCredentials,
     MissingRole,
     SnapshotUnavailable,
@@ -104,6 +105,8 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
             return problem("address-not-allowed", str(exc))
         case MissingRole():
             return problem("missing-role", str(exc), role=exc.role)
+        case InvalidParameter():
+            return problem("invalid-parameter", str(exc), parameter=exc.parameter)
         case SnapshotUnavailable():
             return problem("snapshot-unavailable", str(exc), headers={"Retry-After": "5"})
         case ValidationException():

@@ -8,13 +8,12 @@ and swaps in a newly published file. A request takes a reference to a
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 import msgspec
-import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.ipc
 
@@ -61,15 +60,36 @@ class _Text:
 
     def __init__(self, array: pa.Array) -> None:
         _, offsets, data = array.buffers()
-        assert offsets is not None
-        self._offsets: npt.NDArray[np.int32] = np.frombuffer(
-            offsets, dtype=np.int32, count=len(array) + 1
-        )[array.offset :]
+        assert offsets is not None and array.offset == 0
+        # memoryview indexing yields Python ints directly: several times cheaper
+        # per row than indexing a numpy array and converting the scalar.
+        self._offsets = memoryview(offsets).cast("B").cast("i")
         self._data = memoryview(data) if data is not None else memoryview(b"")
 
     def __getitem__(self, row: int) -> str:
-        start = int(self._offsets[row])
-        return str(self._data[start : int(self._offsets[row + 1])], "utf-8")
+        offsets = self._offsets
+        return str(self._data[offsets[row] : offsets[row + 1]], "utf-8")
+
+
+def _fixed_width(array: pa.Array, code: Literal["i", "q"]) -> memoryview[int]:
+    """Zero-copy view of a one-chunk fixed-width column (`code` as in the struct module)."""
+    assert array.offset == 0
+    data = array.buffers()[1]
+    return memoryview(data if data is not None else b"").cast("B").cast(code)
+
+
+class _Bits:
+    """Zero-copy view of a one-chunk boolean column (a bitmap, least significant bit first)."""
+
+    __slots__ = ("_bytes",)
+
+    def __init__(self, array: pa.Array) -> None:
+        assert array.offset == 0
+        data = array.buffers()[1]
+        self._bytes = memoryview(data if data is not None else b"").cast("B")
+
+    def __getitem__(self, row: int) -> bool:
+        return bool(self._bytes[row >> 3] >> (row & 7) & 1)
 
 
 class Snapshot:
@@ -89,16 +109,17 @@ class Snapshot:
         self.name = metadata.get(b"snapshot", path.stem.encode()).decode()
         self.size = len(table)
         self._table = table
-        if self.size == 0:
-            self._keys: npt.NDArray[np.int64] = np.empty(0, dtype=np.int64)
-            return
-        columns = {name: table.column(name).chunk(0) for name in table.column_names}
-        self._keys = columns["key"].to_numpy(zero_copy_only=True)
+        columns = {
+            field.name: chunks.chunk(0) if chunks.num_chunks else pa.array([], field.type)
+            for field, chunks in zip(table.schema, table.columns, strict=True)
+        }
+        # bisect over a memoryview compares Python ints in C, without numpy's
+        # per-call dispatch: the cheaper binary search for one key at a time.
+        self._keys = _fixed_width(columns["key"], "q")
         self._text = {name: _Text(columns[name]) for name in TEXT_COLUMNS}
-        # Small fixed-width columns are copied once; everything else stays mapped.
-        self._marketing = columns["marketing_reserved"].to_numpy(zero_copy_only=False)
-        self._birth = columns["birth_date"].to_numpy(zero_copy_only=True)
-        self._valid_from = columns["valid_from"].cast(pa.int64()).to_numpy(zero_copy_only=True)
+        self._marketing = _Bits(columns["marketing_reserved"])
+        self._birth = _fixed_width(columns["birth_date"], "i")
+        self._valid_from = _fixed_width(columns["valid_from"], "q")
 
     def __len__(self) -> int:
         return self.size
@@ -109,15 +130,16 @@ class Snapshot:
     def find(self, national: str) -> Listing | None:
         """The listing of a normalized national number, or None."""
         key = to_key(national)
-        row = int(np.searchsorted(self._keys, key))
-        if row >= self.size or self._keys[row] != key:
+        keys = self._keys
+        row = bisect_left(keys, key)
+        if row >= self.size or keys[row] != key:
             return None
         return self.listing(row)
 
     def listing(self, row: int) -> Listing:
         """The listing at a row of the snapshot."""
         text = self._text
-        born = int(self._birth[row])
+        born = self._birth[row]
         return Listing(
             number=text["number"][row],
             number_type=text["number_type"][row],
@@ -130,9 +152,9 @@ class Snapshot:
             street=text["street"][row],
             postcode=text["postcode"][row],
             city=text["city"][row],
-            marketing_reserved=bool(self._marketing[row]),
+            marketing_reserved=self._marketing[row],
             birth_date=None if born == NO_BIRTH_DATE else _EPOCH + timedelta(days=born),
-            valid_from=_EPOCH_DT + timedelta(microseconds=int(self._valid_from[row])),
+            valid_from=_EPOCH_DT + timedelta(microseconds=self._valid_from[row]),
         )
 
     def table(self) -> pa.Table:
