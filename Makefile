@@ -6,12 +6,13 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 DEMO_DATA := data/fixtures/demo
 export LOOKUP_DATA_DIR ?= ./var
 
-.PHONY: run test lint typecheck pytest bench demo-data clean help
+.PHONY: run test lint typecheck pytest bench eval-abuse clean help
 
 help:
 	@echo "make run    - set up, ingest the demo data, create a demo key, serve on 127.0.0.1:8000"
 	@echo "make test   - set up, then ruff, ruff format --check, mypy and pytest"
 	@echo "make bench  - lookup latency and HTTP throughput figures"
+	@echo "make eval-abuse - score the abuse detectors on a simulated month of traffic"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +44,9 @@ test: lint typecheck pytest
 bench: $(STAMP)
 	$(BIN)/python bench/lookup_latency.py
 	bench/http_throughput.sh
+
+eval-abuse: $(STAMP)
+	$(BIN)/python -m lookup.abuse.evaluate
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -66,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     revoke = key_commands.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id")
+
+    abuse = commands.add_parser("abuse", help="abuse detection")
+    abuse_commands = abuse.add_subparsers(dest="abuse_command", required=True)
+    replay = abuse_commands.add_parser("replay", help="run the detectors over an events file")
+    replay.add_argument("events", type=Path, help="JSON Lines or Parquet, sorted by ts")
+    replay.add_argument("--out", type=Path, required=True, help="FINDINGS.jsonl to write")
     return parser
 
 
@@ -100,6 +106,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             return _serve(args, settings)
         case "keys":
             return _keys(args, settings)
+        case "abuse":
+            return _abuse(args)
     raise UsageError(f"unknown command {args.command}")
 
 
@@ -208,6 +216,16 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
             print(f"revoked key {args.key_id}")
     finally:
         store.close()
+    return 0
+
+
+def _abuse(args: argparse.Namespace) -> int:
+    from lookup.abuse.replay import replay  # noqa: PLC0415
+
+    if not args.events.is_file():
+        raise UsageError(f"no such events file: {args.events}")
+    count = replay(args.events, args.out)
+    print(f"{count} finding(s) written to {args.out}")
     return 0
 
 

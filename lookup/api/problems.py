@@ -41,29 +41,62 @@ class ProblemType(msgspec.Struct, frozen=True):
 PROBLEM_TYPES: Final = {
     p.slug: p
     for p in (
-        ProblemType("invalid-number", 422, "Invalid phone number",
-                    "The number is not a valid Norwegian number; `reason` says why."),
-        ProblemType("invalid-parameter", 422, "Invalid parameter",
-                    "A query parameter has a value the endpoint cannot use."),
-        ProblemType("number-not-found", 404, "Number not found",
-                    "There is no listing to show for this number."),
-        ProblemType("missing-credentials", 401, "Missing credentials",
-                    "Send your API key as `Authorization: Bearer <key>`."),
+        ProblemType(
+            "invalid-number",
+            422,
+            "Invalid phone number",
+            "The number is not a valid Norwegian number; `reason` says why.",
+        ),
+        ProblemType(
+            "invalid-parameter",
+            422,
+            "Invalid parameter",
+            "A query parameter has a value the endpoint cannot use.",
+        ),
+        ProblemType(
+            "number-not-found",
+            404,
+            "Number not found",
+            "There is no listing to show for this number.",
+        ),
+        ProblemType(
+            "missing-credentials",
+            401,
+            "Missing credentials",
+            "Send your API key as `Authorization: Bearer <key>`.",
+        ),
         ProblemType("invalid-key", 401, "Invalid API key", "The key is unknown or revoked."),
-        ProblemType("address-not-allowed", 403, "Address not allowed",
-                    "The key is bound to an IP allow-list that excludes this client."),
-        ProblemType("missing-role", 403, "Missing role",
-                    "The key lacks the role this endpoint requires."),
+        ProblemType(
+            "address-not-allowed",
+            403,
+            "Address not allowed",
+            "The key is bound to an IP allow-list that excludes this client.",
+        ),
+        ProblemType(
+            "missing-role", 403, "Missing role", "The key lacks the role this endpoint requires."
+        ),
         ProblemType("not-found", 404, "Not found", "No such resource."),
-        ProblemType("method-not-allowed", 405, "Method not allowed",
-                    "The resource does not support this HTTP method."),
+        ProblemType(
+            "method-not-allowed",
+            405,
+            "Method not allowed",
+            "The resource does not support this HTTP method.",
+        ),
         ProblemType("bad-request", 400, "Bad request", "The request could not be understood."),
-        ProblemType("snapshot-unavailable", 503, "Directory not available",
-                    "No published snapshot is loaded yet; retry shortly."),
-        ProblemType("internal-error", 500, "Internal error",
-                    "The service failed; the error has been logged."),
+        ProblemType(
+            "snapshot-unavailable",
+            503,
+            "Directory not available",
+            "No published snapshot is loaded yet; retry shortly.",
+        ),
+        ProblemType(
+            "internal-error",
+            500,
+            "Internal error",
+            "The service failed; the error has been logged.",
+        ),
     )
-}  # fmt: skip
+}
 
 _encoder = msgspec.json.Encoder()
 

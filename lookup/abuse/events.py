@@ -1,0 +1,52 @@
+"""Lookup events: what every answered request tells the abuse detector and the lookup log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+Outcome = Literal["hit", "miss", "invalid"]
+
+
+class LookupEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """One answered lookup (or search). The replay file format uses these field names."""
+
+    ts: datetime
+    account: str
+    key: str
+    ip: str
+    number: str
+    """E.164 for number lookups; the raw input when invalid; the query for searches."""
+    outcome: Outcome
+    endpoint: str = "numbers"
+
+
+class EventBuffer:
+    """Events collected on the request path and handed over in batches.
+
+    `emit` is a list append: the request never waits for the detector or a
+    disk write. A background task calls `drain` and does the slow work.
+    """
+
+    def __init__(self, limit: int = 1_000_000) -> None:
+        self._events: list[LookupEvent] = []
+        self._limit = limit
+        self.dropped = 0
+        """Events refused because the consumer fell `limit` events behind (counted, not silent)."""
+
+    def emit(self, event: LookupEvent) -> None:
+        """Queue an event (O(1), no I/O)."""
+        if len(self._events) >= self._limit:
+            self.dropped += 1
+            return
+        self._events.append(event)
+
+    def drain(self) -> list[LookupEvent]:
+        """Take every queued event, oldest first."""
+        events, self._events = self._events, []
+        return events
+
+    def __len__(self) -> int:
+        return len(self._events)

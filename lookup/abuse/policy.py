@@ -1,0 +1,108 @@
+"""Abuse policy: the thresholds of each rule and the action a finding leads to.
+
+A false suspension stops a paying customer's caller ID, so rules flag on
+thinner evidence and suspend only on evidence that legitimate traffic does
+not produce: long runs or dense coverage *with misses*, or a miss-ratio test
+far past its bound.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import msgspec
+
+
+class Action(StrEnum):
+    """What a finding does to the account, in increasing severity."""
+
+    FLAG = "flag"
+    THROTTLE = "throttle"
+    SUSPEND = "suspend"
+
+
+SEVERITY = {Action.FLAG: 1, Action.THROTTLE: 2, Action.SUSPEND: 3}
+
+
+class Kind(StrEnum):
+    """Reason codes of findings."""
+
+    SEQUENTIAL_RUN = "sequential_run"
+    BLOCK_COVERAGE = "block_coverage"
+    MISS_RATIO = "miss_ratio"
+    DISTINCT_VELOCITY = "distinct_velocity"
+    DISTRIBUTED_SCAN = "distributed_scan"
+
+
+class Policy(msgspec.Struct, frozen=True, kw_only=True):
+    """Every threshold of the detectors; the defaults are the service's default policy."""
+
+    window_seconds: float = 7 * 86400
+    """How long a looked-up number counts towards block coverage."""
+
+    run_stride: int = 16
+    """Numbers at most this far apart continue a run (catches strided walks)."""
+    run_heads: int = 4
+    """Runs followed at once, so interleaved traffic does not hide a walk."""
+    run_flag: int = 24
+    """Run length that flags (a company's direct-dial range is rarely longer than 20)."""
+    run_suspend: int = 30
+    run_suspend_miss_share: float = 0.2
+    """A run suspends only with this share of misses: a direct-dial range is all hits."""
+
+    block_sizes: tuple[int, ...] = (1_000, 10_000)
+    """Block sizes watched (numbering blocks are 10,000 mobile, 1,000 geographic)."""
+    block_flag: tuple[int, ...] = (8, 40)
+    """Distinct numbers in one block (per size) that flag, when some of them missed."""
+    block_suspend: tuple[int, ...] = (9, 60)
+    """... and that suspend, when the excess and miss criteria hold too."""
+    plan_numbers: int = 20_000_000
+    """Numbers in use in Norway, roughly: how thinly scattered lookups spread over blocks."""
+    block_excess: float = 10.0
+    """A block suspends only above `block_suspend` plus this multiple of what the account's
+    own volume would put in one block by chance (big customers have more per block)."""
+    block_flag_burst_seconds: float = 86400
+    """The last `block_flag` numbers of a block must fall within this span to flag..."""
+    block_suspend_burst_seconds: float = 6 * 3600
+    """... and the last `block_suspend` within this one to suspend: customers' callers
+    from one block (a company's direct-dial range) arrive over days, a walk in hours."""
+    block_flag_miss_share: float = 0.1
+    """A block looked up without misses is a customer's own numbers (a direct-dial range)."""
+    block_suspend_miss_share: float = 0.2
+
+    miss_legit: float = 0.35
+    """Miss probability of legitimate lookups (H0 of the sequential probability ratio test)."""
+    miss_scan: float = 0.75
+    """Miss probability of a scan (H1)."""
+    sprt_alpha: float = 1e-4
+    sprt_beta: float = 1e-2
+    sprt_suspend_factor: float = 2.0
+    """The test flags at its upper bound and suspends at this multiple of it."""
+
+    velocity_window_seconds: float = 3600
+    velocity_floor: int = 400
+    """New distinct numbers per window below which velocity never fires."""
+    velocity_factor: float = 6.0
+    """... and the multiple of the account's own busiest past window it must exceed."""
+    velocity_miss_share: float = 0.45
+    """... with more misses than customers' callers give (refresh jobs hit like customers)."""
+
+    distributed_min_accounts: int = 2
+    distributed_min_share: int = 3
+    """Numbers an account must contribute to a scanned block to be named in the finding."""
+
+    def action(self, kind: Kind, *, strong: bool, corroborated: bool = False) -> Action:
+        """The action of a finding.
+
+        `strong`: the rule's own suspension criteria held. `corroborated`: a
+        different rule already fired for the account; two independent rules
+        agreeing is strong evidence.
+        """
+        if strong or corroborated:
+            return Action.SUSPEND
+        if kind is Kind.DISTINCT_VELOCITY:
+            return Action.THROTTLE
+        return Action.FLAG
+
+
+DEFAULT_POLICY = Policy()

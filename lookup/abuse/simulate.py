@@ -1,0 +1,334 @@
+"""Labelled traffic for evaluating the detectors: legitimate customers and scrapers.
+
+Deterministic for a seed. A synthetic directory decides hits and misses: a set
+of allocated number blocks (10,000 for mobile, 1,000 for geographic), each
+number listed with a block-specific probability. Every persona produces
+`LookupEvent`s for one or more accounts; `Scenario` merges them in time order.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Final
+
+from lookup.abuse.events import LookupEvent, Outcome
+
+START: Final = datetime(2026, 10, 1)
+DAYS: Final = 30
+
+
+class Directory:
+    """Which numbers are listed: allocated blocks, each with its own listing density."""
+
+    def __init__(self, seed: int, mobile_blocks: int = 1500, fixed_blocks: int = 5000) -> None:
+        # About 20 million numbers in use, as in Norway: 15 M mobile and 5 M geographic.
+        rng = random.Random(seed)
+        self.mobile = sorted(rng.sample(range(4000, 4800), mobile_blocks // 2)) + sorted(
+            rng.sample(range(9000, 10000), mobile_blocks - mobile_blocks // 2)
+        )
+        fixed_prefixes = [21, 22, 23, 32, 38, 51, 52, 55, 56, 61, 62, 69, 70, 72, 73, 75, 77]
+        self.fixed = sorted(
+            {
+                rng.choice(fixed_prefixes) * 100_000 + rng.randrange(100_000)
+                for _ in range(fixed_blocks)
+            }
+        )
+        self._density: dict[int, float] = {}
+        for block in self.mobile:
+            self._density[block * 10_000] = rng.uniform(0.35, 0.6)
+        for block in self.fixed:
+            self._density[block * 1_000] = rng.uniform(0.4, 0.7)
+        self._seed = seed
+
+    def _block_start(self, number: int) -> int | None:
+        size = self.block_size(number)
+        start = number // size * size
+        return start if start in self._density else None
+
+    def listed(self, number: int) -> bool:
+        """Whether the number has a listing (unallocated numbers never do)."""
+        start = self._block_start(number)
+        if start is None:
+            return False
+        # A stable per-number coin: same answer for the same number, every run.
+        coin = (number * 2654435761 + self._seed * 97) % 1_000_003 / 1_000_003
+        return coin < self._density[start]
+
+    def block_size(self, number: int) -> int:
+        """Allocation block size of a number: 10,000 mobile, 1,000 geographic."""
+        return 10_000 if number // 10_000_000 in (4, 9) else 1_000
+
+    def random_number(self, rng: random.Random, *, listed: bool | None = None) -> int:
+        """A number in an allocated block (listed or not, if asked)."""
+        while True:
+            if rng.random() < 0.65:
+                number = rng.choice(self.mobile) * 10_000 + rng.randrange(10_000)
+            else:
+                number = rng.choice(self.fixed) * 1_000 + rng.randrange(1_000)
+            if listed is None or self.listed(number) == listed:
+                return number
+
+    def listings_in_block(self, number: int) -> int:
+        """How many listings the block of a number holds."""
+        size = self.block_size(number)
+        start = number // size * size
+        return sum(self.listed(n) for n in range(start, start + size))
+
+
+@dataclass
+class Actor:
+    """One account's traffic and its label."""
+
+    persona: str
+    account: str
+    scraper: bool
+    events: list[LookupEvent] = field(default_factory=list)
+    target_block: int | None = None
+    """First number of the block a scraper targets."""
+    scrape_from: datetime | None = None
+    """When the scraping began (an account may have honest history before)."""
+
+
+class Traffic:
+    """Builds the events of actors against one directory."""
+
+    def __init__(self, directory: Directory, rng: random.Random) -> None:
+        self.directory = directory
+        self.rng = rng
+        self.actors: list[Actor] = []
+
+    def actor(self, persona: str, account: str, *, scraper: bool) -> Actor:
+        """A new actor to add events to."""
+        actor = Actor(persona, account, scraper)
+        self.actors.append(actor)
+        return actor
+
+    def lookup(self, actor: Actor, ts: datetime, number: int, key: str, ip: str) -> None:
+        """One lookup and its outcome as the API would answer it."""
+        outcome: Outcome = "hit" if self.directory.listed(number) else "miss"
+        actor.events.append(
+            LookupEvent(
+                ts=ts,
+                account=actor.account,
+                key=key,
+                ip=ip,
+                number=f"+47{number:08d}",
+                outcome=outcome,
+            )
+        )
+
+    def typo(self, actor: Actor, ts: datetime, key: str, ip: str) -> None:
+        """A mistyped number: answered 422."""
+        actor.events.append(
+            LookupEvent(
+                ts=ts, account=actor.account, key=key, ip=ip, number="2220240", outcome="invalid"
+            )
+        )
+
+
+def _business_moments(rng: random.Random, day: int, count: int) -> list[datetime]:
+    """Call times on a working day: 08-17, with the 09:00 burst."""
+    moments = []
+    for _ in range(count):
+        burst = rng.random() < 0.2
+        hour = 9 + rng.random() * 0.25 if burst else 8 + rng.random() * 9
+        moments.append(START + timedelta(days=day, hours=hour))
+    return sorted(moments)
+
+
+def _working_days(first: int = 0) -> Iterator[int]:
+    return (day for day in range(first, DAYS) if (START + timedelta(days=day)).weekday() < 5)
+
+
+def crm(
+    traffic: Traffic,
+    account: str,
+    *,
+    customers: int,
+    calls_per_day: int,
+    ip: str = "",
+    first_day: int = 0,
+    direct_dial_ranges: int = 0,
+    refresh: str | None = None,
+    persona: str = "crm",
+) -> Actor:
+    """A CRM resolving callers: a customer base with skewed popularity, business hours."""
+    rng, directory = traffic.rng, traffic.directory
+    actor = traffic.actor(persona, account, scraper=False)
+    ip = ip or f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+    key = f"{account}-key"
+    # Most callers are listed; some are reserved, unlisted or unknown numbers.
+    base = [directory.random_number(rng, listed=rng.random() < 0.7) for _ in range(customers)]
+    for _ in range(direct_dial_ranges):
+        start = directory.random_number(rng, listed=True)
+        base.extend(start + offset for offset in range(rng.randint(5, 20)))
+    weights = [1 / (rank + 1) ** 0.8 for rank in range(len(base))]
+    for day in _working_days(first_day):
+        for moment in _business_moments(
+            rng, day, max(1, int(rng.gauss(calls_per_day, calls_per_day / 5)))
+        ):
+            if rng.random() < 0.01:
+                traffic.typo(actor, moment, key, ip)
+            else:
+                traffic.lookup(actor, moment, rng.choices(base, weights)[0], key, ip)
+    if refresh is not None:
+        every = 1 if refresh == "nightly" else 7
+        for day in range(first_day, DAYS, every):
+            moment = START + timedelta(days=day, hours=2)
+            for number in rng.sample(base, len(base)):
+                moment += timedelta(milliseconds=rng.randint(20, 200))
+                traffic.lookup(actor, moment, number, key, ip)
+    return actor
+
+
+def support(traffic: Traffic, account: str) -> Actor:
+    """Support staff looking numbers up by hand, with typos."""
+    rng = traffic.rng
+    actor = traffic.actor("support", account, scraper=False)
+    for day in _working_days():
+        for moment in _business_moments(rng, day, rng.randint(20, 60)):
+            if rng.random() < 0.05:
+                traffic.typo(actor, moment, "support-key", "10.9.9.9")
+            else:
+                number = traffic.directory.random_number(rng, listed=rng.random() < 0.75)
+                traffic.lookup(actor, moment, number, "support-key", "10.9.9.9")
+    return actor
+
+
+def saas(traffic: Traffic, customers: int) -> list[Actor]:
+    """Many small customers behind one integrator's IP address."""
+    return [
+        crm(
+            traffic,
+            f"saas-{index:02d}",
+            customers=60,
+            calls_per_day=15,
+            ip="192.0.2.10",
+            persona="saas_customer",
+        )
+        for index in range(customers)
+    ]
+
+
+def scraper(
+    traffic: Traffic,
+    persona: str,
+    account: str,
+    *,
+    order: str,
+    rate_seconds: float,
+    keys: int = 1,
+    ips: int = 1,
+    repeats: float = 0.0,
+    stride: int = 1,
+    start_day: int = 3,
+    lookups: int = 3000,
+    accounts: list[str] | None = None,
+) -> list[Actor]:
+    """A scraper walking one block: in order, shuffled, strided, split, or slow."""
+    rng, directory = traffic.rng, traffic.directory
+    names = accounts or [account]
+    actors = [traffic.actor(persona, name, scraper=True) for name in names]
+    target = directory.random_number(rng)
+    size = directory.block_size(target)
+    block = target // size * size
+    for actor in actors:
+        actor.target_block = block
+    if order == "random_plan":
+        numbers = [directory.random_number(rng) for _ in range(lookups)]
+    else:
+        numbers = list(range(block, block + size, stride))
+        if order == "shuffled":
+            rng.shuffle(numbers)
+    moment = START + timedelta(days=start_day, hours=rng.uniform(0, 20))
+    for actor in actors:
+        actor.scrape_from = moment
+    found: list[int] = []
+    shared_ip = f"203.0.113.{rng.randrange(1, 255)}"
+    for index, number in enumerate(numbers[:lookups]):
+        actor = actors[index % len(actors)]
+        key = f"{actor.account}-k{index % keys}"
+        ip = shared_ip if len(actors) > 1 else f"198.51.100.{index % ips + 1}"
+        moment += timedelta(seconds=rate_seconds * rng.uniform(0.5, 1.5))
+        if found and rng.random() < repeats:
+            traffic.lookup(actor, moment, rng.choice(found), key, ip)
+            moment += timedelta(seconds=rate_seconds * rng.uniform(0.5, 1.5))
+        traffic.lookup(actor, moment, number, key, ip)
+        if directory.listed(number):
+            found.append(number)
+    return actors
+
+
+Builder = Callable[[Traffic], object]
+
+
+def standard_scenario(seed: int = 7) -> tuple[Directory, list[Actor]]:
+    """A simulated month: every legitimate persona and every kind of scraper."""
+    directory = Directory(seed)
+    traffic = Traffic(directory, random.Random(seed))
+    for index in range(4):
+        crm(traffic, f"crm-small-{index}", customers=300, calls_per_day=40)
+    for index in range(2):
+        crm(traffic, f"crm-large-{index}", customers=4000, calls_per_day=1500)
+    for index in range(2):
+        crm(
+            traffic,
+            f"call-centre-{index}",
+            customers=800,
+            calls_per_day=300,
+            direct_dial_ranges=25,
+            persona="call_centre",
+        )
+    crm(
+        traffic,
+        "refresh-nightly",
+        customers=3000,
+        calls_per_day=200,
+        refresh="nightly",
+        persona="refresh_job",
+    )
+    crm(
+        traffic,
+        "refresh-weekly",
+        customers=8000,
+        calls_per_day=300,
+        refresh="weekly",
+        persona="refresh_job",
+    )
+    crm(
+        traffic,
+        "signup-mid-month",
+        customers=2000,
+        calls_per_day=400,
+        first_day=15,
+        refresh="weekly",
+        persona="mid_month_signup",
+    )
+    support(traffic, "support-desk")
+    saas(traffic, 30)
+    scraper(traffic, "sequential", "scr-seq", order="sequential", rate_seconds=0.5)
+    scraper(traffic, "shuffled_block", "scr-shuf", order="shuffled", rate_seconds=0.5)
+    scraper(traffic, "strided", "scr-stride", order="sequential", stride=7, rate_seconds=1)
+    scraper(traffic, "low_and_slow", "scr-slow", order="shuffled", rate_seconds=90)
+    scraper(traffic, "multi_key", "scr-keys", order="shuffled", rate_seconds=1, keys=4, ips=3)
+    scraper(
+        traffic,
+        "multi_account",
+        "scr-acct",
+        order="sequential",
+        rate_seconds=1,
+        accounts=["scr-acct-a", "scr-acct-b", "scr-acct-c"],
+    )
+    scraper(traffic, "repeats_mix", "scr-rep", order="shuffled", rate_seconds=2, repeats=0.5)
+    scraper(traffic, "random_plan", "scr-rand", order="random_plan", rate_seconds=3)
+    honest = crm(traffic, "scr-honest", customers=500, calls_per_day=60, persona="crm")
+    later = scraper(
+        traffic, "honest_then_scrape", "scr-honest", order="shuffled", rate_seconds=5, start_day=20
+    )
+    # The same account: legitimate until day 20, a scraper after.
+    later[0].events.extend(honest.events)
+    traffic.actors.remove(honest)
+    return directory, traffic.actors

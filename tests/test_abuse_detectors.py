@@ -1,0 +1,140 @@
+"""The detectors as pure state machines, driven with a controlled clock."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from lookup.abuse.detectors import Engine, Finding
+from lookup.abuse.events import LookupEvent, Outcome
+
+T0 = datetime(2026, 11, 2, 9, 0)
+
+
+def event(
+    n: int,
+    seconds: float,
+    outcome: Outcome = "miss",
+    *,
+    account: str = "acme",
+    key: str = "k1",
+    ip: str = "10.0.0.1",
+) -> LookupEvent:
+    return LookupEvent(
+        ts=T0 + timedelta(seconds=seconds),
+        account=account,
+        key=key,
+        ip=ip,
+        number=f"+47{n:08d}",
+        outcome=outcome,
+    )
+
+
+def feed(engine: Engine, events: list[LookupEvent]) -> list[Finding]:
+    return [finding for e in events for finding in engine.observe(e)]
+
+
+def alternating(i: int) -> Outcome:
+    return "hit" if i % 2 else "miss"
+
+
+def first_suspension(findings: list[Finding]) -> Finding:
+    return next(f for f in findings if f.action == "suspend")
+
+
+def test_a_sequential_walk_is_suspended_within_a_few_lookups_with_evidence() -> None:
+    walk = [event(22202000 + i, i, alternating(i)) for i in range(200)]
+    findings = feed(Engine(), walk)
+    suspension = first_suspension(findings)
+    assert suspension.kind in ("block_coverage", "sequential_run")
+    assert suspension.events_seen <= 15
+    assert suspension.ts == walk[suspension.events_seen - 1].ts
+    evidence = suspension.evidence
+    assert evidence["rule"]["distinct"] >= 9
+    assert evidence["lookups"][0]["number"] == "+4722202000"
+    assert {"ts", "number", "outcome"} <= set(evidence["lookups"][0])
+
+
+def test_a_companys_direct_dial_range_over_days_is_not_flagged() -> None:
+    # 20 consecutive numbers of one business, called over two weeks, some unlisted.
+    calls = [event(22202000 + i % 20, i * 3600 * 16, alternating(i // 7)) for i in range(60)]
+    assert feed(Engine(), calls) == []
+
+
+def test_repeats_and_typos_do_not_advance_the_scan_detectors() -> None:
+    engine = Engine()
+    repeats = [event(22202000 + i % 3, i, "miss") for i in range(500)]
+    typos = [
+        LookupEvent(
+            ts=T0 + timedelta(seconds=600 + i),
+            account="acme",
+            key="k1",
+            ip="10.0.0.1",
+            number="2220ABCD",
+            outcome="invalid",
+        )
+        for i in range(500)
+    ]
+    assert feed(engine, repeats + typos) == []
+    assert engine.events_seen("acme") == 1000
+
+
+def test_a_block_split_over_keys_and_addresses_is_a_distributed_scan() -> None:
+    walk = [
+        event(41230000 + i * 37 % 1000, i, alternating(i), key=f"k{i % 3}", ip=f"10.0.0.{i % 3}")
+        for i in range(300)
+    ]
+    suspension = first_suspension(feed(Engine(), walk))
+    assert suspension.kind == "distributed_scan"
+    assert len(suspension.evidence["keys"]) == 3
+
+
+def test_accounts_sharing_an_ip_to_split_a_block_are_each_suspended() -> None:
+    walk = [
+        event(22202000 + i, i, alternating(i), account=f"shell-{i % 3}", ip="203.0.113.5")
+        for i in range(60)
+    ]
+    findings = feed(Engine(), walk)
+    suspended = {f.account for f in findings if f.action == "suspend"}
+    assert suspended == {"shell-0", "shell-1", "shell-2"}
+    cross = next(f for f in findings if f.kind == "distributed_scan")
+    assert cross.evidence["rule"]["ip"] == "203.0.113.5"
+
+
+def test_many_small_customers_behind_one_ip_are_left_alone() -> None:
+    # 40 customers, each looking up its own scattered callers through one integrator.
+    calls = [
+        event(
+            40000000 + (i * 7919 * 104729) % 5_000_000,
+            i * 30,
+            "miss" if (i // 40) % 4 == 0 else "hit",
+            account=f"customer-{i % 40}",
+            ip="192.0.2.10",
+        )
+        for i in range(4000)
+    ]
+    assert [f for f in feed(Engine(), calls) if f.action != "flag"] == []
+
+
+def test_mostly_misses_over_the_whole_plan_trips_the_miss_ratio_test() -> None:
+    scattered = [
+        event(40000000 + (i * 104729 * 7919) % 59_000_000, i * 20, "hit" if i % 7 == 0 else "miss")
+        for i in range(400)
+    ]
+    findings = feed(Engine(), scattered)
+    kinds = [f.kind for f in findings]
+    assert "miss_ratio" in kinds
+    ratio = next(f for f in findings if f.kind == "miss_ratio")
+    assert ratio.evidence["rule"]["log_likelihood_ratio"] >= ratio.evidence["rule"]["upper_bound"]
+    assert first_suspension(findings)
+
+
+def test_findings_escalate_once_per_level() -> None:
+    walk = [event(22202000 + i, i, alternating(i)) for i in range(999)]
+    findings = feed(Engine(), walk)
+    levels = [(f.kind, f.action) for f in findings]
+    assert len(levels) == len(set(levels))
+
+
+def test_the_engine_is_deterministic() -> None:
+    walk = [event(22202000 + (i * 13) % 1000, i * 0.7, alternating(i)) for i in range(400)]
+    assert feed(Engine(), walk) == feed(Engine(), walk)

@@ -1,0 +1,150 @@
+"""`lookup abuse replay`: the file contract other tools rely on."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import msgspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from lookup.abuse.detectors import Engine
+from lookup.abuse.replay import BadEventFile, decode_findings, read_events, replay
+from tests.test_abuse_detectors import T0, alternating, event
+
+
+def write_events(path: Path, count: int = 120) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = [
+        {
+            "ts": (T0 + timedelta(seconds=i)).isoformat() + "Z",
+            "account": "acme",
+            "key": "k1",
+            "ip": "10.0.0.1",
+            "number": f"+47{22202000 + i}",
+            "outcome": alternating(i),
+        }
+        for i in range(count)
+    ]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return rows
+
+
+def test_replay_writes_one_finding_per_line_in_the_contract_shape(tmp_path: Path) -> None:
+    write_events(tmp_path / "events.jsonl")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lookup.cli",
+            "abuse",
+            "replay",
+            str(tmp_path / "events.jsonl"),
+            "--out",
+            str(tmp_path / "findings.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = (tmp_path / "findings.jsonl").read_text().splitlines()
+    assert lines
+    first = json.loads(lines[0])
+    assert set(first) == {"account", "kind", "action", "ts", "events_seen", "evidence"}
+    assert first["kind"] in {
+        "sequential_run",
+        "block_coverage",
+        "miss_ratio",
+        "distinct_velocity",
+        "distributed_scan",
+    }
+    assert first["action"] in {"flag", "throttle", "suspend"}
+    assert any(json.loads(line)["action"] == "suspend" for line in lines)
+
+
+def test_replay_uses_the_live_detector_code(tmp_path: Path) -> None:
+    rows = write_events(tmp_path / "events.jsonl")
+    replay(tmp_path / "events.jsonl", tmp_path / "findings.jsonl")
+    live = Engine()
+    expected = [
+        f for i in range(len(rows)) for f in live.observe(event(22202000 + i, i, alternating(i)))
+    ]
+    assert decode_findings(tmp_path / "findings.jsonl") == expected
+
+
+def test_parquet_events_give_the_same_findings(tmp_path: Path) -> None:
+    rows = write_events(tmp_path / "events.jsonl")
+    table = pa.Table.from_pylist(rows)
+    pq.write_table(table, tmp_path / "events.parquet")
+    replay(tmp_path / "events.jsonl", tmp_path / "a.jsonl")
+    replay(tmp_path / "events.parquet", tmp_path / "b.jsonl")
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("{not json", "events.jsonl:3: not a JSON object"),
+        (
+            '{"ts": "2026-11-02T09:00:00", "account": "a", "key": "k", "ip": "i",'
+            ' "number": "+4722202400"}',
+            "events.jsonl:3: missing outcome",
+        ),
+        (
+            '{"ts": "yesterday", "account": "a", "key": "k", "ip": "i", "number": "+4722202400",'
+            ' "outcome": "hit"}',
+            "events.jsonl:3:",
+        ),
+        (
+            '{"ts": "2026-11-02T09:00:05", "account": "a", "key": "k", "ip": "i",'
+            ' "number": "+4722202400", "outcome": "maybe"}',
+            "events.jsonl:3:",
+        ),
+        (
+            '{"ts": "2020-01-01T00:00:00", "account": "a", "key": "k", "ip": "i",'
+            ' "number": "+4722202400", "outcome": "hit"}',
+            "not sorted by time",
+        ),
+    ],
+)
+def test_malformed_event_files_name_the_line(tmp_path: Path, line: str, message: str) -> None:
+    write_events(tmp_path / "events.jsonl", count=2)
+    with (tmp_path / "events.jsonl").open("a") as handle:
+        handle.write(line + "\n")
+    with pytest.raises(BadEventFile) as failure:
+        list(read_events(tmp_path / "events.jsonl"))
+    assert message in str(failure.value)
+
+
+def test_cli_reports_a_bad_file_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "events.jsonl").write_text("{broken\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lookup.cli",
+            "abuse",
+            "replay",
+            str(tmp_path / "events.jsonl"),
+            "--out",
+            str(tmp_path / "f.jsonl"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "events.jsonl:1" in result.stderr
+    assert not (tmp_path / "f.jsonl").exists()
+
+
+def test_findings_round_trip(tmp_path: Path) -> None:
+    write_events(tmp_path / "events.jsonl")
+    replay(tmp_path / "events.jsonl", tmp_path / "findings.jsonl")
+    for finding in decode_findings(tmp_path / "findings.jsonl"):
+        assert msgspec.json.decode(msgspec.json.encode(finding))["account"] == "acme"
