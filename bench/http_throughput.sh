@@ -58,7 +58,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-LOOKUP_DATA_DIR=$DATA_DIR LOOKUP_LOG_LEVEL=warning \
+# Limits high enough that wrk measures the service, not its 429s.
+LOOKUP_DATA_DIR=$DATA_DIR LOOKUP_LOG_LEVEL=warning LOOKUP_INTERNAL_PORT=$((SERVICE_PORT + 10)) \
+    LOOKUP_PLAN_KEY=1000000/second LOOKUP_PLAN_ACCOUNT=1000000/second \
+    LOOKUP_ABUSE_DETECTION=${LOOKUP_ABUSE_DETECTION:-true} \
     "$BIN/lookup" serve --port "$SERVICE_PORT" --workers 1 >"$OUT/service.log" 2>&1 &
 service_pid=$!
 pids+=("$service_pid")

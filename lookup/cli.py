@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -177,26 +176,19 @@ def _watch(folder: Path, interval: float, settings: Settings, *, force: bool) ->
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn  # noqa: PLC0415
+    import asyncio  # noqa: PLC0415
+
+    from lookup.api.server import serve_embedded  # noqa: PLC0415
 
     overrides = {"host": args.host, "port": args.port, "workers": args.workers}
     settings = load_settings(**overrides)
-    # Workers are fresh processes: they read their settings from the environment.
-    for name, value in overrides.items():
-        if value is not None:
-            os.environ[f"LOOKUP_{name.upper()}"] = str(value)
-    uvicorn.run(
-        "lookup.api.app:create_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
+    if settings.workers == 1:
+        asyncio.run(serve_embedded(settings))
+        return 0
+    raise UsageError(
+        "--workers above 1 needs the shared event stream (LOOKUP_REDIS_URL), "
+        "which this version does not have yet; run one worker per port"
     )
-    return 0
 
 
 def _keys(args: argparse.Namespace, settings: Settings) -> int:

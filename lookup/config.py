@@ -38,6 +38,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """How soon a server sees keys created or revoked by `lookup keys`."""
     log_level: str = "info"
     """Log level of the server (debug, info, warning, error)."""
+    internal_port: int = 8001
+    """Port of the internal compliance API (served beside the public one)."""
+    plan_account: str = "50/second;1500/minute;50000/day"
+    """Default rate limits of an account (all its keys together)."""
+    plan_key: str = "25/second;1000/minute;40000/day"
+    """Default rate limits of one key."""
+    throttle_factor: int = 10
+    """A throttled account gets its limits divided by this."""
+    ratelimit_storage: str = "memory://"
+    """Where rate-limit counters live; `redis://127.0.0.1:6379` to share them between workers."""
+    abuse_detection: bool = True
+    """Run the abuse detectors on the lookup events (the lookup log is kept either way)."""
+    abuse_allow_ips: str = ""
+    """Comma-separated CIDRs whose traffic is never acted on (e.g. the operator's monitoring)."""
+    event_flush_seconds: float = 0.1
+    """How often queued lookup events are logged and run through the detectors."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.reject_ratio_max <= 1:
@@ -49,7 +65,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if self.snapshots_kept < 2:
             # The snapshot being served and the one replacing it must both exist.
             raise ConfigError("LOOKUP_SNAPSHOTS_KEPT must be at least 2")
-        if self.snapshot_poll_seconds <= 0 or self.key_refresh_seconds <= 0:
+        if self.throttle_factor < 1:
+            raise ConfigError("LOOKUP_THROTTLE_FACTOR must be at least 1")
+        if (
+            self.snapshot_poll_seconds <= 0
+            or self.key_refresh_seconds <= 0
+            or self.event_flush_seconds <= 0
+        ):
             raise ConfigError("poll intervals must be positive")
 
     @property
@@ -66,6 +88,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def snapshots_path(self) -> Path:
         """Folder of published snapshots and the CURRENT pointer."""
         return self.data_path / "snapshots"
+
+    @property
+    def compliance_path(self) -> Path:
+        """The compliance store: lookup log, findings, cases, decisions."""
+        return self.data_path / "compliance.duckdb"
 
     @property
     def keys_path(self) -> Path:

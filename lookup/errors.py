@@ -12,7 +12,9 @@
         ├── MissingCredentials  no or malformed Authorization header
         ├── InvalidKey          unknown or revoked key
         ├── AddressNotAllowed   key used from outside its IP allow-list
-        └── MissingRole         key lacks the role the endpoint needs
+        ├── MissingRole         key lacks the role the endpoint needs
+        └── AccountSuspended    account paused pending compliance review
+    (lookup.abuse) RateLimited -> 429, CaseNotFound -> 404, CaseClosed -> 409
 
 The HTTP mapping lives in one place: `lookup.api.problems`.
 """
@@ -81,6 +83,10 @@ class InvalidKey(AuthError):
 
 class AddressNotAllowed(AuthError):
     """A key used from an address outside its allow-list."""
+
+
+class AccountSuspended(AuthError):
+    """An account paused pending review by compliance."""
 
 
 class MissingRole(AuthError):

@@ -26,7 +26,10 @@ _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS accounts (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'active',     -- active | throttled | suspended
+    plan TEXT,                                 -- rate limits, e.g. '20/second;600/minute'
+    status_reason TEXT
 );
 CREATE TABLE IF NOT EXISTS keys (
     id TEXT PRIMARY KEY,
@@ -40,6 +43,18 @@ CREATE TABLE IF NOT EXISTS keys (
 """
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+ACCOUNT_STATUSES: Final = ("active", "throttled", "suspended")
+
+
+class Account(msgspec.Struct, frozen=True):
+    """An organization's standing: its status and its rate-limit plan (None: the default)."""
+
+    name: str
+    status: str = "active"
+    plan: str | None = None
+    reason: str | None = None
 
 
 class ApiKey(msgspec.Struct, frozen=True):
@@ -94,9 +109,22 @@ class KeyStore:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._con = sqlite3.connect(path, timeout=10, isolation_level=None)
+        # The server's refresh runs in a worker thread; the store serializes its own use.
+        self._con = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
         self._con.execute("PRAGMA journal_mode=WAL")
         self._con.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add columns that stores made by earlier versions lack."""
+        have = {row[1] for row in self._con.execute("PRAGMA table_info(accounts)")}
+        for column, ddl in (
+            ("status", "TEXT NOT NULL DEFAULT 'active'"),
+            ("plan", "TEXT"),
+            ("status_reason", "TEXT"),
+        ):
+            if column not in have:
+                self._con.execute(f"ALTER TABLE accounts ADD COLUMN {column} {ddl}")
 
     def close(self) -> None:
         """Close the file."""
@@ -158,6 +186,32 @@ class KeyStore:
             for digest, key_id, account, roles, allow in rows
         }
 
+    def accounts(self) -> dict[str, Account]:
+        """Every account by name."""
+        rows = self._con.execute("SELECT name, status, plan, status_reason FROM accounts")
+        return {name: Account(name, status, plan, reason) for name, status, plan, reason in rows}
+
+    def set_status(self, account: str, status: str, reason: str) -> None:
+        """Suspend, throttle or reinstate an account (servers follow within a second)."""
+        if status not in ACCOUNT_STATUSES:
+            raise KeyStoreError(f"status must be one of {', '.join(ACCOUNT_STATUSES)}")
+        with self._con:
+            cursor = self._con.execute(
+                "UPDATE accounts SET status = ?, status_reason = ? WHERE name = ?",
+                (status, reason, account),
+            )
+        if cursor.rowcount == 0:
+            raise KeyStoreError(f"no account named {account!r}")
+
+    def set_plan(self, account: str, plan: str | None) -> None:
+        """Give an account its own rate limits (None: back to the default plan)."""
+        with self._con:
+            cursor = self._con.execute(
+                "UPDATE accounts SET plan = ? WHERE name = ?", (plan, account)
+            )
+        if cursor.rowcount == 0:
+            raise KeyStoreError(f"no account named {account!r}")
+
     def version(self) -> int:
         """Changes whenever another connection wrote to the file."""
         row = self._con.execute("PRAGMA data_version").fetchone()
@@ -171,6 +225,7 @@ class KeyRing:
         self._store = store
         self._version = -1
         self._keys: dict[str, ApiKey] = {}
+        self._accounts: dict[str, Account] = {}
         self.refresh()
 
     def refresh(self) -> bool:
@@ -179,7 +234,21 @@ class KeyRing:
         if version == self._version:
             return False
         self._keys, self._version = self._store.active(), version
+        self._accounts = self._store.accounts()
         return True
+
+    def account(self, name: str) -> Account:
+        """An account's standing as last loaded."""
+        return self._accounts.get(name) or Account(name)
+
+    def set_status(self, account: str, status: str, reason: str) -> None:
+        """Change an account's status in the store and, at once, in this process."""
+        self._store.set_status(account, status, reason)
+        current = self.account(account)
+        self._accounts = {
+            **self._accounts,
+            account: Account(account, status, current.plan, reason),
+        }
 
     def authenticate(self, authorization: str | None, client: str) -> ApiKey:
         """The key of an `Authorization: Bearer <key>` header used from `client`."""

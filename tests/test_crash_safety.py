@@ -42,6 +42,10 @@ class Server:
             "LOOKUP_DATA_DIR": str(data_dir),
             "LOOKUP_SNAPSHOT_POLL_SECONDS": "0.05",
             "LOOKUP_KEY_REFRESH_SECONDS": "0.1",
+            "LOOKUP_INTERNAL_PORT": str(_free_port()),
+            # This test hammers one number as fast as it can; limits are not its subject.
+            "LOOKUP_PLAN_KEY": "1000000/second",
+            "LOOKUP_PLAN_ACCOUNT": "1000000/second",
         }
         self.process = subprocess.Popen(
             [sys.executable, "-m", "lookup.cli", "serve", "--port", str(self.port)],

@@ -1,10 +1,12 @@
-"""The Litestar application: one assembly point for routes, auth, errors and lifespan."""
+"""The Litestar applications: one assembly point for routes, auth, errors and lifespan.
+
+`create_app` builds the public API; `create_internal_app` the compliance API,
+served on its own port. Both share one `Services` object per process.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator
 
 from litestar import Litestar
@@ -13,55 +15,28 @@ from litestar.openapi import OpenAPIConfig
 
 from lookup.api import health
 from lookup.api.auth import ApiKeyMiddleware
+from lookup.api.compliance import ComplianceController
 from lookup.api.numbers import NumbersController
 from lookup.api.problems import handle
+from lookup.api.services import Services
 from lookup.config import Settings, load_settings
-from lookup.index.reader import SnapshotSource
-from lookup.keys import KeyRing, KeyStore
-
-log = logging.getLogger(__name__)
 
 
-async def _refresh_forever(app: Litestar, settings: Settings) -> None:
-    """Pick up new snapshots and key changes, off the request path."""
-    source: SnapshotSource = app.state.snapshots
-    ring: KeyRing = app.state.key_ring
-    key_every = max(1, round(settings.key_refresh_seconds / settings.snapshot_poll_seconds))
-    tick = 0
-    while True:
-        await asyncio.sleep(settings.snapshot_poll_seconds)
-        tick += 1
-        try:
-            await asyncio.to_thread(source.refresh)
-            if tick % key_every == 0:
-                ring.refresh()
-        except Exception:  # a bad poll must not stop future ones
-            log.exception("refresh failed; serving what is loaded")
-
-
-def create_app(settings: Settings | None = None) -> Litestar:
-    """Build the public API for a data directory (settings from the environment by default)."""
-    settings = settings or load_settings()
-    source = SnapshotSource(settings.snapshots_path)
+def create_app(settings: Settings | None = None, services: Services | None = None) -> Litestar:
+    """The public API; its lifespan runs the shared services."""
+    services = services or Services(settings or load_settings())
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        # Opened here, in the server's thread: SQLite connections stay in theirs.
-        store = KeyStore(settings.keys_path)
-        app.state.key_ring = KeyRing(store)
-        source.refresh()
-        task = asyncio.create_task(_refresh_forever(app, settings))
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        await services.start()
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            store.close()
+            await services.stop()
 
     return Litestar(
         route_handlers=[NumbersController, health.healthz, health.readyz, health.problem_type],
-        state=State({"snapshots": source, "settings": settings}),
+        state=State({"services": services}),
         middleware=[ApiKeyMiddleware()],
         exception_handlers={Exception: handle},
         lifespan=[lifespan],
@@ -70,5 +45,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
             version="1",
             description="Listings of Norwegian phone numbers. Reserved numbers are never shown.",
         ),
+        debug=False,
+    )
+
+
+def create_internal_app(services: Services) -> Litestar:
+    """The compliance API (role `compliance`), for the internal network only."""
+    return Litestar(
+        route_handlers=[ComplianceController, health.healthz, health.problem_type],
+        state=State({"services": services}),
+        middleware=[ApiKeyMiddleware()],
+        exception_handlers={Exception: handle},
+        openapi_config=OpenAPIConfig(title="Nummeropplysning compliance API", version="1"),
         debug=False,
     )

@@ -1,21 +1,24 @@
-"""Bearer API key authentication and per-endpoint roles.
+"""Bearer API key authentication, per-endpoint roles, suspensions and rate limits.
 
-One ASGI middleware does both: it resolves the key from the in-memory key
-ring and checks the role the route handler declares in `opt={"role": ...}`.
-Litestar guards would do the same but copy the handler on every request,
-which costs more than the lookup itself.
+One ASGI middleware does it all, in memory: it resolves the key from the key
+ring, checks the role the route handler declares in `opt={"role": ...}`,
+refuses suspended accounts and counts the request against its limits.
+Litestar guards would do the role check but copy the handler on every
+request, which costs more than the lookup itself.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from lookup.errors import MissingRole
-from lookup.keys import KeyRing
+from lookup.errors import AccountSuspended, MissingRole
+
+if TYPE_CHECKING:
+    from lookup.api.services import Services
 
 ROLE_OPT: Final = "role"
 
@@ -52,10 +55,17 @@ class ApiKeyMiddleware(ASGIMiddleware):
         if needed is None:
             await next_app(scope, receive, send)
             return
-        ring: KeyRing = scope["litestar_app"].state.key_ring
+        services: Services = scope["litestar_app"].state.services
+        ring = services.key_ring
         key = ring.authenticate(_authorization(scope), client_address(scope))
         if needed not in key.roles:
             raise MissingRole(needed)
+        account = ring.account(key.account)
+        if account.status == "suspended" and needed != "compliance":
+            raise AccountSuspended(f"account {key.account} is paused pending review by compliance")
+        services.limiter.hit(
+            key.key_id, key.account, plan=account.plan, throttled=account.status == "throttled"
+        )
         scope["user"] = key
         scope["auth"] = key.key_id
         await next_app(scope, receive, send)

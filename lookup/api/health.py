@@ -21,7 +21,7 @@ async def healthz() -> Health:
 @get("/readyz", summary="Readiness", tags=["operations"])
 async def readyz(request: Request[Any, Any, Any]) -> Health | Response[bytes]:
     """Ready only with a snapshot loaded."""
-    source: SnapshotSource = request.app.state.snapshots
+    source: SnapshotSource = request.app.state.services.snapshots
     if not source.ready:
         return problem("snapshot-unavailable", "no snapshot loaded yet")
     snapshot = source.current

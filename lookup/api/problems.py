@@ -14,7 +14,10 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.status_codes import HTTP_405_METHOD_NOT_ALLOWED
 
+from lookup.abuse.ratelimit import RateLimited
+from lookup.abuse.store import CaseClosed, CaseNotFound
 from lookup.errors import (
+    AccountSuspended,
     AddressNotAllowed,
     InvalidKey,
     InvalidParameter,
@@ -74,6 +77,23 @@ PROBLEM_TYPES: Final = {
         ),
         ProblemType(
             "missing-role", 403, "Missing role", "The key lacks the role this endpoint requires."
+        ),
+        ProblemType(
+            "account-suspended",
+            403,
+            "Account paused pending review",
+            "Automated abuse detection or compliance paused this account until "
+            "compliance staff have reviewed it. Contact support.",
+        ),
+        ProblemType(
+            "rate-limited",
+            429,
+            "Too many requests",
+            "A rate limit of the key or account was reached; see Retry-After.",
+        ),
+        ProblemType("case-not-found", 404, "Case not found", "No compliance case with that id."),
+        ProblemType(
+            "case-closed", 409, "Case closed", "The case is closed; only 'reinstate' applies to it."
         ),
         ProblemType("not-found", 404, "Not found", "No such resource."),
         ProblemType(
@@ -136,6 +156,16 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
             return problem(slug, str(exc), headers={"WWW-Authenticate": 'Bearer realm="lookup"'})
         case AddressNotAllowed():
             return problem("address-not-allowed", str(exc))
+        case AccountSuspended():
+            return problem("account-suspended", str(exc))
+        case RateLimited():
+            return problem(
+                "rate-limited", str(exc), headers=exc.headers(), scope=exc.scope, limit=exc.limit
+            )
+        case CaseNotFound():
+            return problem("case-not-found", str(exc))
+        case CaseClosed():
+            return problem("case-closed", str(exc))
         case MissingRole():
             return problem("missing-role", str(exc), role=exc.role)
         case InvalidParameter():

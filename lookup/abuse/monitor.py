@@ -1,0 +1,94 @@
+"""The live side of abuse detection: events in, findings stored, accounts acted on.
+
+`AbuseMonitor.process()` drains the request path's event buffer, writes the
+lookup log, runs the same `Engine` that `lookup abuse replay` runs, records
+findings in cases and enforces their actions. It runs off the request path,
+every `LOOKUP_EVENT_FLUSH_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+
+from lookup.abuse.detectors import Engine, Finding
+from lookup.abuse.events import EventBuffer, LookupEvent
+from lookup.abuse.policy import Action
+from lookup.abuse.store import ComplianceStore
+from lookup.errors import KeyStoreError
+from lookup.keys import KeyRing, Network
+
+log = logging.getLogger(__name__)
+
+
+class AbuseMonitor:
+    """Consumes lookup events: log, detect, record, enforce."""
+
+    def __init__(
+        self,
+        buffer: EventBuffer,
+        store: ComplianceStore,
+        key_ring: KeyRing,
+        *,
+        engine: Engine | None = None,
+        allow: tuple[Network, ...] = (),
+        detect: bool = True,
+    ) -> None:
+        self.buffer = buffer
+        self.store = store
+        self.key_ring = key_ring
+        self.engine = engine or Engine()
+        self.allow = allow
+        self.detect = detect
+        self._lock = threading.Lock()
+
+    def _allowed(self, ip: str) -> bool:
+        if not self.allow:
+            return False
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(address in network for network in self.allow)
+
+    def process(self) -> list[Finding]:
+        """Handle every queued event; returns the new findings."""
+        with self._lock:  # one consumer at a time: the engine's state is not shared
+            events = self.buffer.drain()
+            if not events:
+                return []
+            self.store.log(events)
+            if not self.detect:
+                return []
+            findings = [
+                finding
+                for event in events
+                if not self._allowed(event.ip)
+                for finding in self.engine.observe(event)
+            ]
+            for finding in findings:
+                self._act(finding)
+            return findings
+
+    def submit(self, events: list[LookupEvent]) -> list[Finding]:
+        """Queue events and process them (for consumers fed from outside, e.g. a stream)."""
+        for event in events:
+            self.buffer.emit(event)
+        return self.process()
+
+    def _act(self, finding: Finding) -> None:
+        case_id = self.store.record(finding)
+        status = self.key_ring.account(finding.account).status
+        reason = f"case {case_id}: {finding.kind} ({finding.action})"
+        try:
+            if finding.action == Action.SUSPEND and status != "suspended":
+                self.key_ring.set_status(finding.account, "suspended", reason)
+                log.warning("suspended %s pending review: %s", finding.account, reason)
+            elif finding.action == Action.THROTTLE and status == "active":
+                self.key_ring.set_status(finding.account, "throttled", reason)
+                log.warning("throttled %s: %s", finding.account, reason)
+            else:
+                log.info("flagged %s: %s", finding.account, reason)
+        except KeyStoreError as exc:  # an account deleted meanwhile: the case still stands
+            log.error("cannot act on %s: %s", finding.account, exc)

@@ -1,0 +1,319 @@
+"""The compliance store (DuckDB): lookup log, findings, cases and the decision audit trail.
+
+Owned by the process that runs the detector. Decisions are append-only and
+hash-chained: each row carries the hash of the one before, so an edit made
+behind the service's back shows in `verify_audit()`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+import duckdb
+import msgspec
+import pyarrow as pa
+
+from lookup.abuse.detectors import Finding
+from lookup.abuse.events import LookupEvent
+from lookup.errors import LookupServiceError
+
+_SCHEMA: Final = """
+CREATE SEQUENCE IF NOT EXISTS finding_ids START 1;
+CREATE SEQUENCE IF NOT EXISTS case_ids START 1;
+CREATE SEQUENCE IF NOT EXISTS decision_ids START 1;
+CREATE TABLE IF NOT EXISTS lookup_log (
+    ts TIMESTAMP NOT NULL, account VARCHAR NOT NULL, key VARCHAR NOT NULL, ip VARCHAR NOT NULL,
+    number VARCHAR NOT NULL, outcome VARCHAR NOT NULL, endpoint VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cases (
+    id BIGINT PRIMARY KEY, account VARCHAR NOT NULL, opened_at TIMESTAMP NOT NULL,
+    status VARCHAR NOT NULL, closed_at TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS findings (
+    id BIGINT PRIMARY KEY, case_id BIGINT NOT NULL, account VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL, action VARCHAR NOT NULL, ts TIMESTAMP NOT NULL,
+    events_seen BIGINT NOT NULL, evidence JSON NOT NULL
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    id BIGINT PRIMARY KEY, case_id BIGINT NOT NULL, account VARCHAR NOT NULL,
+    decision VARCHAR NOT NULL, actor VARCHAR NOT NULL, reason VARCHAR NOT NULL,
+    ts TIMESTAMP NOT NULL, prev_hash VARCHAR NOT NULL, hash VARCHAR NOT NULL
+);
+"""
+DECISIONS: Final = ("clear", "warn", "suspend", "reinstate")
+_GENESIS: Final = "0" * 64
+
+
+class CaseNotFound(LookupServiceError):
+    """No case with that id."""
+
+
+class CaseClosed(LookupServiceError):
+    """A decision on a case that is already closed."""
+
+
+class Decision(msgspec.Struct, frozen=True):
+    """One compliance decision, as kept in the audit trail."""
+
+    id: int
+    case_id: int
+    account: str
+    decision: str
+    actor: str
+    reason: str
+    ts: datetime
+    prev_hash: str
+    hash: str
+
+
+class Case(msgspec.Struct, frozen=True):
+    """An account's review: open from its first finding until cleared or reinstated."""
+
+    id: int
+    account: str
+    opened_at: datetime
+    status: str
+    closed_at: datetime | None = None
+
+
+def _decision_hash(prev_hash: str, fields: Sequence[object]) -> str:
+    text = "\x1f".join([prev_hash, *(str(value) for value in fields)])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class ComplianceStore:
+    """Thread-safe access to the compliance DuckDB file (one connection, one lock)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._con = duckdb.connect(str(path))
+        self._con.execute(_SCHEMA).fetchall()
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the file."""
+        with self._lock:
+            self._con.close()
+
+    def _rows(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._con.execute(sql, list(params)).fetchall()
+
+    def log(self, events: Sequence[LookupEvent]) -> None:
+        """Append events to the lookup log in one batch."""
+        if not events:
+            return
+        table = pa.table(
+            {
+                name: [getattr(event, name) for event in events]
+                for name in ("ts", "account", "key", "ip", "number", "outcome", "endpoint")
+            }
+        )
+        with self._lock:
+            self._con.register("_events", table)
+            try:
+                self._con.execute("INSERT INTO lookup_log SELECT * FROM _events").fetchall()
+            finally:
+                self._con.unregister("_events")
+
+    def record(self, finding: Finding) -> int:
+        """Store a finding in the account's open case (opening one); returns the case id."""
+        with self._lock:
+            self._con.execute("BEGIN TRANSACTION").fetchall()
+            try:
+                rows = self._con.execute(
+                    "SELECT id FROM cases WHERE account = ? AND status = 'open'",
+                    [finding.account],
+                ).fetchall()
+                if rows:
+                    case_id = int(rows[0][0])
+                else:
+                    case_id = int(self._con.execute("SELECT nextval('case_ids')").fetchall()[0][0])
+                    self._con.execute(
+                        "INSERT INTO cases VALUES (?, ?, ?, 'open', NULL)",
+                        [case_id, finding.account, finding.ts],
+                    ).fetchall()
+                self._con.execute(
+                    "INSERT INTO findings VALUES (nextval('finding_ids'), ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        case_id,
+                        finding.account,
+                        finding.kind,
+                        finding.action,
+                        finding.ts,
+                        finding.events_seen,
+                        msgspec.json.encode(finding.evidence).decode(),
+                    ],
+                ).fetchall()
+                self._con.execute("COMMIT").fetchall()
+            except BaseException:
+                self._con.execute("ROLLBACK").fetchall()
+                raise
+        return case_id
+
+    def cases(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Cases with their findings summarized, newest first."""
+        rows = self._rows(
+            """
+            SELECT c.id, c.account, c.opened_at, c.status, c.closed_at,
+                   list(DISTINCT f.kind || ':' || f.action ORDER BY f.kind || ':' || f.action),
+                   max(f.ts), count(f.id)
+            FROM cases c LEFT JOIN findings f ON f.case_id = c.id
+            WHERE ? IS NULL OR c.status = ?
+            GROUP BY ALL ORDER BY c.id DESC
+            """,
+            [status, status],
+        )
+        return [
+            {
+                "id": r[0],
+                "account": r[1],
+                "opened_at": r[2],
+                "status": r[3],
+                "closed_at": r[4],
+                "findings": r[5],
+                "last_finding_at": r[6],
+                "finding_count": r[7],
+            }
+            for r in rows
+        ]
+
+    def case(self, case_id: int) -> Case:
+        """One case, or CaseNotFound."""
+        rows = self._rows("SELECT * FROM cases WHERE id = ?", [case_id])
+        if not rows:
+            raise CaseNotFound(f"no case {case_id}")
+        return Case(*rows[0])
+
+    def findings(self, case_id: int) -> list[dict[str, Any]]:
+        """Findings of a case with their evidence, oldest first."""
+        rows = self._rows(
+            "SELECT id, kind, action, ts, events_seen, evidence FROM findings "
+            "WHERE case_id = ? ORDER BY id",
+            [case_id],
+        )
+        return [
+            {
+                "id": r[0],
+                "kind": r[1],
+                "action": r[2],
+                "ts": r[3],
+                "events_seen": r[4],
+                "evidence": msgspec.json.decode(r[5]),
+            }
+            for r in rows
+        ]
+
+    def timeline(
+        self, account: str, around: datetime, minutes: int = 60, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """The account's lookups around a moment (the customer's traffic data)."""
+        rows = self._rows(
+            "SELECT ts, key, ip, number, outcome, endpoint FROM lookup_log "
+            "WHERE account = ? AND ts BETWEEN ? AND ? ORDER BY ts LIMIT ?",
+            [
+                account,
+                around - timedelta(minutes=minutes),
+                around + timedelta(minutes=minutes),
+                limit,
+            ],
+        )
+        return [
+            {"ts": r[0], "key": r[1], "ip": r[2], "number": r[3], "outcome": r[4], "endpoint": r[5]}
+            for r in rows
+        ]
+
+    def blocks(self, account: str, since: datetime) -> list[dict[str, Any]]:
+        """Number blocks the account looked up since a moment: coverage per block."""
+        rows = self._rows(
+            """
+            SELECT substr(number, 1, 8) AS block, count(DISTINCT number), count(*),
+                   count(DISTINCT number) FILTER (WHERE outcome = 'hit'), min(ts), max(ts)
+            FROM lookup_log
+            WHERE account = ? AND ts >= ? AND outcome <> 'invalid'
+            GROUP BY block ORDER BY 2 DESC LIMIT 20
+            """,
+            [account, since],
+        )
+        return [
+            {
+                "block": f"{r[0]}000..999",
+                "distinct": r[1],
+                "lookups": r[2],
+                "hits": r[3],
+                "first": r[4],
+                "last": r[5],
+            }
+            for r in rows
+        ]
+
+    def decide(self, case_id: int, decision: str, actor: str, reason: str) -> Decision:
+        """Append a decision to the audit trail; clear and reinstate close the case."""
+        if decision not in DECISIONS:
+            raise ValueError(f"decision must be one of {', '.join(DECISIONS)}")
+        case = self.case(case_id)
+        if case.status != "open" and decision != "reinstate":
+            raise CaseClosed(f"case {case_id} is closed; only 'reinstate' applies to it")
+        now = datetime.now(UTC).replace(tzinfo=None)
+        with self._lock:
+            self._con.execute("BEGIN TRANSACTION").fetchall()
+            try:
+                last = self._con.execute(
+                    "SELECT hash FROM decisions ORDER BY id DESC LIMIT 1"
+                ).fetchall()
+                prev_hash = last[0][0] if last else _GENESIS
+                new_id = int(self._con.execute("SELECT nextval('decision_ids')").fetchall()[0][0])
+                fields = (new_id, case_id, case.account, decision, actor, reason, now.isoformat())
+                digest = _decision_hash(prev_hash, fields)
+                self._con.execute(
+                    "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        new_id,
+                        case_id,
+                        case.account,
+                        decision,
+                        actor,
+                        reason,
+                        now,
+                        prev_hash,
+                        digest,
+                    ],
+                ).fetchall()
+                if decision in ("clear", "reinstate"):
+                    self._con.execute(
+                        "UPDATE cases SET status = 'closed', closed_at = ? WHERE id = ?",
+                        [now, case_id],
+                    ).fetchall()
+                self._con.execute("COMMIT").fetchall()
+            except BaseException:
+                self._con.execute("ROLLBACK").fetchall()
+                raise
+        return Decision(
+            new_id, case_id, case.account, decision, actor, reason, now, prev_hash, digest
+        )
+
+    def decisions(
+        self, *, account: str | None = None, case_id: int | None = None
+    ) -> list[Decision]:
+        """The audit trail, oldest first, for an account or a case (or all)."""
+        rows = self._rows(
+            "SELECT * FROM decisions WHERE (? IS NULL OR account = ?) "
+            "AND (? IS NULL OR case_id = ?) ORDER BY id",
+            [account, account, case_id, case_id],
+        )
+        return [Decision(*row) for row in rows]
+
+    def verify_audit(self) -> bool:
+        """Whether the decision chain is intact (no row edited, inserted or removed)."""
+        prev_hash = _GENESIS
+        for d in self.decisions():
+            fields = (d.id, d.case_id, d.account, d.decision, d.actor, d.reason, d.ts.isoformat())
+            if d.prev_hash != prev_hash or d.hash != _decision_hash(prev_hash, fields):
+                return False
+            prev_hash = d.hash
+        return True

@@ -1,0 +1,112 @@
+"""The internal compliance API (role `compliance`): flagged accounts, evidence, decisions.
+
+Decisions are appended to a hash-chained audit trail that the API cannot edit
+or delete; suspend and reinstate take effect on the account at once.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.params import JSONBody, PathParameter, QueryParameter
+
+from lookup.abuse.store import Decision
+from lookup.api.auth import role
+from lookup.api.services import Services
+from lookup.errors import InvalidParameter
+from lookup.keys import ApiKey
+
+# What each decision does to the account's status (warn leaves it as it is).
+_STATUS_AFTER: dict[str, str | None] = {
+    "clear": "active",
+    "reinstate": "active",
+    "suspend": "suspended",
+    "warn": None,
+}
+
+
+class DecisionRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A compliance officer's decision on a case."""
+
+    decision: Literal["clear", "warn", "suspend", "reinstate"]
+    reason: str
+
+
+class ComplianceController(Controller):
+    """Review of accounts the abuse detectors flagged."""
+
+    path = "/internal/v1"
+    opt = role("compliance")
+    tags = ["compliance"]  # noqa: RUF012
+
+    @get("/cases", summary="Flagged accounts and their cases")
+    async def cases(
+        self,
+        request: Request[Any, Any, Any],
+        status: Annotated[
+            Literal["open", "closed"] | None, QueryParameter(description="open or closed")
+        ] = "open",
+    ) -> list[dict[str, Any]]:
+        """Cases, newest first, with the account's current status."""
+        services: Services = request.app.state.services
+        cases = services.store.cases(status)
+        for case in cases:
+            case["account_status"] = services.key_ring.account(case["account"]).status
+        return cases
+
+    @get("/cases/{case_id:int}", summary="A case's evidence")
+    async def case(
+        self, request: Request[Any, Any, Any], case_id: Annotated[int, PathParameter()]
+    ) -> dict[str, Any]:
+        """Findings with evidence, the account's lookups around them, blocks it covered."""
+        services: Services = request.app.state.services
+        case = services.store.case(case_id)
+        findings = services.store.findings(case_id)
+        first = findings[0]["ts"] if findings else case.opened_at
+        return {
+            "case": msgspec.to_builtins(case),
+            "account_status": services.key_ring.account(case.account).status,
+            "findings": findings,
+            "timeline": services.store.timeline(case.account, first),
+            "blocks": services.store.blocks(case.account, first - timedelta(days=7)),
+            "decisions": services.store.decisions(case_id=case_id),
+        }
+
+    @post("/cases/{case_id:int}/decisions", summary="Decide on a case", status_code=201)
+    async def decide(
+        self,
+        request: Request[Any, Any, Any],
+        case_id: Annotated[int, PathParameter()],
+        data: JSONBody[DecisionRequest],
+    ) -> Decision:
+        """Record who decided what and why; suspend/reinstate/clear change the account."""
+        services: Services = request.app.state.services
+        reason = data.reason.strip()
+        if not reason:
+            raise InvalidParameter("reason", "a decision needs a reason")
+        key: ApiKey = request.scope["user"]
+        actor = f"{key.account}/{key.key_id}"
+        decision = services.store.decide(case_id, data.decision, actor, reason)
+        status = _STATUS_AFTER[data.decision]
+        if status is not None:
+            services.key_ring.set_status(
+                decision.account, status, f"case {case_id}: {data.decision} by {actor}"
+            )
+        return decision
+
+    @get("/accounts/{account:str}/decisions", summary="An account's audit trail")
+    async def account_decisions(
+        self, request: Request[Any, Any, Any], account: Annotated[str, PathParameter()]
+    ) -> list[Decision]:
+        """Every decision on the account, oldest first."""
+        services: Services = request.app.state.services
+        return services.store.decisions(account=account)
+
+    @get("/audit/verify", summary="Check the audit trail")
+    async def verify(self, request: Request[Any, Any, Any]) -> dict[str, bool]:
+        """Whether the decision chain is intact."""
+        services: Services = request.app.state.services
+        return {"intact": services.store.verify_audit()}

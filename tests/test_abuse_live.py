@@ -1,0 +1,263 @@
+"""Abuse detection behind the live API: events, suspension, rate limits, compliance review."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from lookup.abuse.detectors import Finding
+from lookup.abuse.events import LookupEvent
+from lookup.abuse.monitor import AbuseMonitor
+from lookup.api.app import create_app, create_internal_app
+from lookup.api.services import Services
+from lookup.config import Settings
+from lookup.ingest.pipeline import ingest
+from lookup.keys import KeyStore, parse_networks
+from tests.conftest import make_settings, new_key, problem_of
+from tests.ingest_helpers import filler, write_csv
+
+
+class Clients:
+    def __init__(self, public: TestClient[Any], internal: TestClient[Any], services: Services):
+        self.public = public
+        self.internal = internal
+        self.services = services
+
+    def lookup(self, token: str, number: str) -> Any:
+        return self.public.get(
+            f"/v1/numbers/{number}", headers={"Authorization": f"Bearer {token}"}
+        )
+
+
+def _start(settings: Settings) -> Iterator[Clients]:
+    services = Services(settings)
+    with (
+        TestClient(app=create_app(settings, services)) as public,
+        TestClient(app=create_internal_app(services)) as internal,
+    ):
+        yield Clients(public, internal, services)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    # Every other number of a block is listed, so a walk through it hits and misses.
+    write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", filler(500, start=22200000)[::2])
+    ingest([tmp_path / "in"], make_settings(tmp_path / "var"))
+    return tmp_path / "var"
+
+
+@pytest.fixture
+def clients(data_dir: Path) -> Iterator[Clients]:
+    settings = make_settings(data_dir, event_flush_seconds=0.02)
+    yield from _start(settings)
+
+
+def _until(probe: Any, seconds: float = 3.0) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if result := probe():
+            return result
+        time.sleep(0.02)
+    return None
+
+
+def test_every_answer_is_logged_with_account_key_and_outcome(
+    clients: Clients, data_dir: Path
+) -> None:
+    token = new_key(make_settings(data_dir), org="crm-co")
+    clients.services.key_ring.refresh()
+    assert clients.lookup(token, "22200000").status_code == 200
+    assert clients.lookup(token, "22200001").status_code == 404
+    assert clients.lookup(token, "2220ABCD").status_code == 422
+
+    def logged() -> list[tuple[Any, ...]]:
+        rows = clients.services.store._rows(
+            "SELECT account, key, number, outcome, endpoint FROM lookup_log ORDER BY ts"
+        )
+        return rows if len(rows) == 3 else []
+
+    rows = _until(logged)
+    assert rows is not None
+    assert [(r[0], r[2], r[3], r[4]) for r in rows] == [
+        ("crm-co", "+4722200000", "hit", "numbers"),
+        ("crm-co", "+4722200001", "miss", "numbers"),
+        ("crm-co", "2220ABCD", "invalid", "numbers"),
+    ]
+    assert rows[0][1] == token.split("_")[1]
+
+
+def test_a_scraper_is_paused_within_a_second_and_compliance_reviews_it(
+    clients: Clients, data_dir: Path
+) -> None:
+    settings = make_settings(data_dir)
+    scraper = new_key(settings, org="scraper-co")
+    officer = new_key(settings, roles="compliance", org="compliance-desk")
+    honest = new_key(settings, org="honest-co")
+    clients.services.key_ring.refresh()
+    for offset in range(40):
+        response = clients.lookup(scraper, str(22200100 + offset))
+        if response.status_code == 403:
+            break
+
+    def paused() -> bool:
+        return bool(clients.lookup(scraper, "22200000").status_code == 403)
+
+    started = time.monotonic()
+    assert _until(paused, 1.0), "the scraper was not paused within a second"
+    assert time.monotonic() - started < 1.0
+    problem_of(clients.lookup(scraper, "22200000"), 403, "account-suspended")
+    assert clients.lookup(honest, "22200000").status_code == 200
+
+    officer_headers = {"Authorization": f"Bearer {officer}"}
+    problem_of(
+        clients.internal.get("/internal/v1/cases", headers={"Authorization": f"Bearer {honest}"}),
+        403,
+        "missing-role",
+    )
+    cases = clients.internal.get("/internal/v1/cases", headers=officer_headers).json()
+    (case,) = [c for c in cases if c["account"] == "scraper-co"]
+    assert case["status"] == "open" and case["account_status"] == "suspended"
+    assert any(f.endswith(":suspend") for f in case["findings"])
+
+    detail = clients.internal.get(f"/internal/v1/cases/{case['id']}", headers=officer_headers)
+    body = detail.json()
+    suspension = next(f for f in body["findings"] if f["action"] == "suspend")
+    assert suspension["evidence"]["lookups"][0]["number"].startswith("+4722200")
+    assert suspension["evidence"]["rule"]
+    assert len(body["timeline"]) >= 9 and body["timeline"][0]["outcome"] in ("hit", "miss")
+    assert body["blocks"][0]["block"].startswith("+4722200")
+
+    bad = clients.internal.post(
+        f"/internal/v1/cases/{case['id']}/decisions",
+        json={"decision": "reinstate", "reason": " "},
+        headers=officer_headers,
+    )
+    problem_of(bad, 422, "invalid-parameter")
+    unknown = clients.internal.post(
+        f"/internal/v1/cases/{case['id']}/decisions",
+        json={"decision": "forgive", "reason": "x"},
+        headers=officer_headers,
+    )
+    assert unknown.status_code in (400, 422) and "problem+json" in unknown.headers["content-type"]
+
+    decided = clients.internal.post(
+        f"/internal/v1/cases/{case['id']}/decisions",
+        json={"decision": "reinstate", "reason": "customer's direct-dial range; confirmed"},
+        headers=officer_headers,
+    )
+    assert decided.status_code == 201, decided.text
+    assert decided.json()["actor"].startswith("compliance-desk/")
+    assert _until(lambda: clients.lookup(scraper, "22200000").status_code == 200, 1.0)
+
+    again = clients.internal.post(
+        f"/internal/v1/cases/{case['id']}/decisions",
+        json={"decision": "clear", "reason": "closed already"},
+        headers=officer_headers,
+    )
+    problem_of(again, 409, "case-closed")
+    trail = clients.internal.get(
+        "/internal/v1/accounts/scraper-co/decisions", headers=officer_headers
+    ).json()
+    assert [d["decision"] for d in trail] == ["reinstate"]
+    assert clients.internal.get("/internal/v1/audit/verify", headers=officer_headers).json() == {
+        "intact": True
+    }
+    problem_of(
+        clients.internal.get("/internal/v1/cases/999", headers=officer_headers),
+        404,
+        "case-not-found",
+    )
+
+
+def test_the_audit_trail_shows_edits(clients: Clients) -> None:
+    store = clients.services.store
+    event = LookupEvent(
+        ts=datetime(2026, 11, 2),
+        account="a",
+        key="k",
+        ip="1.2.3.4",
+        number="+4722200000",
+        outcome="miss",
+    )
+    case_id = store.record(
+        Finding(
+            account="a", kind="miss_ratio", action="flag", ts=event.ts, events_seen=1, evidence={}
+        )
+    )
+    store.decide(case_id, "warn", "officer/1", "first warning")
+    store.decide(case_id, "clear", "officer/1", "explained")
+    assert store.verify_audit()
+    store._con.execute("UPDATE decisions SET reason = 'nothing to see' WHERE decision = 'warn'")
+    assert not store.verify_audit()
+
+
+def test_rate_limits_answer_429_with_the_ietf_headers(data_dir: Path) -> None:
+    settings = make_settings(data_dir, plan_key="3/second", plan_account="100/second")
+    token = new_key(settings, org="busy-co")
+    for clients in _start(settings):
+        statuses = [clients.lookup(token, "22200000").status_code for _ in range(4)]
+        assert statuses == [200, 200, 200, 429]
+        limited = clients.lookup(token, "22200000")
+        body = problem_of(limited, 429, "rate-limited")
+        assert body["scope"] == "key" and body["limit"] == 3
+        assert 1 <= int(limited.headers["retry-after"]) <= 1
+        assert limited.headers["ratelimit-policy"] == "3;w=1"
+        assert limited.headers["ratelimit"] == "limit=3, remaining=0, reset=1"
+
+
+def test_account_plans_and_throttling_change_the_limits(data_dir: Path) -> None:
+    settings = make_settings(
+        data_dir, plan_key="100/second", plan_account="100/second", throttle_factor=50
+    )
+    token = new_key(settings, org="plan-co")
+    store = KeyStore(settings.keys_path)
+    store.set_plan("plan-co", "2/minute")
+    store.close()
+    for clients in _start(settings):
+        statuses = [clients.lookup(token, "22200000").status_code for _ in range(3)]
+        assert statuses == [200, 200, 429]
+        assert clients.lookup(token, "22200000").json()["scope"] == "account"
+    other = new_key(settings, org="throttled-co")
+    store = KeyStore(settings.keys_path)
+    store.set_status("throttled-co", "throttled", "test")
+    store.close()
+    for clients in _start(settings):
+        statuses = [clients.lookup(other, "22200000").status_code for _ in range(3)]
+        assert statuses == [200, 200, 429]  # 100/second divided by 50
+
+
+def test_with_detection_off_nothing_is_suspended_but_everything_is_logged(data_dir: Path) -> None:
+    settings = make_settings(data_dir, abuse_detection=False, event_flush_seconds=0.02)
+    token = new_key(settings, org="walker-co")
+    for clients in _start(settings):
+        codes = {clients.lookup(token, str(22200100 + i)).status_code for i in range(60)}
+        time.sleep(0.2)
+        assert 403 not in codes and clients.lookup(token, "22200000").status_code == 200
+        assert clients.services.store._rows("SELECT count(*) FROM lookup_log")[0][0] >= 60
+
+
+def test_allow_listed_addresses_are_never_acted_on(clients: Clients) -> None:
+    monitor = AbuseMonitor(
+        clients.services.events,
+        clients.services.store,
+        clients.services.key_ring,
+        allow=parse_networks(["10.0.0.0/8"]),
+    )
+    walk = [
+        LookupEvent(
+            ts=datetime(2026, 11, 2, 9, 0, i),
+            account="ops",
+            key="k",
+            ip="10.1.2.3",
+            number=f"+47222001{i:02d}",
+            outcome="miss" if i % 2 else "hit",
+        )
+        for i in range(60)
+    ]
+    assert monitor.submit(walk) == []
