@@ -65,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     revoke = key_commands.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id")
+    plan = key_commands.add_parser("plan", help="set an account's rate limits")
+    plan.add_argument("--org", required=True)
+    plan.add_argument("--plan", required=True, help="e.g. '20/second;600/minute', or 'default'")
+    allow = key_commands.add_parser("allow", help="bind all keys of an account to networks")
+    allow.add_argument("--org", required=True)
+    allow.add_argument("--cidr", action="append", default=[], help="repeatable; none: unbind")
 
     abuse = commands.add_parser("abuse", help="abuse detection")
     abuse_commands = abuse.add_subparsers(dest="abuse_command", required=True)
@@ -192,20 +198,33 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _keys(args: argparse.Namespace, settings: Settings) -> int:
+    from lookup.abuse.ratelimit import parse_plan  # noqa: PLC0415
     from lookup.keys import KeyStore, parse_networks, parse_roles  # noqa: PLC0415
 
     store = KeyStore(settings.keys_path)
     try:
-        if args.keys_command == "create":
-            key, token = store.create(args.org, parse_roles(args.roles), parse_networks(args.allow))
-            print(
-                f"created key {key.key_id} for {key.account} (roles: {','.join(sorted(key.roles))})"
-            )
-            print("store it now: it is shown only once")
-            print(token)
-        else:
-            store.revoke(args.key_id)
-            print(f"revoked key {args.key_id}")
+        match args.keys_command:
+            case "create":
+                roles = parse_roles(args.roles)
+                key, token = store.create(args.org, roles, parse_networks(args.allow))
+                print(
+                    f"created key {key.key_id} for {key.account} (roles: {','.join(sorted(roles))})"
+                )
+                print("store it now: it is shown only once")
+                print(token)
+            case "revoke":
+                store.revoke(args.key_id)
+                print(f"revoked key {args.key_id}")
+            case "plan":
+                plan = None if args.plan == "default" else args.plan
+                if plan is not None:
+                    parse_plan(plan)
+                store.set_plan(args.org, plan)
+                print(f"{args.org}: rate limits {plan or 'default'}")
+            case "allow":
+                networks = parse_networks(args.cidr)
+                store.set_allow(args.org, networks)
+                print(f"{args.org}: keys usable from {', '.join(map(str, networks)) or 'anywhere'}")
     finally:
         store.close()
     return 0

@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS accounts (
     created_at TEXT NOT NULL,
     status TEXT NOT NULL DEFAULT 'active',     -- active | throttled | suspended
     plan TEXT,                                 -- rate limits, e.g. '20/second;600/minute'
-    status_reason TEXT
+    status_reason TEXT,
+    allow TEXT NOT NULL DEFAULT ''             -- CIDRs every key of the account is bound to
 );
 CREATE TABLE IF NOT EXISTS keys (
     id TEXT PRIMARY KEY,
@@ -55,6 +56,8 @@ class Account(msgspec.Struct, frozen=True):
     status: str = "active"
     plan: str | None = None
     reason: str | None = None
+    allow: tuple[Network, ...] = ()
+    """Networks every key of the account may be used from; empty means anywhere."""
 
 
 class ApiKey(msgspec.Struct, frozen=True):
@@ -68,13 +71,15 @@ class ApiKey(msgspec.Struct, frozen=True):
 
     def allows(self, address: str) -> bool:
         """Whether the key may be used from this client address."""
-        if not self.allow:
-            return True
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in network for network in self.allow)
+        return not self.allow or _in_networks(address, self.allow)
+
+
+def _in_networks(address: str, networks: Sequence[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
 
 
 def hash_token(token: str) -> str:
@@ -122,6 +127,7 @@ class KeyStore:
             ("status", "TEXT NOT NULL DEFAULT 'active'"),
             ("plan", "TEXT"),
             ("status_reason", "TEXT"),
+            ("allow", "TEXT NOT NULL DEFAULT ''"),
         ):
             if column not in have:
                 self._con.execute(f"ALTER TABLE accounts ADD COLUMN {column} {ddl}")
@@ -188,8 +194,23 @@ class KeyStore:
 
     def accounts(self) -> dict[str, Account]:
         """Every account by name."""
-        rows = self._con.execute("SELECT name, status, plan, status_reason FROM accounts")
-        return {name: Account(name, status, plan, reason) for name, status, plan, reason in rows}
+        rows = self._con.execute("SELECT name, status, plan, status_reason, allow FROM accounts")
+        return {
+            name: Account(
+                name, status, plan, reason, parse_networks(allow.split(",")) if allow else ()
+            )
+            for name, status, plan, reason, allow in rows
+        }
+
+    def set_allow(self, account: str, networks: Sequence[Network]) -> None:
+        """Bind every key of an account to these networks (empty: no account-wide binding)."""
+        with self._con:
+            cursor = self._con.execute(
+                "UPDATE accounts SET allow = ? WHERE name = ?",
+                (",".join(str(n) for n in networks), account),
+            )
+        if cursor.rowcount == 0:
+            raise KeyStoreError(f"no account named {account!r}")
 
     def set_status(self, account: str, status: str, reason: str) -> None:
         """Suspend, throttle or reinstate an account (servers follow within a second)."""
@@ -247,7 +268,7 @@ class KeyRing:
         current = self.account(account)
         self._accounts = {
             **self._accounts,
-            account: Account(account, status, current.plan, reason),
+            account: msgspec.structs.replace(current, status=status, reason=reason),
         }
 
     def authenticate(self, authorization: str | None, client: str) -> ApiKey:
@@ -263,4 +284,7 @@ class KeyRing:
             raise InvalidKey("the API key is unknown or revoked")
         if not key.allows(client):
             raise AddressNotAllowed(f"this key may not be used from {client}")
+        account = self._accounts.get(key.account)
+        if account is not None and account.allow and not _in_networks(client, account.allow):
+            raise AddressNotAllowed(f"account {key.account} may not be used from {client}")
         return key

@@ -228,3 +228,13 @@ def test_openapi_schema_describes_the_lookup(client: TestClient[Any]) -> None:
     operation = schema["paths"]["/v1/numbers/{number}"]["get"]
     assert {"200", "404", "422"} <= set(operation["responses"])
     assert "Listing" in str(schema["components"]["schemas"])
+
+
+def test_an_account_allow_list_binds_all_its_keys(data: Settings) -> None:
+    token = new_key(data, "lookup", org="gateway-co")
+    store = KeyStore(data.keys_path)
+    store.set_allow("gateway-co", [ipaddress.ip_network("10.0.0.0/8")])
+    store.close()
+    with TestClient(app=create_app(data)) as client:
+        away = client.get("/v1/numbers/22202400", headers={"Authorization": f"Bearer {token}"})
+        assert "gateway-co" in problem_of(away, 403, "address-not-allowed")["detail"]

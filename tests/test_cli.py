@@ -119,3 +119,18 @@ def test_ingest_watch_applies_files_as_they_arrive(tmp_path: Path) -> None:
     finally:
         watcher.terminate()
         watcher.wait(timeout=10)
+
+
+def test_account_plans_and_allow_lists_are_set_from_the_command_line(tmp_path: Path) -> None:
+    assert (
+        lookup("keys", "create", "--org", "acme", "--roles", "lookup", data_dir=tmp_path).returncode
+        == 0
+    )
+    ok = lookup("keys", "plan", "--org", "acme", "--plan", "5/second;100/minute", data_dir=tmp_path)
+    assert ok.returncode == 0 and "5/second" in ok.stdout
+    bad = lookup("keys", "plan", "--org", "acme", "--plan", "lots/forever", data_dir=tmp_path)
+    assert bad.returncode == 1 and "lots/forever" in bad.stderr
+    nobody = lookup("keys", "plan", "--org", "nobody", "--plan", "1/second", data_dir=tmp_path)
+    assert nobody.returncode == 1 and "nobody" in nobody.stderr
+    bound = lookup("keys", "allow", "--org", "acme", "--cidr", "10.0.0.0/8", data_dir=tmp_path)
+    assert bound.returncode == 0 and "10.0.0.0/8" in bound.stdout
