@@ -77,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
     replay = abuse_commands.add_parser("replay", help="run the detectors over an events file")
     replay.add_argument("events", type=Path, help="JSON Lines or Parquet, sorted by ts")
     replay.add_argument("--out", type=Path, required=True, help="FINDINGS.jsonl to write")
+    abuse_commands.add_parser(
+        "consume",
+        help="read the Redis event stream: detectors, compliance store, internal API",
+    )
     return parser
 
 
@@ -112,7 +116,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         case "keys":
             return _keys(args, settings)
         case "abuse":
-            return _abuse(args)
+            return _abuse(args, settings)
     raise UsageError(f"unknown command {args.command}")
 
 
@@ -184,17 +188,20 @@ def _watch(folder: Path, interval: float, settings: Settings, *, force: bool) ->
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio  # noqa: PLC0415
 
-    from lookup.api.server import serve_embedded  # noqa: PLC0415
+    from lookup.api.server import serve_embedded, serve_workers  # noqa: PLC0415
 
     overrides = {"host": args.host, "port": args.port, "workers": args.workers}
     settings = load_settings(**overrides)
-    if settings.workers == 1:
+    if settings.distributed:
+        serve_workers(settings)
+    elif settings.workers == 1:
         asyncio.run(serve_embedded(settings))
-        return 0
-    raise UsageError(
-        "--workers above 1 needs the shared event stream (LOOKUP_REDIS_URL), "
-        "which this version does not have yet; run one worker per port"
-    )
+    else:
+        raise UsageError(
+            "--workers above 1 share rate limits, suspensions and events through Redis: "
+            "set LOOKUP_REDIS_URL (e.g. redis://127.0.0.1:6379)"
+        )
+    return 0
 
 
 def _keys(args: argparse.Namespace, settings: Settings) -> int:
@@ -230,8 +237,18 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _abuse(args: argparse.Namespace) -> int:
+def _abuse(args: argparse.Namespace, settings: Settings) -> int:
     from lookup.abuse.replay import replay  # noqa: PLC0415
+
+    if args.abuse_command == "consume":
+        import asyncio  # noqa: PLC0415
+
+        from lookup.api.server import serve_consumer  # noqa: PLC0415
+
+        if not settings.distributed:
+            raise UsageError("lookup abuse consume reads the stream at LOOKUP_REDIS_URL: set it")
+        asyncio.run(serve_consumer(settings))
+        return 0
 
     if not args.events.is_file():
         raise UsageError(f"no such events file: {args.events}")

@@ -52,6 +52,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Run the abuse detectors on the lookup events (the lookup log is kept either way)."""
     abuse_allow_ips: str = ""
     """Comma-separated CIDRs whose traffic is never acted on (e.g. the operator's monitoring)."""
+    redis_url: str = ""
+    """Redis for several workers: the event stream and shared rate limits (empty: one process)."""
     event_flush_seconds: float = 0.1
     """How often queued lookup events are logged and run through the detectors."""
 
@@ -88,6 +90,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def snapshots_path(self) -> Path:
         """Folder of published snapshots and the CURRENT pointer."""
         return self.data_path / "snapshots"
+
+    @property
+    def distributed(self) -> bool:
+        """Whether workers share state through Redis (else everything is in one process)."""
+        return bool(self.redis_url)
+
+    @property
+    def ratelimit_uri(self) -> str:
+        """Rate-limit storage; with Redis configured, counters are shared there by default."""
+        if self.distributed and self.ratelimit_storage == "memory://":
+            return self.redis_url
+        return self.ratelimit_storage
 
     @property
     def compliance_path(self) -> Path:

@@ -49,9 +49,22 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     )
 
 
-def create_internal_app(services: Services) -> Litestar:
-    """The compliance API (role `compliance`), for the internal network only."""
+def create_internal_app(services: Services, *, lifespan: bool = False) -> Litestar:
+    """The compliance API (role `compliance`), for the internal network only.
+
+    With `lifespan`, this app runs the services (the stream consumer has no public app).
+    """
+
+    @contextlib.asynccontextmanager
+    async def run_services(_: Litestar) -> AsyncIterator[None]:
+        await services.start()
+        try:
+            yield
+        finally:
+            await services.stop()
+
     return Litestar(
+        lifespan=[run_services] if lifespan else [],
         route_handlers=[ComplianceController, health.healthz, health.problem_type],
         state=State({"services": services}),
         middleware=[ApiKeyMiddleware()],

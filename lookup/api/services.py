@@ -6,10 +6,13 @@ import asyncio
 import contextlib
 import logging
 
+import redis
+
 from lookup.abuse.events import EventBuffer
 from lookup.abuse.monitor import AbuseMonitor
 from lookup.abuse.ratelimit import RateLimitConfig, RateLimiter
 from lookup.abuse.store import ComplianceStore
+from lookup.abuse.stream import EventPublisher, stream_key
 from lookup.config import Settings
 from lookup.index.reader import SnapshotSource
 from lookup.keys import KeyRing, KeyStore, parse_networks
@@ -18,9 +21,14 @@ log = logging.getLogger(__name__)
 
 
 class Services:
-    """Snapshot, keys, rate limits, event buffer and abuse monitor of one server process."""
+    """Snapshot, keys, rate limits, event buffer and abuse monitor of one server process.
 
-    def __init__(self, settings: Settings) -> None:
+    Embedded (no Redis): the process also runs the abuse monitor and owns the
+    compliance store. As a worker (`LOOKUP_REDIS_URL` set): it publishes its
+    events to the stream; `lookup abuse consume` does the rest.
+    """
+
+    def __init__(self, settings: Settings, *, consumer: bool = False) -> None:
         self.settings = settings
         self.snapshots = SnapshotSource(settings.snapshots_path)
         self.key_store = KeyStore(settings.keys_path)
@@ -30,29 +38,47 @@ class Services:
                 account_plan=settings.plan_account,
                 key_plan=settings.plan_key,
                 throttle_factor=settings.throttle_factor,
-                storage=settings.ratelimit_storage,
+                storage=settings.ratelimit_uri,
             )
         )
         self.events = EventBuffer()
-        self.store = ComplianceStore(settings.compliance_path)
-        allow = settings.abuse_allow_ips.split(",") if settings.abuse_allow_ips else []
-        self.monitor = AbuseMonitor(
-            self.events,
-            self.store,
-            self.key_ring,
-            allow=parse_networks(allow),
-            detect=settings.abuse_detection,
-        )
+        self._store: ComplianceStore | None = None
+        self.monitor: AbuseMonitor | None = None
+        self.publisher: EventPublisher | None = None
+        if settings.distributed and not consumer:
+            client = redis.Redis.from_url(settings.redis_url)
+            self.publisher = EventPublisher(self.events, client, stream_key(settings))
+        else:
+            self._store = ComplianceStore(settings.compliance_path)
+            allow = settings.abuse_allow_ips.split(",") if settings.abuse_allow_ips else []
+            self.monitor = AbuseMonitor(
+                self.events,
+                self._store,
+                self.key_ring,
+                allow=parse_networks(allow),
+                detect=settings.abuse_detection,
+            )
         self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def store(self) -> ComplianceStore:
+        """The compliance store (only the process running the monitor has it)."""
+        if self._store is None:
+            raise RuntimeError("this worker does not own the compliance store")
+        return self._store
+
+    def _flush(self) -> None:
+        if self.monitor is not None:
+            self.monitor.process()
+        elif self.publisher is not None:
+            self.publisher.publish()
 
     async def start(self) -> None:
         """Load the snapshot and start the background loops."""
         self.snapshots.refresh()
         self._tasks = [
             asyncio.create_task(self._every(self.settings.snapshot_poll_seconds, self._refresh)),
-            asyncio.create_task(
-                self._every(self.settings.event_flush_seconds, self.monitor.process)
-            ),
+            asyncio.create_task(self._every(self.settings.event_flush_seconds, self._flush)),
         ]
 
     async def stop(self) -> None:
@@ -62,8 +88,9 @@ class Services:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self.monitor.process()
-        self.store.close()
+        self._flush()
+        if self._store is not None:
+            self._store.close()
         self.key_store.close()
 
     def _refresh(self) -> None:

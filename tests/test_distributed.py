@@ -1,0 +1,149 @@
+"""Several workers sharing state through the real Redis on 127.0.0.1:6379."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from lookup.abuse.events import EventBuffer, LookupEvent
+from lookup.abuse.monitor import AbuseMonitor
+from lookup.abuse.store import ComplianceStore
+from lookup.abuse.stream import EventConsumer, EventPublisher, stream_key
+from lookup.ingest.pipeline import ingest
+from lookup.keys import KeyRing, KeyStore
+from tests.conftest import make_settings, new_key
+from tests.ingest_helpers import filler, write_csv
+from tests.test_crash_safety import _free_port
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+def client() -> Iterator[redis.Redis]:
+    connection = redis.Redis.from_url(REDIS_URL)
+    try:
+        connection.ping()
+    except redis.ConnectionError:
+        pytest.fail("these tests need Redis on 127.0.0.1:6379 (it runs on the project's machines)")
+    yield connection
+    connection.close()
+
+
+def test_events_cross_the_stream_once_and_in_order(client: redis.Redis, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "var", redis_url=REDIS_URL)
+    key = stream_key(settings)
+    client.delete(key, key + ":consumed")
+    buffer = EventBuffer()
+    publisher = EventPublisher(buffer, client, key)
+    t0 = datetime(2026, 11, 2, 9)
+    for i in range(30):
+        buffer.emit(
+            LookupEvent(
+                ts=t0 + timedelta(seconds=i),
+                account="acme",
+                key="k",
+                ip="10.0.0.1",
+                number=f"+47222001{i:02d}",
+                outcome="hit",
+            )
+        )
+    assert publisher.publish() == 30
+    store = ComplianceStore(settings.compliance_path)
+    ring = KeyRing(KeyStore(settings.keys_path))
+    monitor = AbuseMonitor(EventBuffer(), store, ring)
+    consumer = EventConsumer(monitor, client, key)
+    assert consumer.consume(block_ms=100, count=20) == 20
+    # A restarted consumer resumes after what was handled.
+    again = EventConsumer(monitor, client, key)
+    assert again.consume(block_ms=100) == 10
+    assert again.consume(block_ms=50) == 0
+    logged = store._rows("SELECT number FROM lookup_log ORDER BY ts")
+    assert [row[0] for row in logged] == [f"+47222001{i:02d}" for i in range(30)]
+    store.close()
+    client.delete(key, key + ":consumed")
+    assert key != stream_key(make_settings(tmp_path / "other", redis_url=REDIS_URL))
+
+
+def test_two_workers_share_suspensions_limits_and_the_compliance_api(
+    client: redis.Redis, tmp_path: Path
+) -> None:
+    write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", filler(500, start=22200000)[::2])
+    settings = make_settings(tmp_path / "var")
+    ingest([tmp_path / "in"], settings)
+    scraper = new_key(settings, org="scraper-co")
+    busy = new_key(settings, org="busy-co")
+    officer = new_key(settings, roles="compliance", org="desk")
+    port, internal = _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "LOOKUP_DATA_DIR": str(tmp_path / "var"),
+        "LOOKUP_REDIS_URL": REDIS_URL,
+        "LOOKUP_INTERNAL_PORT": str(internal),
+        "LOOKUP_PLAN_KEY": "20/minute",
+        "LOOKUP_KEY_REFRESH_SECONDS": "0.2",
+        "LOOKUP_EVENT_FLUSH_SECONDS": "0.05",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "lookup.cli", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait(f"{base}/readyz")
+        _wait(f"http://127.0.0.1:{internal}/healthz")
+        for offset in range(15):
+            httpx.get(
+                f"{base}/v1/numbers/{22200100 + offset}",
+                headers={"Authorization": f"Bearer {scraper}"},
+            )
+        deadline = time.monotonic() + 5
+        codes: set[int] = set()
+        while time.monotonic() < deadline:
+            codes = {
+                httpx.get(
+                    f"{base}/v1/numbers/22200000", headers={"Authorization": f"Bearer {scraper}"}
+                ).status_code
+                for _ in range(4)
+            }
+            if codes == {403}:
+                break
+            time.sleep(0.1)
+        assert codes == {403}, "every worker refuses the suspended account"
+        cases = httpx.get(
+            f"http://127.0.0.1:{internal}/internal/v1/cases",
+            headers={"Authorization": f"Bearer {officer}"},
+        ).json()
+        assert [c["account"] for c in cases] == ["scraper-co"]
+        answered = [
+            httpx.get(
+                f"{base}/v1/numbers/22200000", headers={"Authorization": f"Bearer {busy}"}
+            ).status_code
+            for _ in range(25)
+        ]
+        assert answered.count(200) == 20 and answered.count(429) == 5
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+
+
+def _wait(url: str) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not come up")
