@@ -138,3 +138,18 @@ def test_findings_escalate_once_per_level() -> None:
 def test_the_engine_is_deterministic() -> None:
     walk = [event(22202000 + (i * 13) % 1000, i * 0.7, alternating(i)) for i in range(400)]
     assert feed(Engine(), walk) == feed(Engine(), walk)
+
+
+def test_a_reset_account_starts_afresh_and_old_state_is_pruned() -> None:
+    engine = Engine()
+    walk = [event(22202000 + i, i, alternating(i)) for i in range(40)]
+    assert first_suspension(feed(engine, walk))
+    engine.reset("acme")
+    again = [event(22203000 + i, 100 + i, alternating(i)) for i in range(40)]
+    assert first_suspension(feed(engine, again))
+    # Weeks later the per-IP and per-account state of the walk is gone.
+    later = event(90000000, 30 * 86400, "hit", account="other", ip="10.9.9.9")
+    feed(engine, [later])
+    assert "10.0.0.1" not in engine._ips
+    assert "acme" in engine._accounts  # it has open findings
+    assert not engine._accounts["acme"].recent

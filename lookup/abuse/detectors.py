@@ -100,6 +100,38 @@ class Engine:
         self._hit_step = math.log((1 - policy.miss_scan) / (1 - policy.miss_legit))
         self._upper = math.log((1 - policy.sprt_beta) / policy.sprt_alpha)
         self._lower = math.log(policy.sprt_beta / (1 - policy.sprt_alpha))
+        self._pruned_at: datetime | None = None
+
+    def reset(self, account: str) -> None:
+        """Forget an account's evidence (compliance cleared or reinstated it)."""
+        self._accounts.pop(account, None)
+        for ip_state in self._ips.values():
+            ip_state.fired = {marker for marker in ip_state.fired if marker[2] != account}
+
+    def _prune(self, now: datetime) -> None:
+        """Drop what fell out of the window everywhere, once per hour of event time.
+
+        Accounts prune themselves on each event; per-IP blocks and idle
+        accounts would otherwise grow for as long as the server runs.
+        """
+        if self._pruned_at is not None and (now - self._pruned_at).total_seconds() < 3600:
+            return
+        self._pruned_at = now
+        window = self.policy.window_seconds
+        for address, ip_state in list(self._ips.items()):
+            for block, members in list(ip_state.blocks.items()):
+                for number, item in list(members.items()):
+                    if (now - item.ts).total_seconds() > window:
+                        del members[number]
+                if not members:
+                    del ip_state.blocks[block]
+            if not ip_state.blocks:
+                del self._ips[address]
+        for name, state in list(self._accounts.items()):
+            self._expire(state, now)
+            state.blocks = {block: members for block, members in state.blocks.items() if members}
+            if not state.recent and not state.fired:
+                del self._accounts[name]
 
     def events_seen(self, account: str) -> int:
         """How many events of an account the engine has seen."""
@@ -108,6 +140,7 @@ class Engine:
 
     def observe(self, event: LookupEvent) -> list[Finding]:
         """Update the state with one event (in time order) and return new findings."""
+        self._prune(event.ts)
         state = self._accounts.setdefault(event.account, _AccountState())
         state.events_seen += 1
         if event.outcome == "invalid" or not event.number.startswith("+47"):

@@ -71,6 +71,11 @@ class AbuseMonitor:
                 self._act(finding)
             return findings
 
+    def forget(self, account: str) -> None:
+        """Reset the detectors' evidence on an account after compliance cleared it."""
+        with self._lock:
+            self.engine.reset(account)
+
     def submit(self, events: list[LookupEvent]) -> list[Finding]:
         """Queue events and process them (for consumers fed from outside, e.g. a stream)."""
         for event in events:

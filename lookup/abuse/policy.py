@@ -80,7 +80,7 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     """The test flags at its upper bound and suspends at this multiple of it."""
 
     velocity_window_seconds: float = 3600
-    velocity_floor: int = 400
+    velocity_floor: int = 100
     """New distinct numbers per window below which velocity never fires."""
     velocity_factor: float = 6.0
     """... and the multiple of the account's own busiest past window it must exceed."""

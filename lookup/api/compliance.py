@@ -91,6 +91,9 @@ class ComplianceController(Controller):
         actor = f"{key.account}/{key.key_id}"
         decision = services.store.decide(case_id, data.decision, actor, reason)
         status = _STATUS_AFTER[data.decision]
+        if data.decision in ("clear", "reinstate") and services.monitor is not None:
+            # A fresh start: old evidence must not suspend the account again.
+            services.monitor.forget(decision.account)
         if status is not None:
             services.key_ring.set_status(
                 decision.account, status, f"case {case_id}: {data.decision} by {actor}"
