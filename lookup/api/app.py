@@ -18,6 +18,7 @@ from lookup.api.auth import ApiKeyMiddleware
 from lookup.api.compliance import ComplianceController
 from lookup.api.numbers import NumbersController
 from lookup.api.problems import handle
+from lookup.api.search import SearchController
 from lookup.api.services import Services
 from lookup.config import Settings, load_settings
 
@@ -35,7 +36,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             await services.stop()
 
     return Litestar(
-        route_handlers=[NumbersController, health.healthz, health.readyz, health.problem_type],
+        route_handlers=[
+            NumbersController,
+            SearchController,
+            health.healthz,
+            health.readyz,
+            health.problem_type,
+        ],
         state=State({"services": services}),
         middleware=[ApiKeyMiddleware()],
         exception_handlers={Exception: handle},

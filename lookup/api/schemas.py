@@ -60,3 +60,21 @@ class Health(msgspec.Struct, frozen=True, omit_defaults=True):
     status: Literal["ok", "ready"]
     snapshot: str | None = None
     listings: int | None = None
+
+
+class SearchResult(msgspec.Struct, frozen=True):
+    """One match of a name search."""
+
+    score: float
+    """How well the name matches the query, 0 to 100 (Norwegian letters folded)."""
+    listing: Listing
+
+
+class SearchResults(msgspec.Struct, frozen=True):
+    """Matches of a name search, best first, capped."""
+
+    query: str
+    results: list[SearchResult]
+    truncated: bool
+    """More matches exist than were returned."""
+    snapshot: str

@@ -15,9 +15,11 @@ from typing import Final, Literal
 
 import msgspec
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.ipc
 
 from lookup.errors import SnapshotUnavailable
+from lookup.index.search import NameIndex
 from lookup.index.snapshot import (
     NO_BIRTH_DATE,
     SCHEMA,
@@ -109,6 +111,7 @@ class Snapshot:
         self.name = metadata.get(b"snapshot", path.stem.encode()).decode()
         self.size = len(table)
         self._table = table
+        self._names: NameIndex | None = None
         columns = {
             field.name: chunks.chunk(0) if chunks.num_chunks else pa.array([], field.type)
             for field, chunks in zip(table.schema, table.columns, strict=True)
@@ -161,6 +164,19 @@ class Snapshot:
         """The whole snapshot as an Arrow table (for indexes built at load)."""
         return self._table
 
+    @property
+    def names(self) -> NameIndex:
+        """The name search index, built on first use (the source builds it before swapping)."""
+        if self._names is None:
+            table = self._table
+            full = pc.if_else(
+                pc.equal(table["kind"], "person"),
+                pc.binary_join_element_wise(table["first_name"], table["last_name"], " "),
+                table["business_name"],
+            )
+            self._names = NameIndex(full, table["city"])
+        return self._names
+
 
 class SnapshotSource:
     """The snapshot a process serves, swapped when a new one is published."""
@@ -198,6 +214,7 @@ class SnapshotSource:
             return False
         try:
             snapshot = Snapshot(snapshot_path(self.folder, pointer))
+            snapshot.names  # noqa: B018 (built here, off the request path, before the swap)
         except SnapshotUnavailable as exc:
             log.error("keeping %s: %s", self._current, exc)
             return False

@@ -1,0 +1,70 @@
+"""`GET /v1/search?name=...&city=...` (role `search`): typo-tolerant name search."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final
+
+from litestar import Controller, Request, get
+from litestar.params import QueryParameter
+
+from lookup.abuse.events import LookupEvent
+from lookup.api import schemas
+from lookup.api.auth import client_address, role
+from lookup.api.numbers import to_response
+from lookup.api.services import Services
+from lookup.errors import InvalidParameter
+from lookup.keys import ApiKey
+
+MAX_RESULTS: Final = 50
+
+
+class SearchController(Controller):
+    """Search listings by name (support staff)."""
+
+    path = "/v1/search"
+    opt = role("search")
+    tags = ["search"]  # noqa: RUF012
+
+    @get("/", summary="Search listings by name")
+    async def search(
+        self,
+        request: Request[Any, Any, Any],
+        name: Annotated[str, QueryParameter(description="Name or part of it; typos tolerated.")],
+        city: Annotated[
+            str | None, QueryParameter(description="Only listings in this city.")
+        ] = None,
+        limit: Annotated[int, QueryParameter(description="At most this many (1-50).")] = 20,
+    ) -> schemas.SearchResults:
+        """Listings whose name matches, best first (reserved numbers are never among them)."""
+        query = name.strip()
+        if not 2 <= len(query) <= 100:
+            raise InvalidParameter("name", "name must be 2 to 100 characters")
+        if not 1 <= limit <= MAX_RESULTS:
+            raise InvalidParameter("limit", f"limit must be 1 to {MAX_RESULTS}")
+        services: Services = request.app.state.services
+        snapshot = services.snapshots.current
+        hits = snapshot.names.search(query, city=city, limit=limit)
+        key: ApiKey = request.scope["user"]
+        services.events.emit(
+            LookupEvent(
+                ts=datetime.now(UTC).replace(tzinfo=None),
+                account=key.account,
+                key=key.key_id,
+                ip=client_address(request.scope),
+                number=query,
+                outcome="hit" if hits else "miss",
+                endpoint="search",
+            )
+        )
+        return schemas.SearchResults(
+            query=query,
+            results=[
+                schemas.SearchResult(
+                    hit.score, to_response(snapshot.listing(hit.row), snapshot.name)
+                )
+                for hit in hits[:limit]
+            ],
+            truncated=len(hits) > limit,
+            snapshot=snapshot.name,
+        )

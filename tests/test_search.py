@@ -1,0 +1,113 @@
+"""Name search: typo tolerance, Norwegian letters, caps, and no reserved subscriber ever."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from litestar.testing import TestClient
+
+from lookup.api.app import create_app
+from lookup.config import Settings
+from lookup.ingest.files import parse_file_name
+from lookup.ingest.readers import decode, read_rows
+from lookup.numbers import InvalidNumber, e164, normalize
+from tests.conftest import DEMO, new_key, problem_of
+
+
+def _search(client: TestClient[Any], token: str, **params: Any) -> Any:
+    return client.get("/v1/search", params=params, headers={"Authorization": f"Bearer {token}"})
+
+
+def _reserved_rows() -> list[tuple[str, str]]:
+    """(E.164 number, name as the operator delivered it) of every reserved row in the demo."""
+    found = []
+    for path in sorted(DEMO.iterdir()):
+        if path.suffix not in (".csv", ".jsonl", ".gz"):
+            continue
+        name = parse_file_name(path.name)
+        for row in read_rows(decode(path.read_bytes(), gzipped=name.gzip), name.format):
+            fields = row.fields
+            if str(fields.get("reservation", "")).upper() not in ("J", "RESERVED"):
+                continue
+            person = f"{fields.get('first_name') or ''} {fields.get('last_name') or ''}".strip()
+            full = person or str(fields.get("business_name") or "")
+            try:
+                number = e164(normalize(str(fields.get("number", ""))))
+            except InvalidNumber:
+                continue
+            if full:
+                found.append((number, full))
+    return found
+
+
+def test_reserved_subscribers_never_appear_in_search(
+    demo_settings: Settings, manifest: dict[str, Any]
+) -> None:
+    token = new_key(demo_settings, "search", org="support-desk")
+    # Rows delivered as reserved whose number ends reserved (not ported on to a listing).
+    final = {e164(n) for n, v in manifest["numbers"].items() if v["reservation"] == "reserved"}
+    reserved = [(number, name) for number, name in _reserved_rows() if number in final]
+    assert len(reserved) > 50
+    reserved_numbers = {number for number, _ in reserved}
+    with TestClient(app=create_app(demo_settings)) as client:
+        for _, name in reserved:
+            body = _search(client, token, name=name, limit=50).json()
+            returned = {result["listing"]["number"] for result in body["results"]}
+            assert returned.isdisjoint(reserved_numbers), name
+
+
+def test_search_tolerates_typos_and_norwegian_spellings(demo_settings: Settings) -> None:
+    token = new_key(demo_settings, "search,lookup", org="support-desk-2")
+    with TestClient(app=create_app(demo_settings)) as client:
+        some = client.get("/v1/numbers/21279132", headers={"Authorization": f"Bearer {token}"})
+        listing = some.json()
+        full = listing["name"]["full"]
+        exact = _search(client, token, name=full).json()
+        assert exact["results"][0]["score"] == 100.0
+        assert listing["number"] in {r["listing"]["number"] for r in exact["results"]}
+        typo = full[:-2] + full[-1] + full[-2]  # swap the last two letters
+        assert listing["number"] in {
+            r["listing"]["number"]
+            for r in _search(client, token, name=typo, limit=50).json()["results"]
+        }
+        ascii_name = full.replace("ø", "oe").replace("æ", "ae").replace("å", "aa")
+        assert _search(client, token, name=ascii_name).json()["results"][0]["score"] == 100.0
+
+
+def test_search_caps_filters_and_refuses_bad_queries(demo_settings: Settings) -> None:
+    token = new_key(demo_settings, "search", org="support-desk-3")
+    lookup_only = new_key(demo_settings, "lookup", org="crm-only")
+    with TestClient(app=create_app(demo_settings)) as client:
+        capped = _search(client, token, name="Hansen", limit=2).json()
+        assert len(capped["results"]) == 2 and capped["truncated"] is True
+        in_city = _search(client, token, name="Hansen", city="Oslo", limit=50).json()["results"]
+        assert in_city and all(
+            r["listing"]["address"]["city"] == "Oslo" for r in in_city if "address" in r["listing"]
+        )
+        problem_of(_search(client, token, name="H"), 422, "invalid-parameter")
+        problem_of(_search(client, token, name="Hansen", limit=0), 422, "invalid-parameter")
+        problem_of(
+            client.get("/v1/search", headers={"Authorization": f"Bearer {token}"}),
+            422,
+            "invalid-parameter",
+        )
+        problem_of(_search(client, lookup_only, name="Hansen"), 403, "missing-role")
+        nothing = _search(client, token, name="Qwxzyk Vbnmlp").json()
+        assert nothing["results"] == [] and nothing["truncated"] is False
+
+
+def test_searches_are_logged_as_events(tmp_path: Path, demo_settings: Settings) -> None:
+    token = new_key(demo_settings, "search", org="support-desk-4")
+    with TestClient(app=create_app(demo_settings)) as client:
+        _search(client, token, name="Hansen")
+        services = client.app.state.services
+        deadline = time.monotonic() + 3
+        rows: list[Any] = []
+        while time.monotonic() < deadline and not rows:
+            rows = services.store._rows(
+                "SELECT number, outcome, endpoint FROM lookup_log WHERE account = 'support-desk-4'"
+            )
+            time.sleep(0.05)
+        assert rows == [("Hansen", "hit", "search")]
