@@ -24,9 +24,12 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/lookup ingest $(DEMO_DATA)
 	@key=$$($(BIN)/lookup keys create --org demo --roles lookup,search | tail -n 1) && \
+	officer=$$($(BIN)/lookup keys create --org demo-compliance --roles compliance | tail -n 1) && \
 	number=$$($(BIN)/python -c "import json;m=json.load(open('$(DEMO_DATA)/manifest.json'));print(next(n for n,v in sorted(m['numbers'].items()) if v['reservation']=='listed'))") && \
 	echo "" && echo "demo API key: $$key" && \
-	echo "try:  curl -s -H 'Authorization: Bearer $$key' http://127.0.0.1:8000/v1/numbers/$$number" && echo ""
+	echo "try:  curl -s -H 'Authorization: Bearer $$key' http://127.0.0.1:8000/v1/numbers/$$number" && \
+	echo "      curl -s -H 'Authorization: Bearer $$key' 'http://127.0.0.1:8000/v1/search?name=Hansen&limit=3'" && \
+	echo "compliance (internal port): curl -s -H 'Authorization: Bearer $$officer' http://127.0.0.1:8001/internal/v1/cases" && echo ""
 	$(BIN)/lookup serve --host 127.0.0.1 --port 8000
 
 lint: $(STAMP)
