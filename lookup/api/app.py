@@ -7,7 +7,8 @@ served on its own port. Both share one `Services` object per process.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 
 from litestar import Litestar
 from litestar.datastructures import State
@@ -23,9 +24,8 @@ from lookup.api.services import Services
 from lookup.config import Settings, load_settings
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> Litestar:
-    """The public API; its lifespan runs the shared services."""
-    services = services or Services(settings or load_settings())
+def _running(services: Services) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    """A lifespan that starts the services with the app and stops them after it."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -35,6 +35,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         finally:
             await services.stop()
 
+    return lifespan
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> Litestar:
+    """The public API; its lifespan runs the shared services."""
+    services = services or Services(settings or load_settings())
     return Litestar(
         route_handlers=[
             NumbersController,
@@ -46,7 +52,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         state=State({"services": services}),
         middleware=[ApiKeyMiddleware()],
         exception_handlers={Exception: handle},
-        lifespan=[lifespan],
+        lifespan=[_running(services)],
         openapi_config=OpenAPIConfig(
             title="Nummeropplysning lookup API",
             version="1",
@@ -61,17 +67,8 @@ def create_internal_app(services: Services, *, lifespan: bool = False) -> Litest
 
     With `lifespan`, this app runs the services (the stream consumer has no public app).
     """
-
-    @contextlib.asynccontextmanager
-    async def run_services(_: Litestar) -> AsyncIterator[None]:
-        await services.start()
-        try:
-            yield
-        finally:
-            await services.stop()
-
     return Litestar(
-        lifespan=[run_services] if lifespan else [],
+        lifespan=[_running(services)] if lifespan else [],
         route_handlers=[ComplianceController, health.healthz, health.problem_type],
         state=State({"services": services}),
         middleware=[ApiKeyMiddleware()],

@@ -8,7 +8,7 @@ path of unknown ones and get the same bytes.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated, Any, Final
 
 import msgspec
@@ -17,14 +17,12 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import PathParameter, QueryParameter
 from litestar.response.base import ASGIResponse
 
-from lookup.abuse.events import LookupEvent, Outcome
 from lookup.api import schemas
-from lookup.api.auth import client_address, role
+from lookup.api.auth import role
 from lookup.api.problems import PROBLEM_JSON, problem_body
 from lookup.api.services import Services
 from lookup.errors import InvalidParameter
 from lookup.index.reader import Listing
-from lookup.keys import ApiKey
 from lookup.names import match_score
 from lookup.numbers import InvalidNumber, e164, national_format, normalize
 
@@ -108,36 +106,19 @@ class NumbersController(Controller):
         try:
             national = normalize(number)
         except InvalidNumber:
-            _emit(services, request, number, "invalid")
+            services.emit(request.scope, number, "invalid")
             raise
         snapshot = services.snapshots.current
         listing = snapshot.find(national)
         if listing is None:
-            _emit(services, request, e164(national), "miss")
+            services.emit(request.scope, e164(national), "miss")
             return not_found(national)
-        _emit(services, request, e164(national), "hit")
+        services.emit(request.scope, e164(national), "hit")
         body = to_response(listing, snapshot.name)
         if name is not None or birth_date is not None:
             body = _verify(body, listing, name, birth_date)
         # Handing Litestar a finished ASGI response skips its response pipeline.
         return ASGIResponse(body=_encoder.encode(body), media_type=MediaType.JSON)
-
-
-def _emit(
-    services: Services, request: Request[Any, Any, Any], number: str, outcome: Outcome
-) -> None:
-    """Queue the lookup event (a list append: the request never waits on it)."""
-    key: ApiKey = request.scope["user"]
-    services.events.emit(
-        LookupEvent(
-            ts=datetime.now(UTC).replace(tzinfo=None),
-            account=key.account,
-            key=key.key_id,
-            ip=client_address(request.scope),
-            number=number,
-            outcome=outcome,
-        )
-    )
 
 
 def _verify(

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
 from litestar import Controller, Request, get
 from litestar.params import QueryParameter
 
-from lookup.abuse.events import LookupEvent
 from lookup.api import schemas
-from lookup.api.auth import client_address, role
+from lookup.api.auth import role
 from lookup.api.numbers import to_response
 from lookup.api.services import Services
 from lookup.errors import InvalidParameter
-from lookup.keys import ApiKey
 
 MAX_RESULTS: Final = 50
 
@@ -45,18 +42,7 @@ class SearchController(Controller):
         services: Services = request.app.state.services
         snapshot = services.snapshots.current
         hits = snapshot.names.search(query, city=city, limit=limit)
-        key: ApiKey = request.scope["user"]
-        services.events.emit(
-            LookupEvent(
-                ts=datetime.now(UTC).replace(tzinfo=None),
-                account=key.account,
-                key=key.key_id,
-                ip=client_address(request.scope),
-                number=query,
-                outcome="hit" if hits else "miss",
-                endpoint="search",
-            )
-        )
+        services.emit(request.scope, query, "hit" if hits else "miss", endpoint="search")
         return schemas.SearchResults(
             query=query,
             results=[

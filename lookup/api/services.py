@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import UTC, datetime
 
 import redis
+from litestar.types import Scope
 
-from lookup.abuse.events import EventBuffer
+from lookup.abuse.events import EventBuffer, LookupEvent, Outcome
 from lookup.abuse.monitor import AbuseMonitor
 from lookup.abuse.ratelimit import RateLimitConfig, RateLimiter
 from lookup.abuse.store import ComplianceStore
 from lookup.abuse.stream import EventPublisher, stream_key
+from lookup.api.auth import client_address
 from lookup.config import Settings
 from lookup.index.reader import SnapshotSource
-from lookup.keys import KeyRing, KeyStore, parse_networks
+from lookup.keys import ApiKey, KeyRing, KeyStore, parse_networks
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,21 @@ class Services:
                 detect=settings.abuse_detection,
             )
         self._tasks: list[asyncio.Task[None]] = []
+
+    def emit(self, scope: Scope, number: str, outcome: Outcome, endpoint: str = "numbers") -> None:
+        """Queue the event of an answered request (a list append: the request never waits)."""
+        key: ApiKey = scope["user"]
+        self.events.emit(
+            LookupEvent(
+                ts=datetime.now(UTC).replace(tzinfo=None),
+                account=key.account,
+                key=key.key_id,
+                ip=client_address(scope),
+                number=number,
+                outcome=outcome,
+                endpoint=endpoint,
+            )
+        )
 
     @property
     def store(self) -> ComplianceStore:
