@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
+from itertools import islice
 from typing import Any, Final
 
 import msgspec
@@ -21,6 +24,9 @@ from lookup.abuse.events import LookupEvent
 from lookup.abuse.policy import DEFAULT_POLICY, SEVERITY, Kind, Policy
 
 _EVIDENCE_NUMBERS: Final = 50
+_EPOCH: Final = datetime(1970, 1, 1)
+# A rule's verdict: kind, whether its suspension criteria held, and how to build its evidence.
+_Found = tuple[Kind, bool, Callable[[], dict[str, Any]]]
 
 
 class Finding(msgspec.Struct, frozen=True, kw_only=True):
@@ -39,6 +45,8 @@ class Finding(msgspec.Struct, frozen=True, kw_only=True):
 @dataclass(slots=True)
 class _Lookup:
     ts: datetime
+    t: float
+    """`ts` as seconds since 1970 (naive UTC), for cheap arithmetic."""
     number: int
     outcome: str
     key: str
@@ -50,7 +58,7 @@ def _e164(number: int) -> str:
     return f"+47{number:08d}"
 
 
-def _trail(lookups: list[_Lookup]) -> list[dict[str, str]]:
+def _trail(lookups: Sequence[_Lookup]) -> list[dict[str, str]]:
     """The last lookups behind a finding, as a reviewer reads them."""
     return [
         {"ts": item.ts.isoformat(), "number": _e164(item.number), "outcome": item.outcome}
@@ -61,9 +69,52 @@ def _trail(lookups: list[_Lookup]) -> list[dict[str, str]]:
 @dataclass(slots=True)
 class _Run:
     head: int
-    updated: datetime
-    items: list[_Lookup] = field(default_factory=list)
+    updated: float
+    items: deque[_Lookup] = field(default_factory=deque)
     misses: int = 0
+
+
+class _Block:
+    """Distinct numbers of one block within the window, in time order, with running counts.
+
+    `by` names the lookup attributes counted per value: keys and IPs for an
+    account's blocks (a scan split over them), accounts for an IP's blocks.
+    """
+
+    __slots__ = ("by", "counts", "members", "misses")
+
+    def __init__(self, *by: str) -> None:
+        self.by = by
+        self.members: dict[int, _Lookup] = {}
+        self.misses = 0
+        self.counts: dict[str, dict[str, int]] = {name: {} for name in by}
+
+    def add(self, item: _Lookup) -> None:
+        self.members[item.number] = item
+        self.misses += item.outcome == "miss"
+        for name in self.by:
+            counts, value = self.counts[name], getattr(item, name)
+            counts[value] = counts.get(value, 0) + 1
+
+    def remove(self, item: _Lookup) -> None:
+        del self.members[item.number]
+        self.misses -= item.outcome == "miss"
+        for name in self.by:
+            counts, value = self.counts[name], getattr(item, name)
+            counts[value] -= 1
+            if not counts[value]:
+                del counts[value]
+
+    def last(self, count: int) -> list[_Lookup]:
+        """The newest `count` members, oldest first (members are kept in time order)."""
+        tail = list(islice(reversed(self.members.values()), count))
+        tail.reverse()
+        return tail
+
+    def span(self, count: int) -> float:
+        """Seconds covered by the newest `count` members."""
+        tail = self.last(count)
+        return tail[-1].t - tail[0].t if tail else 0.0
 
 
 @dataclass(slots=True)
@@ -71,8 +122,8 @@ class _AccountState:
     events_seen: int = 0
     recent: deque[_Lookup] = field(default_factory=deque)
     """First lookups within the window, oldest first."""
-    recent_numbers: dict[int, datetime] = field(default_factory=dict)
-    blocks: dict[tuple[int, int], dict[int, _Lookup]] = field(default_factory=dict)
+    recent_numbers: dict[int, float] = field(default_factory=dict)
+    blocks: dict[tuple[int, int], _Block] = field(default_factory=dict)
     runs: list[_Run] = field(default_factory=list)
     sprt: float = 0.0
     sprt_trail: deque[_Lookup] = field(default_factory=lambda: deque(maxlen=_EVIDENCE_NUMBERS))
@@ -85,7 +136,9 @@ class _AccountState:
 
 @dataclass(slots=True)
 class _IpState:
-    blocks: dict[tuple[int, int], dict[int, _Lookup]] = field(default_factory=dict)
+    accounts: dict[str, float] = field(default_factory=dict)
+    """Accounts seen from the address, with their last lookup."""
+    blocks: dict[tuple[int, int], _Block] = field(default_factory=dict)
     fired: set[tuple[int, int, str]] = field(default_factory=set)
 
 
@@ -100,7 +153,7 @@ class Engine:
         self._hit_step = math.log((1 - policy.miss_scan) / (1 - policy.miss_legit))
         self._upper = math.log((1 - policy.sprt_beta) / policy.sprt_alpha)
         self._lower = math.log(policy.sprt_beta / (1 - policy.sprt_alpha))
-        self._pruned_at: datetime | None = None
+        self._pruned_at: float | None = None
 
     def reset(self, account: str) -> None:
         """Forget an account's evidence (compliance cleared or reinstated it)."""
@@ -108,28 +161,33 @@ class Engine:
         for ip_state in self._ips.values():
             ip_state.fired = {marker for marker in ip_state.fired if marker[2] != account}
 
-    def _prune(self, now: datetime) -> None:
+    def _prune(self, now: float) -> None:
         """Drop what fell out of the window everywhere, once per hour of event time.
 
         Accounts prune themselves on each event; per-IP blocks and idle
         accounts would otherwise grow for as long as the server runs.
         """
-        if self._pruned_at is not None and (now - self._pruned_at).total_seconds() < 3600:
+        if self._pruned_at is not None and now - self._pruned_at < 3600:
             return
         self._pruned_at = now
         window = self.policy.window_seconds
         for address, ip_state in list(self._ips.items()):
-            for block, members in list(ip_state.blocks.items()):
-                for number, item in list(members.items()):
-                    if (now - item.ts).total_seconds() > window:
-                        del members[number]
-                if not members:
-                    del ip_state.blocks[block]
-            if not ip_state.blocks:
+            for block_key, block in list(ip_state.blocks.items()):
+                # Members are in time order: the old ones are at the front.
+                for item in list(block.members.values()):
+                    if now - item.t <= window:
+                        break
+                    block.remove(item)
+                if not block.members:
+                    del ip_state.blocks[block_key]
+            ip_state.accounts = {
+                account: seen for account, seen in ip_state.accounts.items() if now - seen <= window
+            }
+            if not ip_state.blocks and not ip_state.accounts:
                 del self._ips[address]
         for name, state in list(self._accounts.items()):
             self._expire(state, now)
-            state.blocks = {block: members for block, members in state.blocks.items() if members}
+            state.blocks = {key: block for key, block in state.blocks.items() if block.members}
             if not state.recent and not state.fired:
                 del self._accounts[name]
 
@@ -140,8 +198,11 @@ class Engine:
 
     def observe(self, event: LookupEvent) -> list[Finding]:
         """Update the state with one event (in time order) and return new findings."""
-        self._prune(event.ts)
-        state = self._accounts.setdefault(event.account, _AccountState())
+        t = (event.ts - _EPOCH).total_seconds()
+        self._prune(t)
+        state = self._accounts.get(event.account)
+        if state is None:
+            state = self._accounts[event.account] = _AccountState()
         state.events_seen += 1
         if event.outcome == "invalid" or not event.number.startswith("+47"):
             return []
@@ -149,14 +210,16 @@ class Engine:
             number = int(event.number[3:])
         except ValueError:
             return []
-        lookup = _Lookup(event.ts, number, event.outcome, event.key, event.ip, event.account)
-        self._expire(state, event.ts)
-        if number in state.recent_numbers:
-            state.recent_numbers[number] = event.ts
+        seen = state.recent_numbers.get(number)
+        if seen is not None and t - seen <= self.policy.window_seconds:
+            # A repeat: what customers do. It moves none of the scan rules.
+            state.recent_numbers[number] = t
             return []
-        state.recent_numbers[number] = event.ts
+        self._expire(state, t)
+        lookup = _Lookup(event.ts, t, number, event.outcome, event.key, event.ip, event.account)
+        state.recent_numbers[number] = t
         state.recent.append(lookup)
-        found: list[tuple[Kind, bool, dict[str, Any]]] = []
+        found: list[_Found] = []
         found.extend(self._runs(state, lookup))
         found.extend(self._coverage(state, lookup))
         found.extend(self._miss_ratio(state, lookup))
@@ -175,16 +238,21 @@ class Engine:
         event: LookupEvent,
         kind: Kind,
         strong: bool,
-        evidence: dict[str, Any],
+        evidence_of: Callable[[], dict[str, Any]],
     ) -> Finding | None:
-        """A finding only when it raises the severity reached for its kind."""
+        """A finding only when it raises the severity reached for its kind.
+
+        Evidence is built only then: rules re-check on every event, and
+        building it each time would make the cost grow with the evidence.
+        """
         others = sorted(k for k in state.fired if k != kind)
         action = self.policy.action(kind, strong=strong, corroborated=bool(others))
-        if others and not strong:
-            evidence = {**evidence, "corroborated_by": others}
         if SEVERITY[action] <= state.fired.get(kind, 0):
             return None
         state.fired[kind] = SEVERITY[action]
+        evidence = evidence_of()
+        if others and not strong:
+            evidence = {**evidence, "corroborated_by": others}
         return Finding(
             account=event.account,
             kind=kind,
@@ -194,20 +262,18 @@ class Engine:
             evidence=evidence,
         )
 
-    def _expire(self, state: _AccountState, now: datetime) -> None:
+    def _expire(self, state: _AccountState, now: float) -> None:
         window = self.policy.window_seconds
-        while state.recent and (now - state.recent[0].ts).total_seconds() > window:
+        while state.recent and now - state.recent[0].t > window:
             old = state.recent.popleft()
-            if state.recent_numbers.get(old.number) == old.ts:
+            if state.recent_numbers.get(old.number) == old.t:
                 del state.recent_numbers[old.number]
             for size in self.policy.block_sizes:
-                members = state.blocks.get((size, old.number // size))
-                if members is not None and members.get(old.number) is old:
-                    del members[old.number]
+                block = state.blocks.get((size, old.number // size))
+                if block is not None and block.members.get(old.number) is old:
+                    block.remove(old)
 
-    def _runs(
-        self, state: _AccountState, lookup: _Lookup
-    ) -> list[tuple[Kind, bool, dict[str, Any]]]:
+    def _runs(self, state: _AccountState, lookup: _Lookup) -> list[_Found]:
         policy = self.policy
         best: _Run | None = None
         for run in state.runs:
@@ -219,13 +285,13 @@ class Engine:
         if best is None:
             if len(state.runs) >= policy.run_heads:
                 state.runs.remove(min(state.runs, key=lambda r: r.updated))
-            best = _Run(head=lookup.number, updated=lookup.ts)
+            best = _Run(head=lookup.number, updated=lookup.t)
             state.runs.append(best)
-        best.head, best.updated = lookup.number, lookup.ts
+        best.head, best.updated = lookup.number, lookup.t
         best.items.append(lookup)
         best.misses += lookup.outcome == "miss"
-        while (lookup.ts - best.items[0].ts).total_seconds() > policy.window_seconds:
-            best.misses -= best.items.pop(0).outcome == "miss"
+        while lookup.t - best.items[0].t > policy.window_seconds:
+            best.misses -= best.items.popleft().outcome == "miss"
         length = len(best.items)
         if length < policy.run_flag or _span(best.items, policy.run_flag) > (
             policy.block_flag_burst_seconds
@@ -237,74 +303,93 @@ class Engine:
             and share >= policy.run_suspend_miss_share
             and _span(best.items, policy.run_suspend) <= policy.block_suspend_burst_seconds
         )
-        evidence = {
-            "rule": {
-                "run_length": length,
-                "misses": best.misses,
-                "miss_share": round(share, 3),
-                "stride_max": policy.run_stride,
-                "flag_at": policy.run_flag,
-                "suspend_at": policy.run_suspend,
-                "suspend_miss_share": policy.run_suspend_miss_share,
-            },
-            "range": [
-                _e164(min(i.number for i in best.items)),
-                _e164(max(i.number for i in best.items)),
-            ],
-            "lookups": _trail(best.items),
-        }
-        return [(_spread_kind(best.items, Kind.SEQUENTIAL_RUN), strong, evidence)]
+        items = list(best.items)
 
-    def _coverage(
-        self, state: _AccountState, lookup: _Lookup
-    ) -> list[tuple[Kind, bool, dict[str, Any]]]:
+        def evidence() -> dict[str, Any]:
+            return {
+                "rule": {
+                    "run_length": length,
+                    "misses": best.misses,
+                    "miss_share": round(share, 3),
+                    "stride_max": policy.run_stride,
+                    "flag_at": policy.run_flag,
+                    "suspend_at": policy.run_suspend,
+                    "suspend_miss_share": policy.run_suspend_miss_share,
+                },
+                "range": [_e164(min(i.number for i in items)), _e164(max(i.number for i in items))],
+                "lookups": _trail(items),
+            }
+
+        spread = len({i.key for i in items}) > 1 or len({i.ip for i in items}) > 1
+        kind = Kind.DISTRIBUTED_SCAN if spread else Kind.SEQUENTIAL_RUN
+        return [(kind, strong, evidence)]
+
+    def _coverage(self, state: _AccountState, lookup: _Lookup) -> list[_Found]:
         policy = self.policy
-        found = []
+        found: list[_Found] = []
         recent = len(state.recent)
         for size, flag_at, suspend_at in zip(
             policy.block_sizes, policy.block_flag, policy.block_suspend, strict=True
         ):
-            block = lookup.number // size
-            members = state.blocks.setdefault((size, block), {})
-            members[lookup.number] = lookup
-            count = len(members)
+            block_start = lookup.number // size
+            block = state.blocks.get((size, block_start))
+            if block is None:
+                block = state.blocks[(size, block_start)] = _Block("key", "ip")
+            block.add(lookup)
+            count = len(block.members)
             if count < flag_at:
                 continue
             by_chance = recent * size / policy.plan_numbers
             excess = policy.block_excess * by_chance
-            misses = sum(1 for item in members.values() if item.outcome == "miss")
-            if count < flag_at + excess or misses / count < policy.block_flag_miss_share:
+            if count < flag_at + excess or block.misses / count < policy.block_flag_miss_share:
                 continue
-            items = sorted(members.values(), key=lambda item: item.ts)
-            if _span(items, int(flag_at + excess)) > policy.block_flag_burst_seconds:
+            if block.span(int(flag_at + excess)) > policy.block_flag_burst_seconds:
                 continue
             needed = suspend_at + excess
             strong = (
                 count >= needed
-                and misses / count >= policy.block_suspend_miss_share
-                and _span(items, math.ceil(needed)) <= policy.block_suspend_burst_seconds
+                and block.misses / count >= policy.block_suspend_miss_share
+                and block.span(math.ceil(needed)) <= policy.block_suspend_burst_seconds
             )
-            evidence = {
-                "rule": {
-                    "block_size": size,
-                    "distinct": count,
-                    "misses": misses,
-                    "expected_by_chance": round(by_chance, 3),
-                    "flag_at": flag_at,
-                    "suspend_at": round(needed, 1),
-                    "window_seconds": policy.window_seconds,
-                },
-                "block": _e164(block * size) + f"..{size - 1:0{len(str(size - 1))}d}",
-                "keys": sorted({item.key for item in items}),
-                "ips": sorted({item.ip for item in items}),
-                "lookups": _trail(items),
-            }
-            found.append((_spread_kind(items, Kind.BLOCK_COVERAGE), strong, evidence))
+            spread = len(block.counts["key"]) > 1 or len(block.counts["ip"]) > 1
+            kind = Kind.DISTRIBUTED_SCAN if spread else Kind.BLOCK_COVERAGE
+            found.append(
+                (
+                    kind,
+                    strong,
+                    partial(
+                        self._coverage_evidence,
+                        block,
+                        size,
+                        block_start,
+                        by_chance,
+                        flag_at,
+                        needed,
+                    ),
+                )
+            )
         return found
 
-    def _miss_ratio(
-        self, state: _AccountState, lookup: _Lookup
-    ) -> list[tuple[Kind, bool, dict[str, Any]]]:
+    def _coverage_evidence(
+        self, block: _Block, size: int, start: int, by_chance: float, flag_at: int, needed: float
+    ) -> dict[str, Any]:
+        return {
+            "rule": {
+                "block_size": size,
+                "distinct": len(block.members),
+                "misses": block.misses,
+                "expected_by_chance": round(by_chance, 3),
+                "flag_at": flag_at,
+                "suspend_at": round(needed, 1),
+                "window_seconds": self.policy.window_seconds,
+            },
+            "block": _e164(start * size) + f"..{size - 1:0{len(str(size - 1))}d}",
+            "keys": sorted(block.counts["key"]),
+            "ips": sorted(block.counts["ip"]),
+            "lookups": _trail(block.last(_EVIDENCE_NUMBERS)),
+        }
+
+    def _miss_ratio(self, state: _AccountState, lookup: _Lookup) -> list[_Found]:
         state.sprt += self._miss_step if lookup.outcome == "miss" else self._hit_step
         state.sprt_trail.append(lookup)
         if state.sprt <= self._lower:
@@ -314,28 +399,28 @@ class Engine:
             return []
         if state.sprt < self._upper:
             return []
-        trail = list(state.sprt_trail)
-        misses = sum(1 for item in trail if item.outcome == "miss")
-        evidence = {
-            "rule": {
-                "log_likelihood_ratio": round(state.sprt, 3),
-                "upper_bound": round(self._upper, 3),
-                "suspend_at": round(self._upper * self.policy.sprt_suspend_factor, 3),
-                "miss_legit": self.policy.miss_legit,
-                "miss_scan": self.policy.miss_scan,
-                "misses_in_trail": misses,
-                "trail_length": len(trail),
-            },
-            "lookups": _trail(trail),
-        }
-        strong = state.sprt >= self._upper * self.policy.sprt_suspend_factor
+        score, trail = state.sprt, list(state.sprt_trail)
+
+        def evidence() -> dict[str, Any]:
+            return {
+                "rule": {
+                    "log_likelihood_ratio": round(score, 3),
+                    "upper_bound": round(self._upper, 3),
+                    "suspend_at": round(self._upper * self.policy.sprt_suspend_factor, 3),
+                    "miss_legit": self.policy.miss_legit,
+                    "miss_scan": self.policy.miss_scan,
+                    "misses_in_trail": sum(1 for item in trail if item.outcome == "miss"),
+                    "trail_length": len(trail),
+                },
+                "lookups": _trail(trail),
+            }
+
+        strong = score >= self._upper * self.policy.sprt_suspend_factor
         return [(Kind.MISS_RATIO, strong, evidence)]
 
-    def _velocity(
-        self, state: _AccountState, lookup: _Lookup
-    ) -> list[tuple[Kind, bool, dict[str, Any]]]:
+    def _velocity(self, state: _AccountState, lookup: _Lookup) -> list[_Found]:
         policy = self.policy
-        bucket = int(lookup.ts.timestamp() // policy.velocity_window_seconds)
+        bucket = int(lookup.t // policy.velocity_window_seconds)
         if bucket != state.velocity_bucket:
             state.velocity_baseline = max(state.velocity_baseline, state.velocity_count)
             state.velocity_bucket, state.velocity_count, state.velocity_misses = bucket, 0, 0
@@ -345,53 +430,62 @@ class Engine:
         share = state.velocity_misses / state.velocity_count
         if state.velocity_count < bound or share < policy.velocity_miss_share:
             return []
-        evidence = {
-            "rule": {
-                "new_numbers_in_window": state.velocity_count,
-                "window_seconds": policy.velocity_window_seconds,
-                "account_busiest_past_window": state.velocity_baseline,
-                "bound": bound,
-                "miss_share": round(share, 3),
-            },
-            "lookups": _trail(list(state.recent)[-_EVIDENCE_NUMBERS:]),
-        }
+        count, baseline = state.velocity_count, state.velocity_baseline
+        recent = list(islice(reversed(state.recent), _EVIDENCE_NUMBERS))[::-1]
+
+        def evidence() -> dict[str, Any]:
+            return {
+                "rule": {
+                    "new_numbers_in_window": count,
+                    "window_seconds": policy.velocity_window_seconds,
+                    "account_busiest_past_window": baseline,
+                    "bound": bound,
+                    "miss_share": round(share, 3),
+                },
+                "lookups": _trail(recent),
+            }
+
         return [(Kind.DISTINCT_VELOCITY, False, evidence)]
 
     def _across_accounts(self, event: LookupEvent, lookup: _Lookup) -> list[Finding]:
-        """Blocks scanned by several accounts from one IP address."""
+        """Blocks scanned by several accounts from one IP address.
+
+        Counts are kept as lookups come and go (pruned hourly), so each event
+        costs the same however busy the address is.
+        """
         policy = self.policy
         ip_state = self._ips.setdefault(lookup.ip, _IpState())
+        ip_state.accounts[lookup.account] = lookup.t
+        if len(ip_state.accounts) < policy.distributed_min_accounts:
+            # One account behind the address: its own blocks already cover it.
+            return []
         findings = []
         for size, suspend_at in zip(policy.block_sizes, policy.block_suspend, strict=True):
-            block = lookup.number // size
-            members = ip_state.blocks.setdefault((size, block), {})
-            current = members.get(lookup.number)
-            if current is not None and (lookup.ts - current.ts).total_seconds() <= (
-                policy.window_seconds
-            ):
+            block_start = lookup.number // size
+            block = ip_state.blocks.get((size, block_start))
+            if block is None:
+                block = ip_state.blocks[(size, block_start)] = _Block("account")
+            current = block.members.get(lookup.number)
+            if current is not None:
+                if lookup.t - current.t <= policy.window_seconds:
+                    continue
+                block.remove(current)
+            block.add(lookup)
+            accounts = block.counts["account"]
+            if len(accounts) < policy.distributed_min_accounts:
                 continue
-            members[lookup.number] = lookup
-            if len(members) < suspend_at:
+            if len(block.members) < suspend_at:
                 continue
-            live = [
-                item
-                for item in members.values()
-                if (lookup.ts - item.ts).total_seconds() <= policy.window_seconds
-            ]
-            by_account: dict[str, list[_Lookup]] = {}
-            for item in live:
-                by_account.setdefault(item.account, []).append(item)
-            named = {
-                a: items
-                for a, items in by_account.items()
-                if len(items) >= policy.distributed_min_share
-            }
-            if len(live) < suspend_at or len(named) < policy.distributed_min_accounts:
+            named = sorted(
+                account
+                for account, count in accounts.items()
+                if count >= policy.distributed_min_share
+            )
+            if len(named) < policy.distributed_min_accounts:
                 continue
-            misses = sum(1 for item in live if item.outcome == "miss")
-            strong = misses / len(live) >= policy.block_suspend_miss_share
-            for account, items in sorted(named.items()):
-                marker = (size, block, account)
+            strong = block.misses / len(block.members) >= policy.block_suspend_miss_share
+            for account in named:
+                marker = (size, block_start, account)
                 if marker in ip_state.fired:
                     continue
                 ip_state.fired.add(marker)
@@ -403,32 +497,39 @@ class Engine:
                     else msgspec.structs.replace(event, account=account),
                     Kind.DISTRIBUTED_SCAN,
                     strong,
-                    {
-                        "rule": {
-                            "ip": lookup.ip,
-                            "block_size": size,
-                            "distinct_from_ip": len(live),
-                            "accounts": {a: len(v) for a, v in sorted(by_account.items())},
-                            "misses": misses,
-                            "suspend_at": suspend_at,
-                        },
-                        "block": _e164(block * size),
-                        "lookups": _trail(sorted(items, key=lambda item: item.ts)),
-                    },
+                    partial(
+                        self._cross_evidence,
+                        block,
+                        lookup.ip,
+                        size,
+                        block_start,
+                        account,
+                        suspend_at,
+                    ),
                 )
                 if finding is not None:
                     findings.append(finding)
         return findings
 
+    def _cross_evidence(
+        self, block: _Block, ip: str, size: int, start: int, account: str, suspend_at: int
+    ) -> dict[str, Any]:
+        mine = [item for item in block.members.values() if item.account == account]
+        return {
+            "rule": {
+                "ip": ip,
+                "block_size": size,
+                "distinct_from_ip": len(block.members),
+                "accounts": dict(sorted(block.counts["account"].items())),
+                "misses": block.misses,
+                "suspend_at": suspend_at,
+            },
+            "block": _e164(start * size),
+            "lookups": _trail(mine),
+        }
 
-def _span(items: list[_Lookup], last: int) -> float:
+
+def _span(items: deque[_Lookup], last: int) -> float:
     """Seconds covered by the last `last` lookups (time-ordered)."""
-    tail = items[-last:]
-    return (tail[-1].ts - tail[0].ts).total_seconds()
-
-
-def _spread_kind(items: list[_Lookup], kind: Kind) -> Kind:
-    """A scan split over several keys or addresses of one account is a distributed scan."""
-    keys = {item.key for item in items}
-    ips = {item.ip for item in items}
-    return Kind.DISTRIBUTED_SCAN if len(keys) > 1 or len(ips) > 1 else kind
+    first = items[-min(last, len(items))]
+    return items[-1].t - first.t
