@@ -34,8 +34,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """How often a server checks for a newly published snapshot."""
     snapshots_kept: int = 3
     """Published snapshot files kept on disk (older ones are deleted at publish)."""
-    key_refresh_seconds: float = 1.0
-    """How soon a server sees keys created or revoked by `lookup keys`."""
+    key_refresh_seconds: float = 0.5
+    """How often a server re-reads keys and account standing (revocations, suspensions)."""
     log_level: str = "info"
     """Log level of the server (debug, info, warning, error)."""
     internal_port: int = 8001

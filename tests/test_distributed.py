@@ -17,7 +17,7 @@ import redis
 from lookup.abuse.events import EventBuffer, LookupEvent
 from lookup.abuse.monitor import AbuseMonitor
 from lookup.abuse.store import ComplianceStore
-from lookup.abuse.stream import EventConsumer, EventPublisher, stream_key
+from lookup.abuse.stream import EventPublisher, RedisSource, redis_sender, stream_key
 from lookup.ingest.pipeline import ingest
 from lookup.keys import KeyRing, KeyStore
 from tests.conftest import make_settings, new_key
@@ -43,7 +43,7 @@ def test_events_cross_the_stream_once_and_in_order(client: redis.Redis, tmp_path
     key = stream_key(settings)
     client.delete(key, key + ":consumed")
     buffer = EventBuffer()
-    publisher = EventPublisher(buffer, client, key)
+    publisher = EventPublisher(buffer, redis_sender(client, key))
     t0 = datetime(2026, 11, 2, 9)
     for i in range(30):
         buffer.emit(
@@ -60,12 +60,18 @@ def test_events_cross_the_stream_once_and_in_order(client: redis.Redis, tmp_path
     store = ComplianceStore(settings.compliance_path)
     ring = KeyRing(KeyStore(settings.keys_path))
     monitor = AbuseMonitor(EventBuffer(), store, ring)
-    consumer = EventConsumer(monitor, client, key)
-    assert consumer.consume(block_ms=100, count=20) == 20
+
+    def consume(source: RedisSource, count: int = 5000) -> int:
+        batch = source.read(0.1, count=count) or []
+        monitor.submit(batch)
+        source.done(len(batch))
+        return len(batch)
+
+    assert consume(RedisSource(client, key), count=20) == 20
     # A restarted consumer resumes after what was handled.
-    again = EventConsumer(monitor, client, key)
-    assert again.consume(block_ms=100) == 10
-    assert again.consume(block_ms=50) == 0
+    again = RedisSource(client, key)
+    assert consume(again) == 10
+    assert consume(again) == 0
     logged = store._rows("SELECT number FROM lookup_log ORDER BY ts")
     assert [row[0] for row in logged] == [f"+47222001{i:02d}" for i in range(30)]
     store.close()
@@ -147,3 +153,51 @@ def _wait(url: str) -> None:
             pass
         time.sleep(0.1)
     raise AssertionError(f"{url} did not come up")
+
+
+def test_one_worker_runs_the_monitor_in_a_child_process(tmp_path: Path) -> None:
+    write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", filler(500, start=22200000)[::2])
+    settings = make_settings(tmp_path / "var")
+    ingest([tmp_path / "in"], settings)
+    scraper = new_key(settings, org="scraper-co")
+    officer = new_key(settings, roles="compliance", org="desk")
+    port, internal = _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "LOOKUP_DATA_DIR": str(tmp_path / "var"),
+        "LOOKUP_INTERNAL_PORT": str(internal),
+        "LOOKUP_EVENT_FLUSH_SECONDS": "0.05",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "lookup.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {scraper}"}
+    answered = 0
+    try:
+        _wait(f"{base}/readyz")
+        _wait(f"http://127.0.0.1:{internal}/healthz")
+        for offset in range(15):
+            answered += httpx.get(
+                f"{base}/v1/numbers/{22200100 + offset}", headers=headers
+            ).status_code in (200, 404)
+        deadline = time.monotonic() + 3
+        while httpx.get(f"{base}/v1/numbers/22200000", headers=headers).status_code != 403:
+            answered += 1
+            assert time.monotonic() < deadline, "the scraper was not paused"
+            time.sleep(0.05)
+        cases = httpx.get(
+            f"http://127.0.0.1:{internal}/internal/v1/cases",
+            headers={"Authorization": f"Bearer {officer}"},
+        ).json()
+        assert [c["account"] for c in cases] == ["scraper-co"]
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    # Every answered lookup reached the lookup log, the last ones on the way out.
+    store = ComplianceStore(settings.compliance_path)
+    assert store._rows("SELECT count(*) FROM lookup_log")[0][0] == answered
+    store.close()

@@ -1,22 +1,26 @@
-"""The shared event stream (Redis Streams) for several server workers.
+"""Moving lookup events from the serving processes to the one process that runs the detectors.
 
-Workers append their lookup events to one stream; a single consumer process
-(`lookup abuse consume`) reads it, runs the detectors and owns the compliance
-store. Suspensions travel back through the key store, which every worker
-re-reads within `LOOKUP_KEY_REFRESH_SECONDS`.
+Serving processes only queue events and hand them over in batches; a single
+monitor process logs them, runs the detectors and owns the compliance store,
+so the detector never competes with requests for the interpreter. Two
+transports: a pipe to a child process (`lookup serve`, one worker) and a
+Redis Stream (several workers, `LOOKUP_REDIS_URL`). Suspensions travel back
+through the key store, which every server re-reads every
+`LOOKUP_KEY_REFRESH_SECONDS`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from typing import Any, Final, cast
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any, Final, Protocol, cast
 
 import msgspec
 import redis
 
 from lookup.abuse.events import EventBuffer, LookupEvent
-from lookup.abuse.monitor import AbuseMonitor
 from lookup.config import Settings
 
 log = logging.getLogger(__name__)
@@ -24,6 +28,13 @@ _FIELD: Final = b"e"
 _MAX_LEN: Final = 1_000_000
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(LookupEvent).decode
+_decode_batch = msgspec.json.Decoder(list[LookupEvent]).decode
+
+Sender = Callable[[list[LookupEvent]], None]
+
+
+class TransportError(Exception):
+    """The way to the monitor is down; events stay queued."""
 
 
 def stream_key(settings: Settings) -> str:
@@ -32,27 +43,50 @@ def stream_key(settings: Settings) -> str:
     return f"lookup:{digest}:events"
 
 
-class EventPublisher:
-    """Moves a worker's buffered events to the stream, in one round trip per batch."""
+def redis_sender(client: redis.Redis, key: str) -> Sender:
+    """Append a batch to the stream in one round trip."""
 
-    def __init__(self, buffer: EventBuffer, client: redis.Redis, key: str) -> None:
-        self.buffer = buffer
-        self.client = client
-        self.key = key
-        self._pending: list[LookupEvent] = []
-
-    def publish(self) -> int:
-        """Send what is queued; on a Redis failure keep it for the next try."""
-        self._pending.extend(self.buffer.drain())
-        if not self._pending:
-            return 0
-        pipe = self.client.pipeline(transaction=False)
-        for event in self._pending:
-            pipe.xadd(self.key, {_FIELD: _encode(event)}, maxlen=_MAX_LEN, approximate=True)
+    def send(events: list[LookupEvent]) -> None:
+        pipe = client.pipeline(transaction=False)
+        for event in events:
+            pipe.xadd(key, {_FIELD: _encode(event)}, maxlen=_MAX_LEN, approximate=True)
         try:
             pipe.execute()
         except redis.RedisError as exc:
-            log.error("event stream unavailable, %d events held: %s", len(self._pending), exc)
+            raise TransportError(f"event stream unavailable: {exc}") from exc
+
+    return send
+
+
+def pipe_sender(connection: Connection) -> Sender:
+    """Send a batch to the monitor process as one message."""
+
+    def send(events: list[LookupEvent]) -> None:
+        try:
+            connection.send_bytes(_encode(events))
+        except OSError as exc:
+            raise TransportError(f"monitor process unreachable: {exc}") from exc
+
+    return send
+
+
+class EventPublisher:
+    """Hands a server's queued events to the monitor, one batch per flush."""
+
+    def __init__(self, buffer: EventBuffer, send: Sender) -> None:
+        self.buffer = buffer
+        self.send = send
+        self._pending: list[LookupEvent] = []
+
+    def publish(self) -> int:
+        """Send what is queued; when the transport is down, keep it for the next try."""
+        self._pending.extend(self.buffer.drain())
+        if not self._pending:
+            return 0
+        try:
+            self.send(self._pending)
+        except TransportError as exc:
+            log.error("%s; %d events held", exc, len(self._pending))
             if len(self._pending) > _MAX_LEN:
                 # Bounded like the buffer: count what cannot be kept, never hide it.
                 self.buffer.dropped += len(self._pending) - _MAX_LEN
@@ -62,28 +96,62 @@ class EventPublisher:
         return sent
 
 
-class EventConsumer:
-    """Reads the stream from where it left off and feeds the monitor."""
+class EventSource(Protocol):
+    """Where the monitor process reads events from."""
 
-    def __init__(self, monitor: AbuseMonitor, client: redis.Redis, key: str) -> None:
-        self.monitor = monitor
+    def read(self, timeout: float) -> list[LookupEvent] | None:
+        """The next batch ([] when none arrived in time), or None when the source closed."""
+        ...
+
+    def done(self, count: int) -> None:
+        """Acknowledge that the last batch was handled."""
+        ...
+
+
+class PipeSource:
+    """The read end of the pipe from the serving process."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def read(self, timeout: float) -> list[LookupEvent] | None:
+        """The next batch sent by the server, or None once it closed the pipe."""
+        try:
+            if not self.connection.poll(timeout):
+                return []
+            return _decode_batch(self.connection.recv_bytes())
+        except (EOFError, OSError):
+            return None
+
+    def done(self, count: int) -> None:
+        """Nothing to acknowledge: a pipe delivers once."""
+
+
+class RedisSource:
+    """The stream, read from where the last consumer left off."""
+
+    def __init__(self, client: redis.Redis, key: str) -> None:
         self.client = client
         self.key = key
         self._cursor_key = key + ":consumed"
         cursor = client.get(self._cursor_key)
         self.cursor = cursor.decode() if isinstance(cursor, bytes) else "0-0"
+        self._next = self.cursor
 
-    def consume(self, block_ms: int = 500, count: int = 5000) -> int:
-        """Handle one batch of new events; returns how many."""
+    def read(self, timeout: float, count: int = 5000) -> list[LookupEvent] | None:
+        """The next batch of new events."""
         reply = cast(
-            "list[Any]", self.client.xread({self.key: self.cursor}, count=count, block=block_ms)
+            "list[Any]",
+            self.client.xread({self.key: self.cursor}, count=count, block=int(timeout * 1000)),
         )
         if not reply:
-            return 0
+            return []
         entries = reply[0][1]
-        events = [_decode(fields[_FIELD]) for _, fields in entries]
-        self.monitor.submit(events)
-        self.cursor = entries[-1][0].decode()
-        # Saved after processing: a crash replays a batch rather than losing it.
-        self.client.set(self._cursor_key, self.cursor)
-        return len(events)
+        self._next = entries[-1][0].decode()
+        return [_decode(fields[_FIELD]) for _, fields in entries]
+
+    def done(self, count: int) -> None:
+        """Move the saved cursor past the handled batch: a crash replays, never loses."""
+        if count:
+            self.cursor = self._next
+            self.client.set(self._cursor_key, self.cursor)

@@ -40,7 +40,7 @@ def _running(services: Services) -> Callable[[Litestar], AbstractAsyncContextMan
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Litestar:
     """The public API; its lifespan runs the shared services."""
-    services = services or Services(settings or load_settings())
+    services = services or Services.for_workers(settings or load_settings())
     return Litestar(
         route_handlers=[
             NumbersController,

@@ -1,18 +1,28 @@
-"""Running the apps: the public and the internal API side by side in one process."""
+"""Running the service: the public API in front, the abuse monitor in a process of its own.
+
+`lookup serve` (one worker) starts the monitor as a child process fed through
+a pipe; with several workers the monitor is `lookup abuse consume`, fed
+through a Redis Stream. Either way the detectors and the compliance store live
+beside the request path, not on it, and the monitor serves the internal API.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import multiprocessing
 import os
+import signal
 import subprocess
 import sys
+from multiprocessing.connection import Connection
 
 import redis
 import uvicorn
 from litestar import Litestar
 
-from lookup.abuse.stream import EventConsumer, stream_key
+from lookup.abuse.stream import EventSource, PipeSource, RedisSource, pipe_sender, stream_key
 from lookup.api.app import create_app, create_internal_app
 from lookup.api.services import Services
 from lookup.config import Settings
@@ -20,8 +30,10 @@ from lookup.config import Settings
 log = logging.getLogger(__name__)
 
 
-def _server(app: Litestar, settings: Settings, port: int) -> uvicorn.Server:
-    return uvicorn.Server(
+def _server(
+    app: Litestar, settings: Settings, port: int, *, handle_signals: bool = True
+) -> uvicorn.Server:
+    server = uvicorn.Server(
         uvicorn.Config(
             app,
             host=settings.host,
@@ -32,51 +44,90 @@ def _server(app: Litestar, settings: Settings, port: int) -> uvicorn.Server:
             http="httptools",
         )
     )
+    if not handle_signals:
+        # uvicorn re-raises a caught signal when it stops, killing the process before
+        # it can wait for its monitor; the caller stops the server itself instead.
+        setattr(server, "capture_signals", contextlib.nullcontext)  # noqa: B010
+    return server
 
 
-async def serve_embedded(settings: Settings) -> None:
-    """One process: public API, internal compliance API and the abuse monitor."""
+async def serve_monitor(settings: Settings, source: EventSource) -> None:
+    """The monitor: read events until the source closes; serve the internal API meanwhile."""
     services = Services(settings)
-    servers = [
-        _server(create_app(settings, services), settings, settings.port),
-        _server(create_internal_app(services), settings, settings.internal_port),
-    ]
-    tasks = [asyncio.create_task(server.serve()) for server in servers]
-    _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    # One stopped (a signal, or a port in use): stop the other too.
-    for server in servers:
-        server.should_exit = True
-    await asyncio.gather(*pending)
-
-
-async def serve_consumer(settings: Settings) -> None:
-    """The stream consumer: detectors, compliance store and the internal API."""
-    services = Services(settings, consumer=True)
-    assert services.monitor is not None
-    consumer = EventConsumer(
-        services.monitor, redis.Redis.from_url(settings.redis_url), stream_key(settings)
-    )
+    monitor = services.monitor
+    assert monitor is not None
     internal = _server(
-        create_internal_app(services, lifespan=True), settings, settings.internal_port
+        create_internal_app(services, lifespan=True),
+        settings,
+        settings.internal_port,
+        handle_signals=not isinstance(source, PipeSource),
     )
     serving = asyncio.create_task(internal.serve())
-    while not serving.done():
+    while True:
         try:
-            await asyncio.to_thread(consumer.consume)
+            batch = await asyncio.to_thread(source.read, 0.5)
         except redis.RedisError as exc:
             log.error("event stream unavailable: %s; retrying", exc)
             await asyncio.sleep(1)
+            continue
+        if batch is None:  # the server closed the pipe: it has stopped
+            break
+        if batch:
+            await asyncio.to_thread(monitor.submit, batch)
+            source.done(len(batch))
+        if serving.done() and not isinstance(source, PipeSource):
+            break  # a consumer stops with its API; a child waits for its server's last events
+    internal.should_exit = True
     await serving
+
+
+def _monitor_process(settings: Settings, connection: Connection) -> None:
+    """Entry point of the child process that `lookup serve` starts.
+
+    It ignores Ctrl-C (which the terminal sends to the whole process group) and
+    stops when its server closes the pipe, after handling the last events.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(level=logging.WARNING)
+    asyncio.run(serve_monitor(settings, PipeSource(connection)))
+
+
+async def serve_embedded(settings: Settings) -> None:
+    """One worker: the public API here, the monitor and internal API in a child process."""
+    context = multiprocessing.get_context("spawn")
+    reader, writer = context.Pipe(duplex=False)
+    child = context.Process(
+        target=_monitor_process, args=(settings, reader), name="lookup-monitor", daemon=True
+    )
+    child.start()
+    reader.close()
+    services = Services(settings, pipe_sender(writer))
+    server = _server(create_app(settings, services), settings, settings.port, handle_signals=False)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, server.handle_exit, signum, None)
+    try:
+        await server.serve()
+    finally:
+        writer.close()  # after the app's shutdown flushed the last events
+        await asyncio.to_thread(child.join, 15)
+        if child.is_alive():
+            child.terminate()
+
+
+async def serve_consumer(settings: Settings) -> None:
+    """`lookup abuse consume`: the monitor for several workers, fed by the Redis Stream."""
+    client = redis.Redis.from_url(settings.redis_url)
+    await serve_monitor(settings, RedisSource(client, stream_key(settings)))
 
 
 def serve_workers(settings: Settings) -> None:
     """Several worker processes behind one port, plus the consumer process beside them."""
+    names = ("host", "port", "workers", "redis_url", "data_dir")
     env = {
         **os.environ,
-        **{
-            f"LOOKUP_{k.upper()}": str(getattr(settings, k))
-            for k in ("host", "port", "workers", "redis_url", "data_dir")
-        },
+        **{f"LOOKUP_{name.upper()}": str(getattr(settings, name)) for name in names},
     }
     os.environ.update(env)
     consumer = subprocess.Popen([sys.executable, "-m", "lookup.cli", "abuse", "consume"], env=env)

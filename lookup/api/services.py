@@ -14,7 +14,7 @@ from lookup.abuse.events import EventBuffer, LookupEvent, Outcome
 from lookup.abuse.monitor import AbuseMonitor
 from lookup.abuse.ratelimit import RateLimitConfig, RateLimiter
 from lookup.abuse.store import ComplianceStore
-from lookup.abuse.stream import EventPublisher, stream_key
+from lookup.abuse.stream import EventPublisher, Sender, redis_sender, stream_key
 from lookup.api.auth import client_address
 from lookup.config import Settings
 from lookup.index.reader import SnapshotSource
@@ -24,14 +24,15 @@ log = logging.getLogger(__name__)
 
 
 class Services:
-    """Snapshot, keys, rate limits, event buffer and abuse monitor of one server process.
+    """Snapshot, keys, rate limits, event buffer and abuse monitor of one process.
 
-    Embedded (no Redis): the process also runs the abuse monitor and owns the
-    compliance store. As a worker (`LOOKUP_REDIS_URL` set): it publishes its
-    events to the stream; `lookup abuse consume` does the rest.
+    With a `sender`, the process serves and hands its events to the monitor
+    process (`lookup serve`: through a pipe; several workers: through Redis).
+    Without one, it runs the abuse monitor and owns the compliance store: the
+    monitor process, or everything at once (the app factory's default in tests).
     """
 
-    def __init__(self, settings: Settings, *, consumer: bool = False) -> None:
+    def __init__(self, settings: Settings, sender: Sender | None = None) -> None:
         self.settings = settings
         self.snapshots = SnapshotSource(settings.snapshots_path)
         self.key_store = KeyStore(settings.keys_path)
@@ -48,9 +49,8 @@ class Services:
         self._store: ComplianceStore | None = None
         self.monitor: AbuseMonitor | None = None
         self.publisher: EventPublisher | None = None
-        if settings.distributed and not consumer:
-            client = redis.Redis.from_url(settings.redis_url)
-            self.publisher = EventPublisher(self.events, client, stream_key(settings))
+        if sender is not None:
+            self.publisher = EventPublisher(self.events, sender)
         else:
             self._store = ComplianceStore(settings.compliance_path)
             allow = settings.abuse_allow_ips.split(",") if settings.abuse_allow_ips else []
@@ -78,6 +78,14 @@ class Services:
             )
         )
 
+    @classmethod
+    def for_workers(cls, settings: Settings) -> Services:
+        """A server's services as the app factory builds them (Redis when configured)."""
+        if not settings.distributed:
+            return cls(settings)
+        client = redis.Redis.from_url(settings.redis_url)
+        return cls(settings, redis_sender(client, stream_key(settings)))
+
     @property
     def store(self) -> ComplianceStore:
         """The compliance store (only the process running the monitor has it)."""
@@ -95,7 +103,12 @@ class Services:
         """Load the snapshot and start the background loops."""
         self.snapshots.refresh()
         self._tasks = [
-            asyncio.create_task(self._every(self.settings.snapshot_poll_seconds, self._refresh)),
+            asyncio.create_task(
+                self._every(self.settings.snapshot_poll_seconds, self.snapshots.refresh)
+            ),
+            asyncio.create_task(
+                self._every(self.settings.key_refresh_seconds, self.key_ring.refresh)
+            ),
             asyncio.create_task(self._every(self.settings.event_flush_seconds, self._flush)),
         ]
 
@@ -110,10 +123,6 @@ class Services:
         if self._store is not None:
             self._store.close()
         self.key_store.close()
-
-    def _refresh(self) -> None:
-        self.snapshots.refresh()
-        self.key_ring.refresh()
 
     @staticmethod
     async def _every(seconds: float, work: object) -> None:
