@@ -72,7 +72,7 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
 
     miss_legit: float = 0.35
     """Miss probability of legitimate lookups (H0 of the sequential probability ratio test)."""
-    miss_scan: float = 0.75
+    miss_scan: float = 0.6
     """Miss probability of a scan (H1)."""
     sprt_alpha: float = 1e-4
     sprt_beta: float = 1e-2

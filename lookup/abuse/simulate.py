@@ -248,10 +248,11 @@ def scraper(
         actor.scrape_from = moment
     found: list[int] = []
     shared_ip = f"203.0.113.{rng.randrange(1, 255)}"
+    own_net = f"198.{18 + len(traffic.actors) % 2}.{len(traffic.actors)}"
     for index, number in enumerate(numbers[:lookups]):
         actor = actors[index % len(actors)]
         key = f"{actor.account}-k{index % keys}"
-        ip = shared_ip if len(actors) > 1 else f"198.51.100.{index % ips + 1}"
+        ip = shared_ip if len(actors) > 1 else f"{own_net}.{index % ips + 1}"
         moment += timedelta(seconds=rate_seconds * rng.uniform(0.5, 1.5))
         if found and rng.random() < repeats:
             traffic.lookup(actor, moment, rng.choice(found), key, ip)
