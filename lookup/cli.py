@@ -68,6 +68,14 @@ def _parser() -> argparse.ArgumentParser:
     plan = key_commands.add_parser("plan", help="set an account's rate limits")
     plan.add_argument("--org", required=True)
     plan.add_argument("--plan", required=True, help="e.g. '20/second;600/minute', or 'default'")
+    policy = key_commands.add_parser("policy", help="how abuse findings act on an account")
+    policy.add_argument("--org", required=True)
+    policy.add_argument(
+        "--enforce",
+        required=True,
+        choices=("auto", "review"),
+        help="auto: throttle/suspend as the policy says; review: findings only flag",
+    )
     allow = key_commands.add_parser("allow", help="bind all keys of an account to networks")
     allow.add_argument("--org", required=True)
     allow.add_argument("--cidr", action="append", default=[], help="repeatable; none: unbind")
@@ -228,6 +236,9 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
                     parse_plan(plan)
                 store.set_plan(args.org, plan)
                 print(f"{args.org}: rate limits {plan or 'default'}")
+            case "policy":
+                store.set_enforcement(args.org, args.enforce)
+                print(f"{args.org}: abuse findings {args.enforce}")
             case "allow":
                 networks = parse_networks(args.cidr)
                 store.set_allow(args.org, networks)

@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS accounts (
     status TEXT NOT NULL DEFAULT 'active',     -- active | throttled | suspended
     plan TEXT,                                 -- rate limits, e.g. '20/second;600/minute'
     status_reason TEXT,
-    allow TEXT NOT NULL DEFAULT ''             -- CIDRs every key of the account is bound to
+    allow TEXT NOT NULL DEFAULT '',            -- CIDRs every key of the account is bound to
+    enforcement TEXT NOT NULL DEFAULT 'auto'   -- auto | review (findings only flag)
 );
 CREATE TABLE IF NOT EXISTS keys (
     id TEXT PRIMARY KEY,
@@ -47,6 +48,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 ACCOUNT_STATUSES: Final = ("active", "throttled", "suspended")
+ENFORCEMENTS: Final = ("auto", "review")
 
 
 class Account(msgspec.Struct, frozen=True):
@@ -58,6 +60,8 @@ class Account(msgspec.Struct, frozen=True):
     reason: str | None = None
     allow: tuple[Network, ...] = ()
     """Networks every key of the account may be used from; empty means anywhere."""
+    enforcement: str = "auto"
+    """`auto`: findings throttle or suspend as the policy says; `review`: they only flag."""
 
 
 class ApiKey(msgspec.Struct, frozen=True):
@@ -128,6 +132,7 @@ class KeyStore:
             ("plan", "TEXT"),
             ("status_reason", "TEXT"),
             ("allow", "TEXT NOT NULL DEFAULT ''"),
+            ("enforcement", "TEXT NOT NULL DEFAULT 'auto'"),
         ):
             if column not in have:
                 self._con.execute(f"ALTER TABLE accounts ADD COLUMN {column} {ddl}")
@@ -194,13 +199,31 @@ class KeyStore:
 
     def accounts(self) -> dict[str, Account]:
         """Every account by name."""
-        rows = self._con.execute("SELECT name, status, plan, status_reason, allow FROM accounts")
+        rows = self._con.execute(
+            "SELECT name, status, plan, status_reason, allow, enforcement FROM accounts"
+        )
         return {
             name: Account(
-                name, status, plan, reason, parse_networks(allow.split(",")) if allow else ()
+                name,
+                status,
+                plan,
+                reason,
+                parse_networks(allow.split(",")) if allow else (),
+                enforcement,
             )
-            for name, status, plan, reason, allow in rows
+            for name, status, plan, reason, allow, enforcement in rows
         }
+
+    def set_enforcement(self, account: str, enforcement: str) -> None:
+        """Whether findings act on the account by themselves (`auto`) or only flag (`review`)."""
+        if enforcement not in ENFORCEMENTS:
+            raise KeyStoreError(f"enforcement must be one of {', '.join(ENFORCEMENTS)}")
+        with self._con:
+            cursor = self._con.execute(
+                "UPDATE accounts SET enforcement = ? WHERE name = ?", (enforcement, account)
+            )
+        if cursor.rowcount == 0:
+            raise KeyStoreError(f"no account named {account!r}")
 
     def set_allow(self, account: str, networks: Sequence[Network]) -> None:
         """Bind every key of an account to these networks (empty: no account-wide binding)."""

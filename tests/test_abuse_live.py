@@ -261,3 +261,21 @@ def test_allow_listed_addresses_are_never_acted_on(clients: Clients) -> None:
         for i in range(60)
     ]
     assert monitor.submit(walk) == []
+
+
+def test_an_account_under_review_policy_is_flagged_not_suspended(
+    clients: Clients, data_dir: Path
+) -> None:
+    settings = make_settings(data_dir)
+    trusted = new_key(settings, org="trusted-co")
+    store = KeyStore(settings.keys_path)
+    store.set_enforcement("trusted-co", "review")
+    store.close()
+    clients.services.key_ring.refresh()
+    for offset in range(40):
+        assert clients.lookup(trusted, str(22200100 + offset)).status_code in (200, 404)
+    time.sleep(0.3)
+    assert clients.lookup(trusted, "22200000").status_code == 200
+    cases = clients.services.store.cases("open")
+    assert [c["account"] for c in cases] == ["trusted-co"]
+    assert any(f.endswith(":suspend") for f in cases[0]["findings"])

@@ -84,10 +84,14 @@ class AbuseMonitor:
 
     def _act(self, finding: Finding) -> None:
         case_id = self.store.record(finding)
-        status = self.key_ring.account(finding.account).status
+        account = self.key_ring.account(finding.account)
+        status = account.status
         reason = f"case {case_id}: {finding.kind} ({finding.action})"
         try:
-            if finding.action == Action.SUSPEND and status != "suspended":
+            if account.enforcement == "review":
+                # The account's policy: compliance decides every action by hand.
+                log.warning("flagged %s for review (no automatic action): %s", account.name, reason)
+            elif finding.action == Action.SUSPEND and status != "suspended":
                 self.key_ring.set_status(finding.account, "suspended", reason)
                 log.warning("suspended %s pending review: %s", finding.account, reason)
             elif finding.action == Action.THROTTLE and status == "active":
