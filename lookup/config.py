@@ -44,6 +44,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Default rate limits of an account (all its keys together)."""
     plan_key: str = "25/second;1000/minute;40000/day"
     """Default rate limits of one key."""
+    plan_verify: str = "3/day"
+    """Date-of-birth checks (`?birth_date=`) allowed per account and number."""
     throttle_factor: int = 10
     """A throttled account gets its limits divided by this."""
     ratelimit_storage: str = "memory://"

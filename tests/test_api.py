@@ -130,7 +130,7 @@ def test_birth_date_is_only_verified_never_shown(client: TestClient[Any]) -> Non
     assert no.json()["birth_date_match"] is False
     assert "1980-02-03" not in yes.text and "1980-02-03" not in no.text
     business = client.get("/v1/numbers/55555555", params={"birth_date": "1980-02-03"}).json()
-    assert "birth_date_match" not in business  # nothing to verify against
+    assert business["birth_date_match"] is False  # none on file answers like a wrong date
     bad = client.get("/v1/numbers/22202400", params={"birth_date": "03.02.1980"})
     problem_of(bad, 422, "invalid-parameter")
     problem_of(client.get("/v1/numbers/22202400", params={"name": " "}), 422, "invalid-parameter")
@@ -238,3 +238,18 @@ def test_an_account_allow_list_binds_all_its_keys(data: Settings) -> None:
     with TestClient(app=create_app(data)) as client:
         away = client.get("/v1/numbers/22202400", headers={"Authorization": f"Bearer {token}"})
         assert "gateway-co" in problem_of(away, 403, "address-not-allowed")["detail"]
+
+
+def test_a_date_of_birth_cannot_be_found_by_guessing(client: TestClient[Any]) -> None:
+    answers = [
+        client.get("/v1/numbers/22202400", params={"birth_date": f"1980-01-0{day}"}).status_code
+        for day in range(1, 6)
+    ]
+    assert answers == [200, 200, 200, 429, 429]
+    body = problem_of(
+        client.get("/v1/numbers/22202400", params={"birth_date": "1980-02-03"}),
+        429,
+        "rate-limited",
+    )
+    assert "1980" not in body["detail"]
+    assert client.get("/v1/numbers/22202400").status_code == 200  # lookups go on

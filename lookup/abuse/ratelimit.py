@@ -78,16 +78,19 @@ class RateLimitConfig(msgspec.Struct, frozen=True, kw_only=True):
     account_plan: str = "50/second;1500/minute;50000/day"
     key_plan: str = "25/second;1000/minute;40000/day"
     throttle_factor: int = 10
+    verify_plan: str = "3/day"
+    """Date-of-birth checks allowed per account and number."""
     storage: str = "memory://"
 
 
 class RateLimiter:
-    """Checks and counts one request against its key's and its account's limits."""
+    """Checks and counts requests against their key's and account's limits."""
 
     def __init__(self, config: RateLimitConfig) -> None:
         self.config = config
         parse_plan(config.account_plan)
         parse_plan(config.key_plan)
+        parse_plan(config.verify_plan)
         self._limiter = FixedWindowRateLimiter(storage_from_string(config.storage))
 
     def hit(self, key_id: str, account: str, *, plan: str | None, throttled: bool) -> None:
@@ -102,3 +105,13 @@ class RateLimiter:
                 if not self._limiter.hit(item, scope, identity):
                     stats = self._limiter.get_window_stats(item, scope, identity)
                     raise RateLimited(scope, item, stats.reset_time, policy_header(items))
+
+    def verify(self, account: str, number: str) -> None:
+        """Count one date-of-birth check of a number, or raise `RateLimited`."""
+        items = parse_plan(self.config.verify_plan)
+        for item in items:
+            if not self._limiter.hit(item, "verify", account, number):
+                stats = self._limiter.get_window_stats(item, "verify", account, number)
+                raise RateLimited(
+                    "birth_date verification", item, stats.reset_time, policy_header(items)
+                )

@@ -23,6 +23,7 @@ from lookup.api.problems import PROBLEM_JSON, problem_body
 from lookup.api.services import Services
 from lookup.errors import InvalidParameter
 from lookup.index.reader import Listing
+from lookup.keys import ApiKey
 from lookup.names import match_score
 from lookup.numbers import InvalidNumber, e164, national_format, normalize
 
@@ -116,6 +117,10 @@ class NumbersController(Controller):
         services.emit(request.scope, e164(national), "hit")
         body = to_response(listing, snapshot.name)
         if name is not None or birth_date is not None:
+            if birth_date is not None:
+                # Guessing a date of birth takes thousands of tries: allow a few per number.
+                key: ApiKey = request.scope["user"]
+                services.limiter.verify(key.account, national)
             body = _verify(body, listing, name, birth_date)
         # Handing Litestar a finished ASGI response skips its response pipeline.
         return ASGIResponse(body=_encoder.encode(body), media_type=MediaType.JSON)
@@ -131,7 +136,7 @@ def _verify(
         if not query or len(query) > _MAX_NAME:
             raise InvalidParameter("name", f"name must be 1 to {_MAX_NAME} characters")
         name_match = schemas.NameMatch(query=query, score=match_score(query, body.name.full))
-    birth_date_match = None
+    birth_date_match: bool | None = None
     if birth_date is not None:
         try:
             claimed = date.fromisoformat(birth_date)
@@ -139,6 +144,6 @@ def _verify(
             claimed = None
         if claimed is None or len(birth_date) != 10:
             raise InvalidParameter("birth_date", "birth_date must be a date as YYYY-MM-DD")
-        if listing.birth_date is not None:
-            birth_date_match = claimed == listing.birth_date
+        # No date on file answers "no match" too, so the answer never tells whether one is.
+        birth_date_match = listing.birth_date is not None and claimed == listing.birth_date
     return msgspec.structs.replace(body, name_match=name_match, birth_date_match=birth_date_match)

@@ -51,7 +51,7 @@ class Listing(msgspec.Struct, frozen=True, omit_defaults=True):
     address: Address | None = None
     name_match: NameMatch | None = None
     birth_date_match: bool | None = None
-    """Whether `?birth_date=` is the person's date of birth; absent when it cannot be told."""
+    """Whether `?birth_date=` is the person's date of birth on file (false when none is)."""
 
 
 class Health(msgspec.Struct, frozen=True, omit_defaults=True):

@@ -42,6 +42,7 @@ class Services:
                 account_plan=settings.plan_account,
                 key_plan=settings.plan_key,
                 throttle_factor=settings.throttle_factor,
+                verify_plan=settings.plan_verify,
                 storage=settings.ratelimit_uri,
             )
         )
