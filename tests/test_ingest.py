@@ -383,3 +383,41 @@ def test_report_round_trips_as_json(tmp_path: Path, settings: Settings) -> None:
     write_csv(tmp_path / "in", TELENOR, [person("22202400")])
     report = ingest([tmp_path / "in"], settings)
     assert b'"status":"applied"' in msgspec.json.encode(report)
+
+
+def test_a_held_file_still_applies_its_reservations(tmp_path: Path, settings: Settings) -> None:
+    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", filler(20))
+    ingest([tmp_path / "a"], settings)
+    rows = [person("40000003", reservert="J") + ";U", person("2220X") + ";U"]
+    write_csv(tmp_path / "b", "telenor_delta_20261123T020000.csv", rows, header=HEADER + ";action")
+    report = ingest([tmp_path / "b"], settings)
+    assert report.files[0].batch.status == "held"
+    assert "1 reservation(s) were applied" in (report.files[0].batch.detail or "")
+    assert report.published is not None
+    assert served(settings).find("40000003") is None
+    assert served(settings).find("40000004") is not None  # nothing else of it applied
+
+
+def test_out_of_range_dates_are_rejected_not_fatal(tmp_path: Path, lenient: Settings) -> None:
+    rows = [
+        person("22202400", gyldig_fra="9999-12-31T23:00:00-05:00"),
+        person("22202401", gyldig_fra="0001-01-01T00:00:00+14:00"),
+        person("22202402"),
+    ]
+    write_csv(tmp_path / "in", TELENOR, rows)
+    (file_report,) = ingest([tmp_path / "in"], lenient).files
+    assert [r.reason for r in file_report.rejects] == ["bad_date.valid_from"] * 2
+    assert served(lenient).find("22202402") is not None
+
+
+def test_a_rejected_reserved_row_is_not_kept_in_clear(tmp_path: Path, lenient: Settings) -> None:
+    rows = [
+        person("22202400", first="Thea", reservert="J", gyldig_fra="2018-13-45"),
+        person("22202401"),
+    ]
+    write_csv(tmp_path / "in", TELENOR, rows)
+    ingest([tmp_path / "in"], lenient)
+    with Warehouse(lenient.warehouse_path, read_only=True) as warehouse:
+        (raw,) = warehouse.query("SELECT raw FROM rejects")[0]
+    assert "Thea" not in str(raw) and "Storgata" not in str(raw) and "1980" not in str(raw)
+    assert "22202400" in str(raw)

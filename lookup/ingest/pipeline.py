@@ -27,7 +27,7 @@ from lookup.ingest.files import (
     sidecar_for,
 )
 from lookup.ingest.readers import decode, read_rows
-from lookup.ingest.records import Record, Rejected, RowValidator
+from lookup.ingest.records import Action, Record, Rejected, Reservation, RowValidator
 from lookup.ingest.rules import deduplicate
 from lookup.ingest.warehouse import Batch, Warehouse
 
@@ -160,7 +160,18 @@ def _ingest_file(
     with warehouse.transaction():
         if hold is not None:
             batch.status, batch.reason, batch.detail = "held", hold.reason, hold.detail
+            # Reservations are honoured at once, even from a file held back: they only
+            # ever take a listing away, never add or change one.
+            reservations = [
+                r
+                for r in unique
+                if r.reservation is Reservation.RESERVED and r.action is Action.UPSERT
+            ]
+            if reservations:
+                batch.detail += f"; its {len(reservations)} reservation(s) were applied"
             warehouse.add_batch(batch, report.rejects)
+            if reservations:
+                warehouse.apply(batch, FileKind.DELTA, reservations, keep=[])
         else:
             warehouse.add_batch(batch, report.rejects)
             warehouse.apply(batch, name.kind, unique, keep)
@@ -185,7 +196,11 @@ def _validate(data: bytes, name: OperatorFileName) -> tuple[list[Record], list[R
     records: list[Record] = []
     rejects: list[Rejected] = []
     for row in read_rows(decode(data, gzipped=name.gzip), name.format):
-        outcome = validator.validate(row)
+        try:
+            outcome = validator.validate(row)
+        except Exception as exc:  # a row must never stop the file, let alone the run
+            log.exception("unexpected failure validating line %d", row.line)
+            outcome = Rejected(row.line, row.raw, "unreadable_row", f"cannot be read: {exc}")
         if isinstance(outcome, Record):
             records.append(outcome)
         else:

@@ -127,18 +127,25 @@ class RowValidator:
         try:
             number, number_type = self._number(row.fields)
         except _RowError as exc:
-            return Rejected(row.line, row.raw, exc.reason, exc.detail)
+            return Rejected(row.line, self._kept_text(row, None), exc.reason, exc.detail)
         try:
             return self._record(row.fields, number, number_type)
         except _RowError as exc:
             return Rejected(
                 row.line,
-                row.raw,
+                self._kept_text(row, number),
                 exc.reason,
                 exc.detail,
                 number,
                 self._reservation_only(row, number),
             )
+
+    def _kept_text(self, row: RawRow, number: str | None) -> str:
+        """The raw text kept with a reject; withheld for a reserved subscriber's row."""
+        value = row.fields.get("reservation")
+        if isinstance(value, str) and value.strip().upper() in ("J", "RESERVED"):
+            return f"[reserved row withheld; number {number or 'unreadable'}]"
+        return row.raw
 
     def _reservation_only(self, row: RawRow, number: str) -> Record | None:
         """A broken row that still reserves its number: honour the reservation.
@@ -302,7 +309,13 @@ class RowValidator:
                 f"{self._name('valid_from')} {text!r} is not an ISO 8601 date or date-time",
             ) from None
         if moment.tzinfo is not None:
-            moment = moment.astimezone(OSLO).replace(tzinfo=None)
+            try:
+                moment = moment.astimezone(OSLO).replace(tzinfo=None)
+            except (OverflowError, ValueError):
+                raise _RowError(
+                    "bad_date.valid_from",
+                    f"{self._name('valid_from')} {text!r} is out of range",
+                ) from None
         return moment
 
     def _birth_date(self, fields: dict[str, object]) -> date | None:

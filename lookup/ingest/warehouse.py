@@ -326,8 +326,8 @@ class Warehouse:
         self.update_batch_counts(batch)
 
     def last_batch_id(self) -> int:
-        """Id of the newest applied batch (0 when none)."""
-        row = self._one("SELECT coalesce(max(id), 0) FROM batches WHERE status = 'applied'")
+        """Id of the newest batch that changed a record (0 when none): what to publish up to."""
+        row = self._one("SELECT coalesce(max(batch_id), 0) FROM changes")
         return 0 if row is None else int(row[0])
 
     def last_publish(self) -> tuple[int, str] | None:
