@@ -151,5 +151,27 @@ def test_a_reset_account_starts_afresh_and_old_state_is_pruned() -> None:
     later = event(90000000, 30 * 86400, "hit", account="other", ip="10.9.9.9")
     feed(engine, [later])
     assert "10.0.0.1" not in engine._ips
-    assert "acme" in engine._accounts  # it has open findings
-    assert not engine._accounts["acme"].recent
+    assert "acme" not in engine._accounts  # its findings lapsed with the window
+    assert engine.events_seen("acme") == 80  # the count of its events never restarts
+
+
+def test_old_findings_do_not_corroborate_new_ones() -> None:
+    engine = Engine()
+    # Day 0: a run of a company's range, all hits: a flag at most.
+    run = [event(22202000 + i, i * 60, "hit") for i in range(30)]
+    early = feed(engine, run)
+    assert early and all(f.action == "flag" for f in early)
+    # Two months later, thin evidence must be judged on its own.
+    later = [event(55500000 + i * 3, 60 * 86400 + i * 60, alternating(i)) for i in range(9)]
+    assert all(f.action == "flag" for f in feed(engine, later))
+
+
+def test_repeats_never_keep_numbers_forever() -> None:
+    engine = Engine()
+    for day in range(60):
+        for i in range(50):
+            number = 40000000 + day * 1000 + i * 7
+            base = day * 86400 + i * 60
+            feed(engine, [event(number, base, "hit"), event(number, base + 30, "hit")])
+    state = engine._accounts["acme"]
+    assert len(state.recent_numbers) == len(state.recent) <= 8 * 50

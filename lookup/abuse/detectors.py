@@ -119,7 +119,6 @@ class _Block:
 
 @dataclass(slots=True)
 class _AccountState:
-    events_seen: int = 0
     recent: deque[_Lookup] = field(default_factory=deque)
     """First lookups within the window, oldest first."""
     recent_numbers: dict[int, float] = field(default_factory=dict)
@@ -131,7 +130,8 @@ class _AccountState:
     velocity_count: int = 0
     velocity_misses: int = 0
     velocity_baseline: int = 0
-    fired: dict[str, int] = field(default_factory=dict)
+    fired: dict[str, tuple[int, float]] = field(default_factory=dict)
+    """Per reason code: the severity reached and when (it lapses after the window)."""
 
 
 @dataclass(slots=True)
@@ -154,6 +154,8 @@ class Engine:
         self._upper = math.log((1 - policy.sprt_beta) / policy.sprt_alpha)
         self._lower = math.log(policy.sprt_beta / (1 - policy.sprt_alpha))
         self._pruned_at: float | None = None
+        # Kept apart from the pruned state: a count never restarts (one int per account).
+        self._events_seen: dict[str, int] = {}
 
     def reset(self, account: str) -> None:
         """Forget an account's evidence (compliance cleared or reinstated it)."""
@@ -180,6 +182,7 @@ class Engine:
                     block.remove(item)
                 if not block.members:
                     del ip_state.blocks[block_key]
+                    ip_state.fired = {m for m in ip_state.fired if m[:2] != block_key}
             ip_state.accounts = {
                 account: seen for account, seen in ip_state.accounts.items() if now - seen <= window
             }
@@ -188,13 +191,17 @@ class Engine:
         for name, state in list(self._accounts.items()):
             self._expire(state, now)
             state.blocks = {key: block for key, block in state.blocks.items() if block.members}
+            state.fired = {
+                kind: (severity, at)
+                for kind, (severity, at) in state.fired.items()
+                if now - at <= window
+            }
             if not state.recent and not state.fired:
                 del self._accounts[name]
 
     def events_seen(self, account: str) -> int:
         """How many events of an account the engine has seen."""
-        state = self._accounts.get(account)
-        return state.events_seen if state else 0
+        return self._events_seen.get(account, 0)
 
     def observe(self, event: LookupEvent) -> list[Finding]:
         """Update the state with one event (in time order) and return new findings."""
@@ -203,7 +210,7 @@ class Engine:
         state = self._accounts.get(event.account)
         if state is None:
             state = self._accounts[event.account] = _AccountState()
-        state.events_seen += 1
+        self._events_seen[event.account] = self._events_seen.get(event.account, 0) + 1
         if event.outcome == "invalid" or not event.number.startswith("+47"):
             return []
         try:
@@ -212,8 +219,7 @@ class Engine:
             return []
         seen = state.recent_numbers.get(number)
         if seen is not None and t - seen <= self.policy.window_seconds:
-            # A repeat: what customers do. It moves none of the scan rules.
-            state.recent_numbers[number] = t
+            # A repeat within the window: what customers do. It moves none of the scan rules.
             return []
         self._expire(state, t)
         lookup = _Lookup(event.ts, t, number, event.outcome, event.key, event.ip, event.account)
@@ -245,11 +251,13 @@ class Engine:
         Evidence is built only then: rules re-check on every event, and
         building it each time would make the cost grow with the evidence.
         """
-        others = sorted(k for k in state.fired if k != kind)
+        now, window = (event.ts - _EPOCH).total_seconds(), self.policy.window_seconds
+        live = {k: severity for k, (severity, at) in state.fired.items() if now - at <= window}
+        others = sorted(k for k in live if k != kind)
         action = self.policy.action(kind, strong=strong, corroborated=bool(others))
-        if SEVERITY[action] <= state.fired.get(kind, 0):
+        if SEVERITY[action] <= live.get(kind, 0):
             return None
-        state.fired[kind] = SEVERITY[action]
+        state.fired[kind] = (SEVERITY[action], now)
         evidence = evidence_of()
         if others and not strong:
             evidence = {**evidence, "corroborated_by": others}
@@ -258,7 +266,7 @@ class Engine:
             kind=kind,
             action=action,
             ts=event.ts,
-            events_seen=state.events_seen,
+            events_seen=self._events_seen.get(event.account, 0),
             evidence=evidence,
         )
 
@@ -483,7 +491,10 @@ class Engine:
             )
             if len(named) < policy.distributed_min_accounts:
                 continue
-            strong = block.misses / len(block.members) >= policy.block_suspend_miss_share
+            strong = (
+                block.misses / len(block.members) >= policy.block_suspend_miss_share
+                and block.span(suspend_at) <= policy.block_suspend_burst_seconds
+            )
             for account in named:
                 marker = (size, block_start, account)
                 if marker in ip_state.fired:

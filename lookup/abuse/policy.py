@@ -98,6 +98,10 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
         different rule already fired for the account; two independent rules
         agreeing is strong evidence.
         """
+        if kind is Kind.MISS_RATIO:
+            # Misses alone also describe a CRM whose callers are often unlisted: this
+            # test suspends only when another rule agrees.
+            strong = False
         if strong or corroborated:
             return Action.SUSPEND
         if kind is Kind.DISTINCT_VELOCITY:
