@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
+from limits import parse_many
 
 ENV_PREFIX = "LOOKUP_"
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
 class ConfigError(ValueError):
@@ -69,6 +72,26 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if self.snapshots_kept < 2:
             # The snapshot being served and the one replacing it must both exist.
             raise ConfigError("LOOKUP_SNAPSHOTS_KEPT must be at least 2")
+        for name in ("port", "internal_port"):
+            if not 1 <= getattr(self, name) <= 65535:
+                raise ConfigError(f"LOOKUP_{name.upper()} must be a port number (1-65535)")
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(f"LOOKUP_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+        for name in ("plan_account", "plan_key", "plan_verify"):
+            try:
+                parse_many(getattr(self, name))
+            except ValueError:
+                raise ConfigError(
+                    f"LOOKUP_{name.upper()}: {getattr(self, name)!r} is not a list of limits "
+                    "like '20/second;600/minute'"
+                ) from None
+        for cidr in filter(None, (part.strip() for part in self.abuse_allow_ips.split(","))):
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"LOOKUP_ABUSE_ALLOW_IPS: {cidr!r} is not an IP address or CIDR network"
+                ) from None
         if self.throttle_factor < 1:
             raise ConfigError("LOOKUP_THROTTLE_FACTOR must be at least 1")
         if (

@@ -279,3 +279,12 @@ def test_an_account_under_review_policy_is_flagged_not_suspended(
     cases = clients.services.store.cases("open")
     assert [c["account"] for c in cases] == ["trusted-co"]
     assert any(f.endswith(":suspend") for f in cases[0]["findings"])
+
+
+def test_unreachable_rate_limit_storage_refuses_with_503(data_dir: Path) -> None:
+    settings = make_settings(data_dir, ratelimit_storage="redis://127.0.0.1:1")
+    token = new_key(settings, org="any-co")
+    for clients in _start(settings):
+        response = clients.lookup(token, "22200000")
+        problem_of(response, 503, "rate-limits-unavailable")
+        assert response.headers["retry-after"] == "1"

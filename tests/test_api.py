@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
+from lookup.api import problems
 from lookup.api.app import create_app
 from lookup.config import Settings
 from lookup.ingest.pipeline import ingest
@@ -253,3 +255,13 @@ def test_a_date_of_birth_cannot_be_found_by_guessing(client: TestClient[Any]) ->
     )
     assert "1980" not in body["detail"]
     assert client.get("/v1/numbers/22202400").status_code == 200  # lookups go on
+
+
+def test_every_problem_type_is_documented_and_every_mapping_uses_one(
+    client: TestClient[Any],
+) -> None:
+    source = Path(problems.__file__).read_text()
+    used = set(re.findall(r'problem\(\s*"([a-z-]+)"', source))
+    assert used <= set(problems.PROBLEM_TYPES)
+    for slug in problems.PROBLEM_TYPES:
+        assert client.get(f"/problems/{slug}").status_code == 200

@@ -134,3 +134,15 @@ def test_account_plans_and_allow_lists_are_set_from_the_command_line(tmp_path: P
     assert nobody.returncode == 1 and "nobody" in nobody.stderr
     bound = lookup("keys", "allow", "--org", "acme", "--cidr", "10.0.0.0/8", data_dir=tmp_path)
     assert bound.returncode == 0 and "10.0.0.0/8" in bound.stdout
+
+
+def test_every_bad_setting_is_named_in_one_line(tmp_path: Path) -> None:
+    for variable, value in [
+        ("LOOKUP_PORT", "70000"),
+        ("LOOKUP_LOG_LEVEL", "verbose"),
+        ("LOOKUP_ABUSE_ALLOW_IPS", "10.0.0.0/33"),
+        ("LOOKUP_PLAN_KEY", "lots/forever"),
+    ]:
+        result = lookup("serve", data_dir=tmp_path, **{variable: value})
+        assert result.returncode == 2, (variable, result.stderr)
+        assert result.stderr.startswith(f"lookup: {variable}") and result.stderr.count("\n") == 1

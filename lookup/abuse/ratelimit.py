@@ -13,6 +13,7 @@ import time
 from functools import lru_cache
 
 import msgspec
+import redis
 from limits import RateLimitItem, parse_many
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
@@ -46,6 +47,10 @@ class RateLimited(LookupServiceError):
             "RateLimit-Policy": self.policy,
             "RateLimit": f"limit={self.limit}, remaining=0, reset={self.retry_after}",
         }
+
+
+class RateLimitsUnavailable(LookupServiceError):
+    """The shared rate-limit storage cannot be reached; requests are refused, not let through."""
 
 
 class PlanError(LookupServiceError):
@@ -102,7 +107,7 @@ class RateLimiter:
         )
         for scope, identity, items in scopes:
             for item in items:
-                if not self._limiter.hit(item, scope, identity):
+                if not self._hit(item, scope, identity):
                     stats = self._limiter.get_window_stats(item, scope, identity)
                     raise RateLimited(scope, item, stats.reset_time, policy_header(items))
 
@@ -110,8 +115,14 @@ class RateLimiter:
         """Count one date-of-birth check of a number, or raise `RateLimited`."""
         items = parse_plan(self.config.verify_plan)
         for item in items:
-            if not self._limiter.hit(item, "verify", account, number):
+            if not self._hit(item, "verify", account, number):
                 stats = self._limiter.get_window_stats(item, "verify", account, number)
                 raise RateLimited(
                     "birth_date verification", item, stats.reset_time, policy_header(items)
                 )
+
+    def _hit(self, item: RateLimitItem, *identifiers: str) -> bool:
+        try:
+            return self._limiter.hit(item, *identifiers)
+        except (redis.RedisError, OSError) as exc:
+            raise RateLimitsUnavailable(f"rate-limit storage unavailable: {exc}") from exc

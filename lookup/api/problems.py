@@ -14,7 +14,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.status_codes import HTTP_405_METHOD_NOT_ALLOWED
 
-from lookup.abuse.ratelimit import RateLimited
+from lookup.abuse.ratelimit import RateLimited, RateLimitsUnavailable
 from lookup.abuse.store import CaseClosed, CaseNotFound
 from lookup.errors import (
     AccountSuspended,
@@ -110,6 +110,12 @@ PROBLEM_TYPES: Final = {
             "No published snapshot is loaded yet; retry shortly.",
         ),
         ProblemType(
+            "rate-limits-unavailable",
+            503,
+            "Rate limits unavailable",
+            "The shared rate-limit storage cannot be reached; retry shortly.",
+        ),
+        ProblemType(
             "internal-error",
             500,
             "Internal error",
@@ -161,6 +167,11 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
         case RateLimited():
             return problem(
                 "rate-limited", str(exc), headers=exc.headers(), scope=exc.scope, limit=exc.limit
+            )
+        case RateLimitsUnavailable():
+            log.error("%s", exc)
+            return problem(
+                "rate-limits-unavailable", "try again shortly", headers={"Retry-After": "1"}
             )
         case CaseNotFound():
             return problem("case-not-found", str(exc))
