@@ -167,29 +167,33 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _watch(folder: Path, interval: float, settings: Settings, *, force: bool) -> int:
-    """Ingest files as they arrive; a file is taken once it stopped changing."""
+    """Ingest operator files as they arrive, each once it has stopped changing."""
+    from lookup.errors import WarehouseBusy  # noqa: PLC0415
+    from lookup.ingest.files import is_candidate  # noqa: PLC0415
     from lookup.ingest.pipeline import ingest  # noqa: PLC0415
 
     if not folder.is_dir():
         raise UsageError(f"--watch needs a folder: {folder}")
-    seen: dict[Path, tuple[int, int]] = {}
+    done: dict[Path, tuple[int, int]] = {}
+    last_scan: dict[Path, tuple[int, int]] = {}
     print(f"watching {folder} every {interval:g}s (Ctrl-C to stop)", flush=True)
     while True:
-        current = {
+        scan = {
             path: (stat.st_size, stat.st_mtime_ns)
             for path in folder.iterdir()
-            if path.is_file() and (stat := path.stat())
+            if path.is_file() and is_candidate(path) and (stat := path.stat())
         }
-        settled = time.time_ns() - int(interval * 1e9)
-        fresh = [
-            path
-            for path, (size, mtime) in current.items()
-            if seen.get(path) != (size, mtime) and mtime < settled
-        ]
-        if fresh:
-            report = ingest([folder], settings, force=force)
-            print(render_report(report), flush=True)
-            seen.update({path: current[path] for path in fresh})
+        # Same size and time in two scans: the operator has finished writing it.
+        settled = [p for p, state in scan.items() if last_scan.get(p) == state != done.get(p)]
+        last_scan = scan
+        if settled:
+            try:
+                report = ingest(sorted(settled), settings, force=force)
+            except WarehouseBusy as exc:
+                print(f"lookup: {exc}; retrying in {interval:g}s", file=sys.stderr, flush=True)
+            else:
+                print(render_report(report), flush=True)
+                done.update({path: scan[path] for path in settled})
         time.sleep(interval)
 
 

@@ -201,3 +201,44 @@ def test_one_worker_runs_the_monitor_in_a_child_process(tmp_path: Path) -> None:
     store = ComplianceStore(settings.compliance_path)
     assert store._rows("SELECT count(*) FROM lookup_log")[0][0] == answered
     store.close()
+
+
+def test_a_dead_monitor_is_restarted_and_no_event_is_lost(tmp_path: Path) -> None:
+    write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", filler(100, start=22200000))
+    settings = make_settings(tmp_path / "var")
+    ingest([tmp_path / "in"], settings)
+    token = new_key(settings, org="crm-co")
+    port, internal = _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "LOOKUP_DATA_DIR": str(tmp_path / "var"),
+        "LOOKUP_INTERNAL_PORT": str(internal),
+        "LOOKUP_EVENT_FLUSH_SECONDS": "0.05",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "lookup.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        _wait(f"{base}/readyz")
+        _wait(f"http://127.0.0.1:{internal}/healthz")
+        children = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True, text=True)
+        monitor = [int(pid) for pid in children.stdout.split()]
+        assert monitor, "no monitor child"
+        for pid in monitor:
+            os.kill(pid, 9)
+        for i in range(20):  # answered while the monitor is down
+            assert (
+                httpx.get(f"{base}/v1/numbers/{22200000 + i}", headers=headers).status_code == 200
+            )
+        _wait(f"http://127.0.0.1:{internal}/healthz")  # back, on the same port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    store = ComplianceStore(settings.compliance_path)
+    assert store._rows("SELECT count(*) FROM lookup_log")[0][0] == 20
+    store.close()

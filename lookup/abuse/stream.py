@@ -26,6 +26,8 @@ from lookup.config import Settings
 log = logging.getLogger(__name__)
 _FIELD: Final = b"e"
 _MAX_LEN: Final = 1_000_000
+_MAX_PENDING: Final = 100_000
+"""Events a server holds while the monitor is unreachable (each retry re-sends them all)."""
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(LookupEvent).decode
 _decode_batch = msgspec.json.Decoder(list[LookupEvent]).decode
@@ -87,10 +89,10 @@ class EventPublisher:
             self.send(self._pending)
         except TransportError as exc:
             log.error("%s; %d events held", exc, len(self._pending))
-            if len(self._pending) > _MAX_LEN:
-                # Bounded like the buffer: count what cannot be kept, never hide it.
-                self.buffer.dropped += len(self._pending) - _MAX_LEN
-                self._pending = self._pending[-_MAX_LEN:]
+            if len(self._pending) > _MAX_PENDING:
+                # Bounded: count what cannot be kept, never hide it.
+                self.buffer.dropped += len(self._pending) - _MAX_PENDING
+                self._pending = self._pending[-_MAX_PENDING:]
             return 0
         sent, self._pending = len(self._pending), []
         return sent

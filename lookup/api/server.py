@@ -22,6 +22,7 @@ import redis
 import uvicorn
 from litestar import Litestar
 
+from lookup.abuse.events import LookupEvent
 from lookup.abuse.stream import EventSource, PipeSource, RedisSource, pipe_sender, stream_key
 from lookup.api.app import create_app, create_internal_app
 from lookup.api.services import Services
@@ -93,27 +94,70 @@ def _monitor_process(settings: Settings, connection: Connection) -> None:
     asyncio.run(serve_monitor(settings, PipeSource(connection)))
 
 
+class _MonitorChild:
+    """The monitor process of `lookup serve`, restarted if it dies."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.context = multiprocessing.get_context("spawn")
+        self.restarts = 0
+        self._start()
+
+    def _start(self) -> None:
+        reader, self.writer = self.context.Pipe(duplex=False)
+        self.process = self.context.Process(
+            target=_monitor_process,
+            args=(self.settings, reader),
+            name="lookup-monitor",
+            daemon=True,
+        )
+        self.process.start()
+        reader.close()
+
+    def send(self, events: list[LookupEvent]) -> None:
+        """Hand a batch to the child (raises TransportError while it is down)."""
+        pipe_sender(self.writer)(events)
+
+    async def supervise(self) -> None:
+        """Restart the child when it dies, backing off while it keeps dying."""
+        delay = 1.0
+        while True:
+            await asyncio.sleep(delay)
+            if self.process.is_alive():
+                delay = 1.0
+                continue
+            self.restarts += 1
+            log.error(
+                "the abuse monitor stopped (exit %s); restarting it (restart %d)",
+                self.process.exitcode,
+                self.restarts,
+            )
+            self.writer.close()
+            self._start()
+            delay = min(delay * 2, 30.0)
+
+    async def stop(self) -> None:
+        """Close the pipe (the child then handles what is left) and wait for it."""
+        self.writer.close()
+        await asyncio.to_thread(self.process.join, 15)
+        if self.process.is_alive():
+            self.process.terminate()
+
+
 async def serve_embedded(settings: Settings) -> None:
     """One worker: the public API here, the monitor and internal API in a child process."""
-    context = multiprocessing.get_context("spawn")
-    reader, writer = context.Pipe(duplex=False)
-    child = context.Process(
-        target=_monitor_process, args=(settings, reader), name="lookup-monitor", daemon=True
-    )
-    child.start()
-    reader.close()
-    services = Services(settings, pipe_sender(writer))
+    child = _MonitorChild(settings)
+    services = Services(settings, child.send)
     server = _server(create_app(settings, services), settings, settings.port, handle_signals=False)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, server.handle_exit, signum, None)
+    supervisor = asyncio.create_task(child.supervise())
     try:
         await server.serve()
     finally:
-        writer.close()  # after the app's shutdown flushed the last events
-        await asyncio.to_thread(child.join, 15)
-        if child.is_alive():
-            child.terminate()
+        supervisor.cancel()
+        await child.stop()  # after the app's shutdown flushed the last events
 
 
 async def serve_consumer(settings: Settings) -> None:
