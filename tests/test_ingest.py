@@ -421,3 +421,17 @@ def test_a_rejected_reserved_row_is_not_kept_in_clear(tmp_path: Path, lenient: S
         (raw,) = warehouse.query("SELECT raw FROM rejects")[0]
     assert "Thea" not in str(raw) and "Storgata" not in str(raw) and "1980" not in str(raw)
     assert "22202400" in str(raw)
+
+
+def test_a_quoted_field_may_span_lines(tmp_path: Path, settings: Settings) -> None:
+    rows = [person("22202400", adresse='"Storgata 2\nbakgården"'), *filler(40)]
+    write_csv(tmp_path / "in", TELENOR, rows)
+    (file_report,) = ingest([tmp_path / "in"], settings).files
+    assert file_report.rejects == [] and file_report.batch.rows_total == 41
+    listing = served(settings).find("22202400")
+    assert listing is not None and listing.street == "Storgata 2 bakgården"
+    # Line numbers still name the physical line of each row.
+    broken = [person("22202401", adresse='"Storgata 2\nbakgården"'), person("2220X")]
+    write_csv(tmp_path / "b", "telenor_full_20261123T020000.csv", [*broken, *filler(40)])
+    (file_report,) = ingest([tmp_path / "b"], make_settings(tmp_path / "v2")).files
+    assert [(r.line, r.reason) for r in file_report.rejects] == [(4, "number.letters")]

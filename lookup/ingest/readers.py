@@ -75,6 +75,23 @@ def read_rows(text: str, file_format: FileFormat) -> Iterator[RawRow]:
     return _read_jsonl(lines)
 
 
+class _LineFeed:
+    """Feeds lines to `csv.reader` and remembers how many it took (quoted fields may span lines)."""
+
+    def __init__(self, lines: list[str], start: int) -> None:
+        self.lines = lines
+        self.taken = start
+
+    def __iter__(self) -> _LineFeed:
+        return self
+
+    def __next__(self) -> str:
+        if self.taken >= len(self.lines):
+            raise StopIteration
+        self.taken += 1
+        return self.lines[self.taken - 1] + "\n"
+
+
 def _read_csv(lines: list[str]) -> Iterator[RawRow]:
     if not lines or not lines[0].strip():
         raise FileRejected(RejectReason.BAD_HEADER, "the file is empty: no header row")
@@ -82,18 +99,25 @@ def _read_csv(lines: list[str]) -> Iterator[RawRow]:
     columns = [column.strip().lower() for column in header]
     _check_header(columns)
     fields_of = [CSV_COLUMNS.get(column) for column in columns]
-    for index, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
+    feed = _LineFeed(lines, start=1)
+    reader = csv.reader(feed, delimiter=";", strict=True)
+    while True:
+        first = feed.taken  # 0-based index of the row's first line
         try:
-            values = next(csv.reader([line], delimiter=";", strict=True))
+            values = next(reader)
+        except StopIteration:
+            return
         except csv.Error as exc:
-            yield RawRow(index, line, {}, "bad_row", f"cannot split the row: {exc}")
+            raw = "\n".join(lines[first : feed.taken])
+            yield RawRow(first + 1, raw, {}, "bad_row", f"cannot split the row: {exc}")
+            continue
+        raw = "\n".join(lines[first : feed.taken])
+        if not values or not raw.strip():
             continue
         if len(values) != len(columns):
             yield RawRow(
-                index,
-                line,
+                first + 1,
+                raw,
                 {},
                 "bad_row",
                 f"{len(values)} fields where the header has {len(columns)}",
@@ -102,7 +126,7 @@ def _read_csv(lines: list[str]) -> Iterator[RawRow]:
         fields: dict[str, object] = {
             field: value for field, value in zip(fields_of, values, strict=True) if field
         }
-        yield RawRow(index, line, fields)
+        yield RawRow(first + 1, raw, fields)
 
 
 def _check_header(columns: list[str]) -> None:
