@@ -150,10 +150,17 @@ class RedisSource:
             return []
         entries = reply[0][1]
         self._next = entries[-1][0].decode()
-        return [_decode(fields[_FIELD]) for _, fields in entries]
+        events = []
+        for entry_id, fields in entries:
+            try:
+                events.append(_decode(fields[_FIELD]))
+            except (KeyError, msgspec.DecodeError) as exc:
+                # Skipped, not retried forever: the cursor moves past it with its batch.
+                log.error("stream entry %s is not an event, skipped: %s", entry_id, exc)
+        return events
 
     def done(self, count: int) -> None:
         """Move the saved cursor past the handled batch: a crash replays, never loses."""
-        if count:
+        if self._next != self.cursor:
             self.cursor = self._next
             self.client.set(self._cursor_key, self.cursor)

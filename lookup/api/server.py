@@ -67,15 +67,15 @@ async def serve_monitor(settings: Settings, source: EventSource) -> None:
     while True:
         try:
             batch = await asyncio.to_thread(source.read, 0.5)
+            if batch is None:  # the server closed the pipe: it has stopped
+                break
+            if batch:
+                await asyncio.to_thread(monitor.submit, batch)
+            source.done(len(batch))
         except redis.RedisError as exc:
             log.error("event stream unavailable: %s; retrying", exc)
             await asyncio.sleep(1)
             continue
-        if batch is None:  # the server closed the pipe: it has stopped
-            break
-        if batch:
-            await asyncio.to_thread(monitor.submit, batch)
-            source.done(len(batch))
         if serving.done() and not isinstance(source, PipeSource):
             break  # a consumer stops with its API; a child waits for its server's last events
     internal.should_exit = True
