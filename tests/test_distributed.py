@@ -18,6 +18,7 @@ from lookup.abuse.events import EventBuffer, LookupEvent
 from lookup.abuse.monitor import AbuseMonitor
 from lookup.abuse.store import ComplianceStore
 from lookup.abuse.stream import EventPublisher, RedisSource, redis_sender, stream_key
+from lookup.config import Settings
 from lookup.ingest.pipeline import ingest
 from lookup.keys import KeyRing, KeyStore
 from tests.conftest import make_settings, new_key
@@ -79,68 +80,46 @@ def test_events_cross_the_stream_once_and_in_order(client: redis.Redis, tmp_path
     assert key != stream_key(make_settings(tmp_path / "other", redis_url=REDIS_URL))
 
 
-def test_two_workers_share_suspensions_limits_and_the_compliance_api(
-    client: redis.Redis, tmp_path: Path
-) -> None:
+def _scanned_block(tmp_path: Path) -> Settings:
+    """A data dir where every other number of a block is listed (walks hit and miss)."""
     write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", filler(500, start=22200000)[::2])
     settings = make_settings(tmp_path / "var")
     ingest([tmp_path / "in"], settings)
-    scraper = new_key(settings, org="scraper-co")
-    busy = new_key(settings, org="busy-co")
-    officer = new_key(settings, roles="compliance", org="desk")
+    return settings
+
+
+def _start_server(
+    data_dir: Path, *args: str, **env: str
+) -> tuple[subprocess.Popen[bytes], str, str]:
+    """A real `lookup serve` on free ports: the process and its public and internal URLs."""
     port, internal = _free_port(), _free_port()
-    env = {
-        **os.environ,
-        "LOOKUP_DATA_DIR": str(tmp_path / "var"),
-        "LOOKUP_REDIS_URL": REDIS_URL,
-        "LOOKUP_INTERNAL_PORT": str(internal),
-        "LOOKUP_PLAN_KEY": "20/minute",
-        "LOOKUP_KEY_REFRESH_SECONDS": "0.2",
-        "LOOKUP_EVENT_FLUSH_SECONDS": "0.05",
-    }
     server = subprocess.Popen(
-        [sys.executable, "-m", "lookup.cli", "serve", "--port", str(port), "--workers", "2"],
-        env=env,
+        [sys.executable, "-m", "lookup.cli", "serve", "--port", str(port), *args],
+        env={
+            **os.environ,
+            "LOOKUP_DATA_DIR": str(data_dir),
+            "LOOKUP_INTERNAL_PORT": str(internal),
+            "LOOKUP_EVENT_FLUSH_SECONDS": "0.05",
+            **env,
+        },
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    base = f"http://127.0.0.1:{port}"
+    public, internal_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{internal}"
     try:
-        _wait(f"{base}/readyz")
-        _wait(f"http://127.0.0.1:{internal}/healthz")
-        for offset in range(15):
-            httpx.get(
-                f"{base}/v1/numbers/{22200100 + offset}",
-                headers={"Authorization": f"Bearer {scraper}"},
-            )
-        deadline = time.monotonic() + 5
-        codes: set[int] = set()
-        while time.monotonic() < deadline:
-            codes = {
-                httpx.get(
-                    f"{base}/v1/numbers/22200000", headers={"Authorization": f"Bearer {scraper}"}
-                ).status_code
-                for _ in range(4)
-            }
-            if codes == {403}:
-                break
-            time.sleep(0.1)
-        assert codes == {403}, "every worker refuses the suspended account"
-        cases = httpx.get(
-            f"http://127.0.0.1:{internal}/internal/v1/cases",
-            headers={"Authorization": f"Bearer {officer}"},
-        ).json()
-        assert [c["account"] for c in cases] == ["scraper-co"]
-        answered = [
-            httpx.get(
-                f"{base}/v1/numbers/22200000", headers={"Authorization": f"Bearer {busy}"}
-            ).status_code
-            for _ in range(25)
-        ]
-        assert answered.count(200) == 20 and answered.count(429) == 5
-    finally:
+        _wait(f"{public}/readyz")
+        _wait(f"{internal_url}/healthz")
+    except AssertionError:
         server.terminate()
-        server.wait(timeout=15)
+        raise
+    return server, public, internal_url
+
+
+def _lookup(base: str, token: str, number: int | str) -> int:
+    response = httpx.get(
+        f"{base}/v1/numbers/{number}", headers={"Authorization": f"Bearer {token}"}
+    )
+    return response.status_code
 
 
 def _wait(url: str) -> None:
@@ -155,45 +134,62 @@ def _wait(url: str) -> None:
     raise AssertionError(f"{url} did not come up")
 
 
+def _cases(internal: str, token: str) -> list[str]:
+    response = httpx.get(
+        f"{internal}/internal/v1/cases", headers={"Authorization": f"Bearer {token}"}
+    )
+    return [case["account"] for case in response.json()]
+
+
+def test_two_workers_share_suspensions_limits_and_the_compliance_api(
+    client: redis.Redis, tmp_path: Path
+) -> None:
+    settings = _scanned_block(tmp_path)
+    scraper = new_key(settings, org="scraper-co")
+    busy = new_key(settings, org="busy-co")
+    officer = new_key(settings, roles="compliance", org="desk")
+    server, base, internal = _start_server(
+        settings.data_path,
+        "--workers",
+        "2",
+        LOOKUP_REDIS_URL=REDIS_URL,
+        LOOKUP_PLAN_KEY="20/minute",
+        LOOKUP_KEY_REFRESH_SECONDS="0.2",
+    )
+    try:
+        for offset in range(15):
+            _lookup(base, scraper, 22200100 + offset)
+        deadline = time.monotonic() + 5
+        codes: set[int] = set()
+        while time.monotonic() < deadline:
+            codes = {_lookup(base, scraper, 22200000) for _ in range(4)}
+            if codes == {403}:
+                break
+            time.sleep(0.1)
+        assert codes == {403}, "every worker refuses the suspended account"
+        assert _cases(internal, officer) == ["scraper-co"]
+        answered = [_lookup(base, busy, 22200000) for _ in range(25)]
+        assert answered.count(200) == 20 and answered.count(429) == 5
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
+
+
 def test_one_worker_runs_the_monitor_in_a_child_process(tmp_path: Path) -> None:
-    write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", filler(500, start=22200000)[::2])
-    settings = make_settings(tmp_path / "var")
-    ingest([tmp_path / "in"], settings)
+    settings = _scanned_block(tmp_path)
     scraper = new_key(settings, org="scraper-co")
     officer = new_key(settings, roles="compliance", org="desk")
-    port, internal = _free_port(), _free_port()
-    env = {
-        **os.environ,
-        "LOOKUP_DATA_DIR": str(tmp_path / "var"),
-        "LOOKUP_INTERNAL_PORT": str(internal),
-        "LOOKUP_EVENT_FLUSH_SECONDS": "0.05",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "lookup.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    headers = {"Authorization": f"Bearer {scraper}"}
+    server, base, internal = _start_server(settings.data_path)
     answered = 0
     try:
-        _wait(f"{base}/readyz")
-        _wait(f"http://127.0.0.1:{internal}/healthz")
         for offset in range(15):
-            answered += httpx.get(
-                f"{base}/v1/numbers/{22200100 + offset}", headers=headers
-            ).status_code in (200, 404)
+            answered += _lookup(base, scraper, 22200100 + offset) in (200, 404)
         deadline = time.monotonic() + 3
-        while httpx.get(f"{base}/v1/numbers/22200000", headers=headers).status_code != 403:
+        while _lookup(base, scraper, 22200000) != 403:
             answered += 1
             assert time.monotonic() < deadline, "the scraper was not paused"
             time.sleep(0.05)
-        cases = httpx.get(
-            f"http://127.0.0.1:{internal}/internal/v1/cases",
-            headers={"Authorization": f"Bearer {officer}"},
-        ).json()
-        assert [c["account"] for c in cases] == ["scraper-co"]
+        assert _cases(internal, officer) == ["scraper-co"]
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -204,28 +200,10 @@ def test_one_worker_runs_the_monitor_in_a_child_process(tmp_path: Path) -> None:
 
 
 def test_a_dead_monitor_is_restarted_and_no_event_is_lost(tmp_path: Path) -> None:
-    write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", filler(100, start=22200000))
-    settings = make_settings(tmp_path / "var")
-    ingest([tmp_path / "in"], settings)
+    settings = _scanned_block(tmp_path)
     token = new_key(settings, org="crm-co")
-    port, internal = _free_port(), _free_port()
-    env = {
-        **os.environ,
-        "LOOKUP_DATA_DIR": str(tmp_path / "var"),
-        "LOOKUP_INTERNAL_PORT": str(internal),
-        "LOOKUP_EVENT_FLUSH_SECONDS": "0.05",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "lookup.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    headers = {"Authorization": f"Bearer {token}"}
+    server, base, internal = _start_server(settings.data_path)
     try:
-        _wait(f"{base}/readyz")
-        _wait(f"http://127.0.0.1:{internal}/healthz")
         children = subprocess.run(
             ["pgrep", "-P", str(server.pid)], capture_output=True, text=True, check=False
         )
@@ -234,10 +212,8 @@ def test_a_dead_monitor_is_restarted_and_no_event_is_lost(tmp_path: Path) -> Non
         for pid in monitor:
             os.kill(pid, 9)
         for i in range(20):  # answered while the monitor is down
-            assert (
-                httpx.get(f"{base}/v1/numbers/{22200000 + i}", headers=headers).status_code == 200
-            )
-        _wait(f"http://127.0.0.1:{internal}/healthz")  # back, on the same port
+            assert _lookup(base, token, 22200000 + 2 * i) == 200
+        _wait(f"{internal}/healthz")  # back, on the same port
     finally:
         server.terminate()
         server.wait(timeout=30)
