@@ -175,3 +175,15 @@ def test_repeats_never_keep_numbers_forever() -> None:
             feed(engine, [event(number, base, "hit"), event(number, base + 30, "hit")])
     state = engine._accounts["acme"]
     assert len(state.recent_numbers) == len(state.recent) <= 8 * 50
+
+
+def test_a_scan_scattered_over_a_geographic_block_is_stopped_within_a_handful() -> None:
+    scattered = [event(22202000 + (i * 389) % 1000, i * 20, alternating(i)) for i in range(50)]
+    suspension = first_suspension(feed(Engine(), scattered))
+    assert suspension.kind == "block_coverage" and suspension.events_seen <= 7
+
+
+def test_a_direct_dial_range_within_the_hour_is_not_suspended() -> None:
+    # A company's 15 extensions, some unlisted, calling in one busy hour: a tight run.
+    calls = [event(22202040 + (i * 7) % 15, i * 240, alternating(i // 2)) for i in range(15)]
+    assert [f for f in feed(Engine(), calls) if f.action == "suspend"] == []

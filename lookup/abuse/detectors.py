@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from itertools import islice
+from itertools import islice, pairwise
 from typing import Any, Final
 
 import msgspec
@@ -345,10 +345,29 @@ class Engine:
                 block = state.blocks[(size, block_start)] = _Block("key", "ip")
             block.add(lookup)
             count = len(block.members)
-            if count < flag_at:
-                continue
             by_chance = recent * size / policy.plan_numbers
             excess = policy.block_excess * by_chance
+            spread = len(block.counts["key"]) > 1 or len(block.counts["ip"]) > 1
+            kind = Kind.DISTRIBUTED_SCAN if spread else Kind.BLOCK_COVERAGE
+            if size == policy.block_scatter_size and self._scattered(block, excess):
+                found.append(
+                    (
+                        kind,
+                        True,
+                        partial(
+                            self._coverage_evidence,
+                            block,
+                            size,
+                            block_start,
+                            by_chance,
+                            flag_at,
+                            policy.block_scatter_suspend + excess,
+                        ),
+                    )
+                )
+                continue
+            if count < flag_at:
+                continue
             if count < flag_at + excess or block.misses / count < policy.block_flag_miss_share:
                 continue
             if block.span(int(flag_at + excess)) > policy.block_flag_burst_seconds:
@@ -358,9 +377,8 @@ class Engine:
                 count >= needed
                 and block.misses / count >= policy.block_suspend_miss_share
                 and block.span(math.ceil(needed)) <= policy.block_suspend_burst_seconds
+                and not self._company_range(block, math.ceil(needed))
             )
-            spread = len(block.counts["key"]) > 1 or len(block.counts["ip"]) > 1
-            kind = Kind.DISTRIBUTED_SCAN if spread else Kind.BLOCK_COVERAGE
             found.append(
                 (
                     kind,
@@ -377,6 +395,33 @@ class Engine:
                 )
             )
         return found
+
+    def _company_range(self, block: _Block, last: int) -> bool:
+        """A tight cluster of numbers met in no particular order: a company's extensions.
+
+        A walk through a block goes in order; callers from a direct-dial range
+        arrive as they call. Such a cluster is left to the run rule's longer bound.
+        """
+        tail = block.last(last)
+        numbers = [item.number for item in tail]
+        if max(numbers) - min(numbers) >= self.policy.block_scatter_width:
+            return False
+        rising = all(a < b for a, b in pairwise(numbers))
+        falling = all(a > b for a, b in pairwise(numbers))
+        return not (rising or falling)
+
+    def _scattered(self, block: _Block, excess: float) -> bool:
+        """Numbers scattered over a geographic block, fast and missing: a shuffled scan."""
+        policy = self.policy
+        needed = math.ceil(policy.block_scatter_suspend + excess)
+        count = len(block.members)
+        if count < needed or block.misses / count < policy.block_suspend_miss_share:
+            return False
+        tail = block.last(needed)
+        width = max(item.number for item in tail) - min(item.number for item in tail)
+        return width >= policy.block_scatter_width and (
+            tail[-1].t - tail[0].t <= policy.block_scatter_seconds
+        )
 
     def _coverage_evidence(
         self, block: _Block, size: int, start: int, by_chance: float, flag_at: int, needed: float

@@ -66,6 +66,15 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     block_suspend_burst_seconds: float = 6 * 3600
     """... and the last `block_suspend` within this one to suspend: customers' callers
     from one block (a company's direct-dial range) arrive over days, a walk in hours."""
+    block_scatter_size: int = 1_000
+    """Block size of the scatter rule: a geographic block, whose 1 % is a handful of listings."""
+    block_scatter_suspend: int = 6
+    """Distinct numbers scattered over such a block that suspend on their own, ..."""
+    block_scatter_width: int = 200
+    """... when they lie this far apart at least (a company's direct-dial range is a tight
+    run of numbers, a shuffled scan is not) ..."""
+    block_scatter_seconds: float = 3600
+    """... within this time, with the suspension miss share."""
     block_flag_miss_share: float = 0.1
     """A block looked up without misses is a customer's own numbers (a direct-dial range)."""
     block_suspend_miss_share: float = 0.2
