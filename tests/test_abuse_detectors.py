@@ -187,3 +187,15 @@ def test_a_direct_dial_range_within_the_hour_is_not_suspended() -> None:
     # A company's 15 extensions, some unlisted, calling in one busy hour: a tight run.
     calls = [event(22202040 + (i * 7) % 15, i * 240, alternating(i // 2)) for i in range(15)]
     assert [f for f in feed(Engine(), calls) if f.action == "suspend"] == []
+
+
+def test_a_walk_split_over_workers_arrives_interleaved_and_is_still_a_walk() -> None:
+    walk = [event(22202000 + i, i, alternating(i)) for i in range(40)]
+    # Two workers' batches of four reach the monitor one after the other.
+    interleaved = [
+        e
+        for start in range(0, 40, 8)
+        for e in walk[start + 4 : start + 8] + walk[start : start + 4]
+    ]
+    suspension = first_suspension(feed(Engine(), interleaved))
+    assert suspension.events_seen <= 12

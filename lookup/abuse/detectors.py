@@ -402,7 +402,8 @@ class Engine:
         A walk through a block goes in order; callers from a direct-dial range
         arrive as they call. Such a cluster is left to the run rule's longer bound.
         """
-        tail = block.last(last)
+        # By request time: several workers' batches reach the monitor interleaved.
+        tail = sorted(block.last(last), key=lambda item: item.t)
         numbers = [item.number for item in tail]
         if max(numbers) - min(numbers) >= self.policy.block_scatter_width:
             return False
