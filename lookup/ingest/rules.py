@@ -37,11 +37,15 @@ def precedence(record: Record) -> tuple[datetime, int]:
 
 def winner_across_operators(candidates: Iterable[tuple[str, Record]]) -> tuple[str, Record]:
     """The (operator, record) that a number resolves to when several operators deliver it."""
-    return min(candidates, key=lambda item: (_negated(precedence(item[1])), item[0]))
-
-
-def _negated(key: tuple[datetime, int]) -> tuple[float, int]:
-    return -key[0].timestamp(), -key[1]
+    # Newest first, then most private, then operator name A-Z (as PRECEDENCE_SQL orders).
+    return min(
+        candidates,
+        key=lambda item: (
+            -(item[1].valid_from - datetime.min).total_seconds(),
+            -precedence(item[1])[1],
+            item[0],
+        ),
+    )
 
 
 def deduplicate(records: Iterable[Record]) -> tuple[list[Record], int]:

@@ -330,11 +330,6 @@ class Warehouse:
         row = self._one("SELECT coalesce(max(batch_id), 0) FROM changes")
         return 0 if row is None else int(row[0])
 
-    def last_publish(self) -> tuple[int, str] | None:
-        """(last batch included, snapshot name) of the newest publish."""
-        row = self._one("SELECT last_batch, snapshot FROM publishes ORDER BY id DESC LIMIT 1")
-        return None if row is None else (int(row[0]), str(row[1]))
-
     def listable(self) -> pa.Table:
         """Every number's winning record, reserved ones left out, sorted by number."""
         return self._con.sql(
@@ -375,14 +370,6 @@ class Warehouse:
             [batch_id],
         ).fetchall()
         return {str(reason): int(count) for reason, count in rows}
-
-    def rejects(self, batch_id: int) -> list[tuple[int, str, str]]:
-        """(line, reason, detail) of each reject of a batch, in file order."""
-        rows = self._con.execute(
-            "SELECT line, reason, detail FROM rejects WHERE batch_id = ? ORDER BY line",
-            [batch_id],
-        ).fetchall()
-        return [(int(line), str(reason), str(detail)) for line, reason, detail in rows]
 
     def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
         """Run a read query (for status and tests)."""
