@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import pytest
 from lookup.abuse.detectors import Engine
 from lookup.abuse.replay import BadEventFile, decode_findings, read_events, replay
 from tests.test_abuse_detectors import T0, alternating, event
+from tests.test_cli import lookup
 
 
 def write_events(path: Path, count: int = 120) -> list[dict[str, object]]:
@@ -36,20 +35,13 @@ def write_events(path: Path, count: int = 120) -> list[dict[str, object]]:
 
 def test_replay_writes_one_finding_per_line_in_the_contract_shape(tmp_path: Path) -> None:
     write_events(tmp_path / "events.jsonl")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lookup.cli",
-            "abuse",
-            "replay",
-            str(tmp_path / "events.jsonl"),
-            "--out",
-            str(tmp_path / "findings.jsonl"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    result = lookup(
+        "abuse",
+        "replay",
+        str(tmp_path / "events.jsonl"),
+        "--out",
+        str(tmp_path / "findings.jsonl"),
+        data_dir=tmp_path / "var",
     )
     assert result.returncode == 0, result.stderr
     lines = (tmp_path / "findings.jsonl").read_text().splitlines()
@@ -123,20 +115,13 @@ def test_malformed_event_files_name_the_line(tmp_path: Path, line: str, message:
 
 def test_cli_reports_a_bad_file_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "events.jsonl").write_text("{broken\n")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lookup.cli",
-            "abuse",
-            "replay",
-            str(tmp_path / "events.jsonl"),
-            "--out",
-            str(tmp_path / "f.jsonl"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    result = lookup(
+        "abuse",
+        "replay",
+        str(tmp_path / "events.jsonl"),
+        "--out",
+        str(tmp_path / "f.jsonl"),
+        data_dir=tmp_path / "var",
     )
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "events.jsonl:1" in result.stderr
