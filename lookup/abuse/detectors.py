@@ -10,9 +10,7 @@ mixing them in. Invalid numbers (typos) are counted as seen and nothing else.
 from __future__ import annotations
 
 import math
-from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 from itertools import islice, pairwise
@@ -22,8 +20,18 @@ import msgspec
 
 from lookup.abuse.events import LookupEvent
 from lookup.abuse.policy import DEFAULT_POLICY, SEVERITY, Kind, Policy
+from lookup.abuse.state import (
+    EVIDENCE_NUMBERS,
+    AccountState,
+    Block,
+    IpState,
+    Lookup,
+    Run,
+    e164,
+    span,
+    trail,
+)
 
-_EVIDENCE_NUMBERS: Final = 50
 _EPOCH: Final = datetime(1970, 1, 1)
 # A rule's verdict: kind, whether its suspension criteria held, and how to build its evidence.
 _Found = tuple[Kind, bool, Callable[[], dict[str, Any]]]
@@ -42,113 +50,13 @@ class Finding(msgspec.Struct, frozen=True, kw_only=True):
     evidence: dict[str, Any]
 
 
-@dataclass(slots=True)
-class _Lookup:
-    ts: datetime
-    t: float
-    """`ts` as seconds since 1970 (naive UTC), for cheap arithmetic."""
-    number: int
-    outcome: str
-    key: str
-    ip: str
-    account: str
-
-
-def _e164(number: int) -> str:
-    return f"+47{number:08d}"
-
-
-def _trail(lookups: Sequence[_Lookup]) -> list[dict[str, str]]:
-    """The last lookups behind a finding, as a reviewer reads them."""
-    return [
-        {"ts": item.ts.isoformat(), "number": _e164(item.number), "outcome": item.outcome}
-        for item in lookups[-_EVIDENCE_NUMBERS:]
-    ]
-
-
-@dataclass(slots=True)
-class _Run:
-    head: int
-    updated: float
-    items: deque[_Lookup] = field(default_factory=deque)
-    misses: int = 0
-
-
-class _Block:
-    """Distinct numbers of one block within the window, in time order, with running counts.
-
-    `by` names the lookup attributes counted per value: keys and IPs for an
-    account's blocks (a scan split over them), accounts for an IP's blocks.
-    """
-
-    __slots__ = ("by", "counts", "members", "misses")
-
-    def __init__(self, *by: str) -> None:
-        self.by = by
-        self.members: dict[int, _Lookup] = {}
-        self.misses = 0
-        self.counts: dict[str, dict[str, int]] = {name: {} for name in by}
-
-    def add(self, item: _Lookup) -> None:
-        self.members[item.number] = item
-        self.misses += item.outcome == "miss"
-        for name in self.by:
-            counts, value = self.counts[name], getattr(item, name)
-            counts[value] = counts.get(value, 0) + 1
-
-    def remove(self, item: _Lookup) -> None:
-        del self.members[item.number]
-        self.misses -= item.outcome == "miss"
-        for name in self.by:
-            counts, value = self.counts[name], getattr(item, name)
-            counts[value] -= 1
-            if not counts[value]:
-                del counts[value]
-
-    def last(self, count: int) -> list[_Lookup]:
-        """The newest `count` members, oldest first (members are kept in time order)."""
-        tail = list(islice(reversed(self.members.values()), count))
-        tail.reverse()
-        return tail
-
-    def span(self, count: int) -> float:
-        """Seconds covered by the newest `count` members."""
-        tail = self.last(count)
-        return tail[-1].t - tail[0].t if tail else 0.0
-
-
-@dataclass(slots=True)
-class _AccountState:
-    recent: deque[_Lookup] = field(default_factory=deque)
-    """First lookups within the window, oldest first."""
-    recent_numbers: dict[int, float] = field(default_factory=dict)
-    blocks: dict[tuple[int, int], _Block] = field(default_factory=dict)
-    runs: list[_Run] = field(default_factory=list)
-    sprt: float = 0.0
-    sprt_trail: deque[_Lookup] = field(default_factory=lambda: deque(maxlen=_EVIDENCE_NUMBERS))
-    velocity_bucket: int = -1
-    velocity_count: int = 0
-    velocity_misses: int = 0
-    velocity_baseline: int = 0
-    fired: dict[str, tuple[int, float]] = field(default_factory=dict)
-    """Per reason code: the severity reached and when (it lapses after the window)."""
-
-
-@dataclass(slots=True)
-class _IpState:
-    accounts: dict[str, float] = field(default_factory=dict)
-    """Accounts seen from the address, with their last lookup."""
-    blocks: dict[tuple[int, int], _Block] = field(default_factory=dict)
-    fired: set[tuple[int, int, str]] = field(default_factory=set)
-
-
 class Engine:
     """Feeds events through every detector and applies the policy."""
 
     def __init__(self, policy: Policy = DEFAULT_POLICY) -> None:
         self.policy = policy
-        self._accounts: dict[str, _AccountState] = {}
-        self._ips: dict[str, _IpState] = {}
+        self._accounts: dict[str, AccountState] = {}
+        self._ips: dict[str, IpState] = {}
         self._miss_step = math.log(policy.miss_scan / policy.miss_legit)
         self._hit_step = math.log((1 - policy.miss_scan) / (1 - policy.miss_legit))
         self._upper = math.log((1 - policy.sprt_beta) / policy.sprt_alpha)
@@ -209,7 +117,7 @@ class Engine:
         self._prune(t)
         state = self._accounts.get(event.account)
         if state is None:
-            state = self._accounts[event.account] = _AccountState()
+            state = self._accounts[event.account] = AccountState()
         self._events_seen[event.account] = self._events_seen.get(event.account, 0) + 1
         if event.outcome == "invalid" or not event.number.startswith("+47"):
             return []
@@ -222,7 +130,7 @@ class Engine:
             # A repeat within the window: what customers do. It moves none of the scan rules.
             return []
         self._expire(state, t)
-        lookup = _Lookup(event.ts, t, number, event.outcome, event.key, event.ip, event.account)
+        lookup = Lookup(event.ts, t, number, event.outcome, event.key, event.ip, event.account)
         state.recent_numbers[number] = t
         state.recent.append(lookup)
         found: list[_Found] = []
@@ -240,7 +148,7 @@ class Engine:
 
     def _escalate(
         self,
-        state: _AccountState,
+        state: AccountState,
         event: LookupEvent,
         kind: Kind,
         strong: bool,
@@ -270,7 +178,7 @@ class Engine:
             evidence=evidence,
         )
 
-    def _expire(self, state: _AccountState, now: float) -> None:
+    def _expire(self, state: AccountState, now: float) -> None:
         window = self.policy.window_seconds
         while state.recent and now - state.recent[0].t > window:
             old = state.recent.popleft()
@@ -281,9 +189,9 @@ class Engine:
                 if block is not None and block.members.get(old.number) is old:
                     block.remove(old)
 
-    def _runs(self, state: _AccountState, lookup: _Lookup) -> list[_Found]:
+    def _runs(self, state: AccountState, lookup: Lookup) -> list[_Found]:
         policy = self.policy
-        best: _Run | None = None
+        best: Run | None = None
         for run in state.runs:
             gap = abs(lookup.number - run.head)
             if 0 < gap <= policy.run_stride and (
@@ -293,7 +201,7 @@ class Engine:
         if best is None:
             if len(state.runs) >= policy.run_heads:
                 state.runs.remove(min(state.runs, key=lambda r: r.updated))
-            best = _Run(head=lookup.number, updated=lookup.t)
+            best = Run(head=lookup.number, updated=lookup.t)
             state.runs.append(best)
         best.head, best.updated = lookup.number, lookup.t
         best.items.append(lookup)
@@ -301,7 +209,7 @@ class Engine:
         while lookup.t - best.items[0].t > policy.window_seconds:
             best.misses -= best.items.popleft().outcome == "miss"
         length = len(best.items)
-        if length < policy.run_flag or _span(best.items, policy.run_flag) > (
+        if length < policy.run_flag or span(best.items, policy.run_flag) > (
             policy.block_flag_burst_seconds
         ):
             return []
@@ -309,7 +217,7 @@ class Engine:
         strong = (
             length >= policy.run_suspend
             and share >= policy.run_suspend_miss_share
-            and _span(best.items, policy.run_suspend) <= policy.block_suspend_burst_seconds
+            and span(best.items, policy.run_suspend) <= policy.block_suspend_burst_seconds
         )
         items = list(best.items)
 
@@ -324,15 +232,15 @@ class Engine:
                     "suspend_at": policy.run_suspend,
                     "suspend_miss_share": policy.run_suspend_miss_share,
                 },
-                "range": [_e164(min(i.number for i in items)), _e164(max(i.number for i in items))],
-                "lookups": _trail(items),
+                "range": [e164(min(i.number for i in items)), e164(max(i.number for i in items))],
+                "lookups": trail(items),
             }
 
         spread = len({i.key for i in items}) > 1 or len({i.ip for i in items}) > 1
         kind = Kind.DISTRIBUTED_SCAN if spread else Kind.SEQUENTIAL_RUN
         return [(kind, strong, evidence)]
 
-    def _coverage(self, state: _AccountState, lookup: _Lookup) -> list[_Found]:
+    def _coverage(self, state: AccountState, lookup: Lookup) -> list[_Found]:
         policy = self.policy
         found: list[_Found] = []
         recent = len(state.recent)
@@ -342,7 +250,7 @@ class Engine:
             block_start = lookup.number // size
             block = state.blocks.get((size, block_start))
             if block is None:
-                block = state.blocks[(size, block_start)] = _Block("key", "ip")
+                block = state.blocks[(size, block_start)] = Block("key", "ip")
             block.add(lookup)
             count = len(block.members)
             by_chance = recent * size / policy.plan_numbers
@@ -396,7 +304,7 @@ class Engine:
             )
         return found
 
-    def _company_range(self, block: _Block, last: int) -> bool:
+    def _company_range(self, block: Block, last: int) -> bool:
         """A tight cluster of numbers met in no particular order: a company's extensions.
 
         A walk through a block goes in order; callers from a direct-dial range
@@ -411,7 +319,7 @@ class Engine:
         falling = all(a > b for a, b in pairwise(numbers))
         return not (rising or falling)
 
-    def _scattered(self, block: _Block, excess: float) -> bool:
+    def _scattered(self, block: Block, excess: float) -> bool:
         """Numbers scattered over a geographic block, fast and missing: a shuffled scan."""
         policy = self.policy
         needed = math.ceil(policy.block_scatter_suspend + excess)
@@ -425,7 +333,7 @@ class Engine:
         )
 
     def _coverage_evidence(
-        self, block: _Block, size: int, start: int, by_chance: float, flag_at: int, needed: float
+        self, block: Block, size: int, start: int, by_chance: float, flag_at: int, needed: float
     ) -> dict[str, Any]:
         return {
             "rule": {
@@ -437,13 +345,13 @@ class Engine:
                 "suspend_at": round(needed, 1),
                 "window_seconds": self.policy.window_seconds,
             },
-            "block": _e164(start * size) + f"..{size - 1:0{len(str(size - 1))}d}",
+            "block": e164(start * size) + f"..{size - 1:0{len(str(size - 1))}d}",
             "keys": sorted(block.counts["key"]),
             "ips": sorted(block.counts["ip"]),
-            "lookups": _trail(block.last(_EVIDENCE_NUMBERS)),
+            "lookups": trail(block.last(EVIDENCE_NUMBERS)),
         }
 
-    def _miss_ratio(self, state: _AccountState, lookup: _Lookup) -> list[_Found]:
+    def _miss_ratio(self, state: AccountState, lookup: Lookup) -> list[_Found]:
         state.sprt += self._miss_step if lookup.outcome == "miss" else self._hit_step
         state.sprt_trail.append(lookup)
         if state.sprt <= self._lower:
@@ -453,7 +361,7 @@ class Engine:
             return []
         if state.sprt < self._upper:
             return []
-        score, trail = state.sprt, list(state.sprt_trail)
+        score, walk = state.sprt, list(state.sprt_trail)
 
         def evidence() -> dict[str, Any]:
             return {
@@ -463,16 +371,16 @@ class Engine:
                     "suspend_at": round(self._upper * self.policy.sprt_suspend_factor, 3),
                     "miss_legit": self.policy.miss_legit,
                     "miss_scan": self.policy.miss_scan,
-                    "misses_in_trail": sum(1 for item in trail if item.outcome == "miss"),
-                    "trail_length": len(trail),
+                    "misses_in_trail": sum(1 for item in walk if item.outcome == "miss"),
+                    "trail_length": len(walk),
                 },
-                "lookups": _trail(trail),
+                "lookups": trail(walk),
             }
 
         strong = score >= self._upper * self.policy.sprt_suspend_factor
         return [(Kind.MISS_RATIO, strong, evidence)]
 
-    def _velocity(self, state: _AccountState, lookup: _Lookup) -> list[_Found]:
+    def _velocity(self, state: AccountState, lookup: Lookup) -> list[_Found]:
         policy = self.policy
         bucket = int(lookup.t // policy.velocity_window_seconds)
         if bucket != state.velocity_bucket:
@@ -485,7 +393,7 @@ class Engine:
         if state.velocity_count < bound or share < policy.velocity_miss_share:
             return []
         count, baseline = state.velocity_count, state.velocity_baseline
-        recent = list(islice(reversed(state.recent), _EVIDENCE_NUMBERS))[::-1]
+        recent = list(islice(reversed(state.recent), EVIDENCE_NUMBERS))[::-1]
 
         def evidence() -> dict[str, Any]:
             return {
@@ -496,19 +404,19 @@ class Engine:
                     "bound": bound,
                     "miss_share": round(share, 3),
                 },
-                "lookups": _trail(recent),
+                "lookups": trail(recent),
             }
 
         return [(Kind.DISTINCT_VELOCITY, False, evidence)]
 
-    def _across_accounts(self, event: LookupEvent, lookup: _Lookup) -> list[Finding]:
+    def _across_accounts(self, event: LookupEvent, lookup: Lookup) -> list[Finding]:
         """Blocks scanned by several accounts from one IP address.
 
         Counts are kept as lookups come and go (pruned hourly), so each event
         costs the same however busy the address is.
         """
         policy = self.policy
-        ip_state = self._ips.setdefault(lookup.ip, _IpState())
+        ip_state = self._ips.setdefault(lookup.ip, IpState())
         ip_state.accounts[lookup.account] = lookup.t
         if len(ip_state.accounts) < policy.distributed_min_accounts:
             # One account behind the address: its own blocks already cover it.
@@ -518,7 +426,7 @@ class Engine:
             block_start = lookup.number // size
             block = ip_state.blocks.get((size, block_start))
             if block is None:
-                block = ip_state.blocks[(size, block_start)] = _Block("account")
+                block = ip_state.blocks[(size, block_start)] = Block("account")
             current = block.members.get(lookup.number)
             if current is not None:
                 if lookup.t - current.t <= policy.window_seconds:
@@ -546,7 +454,7 @@ class Engine:
                 if marker in ip_state.fired:
                     continue
                 ip_state.fired.add(marker)
-                state = self._accounts.setdefault(account, _AccountState())
+                state = self._accounts.setdefault(account, AccountState())
                 finding = self._escalate(
                     state,
                     event
@@ -569,7 +477,7 @@ class Engine:
         return findings
 
     def _cross_evidence(
-        self, block: _Block, ip: str, size: int, start: int, account: str, suspend_at: int
+        self, block: Block, ip: str, size: int, start: int, account: str, suspend_at: int
     ) -> dict[str, Any]:
         mine = [item for item in block.members.values() if item.account == account]
         return {
@@ -581,12 +489,6 @@ class Engine:
                 "misses": block.misses,
                 "suspend_at": suspend_at,
             },
-            "block": _e164(start * size),
-            "lookups": _trail(mine),
+            "block": e164(start * size),
+            "lookups": trail(mine),
         }
-
-
-def _span(items: deque[_Lookup], last: int) -> float:
-    """Seconds covered by the last `last` lookups (time-ordered)."""
-    first = items[-min(last, len(items))]
-    return items[-1].t - first.t

@@ -1,0 +1,119 @@
+"""The detectors' memory: lookups within the window, per account and per address. Pure."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import islice
+from typing import Final
+
+EVIDENCE_NUMBERS: Final = 50
+"""Lookups quoted in a finding's evidence, at most."""
+
+
+@dataclass(slots=True)
+class Lookup:
+    ts: datetime
+    t: float
+    """`ts` as seconds since 1970 (naive UTC), for cheap arithmetic."""
+    number: int
+    outcome: str
+    key: str
+    ip: str
+    account: str
+
+
+def e164(number: int) -> str:
+    return f"+47{number:08d}"
+
+
+def trail(lookups: Sequence[Lookup]) -> list[dict[str, str]]:
+    """The last lookups behind a finding, as a reviewer reads them."""
+    return [
+        {"ts": item.ts.isoformat(), "number": e164(item.number), "outcome": item.outcome}
+        for item in lookups[-EVIDENCE_NUMBERS:]
+    ]
+
+
+@dataclass(slots=True)
+class Run:
+    head: int
+    updated: float
+    items: deque[Lookup] = field(default_factory=deque)
+    misses: int = 0
+
+
+class Block:
+    """Distinct numbers of one block within the window, in time order, with running counts.
+
+    `by` names the lookup attributes counted per value: keys and IPs for an
+    account's blocks (a scan split over them), accounts for an IP's blocks.
+    """
+
+    __slots__ = ("by", "counts", "members", "misses")
+
+    def __init__(self, *by: str) -> None:
+        self.by = by
+        self.members: dict[int, Lookup] = {}
+        self.misses = 0
+        self.counts: dict[str, dict[str, int]] = {name: {} for name in by}
+
+    def add(self, item: Lookup) -> None:
+        self.members[item.number] = item
+        self.misses += item.outcome == "miss"
+        for name in self.by:
+            counts, value = self.counts[name], getattr(item, name)
+            counts[value] = counts.get(value, 0) + 1
+
+    def remove(self, item: Lookup) -> None:
+        del self.members[item.number]
+        self.misses -= item.outcome == "miss"
+        for name in self.by:
+            counts, value = self.counts[name], getattr(item, name)
+            counts[value] -= 1
+            if not counts[value]:
+                del counts[value]
+
+    def last(self, count: int) -> list[Lookup]:
+        """The newest `count` members, oldest first (members are kept in time order)."""
+        tail = list(islice(reversed(self.members.values()), count))
+        tail.reverse()
+        return tail
+
+    def span(self, count: int) -> float:
+        """Seconds covered by the newest `count` members."""
+        tail = self.last(count)
+        return tail[-1].t - tail[0].t if tail else 0.0
+
+
+@dataclass(slots=True)
+class AccountState:
+    recent: deque[Lookup] = field(default_factory=deque)
+    """First lookups within the window, oldest first."""
+    recent_numbers: dict[int, float] = field(default_factory=dict)
+    blocks: dict[tuple[int, int], Block] = field(default_factory=dict)
+    runs: list[Run] = field(default_factory=list)
+    sprt: float = 0.0
+    sprt_trail: deque[Lookup] = field(default_factory=lambda: deque(maxlen=EVIDENCE_NUMBERS))
+    velocity_bucket: int = -1
+    velocity_count: int = 0
+    velocity_misses: int = 0
+    velocity_baseline: int = 0
+    fired: dict[str, tuple[int, float]] = field(default_factory=dict)
+    """Per reason code: the severity reached and when (it lapses after the window)."""
+
+
+@dataclass(slots=True)
+class IpState:
+    accounts: dict[str, float] = field(default_factory=dict)
+    """Accounts seen from the address, with their last lookup."""
+    blocks: dict[tuple[int, int], Block] = field(default_factory=dict)
+    fired: set[tuple[int, int, str]] = field(default_factory=set)
+
+
+def span(items: deque[Lookup], last: int) -> float:
+    """Seconds covered by the last `last` lookups (time-ordered)."""
+    first = items[-min(last, len(items))]
+    return items[-1].t - first.t
