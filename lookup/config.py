@@ -61,6 +61,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Redis for several workers: the event stream and shared rate limits (empty: one process)."""
     event_flush_seconds: float = 0.1
     """How often queued lookup events are logged and run through the detectors."""
+    monitor_nice: int = 10
+    """Scheduling niceness of the abuse monitor process (0-19): under full load the CPU goes
+    to answering lookups first, and the monitor catches up in the quieter moments."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.reject_ratio_max <= 1:
@@ -94,6 +97,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 ) from None
         if self.throttle_factor < 1:
             raise ConfigError("LOOKUP_THROTTLE_FACTOR must be at least 1")
+        if not 0 <= self.monitor_nice <= 19:
+            raise ConfigError("LOOKUP_MONITOR_NICE must be between 0 and 19")
         if (
             self.snapshot_poll_seconds <= 0
             or self.key_refresh_seconds <= 0

@@ -161,9 +161,10 @@ def test_old_findings_do_not_corroborate_new_ones() -> None:
     run = [event(22202000 + i, i * 60, "hit") for i in range(30)]
     early = feed(engine, run)
     assert early and all(f.action == "flag" for f in early)
-    # Two months later, thin evidence must be judged on its own.
+    # Two months later, thin evidence (a block's flag level) must be judged on its own.
     later = [event(55500000 + i * 3, 60 * 86400 + i * 60, alternating(i)) for i in range(9)]
-    assert all(f.action == "flag" for f in feed(engine, later))
+    again = feed(engine, later)
+    assert again and all(f.action == "flag" for f in again)
 
 
 def test_repeats_never_keep_numbers_forever() -> None:
@@ -199,3 +200,59 @@ def test_a_walk_split_over_workers_arrives_interleaved_and_is_still_a_walk() -> 
     ]
     suspension = first_suspension(feed(Engine(), interleaved))
     assert suspension.events_seen <= 12
+
+
+def _sampled(count: int, start: float, miss_every: int, seconds: float = 3) -> list[LookupEvent]:
+    """New numbers spread over the whole plan, one every `seconds`."""
+    return [
+        event(
+            40000000 + (i * 104729 * 7919) % 59_000_000,
+            start + i * seconds,
+            "miss" if i % miss_every == 0 else "hit",
+        )
+        for i in range(count)
+    ]
+
+
+def test_a_bulk_download_over_the_whole_plan_is_suspended_by_velocity() -> None:
+    # Numbers sampled at random over every block, half of them unlisted, 1,200 an hour.
+    findings = feed(Engine(), _sampled(600, 1800, miss_every=2))
+    suspension = first_suspension(findings)
+    assert suspension.kind == "distinct_velocity"
+    assert suspension.events_seen <= 250
+    rule = suspension.evidence["rule"]
+    assert rule["misses_z"] >= rule["suspend_z"] and rule["miss_share"] >= 0.45
+
+
+def test_a_bulk_download_does_not_raise_its_own_velocity_bar() -> None:
+    # Starting late in a clock hour: the first hour's count must not become the baseline.
+    findings = feed(Engine(), _sampled(900, 3600 - 90, miss_every=2))
+    assert first_suspension(findings).kind == "distinct_velocity"
+
+
+def test_a_customer_refreshing_its_list_every_night_is_not_acted_on() -> None:
+    # 2,000 customers, a third of them unlisted, re-checked every night at 02:00 for a month;
+    # a few hundred new customers a night.
+    engine = Engine()
+    findings: list[Finding] = []
+    for night in range(30):
+        base = [40000000 + i * 2003 for i in range(2000 + night * 100)]
+        findings += feed(
+            engine,
+            [
+                event(n, night * 86400 + 7200 + i * 0.2, "miss" if i % 3 == 0 else "hit")
+                for i, n in enumerate(base)
+            ],
+        )
+    assert [f for f in findings if f.action != "flag"] == []
+
+
+def test_listed_numbers_of_one_block_do_not_suspend_without_misses() -> None:
+    # A busy customer's callers from one town: listed numbers, scattered over its block.
+    listed = [event(22202000 + (i * 389) % 1000, i * 20, "hit") for i in range(8)]
+    assert [f for f in feed(Engine(), listed) if f.action == "suspend"] == []
+    # Misses among them show a scan: numbers nobody could have had.
+    engine = Engine()
+    misses = [event(22202999, 200, "miss"), event(22202001, 220, "miss")]
+    suspension = first_suspension(feed(engine, listed[:5] + misses))
+    assert suspension.kind == "block_coverage" and suspension.events_seen == 7

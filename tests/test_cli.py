@@ -142,6 +142,7 @@ def test_every_bad_setting_is_named_in_one_line(tmp_path: Path) -> None:
         ("LOOKUP_LOG_LEVEL", "verbose"),
         ("LOOKUP_ABUSE_ALLOW_IPS", "10.0.0.0/33"),
         ("LOOKUP_PLAN_KEY", "lots/forever"),
+        ("LOOKUP_MONITOR_NICE", "25"),
     ]:
         result = lookup("serve", data_dir=tmp_path, **{variable: value})
         assert result.returncode == 2, (variable, result.stderr)

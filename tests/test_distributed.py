@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -17,7 +18,14 @@ import redis
 from lookup.abuse.events import EventBuffer, LookupEvent
 from lookup.abuse.monitor import AbuseMonitor
 from lookup.abuse.store import ComplianceStore
-from lookup.abuse.stream import EventPublisher, RedisSource, redis_sender, stream_key
+from lookup.abuse.stream import (
+    EventPublisher,
+    PipeSource,
+    RedisSource,
+    pipe_sender,
+    redis_sender,
+    stream_key,
+)
 from lookup.config import Settings
 from lookup.ingest.pipeline import ingest
 from lookup.keys import KeyRing, KeyStore
@@ -209,14 +217,58 @@ def test_a_dead_monitor_is_restarted_and_no_event_is_lost(tmp_path: Path) -> Non
         )
         monitor = [int(pid) for pid in children.stdout.split()]
         assert monitor, "no monitor child"
+        # The monitor yields the CPU to the server under load.
+        assert _niceness(_monitor_pid(server.pid)) == _niceness(server.pid) + 10
         for pid in monitor:
             os.kill(pid, 9)
         for i in range(20):  # answered while the monitor is down
             assert _lookup(base, token, 22200000 + 2 * i) == 200
         _wait(f"{internal}/healthz")  # back, on the same port
+        # The new monitor is as nice as the first, not twice as nice.
+        assert _niceness(_monitor_pid(server.pid)) == _niceness(server.pid) + 10
     finally:
         server.terminate()
         server.wait(timeout=30)
     store = ComplianceStore(settings.compliance_path)
     assert store._rows("SELECT count(*) FROM lookup_log")[0][0] == 20
     store.close()
+
+
+def _monitor_pid(server: int) -> int:
+    """The server's monitor child (not multiprocessing's resource tracker)."""
+    children = subprocess.run(
+        ["pgrep", "-P", str(server)], capture_output=True, text=True, check=False
+    )
+    for pid in map(int, children.stdout.split()):
+        if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return pid
+    raise AssertionError("no monitor child")
+
+
+def _niceness(pid: int) -> int:
+    return os.getpriority(os.PRIO_PROCESS, pid)
+
+
+def test_the_monitor_takes_every_batch_that_queued_up_in_one_read() -> None:
+    reader, writer = multiprocessing.Pipe(duplex=False)
+    send = pipe_sender(writer)
+    events = [
+        LookupEvent(
+            ts=datetime(2026, 11, 2, 9, 0, i),
+            account="crm-co",
+            key="k1",
+            ip="10.0.0.1",
+            number=f"+47222001{i:02d}",
+            outcome="hit",
+        )
+        for i in range(9)
+    ]
+    for start in range(0, 9, 3):
+        send(events[start : start + 3])
+    source = PipeSource(reader)
+    assert source.read(1.0) == events  # one read, one lookup-log insert
+    assert source.read(0.01) == []
+    send(events[:2])
+    writer.close()
+    assert source.read(1.0) == events[:2]  # what arrived before the close is kept
+    assert source.read(1.0) is None

@@ -254,7 +254,9 @@ class Engine:
             block.add(lookup)
             count = len(block.members)
             by_chance = recent * size / policy.plan_numbers
-            excess = policy.block_excess * by_chance
+            # Rounded up: even a small account's share of chance raises the bar by one, which
+            # keeps a busy account's scattered callers clear (a floor suspended the 1M benchmark).
+            excess = math.ceil(policy.block_excess * by_chance)
             spread = len(block.counts["key"]) > 1 or len(block.counts["ip"]) > 1
             kind = Kind.DISTRIBUTED_SCAN if spread else Kind.BLOCK_COVERAGE
             if size == policy.block_scatter_size and self._scattered(block, excess):
@@ -278,14 +280,14 @@ class Engine:
                 continue
             if count < flag_at + excess or block.misses / count < policy.block_flag_miss_share:
                 continue
-            if block.span(int(flag_at + excess)) > policy.block_flag_burst_seconds:
+            if block.span(flag_at + excess) > policy.block_flag_burst_seconds:
                 continue
             needed = suspend_at + excess
             strong = (
                 count >= needed
                 and block.misses / count >= policy.block_suspend_miss_share
-                and block.span(math.ceil(needed)) <= policy.block_suspend_burst_seconds
-                and not self._company_range(block, math.ceil(needed))
+                and block.span(needed) <= policy.block_suspend_burst_seconds
+                and not self._company_range(block, needed)
             )
             found.append(
                 (
@@ -319,10 +321,10 @@ class Engine:
         falling = all(a > b for a, b in pairwise(numbers))
         return not (rising or falling)
 
-    def _scattered(self, block: Block, excess: float) -> bool:
+    def _scattered(self, block: Block, excess: int) -> bool:
         """Numbers scattered over a geographic block, fast and missing: a shuffled scan."""
         policy = self.policy
-        needed = math.ceil(policy.block_scatter_suspend + excess)
+        needed = policy.block_scatter_suspend + excess
         count = len(block.members)
         if count < needed or block.misses / count < policy.block_suspend_miss_share:
             return False
@@ -333,7 +335,7 @@ class Engine:
         )
 
     def _coverage_evidence(
-        self, block: Block, size: int, start: int, by_chance: float, flag_at: int, needed: float
+        self, block: Block, size: int, start: int, by_chance: float, flag_at: int, needed: int
     ) -> dict[str, Any]:
         return {
             "rule": {
@@ -342,7 +344,7 @@ class Engine:
                 "misses": block.misses,
                 "expected_by_chance": round(by_chance, 3),
                 "flag_at": flag_at,
-                "suspend_at": round(needed, 1),
+                "suspend_at": needed,
                 "window_seconds": self.policy.window_seconds,
             },
             "block": e164(start * size) + f"..{size - 1:0{len(str(size - 1))}d}",
@@ -384,7 +386,13 @@ class Engine:
         policy = self.policy
         bucket = int(lookup.t // policy.velocity_window_seconds)
         if bucket != state.velocity_bucket:
-            state.velocity_baseline = max(state.velocity_baseline, state.velocity_count)
+            if state.velocity_count:
+                state.velocity_past.append((state.velocity_bucket, state.velocity_count))
+            lag = policy.velocity_baseline_lag_seconds / policy.velocity_window_seconds
+            while state.velocity_past and bucket - state.velocity_past[0][0] > lag:
+                state.velocity_baseline = max(
+                    state.velocity_baseline, state.velocity_past.popleft()[1]
+                )
             state.velocity_bucket, state.velocity_count, state.velocity_misses = bucket, 0, 0
         state.velocity_count += 1
         state.velocity_misses += lookup.outcome == "miss"
@@ -393,6 +401,8 @@ class Engine:
         if state.velocity_count < bound or share < policy.velocity_miss_share:
             return []
         count, baseline = state.velocity_count, state.velocity_baseline
+        legit = policy.miss_legit
+        z = (state.velocity_misses - count * legit) / math.sqrt(count * legit * (1 - legit))
         recent = list(islice(reversed(state.recent), EVIDENCE_NUMBERS))[::-1]
 
         def evidence() -> dict[str, Any]:
@@ -403,11 +413,13 @@ class Engine:
                     "account_busiest_past_window": baseline,
                     "bound": bound,
                     "miss_share": round(share, 3),
+                    "misses_z": round(z, 2),
+                    "suspend_z": policy.velocity_suspend_z,
                 },
                 "lookups": trail(recent),
             }
 
-        return [(Kind.DISTINCT_VELOCITY, False, evidence)]
+        return [(Kind.DISTINCT_VELOCITY, z >= policy.velocity_suspend_z, evidence)]
 
     def _across_accounts(self, event: LookupEvent, lookup: Lookup) -> list[Finding]:
         """Blocks scanned by several accounts from one IP address.

@@ -74,7 +74,8 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     """... when they lie this far apart at least (a company's direct-dial range is a tight
     run of numbers, a shuffled scan is not) ..."""
     block_scatter_seconds: float = 3600
-    """... within this time, with the suspension miss share."""
+    """... within this time, with the suspension miss share (a busy customer's callers from
+    one town are listed numbers; a scanner cannot skip the unlisted ones)."""
     block_flag_miss_share: float = 0.1
     """A block looked up without misses is a customer's own numbers (a direct-dial range)."""
     block_suspend_miss_share: float = 0.2
@@ -82,7 +83,8 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     miss_legit: float = 0.35
     """Miss probability of legitimate lookups (H0 of the sequential probability ratio test)."""
     miss_scan: float = 0.6
-    """Miss probability of a scan (H1)."""
+    """Miss probability of a scan (H1). Nearer H0 the test restarts less often but a busy
+    customer's repeated tests cross the bound by chance (seen at 0.5 within 400,000 lookups)."""
     sprt_alpha: float = 1e-4
     sprt_beta: float = 1e-2
     sprt_suspend_factor: float = 2.0
@@ -92,9 +94,14 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     velocity_floor: int = 100
     """New distinct numbers per window below which velocity never fires."""
     velocity_factor: float = 6.0
-    """... and the multiple of the account's own busiest past window it must exceed."""
+    """... and the multiple of the account's own busiest past window it must exceed ..."""
+    velocity_baseline_lag_seconds: float = 86400
+    """... counting only windows this long ago: a bulk download must not raise its own bar."""
     velocity_miss_share: float = 0.45
     """... with more misses than customers' callers give (refresh jobs hit like customers)."""
+    velocity_suspend_z: float = 3.7
+    """Suspends when the window's misses exceed `miss_legit` by this many standard deviations
+    (one-sided p < 1e-4): a bulk download of numbers the customer does not have."""
 
     distributed_min_accounts: int = 2
     distributed_min_share: int = 3

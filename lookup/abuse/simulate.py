@@ -20,6 +20,16 @@ START: Final = datetime(2026, 10, 1)
 DAYS: Final = 30
 
 
+_MASK64: Final = 2**64 - 1
+
+
+def _mix64(value: int) -> int:
+    """splitmix64's finalizer: neighbouring inputs give unrelated outputs."""
+    value = (value ^ (value >> 30)) * 0xBF58476D1CE4E5B9 & _MASK64
+    value = (value ^ (value >> 27)) * 0x94D049BB133111EB & _MASK64
+    return value ^ (value >> 31)
+
+
 class Directory:
     """Which numbers are listed: allocated blocks, each with its own listing density."""
 
@@ -30,11 +40,9 @@ class Directory:
             rng.sample(range(9000, 10000), mobile_blocks - mobile_blocks // 2)
         )
         fixed_prefixes = [21, 22, 23, 32, 38, 51, 52, 55, 56, 61, 62, 69, 70, 72, 73, 75, 77]
+        # Geographic blocks of 1,000 eight-digit numbers: a prefix, then the block's 3 digits.
         self.fixed = sorted(
-            {
-                rng.choice(fixed_prefixes) * 100_000 + rng.randrange(100_000)
-                for _ in range(fixed_blocks)
-            }
+            {rng.choice(fixed_prefixes) * 1_000 + rng.randrange(1_000) for _ in range(fixed_blocks)}
         )
         self._density: dict[int, float] = {}
         for block in self.mobile:
@@ -53,9 +61,9 @@ class Directory:
         start = self._block_start(number)
         if start is None:
             return False
-        # A stable per-number coin: same answer for the same number, every run.
-        coin = (number * 2654435761 + self._seed * 97) % 1_000_003 / 1_000_003
-        return coin < self._density[start]
+        # A stable per-number coin: same answer for the same number, every run. Hashed
+        # (splitmix64), since a linear coin repeats itself along a strided walk.
+        return _mix64(number * 1_000_003 + self._seed) / 2**64 < self._density[start]
 
     def block_size(self, number: int) -> int:
         """Allocation block size of a number: 10,000 mobile, 1,000 geographic."""

@@ -101,6 +101,9 @@ class AccountState:
     velocity_count: int = 0
     velocity_misses: int = 0
     velocity_baseline: int = 0
+    """Busiest window among those older than the baseline lag."""
+    velocity_past: deque[tuple[int, int]] = field(default_factory=deque)
+    """Ended windows (bucket, new numbers) not yet old enough for the baseline."""
     fired: dict[str, tuple[int, float]] = field(default_factory=dict)
     """Per reason code: the severity reached and when (it lapses after the window)."""
 

@@ -26,6 +26,8 @@ from lookup.config import Settings
 log = logging.getLogger(__name__)
 _FIELD: Final = b"e"
 _MAX_LEN: Final = 1_000_000
+_READ_MAX: Final = 50_000
+"""Events the monitor takes in one go."""
 _MAX_PENDING: Final = 100_000
 """Events a server holds while the monitor is unreachable (each retry re-sends them all)."""
 _encode = msgspec.json.Encoder().encode
@@ -117,13 +119,22 @@ class PipeSource:
         self.connection = connection
 
     def read(self, timeout: float) -> list[LookupEvent] | None:
-        """The next batch sent by the server, or None once it closed the pipe."""
+        """Every batch the server has sent so far, or None once it closed the pipe.
+
+        Batches that queued up while the monitor was busy are taken together:
+        the lookup log then costs one insert for all of them.
+        """
+        events: list[LookupEvent] = []
         try:
             if not self.connection.poll(timeout):
                 return []
-            return _decode_batch(self.connection.recv_bytes())
+            while True:
+                events.extend(_decode_batch(self.connection.recv_bytes()))
+                if len(events) >= _READ_MAX or not self.connection.poll(0):
+                    return events
         except (EOFError, OSError):
-            return None
+            # Closed: hand over what arrived first; the next read reports the end.
+            return events or None
 
     def done(self, count: int) -> None:
         """Nothing to acknowledge: a pipe delivers once."""

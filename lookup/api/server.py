@@ -91,7 +91,13 @@ def _monitor_process(settings: Settings, connection: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING)
+    _lower_priority(settings)
     asyncio.run(serve_monitor(settings, PipeSource(connection)))
+
+
+def _lower_priority(settings: Settings) -> None:
+    """Let the serving processes have the CPU first (call once: `os.nice` adds up)."""
+    os.nice(settings.monitor_nice)
 
 
 class _MonitorChild:
@@ -163,6 +169,7 @@ async def serve_embedded(settings: Settings) -> None:
 async def serve_consumer(settings: Settings) -> None:
     """`lookup abuse consume`: the monitor for several workers, fed by the Redis Stream."""
     client = redis.Redis.from_url(settings.redis_url)
+    _lower_priority(settings)
     await serve_monitor(settings, RedisSource(client, stream_key(settings)))
 
 
