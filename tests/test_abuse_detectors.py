@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import datetime, timedelta
 
 from lookup.abuse.detectors import Engine, Finding
@@ -256,3 +257,37 @@ def test_listed_numbers_of_one_block_do_not_suspend_without_misses() -> None:
     misses = [event(22202999, 200, "miss"), event(22202001, 220, "miss")]
     suspension = first_suspension(feed(engine, listed[:5] + misses))
     assert suspension.kind == "block_coverage" and suspension.events_seen == 7
+
+
+def test_a_local_business_refreshing_customers_from_its_towns_blocks_is_left_alone() -> None:
+    # 900 customers: 80 % of them in a town's three geographic blocks, the rest anywhere,
+    # a third unlisted; refreshed in the CRM's own order (not by number), weekly.
+    rng = random.Random(5)
+    town = [22202, 22917, 23411]
+    customers = [
+        rng.choice(town) * 1000 + rng.randrange(1000)
+        if rng.random() < 0.8
+        else 40000000 + rng.randrange(59_000_000)
+        for _ in range(900)
+    ]
+    engine = Engine()
+    findings: list[Finding] = []
+    for week in range(4):
+        findings += feed(
+            engine,
+            [
+                event(n, week * 8 * 86400 + i * 0.1, "miss" if rng.random() < 0.3 else "hit")
+                for i, n in enumerate(customers)
+            ],
+        )
+    assert [f for f in findings if f.kind in ("block_coverage", "distributed_scan")] == []
+
+
+def test_a_scan_of_one_block_is_still_caught_among_a_customers_own_lookups() -> None:
+    # A local business turns scraper: its callers keep coming while it walks one block.
+    engine = Engine()
+    callers = [event(40000000 + i * 7919 * 13, i * 600, "hit") for i in range(40)]
+    feed(engine, callers)
+    walk = [event(22202000 + i, 40 * 600 + i, alternating(i)) for i in range(40)]
+    suspension = first_suspension(feed(engine, walk))
+    assert suspension.events_seen - 40 <= 16

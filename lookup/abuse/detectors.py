@@ -130,7 +130,10 @@ class Engine:
             # A repeat within the window: what customers do. It moves none of the scan rules.
             return []
         self._expire(state, t)
-        lookup = Lookup(event.ts, t, number, event.outcome, event.key, event.ip, event.account)
+        state.seq += 1
+        lookup = Lookup(
+            event.ts, t, number, event.outcome, event.key, event.ip, event.account, state.seq
+        )
         state.recent_numbers[number] = t
         state.recent.append(lookup)
         found: list[_Found] = []
@@ -259,7 +262,7 @@ class Engine:
             excess = math.ceil(policy.block_excess * by_chance)
             spread = len(block.counts["key"]) > 1 or len(block.counts["ip"]) > 1
             kind = Kind.DISTRIBUTED_SCAN if spread else Kind.BLOCK_COVERAGE
-            if size == policy.block_scatter_size and self._scattered(block, excess):
+            if size == policy.block_scatter_size and self._scattered(state, block, excess, lookup):
                 found.append(
                     (
                         kind,
@@ -281,6 +284,8 @@ class Engine:
             if count < flag_at + excess or block.misses / count < policy.block_flag_miss_share:
                 continue
             if block.span(flag_at + excess) > policy.block_flag_burst_seconds:
+                continue
+            if not self._focused(state, block, flag_at + excess, lookup):
                 continue
             needed = suspend_at + excess
             strong = (
@@ -321,12 +326,35 @@ class Engine:
         falling = all(a > b for a, b in pairwise(numbers))
         return not (rising or falling)
 
-    def _scattered(self, block: Block, excess: int) -> bool:
+    def _focused(self, state: AccountState, block: Block, last: int, lookup: Lookup) -> bool:
+        """Whether the number's allocation block took most of the account's new numbers
+        since the first of the block's newest `last` (or of its last `block_focus_span`).
+
+        A scan works through one allocation block at a time; a local business's
+        callers (and its list refreshes) spread over its town's blocks and beyond.
+        """
+        policy = self.policy
+        # Over a stretch long enough that a customer's callers do not crowd one block by chance.
+        first = max(1, min(block.last(last)[0].seq, lookup.seq - policy.block_focus_span + 1))
+        size = policy.allocation_size(lookup.number)
+        allocation = state.blocks.get((size, lookup.number // size), block)
+        needed = math.ceil(policy.block_focus * (lookup.seq - first + 1))
+        # Newest first, stopping at the first older lookup or once enough were counted.
+        for count, item in enumerate(reversed(allocation.members.values()), 1):
+            if item.seq < first:
+                return False
+            if count >= needed:
+                return True
+        return False
+
+    def _scattered(self, state: AccountState, block: Block, excess: int, lookup: Lookup) -> bool:
         """Numbers scattered over a geographic block, fast and missing: a shuffled scan."""
         policy = self.policy
         needed = policy.block_scatter_suspend + excess
         count = len(block.members)
         if count < needed or block.misses / count < policy.block_suspend_miss_share:
+            return False
+        if not self._focused(state, block, needed, lookup):
             return False
         tail = block.last(needed)
         width = max(item.number for item in tail) - min(item.number for item in tail)

@@ -76,7 +76,7 @@ def report(results: dict[str, AccountResult], directory: Directory) -> str:
         personas[result.actor.persona].append(result)
     lines = [
         f"{'persona':<20} {'kind':<7} {'accts':>5} {'susp':>5} {'flag':>5} {'recall':>7} "
-        f"{'FPR':>6} {'flag%':>6} {'med.events':>10} {'extracted':>9} {'of block':>8}  kinds"
+        f"{'FPR':>6} {'flag%':>6} {'med.events':>10} {'extracted':>9} {'of block':>12}  kinds"
     ]
     for persona, group in sorted(
         personas.items(), key=lambda item: (item[1][0].actor.scraper, item[0])
@@ -93,7 +93,7 @@ def report(results: dict[str, AccountResult], directory: Directory) -> str:
             size = directory.block_size(group[0].actor.target_block)
             start = group[0].actor.target_block
             mine = {n for r in group for n in r.extracted if start <= int(n[3:]) < start + size}
-            block_share = f"{len(mine) / max(in_block, 1):.1%}"
+            block_share = f"{len(mine) / max(in_block, 1):.2%} of {size // 1000}k"
         lines.append(
             f"{persona:<20} {'scraper' if scraper else 'legit':<7} {len(group):>5} "
             f"{len(suspended):>5} {len(flagged):>5} "
@@ -101,7 +101,7 @@ def report(results: dict[str, AccountResult], directory: Directory) -> str:
             f"{(len(suspended) / len(group)) if not scraper else float('nan'):>6.0%} "
             f"{len(flagged) / len(group):>6.1%} "
             f"{statistics.median(detect) if detect else float('nan'):>10.0f} "
-            f"{extracted if scraper else '':>9} {block_share:>8}  {', '.join(kinds)}"
+            f"{extracted if scraper else '':>9} {block_share:>12}  {', '.join(kinds)}"
         )
     return "\n".join(lines)
 

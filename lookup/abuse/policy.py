@@ -76,6 +76,12 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     block_scatter_seconds: float = 3600
     """... within this time, with the suspension miss share (a busy customer's callers from
     one town are listed numbers; a scanner cannot skip the unlisted ones)."""
+    block_focus: float = 0.7
+    """Share of the account's new numbers that must fall in the number's allocation block
+    for the block rules to fire: a scan works one block at a time; a local business's
+    callers spread over its town's blocks (a quarter each for a three-block town) ..."""
+    block_focus_span: int = 20
+    """... counted over at least the account's last this many new numbers."""
     block_flag_miss_share: float = 0.1
     """A block looked up without misses is a customer's own numbers (a direct-dial range)."""
     block_suspend_miss_share: float = 0.2
@@ -106,6 +112,11 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     distributed_min_accounts: int = 2
     distributed_min_share: int = 3
     """Numbers an account must contribute to a scanned block to be named in the finding."""
+
+    def allocation_size(self, number: int) -> int:
+        """Size of the block a national number was allocated in: 10,000 mobile, 1,000 else."""
+        # Norway's plan: mobile numbers start with 4 or 9; the rest are geographic or service.
+        return 10_000 if number // 10_000_000 in (4, 9) else 1_000
 
     def action(self, kind: Kind, *, strong: bool, corroborated: bool = False) -> Action:
         """The action of a finding.

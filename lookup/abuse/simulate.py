@@ -79,6 +79,13 @@ class Directory:
             if listed is None or self.listed(number) == listed:
                 return number
 
+    def town_number(self, rng: random.Random, blocks: list[int], *, listed: bool) -> int:
+        """A number in one of a town's geographic blocks (listed or not, as asked)."""
+        while True:
+            number = rng.choice(blocks) * 1_000 + rng.randrange(1_000)
+            if self.listed(number) == listed:
+                return number
+
     def listings_in_block(self, number: int) -> int:
         """How many listings the block of a number holds."""
         size = self.block_size(number)
@@ -161,15 +168,27 @@ def crm(
     first_day: int = 0,
     direct_dial_ranges: int = 0,
     refresh: str | None = None,
+    town_blocks: int = 0,
+    town_share: float = 0.0,
     persona: str = "crm",
 ) -> Actor:
-    """A CRM resolving callers: a customer base with skewed popularity, business hours."""
+    """A CRM resolving callers: a customer base with skewed popularity, business hours.
+
+    With `town_blocks`, a `town_share` of the customers live in the same few
+    geographic blocks (a local business's town), the rest anywhere.
+    """
     rng, directory = traffic.rng, traffic.directory
     actor = traffic.actor(persona, account, scraper=False)
     ip = ip or f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
     key = f"{account}-key"
+    town = rng.sample(directory.fixed, town_blocks)
     # Most callers are listed; some are reserved, unlisted or unknown numbers.
-    base = [directory.random_number(rng, listed=rng.random() < 0.7) for _ in range(customers)]
+    base = [
+        directory.town_number(rng, town, listed=rng.random() < 0.7)
+        if town and rng.random() < town_share
+        else directory.random_number(rng, listed=rng.random() < 0.7)
+        for _ in range(customers)
+    ]
     for _ in range(direct_dial_ranges):
         start = directory.random_number(rng, listed=True)
         base.extend(start + offset for offset in range(rng.randint(5, 20)))
@@ -316,6 +335,17 @@ def standard_scenario(seed: int = 7) -> tuple[Directory, list[Actor]]:
         refresh="weekly",
         persona="mid_month_signup",
     )
+    for index in range(3):
+        crm(
+            traffic,
+            f"local-business-{index}",
+            customers=[400, 1500, 3000][index],
+            calls_per_day=[30, 120, 300][index],
+            town_blocks=[3, 6, 12][index],
+            town_share=0.8,
+            refresh="weekly" if index else None,
+            persona="local_business",
+        )
     support(traffic, "support-desk")
     saas(traffic, 30)
     scraper(traffic, "sequential", "scr-seq", order="sequential", rate_seconds=0.5)

@@ -23,6 +23,8 @@ class Lookup:
     key: str
     ip: str
     account: str
+    seq: int
+    """Position among the account's first lookups: how many new numbers came before it."""
 
 
 def e164(number: int) -> str:
@@ -93,6 +95,8 @@ class AccountState:
     recent: deque[Lookup] = field(default_factory=deque)
     """First lookups within the window, oldest first."""
     recent_numbers: dict[int, float] = field(default_factory=dict)
+    seq: int = 0
+    """First lookups seen so far (never restarts while the state lives)."""
     blocks: dict[tuple[int, int], Block] = field(default_factory=dict)
     runs: list[Run] = field(default_factory=list)
     sprt: float = 0.0
