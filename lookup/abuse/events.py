@@ -10,8 +10,12 @@ import msgspec
 Outcome = Literal["hit", "miss", "invalid"]
 
 
-class LookupEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """One answered lookup (or search). The replay file format uses these field names."""
+class LookupEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One answered lookup (or search). The replay file format uses these field names.
+
+    Untracked by the cycle collector (`gc=False`: it holds only strings and a
+    datetime), so queued events do not make the serving process collect more often.
+    """
 
     ts: datetime
     account: str
