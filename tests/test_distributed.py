@@ -88,6 +88,42 @@ def test_events_cross_the_stream_once_and_in_order(client: redis.Redis, tmp_path
     assert key != stream_key(make_settings(tmp_path / "other", redis_url=REDIS_URL))
 
 
+def test_events_are_held_while_the_stream_is_down_and_sent_once_it_is_back(
+    client: redis.Redis, tmp_path: Path
+) -> None:
+    key = stream_key(make_settings(tmp_path / "var", redis_url=REDIS_URL))
+    client.delete(key)
+    down = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+    buffer = EventBuffer()
+    publisher = EventPublisher(buffer, redis_sender(down, key))
+    t0 = datetime(2026, 11, 2, 9)
+
+    def answer(i: int) -> None:
+        buffer.emit(
+            LookupEvent(
+                ts=t0 + timedelta(seconds=i),
+                account="acme",
+                key="k",
+                ip="10.0.0.1",
+                number=f"+47222001{i:02d}",
+                outcome="hit",
+            )
+        )
+
+    for i in range(5):
+        answer(i)
+    assert publisher.publish() == 0  # Redis unreachable: held, not lost
+    assert publisher.publish() == 0
+    publisher.send = redis_sender(client, key)  # Redis is back
+    for i in range(5, 8):
+        answer(i)
+    assert publisher.publish() == 8
+    batch = RedisSource(client, key).read(0.1) or []
+    assert [event.number for event in batch] == [f"+47222001{i:02d}" for i in range(8)]
+    assert buffer.dropped == 0
+    client.delete(key, key + ":consumed")
+
+
 def _scanned_block(tmp_path: Path) -> Settings:
     """A data dir where every other number of a block is listed (walks hit and miss)."""
     write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", filler(500, start=22200000)[::2])
