@@ -247,14 +247,18 @@ class Engine:
         policy = self.policy
         found: list[_Found] = []
         recent = len(state.recent)
-        for size, flag_at, suspend_at in zip(
-            policy.block_sizes, policy.block_flag, policy.block_suspend, strict=True
+        # Into every block first: the focus test of a small block reads the enclosing one.
+        blocks = []
+        for size in policy.block_sizes:
+            block = state.blocks.get((size, lookup.number // size))
+            if block is None:
+                block = state.blocks[(size, lookup.number // size)] = Block("key", "ip")
+            block.add(lookup)
+            blocks.append(block)
+        for size, flag_at, suspend_at, block in zip(
+            policy.block_sizes, policy.block_flag, policy.block_suspend, blocks, strict=True
         ):
             block_start = lookup.number // size
-            block = state.blocks.get((size, block_start))
-            if block is None:
-                block = state.blocks[(size, block_start)] = Block("key", "ip")
-            block.add(lookup)
             count = len(block.members)
             by_chance = recent * size / policy.plan_numbers
             # Rounded up: even a small account's share of chance raises the bar by one, which
