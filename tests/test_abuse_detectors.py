@@ -101,6 +101,24 @@ def test_accounts_sharing_an_ip_to_split_a_block_are_each_suspended() -> None:
     assert cross.evidence["rule"]["ip"] == "203.0.113.5"
 
 
+def test_accounts_sharing_an_ip_are_suspended_once_misses_follow_a_listed_stretch() -> None:
+    # The walk starts in a fully listed stretch: flagged, then suspended when misses come.
+    walk = [
+        event(
+            22202000 + i * 3,
+            i,
+            "hit" if i < 9 else "miss",
+            account=f"shell-{i % 3}",
+            ip="203.0.113.5",
+        )
+        for i in range(12)
+    ]
+    findings = feed(Engine(), walk)
+    suspensions = [f for f in findings if f.action == "suspend"]
+    assert {f.account for f in suspensions} == {"shell-0", "shell-1", "shell-2"}
+    assert all(f.kind == "distributed_scan" for f in suspensions)
+
+
 def test_many_small_customers_behind_one_ip_are_left_alone() -> None:
     # 40 customers, each looking up its own scattered callers through one integrator.
     calls = [

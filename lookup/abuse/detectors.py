@@ -69,7 +69,9 @@ class Engine:
         """Forget an account's evidence (compliance cleared or reinstated it)."""
         self._accounts.pop(account, None)
         for ip_state in self._ips.values():
-            ip_state.fired = {marker for marker in ip_state.fired if marker[2] != account}
+            ip_state.fired = {
+                marker: strong for marker, strong in ip_state.fired.items() if marker[2] != account
+            }
 
     def _prune(self, now: float) -> None:
         """Drop what fell out of the window everywhere, once per hour of event time.
@@ -90,7 +92,9 @@ class Engine:
                     block.remove(item)
                 if not block.members:
                     del ip_state.blocks[block_key]
-                    ip_state.fired = {m for m in ip_state.fired if m[:2] != block_key}
+                    ip_state.fired = {
+                        m: strong for m, strong in ip_state.fired.items() if m[:2] != block_key
+                    }
             ip_state.accounts = {
                 account: seen for account, seen in ip_state.accounts.items() if now - seen <= window
             }
@@ -495,9 +499,11 @@ class Engine:
             )
             for account in named:
                 marker = (size, block_start, account)
-                if marker in ip_state.fired:
+                # Once per block and account, and once more if it turns strong later (the
+                # first numbers of a dense block can all be listed; the misses come after).
+                if ip_state.fired.get(marker, False) >= strong:
                     continue
-                ip_state.fired.add(marker)
+                ip_state.fired[marker] = strong
                 state = self._accounts.setdefault(account, AccountState())
                 finding = self._escalate(
                     state,

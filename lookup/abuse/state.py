@@ -117,7 +117,8 @@ class IpState:
     accounts: dict[str, float] = field(default_factory=dict)
     """Accounts seen from the address, with their last lookup."""
     blocks: dict[tuple[int, int], Block] = field(default_factory=dict)
-    fired: set[tuple[int, int, str]] = field(default_factory=set)
+    fired: dict[tuple[int, int, str], bool] = field(default_factory=dict)
+    """(block size, block, account) named in a finding, and whether it was a strong one."""
 
 
 def span(items: deque[Lookup], last: int) -> float:
