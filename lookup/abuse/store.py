@@ -97,7 +97,7 @@ class ComplianceStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         # One thread: small batches and small queries, where DuckDB's worker threads only
-        # add hand-offs (they doubled the CPU of a lookup-log insert).
+        # add hand-offs (they cost half again as much CPU per lookup-log insert).
         self._con = duckdb.connect(str(path), config={"threads": 1})
         self._con.execute(_SCHEMA).fetchall()
         self._lock = threading.Lock()
@@ -115,7 +115,7 @@ class ComplianceStore:
         """Append events to the lookup log in one batch."""
         if not events:
             return
-        # Typed columns: pyarrow's type inference cost a third of the insert.
+        # Typed columns: inferring the types took a third of building the table.
         columns = list(zip(*map(msgspec.structs.astuple, events), strict=True))
         batch = pa.table(
             [pa.array(columns[0], _LOG_SCHEMA.field(0).type)]
