@@ -1,6 +1,7 @@
 """`make eval-abuse`: run the detectors over a simulated month and score them per persona.
 
     python -m lookup.abuse.evaluate [--seed N]
+    python -m lookup.abuse.evaluate --seeds 1-8     # one summary over several months
 
 A suspended account's later requests are refused (as the API does), so a
 scraper's extraction counts only what it got before its suspension.
@@ -13,6 +14,7 @@ import statistics
 import sys
 import time
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from lookup.abuse.detectors import Engine, Finding
@@ -69,11 +71,26 @@ def run(
     return by_account, elapsed / max(len(events), 1) * 1e6
 
 
-def report(results: dict[str, AccountResult], directory: Directory) -> str:
-    """The per-persona table `make eval-abuse` prints."""
+def _by_persona(results: dict[str, AccountResult]) -> dict[str, list[AccountResult]]:
     personas: dict[str, list[AccountResult]] = defaultdict(list)
     for result in results.values():
         personas[result.actor.persona].append(result)
+    return personas
+
+
+def block_share(group: list[AccountResult], directory: Directory) -> tuple[float, int] | None:
+    """Share of its target block's listings a scraper persona extracted, and the block size."""
+    start = group[0].actor.target_block
+    if not group[0].actor.scraper or start is None:
+        return None
+    size = directory.block_size(start)
+    mine = {n for r in group for n in r.extracted if start <= int(n[3:]) < start + size}
+    return len(mine) / max(directory.listings_in_block(start), 1), size
+
+
+def report(results: dict[str, AccountResult], directory: Directory) -> str:
+    """The per-persona table `make eval-abuse` prints."""
+    personas = _by_persona(results)
     lines = [
         f"{'persona':<20} {'kind':<7} {'accts':>5} {'susp':>5} {'flag':>5} {'recall':>7} "
         f"{'FPR':>6} {'flag%':>6} {'med.events':>10} {'extracted':>9} {'of block':>12}  kinds"
@@ -87,13 +104,8 @@ def report(results: dict[str, AccountResult], directory: Directory) -> str:
         kinds = sorted({f"{f.kind}:{f.action}" for r in group for f in r.findings})
         detect = [r.suspended_after for r in suspended if r.suspended_after is not None]
         extracted = sum(len(r.extracted) for r in group) if scraper else 0
-        block_share = ""
-        if scraper and group[0].actor.target_block is not None:
-            in_block = directory.listings_in_block(group[0].actor.target_block)
-            size = directory.block_size(group[0].actor.target_block)
-            start = group[0].actor.target_block
-            mine = {n for r in group for n in r.extracted if start <= int(n[3:]) < start + size}
-            block_share = f"{len(mine) / max(in_block, 1):.2%} of {size // 1000}k"
+        share = block_share(group, directory)
+        of_block = f"{share[0]:.2%} of {share[1] // 1000}k" if share else ""
         lines.append(
             f"{persona:<20} {'scraper' if scraper else 'legit':<7} {len(group):>5} "
             f"{len(suspended):>5} {len(flagged):>5} "
@@ -101,16 +113,111 @@ def report(results: dict[str, AccountResult], directory: Directory) -> str:
             f"{(len(suspended) / len(group)) if not scraper else float('nan'):>6.0%} "
             f"{len(flagged) / len(group):>6.1%} "
             f"{statistics.median(detect) if detect else float('nan'):>10.0f} "
-            f"{extracted if scraper else '':>9} {block_share:>12}  {', '.join(kinds)}"
+            f"{extracted if scraper else '':>9} {of_block:>12}  {', '.join(kinds)}"
         )
     return "\n".join(lines)
+
+
+@dataclass
+class PersonaSummary:
+    """One persona over several simulated months."""
+
+    scraper: bool
+    accounts: int = 0
+    suspended: int = 0
+    flagged: int = 0
+    detection: list[float] = field(default_factory=list)
+    """Per month: median events until suspension."""
+    shares: list[tuple[float, int]] = field(default_factory=list)
+    """Per month: share of the target block extracted, and the block size."""
+
+
+def _month(seed: int) -> dict[str, PersonaSummary]:
+    directory, actors = standard_scenario(seed)
+    results, _ = run(actors)
+    summary: dict[str, PersonaSummary] = {}
+    for persona, group in _by_persona(results).items():
+        line = summary[persona] = PersonaSummary(group[0].actor.scraper, accounts=len(group))
+        detect = [r.suspended_after for r in group if r.suspended_after is not None]
+        line.suspended, line.flagged = len(detect), sum(r.flagged for r in group)
+        line.detection = [statistics.median(detect)] if detect else []
+        share = block_share(group, directory)
+        line.shares = [share] if share else []
+    return summary
+
+
+def summarize(seeds: list[int], workers: int | None = None) -> str:
+    """The table of `--seeds`: each persona over every month, simulated in parallel."""
+    total: dict[str, PersonaSummary] = {}
+    with ProcessPoolExecutor(workers) as pool:
+        for month in pool.map(_month, seeds):
+            for persona, line in month.items():
+                into = total.setdefault(persona, PersonaSummary(line.scraper))
+                into.accounts += line.accounts
+                into.suspended += line.suspended
+                into.flagged += line.flagged
+                into.detection += line.detection
+                into.shares += line.shares
+    lines = [
+        f"seeds {', '.join(map(str, seeds))}: {len(seeds)} simulated months",
+        f"{'persona':<20} {'kind':<7} {'accts':>5} {'susp':>5} {'flag':>5} "
+        f"{'med.events':>10} {'range':>9} {'of block: max':>13} "
+        f"{'>= 1 % of a 1k block':>20} {'of a 10k block':>14}",
+    ]
+
+    def over(shares: list[tuple[float, int]], size: int) -> str:
+        runs = [share for share, block in shares if block == size]
+        return f"{sum(share >= 0.01 for share in runs)}/{len(runs)}"
+
+    for persona, line in sorted(total.items(), key=lambda item: (item[1].scraper, item[0])):
+        row = (
+            f"{persona:<20} {'scraper' if line.scraper else 'legit':<7} {line.accounts:>5} "
+            f"{line.suspended:>5} {line.flagged:>5}"
+        )
+        if line.detection:
+            row += (
+                f" {statistics.median(line.detection):>10.1f} "
+                f"{f'{min(line.detection):.0f}-{max(line.detection):.0f}':>9}"
+            )
+        if line.shares:
+            row += (
+                f" {max(share for share, _ in line.shares):>13.2%} "
+                f"{over(line.shares, 1_000):>20} {over(line.shares, 10_000):>14}"
+            )
+        lines.append(row)
+    scrapers = [line for line in total.values() if line.scraper]
+    legit = [line for line in total.values() if not line.scraper]
+    shares = [share for line in scrapers for share in line.shares]
+    lines.append(
+        f"\nscraper accounts suspended: {sum(x.suspended for x in scrapers)}/"
+        f"{sum(x.accounts for x in scrapers)}; legitimate suspended: "
+        f"{sum(x.suspended for x in legit)}/{sum(x.accounts for x in legit)}, flagged: "
+        f"{sum(x.flagged for x in legit)}; block scans extracting >= 1 % of their block: "
+        f"{over(shares, 1_000)} on 1k blocks, {over(shares, 10_000)} on 10k blocks"
+    )
+    return "\n".join(lines)
+
+
+def _seeds(text: str) -> list[int]:
+    """`1-8` or `1,3,5`."""
+    try:
+        if "-" in text:
+            first, last = (int(part) for part in text.split("-", 1))
+            return list(range(first, last + 1))
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not like 1-8 or 1,3,5") from None
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `make eval-abuse`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--seeds", type=_seeds, help="several months, e.g. 1-8: one summary")
     args = parser.parse_args(argv)
+    if args.seeds:
+        print(summarize(args.seeds))
+        return 0
     directory, actors = standard_scenario(args.seed)
     results, per_event = run(actors)
     legit = [r for r in results.values() if not r.actor.scraper]

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from lookup.abuse.events import LookupEvent, Outcome
+from lookup.numbers import InvalidNumber, normalize
 
 START: Final = datetime(2026, 10, 1)
 DAYS: Final = 30
@@ -30,20 +31,32 @@ def _mix64(value: int) -> int:
     return value ^ (value >> 31)
 
 
+def _in_plan(first: int, size: int) -> bool:
+    """Whether a block's first and last numbers are in Norway's numbering plan."""
+    try:
+        normalize(f"+47{first:08d}")
+        normalize(f"+47{first + size - 1:08d}")
+    except InvalidNumber:
+        return False
+    return True
+
+
 class Directory:
     """Which numbers are listed: allocated blocks, each with its own listing density."""
 
     def __init__(self, seed: int, mobile_blocks: int = 1500, fixed_blocks: int = 5000) -> None:
         # About 20 million numbers in use, as in Norway: 15 M mobile and 5 M geographic.
         rng = random.Random(seed)
-        self.mobile = sorted(rng.sample(range(4000, 4800), mobile_blocks // 2)) + sorted(
-            rng.sample(range(9000, 10000), mobile_blocks - mobile_blocks // 2)
-        )
+        # Blocks the numbering plan has (4536xxxx, for one, is a hole in the mobile range).
+        mobile = [
+            b for b in [*range(4000, 5000), *range(9000, 10_000)] if _in_plan(b * 10_000, 10_000)
+        ]
+        self.mobile = sorted(rng.sample(mobile, mobile_blocks))
         fixed_prefixes = [21, 22, 23, 32, 38, 51, 52, 55, 56, 61, 62, 69, 70, 72, 73, 75, 77]
         # Geographic blocks of 1,000 eight-digit numbers: a prefix, then the block's 3 digits.
-        self.fixed = sorted(
-            {rng.choice(fixed_prefixes) * 1_000 + rng.randrange(1_000) for _ in range(fixed_blocks)}
-        )
+        fixed = [p * 1_000 + b for p in fixed_prefixes for b in range(1_000)]
+        fixed = [b for b in fixed if _in_plan(b * 1_000, 1_000)]
+        self.fixed = sorted({rng.choice(fixed) for _ in range(fixed_blocks)})
         self._density: dict[int, float] = {}
         for block in self.mobile:
             self._density[block * 10_000] = rng.uniform(0.35, 0.6)
@@ -262,8 +275,9 @@ def scraper(
     target = directory.random_number(rng)
     size = directory.block_size(target)
     block = target // size * size
-    for actor in actors:
-        actor.target_block = block
+    if order != "random_plan":  # a sampler of the whole plan targets no block
+        for actor in actors:
+            actor.target_block = block
     if order == "random_plan":
         numbers = [directory.random_number(rng) for _ in range(lookups)]
     else:
