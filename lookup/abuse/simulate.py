@@ -51,12 +51,12 @@ class Directory:
         mobile = [
             b for b in [*range(4000, 5000), *range(9000, 10_000)] if _in_plan(b * 10_000, 10_000)
         ]
-        self.mobile = sorted(rng.sample(mobile, mobile_blocks))
+        self.mobile: list[int] = sorted(rng.sample(mobile, mobile_blocks))
         fixed_prefixes = [21, 22, 23, 32, 38, 51, 52, 55, 56, 61, 62, 69, 70, 72, 73, 75, 77]
         # Geographic blocks of 1,000 eight-digit numbers: a prefix, then the block's 3 digits.
         fixed = [p * 1_000 + b for p in fixed_prefixes for b in range(1_000)]
         fixed = [b for b in fixed if _in_plan(b * 1_000, 1_000)]
-        self.fixed = sorted({rng.choice(fixed) for _ in range(fixed_blocks)})
+        self.fixed: list[int] = sorted({rng.choice(fixed) for _ in range(fixed_blocks)})
         self._density: dict[int, float] = {}
         for block in self.mobile:
             self._density[block * 10_000] = rng.uniform(0.35, 0.6)
