@@ -359,8 +359,7 @@ class Engine:
         """Numbers scattered over a geographic block, fast and missing: a shuffled scan."""
         policy = self.policy
         needed = policy.block_scatter_suspend + excess
-        count = len(block.members)
-        if count < needed or block.misses / count < policy.block_suspend_miss_share:
+        if len(block.members) < needed or block.misses < policy.block_scatter_misses:
             return False
         if not self._focused(state, block, needed, lookup):
             return False

@@ -74,8 +74,10 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     """... when they lie this far apart at least (a company's direct-dial range is a tight
     run of numbers, a shuffled scan is not) ..."""
     block_scatter_seconds: float = 3600
-    """... within this time, with the suspension miss share (a busy customer's callers from
-    one town are listed numbers; a scanner cannot skip the unlisted ones)."""
+    """... within this time, ..."""
+    block_scatter_misses: int = 1
+    """... with this many misses among them (a scanner cannot skip the unlisted numbers; a
+    dense block can give it few, so no share is asked: focus keeps customers clear)."""
     block_focus: float = 0.7
     """Share of the account's new numbers that must fall in the number's allocation block
     for the block rules to fire: a scan works one block at a time; a local business's
