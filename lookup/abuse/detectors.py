@@ -254,63 +254,46 @@ class Engine:
         # Into every block first: the focus test of a small block reads the enclosing one.
         blocks = []
         for size in policy.block_sizes:
-            block = state.blocks.get((size, lookup.number // size))
+            key = (size, lookup.number // size)
+            block = state.blocks.get(key)
             if block is None:
-                block = state.blocks[(size, lookup.number // size)] = Block("key", "ip")
+                block = state.blocks[key] = Block("key", "ip")
             block.add(lookup)
             blocks.append(block)
         for size, flag_at, suspend_at, block in zip(
             policy.block_sizes, policy.block_flag, policy.block_suspend, blocks, strict=True
         ):
-            block_start = lookup.number // size
             count = len(block.members)
             by_chance = recent * size / policy.plan_numbers
             # Rounded up: even a small account's share of chance raises the bar by one, which
             # keeps a busy account's scattered callers clear (a floor suspended the 1M benchmark).
             excess = math.ceil(policy.block_excess * by_chance)
-            spread = len(block.counts["key"]) > 1 or len(block.counts["ip"]) > 1
-            kind = Kind.DISTRIBUTED_SCAN if spread else Kind.BLOCK_COVERAGE
             if size == policy.block_scatter_size and self._scattered(state, block, excess, lookup):
-                found.append(
-                    (
-                        kind,
-                        True,
-                        partial(
-                            self._coverage_evidence,
-                            block,
-                            size,
-                            block_start,
-                            by_chance,
-                            flag_at,
-                            policy.block_scatter_suspend + excess,
-                        ),
-                    )
+                strong, needed = True, policy.block_scatter_suspend + excess
+            else:
+                if count < flag_at + excess or block.misses / count < policy.block_flag_miss_share:
+                    continue
+                if block.span(flag_at + excess) > policy.block_flag_burst_seconds:
+                    continue
+                if not self._focused(state, block, flag_at + excess, lookup):
+                    continue
+                needed = suspend_at + excess
+                strong = (
+                    count >= needed
+                    and block.misses / count >= policy.block_suspend_miss_share
+                    and block.span(needed) <= policy.block_suspend_burst_seconds
+                    and not self._company_range(block, needed)
                 )
-                continue
-            if count < flag_at:
-                continue
-            if count < flag_at + excess or block.misses / count < policy.block_flag_miss_share:
-                continue
-            if block.span(flag_at + excess) > policy.block_flag_burst_seconds:
-                continue
-            if not self._focused(state, block, flag_at + excess, lookup):
-                continue
-            needed = suspend_at + excess
-            strong = (
-                count >= needed
-                and block.misses / count >= policy.block_suspend_miss_share
-                and block.span(needed) <= policy.block_suspend_burst_seconds
-                and not self._company_range(block, needed)
-            )
+            spread = len(block.counts["key"]) > 1 or len(block.counts["ip"]) > 1
             found.append(
                 (
-                    kind,
+                    Kind.DISTRIBUTED_SCAN if spread else Kind.BLOCK_COVERAGE,
                     strong,
                     partial(
                         self._coverage_evidence,
                         block,
                         size,
-                        block_start,
+                        lookup.number // size,
                         by_chance,
                         flag_at,
                         needed,
