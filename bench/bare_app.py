@@ -2,7 +2,7 @@
 
 Two routes, no auth, no middleware, no state, no lifespan:
 
-  GET /bare/{number:str}  a constant msgspec Struct shaped like a listing (the same path
+  GET /bare/{number:str}  a constant listing, the service's own Struct (the same path
                           parameter parsing as `GET /v1/numbers/{number}`);
   GET /const              the same constant Struct, no parameter.
 
@@ -14,42 +14,10 @@ Used by bench/http_throughput.sh, served with the settings `lookup serve` uses:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
-import msgspec
 from litestar import Litestar, get
 
-
-class Name(msgspec.Struct, frozen=True, omit_defaults=True):
-    """As `lookup.api.schemas.Name`."""
-
-    full: str
-    first: str | None = None
-    last: str | None = None
-
-
-class Address(msgspec.Struct, frozen=True, omit_defaults=True):
-    """As `lookup.api.schemas.Address`."""
-
-    street: str | None = None
-    postcode: str | None = None
-    city: str | None = None
-
-
-class Listing(msgspec.Struct, frozen=True, omit_defaults=True):
-    """Shaped like `lookup.api.schemas.Listing` (a typical person listing)."""
-
-    number: str
-    national_number: str
-    number_type: str
-    kind: Literal["person", "business"]
-    name: Name
-    marketing_reserved: bool
-    valid_from: datetime
-    snapshot: str
-    org_number: str | None = None
-    address: Address | None = None
-
+from lookup.api.schemas import Address, Listing, Name
 
 LISTING = Listing(
     number="+4791234567",

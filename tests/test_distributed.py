@@ -47,24 +47,26 @@ def client() -> Iterator[redis.Redis]:
     connection.close()
 
 
+def _answered(i: int) -> LookupEvent:
+    """The i-th of a customer's lookups, one a second from 09:00."""
+    return LookupEvent(
+        ts=datetime(2026, 11, 2, 9) + timedelta(seconds=i),
+        account="acme",
+        key="k",
+        ip="10.0.0.1",
+        number=f"+47222001{i:02d}",
+        outcome="hit",
+    )
+
+
 def test_events_cross_the_stream_once_and_in_order(client: redis.Redis, tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "var", redis_url=REDIS_URL)
     key = stream_key(settings)
     client.delete(key, key + ":consumed")
     buffer = EventBuffer()
     publisher = EventPublisher(buffer, redis_sender(client, key))
-    t0 = datetime(2026, 11, 2, 9)
     for i in range(30):
-        buffer.emit(
-            LookupEvent(
-                ts=t0 + timedelta(seconds=i),
-                account="acme",
-                key="k",
-                ip="10.0.0.1",
-                number=f"+47222001{i:02d}",
-                outcome="hit",
-            )
-        )
+        buffer.emit(_answered(i))
     assert publisher.publish() == 30
     store = ComplianceStore(settings.compliance_path)
     ring = KeyRing(KeyStore(settings.keys_path))
@@ -96,27 +98,13 @@ def test_events_are_held_while_the_stream_is_down_and_sent_once_it_is_back(
     down = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
     buffer = EventBuffer()
     publisher = EventPublisher(buffer, redis_sender(down, key))
-    t0 = datetime(2026, 11, 2, 9)
-
-    def answer(i: int) -> None:
-        buffer.emit(
-            LookupEvent(
-                ts=t0 + timedelta(seconds=i),
-                account="acme",
-                key="k",
-                ip="10.0.0.1",
-                number=f"+47222001{i:02d}",
-                outcome="hit",
-            )
-        )
-
     for i in range(5):
-        answer(i)
+        buffer.emit(_answered(i))
     assert publisher.publish() == 0  # Redis unreachable: held, not lost
     assert publisher.publish() == 0
     publisher.send = redis_sender(client, key)  # Redis is back
     for i in range(5, 8):
-        answer(i)
+        buffer.emit(_answered(i))
     assert publisher.publish() == 8
     batch = RedisSource(client, key).read(0.1) or []
     assert [event.number for event in batch] == [f"+47222001{i:02d}" for i in range(8)]
@@ -288,17 +276,7 @@ def _niceness(pid: int) -> int:
 def test_the_monitor_takes_every_batch_that_queued_up_in_one_read() -> None:
     reader, writer = multiprocessing.Pipe(duplex=False)
     send = pipe_sender(writer)
-    events = [
-        LookupEvent(
-            ts=datetime(2026, 11, 2, 9, 0, i),
-            account="crm-co",
-            key="k1",
-            ip="10.0.0.1",
-            number=f"+47222001{i:02d}",
-            outcome="hit",
-        )
-        for i in range(9)
-    ]
+    events = [_answered(i) for i in range(9)]
     for start in range(0, 9, 3):
         send(events[start : start + 3])
     source = PipeSource(reader)
