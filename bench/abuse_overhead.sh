@@ -17,7 +17,7 @@
 #          neither the event, nor the lookup log, nor the detectors cost anything.
 # Rate limits are 1,000,000/second (wrk measures the service, not its 429s).
 #
-# wrk (-t2 -c64 -d10s, bench/abuse_overhead.lua) runs against on, off, nolog in turn, 5 rounds.
+# wrk (-t2 -c64 -d10s, bench/requests.lua) runs against on, off, nolog in turn, 5 rounds.
 # After each run the script waits until that server is idle again (its event backlog drained)
 # before the next one starts, so one server's background work does not slow the next's run;
 # that wait is printed ("drain s") and its CPU time is counted in the server's CPU per request.
@@ -213,7 +213,7 @@ run() { # variant round
     start=0
     if [[ $TRAFFIC == fresh ]]; then start=$(((round - 1) * THREADS * slice)); fi
     before=$(cpu_ticks "${pid[$v]}") monitor_before=$(child_ticks "${pid[$v]}")
-    line=$("${WRK_CPUS[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -s bench/abuse_overhead.lua \
+    line=$("${WRK_CPUS[@]}" wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -s bench/requests.lua \
         "http://127.0.0.1:${port[$v]}" -- /v1/numbers/ "$NUMBERS" "${token[$v]}" "$start" "$slice" |
         grep '^BENCH ')
     during=$(cpu_ticks "${pid[$v]}")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # HTTP throughput of the real lookup endpoint against a bare Litestar app, side by side.
 #
-# Measures req/s with wrk (-t2 -c64 -d10s, bench/numbers.lua) against
+# Measures req/s with wrk (-t2 -c64 -d10s, bench/requests.lua) against
 #   (i)   GET /v1/numbers/{n}  the real service (`lookup serve`, 1 worker) on the 1M set,
 #         with an API key; numbers cycle through 10k numbers, 70 % listed (200) / 30 % not (404);
 #   (ii)  GET /bare/{n}        bench/bare_app.py: a constant listing-shaped Struct, same numbers;
@@ -105,7 +105,7 @@ trap 'cleanup; rm -f "$results"' EXIT
 run() { # label pid url prefix numbers-file
     local before after line
     before=$(cpu_ticks "$2")
-    line=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -s bench/numbers.lua "$3" \
+    line=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" -s bench/requests.lua "$3" \
         -- "$4" "$5" "$token" | grep '^BENCH ')
     after=$(cpu_ticks "$2")
     echo "$1 round=$round cpu_ticks=$((after - before)) ${line#BENCH }" | tee -a "$results"
@@ -148,7 +148,8 @@ for label, rs in runs.items():
           f"{statistics.median(r['p99_us'] for r in rs) / 1000:>7.2f}  "
           f"{total['s2xx']:>8,.0f} {total['s404']:>7,.0f} {total['s4xx']:>4,.0f} "
           f"{total['s5xx']:>4,.0f} {socket_errors:>8,.0f}")
-    if total["s5xx"] or socket_errors or total["s4xx"] or total["other"]:
+    if total["s5xx"] or socket_errors or total["s4xx"] or total["s403"] or total["s429"] \
+            or total["other"]:
         problems.append(f"{names[label]}: 5xx/other 4xx/socket errors seen")
     if label != "i" and total["s404"]:
         problems.append(f"{names[label]}: unexpected 404s")

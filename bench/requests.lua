@@ -1,11 +1,13 @@
--- wrk script for bench/abuse_overhead.sh: GET <prefix><number> through a numbers file, with an
--- `Authorization: Bearer` header, each thread starting at its own place; counts statuses.
+-- wrk script of bench/http_throughput.sh and bench/abuse_overhead.sh: GET <prefix><number>
+-- through a numbers file, with an `Authorization: Bearer` header when a token is given, each
+-- thread starting at its own place; counts statuses.
 --
--- Usage: wrk -t2 -c64 -d10s -s bench/abuse_overhead.lua http://127.0.0.1:8121 -- \
---            /v1/numbers/ NUMBERS_FILE TOKEN START STRIDE
+-- Usage: wrk -t2 -c64 -d10s -s bench/requests.lua http://127.0.0.1:8121 -- \
+--            /v1/numbers/ NUMBERS_FILE [TOKEN [START [STRIDE]]]
+--   NUMBERS_FILE "-" requests the prefix itself every time (e.g. /const).
 --   thread i starts after line START + i * STRIDE (mod the file's length) and walks on from
 --   there, so a run can be given numbers no earlier run asked for (the detector's full path),
---   or keep cycling through a short list (START 0, STRIDE 4999, like bench/numbers.lua).
+--   or keep cycling through a short list (START 0, STRIDE 4999: the defaults).
 -- At the end it prints one line:
 --   BENCH rps=... requests=... s2xx=... s404=... s403=... s429=... s4xx=... s5xx=... other=...
 --         connect=... read=... write=... timeout=... p50_us=... p99_us=...
@@ -21,15 +23,23 @@ function setup(thread)
 end
 
 function init(args)
-  local prefix = args[1]
+  local prefix = args[1] or "/"
+  local file = args[2] or "-"
   local token = args[3]
   local start = tonumber(args[4] or "0")
   local stride = tonumber(args[5] or "4999")
-  headers = { Authorization = "Bearer " .. token }
+  headers = {}
+  if token ~= nil and token ~= "" then
+    headers["Authorization"] = "Bearer " .. token
+  end
   paths = {}
-  for line in io.lines(args[2]) do
-    if line ~= "" then
-      paths[#paths + 1] = prefix .. line
+  if file == "-" then
+    paths[1] = prefix
+  else
+    for line in io.lines(file) do
+      if line ~= "" then
+        paths[#paths + 1] = prefix .. line
+      end
     end
   end
   index = (start + id * stride) % #paths
