@@ -46,11 +46,12 @@ def test_a_sequential_walk_is_suspended_within_a_few_lookups_with_evidence() -> 
     walk = [event(22202000 + i, i, alternating(i)) for i in range(200)]
     findings = feed(Engine(), walk)
     suspension = first_suspension(findings)
-    assert suspension.kind in ("block_coverage", "sequential_run")
-    assert suspension.events_seen <= 15
-    assert suspension.ts == walk[suspension.events_seen - 1].ts
+    # A geographic block's 1 % is five or so listings: the walk is stopped at its sixth number.
+    assert suspension.kind == "block_coverage"
+    assert suspension.events_seen == 6
+    assert suspension.ts == walk[5].ts
     evidence = suspension.evidence
-    assert evidence["rule"]["distinct"] >= 9
+    assert evidence["rule"]["distinct"] == 6
     assert evidence["lookups"][0]["number"] == "+4722202000"
     assert {"ts", "number", "outcome"} <= set(evidence["lookups"][0])
 
@@ -99,6 +100,24 @@ def test_accounts_sharing_an_ip_to_split_a_block_are_each_suspended() -> None:
     assert suspended == {"shell-0", "shell-1", "shell-2"}
     cross = next(f for f in findings if f.kind == "distributed_scan")
     assert cross.evidence["rule"]["ip"] == "203.0.113.5"
+
+
+def test_accounts_taking_turns_through_a_geographic_block_are_stopped_at_seven_numbers() -> None:
+    # Three accounts behind one address, each taking every third number. The address's own
+    # count starts with its second account, so the rule sees the walk from its second number.
+    walk = [
+        event(22202000 + i, i, alternating(i), account=f"shell-{i % 3}", ip="203.0.113.5")
+        for i in range(60)
+    ]
+    findings = feed(Engine(), walk)
+    first: dict[str, Finding] = {}
+    for finding in findings:
+        if finding.action == "suspend":
+            first.setdefault(finding.account, finding)
+    assert set(first) == {"shell-0", "shell-1", "shell-2"}
+    assert all(f.kind == "distributed_scan" for f in first.values())
+    assert max(f.ts for f in first.values()) == walk[6].ts
+    assert first["shell-0"].evidence["rule"]["distinct_from_ip"] == 6
 
 
 def test_accounts_sharing_an_ip_are_suspended_once_misses_follow_a_listed_stretch() -> None:
@@ -181,7 +200,7 @@ def test_old_findings_do_not_corroborate_new_ones() -> None:
     early = feed(engine, run)
     assert early and all(f.action == "flag" for f in early)
     # Two months later, thin evidence (a block's flag level) must be judged on its own.
-    later = [event(55500000 + i * 3, 60 * 86400 + i * 60, alternating(i)) for i in range(9)]
+    later = [event(55500000 + i * 3, 60 * 86400 + i * 900, alternating(i)) for i in range(9)]
     again = feed(engine, later)
     assert again and all(f.action == "flag" for f in again)
 
@@ -200,7 +219,7 @@ def test_repeats_never_keep_numbers_forever() -> None:
 def test_a_scan_scattered_over_a_geographic_block_is_stopped_within_a_handful() -> None:
     scattered = [event(22202000 + (i * 389) % 1000, i * 20, alternating(i)) for i in range(50)]
     suspension = first_suspension(feed(Engine(), scattered))
-    assert suspension.kind == "block_coverage" and suspension.events_seen <= 7
+    assert suspension.kind == "block_coverage" and suspension.events_seen == 6
 
 
 def test_a_direct_dial_range_within_the_hour_is_not_suspended() -> None:
@@ -310,3 +329,15 @@ def test_a_scan_of_one_block_is_still_caught_among_a_customers_own_lookups() -> 
     walk = [event(22202000 + i, 40 * 600 + i, alternating(i)) for i in range(40)]
     suspension = first_suspension(feed(engine, walk))
     assert suspension.events_seen - 40 <= 16
+
+
+def test_an_accounts_honest_past_does_not_shield_a_scan_that_follows_it() -> None:
+    # A day of callers from all over the plan, one every 12 minutes; two hours later the
+    # account walks a geographic block. It is stopped as soon as a new account would be.
+    engine = Engine()
+    callers = [event(40000000 + i * 7919 * 13, i * 720, "hit") for i in range(40)]
+    feed(engine, callers)
+    start = 40 * 720 + 7200
+    walk = [event(22202000 + i, start + i, alternating(i)) for i in range(40)]
+    suspension = first_suspension(feed(engine, walk))
+    assert suspension.events_seen - 40 == 6

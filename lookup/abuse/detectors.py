@@ -268,8 +268,8 @@ class Engine:
             # Rounded up: even a small account's share of chance raises the bar by one, which
             # keeps a busy account's scattered callers clear (a floor suspended the 1M benchmark).
             excess = math.ceil(policy.block_excess * by_chance)
-            if size == policy.block_scatter_size and self._scattered(state, block, excess, lookup):
-                strong, needed = True, policy.block_scatter_suspend + excess
+            if size == policy.block_fast_size and self._fast_scan(state, block, excess, lookup):
+                strong, needed = True, policy.block_fast_suspend + excess
             else:
                 if count < flag_at + excess or block.misses / count < policy.block_flag_miss_share:
                     continue
@@ -311,22 +311,36 @@ class Engine:
         # By request time: several workers' batches reach the monitor interleaved.
         tail = sorted(block.last(last), key=lambda item: item.t)
         numbers = [item.number for item in tail]
-        if max(numbers) - min(numbers) >= self.policy.block_scatter_width:
+        if max(numbers) - min(numbers) >= self.policy.company_range_width:
             return False
         rising = all(a < b for a, b in pairwise(numbers))
         falling = all(a > b for a, b in pairwise(numbers))
         return not (rising or falling)
 
-    def _focused(self, state: AccountState, block: Block, last: int, lookup: Lookup) -> bool:
+    def _focused(
+        self,
+        state: AccountState,
+        block: Block,
+        last: int,
+        lookup: Lookup,
+        lookback: float | None = None,
+    ) -> bool:
         """Whether the number's allocation block took most of the account's new numbers
-        since the first of the block's newest `last` (or of its last `block_focus_span`).
+        since the first of the block's newest `last`, or of the account's last
+        `block_focus_span` (those at most `lookback` seconds older, if given).
 
         A scan works through one allocation block at a time; a local business's
         callers (and its list refreshes) spread over its town's blocks and beyond.
         """
         policy = self.policy
+        start = block.last(last)[0]
         # Over a stretch long enough that a customer's callers do not crowd one block by chance.
-        first = max(1, min(block.last(last)[0].seq, lookup.seq - policy.block_focus_span + 1))
+        first = start.seq
+        oldest = -math.inf if lookback is None else start.t - lookback
+        for item in islice(reversed(state.recent), policy.block_focus_span):
+            if item.t < oldest:
+                break
+            first = min(first, item.seq)
         size = policy.allocation_size(lookup.number)
         allocation = state.blocks.get((size, lookup.number // size), block)
         needed = math.ceil(policy.block_focus * (lookup.seq - first + 1))
@@ -338,18 +352,23 @@ class Engine:
                 return True
         return False
 
-    def _scattered(self, state: AccountState, block: Block, excess: int, lookup: Lookup) -> bool:
-        """Numbers scattered over a geographic block, fast and missing: a shuffled scan."""
+    def _fast_scan(self, state: AccountState, block: Block, excess: int, lookup: Lookup) -> bool:
+        """New numbers of a geographic block coming fast, with a miss, where the account's
+        attention is: a scan, walked or shuffled."""
+        needed = self.policy.block_fast_suspend + excess
+        return self._fast(block, needed) and self._focused(
+            state, block, needed, lookup, lookback=self.policy.block_fast_seconds
+        )
+
+    def _fast(self, block: Block, needed: int) -> bool:
+        """The block's newest `needed` numbers came within the fast rule's time, a miss among
+        the block's numbers, and they are not a company's extensions calling in."""
         policy = self.policy
-        needed = policy.block_scatter_suspend + excess
-        if len(block.members) < needed or block.misses < policy.block_scatter_misses:
-            return False
-        if not self._focused(state, block, needed, lookup):
-            return False
-        tail = block.last(needed)
-        width = max(item.number for item in tail) - min(item.number for item in tail)
-        return width >= policy.block_scatter_width and (
-            tail[-1].t - tail[0].t <= policy.block_scatter_seconds
+        return (
+            len(block.members) >= needed
+            and block.misses >= policy.block_fast_misses
+            and block.span(needed) <= policy.block_fast_seconds
+            and not self._company_range(block, needed)
         )
 
     def _coverage_evidence(
@@ -452,7 +471,7 @@ class Engine:
             # One account behind the address: its own blocks already cover it.
             return []
         findings = []
-        for size, suspend_at in zip(policy.block_sizes, policy.block_suspend, strict=True):
+        for size, count_at in zip(policy.block_sizes, policy.block_suspend, strict=True):
             block_start = lookup.number // size
             block = ip_state.blocks.get((size, block_start))
             if block is None:
@@ -466,6 +485,10 @@ class Engine:
             accounts = block.counts["account"]
             if len(accounts) < policy.distributed_min_accounts:
                 continue
+            # A geographic block's 1 % is a handful of listings: a fast scan from one address
+            # is stopped at the fast rule's count, as one account's would be.
+            fast = size == policy.block_fast_size and self._fast(block, policy.block_fast_suspend)
+            suspend_at = policy.block_fast_suspend if fast else count_at
             if len(block.members) < suspend_at:
                 continue
             named = sorted(
@@ -475,7 +498,7 @@ class Engine:
             )
             if len(named) < policy.distributed_min_accounts:
                 continue
-            strong = (
+            strong = fast or (
                 block.misses / len(block.members) >= policy.block_suspend_miss_share
                 and block.span(suspend_at) <= policy.block_suspend_burst_seconds
             )

@@ -66,24 +66,27 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     block_suspend_burst_seconds: float = 6 * 3600
     """... and the last `block_suspend` within this one to suspend: customers' callers
     from one block (a company's direct-dial range) arrive over days, a walk in hours."""
-    block_scatter_size: int = 1_000
-    """Block size of the scatter rule: a geographic block, whose 1 % is a handful of listings."""
-    block_scatter_suspend: int = 6
-    """Distinct numbers scattered over such a block that suspend on their own, ..."""
-    block_scatter_width: int = 200
-    """... when they lie this far apart at least (a company's direct-dial range is a tight
-    run of numbers, a shuffled scan is not) ..."""
-    block_scatter_seconds: float = 3600
-    """... within this time, ..."""
-    block_scatter_misses: int = 1
+    block_fast_size: int = 1_000
+    """Block size of the fast rule: a geographic block, whose 1 % is a handful of listings."""
+    block_fast_suspend: int = 5
+    """Distinct numbers (plus the chance excess) of such a block that suspend on their own, ..."""
+    block_fast_seconds: float = 1200
+    """... when they came within this time (a scan at 90 s a lookup takes 9 minutes; a new
+    local business's first morning brought 6 callers from its town's block in 35), ..."""
+    block_fast_misses: int = 1
     """... with this many misses among them (a scanner cannot skip the unlisted numbers; a
-    dense block can give it few, so no share is asked: focus keeps customers clear)."""
+    dense block can give it few, so no share is asked: focus keeps customers clear), ..."""
+    company_range_width: int = 200
+    """... unless they are a tight cluster narrower than this met in no particular order: a
+    company's direct-dial range calling in (a walk goes in order, a shuffled scan is wide)."""
     block_focus: float = 0.7
     """Share of the account's new numbers that must fall in the number's allocation block
     for the block rules to fire: a scan works one block at a time; a local business's
     callers spread over its town's blocks (a quarter each for a three-block town) ..."""
     block_focus_span: int = 20
-    """... counted over at least the account's last this many new numbers."""
+    """... counted over at least the account's last this many new numbers (for the fast
+    rule, only those of the `block_fast_seconds` before the block's numbers began: an
+    account's honest past would otherwise shield a scan that follows it)."""
     block_flag_miss_share: float = 0.1
     """A block looked up without misses is a customer's own numbers (a direct-dial range)."""
     block_suspend_miss_share: float = 0.2
@@ -112,8 +115,9 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     (one-sided p < 1e-4): a bulk download of numbers the customer does not have."""
 
     distributed_min_accounts: int = 2
-    distributed_min_share: int = 3
-    """Numbers an account must contribute to a scanned block to be named in the finding."""
+    distributed_min_share: int = 2
+    """Numbers an account must contribute to a scanned block to be named in the finding (three
+    accounts sharing a fast scan of a geographic block have two each when it suspends)."""
 
     def allocation_size(self, number: int) -> int:
         """Size of the block a national number was allocated in: 10,000 mobile, 1,000 else."""
