@@ -421,26 +421,33 @@ class Engine:
 
     def _velocity(self, state: AccountState, lookup: Lookup) -> list[_Found]:
         policy = self.policy
-        bucket = int(lookup.t // policy.velocity_window_seconds)
+        window = policy.velocity_window_seconds
+        recent = state.velocity_recent
+        recent.append(lookup)
+        state.velocity_misses += lookup.outcome == "miss"
+        while recent[0].t <= lookup.t - window:
+            state.velocity_misses -= recent.popleft().outcome == "miss"
+        count = len(recent)
+        bucket = int(lookup.t // window)
         if bucket != state.velocity_bucket:
-            if state.velocity_count:
-                state.velocity_past.append((state.velocity_bucket, state.velocity_count))
-            lag = policy.velocity_baseline_lag_seconds / policy.velocity_window_seconds
+            if state.velocity_peak:
+                state.velocity_past.append((state.velocity_bucket, state.velocity_peak))
+            lag = policy.velocity_baseline_lag_seconds / window
             while state.velocity_past and bucket - state.velocity_past[0][0] > lag:
                 state.velocity_baseline = max(
                     state.velocity_baseline, state.velocity_past.popleft()[1]
                 )
-            state.velocity_bucket, state.velocity_count, state.velocity_misses = bucket, 0, 0
-        state.velocity_count += 1
-        state.velocity_misses += lookup.outcome == "miss"
+            state.velocity_bucket, state.velocity_peak = bucket, 0
+        state.velocity_peak = max(state.velocity_peak, count)
         bound = max(policy.velocity_floor, policy.velocity_factor * state.velocity_baseline)
-        share = state.velocity_misses / state.velocity_count
-        if state.velocity_count < bound or share < policy.velocity_miss_share:
+        if count < bound:
             return []
-        count, baseline = state.velocity_count, state.velocity_baseline
-        legit = policy.miss_legit
-        z = (state.velocity_misses - count * legit) / math.sqrt(count * legit * (1 - legit))
-        recent = list(islice(reversed(state.recent), EVIDENCE_NUMBERS))[::-1]
+        legit, misses = policy.miss_legit, state.velocity_misses
+        z = (misses - count * legit) / math.sqrt(count * legit * (1 - legit))
+        if z < policy.velocity_throttle_z:
+            return []
+        baseline, share = state.velocity_baseline, misses / count
+        quoted = list(islice(reversed(recent), EVIDENCE_NUMBERS))[::-1]
 
         def evidence() -> dict[str, Any]:
             return {
@@ -451,9 +458,10 @@ class Engine:
                     "bound": bound,
                     "miss_share": round(share, 3),
                     "misses_z": round(z, 2),
+                    "throttle_z": policy.velocity_throttle_z,
                     "suspend_z": policy.velocity_suspend_z,
                 },
-                "lookups": trail(recent),
+                "lookups": trail(quoted),
             }
 
         return [(Kind.DISTINCT_VELOCITY, z >= policy.velocity_suspend_z, evidence)]

@@ -101,13 +101,18 @@ class AccountState:
     runs: list[Run] = field(default_factory=list)
     sprt: float = 0.0
     sprt_trail: deque[Lookup] = field(default_factory=lambda: deque(maxlen=EVIDENCE_NUMBERS))
-    velocity_bucket: int = -1
-    velocity_count: int = 0
+    velocity_recent: deque[Lookup] = field(default_factory=deque)
+    """First lookups of the last velocity window (a sliding window: a download that
+    straddles a clock hour is not cut in two)."""
     velocity_misses: int = 0
+    velocity_bucket: int = -1
+    """The clock hour of the last first lookup, ..."""
+    velocity_peak: int = 0
+    """... and the most first lookups the sliding window held during it."""
     velocity_baseline: int = 0
     """Busiest window among those older than the baseline lag."""
     velocity_past: deque[tuple[int, int]] = field(default_factory=deque)
-    """Ended windows (bucket, new numbers) not yet old enough for the baseline."""
+    """Ended clock hours (bucket, peak) not yet old enough for the baseline."""
     fired: dict[str, tuple[int, float]] = field(default_factory=dict)
     """Per reason code: the severity reached and when (it lapses after the window)."""
 
