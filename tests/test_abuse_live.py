@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,18 +72,22 @@ def test_every_answer_is_logged_with_account_key_and_outcome(
 ) -> None:
     token = new_key(make_settings(data_dir), org="crm-co")
     clients.services.key_ring.refresh()
+    before = datetime.now(UTC).replace(tzinfo=None)
     assert clients.lookup(token, "22200000").status_code == 200
     assert clients.lookup(token, "22200001").status_code == 404
     assert clients.lookup(token, "2220ABCD").status_code == 422
 
     def logged() -> list[tuple[Any, ...]]:
         rows = clients.services.store._rows(
-            "SELECT account, key, number, outcome, endpoint FROM lookup_log ORDER BY ts"
+            "SELECT account, key, number, outcome, endpoint, ts FROM lookup_log ORDER BY ts"
         )
         return rows if len(rows) == 3 else []
 
     rows = _until(logged)
+    after = datetime.now(UTC).replace(tzinfo=None)
     assert rows is not None
+    # Logged in UTC, at the time of the request (the timeline compliance reads).
+    assert all(before <= r[5] <= after for r in rows)
     assert [(r[0], r[2], r[3], r[4]) for r in rows] == [
         ("crm-co", "+4722200000", "hit", "numbers"),
         ("crm-co", "+4722200001", "miss", "numbers"),

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 from itertools import islice, pairwise
-from typing import Any, Final
+from typing import Any
 
 import msgspec
 
-from lookup.abuse.events import LookupEvent
+from lookup.abuse.events import EPOCH, LookupEvent
 from lookup.abuse.policy import DEFAULT_POLICY, SEVERITY, Kind, Policy
 from lookup.abuse.state import (
     EVIDENCE_NUMBERS,
@@ -32,7 +32,6 @@ from lookup.abuse.state import (
     trail,
 )
 
-_EPOCH: Final = datetime(1970, 1, 1)
 # A rule's verdict: kind, whether its suspension criteria held, and how to build its evidence.
 _Found = tuple[Kind, bool, Callable[[], dict[str, Any]]]
 
@@ -117,7 +116,7 @@ class Engine:
 
     def observe(self, event: LookupEvent) -> list[Finding]:
         """Update the state with one event (in time order) and return new findings."""
-        t = (event.ts - _EPOCH).total_seconds()
+        t = (event.ts - EPOCH).total_seconds()
         self._prune(t)
         state = self._accounts.get(event.account)
         if state is None:
@@ -166,7 +165,7 @@ class Engine:
         Evidence is built only then: rules re-check on every event, and
         building it each time would make the cost grow with the evidence.
         """
-        now, window = (event.ts - _EPOCH).total_seconds(), self.policy.window_seconds
+        now, window = (event.ts - EPOCH).total_seconds(), self.policy.window_seconds
         live = {k: severity for k, (severity, at) in state.fired.items() if now - at <= window}
         others = sorted(k for k in live if k != kind)
         action = self.policy.action(kind, strong=strong, corroborated=bool(others))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -19,7 +19,7 @@ import msgspec
 import pyarrow as pa
 
 from lookup.abuse.detectors import Finding
-from lookup.abuse.events import LookupEvent
+from lookup.abuse.events import LookupEvent, utc_now
 from lookup.errors import LookupServiceError
 
 _SCHEMA: Final = """
@@ -263,7 +263,7 @@ class ComplianceStore:
         case = self.case(case_id)
         if case.status != "open" and decision != "reinstate":
             raise CaseClosed(f"case {case_id} is closed; only 'reinstate' applies to it")
-        now = datetime.now(UTC).replace(tzinfo=None)
+        now = utc_now()
         with self._lock:
             self._con.execute("BEGIN TRANSACTION").fetchall()
             try:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, datetime
 
 import redis
 from litestar.types import Scope
 
-from lookup.abuse.events import EventBuffer, LookupEvent, Outcome
+from lookup.abuse.events import EventBuffer, LookupEvent, Outcome, utc_now
 from lookup.abuse.monitor import AbuseMonitor
 from lookup.abuse.ratelimit import RateLimitConfig, RateLimiter
 from lookup.abuse.store import ComplianceStore
@@ -69,7 +68,7 @@ class Services:
         key: ApiKey = scope["user"]
         self.events.emit(
             LookupEvent(
-                ts=datetime.now(UTC).replace(tzinfo=None),
+                ts=utc_now(),
                 account=key.account,
                 key=key.key_id,
                 ip=client_address(scope),
