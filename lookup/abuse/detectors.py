@@ -206,10 +206,13 @@ class Engine:
                 best = run
         if best is None:
             if len(state.runs) >= policy.run_heads:
-                state.runs.remove(min(state.runs, key=lambda r: r.updated))
-            best = Run(head=lookup.number, updated=lookup.t)
-            state.runs.append(best)
-        best.head, best.updated = lookup.number, lookup.t
+                del state.runs[0]
+            best = Run(head=lookup.number)
+        else:
+            state.runs.remove(best)
+        # Least recently extended first: the one a new run replaces.
+        state.runs.append(best)
+        best.head = lookup.number
         best.items.append(lookup)
         best.misses += lookup.outcome == "miss"
         while lookup.t - best.items[0].t > policy.window_seconds:

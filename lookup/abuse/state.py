@@ -39,10 +39,9 @@ def trail(lookups: Sequence[Lookup]) -> list[dict[str, str]]:
     ]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Run:
     head: int
-    updated: float
     items: deque[Lookup] = field(default_factory=deque)
     misses: int = 0
 
