@@ -257,7 +257,8 @@ def test_a_bulk_download_over_the_whole_plan_is_suspended_by_velocity() -> None:
     findings = feed(Engine(), _sampled(600, 1800, miss_every=2))
     suspension = first_suspension(findings)
     assert suspension.kind == "distinct_velocity"
-    assert suspension.events_seen <= 100
+    # At exactly half misses the test crosses its bar at 110; chance often brings it sooner.
+    assert suspension.events_seen <= 115
     rule = suspension.evidence["rule"]
     assert rule["misses_z"] >= rule["suspend_z"] and rule["miss_share"] >= 0.45
 
@@ -266,7 +267,7 @@ def test_a_bulk_download_across_a_clock_hour_is_counted_as_one() -> None:
     # Starting 150 s before the hour: clock-hour counts would start again after 50 lookups.
     findings = feed(Engine(), _sampled(600, 3600 - 150, miss_every=2))
     suspension = first_suspension(findings)
-    assert suspension.kind == "distinct_velocity" and suspension.events_seen <= 100
+    assert suspension.kind == "distinct_velocity" and suspension.events_seen <= 115
 
 
 def test_a_bulk_download_does_not_raise_its_own_velocity_bar() -> None:
@@ -348,6 +349,50 @@ def test_a_scan_of_one_block_is_still_caught_among_a_customers_own_lookups() -> 
     walk = [event(22202000 + i, 40 * 600 + i, alternating(i)) for i in range(40)]
     suspension = first_suspension(feed(engine, walk))
     assert suspension.events_seen - 40 <= 16
+
+
+def _town_week(engine: Engine, town: list[int]) -> int:
+    """A week of a local business's callers, a third from each of its town's blocks;
+    returns the last lookup's time."""
+    callers = [
+        event(town[i % 3] * 1000 + (i * 389) % 1000, i * 1800, "miss" if i % 3 == 0 else "hit")
+        for i in range(60)
+    ]
+    feed(engine, callers)
+    return 60 * 1800
+
+
+def test_a_local_business_whose_town_block_calls_at_once_on_monday_is_left_alone() -> None:
+    # Six callers from one of its town's blocks in its first ten minutes, two unlisted, and
+    # nobody else calling: as fast and as focused as a scan, but in a block it knows.
+    town = [62625, 62631, 62640]
+    engine = Engine()
+    monday = _town_week(engine, town) + 2 * 86400
+    morning = [
+        event(town[0] * 1000 + n, monday + i * 120, "miss" if i in (2, 3) else "hit")
+        for i, n in enumerate([40, 128, 791, 393, 758, 162])
+    ]
+    assert [f for f in feed(engine, morning) if f.action == "suspend"] == []
+
+
+def test_a_scan_paced_under_every_rate_limit_is_stopped_at_six_numbers() -> None:
+    # One lookup every 90 s, shuffled over a geographic block.
+    numbers = list(range(55643000, 55644000, 53))
+    random.Random(4).shuffle(numbers)
+    scan = [event(n, i * 90, alternating(i)) for i, n in enumerate(numbers)]
+    suspension = first_suspension(feed(Engine(), scan))
+    assert suspension.kind == "block_coverage" and suspension.events_seen == 6
+
+
+def test_a_scan_of_a_block_the_account_knows_is_still_suspended() -> None:
+    town = [62625, 62631, 62640]
+    engine = Engine()
+    start = _town_week(engine, town) + 3600
+    numbers = list(range(town[0] * 1000, town[0] * 1000 + 1000, 37))
+    random.Random(3).shuffle(numbers)
+    scan = [event(n, start + i * 5, alternating(i)) for i, n in enumerate(numbers)]
+    suspension = first_suspension(feed(engine, scan))
+    assert suspension.kind == "block_coverage" and suspension.events_seen - 60 <= 12
 
 
 def test_an_accounts_honest_past_does_not_shield_a_scan_that_follows_it() -> None:

@@ -364,14 +364,28 @@ class Engine:
 
     def _fast(self, block: Block, needed: int) -> bool:
         """The block's newest `needed` numbers came within the fast rule's time, a miss among
-        the block's numbers, and they are not a company's extensions calling in."""
+        the block's numbers, they are not a company's extensions calling in, and the block
+        was new: few of its numbers were looked up before."""
         policy = self.policy
         return (
             len(block.members) >= needed
             and block.misses >= policy.block_fast_misses
             and block.span(needed) <= policy.block_fast_seconds
             and not self._company_range(block, needed)
+            and self._new_block(block, needed)
         )
+
+    def _new_block(self, block: Block, needed: int) -> bool:
+        """At most `block_fast_known` of the block's numbers came more than the fast rule's
+        time before its newest `needed`."""
+        before = block.last(needed)[0].t - self.policy.block_fast_seconds
+        # Members are in time order: count from the oldest until the burst's time.
+        for known, item in enumerate(block.members.values()):
+            if item.t >= before:
+                return True
+            if known >= self.policy.block_fast_known:
+                return False
+        return True
 
     def _coverage_evidence(
         self, block: Block, size: int, start: int, by_chance: float, flag_at: int, needed: int
