@@ -102,9 +102,9 @@ def test_accounts_sharing_an_ip_to_split_a_block_are_each_suspended() -> None:
     assert cross.evidence["rule"]["ip"] == "203.0.113.5"
 
 
-def test_accounts_taking_turns_through_a_geographic_block_are_stopped_at_seven_numbers() -> None:
-    # Three accounts behind one address, each taking every third number. The address's own
-    # count starts with its second account, so the rule sees the walk from its second number.
+def test_accounts_taking_turns_through_a_geographic_block_are_stopped_at_six_numbers() -> None:
+    # Three accounts behind one address, each taking every third number: stopped where one
+    # account would be (the first account's lookups count once the second one appears).
     walk = [
         event(22202000 + i, i, alternating(i), account=f"shell-{i % 3}", ip="203.0.113.5")
         for i in range(60)
@@ -116,8 +116,8 @@ def test_accounts_taking_turns_through_a_geographic_block_are_stopped_at_seven_n
             first.setdefault(finding.account, finding)
     assert set(first) == {"shell-0", "shell-1", "shell-2"}
     assert all(f.kind == "distributed_scan" for f in first.values())
-    assert max(f.ts for f in first.values()) == walk[6].ts
-    assert first["shell-0"].evidence["rule"]["distinct_from_ip"] == 6
+    assert max(f.ts for f in first.values()) == walk[5].ts
+    assert first["shell-0"].evidence["rule"]["distinct_from_ip"] == 5
 
 
 def test_accounts_sharing_an_ip_are_suspended_once_misses_follow_a_listed_stretch() -> None:

@@ -493,19 +493,19 @@ class Engine:
         ip_state.accounts[lookup.account] = lookup.t
         if len(ip_state.accounts) < policy.distributed_min_accounts:
             # One account behind the address: its own blocks already cover it.
+            ip_state.lone.append(lookup)
             return []
+        while ip_state.lone:
+            earlier = ip_state.lone.popleft()
+            if lookup.t - earlier.t <= policy.window_seconds:
+                for size in policy.block_sizes:
+                    self._into_ip_block(ip_state, size, earlier)
         findings = []
         for size, count_at in zip(policy.block_sizes, policy.block_suspend, strict=True):
             block_start = lookup.number // size
-            block = ip_state.blocks.get((size, block_start))
+            block = self._into_ip_block(ip_state, size, lookup)
             if block is None:
-                block = ip_state.blocks[(size, block_start)] = Block("account")
-            current = block.members.get(lookup.number)
-            if current is not None:
-                if lookup.t - current.t <= policy.window_seconds:
-                    continue
-                block.remove(current)
-            block.add(lookup)
+                continue
             accounts = block.counts["account"]
             if len(accounts) < policy.distributed_min_accounts:
                 continue
@@ -554,6 +554,20 @@ class Engine:
                 if finding is not None:
                     findings.append(finding)
         return findings
+
+    def _into_ip_block(self, ip_state: IpState, size: int, lookup: Lookup) -> Block | None:
+        """Count a lookup in the address's block; None if the number was already in it."""
+        key = (size, lookup.number // size)
+        block = ip_state.blocks.get(key)
+        if block is None:
+            block = ip_state.blocks[key] = Block("account")
+        current = block.members.get(lookup.number)
+        if current is not None:
+            if lookup.t - current.t <= self.policy.window_seconds:
+                return None
+            block.remove(current)
+        block.add(lookup)
+        return block
 
     def _cross_evidence(
         self, block: Block, ip: str, size: int, start: int, account: str, suspend_at: int

@@ -11,6 +11,8 @@ from typing import Final
 
 EVIDENCE_NUMBERS: Final = 50
 """Lookups quoted in a finding's evidence, at most."""
+LONE_LOOKUPS: Final = 8
+"""Lookups an address keeps from its only account (more than a fast scan needs)."""
 
 
 @dataclass(slots=True)
@@ -120,6 +122,9 @@ class AccountState:
 class IpState:
     accounts: dict[str, float] = field(default_factory=dict)
     """Accounts seen from the address, with their last lookup."""
+    lone: deque[Lookup] = field(default_factory=lambda: deque(maxlen=LONE_LOOKUPS))
+    """The last first lookups while only one account used the address: counted in its
+    blocks once a second account appears, so a scan split over accounts is seen whole."""
     blocks: dict[tuple[int, int], Block] = field(default_factory=dict)
     fired: dict[tuple[int, int, str], bool] = field(default_factory=dict)
     """(block size, block, account) named in a finding, and whether it was a strong one."""
