@@ -95,18 +95,11 @@ for v in "${VARIANTS[@]}"; do
         --roles lookup | tail -n1)
 done
 
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do
-        kill "$p" 2>/dev/null || true
-    done
-    for p in "${pids[@]}"; do
-        wait "$p" 2>/dev/null || true
-    done
-}
+NAME=abuse_overhead
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 results=$(mktemp)
-trap 'cleanup; rm -f "$results"' EXIT
+trap 'stop_servers; rm -f "$results"' EXIT
 trap 'exit 130' INT TERM
 
 # The `nolog` server: `lookup serve` with the event emitter (Services.emit) disabled.
@@ -142,24 +135,7 @@ for v in "${VARIANTS[@]}"; do
     pids+=("${pid[$v]}")
 done
 
-wait_for() { # variant
-    local v=$1 i
-    for i in $(seq 1 300); do
-        if curl -fs -o /dev/null --max-time 1 "http://127.0.0.1:${port[$v]}/readyz"; then
-            return 0
-        fi
-        if ! kill -0 "${pid[$v]}" 2>/dev/null; then
-            echo "abuse_overhead: server '$v' exited; its log:" >&2
-            cat "${log[$v]}" >&2
-            exit 1
-        fi
-        sleep 0.2
-    done
-    echo "abuse_overhead: server '$v' did not answer within 60 s" >&2
-    exit 1
-}
 elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 children() { pgrep -P "$1" || true; } # the monitor (and multiprocessing's resource tracker)
 child_ticks() { # pid: CPU ticks of its live children (the monitor's work)
     local c sum=0
@@ -191,7 +167,7 @@ settle() { # pid: wait until the server and its monitor are idle (< 1 tick of CP
 }
 
 for v in "${VARIANTS[@]}"; do
-    wait_for "$v"
+    wait_for "http://127.0.0.1:${port[$v]}/readyz" "${pid[$v]}" "${log[$v]}"
     if ((PIN)); then
         for c in $(children "${pid[$v]}"); do taskset -a -p -c 1 "$c" >/dev/null; done
     fi

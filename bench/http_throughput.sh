@@ -45,17 +45,10 @@ done
 
 token=$(LOOKUP_DATA_DIR=$DATA_DIR "$BIN/lookup" keys create --org bench --roles lookup | tail -n1)
 
-pids=()
-cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-}
-trap cleanup EXIT
+NAME=http_throughput
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+trap stop_servers EXIT
 trap 'exit 130' INT TERM
 
 # Limits high enough that wrk measures the service, not its 429s.
@@ -70,22 +63,6 @@ pids+=("$service_pid")
 bare_pid=$!
 pids+=("$bare_pid")
 
-wait_for() { # url pid log
-    local i
-    for i in $(seq 1 300); do
-        if curl -fs -o /dev/null --max-time 1 "$1"; then
-            return 0
-        fi
-        if ! kill -0 "$2" 2>/dev/null; then
-            echo "http_throughput: server for $1 exited; its log:" >&2
-            cat "$3" >&2
-            exit 1
-        fi
-        sleep 0.2
-    done
-    echo "http_throughput: $1 did not answer within 60 s" >&2
-    exit 1
-}
 wait_for "$SERVICE/readyz" "$service_pid" "$OUT/service.log"
 wait_for "$BARE/const" "$bare_pid" "$OUT/bare.log"
 
@@ -98,10 +75,8 @@ done < <(head -n 8 "$NUMBERS")
 echo "sanity: /v1/numbers/ for the first 8 numbers ->$statuses;" \
     "/const -> $(curl -s -o /dev/null -w '%{http_code}' "$BARE/const")"
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-
 results=$(mktemp)
-trap 'cleanup; rm -f "$results"' EXIT
+trap 'stop_servers; rm -f "$results"' EXIT
 run() { # label pid url prefix numbers-file
     local before after line
     before=$(cpu_ticks "$2")
