@@ -117,7 +117,7 @@ def test_accounts_taking_turns_through_a_geographic_block_are_stopped_at_six_num
     assert set(first) == {"shell-0", "shell-1", "shell-2"}
     assert all(f.kind == "distributed_scan" for f in first.values())
     assert max(f.ts for f in first.values()) == walk[5].ts
-    assert first["shell-0"].evidence["rule"]["distinct_from_ip"] == 5
+    assert first["shell-0"].evidence["rule"]["distinct_from_ip"] == 6
 
 
 def test_accounts_sharing_an_ip_are_suspended_once_misses_follow_a_listed_stretch() -> None:
@@ -271,11 +271,15 @@ def test_a_bulk_download_across_a_clock_hour_is_counted_as_one() -> None:
 
 
 def test_a_bulk_download_does_not_raise_its_own_velocity_bar() -> None:
-    # Its first hour must not become the baseline that later hours are measured against.
+    # An hour of history sets the bar at 240. The download starts 800 s before a clock hour,
+    # one every 4 s: its first hour peaks at 200, under the bar. Were that hour taken into
+    # the baseline at once, the bar would rise to 1,200 and the download go on unseen.
     engine = Engine()
     feed(engine, _sampled(40, 0, miss_every=1000, seconds=60))
-    findings = feed(engine, _sampled(900, 2 * 86400, miss_every=2)[40:])
-    assert first_suspension(findings).kind == "distinct_velocity"
+    download = _sampled(1500, 2 * 86400 + 3600 - 800, miss_every=2, seconds=4)[40:]
+    suspension = first_suspension(feed(engine, download))
+    assert suspension.kind == "distinct_velocity"
+    assert suspension.evidence["rule"]["bound"] == 240
 
 
 def test_a_new_customers_busy_first_morning_is_not_throttled() -> None:
@@ -382,6 +386,48 @@ def test_a_scan_paced_under_every_rate_limit_is_stopped_at_six_numbers() -> None
     scan = [event(n, i * 90, alternating(i)) for i, n in enumerate(numbers)]
     suspension = first_suspension(feed(Engine(), scan))
     assert suspension.kind == "block_coverage" and suspension.events_seen == 6
+
+
+def test_a_miss_days_before_does_not_make_a_burst_of_listed_numbers_a_scan() -> None:
+    # The fast rule asks for a miss among the burst's own numbers.
+    engine = Engine()
+    earlier = [event(22202500, 0, "miss")]
+    burst = [
+        event(n, 3 * 86400 + i * 120, "hit")
+        for i, n in enumerate([22202010, 22202900, 22202300, 22202700, 22202100, 22202600])
+    ]
+    assert [f for f in feed(engine, [*earlier, *burst]) if f.action == "suspend"] == []
+
+
+def test_a_second_shop_at_a_local_business_address_does_not_make_its_town_a_scan() -> None:
+    # Shop A has called from its office address all week; on Monday shop B starts there too,
+    # and six callers from a town block arrive, split between them.
+    town = [62625, 62631, 62640]
+    ip = "198.51.100.7"
+    engine = Engine()
+    week = [
+        event(
+            town[i % 3] * 1000 + (i * 389) % 1000,
+            i * 1800,
+            "miss" if i % 3 == 0 else "hit",
+            account="shop-a",
+            ip=ip,
+        )
+        for i in range(60)
+    ]
+    feed(engine, week)
+    monday = 60 * 1800 + 2 * 86400
+    morning = [
+        event(
+            town[0] * 1000 + n,
+            monday + i * 120,
+            "miss" if i in (2, 3) else "hit",
+            account="shop-a" if i % 2 == 0 else "shop-b",
+            ip=ip,
+        )
+        for i, n in enumerate([40, 128, 791, 393, 758, 162])
+    ]
+    assert [f for f in feed(engine, morning) if f.action == "suspend"] == []
 
 
 def test_a_scan_of_a_block_the_account_knows_is_still_suspended() -> None:

@@ -364,28 +364,30 @@ class Engine:
 
     def _fast(self, block: Block, needed: int) -> bool:
         """The block's newest `needed` numbers came within the fast rule's time, a miss among
-        the block's numbers, they are not a company's extensions calling in, and the block
-        was new: few of its numbers were looked up before."""
+        them, they are not a company's extensions calling in, and the block was new: few of
+        its numbers were looked up before."""
         policy = self.policy
+        if len(block.members) < needed:
+            return False
+        burst = block.last(needed)
         return (
-            len(block.members) >= needed
-            and block.misses >= policy.block_fast_misses
-            and block.span(needed) <= policy.block_fast_seconds
+            sum(item.outcome == "miss" for item in burst) >= policy.block_fast_misses
+            and burst[-1].t - burst[0].t <= policy.block_fast_seconds
             and not self._company_range(block, needed)
-            and self._new_block(block, needed)
+            and not self._known(block, burst[0].t)
         )
 
-    def _new_block(self, block: Block, needed: int) -> bool:
-        """At most `block_fast_known` of the block's numbers came more than the fast rule's
-        time before its newest `needed`."""
-        before = block.last(needed)[0].t - self.policy.block_fast_seconds
+    def _known(self, block: Block, burst: float) -> bool:
+        """More than `block_fast_known` of the block's numbers came more than the fast rule's
+        time before `burst`: a block the account (or address) already knew."""
+        before = burst - self.policy.block_fast_seconds
         # Members are in time order: count from the oldest until the burst's time.
         for known, item in enumerate(block.members.values()):
             if item.t >= before:
-                return True
-            if known >= self.policy.block_fast_known:
                 return False
-        return True
+            if known >= self.policy.block_fast_known:
+                return True
+        return False
 
     def _coverage_evidence(
         self, block: Block, size: int, start: int, by_chance: float, flag_at: int, needed: int
@@ -509,18 +511,28 @@ class Engine:
             accounts = block.counts["account"]
             if len(accounts) < policy.distributed_min_accounts:
                 continue
-            # A geographic block's 1 % is a handful of listings: a fast scan from one address
-            # is stopped at the fast rule's count, as one account's would be.
-            fast = size == policy.block_fast_size and self._fast(block, policy.block_fast_suspend)
-            suspend_at = policy.block_fast_suspend if fast else count_at
-            if len(block.members) < suspend_at:
-                continue
             named = sorted(
                 account
                 for account, count in accounts.items()
                 if count >= policy.distributed_min_share
             )
             if len(named) < policy.distributed_min_accounts:
+                continue
+            # A geographic block's 1 % is a handful of listings: a fast scan from one address
+            # is stopped at the fast rule's count, as a small account's would be (the excess
+            # of chance rounds up to one), unless an account named already knew the block
+            # (the address keeps only its lone account's last lookups).
+            fast_at = policy.block_fast_suspend + 1
+            fast = (
+                size == policy.block_fast_size
+                and self._fast(block, fast_at)
+                and not any(
+                    self._knew(account, (size, block_start), block.last(fast_at)[0].t)
+                    for account in named
+                )
+            )
+            suspend_at = fast_at if fast else count_at
+            if len(block.members) < suspend_at:
                 continue
             strong = fast or (
                 block.misses / len(block.members) >= policy.block_suspend_miss_share
@@ -554,6 +566,12 @@ class Engine:
                 if finding is not None:
                     findings.append(finding)
         return findings
+
+    def _knew(self, account: str, key: tuple[int, int], burst: float) -> bool:
+        """Whether the account's own lookups show it knew the block before the burst."""
+        state = self._accounts.get(account)
+        own = state.blocks.get(key) if state is not None else None
+        return own is not None and self._known(own, burst)
 
     def _into_ip_block(self, ip_state: IpState, size: int, lookup: Lookup) -> Block | None:
         """Count a lookup in the address's block; None if the number was already in it."""
