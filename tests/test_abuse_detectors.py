@@ -355,11 +355,19 @@ def test_a_scan_of_one_block_is_still_caught_among_a_customers_own_lookups() -> 
     assert suspension.events_seen - 40 <= 16
 
 
-def _town_week(engine: Engine, town: list[int]) -> int:
+def _town_week(
+    engine: Engine, town: list[int], *, account: str = "acme", ip: str = "10.0.0.1"
+) -> int:
     """A week of a local business's callers, a third from each of its town's blocks;
     returns the last lookup's time."""
     callers = [
-        event(town[i % 3] * 1000 + (i * 389) % 1000, i * 1800, "miss" if i % 3 == 0 else "hit")
+        event(
+            town[i % 3] * 1000 + (i * 389) % 1000,
+            i * 1800,
+            "miss" if i % 3 == 0 else "hit",
+            account=account,
+            ip=ip,
+        )
         for i in range(60)
     ]
     feed(engine, callers)
@@ -405,18 +413,7 @@ def test_a_second_shop_at_a_local_business_address_does_not_make_its_town_a_scan
     town = [62625, 62631, 62640]
     ip = "198.51.100.7"
     engine = Engine()
-    week = [
-        event(
-            town[i % 3] * 1000 + (i * 389) % 1000,
-            i * 1800,
-            "miss" if i % 3 == 0 else "hit",
-            account="shop-a",
-            ip=ip,
-        )
-        for i in range(60)
-    ]
-    feed(engine, week)
-    monday = 60 * 1800 + 2 * 86400
+    monday = _town_week(engine, town, account="shop-a", ip=ip) + 2 * 86400
     morning = [
         event(
             town[0] * 1000 + n,

@@ -284,7 +284,7 @@ class Engine:
                     count >= needed
                     and block.misses / count >= policy.block_suspend_miss_share
                     and block.span(needed) <= policy.block_suspend_burst_seconds
-                    and not self._company_range(block, needed)
+                    and not self._company_range(block.last(needed))
                 )
             spread = len(block.counts["key"]) > 1 or len(block.counts["ip"]) > 1
             found.append(
@@ -304,14 +304,14 @@ class Engine:
             )
         return found
 
-    def _company_range(self, block: Block, last: int) -> bool:
+    def _company_range(self, newest: list[Lookup]) -> bool:
         """A tight cluster of numbers met in no particular order: a company's extensions.
 
         A walk through a block goes in order; callers from a direct-dial range
         arrive as they call. Such a cluster is left to the run rule's longer bound.
         """
         # By request time: several workers' batches reach the monitor interleaved.
-        tail = sorted(block.last(last), key=lambda item: item.t)
+        tail = sorted(newest, key=lambda item: item.t)
         numbers = [item.number for item in tail]
         if max(numbers) - min(numbers) >= self.policy.company_range_width:
             return False
@@ -367,13 +367,14 @@ class Engine:
         them, they are not a company's extensions calling in, and the block was new: few of
         its numbers were looked up before."""
         policy = self.policy
-        if len(block.members) < needed:
+        # The block's own counts first: they rule out most lookups without reading members.
+        if len(block.members) < needed or block.misses < policy.block_fast_misses:
             return False
         burst = block.last(needed)
         return (
             sum(item.outcome == "miss" for item in burst) >= policy.block_fast_misses
             and burst[-1].t - burst[0].t <= policy.block_fast_seconds
-            and not self._company_range(block, needed)
+            and not self._company_range(burst)
             and not self._known(block, burst[0].t)
         )
 
@@ -523,14 +524,10 @@ class Engine:
             # of chance rounds up to one), unless an account named already knew the block
             # (the address keeps only its lone account's last lookups).
             fast_at = policy.block_fast_suspend + 1
-            fast = (
-                size == policy.block_fast_size
-                and self._fast(block, fast_at)
-                and not any(
-                    self._knew(account, (size, block_start), block.last(fast_at)[0].t)
-                    for account in named
-                )
-            )
+            fast = size == policy.block_fast_size and self._fast(block, fast_at)
+            if fast:
+                burst = block.last(fast_at)[0].t
+                fast = not any(self._knew(account, (size, block_start), burst) for account in named)
             suspend_at = fast_at if fast else count_at
             if len(block.members) < suspend_at:
                 continue
