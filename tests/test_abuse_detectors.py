@@ -46,12 +46,14 @@ def test_a_sequential_walk_is_suspended_within_a_few_lookups_with_evidence() -> 
     walk = [event(22202000 + i, i, alternating(i)) for i in range(200)]
     findings = feed(Engine(), walk)
     suspension = first_suspension(findings)
-    # A geographic block's 1 % is five or so listings: the walk is stopped at its sixth number.
+    # A geographic block's 1 % is four to seven listings: a walk at a second a lookup, with
+    # nothing else looked up, is stopped at its fourth number.
     assert suspension.kind == "block_coverage"
-    assert suspension.events_seen == 6
-    assert suspension.ts == walk[5].ts
+    assert suspension.events_seen == 4
+    assert suspension.ts == walk[3].ts
     evidence = suspension.evidence
-    assert evidence["rule"]["distinct"] == 6
+    assert evidence["rule"]["distinct"] == 4
+    assert evidence["rule"]["suspend_at"] == 4
     assert evidence["lookups"][0]["number"] == "+4722202000"
     assert {"ts", "number", "outcome"} <= set(evidence["lookups"][0])
 
@@ -102,7 +104,7 @@ def test_accounts_sharing_an_ip_to_split_a_block_are_each_suspended() -> None:
     assert cross.evidence["rule"]["ip"] == "203.0.113.5"
 
 
-def test_accounts_taking_turns_through_a_geographic_block_are_stopped_at_six_numbers() -> None:
+def test_accounts_taking_turns_through_a_geographic_block_are_stopped_within_six() -> None:
     # Three accounts behind one address, each taking every third number: stopped where one
     # account would be (the first account's lookups count once the second one appears).
     walk = [
@@ -116,16 +118,19 @@ def test_accounts_taking_turns_through_a_geographic_block_are_stopped_at_six_num
             first.setdefault(finding.account, finding)
     assert set(first) == {"shell-0", "shell-1", "shell-2"}
     assert all(f.kind == "distributed_scan" for f in first.values())
-    assert max(f.ts for f in first.values()) == walk[5].ts
-    assert first["shell-0"].evidence["rule"]["distinct_from_ip"] == 6
+    # The first two are named at the fifth number (two each), the third at its second.
+    assert first["shell-0"].ts == first["shell-1"].ts == walk[4].ts
+    assert first["shell-2"].ts == walk[5].ts
+    assert first["shell-0"].evidence["rule"]["distinct_from_ip"] == 5
 
 
 def test_accounts_sharing_an_ip_are_suspended_once_misses_follow_a_listed_stretch() -> None:
-    # The walk starts in a fully listed stretch: flagged, then suspended when misses come.
+    # The walk starts in a fully listed stretch: flagged, then suspended when misses come
+    # (at a pace the fast rule's first tier, which needs no miss, does not reach).
     walk = [
         event(
             22202000 + i * 3,
-            i,
+            i * 30,
             "hit" if i < 9 else "miss",
             account=f"shell-{i % 3}",
             ip="203.0.113.5",
@@ -219,6 +224,10 @@ def test_repeats_never_keep_numbers_forever() -> None:
 def test_a_scan_scattered_over_a_geographic_block_is_stopped_within_a_handful() -> None:
     scattered = [event(22202000 + (i * 389) % 1000, i * 20, alternating(i)) for i in range(50)]
     suspension = first_suspension(feed(Engine(), scattered))
+    assert suspension.kind == "block_coverage" and suspension.events_seen == 4
+    # Slower than four in a minute, it takes six numbers and a miss among them.
+    slower = [event(22202000 + (i * 389) % 1000, i * 25, alternating(i)) for i in range(50)]
+    suspension = first_suspension(feed(Engine(), slower))
     assert suspension.kind == "block_coverage" and suspension.events_seen == 6
 
 
@@ -311,7 +320,7 @@ def test_a_customer_refreshing_its_list_every_night_is_not_acted_on() -> None:
 
 def test_listed_numbers_of_one_block_do_not_suspend_without_misses() -> None:
     # A busy customer's callers from one town: listed numbers, scattered over its block.
-    listed = [event(22202000 + (i * 389) % 1000, i * 20, "hit") for i in range(8)]
+    listed = [event(22202000 + (i * 389) % 1000, i * 30, "hit") for i in range(8)]
     assert [f for f in feed(Engine(), listed) if f.action == "suspend"] == []
     # Misses among them show a scan: numbers nobody could have had.
     engine = Engine()
@@ -319,6 +328,28 @@ def test_listed_numbers_of_one_block_do_not_suspend_without_misses() -> None:
     assert suspension.kind == "block_coverage" and suspension.events_seen == 7
     # In a densely listed block one miss in seven is all a scanner shows early on.
     assert suspension.evidence["rule"]["misses"] == 1
+
+
+def test_a_fast_scan_whose_first_numbers_are_all_listed_is_stopped_at_four() -> None:
+    # A block's first numbers can all be listed, and four are 1 % of a sparse block's
+    # listings: at a second a lookup, with nothing else looked up, no miss is needed.
+    numbers = [22202417, 22202093, 22202871, 22202550, 22202302]
+    suspension = first_suspension(
+        feed(Engine(), [event(n, i, "hit") for i, n in enumerate(numbers)])
+    )
+    assert suspension.events_seen == 4
+    assert suspension.evidence["rule"]["misses"] == 0
+
+
+def test_a_first_list_refresh_crowding_one_town_block_is_left_alone() -> None:
+    # A new local business's first refresh, a tenth of a second apart: four of its first five
+    # numbers fall in one town block, but the fifth shows its attention is elsewhere too.
+    numbers = [
+        *(22202417, 22202093, 40123456, 22202871, 22202550, 91234567),
+        *(62625011, 22202302, 62625480, 22917004, 22202688, 62625913),
+    ]
+    refresh = [event(n, i * 0.1, "miss" if i % 4 == 3 else "hit") for i, n in enumerate(numbers)]
+    assert [f for f in feed(Engine(), refresh) if f.action == "suspend"] == []
 
 
 def test_a_local_business_refreshing_customers_from_its_towns_blocks_is_left_alone() -> None:
@@ -447,4 +478,4 @@ def test_an_accounts_honest_past_does_not_shield_a_scan_that_follows_it() -> Non
     start = 40 * 720 + 7200
     walk = [event(22202000 + i, start + i, alternating(i)) for i in range(40)]
     suspension = first_suspension(feed(engine, walk))
-    assert suspension.events_seen - 40 == 6
+    assert suspension.events_seen - 40 == 4

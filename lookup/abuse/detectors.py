@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 from itertools import islice, pairwise
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -34,6 +34,17 @@ from lookup.abuse.state import (
 
 # A rule's verdict: kind, whether its suspension criteria held, and how to build its evidence.
 _Found = tuple[Kind, bool, Callable[[], dict[str, Any]]]
+
+
+class _Tier(NamedTuple):
+    """One tier of the fast rule for geographic blocks."""
+
+    numbers: int
+    """New numbers of the block, beyond the chance excess."""
+    seconds: float
+    misses: int
+    focus: float
+    """Share of the account's new numbers the block must have taken."""
 
 
 class Finding(msgspec.Struct, frozen=True, kw_only=True):
@@ -60,6 +71,16 @@ class Engine:
         self._hit_step = math.log((1 - policy.miss_scan) / (1 - policy.miss_legit))
         self._upper = math.log((1 - policy.sprt_beta) / policy.sprt_alpha)
         self._lower = math.log(policy.sprt_beta / (1 - policy.sprt_alpha))
+        # The fast rule's tiers, fastest first: fewer numbers, no miss, undivided attention.
+        self._fast_tiers = (
+            _Tier(policy.block_rapid_suspend, policy.block_rapid_seconds, 0, 1.0),
+            _Tier(
+                policy.block_fast_suspend,
+                policy.block_fast_seconds,
+                policy.block_fast_misses,
+                policy.block_focus,
+            ),
+        )
         self._pruned_at: float | None = None
         # Kept apart from the pruned state: a count never restarts (one int per account).
         self._events_seen: dict[str, int] = {}
@@ -270,8 +291,13 @@ class Engine:
             # Rounded up: even a small account's share of chance raises the bar by one, which
             # keeps a busy account's scattered callers clear (a floor suspended the 1M benchmark).
             excess = math.ceil(policy.block_excess * by_chance)
-            if size == policy.block_fast_size and self._fast_scan(state, block, excess, lookup):
-                strong, needed = True, policy.block_fast_suspend + excess
+            fast = (
+                self._fast_scan(state, block, excess, lookup)
+                if size == policy.block_fast_size
+                else None
+            )
+            if fast is not None:
+                strong, needed = True, fast
             else:
                 if count < flag_at + excess or block.misses / count < policy.block_flag_miss_share:
                     continue
@@ -326,10 +352,12 @@ class Engine:
         last: int,
         lookup: Lookup,
         lookback: float | None = None,
+        share: float | None = None,
     ) -> bool:
         """Whether the number's allocation block took most of the account's new numbers
         since the first of the block's newest `last`, or of the account's last
-        `block_focus_span` (those at most `lookback` seconds older, if given).
+        `block_focus_span` (those at most `lookback` seconds older, if given): `share`
+        of them, `block_focus` unless given.
 
         A scan works through one allocation block at a time; a local business's
         callers (and its list refreshes) spread over its town's blocks and beyond.
@@ -345,7 +373,8 @@ class Engine:
             first = min(first, item.seq)
         size = policy.allocation_size(lookup.number)
         allocation = state.blocks.get((size, lookup.number // size), block)
-        needed = math.ceil(policy.block_focus * (lookup.seq - first + 1))
+        focus = policy.block_focus if share is None else share
+        needed = math.ceil(focus * (lookup.seq - first + 1))
         # Newest first, stopping at the first older lookup or once enough were counted.
         for count, item in enumerate(reversed(allocation.members.values()), 1):
             if item.seq < first:
@@ -354,26 +383,46 @@ class Engine:
                 return True
         return False
 
-    def _fast_scan(self, state: AccountState, block: Block, excess: int, lookup: Lookup) -> bool:
-        """New numbers of a geographic block coming fast, with a miss, where the account's
-        attention is: a scan, walked or shuffled."""
-        needed = self.policy.block_fast_suspend + excess
-        return self._fast(block, needed) and self._focused(
-            state, block, needed, lookup, lookback=self.policy.block_fast_seconds
+    def _fast_scan(
+        self, state: AccountState, block: Block, excess: int, lookup: Lookup
+    ) -> int | None:
+        """How many new numbers of a geographic block came fast where the account's
+        attention is (a scan, walked or shuffled), if a tier of the fast rule holds."""
+        for tier in self._fast_tiers:
+            needed = tier.numbers + excess
+            if self._fast(block, needed, tier) and self._focused(
+                state,
+                block,
+                needed,
+                lookup,
+                lookback=self.policy.block_fast_seconds,
+                share=tier.focus,
+            ):
+                return needed
+        return None
+
+    def _fast_at(self, block: Block, excess: int) -> int | None:
+        """The count of the first tier of the fast rule the block's newest numbers meet."""
+        return next(
+            (
+                tier.numbers + excess
+                for tier in self._fast_tiers
+                if self._fast(block, tier.numbers + excess, tier)
+            ),
+            None,
         )
 
-    def _fast(self, block: Block, needed: int) -> bool:
-        """The block's newest `needed` numbers came within the fast rule's time, a miss among
-        them, they are not a company's extensions calling in, and the block was new: few of
-        its numbers were looked up before."""
-        policy = self.policy
+    def _fast(self, block: Block, needed: int, tier: _Tier) -> bool:
+        """The block's newest `needed` numbers came within the tier's time, with its misses
+        among them, they are not a company's extensions calling in, and the block was new:
+        few of its numbers were looked up before."""
         # The block's own counts first: they rule out most lookups without reading members.
-        if len(block.members) < needed or block.misses < policy.block_fast_misses:
+        if len(block.members) < needed or block.misses < tier.misses:
             return False
         burst = block.last(needed)
         return (
-            sum(item.outcome == "miss" for item in burst) >= policy.block_fast_misses
-            and burst[-1].t - burst[0].t <= policy.block_fast_seconds
+            sum(item.outcome == "miss" for item in burst) >= tier.misses
+            and burst[-1].t - burst[0].t <= tier.seconds
             and not self._company_range(burst)
             and not self._known(block, burst[0].t)
         )
@@ -523,12 +572,13 @@ class Engine:
             # is stopped at the fast rule's count, as a small account's would be (the excess
             # of chance rounds up to one), unless an account named already knew the block
             # (the address keeps only its lone account's last lookups).
-            fast_at = policy.block_fast_suspend + 1
-            fast = size == policy.block_fast_size and self._fast(block, fast_at)
-            if fast:
+            fast_at = self._fast_at(block, 1) if size == policy.block_fast_size else None
+            if fast_at is not None:
                 burst = block.last(fast_at)[0].t
-                fast = not any(self._knew(account, (size, block_start), burst) for account in named)
-            suspend_at = fast_at if fast else count_at
+                if any(self._knew(account, (size, block_start), burst) for account in named):
+                    fast_at = None
+            fast = fast_at is not None
+            suspend_at = count_at if fast_at is None else fast_at
             if len(block.members) < suspend_at:
                 continue
             strong = fast or (

@@ -84,6 +84,15 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     window, over `block_fast_seconds` before them): a local business's town blocks fill with
     its callers over days, and six of them can call in one Monday morning's first minutes; a
     scan starts on a block new to the account (one of a known block is left to the count)."""
+    block_rapid_suspend: int = 3
+    """Distinct numbers (plus the chance excess) of such a block that suspend with no miss
+    among them when they came within `block_rapid_seconds` and the account looked up nothing
+    else since (nor over `block_fast_seconds` before), the rest of the fast rule holding:
+    the first numbers of a sparse block can all be listed, and four are 1 % of its listings
+    already ..."""
+    block_rapid_seconds: float = 60
+    """... a pace at which no customer's callers crowd one block (a local business's first
+    list refresh did, 4 of its first 5 numbers in one town block: hence nothing else)."""
     block_focus: float = 0.7
     """Share of the account's new numbers that must fall in the number's allocation block
     for the block rules to fire: a scan works one block at a time; a local business's
