@@ -190,11 +190,13 @@ def test_a_reset_account_starts_afresh_and_old_state_is_pruned() -> None:
     engine.reset("acme")
     again = [event(22203000 + i, 100 + i, alternating(i)) for i in range(40)]
     assert first_suspension(feed(engine, again))
-    # Weeks later the per-IP and per-account state of the walk is gone.
-    later = event(90000000, 30 * 86400, "hit", account="other", ip="10.9.9.9")
-    feed(engine, [later])
+    # Weeks later the per-IP state of the walk is gone; the account's once its numbers are
+    # forgotten (its findings lapsed with the window).
+    feed(engine, [event(90000000, 30 * 86400, "hit", account="other", ip="10.9.9.9")])
     assert "10.0.0.1" not in engine._ips
-    assert "acme" not in engine._accounts  # its findings lapsed with the window
+    assert "acme" in engine._accounts
+    feed(engine, [event(90000001, 40 * 86400, "hit", account="other", ip="10.9.9.9")])
+    assert "acme" not in engine._accounts
     assert engine.events_seen("acme") == 80  # the count of its events never restarts
 
 
@@ -218,7 +220,24 @@ def test_repeats_never_keep_numbers_forever() -> None:
             base = day * 86400 + i * 60
             feed(engine, [event(number, base, "hit"), event(number, base + 30, "hit")])
     state = engine._accounts["acme"]
-    assert len(state.recent_numbers) == len(state.recent) <= 8 * 50
+    assert len(state.recent) <= 8 * 50
+    assert len(state.known) <= 36 * 50
+
+
+def test_a_number_looked_up_weeks_ago_is_a_repeat_and_moves_no_scan_rule() -> None:
+    # A customer list of one geographic block's numbers, refreshed every eight days: the
+    # first refresh is new numbers at a walk's pace; the later ones are numbers it has.
+    customers = [22202000 + i * 3 for i in range(12)]
+    engine = Engine()
+    first = feed(engine, [event(n, i * 600, alternating(i)) for i, n in enumerate(customers)])
+    assert first
+    for week in range(1, 4):
+        start = week * 8 * 86400
+        later = [event(n, start + i, alternating(i)) for i, n in enumerate(customers)]
+        assert feed(engine, later) == []
+    # Forgotten after five weeks without a lookup: new numbers again.
+    again = [event(n, 80 * 86400 + i, alternating(i)) for i, n in enumerate(customers)]
+    assert feed(engine, again)
 
 
 def test_a_scan_scattered_over_a_geographic_block_is_stopped_within_a_handful() -> None:

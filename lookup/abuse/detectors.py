@@ -122,13 +122,14 @@ class Engine:
                 del self._ips[address]
         for name, state in list(self._accounts.items()):
             self._expire(state, now)
+            self._forget(state, now)
             state.blocks = {key: block for key, block in state.blocks.items() if block.members}
             state.fired = {
                 kind: (severity, at)
                 for kind, (severity, at) in state.fired.items()
                 if now - at <= window
             }
-            if not state.recent and not state.fired:
+            if not state.known and not state.fired:
                 del self._accounts[name]
 
     def events_seen(self, account: str) -> int:
@@ -149,16 +150,19 @@ class Engine:
             number = int(event.number[3:])
         except ValueError:
             return []
-        seen = state.recent_numbers.get(number)
-        if seen is not None and t - seen <= self.policy.window_seconds:
-            # A repeat within the window: what customers do. It moves none of the scan rules.
+        self._forget(state, t)
+        known = state.known
+        if number in known:
+            # A number the customer has: looking it up again moves none of the scan rules.
+            known[number] = t
+            known.move_to_end(number)
             return []
+        known[number] = t
         self._expire(state, t)
         state.seq += 1
         lookup = Lookup(
             event.ts, t, number, event.outcome, event.key, event.ip, event.account, state.seq
         )
-        state.recent_numbers[number] = t
         state.recent.append(lookup)
         found: list[_Found] = []
         found.extend(self._runs(state, lookup))
@@ -209,12 +213,18 @@ class Engine:
         window = self.policy.window_seconds
         while state.recent and now - state.recent[0].t > window:
             old = state.recent.popleft()
-            if state.recent_numbers.get(old.number) == old.t:
-                del state.recent_numbers[old.number]
             for size in self.policy.block_sizes:
                 block = state.blocks.get((size, old.number // size))
                 if block is not None and block.members.get(old.number) is old:
                     block.remove(old)
+
+    def _forget(self, state: AccountState, now: float) -> None:
+        known, horizon = state.known, now - self.policy.known_seconds
+        while known:
+            number, last = next(iter(known.items()))
+            if last >= horizon:
+                return
+            del known[number]
 
     def _runs(self, state: AccountState, lookup: Lookup) -> list[_Found]:
         policy = self.policy
@@ -303,7 +313,14 @@ class Engine:
                     continue
                 if block.span(flag_at + excess) > policy.block_flag_burst_seconds:
                     continue
-                if not self._focused(state, block, flag_at + excess, lookup):
+                if not self._focused(
+                    state,
+                    block,
+                    flag_at + excess,
+                    lookup,
+                    floor=policy.block_focus_span,
+                    share=policy.block_focus,
+                ):
                     continue
                 needed = suspend_at + excess
                 strong = (
@@ -351,30 +368,32 @@ class Engine:
         block: Block,
         last: int,
         lookup: Lookup,
-        lookback: float | None = None,
-        share: float | None = None,
+        *,
+        floor: int,
+        share: float,
     ) -> bool:
-        """Whether the number's allocation block took most of the account's new numbers
-        since the first of the block's newest `last`, or of the account's last
-        `block_focus_span` (those at most `lookback` seconds older, if given): `share`
-        of them, `block_focus` unless given.
+        """Whether the number's allocation block took `share` of the account's new numbers
+        since the first of the block's newest `last`, or of those of the
+        `block_fast_seconds` before it (at most `block_focus_limit`), or of its last
+        `floor`, whichever began first.
 
         A scan works through one allocation block at a time; a local business's
         callers (and its list refreshes) spread over its town's blocks and beyond.
         """
         policy = self.policy
         start = block.last(last)[0]
-        # Over a stretch long enough that a customer's callers do not crowd one block by chance.
+        # Over a stretch long enough that a customer's callers do not crowd one block by
+        # chance: all it looked up in the minutes before (a bulk refresh spreads over its
+        # customers' blocks), and for slower rules its last numbers whenever they came.
         first = start.seq
-        oldest = -math.inf if lookback is None else start.t - lookback
-        for item in islice(reversed(state.recent), policy.block_focus_span):
-            if item.t < oldest:
+        oldest = start.t - policy.block_fast_seconds
+        for index, item in enumerate(islice(reversed(state.recent), policy.block_focus_limit)):
+            if index >= floor and item.t < oldest:
                 break
             first = min(first, item.seq)
         size = policy.allocation_size(lookup.number)
         allocation = state.blocks.get((size, lookup.number // size), block)
-        focus = policy.block_focus if share is None else share
-        needed = math.ceil(focus * (lookup.seq - first + 1))
+        needed = math.ceil(share * (lookup.seq - first + 1))
         # Newest first, stopping at the first older lookup or once enough were counted.
         for count, item in enumerate(reversed(allocation.members.values()), 1):
             if item.seq < first:
@@ -395,7 +414,7 @@ class Engine:
                 block,
                 needed,
                 lookup,
-                lookback=self.policy.block_fast_seconds,
+                floor=0,
                 share=tier.focus,
             ):
                 return needed

@@ -39,6 +39,12 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
 
     window_seconds: float = 7 * 86400
     """How long a looked-up number counts towards block coverage."""
+    known_seconds: float = 35 * 86400
+    """A number the account looked up within this long (of its last lookup) is one it has:
+    looking it up again is a repeat, which moves no scan rule. Longer than the window, so
+    a weekly or monthly refresh of a customer list is all repeats after the first (with
+    only the window, half of a weekly refresh was new again, and a town's share crowding
+    one block for a moment in it suspended a three-block local business now and then)."""
 
     run_stride: int = 16
     """Numbers at most this far apart continue a run (catches strided walks)."""
@@ -98,9 +104,13 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     for the block rules to fire: a scan works one block at a time; a local business's
     callers spread over its town's blocks (a quarter each for a three-block town) ..."""
     block_focus_span: int = 20
-    """... counted over at least the account's last this many new numbers (for the fast
-    rule, only those of the `block_fast_seconds` before the block's numbers began: an
-    account's honest past would otherwise shield a scan that follows it)."""
+    """... counted over all the account's new numbers of the `block_fast_seconds` before the
+    block's numbers began (a first bulk refresh of a customer list crowding two town blocks
+    put 14 of 20 numbers in a row in one of them by chance; over its minutes it is 40 %)
+    and, but for the fast rule, at least its last this many (for the fast rule only those
+    minutes: an account's honest past would otherwise shield a scan that follows it) ..."""
+    block_focus_limit: int = 200
+    """... reading at most this many (a bulk job's minutes hold thousands)."""
     block_flag_miss_share: float = 0.1
     """A block looked up without misses is a customer's own numbers (a direct-dial range)."""
     block_suspend_miss_share: float = 0.2

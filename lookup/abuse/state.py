@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -95,7 +95,8 @@ class Block:
 class AccountState:
     recent: deque[Lookup] = field(default_factory=deque)
     """First lookups within the window, oldest first."""
-    recent_numbers: dict[int, float] = field(default_factory=dict)
+    known: OrderedDict[int, float] = field(default_factory=OrderedDict)
+    """Numbers looked up within `known_seconds`, with their last lookup, oldest first."""
     seq: int = 0
     """First lookups seen so far (never restarts while the state lives)."""
     blocks: dict[tuple[int, int], Block] = field(default_factory=dict)
