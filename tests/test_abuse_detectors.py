@@ -424,6 +424,19 @@ def _town_week(
     return 60 * 1800
 
 
+def test_a_first_refresh_whose_numbers_crowd_a_town_block_for_a_moment_is_left_alone() -> None:
+    # A new business's first bulk refresh, customers in two town blocks: by chance 14 of 20
+    # numbers in a row fall in one, a third unlisted; over the whole refresh it is half.
+    town = [62625, 62631]
+    spread = [town[0], town[1], 40000, town[1]] * 4
+    crowded = [town[0] if i % 10 not in (2, 5, 8) else town[1] for i in range(20)]
+    refresh = [
+        event(block * 1000 + (i * 577) % 1000, i * 0.1, "miss" if i % 3 == 0 else "hit")
+        for i, block in enumerate(spread + crowded)
+    ]
+    assert [f for f in feed(Engine(), refresh) if f.action == "suspend"] == []
+
+
 def test_a_local_business_whose_town_block_calls_at_once_on_monday_is_left_alone() -> None:
     # Six callers from one of its town's blocks in its first ten minutes, two unlisted, and
     # nobody else calling: as fast and as focused as a scan, but in a block it knows.
