@@ -104,7 +104,7 @@ def test_accounts_sharing_an_ip_to_split_a_block_are_each_suspended() -> None:
     assert cross.evidence["rule"]["ip"] == "203.0.113.5"
 
 
-def test_accounts_taking_turns_through_a_geographic_block_are_stopped_within_six() -> None:
+def test_accounts_taking_turns_through_a_geographic_block_are_stopped_at_four() -> None:
     # Three accounts behind one address, each taking every third number: stopped where one
     # account would be (the first account's lookups count once the second one appears).
     walk = [
@@ -118,10 +118,22 @@ def test_accounts_taking_turns_through_a_geographic_block_are_stopped_within_six
             first.setdefault(finding.account, finding)
     assert set(first) == {"shell-0", "shell-1", "shell-2"}
     assert all(f.kind == "distributed_scan" for f in first.values())
-    # The first two are named at the fifth number (two each), the third at its second.
-    assert first["shell-0"].ts == first["shell-1"].ts == walk[4].ts
-    assert first["shell-2"].ts == walk[5].ts
-    assert first["shell-0"].evidence["rule"]["distinct_from_ip"] == 5
+    # At a second a number, every account with a number in the burst is named at the fourth.
+    assert {f.ts for f in first.values()} == {walk[3].ts}
+    assert first["shell-0"].evidence["rule"]["distinct_from_ip"] == 4
+
+
+def test_a_customer_sharing_the_address_of_a_fast_scan_is_not_named_for_an_earlier_number() -> None:
+    # A SaaS integrator's address: one customer called a number of the block ten minutes
+    # before two other accounts took turns through it.
+    ip = "192.0.2.10"
+    earlier = event(22202777, 0, "hit", account="bakery", ip=ip)
+    walk = [
+        event(22202000 + i, 600 + i, alternating(i), account=f"shell-{i % 2}", ip=ip)
+        for i in range(20)
+    ]
+    suspended = {f.account for f in feed(Engine(), [earlier, *walk]) if f.action == "suspend"}
+    assert suspended == {"shell-0", "shell-1"}
 
 
 def test_accounts_sharing_an_ip_are_suspended_once_misses_follow_a_listed_stretch() -> None:

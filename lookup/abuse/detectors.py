@@ -577,30 +577,21 @@ class Engine:
             block = self._into_ip_block(ip_state, size, lookup)
             if block is None:
                 continue
-            accounts = block.counts["account"]
-            if len(accounts) < policy.distributed_min_accounts:
-                continue
-            named = sorted(
-                account
-                for account, count in accounts.items()
-                if count >= policy.distributed_min_share
-            )
-            if len(named) < policy.distributed_min_accounts:
+            if len(block.counts["account"]) < policy.distributed_min_accounts:
                 continue
             # A geographic block's 1 % is a handful of listings: a fast scan from one address
             # is stopped at the fast rule's count, as a small account's would be (the excess
-            # of chance rounds up to one), unless an account named already knew the block
-            # (the address keeps only its lone account's last lookups).
-            fast_at = self._fast_at(block, 1) if size == policy.block_fast_size else None
-            if fast_at is not None:
-                burst = block.last(fast_at)[0].t
-                if any(self._knew(account, (size, block_start), burst) for account in named):
-                    fast_at = None
-            fast = fast_at is not None
-            suspend_at = count_at if fast_at is None else fast_at
-            if len(block.members) < suspend_at:
-                continue
-            strong = fast or (
+            # of chance rounds up to one), naming every account with a number in its burst.
+            fast = self._fast_named(block, (size, block_start))
+            if fast is not None:
+                suspend_at, named = fast
+            else:
+                suspend_at, named = count_at, self._named(block)
+                if len(named) < policy.distributed_min_accounts:
+                    continue
+                if len(block.members) < suspend_at:
+                    continue
+            strong = fast is not None or (
                 block.misses / len(block.members) >= policy.block_suspend_miss_share
                 and block.span(suspend_at) <= policy.block_suspend_burst_seconds
             )
@@ -632,6 +623,31 @@ class Engine:
                 if finding is not None:
                     findings.append(finding)
         return findings
+
+    def _fast_named(self, block: Block, key: tuple[int, int]) -> tuple[int, list[str]] | None:
+        """The fast rule's count and the accounts with a number in the burst, when a tier of
+        it holds for an address's block, two or more accounts took part and none of them
+        already knew the block (the address keeps only its lone account's last lookups)."""
+        if key[0] != self.policy.block_fast_size:
+            return None
+        fast_at = self._fast_at(block, 1)
+        if fast_at is None:
+            return None
+        burst = block.last(fast_at)
+        accounts = sorted({item.account for item in burst})
+        if len(accounts) < self.policy.distributed_min_accounts or any(
+            self._knew(account, key, burst[0].t) for account in accounts
+        ):
+            return None
+        return fast_at, accounts
+
+    def _named(self, block: Block) -> list[str]:
+        """Accounts with enough of an address's block to be named in its finding."""
+        return sorted(
+            account
+            for account, count in block.counts["account"].items()
+            if count >= self.policy.distributed_min_share
+        )
 
     def _knew(self, account: str, key: tuple[int, int], burst: float) -> bool:
         """Whether the account's own lookups show it knew the block before the burst."""
