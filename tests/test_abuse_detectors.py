@@ -349,16 +349,21 @@ def test_a_customer_refreshing_its_list_every_night_is_not_acted_on() -> None:
     assert [f for f in findings if f.action != "flag"] == []
 
 
-def test_listed_numbers_of_one_block_do_not_suspend_without_misses() -> None:
-    # A busy customer's callers from one town: listed numbers, scattered over its block.
-    listed = [event(22202000 + (i * 389) % 1000, i * 30, "hit") for i in range(8)]
-    assert [f for f in feed(Engine(), listed) if f.action == "suspend"] == []
-    # Misses among them show a scan: numbers nobody could have had.
-    engine = Engine()
-    suspension = first_suspension(feed(engine, [*listed[:6], event(22202999, 200, "miss")]))
-    assert suspension.kind == "block_coverage" and suspension.events_seen == 7
-    # In a densely listed block one miss in seven is all a scanner shows early on.
-    assert suspension.evidence["rule"]["misses"] == 1
+def test_listed_numbers_of_one_block_suspend_only_when_they_are_all_the_account_wants() -> None:
+    # A busy customer's callers from one town, listed numbers scattered over its block,
+    # between callers from elsewhere: not a scan.
+    town = [event(22202000 + (i * 389) % 1000, i * 60, "hit") for i in range(8)]
+    elsewhere = [event(40000000 + i * 7919 * 13, i * 60 + 30, "hit") for i in range(8)]
+    mixed = sorted([*town, *elsewhere], key=lambda e: e.ts)
+    assert [f for f in feed(Engine(), mixed) if f.action == "suspend"] == []
+    # The same numbers and nothing else: a quiet scan of a densely listed block.
+    suspension = first_suspension(feed(Engine(), town))
+    assert suspension.kind == "block_coverage" and suspension.events_seen == 6
+    assert suspension.evidence["rule"]["misses"] == 0
+    # A company's extensions the same way are not: a tight cluster, met in order or not.
+    for step in (1, 7):
+        calls = [event(22202040 + (i * step) % 15, i * 60, "hit") for i in range(8)]
+        assert [f for f in feed(Engine(), calls) if f.action == "suspend"] == []
 
 
 def test_a_fast_scan_whose_first_numbers_are_all_listed_is_stopped_at_four() -> None:
@@ -472,14 +477,17 @@ def test_a_scan_paced_under_every_rate_limit_is_stopped_at_six_numbers() -> None
 
 
 def test_a_miss_days_before_does_not_make_a_burst_of_listed_numbers_a_scan() -> None:
-    # The fast rule asks for a miss among the burst's own numbers.
+    # The fast rule asks for a miss among the burst's own numbers (one caller from elsewhere
+    # among them: the account's attention is not only on the block).
     engine = Engine()
     earlier = [event(22202500, 0, "miss")]
     burst = [
         event(n, 3 * 86400 + i * 120, "hit")
         for i, n in enumerate([22202010, 22202900, 22202300, 22202700, 22202100, 22202600])
     ]
-    assert [f for f in feed(engine, [*earlier, *burst]) if f.action == "suspend"] == []
+    caller = event(40123457, 3 * 86400 + 130, "hit")
+    calls = sorted([*earlier, *burst, caller], key=lambda e: e.ts)
+    assert [f for f in feed(engine, calls) if f.action == "suspend"] == []
 
 
 def test_a_second_shop_at_a_local_business_address_does_not_make_its_town_a_scan() -> None:

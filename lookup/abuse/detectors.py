@@ -45,6 +45,8 @@ class _Tier(NamedTuple):
     misses: int
     focus: float
     """Share of the account's new numbers the block must have taken."""
+    wide: bool = False
+    """Whether the numbers must spread wider than a company's direct-dial range."""
 
 
 class Finding(msgspec.Struct, frozen=True, kw_only=True):
@@ -71,9 +73,11 @@ class Engine:
         self._hit_step = math.log((1 - policy.miss_scan) / (1 - policy.miss_legit))
         self._upper = math.log((1 - policy.sprt_beta) / policy.sprt_alpha)
         self._lower = math.log(policy.sprt_beta / (1 - policy.sprt_alpha))
-        # The fast rule's tiers, fastest first: fewer numbers, no miss, undivided attention.
+        # The fast rule's tiers: fewer numbers or no miss where the account's attention is
+        # undivided (a quiet scan of a dense block can give it no miss for 8 numbers).
         self._fast_tiers = (
             _Tier(policy.block_rapid_suspend, policy.block_rapid_seconds, 0, 1.0),
+            _Tier(policy.block_fast_suspend, policy.block_fast_seconds, 0, 1.0, wide=True),
             _Tier(
                 policy.block_fast_suspend,
                 policy.block_fast_seconds,
@@ -439,6 +443,10 @@ class Engine:
         if len(block.members) < needed or block.misses < tier.misses:
             return False
         burst = block.last(needed)
+        if tier.wide:
+            numbers = [item.number for item in burst]
+            if max(numbers) - min(numbers) < self.policy.company_range_width:
+                return False
         return (
             sum(item.outcome == "miss" for item in burst) >= tier.misses
             and burst[-1].t - burst[0].t <= tier.seconds

@@ -81,7 +81,10 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     local business's first morning brought 6 callers from its town's block in 35), ..."""
     block_fast_misses: int = 1
     """... with this many misses among them (a scanner cannot skip the unlisted numbers; a
-    dense block can give it few, so no share is asked: focus keeps customers clear), ..."""
+    dense block can give it few, so no share is asked: focus keeps customers clear), or
+    none when the account looked up nothing else then nor in the `block_fast_seconds`
+    before and the numbers spread wider than `company_range_width` (the first 8 of a
+    dense block were all listed for a scan at 90 s a lookup), ..."""
     company_range_width: int = 200
     """... unless they are a tight cluster narrower than this met in no particular order: a
     company's direct-dial range calling in (a walk goes in order, a shuffled scan is wide) ..."""
