@@ -454,6 +454,25 @@ def test_a_first_refresh_whose_numbers_crowd_a_town_block_for_a_moment_is_left_a
     assert [f for f in feed(Engine(), refresh) if f.action == "suspend"] == []
 
 
+def test_a_scan_hiding_among_decoys_from_all_over_the_plan_is_still_a_block_scan() -> None:
+    # Before each number of the block, one new number from anywhere: half its attention
+    # looks elsewhere, but nothing else it looks up comes twice from one block.
+    rng = random.Random(8)
+    block = list(range(55643000, 55644000))
+    rng.shuffle(block)
+    lookups = []
+    for i, number in enumerate(block[:40]):
+        decoy = rng.choice([40000000, 90000000, 21000000, 73000000]) + rng.randrange(9_999_999)
+        lookups += [
+            event(decoy, 2 * i, alternating(i + 1)),
+            event(number, 2 * i + 1, alternating(i)),
+        ]
+    suspension = first_suspension(feed(Engine(), lookups))
+    assert suspension.kind == "block_coverage"
+    assert suspension.evidence["rule"]["block_size"] == 1000
+    assert suspension.events_seen <= 2 * 10
+
+
 def test_a_local_business_whose_town_block_calls_at_once_on_monday_is_left_alone() -> None:
     # Six callers from one of its town's blocks in its first ten minutes, two unlisted, and
     # nobody else calling: as fast and as focused as a scan, but in a block it knows.

@@ -379,7 +379,8 @@ class Engine:
         """Whether the number's allocation block took `share` of the account's new numbers
         since the first of the block's newest `last`, or of those of the
         `block_fast_seconds` before it (at most `block_focus_limit`), or of its last
-        `floor`, whichever began first.
+        `floor`, whichever began first; with a `floor`, numbers alone in their
+        allocation block do not count.
 
         A scan works through one allocation block at a time; a local business's
         callers (and its list refreshes) spread over its town's blocks and beyond.
@@ -397,7 +398,17 @@ class Engine:
             first = min(first, item.seq)
         size = policy.allocation_size(lookup.number)
         allocation = state.blocks.get((size, lookup.number // size), block)
-        needed = math.ceil(share * (lookup.seq - first + 1))
+        # For the slow rule, a number alone in its allocation block is no one's attention:
+        # the decoys a scan spreads over the plan to hide in (a customer's scattered callers
+        # too). Not for the fast rule: a first refresh's numbers are all alone at first.
+        stray = 0
+        for item in islice(reversed(state.recent), policy.block_focus_limit if floor else 0):
+            if item.seq < first:
+                break
+            alone = policy.allocation_size(item.number)
+            other = state.blocks.get((alone, item.number // alone))
+            stray += other is not None and len(other.members) == 1
+        needed = math.ceil(share * (lookup.seq - first + 1 - stray))
         # Newest first, stopping at the first older lookup or once enough were counted.
         for count, item in enumerate(reversed(allocation.members.values()), 1):
             if item.seq < first:

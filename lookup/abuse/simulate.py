@@ -263,12 +263,17 @@ def scraper(
     keys: int = 1,
     ips: int = 1,
     repeats: float = 0.0,
+    decoys: int = 0,
     stride: int = 1,
     start_day: int = 3,
     lookups: int = 3000,
     accounts: list[str] | None = None,
 ) -> list[Actor]:
-    """A scraper walking one block: in order, shuffled, strided, split, or slow."""
+    """A scraper walking one block: in order, shuffled, strided, split, or slow.
+
+    `repeats`: the chance of looking up a number it found again first; `decoys`: new
+    numbers from anywhere in the plan looked up before each of the block's.
+    """
     rng, directory = traffic.rng, traffic.directory
     names = accounts or [account]
     actors = [traffic.actor(persona, name, scraper=True) for name in names]
@@ -297,6 +302,9 @@ def scraper(
         moment += timedelta(seconds=rate_seconds * rng.uniform(0.5, 1.5))
         if found and rng.random() < repeats:
             traffic.lookup(actor, moment, rng.choice(found), key, ip)
+            moment += timedelta(seconds=rate_seconds * rng.uniform(0.5, 1.5))
+        for _ in range(decoys):
+            traffic.lookup(actor, moment, directory.random_number(rng), key, ip)
             moment += timedelta(seconds=rate_seconds * rng.uniform(0.5, 1.5))
         traffic.lookup(actor, moment, number, key, ip)
         if directory.listed(number):
@@ -384,4 +392,6 @@ def standard_scenario(seed: int = 7) -> tuple[Directory, list[Actor]]:
     # The same account: legitimate until day 20, a scraper after.
     later[0].events.extend(honest.events)
     traffic.actors.remove(honest)
+    # Last, so that adding it left every earlier persona's draws as they were.
+    scraper(traffic, "decoys_mix", "scr-decoy", order="shuffled", rate_seconds=1, decoys=1)
     return directory, traffic.actors
