@@ -90,6 +90,42 @@ def test_events_cross_the_stream_once_and_in_order(client: redis.Redis, tmp_path
     assert key != stream_key(make_settings(tmp_path / "other", redis_url=REDIS_URL))
 
 
+def test_two_workers_batches_reach_the_detectors_in_request_order(
+    client: redis.Redis, tmp_path: Path
+) -> None:
+    # A walk served by two workers, one taking the even numbers, one the odd: the first
+    # worker's batch reaches the stream before the second's.
+    settings = make_settings(tmp_path / "var", redis_url=REDIS_URL)
+    key = stream_key(settings)
+    client.delete(key, key + ":consumed")
+    walk = [
+        LookupEvent(
+            ts=datetime(2026, 11, 2, 9, 0) + timedelta(seconds=i),
+            account="acme",
+            key="k",
+            ip="10.0.0.1",
+            number=f"+4722202{i:03d}",
+            outcome="miss" if i % 2 else "hit",
+        )
+        for i in range(8)
+    ]
+    for worker in (0, 1):
+        buffer = EventBuffer()
+        for event in walk[worker::2]:
+            buffer.emit(event)
+        assert EventPublisher(buffer, redis_sender(client, key)).publish() == 4
+    store = ComplianceStore(settings.compliance_path)
+    monitor = AbuseMonitor(EventBuffer(), store, KeyRing(KeyStore(settings.keys_path)))
+    findings = monitor.submit(RedisSource(client, key).read(0.1) or [])
+    # Stopped at the walk's fourth number by time, as one worker's traffic would be.
+    suspension = next(f for f in findings if f.action == "suspend")
+    assert suspension.ts == walk[3].ts
+    logged = store._rows("SELECT number FROM lookup_log ORDER BY rowid")
+    assert [row[0] for row in logged] == [event.number for event in walk]
+    store.close()
+    client.delete(key, key + ":consumed")
+
+
 def test_events_are_held_while_the_stream_is_down_and_sent_once_it_is_back(
     client: redis.Redis, tmp_path: Path
 ) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
+from datetime import datetime
 
 from lookup.abuse.detectors import Engine, Finding
 from lookup.abuse.events import EventBuffer, LookupEvent
@@ -20,6 +21,10 @@ from lookup.errors import KeyStoreError
 from lookup.keys import KeyRing, Network
 
 log = logging.getLogger(__name__)
+
+
+def _request_time(event: LookupEvent) -> datetime:
+    return event.ts
 
 
 class AbuseMonitor:
@@ -58,6 +63,9 @@ class AbuseMonitor:
             events = self.buffer.drain()
             if not events:
                 return []
+            # Several workers' batches reach the stream one after another, not in request
+            # order; the detectors read time from the events, in order.
+            events.sort(key=_request_time)
             self.store.log(events)
             if not self.detect:
                 return []
