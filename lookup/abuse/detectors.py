@@ -13,12 +13,13 @@ import math
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
-from itertools import islice, pairwise
-from typing import Any, NamedTuple
+from itertools import islice
+from typing import Any
 
 import msgspec
 
 from lookup.abuse.events import EPOCH, LookupEvent
+from lookup.abuse.fastrule import FastRule
 from lookup.abuse.policy import DEFAULT_POLICY, SEVERITY, Kind, Policy
 from lookup.abuse.state import (
     EVIDENCE_NUMBERS,
@@ -34,19 +35,6 @@ from lookup.abuse.state import (
 
 # A rule's verdict: kind, whether its suspension criteria held, and how to build its evidence.
 _Found = tuple[Kind, bool, Callable[[], dict[str, Any]]]
-
-
-class _Tier(NamedTuple):
-    """One tier of the fast rule for geographic blocks."""
-
-    numbers: int
-    """New numbers of the block, beyond the chance excess."""
-    seconds: float
-    misses: int
-    focus: float
-    """Share of the account's new numbers the block must have taken."""
-    wide: bool = False
-    """Whether the numbers must spread wider than a company's direct-dial range."""
 
 
 class Finding(msgspec.Struct, frozen=True, kw_only=True):
@@ -73,18 +61,7 @@ class Engine:
         self._hit_step = math.log((1 - policy.miss_scan) / (1 - policy.miss_legit))
         self._upper = math.log((1 - policy.sprt_beta) / policy.sprt_alpha)
         self._lower = math.log(policy.sprt_beta / (1 - policy.sprt_alpha))
-        # The fast rule's tiers: fewer numbers or no miss where the account's attention is
-        # undivided (a quiet scan of a dense block can give it no miss for 8 numbers).
-        self._fast_tiers = (
-            _Tier(policy.block_rapid_suspend, policy.block_rapid_seconds, 0, 1.0),
-            _Tier(policy.block_fast_suspend, policy.block_fast_seconds, 0, 1.0, wide=True),
-            _Tier(
-                policy.block_fast_suspend,
-                policy.block_fast_seconds,
-                policy.block_fast_misses,
-                policy.block_focus,
-            ),
-        )
+        self._fast = FastRule(policy)
         self._pruned_at: float | None = None
         # Kept apart from the pruned state: a count never restarts (one int per account).
         self._events_seen: dict[str, int] = {}
@@ -331,7 +308,7 @@ class Engine:
                     count >= needed
                     and block.misses / count >= policy.block_suspend_miss_share
                     and block.span(needed) <= policy.block_suspend_burst_seconds
-                    and not self._company_range(block.last(needed))
+                    and not self._fast.company_range(block.last(needed))
                 )
             spread = len(block.counts["key"]) > 1 or len(block.counts["ip"]) > 1
             found.append(
@@ -350,21 +327,6 @@ class Engine:
                 )
             )
         return found
-
-    def _company_range(self, newest: list[Lookup]) -> bool:
-        """A tight cluster of numbers met in no particular order: a company's extensions.
-
-        A walk through a block goes in order; callers from a direct-dial range
-        arrive as they call. Such a cluster is left to the run rule's longer bound.
-        """
-        # By request time: several workers' batches reach the monitor interleaved.
-        tail = sorted(newest, key=lambda item: item.t)
-        numbers = [item.number for item in tail]
-        if max(numbers) - min(numbers) >= self.policy.company_range_width:
-            return False
-        rising = all(a < b for a, b in pairwise(numbers))
-        falling = all(a > b for a, b in pairwise(numbers))
-        return not (rising or falling)
 
     def _focused(
         self,
@@ -422,9 +384,9 @@ class Engine:
     ) -> int | None:
         """How many new numbers of a geographic block came fast where the account's
         attention is (a scan, walked or shuffled), if a tier of the fast rule holds."""
-        for tier in self._fast_tiers:
+        for tier in self._fast.tiers:
             needed = tier.numbers + excess
-            if self._fast(block, needed, tier) and self._focused(
+            if self._fast.holds(block, needed, tier) and self._focused(
                 state,
                 block,
                 needed,
@@ -434,48 +396,6 @@ class Engine:
             ):
                 return needed
         return None
-
-    def _fast_at(self, block: Block, excess: int) -> int | None:
-        """The count of the first tier of the fast rule the block's newest numbers meet."""
-        return next(
-            (
-                tier.numbers + excess
-                for tier in self._fast_tiers
-                if self._fast(block, tier.numbers + excess, tier)
-            ),
-            None,
-        )
-
-    def _fast(self, block: Block, needed: int, tier: _Tier) -> bool:
-        """The block's newest `needed` numbers came within the tier's time, with its misses
-        among them, they are not a company's extensions calling in, and the block was new:
-        few of its numbers were looked up before."""
-        # The block's own counts first: they rule out most lookups without reading members.
-        if len(block.members) < needed or block.misses < tier.misses:
-            return False
-        burst = block.last(needed)
-        if tier.wide:
-            numbers = [item.number for item in burst]
-            if max(numbers) - min(numbers) < self.policy.company_range_width:
-                return False
-        return (
-            sum(item.outcome == "miss" for item in burst) >= tier.misses
-            and burst[-1].t - burst[0].t <= tier.seconds
-            and not self._company_range(burst)
-            and not self._known(block, burst[0].t)
-        )
-
-    def _known(self, block: Block, burst: float) -> bool:
-        """More than `block_fast_known` of the block's numbers came more than the fast rule's
-        time before `burst`: a block the account (or address) already knew."""
-        before = burst - self.policy.block_fast_seconds
-        # Members are in time order: count from the oldest until the burst's time.
-        for known, item in enumerate(block.members.values()):
-            if item.t >= before:
-                return False
-            if known >= self.policy.block_fast_known:
-                return True
-        return False
 
     def _coverage_evidence(
         self, block: Block, size: int, start: int, by_chance: float, flag_at: int, needed: int
@@ -649,7 +569,7 @@ class Engine:
         already knew the block (the address keeps only its lone account's last lookups)."""
         if key[0] != self.policy.block_fast_size:
             return None
-        fast_at = self._fast_at(block, 1)
+        fast_at = self._fast.first_tier(block, 1)
         if fast_at is None:
             return None
         burst = block.last(fast_at)
@@ -672,7 +592,7 @@ class Engine:
         """Whether the account's own lookups show it knew the block before the burst."""
         state = self._accounts.get(account)
         own = state.blocks.get(key) if state is not None else None
-        return own is not None and self._known(own, burst)
+        return own is not None and self._fast.known(own, burst)
 
     def _into_ip_block(self, ip_state: IpState, size: int, lookup: Lookup) -> Block | None:
         """Count a lookup in the address's block; None if the number was already in it."""

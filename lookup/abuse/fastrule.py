@@ -1,0 +1,103 @@
+"""The fast rule of the block detector: a burst of new numbers in one geographic block.
+
+Pure. Its tiers, and the tests that clear a burst's look-alikes: a company's
+direct-dial range calling in, and a block the account (or address) already knew.
+Whether the account's attention is on the block is the caller's to judge.
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+from typing import NamedTuple
+
+from lookup.abuse.policy import Policy
+from lookup.abuse.state import Block, Lookup
+
+
+class Tier(NamedTuple):
+    """One tier of the fast rule for geographic blocks."""
+
+    numbers: int
+    """New numbers of the block, beyond the chance excess."""
+    seconds: float
+    misses: int
+    focus: float
+    """Share of the account's new numbers the block must have taken."""
+    wide: bool = False
+    """Whether the numbers must spread wider than a company's direct-dial range."""
+
+
+class FastRule:
+    """The fast rule's tiers over one policy."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        # Fewer numbers or no miss where the account's attention is undivided (a quiet scan
+        # of a dense block can give it no miss for 8 numbers).
+        self.tiers = (
+            Tier(policy.block_rapid_suspend, policy.block_rapid_seconds, 0, 1.0),
+            Tier(policy.block_fast_suspend, policy.block_fast_seconds, 0, 1.0, wide=True),
+            Tier(
+                policy.block_fast_suspend,
+                policy.block_fast_seconds,
+                policy.block_fast_misses,
+                policy.block_focus,
+            ),
+        )
+
+    def company_range(self, newest: list[Lookup]) -> bool:
+        """A tight cluster of numbers met in no particular order: a company's extensions.
+
+        A walk through a block goes in order; callers from a direct-dial range
+        arrive as they call. Such a cluster is left to the run rule's longer bound.
+        """
+        # By request time: several workers' batches reach the monitor interleaved.
+        tail = sorted(newest, key=lambda item: item.t)
+        numbers = [item.number for item in tail]
+        if max(numbers) - min(numbers) >= self.policy.company_range_width:
+            return False
+        rising = all(a < b for a, b in pairwise(numbers))
+        falling = all(a > b for a, b in pairwise(numbers))
+        return not (rising or falling)
+
+    def first_tier(self, block: Block, excess: int) -> int | None:
+        """The count of the first tier of the fast rule the block's newest numbers meet."""
+        return next(
+            (
+                tier.numbers + excess
+                for tier in self.tiers
+                if self.holds(block, tier.numbers + excess, tier)
+            ),
+            None,
+        )
+
+    def holds(self, block: Block, needed: int, tier: Tier) -> bool:
+        """The block's newest `needed` numbers came within the tier's time, with its misses
+        among them, they are not a company's extensions calling in, and the block was new:
+        few of its numbers were looked up before."""
+        # The block's own counts first: they rule out most lookups without reading members.
+        if len(block.members) < needed or block.misses < tier.misses:
+            return False
+        burst = block.last(needed)
+        if tier.wide:
+            numbers = [item.number for item in burst]
+            if max(numbers) - min(numbers) < self.policy.company_range_width:
+                return False
+        return (
+            sum(item.outcome == "miss" for item in burst) >= tier.misses
+            and burst[-1].t - burst[0].t <= tier.seconds
+            and not self.company_range(burst)
+            and not self.known(block, burst[0].t)
+        )
+
+    def known(self, block: Block, burst: float) -> bool:
+        """More than `block_fast_known` of the block's numbers came more than the fast rule's
+        time before `burst`: a block the account (or address) already knew."""
+        before = burst - self.policy.block_fast_seconds
+        # Members are in time order: count from the oldest until the burst's time.
+        for known, item in enumerate(block.members.values()):
+            if item.t >= before:
+                return False
+            if known >= self.policy.block_fast_known:
+                return True
+        return False
