@@ -10,6 +10,7 @@ scraper's extraction counts only what it got before its suspension.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -239,4 +240,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:
+        # Piped into `head`: the reader has what it wanted. Point stdout at /dev/null so the
+        # interpreter's last flush does not raise again (as the Python docs advise).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
