@@ -205,7 +205,7 @@ def test_a_reset_account_starts_afresh_and_old_state_is_pruned() -> None:
     # Weeks later the per-IP state of the walk is gone; the account's once its numbers are
     # forgotten (its findings lapsed with the window).
     feed(engine, [event(90000000, 30 * 86400, "hit", account="other", ip="10.9.9.9")])
-    assert "10.0.0.1" not in engine._ips
+    assert "10.0.0.1" not in engine._addresses
     assert "acme" in engine._accounts
     feed(engine, [event(90000001, 40 * 86400, "hit", account="other", ip="10.9.9.9")])
     assert "acme" not in engine._accounts

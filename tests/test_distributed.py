@@ -98,17 +98,7 @@ def test_two_workers_batches_reach_the_detectors_in_request_order(
     settings = make_settings(tmp_path / "var", redis_url=REDIS_URL)
     key = stream_key(settings)
     client.delete(key, key + ":consumed")
-    walk = [
-        LookupEvent(
-            ts=datetime(2026, 11, 2, 9, 0) + timedelta(seconds=i),
-            account="acme",
-            key="k",
-            ip="10.0.0.1",
-            number=f"+4722202{i:03d}",
-            outcome="miss" if i % 2 else "hit",
-        )
-        for i in range(8)
-    ]
+    walk = [_answered(i) for i in range(8)]
     for worker in (0, 1):
         buffer = EventBuffer()
         for event in walk[worker::2]:

@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from lookup.abuse.crossaccount import AddressScans
 from lookup.abuse.events import EPOCH, LookupEvent
 from lookup.abuse.fastrule import FastRule
 from lookup.abuse.policy import DEFAULT_POLICY, SEVERITY, Kind, Policy
@@ -25,7 +26,6 @@ from lookup.abuse.state import (
     EVIDENCE_NUMBERS,
     AccountState,
     Block,
-    IpState,
     Lookup,
     Run,
     e164,
@@ -56,12 +56,12 @@ class Engine:
     def __init__(self, policy: Policy = DEFAULT_POLICY) -> None:
         self.policy = policy
         self._accounts: dict[str, AccountState] = {}
-        self._ips: dict[str, IpState] = {}
         self._miss_step = math.log(policy.miss_scan / policy.miss_legit)
         self._hit_step = math.log((1 - policy.miss_scan) / (1 - policy.miss_legit))
         self._upper = math.log((1 - policy.sprt_beta) / policy.sprt_alpha)
         self._lower = math.log(policy.sprt_beta / (1 - policy.sprt_alpha))
         self._fast = FastRule(policy)
+        self._addresses = AddressScans(policy, self._fast, self._knew)
         self._pruned_at: float | None = None
         # Kept apart from the pruned state: a count never restarts (one int per account).
         self._events_seen: dict[str, int] = {}
@@ -69,10 +69,7 @@ class Engine:
     def reset(self, account: str) -> None:
         """Forget an account's evidence (compliance cleared or reinstated it)."""
         self._accounts.pop(account, None)
-        for ip_state in self._ips.values():
-            ip_state.fired = {
-                marker: strong for marker, strong in ip_state.fired.items() if marker[2] != account
-            }
+        self._addresses.forget(account)
 
     def _prune(self, now: float) -> None:
         """Drop what fell out of the window everywhere, once per hour of event time.
@@ -84,23 +81,7 @@ class Engine:
             return
         self._pruned_at = now
         window = self.policy.window_seconds
-        for address, ip_state in list(self._ips.items()):
-            for block_key, block in list(ip_state.blocks.items()):
-                # Members are in time order: the old ones are at the front.
-                for item in list(block.members.values()):
-                    if now - item.t <= window:
-                        break
-                    block.remove(item)
-                if not block.members:
-                    del ip_state.blocks[block_key]
-                    ip_state.fired = {
-                        m: strong for m, strong in ip_state.fired.items() if m[:2] != block_key
-                    }
-            ip_state.accounts = {
-                account: seen for account, seen in ip_state.accounts.items() if now - seen <= window
-            }
-            if not ip_state.blocks and not ip_state.accounts:
-                del self._ips[address]
+        self._addresses.prune(now)
         for name, state in list(self._accounts.items()):
             self._expire(state, now)
             self._forget(state, now)
@@ -493,134 +474,24 @@ class Engine:
         return [(Kind.DISTINCT_VELOCITY, z >= policy.velocity_suspend_z, evidence)]
 
     def _across_accounts(self, event: LookupEvent, lookup: Lookup) -> list[Finding]:
-        """Blocks scanned by several accounts from one IP address.
-
-        Counts are kept as lookups come and go (pruned hourly), so each event
-        costs the same however busy the address is.
-        """
-        policy = self.policy
-        ip_state = self._ips.setdefault(lookup.ip, IpState())
-        ip_state.accounts[lookup.account] = lookup.t
-        if len(ip_state.accounts) < policy.distributed_min_accounts:
-            # One account behind the address: its own blocks already cover it.
-            ip_state.lone.append(lookup)
-            return []
-        while ip_state.lone:
-            earlier = ip_state.lone.popleft()
-            if lookup.t - earlier.t <= policy.window_seconds:
-                for size in policy.block_sizes:
-                    self._into_ip_block(ip_state, size, earlier)
+        """Findings for the accounts an address's block scan names."""
         findings = []
-        for size, count_at in zip(policy.block_sizes, policy.block_suspend, strict=True):
-            block_start = lookup.number // size
-            block = self._into_ip_block(ip_state, size, lookup)
-            if block is None:
-                continue
-            if len(block.counts["account"]) < policy.distributed_min_accounts:
-                continue
-            # A geographic block's 1 % is a handful of listings: a fast scan from one address
-            # is stopped at the fast rule's count, as a small account's would be (the excess
-            # of chance rounds up to one), naming every account with a number in its burst.
-            fast = self._fast_named(block, (size, block_start))
-            if fast is not None:
-                suspend_at, named = fast
-            else:
-                suspend_at, named = count_at, self._named(block)
-                if len(named) < policy.distributed_min_accounts:
-                    continue
-                if len(block.members) < suspend_at:
-                    continue
-            strong = fast is not None or (
-                block.misses / len(block.members) >= policy.block_suspend_miss_share
-                and block.span(suspend_at) <= policy.block_suspend_burst_seconds
+        for account, strong, evidence in self._addresses.observe(lookup):
+            finding = self._escalate(
+                self._accounts.setdefault(account, AccountState()),
+                event
+                if account == event.account
+                else msgspec.structs.replace(event, account=account),
+                Kind.DISTRIBUTED_SCAN,
+                strong,
+                evidence,
             )
-            for account in named:
-                marker = (size, block_start, account)
-                # Once per block and account, and once more if it turns strong later (the
-                # first numbers of a dense block can all be listed; the misses come after).
-                if ip_state.fired.get(marker, False) >= strong:
-                    continue
-                ip_state.fired[marker] = strong
-                state = self._accounts.setdefault(account, AccountState())
-                finding = self._escalate(
-                    state,
-                    event
-                    if account == event.account
-                    else msgspec.structs.replace(event, account=account),
-                    Kind.DISTRIBUTED_SCAN,
-                    strong,
-                    partial(
-                        self._cross_evidence,
-                        block,
-                        lookup.ip,
-                        size,
-                        block_start,
-                        account,
-                        suspend_at,
-                    ),
-                )
-                if finding is not None:
-                    findings.append(finding)
+            if finding is not None:
+                findings.append(finding)
         return findings
-
-    def _fast_named(self, block: Block, key: tuple[int, int]) -> tuple[int, list[str]] | None:
-        """The fast rule's count and the accounts with a number in the burst, when a tier of
-        it holds for an address's block, two or more accounts took part and none of them
-        already knew the block (the address keeps only its lone account's last lookups)."""
-        if key[0] != self.policy.block_fast_size:
-            return None
-        fast_at = self._fast.first_tier(block, 1)
-        if fast_at is None:
-            return None
-        burst = block.last(fast_at)
-        accounts = sorted({item.account for item in burst})
-        if len(accounts) < self.policy.distributed_min_accounts or any(
-            self._knew(account, key, burst[0].t) for account in accounts
-        ):
-            return None
-        return fast_at, accounts
-
-    def _named(self, block: Block) -> list[str]:
-        """Accounts with enough of an address's block to be named in its finding."""
-        return sorted(
-            account
-            for account, count in block.counts["account"].items()
-            if count >= self.policy.distributed_min_share
-        )
 
     def _knew(self, account: str, key: tuple[int, int], burst: float) -> bool:
         """Whether the account's own lookups show it knew the block before the burst."""
         state = self._accounts.get(account)
         own = state.blocks.get(key) if state is not None else None
         return own is not None and self._fast.known(own, burst)
-
-    def _into_ip_block(self, ip_state: IpState, size: int, lookup: Lookup) -> Block | None:
-        """Count a lookup in the address's block; None if the number was already in it."""
-        key = (size, lookup.number // size)
-        block = ip_state.blocks.get(key)
-        if block is None:
-            block = ip_state.blocks[key] = Block("account")
-        current = block.members.get(lookup.number)
-        if current is not None:
-            if lookup.t - current.t <= self.policy.window_seconds:
-                return None
-            block.remove(current)
-        block.add(lookup)
-        return block
-
-    def _cross_evidence(
-        self, block: Block, ip: str, size: int, start: int, account: str, suspend_at: int
-    ) -> dict[str, Any]:
-        mine = [item for item in block.members.values() if item.account == account]
-        return {
-            "rule": {
-                "ip": ip,
-                "block_size": size,
-                "distinct_from_ip": len(block.members),
-                "accounts": dict(sorted(block.counts["account"].items())),
-                "misses": block.misses,
-                "suspend_at": suspend_at,
-            },
-            "block": e164(start * size),
-            "lookups": trail(mine),
-        }

@@ -1,0 +1,172 @@
+"""Blocks scanned by several accounts from one IP address (`distributed_scan`). Pure.
+
+Each address keeps, per block, the distinct numbers looked up from it and by
+which accounts. Counts are kept as lookups come and go (pruned hourly), so
+each event costs the same however busy the address is. The engine turns what
+this names into findings of each account.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from lookup.abuse.fastrule import FastRule
+from lookup.abuse.policy import Policy
+from lookup.abuse.state import Block, IpState, Lookup, e164, trail
+
+Named = tuple[str, bool, Callable[[], dict[str, Any]]]
+"""An account an address's scan names: whether the suspension criteria held, its evidence."""
+KnewBlock = Callable[[str, tuple[int, int], float], bool]
+"""Whether an account's own lookups show it knew a block (size, start) before a time."""
+
+
+class AddressScans:
+    """The per-address state of the cross-account rule."""
+
+    def __init__(self, policy: Policy, fast: FastRule, knew: KnewBlock) -> None:
+        self.policy = policy
+        self._fast = fast
+        self._knew = knew
+        self._ips: dict[str, IpState] = {}
+
+    def observe(self, lookup: Lookup) -> list[Named]:
+        """Count a new number of an account at its address; the accounts a scan names."""
+        policy = self.policy
+        ip_state = self._ips.setdefault(lookup.ip, IpState())
+        ip_state.accounts[lookup.account] = lookup.t
+        if len(ip_state.accounts) < policy.distributed_min_accounts:
+            # One account behind the address: its own blocks already cover it.
+            ip_state.lone.append(lookup)
+            return []
+        while ip_state.lone:
+            earlier = ip_state.lone.popleft()
+            if lookup.t - earlier.t <= policy.window_seconds:
+                for size in policy.block_sizes:
+                    self._into_block(ip_state, size, earlier)
+        named: list[Named] = []
+        for size, count_at in zip(policy.block_sizes, policy.block_suspend, strict=True):
+            block_start = lookup.number // size
+            block = self._into_block(ip_state, size, lookup)
+            if block is None:
+                continue
+            if len(block.counts["account"]) < policy.distributed_min_accounts:
+                continue
+            # A geographic block's 1 % is a handful of listings: a fast scan from one address
+            # is stopped at the fast rule's count, as a small account's would be (the excess
+            # of chance rounds up to one), naming every account with a number in its burst.
+            fast = self._fast_named(block, (size, block_start))
+            if fast is not None:
+                suspend_at, accounts = fast
+            else:
+                suspend_at, accounts = count_at, self._named(block)
+                if len(accounts) < policy.distributed_min_accounts:
+                    continue
+                if len(block.members) < suspend_at:
+                    continue
+            strong = fast is not None or (
+                block.misses / len(block.members) >= policy.block_suspend_miss_share
+                and block.span(suspend_at) <= policy.block_suspend_burst_seconds
+            )
+            for account in accounts:
+                marker = (size, block_start, account)
+                # Once per block and account, and once more if it turns strong later (the
+                # first numbers of a dense block can all be listed; the misses come after).
+                if ip_state.fired.get(marker, False) >= strong:
+                    continue
+                ip_state.fired[marker] = strong
+                evidence = partial(
+                    _evidence, block, lookup.ip, size, block_start, account, suspend_at
+                )
+                named.append((account, strong, evidence))
+        return named
+
+    def forget(self, account: str) -> None:
+        """Forget that an account was named (compliance cleared or reinstated it)."""
+        for ip_state in self._ips.values():
+            ip_state.fired = {
+                marker: strong for marker, strong in ip_state.fired.items() if marker[2] != account
+            }
+
+    def prune(self, now: float) -> None:
+        """Drop what fell out of the window, and addresses left with nothing."""
+        window = self.policy.window_seconds
+        for address, ip_state in list(self._ips.items()):
+            for block_key, block in list(ip_state.blocks.items()):
+                # Members are in time order: the old ones are at the front.
+                for item in list(block.members.values()):
+                    if now - item.t <= window:
+                        break
+                    block.remove(item)
+                if not block.members:
+                    del ip_state.blocks[block_key]
+                    ip_state.fired = {
+                        m: strong for m, strong in ip_state.fired.items() if m[:2] != block_key
+                    }
+            ip_state.accounts = {
+                account: seen for account, seen in ip_state.accounts.items() if now - seen <= window
+            }
+            if not ip_state.blocks and not ip_state.accounts:
+                del self._ips[address]
+
+    def __contains__(self, address: str) -> bool:
+        """Whether anything of the address is still kept."""
+        return address in self._ips
+
+    def _fast_named(self, block: Block, key: tuple[int, int]) -> tuple[int, list[str]] | None:
+        """The fast rule's count and the accounts with a number in the burst, when a tier of
+        it holds for an address's block, two or more accounts took part and none of them
+        already knew the block (the address keeps only its lone account's last lookups)."""
+        if key[0] != self.policy.block_fast_size:
+            return None
+        fast_at = self._fast.first_tier(block, 1)
+        if fast_at is None:
+            return None
+        burst = block.last(fast_at)
+        accounts = sorted({item.account for item in burst})
+        if len(accounts) < self.policy.distributed_min_accounts or any(
+            self._knew(account, key, burst[0].t) for account in accounts
+        ):
+            return None
+        return fast_at, accounts
+
+    def _named(self, block: Block) -> list[str]:
+        """Accounts with enough of an address's block to be named in its finding."""
+        return sorted(
+            account
+            for account, count in block.counts["account"].items()
+            if count >= self.policy.distributed_min_share
+        )
+
+    def _into_block(self, ip_state: IpState, size: int, lookup: Lookup) -> Block | None:
+        """Count a lookup in the address's block; None if the number was already in it."""
+        key = (size, lookup.number // size)
+        block = ip_state.blocks.get(key)
+        if block is None:
+            block = ip_state.blocks[key] = Block("account")
+        current = block.members.get(lookup.number)
+        if current is not None:
+            if lookup.t - current.t <= self.policy.window_seconds:
+                return None
+            block.remove(current)
+        block.add(lookup)
+        return block
+
+
+def _evidence(
+    block: Block, ip: str, size: int, start: int, account: str, suspend_at: int
+) -> dict[str, Any]:
+    mine = [item for item in block.members.values() if item.account == account]
+    return {
+        "rule": {
+            "ip": ip,
+            "block_size": size,
+            "distinct_from_ip": len(block.members),
+            "accounts": dict(sorted(block.counts["account"].items())),
+            "misses": block.misses,
+            "suspend_at": suspend_at,
+        },
+        "block": e164(start * size),
+        "lookups": trail(mine),
+    }
