@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from lookup.abuse.detectors import Engine, Finding
 from lookup.abuse.events import EventBuffer, LookupEvent
@@ -78,6 +78,24 @@ class AbuseMonitor:
             for finding in findings:
                 self._act(finding)
             return findings
+
+    def warm(self, now: datetime) -> int:
+        """Rebuild the detectors' memory from the lookup log of the last window; how many
+        lookups it read.
+
+        A restarted monitor would otherwise start empty: a scan under way would
+        begin again from nothing. What the replay finds again was recorded
+        before the restart, so its findings are dropped.
+        """
+        if not self.detect:
+            return 0
+        since = now - timedelta(seconds=self.engine.policy.window_seconds)
+        with self._lock:
+            return self.store.replay(since, self._observe_quietly)
+
+    def _observe_quietly(self, event: LookupEvent) -> None:
+        if not self._allowed(event.ip):
+            self.engine.observe(event)
 
     def forget(self, account: str) -> None:
         """Reset the detectors' evidence on an account after compliance cleared it."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -124,6 +124,31 @@ class ComplianceStore:
         )
         with self._lock:
             self._con.from_arrow(batch).insert_into("lookup_log")
+
+    def replay(self, since: datetime, into: Callable[[LookupEvent], object]) -> int:
+        """Hand the logged lookups from `since` on to `into`, in time order; how many."""
+        count = 0
+        with self._lock:
+            relation = self._con.sql(
+                "SELECT ts, account, key, ip, number, outcome, endpoint FROM lookup_log "
+                "WHERE ts >= ? ORDER BY ts",
+                params=[since],
+            )
+            for batch in relation.to_arrow_reader(50_000):
+                for row in zip(*batch.to_pydict().values(), strict=True):
+                    into(
+                        LookupEvent(
+                            ts=row[0],
+                            account=row[1],
+                            key=row[2],
+                            ip=row[3],
+                            number=row[4],
+                            outcome=row[5],
+                            endpoint=row[6],
+                        )
+                    )
+                    count += 1
+        return count
 
     def record(self, finding: Finding) -> int:
         """Store a finding in the account's open case (opening one); returns the case id."""

@@ -16,13 +16,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from multiprocessing.connection import Connection
 
 import redis
 import uvicorn
 from litestar import Litestar
 
-from lookup.abuse.events import LookupEvent
+from lookup.abuse.events import LookupEvent, utc_now
 from lookup.abuse.stream import EventSource, PipeSource, RedisSource, pipe_sender, stream_key
 from lookup.api.app import create_app, create_internal_app
 from lookup.api.services import Services
@@ -64,6 +65,13 @@ async def serve_monitor(settings: Settings, source: EventSource) -> None:
         handle_signals=not isinstance(source, PipeSource),
     )
     serving = asyncio.create_task(internal.serve())
+    started = time.perf_counter()
+    replayed = await asyncio.to_thread(monitor.warm, utc_now())
+    log.info(
+        "abuse detectors warmed with %d logged lookups in %.1f s",
+        replayed,
+        time.perf_counter() - started,
+    )
     while True:
         try:
             batch = await asyncio.to_thread(source.read, 0.5)

@@ -1,0 +1,51 @@
+"""A restarted monitor rebuilds the detectors' memory from the lookup log."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from lookup.abuse.events import EventBuffer, LookupEvent
+from lookup.abuse.monitor import AbuseMonitor
+from lookup.abuse.store import ComplianceStore
+from lookup.keys import KeyRing, KeyStore
+
+NOW = datetime(2026, 11, 2, 9, 0)
+
+
+def walk(i: int, *, days_ago: float = 0) -> LookupEvent:
+    """The i-th number of a walk through a geographic block, one a second."""
+    return LookupEvent(
+        ts=NOW - timedelta(days=days_ago) + timedelta(seconds=i),
+        account="walker",
+        key="k",
+        ip="10.0.0.1",
+        number=f"+4722202{i:03d}",
+        outcome="hit",
+    )
+
+
+def monitor(store: ComplianceStore, tmp_path: Path) -> AbuseMonitor:
+    return AbuseMonitor(EventBuffer(), store, KeyRing(KeyStore(tmp_path / "keys.sqlite")))
+
+
+def test_a_restarted_monitor_goes_on_with_a_scan_begun_before_it(tmp_path: Path) -> None:
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    # The monitor before the restart logged the walk's first three numbers.
+    first = monitor(store, tmp_path)
+    assert first.submit([walk(i) for i in range(3)]) == []
+    restarted = monitor(store, tmp_path)
+    assert restarted.warm(NOW + timedelta(seconds=3)) == 3
+    # The fourth number within the minute is the fast rule's, as without the restart.
+    findings = restarted.submit([walk(3)])
+    assert [(f.kind, f.action) for f in findings] == [("block_coverage", "suspend")]
+    # Without the warm-up the fourth number would have been the first it saw.
+    assert monitor(store, tmp_path).submit([walk(3)]) == []
+    store.close()
+
+
+def test_the_warm_up_reads_only_the_detectors_window(tmp_path: Path) -> None:
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    store.log([walk(i, days_ago=8) for i in range(3)] + [walk(10 + i) for i in range(2)])
+    assert monitor(store, tmp_path).warm(NOW + timedelta(seconds=20)) == 2
+    store.close()
