@@ -104,7 +104,7 @@ def test_accounts_sharing_an_ip_to_split_a_block_are_each_suspended() -> None:
     assert cross.evidence["rule"]["ip"] == "203.0.113.5"
 
 
-def test_accounts_taking_turns_through_a_geographic_block_are_stopped_at_four() -> None:
+def test_accounts_taking_turns_through_a_geographic_block_are_stopped_at_six() -> None:
     # Three accounts behind one address, each taking every third number: stopped where one
     # account would be (the first account's lookups count once the second one appears).
     walk = [
@@ -118,9 +118,10 @@ def test_accounts_taking_turns_through_a_geographic_block_are_stopped_at_four() 
             first.setdefault(finding.account, finding)
     assert set(first) == {"shell-0", "shell-1", "shell-2"}
     assert all(f.kind == "distributed_scan" for f in first.values())
-    # At a second a number, every account with a number in the burst is named at the fourth.
-    assert {f.ts for f in first.values()} == {walk[3].ts}
-    assert first["shell-0"].evidence["rule"]["distinct_from_ip"] == 4
+    # Each has two of the burst's six numbers when it suspends (an address cannot show
+    # undivided attention, so no miss-free tier applies to it).
+    assert {f.ts for f in first.values()} == {walk[5].ts}
+    assert first["shell-0"].evidence["rule"]["distinct_from_ip"] == 6
 
 
 def test_a_customer_sharing_the_address_of_a_fast_scan_is_not_named_for_an_earlier_number() -> None:
@@ -134,6 +135,22 @@ def test_a_customer_sharing_the_address_of_a_fast_scan_is_not_named_for_an_earli
     ]
     suspended = {f.account for f in feed(Engine(), [earlier, *walk]) if f.action == "suspend"}
     assert suspended == {"shell-0", "shell-1"}
+
+
+def test_two_customers_behind_one_nat_are_not_one_scanner() -> None:
+    # Two customers behind one address, each with its own callers; by chance four listed
+    # numbers of one block come within 40 s, two from each.
+    ip = "198.51.100.20"
+    calls = [
+        event(40000000 + i * 7919 * 13, i * 10, "hit", account=f"shop-{i % 2}", ip=ip)
+        for i in range(30)
+    ]
+    crowd = [
+        event(n, 300 + 10 * i + 5, "hit", account=f"shop-{i % 2}", ip=ip)
+        for i, n in enumerate([22202417, 22202093, 22202871, 22202550])
+    ]
+    merged = sorted([*calls, *crowd], key=lambda e: e.ts)
+    assert [f for f in feed(Engine(), merged) if f.action == "suspend"] == []
 
 
 def test_accounts_sharing_an_ip_are_suspended_once_misses_follow_a_listed_stretch() -> None:
@@ -210,6 +227,17 @@ def test_a_reset_account_starts_afresh_and_old_state_is_pruned() -> None:
     feed(engine, [event(90000001, 40 * 86400, "hit", account="other", ip="10.9.9.9")])
     assert "acme" not in engine._accounts
     assert engine.events_seen("acme") == 80  # the count of its events never restarts
+
+
+def test_a_cleared_account_keeps_the_numbers_it_has() -> None:
+    # Compliance cleared a customer whose list is one block's numbers; its next refresh of
+    # that list, fast, is still the numbers it has.
+    customers = [22202000 + i * 3 for i in range(12)]
+    engine = Engine()
+    assert feed(engine, [event(n, i * 600, alternating(i)) for i, n in enumerate(customers)])
+    engine.reset("acme")
+    refresh = [event(n, 86400 + i, alternating(i)) for i, n in enumerate(customers)]
+    assert feed(engine, refresh) == []
 
 
 def test_old_findings_do_not_corroborate_new_ones() -> None:

@@ -49,3 +49,22 @@ def test_the_warm_up_reads_only_the_detectors_window(tmp_path: Path) -> None:
     store.log([walk(i, days_ago=8) for i in range(3)] + [walk(10 + i) for i in range(2)])
     assert monitor(store, tmp_path).warm(NOW + timedelta(seconds=20)) == 2
     store.close()
+
+
+def test_the_warm_up_skips_what_compliance_cleared(tmp_path: Path) -> None:
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    first = monitor(store, tmp_path)
+    findings = first.submit([walk(i) for i in range(4)])
+    assert findings
+    case_id = store.record(findings[0])
+    store.decide(case_id, "clear", "officer/k1", "a customer's own numbers")
+    other = LookupEvent(
+        ts=NOW, account="bakery", key="b", ip="10.0.0.2", number="+4740000001", outcome="hit"
+    )
+    first.submit([other])
+    restarted = monitor(store, tmp_path)
+    assert restarted.warm(NOW + timedelta(seconds=10)) == 5
+    # The cleared account's old lookups are not evidence again; the others' are replayed.
+    assert restarted.engine.events_seen("walker") == 0
+    assert restarted.engine.events_seen("bakery") == 1
+    store.close()

@@ -8,6 +8,7 @@ this names into findings of each account.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -55,7 +56,7 @@ class AddressScans:
                 continue
             # A geographic block's 1 % is a handful of listings: a fast scan from one address
             # is stopped at the fast rule's count, as a small account's would be (the excess
-            # of chance rounds up to one), naming every account with a number in its burst.
+            # of chance rounds up to one), naming the accounts with two of its numbers.
             fast = self._fast_named(block, (size, block_start))
             if fast is not None:
                 suspend_at, accounts = fast
@@ -115,16 +116,18 @@ class AddressScans:
         return address in self._ips
 
     def _fast_named(self, block: Block, key: tuple[int, int]) -> tuple[int, list[str]] | None:
-        """The fast rule's count and the accounts with a number in the burst, when a tier of
-        it holds for an address's block, two or more accounts took part and none of them
-        already knew the block (the address keeps only its lone account's last lookups)."""
+        """The fast rule's count and the accounts with two or more of the burst's numbers,
+        when a tier of it holds for an address's block, two or more accounts took part so
+        and none of them already knew the block (the address keeps only its lone
+        account's last lookups)."""
         if key[0] != self.policy.block_fast_size:
             return None
         fast_at = self._fast.first_tier(block, 1)
         if fast_at is None:
             return None
         burst = block.last(fast_at)
-        accounts = sorted({item.account for item in burst})
+        counts = Counter(item.account for item in burst)
+        accounts = sorted(a for a, n in counts.items() if n >= self.policy.distributed_min_share)
         if len(accounts) < self.policy.distributed_min_accounts or any(
             self._knew(account, key, burst[0].t) for account in accounts
         ):

@@ -2,9 +2,10 @@
 
 Pure: no clock, no I/O. Time comes from the events, so the same code runs
 behind the API and in `lookup abuse replay`, and tests drive it with a
-controlled clock. Only first lookups of a number (within the window) move the
-scan detectors: repeats are what customers do, and scrapers gain nothing by
-mixing them in. Invalid numbers (typos) are counted as seen and nothing else.
+controlled clock. Only new numbers (not looked up by the account in the
+`known_seconds` before) move the scan detectors: repeats are what customers
+do, and scrapers gain nothing by mixing them in. Invalid numbers (typos) are
+counted as seen and nothing else.
 """
 
 from __future__ import annotations
@@ -67,8 +68,13 @@ class Engine:
         self._events_seen: dict[str, int] = {}
 
     def reset(self, account: str) -> None:
-        """Forget an account's evidence (compliance cleared or reinstated it)."""
-        self._accounts.pop(account, None)
+        """Forget an account's evidence (compliance cleared or reinstated it).
+
+        The numbers it has stay known: its next list refresh is still repeats.
+        """
+        state = self._accounts.pop(account, None)
+        if state is not None and state.known:
+            self._accounts[account] = AccountState(known=state.known)
         self._addresses.forget(account)
 
     def _prune(self, now: float) -> None:
@@ -365,7 +371,10 @@ class Engine:
     ) -> int | None:
         """How many new numbers of a geographic block came fast where the account's
         attention is (a scan, walked or shuffled), if a tier of the fast rule holds."""
+        geographic = self.policy.allocation_size(lookup.number) == self.policy.block_fast_size
         for tier in self._fast.tiers:
+            if not (tier.misses or geographic):
+                continue  # a mobile block's 1 % is dozens of listings: no need to guess
             needed = tier.numbers + excess
             if self._fast.holds(block, needed, tier) and self._focused(
                 state,

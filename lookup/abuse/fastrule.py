@@ -61,12 +61,14 @@ class FastRule:
         return not (rising or falling)
 
     def first_tier(self, block: Block, excess: int) -> int | None:
-        """The count of the first tier of the fast rule the block's newest numbers meet."""
+        """The count of the first tier asking for a miss that the block's newest numbers
+        meet (the others need the account's undivided attention, which an address's
+        block cannot show: two customers behind one NAT are two minds)."""
         return next(
             (
                 tier.numbers + excess
                 for tier in self.tiers
-                if self.holds(block, tier.numbers + excess, tier)
+                if tier.misses and self.holds(block, tier.numbers + excess, tier)
             ),
             None,
         )

@@ -84,18 +84,23 @@ class AbuseMonitor:
         lookups it read.
 
         A restarted monitor would otherwise start empty: a scan under way would
-        begin again from nothing. What the replay finds again was recorded
-        before the restart, so its findings are dropped.
+        begin again from nothing. An account's lookups before compliance last
+        cleared or reinstated it are skipped, as `forget` dropped them. The
+        replay's findings are dropped: they were recorded before the restart
+        (unless it crashed between logging a batch and recording its findings).
         """
         if not self.detect:
             return 0
         since = now - timedelta(seconds=self.engine.policy.window_seconds)
-        with self._lock:
-            return self.store.replay(since, self._observe_quietly)
+        fresh = self.store.fresh_starts()
 
-    def _observe_quietly(self, event: LookupEvent) -> None:
-        if not self._allowed(event.ip):
-            self.engine.observe(event)
+        def observe_quietly(event: LookupEvent) -> None:
+            start = fresh.get(event.account)
+            if (start is None or event.ts > start) and not self._allowed(event.ip):
+                self.engine.observe(event)
+
+        with self._lock:
+            return self.store.replay(since, observe_quietly)
 
     def forget(self, account: str) -> None:
         """Reset the detectors' evidence on an account after compliance cleared it."""

@@ -149,8 +149,9 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
 
     distributed_min_accounts: int = 2
     distributed_min_share: int = 2
-    """Numbers an account must contribute to a scanned block to be named in the finding (three
-    accounts sharing a fast scan of a geographic block have two each when it suspends)."""
+    """Numbers an account must contribute to a scanned block (to the fast rule's burst, when
+    that holds) to be named in the finding (three accounts sharing a fast scan of a
+    geographic block have two each when it suspends)."""
 
     def allocation_size(self, number: int) -> int:
         """Size of the block a national number was allocated in: 10,000 mobile, 1,000 else."""

@@ -1,4 +1,5 @@
-"""The detectors' memory: lookups within the window, per account and per address. Pure."""
+"""The detectors' memory, per account and per address: lookups within the window, and the
+numbers each account looked up within `known_seconds`. Pure."""
 
 from __future__ import annotations
 

@@ -125,6 +125,14 @@ class ComplianceStore:
         with self._lock:
             self._con.from_arrow(batch).insert_into("lookup_log")
 
+    def fresh_starts(self) -> dict[str, datetime]:
+        """Per account, when compliance last cleared or reinstated it."""
+        rows = self._rows(
+            "SELECT account, max(ts) FROM decisions "
+            "WHERE decision IN ('clear', 'reinstate') GROUP BY account"
+        )
+        return dict(rows)
+
     def replay(self, since: datetime, into: Callable[[LookupEvent], object]) -> int:
         """Hand the logged lookups from `since` on to `into`, in time order; how many."""
         count = 0
