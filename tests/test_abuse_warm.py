@@ -68,3 +68,16 @@ def test_the_warm_up_skips_what_compliance_cleared(tmp_path: Path) -> None:
     assert restarted.engine.events_seen("walker") == 0
     assert restarted.engine.events_seen("bakery") == 1
     store.close()
+
+
+def test_a_restart_keeps_the_numbers_a_customer_has_from_weeks_before(tmp_path: Path) -> None:
+    # A customer's list of one block's numbers, looked up 20 days ago; refreshed fast now.
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    store.log([walk(i * 3, days_ago=20) for i in range(12)])
+    refresh = [walk(i * 3) for i in range(12)]
+    restarted = monitor(store, tmp_path)
+    assert restarted.warm(NOW) == 0  # nothing within the window to replay
+    assert restarted.submit(refresh) == []
+    # Forgotten, the same refresh would look like a walk through the block.
+    assert monitor(store, tmp_path).submit([walk(i * 3, days_ago=-1) for i in range(12)])
+    store.close()

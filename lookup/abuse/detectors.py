@@ -100,6 +100,19 @@ class Engine:
             if not state.known and not state.fired:
                 del self._accounts[name]
 
+    def remember(self, account: str, number: str, ts: datetime) -> None:
+        """Know that the account looked a number up at `ts` (a warm restart's older days;
+        called in time order, before any event)."""
+        if not number.startswith("+47") or not number[3:].isdigit():
+            return
+        state = self._accounts.setdefault(account, AccountState())
+        key, t = int(number[3:]), (ts - EPOCH).total_seconds()
+        if key in state.known:
+            if t <= state.known[key]:
+                return
+            state.known.move_to_end(key)
+        state.known[key] = t
+
     def events_seen(self, account: str) -> int:
         """How many events of an account the engine has seen."""
         return self._events_seen.get(account, 0)
@@ -122,8 +135,9 @@ class Engine:
         known = state.known
         if number in known:
             # A number the customer has: looking it up again moves none of the scan rules.
-            known[number] = t
-            known.move_to_end(number)
+            if t > known[number]:  # (a late event from another worker is not newer)
+                known[number] = t
+                known.move_to_end(number)
             return []
         known[number] = t
         self._expire(state, t)

@@ -80,26 +80,37 @@ class AbuseMonitor:
             return findings
 
     def warm(self, now: datetime) -> int:
-        """Rebuild the detectors' memory from the lookup log of the last window; how many
-        lookups it read.
+        """Rebuild the detectors' memory from the lookup log; how many lookups it replayed.
 
         A restarted monitor would otherwise start empty: a scan under way would
-        begin again from nothing. An account's lookups before compliance last
-        cleared or reinstated it are skipped, as `forget` dropped them. The
-        replay's findings are dropped: they were recorded before the restart
-        (unless it crashed between logging a batch and recording its findings).
+        begin again from nothing, and a customer's next refresh would be new
+        numbers. The last window's lookups are replayed; before it, only which
+        numbers each account has (one row per number). An account's lookups from
+        before compliance last cleared or reinstated it are not evidence again,
+        as `forget` dropped them; its numbers stay known, as `forget` keeps them.
+        The replay's findings are dropped: they were recorded before the restart
+        (unless it died between logging a batch and recording its findings).
         """
         if not self.detect:
             return 0
-        since = now - timedelta(seconds=self.engine.policy.window_seconds)
+        policy = self.engine.policy
+        since = now - timedelta(seconds=policy.window_seconds)
         fresh = self.store.fresh_starts()
 
         def observe_quietly(event: LookupEvent) -> None:
+            if self._allowed(event.ip):
+                return
             start = fresh.get(event.account)
-            if (start is None or event.ts > start) and not self._allowed(event.ip):
+            if start is None or event.ts > start:
                 self.engine.observe(event)
+            elif event.endpoint == "numbers" and event.outcome != "invalid":
+                self.engine.remember(event.account, event.number, event.ts)
 
         with self._lock:
+            for account, number, last in self.store.last_lookups(
+                now - timedelta(seconds=policy.known_seconds), since
+            ):
+                self.engine.remember(account, number, last)
             return self.store.replay(since, observe_quietly)
 
     def forget(self, account: str) -> None:

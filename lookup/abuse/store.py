@@ -133,6 +133,16 @@ class ComplianceStore:
         )
         return dict(rows)
 
+    def last_lookups(self, since: datetime, until: datetime) -> list[tuple[str, str, datetime]]:
+        """(account, number, last lookup) of the numbers answered between the two times and
+        not since, oldest first."""
+        return self._rows(
+            "SELECT account, number, max(ts) AS last FROM lookup_log "
+            "WHERE ts >= ? AND outcome <> 'invalid' AND endpoint = 'numbers' "
+            "GROUP BY account, number HAVING max(ts) < ? ORDER BY last",
+            [since, until],
+        )
+
     def replay(self, since: datetime, into: Callable[[LookupEvent], object]) -> int:
         """Hand the logged lookups from `since` on to `into`, in time order; how many."""
         count = 0
