@@ -11,6 +11,7 @@ counted as seen and nothing else.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
@@ -36,6 +37,18 @@ from lookup.abuse.state import (
 
 # A rule's verdict: kind, whether its suspension criteria held, and how to build its evidence.
 _Found = tuple[Kind, bool, Callable[[], dict[str, Any]]]
+
+
+def _know(known: OrderedDict[int, float], number: int, t: float) -> bool:
+    """Record a lookup of a number at `t` (kept oldest first); whether it was new."""
+    last = known.get(number)
+    if last is None:
+        known[number] = t
+        return True
+    if t > last:  # a late event from another worker is not newer
+        known[number] = t
+        known.move_to_end(number)
+    return False
 
 
 class Finding(msgspec.Struct, frozen=True, kw_only=True):
@@ -106,12 +119,7 @@ class Engine:
         if not number.startswith("+47") or not number[3:].isdigit():
             return
         state = self._accounts.setdefault(account, AccountState())
-        key, t = int(number[3:]), (ts - EPOCH).total_seconds()
-        if key in state.known:
-            if t <= state.known[key]:
-                return
-            state.known.move_to_end(key)
-        state.known[key] = t
+        _know(state.known, int(number[3:]), (ts - EPOCH).total_seconds())
 
     def events_seen(self, account: str) -> int:
         """How many events of an account the engine has seen."""
@@ -132,14 +140,9 @@ class Engine:
         except ValueError:
             return []
         self._forget(state, t)
-        known = state.known
-        if number in known:
+        if not _know(state.known, number, t):
             # A number the customer has: looking it up again moves none of the scan rules.
-            if t > known[number]:  # (a late event from another worker is not newer)
-                known[number] = t
-                known.move_to_end(number)
             return []
-        known[number] = t
         self._expire(state, t)
         state.seq += 1
         lookup = Lookup(

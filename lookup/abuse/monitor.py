@@ -12,6 +12,7 @@ import ipaddress
 import logging
 import threading
 from datetime import datetime, timedelta
+from operator import attrgetter
 
 from lookup.abuse.detectors import Engine, Finding
 from lookup.abuse.events import EventBuffer, LookupEvent
@@ -21,10 +22,6 @@ from lookup.errors import KeyStoreError
 from lookup.keys import KeyRing, Network
 
 log = logging.getLogger(__name__)
-
-
-def _request_time(event: LookupEvent) -> datetime:
-    return event.ts
 
 
 class AbuseMonitor:
@@ -65,7 +62,7 @@ class AbuseMonitor:
                 return []
             # Several workers' batches reach the stream one after another, not in request
             # order; the detectors read time from the events, in order.
-            events.sort(key=_request_time)
+            events.sort(key=attrgetter("ts"))
             self.store.log(events)
             if not self.detect:
                 return []
