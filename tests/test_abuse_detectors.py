@@ -104,9 +104,10 @@ def test_accounts_sharing_an_ip_to_split_a_block_are_each_suspended() -> None:
     assert cross.evidence["rule"]["ip"] == "203.0.113.5"
 
 
-def test_accounts_taking_turns_through_a_geographic_block_are_stopped_at_six() -> None:
-    # Three accounts behind one address, each taking every third number: stopped where one
-    # account would be (the first account's lookups count once the second one appears).
+def test_accounts_taking_turns_walking_a_geographic_block_are_stopped_at_four() -> None:
+    # Three accounts behind one address, each taking the next number in turn: stopped where
+    # one account would be (the first account's lookups count once the second one appears),
+    # every account that took a step of the walk named.
     walk = [
         event(22202000 + i, i, alternating(i), account=f"shell-{i % 3}", ip="203.0.113.5")
         for i in range(60)
@@ -118,9 +119,26 @@ def test_accounts_taking_turns_through_a_geographic_block_are_stopped_at_six() -
             first.setdefault(finding.account, finding)
     assert set(first) == {"shell-0", "shell-1", "shell-2"}
     assert all(f.kind == "distributed_scan" for f in first.values())
-    # Each has two of the burst's six numbers when it suspends (an address cannot show
-    # undivided attention, so no miss-free tier applies to it).
-    assert {f.ts for f in first.values()} == {walk[5].ts}
+    assert {f.ts for f in first.values()} == {walk[3].ts}
+    assert first["shell-2"].evidence["rule"]["distinct_from_ip"] == 4
+    assert first["shell-2"].evidence["rule"]["suspend_at"] == 4
+
+
+def test_accounts_taking_turns_through_a_shuffled_block_are_stopped_at_six() -> None:
+    # The same accounts in no order: an address cannot show one mind's attention, so only
+    # the fast tier asking for a miss applies, naming the accounts with two of its numbers.
+    order = [417, 93, 871, 550, 12, 666, 301, 958, 240, 777, 135, 502]
+    scan = [
+        event(22202000 + n, i, alternating(i), account=f"shell-{i % 3}", ip="203.0.113.5")
+        for i, n in enumerate(order)
+    ]
+    findings = feed(Engine(), scan)
+    first: dict[str, Finding] = {}
+    for finding in findings:
+        if finding.action == "suspend":
+            first.setdefault(finding.account, finding)
+    assert set(first) == {"shell-0", "shell-1", "shell-2"}
+    assert {f.ts for f in first.values()} == {scan[5].ts}
     assert first["shell-0"].evidence["rule"]["distinct_from_ip"] == 6
 
 
@@ -498,7 +516,26 @@ def test_a_scan_hiding_among_decoys_from_all_over_the_plan_is_still_a_block_scan
     suspension = first_suspension(feed(Engine(), lookups))
     assert suspension.kind == "block_coverage"
     assert suspension.evidence["rule"]["block_size"] == 1000
-    assert suspension.events_seen <= 2 * 10
+    # The fast rule's decoy tier: the block's 6th number, its misses among them.
+    assert suspension.events_seen == 2 * 6
+    assert suspension.evidence["rule"]["suspend_at"] == 6
+
+
+def test_a_decoy_scan_whose_block_gives_one_miss_is_left_to_the_slow_rule() -> None:
+    # The same shape with one miss among the block's first numbers, as a new business's
+    # first refresh whose other town blocks have one number each so far would look.
+    rng = random.Random(8)
+    block = list(range(55643000, 55644000))
+    rng.shuffle(block)
+    lookups = []
+    for i, number in enumerate(block[:40]):
+        decoy = rng.choice([40000000, 90000000, 21000000, 73000000]) + rng.randrange(9_999_999)
+        lookups += [
+            event(decoy, 2 * i, "hit"),
+            event(number, 2 * i + 1, "miss" if i in (2, 9) else "hit"),
+        ]
+    suspension = first_suspension(feed(Engine(), lookups))
+    assert suspension.events_seen == 2 * 10
 
 
 def test_a_local_business_whose_town_block_calls_at_once_on_monday_is_left_alone() -> None:

@@ -48,3 +48,38 @@ def test_a_block_is_known_once_more_than_three_of_its_numbers_came_well_before()
     for item in lookups([22202001, 22202101, 22202201], every=600):
         three.add(item)
     assert not RULE.known(three, burst + 3600)
+
+
+def block_of(items: list[Lookup]) -> Block:
+    block = Block("account")
+    for item in items:
+        block.add(item)
+    return block
+
+
+def test_four_numbers_a_step_apart_within_a_minute_are_a_walk_in_either_direction() -> None:
+    rising = block_of(lookups([22202000, 22202003, 22202004, 22202016], every=15))
+    assert [item.number for item in RULE.walk(rising, 1) or []] == [
+        22202000,
+        22202003,
+        22202004,
+        22202016,
+    ]
+    assert RULE.walk(block_of(lookups([22202016, 22202004, 22202003, 22202000], every=15)), 1)
+
+
+def test_out_of_order_wide_steps_or_slow_numbers_are_no_walk() -> None:
+    # A company's extensions calling in: tight, but in no order.
+    assert (
+        RULE.walk(block_of(lookups([22202004, 22202000, 22202016, 22202003], every=15)), 1) is None
+    )
+    # A step wider than a run's stride.
+    assert (
+        RULE.walk(block_of(lookups([22202000, 22202003, 22202004, 22202021], every=15)), 1) is None
+    )
+    # In order, but over more than the rapid tier's minute.
+    assert (
+        RULE.walk(block_of(lookups([22202000, 22202001, 22202002, 22202003], every=21)), 1) is None
+    )
+    # Too few numbers.
+    assert RULE.walk(block_of(lookups([22202000, 22202001, 22202002], every=1)), 1) is None

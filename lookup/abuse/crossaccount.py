@@ -116,23 +116,29 @@ class AddressScans:
         return address in self._ips
 
     def _fast_named(self, block: Block, key: tuple[int, int]) -> tuple[int, list[str]] | None:
-        """The fast rule's count and the accounts with two or more of the burst's numbers,
-        when a tier of it holds for an address's block, two or more accounts took part so
-        and none of them already knew the block (the address keeps only its lone
-        account's last lookups)."""
+        """The fast rule's count and the accounts it names, when an ordered walk (naming
+        every account that took a step) or a tier asking for a miss (naming the accounts
+        with two or more of the burst's numbers) holds for an address's block, two or
+        more accounts are named and none of them already knew the block (the address
+        keeps only its lone account's last lookups)."""
         if key[0] != self.policy.block_fast_size:
             return None
-        fast_at = self._fast.first_tier(block, 1)
-        if fast_at is None:
-            return None
-        burst = block.last(fast_at)
+        walk = self._fast.walk(block, 1)
+        if walk is not None:
+            # Every account that took a step of a walk is in it, one step or more.
+            burst, share = walk, 1
+        else:
+            fast_at = self._fast.first_tier(block, 1)
+            if fast_at is None:
+                return None
+            burst, share = block.last(fast_at), self.policy.distributed_min_share
         counts = Counter(item.account for item in burst)
-        accounts = sorted(a for a, n in counts.items() if n >= self.policy.distributed_min_share)
+        accounts = sorted(a for a, n in counts.items() if n >= share)
         if len(accounts) < self.policy.distributed_min_accounts or any(
             self._knew(account, key, burst[0].t) for account in accounts
         ):
             return None
-        return fast_at, accounts
+        return len(burst), accounts
 
     def _named(self, block: Block) -> list[str]:
         """Accounts with enough of an address's block to be named in its finding."""

@@ -305,6 +305,7 @@ class Engine:
                     lookup,
                     floor=policy.block_focus_span,
                     share=policy.block_focus,
+                    strays=True,
                 ):
                     continue
                 needed = suspend_at + excess
@@ -341,11 +342,12 @@ class Engine:
         *,
         floor: int,
         share: float,
+        strays: bool,
     ) -> bool:
         """Whether the number's allocation block took `share` of the account's new numbers
         since the first of the block's newest `last`, or of those of the
         `block_fast_seconds` before it (at most `block_focus_limit`), or of its last
-        `floor`, whichever began first; with a `floor`, numbers alone in their
+        `floor`, whichever began first; with `strays`, numbers alone in their
         allocation block do not count.
 
         A scan works through one allocation block at a time; a local business's
@@ -364,11 +366,12 @@ class Engine:
             first = min(first, item.seq)
         size = policy.allocation_size(lookup.number)
         allocation = state.blocks.get((size, lookup.number // size), block)
-        # For the slow rule, a number alone in its allocation block is no one's attention:
-        # the decoys a scan spreads over the plan to hide in (a customer's scattered callers
-        # too). Not for the fast rule: a first refresh's numbers are all alone at first.
+        # A number alone in its allocation block is no one's attention: the decoys a scan
+        # spreads over the plan to hide in (a customer's scattered callers too). Only for the
+        # slow rule and the fast rule's decoy tier: a first refresh's numbers are all alone
+        # at first.
         stray = 0
-        for item in islice(reversed(state.recent), policy.block_focus_limit if floor else 0):
+        for item in islice(reversed(state.recent), policy.block_focus_limit if strays else 0):
             if item.seq < first:
                 break
             alone = policy.allocation_size(item.number)
@@ -390,7 +393,7 @@ class Engine:
         attention is (a scan, walked or shuffled), if a tier of the fast rule holds."""
         geographic = self.policy.allocation_size(lookup.number) == self.policy.block_fast_size
         for tier in self._fast.tiers:
-            if not (tier.misses or geographic):
+            if (tier.strays or not tier.misses) and not geographic:
                 continue  # a mobile block's 1 % is dozens of listings: no need to guess
             needed = tier.numbers + excess
             if self._fast.holds(block, needed, tier) and self._focused(
@@ -400,6 +403,7 @@ class Engine:
                 lookup,
                 floor=0,
                 share=tier.focus,
+                strays=tier.strays,
             ):
                 return needed
         return None

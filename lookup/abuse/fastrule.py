@@ -25,6 +25,8 @@ class Tier(NamedTuple):
     """Share of the account's new numbers the block must have taken."""
     wide: bool = False
     """Whether the numbers must spread wider than a company's direct-dial range."""
+    strays: bool = False
+    """Whether numbers alone in their allocation block leave the focus out (decoys)."""
 
 
 class FastRule:
@@ -33,7 +35,8 @@ class FastRule:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         # Fewer numbers or no miss where the account's attention is undivided (a quiet scan
-        # of a dense block can give it no miss for 8 numbers).
+        # of a dense block can give it no miss for 8 numbers); two misses where only decoys
+        # alone in their blocks divide it.
         self.tiers = (
             Tier(policy.block_rapid_suspend, policy.block_rapid_seconds, 0, 1.0),
             Tier(policy.block_fast_suspend, policy.block_fast_seconds, 0, 1.0, wide=True),
@@ -42,6 +45,14 @@ class FastRule:
                 policy.block_fast_seconds,
                 policy.block_fast_misses,
                 policy.block_focus,
+            ),
+            Tier(
+                policy.block_decoy_suspend,
+                policy.block_fast_seconds,
+                policy.block_decoy_misses,
+                1.0,
+                wide=True,
+                strays=True,
             ),
         )
 
@@ -60,6 +71,25 @@ class FastRule:
         falling = all(a > b for a, b in pairwise(numbers))
         return not (rising or falling)
 
+    def walk(self, block: Block, excess: int) -> list[Lookup] | None:
+        """The block's newest numbers, when they are an ordered walk: the rapid tier's
+        count within its time, each a step of at most `run_stride` in one direction.
+
+        For an address's block, which cannot show one mind's attention: no customer's
+        callers, nor a company's extensions calling in, arrive in the order of a walk.
+        """
+        needed = self.policy.block_rapid_suspend + excess
+        if len(block.members) < needed:
+            return None
+        burst = block.last(needed)
+        if burst[-1].t - burst[0].t > self.policy.block_rapid_seconds:
+            return None
+        steps = [b.number - a.number for a, b in pairwise(burst)]
+        stride = self.policy.run_stride
+        if all(0 < step <= stride for step in steps) or all(-stride <= step < 0 for step in steps):
+            return burst
+        return None
+
     def first_tier(self, block: Block, excess: int) -> int | None:
         """The count of the first tier asking for a miss that the block's newest numbers
         meet (the others need the account's undivided attention, which an address's
@@ -68,7 +98,9 @@ class FastRule:
             (
                 tier.numbers + excess
                 for tier in self.tiers
-                if tier.misses and self.holds(block, tier.numbers + excess, tier)
+                if tier.misses
+                and not tier.strays
+                and self.holds(block, tier.numbers + excess, tier)
             ),
             None,
         )

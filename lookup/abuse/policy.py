@@ -102,6 +102,17 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     block_rapid_seconds: float = 60
     """... a pace at which no customer's callers crowd one block (a local business's first
     list refresh did, 4 of its first 5 numbers in one town block: hence nothing else)."""
+    block_decoy_suspend: int = 5
+    """Distinct numbers (plus the chance excess) of a geographic block that suspend within
+    `block_fast_seconds`, spread wider than `company_range_width`, when every other new
+    number of the account since them (and in the `block_fast_seconds` before) is alone in
+    its allocation block: a scan hiding behind decoys from anywhere in the plan, which halve
+    its focus (stopped at the block's 10th number by the slow rule, 9 of 18 such scans got
+    over 1 % of the block), ..."""
+    block_decoy_misses: int = 2
+    """... with this many misses among them: the first seconds of a new local business's
+    first bulk refresh look the same (its other town blocks' numbers are alone at first),
+    and its customers' numbers miss less often than a block's."""
     block_focus: float = 0.7
     """Share of the account's new numbers that must fall in the number's allocation block
     for the block rules to fire: a scan works one block at a time; a local business's
