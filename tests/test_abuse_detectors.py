@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from lookup.abuse.detectors import Engine, Finding
@@ -40,6 +41,15 @@ def alternating(i: int) -> Outcome:
 
 def first_suspension(findings: list[Finding]) -> Finding:
     return next(f for f in findings if f.action == "suspend")
+
+
+def first_suspensions(findings: list[Finding]) -> dict[str, Finding]:
+    """Each suspended account's first suspension."""
+    first: dict[str, Finding] = {}
+    for finding in findings:
+        if finding.action == "suspend":
+            first.setdefault(finding.account, finding)
+    return first
 
 
 def test_a_sequential_walk_is_suspended_within_a_few_lookups_with_evidence() -> None:
@@ -112,11 +122,7 @@ def test_accounts_taking_turns_walking_a_geographic_block_are_stopped_at_four() 
         event(22202000 + i, i, alternating(i), account=f"shell-{i % 3}", ip="203.0.113.5")
         for i in range(60)
     ]
-    findings = feed(Engine(), walk)
-    first: dict[str, Finding] = {}
-    for finding in findings:
-        if finding.action == "suspend":
-            first.setdefault(finding.account, finding)
+    first = first_suspensions(feed(Engine(), walk))
     assert set(first) == {"shell-0", "shell-1", "shell-2"}
     assert all(f.kind == "distributed_scan" for f in first.values())
     assert {f.ts for f in first.values()} == {walk[3].ts}
@@ -132,11 +138,7 @@ def test_accounts_taking_turns_through_a_shuffled_block_are_stopped_at_six() -> 
         event(22202000 + n, i, alternating(i), account=f"shell-{i % 3}", ip="203.0.113.5")
         for i, n in enumerate(order)
     ]
-    findings = feed(Engine(), scan)
-    first: dict[str, Finding] = {}
-    for finding in findings:
-        if finding.action == "suspend":
-            first.setdefault(finding.account, finding)
+    first = first_suspensions(feed(Engine(), scan))
     assert set(first) == {"shell-0", "shell-1", "shell-2"}
     assert {f.ts for f in first.values()} == {scan[5].ts}
     assert first["shell-0"].evidence["rule"]["distinct_from_ip"] == 6
@@ -500,9 +502,10 @@ def test_a_first_refresh_whose_numbers_crowd_a_town_block_for_a_moment_is_left_a
     assert [f for f in feed(Engine(), refresh) if f.action == "suspend"] == []
 
 
-def test_a_scan_hiding_among_decoys_from_all_over_the_plan_is_still_a_block_scan() -> None:
-    # Before each number of the block, one new number from anywhere: half its attention
-    # looks elsewhere, but nothing else it looks up comes twice from one block.
+def _decoy_scan(
+    block_outcome: Callable[[int], Outcome], decoy_outcome: Outcome
+) -> list[LookupEvent]:
+    """A shuffled scan of a geographic block, one new number from anywhere before each."""
     rng = random.Random(8)
     block = list(range(55643000, 55644000))
     rng.shuffle(block)
@@ -510,10 +513,16 @@ def test_a_scan_hiding_among_decoys_from_all_over_the_plan_is_still_a_block_scan
     for i, number in enumerate(block[:40]):
         decoy = rng.choice([40000000, 90000000, 21000000, 73000000]) + rng.randrange(9_999_999)
         lookups += [
-            event(decoy, 2 * i, alternating(i + 1)),
-            event(number, 2 * i + 1, alternating(i)),
+            event(decoy, 2 * i, decoy_outcome),
+            event(number, 2 * i + 1, block_outcome(i)),
         ]
-    suspension = first_suspension(feed(Engine(), lookups))
+    return lookups
+
+
+def test_a_scan_hiding_among_decoys_from_all_over_the_plan_is_still_a_block_scan() -> None:
+    # Half its attention looks elsewhere, but nothing else it looks up comes twice from
+    # one block.
+    suspension = first_suspension(feed(Engine(), _decoy_scan(alternating, "miss")))
     assert suspension.kind == "block_coverage"
     assert suspension.evidence["rule"]["block_size"] == 1000
     # The fast rule's decoy tier: the block's 6th number, its misses among them.
@@ -522,20 +531,10 @@ def test_a_scan_hiding_among_decoys_from_all_over_the_plan_is_still_a_block_scan
 
 
 def test_a_decoy_scan_whose_block_gives_one_miss_is_left_to_the_slow_rule() -> None:
-    # The same shape with one miss among the block's first numbers, as a new business's
-    # first refresh whose other town blocks have one number each so far would look.
-    rng = random.Random(8)
-    block = list(range(55643000, 55644000))
-    rng.shuffle(block)
-    lookups = []
-    for i, number in enumerate(block[:40]):
-        decoy = rng.choice([40000000, 90000000, 21000000, 73000000]) + rng.randrange(9_999_999)
-        lookups += [
-            event(decoy, 2 * i, "hit"),
-            event(number, 2 * i + 1, "miss" if i in (2, 9) else "hit"),
-        ]
-    suspension = first_suspension(feed(Engine(), lookups))
-    assert suspension.events_seen == 2 * 10
+    # One miss among the block's first numbers, as a new business's first refresh whose
+    # other town blocks have one number each so far would look.
+    scan = _decoy_scan(lambda i: "miss" if i in (2, 9) else "hit", "hit")
+    assert first_suspension(feed(Engine(), scan)).events_seen == 2 * 10
 
 
 def test_a_local_business_whose_town_block_calls_at_once_on_monday_is_left_alone() -> None:
