@@ -393,8 +393,8 @@ class Engine:
         attention is (a scan, walked or shuffled), if a tier of the fast rule holds."""
         geographic = self.policy.allocation_size(lookup.number) == self.policy.block_fast_size
         for tier in self._fast.tiers:
-            if (tier.strays or not tier.misses) and not geographic:
-                continue  # a mobile block's 1 % is dozens of listings: no need to guess
+            if not (tier.everywhere or geographic):
+                continue
             needed = tier.numbers + excess
             if self._fast.holds(block, needed, tier) and self._focused(
                 state,

@@ -27,6 +27,11 @@ class Tier(NamedTuple):
     """Whether the numbers must spread wider than a company's direct-dial range."""
     strays: bool = False
     """Whether numbers alone in their allocation block leave the focus out (decoys)."""
+    everywhere: bool = False
+    """Whether it holds for a mobile block's thousands and an address's blocks too, not
+    only an account's geographic blocks: a mobile block's 1 % is dozens of listings, so
+    only the tier that asks for a miss where the attention is need guess there; and an
+    address cannot show one mind's attention (two customers behind one NAT are two)."""
 
 
 class FastRule:
@@ -45,6 +50,7 @@ class FastRule:
                 policy.block_fast_seconds,
                 policy.block_fast_misses,
                 policy.block_focus,
+                everywhere=True,
             ),
             Tier(
                 policy.block_decoy_suspend,
@@ -91,16 +97,13 @@ class FastRule:
         return None
 
     def first_tier(self, block: Block, excess: int) -> int | None:
-        """The count of the first tier asking for a miss that the block's newest numbers
-        meet (the others need the account's undivided attention, which an address's
-        block cannot show: two customers behind one NAT are two minds)."""
+        """The count of the first tier holding `everywhere` that an address's block's
+        newest numbers meet."""
         return next(
             (
                 tier.numbers + excess
                 for tier in self.tiers
-                if tier.misses
-                and not tier.strays
-                and self.holds(block, tier.numbers + excess, tier)
+                if tier.everywhere and self.holds(block, tier.numbers + excess, tier)
             ),
             None,
         )
