@@ -124,7 +124,8 @@ class FastRule:
         return (
             sum(item.outcome == "miss" for item in burst) >= tier.misses
             and burst[-1].t - burst[0].t <= tier.seconds
-            and not self.company_range(burst)
+            # A burst as wide as that is no tight cluster: no need to sort and measure again.
+            and (tier.wide or not self.company_range(burst))
             and not self.known(block, burst[0].t)
         )
 
