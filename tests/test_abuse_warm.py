@@ -5,6 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import msgspec
+import pytest
+
+from lookup.abuse.detectors import Engine, Finding
 from lookup.abuse.events import EventBuffer, LookupEvent
 from lookup.abuse.monitor import AbuseMonitor
 from lookup.abuse.store import ComplianceStore
@@ -80,4 +84,76 @@ def test_a_restart_keeps_the_numbers_a_customer_has_from_weeks_before(tmp_path: 
     assert restarted.submit(refresh) == []
     # Forgotten, the same refresh would look like a walk through the block.
     assert monitor(store, tmp_path).submit([walk(i * 3, days_ago=-1) for i in range(12)])
+    store.close()
+
+
+def _died_before_acting(store: ComplianceStore) -> list[Finding]:
+    """What a monitor leaves that died after recording the walk's batch, before acting."""
+    engine = Engine()
+    batch = [walk(i) for i in range(4)]
+    findings = [finding for event in batch for finding in engine.observe(event)]
+    assert [f.action for f in findings] == ["suspend"]
+    store.commit(batch, findings)
+    return findings
+
+
+def test_a_restart_pauses_an_account_whose_suspension_a_crash_interrupted(
+    tmp_path: Path,
+) -> None:
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    keys = KeyStore(tmp_path / "keys.sqlite")
+    keys.create("walker", frozenset({"lookup"}))
+    _died_before_acting(store)
+    assert keys.accounts()["walker"].status == "active"
+    restarted = AbuseMonitor(EventBuffer(), store, KeyRing(keys))
+    restarted.warm(NOW + timedelta(seconds=10))
+    account = keys.accounts()["walker"]
+    assert (account.status, account.reason) == ("suspended", "case 1: block_coverage (suspend)")
+    # Once carried out, an open case asks for nothing more; no second case was opened.
+    assert restarted.resume() == 0
+    assert [case["id"] for case in store.cases()] == [1]
+    store.close()
+
+
+def test_a_restart_leaves_cleared_cases_and_review_accounts_alone(tmp_path: Path) -> None:
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    keys = KeyStore(tmp_path / "keys.sqlite")
+    keys.create("walker", frozenset({"lookup"}))
+    _died_before_acting(store)
+    keys.set_enforcement("walker", "review")
+    AbuseMonitor(EventBuffer(), store, KeyRing(keys)).warm(NOW + timedelta(seconds=10))
+    assert keys.accounts()["walker"].status == "active"
+    keys.set_enforcement("walker", "auto")
+    store.decide(1, "clear", "officer/k1", "the customer's own extensions")
+    AbuseMonitor(EventBuffer(), store, KeyRing(keys)).warm(NOW + timedelta(seconds=10))
+    assert keys.accounts()["walker"].status == "active"
+    store.close()
+
+
+def test_a_batch_is_logged_with_its_findings_or_not_at_all(tmp_path: Path) -> None:
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    findings = _died_before_acting(store)
+    unstorable = msgspec.structs.replace(findings[0], evidence={"lookups": object()})
+    with pytest.raises(TypeError):
+        store.commit([walk(i) for i in range(10, 14)], [findings[0], unstorable])
+    # The failed batch left no lookup and no finding; the one before it stands whole.
+    assert store.replay(NOW - timedelta(days=1), lambda event: None) == 4
+    assert [case["finding_count"] for case in store.cases()] == [1]
+    store.close()
+
+
+class _FaultyEngine(Engine):
+    def observe(self, event: LookupEvent) -> list[Finding]:
+        raise ZeroDivisionError("a detector's fault")
+
+
+def test_a_detector_fault_costs_the_lookup_log_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    keys = KeyRing(KeyStore(tmp_path / "keys.sqlite"))
+    faulty = AbuseMonitor(EventBuffer(), store, keys, engine=_FaultyEngine())
+    assert faulty.submit([walk(i) for i in range(4)]) == []
+    assert store.replay(NOW - timedelta(days=1), lambda event: None) == 4
+    assert "the detectors failed on a batch of 4 lookups" in caplog.text
     store.close()

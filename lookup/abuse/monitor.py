@@ -63,18 +63,29 @@ class AbuseMonitor:
             # Several workers' batches reach the stream one after another, not in request
             # order; the detectors read time from the events, in order.
             events.sort(key=attrgetter("ts"))
-            self.store.log(events)
-            if not self.detect:
-                return []
-            findings = [
+            findings = self._detect(events) if self.detect else []
+            # The batch's lookups and its findings land together or not at all.
+            case_ids = self.store.commit(events, findings)
+            for finding, case_id in zip(findings, case_ids, strict=True):
+                self._enforce(
+                    finding.account,
+                    finding.action,
+                    f"case {case_id}: {finding.kind} ({finding.action})",
+                )
+            return findings
+
+    def _detect(self, events: list[LookupEvent]) -> list[Finding]:
+        try:
+            return [
                 finding
                 for event in events
                 if not self._allowed(event.ip)
                 for finding in self.engine.observe(event)
             ]
-            for finding in findings:
-                self._act(finding)
-            return findings
+        except Exception:
+            # A fault in a detector must not cost the lookup log its batch.
+            log.exception("the detectors failed on a batch of %d lookups", len(events))
+            return []
 
     def warm(self, now: datetime) -> int:
         """Rebuild the detectors' memory from the lookup log; how many lookups it replayed.
@@ -85,8 +96,8 @@ class AbuseMonitor:
         numbers each account has (one row per number). An account's lookups from
         before compliance last cleared or reinstated it are not evidence again,
         as `forget` dropped them; its numbers stay known, as `forget` keeps them.
-        The replay's findings are dropped: they were recorded before the restart
-        (unless it died between logging a batch and recording its findings).
+        The replay's findings are dropped: each batch's were recorded with it. What
+        open cases asked for and their accounts do not show is carried out (`resume`).
         """
         if not self.detect:
             return 0
@@ -108,7 +119,9 @@ class AbuseMonitor:
                 now - timedelta(seconds=policy.known_seconds), since
             ):
                 self.engine.remember(account, number, last)
-            return self.store.replay(since, observe_quietly)
+            replayed = self.store.replay(since, observe_quietly)
+            self.resume()
+            return replayed
 
     def forget(self, account: str) -> None:
         """Reset the detectors' evidence on an account after compliance cleared it."""
@@ -121,22 +134,38 @@ class AbuseMonitor:
             self.buffer.emit(event)
         return self.process()
 
-    def _act(self, finding: Finding) -> None:
-        case_id = self.store.record(finding)
-        account = self.key_ring.account(finding.account)
-        status = account.status
-        reason = f"case {case_id}: {finding.kind} ({finding.action})"
+    def resume(self) -> int:
+        """Carry out what open cases' findings asked for and the account does not show yet;
+        how many accounts it changed.
+
+        The findings are recorded before their action is taken, in another store:
+        a monitor that died between the two left a case whose account was never
+        paused. Only compliance's clear and reinstate set an account active again,
+        and both close the case, so an open case's action still stands.
+        """
+        return sum(
+            self._enforce(account, action, f"case {case_id}: {kind} ({action})")
+            for case_id, account, kind, action in self.store.open_actions()
+        )
+
+    def _enforce(self, name: str, action: str, reason: str) -> bool:
+        """Take a finding's action on the account, unless it already stands; whether the
+        account's status changed."""
         try:
+            account = self.key_ring.account(name)
             if account.enforcement == "review":
                 # The account's policy: compliance decides every action by hand.
-                log.warning("flagged %s for review (no automatic action): %s", account.name, reason)
-            elif finding.action == Action.SUSPEND and status != "suspended":
-                self.key_ring.set_status(finding.account, "suspended", reason)
-                log.warning("suspended %s pending review: %s", finding.account, reason)
-            elif finding.action == Action.THROTTLE and status == "active":
-                self.key_ring.set_status(finding.account, "throttled", reason)
-                log.warning("throttled %s: %s", finding.account, reason)
+                log.warning("flagged %s for review (no automatic action): %s", name, reason)
+            elif action == Action.SUSPEND and account.status != "suspended":
+                self.key_ring.set_status(name, "suspended", reason)
+                log.warning("suspended %s pending review: %s", name, reason)
+                return True
+            elif action == Action.THROTTLE and account.status == "active":
+                self.key_ring.set_status(name, "throttled", reason)
+                log.warning("throttled %s: %s", name, reason)
+                return True
             else:
-                log.info("flagged %s: %s", finding.account, reason)
+                log.info("flagged %s: %s", name, reason)
         except KeyStoreError as exc:  # an account deleted meanwhile: the case still stands
-            log.error("cannot act on %s: %s", finding.account, exc)
+            log.error("cannot act on %s: %s", name, exc)
+        return False

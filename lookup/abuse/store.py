@@ -54,6 +54,16 @@ _LOG_SCHEMA: Final = pa.schema(
 _GENESIS: Final = "0" * 64
 
 
+def _log_batch(events: Sequence[LookupEvent]) -> pa.Table:
+    # Typed columns: inferring the types took a third of building the table.
+    columns = list(zip(*map(msgspec.structs.astuple, events), strict=True))
+    return pa.table(
+        [pa.array(columns[0], _LOG_SCHEMA.field(0).type)]
+        + [pa.array(column, pa.string()) for column in columns[1:]],
+        schema=_LOG_SCHEMA,
+    )
+
+
 class CaseNotFound(LookupServiceError):
     """No case with that id."""
 
@@ -113,17 +123,61 @@ class ComplianceStore:
 
     def log(self, events: Sequence[LookupEvent]) -> None:
         """Append events to the lookup log in one batch."""
-        if not events:
-            return
-        # Typed columns: inferring the types took a third of building the table.
-        columns = list(zip(*map(msgspec.structs.astuple, events), strict=True))
-        batch = pa.table(
-            [pa.array(columns[0], _LOG_SCHEMA.field(0).type)]
-            + [pa.array(column, pa.string()) for column in columns[1:]],
-            schema=_LOG_SCHEMA,
-        )
+        self.commit(events, [])
+
+    def record(self, finding: Finding) -> int:
+        """Store a finding in the account's open case (opening one); returns the case id."""
+        return self.commit([], [finding])[0]
+
+    def commit(self, events: Sequence[LookupEvent], findings: Sequence[Finding]) -> list[int]:
+        """Log a batch of events and record the findings they raised, all or nothing;
+        returns each finding's case id.
+
+        One transaction: a monitor that dies part-way leaves neither a logged batch
+        whose findings are missing (its warm-up would not raise them again) nor
+        findings without their lookups.
+        """
+        if not events and not findings:
+            return []
+        batch = _log_batch(events) if events else None
         with self._lock:
-            self._con.from_arrow(batch).insert_into("lookup_log")
+            self._con.execute("BEGIN TRANSACTION").fetchall()
+            try:
+                if batch is not None:
+                    self._con.from_arrow(batch).insert_into("lookup_log")
+                case_ids = [self._record(finding) for finding in findings]
+                self._con.execute("COMMIT").fetchall()
+            except BaseException:
+                self._con.execute("ROLLBACK").fetchall()
+                raise
+        return case_ids
+
+    def _record(self, finding: Finding) -> int:
+        # Within commit's transaction and lock.
+        rows = self._con.execute(
+            "SELECT id FROM cases WHERE account = ? AND status = 'open'", [finding.account]
+        ).fetchall()
+        if rows:
+            case_id = int(rows[0][0])
+        else:
+            case_id = int(self._con.execute("SELECT nextval('case_ids')").fetchall()[0][0])
+            self._con.execute(
+                "INSERT INTO cases VALUES (?, ?, ?, 'open', NULL)",
+                [case_id, finding.account, finding.ts],
+            ).fetchall()
+        self._con.execute(
+            "INSERT INTO findings VALUES (nextval('finding_ids'), ?, ?, ?, ?, ?, ?, ?)",
+            [
+                case_id,
+                finding.account,
+                finding.kind,
+                finding.action,
+                finding.ts,
+                finding.events_seen,
+                msgspec.json.encode(finding.evidence).decode(),
+            ],
+        ).fetchall()
+        return case_id
 
     def fresh_starts(self) -> dict[str, datetime]:
         """Per account, when compliance last cleared or reinstated it."""
@@ -168,40 +222,20 @@ class ComplianceStore:
                     count += 1
         return count
 
-    def record(self, finding: Finding) -> int:
-        """Store a finding in the account's open case (opening one); returns the case id."""
-        with self._lock:
-            self._con.execute("BEGIN TRANSACTION").fetchall()
-            try:
-                rows = self._con.execute(
-                    "SELECT id FROM cases WHERE account = ? AND status = 'open'",
-                    [finding.account],
-                ).fetchall()
-                if rows:
-                    case_id = int(rows[0][0])
-                else:
-                    case_id = int(self._con.execute("SELECT nextval('case_ids')").fetchall()[0][0])
-                    self._con.execute(
-                        "INSERT INTO cases VALUES (?, ?, ?, 'open', NULL)",
-                        [case_id, finding.account, finding.ts],
-                    ).fetchall()
-                self._con.execute(
-                    "INSERT INTO findings VALUES (nextval('finding_ids'), ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        case_id,
-                        finding.account,
-                        finding.kind,
-                        finding.action,
-                        finding.ts,
-                        finding.events_seen,
-                        msgspec.json.encode(finding.evidence).decode(),
-                    ],
-                ).fetchall()
-                self._con.execute("COMMIT").fetchall()
-            except BaseException:
-                self._con.execute("ROLLBACK").fetchall()
-                raise
-        return case_id
+    def open_actions(self) -> list[tuple[int, str, str, str]]:
+        """(case id, account, kind, action) of each open case's most severe throttle or
+        suspend finding, oldest case first."""
+        return self._rows(
+            """
+            SELECT c.id, c.account, f.kind, f.action
+            FROM cases c JOIN findings f ON f.case_id = c.id
+            WHERE c.status = 'open' AND f.action IN ('suspend', 'throttle')
+            QUALIFY row_number() OVER (
+                PARTITION BY c.id ORDER BY f.action = 'suspend' DESC, f.id
+            ) = 1
+            ORDER BY c.id
+            """
+        )
 
     def cases(self, status: str | None = None) -> list[dict[str, Any]]:
         """Cases with their findings summarized, newest first."""
