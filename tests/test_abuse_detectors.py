@@ -6,6 +6,8 @@ import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+import msgspec
+
 from lookup.abuse.detectors import Engine, Finding
 from lookup.abuse.events import LookupEvent, Outcome
 
@@ -90,6 +92,19 @@ def test_repeats_and_typos_do_not_advance_the_scan_detectors() -> None:
     ]
     assert feed(engine, repeats + typos) == []
     assert engine.events_seen("acme") == 1000
+
+
+def test_searches_whose_query_reads_like_a_number_are_not_lookups_of_it() -> None:
+    # Name searches go through the search endpoint's own limits; only the numbers endpoint
+    # answers whether a number is listed, so only its lookups walk a block.
+    engine = Engine()
+    searches = [
+        msgspec.structs.replace(event(22202000 + i, i), endpoint="search") for i in range(50)
+    ]
+    assert feed(engine, searches) == []
+    assert engine.events_seen("acme") == 50
+    # The same numbers looked up are a walk, stopped at the fourth.
+    assert first_suspension(feed(engine, [event(22202000 + i, 60 + i) for i in range(50)]))
 
 
 def test_a_block_split_over_keys_and_addresses_is_a_distributed_scan() -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 
 from lookup.abuse.crossaccount import AddressScans
-from lookup.abuse.events import EPOCH, LookupEvent
+from lookup.abuse.events import EPOCH, LookupEvent, national_number
 from lookup.abuse.fastrule import FastRule
 from lookup.abuse.policy import DEFAULT_POLICY, SEVERITY, Kind, Policy
 from lookup.abuse.state import (
@@ -116,10 +116,11 @@ class Engine:
     def remember(self, account: str, number: str, ts: datetime) -> None:
         """Know that the account looked a number up at `ts` (a warm restart's older days;
         called in time order, before any event)."""
-        if not number.startswith("+47") or not number[3:].isdigit():
+        national = national_number(number)
+        if national is None:
             return
         state = self._accounts.setdefault(account, AccountState())
-        _know(state.known, int(number[3:]), (ts - EPOCH).total_seconds())
+        _know(state.known, national, (ts - EPOCH).total_seconds())
 
     def events_seen(self, account: str) -> int:
         """How many events of an account the engine has seen."""
@@ -133,11 +134,8 @@ class Engine:
         if state is None:
             state = self._accounts[event.account] = AccountState()
         self._events_seen[event.account] = self._events_seen.get(event.account, 0) + 1
-        if event.outcome == "invalid" or not event.number.startswith("+47"):
-            return []
-        try:
-            number = int(event.number[3:])
-        except ValueError:
+        number = event.looked_up()
+        if number is None:
             return []
         self._forget(state, t)
         if not _know(state.known, number, t):

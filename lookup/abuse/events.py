@@ -23,6 +23,14 @@ def utc_now() -> datetime:
     return EPOCH + timedelta(microseconds=time.time_ns() // 1000)
 
 
+def national_number(e164: str) -> int | None:
+    """A Norwegian E.164 number's national digits as an int; None for anything else."""
+    digits = e164[3:]
+    if not e164.startswith("+47") or not (digits.isascii() and digits.isdigit()):
+        return None
+    return int(digits)
+
+
 class LookupEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One answered lookup (or search). The replay file format uses these field names.
 
@@ -38,6 +46,13 @@ class LookupEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """E.164 for number lookups; the raw input when invalid; the query for searches."""
     outcome: Outcome
     endpoint: str = "numbers"
+
+    def looked_up(self) -> int | None:
+        """The Norwegian number whose lookup this event answered (national digits); None
+        for a search or invalid input, which the scan rules do not count."""
+        if self.endpoint != "numbers" or self.outcome == "invalid":
+            return None
+        return national_number(self.number)
 
 
 class EventBuffer:

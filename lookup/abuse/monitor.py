@@ -111,7 +111,7 @@ class AbuseMonitor:
             start = fresh.get(event.account)
             if start is None or event.ts > start:
                 self.engine.observe(event)
-            elif event.endpoint == "numbers" and event.outcome != "invalid":
+            elif event.looked_up() is not None:
                 self.engine.remember(event.account, event.number, event.ts)
 
         with self._lock:

@@ -189,7 +189,7 @@ class ComplianceStore:
 
     def last_lookups(self, since: datetime, until: datetime) -> list[tuple[str, str, datetime]]:
         """(account, number, last lookup) of the numbers answered between the two times and
-        not since, oldest first."""
+        not since, oldest first: the lookups `LookupEvent.looked_up` counts."""
         return self._rows(
             "SELECT account, number, max(ts) AS last FROM lookup_log "
             "WHERE ts >= ? AND outcome <> 'invalid' AND endpoint = 'numbers' "
