@@ -358,23 +358,24 @@ class Engine:
         # customers' blocks), and for slower rules its last numbers whenever they came.
         first = start.seq
         oldest = start.t - policy.block_fast_seconds
-        for index, item in enumerate(islice(reversed(state.recent), policy.block_focus_limit)):
-            if index >= floor and item.t < oldest:
-                break
-            first = min(first, item.seq)
-        size = policy.allocation_size(lookup.number)
-        allocation = state.blocks.get((size, lookup.number // size), block)
+        settled = False
         # A number alone in its allocation block is no one's attention: the decoys a scan
         # spreads over the plan to hide in (a customer's scattered callers too). Only for the
         # slow rule and the fast rule's decoy tier: a first refresh's numbers are all alone
-        # at first.
+        # at first. Counted in the same walk back that finds where the stretch starts.
         stray = 0
-        for item in islice(reversed(state.recent), policy.block_focus_limit if strays else 0):
-            if item.seq < first:
+        for index, item in enumerate(islice(reversed(state.recent), policy.block_focus_limit)):
+            settled = settled or (index >= floor and item.t < oldest)
+            if not settled:
+                first = min(first, item.seq)
+            elif not strays or item.seq < first:
                 break
-            alone = policy.allocation_size(item.number)
-            other = state.blocks.get((alone, item.number // alone))
-            stray += other is not None and len(other.members) == 1
+            if strays:
+                alone = policy.allocation_size(item.number)
+                other = state.blocks.get((alone, item.number // alone))
+                stray += other is not None and len(other.members) == 1
+        size = policy.allocation_size(lookup.number)
+        allocation = state.blocks.get((size, lookup.number // size), block)
         needed = math.ceil(share * (lookup.seq - first + 1 - stray))
         # Newest first, stopping at the first older lookup or once enough were counted.
         for count, item in enumerate(reversed(allocation.members.values()), 1):
