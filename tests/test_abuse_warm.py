@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -156,4 +157,21 @@ def test_a_detector_fault_costs_the_lookup_log_nothing(
     assert faulty.submit([walk(i) for i in range(4)]) == []
     assert store.replay(NOW - timedelta(days=1), lambda event: None) == 4
     assert "the detectors failed on a batch of 4 lookups" in caplog.text
+    store.close()
+
+
+def test_the_store_answers_while_the_warm_up_replays(tmp_path: Path) -> None:
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    store.log([walk(i) for i in range(3)])
+    answered: list[int] = []
+    # Asked from within the replay: a replay that held the store would never answer.
+    replay = threading.Thread(
+        target=store.replay,
+        args=(NOW - timedelta(days=1), lambda event: answered.append(len(store.cases()))),
+        daemon=True,
+    )
+    replay.start()
+    replay.join(10)
+    assert not replay.is_alive()
+    assert answered == [0, 0, 0]
     store.close()

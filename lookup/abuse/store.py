@@ -200,8 +200,12 @@ class ComplianceStore:
     def replay(self, since: datetime, into: Callable[[LookupEvent], object]) -> int:
         """Hand the logged lookups from `since` on to `into`, in time order; how many."""
         count = 0
+        # On a connection of its own: the compliance API goes on being answered meanwhile
+        # (a week's replay takes seconds), and `into` may use the store.
         with self._lock:
-            relation = self._con.sql(
+            con = self._con.cursor()
+        with con:
+            relation = con.sql(
                 "SELECT ts, account, key, ip, number, outcome, endpoint FROM lookup_log "
                 "WHERE ts >= ? ORDER BY ts",
                 params=[since],
