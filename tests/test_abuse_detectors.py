@@ -505,10 +505,11 @@ def _town_week(
 
 
 def test_a_first_refresh_whose_numbers_crowd_a_town_block_for_a_moment_is_left_alone() -> None:
-    # A new business's first bulk refresh, customers in two town blocks: by chance 14 of 20
-    # numbers in a row fall in one, a third unlisted; over the whole refresh it is half.
-    town = [62625, 62631]
-    spread = [town[0], town[1], 40000, town[1]] * 4
+    # A new business's first bulk refresh, customers in three town blocks: by chance 14 of
+    # 20 numbers in a row fall in one (the rest in a second), a third unlisted; over the
+    # whole refresh it is under half. (Two blocks alone, taking turns, are a scan's.)
+    town = [62625, 62631, 62640]
+    spread = [town[0], town[1], town[2], town[1]] * 4
     crowded = [town[0] if i % 10 not in (2, 5, 8) else town[1] for i in range(20)]
     refresh = [
         event(block * 1000 + (i * 577) % 1000, i * 0.1, "miss" if i % 3 == 0 else "hit")
@@ -550,6 +551,41 @@ def test_a_decoy_scan_whose_block_gives_one_miss_is_left_to_the_slow_rule() -> N
     # other town blocks have one number each so far would look.
     scan = _decoy_scan(lambda i: "miss" if i in (2, 9) else "hit", "hit")
     assert first_suspension(feed(Engine(), scan)).events_seen == 2 * 10
+
+
+def _turns(blocks: list[int], *, decoys: bool, lookups: int = 80) -> list[LookupEvent]:
+    """A shuffled scan taking turns between geographic blocks, a lookup a second; with
+    `decoys`, a new number from anywhere before each of theirs."""
+    rng = random.Random(11)
+    orders = [rng.sample(range(block * 1000, block * 1000 + 1000), 1000) for block in blocks]
+    numbers = []
+    for i in range(lookups):
+        if decoys:
+            numbers.append(rng.choice([40000000, 90000000, 73000000]) + rng.randrange(9_999_999))
+        numbers.append(orders[i % len(blocks)][i // len(blocks)])
+    return [event(n, i, alternating(i // 3)) for i, n in enumerate(numbers)]
+
+
+def test_a_scan_taking_turns_between_two_blocks_is_stopped_at_the_slow_rules_count() -> None:
+    # Each block has half its attention, which no single block's focus would ever call a
+    # scan: 76 % of a block was taken before this rule.
+    suspension = first_suspension(feed(Engine(), _turns([22202, 62625], decoys=False)))
+    assert suspension.kind == "block_coverage"
+    assert suspension.evidence["rule"]["suspend_at"] == 10
+    assert suspension.events_seen == 20
+    # Decoys from all over the plan before each number: alone in their blocks, they do not
+    # divide the attention further; the two blocks need 20 numbers between them still.
+    hidden = first_suspension(feed(Engine(), _turns([22202, 62625], decoys=True)))
+    assert hidden.events_seen == 40
+
+
+def test_a_scan_taking_turns_between_three_blocks_is_left_to_its_misses_and_speed() -> None:
+    # Three blocks taking a third each are what a local business's first refresh from
+    # its town's three blocks looks like: no block rule acts on them. Half of what it
+    # looks up is unlisted, and at a lookup a second velocity's miss test stops it.
+    findings = feed(Engine(), _turns([22202, 62625, 55643], decoys=False, lookups=300))
+    assert [f.kind for f in findings if f.kind == "block_coverage"] == []
+    assert first_suspension(findings).kind == "distinct_velocity"
 
 
 def test_a_local_business_whose_town_block_calls_at_once_on_monday_is_left_alone() -> None:

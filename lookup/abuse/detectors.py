@@ -11,7 +11,7 @@ counted as seen and nothing else.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
@@ -304,6 +304,7 @@ class Engine:
                     floor=policy.block_focus_span,
                     share=policy.block_focus,
                     strays=True,
+                    pair=policy.block_pair_focus,
                 ):
                     continue
                 needed = suspend_at + excess
@@ -341,15 +342,18 @@ class Engine:
         floor: int,
         share: float,
         strays: bool,
+        pair: float | None = None,
     ) -> bool:
         """Whether the number's allocation block took `share` of the account's new numbers
         since the first of the block's newest `last`, or of those of the
         `block_fast_seconds` before it (at most `block_focus_limit`), or of its last
-        `floor`, whichever began first; with `strays`, numbers alone in their
-        allocation block do not count.
+        `floor`, whichever began first; or, with `pair`, took that share together with
+        the one other block that took most of them; with `strays`, numbers alone in
+        their allocation block do not count.
 
-        A scan works through one allocation block at a time; a local business's
-        callers (and its list refreshes) spread over its town's blocks and beyond.
+        A scan works through one allocation block at a time, or two taking turns; a
+        local business's callers (and its list refreshes) spread over its town's
+        blocks and beyond.
         """
         policy = self.policy
         start = block.last(last)[0]
@@ -364,26 +368,36 @@ class Engine:
         # slow rule and the fast rule's decoy tier: a first refresh's numbers are all alone
         # at first. Counted in the same walk back that finds where the stretch starts.
         stray = 0
+        taken: Counter[tuple[int, int]] = Counter()
         for index, item in enumerate(islice(reversed(state.recent), policy.block_focus_limit)):
             settled = settled or (index >= floor and item.t < oldest)
             if not settled:
                 first = min(first, item.seq)
-            elif not strays or item.seq < first:
+            elif not (strays or pair) or item.seq < first:
                 break
-            if strays:
+            if strays or pair:
                 alone = policy.allocation_size(item.number)
-                other = state.blocks.get((alone, item.number // alone))
-                stray += other is not None and len(other.members) == 1
+                if strays:
+                    other = state.blocks.get((alone, item.number // alone))
+                    stray += other is not None and len(other.members) == 1
+                if pair:
+                    taken[alone, item.number // alone] += 1
         size = policy.allocation_size(lookup.number)
         allocation = state.blocks.get((size, lookup.number // size), block)
-        needed = math.ceil(share * (lookup.seq - first + 1 - stray))
+        counted = lookup.seq - first + 1 - stray
+        needed = math.ceil(share * counted)
         # Newest first, stopping at the first older lookup or once enough were counted.
         for count, item in enumerate(reversed(allocation.members.values()), 1):
             if item.seq < first:
-                return False
+                break
             if count >= needed:
                 return True
-        return False
+        # Two blocks taking turns: each has half the attention. Only over a stretch long
+        # enough that a town's three blocks do not leave one out by chance.
+        if not pair or counted < policy.block_focus_span:
+            return False
+        own = taken.pop((size, lookup.number // size), 0)
+        return own + max(taken.values(), default=0) >= math.ceil(pair * counted)
 
     def _fast_scan(
         self, state: AccountState, block: Block, excess: int, lookup: Lookup

@@ -80,13 +80,19 @@ def _by_persona(results: dict[str, AccountResult]) -> dict[str, list[AccountResu
 
 
 def block_share(group: list[AccountResult], directory: Directory) -> tuple[float, int] | None:
-    """Share of its target block's listings a scraper persona extracted, and the block size."""
-    start = group[0].actor.target_block
-    if not group[0].actor.scraper or start is None:
+    """Share of its target block's listings a scraper persona extracted (of the one it took
+    most from, when it works several), and the block size."""
+    starts = group[0].actor.target_blocks
+    if not group[0].actor.scraper or not starts:
         return None
-    size = directory.block_size(start)
-    mine = {n for r in group for n in r.extracted if start <= int(n[3:]) < start + size}
-    return len(mine) / max(directory.listings_in_block(start), 1), size
+    size = directory.block_size(starts[0])
+    extracted = {int(n[3:]) for r in group for n in r.extracted}
+    share = max(
+        sum(start <= n < start + size for n in extracted)
+        / max(directory.listings_in_block(start), 1)
+        for start in starts
+    )
+    return share, size
 
 
 def report(results: dict[str, AccountResult], directory: Directory) -> str:

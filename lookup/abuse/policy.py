@@ -117,6 +117,11 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     """Share of the account's new numbers that must fall in the number's allocation block
     for the block rules to fire: a scan works one block at a time; a local business's
     callers spread over its town's blocks (a quarter each for a three-block town) ..."""
+    block_pair_focus: float = 1.0
+    """... or that the block and the one other block the account looked up most then must
+    take together, for the slow rule: a scan working two blocks at once, taking turns,
+    gives each half its attention (with 0.7 alone it was never stopped, and 76 % of a
+    block was taken); a town's three blocks leave the busiest two a third short ..."""
     block_focus_span: int = 20
     """... counted over all the account's new numbers of the `block_fast_seconds` before the
     block's numbers began (a first bulk refresh of a customer list crowding two town blocks

@@ -114,8 +114,8 @@ class Actor:
     account: str
     scraper: bool
     events: list[LookupEvent] = field(default_factory=list)
-    target_block: int | None = None
-    """First number of the block a scraper targets."""
+    target_blocks: tuple[int, ...] = ()
+    """First numbers of the blocks a scraper targets."""
     scrape_from: datetime | None = None
     """When the scraping began (an account may have honest history before)."""
 
@@ -268,27 +268,35 @@ def scraper(
     start_day: int = 3,
     lookups: int = 3000,
     accounts: list[str] | None = None,
+    blocks: int = 1,
 ) -> list[Actor]:
     """A scraper walking one block: in order, shuffled, strided, split, or slow.
 
     `repeats`: the chance of looking up a number it found again first; `decoys`: new
-    numbers from anywhere in the plan looked up before each of the block's.
+    numbers from anywhere in the plan looked up before each of the block's; `blocks`:
+    how many blocks (of the first's kind) it works at once, taking turns.
     """
     rng, directory = traffic.rng, traffic.directory
     names = accounts or [account]
     actors = [traffic.actor(persona, name, scraper=True) for name in names]
     target = directory.random_number(rng)
     size = directory.block_size(target)
-    block = target // size * size
+    starts = [target // size * size]
+    while len(starts) < blocks:
+        other = directory.random_number(rng)
+        if directory.block_size(other) == size and other // size * size not in starts:
+            starts.append(other // size * size)
     if order != "random_plan":  # a sampler of the whole plan targets no block
         for actor in actors:
-            actor.target_block = block
+            actor.target_blocks = tuple(starts)
     if order == "random_plan":
         numbers = [directory.random_number(rng) for _ in range(lookups)]
     else:
-        numbers = list(range(block, block + size, stride))
+        walks = [list(range(start, start + size, stride)) for start in starts]
         if order == "shuffled":
-            rng.shuffle(numbers)
+            for walk in walks:
+                rng.shuffle(walk)
+        numbers = [number for turn in zip(*walks, strict=True) for number in turn]
     moment = START + timedelta(days=start_day, hours=rng.uniform(0, 20))
     for actor in actors:
         actor.scrape_from = moment
@@ -392,6 +400,7 @@ def standard_scenario(seed: int = 7) -> tuple[Directory, list[Actor]]:
     # The same account: legitimate until day 20, a scraper after.
     later[0].events.extend(honest.events)
     traffic.actors.remove(honest)
-    # Last, so that adding it left every earlier persona's draws as they were.
+    # Last, so that adding them left every earlier persona's draws as they were.
     scraper(traffic, "decoys_mix", "scr-decoy", order="shuffled", rate_seconds=1, decoys=1)
+    scraper(traffic, "two_blocks", "scr-two", order="shuffled", rate_seconds=1, blocks=2)
     return directory, traffic.actors
