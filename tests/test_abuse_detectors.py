@@ -579,6 +579,23 @@ def test_a_scan_taking_turns_between_two_blocks_is_stopped_at_the_slow_rules_cou
     assert hidden.events_seen == 40
 
 
+def test_a_scan_taking_turns_between_three_dense_blocks_is_stopped_at_half_a_block() -> None:
+    # A quarter unlisted, under the 35 % customers' callers give: neither velocity nor the
+    # miss test sees it, and its blocks share its attention as a town's do. No customer's
+    # list holds half a block.
+    rng = random.Random(4)
+    blocks = [22202, 62625, 55643]
+    orders = [rng.sample(range(block * 1000, block * 1000 + 1000), 1000) for block in blocks]
+    scan = [event(orders[i % 3][i // 3], i, "miss" if i % 4 == 0 else "hit") for i in range(1800)]
+    findings = feed(Engine(), scan)
+    suspension = first_suspension(findings)
+    assert suspension.kind == "block_coverage"
+    # 500 of the block's numbers, plus 1 for what 1,500 lookups put in a block by chance.
+    assert suspension.evidence["rule"]["suspend_at"] == 501
+    assert suspension.events_seen == 3 * 500 + 1
+    assert [f for f in findings if f.kind != "block_coverage"] == []
+
+
 def test_a_scan_taking_turns_between_three_blocks_is_left_to_its_misses_and_speed() -> None:
     # Three blocks taking a third each are what a local business's first refresh from
     # its town's three blocks looks like: no block rule acts on them. Half of what it

@@ -75,6 +75,9 @@ class Engine:
         self._upper = math.log((1 - policy.sprt_beta) / policy.sprt_alpha)
         self._lower = math.log(policy.sprt_beta / (1 - policy.sprt_alpha))
         self._fast = FastRule(policy)
+        self._ceilings = tuple(
+            math.ceil(policy.block_ceiling * size) for size in policy.block_sizes
+        )
         self._addresses = AddressScans(policy, self._fast, self._knew)
         self._pruned_at: float | None = None
         # Kept apart from the pruned state: a count never restarts (one int per account).
@@ -276,8 +279,13 @@ class Engine:
                 block = state.blocks[key] = Block("key", "ip")
             block.add(lookup)
             blocks.append(block)
-        for size, flag_at, suspend_at, block in zip(
-            policy.block_sizes, policy.block_flag, policy.block_suspend, blocks, strict=True
+        for size, flag_at, suspend_at, ceiling, block in zip(
+            policy.block_sizes,
+            policy.block_flag,
+            policy.block_suspend,
+            self._ceilings,
+            blocks,
+            strict=True,
         ):
             count = len(block.members)
             by_chance = recent * size / policy.plan_numbers
@@ -291,6 +299,14 @@ class Engine:
             )
             if fast is not None:
                 strong, needed = True, fast
+            elif (
+                count >= ceiling + excess
+                and block.misses / count >= policy.block_suspend_miss_share
+            ):
+                # More of a block than a customer's list holds, wherever else the account
+                # looks: a scan taking turns between three or more blocks, which share
+                # the attention as a local business's town blocks do.
+                strong, needed = True, ceiling + excess
             else:
                 if count < flag_at + excess or block.misses / count < policy.block_flag_miss_share:
                     continue
@@ -368,36 +384,45 @@ class Engine:
         # slow rule and the fast rule's decoy tier: a first refresh's numbers are all alone
         # at first. Counted in the same walk back that finds where the stretch starts.
         stray = 0
-        taken: Counter[tuple[int, int]] = Counter()
         for index, item in enumerate(islice(reversed(state.recent), policy.block_focus_limit)):
-            settled = settled or (index >= floor and item.t < oldest)
-            if not settled:
-                first = min(first, item.seq)
-            elif not (strays or pair) or item.seq < first:
-                break
-            if strays or pair:
+            if settled or (index >= floor and item.t < oldest):
+                if not strays or item.seq < first:
+                    break
+                settled = True
+            elif item.seq < first:  # newest first: each is the oldest yet
+                first = item.seq
+            if strays:
                 alone = policy.allocation_size(item.number)
-                if strays:
-                    other = state.blocks.get((alone, item.number // alone))
-                    stray += other is not None and len(other.members) == 1
-                if pair:
-                    taken[alone, item.number // alone] += 1
+                other = state.blocks.get((alone, item.number // alone))
+                stray += other is not None and len(other.members) == 1
         size = policy.allocation_size(lookup.number)
-        allocation = state.blocks.get((size, lookup.number // size), block)
+        key = (size, lookup.number // size)
+        allocation = state.blocks.get(key, block)
         counted = lookup.seq - first + 1 - stray
         needed = math.ceil(share * counted)
         # Newest first, stopping at the first older lookup or once enough were counted.
-        for count, item in enumerate(reversed(allocation.members.values()), 1):
+        own = 0
+        for item in reversed(allocation.members.values()):
             if item.seq < first:
                 break
-            if count >= needed:
+            own += 1
+            if own >= needed:
                 return True
         # Two blocks taking turns: each has half the attention. Only over a stretch long
-        # enough that a town's three blocks do not leave one out by chance.
-        if not pair or counted < policy.block_focus_span:
+        # enough that a town's three blocks do not leave one out by chance, and asked of
+        # the busier of the two (the other's lookups ask it too): most lookups of an
+        # account whose attention is spread end here.
+        needed = math.ceil((pair or 0) * counted)
+        if not pair or counted < policy.block_focus_span or 2 * own < needed:
             return False
-        own = taken.pop((size, lookup.number // size), 0)
-        return own + max(taken.values(), default=0) >= math.ceil(pair * counted)
+        taken: Counter[tuple[int, int]] = Counter()
+        for item in islice(reversed(state.recent), policy.block_focus_limit):
+            if item.seq < first:
+                break
+            alone = policy.allocation_size(item.number)
+            taken[alone, item.number // alone] += 1
+        taken.pop(key, None)
+        return own + max(taken.values(), default=0) >= needed
 
     def _fast_scan(
         self, state: AccountState, block: Block, excess: int, lookup: Lookup

@@ -67,6 +67,13 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     block_excess: float = 10.0
     """A block suspends only above `block_suspend` plus this multiple of what the account's
     own volume would put in one block by chance (big customers have more per block)."""
+    block_ceiling: float = 0.5
+    """Share of a block's numbers (plus the chance excess) that suspends in the window
+    with the suspension's misses, whatever the focus: more than a customer's list holds
+    (a local business with 1,500 customers, 80 % of them in three town blocks, has a
+    third of each). The bound on a scan taking turns between three or more blocks, which
+    divide its attention as a town's blocks do (one of 11 such scans of geographic blocks,
+    none of its misses unusual, took a whole block) ..."""
     block_flag_burst_seconds: float = 86400
     """The last `block_flag` numbers of a block must fall within this span to flag..."""
     block_suspend_burst_seconds: float = 6 * 3600
