@@ -579,6 +579,40 @@ def test_a_scan_taking_turns_between_two_blocks_is_stopped_at_the_slow_rules_cou
     assert hidden.events_seen == 40
 
 
+def test_two_blocks_are_a_pair_seen_from_either() -> None:
+    # Two numbers of a listed block for each of a sparse one: the busier block never misses
+    # (the rule asks a block for misses), so the pair must be seen from the sparse one.
+    rng = random.Random(6)
+    listed = rng.sample(range(62625000, 62626000), 400)
+    sparse = rng.sample(range(22202000, 22203000), 200)
+    scan: list[tuple[int, Outcome]] = []
+    for i in range(200):
+        scan += [(listed[2 * i], "hit"), (listed[2 * i + 1], "hit"), (sparse[i], alternating(i))]
+    findings = feed(Engine(), [event(n, i, outcome) for i, (n, outcome) in enumerate(scan)])
+    suspension = first_suspension(findings)
+    assert suspension.kind == "block_coverage"
+    assert suspension.evidence["block"].startswith("+4722202")
+
+
+def test_a_two_block_towns_first_refresh_is_a_scan_of_two_blocks() -> None:
+    # The price of the two-block rule: customers in two town blocks (a fifth anywhere),
+    # refreshed for the first time, take turns between them as a scan does.
+    rng = random.Random(9)
+    town = [62625, 62631]
+    customers = [
+        rng.choice(town) * 1000 + rng.randrange(1000)
+        if rng.random() < 0.8
+        else 40000000 + rng.randrange(59_000_000)
+        for _ in range(400)
+    ]
+    refresh = [
+        event(n, i * 0.1, "miss" if rng.random() < 0.3 else "hit") for i, n in enumerate(customers)
+    ]
+    suspension = first_suspension(feed(Engine(), refresh))
+    assert suspension.kind == "block_coverage"
+    assert suspension.events_seen < 40
+
+
 def test_a_scan_taking_turns_between_three_dense_blocks_is_stopped_at_half_a_block() -> None:
     # A quarter unlisted, under the 35 % customers' callers give: neither velocity nor the
     # miss test sees it, and its blocks share its attention as a town's do. No customer's

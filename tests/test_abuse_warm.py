@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -124,8 +125,22 @@ def test_a_restart_leaves_cleared_cases_and_review_accounts_alone(tmp_path: Path
     keys.set_enforcement("walker", "review")
     AbuseMonitor(EventBuffer(), store, KeyRing(keys)).warm(NOW + timedelta(seconds=10))
     assert keys.accounts()["walker"].status == "active"
-    keys.set_enforcement("walker", "auto")
     store.decide(1, "clear", "officer/k1", "the customer's own extensions")
+    keys.set_enforcement("walker", "auto")
+    AbuseMonitor(EventBuffer(), store, KeyRing(keys)).warm(NOW + timedelta(seconds=10))
+    assert keys.accounts()["walker"].status == "active"
+    store.close()
+
+
+def test_a_restart_does_not_act_on_what_was_found_under_review(tmp_path: Path) -> None:
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    keys = KeyStore(tmp_path / "keys.sqlite")
+    keys.create("walker", frozenset({"lookup"}))
+    keys.set_enforcement("walker", "review")
+    monitor = AbuseMonitor(EventBuffer(), store, KeyRing(keys))
+    assert [f.action for f in monitor.submit([walk(i) for i in range(4)])] == ["suspend"]
+    store.decide(1, "warn", "officer/k1", "told them the terms")  # the case stays open
+    keys.set_enforcement("walker", "auto")
     AbuseMonitor(EventBuffer(), store, KeyRing(keys)).warm(NOW + timedelta(seconds=10))
     assert keys.accounts()["walker"].status == "active"
     store.close()
@@ -144,34 +159,75 @@ def test_a_batch_is_logged_with_its_findings_or_not_at_all(tmp_path: Path) -> No
 
 
 class _FaultyEngine(Engine):
+    """Fails on one account's lookups, as a detector's bug might."""
+
     def observe(self, event: LookupEvent) -> list[Finding]:
-        raise ZeroDivisionError("a detector's fault")
+        if event.account == "bakery":
+            raise ZeroDivisionError("a detector's fault")
+        return super().observe(event)
 
 
-def test_a_detector_fault_costs_the_lookup_log_nothing(
+def test_a_detector_fault_costs_only_its_own_lookups_findings(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = ComplianceStore(tmp_path / "compliance.duckdb")
-    keys = KeyRing(KeyStore(tmp_path / "keys.sqlite"))
-    faulty = AbuseMonitor(EventBuffer(), store, keys, engine=_FaultyEngine())
-    assert faulty.submit([walk(i) for i in range(4)]) == []
-    assert store.replay(NOW - timedelta(days=1), lambda event: None) == 4
-    assert "the detectors failed on a batch of 4 lookups" in caplog.text
+    keys = KeyStore(tmp_path / "keys.sqlite")
+    keys.create("walker", frozenset({"lookup"}))
+    faulty = AbuseMonitor(EventBuffer(), store, KeyRing(keys), engine=_FaultyEngine())
+    bakery = msgspec.structs.replace(walk(900), account="bakery")
+    findings = faulty.submit([walk(0), walk(1), bakery, walk(2), walk(3)])
+    # The walk's suspension in the same batch stands; every lookup is logged.
+    assert [(f.account, f.action) for f in findings] == [("walker", "suspend")]
+    assert keys.accounts()["walker"].status == "suspended"
+    assert store.replay(NOW - timedelta(days=1), lambda event: None) == 5
+    assert "the detectors failed on a lookup by bakery" in caplog.text
+    # A restart replays the lookup that failed, and goes on.
+    assert (
+        AbuseMonitor(EventBuffer(), store, KeyRing(keys), engine=_FaultyEngine()).warm(
+            NOW + timedelta(seconds=10)
+        )
+        == 5
+    )
     store.close()
 
 
-def test_the_store_answers_while_the_warm_up_replays(tmp_path: Path) -> None:
+class _FullDisk(ComplianceStore):
+    def commit(
+        self,
+        events: Sequence[LookupEvent],
+        findings: Sequence[Finding],
+        enforced: Sequence[bool] | None = None,
+    ) -> list[int]:
+        raise OSError("No space left on device")
+
+
+def test_a_batch_the_store_cannot_take_is_still_acted_on(tmp_path: Path) -> None:
+    store = _FullDisk(tmp_path / "compliance.duckdb")
+    keys = KeyStore(tmp_path / "keys.sqlite")
+    keys.create("walker", frozenset({"lookup"}))
+    with pytest.raises(OSError, match="No space left"):
+        AbuseMonitor(EventBuffer(), store, KeyRing(keys)).submit([walk(i) for i in range(4)])
+    account = keys.accounts()["walker"]
+    assert account.status == "suspended"
+    assert account.reason == "block_coverage (suspend); its case could not be recorded"
+    store.close()
+
+
+def test_the_store_answers_another_thread_while_the_warm_up_replays(tmp_path: Path) -> None:
     store = ComplianceStore(tmp_path / "compliance.duckdb")
     store.log([walk(i) for i in range(3)])
     answered: list[int] = []
-    # Asked from within the replay: a replay that held the store would never answer.
+
+    def ask_meanwhile(event: LookupEvent) -> None:
+        asker = threading.Thread(target=lambda: answered.append(len(store.cases())))
+        asker.start()
+        asker.join(5)  # a replay holding the store would keep it waiting
+
     replay = threading.Thread(
-        target=store.replay,
-        args=(NOW - timedelta(days=1), lambda event: answered.append(len(store.cases()))),
-        daemon=True,
+        target=store.replay, args=(NOW - timedelta(days=1), ask_meanwhile), daemon=True
     )
     replay.start()
-    replay.join(10)
+    replay.join(30)
     assert not replay.is_alive()
     assert answered == [0, 0, 0]
     store.close()

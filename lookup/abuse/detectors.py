@@ -363,9 +363,10 @@ class Engine:
         """Whether the number's allocation block took `share` of the account's new numbers
         since the first of the block's newest `last`, or of those of the
         `block_fast_seconds` before it (at most `block_focus_limit`), or of its last
-        `floor`, whichever began first; or, with `pair`, took that share together with
-        the one other block that took most of them; with `strays`, numbers alone in
-        their allocation block do not count.
+        `floor`, whichever began first; or, with `pair`, whether it and the one other
+        block that took most of them took that share of them together, when they were
+        at least `block_focus_span`; with `strays`, numbers alone in their allocation
+        block do not count.
 
         A scan works through one allocation block at a time, or two taking turns; a
         local business's callers (and its list refreshes) spread over its town's
@@ -401,28 +402,39 @@ class Engine:
         counted = lookup.seq - first + 1 - stray
         needed = math.ceil(share * counted)
         # Newest first, stopping at the first older lookup or once enough were counted.
-        own = 0
-        for item in reversed(allocation.members.values()):
+        for count, item in enumerate(reversed(allocation.members.values()), 1):
             if item.seq < first:
                 break
-            own += 1
-            if own >= needed:
+            if count >= needed:
                 return True
         # Two blocks taking turns: each has half the attention. Only over a stretch long
-        # enough that a town's three blocks do not leave one out by chance, and asked of
-        # the busier of the two (the other's lookups ask it too): most lookups of an
-        # account whose attention is spread end here.
-        needed = math.ceil((pair or 0) * counted)
-        if not pair or counted < policy.block_focus_span or 2 * own < needed:
+        # enough that a town's three blocks do not leave one out by chance.
+        if not pair or counted < policy.block_focus_span:
             return False
+        return self._pair(state, key, first, lookup.seq - first + 1 - math.ceil(pair * counted))
+
+    def _pair(self, state: AccountState, key: tuple[int, int], first: int, spare: int) -> bool:
+        """Whether at most `spare` of the account's new numbers since `first` fall outside
+        the block `key` and the one other block that took most of them."""
         taken: Counter[tuple[int, int]] = Counter()
-        for item in islice(reversed(state.recent), policy.block_focus_limit):
+        top = outside = 0
+        for item in islice(reversed(state.recent), self.policy.block_focus_limit):
             if item.seq < first:
                 break
-            alone = policy.allocation_size(item.number)
-            taken[alone, item.number // alone] += 1
-        taken.pop(key, None)
-        return own + max(taken.values(), default=0) >= needed
+            size = self.policy.allocation_size(item.number)
+            other = (size, item.number // size)
+            if other == key:
+                continue
+            taken[other] += 1
+            if taken[other] > top:
+                top = taken[other]
+            else:
+                # Never shrinks as the walk goes on: an account whose attention is spread
+                # is told apart within a few numbers.
+                outside += 1
+                if outside > spare:
+                    return False
+        return True
 
     def _fast_scan(
         self, state: AccountState, block: Block, excess: int, lookup: Lookup

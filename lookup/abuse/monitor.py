@@ -63,9 +63,32 @@ class AbuseMonitor:
             # Several workers' batches reach the stream one after another, not in request
             # order; the detectors read time from the events, in order.
             events.sort(key=attrgetter("ts"))
-            findings = self._detect(events) if self.detect else []
-            # The batch's lookups and its findings land together or not at all.
-            case_ids = self.store.commit(events, findings)
+            findings = (
+                [
+                    finding
+                    for event in events
+                    if not self._allowed(event.ip)
+                    for finding in self._observe(event)
+                ]
+                if self.detect
+                else []
+            )
+            # Whether each finding is to be acted on, as the account's policy stood when it
+            # was found: a restart carries out only those (`resume`).
+            enforced = [self.key_ring.account(f.account).enforcement != "review" for f in findings]
+            try:
+                # The batch's lookups and its findings land together or not at all.
+                case_ids = self.store.commit(events, findings, enforced)
+            except Exception:
+                # The engine has moved on and will not find them again: act on them
+                # without a case before the failure stops this batch.
+                for finding in findings:
+                    self._enforce(
+                        finding.account,
+                        finding.action,
+                        f"{finding.kind} ({finding.action}); its case could not be recorded",
+                    )
+                raise
             for finding, case_id in zip(findings, case_ids, strict=True):
                 self._enforce(
                     finding.account,
@@ -74,17 +97,13 @@ class AbuseMonitor:
                 )
             return findings
 
-    def _detect(self, events: list[LookupEvent]) -> list[Finding]:
+    def _observe(self, event: LookupEvent) -> list[Finding]:
         try:
-            return [
-                finding
-                for event in events
-                if not self._allowed(event.ip)
-                for finding in self.engine.observe(event)
-            ]
+            return self.engine.observe(event)
         except Exception:
-            # A fault in a detector must not cost the lookup log its batch.
-            log.exception("the detectors failed on a batch of %d lookups", len(events))
+            # A fault in a detector costs this event's findings, not the batch's others
+            # (already counted as raised) nor the lookup log's rows.
+            log.exception("the detectors failed on a lookup by %s", event.account)
             return []
 
     def warm(self, now: datetime) -> int:
@@ -110,7 +129,7 @@ class AbuseMonitor:
                 return
             start = fresh.get(event.account)
             if start is None or event.ts > start:
-                self.engine.observe(event)
+                self._observe(event)
             elif event.looked_up() is not None:
                 self.engine.remember(event.account, event.number, event.ts)
 
@@ -141,7 +160,8 @@ class AbuseMonitor:
         The findings are recorded before their action is taken, in another store:
         a monitor that died between the two left a case whose account was never
         paused. Only compliance's clear and reinstate set an account active again,
-        and both close the case, so an open case's action still stands.
+        and both close the case, so an open case's action still stands; findings
+        recorded while the account was on `review` were never to be acted on.
         """
         return sum(
             self._enforce(account, action, f"case {case_id}: {kind} ({action})")

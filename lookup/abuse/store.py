@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS findings (
     kind VARCHAR NOT NULL, action VARCHAR NOT NULL, ts TIMESTAMP NOT NULL,
     events_seen BIGINT NOT NULL, evidence JSON NOT NULL
 );
+ALTER TABLE findings ADD COLUMN IF NOT EXISTS enforced BOOLEAN DEFAULT true;
 CREATE TABLE IF NOT EXISTS decisions (
     id BIGINT PRIMARY KEY, case_id BIGINT NOT NULL, account VARCHAR NOT NULL,
     decision VARCHAR NOT NULL, actor VARCHAR NOT NULL, reason VARCHAR NOT NULL,
@@ -129,9 +130,15 @@ class ComplianceStore:
         """Store a finding in the account's open case (opening one); returns the case id."""
         return self.commit([], [finding])[0]
 
-    def commit(self, events: Sequence[LookupEvent], findings: Sequence[Finding]) -> list[int]:
+    def commit(
+        self,
+        events: Sequence[LookupEvent],
+        findings: Sequence[Finding],
+        enforced: Sequence[bool] | None = None,
+    ) -> list[int]:
         """Log a batch of events and record the findings they raised, all or nothing;
-        returns each finding's case id.
+        returns each finding's case id. `enforced`: per finding, whether its action is
+        to be taken (not for an account on `review`); all, if not given.
 
         One transaction: a monitor that dies part-way leaves neither a logged batch
         whose findings are missing (its warm-up would not raise them again) nor
@@ -145,14 +152,19 @@ class ComplianceStore:
             try:
                 if batch is not None:
                     self._con.from_arrow(batch).insert_into("lookup_log")
-                case_ids = [self._record(finding) for finding in findings]
+                case_ids = [
+                    self._record(finding, act)
+                    for finding, act in zip(
+                        findings, enforced or [True] * len(findings), strict=True
+                    )
+                ]
                 self._con.execute("COMMIT").fetchall()
             except BaseException:
                 self._con.execute("ROLLBACK").fetchall()
                 raise
         return case_ids
 
-    def _record(self, finding: Finding) -> int:
+    def _record(self, finding: Finding, enforced: bool) -> int:
         # Within commit's transaction and lock.
         rows = self._con.execute(
             "SELECT id FROM cases WHERE account = ? AND status = 'open'", [finding.account]
@@ -166,7 +178,7 @@ class ComplianceStore:
                 [case_id, finding.account, finding.ts],
             ).fetchall()
         self._con.execute(
-            "INSERT INTO findings VALUES (nextval('finding_ids'), ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO findings VALUES (nextval('finding_ids'), ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 case_id,
                 finding.account,
@@ -175,6 +187,7 @@ class ComplianceStore:
                 finding.ts,
                 finding.events_seen,
                 msgspec.json.encode(finding.evidence).decode(),
+                enforced,
             ],
         ).fetchall()
         return case_id
@@ -228,12 +241,12 @@ class ComplianceStore:
 
     def open_actions(self) -> list[tuple[int, str, str, str]]:
         """(case id, account, kind, action) of each open case's most severe throttle or
-        suspend finding, oldest case first."""
+        suspend finding that was to be acted on, oldest case first."""
         return self._rows(
             """
             SELECT c.id, c.account, f.kind, f.action
             FROM cases c JOIN findings f ON f.case_id = c.id
-            WHERE c.status = 'open' AND f.action IN ('suspend', 'throttle')
+            WHERE c.status = 'open' AND f.enforced AND f.action IN ('suspend', 'throttle')
             QUALIFY row_number() OVER (
                 PARTITION BY c.id ORDER BY f.action = 'suspend' DESC, f.id
             ) = 1

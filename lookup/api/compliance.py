@@ -6,6 +6,7 @@ or delete; suspend and reinstate take effect on the account at once.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -92,8 +93,9 @@ class ComplianceController(Controller):
         decision = services.store.decide(case_id, data.decision, actor, reason)
         status = _STATUS_AFTER[data.decision]
         if data.decision in ("clear", "reinstate") and services.monitor is not None:
-            # A fresh start: old evidence must not suspend the account again.
-            services.monitor.forget(decision.account)
+            # A fresh start: old evidence must not suspend the account again. In a thread:
+            # it waits for the monitor (for a restart's whole warm-up), not the event loop.
+            await asyncio.to_thread(services.monitor.forget, decision.account)
         if status is not None:
             services.key_ring.set_status(
                 decision.account, status, f"case {case_id}: {data.decision} by {actor}"
