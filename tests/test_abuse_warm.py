@@ -31,6 +31,13 @@ def walk(i: int, *, days_ago: float = 0) -> LookupEvent:
     )
 
 
+def walker_keys(tmp_path: Path) -> KeyStore:
+    """A key store where the walker's account exists (and starts active)."""
+    keys = KeyStore(tmp_path / "keys.sqlite")
+    keys.create("walker", frozenset({"lookup"}))
+    return keys
+
+
 def monitor(store: ComplianceStore, tmp_path: Path) -> AbuseMonitor:
     return AbuseMonitor(EventBuffer(), store, KeyRing(KeyStore(tmp_path / "keys.sqlite")))
 
@@ -103,8 +110,7 @@ def test_a_restart_pauses_an_account_whose_suspension_a_crash_interrupted(
     tmp_path: Path,
 ) -> None:
     store = ComplianceStore(tmp_path / "compliance.duckdb")
-    keys = KeyStore(tmp_path / "keys.sqlite")
-    keys.create("walker", frozenset({"lookup"}))
+    keys = walker_keys(tmp_path)
     _died_before_acting(store)
     assert keys.accounts()["walker"].status == "active"
     restarted = AbuseMonitor(EventBuffer(), store, KeyRing(keys))
@@ -119,8 +125,7 @@ def test_a_restart_pauses_an_account_whose_suspension_a_crash_interrupted(
 
 def test_a_restart_leaves_cleared_cases_and_review_accounts_alone(tmp_path: Path) -> None:
     store = ComplianceStore(tmp_path / "compliance.duckdb")
-    keys = KeyStore(tmp_path / "keys.sqlite")
-    keys.create("walker", frozenset({"lookup"}))
+    keys = walker_keys(tmp_path)
     _died_before_acting(store)
     keys.set_enforcement("walker", "review")
     AbuseMonitor(EventBuffer(), store, KeyRing(keys)).warm(NOW + timedelta(seconds=10))
@@ -134,11 +139,10 @@ def test_a_restart_leaves_cleared_cases_and_review_accounts_alone(tmp_path: Path
 
 def test_a_restart_does_not_act_on_what_was_found_under_review(tmp_path: Path) -> None:
     store = ComplianceStore(tmp_path / "compliance.duckdb")
-    keys = KeyStore(tmp_path / "keys.sqlite")
-    keys.create("walker", frozenset({"lookup"}))
+    keys = walker_keys(tmp_path)
     keys.set_enforcement("walker", "review")
-    monitor = AbuseMonitor(EventBuffer(), store, KeyRing(keys))
-    assert [f.action for f in monitor.submit([walk(i) for i in range(4)])] == ["suspend"]
+    watching = AbuseMonitor(EventBuffer(), store, KeyRing(keys))
+    assert [f.action for f in watching.submit([walk(i) for i in range(4)])] == ["suspend"]
     store.decide(1, "warn", "officer/k1", "told them the terms")  # the case stays open
     keys.set_enforcement("walker", "auto")
     AbuseMonitor(EventBuffer(), store, KeyRing(keys)).warm(NOW + timedelta(seconds=10))
@@ -171,8 +175,7 @@ def test_a_detector_fault_costs_only_its_own_lookups_findings(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = ComplianceStore(tmp_path / "compliance.duckdb")
-    keys = KeyStore(tmp_path / "keys.sqlite")
-    keys.create("walker", frozenset({"lookup"}))
+    keys = walker_keys(tmp_path)
     faulty = AbuseMonitor(EventBuffer(), store, KeyRing(keys), engine=_FaultyEngine())
     bakery = msgspec.structs.replace(walk(900), account="bakery")
     findings = faulty.submit([walk(0), walk(1), bakery, walk(2), walk(3)])
@@ -203,8 +206,7 @@ class _FullDisk(ComplianceStore):
 
 def test_a_batch_the_store_cannot_take_is_still_acted_on(tmp_path: Path) -> None:
     store = _FullDisk(tmp_path / "compliance.duckdb")
-    keys = KeyStore(tmp_path / "keys.sqlite")
-    keys.create("walker", frozenset({"lookup"}))
+    keys = walker_keys(tmp_path)
     with pytest.raises(OSError, match="No space left"):
         AbuseMonitor(EventBuffer(), store, KeyRing(keys)).submit([walk(i) for i in range(4)])
     account = keys.accounts()["walker"]
