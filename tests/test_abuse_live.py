@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -180,6 +181,49 @@ def test_a_scraper_is_paused_within_a_second_and_compliance_reviews_it(
         404,
         "case-not-found",
     )
+
+
+def test_compliance_answers_while_a_decision_waits_for_the_monitor(
+    clients: Clients, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(data_dir)
+    officer = new_key(settings, roles="compliance", org="compliance-desk")
+    new_key(settings, org="bakery")
+    clients.services.key_ring.refresh()
+    headers = {"Authorization": f"Bearer {officer}"}
+    finding = Finding(
+        account="bakery",
+        kind="block_coverage",
+        action="flag",
+        ts=datetime(2026, 11, 2, 9, 0),
+        events_seen=9,
+        evidence={},
+    )
+    case_id = clients.services.store.record(finding)
+    # A restarted monitor's warm-up holds it for seconds; a clear must wait for it.
+    monitor = clients.services.monitor
+    assert monitor is not None
+    warmed = threading.Event()
+    monkeypatch.setattr(monitor, "forget", lambda account: warmed.wait(10))
+    decided: list[int] = []
+    decision = threading.Thread(
+        target=lambda: decided.append(
+            clients.internal.post(
+                f"/internal/v1/cases/{case_id}/decisions",
+                json={"decision": "clear", "reason": "a customer's own numbers"},
+                headers=headers,
+            ).status_code
+        )
+    )
+    decision.start()
+    try:
+        assert _until(lambda: clients.internal.get("/internal/v1/cases", headers=headers))
+        # Answered while the decision still waits: the wait is not on the event loop.
+        assert decision.is_alive()
+    finally:
+        warmed.set()
+        decision.join(10)
+    assert decided == [201]
 
 
 def test_the_audit_trail_shows_edits(clients: Clients) -> None:

@@ -6,7 +6,6 @@ or delete; suspend and reinstate take effect on the account at once.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -37,14 +36,18 @@ class DecisionRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class ComplianceController(Controller):
-    """Review of accounts the abuse detectors flagged."""
+    """Review of accounts the abuse detectors flagged.
+
+    Sync handlers in Litestar's thread pool: the compliance store and the key
+    store block (DuckDB, SQLite, the monitor's lock), and must not stall the loop.
+    """
 
     path = "/internal/v1"
     opt = role("compliance")
     tags = ["compliance"]  # noqa: RUF012
 
-    @get("/cases", summary="Flagged accounts and their cases")
-    async def cases(
+    @get("/cases", summary="Flagged accounts and their cases", sync_to_thread=True)
+    def cases(
         self,
         request: Request[Any, Any, Any],
         status: Annotated[
@@ -58,8 +61,8 @@ class ComplianceController(Controller):
             case["account_status"] = services.key_ring.account(case["account"]).status
         return cases
 
-    @get("/cases/{case_id:int}", summary="A case's evidence")
-    async def case(
+    @get("/cases/{case_id:int}", summary="A case's evidence", sync_to_thread=True)
+    def case(
         self, request: Request[Any, Any, Any], case_id: Annotated[int, PathParameter()]
     ) -> dict[str, Any]:
         """Findings with evidence, the account's lookups around them, blocks it covered."""
@@ -76,8 +79,13 @@ class ComplianceController(Controller):
             "decisions": services.store.decisions(case_id=case_id),
         }
 
-    @post("/cases/{case_id:int}/decisions", summary="Decide on a case", status_code=201)
-    async def decide(
+    @post(
+        "/cases/{case_id:int}/decisions",
+        summary="Decide on a case",
+        status_code=201,
+        sync_to_thread=True,
+    )
+    def decide(
         self,
         request: Request[Any, Any, Any],
         case_id: Annotated[int, PathParameter()],
@@ -93,25 +101,27 @@ class ComplianceController(Controller):
         decision = services.store.decide(case_id, data.decision, actor, reason)
         status = _STATUS_AFTER[data.decision]
         if data.decision in ("clear", "reinstate") and services.monitor is not None:
-            # A fresh start: old evidence must not suspend the account again. In a thread:
-            # it waits for the monitor (for a restart's whole warm-up), not the event loop.
-            await asyncio.to_thread(services.monitor.forget, decision.account)
+            # A fresh start: old evidence must not suspend the account again (this waits
+            # for the monitor: for a restart's whole warm-up).
+            services.monitor.forget(decision.account)
         if status is not None:
             services.key_ring.set_status(
                 decision.account, status, f"case {case_id}: {data.decision} by {actor}"
             )
         return decision
 
-    @get("/accounts/{account:str}/decisions", summary="An account's audit trail")
-    async def account_decisions(
+    @get(
+        "/accounts/{account:str}/decisions", summary="An account's audit trail", sync_to_thread=True
+    )
+    def account_decisions(
         self, request: Request[Any, Any, Any], account: Annotated[str, PathParameter()]
     ) -> list[Decision]:
         """Every decision on the account, oldest first."""
         services: Services = request.app.state.services
         return services.store.decisions(account=account)
 
-    @get("/audit/verify", summary="Check the audit trail")
-    async def verify(self, request: Request[Any, Any, Any]) -> dict[str, bool]:
+    @get("/audit/verify", summary="Check the audit trail", sync_to_thread=True)
+    def verify(self, request: Request[Any, Any, Any]) -> dict[str, bool]:
         """Whether the decision chain is intact."""
         services: Services = request.app.state.services
         return {"intact": services.store.verify_audit()}
