@@ -61,6 +61,10 @@ class KeyStoreError(LookupServiceError):
     """A request to the key store that cannot be carried out as given."""
 
 
+class AccountNotFound(LookupServiceError):
+    """A compliance decision would change the status of an account the key store lacks."""
+
+
 class InvalidParameter(LookupServiceError):
     """A request parameter with a value the endpoint cannot use."""
 

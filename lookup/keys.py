@@ -285,6 +285,11 @@ class KeyRing:
         """An account's standing as last loaded."""
         return self._accounts.get(name) or Account(name)
 
+    def has(self, name: str) -> bool:
+        """Whether the key store has the account (reloading it first if it changed)."""
+        self.refresh()
+        return name in self._accounts
+
     def set_status(self, account: str, status: str, reason: str) -> None:
         """Change an account's status in the store and, at once, in this process."""
         self._store.set_status(account, status, reason)

@@ -226,6 +226,35 @@ def test_compliance_answers_while_a_decision_waits_for_the_monitor(
     assert decided == [201]
 
 
+def test_a_decision_on_an_account_the_key_store_lacks_is_refused_and_not_recorded(
+    clients: Clients, data_dir: Path
+) -> None:
+    officer = new_key(make_settings(data_dir), roles="compliance", org="compliance-desk")
+    clients.services.key_ring.refresh()
+    headers = {"Authorization": f"Bearer {officer}"}
+    finding = Finding(
+        account="ghost",
+        kind="block_coverage",
+        action="suspend",
+        ts=datetime(2026, 11, 2, 9, 0),
+        events_seen=9,
+        evidence={},
+    )
+    case_id = clients.services.store.record(finding)
+    url = f"/internal/v1/cases/{case_id}/decisions"
+    refused = clients.internal.post(
+        url, json={"decision": "suspend", "reason": "scanned a block"}, headers=headers
+    )
+    problem = problem_of(refused, 409, "account-not-found")
+    assert "'ghost' is not in the key store" in problem["detail"]
+    assert clients.services.store.decisions(case_id=case_id) == []
+    # A warning changes no status: it is recorded.
+    warned = clients.internal.post(
+        url, json={"decision": "warn", "reason": "told the reseller"}, headers=headers
+    )
+    assert warned.status_code == 201
+
+
 def test_the_audit_trail_shows_edits(clients: Clients) -> None:
     store = clients.services.store
     event = LookupEvent(

@@ -16,7 +16,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 from lookup.abuse.store import Decision
 from lookup.api.auth import role
 from lookup.api.services import Services
-from lookup.errors import InvalidParameter
+from lookup.errors import AccountNotFound, InvalidParameter
 from lookup.keys import ApiKey
 
 # What each decision does to the account's status (warn leaves it as it is).
@@ -98,8 +98,14 @@ class ComplianceController(Controller):
             raise InvalidParameter("reason", "a decision needs a reason")
         key: ApiKey = request.scope["user"]
         actor = f"{key.account}/{key.key_id}"
-        decision = services.store.decide(case_id, data.decision, actor, reason)
         status = _STATUS_AFTER[data.decision]
+        account = services.store.case(case_id).account
+        if status is not None and not services.key_ring.has(account):
+            # Checked before the audit trail records a decision that could not take effect.
+            raise AccountNotFound(
+                f"case {case_id}'s account {account!r} is not in the key store; nothing was decided"
+            )
+        decision = services.store.decide(case_id, data.decision, actor, reason)
         if data.decision in ("clear", "reinstate") and services.monitor is not None:
             # A fresh start: old evidence must not suspend the account again (this waits
             # for the monitor: for a restart's whole warm-up).

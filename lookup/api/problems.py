@@ -17,6 +17,7 @@ from litestar.status_codes import HTTP_405_METHOD_NOT_ALLOWED
 from lookup.abuse.ratelimit import RateLimited, RateLimitsUnavailable
 from lookup.abuse.store import CaseClosed, CaseNotFound
 from lookup.errors import (
+    AccountNotFound,
     AccountSuspended,
     AddressNotAllowed,
     InvalidKey,
@@ -94,6 +95,13 @@ PROBLEM_TYPES: Final = {
         ProblemType("case-not-found", 404, "Case not found", "No compliance case with that id."),
         ProblemType(
             "case-closed", 409, "Case closed", "The case is closed; only 'reinstate' applies to it."
+        ),
+        ProblemType(
+            "account-not-found",
+            409,
+            "Account not found",
+            "The case's account is not in the key store, so its status cannot change; "
+            "nothing was decided.",
         ),
         ProblemType("not-found", 404, "Not found", "No such resource."),
         ProblemType(
@@ -177,6 +185,8 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
             return problem("case-not-found", str(exc))
         case CaseClosed():
             return problem("case-closed", str(exc))
+        case AccountNotFound():
+            return problem("account-not-found", str(exc))
         case MissingRole():
             return problem("missing-role", str(exc), role=exc.role)
         case InvalidParameter():
