@@ -183,6 +183,19 @@ def test_a_scraper_is_paused_within_a_second_and_compliance_reviews_it(
     )
 
 
+def _open_case(clients: Clients, account: str, action: str) -> int:
+    """A case opened for the account by a block_coverage finding; its id."""
+    finding = Finding(
+        account=account,
+        kind="block_coverage",
+        action=action,
+        ts=datetime(2026, 11, 2, 9, 0),
+        events_seen=9,
+        evidence={},
+    )
+    return clients.services.store.record(finding)
+
+
 def test_compliance_answers_while_a_decision_waits_for_the_monitor(
     clients: Clients, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -191,15 +204,7 @@ def test_compliance_answers_while_a_decision_waits_for_the_monitor(
     new_key(settings, org="bakery")
     clients.services.key_ring.refresh()
     headers = {"Authorization": f"Bearer {officer}"}
-    finding = Finding(
-        account="bakery",
-        kind="block_coverage",
-        action="flag",
-        ts=datetime(2026, 11, 2, 9, 0),
-        events_seen=9,
-        evidence={},
-    )
-    case_id = clients.services.store.record(finding)
+    case_id = _open_case(clients, "bakery", "flag")
     # A restarted monitor's warm-up holds it for seconds; a clear must wait for it.
     monitor = clients.services.monitor
     assert monitor is not None
@@ -232,15 +237,7 @@ def test_a_decision_on_an_account_the_key_store_lacks_is_refused_and_not_recorde
     officer = new_key(make_settings(data_dir), roles="compliance", org="compliance-desk")
     clients.services.key_ring.refresh()
     headers = {"Authorization": f"Bearer {officer}"}
-    finding = Finding(
-        account="ghost",
-        kind="block_coverage",
-        action="suspend",
-        ts=datetime(2026, 11, 2, 9, 0),
-        events_seen=9,
-        evidence={},
-    )
-    case_id = clients.services.store.record(finding)
+    case_id = _open_case(clients, "ghost", "suspend")
     url = f"/internal/v1/cases/{case_id}/decisions"
     refused = clients.internal.post(
         url, json={"decision": "suspend", "reason": "scanned a block"}, headers=headers

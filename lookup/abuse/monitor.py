@@ -24,6 +24,13 @@ from lookup.keys import KeyRing, Network
 log = logging.getLogger(__name__)
 
 
+def _reason(case_id: int | None, kind: str, action: str) -> str:
+    """The status reason an automatic action leaves on the account."""
+    if case_id is None:
+        return f"{kind} ({action}); its case could not be recorded"
+    return f"case {case_id}: {kind} ({action})"
+
+
 class AbuseMonitor:
     """Consumes lookup events: log, detect, record, enforce."""
 
@@ -84,16 +91,12 @@ class AbuseMonitor:
                 # without a case before the failure stops this batch.
                 for finding in findings:
                     self._enforce(
-                        finding.account,
-                        finding.action,
-                        f"{finding.kind} ({finding.action}); its case could not be recorded",
+                        finding.account, finding.action, _reason(None, finding.kind, finding.action)
                     )
                 raise
             for finding, case_id in zip(findings, case_ids, strict=True):
                 self._enforce(
-                    finding.account,
-                    finding.action,
-                    f"case {case_id}: {finding.kind} ({finding.action})",
+                    finding.account, finding.action, _reason(case_id, finding.kind, finding.action)
                 )
             return findings
 
@@ -164,7 +167,7 @@ class AbuseMonitor:
         recorded while the account was on `review` were never to be acted on.
         """
         return sum(
-            self._enforce(account, action, f"case {case_id}: {kind} ({action})")
+            self._enforce(account, action, _reason(case_id, kind, action))
             for case_id, account, kind, action in self.store.open_actions()
         )
 
