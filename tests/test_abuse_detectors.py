@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import msgspec
+import pytest
 
 from lookup.abuse.detectors import Engine, Finding
 from lookup.abuse.events import LookupEvent, Outcome
@@ -613,30 +614,48 @@ def test_a_two_block_towns_first_refresh_is_a_scan_of_two_blocks() -> None:
     assert suspension.events_seen < 40
 
 
-def test_a_scan_taking_turns_between_three_dense_blocks_is_stopped_at_half_a_block() -> None:
+@pytest.mark.parametrize("blocks", [[22202, 62625, 55643], [22202, 62625, 55643, 73311]])
+def test_a_scan_taking_turns_between_three_or_four_blocks_is_stopped_at_sixty(
+    blocks: list[int],
+) -> None:
+    # Each block takes a third or a quarter of its attention, as a town's blocks do a
+    # local business's; but nothing else comes between them, 60 in a row.
+    suspension = first_suspension(feed(Engine(), _turns(blocks, decoys=False, lookups=300)))
+    assert suspension.kind == "block_coverage"
+    assert suspension.events_seen == 60
+
+
+def test_a_scan_taking_turns_between_five_blocks_is_left_to_its_misses_and_speed() -> None:
+    # Five blocks taking a fifth each are no block rule's: half of what it looks up is
+    # unlisted, and at a lookup a second velocity's miss test stops it.
+    findings = feed(
+        Engine(), _turns([22202, 62625, 55643, 73311, 32107], decoys=False, lookups=300)
+    )
+    assert [f.kind for f in findings if f.kind == "block_coverage"] == []
+    assert first_suspension(findings).kind == "distinct_velocity"
+
+
+def test_a_scan_of_three_dense_blocks_behind_decoys_is_stopped_at_half_a_block() -> None:
     # A quarter unlisted, under the 35 % customers' callers give: neither velocity nor the
-    # miss test sees it, and its blocks share its attention as a town's do. No customer's
-    # list holds half a block.
+    # miss test sees it, and a listed number from anywhere before each of its blocks' hides
+    # its turns as a town's callers from elsewhere do. No customer's list holds half a block.
     rng = random.Random(4)
     blocks = [22202, 62625, 55643]
     orders = [rng.sample(range(block * 1000, block * 1000 + 1000), 1000) for block in blocks]
-    scan = [event(orders[i % 3][i // 3], i, "miss" if i % 4 == 0 else "hit") for i in range(1800)]
+    scan = []
+    for i in range(1800):
+        decoy = rng.choice([40000000, 90000000, 73000000]) + rng.randrange(9_999_999)
+        scan += [
+            event(orders[i % 3][i // 3], 2 * i, "miss" if i % 4 == 0 else "hit"),
+            event(decoy, 2 * i + 1, "hit"),
+        ]
     findings = feed(Engine(), scan)
     suspension = first_suspension(findings)
     assert suspension.kind == "block_coverage"
-    # 500 of the block's numbers, plus 1 for what 1,500 lookups put in a block by chance.
-    assert suspension.evidence["rule"]["suspend_at"] == 501
-    assert suspension.events_seen == 3 * 500 + 1
+    # 500 of the block's numbers, plus 2 for what 3,000 lookups put in a block by chance.
+    assert suspension.evidence["rule"]["suspend_at"] == 502
+    assert suspension.events_seen == 2 * (3 * 501 + 1) - 1
     assert [f for f in findings if f.kind != "block_coverage"] == []
-
-
-def test_a_scan_taking_turns_between_three_blocks_is_left_to_its_misses_and_speed() -> None:
-    # Three blocks taking a third each are what a local business's first refresh from
-    # its town's three blocks looks like: no block rule acts on them. Half of what it
-    # looks up is unlisted, and at a lookup a second velocity's miss test stops it.
-    findings = feed(Engine(), _turns([22202, 62625, 55643], decoys=False, lookups=300))
-    assert [f.kind for f in findings if f.kind == "block_coverage"] == []
-    assert first_suspension(findings).kind == "distinct_velocity"
 
 
 def test_a_local_business_whose_town_block_calls_at_once_on_monday_is_left_alone() -> None:

@@ -11,7 +11,7 @@ counted as seen and nothing else.
 from __future__ import annotations
 
 import math
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
@@ -304,8 +304,8 @@ class Engine:
                 and block.misses / count >= policy.block_suspend_miss_share
             ):
                 # More of a block than a customer's list holds, wherever else the account
-                # looks: a scan taking turns between three or more blocks, which share
-                # the attention as a local business's town blocks do.
+                # looks: a scan taking turns between blocks behind decoys, or between five
+                # or more, which share the attention as a local business's town blocks do.
                 strong, needed = True, ceiling + excess
             else:
                 if count < flag_at + excess or block.misses / count < policy.block_flag_miss_share:
@@ -365,8 +365,9 @@ class Engine:
         `block_fast_seconds` before it (at most `block_focus_limit`), or of its last
         `floor`, whichever began first; or, with `pair`, whether it and the one other
         block that took most of them took that share of them together, when they were
-        at least `block_focus_span`; with `strays`, numbers alone in their allocation
-        block do not count.
+        at least `block_focus_span`, or it and the `block_turns` - 1 others that took
+        most took that share of all of them, when they were at least `block_turns_span`;
+        with `strays`, numbers alone in their allocation block do not count.
 
         A scan works through one allocation block at a time, or two taking turns; a
         local business's callers (and its list refreshes) spread over its town's
@@ -411,29 +412,51 @@ class Engine:
         # enough that a town's three blocks do not leave one out by chance.
         if not pair or counted < policy.block_focus_span:
             return False
-        return self._pair(state, key, first, lookup.seq - first + 1 - math.ceil(pair * counted))
+        spare = lookup.seq - first + 1 - math.ceil(pair * counted)
+        if self._turns(state, key, first, spare, others=1):
+            return True
+        # Three or more blocks taking turns share the attention as a town's blocks do; what
+        # tells them apart is that nothing else comes between them, strays included (most
+        # of a business's callers ring from mobiles, and a fifth of a simulated town's live
+        # elsewhere), over a stretch long enough that a town's blocks do not take it by chance.
+        total = lookup.seq - first + 1
+        if total < policy.block_turns_span:
+            return False
+        return self._turns(
+            state, key, first, total - math.ceil(pair * total), others=policy.block_turns - 1
+        )
 
-    def _pair(self, state: AccountState, key: tuple[int, int], first: int, spare: int) -> bool:
+    def _turns(
+        self, state: AccountState, key: tuple[int, int], first: int, spare: int, *, others: int
+    ) -> bool:
         """Whether at most `spare` of the account's new numbers since `first` fall outside
-        the block `key` and the one other block that took most of them."""
-        taken: Counter[tuple[int, int]] = Counter()
-        top = outside = 0
+        the block `key` and the `others` other blocks that took most of them."""
+        taken: dict[tuple[int, int], int] = {}
+        top: dict[tuple[int, int], int] = {}  # the `others` busiest, with their counts
+        seen = kept = 0
         for item in islice(reversed(state.recent), self.policy.block_focus_limit):
             if item.seq < first:
                 break
             size = self.policy.allocation_size(item.number)
-            other = (size, item.number // size)
-            if other == key:
+            block = (size, item.number // size)
+            if block == key:
                 continue
-            taken[other] += 1
-            if taken[other] > top:
-                top = taken[other]
+            count = taken[block] = taken.get(block, 0) + 1
+            seen += 1
+            if block in top or len(top) < others:
+                top[block] = count
+                kept += 1
             else:
-                # Never shrinks as the walk goes on: an account whose attention is spread
-                # is told apart within a few numbers.
-                outside += 1
-                if outside > spare:
-                    return False
+                # A block outside the busiest has at most the least of them: one more
+                # than that takes its place.
+                low = min(top, key=top.__getitem__)
+                if count > top[low]:
+                    kept += count - top.pop(low)
+                    top[block] = count
+            # Never shrinks as the walk goes on: an account whose attention is spread
+            # is told apart within a few numbers.
+            if seen - kept > spare:
+                return False
         return True
 
     def _fast_scan(

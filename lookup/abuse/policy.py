@@ -71,9 +71,10 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     """Share of a block's numbers (plus the chance excess) that suspends in the window
     with the suspension's misses, whatever the focus: more than a customer's list holds
     (a local business with 1,500 customers, 80 % of them in three town blocks, has a
-    third of each). The bound on a scan taking turns between three or more blocks, which
-    divide its attention as a town's blocks do (one of 11 such scans of geographic blocks,
-    none of its misses unusual, took a whole block) ..."""
+    third of each). The bound on a scan taking turns between blocks behind decoys, or
+    between five or more, which divide its attention as a town's blocks do (one of 11
+    scans of three or four geographic blocks, none of its misses unusual, took a whole
+    block before `block_turns`) ..."""
     block_flag_burst_seconds: float = 86400
     """The last `block_flag` numbers of a block must fall within this span to flag..."""
     block_suspend_burst_seconds: float = 6 * 3600
@@ -129,6 +130,14 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     take together, for the slow rule: a scan working two blocks at once, taking turns,
     gives each half its attention (with 0.7 alone it was never stopped, and 76 % of a
     block was taken); a town's three blocks leave the busiest two a third short ..."""
+    block_turns: int = 4
+    """... or that the block and the `block_turns` - 1 others the account looked up most then
+    must take of all its new numbers, strays alone in their blocks included: a scan taking
+    turns between three or four blocks (stopped only at `block_ceiling` before, half a
+    block), which a town's blocks would match but for the callers from elsewhere, ..."""
+    block_turns_span: int = 60
+    """... over at least this many new numbers: a town's callers, four in five from its
+    blocks in the simulation, all come from them 60 in a row once in a million ..."""
     block_focus_span: int = 20
     """... counted over all the account's new numbers of the `block_fast_seconds` before the
     block's numbers began (a first bulk refresh of a customer list crowding two town blocks

@@ -403,4 +403,5 @@ def standard_scenario(seed: int = 7) -> tuple[Directory, list[Actor]]:
     # Last, so that adding them left every earlier persona's draws as they were.
     scraper(traffic, "decoys_mix", "scr-decoy", order="shuffled", rate_seconds=1, decoys=1)
     scraper(traffic, "two_blocks", "scr-two", order="shuffled", rate_seconds=1, blocks=2)
+    scraper(traffic, "three_blocks", "scr-three", order="shuffled", rate_seconds=2, blocks=3)
     return directory, traffic.actors
