@@ -321,6 +321,7 @@ class Engine:
                     share=policy.block_focus,
                     strays=True,
                     pair=policy.block_pair_focus,
+                    pair_span=policy.block_focus_span,
                 ):
                     continue
                 needed = suspend_at + excess
@@ -359,13 +360,14 @@ class Engine:
         share: float,
         strays: bool,
         pair: float | None = None,
+        pair_span: int = 0,
     ) -> bool:
         """Whether the number's allocation block took `share` of the account's new numbers
         since the first of the block's newest `last`, or of those of the
         `block_fast_seconds` before it (at most `block_focus_limit`), or of its last
         `floor`, whichever began first; or, with `pair`, whether it and the one other
         block that took most of them took that share of them together, when they were
-        at least `block_focus_span`, or it and the `block_turns` - 1 others that took
+        at least `pair_span`, or it and the `block_turns` - 1 others that took
         most took that share of all of them, when they were at least `block_turns_span`;
         with `strays`, numbers alone in their allocation block do not count.
 
@@ -410,7 +412,7 @@ class Engine:
                 return True
         # Two blocks taking turns: each has half the attention. Only over a stretch long
         # enough that a town's three blocks do not leave one out by chance.
-        if not pair or counted < policy.block_focus_span:
+        if not pair or counted < pair_span:
             return False
         spare = lookup.seq - first + 1 - math.ceil(pair * counted)
         if self._turns(state, key, first, spare, others=1):
@@ -477,6 +479,8 @@ class Engine:
                 floor=0,
                 share=tier.focus,
                 strays=tier.strays,
+                pair=1.0 if tier.pair_span else None,
+                pair_span=tier.pair_span,
             ):
                 return needed
         return None

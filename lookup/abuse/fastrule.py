@@ -32,6 +32,9 @@ class Tier(NamedTuple):
     only an account's geographic blocks: a mobile block's 1 % is dozens of listings, so
     only the tier that asks for a miss where the attention is need guess there; and an
     address cannot show one mind's attention (two customers behind one NAT are two)."""
+    pair_span: int = 0
+    """When more than zero: or the block and one other took all the account's new numbers,
+    lone ones included, when they were at least this many (two blocks taking turns)."""
 
 
 class FastRule:
@@ -51,6 +54,13 @@ class FastRule:
                 policy.block_fast_misses,
                 policy.block_focus,
                 everywhere=True,
+            ),
+            Tier(
+                policy.block_fast_suspend,
+                policy.block_fast_seconds,
+                policy.block_fast_misses,
+                1.0,
+                pair_span=policy.block_pair_fast_span,
             ),
             Tier(
                 policy.block_decoy_suspend,

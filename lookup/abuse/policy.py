@@ -130,6 +130,12 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     take together, for the slow rule: a scan working two blocks at once, taking turns,
     gives each half its attention (with 0.7 alone it was never stopped, and 76 % of a
     block was taken); a town's three blocks leave the busiest two a third short ..."""
+    block_pair_fast_span: int = 10
+    """... and for the fast rule, the block and one other taking all of them, lone ones
+    included, when they were at least this many: two blocks taking turns are stopped at
+    a block's 6th number, not its 10th (13 of 17 such scans took over 1 % of a block
+    then); a town's callers from elsewhere keep all but one more in 200 three-block
+    towns' first refreshes clear of it (14 let 2 of 11 scans past 1 %, at no cost) ..."""
     block_turns: int = 4
     """... or that the block and the `block_turns` - 1 others the account looked up most then
     must take of all its new numbers, strays alone in their blocks included: a scan taking
