@@ -1,0 +1,128 @@
+"""Where an account's attention is: the test that tells a block scan from a customer's callers.
+
+Pure. A scan works through one allocation block at a time, or a few taking turns
+with nothing else between them; a customer's callers (and its list refreshes)
+spread over its town's blocks and beyond.
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import islice
+
+from lookup.abuse.policy import Policy
+from lookup.abuse.state import AccountState, Block, Lookup
+
+
+class Focus:
+    """The block rules' focus test over one policy."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+
+    def held(
+        self,
+        state: AccountState,
+        block: Block,
+        last: int,
+        lookup: Lookup,
+        *,
+        floor: int,
+        share: float,
+        strays: bool,
+        pair: float | None = None,
+        pair_span: int = 0,
+    ) -> bool:
+        """Whether the number's allocation block took `share` of the account's new numbers
+        since the first of the block's newest `last`, or of those of the
+        `block_fast_seconds` before it (at most `block_focus_limit`), or of its last
+        `floor`, whichever began first; or, with `pair`, whether it and the one other
+        block that took most of them took that share of them together, when they were
+        at least `pair_span`, or it and the `block_turns` - 1 others that took
+        most took that share of all of them, when they were at least `block_turns_span`;
+        with `strays`, numbers alone in their allocation block do not count."""
+        policy = self.policy
+        start = block.last(last)[0]
+        # Over a stretch long enough that a customer's callers do not crowd one block by
+        # chance: all it looked up in the minutes before (a bulk refresh spreads over its
+        # customers' blocks), and for slower rules its last numbers whenever they came.
+        first = start.seq
+        oldest = start.t - policy.block_fast_seconds
+        settled = False
+        # A number alone in its allocation block is no one's attention: the decoys a scan
+        # spreads over the plan to hide in (a customer's scattered callers too). Only for the
+        # slow rule and the fast rule's decoy tier: a first refresh's numbers are all alone
+        # at first. Counted in the same walk back that finds where the stretch starts.
+        stray = 0
+        for index, item in enumerate(islice(reversed(state.recent), policy.block_focus_limit)):
+            if settled or (index >= floor and item.t < oldest):
+                if not strays or item.seq < first:
+                    break
+                settled = True
+            elif item.seq < first:  # newest first: each is the oldest yet
+                first = item.seq
+            if strays:
+                alone = policy.allocation_size(item.number)
+                other = state.blocks.get((alone, item.number // alone))
+                stray += other is not None and len(other.members) == 1
+        size = policy.allocation_size(lookup.number)
+        key = (size, lookup.number // size)
+        allocation = state.blocks.get(key, block)
+        counted = lookup.seq - first + 1 - stray
+        needed = math.ceil(share * counted)
+        # Newest first, stopping at the first older lookup or once enough were counted.
+        for count, item in enumerate(reversed(allocation.members.values()), 1):
+            if item.seq < first:
+                break
+            if count >= needed:
+                return True
+        # Two blocks taking turns: each has half the attention. Only over a stretch long
+        # enough that a town's three blocks do not leave one out by chance.
+        if not pair or counted < pair_span:
+            return False
+        spare = lookup.seq - first + 1 - math.ceil(pair * counted)
+        if self._turns(state, key, first, spare, others=1):
+            return True
+        # Three or more blocks taking turns share the attention as a town's blocks do; what
+        # tells them apart is that nothing else comes between them, strays included (most
+        # of a business's callers ring from mobiles, and a fifth of a simulated town's live
+        # elsewhere), over a stretch long enough that a town's blocks do not take it by chance.
+        total = lookup.seq - first + 1
+        if total < policy.block_turns_span:
+            return False
+        return self._turns(
+            state, key, first, total - math.ceil(pair * total), others=policy.block_turns - 1
+        )
+
+    def _turns(
+        self, state: AccountState, key: tuple[int, int], first: int, spare: int, *, others: int
+    ) -> bool:
+        """Whether at most `spare` of the account's new numbers since `first` fall outside
+        the block `key` and the `others` other blocks that took most of them."""
+        taken: dict[tuple[int, int], int] = {}
+        top: dict[tuple[int, int], int] = {}  # the `others` busiest, with their counts
+        seen = kept = 0
+        for item in islice(reversed(state.recent), self.policy.block_focus_limit):
+            if item.seq < first:
+                break
+            size = self.policy.allocation_size(item.number)
+            block = (size, item.number // size)
+            if block == key:
+                continue
+            count = taken[block] = taken.get(block, 0) + 1
+            seen += 1
+            if block in top or len(top) < others:
+                top[block] = count
+                kept += 1
+            else:
+                # A block outside the busiest has at most the least of them: one more
+                # than that takes its place.
+                low = min(top, key=top.__getitem__)
+                if count > top[low]:
+                    kept += count - top.pop(low)
+                    top[block] = count
+            # Never shrinks as the walk goes on: an account whose attention is spread
+            # is told apart within a few numbers.
+            if seen - kept > spare:
+                return False
+        return True
