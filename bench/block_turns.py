@@ -1,8 +1,8 @@
 """How scans that take turns between several blocks fare: the limit of the block rules.
 
 A scan working k blocks at once gives each 1/k of its attention. One or two are
-block scans to the block rules; three or four are when nothing else comes between
-them for 60 lookups; behind decoys, or over five blocks, they look like a local
+block scans to the block rules; three to 16 are when nothing else comes between
+them for 60 lookups; behind decoys, or over more blocks, they look like a local
 business's first refresh from its town's blocks, and are left to the miss and
 velocity rules and the ceiling. Per k, with and without a decoy from anywhere
 before each number: scans suspended, median lookups to suspension, and the

@@ -615,25 +615,29 @@ def test_a_two_block_towns_first_refresh_is_a_scan_of_two_blocks() -> None:
     assert suspension.events_seen < 40
 
 
-@pytest.mark.parametrize("blocks", [[22202, 62625, 55643], [22202, 62625, 55643, 73311]])
-def test_a_scan_taking_turns_between_three_or_four_blocks_is_stopped_at_sixty(
-    blocks: list[int],
+TOWNS = [22202, 62625, 55643, 73311, 32107, 51234, 69321, 70456, 75111, 77222, 38333, 23444]
+
+
+@pytest.mark.parametrize(("count", "stopped_at"), [(3, 60), (4, 60), (8, 60), (12, 61)])
+def test_a_scan_taking_turns_between_several_blocks_is_stopped_at_sixty(
+    count: int, stopped_at: int
 ) -> None:
-    # Each block takes a third or a quarter of its attention, as a town's blocks do a
-    # local business's; but nothing else comes between them, 60 in a row.
-    suspension = first_suspension(feed(Engine(), _turns(blocks, decoys=False, lookups=300)))
+    # Each block takes a share of its attention, as a town's blocks do a local
+    # business's; but nothing else comes between them, 60 in a row (12 blocks have 5
+    # numbers each then: the 61st is a block's 6th, the fast rule's count).
+    suspension = first_suspension(feed(Engine(), _turns(TOWNS[:count], decoys=False, lookups=300)))
     assert suspension.kind == "block_coverage"
-    assert suspension.events_seen == 60
+    assert suspension.events_seen == stopped_at
 
 
-def test_a_scan_taking_turns_between_five_blocks_is_left_to_its_misses_and_speed() -> None:
-    # Five blocks taking a fifth each are no block rule's: half of what it looks up is
-    # unlisted, and at a lookup a second velocity's miss test stops it.
-    findings = feed(
-        Engine(), _turns([22202, 62625, 55643, 73311, 32107], decoys=False, lookups=300)
-    )
-    assert [f.kind for f in findings if f.kind == "block_coverage"] == []
-    assert first_suspension(findings).kind == "distinct_velocity"
+def test_blocks_taking_turns_with_a_lone_number_among_them_are_left_to_other_rules() -> None:
+    # A number alone in its block takes no turn: a town's callers from elsewhere, one
+    # in 20 here, keep its blocks from looking like a scan's.
+    scan = _turns(TOWNS[:4], decoys=False, lookups=300)
+    lone = [event(40000000 + i * 100_003, i - 0.5, "hit") for i in range(10, 300, 20)]
+    mixed = sorted([*scan, *lone], key=lambda e: e.ts)
+    findings = feed(Engine(), mixed)
+    assert [f for f in findings if f.kind == "block_coverage" and f.events_seen <= 70] == []
 
 
 def test_a_scan_of_three_dense_blocks_behind_decoys_is_stopped_at_half_a_block() -> None:

@@ -306,8 +306,8 @@ class Engine:
                 and block.misses / count >= policy.block_suspend_miss_share
             ):
                 # More of a block than a customer's list holds, wherever else the account
-                # looks: a scan taking turns between blocks behind decoys, or between five
-                # or more, which share the attention as a local business's town blocks do.
+                # looks: a scan taking turns between blocks behind decoys, or between more
+                # than `block_turns`, which share the attention as a town's blocks do.
                 strong, needed = True, ceiling + excess
             else:
                 if count < flag_at + excess or block.misses / count < policy.block_flag_miss_share:

@@ -39,7 +39,8 @@ class Focus:
         `floor`, whichever began first; or, with `pair`, whether it and the one other
         block that took most of them took that share of them together, when they were
         at least `pair_span`, or it and the `block_turns` - 1 others that took
-        most took that share of all of them, when they were at least `block_turns_span`;
+        most, two numbers each at least, took that share of all of them, when they were at
+        least `block_turns_span`;
         with `strays`, numbers alone in their allocation block do not count."""
         policy = self.policy
         start = block.last(last)[0]
@@ -90,7 +91,7 @@ class Focus:
         total = lookup.seq - first + 1
         if total < policy.block_turns_span:
             return False
-        return self._turns(
+        return self._crowded(
             state, key, first, total - math.ceil(pair * total), others=policy.block_turns - 1
         )
 
@@ -126,3 +127,27 @@ class Focus:
             if seen - kept > spare:
                 return False
         return True
+
+    def _crowded(
+        self, state: AccountState, key: tuple[int, int], first: int, spare: int, *, others: int
+    ) -> bool:
+        """Whether at most `spare` of the account's new numbers since `first` fall outside
+        the block `key` and the `others` other blocks that took most of them, each of
+        those at least two: a number alone in its block takes no turn (the busiest blocks
+        would otherwise take in a town's callers from elsewhere, one each)."""
+        taken: dict[tuple[int, int], int] = {}
+        seen = 0
+        for item in islice(reversed(state.recent), self.policy.block_focus_limit):
+            if item.seq < first:
+                break
+            size = self.policy.allocation_size(item.number)
+            block = (size, item.number // size)
+            if block == key:
+                continue
+            taken[block] = taken.get(block, 0) + 1
+            seen += 1
+            # Each block beyond the busiest holds at least one number outside them.
+            if len(taken) - others > spare:
+                return False
+        kept = sorted((count for count in taken.values() if count > 1), reverse=True)
+        return seen - sum(kept[:others]) <= spare

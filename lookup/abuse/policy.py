@@ -72,9 +72,9 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     with the suspension's misses, whatever the focus: more than a customer's list holds
     (a local business with 1,500 customers, 80 % of them in three town blocks, has a
     third of each). The bound on a scan taking turns between blocks behind decoys, or
-    between five or more, which divide its attention as a town's blocks do (one of 11
-    scans of three or four geographic blocks, none of its misses unusual, took a whole
-    block before `block_turns`) ..."""
+    between more than `block_turns`, which divide its attention as a town's blocks do
+    (one of 11 scans of three or four geographic blocks, none of its misses unusual, took
+    a whole block before `block_turns`) ..."""
     block_flag_burst_seconds: float = 86400
     """The last `block_flag` numbers of a block must fall within this span to flag..."""
     block_suspend_burst_seconds: float = 6 * 3600
@@ -136,11 +136,13 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     a block's 6th number, not its 10th (13 of 17 such scans took over 1 % of a block
     then); a town's callers from elsewhere keep all but one more in 200 three-block
     towns' first refreshes clear of it (14 let 2 of 11 scans past 1 %, at no cost) ..."""
-    block_turns: int = 4
-    """... or that the block and the `block_turns` - 1 others the account looked up most then
-    must take of all its new numbers, strays alone in their blocks included: a scan taking
-    turns between three or four blocks (stopped only at `block_ceiling` before, half a
-    block), which a town's blocks would match but for the callers from elsewhere, ..."""
+    block_turns: int = 16
+    """... or that the block and the `block_turns` - 1 others the account looked up most then,
+    each with two numbers at least, must take of all its new numbers, strays alone in their
+    blocks included: a scan taking turns between 3 to 16 blocks (stopped only at
+    `block_ceiling` before, half a block), which a town's blocks would match but for the
+    callers from elsewhere, alone in theirs (let the busiest blocks take one each, and a
+    three-block town's first refresh was suspended four times as often with 12), ..."""
     block_turns_span: int = 60
     """... over at least this many new numbers: a town's callers, four in five from its
     blocks in the simulation, all come from them 60 in a row once in a million ..."""
