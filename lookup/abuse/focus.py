@@ -8,6 +8,7 @@ spread over its town's blocks and beyond.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from itertools import islice
 
 from lookup.abuse.policy import Policy
@@ -82,7 +83,7 @@ class Focus:
         if not pair or counted < pair_span:
             return False
         spare = lookup.seq - first + 1 - math.ceil(pair * counted)
-        if self._turns(state, key, first, spare, others=1):
+        if self._pair(state, key, first, spare):
             return True
         # Three or more blocks taking turns share the attention as a town's blocks do; what
         # tells them apart is that nothing else comes between them, strays included (most
@@ -95,37 +96,34 @@ class Focus:
             state, key, first, total - math.ceil(pair * total), others=policy.block_turns - 1
         )
 
-    def _turns(
-        self, state: AccountState, key: tuple[int, int], first: int, spare: int, *, others: int
-    ) -> bool:
-        """Whether at most `spare` of the account's new numbers since `first` fall outside
-        the block `key` and the `others` other blocks that took most of them."""
-        taken: dict[tuple[int, int], int] = {}
-        top: dict[tuple[int, int], int] = {}  # the `others` busiest, with their counts
-        seen = kept = 0
+    def _others(
+        self, state: AccountState, key: tuple[int, int], first: int
+    ) -> Iterator[tuple[int, int]]:
+        """The allocation blocks of the account's new numbers since `first`, newest first,
+        but for those of the block `key` (at most `block_focus_limit` read)."""
         for item in islice(reversed(state.recent), self.policy.block_focus_limit):
             if item.seq < first:
-                break
+                return
             size = self.policy.allocation_size(item.number)
             block = (size, item.number // size)
-            if block == key:
-                continue
+            if block != key:
+                yield block
+
+    def _pair(self, state: AccountState, key: tuple[int, int], first: int, spare: int) -> bool:
+        """Whether at most `spare` of the account's new numbers since `first` fall outside
+        the block `key` and the one other block that took most of them."""
+        taken: dict[tuple[int, int], int] = {}
+        top = outside = 0
+        for block in self._others(state, key, first):
             count = taken[block] = taken.get(block, 0) + 1
-            seen += 1
-            if block in top or len(top) < others:
-                top[block] = count
-                kept += 1
+            if count > top:
+                top = count
             else:
-                # A block outside the busiest has at most the least of them: one more
-                # than that takes its place.
-                low = min(top, key=top.__getitem__)
-                if count > top[low]:
-                    kept += count - top.pop(low)
-                    top[block] = count
-            # Never shrinks as the walk goes on: an account whose attention is spread
-            # is told apart within a few numbers.
-            if seen - kept > spare:
-                return False
+                # Never shrinks as the walk goes on: an account whose attention is spread
+                # is told apart within a few numbers.
+                outside += 1
+                if outside > spare:
+                    return False
         return True
 
     def _crowded(
@@ -137,13 +135,7 @@ class Focus:
         would otherwise take in a town's callers from elsewhere, one each)."""
         taken: dict[tuple[int, int], int] = {}
         seen = 0
-        for item in islice(reversed(state.recent), self.policy.block_focus_limit):
-            if item.seq < first:
-                break
-            size = self.policy.allocation_size(item.number)
-            block = (size, item.number // size)
-            if block == key:
-                continue
+        for block in self._others(state, key, first):
             taken[block] = taken.get(block, 0) + 1
             seen += 1
             # Each block beyond the busiest holds at least one number outside them.
