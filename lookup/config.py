@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -99,12 +100,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigError("LOOKUP_THROTTLE_FACTOR must be at least 1")
         if not 0 <= self.monitor_nice <= 19:
             raise ConfigError("LOOKUP_MONITOR_NICE must be between 0 and 19")
-        if (
-            self.snapshot_poll_seconds <= 0
-            or self.key_refresh_seconds <= 0
-            or self.event_flush_seconds <= 0
-        ):
-            raise ConfigError("poll intervals must be positive")
+        for name in ("snapshot_poll_seconds", "key_refresh_seconds", "event_flush_seconds"):
+            value = getattr(self, name)
+            # `not 0 < value` catches NaN too, which compares false with everything.
+            if not 0 < value < math.inf:
+                raise ConfigError(f"LOOKUP_{name.upper()} must be a positive number of seconds")
 
     @property
     def data_path(self) -> Path:

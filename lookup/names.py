@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Final
 
 from rapidfuzz import fuzz
@@ -13,7 +14,9 @@ _FOLD: Final = str.maketrans({"æ": "ae", "ø": "oe", "å": "aa", "ä": "ae", "�
 
 def fold(name: str) -> str:
     """Lowercase, Norwegian letters spelt out in ASCII, whitespace collapsed."""
-    return " ".join(name.lower().translate(_FOLD).replace("-", " ").split())
+    # NFKC first: "å" may arrive decomposed ("a" and a combining ring, as macOS sends it).
+    text = unicodedata.normalize("NFKC", name).lower()
+    return " ".join(text.translate(_FOLD).replace("-", " ").split())
 
 
 def match_score(query: str, name: str) -> float:

@@ -120,13 +120,23 @@ _MESSAGES: Final = {
 }
 
 
+SHOWN_INPUT: Final = 40
+"""Characters of a refused input repeated back in messages (and kept in the lookup log)."""
+
+
+def shown(raw: str) -> str:
+    """The input as messages repeat it: at most `SHOWN_INPUT` characters, then "…"."""
+    return raw if len(raw) <= SHOWN_INPUT else raw[:SHOWN_INPUT] + "…"
+
+
 class InvalidNumber(ValueError):
     """A written number that is not a valid Norwegian number."""
 
     def __init__(self, raw: str, reason: InvalidReason) -> None:
         self.raw = raw
         self.reason = reason
-        super().__init__(f"{raw!r}: {_MESSAGES[reason]}")
+        # A refused input can be any length: echo its start, not a megabyte of it.
+        super().__init__(f"{shown(raw)!r}: {_MESSAGES[reason]}")
 
     @property
     def message(self) -> str:

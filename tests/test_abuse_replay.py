@@ -102,6 +102,15 @@ def test_parquet_events_give_the_same_findings(tmp_path: Path) -> None:
             ' "number": "+4722202400", "outcome": "hit"}',
             "not sorted by time",
         ),
+        *(
+            (
+                f'{{"ts": "2026-11-02T09:00:05", "account": "a", "key": "k", "ip": "i",'
+                f' "number": "{number}", "outcome": "miss"}}',
+                "events.jsonl:3: number",
+            )
+            # A scan written in any of these forms would otherwise replay clean.
+            for number in ("22200100", "4722200100", "+47 22200100", "+47222001OO")
+        ),
     ],
 )
 def test_malformed_event_files_name_the_line(tmp_path: Path, line: str, message: str) -> None:
@@ -126,6 +135,19 @@ def test_cli_reports_a_bad_file_in_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "events.jsonl:1" in result.stderr
     assert not (tmp_path / "f.jsonl").exists()
+    assert list(tmp_path.glob("f.jsonl*")) == []  # no half-written file left behind either
+
+
+def test_replay_reads_parquet_whatever_its_name_and_refuses_a_missing_folder(
+    tmp_path: Path,
+) -> None:
+    rows = write_events(tmp_path / "events.jsonl")
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "EVENTS.PARQUET")
+    replay(tmp_path / "events.jsonl", tmp_path / "a.jsonl")
+    replay(tmp_path / "EVENTS.PARQUET", tmp_path / "b.jsonl")
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+    with pytest.raises(BadEventFile, match="does not exist"):
+        replay(tmp_path / "events.jsonl", tmp_path / "missing" / "f.jsonl")
 
 
 def test_findings_round_trip(tmp_path: Path) -> None:

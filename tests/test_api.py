@@ -116,6 +116,15 @@ def test_malformed_numbers_get_422_with_the_reason(
     assert body["reason"] == reason
 
 
+def test_a_huge_malformed_number_is_not_echoed_or_logged_whole(client: TestClient[Any]) -> None:
+    events = client.app.state.services.events
+    events.drain()
+    body = problem_of(client.get("/v1/numbers/" + "1" * 5000), 422, "invalid-number")
+    assert body["reason"] == "too_long" and len(body["detail"]) < 200
+    [event] = events.drain()
+    assert event.outcome == "invalid" and event.number == "1" * 40 + "…"
+
+
 def test_name_match_scores_with_norwegian_letters_folded(client: TestClient[Any]) -> None:
     exact = client.get("/v1/numbers/41234568", params={"name": "Aase Saether"}).json()
     assert exact["name_match"] == {"query": "Aase Saether", "score": 100.0}
@@ -255,6 +264,33 @@ def test_a_date_of_birth_cannot_be_found_by_guessing(client: TestClient[Any]) ->
     )
     assert "1980" not in body["detail"]
     assert client.get("/v1/numbers/22202400").status_code == 200  # lookups go on
+
+
+def test_malformed_parameters_get_422_count_nothing_and_spend_no_check(
+    client: TestClient[Any],
+) -> None:
+    events = client.app.state.services.events
+    events.drain()
+    malformed = (
+        {"birth_date": "03.02.1980"},
+        {"birth_date": "1980-W06-7"},  # an ISO week date: not YYYY-MM-DD
+        {"birth_date": "1980-02-30"},
+        {"birth_date": "１９８０-02-03"},  # full-width digits
+        {"name": " "},
+        {"name": "x" * 201},
+    )
+    # Listed, reserved and unknown numbers answer a malformed parameter alike.
+    for number in ("22202400", "41234567", "41234569"):
+        for params in malformed:
+            problem_of(client.get(f"/v1/numbers/{number}", params=params), 422, "invalid-parameter")
+    assert len(events.drain()) == 0  # no answer, no lookup event
+    guesses = [
+        client.get("/v1/numbers/22202400", params={"birth_date": f"1980-01-0{day}"}).status_code
+        for day in range(1, 5)
+    ]
+    assert guesses == [200, 200, 200, 429]  # the malformed ones spent none of the 3 checks
+    # The refused guess was not answered: three hits logged, not four.
+    assert [event.outcome for event in events.drain()] == ["hit"] * 3
 
 
 def test_every_problem_type_is_documented_and_every_mapping_uses_one(

@@ -143,6 +143,10 @@ def test_every_bad_setting_is_named_in_one_line(tmp_path: Path) -> None:
         ("LOOKUP_ABUSE_ALLOW_IPS", "10.0.0.0/33"),
         ("LOOKUP_PLAN_KEY", "lots/forever"),
         ("LOOKUP_MONITOR_NICE", "25"),
+        # NaN passes a `<= 0` check: the service would start with a broken poll loop.
+        ("LOOKUP_SNAPSHOT_POLL_SECONDS", "nan"),
+        ("LOOKUP_EVENT_FLUSH_SECONDS", "inf"),
+        ("LOOKUP_KEY_REFRESH_SECONDS", "0"),
     ]:
         result = lookup("serve", data_dir=tmp_path, **{variable: value})
         assert result.returncode == 2, (variable, result.stderr)

@@ -6,10 +6,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from litestar.testing import TestClient
 
 from lookup.api.app import create_app
 from lookup.config import Settings
+from lookup.index.reader import SnapshotSource
+from lookup.index.search import MAX_NAMES, NameIndex
 from lookup.ingest.files import parse_file_name
 from lookup.ingest.readers import decode, read_rows
 from lookup.numbers import InvalidNumber, e164, normalize
@@ -76,6 +79,75 @@ def test_search_tolerates_typos_and_norwegian_spellings(demo_settings: Settings)
         assert _search(client, token, name=ascii_name).json()["results"][0]["score"] == 100.0
 
 
+def test_a_typo_that_is_another_real_name_still_finds_the_person(demo_settings: Settings) -> None:
+    # Norwegian surnames a letter apart are all common (Haug, Hauge, Haugen): a typo that
+    # lands on another real surname must still find the one meant, for every such person.
+    source = SnapshotSource(demo_settings.snapshots_path)
+    source.refresh()
+    table = source.current.table()
+    people = [
+        (first, last, number)
+        for first, last, number, kind in zip(
+            *(table[c].to_pylist() for c in ("first_name", "last_name", "number", "kind")),
+            strict=True,
+        )
+        if kind == "person"
+    ]
+    surnames = {last.lower() for _, last, _ in people}
+    cases = [
+        (f"{first} {typo}", f"+47{number}")
+        for first, last, number in people
+        for typo in (last.lower()[:-1], last.lower() + "e", last.lower() + "n")
+        if typo in surnames and len(typo) >= 3
+    ]
+    assert len(cases) > 100
+    token = new_key(demo_settings, "search", org="support-desk-typos")
+    with TestClient(app=create_app(demo_settings)) as client:
+        missed = [
+            query
+            for query, number in cases
+            if number
+            not in {
+                r["listing"]["number"]
+                for r in _search(client, token, name=query, limit=50).json()["results"]
+            }
+        ]
+    assert missed == []
+
+
+def test_search_folds_decomposed_letters(demo_settings: Settings) -> None:
+    token = new_key(demo_settings, "search", org="support-desk-nfd")
+    with TestClient(app=create_app(demo_settings)) as client:
+        composed = _search(client, token, name="Åse", limit=50).json()["results"]
+        decomposed = _search(client, token, name="A\u030ase", limit=50).json()["results"]
+    assert composed and decomposed == composed
+
+
+def _index(names: list[str], cities: list[str]) -> NameIndex:
+    return NameIndex(pa.array(names), pa.array(cities))
+
+
+def test_city_filter_and_ranking_see_every_candidate() -> None:
+    # 21,000 namesakes in Oslo first in number order, the ones wanted after them.
+    names = ["Ola Hansen"] * 21_000 + ["Per Hansen", "Hansen"]
+    cities = ["Oslo"] * 21_000 + ["Bergen", "Bergen"]
+    index = _index(names, cities)
+    in_bergen = index.search("Hansen", city="Bergen")
+    assert [hit.row for hit in in_bergen.hits] == [21_001, 21_000]
+    assert in_bergen.capped is False
+    # The exact name ranks first among thousands of partial matches.
+    assert index.search("Hansen", limit=5).hits[0].row == 21_001
+    assert index.search("Hansen", city="Trondheim").hits == []
+
+
+def test_a_query_matching_too_many_names_says_so() -> None:
+    names = [f"Firma{n} AS" for n in range(MAX_NAMES + 10)]
+    found = _index(names, ["Oslo"] * len(names)).search("AS", limit=5)
+    assert found.capped is True and len(found.hits) == 6
+    narrow = _index(names, ["Oslo"] * len(names)).search("Firma7 AS", limit=5)
+    assert narrow.capped is False and narrow.hits[0].row == 7
+
+
 def test_search_caps_filters_and_refuses_bad_queries(demo_settings: Settings) -> None:
     token = new_key(demo_settings, "search", org="support-desk-3")
     lookup_only = new_key(demo_settings, "lookup", org="crm-only")
@@ -88,6 +160,8 @@ def test_search_caps_filters_and_refuses_bad_queries(demo_settings: Settings) ->
         )
         problem_of(_search(client, token, name="H"), 422, "invalid-parameter")
         problem_of(_search(client, token, name="Hansen", limit=0), 422, "invalid-parameter")
+        problem_of(_search(client, token, name="Hansen", city="x" * 101), 422, "invalid-parameter")
+        problem_of(_search(client, token, name="Hansen", city=" "), 422, "invalid-parameter")
         problem_of(
             client.get("/v1/search", headers={"Authorization": f"Bearer {token}"}),
             422,

@@ -7,6 +7,7 @@ EVENTS is JSON Lines (or Parquet with the same columns), sorted by time:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ class BadEventFile(LookupServiceError):
 
 
 _REQUIRED = ("ts", "account", "key", "ip", "number", "outcome")
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 
 
 def _event(raw: dict[str, object], where: str) -> LookupEvent:
@@ -34,6 +36,15 @@ def _event(raw: dict[str, object], where: str) -> LookupEvent:
         event = msgspec.convert(raw, LookupEvent, strict=False)
     except msgspec.ValidationError as exc:
         raise BadEventFile(f"{where}: {exc}") from None
+    if (
+        event.endpoint == "numbers"
+        and event.outcome != "invalid"
+        and not _E164.fullmatch(event.number)
+    ):
+        # Read as no number at all, a scan written as "22200100" would replay clean.
+        raise BadEventFile(
+            f"{where}: number {event.number[:40]!r} is not E.164 (write it as +4722200100)"
+        )
     if event.ts.tzinfo is not None:
         event = msgspec.structs.replace(event, ts=event.ts.astimezone(UTC).replace(tzinfo=None))
     return event
@@ -51,7 +62,7 @@ def read_events(path: Path) -> Iterator[LookupEvent]:
 
 
 def _rows(path: Path) -> Iterator[tuple[str, dict[str, object]]]:
-    if path.suffix == ".parquet":
+    if _is_parquet(path):
         import pyarrow.parquet as pq  # noqa: PLC0415 (only needed for Parquet input)
 
         try:
@@ -72,6 +83,15 @@ def _rows(path: Path) -> Iterator[tuple[str, dict[str, object]]]:
                 raise BadEventFile(f"{path.name}:{index}: not a JSON object: {exc}") from None
 
 
+def _is_parquet(path: Path) -> bool:
+    """Parquet by its magic bytes, whatever the file is called."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(4) == b"PAR1"
+    except OSError as exc:
+        raise BadEventFile(f"{path}: cannot read: {exc.strerror}") from None
+
+
 def _text(value: object) -> object:
     return value.isoformat() if isinstance(value, datetime) else value
 
@@ -81,13 +101,19 @@ def replay(events: Path, out: Path, policy: Policy = DEFAULT_POLICY) -> int:
     engine = Engine(policy)
     encoder = msgspec.json.Encoder()
     count = 0
+    if not out.parent.is_dir():
+        raise BadEventFile(f"{out}: the folder {out.parent} does not exist")
     tmp = out.with_name(out.name + ".tmp")
-    with tmp.open("wb") as handle:
-        for event in read_events(events):
-            for finding in engine.observe(event):
-                handle.write(encoder.encode(finding) + b"\n")
-                count += 1
-    tmp.replace(out)
+    try:
+        with tmp.open("wb") as handle:
+            for event in read_events(events):
+                for finding in engine.observe(event):
+                    handle.write(encoder.encode(finding) + b"\n")
+                    count += 1
+        tmp.replace(out)
+    finally:
+        # A failed replay leaves no half-written findings behind.
+        tmp.unlink(missing_ok=True)
     return count
 
 

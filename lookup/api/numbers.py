@@ -8,6 +8,7 @@ path of unknown ones and get the same bytes.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Any, Final
 
@@ -25,9 +26,10 @@ from lookup.errors import InvalidParameter
 from lookup.index.reader import Listing
 from lookup.keys import ApiKey
 from lookup.names import match_score
-from lookup.numbers import InvalidNumber, e164, national_format, normalize
+from lookup.numbers import InvalidNumber, e164, national_format, normalize, shown
 
 _MAX_NAME: Final = 200
+_ISO_DATE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _encoder = msgspec.json.Encoder()
 
 
@@ -107,43 +109,59 @@ class NumbersController(Controller):
         try:
             national = normalize(number)
         except InvalidNumber:
-            services.emit(request.scope, number, "invalid")
+            services.emit(request.scope, shown(number), "invalid")
             raise
+        # Checked before anything is counted: a malformed parameter is no answer, and must
+        # not spend a date-of-birth check.
+        query = None if name is None else _name_query(name)
+        claimed = None if birth_date is None else _claimed_birth_date(birth_date)
         snapshot = services.snapshots.current
         listing = snapshot.find(national)
         if listing is None:
             services.emit(request.scope, e164(national), "miss")
             return not_found(national)
+        if claimed is not None:
+            # Guessing a date of birth takes thousands of tries: allow a few per number.
+            key: ApiKey = request.scope["user"]
+            services.limiter.verify(key.account, national)
         services.emit(request.scope, e164(national), "hit")
         body = to_response(listing, snapshot.name)
-        if name is not None or birth_date is not None:
-            if birth_date is not None:
-                # Guessing a date of birth takes thousands of tries: allow a few per number.
-                key: ApiKey = request.scope["user"]
-                services.limiter.verify(key.account, national)
-            body = _verify(body, listing, name, birth_date)
+        if query is not None or claimed is not None:
+            body = _verify(body, listing, query, claimed)
         # Handing Litestar a finished ASGI response skips its response pipeline.
         return ASGIResponse(body=_encoder.encode(body), media_type=MediaType.JSON)
 
 
+def _name_query(name: str) -> str:
+    """The name of `?name=`, trimmed; 1 to `_MAX_NAME` characters."""
+    query = name.strip()
+    if not query or len(query) > _MAX_NAME:
+        raise InvalidParameter("name", f"name must be 1 to {_MAX_NAME} characters")
+    return query
+
+
+def _claimed_birth_date(birth_date: str) -> date:
+    """The date of `?birth_date=`: YYYY-MM-DD only."""
+    # The pattern first: `date.fromisoformat` also reads week dates ("1980-W06-7").
+    if _ISO_DATE.fullmatch(birth_date):
+        try:
+            return date.fromisoformat(birth_date)
+        except ValueError:
+            pass
+    raise InvalidParameter("birth_date", "birth_date must be a date as YYYY-MM-DD")
+
+
 def _verify(
-    body: schemas.Listing, listing: Listing, name: str | None, birth_date: str | None
+    body: schemas.Listing, listing: Listing, query: str | None, claimed: date | None
 ) -> schemas.Listing:
     """Add the answers to `?name=` and `?birth_date=`."""
     name_match = None
-    if name is not None:
-        query = name.strip()
-        if not query or len(query) > _MAX_NAME:
-            raise InvalidParameter("name", f"name must be 1 to {_MAX_NAME} characters")
+    if query is not None:
         name_match = schemas.NameMatch(query=query, score=match_score(query, body.name.full))
-    birth_date_match: bool | None = None
-    if birth_date is not None:
-        try:
-            claimed = date.fromisoformat(birth_date)
-        except ValueError:
-            claimed = None
-        if claimed is None or len(birth_date) != 10:
-            raise InvalidParameter("birth_date", "birth_date must be a date as YYYY-MM-DD")
-        # No date on file answers "no match" too, so the answer never tells whether one is.
-        birth_date_match = listing.birth_date is not None and claimed == listing.birth_date
+    # No date on file answers "no match" too, so the answer never tells whether one is.
+    birth_date_match = (
+        None
+        if claimed is None
+        else listing.birth_date is not None and claimed == listing.birth_date
+    )
     return msgspec.structs.replace(body, name_match=name_match, birth_date_match=birth_date_match)

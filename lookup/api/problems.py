@@ -164,7 +164,7 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     """Map any exception to a problem response; the only such mapping in the service."""
     match exc:
         case InvalidNumber():
-            return problem("invalid-number", f"{exc.raw!r}: {exc.message}", reason=str(exc.reason))
+            return problem("invalid-number", str(exc), reason=str(exc.reason))
         case MissingCredentials() | InvalidKey():
             slug = "missing-credentials" if isinstance(exc, MissingCredentials) else "invalid-key"
             return problem(slug, str(exc), headers={"WWW-Authenticate": 'Bearer realm="lookup"'})

@@ -76,5 +76,6 @@ class SearchResults(msgspec.Struct, frozen=True):
     query: str
     results: list[SearchResult]
     truncated: bool
-    """More matches exist than were returned."""
+    """More matches exist than were returned (or the query matched too many names to rank
+    them all: narrow it)."""
     snapshot: str

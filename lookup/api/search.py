@@ -14,6 +14,7 @@ from lookup.api.services import Services
 from lookup.errors import InvalidParameter
 
 MAX_RESULTS: Final = 50
+_MAX_CITY: Final = 100
 
 
 class SearchController(Controller):
@@ -23,8 +24,10 @@ class SearchController(Controller):
     opt = role("search")
     tags = ["search"]  # noqa: RUF012
 
-    @get("/", summary="Search listings by name")
-    async def search(
+    # Scoring thousands of candidates takes milliseconds of CPU: off the event loop, so
+    # lookups in the same worker do not queue behind a search.
+    @get("/", summary="Search listings by name", sync_to_thread=True)
+    def search(
         self,
         request: Request[Any, Any, Any],
         name: Annotated[str, QueryParameter(description="Name or part of it; typos tolerated.")],
@@ -37,11 +40,14 @@ class SearchController(Controller):
         query = name.strip()
         if not 2 <= len(query) <= 100:
             raise InvalidParameter("name", "name must be 2 to 100 characters")
+        if city is not None and not 1 <= len(city.strip()) <= _MAX_CITY:
+            raise InvalidParameter("city", f"city must be 1 to {_MAX_CITY} characters")
         if not 1 <= limit <= MAX_RESULTS:
             raise InvalidParameter("limit", f"limit must be 1 to {MAX_RESULTS}")
         services: Services = request.app.state.services
         snapshot = services.snapshots.current
-        hits = snapshot.names.search(query, city=city, limit=limit)
+        found = snapshot.names.search(query, city=city, limit=limit)
+        hits = found.hits
         services.emit(request.scope, query, "hit" if hits else "miss", endpoint="search")
         return schemas.SearchResults(
             query=query,
@@ -51,6 +57,6 @@ class SearchController(Controller):
                 )
                 for hit in hits[:limit]
             ],
-            truncated=len(hits) > limit,
+            truncated=len(hits) > limit or found.capped,
             snapshot=snapshot.name,
         )

@@ -4,12 +4,14 @@ rapidfuzz cannot score a million names per query fast enough, so an inverted
 index narrows first: each folded name word points at the rows that carry it.
 A query word is matched against the (much smaller) vocabulary of words with
 rapidfuzz, the postings of close words are intersected across query words,
-and only those candidates are scored against the whole name.
+the city filter narrows them further, and only the distinct names among the
+candidates are scored against the whole name (a common surname's thousands of
+rows carry far fewer distinct names).
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, NamedTuple
 
 import msgspec
 import numpy as np
@@ -22,7 +24,9 @@ from lookup.names import fold
 
 _WORD_CUTOFF: Final = 80.0
 _WORDS_PER_QUERY_WORD: Final = 25
-_MAX_CANDIDATES: Final = 20_000
+_CITY_CUTOFF: Final = 85.0
+MAX_NAMES: Final = 20_000
+"""Distinct names scored per query at most: past it the answer is a sample (`capped`)."""
 
 
 class Hit(msgspec.Struct, frozen=True):
@@ -34,12 +38,26 @@ class Hit(msgspec.Struct, frozen=True):
     """Tie-breaker: how close the whole name is to the query (exact names first)."""
 
 
+class Found(NamedTuple):
+    """The best matches of a query, and whether it matched more names than were scored."""
+
+    hits: list[Hit]
+    capped: bool
+
+
+def _encode(values: pa.Array | pa.ChunkedArray) -> tuple[npt.NDArray[np.int32], pa.Array]:
+    """Each row's code into an array of the distinct values (null as "")."""
+    encoded = pc.dictionary_encode(pc.fill_null(values, "")).combine_chunks()
+    return encoded.indices.to_numpy().astype(np.int32), encoded.dictionary
+
+
 class NameIndex:
     """Words of every listed name, and the rows each word occurs in."""
 
     def __init__(
         self, names: pa.Array | pa.ChunkedArray, cities: pa.Array | pa.ChunkedArray
     ) -> None:
+        names, cities = pa.chunked_array(names), pa.chunked_array(cities)
         words = pc.split_pattern_regex(pc.utf8_lower(names), r"[\s-]+")
         rows = pc.list_parent_indices(words).to_numpy()
         encoded = pc.dictionary_encode(pc.list_flatten(words)).combine_chunks()
@@ -61,18 +79,17 @@ class NameIndex:
         self._postings = [
             np.unique(sorted_rows[bounds[i] : bounds[i + 1]]) for i in range(len(self._words))
         ]
-        self._names = names
-        self._cities = cities
+        self._name_codes, self._distinct_names = _encode(names)
+        self._city_codes, cities_seen = _encode(cities)
+        self._folded_cities = [fold(city) for city in cities_seen.to_pylist()]
         self._size = len(names)
 
     def __len__(self) -> int:
         return self._size
 
     def _rows_for(self, word: str) -> npt.NDArray[np.int32]:
-        """Rows with this word; with no exact match, rows with words close to it (typos)."""
-        exact = self._index.get(word)
-        if exact is not None:
-            return self._postings[exact]
+        """Rows with this word or a word close to it: a typo can be a real word too
+        ("Hauge" for "Haugen"), so the close words count even when the word exists."""
         close = process.extract(
             word,
             self._words,
@@ -80,33 +97,55 @@ class NameIndex:
             score_cutoff=_WORD_CUTOFF,
             limit=_WORDS_PER_QUERY_WORD,
         )
-        if not close:
+        indices = {index for _, _, index in close}
+        exact = self._index.get(word)
+        if exact is not None:
+            indices.add(exact)
+        if not indices:
             return np.empty(0, dtype=np.int32)
-        return np.unique(np.concatenate([self._postings[index] for _, _, index in close]))
+        return np.unique(np.concatenate([self._postings[index] for index in indices]))
 
-    def search(self, query: str, *, city: str | None = None, limit: int = 20) -> list[Hit]:
+    def _in_city(self, rows: npt.NDArray[np.int32], city: str) -> npt.NDArray[np.int32]:
+        """The rows whose city is close to `city` (spelling variants and typos)."""
+        close = process.extract(
+            fold(city),
+            self._folded_cities,
+            scorer=fuzz.ratio,
+            score_cutoff=_CITY_CUTOFF,
+            limit=None,
+        )
+        codes = np.fromiter((index for _, _, index in close), dtype=np.int32)
+        return rows[np.isin(self._city_codes[rows], codes)]
+
+    def search(self, query: str, *, city: str | None = None, limit: int = 20) -> Found:
         """Best matches first; at most `limit + 1` so callers can tell the list was cut."""
         words = fold(query).split()
         if not words:
-            return []
+            return Found([], capped=False)
         candidates: npt.NDArray[np.int32] | None = None
         for word in words:
             rows = self._rows_for(word)
             candidates = rows if candidates is None else np.intersect1d(candidates, rows)
             if candidates.size == 0:
-                return []
+                return Found([], capped=False)
         assert candidates is not None
-        wanted_city = fold(city) if city else None
+        if city:
+            candidates = self._in_city(candidates, city)
+        codes, rows_of = np.unique(self._name_codes[candidates], return_inverse=True)
+        capped = codes.size > MAX_NAMES
+        if capped:
+            keep = rows_of < MAX_NAMES
+            codes, rows_of, candidates = codes[:MAX_NAMES], rows_of[keep], candidates[keep]
         folded_query = " ".join(words)
-        hits = []
-        for row in candidates[:_MAX_CANDIDATES].tolist():
-            if wanted_city is not None and (
-                fuzz.ratio(wanted_city, fold(self._cities[row].as_py() or "")) < 85
-            ):
-                continue
-            # token_set_ratio: a query naming part of the name ("Hansen") still scores 100.
-            name = fold(self._names[row].as_py() or "")
-            score = fuzz.token_set_ratio(folded_query, name)
-            hits.append(Hit(row, round(score, 1), fuzz.ratio(folded_query, name)))
-        hits.sort(key=lambda hit: (-hit.score, -hit.closeness, hit.row))
-        return hits[: limit + 1]
+        names = [fold(name) for name in self._distinct_names.take(codes).to_pylist()]
+        # token_set_ratio: a query naming part of the name ("Hansen") still scores 100.
+        scores = np.round(
+            process.cdist([folded_query], names, scorer=fuzz.token_set_ratio)[0].astype(np.float64),
+            1,
+        )[rows_of]
+        closeness = process.cdist([folded_query], names, scorer=fuzz.ratio)[0][rows_of]
+        best = np.lexsort((candidates, -closeness, -scores))[: limit + 1]
+        hits = [
+            Hit(int(candidates[i]), float(scores[i]), float(closeness[i])) for i in best.tolist()
+        ]
+        return Found(hits, capped)
