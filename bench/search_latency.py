@@ -49,9 +49,8 @@ def main() -> int:
     source.refresh()  # opens the snapshot and builds its name index before serving it
     snapshot = source.current
     index = snapshot.names
-    print(
-        f"snapshot open + index build: {time.perf_counter() - started:.2f} s, {len(index):,} listings"
-    )
+    took = time.perf_counter() - started
+    print(f"snapshot open + index build: {took:.2f} s, {len(index):,} listings")
     table = snapshot.table()
     columns = [table[c].to_pylist() for c in ("kind", "first_name", "last_name", "city")]
     people = [

@@ -197,12 +197,16 @@ def test_health_and_readiness(settings: Settings, tmp_path: Path) -> None:
     with TestClient(app=create_app(settings)) as client:
         assert client.get("/healthz").json() == {"status": "ok"}
         problem_of(client.get("/readyz"), 503, "snapshot-unavailable")
+        # Probes that send HEAD get the same status, without a body.
+        assert client.head("/healthz").status_code == 200
+        assert (client.head("/readyz").status_code, client.head("/readyz").content) == (503, b"")
         lookup = client.get("/v1/numbers/22202400", headers={"Authorization": f"Bearer {token}"})
         problem_of(lookup, 503, "snapshot-unavailable")
         write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", ROWS)
         ingest([tmp_path / "in"], settings)
         assert _eventually(lambda: client.get("/readyz").status_code)
         ready = client.get("/readyz").json()
+        assert client.head("/readyz").status_code == 200
         assert ready["status"] == "ready" and ready["listings"] == len(ROWS) - 1
 
 

@@ -46,7 +46,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             NumbersController,
             SearchController,
             health.healthz,
+            health.healthz_head,
             health.readyz,
+            health.readyz_head,
             health.problem_type,
         ],
         state=State({"services": services}),
@@ -69,7 +71,12 @@ def create_internal_app(services: Services, *, lifespan: bool = False) -> Litest
     """
     return Litestar(
         lifespan=[_running(services)] if lifespan else [],
-        route_handlers=[ComplianceController, health.healthz, health.problem_type],
+        route_handlers=[
+            ComplianceController,
+            health.healthz,
+            health.healthz_head,
+            health.problem_type,
+        ],
         state=State({"services": services}),
         middleware=[ApiKeyMiddleware()],
         exception_handlers={Exception: handle},

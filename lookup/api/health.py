@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Request, Response, get
+from litestar import Request, Response, get, head
 from litestar.params import PathParameter
 
 from lookup.api.problems import problem, problem_type_page
@@ -26,6 +26,19 @@ async def readyz(request: Request[Any, Any, Any]) -> Health | Response[bytes]:
         return problem("snapshot-unavailable", "no snapshot loaded yet")
     snapshot = source.current
     return Health(status="ready", snapshot=snapshot.name, listings=snapshot.size)
+
+
+# Load balancers' health checks often send HEAD: the same answers, without a body.
+@head("/healthz", summary="Liveness (HEAD)", tags=["operations"], name="healthz-head")
+async def healthz_head() -> None:
+    """The process is up."""
+
+
+@head("/readyz", summary="Readiness (HEAD)", tags=["operations"], name="readyz-head")
+async def readyz_head(request: Request[Any, Any, Any]) -> Response[None]:
+    """200 only with a snapshot loaded, 503 before."""
+    source: SnapshotSource = request.app.state.services.snapshots
+    return Response(None, status_code=200 if source.ready else 503)
 
 
 @get("/problems/{slug:str}", summary="Problem type", tags=["operations"])
