@@ -14,7 +14,7 @@
         ├── AddressNotAllowed   key used from outside its IP allow-list
         ├── MissingRole         key lacks the role the endpoint needs
         └── AccountSuspended    account paused pending compliance review
-    (lookup.abuse) RateLimited -> 429, CaseNotFound -> 404, CaseClosed -> 409
+    (lookup.abuse) RateLimited -> 429, CaseNotFound -> 404, CaseClosed and NotCurrentCase -> 409
 
 The HTTP mapping lives in one place: `lookup.api.problems`.
 """

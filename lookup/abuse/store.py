@@ -1,8 +1,10 @@
 """The compliance store (DuckDB): lookup log, findings, cases and the decision audit trail.
 
 Owned by the process that runs the detector. Decisions are append-only and
-hash-chained: each row carries the hash of the one before, so an edit made
-behind the service's back shows in `verify_audit()`.
+hash-chained: each row carries the hash of the one before, and a chain head
+(how many decisions, the last one's hash) moves with every decision, so an
+edit, insertion or removal made behind the service's back, the newest row's
+included, shows in `verify_audit()`.
 """
 
 from __future__ import annotations
@@ -46,6 +48,12 @@ CREATE TABLE IF NOT EXISTS decisions (
     ts TIMESTAMP NOT NULL, prev_hash VARCHAR NOT NULL, hash VARCHAR NOT NULL
 );
 """
+_HEAD_SCHEMA: Final = """
+CREATE TABLE audit_head (
+    id INTEGER PRIMARY KEY CHECK (id = 1), decisions BIGINT NOT NULL, hash VARCHAR NOT NULL
+)
+"""
+"""The decision chain's head: its length and last hash, one row."""
 DECISIONS: Final = ("clear", "warn", "suspend", "reinstate")
 _LOG_SCHEMA: Final = pa.schema(
     [("ts", pa.timestamp("us"))]
@@ -53,6 +61,15 @@ _LOG_SCHEMA: Final = pa.schema(
 )
 """Columns of `lookup_log`, in the order of `LookupEvent`'s fields."""
 _GENESIS: Final = "0" * 64
+TIMELINE_BEFORE: Final = 50
+"""Lookups a case's timeline shows up to each finding (as many as its evidence quotes)."""
+TIMELINE_AFTER: Final = 10
+"""Lookups it shows after each finding (what the account did next)."""
+TIMELINE_REACH: Final = timedelta(days=1)
+"""How far from a finding a lookup may be to count as near it."""
+TIMELINE_MOMENTS: Final = 10
+"""Findings a timeline covers at most (the first and the latest): at most 600 rows."""
+_TIMELINE_COLUMNS: Final = ("ts", "key", "ip", "number", "outcome", "endpoint")
 
 
 def _log_batch(events: Sequence[LookupEvent]) -> pa.Table:
@@ -71,6 +88,19 @@ class CaseNotFound(LookupServiceError):
 
 class CaseClosed(LookupServiceError):
     """A decision on a case that is already closed."""
+
+
+class NotCurrentCase(LookupServiceError):
+    """A decision on an older case of an account that has a newer one."""
+
+    def __init__(self, case_id: int, account: str, current: int, current_status: str) -> None:
+        self.case_id = case_id
+        self.current = current
+        self.current_status = current_status
+        super().__init__(
+            f"case {case_id} is not {account!r}'s current case: case {current} "
+            f"({current_status}) is; decide on case {current} (nothing was recorded)"
+        )
 
 
 class Decision(msgspec.Struct, frozen=True):
@@ -111,7 +141,30 @@ class ComplianceStore:
         # add hand-offs (they cost half again as much CPU per lookup-log insert).
         self._con = duckdb.connect(str(path), config={"threads": 1})
         self._con.execute(_SCHEMA).fetchall()
+        self._migrate_audit_head()
         self._lock = threading.Lock()
+
+    def _migrate_audit_head(self) -> None:
+        # Only when the table is new: a store from before the head took its chain as it
+        # stood. A head row missing from an existing table is not re-created from the
+        # rows it guards, or deleting both would pass as intact.
+        exists = self._con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'audit_head'"
+        ).fetchall()[0][0]
+        if exists:
+            return
+        self._con.execute("BEGIN TRANSACTION").fetchall()
+        try:
+            self._con.execute(_HEAD_SCHEMA).fetchall()
+            self._con.execute(
+                "INSERT INTO audit_head SELECT 1, count(*), "
+                "coalesce(arg_max(hash, id), ?) FROM decisions",
+                [_GENESIS],
+            ).fetchall()
+            self._con.execute("COMMIT").fetchall()
+        except BaseException:
+            self._con.execute("ROLLBACK").fetchall()
+            raise
 
     def close(self) -> None:
         """Close the file."""
@@ -308,22 +361,43 @@ class ComplianceStore:
         ]
 
     def timeline(
-        self, account: str, around: datetime, minutes: int = 60, limit: int = 500
+        self,
+        account: str,
+        moments: Sequence[datetime],
+        *,
+        before: int = TIMELINE_BEFORE,
+        after: int = TIMELINE_AFTER,
+        reach: timedelta = TIMELINE_REACH,
+        most: int = TIMELINE_MOMENTS,
     ) -> list[dict[str, Any]]:
-        """The account's lookups around a moment (the customer's traffic data)."""
-        rows = self._rows(
-            "SELECT ts, key, ip, number, outcome, endpoint FROM lookup_log "
-            "WHERE account = ? AND ts BETWEEN ? AND ? ORDER BY ts LIMIT ?",
-            [
-                account,
-                around - timedelta(minutes=minutes),
-                around + timedelta(minutes=minutes),
-                limit,
-            ],
+        """The account's lookups nearest each moment (traffic data), merged, in time order."""
+        chosen = sorted(set(moments))
+        if len(chosen) > most:
+            # The first opened the case; the latest are what it is about now.
+            chosen = chosen[:1] + chosen[len(chosen) - most + 1 :]
+        columns = ", ".join(_TIMELINE_COLUMNS)
+        # Nearest, not first: a busy account's hour holds thousands of lookups, and the
+        # ones that raised a finding are those just before it.
+        up_to = (
+            f"SELECT rowid, {columns} FROM lookup_log WHERE account = ? "
+            "AND ts BETWEEN ? AND ? ORDER BY ts DESC, rowid DESC LIMIT ?"
         )
+        next_ = (
+            f"SELECT rowid, {columns} FROM lookup_log WHERE account = ? "
+            "AND ts > ? AND ts <= ? ORDER BY ts, rowid LIMIT ?"
+        )
+        rows: dict[int, tuple[Any, ...]] = {}
+        with self._lock:  # one read: the rowids that merge overlapping windows hold still
+            for moment in chosen:
+                for sql, params in (
+                    (up_to, [account, moment - reach, moment, before]),
+                    (next_, [account, moment, moment + reach, after]),
+                ):
+                    for row in self._con.execute(sql, params).fetchall():
+                        rows[row[0]] = row[1:]
         return [
-            {"ts": r[0], "key": r[1], "ip": r[2], "number": r[3], "outcome": r[4], "endpoint": r[5]}
-            for r in rows
+            dict(zip(_TIMELINE_COLUMNS, rows[rowid], strict=True))
+            for rowid in sorted(rows, key=lambda rowid: (rows[rowid][0], rowid))
         ]
 
     def blocks(self, account: str, since: datetime) -> list[dict[str, Any]]:
@@ -333,7 +407,7 @@ class ComplianceStore:
             SELECT substr(number, 1, 8) AS block, count(DISTINCT number), count(*),
                    count(DISTINCT number) FILTER (WHERE outcome = 'hit'), min(ts), max(ts)
             FROM lookup_log
-            WHERE account = ? AND ts >= ? AND outcome <> 'invalid'
+            WHERE account = ? AND ts >= ? AND outcome <> 'invalid' AND endpoint = 'numbers'
             GROUP BY block ORDER BY 2 DESC LIMIT 20
             """,
             [account, since],
@@ -354,17 +428,19 @@ class ComplianceStore:
         """Append a decision to the audit trail; clear and reinstate close the case."""
         if decision not in DECISIONS:
             raise ValueError(f"decision must be one of {', '.join(DECISIONS)}")
-        case = self.case(case_id)
-        if case.status != "open" and decision != "reinstate":
-            raise CaseClosed(f"case {case_id} is closed; only 'reinstate' applies to it")
         now = utc_now()
         with self._lock:
             self._con.execute("BEGIN TRANSACTION").fetchall()
             try:
-                last = self._con.execute(
-                    "SELECT hash FROM decisions ORDER BY id DESC LIMIT 1"
+                # Checked in the transaction: two officers deciding at once must not both
+                # close the case, nor one act on a case the monitor has just superseded.
+                case = self._current_case(case_id, decision)
+                head = self._con.execute(
+                    "SELECT decisions, hash FROM audit_head WHERE id = 1"
                 ).fetchall()
-                prev_hash = last[0][0] if last else _GENESIS
+                # Chained from the head, not the last row: a deleted newest row leaves the
+                # next decision's prev_hash pointing at it, for verify_audit to see.
+                count, prev_hash = head[0] if head else (0, _GENESIS)
                 new_id = int(self._con.execute("SELECT nextval('decision_ids')").fetchall()[0][0])
                 fields = (new_id, case_id, case.account, decision, actor, reason, now.isoformat())
                 digest = _decision_hash(prev_hash, fields)
@@ -382,6 +458,9 @@ class ComplianceStore:
                         digest,
                     ],
                 ).fetchall()
+                self._con.execute(
+                    "INSERT OR REPLACE INTO audit_head VALUES (1, ?, ?)", [count + 1, digest]
+                ).fetchall()
                 if decision in ("clear", "reinstate"):
                     self._con.execute(
                         "UPDATE cases SET status = 'closed', closed_at = ? WHERE id = ?",
@@ -394,6 +473,25 @@ class ComplianceStore:
         return Decision(
             new_id, case_id, case.account, decision, actor, reason, now, prev_hash, digest
         )
+
+    def _current_case(self, case_id: int, decision: str) -> Case:
+        """The case a decision may be recorded on, or why not (within decide's transaction)."""
+        rows = self._con.execute("SELECT * FROM cases WHERE id = ?", [case_id]).fetchall()
+        if not rows:
+            raise CaseNotFound(f"no case {case_id}")
+        case = Case(*rows[0])
+        if case.status != "open" and decision != "reinstate":
+            raise CaseClosed(f"case {case_id} is closed; only 'reinstate' applies to it")
+        newest, status = self._con.execute(
+            "SELECT id, status FROM cases WHERE account = ? ORDER BY id DESC LIMIT 1",
+            [case.account],
+        ).fetchall()[0]
+        if newest != case_id:
+            # A reinstatement through an old case would set the account active while a
+            # newer case's findings wait undecided (and a restart's resume() would pause
+            # it again), and the audit trail would file it under the wrong case.
+            raise NotCurrentCase(case_id, case.account, int(newest), str(status))
+        return case
 
     def decisions(
         self, *, account: str | None = None, case_id: int | None = None
@@ -408,10 +506,16 @@ class ComplianceStore:
 
     def verify_audit(self) -> bool:
         """Whether the decision chain is intact (no row edited, inserted or removed)."""
+        with self._lock:  # the rows and the head as of one moment
+            rows = self._con.execute("SELECT * FROM decisions ORDER BY id").fetchall()
+            head = self._con.execute(
+                "SELECT decisions, hash FROM audit_head WHERE id = 1"
+            ).fetchall()
         prev_hash = _GENESIS
-        for d in self.decisions():
+        for d in (Decision(*row) for row in rows):
             fields = (d.id, d.case_id, d.account, d.decision, d.actor, d.reason, d.ts.isoformat())
             if d.prev_hash != prev_hash or d.hash != _decision_hash(prev_hash, fields):
                 return False
             prev_hash = d.hash
-        return True
+        # The chain alone cannot tell that its newest rows are gone: the head can.
+        return head == [(len(rows), prev_hash)]

@@ -69,13 +69,15 @@ class ComplianceController(Controller):
         services: Services = request.app.state.services
         case = services.store.case(case_id)
         findings = services.store.findings(case_id)
-        first = findings[0]["ts"] if findings else case.opened_at
+        moments = [finding["ts"] for finding in findings] or [case.opened_at]
         return {
             "case": msgspec.to_builtins(case),
             "account_status": services.key_ring.account(case.account).status,
             "findings": findings,
-            "timeline": services.store.timeline(case.account, first),
-            "blocks": services.store.blocks(case.account, first - timedelta(days=7)),
+            # Every finding's own lookups, not only the first's: later findings of a case
+            # may come hours or days after it.
+            "timeline": services.store.timeline(case.account, moments),
+            "blocks": services.store.blocks(case.account, min(moments) - timedelta(days=7)),
             "decisions": services.store.decisions(case_id=case_id),
         }
 

@@ -15,7 +15,7 @@ from litestar.exceptions import HTTPException, NotFoundException, ValidationExce
 from litestar.status_codes import HTTP_405_METHOD_NOT_ALLOWED
 
 from lookup.abuse.ratelimit import RateLimited, RateLimitsUnavailable
-from lookup.abuse.store import CaseClosed, CaseNotFound
+from lookup.abuse.store import CaseClosed, CaseNotFound, NotCurrentCase
 from lookup.errors import (
     AccountNotFound,
     AccountSuspended,
@@ -95,6 +95,13 @@ PROBLEM_TYPES: Final = {
         ProblemType("case-not-found", 404, "Case not found", "No compliance case with that id."),
         ProblemType(
             "case-closed", 409, "Case closed", "The case is closed; only 'reinstate' applies to it."
+        ),
+        ProblemType(
+            "not-current-case",
+            409,
+            "Not the account's current case",
+            "The account has a newer case; decisions go on that one (`current_case`), so an "
+            "open case's findings are never overruled from an older one. Nothing was recorded.",
         ),
         ProblemType(
             "account-not-found",
@@ -183,6 +190,8 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
             )
         case CaseNotFound():
             return problem("case-not-found", str(exc))
+        case NotCurrentCase():
+            return problem("not-current-case", str(exc), current_case=exc.current)
         case CaseClosed():
             return problem("case-closed", str(exc))
         case AccountNotFound():

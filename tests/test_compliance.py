@@ -1,0 +1,305 @@
+"""The internal compliance API over real HTTP and a real compliance store: which case
+a decision may go on, what a case's evidence shows, and the audit trail's integrity."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from litestar.testing import TestClient
+
+from lookup.abuse.detectors import Finding
+from lookup.abuse.events import LookupEvent, Outcome
+from lookup.abuse.store import CaseClosed, ComplianceStore
+from lookup.api.app import create_internal_app
+from lookup.api.services import Services
+from lookup.config import Settings
+from tests.conftest import make_settings, new_key, problem_of
+
+DAY = datetime(2026, 11, 2)
+
+
+class Desk:
+    """A compliance officer's client on the internal API, and the services behind it."""
+
+    def __init__(self, client: TestClient[Any], services: Services, token: str) -> None:
+        self.client = client
+        self.services = services
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    def get(self, path: str) -> Any:
+        return self.client.get(f"/internal/v1{path}", headers=self.headers)
+
+    def decide(self, case_id: int, decision: str, reason: str = "reviewed") -> Any:
+        return self.client.post(
+            f"/internal/v1/cases/{case_id}/decisions",
+            json={"decision": decision, "reason": reason},
+            headers=self.headers,
+        )
+
+    def status(self, account: str) -> str:
+        return self.services.key_ring.account(account).status
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    settings = make_settings(tmp_path / "var")
+    new_key(settings, org="cust-co")
+    return settings
+
+
+def _desk(settings: Settings) -> Iterator[Desk]:
+    officer = new_key(settings, roles="compliance", org="compliance-desk")
+    services = Services(settings)
+    with TestClient(app=create_internal_app(services, lifespan=True)) as client:
+        yield Desk(client, services, officer)
+
+
+@pytest.fixture
+def desk(settings: Settings) -> Iterator[Desk]:
+    yield from _desk(settings)
+
+
+def _finding(account: str, ts: datetime, action: str = "suspend") -> Finding:
+    return Finding(
+        account=account, kind="block_coverage", action=action, ts=ts, events_seen=9, evidence={}
+    )
+
+
+def _open(desk: Desk, account: str, ts: datetime, action: str = "suspend") -> int:
+    """A case opened (or added to) by a finding, its action carried out as the monitor would."""
+    case_id = desk.services.store.record(_finding(account, ts, action))
+    if action == "suspend":
+        desk.services.key_ring.set_status(account, "suspended", f"case {case_id}")
+    return case_id
+
+
+def _lookup(
+    ts: datetime,
+    number: str,
+    outcome: Outcome = "hit",
+    endpoint: str = "numbers",
+    account: str = "cust-co",
+) -> LookupEvent:
+    return LookupEvent(
+        ts=ts,
+        account=account,
+        key="k",
+        ip="192.0.2.1",
+        number=number,
+        outcome=outcome,
+        endpoint=endpoint,
+    )
+
+
+# --- which case a decision may go on
+
+
+def test_a_reinstatement_through_an_old_case_while_a_newer_one_is_open_is_refused(
+    desk: Desk,
+) -> None:
+    old = _open(desk, "cust-co", DAY)
+    assert desk.decide(old, "reinstate", "its own direct-dial range").status_code == 201
+    new = _open(desk, "cust-co", DAY + timedelta(days=1))
+    assert new != old and desk.status("cust-co") == "suspended"
+
+    refused = desk.decide(old, "reinstate", "again, through the old case")
+    problem = problem_of(refused, 409, "not-current-case")
+    assert problem["current_case"] == new
+    assert f"case {new} (open)" in problem["detail"]
+    assert f"decide on case {new}" in problem["detail"]
+    # Nothing recorded, nothing changed: the open case's findings still wait for a decision.
+    assert desk.status("cust-co") == "suspended"
+    assert [d["decision"] for d in desk.get(f"/cases/{old}").json()["decisions"]] == ["reinstate"]
+    assert desk.get(f"/cases/{new}").json()["decisions"] == []
+    assert desk.services.store.case(new).status == "open"
+    assert desk.get("/audit/verify").json() == {"intact": True}
+    # A restart has nothing to carry out again behind compliance's back.
+    monitor = desk.services.monitor
+    assert monitor is not None
+    assert monitor.resume() == 0
+
+    # On the open case it is decided, and the restart leaves the account alone.
+    assert desk.decide(new, "reinstate", "the same range, confirmed").status_code == 201
+    assert desk.status("cust-co") == "active"
+    assert monitor.resume() == 0 and desk.status("cust-co") == "active"
+
+
+def test_an_old_closed_case_gives_way_to_the_newest_closed_one(desk: Desk) -> None:
+    old = _open(desk, "cust-co", DAY)
+    assert desk.decide(old, "clear", "a refresh job").status_code == 201
+    new = _open(desk, "cust-co", DAY + timedelta(days=1))
+    assert desk.decide(new, "clear", "the same refresh job").status_code == 201
+    desk.services.key_ring.set_status("cust-co", "suspended", "paused by hand")
+
+    problem = problem_of(desk.decide(old, "reinstate"), 409, "not-current-case")
+    assert f"case {new} (closed)" in problem["detail"]
+    assert desk.status("cust-co") == "suspended"
+    # The newest case may still be reinstated after it was closed.
+    assert desk.decide(new, "reinstate", "pause lifted").status_code == 201
+    assert desk.status("cust-co") == "active"
+
+
+def test_officers_deciding_at_once_close_a_case_once(desk: Desk) -> None:
+    case_id = _open(desk, "cust-co", DAY, action="flag")
+    store = desk.services.store
+    outcomes: list[str] = []
+
+    def clear(officer: int) -> None:
+        try:
+            store.decide(case_id, "clear", f"officer/{officer}", "explained")
+            outcomes.append("decided")
+        except CaseClosed:
+            outcomes.append("closed")
+
+    threads = [threading.Thread(target=clear, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["closed"] * 7 + ["decided"]
+    assert len(store.decisions(case_id=case_id)) == 1
+
+
+# --- what a case's evidence shows
+
+
+def test_the_timeline_shows_the_lookups_nearest_each_finding_of_a_busy_account(
+    desk: Desk,
+) -> None:
+    first = DAY + timedelta(hours=12)
+    later = first + timedelta(hours=3)
+    # An hour of a busy CRM's traffic before each finding, two lookups a second, with a
+    # short walk through a block just before each.
+    busy = [
+        _lookup(moment - timedelta(minutes=59) + timedelta(seconds=i / 2), f"+479{i:07d}")
+        for moment in (first, later)
+        for i in range(7080)
+    ]
+    walks = {
+        moment: [
+            _lookup(moment - timedelta(seconds=10 - i), f"+4722{j}000{i:02d}", "miss")
+            for i in range(10)
+        ]
+        for j, moment in enumerate((first, later))
+    }
+    after = [_lookup(first + timedelta(seconds=1), "+4798888888")]
+    desk.services.store.log(sorted(busy + walks[first] + walks[later] + after, key=_ts))
+    case_id = _open(desk, "cust-co", first)
+    assert desk.services.store.record(_finding("cust-co", later)) == case_id
+
+    body = desk.get(f"/cases/{case_id}").json()
+    timeline = body["timeline"]
+    numbers = {row["number"] for row in timeline}
+    # Both findings' walks are there, and what the account did right after the first.
+    assert {e.number for e in walks[first]} <= numbers
+    assert {e.number for e in walks[later]} <= numbers
+    assert "+4798888888" in numbers
+    assert [row["ts"] for row in timeline] == sorted(row["ts"] for row in timeline)
+    assert len(timeline) <= 2 * (50 + 10)
+    # Nothing from the far ends of the busy hours.
+    assert min(row["ts"] for row in timeline) > (first - timedelta(minutes=1)).isoformat()
+
+
+def test_the_timeline_stays_bounded_for_a_case_with_many_findings(desk: Desk) -> None:
+    store = desk.services.store
+    store.log([_lookup(DAY + timedelta(seconds=i), f"+479{i:07d}") for i in range(20_000)])
+    moments = [DAY + timedelta(seconds=600 * n) for n in range(30)]
+    case_id = _open(desk, "cust-co", moments[0])
+    for moment in moments[1:]:
+        store.record(_finding("cust-co", moment))
+    timeline = desk.get(f"/cases/{case_id}").json()["timeline"]
+    assert 0 < len(timeline) <= 600
+    # The finding that opened the case and the latest one are both covered.
+    stamps = {row["ts"] for row in timeline}
+    assert moments[0].isoformat() in stamps and moments[-1].isoformat() in stamps
+
+
+def test_the_blocks_count_looked_up_numbers_not_searches_or_typos(desk: Desk) -> None:
+    t = DAY + timedelta(hours=12)
+    desk.services.store.log(
+        [
+            _lookup(t - timedelta(seconds=60), "Kari Nordmann", endpoint="search"),
+            _lookup(t - timedelta(seconds=59), "Hansen", "miss", endpoint="search"),
+            _lookup(t - timedelta(seconds=58), "2220ABCD", "invalid"),
+        ]
+        + [_lookup(t - timedelta(seconds=30 - i), f"+4722200{100 + i}") for i in range(3)]
+    )
+    case_id = _open(desk, "cust-co", t, action="flag")
+    body = desk.get(f"/cases/{case_id}").json()
+    assert [(b["block"], b["distinct"], b["lookups"]) for b in body["blocks"]] == [
+        ("+4722200000..999", 3, 3)
+    ]
+    # The timeline is the whole traffic, searches included.
+    assert {"Kari Nordmann", "Hansen"} <= {row["number"] for row in body["timeline"]}
+
+
+# --- the audit trail
+
+
+def _two_decisions(desk: Desk) -> int:
+    case_id = _open(desk, "cust-co", DAY)
+    assert desk.decide(case_id, "warn", "told them the terms").status_code == 201
+    assert desk.decide(case_id, "suspend", "went on scanning").status_code == 201
+    assert desk.get("/audit/verify").json() == {"intact": True}
+    return case_id
+
+
+def test_deleting_the_newest_decision_shows(desk: Desk) -> None:
+    case_id = _two_decisions(desk)
+    con = desk.services.store._con
+    con.execute("DELETE FROM decisions WHERE id = (SELECT max(id) FROM decisions)")
+    assert desk.get("/audit/verify").json() == {"intact": False}
+    # A decision after it does not cover it up.
+    assert desk.decide(case_id, "warn", "last warning").status_code == 201
+    assert desk.get("/audit/verify").json() == {"intact": False}
+
+
+def test_emptying_the_audit_trail_shows(desk: Desk) -> None:
+    _two_decisions(desk)
+    desk.services.store._con.execute("DELETE FROM decisions")
+    assert desk.get("/audit/verify").json() == {"intact": False}
+
+
+def test_an_empty_audit_trail_is_intact(desk: Desk) -> None:
+    assert desk.get("/audit/verify").json() == {"intact": True}
+
+
+def test_a_store_from_before_the_chain_head_keeps_its_trail_and_gains_the_check(
+    settings: Settings,
+) -> None:
+    for desk in _desk(settings):
+        _two_decisions(desk)
+    # The store as the version before the chain head left it on disk.
+    with duckdb.connect(str(settings.compliance_path)) as con:
+        con.execute("DROP TABLE audit_head")
+    for desk in _desk(settings):
+        assert desk.get("/audit/verify").json() == {"intact": True}
+        assert len(desk.get("/accounts/cust-co/decisions").json()) == 2
+        assert desk.decide(1, "warn", "after the upgrade").status_code == 201
+        assert desk.get("/audit/verify").json() == {"intact": True}
+        desk.services.store._con.execute("DELETE FROM decisions WHERE id = 3")
+        assert desk.get("/audit/verify").json() == {"intact": False}
+    # Reopened, the store does not take the shortened trail as its new head.
+    for desk in _desk(settings):
+        assert desk.get("/audit/verify").json() == {"intact": False}
+
+
+def test_a_missing_chain_head_is_not_taken_for_an_intact_trail(settings: Settings) -> None:
+    for desk in _desk(settings):
+        _two_decisions(desk)
+    store = ComplianceStore(settings.compliance_path)
+    store._con.execute("DELETE FROM decisions WHERE id = 2")
+    store._con.execute("DELETE FROM audit_head")
+    store.close()
+    for desk in _desk(settings):
+        assert desk.get("/audit/verify").json() == {"intact": False}
+
+
+def _ts(event: LookupEvent) -> datetime:
+    return event.ts
