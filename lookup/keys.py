@@ -11,6 +11,7 @@ import hashlib
 import ipaddress
 import secrets
 import sqlite3
+import threading
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -123,6 +124,8 @@ class KeyStore:
         self._con.execute("PRAGMA journal_mode=WAL")
         self._con.executescript(_SCHEMA)
         self._migrate()
+        # SQLite's `data_version` moves only for other connections' writes: count ours.
+        self._writes = 0
 
     def _migrate(self) -> None:
         """Add columns that stores made by earlier versions lack."""
@@ -169,6 +172,7 @@ class KeyStore:
                     org,
                 ),
             )
+        self._wrote()
         return ApiKey(key_id, org, roles, tuple(allow)), token
 
     def revoke(self, key_id: str) -> None:
@@ -178,6 +182,7 @@ class KeyStore:
                 "UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                 (datetime.now(UTC).isoformat(timespec="seconds"), key_id),
             )
+        self._wrote()
         if cursor.rowcount == 0:
             raise KeyStoreError(f"no active key with id {key_id!r}")
 
@@ -222,6 +227,7 @@ class KeyStore:
             cursor = self._con.execute(
                 "UPDATE accounts SET enforcement = ? WHERE name = ?", (enforcement, account)
             )
+        self._wrote()
         if cursor.rowcount == 0:
             raise KeyStoreError(f"no account named {account!r}")
 
@@ -232,6 +238,7 @@ class KeyStore:
                 "UPDATE accounts SET allow = ? WHERE name = ?",
                 (",".join(str(n) for n in networks), account),
             )
+        self._wrote()
         if cursor.rowcount == 0:
             raise KeyStoreError(f"no account named {account!r}")
 
@@ -244,6 +251,7 @@ class KeyStore:
                 "UPDATE accounts SET status = ?, status_reason = ? WHERE name = ?",
                 (status, reason, account),
             )
+        self._wrote()
         if cursor.rowcount == 0:
             raise KeyStoreError(f"no account named {account!r}")
 
@@ -253,13 +261,18 @@ class KeyStore:
             cursor = self._con.execute(
                 "UPDATE accounts SET plan = ? WHERE name = ?", (plan, account)
             )
+        self._wrote()
         if cursor.rowcount == 0:
             raise KeyStoreError(f"no account named {account!r}")
 
-    def version(self) -> int:
-        """Changes whenever another connection wrote to the file."""
+    def _wrote(self) -> None:
+        # Counted after the commit: a reader that sees the new count then reads the new rows.
+        self._writes += 1
+
+    def version(self) -> tuple[int, int]:
+        """Changes whenever the file changed, through this connection or another."""
         row = self._con.execute("PRAGMA data_version").fetchone()
-        return int(row[0])
+        return int(row[0]), self._writes
 
 
 class KeyRing:
@@ -267,19 +280,23 @@ class KeyRing:
 
     def __init__(self, store: KeyStore) -> None:
         self._store = store
-        self._version = -1
+        self._version: tuple[int, int] | None = None
+        # A refresh reading the store while `set_status` writes it would put the status it
+        # read before the write back in memory: the two take turns.
+        self._lock = threading.Lock()
         self._keys: dict[str, ApiKey] = {}
         self._accounts: dict[str, Account] = {}
         self.refresh()
 
     def refresh(self) -> bool:
         """Reload when the store changed; True if it did."""
-        version = self._store.version()
-        if version == self._version:
-            return False
-        self._keys, self._version = self._store.active(), version
-        self._accounts = self._store.accounts()
-        return True
+        with self._lock:
+            version = self._store.version()
+            if version == self._version:
+                return False
+            self._keys, self._version = self._store.active(), version
+            self._accounts = self._store.accounts()
+            return True
 
     def account(self, name: str) -> Account:
         """An account's standing as last loaded."""
@@ -292,12 +309,13 @@ class KeyRing:
 
     def set_status(self, account: str, status: str, reason: str) -> None:
         """Change an account's status in the store and, at once, in this process."""
-        self._store.set_status(account, status, reason)
-        current = self.account(account)
-        self._accounts = {
-            **self._accounts,
-            account: msgspec.structs.replace(current, status=status, reason=reason),
-        }
+        with self._lock:
+            self._store.set_status(account, status, reason)
+            current = self.account(account)
+            self._accounts = {
+                **self._accounts,
+                account: msgspec.structs.replace(current, status=status, reason=reason),
+            }
 
     def authenticate(self, authorization: str | None, client: str) -> ApiKey:
         """The key of an `Authorization: Bearer <key>` header used from `client`."""

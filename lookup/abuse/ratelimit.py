@@ -1,16 +1,27 @@
 """Rate limits per key and per account, with `limits`.
 
 Plans are strings in the `limits` notation (`"20/second;600/minute;20000/day"`).
-An account may have its own plan; a throttled account gets its plan divided
-by `throttle_factor`. Storage is in memory by default and Redis when several
-workers must share counters (`LOOKUP_RATELIMIT_STORAGE=redis://...`).
+An account without a plan of its own has the default account plan for all its
+keys together and the default key plan for each key. An account given its own
+plan (`lookup keys plan`) is governed by that plan alone: its keys share it and
+any one key may use all of it, so a plan above the default key plan is really
+granted. A throttled account gets its plan divided by `throttle_factor`.
+
+A refused request costs nothing: every limit is tested before any is counted,
+and the refusal names the exceeded limit that resets last (the earliest time a
+retry can succeed). Storage is in memory by default and Redis when several
+workers must share counters (`LOOKUP_RATELIMIT_STORAGE=redis://...`); counters
+carry the data dir's namespace, so services with different data dirs sharing
+one Redis never count against each other.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from functools import lru_cache
+from typing import TypeVar
 
 import msgspec
 import redis
@@ -18,7 +29,13 @@ from limits import RateLimitItem, parse_many
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
+from lookup.abuse.stream import stream_key
+from lookup.config import Settings
 from lookup.errors import LookupServiceError
+
+_T = TypeVar("_T")
+_Scope = tuple[str, tuple[RateLimitItem, ...], tuple[str, ...]]
+"""What a limit is named in a refusal, the plan's limits, and the counter's identifiers."""
 
 
 class RateLimited(LookupServiceError):
@@ -86,6 +103,22 @@ class RateLimitConfig(msgspec.Struct, frozen=True, kw_only=True):
     verify_plan: str = "3/day"
     """Date-of-birth checks allowed per account and number."""
     storage: str = "memory://"
+    namespace: str = ""
+    """Prefix of every counter, so services sharing one storage keep their own counts."""
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RateLimitConfig:
+        """The plans and storage of a service, namespaced by its data dir."""
+        return cls(
+            account_plan=settings.plan_account,
+            key_plan=settings.plan_key,
+            throttle_factor=settings.throttle_factor,
+            verify_plan=settings.plan_verify,
+            storage=settings.ratelimit_uri,
+            # The event stream's key already names the data dir (`lookup:<digest>:events`);
+            # its stem keeps the two namespaces one and the same.
+            namespace=stream_key(settings).rpartition(":")[0],
+        )
 
 
 class RateLimiter:
@@ -101,28 +134,54 @@ class RateLimiter:
     def hit(self, key_id: str, account: str, *, plan: str | None, throttled: bool) -> None:
         """Count the request, or raise `RateLimited` naming the limit it is over."""
         divide = self.config.throttle_factor if throttled else 1
-        scopes = (
-            ("key", key_id, parse_plan(self.config.key_plan, divide)),
-            ("account", account, parse_plan(plan or self.config.account_plan, divide)),
+        scopes: list[_Scope] = []
+        if not plan:
+            scopes.append(("key", parse_plan(self.config.key_plan, divide), ("key", key_id)))
+        # With its own plan the account counter bounds every key of it, so a key counter on
+        # the same plan could never refuse first: it would only cost storage round trips.
+        scopes.append(
+            ("account", parse_plan(plan or self.config.account_plan, divide), ("account", account))
         )
-        for scope, identity, items in scopes:
-            for item in items:
-                if not self._hit(item, scope, identity):
-                    stats = self._limiter.get_window_stats(item, scope, identity)
-                    raise RateLimited(scope, item, stats.reset_time, policy_header(items))
+        self._take(scopes)
 
     def verify(self, account: str, number: str) -> None:
         """Count one date-of-birth check of a number, or raise `RateLimited`."""
         items = parse_plan(self.config.verify_plan)
-        for item in items:
-            if not self._hit(item, "verify", account, number):
-                stats = self._limiter.get_window_stats(item, "verify", account, number)
-                raise RateLimited(
-                    "birth_date verification", item, stats.reset_time, policy_header(items)
-                )
+        self._take([("birth_date verification", items, ("verify", account, number))])
 
-    def _hit(self, item: RateLimitItem, *identifiers: str) -> bool:
+    def _take(self, scopes: Sequence[_Scope]) -> None:
+        # `limits` counts a hit even when it refuses it: counting limit by limit, a client
+        # retrying against one exhausted limit would drain all the others (a day's key quota
+        # burnt by a minute of account-level 429s). So a refused request gives back what it
+        # counted. Hit first and refund on refusal, not test everything first: testing
+        # doubled the storage calls of every request (45 µs more per request in memory).
+        counted: list[tuple[RateLimitItem, tuple[str, ...]]] = []
+        for _, items, ids in scopes:
+            for item in items:
+                counted.append((item, ids))
+                if not self._call(self._limiter.hit, item, *ids):
+                    for taken, taken_ids in counted:
+                        self._call(self._refund, taken, *taken_ids)
+                    raise self._refusal(scopes)
+
+    def _refund(self, item: RateLimitItem, *identifiers: str) -> None:
+        self._limiter.storage.incr(item.key_for(*identifiers), item.get_expiry(), amount=-1)
+
+    def _refusal(self, scopes: Sequence[_Scope]) -> RateLimited:
+        # A retry succeeds only once every exceeded limit has reset: name the last to reset.
+        over = [
+            (self._call(self._limiter.get_window_stats, item, *ids).reset_time, scope, item, items)
+            for scope, items, ids in scopes
+            for item in items
+            if not self._call(self._limiter.test, item, *ids)
+        ]
+        reset_at, scope, item, items = max(over, key=lambda entry: entry[0])
+        return RateLimited(scope, item, reset_at, policy_header(items))
+
+    def _call(self, method: Callable[..., _T], item: RateLimitItem, *identifiers: str) -> _T:
+        if self.config.namespace:
+            identifiers = (self.config.namespace, *identifiers)
         try:
-            return self._limiter.hit(item, *identifiers)
+            return method(item, *identifiers)
         except (redis.RedisError, OSError) as exc:
             raise RateLimitsUnavailable(f"rate-limit storage unavailable: {exc}") from exc

@@ -36,15 +36,7 @@ class Services:
         self.snapshots = SnapshotSource(settings.snapshots_path)
         self.key_store = KeyStore(settings.keys_path)
         self.key_ring = KeyRing(self.key_store)
-        self.limiter = RateLimiter(
-            RateLimitConfig(
-                account_plan=settings.plan_account,
-                key_plan=settings.plan_key,
-                throttle_factor=settings.throttle_factor,
-                verify_plan=settings.plan_verify,
-                storage=settings.ratelimit_uri,
-            )
-        )
+        self.limiter = RateLimiter(RateLimitConfig.from_settings(settings))
         self.events = EventBuffer()
         self._store: ComplianceStore | None = None
         self.monitor: AbuseMonitor | None = None

@@ -1,0 +1,205 @@
+"""Rate limits and account standing through real HTTP: refusals, account plans, shared Redis."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from litestar.testing import TestClient
+
+from lookup.abuse.ratelimit import RateLimitConfig, RateLimited, RateLimiter
+from lookup.abuse.stream import stream_key
+from lookup.api.app import create_app
+from lookup.api.services import Services
+from lookup.config import Settings
+from lookup.ingest.pipeline import ingest
+from lookup.keys import Account, KeyRing, KeyStore
+from tests.conftest import make_settings, new_key, problem_of
+from tests.ingest_helpers import filler, write_csv
+from tests.test_cli import lookup as run_cli
+
+REDIS_URL = "redis://127.0.0.1:6379/11"
+"""A database of its own: test_distributed uses 0, and these tests empty theirs."""
+LISTED = "22200000"
+
+
+def _ingested(root: Path) -> Path:
+    """A data dir serving every other number of a block."""
+    write_csv(root / "in", "telenor_full_20261122T020000.csv", filler(500, start=22200000)[::2])
+    ingest([root / "in"], make_settings(root / "var"))
+    return root / "var"
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return _ingested(tmp_path)
+
+
+@pytest.fixture
+def redis_db() -> Iterator[redis.Redis]:
+    connection = redis.Redis.from_url(REDIS_URL)
+    try:
+        connection.ping()
+    except redis.ConnectionError:
+        pytest.fail("these tests need Redis on 127.0.0.1:6379 (it runs on the project's machines)")
+    connection.flushdb()
+    yield connection
+    connection.flushdb()
+    connection.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def storage(request: pytest.FixtureRequest) -> str:
+    """Every rate-limit test runs against both storages the service supports."""
+    if request.param == "redis":
+        request.getfixturevalue("redis_db")
+        return REDIS_URL
+    return "memory://"
+
+
+def _get(client: TestClient[Any], token: str, number: str = LISTED) -> Any:
+    return client.get(f"/v1/numbers/{number}", headers={"Authorization": f"Bearer {token}"})
+
+
+def _client(settings: Settings, services: Services | None = None) -> TestClient[Any]:
+    return TestClient(app=create_app(settings, services))
+
+
+def test_a_refused_request_costs_no_quota(data_dir: Path, storage: str) -> None:
+    settings = make_settings(
+        data_dir, plan_key="1000/second;20/day", plan_account="2/second", ratelimit_storage=storage
+    )
+    token = new_key(settings, org="retry-co")
+    with _client(settings) as client:
+        statuses = [_get(client, token).status_code for _ in range(25)]
+        assert statuses == [200] * 2 + [429] * 23
+        assert _get(client, token).json()["scope"] == "account"
+        time.sleep(1.1)
+        # 24 refusals later the key has used 2 of its 20 a day, not all of them.
+        assert [_get(client, token).status_code for _ in range(2)] == [200, 200]
+
+
+def test_retry_after_names_the_exceeded_limit_that_resets_last(
+    data_dir: Path, storage: str
+) -> None:
+    settings = make_settings(
+        data_dir, plan_key="2/second", plan_account="2/minute", ratelimit_storage=storage
+    )
+    token = new_key(settings, org="busy-co")
+    with _client(settings) as client:
+        assert [_get(client, token).status_code for _ in range(2)] == [200, 200]
+        limited = _get(client, token)
+        body = problem_of(limited, 429, "rate-limited")
+        # Over both limits: retrying after the key's second would only be refused again.
+        assert body["scope"] == "account" and body["limit"] == 2
+        retry_after = int(limited.headers["retry-after"])
+        assert 58 <= retry_after <= 60
+        assert limited.headers["ratelimit-policy"] == "2;w=60"
+        assert limited.headers["ratelimit"] == f"limit=2, remaining=0, reset={retry_after}"
+
+
+def test_an_account_plan_above_the_default_key_plan_is_granted(
+    data_dir: Path, storage: str
+) -> None:
+    settings = make_settings(
+        data_dir, plan_key="5/second", plan_account="10/second", ratelimit_storage=storage
+    )
+    first = new_key(settings, org="bigcrm")
+    second = new_key(settings, org="bigcrm")
+    small = new_key(settings, org="small-co")
+    plan = run_cli("keys", "plan", "--org", "bigcrm", "--plan", "20/second", data_dir=data_dir)
+    assert plan.returncode == 0, plan.stderr
+    assert plan.stdout == "bigcrm: rate limits 20/second\n"
+    with _client(settings) as client:
+        statuses = [_get(client, first).status_code for _ in range(21)]
+        assert statuses == [200] * 20 + [429]
+        body = problem_of(_get(client, second), 429, "rate-limited")
+        assert body["scope"] == "account" and body["limit"] == 20
+        # Without a plan of its own an account's keys keep the default key plan.
+        statuses = [_get(client, small).status_code for _ in range(6)]
+        assert statuses == [200] * 5 + [429]
+        body = problem_of(_get(client, small), 429, "rate-limited")
+        assert body["scope"] == "key" and body["limit"] == 5
+
+
+def test_services_with_different_data_dirs_count_apart_on_one_redis(
+    tmp_path: Path, redis_db: redis.Redis
+) -> None:
+    plans = {"plan_key": "1000/second", "plan_account": "3/minute"}
+    first = make_settings(tmp_path / "a", ratelimit_storage=REDIS_URL, **plans)
+    second = make_settings(tmp_path / "b", ratelimit_storage=REDIS_URL, **plans)
+    limiters = [RateLimiter(RateLimitConfig.from_settings(s)) for s in (first, second)]
+    for _ in range(3):
+        limiters[0].hit("k1", "acme", plan=None, throttled=False)
+    with pytest.raises(RateLimited):
+        limiters[0].hit("k1", "acme", plan=None, throttled=False)
+    limiters[1].hit("k2", "acme", plan=None, throttled=False)
+    stems = {stream_key(s).rpartition(":")[0] for s in (first, second)}
+    counters = {key.decode() for key in redis_db.scan_iter()}
+    assert {c.split("/")[1] for c in counters} == stems
+    assert {f"LIMITS:LIMITER/{stem}/account/acme/3/1/minute" for stem in stems} <= counters
+
+
+def test_two_servers_with_different_data_dirs_share_redis_but_not_counters(
+    tmp_path: Path, redis_db: redis.Redis
+) -> None:
+    plans = {"plan_key": "1000/second", "plan_account": "3/minute"}
+    tokens = []
+    for name in ("a", "b"):
+        settings = make_settings(_ingested(tmp_path / name), ratelimit_storage=REDIS_URL, **plans)
+        tokens.append((settings, new_key(settings, org="acme")))
+    for settings, token in tokens:
+        with _client(settings) as client:
+            assert [_get(client, token).status_code for _ in range(3)] == [200] * 3
+
+
+def test_a_write_through_the_servers_own_connection_is_reloaded(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "var")
+    new_key(settings, org="acme")
+    store = KeyStore(settings.keys_path)
+    ring = KeyRing(store)
+    store.set_plan("acme", "7/second")
+    assert ring.refresh() is True
+    assert ring.account("acme").plan == "7/second"
+    store.close()
+
+
+def test_a_refresh_overlapping_a_suspension_does_not_undo_it(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(data_dir)
+    token = new_key(settings, org="scraper-co")
+    services = Services(settings)
+    new_key(settings, org="another-co")  # the file changed: the next refresh reloads
+    reading, release = threading.Event(), threading.Event()
+    accounts = services.key_store.accounts
+
+    def slow_accounts() -> dict[str, Account]:
+        rows = accounts()
+        if not reading.is_set():
+            reading.set()
+            release.wait(5)
+        return rows
+
+    monkeypatch.setattr(services.key_store, "accounts", slow_accounts)
+    ring = services.key_ring
+    refresh = threading.Thread(target=ring.refresh)
+    refresh.start()
+    assert reading.wait(5)
+    suspend = threading.Thread(
+        target=ring.set_status, args=("scraper-co", "suspended", "case 1: block_coverage")
+    )
+    suspend.start()
+    time.sleep(0.1)  # the suspension lands while the refresh still holds what it read
+    release.set()
+    refresh.join(5)
+    suspend.join(5)
+    assert ring.account("scraper-co").status == "suspended"
+    with _client(settings, services) as client:
+        time.sleep(0.2)  # a few background refreshes
+        problem_of(_get(client, token), 403, "account-suspended")
