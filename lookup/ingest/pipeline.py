@@ -2,8 +2,10 @@
 
 Every file ends in exactly one state, recorded as a batch: `applied`,
 `duplicate` (same content applied before: a no-op), `held` (the file broke a
-bound: nothing of it applied) or `rejected` (unusable: bad name, bad digest,
-bad header, stale). Rows that break a rule are stored with file, line, raw
+bound: nothing of it applied but its reservations and hidden addresses) or
+`rejected` (unusable: bad name, bad digest, bad header, stale, or an
+unexpected error, which ends that file only). An empty delta is applied: a day
+without changes. Rows that break a rule are stored with file, line, raw
 text and reason, so the report accounts for every row delivered.
 """
 
@@ -12,8 +14,11 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Final
 
+import duckdb
 import msgspec
 
 from lookup.config import Settings
@@ -27,11 +32,18 @@ from lookup.ingest.files import (
     sidecar_for,
 )
 from lookup.ingest.readers import decode, read_rows
-from lookup.ingest.records import Action, Record, Rejected, Reservation, RowValidator
+from lookup.ingest.records import OSLO, Action, Record, Rejected, Reservation, RowValidator
 from lookup.ingest.rules import deduplicate
 from lookup.ingest.warehouse import Batch, Warehouse
 
 log = logging.getLogger(__name__)
+
+FILE_STAMP_LEEWAY: Final = timedelta(hours=1)
+"""How far ahead of the clock (Oslo time) a file's name may be stamped.
+
+Files of an operator are applied in stamp order and an older one is stale, so one
+file stamped years ahead would make every real file after it stale.
+"""
 
 
 class FileReport(msgspec.Struct, kw_only=True):
@@ -79,9 +91,17 @@ def ingest(paths: Sequence[Path], settings: Settings, *, force: bool = False) ->
     report = IngestReport(ignored=ignored)
     named: list[tuple[OperatorFileName, Path]] = []
     with Warehouse(settings.warehouse_path) as warehouse:
+        latest = datetime.now(OSLO).replace(tzinfo=None) + FILE_STAMP_LEEWAY
         for path in files:
             try:
-                named.append((parse_file_name(path.name), path))
+                name = parse_file_name(path.name)
+                if name.produced_at > latest:
+                    raise FileRejected(
+                        RejectReason.BAD_FILE_NAME,
+                        f"timestamp {name.produced_at:%Y-%m-%d %H:%M:%S} is in the future "
+                        f"(Oslo time now {latest - FILE_STAMP_LEEWAY:%Y-%m-%d %H:%M:%S})",
+                    )
+                named.append((name, path))
             except FileRejected as exc:
                 batch = Batch(file=path.name, status="rejected", reason=exc.reason)
                 batch.detail = exc.detail
@@ -138,6 +158,19 @@ def _ingest_file(
                 f"applied for {name.operator} ({last:%Y-%m-%d %H:%M:%S})",
             )
         records, report.rejects = _validate(data, name)
+        unique, batch.rows_superseded = deduplicate(records)
+        batch.rows_rejected = len(report.rejects)
+        batch.rows_total = (
+            len(records)
+            + batch.rows_rejected
+            - sum(1 for r in report.rejects if r.record is not None)
+        )
+        batch.rows_accepted = batch.rows_total - batch.rows_rejected
+        if not batch.rows_total:
+            batch.detail = "no data rows: nothing to change"
+        # Numbers whose row was rejected keep their previous record (see Warehouse.apply).
+        keep = sorted({r.number for r in report.rejects if r.number and r.record is None})
+        hold = None if force else _hold_reason(warehouse, batch, name, unique, keep, settings)
     except FileRejected as exc:
         batch.status, batch.reason, batch.detail = "rejected", exc.reason, exc.detail
         warehouse.add_batch(batch, report.rejects)
@@ -147,35 +180,66 @@ def _ingest_file(
         batch.detail = f"cannot read the file: {exc.strerror or exc}"
         warehouse.add_batch(batch)
         return report
+    except Exception as exc:  # one file's surprise must not stop the others
+        # Debug only: the batch keeps the reason, and the CLI's stderr stays one line.
+        log.debug("unexpected failure reading %s", path.name, exc_info=exc)
+        return _give_up(warehouse, report, exc)
 
-    unique, batch.rows_superseded = deduplicate(records)
-    batch.rows_rejected = len(report.rejects)
-    batch.rows_total = (
-        len(records) + batch.rows_rejected - sum(1 for r in report.rejects if r.record is not None)
-    )
-    batch.rows_accepted = batch.rows_total - batch.rows_rejected
-    # Numbers whose row was rejected keep their previous record (see Warehouse.apply).
-    keep = sorted({r.number for r in report.rejects if r.number and r.record is None})
-    hold = None if force else _hold_reason(warehouse, batch, name, unique, keep, settings)
-    with warehouse.transaction():
-        if hold is not None:
-            batch.status, batch.reason, batch.detail = "held", hold.reason, hold.detail
-            # Reservations are honoured at once, even from a file held back: they only
-            # ever take a listing away, never add or change one.
-            reservations = [
-                r
-                for r in unique
-                if r.reservation is Reservation.RESERVED and r.action is Action.UPSERT
-            ]
-            if reservations:
-                batch.detail += f"; its {len(reservations)} reservation(s) were applied"
-            warehouse.add_batch(batch, report.rejects)
-            if reservations:
-                warehouse.apply(batch, FileKind.DELTA, reservations, keep=[])
-        else:
-            warehouse.add_batch(batch, report.rejects)
-            warehouse.apply(batch, name.kind, unique, keep)
+    try:
+        _write(warehouse, batch, name, (unique, report.rejects), keep, hold)
+    except duckdb.Error as exc:
+        # The transaction rolled back; the warehouse refused this file's content, so
+        # the file is rejected and the others still go in. Any other failure here is
+        # the machine's, not the file's, and stops the run (a rerun completes it).
+        log.debug("the warehouse refused %s", path.name, exc_info=exc)
+        return _give_up(warehouse, report, exc)
     return report
+
+
+def _give_up(warehouse: Warehouse, report: FileReport, exc: Exception) -> FileReport:
+    """End a file that failed in an unforeseen way as a rejected batch, with the reason."""
+    batch = report.batch
+    batch.status, batch.reason = "rejected", RejectReason.UNREADABLE
+    batch.detail = f"unexpected error, nothing of the file applied: {type(exc).__name__}: {exc}"
+    batch.rows_total = batch.rows_accepted = batch.rows_rejected = batch.rows_superseded = 0
+    batch.added = batch.updated = batch.removed = 0
+    # Its rejects are not stored either: they may be incomplete, and the file is
+    # delivered again once the cause is fixed.
+    report.rejects = []
+    warehouse.add_batch(batch)
+    return report
+
+
+def _write(
+    warehouse: Warehouse,
+    batch: Batch,
+    name: OperatorFileName,
+    outcome: tuple[Sequence[Record], Sequence[Rejected]],
+    keep: Sequence[str],
+    hold: FileRejected | None,
+) -> None:
+    """Record the batch and its rejects, and apply what it may apply, in one transaction."""
+    unique, rejects = outcome
+    with warehouse.transaction():
+        if hold is None:
+            warehouse.add_batch(batch, rejects)
+            warehouse.apply(batch, name.kind, unique, keep)
+            return
+        batch.status, batch.reason, batch.detail = "held", hold.reason, hold.detail
+        # Reservations and hidden addresses are honoured at once, even from a file
+        # held back: they only ever take data away, never add or change a listing.
+        upserts = [r for r in unique if r.action is Action.UPSERT]
+        reservations = [r for r in upserts if r.reservation is Reservation.RESERVED]
+        hidden = [r.number for r in upserts if r.reservation is Reservation.ADDRESS_HIDDEN]
+        if reservations:
+            batch.detail += f"; its {len(reservations)} reservation(s) were applied"
+        if hidden:
+            batch.detail += f"; its {len(hidden)} hidden address(es) were applied"
+        warehouse.add_batch(batch, rejects)
+        if reservations:
+            warehouse.apply(batch, FileKind.DELTA, reservations, keep=[])
+        if hidden:
+            warehouse.hide_addresses(batch, hidden)
 
 
 def _check_sidecar(path: Path, digest: str) -> None:
@@ -207,7 +271,9 @@ def _validate(data: bytes, name: OperatorFileName) -> tuple[list[Record], list[R
             rejects.append(outcome)
             if outcome.record is not None:
                 records.append(outcome.record)
-    if not records and not rejects:
+    # An empty delta is a day without changes; an empty full file would say the
+    # operator has no subscribers at all, which is never meant.
+    if not records and not rejects and name.kind is FileKind.FULL:
         raise FileRejected(RejectReason.BAD_HEADER, "the file has no data rows")
     return records, rejects
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import re
 import zlib
 from collections.abc import Iterator
 from typing import Final
@@ -48,10 +49,13 @@ class RawRow(msgspec.Struct, frozen=True):
     error: str | None = None
     """Reason code when the row could not be split into fields at all."""
     detail: str | None = None
+    salvaged: dict[str, tuple[str, ...]] = {}
+    """For a row that could not be split: what `number`, `reservation` and `valid_from`
+    may hold, read leniently, and under `values` every value the row seems to carry."""
 
 
 def decode(data: bytes, *, gzipped: bool) -> str:
-    """Unpack and decode a file: UTF-8 (with or without BOM), else ISO-8859-1."""
+    """Unpack and decode a file: UTF-8 (with or without BOM), else Windows-1252/ISO-8859-1."""
     if gzipped:
         try:
             data = gzip.decompress(data)
@@ -62,14 +66,34 @@ def decode(data: bytes, *, gzipped: bool) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        # Older exports are Latin-1; every byte decodes, so the text is never lost.
-        return data.decode("iso-8859-1")
+        # Decided line by line: an export appended to by two systems can mix both
+        # encodings, and one Latin-1 line must not garble every UTF-8 name around it.
+        # A newline byte never occurs inside a UTF-8 sequence, so the split is safe.
+        return "\n".join(_decode_line(line) for line in data.split(b"\n"))
+
+
+def _decode_line(line: bytes) -> str:
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        # Exports labelled ISO-8859-1 are mostly Windows-1252 (it adds the euro sign and
+        # typographic quotes where Latin-1 has unused control codes).
+        return line.decode("cp1252")
+    except UnicodeDecodeError:
+        # Every byte decodes as Latin-1, so the text is never lost.
+        return line.decode("iso-8859-1")
+
+
+_LINE_BREAK: Final = re.compile(r"\r\n|\r|\n")
 
 
 def read_rows(text: str, file_format: FileFormat) -> Iterator[RawRow]:
     """Rows of a decoded file in the given format."""
     # Not str.splitlines(): it also breaks at U+0085 and U+2028, which occur in names.
-    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    # A lone CR ends a line too: old Mac exports use nothing else.
+    lines = _LINE_BREAK.split(text)
     if file_format is FileFormat.CSV:
         return _read_csv(lines)
     return _read_jsonl(lines)
@@ -95,7 +119,10 @@ class _LineFeed:
 def _read_csv(lines: list[str]) -> Iterator[RawRow]:
     if not lines or not lines[0].strip():
         raise FileRejected(RejectReason.BAD_HEADER, "the file is empty: no header row")
-    header = next(csv.reader([lines[0]], delimiter=";"))
+    try:
+        header = next(csv.reader([lines[0]], delimiter=";"))
+    except csv.Error as exc:
+        raise FileRejected(RejectReason.BAD_HEADER, f"cannot split the header row: {exc}") from None
     columns = [column.strip().lower() for column in header]
     _check_header(columns)
     fields_of = [CSV_COLUMNS.get(column) for column in columns]
@@ -103,30 +130,74 @@ def _read_csv(lines: list[str]) -> Iterator[RawRow]:
     reader = csv.reader(feed, delimiter=";", strict=True)
     while True:
         first = feed.taken  # 0-based index of the row's first line
+        values: list[str] | None
         try:
-            values = next(reader)
+            values, problem = next(reader), None
         except StopIteration:
             return
         except csv.Error as exc:
-            raw = "\n".join(lines[first : feed.taken])
-            yield RawRow(first + 1, raw, {}, "bad_row", f"cannot split the row: {exc}")
+            values, problem = None, f"cannot split the row: {exc}"
+        span = lines[first : feed.taken]
+        if len(span) > 1 and (
+            values is None
+            or len(values) != len(columns)
+            or any(_is_whole_row(line, len(columns)) for line in span[1:])
+        ):
+            # An unclosed quote ran on into the rows below it: every physical line is
+            # then a row of its own, so none is lost and each reserved one is honoured.
+            for offset, line in enumerate(span):
+                if line.strip():
+                    yield _split_line(line, first + offset + 1, columns, fields_of)
             continue
-        raw = "\n".join(lines[first : feed.taken])
+        raw = "\n".join(span)
+        if values is None:
+            yield _unsplit(first + 1, raw, columns, problem or "cannot split the row")
+            continue
         if not values or not raw.strip():
             continue
         if len(values) != len(columns):
-            yield RawRow(
-                first + 1,
-                raw,
-                {},
-                "bad_row",
-                f"{len(values)} fields where the header has {len(columns)}",
-            )
+            detail = f"{len(values)} fields where the header has {len(columns)}"
+            yield _unsplit(first + 1, raw, columns, detail)
             continue
         fields: dict[str, object] = {
             field: value for field, value in zip(fields_of, values, strict=True) if field
         }
         yield RawRow(first + 1, raw, fields)
+
+
+def _is_whole_row(line: str, width: int) -> bool:
+    """Whether a line inside a quoted field reads as a complete row by itself."""
+    try:
+        return len(next(csv.reader([line], delimiter=";", strict=True))) == width
+    except (csv.Error, StopIteration):
+        return False
+
+
+def _split_line(line: str, number: int, columns: list[str], fields_of: list[str | None]) -> RawRow:
+    try:
+        values = next(csv.reader([line], delimiter=";", strict=True))
+    except csv.Error as exc:
+        return _unsplit(number, line, columns, f"cannot split the row: {exc}")
+    if len(values) != len(columns):
+        return _unsplit(
+            number, line, columns, f"{len(values)} fields where the header has {len(columns)}"
+        )
+    return RawRow(number, line, {f: v for f, v in zip(fields_of, values, strict=True) if f})
+
+
+def _unsplit(line: int, raw: str, columns: list[str], detail: str) -> RawRow:
+    """A row that cannot be split, with what its fields may hold read leniently."""
+    values = [value.strip().strip('"').strip() for value in raw.replace("\n", " ").split(";")]
+    salvaged: dict[str, tuple[str, ...]] = {"values": tuple(values)}
+    for field in ("number", "reservation", "valid_from"):
+        if COLUMN_OF[field] not in columns:
+            continue
+        index = columns.index(COLUMN_OF[field])
+        # Counted from the left and from the right: a stray or missing separator
+        # shifts only the fields on one side of it.
+        positions = {index, index - len(columns) + len(values)}
+        salvaged[field] = tuple(values[i] for i in sorted(positions) if 0 <= i < len(values))
+    return RawRow(line, raw, {}, "bad_row", detail, salvaged)
 
 
 def _check_header(columns: list[str]) -> None:
@@ -153,6 +224,22 @@ def _read_jsonl(lines: list[str]) -> Iterator[RawRow]:
         try:
             fields = _decode_object.decode(line)
         except msgspec.DecodeError as exc:
-            yield RawRow(index, line, {}, "bad_json", f"not a JSON object: {exc}")
+            yield RawRow(index, line, {}, "bad_json", f"not a JSON object: {exc}", _salvage(line))
             continue
         yield RawRow(index, line, fields)
+
+
+_JSON_STRING: Final = r"""(?:"((?:[^"\\]|\\.)*)"|'([^']*)')"""
+_JSON_VALUE: Final = re.compile(_JSON_STRING)
+
+
+def _salvage(line: str) -> dict[str, tuple[str, ...]]:
+    """What a line of broken JSON says, found by pattern rather than by parsing."""
+    salvaged: dict[str, tuple[str, ...]] = {
+        "values": tuple(a or b for a, b in _JSON_VALUE.findall(line))
+    }
+    for field in ("number", "reservation", "valid_from"):
+        pattern = rf"""(?<!\w)["']?{field}["']?\s*:\s*(?:{_JSON_STRING}|(\d+))"""
+        found = re.findall(pattern, line, re.IGNORECASE)
+        salvaged[field] = tuple(next((g for g in groups if g), "") for groups in found)
+    return salvaged

@@ -7,7 +7,7 @@ count them; the detail says what was wrong in words.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -20,6 +20,13 @@ from lookup.numbers import InvalidNumber, NumberType, classify
 
 OSLO: Final = ZoneInfo("Europe/Oslo")
 _OLDEST_BIRTH: Final = date(1880, 1, 1)
+VALID_FROM_LEEWAY: Final = timedelta(days=1)
+"""How far past its file's timestamp a record may say it is valid from.
+
+A change effective from the coming midnight is normal; a date further ahead is a
+typo, and since the newest `valid_from` wins it would outrank every real update.
+"""
+_RESERVED_MARKERS: Final = frozenset({"j", "reserved"})
 
 
 class Kind(StrEnum):
@@ -123,7 +130,7 @@ class RowValidator:
     def validate(self, row: RawRow) -> Record | Rejected:
         """A record, or the first rule the row breaks."""
         if row.error is not None:
-            return Rejected(row.line, row.raw, row.error, row.detail or row.error)
+            return self._unsplit(row)
         try:
             number, number_type = self._number(row.fields)
         except _RowError as exc:
@@ -137,30 +144,63 @@ class RowValidator:
                 exc.reason,
                 exc.detail,
                 number,
-                self._reservation_only(row, number),
+                self._reservation_only(row.fields, number),
             )
+
+    def _unsplit(self, row: RawRow) -> Rejected:
+        """A row that could not be split, still honouring a reservation it plainly carries.
+
+        Privacy wins over form: when the number and a reservation marker can be read
+        from the broken row, the number is withdrawn; when any marker is in sight,
+        the raw text (a reserved subscriber's name) is not kept.
+        """
+        detail = row.detail or str(row.error)
+        numbers: set[str] = set()
+        for value in row.salvaged.get("number", ()):
+            try:
+                numbers.add(classify(value)[0])
+            except InvalidNumber:
+                continue
+        # Two different numbers in the places the number may be: neither is trusted.
+        number = numbers.pop() if len(numbers) == 1 else None
+        reserved = any(_reserved(v) for v in row.salvaged.get("reservation", ()))
+        raw = row.raw
+        if reserved or any(_reserved(v) for v in row.salvaged.get("values", ())):
+            raw = _withheld(number)
+        record = None
+        if reserved and number is not None:
+            valid_from = self._produced_at
+            for text in row.salvaged.get("valid_from", ()):
+                try:
+                    valid_from = self._valid_from({"valid_from": text})
+                    break
+                except _RowError:
+                    continue
+            record = Record(
+                number=number,
+                number_type=classify(number)[1],
+                reservation=Reservation.RESERVED,
+                valid_from=valid_from,
+            )
+        return Rejected(row.line, raw, str(row.error), detail, number, record)
 
     def _kept_text(self, row: RawRow, number: str | None) -> str:
         """The raw text kept with a reject; withheld for a reserved subscriber's row."""
-        value = row.fields.get("reservation")
-        if isinstance(value, str) and value.strip().upper() in ("J", "RESERVED"):
-            return f"[reserved row withheld; number {number or 'unreadable'}]"
+        if _reserved(row.fields.get("reservation")):
+            return _withheld(number)
         return row.raw
 
-    def _reservation_only(self, row: RawRow, number: str) -> Record | None:
+    def _reservation_only(self, fields: dict[str, object], number: str) -> Record | None:
         """A broken row that still reserves its number: honour the reservation.
 
         Privacy wins over form: a subscriber must not become listed because
-        their operator misspelt another field of the row.
+        their operator misspelt another field of the row, or the code itself
+        (`Reserved`, ` j `): the row is still rejected for it, and counted.
         """
-        try:
-            reservation = self._code(row.fields, "reservation")
-        except _RowError:
-            return None
-        if reservation != Reservation.RESERVED:
+        if not _reserved(fields.get("reservation")):
             return None
         try:
-            valid_from = self._valid_from(row.fields)
+            valid_from = self._valid_from(fields)
         except _RowError:
             valid_from = self._produced_at
         return Record(
@@ -172,6 +212,15 @@ class RowValidator:
 
     def _record(self, fields: dict[str, object], number: str, number_type: NumberType) -> Record:
         action = Action.UPSERT
+        given = None if self._delta else self._text(fields, "action")
+        # A full file states what is listed; a row that says otherwise is ambiguous,
+        # so it is rejected and the number keeps its previous record.
+        if given is not None and self._code(fields, "action") != Action.UPSERT:
+            raise _RowError(
+                "bad_code.action",
+                f"{self._name('action')} {given!r} in a full file, which only lists numbers "
+                "(a number leaves by being left out, or by a delete in a delta)",
+            )
         if self._delta:
             action = Action(self._code(fields, "action"))
             if action is Action.DELETE:
@@ -316,6 +365,13 @@ class RowValidator:
                     "bad_date.valid_from",
                     f"{self._name('valid_from')} {text!r} is out of range",
                 ) from None
+        if moment > self._produced_at + VALID_FROM_LEEWAY:
+            raise _RowError(
+                "bad_date.valid_from",
+                f"{self._name('valid_from')} {text!r} is more than "
+                f"{VALID_FROM_LEEWAY.days} day(s) later than the file itself "
+                f"({self._produced_at:%Y-%m-%d %H:%M:%S})",
+            )
         return moment
 
     def _birth_date(self, fields: dict[str, object]) -> date | None:
@@ -332,3 +388,12 @@ class RowValidator:
                 f"{self._name('birth_date')} {text!r} is not a plausible YYYY-MM-DD date",
             )
         return born
+
+
+def _reserved(value: object) -> bool:
+    """Whether a value reads as a reservation marker, in any case or spacing."""
+    return isinstance(value, str) and value.strip().lower() in _RESERVED_MARKERS
+
+
+def _withheld(number: str | None) -> str:
+    return f"[reserved row withheld; number {number or 'unreadable'}]"

@@ -319,6 +319,40 @@ class Warehouse:
             for name in ("_staged", "_keep", "_deletes"):
                 with suppress(duckdb.Error):
                     self._con.unregister(name)
+        self._count_changes(batch, counts)
+
+    def hide_addresses(self, batch: Batch, numbers: Sequence[str]) -> None:
+        """Hide the address of these listed numbers of the batch's operator; nothing else changes.
+
+        For a file held back: its address-hidden rows take the address away at once,
+        but nothing the file says is added (no new name, no new number).
+        """
+        self._con.register("_hide", pa.table({"number": pa.array(numbers, pa.string())}))
+        try:
+            match = (
+                "operator = $op AND reservation = 'listed' AND number IN (SELECT number FROM _hide)"
+            )
+            params = {"op": batch.operator, "batch": batch.id}
+            self._exec(
+                f"INSERT INTO changes SELECT $batch, $op, number, 'updated' FROM records "
+                f"WHERE {match}",
+                params,
+            )
+            self._exec(
+                "UPDATE records SET reservation = 'address_hidden', street = NULL, "
+                f"postcode = NULL, city = NULL, batch_id = $batch WHERE {match}",
+                params,
+            )
+            counts = self._con.execute(
+                "SELECT change, count(*) FROM changes WHERE batch_id = ? GROUP BY change",
+                [batch.id],
+            ).fetchall()
+        finally:
+            with suppress(duckdb.Error):
+                self._con.unregister("_hide")
+        self._count_changes(batch, counts)
+
+    def _count_changes(self, batch: Batch, counts: Sequence[tuple[Any, ...]]) -> None:
         tally = dict(counts)
         batch.added = int(tally.get("added", 0))
         batch.updated = int(tally.get("updated", 0))

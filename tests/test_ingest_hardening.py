@@ -1,0 +1,407 @@
+"""Sloppy operator files: real files through the real ingest into a real warehouse and snapshot.
+
+Each test is a file a real operator could deliver; it asserts what a user of the
+service would notice (a number served or not, a row counted, a reject stored).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lookup.cli import main
+from lookup.config import Settings
+from lookup.index.reader import Snapshot
+from lookup.index.snapshot import read_pointer, snapshot_path
+from lookup.ingest import pipeline, readers
+from lookup.ingest.files import FileFormat
+from lookup.ingest.pipeline import ingest
+from lookup.ingest.readers import RawRow
+from lookup.ingest.warehouse import Warehouse
+from tests.conftest import make_settings
+from tests.ingest_helpers import HEADER, filler, person, write_csv, write_jsonl
+
+DELTA_HEADER = HEADER + ";action"
+
+
+def served(settings: Settings) -> Snapshot:
+    pointer = read_pointer(settings.snapshots_path)
+    assert pointer is not None
+    return Snapshot(snapshot_path(settings.snapshots_path, pointer))
+
+
+def stored_rejects(settings: Settings) -> list[tuple[object, ...]]:
+    with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
+        return warehouse.query(
+            "SELECT file, line, reason, raw, reservation_applied FROM rejects ORDER BY file, line"
+        )
+
+
+def batches(settings: Settings) -> list[tuple[object, ...]]:
+    with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
+        return warehouse.query("SELECT file, status, reason, detail FROM batches ORDER BY id")
+
+
+@pytest.fixture
+def lenient(tmp_path: Path) -> Settings:
+    """No reject-ratio bound: the subject is what happens to each row."""
+    return make_settings(tmp_path / "var", reject_ratio_max=1.0)
+
+
+# 1. An unclosed quote must not swallow the rows below it.
+
+
+def test_an_unclosed_quote_loses_no_row_and_hides_no_reservation(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", filler(40))
+    ingest([tmp_path / "a"], lenient)
+    rows = filler(40)
+    rows[10] = person("40000010", first='"Ola')  # the quote is never closed
+    rows[11] = person("40000011", first="Kari", last="Hemmelig", reservert="J")
+    rows[12] = person("40000012", first="Per", last="Hemmelig", reservert="J")
+    rows[20] = person("40000020", first='"Thea', last="Skjult", reservert="J")
+    write_csv(tmp_path / "b", "telenor_full_20261123T020000.csv", rows)
+    (file_report,) = ingest([tmp_path / "b"], lenient).files
+    batch = file_report.batch
+    assert batch.status == "applied", batch.detail
+    assert (batch.rows_total, batch.rows_rejected) == (40, 2)
+    assert [(r.line, r.reason) for r in file_report.rejects] == [(12, "bad_row"), (22, "bad_row")]
+    snapshot = served(lenient)
+    for reserved in ("40000011", "40000012", "40000020"):
+        assert snapshot.find(reserved) is None, reserved
+    # The rows after the broken one are applied as delivered.
+    later = snapshot.find("40000039")
+    assert later is not None and later.first_name == "Navn39"
+    # An operator's typo does not unlist the subscriber: the previous record stays.
+    kept = snapshot.find("40000010")
+    assert kept is not None and kept.first_name == "Navn10"
+    raws = " ".join(str(raw) for *_, raw, _ in stored_rejects(lenient))
+    assert "Hemmelig" not in raws and "Skjult" not in raws and "Thea" not in raws
+    assert stored_rejects(lenient)[1][4] is True  # the broken reserved row was honoured
+
+
+def test_a_quote_closed_rows_later_still_splits_every_row(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    rows = [
+        person("22202400", first='"Ola'),
+        person("22202401", first="Kari", last="Hemmelig", reservert="J"),
+        person("22202402", first='Per"', last="Hansen"),
+        *filler(10),
+    ]
+    write_csv(tmp_path / "in", "telia_full_20261122T020000.csv", rows)
+    (file_report,) = ingest([tmp_path / "in"], lenient).files
+    assert file_report.batch.rows_total == 13
+    assert served(lenient).find("22202401") is None
+    assert "Hemmelig" not in " ".join(str(r[3]) for r in stored_rejects(lenient))
+
+
+# 2. Privacy wins over form.
+
+
+def test_malformed_reserved_csv_rows_withdraw_the_number_and_keep_no_text(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", filler(20))
+    ingest([tmp_path / "a"], lenient)
+    too_many = person("40000001", first="Kari;Anne", last="Hemmelig", reservert="J")
+    too_few = person("40000002", last="Skjult", reservert="J").replace(";Storgata 1", "", 1)
+    listed_broken = person("40000003", first="Ola;Per")
+    rows = [
+        *(row + ";U" for row in filler(20)[4:]),
+        too_many + ";U",
+        too_few + ";U",
+        listed_broken + ";U",
+    ]
+    write_csv(tmp_path / "b", "telenor_delta_20261123T020000.csv", rows, header=DELTA_HEADER)
+    (file_report,) = ingest([tmp_path / "b"], lenient).files
+    assert [(r.line, r.reason) for r in file_report.rejects] == [
+        (18, "bad_row"),
+        (19, "bad_row"),
+        (20, "bad_row"),
+    ]
+    snapshot = served(lenient)
+    assert snapshot.find("40000001") is None
+    assert snapshot.find("40000002") is None
+    assert snapshot.find("40000003") is not None  # no reservation in it: nothing withdrawn
+    stored = stored_rejects(lenient)
+    assert [applied for *_, applied in stored] == [True, True, False]
+    assert "Hemmelig" not in str(stored[0][3]) and "Skjult" not in str(stored[1][3])
+    assert stored[2][3] == listed_broken + ";U"  # a listed row's text stays for the operator
+
+
+def test_malformed_reserved_jsonl_rows_withdraw_the_number_and_keep_no_text(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    def row(number: str, name: str, reservation: str = "listed") -> dict[str, object]:
+        return {
+            "number": number,
+            "kind": "person",
+            "first_name": name,
+            "last_name": "Hansen",
+            "reservation": reservation,
+            "valid_from": "2025-01-01",
+        }
+
+    write_jsonl(
+        tmp_path / "a",
+        "ice_full_20261122T020000.jsonl",
+        [row(f"4123456{i}", "N") for i in range(8)],
+    )
+    ingest([tmp_path / "a"], lenient)
+    trailing_comma = json.dumps(row("41234560", "Hemmelig", "reserved"))[:-1] + ",}"
+    rows: list[dict[str, object] | str] = [
+        trailing_comma,
+        row("41234561", "Skjult", "Reserved"),
+        row("41234562", "Gjemt", " RESERVED "),
+        *(row(f"4123456{i}", "N") for i in range(3, 8)),
+    ]
+    write_jsonl(tmp_path / "b", "ice_full_20261123T020000.jsonl", rows)
+    (file_report,) = ingest([tmp_path / "b"], lenient).files
+    assert [(r.line, r.reason) for r in file_report.rejects] == [
+        (1, "bad_json"),
+        (2, "bad_code.reservation"),
+        (3, "bad_code.reservation"),
+    ]
+    snapshot = served(lenient)
+    for number in ("41234560", "41234561", "41234562"):
+        assert snapshot.find(number) is None, number
+    raws = " ".join(str(r[3]) for r in stored_rejects(lenient))
+    assert not {"Hemmelig", "Skjult", "Gjemt"} & set(raws.replace('"', " ").split())
+
+
+# 3. One bad file never stops the run.
+
+
+def test_a_cr_only_file_is_read_and_the_folder_still_published(
+    tmp_path: Path, settings: Settings
+) -> None:
+    folder = tmp_path / "in"
+    write_csv(folder, "ice_full_20261122T020000.csv", [person("41234567", first="Ice")])
+    mac = ("\r".join([HEADER, person("22202400", first="Mac"), person("22202401")]) + "\r").encode()
+    (folder / "telenor_full_20261122T020000.csv").write_bytes(mac)
+    write_csv(folder, "telia_full_20261122T020000.csv", [person("22202500", first="Telia")])
+    report = ingest([folder], settings)
+    assert [f.batch.status for f in report.files] == ["applied"] * 3
+    assert report.files[1].batch.rows_total == 2
+    snapshot = served(settings)
+    mac_listing = snapshot.find("22202400")
+    assert mac_listing is not None and mac_listing.first_name == "Mac"
+    assert snapshot.find("41234567") is not None and snapshot.find("22202500") is not None
+
+
+def test_an_unexpected_failure_rejects_that_file_only(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "in"
+    write_csv(folder, "ice_full_20261122T020000.csv", [person("41234567")])
+    write_csv(folder, "telenor_full_20261122T020000.csv", [person("22202400", first="Boom")])
+    write_csv(folder, "telia_full_20261122T020000.csv", [person("22202500")])
+
+    def read_rows(text: str, file_format: FileFormat) -> Iterator[RawRow]:
+        if "Boom" in text:
+            raise ValueError("a case nobody foresaw")
+        return readers.read_rows(text, file_format)
+
+    monkeypatch.setattr(pipeline, "read_rows", read_rows)
+    report = ingest([folder], settings)
+    assert [(f.batch.status, f.batch.reason) for f in report.files] == [
+        ("applied", None),
+        ("rejected", "unreadable"),
+        ("applied", None),
+    ]
+    assert "ValueError: a case nobody foresaw" in (report.files[1].batch.detail or "")
+    assert report.published is not None and report.published.listings == 2
+    assert batches(settings)[1][:3] == (
+        "telenor_full_20261122T020000.csv",
+        "rejected",
+        "unreadable",
+    )
+    monkeypatch.undo()
+    # Once the cause is gone, the same file goes in.
+    assert ingest([folder], settings).files[1].batch.status == "applied"
+
+
+def test_watch_keeps_running_past_a_cr_only_file(tmp_path: Path) -> None:
+    inbox, data_dir = tmp_path / "inbox", tmp_path / "var"
+    inbox.mkdir()
+    settings = make_settings(data_dir)
+    env = {**os.environ, "LOOKUP_DATA_DIR": str(data_dir)}
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "lookup.cli", "ingest", "--watch", str(inbox), "--interval", "0.1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        mac = ("\r".join([HEADER, person("22202400")]) + "\r").encode()
+        (inbox / "telenor_full_20261122T020000.csv").write_bytes(mac)
+        write_csv(inbox, "telia_full_20261122T020000.csv", [person("22202500")])
+
+        def published(number: str) -> bool:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and watcher.poll() is None:
+                if read_pointer(settings.snapshots_path) and served(settings).find(number):
+                    return True
+                time.sleep(0.05)
+            return False
+
+        assert published("22202400") and published("22202500")
+        write_csv(inbox, "ice_full_20261122T030000.csv", [person("41234567")])
+        assert published("41234567"), "the watcher stopped"
+        assert watcher.poll() is None
+    finally:
+        watcher.terminate()
+        _, stderr = watcher.communicate(timeout=10)
+    assert b"Traceback" not in stderr
+
+
+# 4. Timestamps in the future.
+
+
+def test_a_valid_from_in_the_future_is_rejected_and_cannot_outrank_a_port(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    folder = tmp_path / "in"
+    typo = [person("22202400", first="Typo", gyldig_fra="2206-01-01"), person("22202401")]
+    write_csv(folder, "telenor_full_20261122T020000.csv", typo)
+    write_csv(
+        folder,
+        "telia_full_20261123T020000.csv",
+        [person("22202400", reservert="J", gyldig_fra="2026-11-20")],
+    )
+    report = ingest([folder], lenient)
+    (reject,) = report.files[0].rejects  # telenor's
+    assert (reject.line, reject.reason) == (2, "bad_date.valid_from")
+    assert "later than the file itself" in reject.detail
+    assert served(lenient).find("22202400") is None  # the port's reservation wins
+    # Midnight of the coming day is still fine: changes take effect then.
+    write_csv(
+        tmp_path / "b",
+        "telenor_delta_20261124T230000.csv",
+        [person("22202401", first="Tomorrow", gyldig_fra="2026-11-25") + ";U"],
+        header=DELTA_HEADER,
+    )
+    (file_report,) = ingest([tmp_path / "b"], lenient).files
+    assert file_report.rejects == []
+
+
+def test_a_file_stamped_in_the_future_is_a_bad_file_name_not_a_block(
+    tmp_path: Path, settings: Settings
+) -> None:
+    write_csv(tmp_path / "a", "telenor_full_20961130T020000.csv", [person("22202400", first="X")])
+    (file_report,) = ingest([tmp_path / "a"], settings).files
+    assert (file_report.batch.status, file_report.batch.reason) == ("rejected", "bad_file_name")
+    assert "in the future" in (file_report.batch.detail or "")
+    write_csv(tmp_path / "b", "telenor_full_20261130T020000.csv", [person("22202400", first="Y")])
+    (file_report,) = ingest([tmp_path / "b"], settings).files
+    assert file_report.batch.status == "applied"
+    listing = served(settings).find("22202400")
+    assert listing is not None and listing.first_name == "Y"
+
+
+# 5. A held file hides addresses at once.
+
+
+def test_a_held_file_applies_its_address_hidden_rows_and_adds_nothing(
+    tmp_path: Path, settings: Settings
+) -> None:
+    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", filler(20))
+    ingest([tmp_path / "a"], settings)
+    rows = [
+        person("40000001", first="Renamed", adresse="Ny gate 9", reservert="A"),
+        person("41999999", first="Newcomer", reservert="A"),
+        *filler(10)[2:],
+    ]
+    write_csv(tmp_path / "b", "telenor_full_20261123T020000.csv", rows)
+    report = ingest([tmp_path / "b"], settings)
+    assert (report.files[0].batch.status, report.files[0].batch.reason) == (
+        "held",
+        "shrinks_too_much",
+    )
+    assert "hidden address(es) were applied" in (report.files[0].batch.detail or "")
+    assert report.published is not None
+    snapshot = served(settings)
+    hidden = snapshot.find("40000001")
+    assert hidden is not None
+    assert (hidden.street, hidden.postcode, hidden.city) == ("", "", "")
+    assert hidden.first_name == "Navn1"  # nothing else of the held file applied
+    assert snapshot.find("41999999") is None
+    other = snapshot.find("40000002")
+    assert other is not None and other.street == "Storgata 1"
+    assert len(snapshot) == 20
+
+
+# 6. Mixed encodings.
+
+
+def test_one_latin1_line_in_a_utf8_file_garbles_no_name(tmp_path: Path, settings: Settings) -> None:
+    utf8 = [person(str(22202400 + i), first="Bjørn", last="Sæther").encode() for i in range(5)]
+    latin1 = person("22202499", first="Åse", last="Løken").encode("iso-8859-1")
+    data = b"\n".join([HEADER.encode(), *utf8, latin1]) + b"\n"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "telenor_full_20261122T020000.csv").write_bytes(data)
+    (file_report,) = ingest([folder], settings).files
+    assert file_report.batch.status == "applied"
+    snapshot = served(settings)
+    for i in range(5):
+        listing = snapshot.find(str(22202400 + i))
+        assert listing is not None and (listing.first_name, listing.last_name) == (
+            "Bjørn",
+            "Sæther",
+        )
+    ase = snapshot.find("22202499")
+    assert ase is not None and (ase.first_name, ase.last_name) == ("Åse", "Løken")
+
+
+# 7. Empty deltas and actions in full files.
+
+
+def test_an_empty_delta_is_a_counted_no_op(
+    tmp_path: Path,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", filler(5))
+    ingest([tmp_path / "a"], settings)
+    folder = tmp_path / "b"
+    write_csv(folder, "telenor_delta_20261123T020000.csv", [], header=DELTA_HEADER)
+    folder.joinpath("ice_delta_20261123T020000.jsonl").write_bytes(b"")
+    monkeypatch.setenv("LOOKUP_DATA_DIR", str(settings.data_path))
+    assert main(["ingest", str(folder)]) == 0
+    out = capsys.readouterr()
+    assert out.err == ""
+    assert "rows 0, accepted 0, rejected 0" in out.out
+    assert [(b[1], b[3]) for b in batches(settings)[1:]] == [
+        ("applied", "no data rows: nothing to change"),
+        ("applied", "no data rows: nothing to change"),
+    ]
+    assert len(served(settings)) == 5
+
+
+def test_a_delete_in_a_full_file_is_rejected_and_the_number_kept(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", filler(5))
+    ingest([tmp_path / "a"], lenient)
+    rows = [
+        person("40000000") + ";D",
+        *(row + ";U" for row in filler(5)[1:]),
+        person("40000009") + ";",
+    ]
+    write_csv(tmp_path / "b", "telenor_full_20261123T020000.csv", rows, header=DELTA_HEADER)
+    (file_report,) = ingest([tmp_path / "b"], lenient).files
+    assert [(r.line, r.reason) for r in file_report.rejects] == [(2, "bad_code.action")]
+    snapshot = served(lenient)
+    assert snapshot.find("40000000") is not None
+    assert snapshot.find("40000009") is not None  # an empty action in a full file is fine
