@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from lookup.config import ConfigError, Settings, load_settings
 from lookup.errors import LookupServiceError
@@ -23,8 +24,16 @@ class UsageError(Exception):
     """A command line that cannot be carried out as given."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr, as every other failure is."""
+
+    def error(self, message: str) -> NoReturn:
+        """Exit 2 with `lookup <command>: <message>` (`--help` shows the usage)."""
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lookup", description="Norwegian number lookup: ingest, serve, keys, fixtures."
     )
     commands = parser.add_subparsers(dest="command", required=True)
@@ -191,6 +200,14 @@ def _watch(folder: Path, interval: float, settings: Settings, *, force: bool) ->
                 report = ingest(sorted(settled), settings, force=force)
             except WarehouseBusy as exc:
                 print(f"lookup: {exc}; retrying in {interval:g}s", file=sys.stderr, flush=True)
+            except Exception as exc:  # a watcher outlives one bad round (full disk, I/O error)
+                log.debug("ingest round failed", exc_info=exc)
+                print(
+                    f"lookup: ingest failed ({type(exc).__name__}: {exc}); "
+                    f"retrying in {interval:g}s",
+                    file=sys.stderr,
+                    flush=True,
+                )
             else:
                 print(render_report(report), flush=True)
                 done.update({path: scan[path] for path in settled})

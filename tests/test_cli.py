@@ -151,3 +151,38 @@ def test_every_bad_setting_is_named_in_one_line(tmp_path: Path) -> None:
         result = lookup("serve", data_dir=tmp_path, **{variable: value})
         assert result.returncode == 2, (variable, result.stderr)
         assert result.stderr.startswith(f"lookup: {variable}") and result.stderr.count("\n") == 1
+
+
+def test_usage_errors_are_one_line(tmp_path: Path) -> None:
+    for args in (("ingest", "--bogus"), ("keys", "plan"), ()):
+        result = lookup(*args, data_dir=tmp_path)
+        assert result.returncode == 2, args
+        assert result.stderr.count("\n") == 1 and "--help" in result.stderr, result.stderr
+
+
+def test_the_watcher_outlives_a_failing_round(tmp_path: Path) -> None:
+    inbox, data_dir = tmp_path / "inbox", tmp_path / "var"
+    inbox.mkdir()
+    # A folder where the warehouse file should be: every round fails until it is removed.
+    blocker = data_dir / "warehouse.duckdb"
+    blocker.mkdir(parents=True)
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "lookup.cli", "ingest", "--watch", str(inbox), "--interval", "0.1"],
+        env={**os.environ, "LOOKUP_DATA_DIR": str(data_dir)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        write_csv(inbox, "telenor_full_20261122T020000.csv", [person("22202400")])
+        time.sleep(1.5)
+        assert watcher.poll() is None, watcher.communicate()
+        blocker.rmdir()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (data_dir / "snapshots" / "CURRENT").exists():
+            time.sleep(0.05)
+        assert (data_dir / "snapshots" / "CURRENT").exists(), "the file was not retried"
+    finally:
+        watcher.terminate()
+        _, stderr = watcher.communicate(timeout=10)
+    assert "ingest failed" in stderr and "retrying" in stderr and "Traceback" not in stderr
