@@ -85,6 +85,15 @@ def _parser() -> argparse.ArgumentParser:
         choices=("auto", "review"),
         help="auto: throttle/suspend as the policy says; review: findings only flag",
     )
+    retention = key_commands.add_parser(
+        "retention", help="how long the lookup log keeps an account's lookups"
+    )
+    retention.add_argument("--org", required=True)
+    retention.add_argument("--months", required=True, help="3 to 120, or 'default'")
+    end = key_commands.add_parser(
+        "end", help="end a customer relationship: revoke its keys; its lookup log goes later"
+    )
+    end.add_argument("--org", required=True)
     allow = key_commands.add_parser("allow", help="bind all keys of an account to networks")
     allow.add_argument("--org", required=True)
     allow.add_argument("--cidr", action="append", default=[], help="repeatable; none: unbind")
@@ -235,6 +244,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def _keys(args: argparse.Namespace, settings: Settings) -> int:
     from lookup.abuse.ratelimit import parse_plan  # noqa: PLC0415
+    from lookup.abuse.retention import AFTER_END  # noqa: PLC0415
     from lookup.keys import KeyStore, parse_networks, parse_roles  # noqa: PLC0415
 
     store = KeyStore(settings.keys_path)
@@ -260,6 +270,21 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
             case "policy":
                 store.set_enforcement(args.org, args.enforce)
                 print(f"{args.org}: abuse findings {args.enforce}")
+            case "retention":
+                months = None if args.months == "default" else _months(args.months)
+                store.set_retention(args.org, months)
+                kept = (
+                    f"{months} months"
+                    if months
+                    else f"default ({settings.log_retention_months} months)"
+                )
+                print(f"{args.org}: lookups kept {kept}")
+            case "end":
+                revoked = store.end(args.org)
+                print(
+                    f"{args.org}: ended, {revoked} key(s) revoked; its lookup log is deleted "
+                    f"{AFTER_END.days} days from now (not while a case is open on it)"
+                )
             case "allow":
                 networks = parse_networks(args.cidr)
                 store.set_allow(args.org, networks)
@@ -267,6 +292,15 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         store.close()
     return 0
+
+
+def _months(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise UsageError(
+            f"--months must be a whole number of months or 'default': {text!r}"
+        ) from None
 
 
 def _abuse(args: argparse.Namespace, settings: Settings) -> int:

@@ -62,6 +62,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Redis for several workers: the event stream and shared rate limits (empty: one process)."""
     event_flush_seconds: float = 0.1
     """How often queued lookup events are logged and run through the detectors."""
+    log_retention_months: int = 18
+    """How long the lookup log keeps an account's lookups by default (3-120; per account with
+    `lookup keys retention`)."""
     monitor_nice: int = 10
     """Scheduling niceness of the abuse monitor process (0-19): under full load the CPU goes
     to answering lookups first, and the monitor catches up in the quieter moments."""
@@ -98,6 +101,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 ) from None
         if self.throttle_factor < 1:
             raise ConfigError("LOOKUP_THROTTLE_FACTOR must be at least 1")
+        if not 3 <= self.log_retention_months <= 120:
+            raise ConfigError("LOOKUP_LOG_RETENTION_MONTHS must be 3 to 120 (the terms' bounds)")
         if not 0 <= self.monitor_nice <= 19:
             raise ConfigError("LOOKUP_MONITOR_NICE must be between 0 and 19")
         for name in ("snapshot_poll_seconds", "key_refresh_seconds", "event_flush_seconds"):

@@ -19,6 +19,7 @@ from typing import Final
 
 import msgspec
 
+from lookup.abuse.retention import check_months
 from lookup.errors import AddressNotAllowed, InvalidKey, KeyStoreError, MissingCredentials
 
 ROLES: Final = ("lookup", "search", "compliance", "admin")
@@ -32,7 +33,9 @@ CREATE TABLE IF NOT EXISTS accounts (
     plan TEXT,                                 -- rate limits, e.g. '20/second;600/minute'
     status_reason TEXT,
     allow TEXT NOT NULL DEFAULT '',            -- CIDRs every key of the account is bound to
-    enforcement TEXT NOT NULL DEFAULT 'auto'   -- auto | review (findings only flag)
+    enforcement TEXT NOT NULL DEFAULT 'auto',  -- auto | review (findings only flag)
+    retention_months INTEGER,                  -- lookup log retention; NULL: the default
+    ended_at TEXT                              -- when the customer relationship ended
 );
 CREATE TABLE IF NOT EXISTS keys (
     id TEXT PRIMARY KEY,
@@ -63,6 +66,10 @@ class Account(msgspec.Struct, frozen=True):
     """Networks every key of the account may be used from; empty means anywhere."""
     enforcement: str = "auto"
     """`auto`: findings throttle or suspend as the policy says; `review`: they only flag."""
+    retention_months: int | None = None
+    """How long the lookup log keeps its lookups; None: the service default."""
+    ended_at: datetime | None = None
+    """When the customer relationship ended (its keys were revoked then)."""
 
 
 class ApiKey(msgspec.Struct, frozen=True):
@@ -136,6 +143,8 @@ class KeyStore:
             ("status_reason", "TEXT"),
             ("allow", "TEXT NOT NULL DEFAULT ''"),
             ("enforcement", "TEXT NOT NULL DEFAULT 'auto'"),
+            ("retention_months", "INTEGER"),
+            ("ended_at", "TEXT"),
         ):
             if column not in have:
                 self._con.execute(f"ALTER TABLE accounts ADD COLUMN {column} {ddl}")
@@ -205,7 +214,8 @@ class KeyStore:
     def accounts(self) -> dict[str, Account]:
         """Every account by name."""
         rows = self._con.execute(
-            "SELECT name, status, plan, status_reason, allow, enforcement FROM accounts"
+            "SELECT name, status, plan, status_reason, allow, enforcement, retention_months, "
+            "ended_at FROM accounts"
         )
         return {
             name: Account(
@@ -215,8 +225,10 @@ class KeyStore:
                 reason,
                 parse_networks(allow.split(",")) if allow else (),
                 enforcement,
+                retention,
+                datetime.fromisoformat(ended) if ended else None,
             )
-            for name, status, plan, reason, allow, enforcement in rows
+            for name, status, plan, reason, allow, enforcement, retention, ended in rows
         }
 
     def set_enforcement(self, account: str, enforcement: str) -> None:
@@ -265,6 +277,38 @@ class KeyStore:
         if cursor.rowcount == 0:
             raise KeyStoreError(f"no account named {account!r}")
 
+    def set_retention(self, account: str, months: int | None) -> None:
+        """How long the lookup log keeps an account's lookups (None: the service default)."""
+        if months is not None:
+            check_months(months)
+        with self._con:
+            cursor = self._con.execute(
+                "UPDATE accounts SET retention_months = ? WHERE name = ?", (months, account)
+            )
+        self._wrote()
+        if cursor.rowcount == 0:
+            raise KeyStoreError(f"no account named {account!r}")
+
+    def end(self, account: str) -> int:
+        """End the customer relationship: every key revoked at once, and the lookup log
+        deletes the account's lookups `AFTER_END` later (not while a case is open).
+        Returns how many keys were revoked."""
+        now = datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+        with self._con:
+            cursor = self._con.execute(
+                "UPDATE accounts SET ended_at = coalesce(ended_at, ?) WHERE name = ?",
+                (now, account),
+            )
+            if cursor.rowcount == 0:
+                raise KeyStoreError(f"no account named {account!r}")
+            revoked = self._con.execute(
+                "UPDATE keys SET revoked_at = ? WHERE revoked_at IS NULL AND account_id = "
+                "(SELECT id FROM accounts WHERE name = ?)",
+                (now, account),
+            ).rowcount
+        self._wrote()
+        return int(revoked)
+
     def _wrote(self) -> None:
         # Counted after the commit: a reader that sees the new count then reads the new rows.
         self._writes += 1
@@ -301,6 +345,11 @@ class KeyRing:
     def account(self, name: str) -> Account:
         """An account's standing as last loaded."""
         return self._accounts.get(name) or Account(name)
+
+    def accounts(self) -> list[Account]:
+        """Every account's standing, reloaded first if the store changed."""
+        self.refresh()
+        return list(self._accounts.values())
 
     def has(self, name: str) -> bool:
         """Whether the key store has the account (reloading it first if it changed)."""

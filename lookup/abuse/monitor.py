@@ -17,6 +17,7 @@ from operator import attrgetter
 from lookup.abuse.detectors import Engine, Finding
 from lookup.abuse.events import EventBuffer, LookupEvent
 from lookup.abuse.policy import Action
+from lookup.abuse.retention import AccountTerms, plan_sweep
 from lookup.abuse.store import ComplianceStore
 from lookup.errors import KeyStoreError
 from lookup.keys import KeyRing, Network
@@ -144,6 +145,14 @@ class AbuseMonitor:
             replayed = self.store.replay(since, observe_quietly)
             self.resume()
             return replayed
+
+    def sweep(self, now: datetime, default_months: int) -> int:
+        """Delete the lookups the retention terms say are due; how many went."""
+        terms = [
+            AccountTerms(account.name, account.retention_months, account.ended_at)
+            for account in self.key_ring.accounts()
+        ]
+        return self.store.prune(plan_sweep(now, default_months, terms))
 
     def forget(self, account: str) -> None:
         """Reset the detectors' evidence on an account after compliance cleared it."""

@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from lookup.abuse.detectors import Finding
 from lookup.abuse.events import LookupEvent, utc_now
+from lookup.abuse.retention import Sweep
 from lookup.errors import LookupServiceError
 
 _SCHEMA: Final = """
@@ -244,6 +245,32 @@ class ComplianceStore:
             ],
         ).fetchall()
         return case_id
+
+    def prune(self, sweep: Sweep) -> int:
+        """Delete the lookups a retention sweep says are due, but none of an account with an
+        open case (legal hold); returns how many went."""
+        # The hold is read in the same transaction as the deletes: a case opened meanwhile
+        # by the monitor's other thread cannot lose its evidence to a stale list.
+        unheld = "account NOT IN (SELECT account FROM cases WHERE status = 'open')"
+        deleted = 0
+        with self._lock:
+            self._con.execute("BEGIN TRANSACTION").fetchall()
+            try:
+                deleted += self._con.execute(
+                    f"DELETE FROM lookup_log WHERE ts < ? AND {unheld} "
+                    "AND NOT list_contains(?::VARCHAR[], account)",
+                    [sweep.default_cutoff, sorted(sweep.cutoffs)],
+                ).fetchall()[0][0]
+                for account, cutoff in sorted(sweep.cutoffs.items()):
+                    deleted += self._con.execute(
+                        f"DELETE FROM lookup_log WHERE account = ? AND ts < ? AND {unheld}",
+                        [account, cutoff],
+                    ).fetchall()[0][0]
+                self._con.execute("COMMIT").fetchall()
+            except BaseException:
+                self._con.execute("ROLLBACK").fetchall()
+                raise
+        return int(deleted)
 
     def fresh_starts(self) -> dict[str, datetime]:
         """Per account, when compliance last cleared or reinstated it."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import multiprocessing
 import os
 import signal
@@ -18,18 +19,22 @@ import subprocess
 import sys
 import time
 from multiprocessing.connection import Connection
+from typing import Final
 
 import redis
 import uvicorn
 from litestar import Litestar
 
 from lookup.abuse.events import LookupEvent, utc_now
+from lookup.abuse.monitor import AbuseMonitor
 from lookup.abuse.stream import EventSource, PipeSource, RedisSource, pipe_sender, stream_key
 from lookup.api.app import create_app, create_internal_app
 from lookup.api.services import Services
 from lookup.config import Settings
 
 log = logging.getLogger(__name__)
+RETENTION_SWEEP_SECONDS: Final = 3600.0
+"""How often the monitor deletes lookups past their retention (and once at start)."""
 
 
 def _server(
@@ -72,7 +77,11 @@ async def serve_monitor(settings: Settings, source: EventSource) -> None:
         replayed,
         time.perf_counter() - started,
     )
+    swept = -math.inf
     while True:
+        if time.monotonic() - swept >= RETENTION_SWEEP_SECONDS:
+            swept = time.monotonic()
+            await _sweep(monitor, settings)
         try:
             batch = await asyncio.to_thread(source.read, 0.5)
             if batch is None:  # the server closed the pipe: it has stopped
@@ -88,6 +97,17 @@ async def serve_monitor(settings: Settings, source: EventSource) -> None:
             break  # a consumer stops with its API; a child waits for its server's last events
     internal.should_exit = True
     await serving
+
+
+async def _sweep(monitor: AbuseMonitor, settings: Settings) -> None:
+    """Delete the lookups past their retention (a failure waits for the next sweep)."""
+    try:
+        deleted = await asyncio.to_thread(monitor.sweep, utc_now(), settings.log_retention_months)
+    except Exception:  # the log must not stop the detectors; the next sweep tries again
+        log.exception("the lookup log's retention sweep failed")
+    else:
+        if deleted:
+            log.info("lookup log: %d lookups past their retention deleted", deleted)
 
 
 def _monitor_process(settings: Settings, connection: Connection) -> None:

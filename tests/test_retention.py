@@ -1,0 +1,158 @@
+"""The lookup log's retention: 18 months by default, 3-120 per account, gone after an
+account ends, never while a case is open on it (legal hold)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from lookup.abuse.detectors import Finding
+from lookup.abuse.events import EventBuffer, LookupEvent, utc_now
+from lookup.abuse.monitor import AbuseMonitor
+from lookup.abuse.retention import (
+    AFTER_END,
+    AccountTerms,
+    RetentionError,
+    check_months,
+    months_before,
+    plan_sweep,
+)
+from lookup.abuse.store import ComplianceStore
+from lookup.keys import KeyRing, KeyStore
+from tests.test_cli import lookup
+
+
+@pytest.mark.parametrize(
+    ("moment", "months", "expected"),
+    [
+        (datetime(2026, 3, 31, 12, 5), 1, datetime(2026, 2, 28, 12, 5)),
+        (datetime(2024, 3, 31), 1, datetime(2024, 2, 29)),
+        (datetime(2026, 1, 15), 1, datetime(2025, 12, 15)),
+        (datetime(2026, 12, 1), 18, datetime(2025, 6, 1)),
+        (datetime(2026, 12, 1), 120, datetime(2016, 12, 1)),
+    ],
+)
+def test_months_are_calendar_months(moment: datetime, months: int, expected: datetime) -> None:
+    assert months_before(moment, months) == expected
+
+
+def test_only_the_terms_bounds_are_accepted() -> None:
+    assert check_months(3) == 3 and check_months(120) == 120
+    for months in (0, 2, 121, -18):
+        with pytest.raises(RetentionError, match="3 to 120"):
+            check_months(months)
+
+
+def test_a_sweep_gives_each_account_its_cutoff() -> None:
+    now = datetime(2026, 12, 1, 3, 0)
+    sweep = plan_sweep(
+        now,
+        18,
+        [
+            AccountTerms("plain"),
+            AccountTerms("short", months=3),
+            AccountTerms("gone", ended_at=now - AFTER_END),
+            AccountTerms("just-gone", months=24, ended_at=now - AFTER_END + timedelta(hours=1)),
+        ],
+    )
+    assert sweep.default_cutoff == datetime(2025, 6, 1, 3, 0)
+    assert sweep.cutoffs == {
+        "short": datetime(2026, 9, 1, 3, 0),
+        "gone": now,  # everything it ever looked up
+        "just-gone": datetime(2024, 12, 1, 3, 0),  # its own terms until AFTER_END has passed
+    }
+
+
+def _event(account: str, ts: datetime) -> LookupEvent:
+    return LookupEvent(
+        ts=ts, account=account, key="k", ip="10.0.0.1", number="+4722202400", outcome="hit"
+    )
+
+
+def _kept(store: ComplianceStore) -> dict[str, int]:
+    rows = store._rows("SELECT account, count(*) FROM lookup_log GROUP BY account")
+    return dict(rows)
+
+
+def test_the_monitor_sweeps_the_lookup_log_by_each_accounts_terms(tmp_path: Path) -> None:
+    now = utc_now()
+    keys = KeyStore(tmp_path / "keys.sqlite")
+    for name in ("plain", "short", "gone", "gone-held", "held", "recent-end"):
+        keys.create(name, frozenset({"lookup"}))
+    keys.set_retention("short", 3)
+    for name in ("gone", "gone-held", "recent-end"):
+        assert keys.end(name) == 1
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    months = {m: months_before(now, m) for m in (2, 4, 17, 19, 30)}
+    store.log(
+        [
+            _event("plain", months[19]),
+            _event("plain", months[17]),
+            _event("short", months[4]),
+            _event("short", months[2]),
+            _event("gone", months[2]),
+            _event("gone-held", months[2]),
+            _event("held", months[30]),
+            _event("recent-end", months[2]),
+        ]
+    )
+    # Open cases put two accounts under legal hold.
+    for account in ("held", "gone-held"):
+        store.record(
+            Finding(
+                account=account,
+                kind="sequential_run",
+                action="flag",
+                ts=months[2],
+                events_seen=1,
+                evidence={},
+            )
+        )
+    monitor = AbuseMonitor(EventBuffer(), store, KeyRing(keys))
+    # Today the ended accounts are within AFTER_END: their lookups stay.
+    assert monitor.sweep(now, 18) == 2
+    assert _kept(store) == {
+        "plain": 1,
+        "short": 1,
+        "gone": 1,
+        "gone-held": 1,
+        "held": 1,
+        "recent-end": 1,
+    }
+    # Once AFTER_END has passed, an ended account's log goes whole, unless it is held (and
+    # two months on, the others' newer lookups are past their terms too).
+    later = now + AFTER_END + timedelta(minutes=1)
+    assert monitor.sweep(later, 18) == 4
+    assert _kept(store) == {"gone-held": 1, "held": 1}
+    # A closed case lifts the hold.
+    [held] = [c for c in store.cases(status="open") if c["account"] == "held"]
+    store.decide(held["id"], "clear", "officer", "a customer's own list")
+    assert monitor.sweep(later, 18) == 1
+    assert _kept(store) == {"gone-held": 1}
+    store.close()
+    keys.close()
+
+
+def test_retention_and_end_from_the_command_line(tmp_path: Path) -> None:
+    assert (
+        lookup("keys", "create", "--org", "acme", "--roles", "lookup", data_dir=tmp_path).returncode
+        == 0
+    )
+    ok = lookup("keys", "retention", "--org", "acme", "--months", "24", data_dir=tmp_path)
+    assert ok.returncode == 0 and "24 months" in ok.stdout
+    for months in ("2", "121", "lots"):
+        bad = lookup("keys", "retention", "--org", "acme", "--months", months, data_dir=tmp_path)
+        assert bad.returncode != 0 and bad.stderr.count("\n") == 1, bad.stderr
+    ended = lookup("keys", "end", "--org", "acme", data_dir=tmp_path)
+    assert ended.returncode == 0 and "1 key(s) revoked" in ended.stdout
+    keys = KeyStore(tmp_path / "keys.sqlite3")
+    assert keys.active() == {}
+    [account] = keys.accounts().values()
+    assert account.retention_months == 24 and account.ended_at is not None
+    keys.close()
+    nobody = lookup("keys", "end", "--org", "nobody", data_dir=tmp_path)
+    assert nobody.returncode == 1 and "nobody" in nobody.stderr
+    bad_default = lookup("serve", data_dir=tmp_path, LOOKUP_LOG_RETENTION_MONTHS="2")
+    assert bad_default.returncode == 2 and "LOOKUP_LOG_RETENTION_MONTHS" in bad_default.stderr
