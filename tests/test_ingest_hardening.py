@@ -206,10 +206,10 @@ def test_an_unexpected_failure_rejects_that_file_only(
     write_csv(folder, "telenor_full_20261122T020000.csv", [person("22202400", first="Boom")])
     write_csv(folder, "telia_full_20261122T020000.csv", [person("22202500")])
 
-    def read_rows(text: str, file_format: FileFormat) -> Iterator[RawRow]:
+    def read_rows(text: str, file_format: FileFormat, *, delta: bool = False) -> Iterator[RawRow]:
         if "Boom" in text:
             raise ValueError("a case nobody foresaw")
-        return readers.read_rows(text, file_format)
+        return readers.read_rows(text, file_format, delta=delta)
 
     monkeypatch.setattr(pipeline, "read_rows", read_rows)
     report = ingest([folder], settings)
@@ -405,3 +405,16 @@ def test_a_delete_in_a_full_file_is_rejected_and_the_number_kept(
     snapshot = served(lenient)
     assert snapshot.find("40000000") is not None
     assert snapshot.find("40000009") is not None  # an empty action in a full file is fine
+
+
+def test_a_delta_without_an_action_column_is_refused_at_its_header(
+    tmp_path: Path, settings: Settings
+) -> None:
+    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", filler(5))
+    ingest([tmp_path / "a"], settings)
+    # Each row would otherwise be rejected alone, for the same missing column.
+    write_csv(tmp_path / "b", "telenor_delta_20261123T020000.csv", filler(3))
+    [file] = ingest([tmp_path / "b"], settings).files
+    assert (file.batch.status, file.batch.reason) == ("rejected", "bad_header")
+    assert "action" in (file.batch.detail or "") and file.rejects == []
+    assert len(served(settings)) == 5

@@ -259,11 +259,13 @@ def _validate(data: bytes, name: OperatorFileName) -> tuple[list[Record], list[R
     validator = RowValidator(name.format, name.kind, name.produced_at)
     records: list[Record] = []
     rejects: list[Rejected] = []
-    for row in read_rows(decode(data, gzipped=name.gzip), name.format):
+    text = decode(data, gzipped=name.gzip)
+    for row in read_rows(text, name.format, delta=name.kind is FileKind.DELTA):
         try:
             outcome = validator.validate(row)
         except Exception as exc:  # a row must never stop the file, let alone the run
-            log.exception("unexpected failure validating line %d", row.line)
+            # Debug only: the reject keeps the reason, and stderr stays free of tracebacks.
+            log.debug("unexpected failure validating line %d", row.line, exc_info=exc)
             outcome = Rejected(row.line, row.raw, "unreadable_row", f"cannot be read: {exc}")
         if isinstance(outcome, Record):
             records.append(outcome)

@@ -89,13 +89,13 @@ def _decode_line(line: bytes) -> str:
 _LINE_BREAK: Final = re.compile(r"\r\n|\r|\n")
 
 
-def read_rows(text: str, file_format: FileFormat) -> Iterator[RawRow]:
-    """Rows of a decoded file in the given format."""
+def read_rows(text: str, file_format: FileFormat, *, delta: bool = False) -> Iterator[RawRow]:
+    """Rows of a decoded file in the given format (a delta's CSV header must name `action`)."""
     # Not str.splitlines(): it also breaks at U+0085 and U+2028, which occur in names.
     # A lone CR ends a line too: old Mac exports use nothing else.
     lines = _LINE_BREAK.split(text)
     if file_format is FileFormat.CSV:
-        return _read_csv(lines)
+        return _read_csv(lines, ("action",) if delta else ())
     return _read_jsonl(lines)
 
 
@@ -116,7 +116,7 @@ class _LineFeed:
         return self.lines[self.taken - 1] + "\n"
 
 
-def _read_csv(lines: list[str]) -> Iterator[RawRow]:
+def _read_csv(lines: list[str], also_required: tuple[str, ...] = ()) -> Iterator[RawRow]:
     if not lines or not lines[0].strip():
         raise FileRejected(RejectReason.BAD_HEADER, "the file is empty: no header row")
     try:
@@ -124,7 +124,7 @@ def _read_csv(lines: list[str]) -> Iterator[RawRow]:
     except csv.Error as exc:
         raise FileRejected(RejectReason.BAD_HEADER, f"cannot split the header row: {exc}") from None
     columns = [column.strip().lower() for column in header]
-    _check_header(columns)
+    _check_header(columns, also_required)
     fields_of = [CSV_COLUMNS.get(column) for column in columns]
     feed = _LineFeed(lines, start=1)
     reader = csv.reader(feed, delimiter=";", strict=True)
@@ -200,13 +200,15 @@ def _unsplit(line: int, raw: str, columns: list[str], detail: str) -> RawRow:
     return RawRow(line, raw, {}, "bad_row", detail, salvaged)
 
 
-def _check_header(columns: list[str]) -> None:
+def _check_header(columns: list[str], also_required: tuple[str, ...] = ()) -> None:
     seen: set[str] = set()
     for column in columns:
         if column in seen and column in CSV_COLUMNS:
             raise FileRejected(RejectReason.BAD_HEADER, f"column {column!r} appears twice")
         seen.add(column)
-    missing = [COLUMN_OF[field] for field in REQUIRED_FIELDS if COLUMN_OF[field] not in seen]
+    # A delta without `action` would reject every row one by one for the same reason.
+    required = (*REQUIRED_FIELDS, *also_required)
+    missing = [COLUMN_OF[field] for field in required if COLUMN_OF[field] not in seen]
     if missing:
         raise FileRejected(
             RejectReason.BAD_HEADER,
