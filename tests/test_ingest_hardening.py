@@ -418,3 +418,62 @@ def test_a_delta_without_an_action_column_is_refused_at_its_header(
     assert (file.batch.status, file.batch.reason) == ("rejected", "bad_header")
     assert "action" in (file.batch.detail or "") and file.rejects == []
     assert len(served(settings)) == 5
+
+
+def test_a_broken_address_hidden_row_still_takes_the_address_away(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", filler(10))
+    ingest([tmp_path / "a"], lenient)
+    rows = [
+        person("40000001", reservert="A", postnr="150") + ";U",  # the lost leading zero
+        person("40000002", reservert="A", gyldig_fra="yesterday") + ";U",
+        person("40000003", reservert="A", fodselsdato="1980-13-45") + ";U",
+        person("40000004", reservert="A") + ";U;one field too many",
+    ]
+    write_csv(tmp_path / "b", "telenor_delta_20261123T020000.csv", rows, header=DELTA_HEADER)
+    (file_report,) = ingest([tmp_path / "b"], lenient).files
+    assert len(file_report.rejects) == 4
+    snapshot = served(lenient)
+    for index in range(1, 5):
+        listing = snapshot.find(f"4000000{index}")
+        assert listing is not None, index
+        # The address is gone; the rest of the previous record stays, nothing of the row.
+        assert (listing.street, listing.postcode, listing.city) == ("", "", ""), index
+        assert listing.first_name == f"Navn{index}"
+    untouched = snapshot.find("40000005")
+    assert untouched is not None and untouched.street == "Storgata 1"
+
+
+def test_a_broken_address_hidden_jsonl_row_takes_the_address_away_even_when_held(
+    tmp_path: Path, settings: Settings
+) -> None:
+    def row(number: str, reservation: str = "listed") -> dict[str, object]:
+        return {
+            "number": number,
+            "kind": "person",
+            "first_name": "Kari",
+            "last_name": "Hansen",
+            "street": "Storgata 1",
+            "postcode": "0150",
+            "city": "Oslo",
+            "reservation": reservation,
+            "valid_from": "2025-01-01",
+        }
+
+    write_jsonl(
+        tmp_path / "a", "ice_full_20261122T020000.jsonl", [row(f"4123456{i}") for i in range(10)]
+    )
+    ingest([tmp_path / "a"], settings)
+    # Shrinks by half: held back, but the address-hidden wish still holds.
+    rows: list[dict[str, object] | str] = [
+        row("41234560", "Address_hidden"),
+        *(row(f"4123456{i}") for i in range(1, 5)),
+    ]
+    write_jsonl(tmp_path / "b", "ice_full_20261123T020000.jsonl", rows)
+    (file_report,) = ingest([tmp_path / "b"], settings).files
+    assert file_report.batch.status == "held"
+    snapshot = served(settings)
+    hidden = snapshot.find("41234560")
+    assert hidden is not None and hidden.street == "" and hidden.city == ""
+    assert len(snapshot) == 10

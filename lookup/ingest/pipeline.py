@@ -220,17 +220,25 @@ def _write(
 ) -> None:
     """Record the batch and its rejects, and apply what it may apply, in one transaction."""
     unique, rejects = outcome
+    # Privacy wins over form: a broken row that hides its address takes the address of
+    # the record it leaves in place (or of the one a held file leaves).
+    broken_hidden = sorted({r.number for r in rejects if r.hide_address and r.number})
     with warehouse.transaction():
         if hold is None:
             warehouse.add_batch(batch, rejects)
             warehouse.apply(batch, name.kind, unique, keep)
+            if broken_hidden:
+                warehouse.hide_addresses(batch, broken_hidden)
             return
         batch.status, batch.reason, batch.detail = "held", hold.reason, hold.detail
         # Reservations and hidden addresses are honoured at once, even from a file
         # held back: they only ever take data away, never add or change a listing.
         upserts = [r for r in unique if r.action is Action.UPSERT]
         reservations = [r for r in upserts if r.reservation is Reservation.RESERVED]
-        hidden = [r.number for r in upserts if r.reservation is Reservation.ADDRESS_HIDDEN]
+        hidden = sorted(
+            {r.number for r in upserts if r.reservation is Reservation.ADDRESS_HIDDEN}
+            | set(broken_hidden)
+        )
         if reservations:
             batch.detail += f"; its {len(reservations)} reservation(s) were applied"
         if hidden:

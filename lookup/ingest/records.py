@@ -27,6 +27,7 @@ A change effective from the coming midnight is normal; a date further ahead is a
 typo, and since the newest `valid_from` wins it would outrank every real update.
 """
 _RESERVED_MARKERS: Final = frozenset({"j", "reserved"})
+_ADDRESS_HIDDEN_MARKERS: Final = frozenset({"a", "address_hidden"})
 
 
 class Kind(StrEnum):
@@ -95,6 +96,9 @@ class Rejected(msgspec.Struct, frozen=True):
     number: str | None = None
     """The row's number, when it at least parsed."""
     record: Record | None = None
+    hide_address: bool = False
+    """The row, broken elsewhere, hides its number's address: the address must go even so
+    (the number's previous record stays, without it)."""
 
 
 class _RowError(Exception):
@@ -145,6 +149,7 @@ class RowValidator:
                 exc.detail,
                 number,
                 self._reservation_only(row.fields, number),
+                _hides_address(row.fields.get("reservation")),
             )
 
     def _unsplit(self, row: RawRow) -> Rejected:
@@ -182,7 +187,10 @@ class RowValidator:
                 reservation=Reservation.RESERVED,
                 valid_from=valid_from,
             )
-        return Rejected(row.line, raw, str(row.error), detail, number, record)
+        hides = number is not None and any(
+            _hides_address(v) for v in row.salvaged.get("reservation", ())
+        )
+        return Rejected(row.line, raw, str(row.error), detail, number, record, hides)
 
     def _kept_text(self, row: RawRow, number: str | None) -> str:
         """The raw text kept with a reject; withheld for a reserved subscriber's row."""
@@ -393,6 +401,11 @@ class RowValidator:
 def _reserved(value: object) -> bool:
     """Whether a value reads as a reservation marker, in any case or spacing."""
     return isinstance(value, str) and value.strip().lower() in _RESERVED_MARKERS
+
+
+def _hides_address(value: object) -> bool:
+    """Whether a value reads as the address-hidden marker, in any case or spacing."""
+    return isinstance(value, str) and value.strip().lower() in _ADDRESS_HIDDEN_MARKERS
 
 
 def _withheld(number: str | None) -> str:

@@ -324,8 +324,9 @@ class Warehouse:
     def hide_addresses(self, batch: Batch, numbers: Sequence[str]) -> None:
         """Hide the address of these listed numbers of the batch's operator; nothing else changes.
 
-        For a file held back: its address-hidden rows take the address away at once,
-        but nothing the file says is added (no new name, no new number).
+        For a file held back, and for rows rejected for something else: their wish to
+        hide the address is honoured at once, but nothing else they say is added (no
+        new name, no new number).
         """
         self._con.register("_hide", pa.table({"number": pa.array(numbers, pa.string())}))
         try:
