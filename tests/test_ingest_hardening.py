@@ -477,3 +477,39 @@ def test_a_broken_address_hidden_jsonl_row_takes_the_address_away_even_when_held
     hidden = snapshot.find("41234560")
     assert hidden is not None and hidden.street == "" and hidden.city == ""
     assert len(snapshot) == 10
+
+
+def test_a_subscriber_who_becomes_reserved_leaves_no_data_in_old_snapshots_or_rejects(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    rows = [person("22202400", first="Ola", last="Hemmelig"), *filler(8)]
+    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", rows)
+    ingest([tmp_path / "a"], lenient)
+    # A delta whose row for the number is rejected: its raw text is kept, as for any row.
+    broken = person("22202400", first="Ola", last="Hemmelig", postnr="150") + ";U"
+    other = person("40000002", first="Changed") + ";U"  # so that it publishes
+    write_csv(
+        tmp_path / "b", "telenor_delta_20261123T020000.csv", [broken, other], header=DELTA_HEADER
+    )
+    ingest([tmp_path / "b"], lenient)
+    assert "Hemmelig" in " ".join(str(r) for r in stored_rejects(lenient))
+    snapshots = lenient.snapshots_path
+    assert len(list(snapshots.glob("*.arrow"))) == 2
+    reserve = person("22202400", first="", last="", reservert="J", gyldig_fra="2025-06-01") + ";U"
+    write_csv(tmp_path / "c", "telenor_delta_20261124T020000.csv", [reserve], header=DELTA_HEADER)
+    ingest([tmp_path / "c"], lenient)
+    assert served(lenient).find("22202400") is None
+    # Only the new snapshot stays on disk, and no reject still quotes the subscriber.
+    files = list(snapshots.glob("*.arrow"))
+    assert len(files) == 1
+    assert all(b"Hemmelig" not in path.read_bytes() for path in files)
+    assert "Hemmelig" not in " ".join(str(r) for r in stored_rejects(lenient))
+    # A later publish that withdraws nothing keeps older snapshots as configured again.
+    write_csv(
+        tmp_path / "d",
+        "telenor_delta_20261125T020000.csv",
+        [person("40000001", first="Renamed") + ";U"],
+        header=DELTA_HEADER,
+    )
+    ingest([tmp_path / "d"], lenient)
+    assert len(list(snapshots.glob("*.arrow"))) == 2

@@ -123,9 +123,14 @@ def publish_if_needed(warehouse: Warehouse, settings: Settings) -> Pointer | Non
     if last_batch == 0 or (pointer is not None and pointer.last_batch == last_batch):
         return None
     table = build_table(warehouse.listable())
-    pointer = publish(
-        table, settings.snapshots_path, last_batch=last_batch, keep=settings.snapshots_kept
-    )
+    keep = settings.snapshots_kept
+    if pointer is not None and warehouse.withdrew_since(pointer.last_batch):
+        # The older snapshots still hold what a subscriber just withdrew: only the new
+        # one stays. A server that was about to open a deleted one keeps what it
+        # serves and takes the new one at its next poll (servers mapping a deleted
+        # file read on: the data lives until the last mapping goes).
+        keep = 1
+    pointer = publish(table, settings.snapshots_path, last_batch=last_batch, keep=keep)
     warehouse.record_publish(pointer.snapshot, last_batch, pointer.listings)
     return pointer
 

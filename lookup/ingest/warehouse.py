@@ -53,6 +53,8 @@ CREATE TABLE IF NOT EXISTS rejects (
     raw VARCHAR NOT NULL,
     reservation_applied BOOLEAN NOT NULL
 );
+-- The row's number, when it parsed: a reservation applied later withholds its rejects too.
+ALTER TABLE rejects ADD COLUMN IF NOT EXISTS number VARCHAR;
 CREATE TABLE IF NOT EXISTS records (
     operator VARCHAR NOT NULL,
     number VARCHAR NOT NULL,
@@ -86,6 +88,19 @@ CREATE TABLE IF NOT EXISTS publishes (
     published_at TIMESTAMP NOT NULL
 );
 """
+
+_WITHHOLD_REJECTS: Final = """
+UPDATE rejects SET
+    raw = '[reserved row withheld; number ' || s.number || ']',
+    detail = 'withheld: the number is reserved now'
+FROM (SELECT number FROM _staged WHERE reservation = 'reserved') s
+WHERE (rejects.number = s.number
+       -- rejects stored before they carried their number: found by its digits
+       OR (rejects.number IS NULL AND strpos(rejects.raw, s.number) > 0))
+  AND rejects.detail <> 'withheld: the number is reserved now'
+"""
+"""A subscriber who becomes reserved keeps no data with the service beyond the reservation:
+the raw text of their earlier rejected rows (a name, an address, a birth date) goes too."""
 
 # Columns compared to tell an update from an unchanged re-delivery.
 _CONTENT: Final = (
@@ -249,15 +264,28 @@ class Warehouse:
                         "detail": [r.detail for r in rejects],
                         "raw": [r.raw for r in rejects],
                         "applied": [r.record is not None for r in rejects],
+                        "number": pa.array([r.number for r in rejects], pa.string()),
                     }
                 ),
             )
             self._exec(
-                "INSERT INTO rejects SELECT ?, ?, line, reason, detail, raw, applied FROM _rejects",
+                "INSERT INTO rejects (batch_id, file, line, reason, detail, raw, "
+                "reservation_applied, number) "
+                "SELECT ?, ?, line, reason, detail, raw, applied, number FROM _rejects",
                 [batch.id, batch.file],
             )
             self._con.unregister("_rejects")
         return batch.id
+
+    def withdrew_since(self, batch_id: int) -> bool:
+        """Whether batches after `batch_id` reserved a number or hid an address."""
+        row = self._one(
+            "SELECT count(*) FROM changes c JOIN records r "
+            "ON r.operator = c.operator AND r.number = c.number "
+            "WHERE c.batch_id > ? AND r.reservation <> 'listed'",
+            [batch_id],
+        )
+        return bool(row and row[0])
 
     def update_batch_counts(self, batch: Batch) -> None:
         """Store the change counts of an applied batch."""
@@ -309,7 +337,7 @@ class Warehouse:
                        marketing_reserved, birth_date, $batch
                 FROM _staged""",
             )
-            for step in steps:
+            for step in (*steps, _WITHHOLD_REJECTS):
                 self._exec(step, {k: v for k, v in params.items() if f"${k}" in step})
             counts = self._con.execute(
                 "SELECT change, count(*) FROM changes WHERE batch_id = ? GROUP BY change",
