@@ -200,6 +200,7 @@ class _FullDisk(ComplianceStore):
         events: Sequence[LookupEvent],
         findings: Sequence[Finding],
         enforced: Sequence[bool] | None = None,
+        mark: tuple[str, str] | None = None,
     ) -> list[int]:
         raise OSError("No space left on device")
 

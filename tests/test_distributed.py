@@ -20,9 +20,9 @@ from lookup.abuse.monitor import AbuseMonitor
 from lookup.abuse.store import ComplianceStore
 from lookup.abuse.stream import (
     EventPublisher,
+    PipeChannel,
     PipeSource,
     RedisSource,
-    pipe_sender,
     redis_sender,
     stream_key,
 )
@@ -74,13 +74,24 @@ def test_events_cross_the_stream_once_and_in_order(client: redis.Redis, tmp_path
 
     def consume(source: RedisSource, count: int = 5000) -> int:
         batch = source.read(0.1, count=count) or []
-        monitor.submit(batch)
+        monitor.submit(batch, source.mark)
         source.done(len(batch))
         return len(batch)
 
-    assert consume(RedisSource(client, key), count=20) == 20
+    def source() -> RedisSource:
+        started = RedisSource(client, key)
+        started.resume(store.delivered)
+        return started
+
+    assert consume(source(), count=10) == 10
+    # A consumer that committed a batch but died before saving the cursor in Redis: its
+    # successor starts after the batch all the same (the store committed where it ended).
+    dying = source()
+    batch = dying.read(0.1, count=10) or []
+    assert len(batch) == 10
+    monitor.submit(batch, dying.mark)
     # A restarted consumer resumes after what was handled.
-    again = RedisSource(client, key)
+    again = source()
     assert consume(again) == 10
     assert consume(again) == 0
     logged = store._rows("SELECT number FROM lookup_log ORDER BY ts")
@@ -300,15 +311,50 @@ def _niceness(pid: int) -> int:
 
 
 def test_the_monitor_takes_every_batch_that_queued_up_in_one_read() -> None:
-    reader, writer = multiprocessing.Pipe(duplex=False)
-    send = pipe_sender(writer)
+    ours, theirs = multiprocessing.Pipe(duplex=True)
+    channel = PipeChannel(ours)
     events = [_answered(i) for i in range(9)]
     for start in range(0, 9, 3):
-        send(events[start : start + 3])
-    source = PipeSource(reader)
+        channel.send(events[start : start + 3])
+    source = PipeSource(theirs)
     assert source.read(1.0) == events  # one read, one lookup-log insert
     assert source.read(0.01) == []
-    send(events[:2])
-    writer.close()
+    channel.send(events[:2])
+    ours.close()
     assert source.read(1.0) == events[:2]  # what arrived before the close is kept
     assert source.read(1.0) is None
+
+
+def test_a_restarted_monitor_gets_what_the_dead_one_had_not_committed(tmp_path: Path) -> None:
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    monitor = AbuseMonitor(EventBuffer(), store, KeyRing(KeyStore(tmp_path / "keys.sqlite")))
+    ours, theirs = multiprocessing.Pipe(duplex=True)
+    channel = PipeChannel(ours)
+    first = PipeSource(theirs)
+    first.resume(store.delivered)
+    events = [_answered(i) for i in range(12)]
+    channel.send(events[:4])
+    batch = first.read(1.0) or []
+    monitor.submit(batch, first.mark)
+    first.done(len(batch))
+    assert channel.unacknowledged == 0  # committed, acknowledged, forgotten
+    # Committed but dead before its acknowledgement; and one batch read, never committed.
+    channel.send(events[4:8])
+    batch = first.read(1.0) or []
+    monitor.submit(batch, first.mark)
+    channel.send(events[8:])
+    assert first.read(1.0) == events[8:]
+    theirs.close()  # the monitor dies
+    assert channel.unacknowledged == 8
+    ours, theirs = multiprocessing.Pipe(duplex=True)
+    channel.reconnect(ours)
+    second = PipeSource(theirs)
+    second.resume(store.delivered)
+    batch = second.read(1.0) or []
+    assert batch == events[8:]  # the committed batch is skipped, the lost one is not
+    monitor.submit(batch, second.mark)
+    second.done(len(batch))
+    assert channel.unacknowledged == 0
+    logged = store._rows("SELECT count(*), count(DISTINCT number) FROM lookup_log")[0]
+    assert logged == (12, 12)  # every event once
+    store.close()

@@ -62,8 +62,9 @@ class AbuseMonitor:
             return False
         return any(address in network for network in self.allow)
 
-    def process(self) -> list[Finding]:
-        """Handle every queued event; returns the new findings."""
+    def process(self, mark: tuple[str, str] | None = None) -> list[Finding]:
+        """Handle every queued event; returns the new findings. `mark`: where they end in
+        their channel, committed with them."""
         with self._lock:  # one consumer at a time: the engine's state is not shared
             events = self.buffer.drain()
             if not events:
@@ -86,7 +87,7 @@ class AbuseMonitor:
             enforced = [self.key_ring.account(f.account).enforcement != "review" for f in findings]
             try:
                 # The batch's lookups and its findings land together or not at all.
-                case_ids = self.store.commit(events, findings, enforced)
+                case_ids = self.store.commit(events, findings, enforced, mark)
             except Exception:
                 # The engine has moved on and will not find them again: act on them
                 # without a case before the failure stops this batch.
@@ -159,11 +160,13 @@ class AbuseMonitor:
         with self._lock:
             self.engine.reset(account)
 
-    def submit(self, events: list[LookupEvent]) -> list[Finding]:
+    def submit(
+        self, events: list[LookupEvent], mark: tuple[str, str] | None = None
+    ) -> list[Finding]:
         """Queue events and process them (for consumers fed from outside, e.g. a stream)."""
         for event in events:
             self.buffer.emit(event)
-        return self.process()
+        return self.process(mark)
 
     def resume(self) -> int:
         """Carry out what open cases' findings asked for and the account does not show yet;

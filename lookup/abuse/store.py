@@ -43,6 +43,9 @@ CREATE TABLE IF NOT EXISTS findings (
     events_seen BIGINT NOT NULL, evidence JSON NOT NULL
 );
 ALTER TABLE findings ADD COLUMN IF NOT EXISTS enforced BOOLEAN DEFAULT true;
+CREATE TABLE IF NOT EXISTS delivered (
+    channel VARCHAR PRIMARY KEY, position VARCHAR NOT NULL
+);
 CREATE TABLE IF NOT EXISTS decisions (
     id BIGINT PRIMARY KEY, case_id BIGINT NOT NULL, account VARCHAR NOT NULL,
     decision VARCHAR NOT NULL, actor VARCHAR NOT NULL, reason VARCHAR NOT NULL,
@@ -189,6 +192,7 @@ class ComplianceStore:
         events: Sequence[LookupEvent],
         findings: Sequence[Finding],
         enforced: Sequence[bool] | None = None,
+        mark: tuple[str, str] | None = None,
     ) -> list[int]:
         """Log a batch of events and record the findings they raised, all or nothing;
         returns each finding's case id. `enforced`: per finding, whether its action is
@@ -196,7 +200,8 @@ class ComplianceStore:
 
         One transaction: a monitor that dies part-way leaves neither a logged batch
         whose findings are missing (its warm-up would not raise them again) nor
-        findings without their lookups.
+        findings without their lookups. `mark`: where the batch ends in its channel
+        (`delivered`), committed with it, so a restarted monitor skips exactly it.
         """
         if not events and not findings:
             return []
@@ -212,6 +217,10 @@ class ComplianceStore:
                         findings, enforced or [True] * len(findings), strict=True
                     )
                 ]
+                if mark is not None:
+                    self._con.execute(
+                        "INSERT OR REPLACE INTO delivered VALUES (?, ?)", list(mark)
+                    ).fetchall()
                 self._con.execute("COMMIT").fetchall()
             except BaseException:
                 self._con.execute("ROLLBACK").fetchall()
@@ -271,6 +280,11 @@ class ComplianceStore:
                 self._con.execute("ROLLBACK").fetchall()
                 raise
         return int(deleted)
+
+    def delivered(self, channel: str) -> str | None:
+        """How far the batches of an event channel are committed (None: nothing yet)."""
+        rows = self._rows("SELECT position FROM delivered WHERE channel = ?", [channel])
+        return str(rows[0][0]) if rows else None
 
     def fresh_starts(self) -> dict[str, datetime]:
         """Per account, when compliance last cleared or reinstated it."""

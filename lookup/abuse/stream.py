@@ -11,8 +11,11 @@ through the key store, which every server re-reads every
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import uuid
+from collections import deque
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any, Final, Protocol, cast
@@ -32,9 +35,24 @@ _MAX_PENDING: Final = 100_000
 """Events a server holds while the monitor is unreachable (each retry re-sends them all)."""
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(LookupEvent).decode
-_decode_batch = msgspec.json.Decoder(list[LookupEvent]).decode
 
 Sender = Callable[[list[LookupEvent]], None]
+Mark = tuple[str, str]
+"""Where a source's last batch came from and how far it was: (channel, position). Committed
+with the batch's lookups, so a restarted monitor neither loses nor repeats a batch."""
+Committed = Callable[[str], str | None]
+"""The position the compliance store committed for a channel, if any."""
+
+
+class PipeBatch(msgspec.Struct, array_like=True):
+    """A batch on the pipe: the server run that sent it, its number in the run, its events."""
+
+    run: str
+    seq: int
+    events: list[LookupEvent]
+
+
+_decode_pipe = msgspec.json.Decoder(PipeBatch).decode
 
 
 class TransportError(Exception):
@@ -62,16 +80,61 @@ def redis_sender(client: redis.Redis, key: str) -> Sender:
     return send
 
 
-def pipe_sender(connection: Connection) -> Sender:
-    """Send a batch to the monitor process as one message."""
+class PipeChannel:
+    """The serving process's end of the pipe to its monitor child.
 
-    def send(events: list[LookupEvent]) -> None:
+    Batches are numbered and kept until the monitor acknowledges that it committed
+    them: a monitor that dies with batches in the pipe, or read but not committed,
+    gets them again once restarted (`reconnect`), and skips those it had committed.
+    """
+
+    def __init__(self, connection: Connection, run: str | None = None) -> None:
+        self.connection = connection
+        self.run = run or uuid.uuid4().hex
+        self._seq = 0
+        self._unacked: deque[tuple[int, int, bytes]] = deque()
+        self._unacked_events = 0
+
+    def send(self, events: list[LookupEvent]) -> None:
+        """Send a batch (raises TransportError while the monitor is down)."""
+        self._take_acks()
+        payload = _encode(PipeBatch(self.run, self._seq + 1, events))
         try:
-            connection.send_bytes(_encode(events))
+            self.connection.send_bytes(payload)
         except OSError as exc:
             raise TransportError(f"monitor process unreachable: {exc}") from exc
+        self._seq += 1
+        self._unacked.append((self._seq, len(events), payload))
+        self._unacked_events += len(events)
+        while self._unacked_events > _MAX_PENDING and len(self._unacked) > 1:
+            # A monitor alive but not acknowledging: bounded, and said, never hidden.
+            _, count, _ = self._unacked.popleft()
+            self._unacked_events -= count
+            log.error("%d sent events unacknowledged by the monitor; no longer kept", count)
 
-    return send
+    def reconnect(self, connection: Connection) -> None:
+        """A new monitor: hand it every batch the last one did not acknowledge."""
+        self.connection = connection
+        try:
+            for _, _, payload in self._unacked:
+                connection.send_bytes(payload)
+        except OSError as exc:  # dead again: the next restart sends them once more
+            log.error("monitor process unreachable: %s", exc)
+
+    @property
+    def unacknowledged(self) -> int:
+        """Events sent but not yet acknowledged as committed."""
+        self._take_acks()
+        return self._unacked_events
+
+    def _take_acks(self) -> None:
+        try:
+            while self.connection.poll(0):
+                acked = int(self.connection.recv_bytes())
+                while self._unacked and self._unacked[0][0] <= acked:
+                    self._unacked_events -= self._unacked.popleft()[1]
+        except (EOFError, OSError, ValueError):
+            return  # a dead monitor acknowledges nothing more
 
 
 class EventPublisher:
@@ -103,6 +166,13 @@ class EventPublisher:
 class EventSource(Protocol):
     """Where the monitor process reads events from."""
 
+    mark: Mark | None
+    """Where the batches read so far end, to commit with them."""
+
+    def resume(self, committed: Committed) -> None:
+        """Skip what the compliance store has committed already (before the first read)."""
+        ...
+
     def read(self, timeout: float) -> list[LookupEvent] | None:
         """The next batch ([] when none arrived in time), or None when the source closed."""
         ...
@@ -113,10 +183,18 @@ class EventSource(Protocol):
 
 
 class PipeSource:
-    """The read end of the pipe from the serving process."""
+    """The monitor's end of the pipe from the serving process."""
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
+        self.mark: Mark | None = None
+        self._committed: Committed = lambda _: None
+        self._last: dict[str, int] = {}
+        self._ack = 0
+
+    def resume(self, committed: Committed) -> None:
+        """Skip batches the store committed already (a server resends unacknowledged ones)."""
+        self._committed = committed
 
     def read(self, timeout: float) -> list[LookupEvent] | None:
         """Every batch the server has sent so far, or None once it closed the pipe.
@@ -129,15 +207,32 @@ class PipeSource:
             if not self.connection.poll(timeout):
                 return []
             while True:
-                events.extend(_decode_batch(self.connection.recv_bytes()))
+                self._take(_decode_pipe(self.connection.recv_bytes()), events)
                 if len(events) >= _READ_MAX or not self.connection.poll(0):
                     return events
         except (EOFError, OSError):
             # Closed: hand over what arrived first; the next read reports the end.
             return events or None
 
+    def _take(self, batch: PipeBatch, into: list[LookupEvent]) -> None:
+        channel = f"pipe:{batch.run}"
+        last = self._last.get(batch.run)
+        if last is None:
+            committed = self._committed(channel)
+            last = int(committed) if committed else 0
+        self._ack = max(self._ack, batch.seq)
+        if batch.seq <= last:
+            return  # sent again after a restart, but committed before it
+        self._last[batch.run] = batch.seq
+        self.mark = (channel, str(batch.seq))
+        into.extend(batch.events)
+
     def done(self, count: int) -> None:
-        """Nothing to acknowledge: a pipe delivers once."""
+        """Tell the server the batches read so far are committed: it forgets them."""
+        if self._ack:
+            # A server that is gone waits for no acknowledgement.
+            with contextlib.suppress(OSError):
+                self.connection.send_bytes(str(self._ack).encode())
 
 
 class RedisSource:
@@ -150,6 +245,14 @@ class RedisSource:
         cursor = client.get(self._cursor_key)
         self.cursor = cursor.decode() if isinstance(cursor, bytes) else "0-0"
         self._next = self.cursor
+        self.mark: Mark | None = None
+
+    def resume(self, committed: Committed) -> None:
+        """Start after what the store committed: the cursor saved in Redis after a batch
+        can lag it by one batch (a consumer that died between the two)."""
+        position = committed(self.key)
+        if position is not None:
+            self.cursor = self._next = position
 
     def read(self, timeout: float, count: int = 5000) -> list[LookupEvent] | None:
         """The next batch of new events."""
@@ -161,6 +264,7 @@ class RedisSource:
             return []
         entries = reply[0][1]
         self._next = entries[-1][0].decode()
+        self.mark = (self.key, self._next)
         events = []
         for entry_id, fields in entries:
             try:

@@ -27,7 +27,7 @@ from litestar import Litestar
 
 from lookup.abuse.events import LookupEvent, utc_now
 from lookup.abuse.monitor import AbuseMonitor
-from lookup.abuse.stream import EventSource, PipeSource, RedisSource, pipe_sender, stream_key
+from lookup.abuse.stream import EventSource, PipeChannel, PipeSource, RedisSource, stream_key
 from lookup.api.app import create_app, create_internal_app
 from lookup.api.services import Services
 from lookup.config import Settings
@@ -69,6 +69,7 @@ async def serve_monitor(settings: Settings, source: EventSource) -> None:
         settings.internal_port,
         handle_signals=not isinstance(source, PipeSource),
     )
+    source.resume(services.store.delivered)
     serving = asyncio.create_task(internal.serve())
     started = time.perf_counter()
     replayed = await asyncio.to_thread(monitor.warm, utc_now())
@@ -87,7 +88,7 @@ async def serve_monitor(settings: Settings, source: EventSource) -> None:
             if batch is None:  # the server closed the pipe: it has stopped
                 break
             if batch:
-                await asyncio.to_thread(monitor.submit, batch)
+                await asyncio.to_thread(monitor.submit, batch, source.mark)
             source.done(len(batch))
         except redis.RedisError as exc:
             log.error("event stream unavailable: %s; retrying", exc)
@@ -135,22 +136,24 @@ class _MonitorChild:
         self.settings = settings
         self.context = multiprocessing.get_context("spawn")
         self.restarts = 0
-        self._start()
+        self.channel = PipeChannel(self._start())
 
-    def _start(self) -> None:
-        reader, self.writer = self.context.Pipe(duplex=False)
+    def _start(self) -> Connection:
+        """Start a monitor child; returns the server's end of its pipe."""
+        ours, theirs = self.context.Pipe(duplex=True)  # batches one way, acknowledgements back
         self.process = self.context.Process(
             target=_monitor_process,
-            args=(self.settings, reader),
+            args=(self.settings, theirs),
             name="lookup-monitor",
             daemon=True,
         )
         self.process.start()
-        reader.close()
+        theirs.close()
+        return ours
 
     def send(self, events: list[LookupEvent]) -> None:
         """Hand a batch to the child (raises TransportError while it is down)."""
-        pipe_sender(self.writer)(events)
+        self.channel.send(events)
 
     async def supervise(self) -> None:
         """Restart the child when it dies, backing off while it keeps dying."""
@@ -166,13 +169,14 @@ class _MonitorChild:
                 self.process.exitcode,
                 self.restarts,
             )
-            self.writer.close()
-            self._start()
+            self.channel.connection.close()
+            # What the dead monitor had not committed goes to the new one.
+            self.channel.reconnect(self._start())
             delay = min(delay * 2, 30.0)
 
     async def stop(self) -> None:
         """Close the pipe (the child then handles what is left) and wait for it."""
-        self.writer.close()
+        self.channel.connection.close()
         await asyncio.to_thread(self.process.join, 15)
         if self.process.is_alive():
             self.process.terminate()
