@@ -44,6 +44,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Log level of the server (debug, info, warning, error)."""
     internal_port: int = 8001
     """Port of the internal compliance API (served beside the public one)."""
+    internal_host: str = "127.0.0.1"
+    """Address the internal compliance API listens on (not `LOOKUP_HOST`'s: it is internal)."""
     plan_account: str = "50/second;1500/minute;50000/day"
     """Default rate limits of an account (all its keys together)."""
     plan_key: str = "25/second;1000/minute;40000/day"

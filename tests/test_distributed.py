@@ -6,6 +6,7 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -216,6 +217,7 @@ def test_two_workers_share_suspensions_limits_and_the_compliance_api(
     settings = _scanned_block(tmp_path)
     scraper = new_key(settings, org="scraper-co")
     busy = new_key(settings, org="busy-co")
+    late = new_key(settings, org="late-co")
     officer = new_key(settings, roles="compliance", org="desk")
     server, base, internal = _start_server(
         settings.data_path,
@@ -239,9 +241,33 @@ def test_two_workers_share_suspensions_limits_and_the_compliance_api(
         assert _cases(internal, officer) == ["scraper-co"]
         answered = [_lookup(base, busy, 22200000) for _ in range(25)]
         assert answered.count(200) == 20 and answered.count(429) == 5
+        # A dead consumer is restarted: detection, the lookup log and the compliance API
+        # come back, and what was answered meanwhile waited in the stream.
+        [consumer] = [pid for pid in _children(server.pid) if b"consume" in _cmdline(pid)]
+        os.kill(consumer, 9)
+        assert _lookup(base, late, 22200001) in (200, 404)
+        _wait(f"{internal}/healthz")
+        assert _cases(internal, officer) == ["scraper-co"]
     finally:
         server.terminate()
         server.wait(timeout=15)
+    assert all(b"consume" not in _cmdline(pid) for pid in _children(server.pid))
+    store = ComplianceStore(settings.compliance_path)
+    during = store._rows("SELECT count(*) FROM lookup_log WHERE number = '+4722200001'")
+    store.close()
+    assert during == [(1,)], "a lookup answered while the consumer was down was lost"
+
+
+def _children(pid: int) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    return [int(child) for child in found.stdout.split()]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return b""
 
 
 def test_one_worker_runs_the_monitor_in_a_child_process(tmp_path: Path) -> None:
@@ -358,3 +384,51 @@ def test_a_restarted_monitor_gets_what_the_dead_one_had_not_committed(tmp_path: 
     logged = store._rows("SELECT count(*), count(DISTINCT number) FROM lookup_log")[0]
     assert logged == (12, 12)  # every event once
     store.close()
+
+
+def test_concurrent_sends_on_the_pipe_stay_whole_and_numbered() -> None:
+    # A shutdown's last flush can run while the loop's flush is still inside a send.
+    ours, theirs = multiprocessing.Pipe(duplex=True)
+    channel = PipeChannel(ours)
+    batch = [_answered(i % 60) for i in range(300)]
+    received: list[LookupEvent] = []
+    source = PipeSource(theirs)
+
+    def drain() -> None:
+        while (events := source.read(2.0)) is not None and len(received) < 40 * 300:
+            received.extend(events)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+
+    def send_ten() -> None:
+        for _ in range(10):
+            channel.send(batch)
+
+    senders = [threading.Thread(target=send_ten, daemon=True) for _ in range(4)]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join(timeout=30)
+        assert not sender.is_alive(), "a send is stuck: the monitor stopped reading"
+    reader.join(timeout=30)
+    assert len(received) == 40 * 300  # no batch torn, none skipped as a repeat
+
+
+def test_the_compliance_api_stays_on_loopback_when_the_public_one_is_not(
+    tmp_path: Path,
+) -> None:
+    settings = _scanned_block(tmp_path)
+    server, _, internal = _start_server(settings.data_path, "--host", "0.0.0.0")
+    try:
+        port = int(internal.rsplit(":", 1)[1])
+        listening = {
+            line.split()[1]
+            for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+            if line.split()[3] == "0A"  # LISTEN
+        }
+        assert f"0100007F:{port:04X}" in listening  # 127.0.0.1
+        assert f"00000000:{port:04X}" not in listening  # not 0.0.0.0
+    finally:
+        server.terminate()
+        server.wait(timeout=15)

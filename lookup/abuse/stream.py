@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import threading
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -94,9 +95,16 @@ class PipeChannel:
         self._seq = 0
         self._unacked: deque[tuple[int, int, bytes]] = deque()
         self._unacked_events = 0
+        # One sender at a time: a shutdown's last flush must not interleave its bytes with
+        # (or take the number of) a flush still blocked on a full pipe.
+        self._lock = threading.Lock()
 
     def send(self, events: list[LookupEvent]) -> None:
         """Send a batch (raises TransportError while the monitor is down)."""
+        with self._lock:
+            self._send(events)
+
+    def _send(self, events: list[LookupEvent]) -> None:
         self._take_acks()
         payload = _encode(PipeBatch(self.run, self._seq + 1, events))
         try:
@@ -114,18 +122,20 @@ class PipeChannel:
 
     def reconnect(self, connection: Connection) -> None:
         """A new monitor: hand it every batch the last one did not acknowledge."""
-        self.connection = connection
-        try:
-            for _, _, payload in self._unacked:
-                connection.send_bytes(payload)
-        except OSError as exc:  # dead again: the next restart sends them once more
-            log.error("monitor process unreachable: %s", exc)
+        with self._lock:
+            self.connection = connection
+            try:
+                for _, _, payload in self._unacked:
+                    connection.send_bytes(payload)
+            except OSError as exc:  # dead again: the next restart sends them once more
+                log.error("monitor process unreachable: %s", exc)
 
     @property
     def unacknowledged(self) -> int:
         """Events sent but not yet acknowledged as committed."""
-        self._take_acks()
-        return self._unacked_events
+        with self._lock:
+            self._take_acks()
+            return self._unacked_events
 
     def _take_acks(self) -> None:
         try:
@@ -207,7 +217,12 @@ class PipeSource:
             if not self.connection.poll(timeout):
                 return []
             while True:
-                self._take(_decode_pipe(self.connection.recv_bytes()), events)
+                message = self.connection.recv_bytes()
+                try:
+                    self._take(_decode_pipe(message), events)
+                except msgspec.DecodeError as exc:
+                    # Never seen since sends are serialised; a crash loop would be worse.
+                    log.error("a message on the pipe is not a batch, skipped: %s", exc)
                 if len(events) >= _READ_MAX or not self.connection.poll(0):
                     return events
         except (EOFError, OSError):

@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from multiprocessing.connection import Connection
 from typing import Final
@@ -38,12 +39,17 @@ RETENTION_SWEEP_SECONDS: Final = 3600.0
 
 
 def _server(
-    app: Litestar, settings: Settings, port: int, *, handle_signals: bool = True
+    app: Litestar,
+    settings: Settings,
+    port: int,
+    *,
+    host: str | None = None,
+    handle_signals: bool = True,
 ) -> uvicorn.Server:
     server = uvicorn.Server(
         uvicorn.Config(
             app,
-            host=settings.host,
+            host=host or settings.host,
             port=port,
             log_level=settings.log_level,
             access_log=False,
@@ -67,6 +73,8 @@ async def serve_monitor(settings: Settings, source: EventSource) -> None:
         create_internal_app(services, lifespan=True),
         settings,
         settings.internal_port,
+        # Not `LOOKUP_HOST`: a public API on 0.0.0.0 must not take the compliance API along.
+        host=settings.internal_host,
         handle_signals=not isinstance(source, PipeSource),
     )
     source.resume(services.store.delivered)
@@ -179,7 +187,10 @@ class _MonitorChild:
         self.channel.connection.close()
         await asyncio.to_thread(self.process.join, 15)
         if self.process.is_alive():
-            self.process.terminate()
+            # It ignores SIGTERM (and the terminal's Ctrl-C), so as to finish its last
+            # events; one that has not in 15 s is stuck.
+            log.error("the abuse monitor did not stop in 15 s; killing it")
+            self.process.kill()
 
 
 async def serve_embedded(settings: Settings) -> None:
@@ -205,6 +216,49 @@ async def serve_consumer(settings: Settings) -> None:
     await serve_monitor(settings, RedisSource(client, stream_key(settings)))
 
 
+class _Consumer:
+    """`lookup abuse consume` beside the workers, restarted if it dies (as `_MonitorChild`):
+    without it the workers would serve on with detection and the lookup log off."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.restarts = 0
+        self._stopping = threading.Event()
+        self.process = self._start()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "lookup.cli", "abuse", "consume"], env=self.env
+        )
+
+    def supervise(self) -> None:
+        """Restart the consumer when it exits, backing off while it keeps exiting (Redis
+        down at start, say: the stream keeps the events meanwhile)."""
+        delay = 1.0
+        while not self._stopping.wait(delay):
+            code = self.process.poll()
+            if code is None:
+                delay = 1.0
+                continue
+            self.restarts += 1
+            log.error(
+                "the abuse consumer stopped (exit %s); restarting it (restart %d)",
+                code,
+                self.restarts,
+            )
+            self.process = self._start()
+            delay = min(delay * 2, 30.0)
+
+    def stop(self) -> None:
+        """Stop supervising, then the consumer (it finishes the batch in hand)."""
+        self._stopping.set()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
 def serve_workers(settings: Settings) -> None:
     """Several worker processes behind one port, plus the consumer process beside them."""
     names = ("host", "port", "workers", "redis_url", "data_dir")
@@ -213,7 +267,8 @@ def serve_workers(settings: Settings) -> None:
         **{f"LOOKUP_{name.upper()}": str(getattr(settings, name)) for name in names},
     }
     os.environ.update(env)
-    consumer = subprocess.Popen([sys.executable, "-m", "lookup.cli", "abuse", "consume"], env=env)
+    consumer = _Consumer(env)
+    threading.Thread(target=consumer.supervise, name="consumer-supervisor", daemon=True).start()
     try:
         uvicorn.run(
             "lookup.api.app:create_app",
@@ -227,5 +282,4 @@ def serve_workers(settings: Settings) -> None:
             http="httptools",
         )
     finally:
-        consumer.terminate()
-        consumer.wait(timeout=10)
+        consumer.stop()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
+from typing import Final
 
 import redis
 from litestar.types import Scope
@@ -20,6 +22,8 @@ from lookup.index.reader import SnapshotSource
 from lookup.keys import ApiKey, KeyRing, KeyStore, parse_networks
 
 log = logging.getLogger(__name__)
+SHUTDOWN_FLUSH_SECONDS: Final = 10.0
+"""How long a stopping server waits to hand its last events to the monitor."""
 
 
 class Services:
@@ -54,6 +58,7 @@ class Services:
                 detect=settings.abuse_detection,
             )
         self._tasks: list[asyncio.Task[None]] = []
+        self._flush_lock = threading.Lock()
 
     def emit(self, scope: Scope, number: str, outcome: Outcome, endpoint: str = "numbers") -> None:
         """Queue the event of an answered request (a list append: the request never waits)."""
@@ -86,10 +91,12 @@ class Services:
         return self._store
 
     def _flush(self) -> None:
-        if self.monitor is not None:
-            self.monitor.process()
-        elif self.publisher is not None:
-            self.publisher.publish()
+        # The loop's flush thread may still be inside a send when the shutdown flushes.
+        with self._flush_lock:
+            if self.monitor is not None:
+                self.monitor.process()
+            elif self.publisher is not None:
+                self.publisher.publish()
 
     async def start(self) -> None:
         """Load the snapshot and start the background loops."""
@@ -111,7 +118,16 @@ class Services:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._flush()
+        try:
+            # Bounded: a monitor that has stopped reading must not keep the server alive.
+            await asyncio.wait_for(asyncio.to_thread(self._flush), SHUTDOWN_FLUSH_SECONDS)
+        except TimeoutError:
+            log.error(
+                "the monitor took no events for %gs at shutdown: %d queued events and the "
+                "batch being sent were not logged",
+                SHUTDOWN_FLUSH_SECONDS,
+                len(self.events),
+            )
         if self._store is not None:
             self._store.close()
         self.key_store.close()
