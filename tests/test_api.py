@@ -15,6 +15,8 @@ from litestar.testing import TestClient
 from lookup.api import problems
 from lookup.api.app import create_app
 from lookup.config import Settings
+from lookup.index.reader import SnapshotSource
+from lookup.index.snapshot import read_pointer, snapshot_path
 from lookup.ingest.pipeline import ingest
 from lookup.keys import KeyStore
 from tests.conftest import new_key, problem_of
@@ -225,6 +227,23 @@ def test_new_snapshot_is_served_without_restart(data: Settings, tmp_path: Path) 
 
         assert _eventually(renamed)
         assert client.get("/v1/numbers/22202400").json()["snapshot"] != first
+
+
+def test_an_unreadable_published_snapshot_is_said_once_and_named(
+    data: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = new_key(data)
+    pointer = read_pointer(data.snapshots_path)
+    assert pointer is not None
+    snapshot_path(data.snapshots_path, pointer).write_bytes(b"not an arrow file")
+    source = SnapshotSource(data.snapshots_path)
+    for _ in range(5):  # five polls
+        assert source.refresh() is False
+    assert caplog.text.count("keeping nothing") == 1
+    with TestClient(app=create_app(data)) as client:
+        refused = client.get("/v1/numbers/22202400", headers={"Authorization": f"Bearer {token}"})
+        body = problem_of(refused, 503, "snapshot-unavailable")
+    assert "published snapshot cannot be read" in body["detail"]
 
 
 def test_unknown_routes_and_methods_are_problems(client: TestClient[Any]) -> None:

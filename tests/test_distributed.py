@@ -304,8 +304,11 @@ def test_a_dead_monitor_is_restarted_and_no_event_is_lost(tmp_path: Path) -> Non
         )
         monitor = [int(pid) for pid in children.stdout.split()]
         assert monitor, "no monitor child"
-        # The monitor yields the CPU to the server under load.
+        # The monitor yields the CPU to the server under load, and leaves the snapshot
+        # (and its name index) to the server, which answers lookups.
         assert _niceness(_monitor_pid(server.pid)) == _niceness(server.pid) + 10
+        assert b".arrow" in Path(f"/proc/{server.pid}/maps").read_bytes()
+        assert b".arrow" not in Path(f"/proc/{_monitor_pid(server.pid)}/maps").read_bytes()
         for pid in monitor:
             os.kill(pid, 9)
         for i in range(20):  # answered while the monitor is down

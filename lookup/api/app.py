@@ -12,6 +12,7 @@ from contextlib import AbstractAsyncContextManager
 
 from litestar import Litestar
 from litestar.datastructures import State
+from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 
 from lookup.api import health
@@ -38,6 +39,15 @@ def _running(services: Services) -> Callable[[Litestar], AbstractAsyncContextMan
     return lifespan
 
 
+def _logging(settings: Settings) -> LoggingConfig:
+    """Litestar's logging at `LOOKUP_LOG_LEVEL` (its default sets the root logger to INFO)."""
+    level = settings.log_level.upper()
+    return LoggingConfig(
+        root={"handlers": ["queue_listener"], "level": level},
+        loggers={"litestar": {"level": level, "handlers": ["queue_listener"], "propagate": False}},
+    )
+
+
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Litestar:
     """The public API; its lifespan runs the shared services."""
     services = services or Services.for_workers(settings or load_settings())
@@ -55,6 +65,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         middleware=[ApiKeyMiddleware()],
         exception_handlers={Exception: handle},
         lifespan=[_running(services)],
+        logging_config=_logging(services.settings),
         openapi_config=OpenAPIConfig(
             title="Nummeropplysning lookup API",
             version="1",
@@ -71,6 +82,7 @@ def create_internal_app(services: Services, *, lifespan: bool = False) -> Litest
     """
     return Litestar(
         lifespan=[_running(services)] if lifespan else [],
+        logging_config=_logging(services.settings),
         route_handlers=[
             ComplianceController,
             health.healthz,

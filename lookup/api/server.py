@@ -66,7 +66,7 @@ def _server(
 
 async def serve_monitor(settings: Settings, source: EventSource) -> None:
     """The monitor: read events until the source closes; serve the internal API meanwhile."""
-    services = Services(settings)
+    services = Services(settings, lookups=False)
     monitor = services.monitor
     assert monitor is not None
     internal = _server(

@@ -185,12 +185,19 @@ class SnapshotSource:
         self.folder = folder
         self._current: Snapshot | None = None
         self._pointer: Pointer | None = None
+        self._failure: str | None = None
+        """Why the published snapshot could not be loaded (logged once, not every poll)."""
 
     @property
     def current(self) -> Snapshot:
         """The snapshot to answer from; raises when none is published yet."""
         snapshot = self._current
         if snapshot is None:
+            if self._failure is not None:
+                raise SnapshotUnavailable(
+                    f"the published snapshot cannot be read ({self._failure}); "
+                    "publish a new one with `lookup ingest`"
+                )
             raise SnapshotUnavailable("no snapshot has been published yet; run `lookup ingest`")
         return snapshot
 
@@ -202,22 +209,22 @@ class SnapshotSource:
     def refresh(self) -> bool:
         """Load the published snapshot if it changed; True when a new one was swapped in.
 
-        A pointer naming a missing or unreadable file is logged and ignored:
+        A pointer naming a missing or unreadable file is logged (once) and ignored:
         the snapshot already loaded goes on serving.
         """
         try:
             pointer = read_pointer(self.folder)
-        except SnapshotUnavailable as exc:
-            log.error("keeping %s: %s", self._current, exc)
-            return False
-        if pointer is None or pointer == self._pointer:
-            return False
-        try:
+            if pointer is None or pointer == self._pointer:
+                return False
             snapshot = Snapshot(snapshot_path(self.folder, pointer))
             snapshot.names  # noqa: B018 (built here, off the request path, before the swap)
         except SnapshotUnavailable as exc:
-            log.error("keeping %s: %s", self._current, exc)
+            if str(exc) != self._failure:
+                self._failure = str(exc)
+                serving = self._current.name if self._current is not None else "nothing"
+                log.error("keeping %s: %s", serving, exc)
             return False
+        self._failure = None
         self._current, self._pointer = snapshot, pointer
         log.info("serving snapshot %s (%d listings)", snapshot.name, snapshot.size)
         return True
