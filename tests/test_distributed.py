@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -435,3 +436,26 @@ def test_the_compliance_api_stays_on_loopback_when_the_public_one_is_not(
     finally:
         server.terminate()
         server.wait(timeout=15)
+
+
+def test_serve_refuses_to_start_when_its_monitor_cannot(tmp_path: Path) -> None:
+    settings = _scanned_block(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "lookup.cli", "serve", "--port", str(_free_port())],
+            env={
+                **os.environ,
+                "LOOKUP_DATA_DIR": str(settings.data_path),
+                "LOOKUP_INTERNAL_PORT": str(port),
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("lookup: the abuse monitor could not start") and str(port) in last

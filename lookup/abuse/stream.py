@@ -54,6 +54,7 @@ class PipeBatch(msgspec.Struct, array_like=True):
 
 
 _decode_pipe = msgspec.json.Decoder(PipeBatch).decode
+_UP: Final = b"up"
 
 
 class TransportError(Exception):
@@ -95,6 +96,7 @@ class PipeChannel:
         self._seq = 0
         self._unacked: deque[tuple[int, int, bytes]] = deque()
         self._unacked_events = 0
+        self._up = False
         # One sender at a time: a shutdown's last flush must not interleave its bytes with
         # (or take the number of) a flush still blocked on a full pipe.
         self._lock = threading.Lock()
@@ -131,6 +133,13 @@ class PipeChannel:
                 log.error("monitor process unreachable: %s", exc)
 
     @property
+    def up(self) -> bool:
+        """Whether the monitor has said it listens (its internal API bound, its store open)."""
+        with self._lock:
+            self._take_acks()
+            return self._up
+
+    @property
     def unacknowledged(self) -> int:
         """Events sent but not yet acknowledged as committed."""
         with self._lock:
@@ -140,7 +149,11 @@ class PipeChannel:
     def _take_acks(self) -> None:
         try:
             while self.connection.poll(0):
-                acked = int(self.connection.recv_bytes())
+                message = self.connection.recv_bytes()
+                if message == _UP:
+                    self._up = True
+                    continue
+                acked = int(message)
                 while self._unacked and self._unacked[0][0] <= acked:
                     self._unacked_events -= self._unacked.popleft()[1]
         except (EOFError, OSError, ValueError):
@@ -183,6 +196,10 @@ class EventSource(Protocol):
         """Skip what the compliance store has committed already (before the first read)."""
         ...
 
+    def announce(self) -> None:
+        """Tell the sender the monitor is up (its internal API listening)."""
+        ...
+
     def read(self, timeout: float) -> list[LookupEvent] | None:
         """The next batch ([] when none arrived in time), or None when the source closed."""
         ...
@@ -205,6 +222,11 @@ class PipeSource:
     def resume(self, committed: Committed) -> None:
         """Skip batches the store committed already (a server resends unacknowledged ones)."""
         self._committed = committed
+
+    def announce(self) -> None:
+        """Tell the server this monitor is up: `lookup serve` waits for it to start."""
+        with contextlib.suppress(OSError):
+            self.connection.send_bytes(_UP)
 
     def read(self, timeout: float) -> list[LookupEvent] | None:
         """Every batch the server has sent so far, or None once it closed the pipe.
@@ -261,6 +283,9 @@ class RedisSource:
         self.cursor = cursor.decode() if isinstance(cursor, bytes) else "0-0"
         self._next = self.cursor
         self.mark: Mark | None = None
+
+    def announce(self) -> None:
+        """Nothing waits for a consumer to start (`--workers` supervises it instead)."""
 
     def resume(self, committed: Committed) -> None:
         """Start after what the store committed: the cursor saved in Redis after a batch

@@ -32,8 +32,15 @@ from lookup.abuse.stream import EventSource, PipeChannel, PipeSource, RedisSourc
 from lookup.api.app import create_app, create_internal_app
 from lookup.api.services import Services
 from lookup.config import Settings
+from lookup.errors import LookupServiceError
 
 log = logging.getLogger(__name__)
+
+
+class MonitorUnavailable(LookupServiceError):
+    """The abuse monitor of `lookup serve` cannot start."""
+
+
 RETENTION_SWEEP_SECONDS: Final = 3600.0
 """How often the monitor deletes lookups past their retention (and once at start)."""
 
@@ -79,6 +86,10 @@ async def serve_monitor(settings: Settings, source: EventSource) -> None:
     )
     source.resume(services.store.delivered)
     serving = asyncio.create_task(internal.serve())
+    while not internal.started and not serving.done():
+        await asyncio.sleep(0.05)
+    if internal.started:
+        source.announce()
     started = time.perf_counter()
     replayed = await asyncio.to_thread(monitor.warm, utc_now())
     log.info(
@@ -182,6 +193,23 @@ class _MonitorChild:
             self.channel.reconnect(self._start())
             delay = min(delay * 2, 30.0)
 
+    async def started(self, timeout: float = 30.0) -> None:
+        """Wait for the first monitor to say it listens; raise if it exits first (its port
+        taken, its compliance store locked): a service that would crash-loop its monitor
+        must not start serving with detection and the lookup log off."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.channel.up:
+                return
+            if not self.process.is_alive():
+                raise MonitorUnavailable(
+                    f"the abuse monitor could not start (exit {self.process.exitcode}; "
+                    "its error is above): is another service using internal port "
+                    f"{self.settings.internal_port} or its data dir?"
+                )
+            await asyncio.sleep(0.1)
+        log.warning("the abuse monitor has not started after %gs; serving anyway", timeout)
+
     async def stop(self) -> None:
         """Close the pipe (the child then handles what is left) and wait for it."""
         self.channel.connection.close()
@@ -196,6 +224,7 @@ class _MonitorChild:
 async def serve_embedded(settings: Settings) -> None:
     """One worker: the public API here, the monitor and internal API in a child process."""
     child = _MonitorChild(settings)
+    await child.started()
     services = Services(settings, child.send)
     server = _server(create_app(settings, services), settings, settings.port, handle_signals=False)
     loop = asyncio.get_running_loop()
