@@ -19,7 +19,9 @@ from lookup.abuse.store import CaseClosed, ComplianceStore
 from lookup.api.app import create_internal_app
 from lookup.api.services import Services
 from lookup.config import Settings
+from lookup.ingest.pipeline import ingest
 from tests.conftest import make_settings, new_key, problem_of
+from tests.ingest_helpers import HEADER, filler, person, write_csv
 
 DAY = datetime(2026, 11, 2)
 
@@ -303,3 +305,52 @@ def test_a_missing_chain_head_is_not_taken_for_an_intact_trail(settings: Setting
 
 def _ts(event: LookupEvent) -> datetime:
     return event.ts
+
+
+def test_a_data_subject_gets_everything_stored_about_their_number(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "var")
+    write_csv(
+        tmp_path / "a",
+        "telenor_full_20261122T020000.csv",
+        [person("22202400", first="Ola", last="Nordmann"), *filler(5)],
+    )
+    ingest([tmp_path / "a"], settings)
+    rejected = person("22202400", first="Ola", last="Nordmann", postnr="150") + ";U"
+    write_csv(
+        tmp_path / "b", "telenor_delta_20261123T020000.csv", [rejected], header=HEADER + ";action"
+    )
+    ingest([tmp_path / "b"], settings)
+    new_key(settings, org="cust-co")
+    for desk in _desk(settings):
+        store = desk.services.store
+        store.log([_lookup(DAY + timedelta(minutes=i), "+4722202400") for i in range(3)])
+        store.log([_lookup(DAY, "+4722202400", "miss", account="other-co")])
+        case_id = store.record(
+            Finding(
+                account="cust-co",
+                kind="block_coverage",
+                action="flag",
+                ts=DAY,
+                events_seen=3,
+                evidence={"lookups": [{"number": "+4722202400"}]},
+            )
+        )
+        body = desk.get("/subjects/22 20 24 00").json()
+        assert body["number"] == "+4722202400"
+        [record] = body["directory"]
+        assert (record["operator"], record["first_name"], record["street"]) == (
+            "telenor",
+            "Ola",
+            "Storgata 1",
+        )
+        # Whether a date of birth is on file, never the date itself.
+        assert record["birth_date_on_file"] is True and "1980-02-03" not in str(body)
+        assert body["published"]["name"]["full"] == "Ola Nordmann"
+        assert [c["change"] for c in body["history"]] == ["added"]
+        assert [r["reason"] for r in body["rejected_rows"]] == ["bad_postcode"]
+        assert body["lookups"]["total"] == 4
+        assert [a["account"] for a in body["lookups"]["by_account"]] == ["cust-co", "other-co"]
+        assert body["cases"] == [case_id]
+        unknown = desk.get("/subjects/41999999").json()
+        assert unknown["directory"] == [] and unknown["published"] is None
+        problem_of(desk.get("/subjects/12"), 422, "invalid-number")

@@ -281,6 +281,33 @@ class ComplianceStore:
                 raise
         return int(deleted)
 
+    def lookups_of(self, number: str) -> dict[str, Any]:
+        """Customers' lookups of a number (E.164): how many, when, by which accounts."""
+        rows = self._rows(
+            "SELECT account, count(*), count(*) FILTER (WHERE outcome = 'hit'), min(ts), max(ts) "
+            "FROM lookup_log WHERE number = ? AND endpoint = 'numbers' "
+            "GROUP BY account ORDER BY 2 DESC, account",
+            [number],
+        )
+        return {
+            "total": sum(int(r[1]) for r in rows),
+            "first": min((r[3] for r in rows), default=None),
+            "last": max((r[4] for r in rows), default=None),
+            "by_account": [
+                {"account": r[0], "lookups": r[1], "answered": r[2], "first": r[3], "last": r[4]}
+                for r in rows
+            ],
+        }
+
+    def cases_quoting(self, number: str) -> list[int]:
+        """Cases whose findings' evidence quotes a number (E.164)."""
+        rows = self._rows(
+            "SELECT DISTINCT case_id FROM findings WHERE strpos(CAST(evidence AS VARCHAR), ?) > 0 "
+            "ORDER BY case_id",
+            [f'"{number}"'],
+        )
+        return [int(r[0]) for r in rows]
+
     def delivered(self, channel: str) -> str | None:
         """How far the batches of an event channel are committed (None: nothing yet)."""
         rows = self._rows("SELECT position FROM delivered WHERE channel = ?", [channel])

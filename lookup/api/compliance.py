@@ -17,7 +17,10 @@ from lookup.abuse.store import Decision
 from lookup.api.auth import role
 from lookup.api.services import Services
 from lookup.errors import AccountNotFound, InvalidParameter
+from lookup.ingest.warehouse import Warehouse
 from lookup.keys import ApiKey
+from lookup.numbers import normalize
+from lookup.subjects import SubjectReport, report
 
 # What each decision does to the account's status (warn leaves it as it is).
 _STATUS_AFTER: dict[str, str | None] = {
@@ -127,6 +130,17 @@ class ComplianceController(Controller):
         """Every decision on the account, oldest first."""
         services: Services = request.app.state.services
         return services.store.decisions(account=account)
+
+    @get("/subjects/{number:str}", summary="Everything stored about a number", sync_to_thread=True)
+    def subject(
+        self, request: Request[Any, Any, Any], number: Annotated[str, PathParameter()]
+    ) -> SubjectReport:
+        """A data subject's access request: each operator's record, its history, rejected
+        rows, what customers are shown, who looked it up, cases quoting it."""
+        services: Services = request.app.state.services
+        national = normalize(number)
+        with Warehouse(services.settings.warehouse_path, read_only=True) as warehouse:
+            return report(national, warehouse, services.store, services.settings.snapshots_path)
 
     @get("/audit/verify", summary="Check the audit trail", sync_to_thread=True)
     def verify(self, request: Request[Any, Any, Any]) -> dict[str, bool]:

@@ -25,6 +25,7 @@ from lookup.errors import (
     MissingCredentials,
     MissingRole,
     SnapshotUnavailable,
+    WarehouseBusy,
 )
 from lookup.numbers import InvalidNumber
 
@@ -95,6 +96,12 @@ PROBLEM_TYPES: Final = {
         ProblemType("case-not-found", 404, "Case not found", "No compliance case with that id."),
         ProblemType(
             "case-closed", 409, "Case closed", "The case is closed; only 'reinstate' applies to it."
+        ),
+        ProblemType(
+            "warehouse-busy",
+            503,
+            "Warehouse busy",
+            "An ingest is writing the warehouse; retry once it has finished (minutes).",
         ),
         ProblemType(
             "not-current-case",
@@ -190,6 +197,8 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
             )
         case CaseNotFound():
             return problem("case-not-found", str(exc))
+        case WarehouseBusy():
+            return problem("warehouse-busy", str(exc), headers={"Retry-After": "60"})
         case NotCurrentCase():
             return problem("not-current-case", str(exc), current_case=exc.current)
         case CaseClosed():

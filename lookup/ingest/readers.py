@@ -189,7 +189,7 @@ def _unsplit(line: int, raw: str, columns: list[str], detail: str) -> RawRow:
     """A row that cannot be split, with what its fields may hold read leniently."""
     values = [value.strip().strip('"').strip() for value in raw.replace("\n", " ").split(";")]
     salvaged: dict[str, tuple[str, ...]] = {"values": tuple(values)}
-    for field in ("number", "reservation", "valid_from"):
+    for field in ("number", "reservation", "valid_from", "birth_date"):
         if COLUMN_OF[field] not in columns:
             continue
         index = columns.index(COLUMN_OF[field])
@@ -240,7 +240,7 @@ def _salvage(line: str) -> dict[str, tuple[str, ...]]:
     salvaged: dict[str, tuple[str, ...]] = {
         "values": tuple(a or b for a, b in _JSON_VALUE.findall(line))
     }
-    for field in ("number", "reservation", "valid_from"):
+    for field in ("number", "reservation", "valid_from", "birth_date"):
         pattern = rf"""(?<!\w)["']?{field}["']?\s*:\s*(?:{_JSON_STRING}|(\d+))"""
         found = re.findall(pattern, line, re.IGNORECASE)
         salvaged[field] = tuple(next((g for g in groups if g), "") for groups in found)

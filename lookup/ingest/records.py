@@ -7,6 +7,8 @@ count them; the detail says what was wrong in words.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Final
@@ -28,6 +30,7 @@ typo, and since the newest `valid_from` wins it would outrank every real update.
 """
 _RESERVED_MARKERS: Final = frozenset({"j", "reserved"})
 _ADDRESS_HIDDEN_MARKERS: Final = frozenset({"a", "address_hidden"})
+_DATE_LIKE: Final = re.compile(r"[0-9]{2,4}[-./][0-9]{1,2}[-./][0-9]{1,4}|[0-9]{6,8}")
 
 
 class Kind(StrEnum):
@@ -169,7 +172,7 @@ class RowValidator:
         # Two different numbers in the places the number may be: neither is trusted.
         number = numbers.pop() if len(numbers) == 1 else None
         reserved = any(_reserved(v) for v in row.salvaged.get("reservation", ()))
-        raw = row.raw
+        raw = _without(row.raw, row.salvaged.get("birth_date", ()))
         if reserved or any(_reserved(v) for v in row.salvaged.get("values", ())):
             raw = _withheld(number)
         record = None
@@ -193,10 +196,12 @@ class RowValidator:
         return Rejected(row.line, raw, str(row.error), detail, number, record, hides)
 
     def _kept_text(self, row: RawRow, number: str | None) -> str:
-        """The raw text kept with a reject; withheld for a reserved subscriber's row."""
+        """The raw text kept with a reject; withheld for a reserved subscriber's row, and
+        never with a date of birth in it (it is shown nowhere, not even to compliance)."""
         if _reserved(row.fields.get("reservation")):
             return _withheld(number)
-        return row.raw
+        born = row.fields.get("birth_date")
+        return _without(row.raw, [born] if isinstance(born, str) else [])
 
     def _reservation_only(self, fields: dict[str, object], number: str) -> Record | None:
         """A broken row that still reserves its number: honour the reservation.
@@ -393,7 +398,8 @@ class RowValidator:
         if born is None or len(text) != 10 or not _OLDEST_BIRTH <= born <= self._produced_at.date():
             raise _RowError(
                 "bad_date.birth_date",
-                f"{self._name('birth_date')} {text!r} is not a plausible YYYY-MM-DD date",
+                # Not quoted: even a misspelt date of birth is one.
+                f"{self._name('birth_date')} is not a plausible YYYY-MM-DD date",
             )
         return born
 
@@ -406,6 +412,15 @@ def _reserved(value: object) -> bool:
 def _hides_address(value: object) -> bool:
     """Whether a value reads as the address-hidden marker, in any case or spacing."""
     return isinstance(value, str) and value.strip().lower() in _ADDRESS_HIDDEN_MARKERS
+
+
+def _without(raw: str, values: Iterable[str]) -> str:
+    """The raw text with these dates of birth masked (only what looks like a date: a
+    broken row's guessed positions can hold any other field)."""
+    for value in values:
+        if _DATE_LIKE.fullmatch(value.strip()):
+            raw = raw.replace(value.strip(), "[withheld]")
+    return raw
 
 
 def _withheld(number: str | None) -> str:

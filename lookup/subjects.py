@@ -1,0 +1,156 @@
+"""What the service stores about one number: a data subject's right of access.
+
+Gathered from the warehouse (each operator's record, its history, rejected rows),
+the published snapshot (what customers are shown) and the compliance store
+(which customers looked the number up, and cases whose evidence quotes it). For
+compliance staff on the internal API only. The date of birth is not shown here
+either, only whether one is on file.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+
+from lookup.abuse.store import ComplianceStore
+from lookup.api.numbers import to_response
+from lookup.api.schemas import Listing
+from lookup.index.reader import Snapshot
+from lookup.index.snapshot import read_pointer, snapshot_path
+from lookup.ingest.warehouse import Warehouse
+from lookup.numbers import e164
+
+_T = TypeVar("_T")
+_RECORD_COLUMNS = (
+    "operator",
+    "reservation",
+    "valid_from",
+    "kind",
+    "first_name",
+    "last_name",
+    "business_name",
+    "org_number",
+    "street",
+    "postcode",
+    "city",
+    "marketing_reserved",
+)
+
+
+class DirectoryRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One operator's record of the number, as the warehouse holds it."""
+
+    operator: str
+    reservation: str
+    valid_from: datetime
+    kind: str | None
+    first_name: str | None
+    last_name: str | None
+    business_name: str | None
+    org_number: str | None
+    street: str | None
+    postcode: str | None
+    city: str | None
+    marketing_reserved: bool
+    birth_date_on_file: bool
+    file: str
+    """The operator file it came from."""
+
+
+class Change(msgspec.Struct, frozen=True):
+    """A change to the number's record: which file, when, what."""
+
+    file: str
+    operator: str
+    change: str
+    ingested_at: datetime
+
+
+class RejectedRow(msgspec.Struct, frozen=True):
+    """A row about the number that ingest rejected (its text withheld if it was reserved)."""
+
+    file: str
+    line: int
+    reason: str
+    detail: str
+    raw: str
+
+
+class SubjectReport(msgspec.Struct, frozen=True, kw_only=True):
+    """Every stored record about a number."""
+
+    number: str
+    directory: list[DirectoryRecord]
+    published: Listing | None
+    """What customers are shown now (None: not listed, reserved or unknown alike)."""
+    history: list[Change]
+    rejected_rows: list[RejectedRow]
+    lookups: dict[str, Any]
+    """The customers' lookups of the number: how many, when, by which accounts."""
+    cases: list[int]
+    """Compliance cases whose evidence quotes the number."""
+
+
+def directory_part(
+    warehouse: Warehouse, national: str
+) -> tuple[list[DirectoryRecord], list[Change], list[RejectedRow]]:
+    """The number's records, their history and its rejected rows, from the warehouse."""
+    records = warehouse.query(
+        f"SELECT {', '.join('r.' + c for c in _RECORD_COLUMNS)}, r.birth_date IS NOT NULL, "
+        "b.file FROM records r JOIN batches b ON b.id = r.batch_id "
+        "WHERE r.number = ? ORDER BY r.valid_from DESC, r.operator",
+        [national],
+    )
+    history = warehouse.query(
+        "SELECT b.file, c.operator, c.change, b.ingested_at FROM changes c "
+        "JOIN batches b ON b.id = c.batch_id WHERE c.number = ? ORDER BY c.batch_id",
+        [national],
+    )
+    rejected = warehouse.query(
+        "SELECT file, line, reason, detail, raw FROM rejects WHERE number = ? "
+        "ORDER BY batch_id, line",
+        [national],
+    )
+    fields = (*_RECORD_COLUMNS, "birth_date_on_file", "file")
+    return (
+        [_convert(fields, row, DirectoryRecord) for row in records],
+        [_convert(("file", "operator", "change", "ingested_at"), row, Change) for row in history],
+        [
+            _convert(("file", "line", "reason", "detail", "raw"), row, RejectedRow)
+            for row in rejected
+        ],
+    )
+
+
+def _convert(fields: tuple[str, ...], row: tuple[object, ...], into: type[_T]) -> _T:
+    return msgspec.convert(dict(zip(fields, row, strict=True)), into)
+
+
+def published_part(snapshots: Path, national: str) -> Listing | None:
+    """What the served snapshot shows customers for the number, if anything."""
+    pointer = read_pointer(snapshots)
+    if pointer is None:
+        return None
+    snapshot = Snapshot(snapshot_path(snapshots, pointer))
+    listing = snapshot.find(national)
+    return None if listing is None else to_response(listing, snapshot.name)
+
+
+def report(
+    national: str, warehouse: Warehouse, store: ComplianceStore, snapshots: Path
+) -> SubjectReport:
+    """Everything stored about a national number."""
+    number = e164(national)
+    directory, history, rejected = directory_part(warehouse, national)
+    return SubjectReport(
+        number=number,
+        directory=directory,
+        published=published_part(snapshots, national),
+        history=history,
+        rejected_rows=rejected,
+        lookups=store.lookups_of(number),
+        cases=store.cases_quoting(number),
+    )
