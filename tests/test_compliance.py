@@ -354,3 +354,43 @@ def test_a_data_subject_gets_everything_stored_about_their_number(tmp_path: Path
         unknown = desk.get("/subjects/41999999").json()
         assert unknown["directory"] == [] and unknown["published"] is None
         problem_of(desk.get("/subjects/12"), 422, "invalid-number")
+
+
+def test_an_erasure_anonymises_the_lookups_but_those_under_legal_hold(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "var")
+    write_csv(
+        tmp_path / "a",
+        "telenor_full_20261122T020000.csv",
+        [person("22202400", first="Ola", last="Nordmann"), *filler(5)],
+    )
+    ingest([tmp_path / "a"], settings)
+    rejected = person("22202400", first="Ola", last="Nordmann", postnr="150") + ";U"
+    write_csv(
+        tmp_path / "b", "telenor_delta_20261123T020000.csv", [rejected], header=HEADER + ";action"
+    )
+    ingest([tmp_path / "b"], settings)
+    for desk in _desk(settings):
+        store = desk.services.store
+        store.log([_lookup(DAY + timedelta(minutes=i), "+4722202400") for i in range(3)])
+        store.log([_lookup(DAY, "+4722202400", "miss", account="other-co")])
+        store.record(_finding("other-co", DAY, action="flag"))  # other-co is under hold
+        refused = desk.client.post(
+            "/internal/v1/subjects/22202400/erasure", json={"reason": " "}, headers=desk.headers
+        )
+        problem_of(refused, 422, "invalid-parameter")
+        done = desk.client.post(
+            "/internal/v1/subjects/22202400/erasure",
+            json={"reason": "request 2026-117"},
+            headers=desk.headers,
+        ).json()
+        assert (done["lookups_erased"], done["held_by_open_cases"]) == (3, ["other-co"])
+        assert done["rejected_rows_erased"] == 1
+        after = desk.get("/subjects/22202400").json()
+        assert after["lookups"]["total"] == 1  # the held account's lookup only
+        assert [r["raw"] for r in after["rejected_rows"]] == ["[erased on request]"]
+        assert "Nordmann" not in str(after["rejected_rows"])
+        # The erasure is on record, without the number.
+        assert store._rows(
+            "SELECT actor LIKE 'compliance-desk/%', reason, erased, held FROM erasures"
+        ) == [(True, "request 2026-117", 3, 1)]
+        assert "22202400" not in str(store._rows("SELECT * FROM erasures"))

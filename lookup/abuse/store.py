@@ -43,6 +43,10 @@ CREATE TABLE IF NOT EXISTS findings (
     events_seen BIGINT NOT NULL, evidence JSON NOT NULL
 );
 ALTER TABLE findings ADD COLUMN IF NOT EXISTS enforced BOOLEAN DEFAULT true;
+CREATE TABLE IF NOT EXISTS erasures (
+    ts TIMESTAMP NOT NULL, actor VARCHAR NOT NULL, reason VARCHAR NOT NULL,
+    erased BIGINT NOT NULL, held BIGINT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS delivered (
     channel VARCHAR PRIMARY KEY, position VARCHAR NOT NULL
 );
@@ -298,6 +302,42 @@ class ComplianceStore:
                 for r in rows
             ],
         }
+
+    def erase_lookups(self, number: str, actor: str, reason: str) -> tuple[int, list[str]]:
+        """Anonymise a number (E.164) in the lookup log on its subject's request, except in
+        the lookups of accounts with an open case (legal hold); returns how many rows were
+        erased and the accounts holding the rest. The request is recorded (who, why, how
+        many) without the number: a hash of one of 10^8 numbers would keep it."""
+        held_sql = "SELECT account FROM cases WHERE status = 'open'"
+        with self._lock:
+            self._con.execute("BEGIN TRANSACTION").fetchall()
+            try:
+                held = [
+                    str(r[0])
+                    for r in self._con.execute(
+                        f"SELECT DISTINCT account FROM lookup_log WHERE number = ? "
+                        f"AND account IN ({held_sql}) ORDER BY 1",
+                        [number],
+                    ).fetchall()
+                ]
+                kept = self._con.execute(
+                    f"SELECT count(*) FROM lookup_log WHERE number = ? AND account IN ({held_sql})",
+                    [number],
+                ).fetchall()[0][0]
+                erased = self._con.execute(
+                    f"UPDATE lookup_log SET number = 'erased' WHERE number = ? "
+                    f"AND account NOT IN ({held_sql})",
+                    [number],
+                ).fetchall()[0][0]
+                self._con.execute(
+                    "INSERT INTO erasures VALUES (?, ?, ?, ?, ?)",
+                    [utc_now(), actor, reason, erased, kept],
+                ).fetchall()
+                self._con.execute("COMMIT").fetchall()
+            except BaseException:
+                self._con.execute("ROLLBACK").fetchall()
+                raise
+        return int(erased), held
 
     def cases_quoting(self, number: str) -> list[int]:
         """Cases whose findings' evidence quotes a number (E.164)."""

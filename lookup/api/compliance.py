@@ -19,7 +19,7 @@ from lookup.api.services import Services
 from lookup.errors import AccountNotFound, InvalidParameter
 from lookup.ingest.warehouse import Warehouse
 from lookup.keys import ApiKey
-from lookup.numbers import normalize
+from lookup.numbers import e164, normalize
 from lookup.subjects import SubjectReport, report
 
 # What each decision does to the account's status (warn leaves it as it is).
@@ -35,6 +35,12 @@ class DecisionRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A compliance officer's decision on a case."""
 
     decision: Literal["clear", "warn", "suspend", "reinstate"]
+    reason: str
+
+
+class ErasureRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Why a subject's data is erased (the request's reference)."""
+
     reason: str
 
 
@@ -141,6 +147,40 @@ class ComplianceController(Controller):
         national = normalize(number)
         with Warehouse(services.settings.warehouse_path, read_only=True) as warehouse:
             return report(national, warehouse, services.store, services.settings.snapshots_path)
+
+    @post(
+        "/subjects/{number:str}/erasure",
+        summary="Erase what may be erased about a number",
+        status_code=200,
+        sync_to_thread=True,
+    )
+    def erase(
+        self,
+        request: Request[Any, Any, Any],
+        number: Annotated[str, PathParameter()],
+        data: JSONBody[ErasureRequest],
+    ) -> dict[str, Any]:
+        """A data subject's erasure request: their number is anonymised in the lookup log
+        (but in accounts under legal hold) and the text of rejected rows about it blanked."""
+        services: Services = request.app.state.services
+        reason = data.reason.strip()
+        if not reason:
+            raise InvalidParameter("reason", "an erasure needs a reason (the request's reference)")
+        national = normalize(number)
+        key: ApiKey = request.scope["user"]
+        with Warehouse(services.settings.warehouse_path) as warehouse:
+            rejects = warehouse.erase_rejects(national)
+        erased, held = services.store.erase_lookups(
+            e164(national), f"{key.account}/{key.key_id}", reason
+        )
+        return {
+            "number": e164(national),
+            "lookups_erased": erased,
+            "held_by_open_cases": held,
+            "rejected_rows_erased": rejects,
+            "directory": "kept: each operator delivers it every night; a subject leaves the "
+            "directory by reserving with their operator",
+        }
 
     @get("/audit/verify", summary="Check the audit trail", sync_to_thread=True)
     def verify(self, request: Request[Any, Any, Any]) -> dict[str, bool]:

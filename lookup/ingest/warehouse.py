@@ -277,6 +277,18 @@ class Warehouse:
             self._con.unregister("_rejects")
         return batch.id
 
+    def erase_rejects(self, number: str) -> int:
+        """Blank the text of a number's rejected rows on its subject's request; how many.
+
+        Its directory records stay: they are each operator's delivery, renewed every
+        night; a subject leaves the directory by reserving with their operator."""
+        row = self._one(
+            "UPDATE rejects SET raw = '[erased on request]', detail = 'erased on request' "
+            "WHERE number = ? AND raw <> '[erased on request]'",
+            [number],
+        )
+        return int(row[0]) if row else 0
+
     def withdrew_since(self, batch_id: int) -> bool:
         """Whether batches after `batch_id` reserved a number or hid an address."""
         row = self._one(
