@@ -12,8 +12,10 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import httpx
+import msgspec
 import pytest
 import redis
 
@@ -459,3 +461,36 @@ def test_serve_refuses_to_start_when_its_monitor_cannot(tmp_path: Path) -> None:
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("lookup: the abuse monitor could not start") and str(port) in last
+
+
+def test_an_idle_monitor_does_not_repeat_its_acknowledgement() -> None:
+    # The server reads acknowledgements only when it sends: repeated ones would fill the
+    # pipe of an idle service until the monitor's loop (and its internal API) blocked.
+    ours, theirs = multiprocessing.Pipe(duplex=True)
+    channel = PipeChannel(ours)
+    source = PipeSource(theirs)
+    channel.send([_answered(0)])
+    assert source.read(1.0) == [_answered(0)]
+    for _ in range(1000):  # the monitor's loop: a read that times out, then done()
+        source.read(0.0)
+        source.done(0)
+    messages = 0
+    while ours.poll(0):
+        ours.recv_bytes()
+        messages += 1
+    assert messages == 1
+
+
+def test_a_restarted_consumer_never_goes_back_before_the_redis_cursor(
+    client: redis.Redis, tmp_path: Path
+) -> None:
+    key = f"lookup:test-resume:{tmp_path.name}"
+    client.delete(key, key + ":consumed")
+    ids = [
+        cast("bytes", client.xadd(key, {b"e": msgspec.json.encode(_answered(i))})) for i in range(3)
+    ]
+    client.set(key + ":consumed", ids[1])
+    source = RedisSource(client, key)
+    source.resume(lambda _: ids[0].decode())  # a store whose mark lags the cursor
+    assert source.read(0.1) == [_answered(2)]
+    client.delete(key, key + ":consumed")

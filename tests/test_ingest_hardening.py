@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from lookup.cli import main
@@ -514,3 +515,20 @@ def test_a_subscriber_who_becomes_reserved_leaves_no_data_in_old_snapshots_or_re
     )
     ingest([tmp_path / "d"], lenient)
     assert len(list(snapshots.glob("*.arrow"))) == 2
+
+
+def test_a_reservation_withholds_rejects_stored_before_they_carried_their_number(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", filler(8))
+    ingest([tmp_path / "a"], lenient)
+    # As an earlier version stored it: no number column, the number in a written form.
+    with duckdb.connect(str(lenient.warehouse_path)) as con:
+        con.execute(
+            "INSERT INTO rejects VALUES (1, 'old.csv', 3, 'bad_postcode', 'postnr', "
+            "'+47 222 02 410;P;Kari;Hemmelig;;;Storgata 1;150;Oslo;N;N;;2025-01-01', false, NULL)"
+        )
+    reserve = person("22202410", first="", last="", reservert="J", gyldig_fra="2025-06-01") + ";U"
+    write_csv(tmp_path / "b", "telenor_delta_20261124T020000.csv", [reserve], header=DELTA_HEADER)
+    ingest([tmp_path / "b"], lenient)
+    assert "Hemmelig" not in " ".join(str(r) for r in stored_rejects(lenient))

@@ -12,7 +12,7 @@ import pytest
 import redis
 from litestar.testing import TestClient
 
-from lookup.abuse.ratelimit import RateLimitConfig, RateLimited, RateLimiter
+from lookup.abuse.ratelimit import RateLimitConfig, RateLimited, RateLimiter, parse_plan
 from lookup.abuse.stream import stream_key
 from lookup.api.app import create_app
 from lookup.api.services import Services
@@ -203,3 +203,13 @@ def test_a_refresh_overlapping_a_suspension_does_not_undo_it(
     with _client(settings, services) as client:
         time.sleep(0.2)  # a few background refreshes
         problem_of(_get(client, token), 403, "account-suspended")
+
+
+def test_a_refund_after_the_window_rolled_over_grants_nothing_extra() -> None:
+    limiter = RateLimiter(RateLimitConfig(account_plan="1/second", key_plan="1/second"))
+    item = parse_plan("1/second")[0]
+    key = item.key_for("account", "acme")
+    limiter.hit("k1", "acme", plan=None, throttled=False)
+    limiter._limiter.storage.clear(key)  # the window rolled over before the refund landed
+    limiter._refund(item, "account", "acme")
+    assert limiter._limiter.storage.get(key) == 0  # not -1: the next window is the plan's

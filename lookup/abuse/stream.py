@@ -218,6 +218,7 @@ class PipeSource:
         self._committed: Committed = lambda _: None
         self._last: dict[str, int] = {}
         self._ack = 0
+        self._acked = 0
 
     def resume(self, committed: Committed) -> None:
         """Skip batches the store committed already (a server resends unacknowledged ones)."""
@@ -266,10 +267,20 @@ class PipeSource:
 
     def done(self, count: int) -> None:
         """Tell the server the batches read so far are committed: it forgets them."""
-        if self._ack:
+        # Only news: the server reads acknowledgements when it sends, and an idle one
+        # would otherwise let a repeated one fill the pipe until this send blocked the
+        # monitor's loop (and the internal API with it).
+        if self._ack > self._acked:
             # A server that is gone waits for no acknowledgement.
             with contextlib.suppress(OSError):
                 self.connection.send_bytes(str(self._ack).encode())
+            self._acked = self._ack
+
+
+def _stream_id(entry: str) -> tuple[int, int]:
+    """A stream entry id (`<ms>-<seq>`) as numbers, to compare two."""
+    milliseconds, _, sequence = entry.partition("-")
+    return int(milliseconds), int(sequence or 0)
 
 
 class RedisSource:
@@ -291,7 +302,7 @@ class RedisSource:
         """Start after what the store committed: the cursor saved in Redis after a batch
         can lag it by one batch (a consumer that died between the two)."""
         position = committed(self.key)
-        if position is not None:
+        if position is not None and _stream_id(position) > _stream_id(self.cursor):
             self.cursor = self._next = position
 
     def read(self, timeout: float, count: int = 5000) -> list[LookupEvent] | None:

@@ -109,9 +109,13 @@ class Services:
             asyncio.create_task(
                 self._every(self.settings.key_refresh_seconds, self.key_ring.refresh)
             ),
-            asyncio.create_task(self._every(self.settings.event_flush_seconds, self._flush)),
         ]
         if self.lookups:
+            # The monitor process takes its events from its source, each batch committed
+            # with where it ends: a flush of its own would commit one without that mark.
+            self._tasks.append(
+                asyncio.create_task(self._every(self.settings.event_flush_seconds, self._flush))
+            )
             self.snapshots.refresh()
             self._tasks.append(
                 asyncio.create_task(
@@ -126,16 +130,17 @@ class Services:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        try:
-            # Bounded: a monitor that has stopped reading must not keep the server alive.
-            await asyncio.wait_for(asyncio.to_thread(self._flush), SHUTDOWN_FLUSH_SECONDS)
-        except TimeoutError:
-            log.error(
-                "the monitor took no events for %gs at shutdown: %d queued events and the "
-                "batch being sent were not logged",
-                SHUTDOWN_FLUSH_SECONDS,
-                len(self.events),
-            )
+        if self.lookups:
+            try:
+                # Bounded: a monitor that has stopped reading must not keep the server alive.
+                await asyncio.wait_for(asyncio.to_thread(self._flush), SHUTDOWN_FLUSH_SECONDS)
+            except TimeoutError:
+                log.error(
+                    "the monitor took no events for %gs at shutdown: %d queued events and the "
+                    "batch being sent were not logged",
+                    SHUTDOWN_FLUSH_SECONDS,
+                    len(self.events),
+                )
         if self._store is not None:
             self._store.close()
         self.key_store.close()

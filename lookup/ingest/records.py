@@ -171,6 +171,10 @@ class RowValidator:
                 continue
         # Two different numbers in the places the number may be: neither is trusted.
         number = numbers.pop() if len(numbers) == 1 else None
+        # When the two readings disagree (a J and an N: the stray separator may be on
+        # either side), privacy wins: the number is withdrawn until a whole row says
+        # otherwise, and the report counts it. A listed subscriber missing for a night
+        # is the lesser harm next to a reserved one shown.
         reserved = any(_reserved(v) for v in row.salvaged.get("reservation", ()))
         raw = _without(row.raw, row.salvaged.get("birth_date", ()))
         if reserved or any(_reserved(v) for v in row.salvaged.get("values", ())):

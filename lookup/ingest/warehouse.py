@@ -95,8 +95,10 @@ UPDATE rejects SET
     detail = 'withheld: the number is reserved now'
 FROM (SELECT number FROM _staged WHERE reservation = 'reserved') s
 WHERE (rejects.number = s.number
-       -- rejects stored before they carried their number: found by its digits
-       OR (rejects.number IS NULL AND strpos(rejects.raw, s.number) > 0))
+       -- rejects stored before they carried their number: found by its digits, in any
+       -- written form ("22 20 24 10", "+47 222 02 410"); withholding one too many is safe
+       OR (rejects.number IS NULL
+           AND strpos(regexp_replace(rejects.raw, '[^0-9]', '', 'g'), s.number) > 0))
   AND rejects.detail <> 'withheld: the number is reserved now'
 """
 """A subscriber who becomes reserved keeps no data with the service beyond the reservation:
@@ -284,8 +286,10 @@ class Warehouse:
         night; a subject leaves the directory by reserving with their operator."""
         row = self._one(
             "UPDATE rejects SET raw = '[erased on request]', detail = 'erased on request' "
-            "WHERE number = ? AND raw <> '[erased on request]'",
-            [number],
+            "WHERE (number = $n OR (number IS NULL "
+            "AND strpos(regexp_replace(raw, '[^0-9]', '', 'g'), $n) > 0)) "
+            "AND raw <> '[erased on request]'",
+            {"n": number},
         )
         return int(row[0]) if row else 0
 
