@@ -307,7 +307,8 @@ def _ts(event: LookupEvent) -> datetime:
     return event.ts
 
 
-def test_a_data_subject_gets_everything_stored_about_their_number(tmp_path: Path) -> None:
+def _ola_on_file(tmp_path: Path) -> Settings:
+    """A data dir where 22202400 (Ola Nordmann) is listed, with one rejected row of his."""
     settings = make_settings(tmp_path / "var")
     write_csv(
         tmp_path / "a",
@@ -320,6 +321,11 @@ def test_a_data_subject_gets_everything_stored_about_their_number(tmp_path: Path
         tmp_path / "b", "telenor_delta_20261123T020000.csv", [rejected], header=HEADER + ";action"
     )
     ingest([tmp_path / "b"], settings)
+    return settings
+
+
+def test_a_data_subject_gets_everything_stored_about_their_number(tmp_path: Path) -> None:
+    settings = _ola_on_file(tmp_path)
     new_key(settings, org="cust-co")
     for desk in _desk(settings):
         store = desk.services.store
@@ -357,18 +363,7 @@ def test_a_data_subject_gets_everything_stored_about_their_number(tmp_path: Path
 
 
 def test_an_erasure_anonymises_the_lookups_but_those_under_legal_hold(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path / "var")
-    write_csv(
-        tmp_path / "a",
-        "telenor_full_20261122T020000.csv",
-        [person("22202400", first="Ola", last="Nordmann"), *filler(5)],
-    )
-    ingest([tmp_path / "a"], settings)
-    rejected = person("22202400", first="Ola", last="Nordmann", postnr="150") + ";U"
-    write_csv(
-        tmp_path / "b", "telenor_delta_20261123T020000.csv", [rejected], header=HEADER + ";action"
-    )
-    ingest([tmp_path / "b"], settings)
+    settings = _ola_on_file(tmp_path)
     for desk in _desk(settings):
         store = desk.services.store
         store.log([_lookup(DAY + timedelta(minutes=i), "+4722202400") for i in range(3)])

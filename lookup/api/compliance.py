@@ -104,11 +104,8 @@ class ComplianceController(Controller):
     ) -> Decision:
         """Record who decided what and why; suspend/reinstate/clear change the account."""
         services: Services = request.app.state.services
-        reason = data.reason.strip()
-        if not reason:
-            raise InvalidParameter("reason", "a decision needs a reason")
-        key: ApiKey = request.scope["user"]
-        actor = f"{key.account}/{key.key_id}"
+        reason = _reason(data.reason, "a decision needs a reason")
+        actor = _actor(request)
         status = _STATUS_AFTER[data.decision]
         account = services.store.case(case_id).account
         if status is not None and not services.key_ring.has(account):
@@ -163,16 +160,11 @@ class ComplianceController(Controller):
         """A data subject's erasure request: their number is anonymised in the lookup log
         (but in accounts under legal hold) and the text of rejected rows about it blanked."""
         services: Services = request.app.state.services
-        reason = data.reason.strip()
-        if not reason:
-            raise InvalidParameter("reason", "an erasure needs a reason (the request's reference)")
+        reason = _reason(data.reason, "an erasure needs a reason (the request's reference)")
         national = normalize(number)
-        key: ApiKey = request.scope["user"]
         with Warehouse(services.settings.warehouse_path) as warehouse:
             rejects = warehouse.erase_rejects(national)
-        erased, held = services.store.erase_lookups(
-            e164(national), f"{key.account}/{key.key_id}", reason
-        )
+        erased, held = services.store.erase_lookups(e164(national), _actor(request), reason)
         return {
             "number": e164(national),
             "lookups_erased": erased,
@@ -187,3 +179,17 @@ class ComplianceController(Controller):
         """Whether the decision chain is intact."""
         services: Services = request.app.state.services
         return {"intact": services.store.verify_audit()}
+
+
+def _reason(text: str, missing: str) -> str:
+    """A decision's or request's reason, which the audit trail requires."""
+    reason = text.strip()
+    if not reason:
+        raise InvalidParameter("reason", missing)
+    return reason
+
+
+def _actor(request: Request[Any, Any, Any]) -> str:
+    """Who acted: the officer's account and key."""
+    key: ApiKey = request.scope["user"]
+    return f"{key.account}/{key.key_id}"
