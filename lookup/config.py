@@ -11,6 +11,8 @@ from pathlib import Path
 import msgspec
 from limits import parse_many
 
+from lookup.abuse.retention import MAX_MONTHS, MIN_MONTHS
+
 ENV_PREFIX = "LOOKUP_"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
@@ -103,8 +105,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 ) from None
         if self.throttle_factor < 1:
             raise ConfigError("LOOKUP_THROTTLE_FACTOR must be at least 1")
-        if not 3 <= self.log_retention_months <= 120:
-            raise ConfigError("LOOKUP_LOG_RETENTION_MONTHS must be 3 to 120 (the terms' bounds)")
+        if not MIN_MONTHS <= self.log_retention_months <= MAX_MONTHS:
+            raise ConfigError(
+                f"LOOKUP_LOG_RETENTION_MONTHS must be {MIN_MONTHS} to {MAX_MONTHS} "
+                "(the terms' bounds)"
+            )
         if not 0 <= self.monitor_nice <= 19:
             raise ConfigError("LOOKUP_MONITOR_NICE must be between 0 and 19")
         for name in ("snapshot_poll_seconds", "key_refresh_seconds", "event_flush_seconds"):

@@ -24,20 +24,6 @@ from lookup.ingest.warehouse import Warehouse
 from lookup.numbers import e164
 
 _T = TypeVar("_T")
-_RECORD_COLUMNS = (
-    "operator",
-    "reservation",
-    "valid_from",
-    "kind",
-    "first_name",
-    "last_name",
-    "business_name",
-    "org_number",
-    "street",
-    "postcode",
-    "city",
-    "marketing_reserved",
-)
 
 
 class DirectoryRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -98,8 +84,10 @@ def directory_part(
     warehouse: Warehouse, national: str
 ) -> tuple[list[DirectoryRecord], list[Change], list[RejectedRow]]:
     """The number's records, their history and its rejected rows, from the warehouse."""
+    # The record's own columns are the Struct's fields but the two derived here.
+    stored = DirectoryRecord.__struct_fields__[:-2]
     records = warehouse.query(
-        f"SELECT {', '.join('r.' + c for c in _RECORD_COLUMNS)}, r.birth_date IS NOT NULL, "
+        f"SELECT {', '.join('r.' + c for c in stored)}, r.birth_date IS NOT NULL, "
         "b.file FROM records r JOIN batches b ON b.id = r.batch_id "
         "WHERE r.number = ? ORDER BY r.valid_from DESC, r.operator",
         [national],
@@ -114,7 +102,7 @@ def directory_part(
         "ORDER BY batch_id, line",
         [national],
     )
-    fields = (*_RECORD_COLUMNS, "birth_date_on_file", "file")
+    fields = DirectoryRecord.__struct_fields__
     return (
         [_convert(fields, row, DirectoryRecord) for row in records],
         [_convert(("file", "operator", "change", "ingested_at"), row, Change) for row in history],

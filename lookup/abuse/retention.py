@@ -17,7 +17,6 @@ import msgspec
 
 from lookup.errors import LookupServiceError
 
-DEFAULT_MONTHS: Final = 18
 MIN_MONTHS: Final = 3
 MAX_MONTHS: Final = 120
 AFTER_END: Final = timedelta(days=60)
