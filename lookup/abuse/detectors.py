@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from itertools import islice
 from typing import Any
@@ -24,7 +24,7 @@ from lookup.abuse.crossaccount import AddressScans
 from lookup.abuse.events import EPOCH, LookupEvent, national_number
 from lookup.abuse.fastrule import FastRule
 from lookup.abuse.focus import Focus
-from lookup.abuse.policy import DEFAULT_POLICY, SEVERITY, Kind, Policy
+from lookup.abuse.policy import DEFAULT_POLICY, SEVERITY, Action, Kind, Policy
 from lookup.abuse.state import (
     EVIDENCE_NUMBERS,
     AccountState,
@@ -35,9 +35,15 @@ from lookup.abuse.state import (
     span,
     trail,
 )
+from lookup.abuse.washing import DAY_SECONDS, Day, Washing
 
 # A rule's verdict: kind, whether its suspension criteria held, and how to build its evidence.
 _Found = tuple[Kind, bool, Callable[[], dict[str, Any]]]
+
+WASHING = "list_washing"
+"""The list-washing rule's slot among an account's fired rules: its findings are
+`distinct_velocity` flags, which neither corroborate nor are corroborated by others."""
+_KINDS = frozenset(Kind)
 
 
 def _know(known: OrderedDict[int, float], number: int, t: float) -> bool:
@@ -81,6 +87,7 @@ class Engine:
             math.ceil(policy.block_ceiling * size) for size in policy.block_sizes
         )
         self._addresses = AddressScans(policy, self._fast, self._knew)
+        self._washing = Washing(policy)
         self._pruned_at: float | None = None
         # Kept apart from the pruned state: a count never restarts (one int per account).
         self._events_seen: dict[str, int] = {}
@@ -143,7 +150,9 @@ class Engine:
         if number is None:
             return []
         self._forget(state, t)
-        if not _know(state.known, number, t):
+        new = _know(state.known, number, t)
+        today = self._washing.count(state.days, t, new=new, hit=event.outcome == "hit")
+        if not new:
             # A number the customer has: looking it up again moves none of the scan rules.
             return []
         self._expire(state, t)
@@ -162,6 +171,13 @@ class Engine:
             for kind, strong, evidence in found
             if (finding := self._escalate(state, event, kind, strong, evidence)) is not None
         ]
+        # The day's count first: most days never reach it.
+        if (
+            today is not None
+            and today.new >= self.policy.washing_daily_new
+            and (washing := self._list_washing(state, event, today))
+        ):
+            findings.append(washing)
         findings.extend(self._across_accounts(event, lookup))
         return findings
 
@@ -180,7 +196,7 @@ class Engine:
         """
         now, window = (event.ts - EPOCH).total_seconds(), self.policy.window_seconds
         live = {k: severity for k, (severity, at) in state.fired.items() if now - at <= window}
-        others = sorted(k for k in live if k != kind)
+        others = sorted(k for k in live if k != kind and k in _KINDS)
         action = self.policy.action(kind, strong=strong, corroborated=bool(others))
         if SEVERITY[action] <= live.get(kind, 0):
             return None
@@ -469,6 +485,46 @@ class Engine:
             }
 
         return [(Kind.DISTINCT_VELOCITY, z >= policy.velocity_suspend_z, evidence)]
+
+    def _list_washing(self, state: AccountState, event: LookupEvent, today: Day) -> Finding | None:
+        """A flag when new numbers made most of the account's lookups on enough days: the
+        first time in the window (it lapses as other rules' findings do)."""
+        now = (event.ts - EPOCH).total_seconds()
+        fired = state.fired.get(WASHING)
+        if fired is not None and now - fired[1] <= self.policy.window_seconds:
+            return None
+        days = self._washing.holds(state.days, today)
+        if days is None:
+            return None
+        state.fired[WASHING] = (SEVERITY[Action.FLAG], now)
+        policy = self.policy
+        return Finding(
+            account=event.account,
+            kind=Kind.DISTINCT_VELOCITY,
+            action=Action.FLAG,
+            ts=event.ts,
+            events_seen=self._events_seen.get(event.account, 0),
+            evidence={
+                "rule": {
+                    "pattern": "list_washing",
+                    "daily_new_at_least": policy.washing_daily_new,
+                    "new_share_at_least": policy.washing_new_share,
+                    "days_needed": policy.washing_days,
+                    "within_days": policy.washing_span_days,
+                    "known_days": round(policy.known_seconds / DAY_SECONDS),
+                },
+                "days": [
+                    {
+                        "day": (EPOCH + timedelta(days=day.day)).date().isoformat(),
+                        "lookups": day.lookups,
+                        "new": day.new,
+                        "new_hits": day.new_hits,
+                    }
+                    for day in state.days
+                ],
+                "lookups": trail(list(islice(reversed(state.recent), EVIDENCE_NUMBERS))[::-1]),
+            },
+        )
 
     def _across_accounts(self, event: LookupEvent, lookup: Lookup) -> list[Finding]:
         """Findings for the accounts an address's block scan names."""

@@ -32,14 +32,23 @@ class AccountResult:
     findings: list[Finding] = field(default_factory=list)
     suspended_after: int | None = None
     """Events of the account seen when it was suspended (since scraping began, for scrapers)."""
+    flagged_after: int | None = None
+    """... and when its first finding fired."""
     seen: int = 0
     extracted: set[str] = field(default_factory=set)
-    """Distinct listings obtained before suspension."""
+    """Distinct listings obtained before suspension (before the flag, for a scraper the
+    rules can only flag: what it had before compliance could know)."""
 
     @property
     def flagged(self) -> bool:
         """Whether any finding fired for the account."""
         return bool(self.findings)
+
+    @property
+    def caught_after(self) -> int | None:
+        """Events until the action a scraper persona is scored on: its flag, for one the
+        rules can only flag; else the suspension."""
+        return self.flagged_after if self.actor.flag_only else self.suspended_after
 
 
 def run(
@@ -61,11 +70,14 @@ def run(
         scraping = result.actor.scrape_from is not None and event.ts >= result.actor.scrape_from
         if scraping or not result.actor.scraper:
             result.seen += 1
-            if event.outcome == "hit" and scraping:
+            caught = result.actor.flag_only and result.flagged_after is not None
+            if event.outcome == "hit" and scraping and not caught:
                 result.extracted.add(event.number)
         for finding in engine.observe(event):
             target = by_account[finding.account]
             target.findings.append(finding)
+            if target.flagged_after is None:
+                target.flagged_after = target.seen
             if finding.action == Action.SUSPEND and target.suspended_after is None:
                 target.suspended_after = target.seen
     elapsed = time.perf_counter() - started
@@ -109,14 +121,14 @@ def report(results: dict[str, AccountResult], directory: Directory) -> str:
         suspended = [r for r in group if r.suspended_after is not None]
         flagged = [r for r in group if r.flagged]
         kinds = sorted({f"{f.kind}:{f.action}" for r in group for f in r.findings})
-        detect = [r.suspended_after for r in suspended if r.suspended_after is not None]
+        detect = [r.caught_after for r in group if r.caught_after is not None]
         extracted = sum(len(r.extracted) for r in group) if scraper else 0
         share = block_share(group, directory)
         of_block = f"{share[0]:.2%} of {share[1] // 1000}k" if share else ""
         lines.append(
             f"{persona:<20} {'scraper' if scraper else 'legit':<7} {len(group):>5} "
             f"{len(suspended):>5} {len(flagged):>5} "
-            f"{(len(suspended) / len(group)) if scraper else float('nan'):>7.0%} "
+            f"{(len(detect) / len(group)) if scraper else float('nan'):>7.0%} "
             f"{(len(suspended) / len(group)) if not scraper else float('nan'):>6.0%} "
             f"{len(flagged) / len(group):>6.1%} "
             f"{statistics.median(detect) if detect else float('nan'):>10.0f} "
@@ -130,11 +142,12 @@ class PersonaSummary:
     """One persona over several simulated months."""
 
     scraper: bool
+    flag_only: bool = False
     accounts: int = 0
     suspended: int = 0
     flagged: int = 0
     detection: list[float] = field(default_factory=list)
-    """Per month: median events until suspension."""
+    """Per month: median events until suspension (until the flag, for flag-only ones)."""
     shares: list[tuple[float, int]] = field(default_factory=list)
     """Per month: share of the target block extracted, and the block size."""
 
@@ -144,9 +157,13 @@ def _month(seed: int) -> dict[str, PersonaSummary]:
     results, _ = run(actors)
     summary: dict[str, PersonaSummary] = {}
     for persona, group in _by_persona(results).items():
-        line = summary[persona] = PersonaSummary(group[0].actor.scraper, accounts=len(group))
-        detect = [r.suspended_after for r in group if r.suspended_after is not None]
-        line.suspended, line.flagged = len(detect), sum(r.flagged for r in group)
+        actor = group[0].actor
+        line = summary[persona] = PersonaSummary(
+            actor.scraper, actor.flag_only, accounts=len(group)
+        )
+        line.suspended = sum(r.suspended_after is not None for r in group)
+        line.flagged = sum(r.flagged for r in group)
+        detect = [r.caught_after for r in group if r.caught_after is not None]
         line.detection = [statistics.median(detect)] if detect else []
         share = block_share(group, directory)
         line.shares = [share] if share else []
@@ -159,7 +176,7 @@ def summarize(seeds: list[int], workers: int | None = None) -> str:
     with ProcessPoolExecutor(workers) as pool:
         for month in pool.map(_month, seeds):
             for persona, line in month.items():
-                into = total.setdefault(persona, PersonaSummary(line.scraper))
+                into = total.setdefault(persona, PersonaSummary(line.scraper, line.flag_only))
                 into.accounts += line.accounts
                 into.suspended += line.suspended
                 into.flagged += line.flagged
@@ -192,12 +209,15 @@ def summarize(seeds: list[int], workers: int | None = None) -> str:
                 f"{over(line.shares, 1_000):>20} {over(line.shares, 10_000):>14}"
             )
         lines.append(row)
-    scrapers = [line for line in total.values() if line.scraper]
+    scrapers = [line for line in total.values() if line.scraper and not line.flag_only]
+    flag_only = [line for line in total.values() if line.flag_only]
     legit = [line for line in total.values() if not line.scraper]
     shares = [share for line in scrapers for share in line.shares]
     lines.append(
         f"\nscraper accounts suspended: {sum(x.suspended for x in scrapers)}/"
-        f"{sum(x.accounts for x in scrapers)}; legitimate suspended: "
+        f"{sum(x.accounts for x in scrapers)}; flag-only scrapers (list washing) flagged: "
+        f"{sum(x.flagged for x in flag_only)}/{sum(x.accounts for x in flag_only)}; "
+        "legitimate suspended: "
         f"{sum(x.suspended for x in legit)}/{sum(x.accounts for x in legit)}, flagged: "
         f"{sum(x.flagged for x in legit)}; block scans extracting >= 1 % of their block: "
         f"{over(shares, 1_000)} on 1k blocks, {over(shares, 10_000)} on 10k blocks"
@@ -228,7 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     directory, actors = standard_scenario(args.seed)
     results, per_event = run(actors)
     legit = [r for r in results.values() if not r.actor.scraper]
-    scrapers = [r for r in results.values() if r.actor.scraper]
+    scrapers = [r for r in results.values() if r.actor.scraper and not r.actor.flag_only]
+    flag_only = [r for r in results.values() if r.actor.flag_only]
     events = sum(len(a.events) for a in actors)
     print(
         f"simulated month: {len(results)} accounts, {events:,} events, seed {args.seed}; "
@@ -239,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     wrongly = sum(r.suspended_after is not None for r in legit)
     flagged = sum(r.flagged for r in legit)
     print(
-        f"\nscrapers suspended: {caught}/{len(scrapers)}; legitimate suspended: "
+        f"\nscrapers suspended: {caught}/{len(scrapers)}; flag-only scrapers (list washing) "
+        f"flagged: {sum(r.flagged for r in flag_only)}/{len(flag_only)}; legitimate suspended: "
         f"{wrongly}/{len(legit)}, flagged: {flagged}/{len(legit)}"
     )
     return 0

@@ -118,6 +118,9 @@ class Actor:
     """First numbers of the blocks a scraper targets."""
     scrape_from: datetime | None = None
     """When the scraping began (an account may have honest history before)."""
+    flag_only: bool = False
+    """A scraper the rules can only flag for review: its lookups are what a customer with
+    a huge base could make."""
 
 
 class Traffic:
@@ -320,6 +323,23 @@ def scraper(
     return actors
 
 
+def washer(
+    traffic: Traffic, account: str, *, per_day: tuple[int, int], start_day: int = 3
+) -> Actor:
+    """Washing a bought list: real numbers from all over the plan (most of them listed),
+    new ones every working day, at a CRM's hours; never the customer's own."""
+    rng, directory = traffic.rng, traffic.directory
+    actor = traffic.actor("list_washing", account, scraper=True)
+    actor.flag_only = True
+    ip = f"198.51.100.{rng.randrange(1, 255)}"
+    for day in _working_days(start_day):
+        for moment in _business_moments(rng, day, rng.randint(*per_day)):
+            number = directory.random_number(rng, listed=rng.random() < 0.85)
+            traffic.lookup(actor, moment, number, f"{account}-key", ip)
+    actor.scrape_from = min(event.ts for event in actor.events)
+    return actor
+
+
 Builder = Callable[[Traffic], object]
 
 
@@ -404,4 +424,5 @@ def standard_scenario(seed: int = 7) -> tuple[Directory, list[Actor]]:
     scraper(traffic, "decoys_mix", "scr-decoy", order="shuffled", rate_seconds=1, decoys=1)
     scraper(traffic, "two_blocks", "scr-two", order="shuffled", rate_seconds=1, blocks=2)
     scraper(traffic, "three_blocks", "scr-three", order="shuffled", rate_seconds=2, blocks=3)
+    washer(traffic, "scr-wash", per_day=(250, 1000))
     return directory, traffic.actors

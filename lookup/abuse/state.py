@@ -10,6 +10,8 @@ from datetime import datetime
 from itertools import islice
 from typing import Final
 
+from lookup.abuse.washing import Day
+
 EVIDENCE_NUMBERS: Final = 50
 """Lookups quoted in a finding's evidence, at most."""
 LONE_LOOKUPS: Final = 8
@@ -116,8 +118,11 @@ class AccountState:
     """Busiest window among those older than the baseline lag."""
     velocity_past: deque[tuple[int, int]] = field(default_factory=deque)
     """Ended clock hours (bucket, peak) not yet old enough for the baseline."""
+    days: deque[Day] = field(default_factory=deque)
+    """Lookups per day of the list-washing rule's span, oldest first."""
     fired: dict[str, tuple[int, float]] = field(default_factory=dict)
-    """Per reason code: the severity reached and when (it lapses after the window)."""
+    """Per reason code (and `WASHING`): the severity reached and when (it lapses after the
+    window)."""
 
 
 @dataclass(slots=True)

@@ -1,0 +1,132 @@
+"""The list-washing rule: a bought list washed day after day is flagged, customers are not."""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from lookup.abuse.detectors import Engine, Finding
+from lookup.abuse.events import EPOCH, LookupEvent
+from lookup.abuse.policy import DEFAULT_POLICY
+from lookup.abuse.store import ComplianceStore
+from lookup.abuse.washing import Day, Washing
+from tests.test_abuse_warm import monitor
+
+MONDAY = datetime(2026, 11, 2, 8, 0)
+
+
+def _scattered(index: int) -> int:
+    """The `index`th of distinct numbers spread over the whole plan."""
+    return 40000000 + (index * 104729 * 7919) % 59_000_000
+
+
+def _working_day(
+    day: int, numbers: list[int], *, misses_every: int = 7, account: str = "acme"
+) -> list[LookupEvent]:
+    """Lookups of `numbers` spread evenly over a day's eight working hours."""
+    step = 8 * 3600 / len(numbers)
+    return [
+        LookupEvent(
+            ts=MONDAY + timedelta(days=day, seconds=i * step),
+            account=account,
+            key="k1",
+            ip="10.0.0.1",
+            number=f"+47{number:08d}",
+            outcome="miss" if i % misses_every == 0 else "hit",
+        )
+        for i, number in enumerate(numbers)
+    ]
+
+
+def _feed(engine: Engine, events: list[LookupEvent]) -> list[Finding]:
+    return [finding for e in events for finding in engine.observe(e)]
+
+
+def test_a_bought_list_washed_day_after_day_is_flagged_on_its_third_day() -> None:
+    engine = Engine()
+    days = [_working_day(day, [_scattered(day * 400 + i) for i in range(400)]) for day in range(5)]
+    assert _feed(engine, days[0] + days[1]) == []
+    findings = _feed(engine, days[2])
+    assert len(findings) == 1
+    flag = findings[0]
+    assert (flag.kind, flag.action) == ("distinct_velocity", "flag")
+    # On the lookup that made the third day's 200th new number.
+    assert flag.events_seen == 2 * 400 + 200
+    assert flag.ts == days[2][199].ts
+    evidence = flag.evidence
+    assert evidence["rule"]["pattern"] == "list_washing"
+    assert evidence["rule"]["days_needed"] == 3
+    assert evidence["days"] == [
+        {"day": "2026-11-02", "lookups": 400, "new": 400, "new_hits": 342},
+        {"day": "2026-11-03", "lookups": 400, "new": 400, "new_hits": 342},
+        {"day": "2026-11-04", "lookups": 200, "new": 200, "new_hits": 171},
+    ]
+    assert evidence["lookups"][-1]["number"] == days[2][199].number
+    # A flag for compliance to judge: the same week adds no second one, and no suspension.
+    assert _feed(engine, days[3] + days[4]) == []
+
+
+def test_a_customer_whose_days_are_mostly_repeats_after_its_first_is_not_flagged() -> None:
+    # A first refresh of 3,000 customers, then 600 calls a day from them with 150 new ones:
+    # as many new numbers a day as a washer's, but a fifth of the lookups.
+    engine = Engine()
+    base = [_scattered(i) for i in range(3000)]
+    findings = _feed(engine, _working_day(0, base))
+    for day in range(1, 10):
+        calls = [base[(day * 7919 + i * 31) % 3000] for i in range(450)]
+        new = [_scattered(3000 + day * 150 + i) for i in range(150)]
+        findings += _feed(engine, _working_day(day, calls + new))
+    assert findings == []
+
+
+def test_new_customers_signing_up_on_one_day_a_week_are_not_flagged() -> None:
+    # A campaign's import of 1,000 new customers each Monday: one qualifying day a week.
+    engine = Engine()
+    findings = []
+    for week in range(4):
+        numbers = [_scattered(week * 1000 + i) for i in range(1000)]
+        findings += _feed(engine, _working_day(week * 7, numbers))
+    assert findings == []
+
+
+def test_a_washing_flag_does_not_make_another_rules_flag_a_suspension() -> None:
+    # Washing evidence is thin on its own (a customer with a huge base looks the same): it
+    # must not count as a second rule agreeing, which suspends.
+    engine = Engine()
+    for day in range(3):
+        _feed(engine, _working_day(day, [_scattered(day * 400 + i) for i in range(400)]))
+    misses = _working_day(3, [_scattered(5000 + i) for i in range(40)], misses_every=1)
+    findings = _feed(engine, misses)
+    assert [(f.kind, f.action) for f in findings] == [("miss_ratio", "flag")]
+    assert "corroborated_by" not in findings[0].evidence
+
+
+def _at(day: int, hour: float = 9) -> float:
+    return (MONDAY + timedelta(days=day, hours=hour) - EPOCH).total_seconds()
+
+
+def test_a_late_lookup_counts_into_its_own_day_and_old_days_are_let_go() -> None:
+    washing, days = Washing(DEFAULT_POLICY), deque[Day]()
+    washing.count(days, _at(0), new=True, hit=True)
+    washing.count(days, _at(1), new=False, hit=True)
+    # From another worker, late: it belongs to the first day.
+    late = washing.count(days, _at(0, 10), new=True, hit=False)
+    assert late is not None and (late.lookups, late.new, late.new_hits) == (2, 2, 1)
+    assert [(d.lookups, d.new) for d in days] == [(2, 2), (1, 0)]
+    washing.count(days, _at(7), new=True, hit=True)
+    # The span is seven days: the first fell out of it, and a lookup dated then is not kept.
+    assert [d.day - days[0].day for d in days] == [0, 6]
+    assert washing.count(days, _at(0, 11), new=True, hit=True) is None
+
+
+def test_a_restarted_monitor_remembers_the_days_a_list_was_washed(tmp_path: Path) -> None:
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    days = [_working_day(day, [_scattered(day * 400 + i) for i in range(400)]) for day in range(3)]
+    assert monitor(store, tmp_path).submit(days[0] + days[1]) == []
+    restarted = monitor(store, tmp_path)
+    assert restarted.warm(days[2][0].ts) == 800
+    findings = restarted.submit(days[2][:200])
+    assert [(f.kind, f.action) for f in findings] == [("distinct_velocity", "flag")]
+    assert [day["new"] for day in findings[0].evidence["days"]] == [400, 400, 200]
+    store.close()
