@@ -1,15 +1,13 @@
 """The compliance store (DuckDB): lookup log, findings, cases and the decision audit trail.
 
 Owned by the process that runs the detector. Decisions are append-only and
-hash-chained: each row carries the hash of the one before, and a chain head
-(how many decisions, the last one's hash) moves with every decision, so an
-edit, insertion or removal made behind the service's back, the newest row's
-included, shows in `verify_audit()`.
+hash-chained (`lookup.abuse.audit`): the rows and the chain's head are written
+in one transaction, so an edit, insertion or removal made behind the service's
+back, the newest row's included, shows in `verify_audit()`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
@@ -20,6 +18,7 @@ import duckdb
 import msgspec
 import pyarrow as pa
 
+from lookup.abuse.audit import DECISIONS, GENESIS, Decision, intact, seal
 from lookup.abuse.detectors import Finding
 from lookup.abuse.events import LookupEvent, utc_now
 from lookup.abuse.retention import Sweep
@@ -62,13 +61,11 @@ CREATE TABLE audit_head (
 )
 """
 """The decision chain's head: its length and last hash, one row."""
-DECISIONS: Final = ("clear", "warn", "suspend", "reinstate")
 _LOG_SCHEMA: Final = pa.schema(
     [("ts", pa.timestamp("us"))]
     + [(name, pa.string()) for name in ("account", "key", "ip", "number", "outcome", "endpoint")]
 )
 """Columns of `lookup_log`, in the order of `LookupEvent`'s fields."""
-_GENESIS: Final = "0" * 64
 TIMELINE_BEFORE: Final = 50
 """Lookups a case's timeline shows up to each finding (as many as its evidence quotes)."""
 TIMELINE_AFTER: Final = 10
@@ -111,20 +108,6 @@ class NotCurrentCase(LookupServiceError):
         )
 
 
-class Decision(msgspec.Struct, frozen=True):
-    """One compliance decision, as kept in the audit trail."""
-
-    id: int
-    case_id: int
-    account: str
-    decision: str
-    actor: str
-    reason: str
-    ts: datetime
-    prev_hash: str
-    hash: str
-
-
 class Case(msgspec.Struct, frozen=True):
     """An account's review: open from its first finding until cleared or reinstated."""
 
@@ -133,11 +116,6 @@ class Case(msgspec.Struct, frozen=True):
     opened_at: datetime
     status: str
     closed_at: datetime | None = None
-
-
-def _decision_hash(prev_hash: str, fields: Sequence[object]) -> str:
-    text = "\x1f".join([prev_hash, *(str(value) for value in fields)])
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class ComplianceStore:
@@ -167,7 +145,7 @@ class ComplianceStore:
             self._con.execute(
                 "INSERT INTO audit_head SELECT 1, count(*), "
                 "coalesce(arg_max(hash, id), ?) FROM decisions",
-                [_GENESIS],
+                [GENESIS],
             ).fetchall()
             self._con.execute("COMMIT").fetchall()
         except BaseException:
@@ -548,26 +526,17 @@ class ComplianceStore:
                 ).fetchall()
                 # Chained from the head, not the last row: a deleted newest row leaves the
                 # next decision's prev_hash pointing at it, for verify_audit to see.
-                count, prev_hash = head[0] if head else (0, _GENESIS)
+                count, prev_hash = head[0] if head else (0, GENESIS)
                 new_id = int(self._con.execute("SELECT nextval('decision_ids')").fetchall()[0][0])
-                fields = (new_id, case_id, case.account, decision, actor, reason, now.isoformat())
-                digest = _decision_hash(prev_hash, fields)
+                sealed = seal(
+                    prev_hash, new_id, case_id, case.account, decision, actor, reason, now
+                )
                 self._con.execute(
                     "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        new_id,
-                        case_id,
-                        case.account,
-                        decision,
-                        actor,
-                        reason,
-                        now,
-                        prev_hash,
-                        digest,
-                    ],
+                    list(msgspec.structs.astuple(sealed)),
                 ).fetchall()
                 self._con.execute(
-                    "INSERT OR REPLACE INTO audit_head VALUES (1, ?, ?)", [count + 1, digest]
+                    "INSERT OR REPLACE INTO audit_head VALUES (1, ?, ?)", [count + 1, sealed.hash]
                 ).fetchall()
                 if decision in ("clear", "reinstate"):
                     self._con.execute(
@@ -578,9 +547,7 @@ class ComplianceStore:
             except BaseException:
                 self._con.execute("ROLLBACK").fetchall()
                 raise
-        return Decision(
-            new_id, case_id, case.account, decision, actor, reason, now, prev_hash, digest
-        )
+        return sealed
 
     def _current_case(self, case_id: int, decision: str) -> Case:
         """The case a decision may be recorded on, or why not (within decide's transaction)."""
@@ -619,11 +586,4 @@ class ComplianceStore:
             head = self._con.execute(
                 "SELECT decisions, hash FROM audit_head WHERE id = 1"
             ).fetchall()
-        prev_hash = _GENESIS
-        for d in (Decision(*row) for row in rows):
-            fields = (d.id, d.case_id, d.account, d.decision, d.actor, d.reason, d.ts.isoformat())
-            if d.prev_hash != prev_hash or d.hash != _decision_hash(prev_hash, fields):
-                return False
-            prev_hash = d.hash
-        # The chain alone cannot tell that its newest rows are gone: the head can.
-        return head == [(len(rows), prev_hash)]
+        return intact([Decision(*row) for row in rows], head[0] if head else None)

@@ -13,7 +13,7 @@ import msgspec
 from litestar import Controller, Request, get, post
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
-from lookup.abuse.store import Decision
+from lookup.abuse.audit import Decision
 from lookup.api.auth import role
 from lookup.api.services import Services
 from lookup.errors import AccountNotFound, InvalidParameter
