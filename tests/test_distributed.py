@@ -30,6 +30,7 @@ from lookup.abuse.stream import (
     redis_sender,
     stream_key,
 )
+from lookup.api.server import _Restarts
 from lookup.config import Settings
 from lookup.ingest.pipeline import ingest
 from lookup.keys import KeyRing, KeyStore
@@ -325,6 +326,21 @@ def test_a_dead_monitor_is_restarted_and_no_event_is_lost(tmp_path: Path) -> Non
     store = ComplianceStore(settings.compliance_path)
     assert store._rows("SELECT count(*) FROM lookup_log")[0][0] == 20
     store.close()
+
+
+def test_a_process_that_keeps_dying_is_restarted_less_often_until_it_runs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    restarts = _Restarts("abuse consumer")
+    assert restarts.delay == 1.0
+    delays = []
+    for _ in range(7):
+        restarts.died(3)
+        delays.append(restarts.delay)
+    assert delays == [2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
+    assert "the abuse consumer stopped (exit 3); restarting it (restart 7)" in caplog.text
+    restarts.running()
+    assert restarts.delay == 1.0 and restarts.count == 7
 
 
 def _monitor_pid(server: int) -> int:

@@ -148,13 +148,36 @@ def _lower_priority(settings: Settings) -> None:
     os.nice(settings.monitor_nice)
 
 
+class _Restarts:
+    """A supervised process's restarts, and how long to wait before looking at it again:
+    a second while it runs, doubling up to 30 s while it keeps dying (say, its port taken
+    or Redis down), so a crash loop does not spin."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.count = 0
+        self.delay = 1.0
+
+    def running(self) -> None:
+        """It was alive when looked at."""
+        self.delay = 1.0
+
+    def died(self, code: int | None) -> None:
+        """It had exited, with `code`: about to be restarted."""
+        self.count += 1
+        log.error(
+            "the %s stopped (exit %s); restarting it (restart %d)", self.what, code, self.count
+        )
+        self.delay = min(self.delay * 2, 30.0)
+
+
 class _MonitorChild:
     """The monitor process of `lookup serve`, restarted if it dies."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.context = multiprocessing.get_context("spawn")
-        self.restarts = 0
+        self.restarts = _Restarts("abuse monitor")
         self.channel = PipeChannel(self._start())
 
     def _start(self) -> Connection:
@@ -176,22 +199,15 @@ class _MonitorChild:
 
     async def supervise(self) -> None:
         """Restart the child when it dies, backing off while it keeps dying."""
-        delay = 1.0
         while True:
-            await asyncio.sleep(delay)
+            await asyncio.sleep(self.restarts.delay)
             if self.process.is_alive():
-                delay = 1.0
+                self.restarts.running()
                 continue
-            self.restarts += 1
-            log.error(
-                "the abuse monitor stopped (exit %s); restarting it (restart %d)",
-                self.process.exitcode,
-                self.restarts,
-            )
+            self.restarts.died(self.process.exitcode)
             self.channel.connection.close()
             # What the dead monitor had not committed goes to the new one.
             self.channel.reconnect(self._start())
-            delay = min(delay * 2, 30.0)
 
     async def started(self, timeout: float = 30.0) -> None:
         """Wait for the first monitor to say it listens; raise if it exits first (its port
@@ -251,7 +267,7 @@ class _Consumer:
 
     def __init__(self, env: dict[str, str]) -> None:
         self.env = env
-        self.restarts = 0
+        self.restarts = _Restarts("abuse consumer")
         self._stopping = threading.Event()
         self.process = self._start()
 
@@ -263,20 +279,13 @@ class _Consumer:
     def supervise(self) -> None:
         """Restart the consumer when it exits, backing off while it keeps exiting (Redis
         down at start, say: the stream keeps the events meanwhile)."""
-        delay = 1.0
-        while not self._stopping.wait(delay):
+        while not self._stopping.wait(self.restarts.delay):
             code = self.process.poll()
             if code is None:
-                delay = 1.0
+                self.restarts.running()
                 continue
-            self.restarts += 1
-            log.error(
-                "the abuse consumer stopped (exit %s); restarting it (restart %d)",
-                code,
-                self.restarts,
-            )
+            self.restarts.died(code)
             self.process = self._start()
-            delay = min(delay * 2, 30.0)
 
     def stop(self) -> None:
         """Stop supervising, then the consumer (it finishes the batch in hand)."""
