@@ -137,6 +137,69 @@ def test_a_restart_leaves_cleared_cases_and_review_accounts_alone(tmp_path: Path
     store.close()
 
 
+def test_a_restart_carries_out_a_decision_a_crash_kept_from_the_key_store(
+    tmp_path: Path,
+) -> None:
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    keys = walker_keys(tmp_path)
+    _died_before_acting(store)
+    monitor(store, tmp_path).warm(NOW + timedelta(seconds=10))
+    assert keys.accounts()["walker"].status == "suspended"
+    # Recorded, then the server died before telling the key store.
+    store.decide(1, "reinstate", "officer/k1", "the customer's own extensions")
+    assert keys.accounts()["walker"].status == "suspended"
+    restarted = monitor(store, tmp_path)
+    restarted.warm(NOW + timedelta(seconds=10))
+    account = keys.accounts()["walker"]
+    assert (account.status, account.reason) == ("active", "case 1: reinstate by officer/k1")
+    assert restarted.resume() == 0  # carried out once
+    store.close()
+
+
+def _closed_then_scanned_again(watching: AbuseMonitor, store: ComplianceStore, how: str) -> None:
+    """Case 1 closed by compliance (`clear` or `reinstate`), carried out; then a new scan a
+    day later, which opens case 2."""
+    store.decide(1, how, "officer/k1", "the customer's own extensions")
+    watching.key_ring.set_status("walker", "active", f"case 1: {how} by officer/k1")
+    watching.forget("walker")
+    assert watching.submit([walk(i, days_ago=-1) for i in range(500, 504)])
+
+
+def test_a_restart_suspends_as_compliance_decided_but_not_on_an_older_cases_word(
+    tmp_path: Path,
+) -> None:
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    keys = walker_keys(tmp_path)
+    keys.set_enforcement("walker", "review")  # the findings only flag: the officer acts
+    watching = monitor(store, tmp_path)
+    assert watching.submit([walk(i) for i in range(4)])
+    store.decide(1, "suspend", "officer/k1", "a walk through 22202xxx")
+    monitor(store, tmp_path).warm(NOW + timedelta(seconds=10))
+    assert keys.accounts()["walker"].status == "suspended"
+    # Then a new scan opens case 2, which the officer suspends: case 1's reinstatement is
+    # not the account's last word.
+    _closed_then_scanned_again(watching, store, "reinstate")
+    store.decide(2, "suspend", "officer/k2", "again")
+    monitor(store, tmp_path).warm(NOW + timedelta(days=1, seconds=10))
+    account = keys.accounts()["walker"]
+    assert (account.status, account.reason) == ("suspended", "case 2: suspend by officer/k2")
+    store.close()
+
+
+def test_a_restart_does_not_lift_a_suspension_on_an_older_cases_clearance(
+    tmp_path: Path,
+) -> None:
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    keys = walker_keys(tmp_path)
+    watching = monitor(store, tmp_path)
+    assert watching.submit([walk(i) for i in range(4)])
+    _closed_then_scanned_again(watching, store, "clear")  # case 2, suspended by the monitor
+    assert keys.accounts()["walker"].status == "suspended"
+    monitor(store, tmp_path).warm(NOW + timedelta(days=1, seconds=10))
+    assert keys.accounts()["walker"].status == "suspended"
+    store.close()
+
+
 def test_a_restart_does_not_act_on_what_was_found_under_review(tmp_path: Path) -> None:
     store = ComplianceStore(tmp_path / "compliance.duckdb")
     keys = walker_keys(tmp_path)

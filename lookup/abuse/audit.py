@@ -16,6 +16,13 @@ from typing import Final
 import msgspec
 
 DECISIONS: Final = ("clear", "warn", "suspend", "reinstate")
+STATUS_AFTER: Final[dict[str, str | None]] = {
+    "clear": "active",
+    "reinstate": "active",
+    "suspend": "suspended",
+    "warn": None,
+}
+"""The account's status a decision sets (a warning leaves it as it is)."""
 GENESIS: Final = "0" * 64
 """The hash the first decision is chained from."""
 

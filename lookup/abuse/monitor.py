@@ -14,6 +14,7 @@ import threading
 from datetime import datetime, timedelta
 from operator import attrgetter
 
+from lookup.abuse.audit import STATUS_AFTER
 from lookup.abuse.detectors import Engine, Finding
 from lookup.abuse.events import EventBuffer, LookupEvent
 from lookup.abuse.policy import Action
@@ -169,8 +170,8 @@ class AbuseMonitor:
         return self.process(mark)
 
     def resume(self) -> int:
-        """Carry out what open cases' findings asked for and the account does not show yet;
-        how many accounts it changed.
+        """Carry out what open cases' findings, and compliance's last decisions, asked for
+        and the account does not show yet; how many accounts it changed.
 
         The findings are recorded before their action is taken, in another store:
         a monitor that died between the two left a case whose account was never
@@ -178,10 +179,34 @@ class AbuseMonitor:
         and both close the case, so an open case's action still stands; findings
         recorded while the account was on `review` were never to be acted on.
         """
-        return sum(
+        enforced = sum(
             self._enforce(account, action, _reason(case_id, kind, action))
             for case_id, account, kind, action in self.store.open_actions()
         )
+        return enforced + sum(
+            self._settle(account, decision, f"case {case_id}: {decision} by {actor}")
+            for case_id, account, decision, actor in self.store.last_decisions()
+        )
+
+    def _settle(self, name: str, decision: str, reason: str) -> bool:
+        """Give the account the status compliance's last decision on its newest case set,
+        if it does not have it; whether it changed.
+
+        A decision is recorded before the key store is told, and a server that died
+        between the two left, say, a reinstated account paused. No finding can
+        have changed the status since: a finding after a clear or reinstate opens a
+        new case, and one in the same case acts through `open_actions` first.
+        """
+        status = STATUS_AFTER[decision]
+        try:
+            if status is None or self.key_ring.account(name).status == status:
+                return False
+            self.key_ring.set_status(name, status, reason)
+        except KeyStoreError as exc:  # an account deleted meanwhile
+            log.error("cannot carry out %s on %s: %s", decision, name, exc)
+            return False
+        log.warning("carried out on %s what compliance decided: %s", name, reason)
+        return True
 
     def _enforce(self, name: str, action: str, reason: str) -> bool:
         """Take a finding's action on the account, unless it already stands; whether the

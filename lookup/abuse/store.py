@@ -378,6 +378,19 @@ class ComplianceStore:
                     count += 1
         return count
 
+    def last_decisions(self) -> list[tuple[int, str, str, str]]:
+        """(case id, account, decision, actor) of the newest decision on each account's
+        newest case, when that case has one."""
+        return self._rows(
+            """
+            SELECT c.id, c.account, d.decision, d.actor
+            FROM cases c JOIN decisions d ON d.case_id = c.id
+            WHERE c.id IN (SELECT max(id) FROM cases GROUP BY account)
+            QUALIFY row_number() OVER (PARTITION BY c.id ORDER BY d.id DESC) = 1
+            ORDER BY c.id
+            """
+        )
+
     def open_actions(self) -> list[tuple[int, str, str, str]]:
         """(case id, account, kind, action) of each open case's most severe throttle or
         suspend finding that was to be acted on, oldest case first."""

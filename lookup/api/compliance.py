@@ -13,7 +13,7 @@ import msgspec
 from litestar import Controller, Request, get, post
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
-from lookup.abuse.audit import Decision
+from lookup.abuse.audit import STATUS_AFTER, Decision
 from lookup.api.auth import role
 from lookup.api.services import Services
 from lookup.errors import AccountNotFound, InvalidParameter
@@ -23,12 +23,6 @@ from lookup.numbers import e164, normalize
 from lookup.subjects import SubjectReport, report
 
 # What each decision does to the account's status (warn leaves it as it is).
-_STATUS_AFTER: dict[str, str | None] = {
-    "clear": "active",
-    "reinstate": "active",
-    "suspend": "suspended",
-    "warn": None,
-}
 
 
 class DecisionRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -106,7 +100,7 @@ class ComplianceController(Controller):
         services: Services = request.app.state.services
         reason = _reason(data.reason, "a decision needs a reason")
         actor = _actor(request)
-        status = _STATUS_AFTER[data.decision]
+        status = STATUS_AFTER[data.decision]
         account = services.store.case(case_id).account
         if status is not None and not services.key_ring.has(account):
             # Checked before the audit trail records a decision that could not take effect.
