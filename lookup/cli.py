@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -223,13 +225,26 @@ def _watch(folder: Path, interval: float, settings: Settings, *, force: bool) ->
         time.sleep(interval)
 
 
+def _count_metrics_in(folder: Path) -> None:
+    """Have every process of `lookup serve` keep its metrics in files under `folder`, emptied
+    first, for the internal port's `/metrics` to add up (prometheus_client's multiprocess
+    mode). Before the server's modules are imported: prometheus_client chooses its mode when
+    it is first imported, and the processes started later inherit the variable."""
+    # A previous run's files would add its processes' counts to this one's.
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio  # noqa: PLC0415
 
-    from lookup.api.server import serve_embedded, serve_workers  # noqa: PLC0415
-
     overrides = {"host": args.host, "port": args.port, "workers": args.workers}
     settings = load_settings(**overrides)
+    if settings.metrics:
+        _count_metrics_in(settings.metrics_path)
+    from lookup.api.server import serve_embedded, serve_workers  # noqa: PLC0415
+
     if settings.distributed:
         serve_workers(settings)
     elif settings.workers == 1:

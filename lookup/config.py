@@ -69,6 +69,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_retention_months: int = 18
     """How long the lookup log keeps an account's lookups by default (3-120; per account with
     `lookup keys retention`)."""
+    metrics: bool = True
+    """Prometheus metrics: requests by route and status, and their durations, on both ports;
+    every process's metrics at `/metrics` on the internal port."""
     monitor_nice: int = 10
     """Scheduling niceness of the abuse monitor process (0-19): under full load the CPU goes
     to answering lookups first, and the monitor catches up in the quieter moments."""
@@ -149,6 +152,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def compliance_path(self) -> Path:
         """The compliance store: lookup log, findings, cases, decisions."""
         return self.data_path / "compliance.duckdb"
+
+    @property
+    def metrics_path(self) -> Path:
+        """Where the processes of `lookup serve` keep their metrics (emptied at its start)."""
+        return self.data_path / "metrics"
 
     @property
     def keys_path(self) -> Path:

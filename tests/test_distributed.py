@@ -335,7 +335,7 @@ def test_a_process_that_keeps_dying_is_restarted_less_often_until_it_runs(
     assert restarts.delay == 1.0
     delays = []
     for _ in range(7):
-        restarts.died(3)
+        restarts.died(None, 3)
         delays.append(restarts.delay)
     assert delays == [2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
     assert "the abuse consumer stopped (exit 3); restarting it (restart 7)" in caplog.text

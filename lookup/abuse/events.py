@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Final, Literal
 
@@ -62,16 +63,19 @@ class EventBuffer:
     disk write. A background task calls `drain` and does the slow work.
     """
 
-    def __init__(self, limit: int = 1_000_000) -> None:
+    def __init__(self, limit: int = 1_000_000, on_drop: Callable[[], object] | None = None) -> None:
         self._events: list[LookupEvent] = []
         self._limit = limit
         self.dropped = 0
         """Events refused because the consumer fell `limit` events behind (counted, not silent)."""
+        self._on_drop = on_drop
 
     def emit(self, event: LookupEvent) -> None:
         """Queue an event (O(1), no I/O)."""
         if len(self._events) >= self._limit:
             self.dropped += 1
+            if self._on_drop is not None:
+                self._on_drop()
             return
         self._events.append(event)
 

@@ -11,17 +11,19 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
+import time
 from datetime import datetime, timedelta
 from operator import attrgetter
 
 from lookup.abuse.audit import STATUS_AFTER
 from lookup.abuse.detectors import Engine, Finding
-from lookup.abuse.events import EventBuffer, LookupEvent
+from lookup.abuse.events import EventBuffer, LookupEvent, utc_now
 from lookup.abuse.policy import Action
 from lookup.abuse.retention import AccountTerms, plan_sweep
 from lookup.abuse.store import ComplianceStore
 from lookup.errors import KeyStoreError
 from lookup.keys import KeyRing, Network
+from lookup.metrics import BATCH_SECONDS, EVENT_LAG, EVENTS_HANDLED, FINDINGS
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,7 @@ class AbuseMonitor:
             events = self.buffer.drain()
             if not events:
                 return []
+            started = time.perf_counter()
             # Several workers' batches reach the stream one after another, not in request
             # order; the detectors read time from the events, in order.
             events.sort(key=attrgetter("ts"))
@@ -101,6 +104,10 @@ class AbuseMonitor:
                 self._enforce(
                     finding.account, finding.action, _reason(case_id, finding.kind, finding.action)
                 )
+                FINDINGS.labels(finding.kind, finding.action).inc()
+            EVENTS_HANDLED.inc(len(events))
+            EVENT_LAG.set((utc_now() - events[0].ts).total_seconds())
+            BATCH_SECONDS.observe(time.perf_counter() - started)
             return findings
 
     def _observe(self, event: LookupEvent) -> list[Finding]:

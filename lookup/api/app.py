@@ -23,6 +23,7 @@ from lookup.api.problems import handle
 from lookup.api.search import SearchController
 from lookup.api.services import Services
 from lookup.config import Settings, load_settings
+from lookup.metrics import MetricsController, counted
 
 
 def _running(services: Services) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
@@ -51,6 +52,8 @@ def _logging(settings: Settings) -> LoggingConfig:
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Litestar:
     """The public API; its lifespan runs the shared services."""
     services = services or Services.for_workers(settings or load_settings())
+    # Outermost, so requests refused for their key, role, suspension or limits count too.
+    metrics = [counted("public")] if services.settings.metrics else []
     return Litestar(
         route_handlers=[
             NumbersController,
@@ -62,7 +65,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             health.problem_type,
         ],
         state=State({"services": services}),
-        middleware=[ApiKeyMiddleware()],
+        middleware=[*metrics, ApiKeyMiddleware()],
         exception_handlers={Exception: handle},
         lifespan=[_running(services)],
         logging_config=_logging(services.settings),
@@ -79,7 +82,9 @@ def create_internal_app(services: Services, *, lifespan: bool = False) -> Litest
     """The compliance API (role `compliance`), for the internal network only.
 
     With `lifespan`, this app runs the services (the stream consumer has no public app).
+    `/metrics` (no key: the port is internal) shows every process's metrics.
     """
+    metrics = services.settings.metrics
     return Litestar(
         lifespan=[_running(services)] if lifespan else [],
         logging_config=_logging(services.settings),
@@ -88,9 +93,10 @@ def create_internal_app(services: Services, *, lifespan: bool = False) -> Litest
             health.healthz,
             health.healthz_head,
             health.problem_type,
+            *([MetricsController] if metrics else []),
         ],
         state=State({"services": services}),
-        middleware=[ApiKeyMiddleware()],
+        middleware=[*([counted("internal")] if metrics else []), ApiKeyMiddleware()],
         exception_handlers={Exception: handle},
         openapi_config=OpenAPIConfig(title="Nummeropplysning compliance API", version="1"),
         debug=False,

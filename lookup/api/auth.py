@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
+from litestar import Request
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from lookup.errors import AccountSuspended, MissingRole
+from lookup.api.problems import handle
+from lookup.errors import AccountSuspended, LookupServiceError, MissingRole
 
 if TYPE_CHECKING:
     from lookup.api.services import Services
@@ -57,15 +59,24 @@ class ApiKeyMiddleware(ASGIMiddleware):
             return
         services: Services = scope["litestar_app"].state.services
         ring = services.key_ring
-        key = ring.authenticate(_authorization(scope), client_address(scope))
-        if needed not in key.roles:
-            raise MissingRole(needed)
-        account = ring.account(key.account)
-        if account.status == "suspended" and needed != "compliance":
-            raise AccountSuspended(f"account {key.account} is paused pending review by compliance")
-        services.limiter.hit(
-            key.key_id, key.account, plan=account.plan, throttled=account.status == "throttled"
-        )
+        try:
+            key = ring.authenticate(_authorization(scope), client_address(scope))
+            if needed not in key.roles:
+                raise MissingRole(needed)
+            account = ring.account(key.account)
+            if account.status == "suspended" and needed != "compliance":
+                raise AccountSuspended(
+                    f"account {key.account} is paused pending review by compliance"
+                )
+            services.limiter.hit(
+                key.key_id, key.account, plan=account.plan, throttled=account.status == "throttled"
+            )
+        except LookupServiceError as exc:
+            # Answered here, not raised: Litestar answers what a middleware raises outside
+            # every middleware, where the request metrics would not see the refusal's status.
+            request: Request[Any, Any, Any] = Request(scope, receive)
+            await handle(request, exc).to_asgi_response(None, request)(scope, receive, send)
+            return
         scope["user"] = key
         scope["auth"] = key.key_id
         await next_app(scope, receive, send)

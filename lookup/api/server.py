@@ -25,6 +25,7 @@ from typing import Final
 import redis
 import uvicorn
 from litestar import Litestar
+from prometheus_client import multiprocess
 
 from lookup.abuse.events import LookupEvent, utc_now
 from lookup.abuse.monitor import AbuseMonitor
@@ -33,6 +34,7 @@ from lookup.api.app import create_app, create_internal_app
 from lookup.api.services import Services
 from lookup.config import Settings
 from lookup.errors import LookupServiceError
+from lookup.metrics import MONITOR_RESTARTS, MULTIPROCESS_VARIABLE
 
 log = logging.getLogger(__name__)
 
@@ -162,9 +164,13 @@ class _Restarts:
         """It was alive when looked at."""
         self.delay = 1.0
 
-    def died(self, code: int | None) -> None:
+    def died(self, pid: int | None, code: int | None) -> None:
         """It had exited, with `code`: about to be restarted."""
         self.count += 1
+        MONITOR_RESTARTS.inc()
+        if pid is not None and os.environ.get(MULTIPROCESS_VARIABLE):
+            # Its live gauges (the monitor's lag) must not outlive it in `/metrics`.
+            multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
         log.error(
             "the %s stopped (exit %s); restarting it (restart %d)", self.what, code, self.count
         )
@@ -204,7 +210,7 @@ class _MonitorChild:
             if self.process.is_alive():
                 self.restarts.running()
                 continue
-            self.restarts.died(self.process.exitcode)
+            self.restarts.died(self.process.pid, self.process.exitcode)
             self.channel.connection.close()
             # What the dead monitor had not committed goes to the new one.
             self.channel.reconnect(self._start())
@@ -284,7 +290,7 @@ class _Consumer:
             if code is None:
                 self.restarts.running()
                 continue
-            self.restarts.died(code)
+            self.restarts.died(self.process.pid, code)
             self.process = self._start()
 
     def stop(self) -> None:

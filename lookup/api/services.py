@@ -20,6 +20,7 @@ from lookup.api.auth import client_address
 from lookup.config import Settings
 from lookup.index.reader import SnapshotSource
 from lookup.keys import ApiKey, KeyRing, KeyStore, parse_networks
+from lookup.metrics import EVENTS_DROPPED, SNAPSHOT_LISTINGS, SNAPSHOT_PUBLISHED
 
 log = logging.getLogger(__name__)
 SHUTDOWN_FLUSH_SECONDS: Final = 10.0
@@ -46,7 +47,7 @@ class Services:
         self.key_store = KeyStore(settings.keys_path)
         self.key_ring = KeyRing(self.key_store)
         self.limiter = RateLimiter(RateLimitConfig.from_settings(settings))
-        self.events = EventBuffer()
+        self.events = EventBuffer(on_drop=EVENTS_DROPPED.inc)
         self._store: ComplianceStore | None = None
         self.monitor: AbuseMonitor | None = None
         self.publisher: EventPublisher | None = None
@@ -116,12 +117,20 @@ class Services:
             self._tasks.append(
                 asyncio.create_task(self._every(self.settings.event_flush_seconds, self._flush))
             )
-            self.snapshots.refresh()
+            self._refresh_snapshot()
             self._tasks.append(
                 asyncio.create_task(
-                    self._every(self.settings.snapshot_poll_seconds, self.snapshots.refresh)
+                    self._every(self.settings.snapshot_poll_seconds, self._refresh_snapshot)
                 )
             )
+
+    def _refresh_snapshot(self) -> None:
+        """Swap in a newly published snapshot, and show which one is served."""
+        if self.snapshots.refresh():
+            snapshot = self.snapshots.current
+            SNAPSHOT_LISTINGS.set(snapshot.size)
+            if snapshot.published_at is not None:
+                SNAPSHOT_PUBLISHED.set(snapshot.published_at.timestamp())
 
     async def stop(self) -> None:
         """Stop the loops, handle the last events, close the stores."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from bisect import bisect_left
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Final, Literal
 
@@ -123,6 +123,14 @@ class Snapshot:
         self._marketing = _Bits(columns["marketing_reserved"])
         self._birth = _fixed_width(columns["birth_date"], "i")
         self._valid_from = _fixed_width(columns["valid_from"], "q")
+
+    @property
+    def published_at(self) -> datetime | None:
+        """When it was published (its name begins with the time, UTC), if its name says."""
+        try:
+            return datetime.strptime(self.name[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        except ValueError:
+            return None
 
     def __len__(self) -> int:
         return self.size
