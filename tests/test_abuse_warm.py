@@ -6,10 +6,12 @@ import threading
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import NoReturn
 
 import msgspec
 import pytest
 
+from lookup.abuse.audit import status_reason
 from lookup.abuse.detectors import Engine, Finding
 from lookup.abuse.events import EventBuffer, LookupEvent
 from lookup.abuse.monitor import AbuseMonitor
@@ -159,10 +161,16 @@ def test_a_restart_carries_out_a_decision_a_crash_kept_from_the_key_store(
 def _closed_then_scanned_again(watching: AbuseMonitor, store: ComplianceStore, how: str) -> None:
     """Case 1 closed by compliance (`clear` or `reinstate`), carried out; then a new scan a
     day later, which opens case 2."""
-    store.decide(1, how, "officer/k1", "the customer's own extensions")
-    watching.key_ring.set_status("walker", "active", f"case 1: {how} by officer/k1")
-    watching.forget("walker")
+    _closed(watching, store, how)
     assert watching.submit([walk(i, days_ago=-1) for i in range(500, 504)])
+
+
+def _closed(watching: AbuseMonitor, store: ComplianceStore, how: str) -> None:
+    """Case 1 closed by compliance and carried out, as the compliance API does it."""
+    decision = store.decide(1, how, "officer/k1", "the customer's own extensions")
+    watching.forget("walker")
+    watching.key_ring.set_status("walker", "active", status_reason(decision))
+    store.carried_out(decision.id)
 
 
 def test_a_restart_suspends_as_compliance_decided_but_not_on_an_older_cases_word(
@@ -198,6 +206,31 @@ def test_a_restart_does_not_lift_a_suspension_on_an_older_cases_clearance(
     monitor(store, tmp_path).warm(NOW + timedelta(days=1, seconds=10))
     assert keys.accounts()["walker"].status == "suspended"
     store.close()
+
+
+def test_a_restart_keeps_a_suspension_the_monitor_imposed_without_a_case(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    keys = walker_keys(tmp_path)
+    watching = monitor(store, tmp_path)
+    assert watching.submit([walk(i) for i in range(4)])
+    _closed(watching, store, "clear")
+    # A day later a new scan, whose batch the store cannot take: suspended without a case.
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "commit", _disk_full)
+        with pytest.raises(OSError, match="disk full"):
+            watching.submit([walk(i, days_ago=-1) for i in range(500, 504)])
+    account = keys.accounts()["walker"]
+    assert account.status == "suspended" and "could not be recorded" in (account.reason or "")
+    # The restart must not take case 1's clearance, carried out long ago, for a new word.
+    monitor(store, tmp_path).warm(NOW + timedelta(days=1, seconds=10))
+    assert keys.accounts()["walker"].status == "suspended"
+    store.close()
+
+
+def _disk_full(*args: object, **kwargs: object) -> NoReturn:
+    raise OSError("disk full")
 
 
 def test_a_restart_does_not_act_on_what_was_found_under_review(tmp_path: Path) -> None:

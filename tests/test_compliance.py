@@ -292,6 +292,20 @@ def test_a_store_from_before_the_chain_head_keeps_its_trail_and_gains_the_check(
         assert desk.get("/audit/verify").json() == {"intact": False}
 
 
+def test_decisions_made_through_the_api_leave_a_restart_nothing_to_carry_out(
+    settings: Settings,
+) -> None:
+    for desk in _desk(settings):
+        _two_decisions(desk)
+        assert desk.status("cust-co") == "suspended"
+        assert desk.services.store.pending_decisions() == []
+    # A store from before decisions were marked carried out: they were, as they were made.
+    with duckdb.connect(str(settings.compliance_path)) as con:
+        con.execute("DROP TABLE decisions_carried_out")
+    for desk in _desk(settings):
+        assert desk.services.store.pending_decisions() == []
+
+
 def test_a_missing_chain_head_is_not_taken_for_an_intact_trail(settings: Settings) -> None:
     for desk in _desk(settings):
         _two_decisions(desk)

@@ -41,6 +41,11 @@ class Decision(msgspec.Struct, frozen=True):
     hash: str
 
 
+def status_reason(decision: Decision) -> str:
+    """The status reason a decision leaves on the account."""
+    return f"case {decision.case_id}: {decision.decision} by {decision.actor}"
+
+
 def seal(
     prev_hash: str,
     decision_id: int,

@@ -15,7 +15,7 @@ import time
 from datetime import datetime, timedelta
 from operator import attrgetter
 
-from lookup.abuse.audit import STATUS_AFTER
+from lookup.abuse.audit import STATUS_AFTER, Decision, status_reason
 from lookup.abuse.detectors import Engine, Finding
 from lookup.abuse.events import EventBuffer, LookupEvent, utc_now
 from lookup.abuse.policy import Action
@@ -190,30 +190,28 @@ class AbuseMonitor:
             self._enforce(account, action, _reason(case_id, kind, action))
             for case_id, account, kind, action in self.store.open_actions()
         )
-        return enforced + sum(
-            self._settle(account, decision, f"case {case_id}: {decision} by {actor}")
-            for case_id, account, decision, actor in self.store.last_decisions()
-        )
+        return enforced + sum(map(self._settle, self.store.pending_decisions()))
 
-    def _settle(self, name: str, decision: str, reason: str) -> bool:
-        """Give the account the status compliance's last decision on its newest case set,
-        if it does not have it; whether it changed.
+    def _settle(self, decision: Decision) -> bool:
+        """Give the account the status a decision set that the key store was never given
+        (a server died between recording it and telling the key store); whether the
+        account's status changed.
 
-        A decision is recorded before the key store is told, and a server that died
-        between the two left, say, a reinstated account paused. No finding can
-        have changed the status since: a finding after a clear or reinstate opens a
-        new case, and one in the same case acts through `open_actions` first.
+        Only the last decision on the account's newest case: a finding since then opened
+        a new case, or acted through `open_actions` within the same one, first.
         """
-        status = STATUS_AFTER[decision]
+        status = STATUS_AFTER[decision.decision]
+        name, reason = decision.account, status_reason(decision)
         try:
-            if status is None or self.key_ring.account(name).status == status:
-                return False
-            self.key_ring.set_status(name, status, reason)
+            changed = status is not None and self.key_ring.account(name).status != status
+            if status is not None and changed:
+                self.key_ring.set_status(name, status, reason)
+                log.warning("carried out on %s what compliance decided: %s", name, reason)
         except KeyStoreError as exc:  # an account deleted meanwhile
-            log.error("cannot carry out %s on %s: %s", decision, name, exc)
+            log.error("cannot carry out %s on %s: %s", decision.decision, name, exc)
             return False
-        log.warning("carried out on %s what compliance decided: %s", name, reason)
-        return True
+        self.store.carried_out(decision.id)
+        return changed
 
     def _enforce(self, name: str, action: str, reason: str) -> bool:
         """Take a finding's action on the account, unless it already stands; whether the

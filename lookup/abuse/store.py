@@ -61,6 +61,11 @@ CREATE TABLE audit_head (
 )
 """
 """The decision chain's head: its length and last hash, one row."""
+_CARRIED_OUT_SCHEMA: Final = """
+CREATE TABLE decisions_carried_out (decision_id BIGINT PRIMARY KEY)
+"""
+"""Decisions whose status the key store was given: a restart carries out the others. Apart
+from the append-only chain, which it does not change."""
 _LOG_SCHEMA: Final = pa.schema(
     [("ts", pa.timestamp("us"))]
     + [(name, pa.string()) for name in ("account", "key", "ip", "number", "outcome", "endpoint")]
@@ -127,26 +132,36 @@ class ComplianceStore:
         # add hand-offs (they cost half again as much CPU per lookup-log insert).
         self._con = duckdb.connect(str(path), config={"threads": 1})
         self._con.execute(_SCHEMA).fetchall()
-        self._migrate_audit_head()
+        # A store from before the head takes its chain as it stands. A head row missing
+        # from an existing table is not re-created from the rows it guards, or deleting
+        # both would pass as intact.
+        self._add_table(
+            "audit_head",
+            _HEAD_SCHEMA,
+            "INSERT INTO audit_head SELECT 1, count(*), coalesce(arg_max(hash, id), ?) "
+            "FROM decisions",
+            [GENESIS],
+        )
+        # A store from before the table carried out its decisions as they were made.
+        self._add_table(
+            "decisions_carried_out",
+            _CARRIED_OUT_SCHEMA,
+            "INSERT INTO decisions_carried_out SELECT id FROM decisions",
+        )
         self._lock = threading.Lock()
 
-    def _migrate_audit_head(self) -> None:
-        # Only when the table is new: a store from before the head took its chain as it
-        # stood. A head row missing from an existing table is not re-created from the
-        # rows it guards, or deleting both would pass as intact.
+    def _add_table(self, name: str, schema: str, fill: str, params: Sequence[object] = ()) -> None:
+        """Create a table added after stores were first written, filled from what they hold,
+        in one transaction; only when it is new."""
         exists = self._con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'audit_head'"
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
         ).fetchall()[0][0]
         if exists:
             return
         self._con.execute("BEGIN TRANSACTION").fetchall()
         try:
-            self._con.execute(_HEAD_SCHEMA).fetchall()
-            self._con.execute(
-                "INSERT INTO audit_head SELECT 1, count(*), "
-                "coalesce(arg_max(hash, id), ?) FROM decisions",
-                [GENESIS],
-            ).fetchall()
+            self._con.execute(schema).fetchall()
+            self._con.execute(fill, list(params)).fetchall()
             self._con.execute("COMMIT").fetchall()
         except BaseException:
             self._con.execute("ROLLBACK").fetchall()
@@ -378,18 +393,25 @@ class ComplianceStore:
                     count += 1
         return count
 
-    def last_decisions(self) -> list[tuple[int, str, str, str]]:
-        """(case id, account, decision, actor) of the newest decision on each account's
-        newest case, when that case has one."""
-        return self._rows(
+    def pending_decisions(self) -> list[Decision]:
+        """The newest decision on each account's newest case, when it has one and its status
+        was never carried out."""
+        rows = self._rows(
             """
-            SELECT c.id, c.account, d.decision, d.actor
-            FROM cases c JOIN decisions d ON d.case_id = c.id
-            WHERE c.id IN (SELECT max(id) FROM cases GROUP BY account)
-            QUALIFY row_number() OVER (PARTITION BY c.id ORDER BY d.id DESC) = 1
-            ORDER BY c.id
+            SELECT * FROM (
+                SELECT d.* FROM cases c JOIN decisions d ON d.case_id = c.id
+                WHERE c.id IN (SELECT max(id) FROM cases GROUP BY account)
+                QUALIFY row_number() OVER (PARTITION BY c.id ORDER BY d.id DESC) = 1
+            )
+            WHERE id NOT IN (SELECT decision_id FROM decisions_carried_out)
+            ORDER BY id
             """
         )
+        return [Decision(*row) for row in rows]
+
+    def carried_out(self, decision_id: int) -> None:
+        """Note that the key store has the status a decision set."""
+        self._rows("INSERT OR IGNORE INTO decisions_carried_out VALUES (?)", [decision_id])
 
     def open_actions(self) -> list[tuple[int, str, str, str]]:
         """(case id, account, kind, action) of each open case's most severe throttle or

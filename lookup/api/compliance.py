@@ -13,7 +13,7 @@ import msgspec
 from litestar import Controller, Request, get, post
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
-from lookup.abuse.audit import STATUS_AFTER, Decision
+from lookup.abuse.audit import STATUS_AFTER, Decision, status_reason
 from lookup.api.auth import role
 from lookup.api.services import Services
 from lookup.errors import AccountNotFound, InvalidParameter
@@ -113,9 +113,8 @@ class ComplianceController(Controller):
             # for the monitor: for a restart's whole warm-up).
             services.monitor.forget(decision.account)
         if status is not None:
-            services.key_ring.set_status(
-                decision.account, status, f"case {case_id}: {data.decision} by {actor}"
-            )
+            services.key_ring.set_status(decision.account, status, status_reason(decision))
+        services.store.carried_out(decision.id)
         return decision
 
     @get(
