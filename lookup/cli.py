@@ -226,14 +226,31 @@ def _watch(folder: Path, interval: float, settings: Settings, *, force: bool) ->
 
 
 def _count_metrics_in(folder: Path) -> None:
-    """Have every process of `lookup serve` keep its metrics in files under `folder`, emptied
-    first, for the internal port's `/metrics` to add up (prometheus_client's multiprocess
-    mode). Before the server's modules are imported: prometheus_client chooses its mode when
-    it is first imported, and the processes started later inherit the variable."""
-    # A previous run's files would add its processes' counts to this one's.
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+    """Have every process of this `lookup serve` keep its metrics in files of a folder of its
+    own under `folder`, for the internal port's `/metrics` to add up (prometheus_client's
+    multiprocess mode). Before the server's modules are imported: prometheus_client chooses
+    its mode when first imported; the processes started later inherit the variable."""
+    # A folder per run, named by its pid: a second `serve` on the same data dir (which fails
+    # on the compliance store's lock) must not empty the running one's. Dead runs' go.
+    folder.mkdir(parents=True, exist_ok=True)
+    for run in folder.iterdir():
+        if run.is_dir() and (not run.name.isdigit() or not _running(int(run.name))):
+            shutil.rmtree(run, ignore_errors=True)
+    mine = folder / str(os.getpid())
+    shutil.rmtree(mine, ignore_errors=True)  # a dead run's whose pid came round again
+    mine.mkdir()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(mine)
+
+
+def _running(pid: int) -> bool:
+    """Whether a process with this pid exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's
+        return True
+    return True
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:

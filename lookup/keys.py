@@ -12,6 +12,7 @@ import ipaddress
 import secrets
 import sqlite3
 import threading
+import unicodedata
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -160,6 +161,9 @@ class KeyStore:
         org = org.strip()
         if not org:
             raise KeyStoreError("an organization name is required")
+        if any(unicodedata.category(c) == "Cc" for c in org):
+            # It is part of every decision's actor, which the audit trail's hash covers.
+            raise KeyStoreError("an organization name must not contain control characters")
         key_id = secrets.token_hex(5)
         token = f"{TOKEN_PREFIX}{key_id}_{secrets.token_urlsafe(24)}"
         now = datetime.now(UTC).isoformat(timespec="seconds")

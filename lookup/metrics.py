@@ -15,6 +15,7 @@ who must not learn customers' traffic from them.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, Final
 
 from litestar.enums import ScopeType
@@ -24,6 +25,9 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Counter, Gauge, Histogram
 
 PREFIX: Final = "lookup"
+UNROUTED: Final = "<unrouted>"
+_COUNTED: Final = "lookup.counted"
+"""Scope key RequestMetrics sets on the requests it counts."""
 MULTIPROCESS_VARIABLE: Final = "PROMETHEUS_MULTIPROC_DIR"
 """Set by `lookup serve` to the folder of its processes' metric files."""
 
@@ -69,6 +73,7 @@ class RequestMetrics:
                 status = message["status"]
             await send(message)
 
+        scope[_COUNTED] = True  # type: ignore[typeddict-unknown-key]
         try:
             await self.app(scope, receive, noting_status)
         finally:
@@ -89,6 +94,19 @@ def counted(app_name: str) -> DefineMiddleware:
     return DefineMiddleware(RequestMetrics, app_name=app_name)
 
 
+def count_unrouted(app_name: str) -> Callable[[Message, Scope], None]:
+    """A `before_send` hook counting what the router answers itself, before any route's
+    middleware runs: unknown paths (a client probing for them) and methods a route does not
+    take. Their path label is `<unrouted>`: the path itself could hold a number."""
+
+    def count(message: Message, scope: Scope) -> None:
+        if message["type"] == "http.response.start" and not scope.get(_COUNTED):
+            method = scope.get("method", "")
+            REQUESTS.labels(app_name, method, UNROUTED, str(message["status"])).inc()
+
+    return count
+
+
 class MetricsController(PrometheusController):
     """`GET /metrics` (internal port): every process's metrics, in Prometheus's text format."""
 
@@ -107,7 +125,8 @@ SNAPSHOT_PUBLISHED: Final = Gauge(
 )
 EVENTS_DROPPED: Final = Counter(
     f"{PREFIX}_events_dropped_total",
-    "Lookup events refused because the monitor fell a million events behind",
+    "Lookup events given up on: queued while the monitor fell a million behind, held while "
+    "it (or Redis) was down past that, or sent and never acknowledged past that",
 )
 MONITOR_RESTARTS: Final = Counter(
     f"{PREFIX}_monitor_restarts_total",

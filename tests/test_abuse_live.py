@@ -147,6 +147,13 @@ def test_a_scraper_is_paused_within_a_second_and_compliance_reviews_it(
         headers=officer_headers,
     )
     problem_of(bad, 422, "invalid-parameter")
+    # The audit trail's hash joins fields with a control character: none may be inside one.
+    shifted = clients.internal.post(
+        f"/internal/v1/cases/{case['id']}/decisions",
+        json={"decision": "warn", "reason": "told them\x1fofficer/k9"},
+        headers=officer_headers,
+    )
+    assert "U+001F" in problem_of(shifted, 422, "invalid-parameter")["detail"]
     unknown = clients.internal.post(
         f"/internal/v1/cases/{case['id']}/decisions",
         json={"decision": "forgive", "reason": "x"},

@@ -6,6 +6,8 @@ from collections import deque
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import msgspec
+
 from lookup.abuse.detectors import Engine, Finding
 from lookup.abuse.events import EPOCH, LookupEvent
 from lookup.abuse.policy import DEFAULT_POLICY
@@ -43,28 +45,52 @@ def _feed(engine: Engine, events: list[LookupEvent]) -> list[Finding]:
     return [finding for e in events for finding in engine.observe(e)]
 
 
-def test_a_bought_list_washed_day_after_day_is_flagged_on_its_third_day() -> None:
+def test_a_bought_list_washed_day_after_day_is_flagged_once_its_third_day_is_over() -> None:
     engine = Engine()
     days = [_working_day(day, [_scattered(day * 400 + i) for i in range(400)]) for day in range(5)]
-    assert _feed(engine, days[0] + days[1]) == []
-    findings = _feed(engine, days[2])
+    assert _feed(engine, days[0] + days[1] + days[2]) == []
+    findings = _feed(engine, days[3][:1])
     assert len(findings) == 1
     flag = findings[0]
     assert (flag.kind, flag.action) == ("distinct_velocity", "flag")
-    # On the lookup that made the third day's 200th new number.
-    assert flag.events_seen == 2 * 400 + 200
-    assert flag.ts == days[2][199].ts
+    # On the first lookup of the day after the third.
+    assert flag.events_seen == 3 * 400 + 1
+    assert flag.ts == days[3][0].ts
     evidence = flag.evidence
     assert evidence["rule"]["pattern"] == "list_washing"
     assert evidence["rule"]["days_needed"] == 3
     assert evidence["days"] == [
-        {"day": "2026-11-02", "lookups": 400, "new": 400, "new_hits": 342},
-        {"day": "2026-11-03", "lookups": 400, "new": 400, "new_hits": 342},
-        {"day": "2026-11-04", "lookups": 200, "new": 200, "new_hits": 171},
+        {"day": f"2026-11-0{2 + day}", "lookups": 400, "new": 400, "new_hits": 342}
+        for day in range(3)
     ]
-    assert evidence["lookups"][-1]["number"] == days[2][199].number
+    assert evidence["lookups"][-1]["number"] == days[2][-1].number
     # A flag for compliance to judge: the same week adds no second one, and no suspension.
-    assert _feed(engine, days[3] + days[4]) == []
+    assert _feed(engine, days[3][1:] + days[4]) == []
+
+
+def test_a_day_is_judged_on_all_its_lookups_not_its_first_hours() -> None:
+    # A shop importing 250 sign-ups at 02:00 every night, its 1,500 customers calling on
+    # working days: each working day is all new until 08:00, a sixth new by its end. Only the
+    # weekends' days are mostly new: two in any week.
+    engine = Engine()
+    base = [_scattered(i) for i in range(1500)]
+    for number in base:
+        engine.remember("acme", f"+47{number:08d}", MONDAY - timedelta(days=10))
+    findings = []
+    for day in range(21):
+        imported = [_scattered(1500 + day * 250 + i) for i in range(250)]
+        findings += _feed(engine, _at_night(day, imported))
+        if (MONDAY + timedelta(days=day)).weekday() < 5:
+            findings += _feed(engine, _working_day(day, base))
+    assert findings == []
+
+
+def _at_night(day: int, numbers: list[int]) -> list[LookupEvent]:
+    """Lookups of `numbers` from 02:00, one a second."""
+    return [
+        msgspec.structs.replace(e, ts=MONDAY + timedelta(days=day, hours=-6, seconds=i))
+        for i, e in enumerate(_working_day(day, numbers))
+    ]
 
 
 def test_a_customer_whose_days_are_mostly_repeats_after_its_first_is_not_flagged() -> None:
@@ -97,7 +123,8 @@ def test_a_washing_flag_does_not_make_another_rules_flag_a_suspension() -> None:
     for day in range(3):
         _feed(engine, _working_day(day, [_scattered(day * 400 + i) for i in range(400)]))
     misses = _working_day(3, [_scattered(5000 + i) for i in range(40)], misses_every=1)
-    findings = _feed(engine, misses)
+    washing, *findings = _feed(engine, misses)
+    assert (washing.kind, washing.action) == ("distinct_velocity", "flag")
     assert [(f.kind, f.action) for f in findings] == [("miss_ratio", "flag")]
     assert "corroborated_by" not in findings[0].evidence
 
@@ -108,16 +135,21 @@ def _at(day: int, hour: float = 9) -> float:
 
 def test_a_late_lookup_counts_into_its_own_day_and_old_days_are_let_go() -> None:
     washing, days = Washing(DEFAULT_POLICY), deque[Day]()
-    washing.count(days, _at(0), new=True, hit=True)
-    washing.count(days, _at(1), new=False, hit=True)
-    # From another worker, late: it belongs to the first day.
-    late = washing.count(days, _at(0, 10), new=True, hit=False)
-    assert late is not None and (late.lookups, late.new, late.new_hits) == (2, 2, 1)
-    assert [(d.lookups, d.new) for d in days] == [(2, 2), (1, 0)]
-    washing.count(days, _at(7), new=True, hit=True)
-    # The span is seven days: the first fell out of it, and a lookup dated then is not kept.
-    assert [d.day - days[0].day for d in days] == [0, 6]
-    assert washing.count(days, _at(0, 11), new=True, hit=True) is None
+    assert washing.count(days, _at(0), new=True, hit=True)  # the first day begins
+    assert washing.count(days, _at(2), new=False, hit=True)
+    # From another worker, late: into its own days, the one before inserted in order.
+    assert not washing.count(days, _at(0, 10), new=True, hit=False)
+    assert not washing.count(days, _at(1, 15.9), new=True, hit=True)  # 23:54
+    assert [(d.day - days[0].day, d.lookups, d.new, d.new_hits) for d in days] == [
+        (0, 2, 2, 1),
+        (1, 1, 1, 1),
+        (2, 1, 0, 0),
+    ]
+    assert washing.count(days, _at(8), new=True, hit=True)
+    # The newest day and the seven before it are kept; a lookup dated earlier is not counted.
+    assert [d.day - days[0].day for d in days] == [0, 1, 7]
+    assert not washing.count(days, _at(0, 11), new=True, hit=True)
+    assert sum(d.lookups for d in days) == 3
 
 
 def test_a_restarted_monitor_remembers_the_days_a_list_was_washed(tmp_path: Path) -> None:
@@ -126,7 +158,8 @@ def test_a_restarted_monitor_remembers_the_days_a_list_was_washed(tmp_path: Path
     assert monitor(store, tmp_path).submit(days[0] + days[1]) == []
     restarted = monitor(store, tmp_path)
     assert restarted.warm(days[2][0].ts) == 800
-    findings = restarted.submit(days[2][:200])
+    assert restarted.submit(days[2]) == []
+    findings = restarted.submit([msgspec.structs.replace(days[2][0], ts=MONDAY + timedelta(3))])
     assert [(f.kind, f.action) for f in findings] == [("distinct_velocity", "flag")]
-    assert [day["new"] for day in findings[0].evidence["days"]] == [400, 400, 200]
+    assert [day["new"] for day in findings[0].evidence["days"]] == [400, 400, 400]
     store.close()

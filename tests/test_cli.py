@@ -49,6 +49,12 @@ def test_keys_create_refuses_unknown_roles_and_bad_networks(tmp_path: Path) -> N
         data_dir=tmp_path,
     )
     assert result.returncode != 0 and "10.0.0/99" in result.stderr
+    # An organization's name is part of the actor of its officers' audited decisions.
+    result = lookup(
+        "keys", "create", "--org", "desk\x1fx", "--roles", "compliance", data_dir=tmp_path
+    )
+    assert result.returncode != 0
+    assert result.stderr.count("\n") == 1 and "control characters" in result.stderr
 
 
 def test_ingest_reports_and_status_shows_the_served_snapshot(tmp_path: Path) -> None:

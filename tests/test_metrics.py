@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from litestar.testing import TestClient
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from lookup.abuse import stream
+from lookup.abuse.events import LookupEvent
+from lookup.abuse.stream import PipeChannel, TransportError
 from lookup.api.app import create_app, create_internal_app
 from lookup.api.services import Services
 from lookup.config import Settings
 from lookup.ingest.pipeline import ingest
 from tests.conftest import make_settings, new_key
 from tests.ingest_helpers import filler, write_csv
+from tests.test_crash_safety import _free_port
 from tests.test_distributed import _lookup, _start_server
 
 NUMBERS_ROUTE = "/v1/numbers/{number}"
@@ -85,6 +95,9 @@ def test_metrics_count_requests_by_route_and_status_and_the_monitors_work(
         assert public.get("/v1/numbers/22200000", headers=headers).status_code == 200
         assert public.get("/v1/numbers/40000001", headers=headers).status_code == 404
         public.get("/v1/numbers/22200000", headers={"Authorization": "Bearer nonsense"})
+        # What the router answers itself: counted, but never by the path asked for.
+        assert public.get("/v1/numbers/22200000/x", headers=headers).status_code == 404
+        assert public.delete("/v1/numbers/22200000", headers=headers).status_code == 405
         # A walk: suspended by the fast rule, then refused.
         walk: list[int] = []
         deadline = time.monotonic() + 5
@@ -104,6 +117,14 @@ def test_metrics_count_requests_by_route_and_status_and_the_monitors_work(
         assert _requests(after, 404) - _requests(before, 404) == 1 + walk_misses
         assert _requests(after, 401) - _requests(before, 401) == 1
         assert _requests(after, 403) - _requests(before, 403) == walk.count(403)
+        for method, status in (("GET", 404), ("DELETE", 405)):
+            unrouted = {"app_name": "public", "method": method, "path": "<unrouted>"}
+            unrouted["status_code"] = str(status)
+            assert (
+                _value(after, "lookup_requests_total", **unrouted)
+                - _value(before, "lookup_requests_total", **unrouted)
+                == 1
+            ), status
         findings = "lookup_abuse_findings_total"
         suspend = {"kind": "block_coverage", "action": "suspend"}
         assert _value(after, findings, **suspend) - _value(before, findings, **suspend) == 1
@@ -144,3 +165,69 @@ def test_a_served_metrics_page_adds_up_every_process_and_starts_from_zero(
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+def test_events_given_up_on_anywhere_on_their_way_are_counted(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dropped = _value(generate_latest().decode(), "lookup_events_dropped_total")
+
+    def down(events: list[LookupEvent]) -> None:
+        raise TransportError("monitor process unreachable")
+
+    # Held while the monitor is down, past the bound.
+    monkeypatch.setattr(stream, "_MAX_PENDING", 5)
+    services = Services(settings, down)
+    for i in range(8):
+        services.events.emit(_event(i))
+    assert services.publisher is not None and services.publisher.publish() == 0
+    # Sent but never acknowledged, past the bound.
+    ours, theirs = multiprocessing.Pipe(duplex=True)
+    channel = PipeChannel(ours, on_drop=services.events.drop)
+    for i in range(4):
+        channel.send([_event(i), _event(i + 1)])
+    theirs.close()
+    assert services.events.dropped == 3 + 4  # 8 held of 5; 8 sent of 5, in batches of 2
+    assert _value(generate_latest().decode(), "lookup_events_dropped_total") - dropped == 7
+
+
+def _event(i: int) -> LookupEvent:
+    return LookupEvent(
+        ts=datetime(2026, 11, 2, 9, 0),
+        account="acme",
+        key="k1",
+        ip="10.0.0.1",
+        number=f"+47{22200000 + i}",
+        outcome="hit",
+    )
+
+
+def test_a_second_serve_on_the_same_data_dir_leaves_the_first_ones_metrics(
+    data_dir: Path,
+) -> None:
+    token = new_key(make_settings(data_dir), org="crm-co")
+    server, base, internal = _start_server(data_dir)
+    try:
+        assert _lookup(base, token, 22200000) == 200
+        assert _value(_page_when(lambda: httpx.get(f"{internal}/metrics").text, 1), EVENTS) == 1
+        # It cannot start (the compliance store is the first one's), and must not have
+        # emptied the first one's metrics on its way.
+        second = subprocess.run(
+            [sys.executable, "-m", "lookup.cli", "serve", "--port", str(_free_port())],
+            env={
+                **os.environ,
+                "LOOKUP_DATA_DIR": str(data_dir),
+                "LOOKUP_INTERNAL_PORT": str(_free_port()),
+            },
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        assert second.returncode != 0
+        assert _lookup(base, token, 22200002) == 200
+        page = _page_when(lambda: httpx.get(f"{internal}/metrics").text, 2)
+        assert _value(page, EVENTS) == 2 and _requests(page, 200) == 2
+        assert _value(page, "lookup_snapshot_listings") == 250
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

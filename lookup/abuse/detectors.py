@@ -35,7 +35,7 @@ from lookup.abuse.state import (
     span,
     trail,
 )
-from lookup.abuse.washing import DAY_SECONDS, Day, Washing
+from lookup.abuse.washing import DAY_SECONDS, Washing
 
 # A rule's verdict: kind, whether its suspension criteria held, and how to build its evidence.
 _Found = tuple[Kind, bool, Callable[[], dict[str, Any]]]
@@ -151,10 +151,14 @@ class Engine:
             return []
         self._forget(state, t)
         new = _know(state.known, number, t)
-        today = self._washing.count(state.days, t, new=new, hit=event.outcome == "hit")
+        washing = (
+            self._list_washing(state, event)
+            if self._washing.count(state.days, t, new=new, hit=event.outcome == "hit")
+            else None
+        )
         if not new:
             # A number the customer has: looking it up again moves none of the scan rules.
-            return []
+            return [washing] if washing else []
         self._expire(state, t)
         state.seq += 1
         lookup = Lookup(
@@ -171,12 +175,7 @@ class Engine:
             for kind, strong, evidence in found
             if (finding := self._escalate(state, event, kind, strong, evidence)) is not None
         ]
-        # The day's count first: most days never reach it.
-        if (
-            today is not None
-            and today.new >= self.policy.washing_daily_new
-            and (washing := self._list_washing(state, event, today))
-        ):
+        if washing is not None:
             findings.append(washing)
         findings.extend(self._across_accounts(event, lookup))
         return findings
@@ -486,15 +485,15 @@ class Engine:
 
         return [(Kind.DISTINCT_VELOCITY, z >= policy.velocity_suspend_z, evidence)]
 
-    def _list_washing(self, state: AccountState, event: LookupEvent, today: Day) -> Finding | None:
-        """A flag when new numbers made most of the account's lookups on enough days: the
-        first time in the window (it lapses as other rules' findings do)."""
+    def _list_washing(self, state: AccountState, event: LookupEvent) -> Finding | None:
+        """A flag, at the first lookup of a day, when new numbers made most of the account's
+        lookups on enough of the days before: the first time in the window (it lapses as
+        other rules' findings do)."""
         now = (event.ts - EPOCH).total_seconds()
         fired = state.fired.get(WASHING)
         if fired is not None and now - fired[1] <= self.policy.window_seconds:
             return None
-        days = self._washing.holds(state.days, today)
-        if days is None:
+        if self._washing.holds(state.days) is None:
             return None
         state.fired[WASHING] = (SEVERITY[Action.FLAG], now)
         policy = self.policy
@@ -520,7 +519,7 @@ class Engine:
                         "new": day.new,
                         "new_hits": day.new_hits,
                     }
-                    for day in state.days
+                    for day in islice(state.days, len(state.days) - 1)
                 ],
                 "lookups": trail(list(islice(reversed(state.recent), EVIDENCE_NUMBERS))[::-1]),
             },

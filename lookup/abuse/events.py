@@ -63,7 +63,9 @@ class EventBuffer:
     disk write. A background task calls `drain` and does the slow work.
     """
 
-    def __init__(self, limit: int = 1_000_000, on_drop: Callable[[], object] | None = None) -> None:
+    def __init__(
+        self, limit: int = 1_000_000, on_drop: Callable[[int], object] | None = None
+    ) -> None:
         self._events: list[LookupEvent] = []
         self._limit = limit
         self.dropped = 0
@@ -73,11 +75,15 @@ class EventBuffer:
     def emit(self, event: LookupEvent) -> None:
         """Queue an event (O(1), no I/O)."""
         if len(self._events) >= self._limit:
-            self.dropped += 1
-            if self._on_drop is not None:
-                self._on_drop()
+            self.drop(1)
             return
         self._events.append(event)
+
+    def drop(self, count: int) -> None:
+        """Count events given up on, here or further on their way (never silently)."""
+        self.dropped += count
+        if self._on_drop is not None:
+            self._on_drop(count)
 
     def drain(self) -> list[LookupEvent]:
         """Take every queued event, oldest first."""

@@ -195,8 +195,10 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     mostly repeats after its first day (a busy CRM's 1,500 calls a day from 4,000
     customers were 60 % new on its first), a list washer's never are; ..."""
     washing_days: int = 3
-    """... and such days, at least this many within `washing_span_days`, flag: one day
-    like that is a new customer's first list refresh, or a campaign's import."""
+    """... and such days, at least this many of the `washing_span_days` before the current
+    one (each judged once it is over: a nightly import of sign-ups is all new until the
+    callers ring), flag: one day like that is a new customer's first list refresh, or a
+    campaign's import."""
     washing_span_days: int = 7
 
     distributed_min_accounts: int = 2

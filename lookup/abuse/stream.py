@@ -90,8 +90,14 @@ class PipeChannel:
     gets them again once restarted (`reconnect`), and skips those it had committed.
     """
 
-    def __init__(self, connection: Connection, run: str | None = None) -> None:
+    def __init__(
+        self,
+        connection: Connection,
+        run: str | None = None,
+        on_drop: Callable[[int], object] | None = None,
+    ) -> None:
         self.connection = connection
+        self._on_drop = on_drop
         self.run = run or uuid.uuid4().hex
         self._seq = 0
         self._unacked: deque[tuple[int, int, bytes]] = deque()
@@ -121,6 +127,8 @@ class PipeChannel:
             _, count, _ = self._unacked.popleft()
             self._unacked_events -= count
             log.error("%d sent events unacknowledged by the monitor; no longer kept", count)
+            if self._on_drop is not None:
+                self._on_drop(count)
 
     def reconnect(self, connection: Connection) -> None:
         """A new monitor: hand it every batch the last one did not acknowledge."""
@@ -179,7 +187,7 @@ class EventPublisher:
             log.error("%s; %d events held", exc, len(self._pending))
             if len(self._pending) > _MAX_PENDING:
                 # Bounded: count what cannot be kept, never hide it.
-                self.buffer.dropped += len(self._pending) - _MAX_PENDING
+                self.buffer.drop(len(self._pending) - _MAX_PENDING)
                 self._pending = self._pending[-_MAX_PENDING:]
             return 0
         sent, self._pending = len(self._pending), []

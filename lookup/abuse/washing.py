@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from itertools import islice
 
 from lookup.abuse.policy import Policy
 
@@ -36,24 +37,34 @@ class Washing:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
 
-    def count(self, days: deque[Day], t: float, *, new: bool, hit: bool) -> Day | None:
-        """Count one lookup at `t` into its day (kept for `washing_span_days`); the day."""
+    def count(self, days: deque[Day], t: float, *, new: bool, hit: bool) -> bool:
+        """Count one lookup at `t` into its day (days are kept in order, the newest and the
+        `washing_span_days` before it); whether it began a new newest day, which finishes
+        the days before it."""
         index = int(t // DAY_SECONDS)
-        day = days[-1] if days else None
-        if day is None or day.day < index:
+        newest = days[-1] if days else None
+        began = newest is None or newest.day < index
+        if began:
             day = Day(index)
             days.append(day)
-            while index - days[0].day >= self.policy.washing_span_days:
+            while index - days[0].day > self.policy.washing_span_days:
                 days.popleft()
-        elif day.day > index:
-            # A late event from another worker counts into its own day, if still kept.
-            day = next((kept for kept in reversed(days) if kept.day <= index), None)
-            if day is None or day.day != index:
-                return None
+        elif newest is not None and newest.day == index:
+            day = newest
+        else:
+            # A late event from another worker counts into its own day, while it is kept.
+            if days[-1].day - index > self.policy.washing_span_days:
+                return False
+            found = next((kept for kept in days if kept.day >= index), None)
+            if found is None or found.day != index:
+                day = Day(index)
+                days.insert(days.index(found) if found is not None else len(days), day)
+            else:
+                day = found
         day.lookups += 1
         day.new += new
         day.new_hits += new and hit
-        return day
+        return began
 
     def qualifies(self, day: Day) -> bool:
         """Whether a day brought at least `washing_daily_new` new numbers, and they were
@@ -63,10 +74,9 @@ class Washing:
             day.new >= policy.washing_new_share * day.lookups
         )
 
-    def holds(self, days: deque[Day], today: Day) -> list[Day] | None:
-        """The qualifying days of the span, when `today` is one of them and they are at least
-        `washing_days`."""
-        if today.new < self.policy.washing_daily_new or not self.qualifies(today):
-            return None
-        qualifying = [day for day in days if self.qualifies(day)]
+    def holds(self, days: deque[Day]) -> list[Day] | None:
+        """The finished days (all but the newest) that qualify, when they are at least
+        `washing_days`: a day is judged on all its lookups, not on its first hours (a
+        customer's nightly import of sign-ups is all new until its callers ring)."""
+        qualifying = [day for day in islice(days, len(days) - 1) if self.qualifies(day)]
         return qualifying if len(qualifying) >= self.policy.washing_days else None

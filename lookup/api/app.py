@@ -23,7 +23,7 @@ from lookup.api.problems import handle
 from lookup.api.search import SearchController
 from lookup.api.services import Services
 from lookup.config import Settings, load_settings
-from lookup.metrics import MetricsController, counted
+from lookup.metrics import MetricsController, count_unrouted, counted
 
 
 def _running(services: Services) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         ],
         state=State({"services": services}),
         middleware=[*metrics, ApiKeyMiddleware()],
+        before_send=[count_unrouted("public")] if services.settings.metrics else [],
         exception_handlers={Exception: handle},
         lifespan=[_running(services)],
         logging_config=_logging(services.settings),
@@ -97,6 +98,7 @@ def create_internal_app(services: Services, *, lifespan: bool = False) -> Litest
         ],
         state=State({"services": services}),
         middleware=[*([counted("internal")] if metrics else []), ApiKeyMiddleware()],
+        before_send=[count_unrouted("internal")] if metrics else [],
         exception_handlers={Exception: handle},
         openapi_config=OpenAPIConfig(title="Nummeropplysning compliance API", version="1"),
         debug=False,

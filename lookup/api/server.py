@@ -34,7 +34,7 @@ from lookup.api.app import create_app, create_internal_app
 from lookup.api.services import Services
 from lookup.config import Settings
 from lookup.errors import LookupServiceError
-from lookup.metrics import MONITOR_RESTARTS, MULTIPROCESS_VARIABLE
+from lookup.metrics import EVENTS_DROPPED, MONITOR_RESTARTS, MULTIPROCESS_VARIABLE
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ class _MonitorChild:
         self.settings = settings
         self.context = multiprocessing.get_context("spawn")
         self.restarts = _Restarts("abuse monitor")
-        self.channel = PipeChannel(self._start())
+        self.channel = PipeChannel(self._start(), on_drop=EVENTS_DROPPED.inc)
 
     def _start(self) -> Connection:
         """Start a monitor child; returns the server's end of its pipe."""
