@@ -163,3 +163,27 @@ def test_a_restarted_monitor_remembers_the_days_a_list_was_washed(tmp_path: Path
     assert [(f.kind, f.action) for f in findings] == [("distinct_velocity", "flag")]
     assert [day["new"] for day in findings[0].evidence["days"]] == [400, 400, 400]
     store.close()
+
+
+def test_a_restart_in_the_middle_of_a_washing_flags_evidence_does_not_flag_it_again(
+    tmp_path: Path,
+) -> None:
+    # Washing on days 0-2 (flagged on day 3), then again from day 7 at 13:00. A monitor
+    # restarted then replays from day 0 at 13:00: day 0 no longer qualifies, and without the
+    # recorded flag the rule would fire again on day 8, within the week of the first.
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    days = [_working_day(day, [_scattered(day * 400 + i) for i in range(400)]) for day in range(4)]
+    later = [
+        msgspec.structs.replace(e, ts=e.ts + timedelta(days=4, hours=5))
+        for e in _working_day(3, [_scattered(5000 + i) for i in range(400)])
+    ]
+    live = monitor(store, tmp_path)
+    assert [f.kind for f in live.submit(days[0] + days[1] + days[2] + days[3][:1])] == [
+        "distinct_velocity"
+    ]
+    restarted = monitor(store, tmp_path)
+    restarted.warm(later[0].ts)
+    day8 = msgspec.structs.replace(later[0], ts=MONDAY + timedelta(days=8), number="+4799999999")
+    assert restarted.submit([*later, day8]) == []
+    assert [case["finding_count"] for case in store.cases()] == [1]
+    store.close()

@@ -318,6 +318,7 @@ def test_a_dead_monitor_is_restarted_and_no_event_is_lost(tmp_path: Path) -> Non
         for i in range(20):  # answered while the monitor is down
             assert _lookup(base, token, 22200000 + 2 * i) == 200
         _wait(f"{internal}/healthz")  # back, on the same port
+        assert "lookup_monitor_restarts_total 1.0" in httpx.get(f"{internal}/metrics").text
         # The new monitor is as nice as the first, not twice as nice.
         assert _niceness(_monitor_pid(server.pid)) == _niceness(server.pid) + 10
     finally:

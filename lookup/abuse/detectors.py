@@ -134,6 +134,18 @@ class Engine:
         state = self._accounts.setdefault(account, AccountState())
         _know(state.known, national, (ts - EPOCH).total_seconds())
 
+    def recall(
+        self, account: str, kind: str, action: str, ts: datetime, pattern: str | None = None
+    ) -> None:
+        """Know that a finding fired at `ts` (a warm restart's, recorded before it): the
+        replayed window may not raise it again, and a rule must not fire twice for it."""
+        slot = WASHING if pattern == WASHING else kind
+        state = self._accounts.setdefault(account, AccountState())
+        state.fired[slot] = max(
+            state.fired.get(slot, (0, 0.0)),
+            (SEVERITY[Action(action)], (ts - EPOCH).total_seconds()),
+        )
+
     def events_seen(self, account: str) -> int:
         """How many events of an account the engine has seen."""
         return self._events_seen.get(account, 0)

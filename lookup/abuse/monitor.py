@@ -152,6 +152,12 @@ class AbuseMonitor:
             ):
                 self.engine.remember(account, number, last)
             replayed = self.store.replay(since, observe_quietly)
+            # The replay starts in the middle of the evidence of some findings (a washing
+            # flag's days, a scan's first numbers): their rules must still know they fired.
+            for account, kind, action, ts, pattern in self.store.findings_since(since):
+                start = fresh.get(account)
+                if start is None or ts > start:
+                    self.engine.recall(account, kind, action, ts, pattern)
             self.resume()
             return replayed
 

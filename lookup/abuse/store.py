@@ -346,6 +346,15 @@ class ComplianceStore:
         rows = self._rows("SELECT position FROM delivered WHERE channel = ?", [channel])
         return str(rows[0][0]) if rows else None
 
+    def findings_since(self, since: datetime) -> list[tuple[str, str, str, datetime, str | None]]:
+        """(account, kind, action, ts, the rule's pattern if it names one) of the findings
+        raised since `since`, oldest first."""
+        return self._rows(
+            "SELECT account, kind, action, ts, json_extract_string(evidence, '$.rule.pattern') "
+            "FROM findings WHERE ts >= ? ORDER BY ts, id",
+            [since],
+        )
+
     def fresh_starts(self) -> dict[str, datetime]:
         """Per account, when compliance last cleared or reinstated it."""
         rows = self._rows(
