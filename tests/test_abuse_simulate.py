@@ -8,8 +8,8 @@ from itertools import groupby
 
 import pytest
 
-from lookup.abuse.evaluate import _seeds
-from lookup.abuse.simulate import Directory
+from lookup.abuse.evaluate import _seeds, report, run
+from lookup.abuse.simulate import Directory, Traffic, washer
 from lookup.numbers import normalize
 
 
@@ -41,3 +41,24 @@ def test_seed_ranges_and_lists_are_read_and_nonsense_is_refused() -> None:
     assert _seeds("2,5,9") == [2, 5, 9]
     with pytest.raises(argparse.ArgumentTypeError, match="like 1-8"):
         _seeds("one-eight")
+
+
+def test_a_flag_only_scraper_is_scored_on_its_flag_and_what_it_had_before() -> None:
+    directory = Directory(seed=5)
+    traffic = Traffic(directory, random.Random(5))
+    washer(traffic, "scr-wash", per_day=(300, 300))
+    results, _ = run(traffic.actors)
+    result = results["scr-wash"]
+    assert result.actor.flag_only and result.suspended_after is None
+    # Flagged at the first lookup after its third working day (Monday to Wednesday).
+    assert result.caught_after == result.flagged_after == 3 * 300 + 1
+    # What it washed before compliance could know: the listings of its first three days.
+    assert 0.8 * 900 < len(result.extracted) < 900
+    assert report(results, directory).splitlines()[1].split()[:6] == [
+        "list_washing",
+        "scraper",
+        "1",
+        "0",
+        "1",
+        "100%",
+    ]
