@@ -6,10 +6,12 @@ Exit status 0 on success; otherwise non-zero with a one-line reason on stderr.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import logging
 import os
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -225,31 +227,43 @@ def _watch(folder: Path, interval: float, settings: Settings, *, force: bool) ->
         time.sleep(interval)
 
 
+_metrics_lock: int | None = None
+"""The open lock file of this run's metrics folder, held while `lookup serve` runs."""
+
+
 def _count_metrics_in(folder: Path) -> None:
     """Have every process of this `lookup serve` keep its metrics in files of a folder of its
     own under `folder`, for the internal port's `/metrics` to add up (prometheus_client's
     multiprocess mode). Before the server's modules are imported: prometheus_client chooses
     its mode when first imported; the processes started later inherit the variable."""
-    # A folder per run, named by its pid: a second `serve` on the same data dir (which fails
-    # on the compliance store's lock) must not empty the running one's. Dead runs' go.
+    global _metrics_lock  # noqa: PLW0603 (held for the life of the process, by design)
+    # A folder per run, locked while it runs: a second `serve` on the same data dir (which
+    # fails on the compliance store's lock), in this pid namespace or another container's,
+    # must not empty the running one's. Folders whose lock is free are dead runs'.
     folder.mkdir(parents=True, exist_ok=True)
     for run in folder.iterdir():
-        if run.is_dir() and (not run.name.isdigit() or not _running(int(run.name))):
+        if run.is_dir() and not run.is_symlink() and _unlocked(run / ".lock"):
             shutil.rmtree(run, ignore_errors=True)
-    mine = folder / str(os.getpid())
-    shutil.rmtree(mine, ignore_errors=True)  # a dead run's whose pid came round again
-    mine.mkdir()
+    mine = Path(tempfile.mkdtemp(prefix="run-", dir=folder))
+    _metrics_lock = os.open(mine / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
+    fcntl.flock(_metrics_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(mine)
 
 
-def _running(pid: int) -> bool:
-    """Whether a process with this pid exists."""
+def _unlocked(lock: Path) -> bool:
+    """Whether no process holds the lock file (or there is none: a run from before locks)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's
+        fd = os.open(lock, os.O_RDWR)
+    except FileNotFoundError:
         return True
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)  # releases the lock taken, if it was
     return True
 
 

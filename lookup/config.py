@@ -155,7 +155,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def metrics_path(self) -> Path:
-        """Where the processes of `lookup serve` keep their metrics (a folder per run)."""
+        """Where the processes of `lookup serve` keep their metrics (a locked folder per run)."""
         return self.data_path / "metrics"
 
     @property

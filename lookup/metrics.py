@@ -26,6 +26,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 PREFIX: Final = "lookup"
 UNROUTED: Final = "<unrouted>"
+_METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _COUNTED: Final = "lookup.counted"
 """Scope key RequestMetrics sets on the requests it counts."""
 MULTIPROCESS_VARIABLE: Final = "PROMETHEUS_MULTIPROC_DIR"
@@ -103,7 +104,9 @@ def count_unrouted(app_name: str) -> Callable[[Message, Scope], Awaitable[None]]
     # of every request (that doubled the CPU a lookup costs).
     async def count(message: Message, scope: Scope) -> None:
         if message["type"] == "http.response.start" and not scope.get(_COUNTED):
+            # A client names any method it likes: a label per made-up one would not do.
             method = scope.get("method", "")
+            method = method if method in _METHODS else "OTHER"
             REQUESTS.labels(app_name, method, UNROUTED, str(message["status"])).inc()
 
     return count

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
 import os
 import subprocess
@@ -19,6 +20,7 @@ from litestar.testing import TestClient
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from lookup import cli
 from lookup.abuse import stream
 from lookup.abuse.events import LookupEvent
 from lookup.abuse.stream import PipeChannel, TransportError
@@ -231,3 +233,31 @@ def test_a_second_serve_on_the_same_data_dir_leaves_the_first_ones_metrics(
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_serve_removes_dead_runs_metrics_but_never_a_running_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")  # restored after the test
+    folder = tmp_path / "metrics"
+    running, dead, old, odd = (folder / name for name in ("run-a", "run-b", "1234", "²"))
+    for run in (running, dead, old, odd):
+        run.mkdir(parents=True)
+        (run / "counter_1.db").write_bytes(b"")
+    for run in (running, dead):
+        (run / ".lock").touch()
+    # Another serve's, pid namespace or not: its lock is held.
+    held = os.open(running / ".lock", os.O_RDWR)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    try:
+        cli._count_metrics_in(folder)
+        mine = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+        assert sorted(path.name for path in folder.iterdir()) == sorted(["run-a", mine.name])
+        assert (running / "counter_1.db").exists()
+        # This run's own folder is locked in turn, for the next serve to leave alone.
+        assert not cli._unlocked(mine / ".lock")
+    finally:
+        os.close(held)
+        if cli._metrics_lock is not None:
+            os.close(cli._metrics_lock)
+            cli._metrics_lock = None
