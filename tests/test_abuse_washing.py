@@ -152,6 +152,13 @@ def test_a_late_lookup_counts_into_its_own_day_and_old_days_are_let_go() -> None
     assert sum(d.lookups for d in days) == 3
 
 
+def test_a_late_lookup_from_before_the_first_kept_day_gets_a_day_of_its_own() -> None:
+    washing, days = Washing(DEFAULT_POLICY), deque[Day]()
+    assert washing.count(days, _at(3), new=True, hit=True)
+    assert not washing.count(days, _at(2, 14), new=False, hit=True)
+    assert [(d.day - days[0].day, d.lookups) for d in days] == [(0, 1), (1, 1)]
+
+
 def test_a_restarted_monitor_remembers_the_days_a_list_was_washed(tmp_path: Path) -> None:
     store = ComplianceStore(tmp_path / "compliance.duckdb")
     days = [_working_day(day, [_scattered(day * 400 + i) for i in range(400)]) for day in range(3)]

@@ -10,7 +10,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +30,7 @@ from lookup.ingest.pipeline import ingest
 from tests.conftest import make_settings, new_key
 from tests.ingest_helpers import filler, write_csv
 from tests.test_crash_safety import _free_port
-from tests.test_distributed import _lookup, _start_server
+from tests.test_distributed import _answered, _lookup, _start_server
 
 NUMBERS_ROUTE = "/v1/numbers/{number}"
 EVENTS = "lookup_abuse_events_total"
@@ -181,27 +180,16 @@ def test_events_given_up_on_anywhere_on_their_way_are_counted(
     monkeypatch.setattr(stream, "_MAX_PENDING", 5)
     services = Services(settings, down)
     for i in range(8):
-        services.events.emit(_event(i))
+        services.events.emit(_answered(i))
     assert services.publisher is not None and services.publisher.publish() == 0
     # Sent but never acknowledged, past the bound.
     ours, theirs = multiprocessing.Pipe(duplex=True)
     channel = PipeChannel(ours, on_drop=services.events.drop)
     for i in range(4):
-        channel.send([_event(i), _event(i + 1)])
+        channel.send([_answered(i), _answered(i + 1)])
     theirs.close()
     assert services.events.dropped == 3 + 4  # 8 held of 5; 8 sent of 5, in batches of 2
     assert _value(generate_latest().decode(), "lookup_events_dropped_total") - dropped == 7
-
-
-def _event(i: int) -> LookupEvent:
-    return LookupEvent(
-        ts=datetime(2026, 11, 2, 9, 0),
-        account="acme",
-        key="k1",
-        ip="10.0.0.1",
-        number=f"+47{22200000 + i}",
-        outcome="hit",
-    )
 
 
 def test_a_second_serve_on_the_same_data_dir_leaves_the_first_ones_metrics(

@@ -72,8 +72,8 @@ def intact(decisions: Sequence[Decision], head: tuple[int, str] | None) -> bool:
     """Whether the decisions, oldest first, are the whole unbroken chain `head` ends."""
     prev_hash = GENESIS
     for d in decisions:
-        fields = (d.id, d.case_id, d.account, d.decision, d.actor, d.reason, d.ts)
-        if d.prev_hash != prev_hash or d.hash != _hash(prev_hash, fields):
+        # Sealed again from its fields after the one before: any difference breaks the chain.
+        if d != seal(prev_hash, d.id, d.case_id, d.account, d.decision, d.actor, d.reason, d.ts):
             return False
         prev_hash = d.hash
     return head == (len(decisions), prev_hash)

@@ -199,19 +199,28 @@ class Engine:
         kind: Kind,
         strong: bool,
         evidence_of: Callable[[], dict[str, Any]],
+        *,
+        apart: str | None = None,
     ) -> Finding | None:
         """A finding only when it raises the severity reached for its kind.
 
         Evidence is built only then: rules re-check on every event, and
         building it each time would make the cost grow with the evidence.
+        `apart`: the slot of a rule that only flags, and neither corroborates
+        another rule nor is corroborated (list washing).
         """
         now, window = (event.ts - EPOCH).total_seconds(), self.policy.window_seconds
         live = {k: severity for k, (severity, at) in state.fired.items() if now - at <= window}
-        others = sorted(k for k in live if k != kind and k in _KINDS)
-        action = self.policy.action(kind, strong=strong, corroborated=bool(others))
-        if SEVERITY[action] <= live.get(kind, 0):
+        slot = apart or kind
+        others = [] if apart else sorted(k for k in live if k != kind and k in _KINDS)
+        action = (
+            Action.FLAG
+            if apart
+            else self.policy.action(kind, strong=strong, corroborated=bool(others))
+        )
+        if SEVERITY[action] <= live.get(slot, 0):
             return None
-        state.fired[kind] = (SEVERITY[action], now)
+        state.fired[slot] = (SEVERITY[action], now)
         evidence = evidence_of()
         if others and not strong:
             evidence = {**evidence, "corroborated_by": others}
@@ -501,41 +510,40 @@ class Engine:
         """A flag, at the first lookup of a day, when new numbers made most of the account's
         lookups on enough of the days before: the first time in the window (it lapses as
         other rules' findings do)."""
-        now = (event.ts - EPOCH).total_seconds()
-        fired = state.fired.get(WASHING)
-        if fired is not None and now - fired[1] <= self.policy.window_seconds:
+        if not self._washing.holds(state.days):
             return None
-        if self._washing.holds(state.days) is None:
-            return None
-        state.fired[WASHING] = (SEVERITY[Action.FLAG], now)
-        policy = self.policy
-        return Finding(
-            account=event.account,
-            kind=Kind.DISTINCT_VELOCITY,
-            action=Action.FLAG,
-            ts=event.ts,
-            events_seen=self._events_seen.get(event.account, 0),
-            evidence={
-                "rule": {
-                    "pattern": "list_washing",
-                    "daily_new_at_least": policy.washing_daily_new,
-                    "new_share_at_least": policy.washing_new_share,
-                    "days_needed": policy.washing_days,
-                    "within_days": policy.washing_span_days,
-                    "known_days": round(policy.known_seconds / DAY_SECONDS),
-                },
-                "days": [
-                    {
-                        "day": (EPOCH + timedelta(days=day.day)).date().isoformat(),
-                        "lookups": day.lookups,
-                        "new": day.new,
-                        "new_hits": day.new_hits,
-                    }
-                    for day in islice(state.days, len(state.days) - 1)
-                ],
-                "lookups": trail(list(islice(reversed(state.recent), EVIDENCE_NUMBERS))[::-1]),
-            },
+        return self._escalate(
+            state,
+            event,
+            Kind.DISTINCT_VELOCITY,
+            False,
+            partial(self._washing_evidence, state),
+            apart=WASHING,
         )
+
+    def _washing_evidence(self, state: AccountState) -> dict[str, Any]:
+        """The list-washing flag's figures: each finished day's counts, its last numbers."""
+        policy = self.policy
+        return {
+            "rule": {
+                "pattern": WASHING,
+                "daily_new_at_least": policy.washing_daily_new,
+                "new_share_at_least": policy.washing_new_share,
+                "days_needed": policy.washing_days,
+                "within_days": policy.washing_span_days,
+                "known_days": round(policy.known_seconds / DAY_SECONDS),
+            },
+            "days": [
+                {
+                    "day": (EPOCH + timedelta(days=day.day)).date().isoformat(),
+                    "lookups": day.lookups,
+                    "new": day.new,
+                    "new_hits": day.new_hits,
+                }
+                for day in islice(state.days, len(state.days) - 1)
+            ],
+            "lookups": trail(list(islice(reversed(state.recent), EVIDENCE_NUMBERS))[::-1]),
+        }
 
     def _across_accounts(self, event: LookupEvent, lookup: Lookup) -> list[Finding]:
         """Findings for the accounts an address's block scan names."""

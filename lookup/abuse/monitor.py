@@ -208,11 +208,12 @@ class AbuseMonitor:
         """
         status = STATUS_AFTER[decision.decision]
         name, reason = decision.account, status_reason(decision)
+        changed = False
         try:
-            changed = status is not None and self.key_ring.account(name).status != status
-            if status is not None and changed:
+            if status is not None and self.key_ring.account(name).status != status:
                 self.key_ring.set_status(name, status, reason)
                 log.warning("carried out on %s what compliance decided: %s", name, reason)
+                changed = True
         except KeyStoreError as exc:  # an account deleted meanwhile
             log.error("cannot carry out %s on %s: %s", decision.decision, name, exc)
             return False

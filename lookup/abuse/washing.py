@@ -42,25 +42,20 @@ class Washing:
         `washing_span_days` before it); whether it began a new newest day, which finishes
         the days before it."""
         index = int(t // DAY_SECONDS)
-        newest = days[-1] if days else None
-        began = newest is None or newest.day < index
+        span = self.policy.washing_span_days
+        began = not days or days[-1].day < index
         if began:
-            day = Day(index)
-            days.append(day)
-            while index - days[0].day > self.policy.washing_span_days:
+            days.append(Day(index))
+            while index - days[0].day > span:
                 days.popleft()
-        elif newest is not None and newest.day == index:
-            day = newest
-        else:
-            # A late event from another worker counts into its own day, while it is kept.
-            if days[-1].day - index > self.policy.washing_span_days:
-                return False
-            found = next((kept for kept in days if kept.day >= index), None)
-            if found is None or found.day != index:
-                day = Day(index)
-                days.insert(days.index(found) if found is not None else len(days), day)
-            else:
-                day = found
+        elif days[-1].day - index > span:
+            return False  # a late event from another worker, older than the days kept
+        # Newest first (a late event counts into its own day, inserted in order if new).
+        position = next((p for p in range(len(days) - 1, -1, -1) if days[p].day <= index), -1)
+        if position < 0 or days[position].day != index:
+            position += 1
+            days.insert(position, Day(index))
+        day = days[position]
         day.lookups += 1
         day.new += new
         day.new_hits += new and hit
@@ -74,9 +69,9 @@ class Washing:
             day.new >= policy.washing_new_share * day.lookups
         )
 
-    def holds(self, days: deque[Day]) -> list[Day] | None:
-        """The finished days (all but the newest) that qualify, when they are at least
-        `washing_days`: a day is judged on all its lookups, not on its first hours (a
-        customer's nightly import of sign-ups is all new until its callers ring)."""
-        qualifying = [day for day in islice(days, len(days) - 1) if self.qualifies(day)]
-        return qualifying if len(qualifying) >= self.policy.washing_days else None
+    def holds(self, days: deque[Day]) -> bool:
+        """Whether at least `washing_days` of the finished days (all but the newest)
+        qualify: a day is judged on all its lookups, not on its first hours (a customer's
+        nightly import of sign-ups is all new until its callers ring)."""
+        qualifying = sum(map(self.qualifies, islice(days, len(days) - 1)))
+        return qualifying >= self.policy.washing_days

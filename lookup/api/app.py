@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 from litestar import Litestar
 from litestar.datastructures import State
@@ -49,11 +50,21 @@ def _logging(settings: Settings) -> LoggingConfig:
     )
 
 
+def _guarded(services: Services, app_name: str) -> dict[str, Any]:
+    """An app's middleware (keys, roles, suspensions, limits) and, when metrics are on, what
+    counts its requests: outermost, so refused requests count too, and a hook for those the
+    router answers itself."""
+    if not services.settings.metrics:
+        return {"middleware": [ApiKeyMiddleware()]}
+    return {
+        "middleware": [counted(app_name), ApiKeyMiddleware()],
+        "before_send": [count_unrouted(app_name)],
+    }
+
+
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Litestar:
     """The public API; its lifespan runs the shared services."""
     services = services or Services.for_workers(settings or load_settings())
-    # Outermost, so requests refused for their key, role, suspension or limits count too.
-    metrics = [counted("public")] if services.settings.metrics else []
     return Litestar(
         route_handlers=[
             NumbersController,
@@ -65,8 +76,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             health.problem_type,
         ],
         state=State({"services": services}),
-        middleware=[*metrics, ApiKeyMiddleware()],
-        before_send=[count_unrouted("public")] if services.settings.metrics else [],
+        **_guarded(services, "public"),
         exception_handlers={Exception: handle},
         lifespan=[_running(services)],
         logging_config=_logging(services.settings),
@@ -85,7 +95,6 @@ def create_internal_app(services: Services, *, lifespan: bool = False) -> Litest
     With `lifespan`, this app runs the services (the stream consumer has no public app).
     `/metrics` (no key: the port is internal) shows every process's metrics.
     """
-    metrics = services.settings.metrics
     return Litestar(
         lifespan=[_running(services)] if lifespan else [],
         logging_config=_logging(services.settings),
@@ -94,11 +103,10 @@ def create_internal_app(services: Services, *, lifespan: bool = False) -> Litest
             health.healthz,
             health.healthz_head,
             health.problem_type,
-            *([MetricsController] if metrics else []),
+            *([MetricsController] if services.settings.metrics else []),
         ],
         state=State({"services": services}),
-        middleware=[*([counted("internal")] if metrics else []), ApiKeyMiddleware()],
-        before_send=[count_unrouted("internal")] if metrics else [],
+        **_guarded(services, "internal"),
         exception_handlers={Exception: handle},
         openapi_config=OpenAPIConfig(title="Nummeropplysning compliance API", version="1"),
         debug=False,
