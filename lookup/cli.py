@@ -237,21 +237,25 @@ def _count_metrics_in(folder: Path) -> None:
     multiprocess mode). Before the server's modules are imported: prometheus_client chooses
     its mode when first imported; the processes started later inherit the variable."""
     global _metrics_lock  # noqa: PLW0603 (held for the life of the process, by design)
-    # A folder per run, locked while it runs: a second `serve` on the same data dir (which
-    # fails on the compliance store's lock), in this pid namespace or another container's,
-    # must not empty the running one's. Folders whose lock is free are dead runs'.
+    # A folder per run, its lock file beside it, locked while it runs: a second `serve` on
+    # the same data dir (which fails on the compliance store's lock), in this pid namespace
+    # or another container's, must not empty the running one's. The lock is taken before
+    # the folder exists, so a folder whose lock is free or missing is a dead run's.
     folder.mkdir(parents=True, exist_ok=True)
     for run in folder.iterdir():
-        if run.is_dir() and not run.is_symlink() and _unlocked(run / ".lock"):
+        if run.is_dir() and not run.is_symlink() and _unlocked(run.with_suffix(".lock")):
             shutil.rmtree(run, ignore_errors=True)
-    mine = Path(tempfile.mkdtemp(prefix="run-", dir=folder))
-    _metrics_lock = os.open(mine / ".lock", os.O_CREAT | os.O_RDWR, 0o600)
-    fcntl.flock(_metrics_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            run.with_suffix(".lock").unlink(missing_ok=True)
+    fd, lock = tempfile.mkstemp(prefix="run-", suffix=".lock", dir=folder)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    _metrics_lock = fd
+    mine = Path(lock).with_suffix("")
+    mine.mkdir()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(mine)
 
 
 def _unlocked(lock: Path) -> bool:
-    """Whether no process holds the lock file (or there is none: a run from before locks)."""
+    """Whether no process holds the lock file (or there is none)."""
     try:
         fd = os.open(lock, os.O_RDWR)
     except FileNotFoundError:

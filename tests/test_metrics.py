@@ -233,17 +233,19 @@ def test_a_serve_removes_dead_runs_metrics_but_never_a_running_ones(
         run.mkdir(parents=True)
         (run / "counter_1.db").write_bytes(b"")
     for run in (running, dead):
-        (run / ".lock").touch()
+        run.with_suffix(".lock").touch()
     # Another serve's, pid namespace or not: its lock is held.
-    held = os.open(running / ".lock", os.O_RDWR)
+    held = os.open(running.with_suffix(".lock"), os.O_RDWR)
     fcntl.flock(held, fcntl.LOCK_EX)
     try:
         cli._count_metrics_in(folder)
         mine = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
-        assert sorted(path.name for path in folder.iterdir()) == sorted(["run-a", mine.name])
+        assert sorted(path.name for path in folder.iterdir()) == sorted(
+            ["run-a", "run-a.lock", mine.name, f"{mine.name}.lock"]
+        )
         assert (running / "counter_1.db").exists()
         # This run's own folder is locked in turn, for the next serve to leave alone.
-        assert not cli._unlocked(mine / ".lock")
+        assert not cli._unlocked(mine.with_suffix(".lock"))
     finally:
         os.close(held)
         if cli._metrics_lock is not None:
