@@ -139,6 +139,6 @@ def report(
         published=published_part(snapshots, national),
         history=history,
         rejected_rows=rejected,
-        lookups=store.lookups_of(number),
-        cases=store.cases_quoting(number),
+        lookups=store.log.lookups_of(number),
+        cases=store.cases.quoting(number),
     )

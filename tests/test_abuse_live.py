@@ -79,7 +79,7 @@ def test_every_answer_is_logged_with_account_key_and_outcome(
     assert clients.lookup(token, "2220ABCD").status_code == 422
 
     def logged() -> list[tuple[Any, ...]]:
-        rows = clients.services.store._rows(
+        rows = clients.services.store.file.rows(
             "SELECT account, key, number, outcome, endpoint, ts FROM lookup_log ORDER BY ts"
         )
         return rows if len(rows) == 3 else []
@@ -251,7 +251,7 @@ def test_a_decision_on_an_account_the_key_store_lacks_is_refused_and_not_recorde
     )
     problem = problem_of(refused, 409, "account-not-found")
     assert "'ghost' is not in the key store" in problem["detail"]
-    assert clients.services.store.decisions(case_id=case_id) == []
+    assert clients.services.store.decisions.trail(case_id=case_id) == []
     # A warning changes no status: it is recorded.
     warned = clients.internal.post(
         url, json={"decision": "warn", "reason": "told the reseller"}, headers=headers
@@ -274,11 +274,11 @@ def test_the_audit_trail_shows_edits(clients: Clients) -> None:
             account="a", kind="miss_ratio", action="flag", ts=event.ts, events_seen=1, evidence={}
         )
     )
-    store.decide(case_id, "warn", "officer/1", "first warning")
-    store.decide(case_id, "clear", "officer/1", "explained")
-    assert store.verify_audit()
-    store._con.execute("UPDATE decisions SET reason = 'nothing to see' WHERE decision = 'warn'")
-    assert not store.verify_audit()
+    store.decisions.decide(case_id, "warn", "officer/1", "first warning")
+    store.decisions.decide(case_id, "clear", "officer/1", "explained")
+    assert store.decisions.verify()
+    store.file.rows("UPDATE decisions SET reason = 'nothing to see' WHERE decision = 'warn'")
+    assert not store.decisions.verify()
 
 
 def test_rate_limits_answer_429_with_the_ietf_headers(data_dir: Path) -> None:
@@ -323,7 +323,7 @@ def test_with_detection_off_nothing_is_suspended_but_everything_is_logged(data_d
         codes = {clients.lookup(token, str(22200100 + i)).status_code for i in range(60)}
         time.sleep(0.2)
         assert 403 not in codes and clients.lookup(token, "22200000").status_code == 200
-        assert clients.services.store._rows("SELECT count(*) FROM lookup_log")[0][0] >= 60
+        assert clients.services.store.file.rows("SELECT count(*) FROM lookup_log")[0][0] >= 60
 
 
 def test_allow_listed_addresses_are_never_acted_on(clients: Clients) -> None:
@@ -360,7 +360,7 @@ def test_an_account_under_review_policy_is_flagged_not_suspended(
         assert clients.lookup(trusted, str(22200100 + offset)).status_code in (200, 404)
     time.sleep(0.3)
     assert clients.lookup(trusted, "22200000").status_code == 200
-    cases = clients.services.store.cases("open")
+    cases = clients.services.store.cases.summaries("open")
     assert [c["account"] for c in cases] == ["trusted-co"]
     assert any(f.endswith(":suspend") for f in cases[0]["findings"])
 

@@ -61,7 +61,7 @@ def test_a_restarted_monitor_goes_on_with_a_scan_begun_before_it(tmp_path: Path)
 
 def test_the_warm_up_reads_only_the_detectors_window(tmp_path: Path) -> None:
     store = ComplianceStore(tmp_path / "compliance.duckdb")
-    store.log([walk(i, days_ago=8) for i in range(3)] + [walk(10 + i) for i in range(2)])
+    store.commit([walk(i, days_ago=8) for i in range(3)] + [walk(10 + i) for i in range(2)], [])
     assert monitor(store, tmp_path).warm(NOW + timedelta(seconds=20)) == 2
     store.close()
 
@@ -72,7 +72,7 @@ def test_the_warm_up_skips_what_compliance_cleared(tmp_path: Path) -> None:
     findings = first.submit([walk(i) for i in range(4)])
     assert findings
     case_id = store.record(findings[0])
-    store.decide(case_id, "clear", "officer/k1", "a customer's own numbers")
+    store.decisions.decide(case_id, "clear", "officer/k1", "a customer's own numbers")
     other = LookupEvent(
         ts=NOW, account="bakery", key="b", ip="10.0.0.2", number="+4740000001", outcome="hit"
     )
@@ -88,7 +88,7 @@ def test_the_warm_up_skips_what_compliance_cleared(tmp_path: Path) -> None:
 def test_a_restart_keeps_the_numbers_a_customer_has_from_weeks_before(tmp_path: Path) -> None:
     # A customer's list of one block's numbers, looked up 20 days ago; refreshed fast now.
     store = ComplianceStore(tmp_path / "compliance.duckdb")
-    store.log([walk(i * 3, days_ago=20) for i in range(12)])
+    store.commit([walk(i * 3, days_ago=20) for i in range(12)], [])
     refresh = [walk(i * 3) for i in range(12)]
     restarted = monitor(store, tmp_path)
     assert restarted.warm(NOW) == 0  # nothing within the window to replay
@@ -121,7 +121,7 @@ def test_a_restart_pauses_an_account_whose_suspension_a_crash_interrupted(
     assert (account.status, account.reason) == ("suspended", "case 1: block_coverage (suspend)")
     # Once carried out, an open case asks for nothing more; no second case was opened.
     assert restarted.resume() == 0
-    assert [case["id"] for case in store.cases()] == [1]
+    assert [case["id"] for case in store.cases.summaries()] == [1]
     store.close()
 
 
@@ -132,7 +132,7 @@ def test_a_restart_leaves_cleared_cases_and_review_accounts_alone(tmp_path: Path
     keys.set_enforcement("walker", "review")
     AbuseMonitor(EventBuffer(), store, KeyRing(keys)).warm(NOW + timedelta(seconds=10))
     assert keys.accounts()["walker"].status == "active"
-    store.decide(1, "clear", "officer/k1", "the customer's own extensions")
+    store.decisions.decide(1, "clear", "officer/k1", "the customer's own extensions")
     keys.set_enforcement("walker", "auto")
     AbuseMonitor(EventBuffer(), store, KeyRing(keys)).warm(NOW + timedelta(seconds=10))
     assert keys.accounts()["walker"].status == "active"
@@ -148,7 +148,7 @@ def test_a_restart_carries_out_a_decision_a_crash_kept_from_the_key_store(
     monitor(store, tmp_path).warm(NOW + timedelta(seconds=10))
     assert keys.accounts()["walker"].status == "suspended"
     # Recorded, then the server died before telling the key store.
-    store.decide(1, "reinstate", "officer/k1", "the customer's own extensions")
+    store.decisions.decide(1, "reinstate", "officer/k1", "the customer's own extensions")
     assert keys.accounts()["walker"].status == "suspended"
     restarted = monitor(store, tmp_path)
     restarted.warm(NOW + timedelta(seconds=10))
@@ -167,10 +167,10 @@ def _closed_then_scanned_again(watching: AbuseMonitor, store: ComplianceStore, h
 
 def _closed(watching: AbuseMonitor, store: ComplianceStore, how: str) -> None:
     """Case 1 closed by compliance and carried out, as the compliance API does it."""
-    decision = store.decide(1, how, "officer/k1", "the customer's own extensions")
+    decision = store.decisions.decide(1, how, "officer/k1", "the customer's own extensions")
     watching.forget("walker")
     watching.key_ring.set_status("walker", "active", status_reason(decision))
-    store.carried_out(decision.id)
+    store.decisions.carried_out(decision.id)
 
 
 def test_a_restart_suspends_as_compliance_decided_but_not_on_an_older_cases_word(
@@ -181,13 +181,13 @@ def test_a_restart_suspends_as_compliance_decided_but_not_on_an_older_cases_word
     keys.set_enforcement("walker", "review")  # the findings only flag: the officer acts
     watching = monitor(store, tmp_path)
     assert watching.submit([walk(i) for i in range(4)])
-    store.decide(1, "suspend", "officer/k1", "a walk through 22202xxx")
+    store.decisions.decide(1, "suspend", "officer/k1", "a walk through 22202xxx")
     monitor(store, tmp_path).warm(NOW + timedelta(seconds=10))
     assert keys.accounts()["walker"].status == "suspended"
     # Then a new scan opens case 2, which the officer suspends: case 1's reinstatement is
     # not the account's last word.
     _closed_then_scanned_again(watching, store, "reinstate")
-    store.decide(2, "suspend", "officer/k2", "again")
+    store.decisions.decide(2, "suspend", "officer/k2", "again")
     monitor(store, tmp_path).warm(NOW + timedelta(days=1, seconds=10))
     account = keys.accounts()["walker"]
     assert (account.status, account.reason) == ("suspended", "case 2: suspend by officer/k2")
@@ -239,7 +239,7 @@ def test_a_restart_does_not_act_on_what_was_found_under_review(tmp_path: Path) -
     keys.set_enforcement("walker", "review")
     watching = AbuseMonitor(EventBuffer(), store, KeyRing(keys))
     assert [f.action for f in watching.submit([walk(i) for i in range(4)])] == ["suspend"]
-    store.decide(1, "warn", "officer/k1", "told them the terms")  # the case stays open
+    store.decisions.decide(1, "warn", "officer/k1", "told them the terms")  # the case stays open
     keys.set_enforcement("walker", "auto")
     AbuseMonitor(EventBuffer(), store, KeyRing(keys)).warm(NOW + timedelta(seconds=10))
     assert keys.accounts()["walker"].status == "active"
@@ -253,8 +253,8 @@ def test_a_batch_is_logged_with_its_findings_or_not_at_all(tmp_path: Path) -> No
     with pytest.raises(TypeError):
         store.commit([walk(i) for i in range(10, 14)], [findings[0], unstorable])
     # The failed batch left no lookup and no finding; the one before it stands whole.
-    assert store.replay(NOW - timedelta(days=1), lambda event: None) == 4
-    assert [case["finding_count"] for case in store.cases()] == [1]
+    assert store.log.replay(NOW - timedelta(days=1), lambda event: None) == 4
+    assert [case["finding_count"] for case in store.cases.summaries()] == [1]
     store.close()
 
 
@@ -278,7 +278,7 @@ def test_a_detector_fault_costs_only_its_own_lookups_findings(
     # The walk's suspension in the same batch stands; every lookup is logged.
     assert [(f.account, f.action) for f in findings] == [("walker", "suspend")]
     assert keys.accounts()["walker"].status == "suspended"
-    assert store.replay(NOW - timedelta(days=1), lambda event: None) == 5
+    assert store.log.replay(NOW - timedelta(days=1), lambda event: None) == 5
     assert "the detectors failed on a lookup by bakery" in caplog.text
     # A restart replays the lookup that failed, and goes on.
     assert (
@@ -314,16 +314,16 @@ def test_a_batch_the_store_cannot_take_is_still_acted_on(tmp_path: Path) -> None
 
 def test_the_store_answers_another_thread_while_the_warm_up_replays(tmp_path: Path) -> None:
     store = ComplianceStore(tmp_path / "compliance.duckdb")
-    store.log([walk(i) for i in range(3)])
+    store.commit([walk(i) for i in range(3)], [])
     answered: list[int] = []
 
     def ask_meanwhile(event: LookupEvent) -> None:
-        asker = threading.Thread(target=lambda: answered.append(len(store.cases())))
+        asker = threading.Thread(target=lambda: answered.append(len(store.cases.summaries())))
         asker.start()
         asker.join(5)  # a replay holding the store would keep it waiting
 
     replay = threading.Thread(
-        target=store.replay, args=(NOW - timedelta(days=1), ask_meanwhile), daemon=True
+        target=store.log.replay, args=(NOW - timedelta(days=1), ask_meanwhile), daemon=True
     )
     replay.start()
     replay.join(30)

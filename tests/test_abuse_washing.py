@@ -192,5 +192,5 @@ def test_a_restart_in_the_middle_of_a_washing_flags_evidence_does_not_flag_it_ag
     restarted.warm(later[0].ts)
     day8 = msgspec.structs.replace(later[0], ts=MONDAY + timedelta(days=8), number="+4799999999")
     assert restarted.submit([*later, day8]) == []
-    assert [case["finding_count"] for case in store.cases()] == [1]
+    assert [case["finding_count"] for case in store.cases.summaries()] == [1]
     store.close()

@@ -13,9 +13,10 @@ import duckdb
 import pytest
 from litestar.testing import TestClient
 
+from lookup.abuse.decisions import CaseClosed
 from lookup.abuse.detectors import Finding
 from lookup.abuse.events import LookupEvent, Outcome
-from lookup.abuse.store import CaseClosed, ComplianceStore
+from lookup.abuse.store import ComplianceStore
 from lookup.api.app import create_internal_app
 from lookup.api.services import Services
 from lookup.config import Settings
@@ -119,7 +120,7 @@ def test_a_reinstatement_through_an_old_case_while_a_newer_one_is_open_is_refuse
     assert desk.status("cust-co") == "suspended"
     assert [d["decision"] for d in desk.get(f"/cases/{old}").json()["decisions"]] == ["reinstate"]
     assert desk.get(f"/cases/{new}").json()["decisions"] == []
-    assert desk.services.store.case(new).status == "open"
+    assert desk.services.store.cases.get(new).status == "open"
     assert desk.get("/audit/verify").json() == {"intact": True}
     # A restart has nothing to carry out again behind compliance's back.
     monitor = desk.services.monitor
@@ -154,7 +155,7 @@ def test_officers_deciding_at_once_close_a_case_once(desk: Desk) -> None:
 
     def clear(officer: int) -> None:
         try:
-            store.decide(case_id, "clear", f"officer/{officer}", "explained")
+            store.decisions.decide(case_id, "clear", f"officer/{officer}", "explained")
             outcomes.append("decided")
         except CaseClosed:
             outcomes.append("closed")
@@ -165,7 +166,7 @@ def test_officers_deciding_at_once_close_a_case_once(desk: Desk) -> None:
     for thread in threads:
         thread.join()
     assert sorted(outcomes) == ["closed"] * 7 + ["decided"]
-    assert len(store.decisions(case_id=case_id)) == 1
+    assert len(store.decisions.trail(case_id=case_id)) == 1
 
 
 # --- what a case's evidence shows
@@ -191,7 +192,7 @@ def test_the_timeline_shows_the_lookups_nearest_each_finding_of_a_busy_account(
         for j, moment in enumerate((first, later))
     }
     after = [_lookup(first + timedelta(seconds=1), "+4798888888")]
-    desk.services.store.log(sorted(busy + walks[first] + walks[later] + after, key=_ts))
+    desk.services.store.commit(sorted(busy + walks[first] + walks[later] + after, key=_ts), [])
     case_id = _open(desk, "cust-co", first)
     assert desk.services.store.record(_finding("cust-co", later)) == case_id
 
@@ -210,7 +211,7 @@ def test_the_timeline_shows_the_lookups_nearest_each_finding_of_a_busy_account(
 
 def test_the_timeline_stays_bounded_for_a_case_with_many_findings(desk: Desk) -> None:
     store = desk.services.store
-    store.log([_lookup(DAY + timedelta(seconds=i), f"+479{i:07d}") for i in range(20_000)])
+    store.commit([_lookup(DAY + timedelta(seconds=i), f"+479{i:07d}") for i in range(20_000)], [])
     moments = [DAY + timedelta(seconds=600 * n) for n in range(30)]
     case_id = _open(desk, "cust-co", moments[0])
     for moment in moments[1:]:
@@ -224,13 +225,14 @@ def test_the_timeline_stays_bounded_for_a_case_with_many_findings(desk: Desk) ->
 
 def test_the_blocks_count_looked_up_numbers_not_searches_or_typos(desk: Desk) -> None:
     t = DAY + timedelta(hours=12)
-    desk.services.store.log(
+    desk.services.store.commit(
         [
             _lookup(t - timedelta(seconds=60), "Kari Nordmann", endpoint="search"),
             _lookup(t - timedelta(seconds=59), "Hansen", "miss", endpoint="search"),
             _lookup(t - timedelta(seconds=58), "2220ABCD", "invalid"),
         ]
-        + [_lookup(t - timedelta(seconds=30 - i), f"+4722200{100 + i}") for i in range(3)]
+        + [_lookup(t - timedelta(seconds=30 - i), f"+4722200{100 + i}") for i in range(3)],
+        [],
     )
     case_id = _open(desk, "cust-co", t, action="flag")
     body = desk.get(f"/cases/{case_id}").json()
@@ -254,8 +256,9 @@ def _two_decisions(desk: Desk) -> int:
 
 def test_deleting_the_newest_decision_shows(desk: Desk) -> None:
     case_id = _two_decisions(desk)
-    con = desk.services.store._con
-    con.execute("DELETE FROM decisions WHERE id = (SELECT max(id) FROM decisions)")
+    desk.services.store.file.rows(
+        "DELETE FROM decisions WHERE id = (SELECT max(id) FROM decisions)"
+    )
     assert desk.get("/audit/verify").json() == {"intact": False}
     # A decision after it does not cover it up.
     assert desk.decide(case_id, "warn", "last warning").status_code == 201
@@ -264,7 +267,7 @@ def test_deleting_the_newest_decision_shows(desk: Desk) -> None:
 
 def test_emptying_the_audit_trail_shows(desk: Desk) -> None:
     _two_decisions(desk)
-    desk.services.store._con.execute("DELETE FROM decisions")
+    desk.services.store.file.rows("DELETE FROM decisions")
     assert desk.get("/audit/verify").json() == {"intact": False}
 
 
@@ -285,7 +288,7 @@ def test_a_store_from_before_the_chain_head_keeps_its_trail_and_gains_the_check(
         assert len(desk.get("/accounts/cust-co/decisions").json()) == 2
         assert desk.decide(1, "warn", "after the upgrade").status_code == 201
         assert desk.get("/audit/verify").json() == {"intact": True}
-        desk.services.store._con.execute("DELETE FROM decisions WHERE id = 3")
+        desk.services.store.file.rows("DELETE FROM decisions WHERE id = 3")
         assert desk.get("/audit/verify").json() == {"intact": False}
     # Reopened, the store does not take the shortened trail as its new head.
     for desk in _desk(settings):
@@ -298,20 +301,20 @@ def test_decisions_made_through_the_api_leave_a_restart_nothing_to_carry_out(
     for desk in _desk(settings):
         _two_decisions(desk)
         assert desk.status("cust-co") == "suspended"
-        assert desk.services.store.pending_decisions() == []
+        assert desk.services.store.decisions.pending() == []
     # A store from before decisions were marked carried out: they were, as they were made.
     with duckdb.connect(str(settings.compliance_path)) as con:
         con.execute("DROP TABLE decisions_carried_out")
     for desk in _desk(settings):
-        assert desk.services.store.pending_decisions() == []
+        assert desk.services.store.decisions.pending() == []
 
 
 def test_a_missing_chain_head_is_not_taken_for_an_intact_trail(settings: Settings) -> None:
     for desk in _desk(settings):
         _two_decisions(desk)
     store = ComplianceStore(settings.compliance_path)
-    store._con.execute("DELETE FROM decisions WHERE id = 2")
-    store._con.execute("DELETE FROM audit_head")
+    store.file.rows("DELETE FROM decisions WHERE id = 2")
+    store.file.rows("DELETE FROM audit_head")
     store.close()
     for desk in _desk(settings):
         assert desk.get("/audit/verify").json() == {"intact": False}
@@ -343,8 +346,8 @@ def test_a_data_subject_gets_everything_stored_about_their_number(tmp_path: Path
     new_key(settings, org="cust-co")
     for desk in _desk(settings):
         store = desk.services.store
-        store.log([_lookup(DAY + timedelta(minutes=i), "+4722202400") for i in range(3)])
-        store.log([_lookup(DAY, "+4722202400", "miss", account="other-co")])
+        store.commit([_lookup(DAY + timedelta(minutes=i), "+4722202400") for i in range(3)], [])
+        store.commit([_lookup(DAY, "+4722202400", "miss", account="other-co")], [])
         case_id = store.record(
             Finding(
                 account="cust-co",
@@ -380,8 +383,8 @@ def test_an_erasure_anonymises_the_lookups_but_those_under_legal_hold(tmp_path: 
     settings = _ola_on_file(tmp_path)
     for desk in _desk(settings):
         store = desk.services.store
-        store.log([_lookup(DAY + timedelta(minutes=i), "+4722202400") for i in range(3)])
-        store.log([_lookup(DAY, "+4722202400", "miss", account="other-co")])
+        store.commit([_lookup(DAY + timedelta(minutes=i), "+4722202400") for i in range(3)], [])
+        store.commit([_lookup(DAY, "+4722202400", "miss", account="other-co")], [])
         store.record(_finding("other-co", DAY, action="flag"))  # other-co is under hold
         refused = desk.client.post(
             "/internal/v1/subjects/22202400/erasure", json={"reason": " "}, headers=desk.headers
@@ -399,7 +402,7 @@ def test_an_erasure_anonymises_the_lookups_but_those_under_legal_hold(tmp_path: 
         assert [r["raw"] for r in after["rejected_rows"]] == ["[erased on request]"]
         assert "Nordmann" not in str(after["rejected_rows"])
         # The erasure is on record, without the number.
-        assert store._rows(
+        assert store.file.rows(
             "SELECT actor LIKE 'compliance-desk/%', reason, erased, held FROM erasures"
         ) == [(True, "request 2026-117", 3, 1)]
-        assert "22202400" not in str(store._rows("SELECT * FROM erasures"))
+        assert "22202400" not in str(store.file.rows("SELECT * FROM erasures"))

@@ -99,7 +99,7 @@ def test_events_cross_the_stream_once_and_in_order(client: redis.Redis, tmp_path
     again = source()
     assert consume(again) == 10
     assert consume(again) == 0
-    logged = store._rows("SELECT number FROM lookup_log ORDER BY ts")
+    logged = store.file.rows("SELECT number FROM lookup_log ORDER BY ts")
     assert [row[0] for row in logged] == [f"+47222001{i:02d}" for i in range(30)]
     store.close()
     client.delete(key, key + ":consumed")
@@ -126,7 +126,7 @@ def test_two_workers_batches_reach_the_detectors_in_request_order(
     # Stopped at the walk's fourth number by time, as one worker's traffic would be.
     suspension = next(f for f in findings if f.action == "suspend")
     assert suspension.ts == walk[3].ts
-    logged = store._rows("SELECT number FROM lookup_log ORDER BY rowid")
+    logged = store.file.rows("SELECT number FROM lookup_log ORDER BY rowid")
     assert [row[0] for row in logged] == [event.number for event in walk]
     store.close()
     client.delete(key, key + ":consumed")
@@ -257,7 +257,7 @@ def test_two_workers_share_suspensions_limits_and_the_compliance_api(
         server.wait(timeout=15)
     assert all(b"consume" not in _cmdline(pid) for pid in _children(server.pid))
     store = ComplianceStore(settings.compliance_path)
-    during = store._rows("SELECT count(*) FROM lookup_log WHERE number = '+4722200001'")
+    during = store.file.rows("SELECT count(*) FROM lookup_log WHERE number = '+4722200001'")
     store.close()
     assert during == [(1,)], "a lookup answered while the consumer was down was lost"
 
@@ -294,7 +294,7 @@ def test_one_worker_runs_the_monitor_in_a_child_process(tmp_path: Path) -> None:
         server.wait(timeout=20)
     # Every answered lookup reached the lookup log, the last ones on the way out.
     store = ComplianceStore(settings.compliance_path)
-    assert store._rows("SELECT count(*) FROM lookup_log")[0][0] == answered
+    assert store.file.rows("SELECT count(*) FROM lookup_log")[0][0] == answered
     store.close()
 
 
@@ -325,7 +325,7 @@ def test_a_dead_monitor_is_restarted_and_no_event_is_lost(tmp_path: Path) -> Non
         server.terminate()
         server.wait(timeout=30)
     store = ComplianceStore(settings.compliance_path)
-    assert store._rows("SELECT count(*) FROM lookup_log")[0][0] == 20
+    assert store.file.rows("SELECT count(*) FROM lookup_log")[0][0] == 20
     store.close()
 
 
@@ -404,7 +404,7 @@ def test_a_restarted_monitor_gets_what_the_dead_one_had_not_committed(tmp_path: 
     monitor.submit(batch, second.mark)
     second.done(len(batch))
     assert channel.unacknowledged == 0
-    logged = store._rows("SELECT count(*), count(DISTINCT number) FROM lookup_log")[0]
+    logged = store.file.rows("SELECT count(*), count(DISTINCT number) FROM lookup_log")[0]
     assert logged == (12, 12)  # every event once
     store.close()
 

@@ -72,7 +72,7 @@ def _event(account: str, ts: datetime) -> LookupEvent:
 
 
 def _kept(store: ComplianceStore) -> dict[str, int]:
-    rows = store._rows("SELECT account, count(*) FROM lookup_log GROUP BY account")
+    rows = store.file.rows("SELECT account, count(*) FROM lookup_log GROUP BY account")
     return dict(rows)
 
 
@@ -86,7 +86,7 @@ def test_the_monitor_sweeps_the_lookup_log_by_each_accounts_terms(tmp_path: Path
         assert keys.end(name) == 1
     store = ComplianceStore(tmp_path / "compliance.duckdb")
     months = {m: months_before(now, m) for m in (2, 4, 17, 19, 30)}
-    store.log(
+    store.commit(
         [
             _event("plain", months[19]),
             _event("plain", months[17]),
@@ -96,7 +96,8 @@ def test_the_monitor_sweeps_the_lookup_log_by_each_accounts_terms(tmp_path: Path
             _event("gone-held", months[2]),
             _event("held", months[30]),
             _event("recent-end", months[2]),
-        ]
+        ],
+        [],
     )
     # Open cases put two accounts under legal hold.
     for account in ("held", "gone-held"):
@@ -127,8 +128,8 @@ def test_the_monitor_sweeps_the_lookup_log_by_each_accounts_terms(tmp_path: Path
     assert monitor.sweep(later, 18) == 4
     assert _kept(store) == {"gone-held": 1, "held": 1}
     # A closed case lifts the hold.
-    [held] = [c for c in store.cases(status="open") if c["account"] == "held"]
-    store.decide(held["id"], "clear", "officer", "a customer's own list")
+    [held] = [c for c in store.cases.summaries(status="open") if c["account"] == "held"]
+    store.decisions.decide(held["id"], "clear", "officer", "a customer's own list")
     assert monitor.sweep(later, 18) == 1
     assert _kept(store) == {"gone-held": 1}
     store.close()

@@ -180,7 +180,7 @@ def test_searches_are_logged_as_events(tmp_path: Path, demo_settings: Settings) 
         deadline = time.monotonic() + 3
         rows: list[Any] = []
         while time.monotonic() < deadline and not rows:
-            rows = services.store._rows(
+            rows = services.store.file.rows(
                 "SELECT number, outcome, endpoint FROM lookup_log WHERE account = 'support-desk-4'"
             )
             time.sleep(0.05)

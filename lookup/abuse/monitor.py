@@ -135,7 +135,7 @@ class AbuseMonitor:
             return 0
         policy = self.engine.policy
         since = now - timedelta(seconds=policy.window_seconds)
-        fresh = self.store.fresh_starts()
+        fresh = self.store.decisions.fresh_starts()
 
         def observe_quietly(event: LookupEvent) -> None:
             if self._allowed(event.ip):
@@ -147,14 +147,14 @@ class AbuseMonitor:
                 self.engine.remember(event.account, event.number, event.ts)
 
         with self._lock:
-            for account, number, last in self.store.last_lookups(
+            for account, number, last in self.store.log.last_lookups(
                 now - timedelta(seconds=policy.known_seconds), since
             ):
                 self.engine.remember(account, number, last)
-            replayed = self.store.replay(since, observe_quietly)
+            replayed = self.store.log.replay(since, observe_quietly)
             # The replay starts in the middle of the evidence of some findings (a washing
             # flag's days, a scan's first numbers): their rules must still know they fired.
-            for account, kind, action, ts, pattern in self.store.findings_since(since):
+            for account, kind, action, ts, pattern in self.store.cases.findings_since(since):
                 start = fresh.get(account)
                 if start is None or ts > start:
                     self.engine.recall(account, kind, action, ts, pattern)
@@ -167,7 +167,7 @@ class AbuseMonitor:
             AccountTerms(account.name, account.retention_months, account.ended_at)
             for account in self.key_ring.accounts()
         ]
-        return self.store.prune(plan_sweep(now, default_months, terms))
+        return self.store.log.prune(plan_sweep(now, default_months, terms))
 
     def forget(self, account: str) -> None:
         """Reset the detectors' evidence on an account after compliance cleared it."""
@@ -194,9 +194,9 @@ class AbuseMonitor:
         """
         enforced = sum(
             self._enforce(account, action, _reason(case_id, kind, action))
-            for case_id, account, kind, action in self.store.open_actions()
+            for case_id, account, kind, action in self.store.cases.open_actions()
         )
-        return enforced + sum(map(self._settle, self.store.pending_decisions()))
+        return enforced + sum(map(self._settle, self.store.decisions.pending()))
 
     def _settle(self, decision: Decision) -> bool:
         """Give the account the status a decision set that the key store was never given
@@ -217,7 +217,7 @@ class AbuseMonitor:
         except KeyStoreError as exc:  # an account deleted meanwhile
             log.error("cannot carry out %s on %s: %s", decision.decision, name, exc)
             return False
-        self.store.carried_out(decision.id)
+        self.store.decisions.carried_out(decision.id)
         return changed
 
     def _enforce(self, name: str, action: str, reason: str) -> bool:

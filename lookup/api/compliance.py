@@ -60,7 +60,7 @@ class ComplianceController(Controller):
     ) -> list[dict[str, Any]]:
         """Cases, newest first, with the account's current status."""
         services: Services = request.app.state.services
-        cases = services.store.cases(status)
+        cases = services.store.cases.summaries(status)
         for case in cases:
             case["account_status"] = services.key_ring.account(case["account"]).status
         return cases
@@ -71,8 +71,8 @@ class ComplianceController(Controller):
     ) -> dict[str, Any]:
         """Findings with evidence, the account's lookups around them, blocks it covered."""
         services: Services = request.app.state.services
-        case = services.store.case(case_id)
-        findings = services.store.findings(case_id)
+        case = services.store.cases.get(case_id)
+        findings = services.store.cases.findings(case_id)
         moments = [finding["ts"] for finding in findings] or [case.opened_at]
         return {
             "case": msgspec.to_builtins(case),
@@ -80,9 +80,9 @@ class ComplianceController(Controller):
             "findings": findings,
             # Every finding's own lookups, not only the first's: later findings of a case
             # may come hours or days after it.
-            "timeline": services.store.timeline(case.account, moments),
-            "blocks": services.store.blocks(case.account, min(moments) - timedelta(days=7)),
-            "decisions": services.store.decisions(case_id=case_id),
+            "timeline": services.store.log.timeline(case.account, moments),
+            "blocks": services.store.log.blocks(case.account, min(moments) - timedelta(days=7)),
+            "decisions": services.store.decisions.trail(case_id=case_id),
         }
 
     @post(
@@ -102,20 +102,20 @@ class ComplianceController(Controller):
         reason = _reason(data.reason, "a decision needs a reason")
         actor = _actor(request)
         status = STATUS_AFTER[data.decision]
-        account = services.store.case(case_id).account
+        account = services.store.cases.get(case_id).account
         if status is not None and not services.key_ring.has(account):
             # Checked before the audit trail records a decision that could not take effect.
             raise AccountNotFound(
                 f"case {case_id}'s account {account!r} is not in the key store; nothing was decided"
             )
-        decision = services.store.decide(case_id, data.decision, actor, reason)
+        decision = services.store.decisions.decide(case_id, data.decision, actor, reason)
         if data.decision in ("clear", "reinstate") and services.monitor is not None:
             # A fresh start: old evidence must not suspend the account again (this waits
             # for the monitor: for a restart's whole warm-up).
             services.monitor.forget(decision.account)
         if status is not None:
             services.key_ring.set_status(decision.account, status, status_reason(decision))
-        services.store.carried_out(decision.id)
+        services.store.decisions.carried_out(decision.id)
         return decision
 
     @get(
@@ -126,7 +126,7 @@ class ComplianceController(Controller):
     ) -> list[Decision]:
         """Every decision on the account, oldest first."""
         services: Services = request.app.state.services
-        return services.store.decisions(account=account)
+        return services.store.decisions.trail(account=account)
 
     @get("/subjects/{number:str}", summary="Everything stored about a number", sync_to_thread=True)
     def subject(
@@ -158,7 +158,7 @@ class ComplianceController(Controller):
         national = normalize(number)
         with Warehouse(services.settings.warehouse_path) as warehouse:
             rejects = warehouse.erase_rejects(national)
-        erased, held = services.store.erase_lookups(e164(national), _actor(request), reason)
+        erased, held = services.store.log.erase(e164(national), _actor(request), reason)
         return {
             "number": e164(national),
             "lookups_erased": erased,
@@ -172,7 +172,7 @@ class ComplianceController(Controller):
     def verify(self, request: Request[Any, Any, Any]) -> dict[str, bool]:
         """Whether the decision chain is intact."""
         services: Services = request.app.state.services
-        return {"intact": services.store.verify_audit()}
+        return {"intact": services.store.decisions.verify()}
 
 
 def _reason(text: str, missing: str) -> str:

@@ -14,8 +14,9 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.status_codes import HTTP_405_METHOD_NOT_ALLOWED
 
+from lookup.abuse.cases import CaseNotFound
+from lookup.abuse.decisions import CaseClosed, NotCurrentCase
 from lookup.abuse.ratelimit import RateLimited, RateLimitsUnavailable
-from lookup.abuse.store import CaseClosed, CaseNotFound, NotCurrentCase
 from lookup.errors import (
     AccountNotFound,
     AccountSuspended,

@@ -1,0 +1,157 @@
+"""Cases and their findings: an account's review, open from its first finding until
+compliance clears or reinstates it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import msgspec
+
+from lookup.abuse.detectors import Finding
+from lookup.abuse.storefile import StoreFile
+from lookup.errors import LookupServiceError
+
+
+class CaseNotFound(LookupServiceError):
+    """No case with that id."""
+
+
+class Case(msgspec.Struct, frozen=True):
+    """An account's review: open from its first finding until cleared or reinstated."""
+
+    id: int
+    account: str
+    opened_at: datetime
+    status: str
+    closed_at: datetime | None = None
+
+
+def case_of(con: duckdb.DuckDBPyConnection, case_id: int) -> Case:
+    """One case, or CaseNotFound (on a connection the caller holds)."""
+    rows = con.execute("SELECT * FROM cases WHERE id = ?", [case_id]).fetchall()
+    if not rows:
+        raise CaseNotFound(f"no case {case_id}")
+    return Case(*rows[0])
+
+
+class Cases:
+    """The `cases` and `findings` tables of the compliance file."""
+
+    def __init__(self, file: StoreFile) -> None:
+        self._file = file
+
+    @staticmethod
+    def insert(con: duckdb.DuckDBPyConnection, finding: Finding, enforced: bool) -> int:
+        """Store a finding in the account's open case, opening one, within the caller's
+        transaction; returns the case id."""
+        rows = con.execute(
+            "SELECT id FROM cases WHERE account = ? AND status = 'open'", [finding.account]
+        ).fetchall()
+        if rows:
+            case_id = int(rows[0][0])
+        else:
+            case_id = int(con.execute("SELECT nextval('case_ids')").fetchall()[0][0])
+            con.execute(
+                "INSERT INTO cases VALUES (?, ?, ?, 'open', NULL)",
+                [case_id, finding.account, finding.ts],
+            ).fetchall()
+        con.execute(
+            "INSERT INTO findings VALUES (nextval('finding_ids'), ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                case_id,
+                finding.account,
+                finding.kind,
+                finding.action,
+                finding.ts,
+                finding.events_seen,
+                msgspec.json.encode(finding.evidence).decode(),
+                enforced,
+            ],
+        ).fetchall()
+        return case_id
+
+    def summaries(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Cases with their findings summarized, newest first."""
+        rows = self._file.rows(
+            """
+            SELECT c.id, c.account, c.opened_at, c.status, c.closed_at,
+                   list(DISTINCT f.kind || ':' || f.action ORDER BY f.kind || ':' || f.action),
+                   max(f.ts), count(f.id)
+            FROM cases c LEFT JOIN findings f ON f.case_id = c.id
+            WHERE ? IS NULL OR c.status = ?
+            GROUP BY ALL ORDER BY c.id DESC
+            """,
+            [status, status],
+        )
+        return [
+            {
+                "id": r[0],
+                "account": r[1],
+                "opened_at": r[2],
+                "status": r[3],
+                "closed_at": r[4],
+                "findings": r[5],
+                "last_finding_at": r[6],
+                "finding_count": r[7],
+            }
+            for r in rows
+        ]
+
+    def get(self, case_id: int) -> Case:
+        """One case, or CaseNotFound."""
+        with self._file.reading() as con:
+            return case_of(con, case_id)
+
+    def findings(self, case_id: int) -> list[dict[str, Any]]:
+        """Findings of a case with their evidence, oldest first."""
+        rows = self._file.rows(
+            "SELECT id, kind, action, ts, events_seen, evidence FROM findings "
+            "WHERE case_id = ? ORDER BY id",
+            [case_id],
+        )
+        return [
+            {
+                "id": r[0],
+                "kind": r[1],
+                "action": r[2],
+                "ts": r[3],
+                "events_seen": r[4],
+                "evidence": msgspec.json.decode(r[5]),
+            }
+            for r in rows
+        ]
+
+    def quoting(self, number: str) -> list[int]:
+        """Cases whose findings' evidence quotes a number (E.164)."""
+        rows = self._file.rows(
+            "SELECT DISTINCT case_id FROM findings WHERE strpos(CAST(evidence AS VARCHAR), ?) > 0 "
+            "ORDER BY case_id",
+            [f'"{number}"'],
+        )
+        return [int(r[0]) for r in rows]
+
+    def findings_since(self, since: datetime) -> list[tuple[str, str, str, datetime, str | None]]:
+        """(account, kind, action, ts, the rule's pattern if it names one) of the findings
+        raised since `since`, oldest first."""
+        return self._file.rows(
+            "SELECT account, kind, action, ts, json_extract_string(evidence, '$.rule.pattern') "
+            "FROM findings WHERE ts >= ? ORDER BY ts, id",
+            [since],
+        )
+
+    def open_actions(self) -> list[tuple[int, str, str, str]]:
+        """(case id, account, kind, action) of each open case's most severe throttle or
+        suspend finding that was to be acted on, oldest case first."""
+        return self._file.rows(
+            """
+            SELECT c.id, c.account, f.kind, f.action
+            FROM cases c JOIN findings f ON f.case_id = c.id
+            WHERE c.status = 'open' AND f.enforced AND f.action IN ('suspend', 'throttle')
+            QUALIFY row_number() OVER (
+                PARTITION BY c.id ORDER BY f.action = 'suspend' DESC, f.id
+            ) = 1
+            ORDER BY c.id
+            """
+        )

@@ -1,0 +1,226 @@
+"""The lookup log: every answered lookup, kept for the detectors' warm restart, for
+compliance's timelines and block coverage, and for data subjects' requests.
+
+Lookups of an account with an open case are under legal hold: retention
+sweeps and erasures leave them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+import duckdb
+import msgspec
+import pyarrow as pa
+
+from lookup.abuse.events import LookupEvent, utc_now
+from lookup.abuse.retention import Sweep
+from lookup.abuse.storefile import StoreFile
+
+_LOG_SCHEMA: Final = pa.schema(
+    [("ts", pa.timestamp("us"))]
+    + [(name, pa.string()) for name in ("account", "key", "ip", "number", "outcome", "endpoint")]
+)
+"""Columns of `lookup_log`, in the order of `LookupEvent`'s fields."""
+_HELD: Final = "SELECT account FROM cases WHERE status = 'open'"
+"""The accounts whose lookups are under legal hold."""
+TIMELINE_BEFORE: Final = 50
+"""Lookups a case's timeline shows up to each finding (as many as its evidence quotes)."""
+TIMELINE_AFTER: Final = 10
+"""Lookups it shows after each finding (what the account did next)."""
+TIMELINE_REACH: Final = timedelta(days=1)
+"""How far from a finding a lookup may be to count as near it."""
+TIMELINE_MOMENTS: Final = 10
+"""Findings a timeline covers at most (the first and the latest): at most 600 rows."""
+_TIMELINE_COLUMNS: Final = ("ts", "key", "ip", "number", "outcome", "endpoint")
+
+
+def _log_batch(events: Sequence[LookupEvent]) -> pa.Table:
+    # Typed columns: inferring the types took a third of building the table.
+    columns = list(zip(*map(msgspec.structs.astuple, events), strict=True))
+    return pa.table(
+        [pa.array(columns[0], _LOG_SCHEMA.field(0).type)]
+        + [pa.array(column, pa.string()) for column in columns[1:]],
+        schema=_LOG_SCHEMA,
+    )
+
+
+class LookupLog:
+    """The `lookup_log` table of the compliance file."""
+
+    def __init__(self, file: StoreFile) -> None:
+        self._file = file
+
+    @staticmethod
+    def insert(con: duckdb.DuckDBPyConnection, events: Sequence[LookupEvent]) -> None:
+        """Append a batch of events, within the caller's transaction."""
+        con.from_arrow(_log_batch(events)).insert_into("lookup_log")
+
+    def prune(self, sweep: Sweep) -> int:
+        """Delete the lookups a retention sweep says are due, but none of an account with an
+        open case (legal hold); returns how many went."""
+        # The hold is read in the same transaction as the deletes: a case opened meanwhile
+        # by the monitor's other thread cannot lose its evidence to a stale list.
+        unheld = f"account NOT IN ({_HELD})"
+        with self._file.transaction() as con:
+            deleted = con.execute(
+                f"DELETE FROM lookup_log WHERE ts < ? AND {unheld} "
+                "AND NOT list_contains(?::VARCHAR[], account)",
+                [sweep.default_cutoff, sorted(sweep.cutoffs)],
+            ).fetchall()[0][0]
+            for account, cutoff in sorted(sweep.cutoffs.items()):
+                deleted += con.execute(
+                    f"DELETE FROM lookup_log WHERE account = ? AND ts < ? AND {unheld}",
+                    [account, cutoff],
+                ).fetchall()[0][0]
+        return int(deleted)
+
+    def lookups_of(self, number: str) -> dict[str, Any]:
+        """Customers' lookups of a number (E.164): how many, when, by which accounts."""
+        rows = self._file.rows(
+            "SELECT account, count(*), count(*) FILTER (WHERE outcome = 'hit'), min(ts), max(ts) "
+            "FROM lookup_log WHERE number = ? AND endpoint = 'numbers' "
+            "GROUP BY account ORDER BY 2 DESC, account",
+            [number],
+        )
+        return {
+            "total": sum(int(r[1]) for r in rows),
+            "first": min((r[3] for r in rows), default=None),
+            "last": max((r[4] for r in rows), default=None),
+            "by_account": [
+                {"account": r[0], "lookups": r[1], "answered": r[2], "first": r[3], "last": r[4]}
+                for r in rows
+            ],
+        }
+
+    def erase(self, number: str, actor: str, reason: str) -> tuple[int, list[str]]:
+        """Anonymise a number (E.164) on its subject's request, except in the lookups of
+        accounts with an open case (legal hold); returns how many rows were erased and the
+        accounts holding the rest. The request is recorded (who, why, how many) without
+        the number: a hash of one of 10^8 numbers would keep it."""
+        with self._file.transaction() as con:
+            held = [
+                str(r[0])
+                for r in con.execute(
+                    f"SELECT DISTINCT account FROM lookup_log WHERE number = ? "
+                    f"AND account IN ({_HELD}) ORDER BY 1",
+                    [number],
+                ).fetchall()
+            ]
+            kept = con.execute(
+                f"SELECT count(*) FROM lookup_log WHERE number = ? AND account IN ({_HELD})",
+                [number],
+            ).fetchall()[0][0]
+            erased = con.execute(
+                f"UPDATE lookup_log SET number = 'erased' WHERE number = ? "
+                f"AND account NOT IN ({_HELD})",
+                [number],
+            ).fetchall()[0][0]
+            con.execute(
+                "INSERT INTO erasures VALUES (?, ?, ?, ?, ?)",
+                [utc_now(), actor, reason, erased, kept],
+            ).fetchall()
+        return int(erased), held
+
+    def last_lookups(self, since: datetime, until: datetime) -> list[tuple[str, str, datetime]]:
+        """(account, number, last lookup) of the numbers answered between the two times and
+        not since, oldest first: the lookups `LookupEvent.looked_up` counts."""
+        return self._file.rows(
+            "SELECT account, number, max(ts) AS last FROM lookup_log "
+            "WHERE ts >= ? AND outcome <> 'invalid' AND endpoint = 'numbers' "
+            "GROUP BY account, number HAVING max(ts) < ? ORDER BY last",
+            [since, until],
+        )
+
+    def replay(self, since: datetime, into: Callable[[LookupEvent], object]) -> int:
+        """Hand the logged lookups from `since` on to `into`, in time order; how many."""
+        count = 0
+        # On a connection of its own: the compliance API goes on being answered meanwhile
+        # (a week's replay takes seconds), and `into` may use the store.
+        with self._file.cursor() as con:
+            relation = con.sql(
+                "SELECT ts, account, key, ip, number, outcome, endpoint FROM lookup_log "
+                "WHERE ts >= ? ORDER BY ts",
+                params=[since],
+            )
+            for batch in relation.to_arrow_reader(50_000):
+                for row in zip(*batch.to_pydict().values(), strict=True):
+                    into(
+                        LookupEvent(
+                            ts=row[0],
+                            account=row[1],
+                            key=row[2],
+                            ip=row[3],
+                            number=row[4],
+                            outcome=row[5],
+                            endpoint=row[6],
+                        )
+                    )
+                    count += 1
+        return count
+
+    def timeline(
+        self,
+        account: str,
+        moments: Sequence[datetime],
+        *,
+        before: int = TIMELINE_BEFORE,
+        after: int = TIMELINE_AFTER,
+        reach: timedelta = TIMELINE_REACH,
+        most: int = TIMELINE_MOMENTS,
+    ) -> list[dict[str, Any]]:
+        """The account's lookups nearest each moment (traffic data), merged, in time order."""
+        chosen = sorted(set(moments))
+        if len(chosen) > most:
+            # The first opened the case; the latest are what it is about now.
+            chosen = chosen[:1] + chosen[len(chosen) - most + 1 :]
+        columns = ", ".join(_TIMELINE_COLUMNS)
+        # Nearest, not first: a busy account's hour holds thousands of lookups, and the
+        # ones that raised a finding are those just before it.
+        up_to = (
+            f"SELECT rowid, {columns} FROM lookup_log WHERE account = ? "
+            "AND ts BETWEEN ? AND ? ORDER BY ts DESC, rowid DESC LIMIT ?"
+        )
+        next_ = (
+            f"SELECT rowid, {columns} FROM lookup_log WHERE account = ? "
+            "AND ts > ? AND ts <= ? ORDER BY ts, rowid LIMIT ?"
+        )
+        rows: dict[int, tuple[Any, ...]] = {}
+        with self._file.reading() as con:  # the rowids that merge overlapping windows hold still
+            for moment in chosen:
+                for sql, params in (
+                    (up_to, [account, moment - reach, moment, before]),
+                    (next_, [account, moment, moment + reach, after]),
+                ):
+                    for row in con.execute(sql, params).fetchall():
+                        rows[row[0]] = row[1:]
+        return [
+            dict(zip(_TIMELINE_COLUMNS, rows[rowid], strict=True))
+            for rowid in sorted(rows, key=lambda rowid: (rows[rowid][0], rowid))
+        ]
+
+    def blocks(self, account: str, since: datetime) -> list[dict[str, Any]]:
+        """Number blocks the account looked up since a moment: coverage per block."""
+        rows = self._file.rows(
+            """
+            SELECT substr(number, 1, 8) AS block, count(DISTINCT number), count(*),
+                   count(DISTINCT number) FILTER (WHERE outcome = 'hit'), min(ts), max(ts)
+            FROM lookup_log
+            WHERE account = ? AND ts >= ? AND outcome <> 'invalid' AND endpoint = 'numbers'
+            GROUP BY block ORDER BY 2 DESC LIMIT 20
+            """,
+            [account, since],
+        )
+        return [
+            {
+                "block": f"{r[0]}000..999",
+                "distinct": r[1],
+                "lookups": r[2],
+                "hits": r[3],
+                "first": r[4],
+                "last": r[5],
+            }
+            for r in rows
+        ]
