@@ -121,12 +121,14 @@ class MetricsController(PrometheusController):
 SNAPSHOT_LISTINGS: Final = Gauge(
     f"{PREFIX}_snapshot_listings",
     "Listings in the snapshot the server answers from",
-    multiprocess_mode="livemax",
+    # The newest value, not the largest: a worker uvicorn replaced leaves its file behind
+    # unmarked, and a newer snapshot may hold fewer listings than the one it served.
+    multiprocess_mode="livemostrecent",
 )
 SNAPSHOT_PUBLISHED: Final = Gauge(
     f"{PREFIX}_snapshot_published_timestamp_seconds",
     "When the snapshot the server answers from was published (alert on its age)",
-    multiprocess_mode="livemax",
+    multiprocess_mode="livemostrecent",
 )
 EVENTS_DROPPED: Final = Counter(
     f"{PREFIX}_events_dropped_total",

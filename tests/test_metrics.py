@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 import pytest
 from litestar.testing import TestClient
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from lookup import cli
@@ -251,3 +252,27 @@ def test_a_serve_removes_dead_runs_metrics_but_never_a_running_ones(
         if cli._metrics_lock is not None:
             os.close(cli._metrics_lock)
             cli._metrics_lock = None
+
+
+def _serve_snapshot_of(listings: int, folder: Path) -> None:
+    """A process that answers from a snapshot of `listings` listings, then ends unmarked."""
+    code = (
+        "from lookup.metrics import SNAPSHOT_LISTINGS, SNAPSHOT_PUBLISHED\n"
+        f"SNAPSHOT_LISTINGS.set({listings}); SNAPSHOT_PUBLISHED.set({listings})\n"
+    )
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(folder)}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
+
+
+def test_the_snapshot_gauges_show_the_newest_snapshot_not_a_replaced_workers(
+    tmp_path: Path,
+) -> None:
+    # A worker uvicorn replaced leaves its file unmarked; the next snapshot holds fewer
+    # listings than the one it served (a rollback is older, too).
+    _serve_snapshot_of(500, tmp_path)
+    _serve_snapshot_of(250, tmp_path)
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, str(tmp_path))  # type: ignore[no-untyped-call]
+    text = generate_latest(registry).decode()
+    assert _value(text, "lookup_snapshot_listings") == 250
+    assert _value(text, "lookup_snapshot_published_timestamp_seconds") == 250
