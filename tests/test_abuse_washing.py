@@ -194,3 +194,49 @@ def test_a_restart_in_the_middle_of_a_washing_flags_evidence_does_not_flag_it_ag
     assert restarted.submit([*later, day8]) == []
     assert [case["finding_count"] for case in store.cases.summaries()] == [1]
     store.close()
+
+
+def _washing_days(first: int, count: int, per_day: int = 400) -> list[list[LookupEvent]]:
+    """Working days from `first` on, each of `per_day` numbers new to the account."""
+    return [
+        _working_day(day, [_scattered(day * 10_000 + i) for i in range(per_day)])
+        for day in range(first, first + count)
+    ]
+
+
+def test_a_customer_compliance_cleared_is_flagged_again_only_when_it_washes_twice_as_much() -> None:
+    # A customer with a huge base: 400 new callers a day, every day. Compliance asked and
+    # cleared it; the same weeks go on unflagged, and only days past twice the busiest one
+    # it cleared count again.
+    engine = Engine()
+    [flag] = _feed(engine, [e for day in _washing_days(0, 4) for e in day][: 3 * 400 + 1])
+    assert flag.evidence["rule"]["daily_new_at_least"] == 200
+    assert flag.evidence["rule"]["cleared_busiest_day_new"] == 0
+    engine.reset("acme", washing_cleared=400)
+    assert _feed(engine, [e for day in _washing_days(4, 10) for e in day]) == []
+    busier = _washing_days(14, 4, per_day=801)
+    assert _feed(engine, [e for day in busier[:3] for e in day]) == []
+    [again] = _feed(engine, busier[3][:1])
+    assert again.evidence["rule"]["daily_new_at_least"] == 801
+    assert again.evidence["rule"]["cleared_busiest_day_new"] == 400
+    assert [day["new"] for day in again.evidence["days"]][-3:] == [801, 801, 801]
+
+
+def test_a_clearance_raises_the_washing_bar_for_the_live_monitor_and_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    days = _washing_days(0, 12, per_day=300)
+    live = monitor(store, tmp_path)
+    assert len(live.submit(days[0] + days[1] + days[2] + days[3][:1])) == 1
+    [case] = store.cases.summaries()
+    store.decisions.decide(case["id"], "clear", "officer/k1", "a customer with a huge base")
+    live.forget("acme")
+    assert live.submit(days[3][1:] + days[4] + days[5] + days[6] + days[7][:1]) == []
+    # A restart replays the week after the clearance and reads the cleared flag's days.
+    restarted = monitor(store, tmp_path)
+    restarted.warm(days[7][1].ts)
+    assert restarted.submit(days[7][1:] + days[8] + days[9] + days[10] + days[11][:1]) == []
+    assert store.cases.washing_cleared() == {"acme": 300}
+    assert [c["status"] for c in store.cases.summaries()] == ["closed"]
+    store.close()

@@ -92,14 +92,17 @@ class Engine:
         # Kept apart from the pruned state: a count never restarts (one int per account).
         self._events_seen: dict[str, int] = {}
 
-    def reset(self, account: str) -> None:
+    def reset(self, account: str, *, washing_cleared: int = 0) -> None:
         """Forget an account's evidence (compliance cleared or reinstated it).
 
         The numbers it has stay known: its next list refresh is still repeats.
+        `washing_cleared`: the busiest day of the list-washing flags compliance has
+        cleared for it, which the rule must now exceed by `washing_cleared_factor`.
         """
         state = self._accounts.pop(account, None)
-        if state is not None and state.known:
-            self._accounts[account] = AccountState(known=state.known)
+        known = state.known if state is not None else OrderedDict[int, float]()
+        if known or washing_cleared:
+            self._accounts[account] = AccountState(known=known, washing_cleared=washing_cleared)
         self._addresses.forget(account)
 
     def _prune(self, now: float) -> None:
@@ -122,7 +125,7 @@ class Engine:
                 for kind, (severity, at) in state.fired.items()
                 if now - at <= window
             }
-            if not state.known and not state.fired:
+            if not state.known and not state.fired and not state.washing_cleared:
                 del self._accounts[name]
 
     def remember(self, account: str, number: str, ts: datetime) -> None:
@@ -510,7 +513,7 @@ class Engine:
         """A flag, at the first lookup of a day, when new numbers made most of the account's
         lookups on enough of the days before: the first time in the window (it lapses as
         other rules' findings do)."""
-        if not self._washing.holds(state.days):
+        if not self._washing.holds(state.days, state.washing_cleared):
             return None
         return self._escalate(
             state,
@@ -527,7 +530,8 @@ class Engine:
         return {
             "rule": {
                 "pattern": WASHING,
-                "daily_new_at_least": policy.washing_daily_new,
+                "daily_new_at_least": self._washing.bar(state.washing_cleared),
+                "cleared_busiest_day_new": state.washing_cleared,
                 "new_share_at_least": policy.washing_new_share,
                 "days_needed": policy.washing_days,
                 "within_days": policy.washing_span_days,

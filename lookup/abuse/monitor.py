@@ -127,7 +127,8 @@ class AbuseMonitor:
         numbers. The last window's lookups are replayed; before it, only which
         numbers each account has (one row per number). An account's lookups from
         before compliance last cleared or reinstated it are not evidence again,
-        as `forget` dropped them; its numbers stay known, as `forget` keeps them.
+        as `forget` dropped them; its numbers stay known, as `forget` keeps them,
+        and so does the list-washing bar its cleared cases raised.
         The replay's findings are dropped: each batch's were recorded with it. What
         open cases asked for and their accounts do not show is carried out (`resume`).
         """
@@ -151,6 +152,8 @@ class AbuseMonitor:
                 now - timedelta(seconds=policy.known_seconds), since
             ):
                 self.engine.remember(account, number, last)
+            for account, cleared in self.store.cases.washing_cleared().items():
+                self.engine.reset(account, washing_cleared=cleared)
             replayed = self.store.log.replay(since, observe_quietly)
             # The replay starts in the middle of the evidence of some findings (a washing
             # flag's days, a scan's first numbers): their rules must still know they fired.
@@ -170,9 +173,11 @@ class AbuseMonitor:
         return self.store.log.prune(plan_sweep(now, default_months, terms))
 
     def forget(self, account: str) -> None:
-        """Reset the detectors' evidence on an account after compliance cleared it."""
+        """Reset the detectors' evidence on an account after compliance cleared it (the
+        decision recorded, its case closed)."""
+        cleared = self.store.cases.washing_cleared(account).get(account, 0)
         with self._lock:
-            self.engine.reset(account)
+            self.engine.reset(account, washing_cleared=cleared)
 
     def submit(
         self, events: list[LookupEvent], mark: tuple[str, str] | None = None

@@ -200,6 +200,11 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     callers ring), flag: one day like that is a new customer's first list refresh, or a
     campaign's import."""
     washing_span_days: int = 7
+    washing_cleared_factor: float = 2.0
+    """Once compliance has cleared an account's list-washing flag, a day counts only with
+    more new numbers than this multiple of the busiest day the cleared flags showed: a
+    customer with a huge base looks the same every week, and was flagged again three
+    such days after each clearance."""
 
     distributed_min_accounts: int = 2
     distributed_min_share: int = 2

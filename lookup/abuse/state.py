@@ -120,6 +120,9 @@ class AccountState:
     """Ended clock hours (bucket, peak) not yet old enough for the baseline."""
     days: deque[Day] = field(default_factory=deque)
     """Lookups per day of the list-washing rule's span, oldest first."""
+    washing_cleared: int = 0
+    """New numbers of the busiest day in the list-washing flags compliance cleared (0:
+    none), which raises the rule's bar."""
     fired: dict[str, tuple[int, float]] = field(default_factory=dict)
     """Per reason code (and `WASHING`): the severity reached and when (it lapses after the
     window)."""

@@ -10,6 +10,7 @@ flags, for compliance to ask.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 from itertools import islice
@@ -61,17 +62,25 @@ class Washing:
         day.new_hits += new and hit
         return began
 
-    def qualifies(self, day: Day) -> bool:
-        """Whether a day brought at least `washing_daily_new` new numbers, and they were
-        at least `washing_new_share` of its lookups."""
+    def bar(self, cleared: int) -> int:
+        """New numbers a day needs to count: `washing_daily_new`, or more than
+        `washing_cleared_factor` times `cleared`, the busiest day compliance cleared."""
         policy = self.policy
-        return day.new >= policy.washing_daily_new and (
-            day.new >= policy.washing_new_share * day.lookups
+        if not cleared:
+            return policy.washing_daily_new
+        return max(
+            policy.washing_daily_new, math.floor(policy.washing_cleared_factor * cleared) + 1
         )
 
-    def holds(self, days: deque[Day]) -> bool:
+    def qualifies(self, day: Day, bar: int) -> bool:
+        """Whether a day brought at least `bar` new numbers, and they were at least
+        `washing_new_share` of its lookups."""
+        return day.new >= bar and day.new >= self.policy.washing_new_share * day.lookups
+
+    def holds(self, days: deque[Day], cleared: int = 0) -> bool:
         """Whether at least `washing_days` of the finished days (all but the newest)
         qualify: a day is judged on all its lookups, not on its first hours (a customer's
         nightly import of sign-ups is all new until its callers ring)."""
-        qualifying = sum(map(self.qualifies, islice(days, len(days) - 1)))
+        bar = self.bar(cleared)
+        qualifying = sum(self.qualifies(day, bar) for day in islice(days, len(days) - 1))
         return qualifying >= self.policy.washing_days
