@@ -15,7 +15,7 @@ from lookup.abuse.cases import Cases
 from lookup.abuse.decisions import Decisions
 from lookup.abuse.detectors import Finding
 from lookup.abuse.events import LookupEvent
-from lookup.abuse.lookuplog import LookupLog
+from lookup.abuse.lookuplog import LookupLog, log_batch
 from lookup.abuse.storefile import StoreFile
 
 
@@ -54,9 +54,11 @@ class ComplianceStore:
         """
         if not events and not findings:
             return []
+        # Built before the lock is taken: a big batch's table takes as long as its insert.
+        batch = log_batch(events) if events else None
         with self.file.transaction() as con:
-            if events:
-                self.log.insert(con, events)
+            if batch is not None:
+                self.log.insert(con, batch)
             case_ids = [
                 self.cases.insert(con, finding, act)
                 for finding, act in zip(findings, enforced or [True] * len(findings), strict=True)
