@@ -5,14 +5,18 @@ from __future__ import annotations
 from collections import deque
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import msgspec
+import pytest
 
+from lookup.abuse import decisions as decisions_module
 from lookup.abuse.detectors import Engine, Finding
 from lookup.abuse.events import EPOCH, LookupEvent
+from lookup.abuse.monitor import AbuseMonitor
 from lookup.abuse.policy import DEFAULT_POLICY
 from lookup.abuse.store import ComplianceStore
-from lookup.abuse.washing import Day, Washing
+from lookup.abuse.washing import Clearance, Day, Washing
 from tests.test_abuse_warm import monitor
 
 MONDAY = datetime(2026, 11, 2, 8, 0)
@@ -204,6 +208,10 @@ def _washing_days(first: int, count: int, per_day: int = 400) -> list[list[Looku
     ]
 
 
+def _seconds(day: int) -> float:
+    return (MONDAY + timedelta(days=day) - EPOCH).total_seconds()
+
+
 def test_a_customer_compliance_cleared_is_flagged_again_only_when_it_washes_twice_as_much() -> None:
     # A customer with a huge base: 400 new callers a day, every day. Compliance asked and
     # cleared it; the same weeks go on unflagged, and only days past twice the busiest one
@@ -212,7 +220,9 @@ def test_a_customer_compliance_cleared_is_flagged_again_only_when_it_washes_twic
     [flag] = _feed(engine, [e for day in _washing_days(0, 4) for e in day][: 3 * 400 + 1])
     assert flag.evidence["rule"]["daily_new_at_least"] == 200
     assert flag.evidence["rule"]["cleared_busiest_day_new"] == 0
-    engine.reset("acme", washing_cleared=400)
+    clearance = Washing(DEFAULT_POLICY).clearance([flag.evidence], _seconds(3))
+    assert clearance == Clearance(400, _seconds(33))
+    engine.reset("acme", washing_cleared=clearance)
     assert _feed(engine, [e for day in _washing_days(4, 10) for e in day]) == []
     busier = _washing_days(14, 4, per_day=801)
     assert _feed(engine, [e for day in busier[:3] for e in day]) == []
@@ -222,21 +232,95 @@ def test_a_customer_compliance_cleared_is_flagged_again_only_when_it_washes_twic
     assert [day["new"] for day in again.evidence["days"]][-3:] == [801, 801, 801]
 
 
-def test_a_clearance_raises_the_washing_bar_for_the_live_monitor_and_after_a_restart(
-    tmp_path: Path,
-) -> None:
+def test_a_clearance_lapses_after_a_month() -> None:
+    # A first refresh of 40,000 numbers a day, cleared, must not keep the rule off for
+    # good: a list washed at 400 a day is flagged on the first day after the clearance
+    # lapsed (day 30, 08:00), the days before judged at the usual bar.
+    engine = Engine()
+    engine.reset("acme", washing_cleared=Clearance(40_000, _seconds(30)))
+    days = _washing_days(27, 7)
+    findings = _feed(engine, [e for day in days for e in day])
+    assert [f.ts for f in findings] == [days[4][0].ts]
+    assert findings[0].evidence["rule"]["cleared_busiest_day_new"] == 0
+
+
+def test_a_clearance_counts_only_the_days_that_counted_towards_the_flag() -> None:
+    # A busy day of mostly repeats in the flagged week (3,000 new of 5,000) did not count:
+    # it must not raise the bar to 6,001.
+    evidence: dict[str, Any] = {
+        "rule": {"daily_new_at_least": 200, "new_share_at_least": 0.8},
+        "days": [
+            {"day": "2026-11-02", "lookups": 5000, "new": 3000, "new_hits": 2500},
+            *(
+                {"day": f"2026-11-0{d}", "lookups": 300, "new": 300, "new_hits": 250}
+                for d in (3, 4, 5)
+            ),
+        ],
+    }
+    washing = Washing(DEFAULT_POLICY)
+    assert washing.clearance([evidence], 0.0) == Clearance(300, 30 * 86400.0)
+    assert washing.bar(0, Clearance(300, 86400.0)) == 601
+    assert washing.bar(1, Clearance(300, 86400.0)) == 200  # lapsed
+    # A clearance whose flags counted no day allows nothing.
+    assert washing.clearance([{**evidence, "days": evidence["days"][:1]}], 0.0) is None
+
+
+def _cleared_week(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, decisions: list[str]
+) -> tuple[ComplianceStore, AbuseMonitor, list[list[LookupEvent]]]:
+    """300 new numbers a day: flagged on day 3, then compliance's `decisions` on its case
+    that morning, and the monitor told."""
     store = ComplianceStore(tmp_path / "compliance.duckdb")
     days = _washing_days(0, 12, per_day=300)
     live = monitor(store, tmp_path)
     assert len(live.submit(days[0] + days[1] + days[2] + days[3][:1])) == 1
     [case] = store.cases.summaries()
-    store.decisions.decide(case["id"], "clear", "officer/k1", "a customer with a huge base")
+    monkeypatch.setattr(decisions_module, "utc_now", lambda: days[3][0].ts)
+    for decision in decisions:
+        store.decisions.decide(case["id"], decision, "officer/k1", "asked the customer")
     live.forget("acme")
+    return store, live, days
+
+
+def test_a_clearance_raises_the_washing_bar_of_the_live_monitor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, live, days = _cleared_week(tmp_path, monkeypatch, ["clear"])
+    # Four days since that count at the usual bar, not at twice the cleared 300.
     assert live.submit(days[3][1:] + days[4] + days[5] + days[6] + days[7][:1]) == []
-    # A restart replays the week after the clearance and reads the cleared flag's days.
-    restarted = monitor(store, tmp_path)
-    restarted.warm(days[7][1].ts)
-    assert restarted.submit(days[7][1:] + days[8] + days[9] + days[10] + days[11][:1]) == []
-    assert store.cases.washing_cleared() == {"acme": 300}
     assert [c["status"] for c in store.cases.summaries()] == ["closed"]
     store.close()
+
+
+def test_a_restarted_monitor_reads_the_clearance_back_before_its_replay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, live, days = _cleared_week(tmp_path, monkeypatch, ["clear"])
+    assert live.submit(days[3][1:] + days[4] + days[5][:1]) == []
+    # The replay holds two days since the clearance; the third is judged after it.
+    restarted = monitor(store, tmp_path)
+    restarted.warm(days[5][1].ts)
+    assert restarted.submit(days[5][1:] + days[6] + days[7][:1]) == []
+    store.close()
+
+
+@pytest.mark.parametrize("decisions", [["warn", "clear"], ["suspend", "reinstate"]])
+def test_a_warning_or_a_suspension_on_the_case_raises_no_bar(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, decisions: list[str]
+) -> None:
+    # Compliance found fault, then let the account go on: washing on is flagged again.
+    store, live, days = _cleared_week(tmp_path, monkeypatch, decisions)
+    findings = live.submit(days[3][1:] + days[4] + days[5] + days[6][:1])
+    assert [(f.kind, f.evidence["rule"]["daily_new_at_least"]) for f in findings] == [
+        ("distinct_velocity", 200)
+    ]
+    store.close()
+
+
+def test_a_clearance_outlives_the_hourly_pruning_of_idle_accounts() -> None:
+    # Cleared, then idle: the account has nothing else in the engine when it is pruned.
+    engine = Engine()
+    engine.reset("acme", washing_cleared=Clearance(400, _seconds(60)))
+    other = _working_day(0, [22202400], account="other-co")
+    assert _feed(engine, [msgspec.structs.replace(other[0], ts=MONDAY - timedelta(hours=2))]) == []
+    assert _feed(engine, [e for day in _washing_days(0, 5) for e in day]) == []

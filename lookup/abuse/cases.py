@@ -9,7 +9,7 @@ from typing import Any
 import duckdb
 import msgspec
 
-from lookup.abuse.detectors import WASHING, Finding
+from lookup.abuse.detectors import Finding
 from lookup.abuse.storefile import StoreFile
 from lookup.errors import LookupServiceError
 
@@ -140,22 +140,6 @@ class Cases:
             "FROM findings WHERE ts >= ? ORDER BY ts, id",
             [since],
         )
-
-    def washing_cleared(self, account: str | None = None) -> dict[str, int]:
-        """Per account (or for one), the new numbers of the busiest day the list-washing
-        flags of its closed cases showed: what compliance has cleared."""
-        rows = self._file.rows(
-            """
-            SELECT f.account,
-                   max(list_max(CAST(json_extract(f.evidence, '$.days[*].new') AS BIGINT[])))
-            FROM findings f JOIN cases c ON c.id = f.case_id
-            WHERE c.status = 'closed' AND json_extract_string(f.evidence, '$.rule.pattern') = ?
-                AND (? IS NULL OR f.account = ?)
-            GROUP BY f.account
-            """,
-            [WASHING, account, account],
-        )
-        return {str(name): int(level) for name, level in rows if level is not None}
 
     def open_actions(self) -> list[tuple[int, str, str, str]]:
         """(case id, account, kind, action) of each open case's most severe throttle or

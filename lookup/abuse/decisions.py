@@ -9,12 +9,14 @@ the newest row's included, shows in `verify()`.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import duckdb
 import msgspec
 
 from lookup.abuse.audit import DECISIONS, GENESIS, Decision, intact, seal
 from lookup.abuse.cases import Case, case_of
+from lookup.abuse.detectors import WASHING
 from lookup.abuse.events import utc_now
 from lookup.abuse.storefile import StoreFile
 from lookup.errors import LookupServiceError
@@ -124,6 +126,38 @@ class Decisions:
     def carried_out(self, decision_id: int) -> None:
         """Note that the key store has the status a decision set."""
         self._file.rows("INSERT OR IGNORE INTO decisions_carried_out VALUES (?)", [decision_id])
+
+    def cleared_washing(
+        self, since: datetime, account: str | None = None
+    ) -> dict[str, tuple[datetime, list[dict[str, Any]]]]:
+        """Per account (or for one): when compliance last cleared a case holding list-washing
+        flags, since `since`, with no warning or suspension on the case, and the flags'
+        evidence."""
+        rows = self._file.rows(
+            """
+            WITH cleared AS (
+                SELECT case_id, account, max(ts) AS ts FROM decisions
+                WHERE decision = 'clear' AND ts >= ? AND (? IS NULL OR account = ?)
+                    AND case_id NOT IN (
+                        SELECT case_id FROM decisions WHERE decision IN ('warn', 'suspend')
+                    )
+                GROUP BY ALL
+            ),
+            latest AS (
+                SELECT c.* FROM cleared c JOIN findings f ON f.case_id = c.case_id
+                WHERE json_extract_string(f.evidence, '$.rule.pattern') = ?
+                QUALIFY row_number() OVER (PARTITION BY c.account ORDER BY c.ts DESC) = 1
+            )
+            SELECT l.account, l.ts, f.evidence FROM latest l JOIN findings f
+                ON f.case_id = l.case_id AND json_extract_string(f.evidence, '$.rule.pattern') = ?
+            ORDER BY f.id
+            """,
+            [since, account, account, WASHING, WASHING],
+        )
+        cleared: dict[str, tuple[datetime, list[dict[str, Any]]]] = {}
+        for name, ts, evidence in rows:
+            cleared.setdefault(name, (ts, []))[1].append(msgspec.json.decode(evidence))
+        return cleared
 
     def fresh_starts(self) -> dict[str, datetime]:
         """Per account, when compliance last cleared or reinstated it."""

@@ -35,7 +35,7 @@ from lookup.abuse.state import (
     span,
     trail,
 )
-from lookup.abuse.washing import DAY_SECONDS, Washing
+from lookup.abuse.washing import DAY_SECONDS, Clearance, Washing
 
 # A rule's verdict: kind, whether its suspension criteria held, and how to build its evidence.
 _Found = tuple[Kind, bool, Callable[[], dict[str, Any]]]
@@ -92,12 +92,12 @@ class Engine:
         # Kept apart from the pruned state: a count never restarts (one int per account).
         self._events_seen: dict[str, int] = {}
 
-    def reset(self, account: str, *, washing_cleared: int = 0) -> None:
+    def reset(self, account: str, *, washing_cleared: Clearance | None = None) -> None:
         """Forget an account's evidence (compliance cleared or reinstated it).
 
         The numbers it has stay known: its next list refresh is still repeats.
-        `washing_cleared`: the busiest day of the list-washing flags compliance has
-        cleared for it, which the rule must now exceed by `washing_cleared_factor`.
+        `washing_cleared`: the list-washing flags compliance last cleared for it, which
+        raise the rule's bar for a while.
         """
         state = self._accounts.pop(account, None)
         known = state.known if state is not None else OrderedDict[int, float]()
@@ -527,11 +527,13 @@ class Engine:
     def _washing_evidence(self, state: AccountState) -> dict[str, Any]:
         """The list-washing flag's figures: each finished day's counts, its last numbers."""
         policy = self.policy
+        today = state.days[-1].day
+        held = self._washing.holding(today, state.washing_cleared)
         return {
             "rule": {
                 "pattern": WASHING,
-                "daily_new_at_least": self._washing.bar(state.washing_cleared),
-                "cleared_busiest_day_new": state.washing_cleared,
+                "daily_new_at_least": self._washing.bar(today, held),
+                "cleared_busiest_day_new": held.busiest if held else 0,
                 "new_share_at_least": policy.washing_new_share,
                 "days_needed": policy.washing_days,
                 "within_days": policy.washing_span_days,

@@ -17,10 +17,11 @@ from operator import attrgetter
 
 from lookup.abuse.audit import STATUS_AFTER, Decision, status_reason
 from lookup.abuse.detectors import Engine, Finding
-from lookup.abuse.events import EventBuffer, LookupEvent, utc_now
+from lookup.abuse.events import EPOCH, EventBuffer, LookupEvent, utc_now
 from lookup.abuse.policy import Action
 from lookup.abuse.retention import AccountTerms, plan_sweep
 from lookup.abuse.store import ComplianceStore
+from lookup.abuse.washing import Clearance, Washing
 from lookup.errors import KeyStoreError
 from lookup.keys import KeyRing, Network
 from lookup.metrics import BATCH_SECONDS, EVENT_LAG, EVENTS_HANDLED, FINDINGS
@@ -152,7 +153,7 @@ class AbuseMonitor:
                 now - timedelta(seconds=policy.known_seconds), since
             ):
                 self.engine.remember(account, number, last)
-            for account, cleared in self.store.cases.washing_cleared().items():
+            for account, cleared in self._clearances(now).items():
                 self.engine.reset(account, washing_cleared=cleared)
             replayed = self.store.log.replay(since, observe_quietly)
             # The replay starts in the middle of the evidence of some findings (a washing
@@ -175,9 +176,21 @@ class AbuseMonitor:
     def forget(self, account: str) -> None:
         """Reset the detectors' evidence on an account after compliance cleared it (the
         decision recorded, its case closed)."""
-        cleared = self.store.cases.washing_cleared(account).get(account, 0)
+        cleared = self._clearances(utc_now(), account).get(account)
         with self._lock:
             self.engine.reset(account, washing_cleared=cleared)
+
+    def _clearances(self, now: datetime, account: str | None = None) -> dict[str, Clearance]:
+        """Per account (or for one), what its last clearance of list-washing flags within
+        `washing_cleared_days` of `now` allows the rule."""
+        washing = Washing(self.engine.policy)
+        since = now - timedelta(days=self.engine.policy.washing_cleared_days)
+        clearances = {}
+        for name, (at, flags) in self.store.decisions.cleared_washing(since, account).items():
+            clearance = washing.clearance(flags, (at - EPOCH).total_seconds())
+            if clearance is not None:
+                clearances[name] = clearance
+        return clearances
 
     def submit(
         self, events: list[LookupEvent], mark: tuple[str, str] | None = None

@@ -201,10 +201,14 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     campaign's import."""
     washing_span_days: int = 7
     washing_cleared_factor: float = 2.0
-    """Once compliance has cleared an account's list-washing flag, a day counts only with
-    more new numbers than this multiple of the busiest day the cleared flags showed: a
-    customer with a huge base looks the same every week, and was flagged again three
-    such days after each clearance."""
+    """Once compliance has cleared an account's list-washing flag (cleared it with no
+    warning or suspension on the case), a day counts only with more new numbers than this
+    multiple of the busiest day that counted towards the flag: a customer with a huge base
+    looks the same every week, and was flagged again three such days after each
+    clearance; ..."""
+    washing_cleared_days: int = 30
+    """... for this many days after the clearance: a cleared first refresh of 40,000
+    numbers a day would otherwise keep the rule off for good."""
 
     distributed_min_accounts: int = 2
     distributed_min_share: int = 2

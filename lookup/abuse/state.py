@@ -10,7 +10,7 @@ from datetime import datetime
 from itertools import islice
 from typing import Final
 
-from lookup.abuse.washing import Day
+from lookup.abuse.washing import Clearance, Day
 
 EVIDENCE_NUMBERS: Final = 50
 """Lookups quoted in a finding's evidence, at most."""
@@ -120,9 +120,8 @@ class AccountState:
     """Ended clock hours (bucket, peak) not yet old enough for the baseline."""
     days: deque[Day] = field(default_factory=deque)
     """Lookups per day of the list-washing rule's span, oldest first."""
-    washing_cleared: int = 0
-    """New numbers of the busiest day in the list-washing flags compliance cleared (0:
-    none), which raises the rule's bar."""
+    washing_cleared: Clearance | None = None
+    """The list-washing flags compliance last cleared, which raise the rule's bar."""
     fired: dict[str, tuple[int, float]] = field(default_factory=dict)
     """Per reason code (and `WASHING`): the severity reached and when (it lapses after the
     window)."""

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import islice
+from typing import Any, NamedTuple
 
 from lookup.abuse.policy import Policy
 
@@ -30,6 +32,14 @@ class Day:
     new: int = 0
     """Lookups of numbers the account had not looked up within `known_seconds`."""
     new_hits: int = 0
+
+
+class Clearance(NamedTuple):
+    """List-washing flags compliance cleared: the busiest day that counted towards them,
+    and until when (seconds since 1970) the bar it raises holds."""
+
+    busiest: int
+    until: float
 
 
 class Washing:
@@ -62,25 +72,45 @@ class Washing:
         day.new_hits += new and hit
         return began
 
-    def bar(self, cleared: int) -> int:
-        """New numbers a day needs to count: `washing_daily_new`, or more than
-        `washing_cleared_factor` times `cleared`, the busiest day compliance cleared."""
+    @staticmethod
+    def holding(day: int, cleared: Clearance | None) -> Clearance | None:
+        """The clearance, if it still holds on a day (days since 1970)."""
+        return cleared if cleared is not None and day * DAY_SECONDS < cleared.until else None
+
+    def bar(self, day: int, cleared: Clearance | None) -> int:
+        """New numbers a day needs to count: `washing_daily_new`, or while a clearance
+        holds, more than `washing_cleared_factor` times its busiest day."""
         policy = self.policy
-        if not cleared:
+        held = self.holding(day, cleared)
+        if held is None:
             return policy.washing_daily_new
-        return max(
-            policy.washing_daily_new, math.floor(policy.washing_cleared_factor * cleared) + 1
-        )
+        raised = math.floor(policy.washing_cleared_factor * held.busiest) + 1
+        return max(policy.washing_daily_new, raised)
 
     def qualifies(self, day: Day, bar: int) -> bool:
         """Whether a day brought at least `bar` new numbers, and they were at least
         `washing_new_share` of its lookups."""
         return day.new >= bar and day.new >= self.policy.washing_new_share * day.lookups
 
-    def holds(self, days: deque[Day], cleared: int = 0) -> bool:
+    def holds(self, days: deque[Day], cleared: Clearance | None = None) -> bool:
         """Whether at least `washing_days` of the finished days (all but the newest)
         qualify: a day is judged on all its lookups, not on its first hours (a customer's
         nightly import of sign-ups is all new until its callers ring)."""
-        bar = self.bar(cleared)
+        bar = self.bar(days[-1].day, cleared)
         qualifying = sum(self.qualifies(day, bar) for day in islice(days, len(days) - 1))
         return qualifying >= self.policy.washing_days
+
+    def clearance(self, flags: Sequence[dict[str, Any]], cleared_at: float) -> Clearance | None:
+        """What clearing list-washing flags (their evidence) at `cleared_at` allows: their
+        busiest day among those that counted by the figures each flag quotes (a busy day
+        of mostly repeats in the same week did not), for `washing_cleared_days`."""
+        counted = [
+            day["new"]
+            for flag in flags
+            for day in flag["days"]
+            if day["new"] >= flag["rule"]["daily_new_at_least"]
+            and day["new"] >= flag["rule"]["new_share_at_least"] * day["lookups"]
+        ]
+        if not counted:
+            return None
+        return Clearance(max(counted), cleared_at + self.policy.washing_cleared_days * DAY_SECONDS)
