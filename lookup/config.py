@@ -60,6 +60,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Where rate-limit counters live; `redis://127.0.0.1:6379` to share them between workers."""
     abuse_detection: bool = True
     """Run the abuse detectors on the lookup events (the lookup log is kept either way)."""
+    forwarded_allow_ips: str = ""
+    """Comma-separated IPs or CIDRs of reverse proxies whose `X-Forwarded-For` names the
+    client (`*`: any); empty, the connection's own address is the client's. The address
+    is what IP allow-lists and the abuse rules see, so a header no proxy vouches for must
+    not set it."""
     abuse_allow_ips: str = ""
     """Comma-separated CIDRs whose traffic is never acted on (e.g. the operator's monitoring)."""
     redis_url: str = ""
@@ -99,13 +104,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                     f"LOOKUP_{name.upper()}: {getattr(self, name)!r} is not a list of limits "
                     "like '20/second;600/minute'"
                 ) from None
-        for cidr in filter(None, (part.strip() for part in self.abuse_allow_ips.split(","))):
-            try:
-                ipaddress.ip_network(cidr, strict=False)
-            except ValueError:
-                raise ConfigError(
-                    f"LOOKUP_ABUSE_ALLOW_IPS: {cidr!r} is not an IP address or CIDR network"
-                ) from None
+        for name in ("abuse_allow_ips", "forwarded_allow_ips"):
+            for cidr in filter(None, (part.strip() for part in getattr(self, name).split(","))):
+                if name == "forwarded_allow_ips" and cidr == "*":
+                    continue
+                try:
+                    ipaddress.ip_network(cidr, strict=False)
+                except ValueError:
+                    raise ConfigError(
+                        f"LOOKUP_{name.upper()}: {cidr!r} is not an IP address or CIDR network"
+                    ) from None
         if self.throttle_factor < 1:
             raise ConfigError("LOOKUP_THROTTLE_FACTOR must be at least 1")
         if not MIN_MONTHS <= self.log_retention_months <= MAX_MONTHS:

@@ -147,6 +147,7 @@ def test_every_bad_setting_is_named_in_one_line(tmp_path: Path) -> None:
         ("LOOKUP_PORT", "70000"),
         ("LOOKUP_LOG_LEVEL", "verbose"),
         ("LOOKUP_ABUSE_ALLOW_IPS", "10.0.0.0/33"),
+        ("LOOKUP_FORWARDED_ALLOW_IPS", "the-proxy"),
         ("LOOKUP_PLAN_KEY", "lots/forever"),
         ("LOOKUP_MONITOR_NICE", "25"),
         # NaN passes a `<= 0` check: the service would start with a broken poll loop.

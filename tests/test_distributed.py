@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import multiprocessing
 import os
 import socket
@@ -511,3 +512,23 @@ def test_a_restarted_consumer_never_goes_back_before_the_redis_cursor(
     source.resume(lambda _: ids[0].decode())  # a store whose mark lags the cursor
     assert source.read(0.1) == [_answered(2)]
     client.delete(key, key + ":consumed")
+
+
+@pytest.mark.parametrize(("trusted", "status"), [("", 403), ("127.0.0.1", 200)])
+def test_x_forwarded_for_names_the_client_only_from_a_proxy_the_settings_trust(
+    tmp_path: Path, trusted: str, status: int
+) -> None:
+    # A key allowed only from 10.0.0.0/8, asked from loopback claiming 10.1.2.3: a header
+    # anyone can send must not pass the allow-list (uvicorn trusts loopback by default).
+    settings = _scanned_block(tmp_path)
+    token = new_key(settings, allow=[ipaddress.ip_network("10.0.0.0/8")])
+    server, base, _ = _start_server(settings.data_path, LOOKUP_FORWARDED_ALLOW_IPS=trusted)
+    try:
+        response = httpx.get(
+            f"{base}/v1/numbers/22200000",
+            headers={"Authorization": f"Bearer {token}", "X-Forwarded-For": "10.1.2.3"},
+        )
+        assert response.status_code == status
+    finally:
+        server.terminate()
+        server.wait(timeout=20)

@@ -64,6 +64,9 @@ def _server(
             access_log=False,
             loop="uvloop",
             http="httptools",
+            # Only a proxy the settings name may say who the client is.
+            proxy_headers=bool(settings.forwarded_allow_ips.strip()),
+            forwarded_allow_ips=settings.forwarded_allow_ips.strip() or None,
         )
     )
     if not handle_signals:
@@ -324,6 +327,9 @@ def serve_workers(settings: Settings) -> None:
             access_log=False,
             loop="uvloop",
             http="httptools",
+            # Only a proxy the settings name may say who the client is.
+            proxy_headers=bool(settings.forwarded_allow_ips.strip()),
+            forwarded_allow_ips=settings.forwarded_allow_ips.strip() or None,
         )
     finally:
         consumer.stop()
