@@ -406,3 +406,29 @@ def test_an_erasure_anonymises_the_lookups_but_those_under_legal_hold(tmp_path: 
             "SELECT actor LIKE 'compliance-desk/%', reason, erased, held FROM erasures"
         ) == [(True, "request 2026-117", 3, 1)]
         assert "22202400" not in str(store.file.rows("SELECT * FROM erasures"))
+
+
+def test_a_reinstatement_of_a_closed_case_keeps_the_time_it_was_closed(desk: Desk) -> None:
+    case_id = _open(desk, "cust-co", DAY)
+    assert desk.decide(case_id, "clear", "a refresh job").status_code == 201
+    closed_at = desk.get(f"/cases/{case_id}").json()["case"]["closed_at"]
+    assert closed_at is not None
+    assert desk.decide(case_id, "reinstate", "paused by mistake").status_code == 201
+    assert desk.get(f"/cases/{case_id}").json()["case"]["closed_at"] == closed_at
+
+
+def test_a_reason_longer_than_the_trail_keeps_is_refused_and_nothing_recorded(
+    desk: Desk,
+) -> None:
+    case_id = _open(desk, "cust-co", DAY)
+    problem = problem_of(desk.decide(case_id, "warn", "r" * 2001), 422, "invalid-parameter")
+    assert problem["parameter"] == "reason"
+    assert "at most 2000 characters (it has 2001)" in problem["detail"]
+    assert desk.get("/accounts/cust-co/decisions").json() == []
+    assert desk.decide(case_id, "warn", "r" * 2000).status_code == 201
+
+
+def test_the_trail_of_an_account_that_never_was_is_not_found(desk: Desk) -> None:
+    # An account nobody decided on has an empty trail; a name no store knows is a typo.
+    assert desk.get("/accounts/cust-co/decisions").json() == []
+    problem_of(desk.get("/accounts/cust-coo/decisions"), 404, "not-found")

@@ -85,8 +85,10 @@ class Decisions:
                 "INSERT OR REPLACE INTO audit_head VALUES (1, ?, ?)", [count + 1, sealed.hash]
             ).fetchall()
             if decision in ("clear", "reinstate"):
+                # A reinstatement of a closed case leaves the time it was closed.
                 con.execute(
-                    "UPDATE cases SET status = 'closed', closed_at = ? WHERE id = ?",
+                    "UPDATE cases SET status = 'closed', closed_at = ? "
+                    "WHERE id = ? AND status = 'open'",
                     [now, case_id],
                 ).fetchall()
         return sealed

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 from litestar import Controller, Request, get, post
+from litestar.exceptions import NotFoundException
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from lookup.abuse.audit import STATUS_AFTER, Decision, status_reason
@@ -126,7 +127,11 @@ class ComplianceController(Controller):
     ) -> list[Decision]:
         """Every decision on the account, oldest first."""
         services: Services = request.app.state.services
-        return services.store.decisions.trail(account=account)
+        trail = services.store.decisions.trail(account=account)
+        if not trail and not services.key_ring.has(account):
+            # An account that never was (a typo?): not the empty trail of one nobody decided on.
+            raise NotFoundException()
+        return trail
 
     @get("/subjects/{number:str}", summary="Everything stored about a number", sync_to_thread=True)
     def subject(
@@ -175,11 +180,20 @@ class ComplianceController(Controller):
         return {"intact": services.store.decisions.verify()}
 
 
+MAX_REASON: Final = 2000
+"""Characters a decision's or an erasure's reason may have."""
+
+
 def _reason(text: str, missing: str) -> str:
     """A decision's or request's reason, which the audit trail requires."""
     reason = text.strip()
     if not reason:
         raise InvalidParameter("reason", missing)
+    if len(reason) > MAX_REASON:
+        # The trail keeps it for good and cannot be edited: a pasted log does not belong there.
+        raise InvalidParameter(
+            "reason", f"reason must be at most {MAX_REASON} characters (it has {len(reason)})"
+        )
     # The audit trail's hash joins a decision's fields with a control character: one inside
     # a field would let an edit move text between fields unseen.
     bad = next((c for c in reason if unicodedata.category(c) == "Cc" and c not in "\n\t"), None)
