@@ -458,27 +458,61 @@ def test_the_compliance_api_stays_on_loopback_when_the_public_one_is_not(
         server.wait(timeout=15)
 
 
+def _serve_refused(settings: Settings, port: int, internal: int) -> list[str]:
+    """The stderr lines of a `lookup serve` expected to refuse to start (exit 1), but
+    uvicorn's and the server's log lines."""
+    result = subprocess.run(
+        [sys.executable, "-m", "lookup.cli", "serve", "--port", str(port)],
+        env={
+            **os.environ,
+            "LOOKUP_DATA_DIR": str(settings.data_path),
+            "LOOKUP_INTERNAL_PORT": str(internal),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return [line for line in result.stderr.splitlines() if line.startswith("lookup")]
+
+
 def test_serve_refuses_to_start_when_its_monitor_cannot(tmp_path: Path) -> None:
     settings = _scanned_block(tmp_path)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run(
-            [sys.executable, "-m", "lookup.cli", "serve", "--port", str(_free_port())],
-            env={
-                **os.environ,
-                "LOOKUP_DATA_DIR": str(settings.data_path),
-                "LOOKUP_INTERNAL_PORT": str(port),
-            },
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    assert result.returncode == 1
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("lookup: the abuse monitor could not start") and str(port) in last
+        lines = _serve_refused(settings, _free_port(), port)
+    assert (
+        lines[-1].startswith("lookup: the abuse monitor could not start") and str(port) in lines[-1]
+    )
+
+
+def test_serve_refuses_in_one_line_when_the_compliance_store_is_anothers(tmp_path: Path) -> None:
+    settings = _scanned_block(tmp_path)
+    held = ComplianceStore(settings.compliance_path)  # another monitor's, say
+    try:
+        lines = _serve_refused(settings, _free_port(), _free_port())
+    finally:
+        held.close()
+    assert lines[0].startswith("lookup monitor: cannot open the compliance store")
+    assert lines[1].startswith("lookup: the abuse monitor could not start")
+    assert len(lines) == 2
+
+
+def test_serve_refuses_in_one_line_when_its_public_port_is_taken(tmp_path: Path) -> None:
+    settings = _scanned_block(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        lines = _serve_refused(settings, port, _free_port())
+    assert lines == [
+        f"lookup: cannot listen on 127.0.0.1:{port} (the error is above): "
+        "is another service using the port?"
+    ]
 
 
 def test_an_idle_monitor_does_not_repeat_its_acknowledgement() -> None:

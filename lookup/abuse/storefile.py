@@ -16,6 +16,7 @@ from typing import Any, Final
 import duckdb
 
 from lookup.abuse.audit import GENESIS
+from lookup.errors import LookupServiceError
 
 _SCHEMA: Final = """
 CREATE SEQUENCE IF NOT EXISTS finding_ids START 1;
@@ -61,6 +62,10 @@ CREATE TABLE decisions_carried_out (decision_id BIGINT PRIMARY KEY)
 from the append-only chain, which it does not change."""
 
 
+class StoreInUse(LookupServiceError):
+    """The compliance file is locked by another process (one detector owns it)."""
+
+
 class StoreFile:
     """Thread-safe access to the compliance DuckDB file (one connection, one lock)."""
 
@@ -68,7 +73,11 @@ class StoreFile:
         path.parent.mkdir(parents=True, exist_ok=True)
         # One thread: small batches and small queries, where DuckDB's worker threads only
         # add hand-offs (they cost half again as much CPU per lookup-log insert).
-        self._con = duckdb.connect(str(path), config={"threads": 1})
+        try:
+            self._con = duckdb.connect(str(path), config={"threads": 1})
+        except duckdb.IOException as exc:
+            # DuckDB's message names the process holding the file's lock.
+            raise StoreInUse(f"cannot open the compliance store: {exc}") from None
         self._con.execute(_SCHEMA).fetchall()
         # A store from before the head takes its chain as it stands. A head row missing
         # from an existing table is not re-created from the rows it guards, or deleting

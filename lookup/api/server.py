@@ -43,6 +43,10 @@ class MonitorUnavailable(LookupServiceError):
     """The abuse monitor of `lookup serve` cannot start."""
 
 
+class PortUnavailable(LookupServiceError):
+    """`lookup serve` cannot listen on its public port."""
+
+
 RETENTION_SWEEP_SECONDS: Final = 3600.0
 """How often the monitor deletes lookups past their retention (and once at start)."""
 
@@ -145,7 +149,12 @@ def _monitor_process(settings: Settings, connection: Connection) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING)
     _lower_priority(settings)
-    asyncio.run(serve_monitor(settings, PipeSource(connection)))
+    try:
+        asyncio.run(serve_monitor(settings, PipeSource(connection)))
+    except LookupServiceError as exc:
+        # One line, as the command's own errors: `serve` adds what it means for the service.
+        print(f"lookup monitor: {exc}", file=sys.stderr)
+        sys.exit(1)
 
 
 def _lower_priority(settings: Settings) -> None:
@@ -258,6 +267,14 @@ async def serve_embedded(settings: Settings) -> None:
     supervisor = asyncio.create_task(child.supervise())
     try:
         await server.serve()
+    except SystemExit:
+        if server.started:
+            raise
+        # uvicorn logged why (the port taken, most often) and exits; say it in one line.
+        raise PortUnavailable(
+            f"cannot listen on {settings.host}:{settings.port} (the error is above): "
+            "is another service using the port?"
+        ) from None
     finally:
         supervisor.cancel()
         await child.stop()  # after the app's shutdown flushed the last events
