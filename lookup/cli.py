@@ -330,10 +330,11 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
                 )
                 print(f"{args.org}: lookups kept {kept}")
             case "end":
-                revoked = store.end(args.org)
+                revoked, ended = store.end(args.org)
                 print(
-                    f"{args.org}: ended, {revoked} key(s) revoked; its lookup log is deleted "
-                    f"{AFTER_END.days} days from now (not while a case is open on it)"
+                    f"{args.org}: ended {ended:%Y-%m-%d %H:%M} UTC, {revoked} key(s) revoked; "
+                    f"its lookup log is deleted from {ended + AFTER_END:%Y-%m-%d} "
+                    "(not while a case is open on it)"
                 )
             case "allow":
                 networks = parse_networks(args.cidr)

@@ -98,12 +98,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigError(f"LOOKUP_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
         for name in ("plan_account", "plan_key", "plan_verify"):
             try:
-                parse_many(getattr(self, name))
+                items = parse_many(getattr(self, name))
             except ValueError:
                 raise ConfigError(
                     f"LOOKUP_{name.upper()}: {getattr(self, name)!r} is not a list of limits "
                     "like '20/second;600/minute'"
                 ) from None
+            if not items or any(item.amount < 1 for item in items):
+                raise ConfigError(
+                    f"LOOKUP_{name.upper()}: {getattr(self, name)!r} must allow at least 1 "
+                    "request in each limit"
+                )
         for name in ("abuse_allow_ips", "forwarded_allow_ips"):
             for cidr in filter(None, (part.strip() for part in getattr(self, name).split(","))):
                 if name == "forwarded_allow_ips" and cidr == "*":

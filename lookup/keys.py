@@ -169,6 +169,15 @@ class KeyStore:
         now = datetime.now(UTC).isoformat(timespec="seconds")
         with self._con:
             self._con.execute("BEGIN IMMEDIATE")
+            ended = self._con.execute(
+                "SELECT ended_at FROM accounts WHERE name = ? AND ended_at IS NOT NULL", (org,)
+            ).fetchone()
+            if ended:
+                # Its lookup log is on its way out: a key would start it again unseen.
+                raise KeyStoreError(
+                    f"account {org!r} ended on {ended[0]}; a returning customer gets a new "
+                    "account (another name)"
+                )
             self._con.execute(
                 "INSERT INTO accounts (name, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 (org, now),
@@ -293,10 +302,11 @@ class KeyStore:
         if cursor.rowcount == 0:
             raise KeyStoreError(f"no account named {account!r}")
 
-    def end(self, account: str) -> int:
+    def end(self, account: str) -> tuple[int, datetime]:
         """End the customer relationship: every key revoked at once, and the lookup log
         deletes the account's lookups `AFTER_END` later (not while a case is open).
-        Returns how many keys were revoked."""
+        Returns how many keys were revoked and when it ended (the first time: ending it
+        again moves nothing)."""
         now = datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
         with self._con:
             cursor = self._con.execute(
@@ -310,8 +320,11 @@ class KeyStore:
                 "(SELECT id FROM accounts WHERE name = ?)",
                 (now, account),
             ).rowcount
+            ended = self._con.execute(
+                "SELECT ended_at FROM accounts WHERE name = ?", (account,)
+            ).fetchone()[0]
         self._wrote()
-        return int(revoked)
+        return int(revoked), datetime.fromisoformat(ended)
 
     def _wrote(self) -> None:
         # Counted after the commit: a reader that sees the new count then reads the new rows.

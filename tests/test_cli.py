@@ -136,6 +136,9 @@ def test_account_plans_and_allow_lists_are_set_from_the_command_line(tmp_path: P
     assert ok.returncode == 0 and "5/second" in ok.stdout
     bad = lookup("keys", "plan", "--org", "acme", "--plan", "lots/forever", data_dir=tmp_path)
     assert bad.returncode == 1 and "lots/forever" in bad.stderr
+    # A limit of none would refuse every request with a Retry-After that never comes true.
+    never = lookup("keys", "plan", "--org", "acme", "--plan", "5/second;0/day", data_dir=tmp_path)
+    assert never.returncode == 1 and "at least 1 request" in never.stderr
     nobody = lookup("keys", "plan", "--org", "nobody", "--plan", "1/second", data_dir=tmp_path)
     assert nobody.returncode == 1 and "nobody" in nobody.stderr
     bound = lookup("keys", "allow", "--org", "acme", "--cidr", "10.0.0.0/8", data_dir=tmp_path)
@@ -149,6 +152,7 @@ def test_every_bad_setting_is_named_in_one_line(tmp_path: Path) -> None:
         ("LOOKUP_ABUSE_ALLOW_IPS", "10.0.0.0/33"),
         ("LOOKUP_FORWARDED_ALLOW_IPS", "the-proxy"),
         ("LOOKUP_PLAN_KEY", "lots/forever"),
+        ("LOOKUP_PLAN_ACCOUNT", "0/second"),
         ("LOOKUP_MONITOR_NICE", "25"),
         # NaN passes a `<= 0` check: the service would start with a broken poll loop.
         ("LOOKUP_SNAPSHOT_POLL_SECONDS", "nan"),

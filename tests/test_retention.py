@@ -83,7 +83,7 @@ def test_the_monitor_sweeps_the_lookup_log_by_each_accounts_terms(tmp_path: Path
         keys.create(name, frozenset({"lookup"}))
     keys.set_retention("short", 3)
     for name in ("gone", "gone-held", "recent-end"):
-        assert keys.end(name) == 1
+        assert keys.end(name)[0] == 1
     store = ComplianceStore(tmp_path / "compliance.duckdb")
     months = {m: months_before(now, m) for m in (2, 4, 17, 19, 30)}
     store.commit(
@@ -153,6 +153,15 @@ def test_retention_and_end_from_the_command_line(tmp_path: Path) -> None:
     [account] = keys.accounts().values()
     assert account.retention_months == 24 and account.ended_at is not None
     keys.close()
+    # Ending it again moves nothing: the same day, the same deletion date.
+    again = lookup("keys", "end", "--org", "acme", data_dir=tmp_path)
+    assert again.returncode == 0 and "0 key(s) revoked" in again.stdout
+    assert again.stdout.split(",")[0] == ended.stdout.split(",")[0]
+    assert again.stdout.split("deleted from ")[1] == ended.stdout.split("deleted from ")[1]
+    # A key would start an ended account's log again, unseen: a returning customer is new.
+    revived = lookup("keys", "create", "--org", "acme", "--roles", "lookup", data_dir=tmp_path)
+    assert revived.returncode == 1 and "account 'acme' ended on" in revived.stderr
+    assert revived.stderr.count("\n") == 1
     nobody = lookup("keys", "end", "--org", "nobody", data_dir=tmp_path)
     assert nobody.returncode == 1 and "nobody" in nobody.stderr
     bad_default = lookup("serve", data_dir=tmp_path, LOOKUP_LOG_RETENTION_MONTHS="2")

@@ -81,6 +81,9 @@ def parse_plan(plan: str, divide_by: int = 1) -> tuple[RateLimitItem, ...]:
         items = parse_many(plan)
     except ValueError as exc:
         raise PlanError(f"cannot read plan {plan!r}: {exc}") from None
+    if not items or any(item.amount < 1 for item in items):
+        # 0/second would refuse every request with a Retry-After that never comes true.
+        raise PlanError(f"plan {plan!r} must allow at least 1 request in each limit")
     if divide_by == 1:
         return tuple(items)
     return tuple(
