@@ -432,3 +432,24 @@ def test_the_trail_of_an_account_that_never_was_is_not_found(desk: Desk) -> None
     # An account nobody decided on has an empty trail; a name no store knows is a typo.
     assert desk.get("/accounts/cust-co/decisions").json() == []
     problem_of(desk.get("/accounts/cust-coo/decisions"), 404, "not-found")
+
+
+def test_bad_bodies_and_parameters_say_which_field_and_why(desk: Desk) -> None:
+    case_id = _open(desk, "cust-co", DAY)
+    path = f"/internal/v1/cases/{case_id}/decisions"
+
+    def post(body: bytes) -> Any:
+        headers = {**desk.headers, "Content-Type": "application/json"}
+        return desk.client.post(path, content=body, headers=headers)
+
+    assert problem_of(post(b""), 422, "invalid-parameter")["detail"] == "a JSON body is required"
+    missing = problem_of(post(b"{}"), 422, "invalid-parameter")
+    assert missing["detail"] == "body: Object missing required field `decision`"
+    unknown = problem_of(post(b'{"decision": "approve", "reason": "x"}'), 422, "invalid-parameter")
+    assert unknown["detail"] == "body field 'decision': Invalid enum value 'approve'"
+    status = problem_of(desk.get("/cases?status=bogus"), 422, "invalid-parameter")
+    assert status["detail"] == "query parameter 'status': Invalid enum value 'bogus'"
+    # No request of the API needs a big body: refused with the right status, nothing kept.
+    huge = problem_of(post(b"x" * 70_000), 413, "body-too-large")
+    assert huge["detail"] == "the request body is over 65,536 bytes"
+    assert desk.get("/accounts/cust-co/decisions").json() == []

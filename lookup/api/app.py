@@ -20,7 +20,7 @@ from lookup.api import health
 from lookup.api.auth import ApiKeyMiddleware
 from lookup.api.compliance import ComplianceController
 from lookup.api.numbers import NumbersController
-from lookup.api.problems import handle
+from lookup.api.problems import MAX_BODY, handle
 from lookup.api.search import SearchController
 from lookup.api.services import Services
 from lookup.config import Settings, load_settings
@@ -78,6 +78,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         state=State({"services": services}),
         **_guarded(services, "public"),
         exception_handlers={Exception: handle},
+        request_max_body_size=MAX_BODY,
         lifespan=[_running(services)],
         logging_config=_logging(services.settings),
         openapi_config=OpenAPIConfig(
@@ -108,6 +109,7 @@ def create_internal_app(services: Services, *, lifespan: bool = False) -> Litest
         state=State({"services": services}),
         **_guarded(services, "internal"),
         exception_handlers={Exception: handle},
+        request_max_body_size=MAX_BODY,
         openapi_config=OpenAPIConfig(title="Nummeropplysning compliance API", version="1"),
         debug=False,
     )

@@ -12,7 +12,7 @@ from typing import Any, Final
 import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
-from litestar.status_codes import HTTP_405_METHOD_NOT_ALLOWED
+from litestar.status_codes import HTTP_405_METHOD_NOT_ALLOWED, HTTP_413_REQUEST_ENTITY_TOO_LARGE
 
 from lookup.abuse.cases import CaseNotFound
 from lookup.abuse.decisions import CaseClosed, NotCurrentCase
@@ -32,6 +32,8 @@ from lookup.numbers import InvalidNumber
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON: Final = "application/problem+json"
+MAX_BODY: Final = 65_536
+"""Bytes a request body may have (a decision or an erasure request is a few hundred)."""
 TYPE_BASE: Final = "/problems/"
 
 
@@ -127,6 +129,12 @@ PROBLEM_TYPES: Final = {
         ),
         ProblemType("bad-request", 400, "Bad request", "The request could not be understood."),
         ProblemType(
+            "body-too-large",
+            413,
+            "Request body too large",
+            f"The request body is over {MAX_BODY:,} bytes; no request of this API needs one.",
+        ),
+        ProblemType(
             "snapshot-unavailable",
             503,
             "Directory not available",
@@ -213,7 +221,10 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
         case SnapshotUnavailable():
             return problem("snapshot-unavailable", str(exc), headers={"Retry-After": "5"})
         case ValidationException():
-            return problem("invalid-parameter", exc.detail, errors=exc.extra or [])
+            errors = exc.extra if isinstance(exc.extra, list) else []
+            return problem("invalid-parameter", _invalid(exc.detail, errors), errors=errors)
+        case HTTPException() if exc.status_code == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
+            return problem("body-too-large", f"the request body is over {MAX_BODY:,} bytes")
         case NotFoundException():
             return problem("not-found", f"no resource at {request.url.path}")
         case HTTPException() if exc.status_code == HTTP_405_METHOD_NOT_ALLOWED:
@@ -222,6 +233,20 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
             return problem("bad-request", exc.detail)
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem("internal-error", "the service failed to answer; the error has been logged")
+
+
+def _invalid(detail: str, errors: list[Any]) -> str:
+    """What Litestar's validation found, said of the first field it names."""
+    first = errors[0] if errors and isinstance(errors[0], dict) else None
+    if first is None:
+        return detail
+    key, message = first.get("key"), first.get("message")
+    source = getattr(first.get("source"), "value", first.get("source"))  # an enum for params
+    if source == "body" and message == f"'{key}'":
+        return "a JSON body is required"  # msgspec had no body to decode
+    if source == "body" and key == "data":
+        return f"body: {message}"
+    return f"{source} {'field' if source == 'body' else 'parameter'} {key!r}: {message}"
 
 
 def problem_type_page(slug: str) -> Response[bytes]:
