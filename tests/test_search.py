@@ -140,6 +140,17 @@ def test_city_filter_and_ranking_see_every_candidate() -> None:
     assert index.search("Hansen", city="Trondheim").hits == []
 
 
+def test_a_city_a_typo_away_matches_even_when_short() -> None:
+    index = _index(["Ola Hansen", "Per Hansen", "Kari Hansen"], ["Oslo", "Os", "Moss"])
+    for typo in ("Olso", "Osl0", "oslo", "Oslo "):
+        assert [hit.row for hit in index.search("Hansen", city=typo).hits] == [0], typo
+    # A short name must match as written: "Os" is not "Oslo", nor "Ås".
+    assert [hit.row for hit in index.search("Hansen", city="Os").hits] == [1]
+    assert index.search("Hansen", city="Ås").hits == []
+    # Two slips in a short name are another town.
+    assert index.search("Hansen", city="Olsø").hits == []
+
+
 def test_a_query_matching_too_many_names_says_so() -> None:
     names = [f"Firma{n} AS" for n in range(MAX_NAMES + 10)]
     found = _index(names, ["Oslo"] * len(names)).search("AS", limit=5)

@@ -19,12 +19,15 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA
 
 from lookup.names import fold
 
 _WORD_CUTOFF: Final = 80.0
 _WORDS_PER_QUERY_WORD: Final = 25
 _CITY_CUTOFF: Final = 85.0
+_CITY_TYPO_LENGTH: Final = 4
+"""From this length, a city one typo away matches too (shorter: "Os" is not "Ås")."""
 MAX_NAMES: Final = 20_000
 """Distinct names scored per query at most: past it the answer is a sample (`capped`)."""
 
@@ -107,14 +110,19 @@ class NameIndex:
 
     def _in_city(self, rows: npt.NDArray[np.int32], city: str) -> npt.NDArray[np.int32]:
         """The rows whose city is close to `city` (spelling variants and typos)."""
+        folded = fold(city)
         close = process.extract(
-            fold(city),
-            self._folded_cities,
-            scorer=fuzz.ratio,
-            score_cutoff=_CITY_CUTOFF,
-            limit=None,
+            folded, self._folded_cities, scorer=fuzz.ratio, score_cutoff=_CITY_CUTOFF, limit=None
         )
-        codes = np.fromiter((index for _, _, index in close), dtype=np.int32)
+        indices = {index for _, _, index in close}
+        if len(folded) >= _CITY_TYPO_LENGTH:
+            # One slip in a short name is a large share of it ("Olso": 75 by ratio); a
+            # swap of two letters counts as one (optimal string alignment).
+            typos = process.extract(
+                folded, self._folded_cities, scorer=OSA.distance, score_cutoff=1, limit=None
+            )
+            indices.update(index for _, _, index in typos)
+        codes = np.fromiter(indices, dtype=np.int32, count=len(indices))
         return rows[np.isin(self._city_codes[rows], codes)]
 
     def search(self, query: str, *, city: str | None = None, limit: int = 20) -> Found:
