@@ -367,6 +367,8 @@ def _abuse(args: argparse.Namespace, settings: Settings) -> int:
         asyncio.run(serve_consumer(settings))
         return 0
 
+    if args.events.is_dir():
+        raise UsageError(f"{args.events} is a folder: give the events file itself")
     if not args.events.is_file():
         raise UsageError(f"no such events file: {args.events}")
     count = replay(args.events, args.out)

@@ -155,3 +155,17 @@ def test_findings_round_trip(tmp_path: Path) -> None:
     replay(tmp_path / "events.jsonl", tmp_path / "findings.jsonl")
     for finding in decode_findings(tmp_path / "findings.jsonl"):
         assert msgspec.json.decode(msgspec.json.encode(finding))["account"] == "acme"
+
+
+def test_a_byte_order_mark_is_read_past_and_a_folder_is_named(tmp_path: Path) -> None:
+    write_events(tmp_path / "events.jsonl")
+    marked = tmp_path / "marked.jsonl"
+    marked.write_bytes(b"\xef\xbb\xbf" + (tmp_path / "events.jsonl").read_bytes())
+    replay(tmp_path / "events.jsonl", tmp_path / "a.jsonl")
+    replay(marked, tmp_path / "b.jsonl")
+    assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
+    folder = lookup(
+        "abuse", "replay", str(tmp_path), "--out", str(tmp_path / "c.jsonl"), data_dir=tmp_path
+    )
+    assert folder.returncode == 2
+    assert folder.stderr == f"lookup: {tmp_path} is a folder: give the events file itself\n"

@@ -7,6 +7,7 @@ EVENTS is JSON Lines (or Parquet with the same columns), sorted by time:
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -74,7 +75,8 @@ def _rows(path: Path) -> Iterator[tuple[str, dict[str, object]]]:
         return
     decoder = msgspec.json.Decoder(dict[str, object])
     with path.open("rb") as handle:
-        for index, line in enumerate(handle, start=1):
+        for index, raw in enumerate(handle, start=1):
+            line = raw.removeprefix(codecs.BOM_UTF8) if index == 1 else raw  # an editor's mark
             if not line.strip():
                 continue
             try:
