@@ -216,6 +216,38 @@ def test_same_content_twice_is_a_no_op(tmp_path: Path, settings: Settings) -> No
     assert first.published is not None and second.published is None
 
 
+def test_the_same_full_file_after_a_delta_is_the_operators_directory_again(
+    tmp_path: Path, settings: Settings
+) -> None:
+    # Night 1 a full file with a reserved number; night 2 a delta lifting the reservation
+    # and deleting another; night 3 a full file byte for byte like night 1's: the
+    # directory as it now is, the reservation back (it was taken for a repeat, and served).
+    rows = [person("22202400", reservert="J"), person("22202401"), person("22202402")]
+    write_csv(tmp_path / "a", "telenor_full_20261120T020000.csv", rows)
+    ingest([tmp_path / "a"], settings)
+    delta = [person("22202400") + ";U", person("22202401") + ";D"]
+    write_csv(tmp_path / "b", "telenor_delta_20261121T020000.csv", delta, header=HEADER + ";action")
+    ingest([tmp_path / "b"], settings)
+    assert served(settings).find("22202400") is not None
+    write_csv(tmp_path / "c", "telenor_full_20261122T020000.csv", rows)
+    (third,) = ingest([tmp_path / "c"], settings).files
+    assert third.batch.status == "applied"
+    assert served(settings).find("22202400") is None
+    assert served(settings).find("22202401") is not None
+    # The same file sent again is a no-op, as is the latest one under a new timestamp.
+    assert ingest([tmp_path / "c"], settings).files[0].batch.status == "duplicate"
+    write_csv(tmp_path / "d", "telenor_full_20261123T020000.csv", rows)
+    assert ingest([tmp_path / "d"], settings).files[0].batch.status == "duplicate"
+
+
+def test_another_operators_identical_file_is_its_own(tmp_path: Path, settings: Settings) -> None:
+    rows = [person("22202400")]
+    write_csv(tmp_path / "a", "telenor_full_20261120T020000.csv", rows)
+    write_csv(tmp_path / "a", "telia_full_20261120T020000.csv", rows)
+    report = ingest([tmp_path / "a"], settings)
+    assert sorted(f.batch.status for f in report.files) == ["applied", "applied"]
+
+
 def test_stale_file_is_rejected(tmp_path: Path, settings: Settings) -> None:
     write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", [person("22202400")])
     write_csv(tmp_path / "b", "telenor_full_20261121T020000.csv", [person("22202401")])

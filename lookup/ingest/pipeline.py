@@ -150,7 +150,7 @@ def _ingest_file(
         data = path.read_bytes()
         batch.digest = hashlib.sha256(data).hexdigest()
         _check_sidecar(path, batch.digest)
-        if warehouse.is_applied(batch.digest):
+        if warehouse.is_applied(name.operator, batch.digest, name.produced_at):
             batch.status = "duplicate"
             batch.detail = "the same content was applied before"
             warehouse.add_batch(batch)

@@ -239,10 +239,25 @@ class Warehouse:
             raise
         self._exec("COMMIT")
 
-    def is_applied(self, digest: str) -> bool:
-        """Whether a file with this content was applied before."""
+    def is_applied(self, operator: str, digest: str, produced_at: datetime) -> bool:
+        """Whether this delivery was applied before: the operator's file with this content,
+        either the same file (its timestamp) or its latest applied one.
+
+        An identical full file produced after a delta is no repeat: it is the operator's
+        complete directory now, and undoes what the delta changed since (a reservation
+        lifted, a number removed). Another operator's identical file is its own.
+        """
         row = self._one(
-            "SELECT 1 FROM batches WHERE digest = ? AND status = 'applied' LIMIT 1", [digest]
+            """
+            SELECT 1 FROM batches b
+            WHERE b.operator = ? AND b.digest = ? AND b.status = 'applied'
+              AND (b.produced_at = ? OR NOT EXISTS (
+                  SELECT 1 FROM batches n WHERE n.operator = b.operator
+                  AND n.status = 'applied' AND n.produced_at > b.produced_at
+              ))
+            LIMIT 1
+            """,
+            [operator, digest, produced_at],
         )
         return row is not None
 
