@@ -186,6 +186,21 @@ def test_unusable_headers_reject_the_whole_file(
     assert detail in (file_report.batch.detail or "")
 
 
+def test_a_file_without_its_header_row_quotes_none_of_its_first_row(
+    tmp_path: Path, settings: Settings
+) -> None:
+    # The first line is a reserved subscriber: name, address and date of birth.
+    secret = person("22202400", first="Kari", last="Hemmelig", reservert="J")
+    write_csv(tmp_path / "in", TELENOR, [person("22202401")], header=secret)
+    (file_report,) = ingest([tmp_path / "in"], settings).files
+    detail = file_report.batch.detail or ""
+    assert file_report.batch.reason == "bad_header"
+    assert "the header has none of the contract's columns and 13 other field(s)" in detail
+    assert "is the header row missing?" in detail
+    for leaked in ("22202400", "hemmelig", "Hemmelig", "1980-02-03", "storgata"):
+        assert leaked not in detail
+
+
 def test_bad_file_names_are_rejected_with_the_rule(tmp_path: Path, settings: Settings) -> None:
     write_csv(tmp_path / "in", "Telenor-full-2026.csv", [person("22202400")])
     write_csv(tmp_path / "in", "telenor_weekly_20261122T020000.csv", [person("22202400")])

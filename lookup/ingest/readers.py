@@ -210,9 +210,17 @@ def _check_header(columns: list[str], also_required: tuple[str, ...] = ()) -> No
     required = (*REQUIRED_FIELDS, *also_required)
     missing = [COLUMN_OF[field] for field in required if COLUMN_OF[field] not in seen]
     if missing:
+        # Only the contract's column names are quoted: a file without its header row has
+        # a subscriber's row there (a reserved one's name, a date of birth).
+        known = [column for column in columns if column in CSV_COLUMNS]
+        others = len(columns) - len(known)
+        found = ", ".join(known) if known else "none of the contract's columns"
+        if others:
+            found += f" and {others} other field(s)"
+        hint = "" if known else "; is the header row missing?"
         raise FileRejected(
             RejectReason.BAD_HEADER,
-            "missing required column(s): " + ", ".join(missing) + f" (header: {';'.join(columns)})",
+            f"missing required column(s): {', '.join(missing)} (the header has {found}{hint})",
         )
 
 
