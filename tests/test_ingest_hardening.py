@@ -140,6 +140,42 @@ def test_malformed_reserved_csv_rows_withdraw_the_number_and_keep_no_text(
     assert stored[2][3] == (listed_broken + ";U").replace("1980-02-03", "[withheld]")
 
 
+def test_a_date_of_birth_in_any_form_is_kept_nowhere(tmp_path: Path, lenient: Settings) -> None:
+    # Listed rows rejected for their date of birth: their text is kept for the operator,
+    # never the date, whatever form it came in; nor is the reason quoting it.
+    csv_rows = [
+        person("40000001", fodselsdato="1975-05-17T00:00:00"),
+        person("40000002", fodselsdato="17.05.1975"),
+    ]
+    write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", csv_rows)
+
+    def row(number: str, born: object) -> dict[str, object]:
+        return {
+            "number": number,
+            "kind": "person",
+            "first_name": "Kari",
+            "last_name": "Hansen",
+            "reservation": "listed",
+            "birth_date": born,
+            "valid_from": "2025-01-01",
+        }
+
+    json_rows: list[dict[str, object] | str] = [
+        row("41234561", ["1975", "05", "17"]),
+        row("41234562", {"y": 1975, "m": 5, "d": 17}),
+        row("41234563", 19750517),
+    ]
+    write_jsonl(tmp_path / "in", "ice_full_20261122T020000.jsonl", json_rows)
+    report = ingest([tmp_path / "in"], lenient)
+    rejects = [r for f in report.files for r in f.rejects]
+    assert len(rejects) == 5
+    stored = stored_rejects(lenient)
+    for text in [*(str(r[3]) for r in stored), *(r.detail for r in rejects)]:
+        for leaked in ("1975", "17.05", "19750517"):
+            assert leaked not in text, text
+    assert all("[withheld]" in str(r[3]) for r in stored)
+
+
 def test_malformed_reserved_jsonl_rows_withdraw_the_number_and_keep_no_text(
     tmp_path: Path, lenient: Settings
 ) -> None:

@@ -205,7 +205,15 @@ class RowValidator:
         if _reserved(row.fields.get("reservation")):
             return _withheld(number)
         born = row.fields.get("birth_date")
-        return _without(row.raw, [born] if isinstance(born, str) else [])
+        if born is None or born == "":
+            return row.raw
+        if isinstance(born, str):
+            # The field is known here (not a broken row's guess): masked whatever its form,
+            # "1975-05-17T00:00:00" or "17.5.75" as much as "1975-05-17".
+            value = born.strip()
+            return row.raw.replace(value, "[withheld]") if len(value) > 2 else row.raw
+        # A JSON array, object or number: the row again without it, not verbatim.
+        return msgspec.json.encode({**row.fields, "birth_date": "[withheld]"}).decode()
 
     def _reservation_only(self, fields: dict[str, object], number: str) -> Record | None:
         """A broken row that still reserves its number: honour the reservation.
@@ -328,7 +336,9 @@ class RowValidator:
         if value is None:
             return None
         if not isinstance(value, str):
-            raise _RowError(f"bad_type.{field}", f"{self._name(field)} must be text, got {value!r}")
+            # A date of birth is quoted in no form, not even a misshapen one.
+            got = type(value).__name__ if field == "birth_date" else repr(value)
+            raise _RowError(f"bad_type.{field}", f"{self._name(field)} must be text, got {got}")
         cleaned = " ".join(value.split())
         return cleaned or None
 
