@@ -140,6 +140,69 @@ def test_malformed_reserved_csv_rows_withdraw_the_number_and_keep_no_text(
     assert stored[2][3] == (listed_broken + ";U").replace("1980-02-03", "[withheld]")
 
 
+def test_a_reservation_written_outside_the_codes_still_withdraws_the_number(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    # `Ja` in `reservert`, JSON's true, or a row sent as an array: rejected for their
+    # form, but a reserved subscriber's number must not stay listed. A value that reads
+    # as "no" leaves the number as it was.
+    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", filler(10))
+    write_jsonl(
+        tmp_path / "a",
+        "ice_full_20261122T020000.jsonl",
+        [
+            {
+                "number": f"4123456{i}",
+                "kind": "person",
+                "first_name": "Kari",
+                "last_name": "Hansen",
+                "reservation": "listed",
+                "valid_from": "2025-01-01",
+            }
+            for i in range(8)
+        ],
+    )
+    ingest([tmp_path / "a"], lenient)
+    csv_rows = [
+        person("40000001", reservert="Ja") + ";U",
+        person("40000002", reservert="Nei") + ";U",
+    ]
+    write_csv(tmp_path / "b", "telenor_delta_20261123T020000.csv", csv_rows, header=DELTA_HEADER)
+
+    def row(number: str, reservation: object) -> dict[str, object]:
+        return {
+            "number": number,
+            "kind": "person",
+            "first_name": "Kari",
+            "last_name": "Hansen",
+            "reservation": reservation,
+            "valid_from": "2025-01-01",
+        }
+
+    json_rows: list[dict[str, object] | str] = [
+        row("41234561", True),
+        row("41234562", False),
+        '["41234563", "reserved"]',
+        *(row(f"4123456{i}", "listed") for i in range(4, 8)),
+        row("41234560", "listed"),
+    ]
+    write_jsonl(tmp_path / "b", "ice_full_20261123T020000.jsonl", json_rows)
+    report = ingest([tmp_path / "b"], lenient)
+    reasons = sorted(r.reason for f in report.files for r in f.rejects)
+    assert reasons == [
+        "bad_code.reservation",
+        "bad_code.reservation",
+        "bad_json",
+        "bad_type.reservation",
+        "bad_type.reservation",
+    ]
+    snapshot = served(lenient)
+    for withdrawn in ("40000001", "41234561", "41234563"):
+        assert snapshot.find(withdrawn) is None, withdrawn
+    for kept in ("40000002", "41234562"):
+        assert snapshot.find(kept) is not None, kept
+
+
 def test_a_date_of_birth_in_any_form_is_kept_nowhere(tmp_path: Path, lenient: Settings) -> None:
     # Listed rows rejected for their date of birth: their text is kept for the operator,
     # never the date, whatever form it came in; nor is the reason quoting it.

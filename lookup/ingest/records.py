@@ -28,7 +28,9 @@ VALID_FROM_LEEWAY: Final = timedelta(days=1)
 A change effective from the coming midnight is normal; a date further ahead is a
 typo, and since the newest `valid_from` wins it would outrank every real update.
 """
-_RESERVED_MARKERS: Final = frozenset({"j", "reserved"})
+_RESERVED_MARKERS: Final = frozenset({"j", "reserved", "ja", "y", "yes", "true", "reservert"})
+"""What reads as "reserved" in a reservation field, the contract's codes or not: a row
+saying `Ja` or `true` there is rejected for it, but its number is withdrawn all the same."""
 _ADDRESS_HIDDEN_MARKERS: Final = frozenset({"a", "address_hidden"})
 _DATE_LIKE: Final = re.compile(r"[0-9]{2,4}[-./][0-9]{1,2}[-./][0-9]{1,4}|[0-9]{6,8}")
 
@@ -164,7 +166,9 @@ class RowValidator:
         """
         detail = row.detail or str(row.error)
         numbers: set[str] = set()
-        for value in row.salvaged.get("number", ()):
+        # Where the number's place cannot be told (a JSON array, not an object), any value
+        # that reads as a number is the number, if it is the only one.
+        for value in row.salvaged.get("number") or row.salvaged.get("values", ()):
             try:
                 numbers.add(classify(value)[0])
             except InvalidNumber:
@@ -175,7 +179,10 @@ class RowValidator:
         # either side), privacy wins: the number is withdrawn until a whole row says
         # otherwise, and the report counts it. A listed subscriber missing for a night
         # is the lesser harm next to a reserved one shown.
-        reserved = any(_reserved(v) for v in row.salvaged.get("reservation", ()))
+        marks = row.salvaged.get("reservation") or (
+            () if row.salvaged.get("number") else row.salvaged.get("values", ())
+        )
+        reserved = any(_reserved(v) for v in marks)
         raw = _without(row.raw, row.salvaged.get("birth_date", ()))
         if reserved or any(_reserved(v) for v in row.salvaged.get("values", ())):
             raw = _withheld(number)
@@ -419,7 +426,10 @@ class RowValidator:
 
 
 def _reserved(value: object) -> bool:
-    """Whether a value reads as a reservation marker, in any case or spacing."""
+    """Whether a value reads as a reservation marker, in any case or spacing (or is JSON's
+    `true`)."""
+    if value is True:
+        return True
     return isinstance(value, str) and value.strip().lower() in _RESERVED_MARKERS
 
 
