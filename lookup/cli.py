@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Final, NoReturn
 
 from lookup.config import ConfigError, Settings, load_settings
 from lookup.errors import LookupServiceError
@@ -188,6 +188,29 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+WATCH_LATE_SCANS: Final = 120
+"""Scans after which a file that stopped changing mid-line is taken anyway (10 minutes at
+the default interval): its cut last line is then rejected, and counted."""
+
+
+def _finished(path: Path, state: tuple[int, int], now: float, interval: float) -> bool:
+    """Whether a file that stopped changing looks whole: untouched for two scans' time, and
+    ending with a line break (a gzip file is checked by its own trailer); an upload that
+    paused mid-line is otherwise taken half, and a full file's missing half removed."""
+    size, mtime_ns = state
+    quiet = now - mtime_ns / 1e9
+    if quiet < 2 * interval:
+        return False
+    if size == 0 or path.suffix == ".gz" or quiet >= WATCH_LATE_SCANS * interval:
+        return True
+    try:
+        with path.open("rb") as handle:
+            handle.seek(size - 1)
+            return handle.read(1) in (b"\n", b"\r")
+    except OSError:
+        return False  # gone or unreadable meanwhile: the next scan sees
+
+
 def _watch(folder: Path, interval: float, settings: Settings, *, force: bool) -> int:
     """Ingest operator files as they arrive, each once it has stopped changing."""
     from lookup.errors import WarehouseBusy  # noqa: PLC0415
@@ -205,8 +228,13 @@ def _watch(folder: Path, interval: float, settings: Settings, *, force: bool) ->
             for path in folder.iterdir()
             if path.is_file() and is_candidate(path) and (stat := path.stat())
         }
-        # Same size and time in two scans: the operator has finished writing it.
-        settled = [p for p, state in scan.items() if last_scan.get(p) == state != done.get(p)]
+        # Same size and time in two scans, and it looks whole: the operator has finished.
+        now = time.time()
+        settled = [
+            p
+            for p, state in scan.items()
+            if last_scan.get(p) == state != done.get(p) and _finished(p, state, now, interval)
+        ]
         last_scan = scan
         if settled:
             try:

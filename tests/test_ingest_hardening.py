@@ -365,6 +365,40 @@ def test_watch_keeps_running_past_a_cr_only_file(tmp_path: Path) -> None:
     assert b"Traceback" not in stderr
 
 
+def test_watch_waits_for_an_upload_that_paused_mid_line(tmp_path: Path) -> None:
+    # An upload stalls part-way (a line cut in two) for many scans, then finishes: the file
+    # is taken once, whole; a half full file would have removed the other half's numbers.
+    inbox, data_dir = tmp_path / "inbox", tmp_path / "var"
+    inbox.mkdir()
+    settings = make_settings(data_dir)
+    env = {**os.environ, "LOOKUP_DATA_DIR": str(data_dir)}
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "lookup.cli", "ingest", "--watch", str(inbox), "--interval", "0.1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        data = ("\n".join([HEADER, *filler(200)]) + "\n").encode()
+        target = inbox / "telenor_full_20261122T020000.csv"
+        cut = len(data) // 2 + 7  # within a line
+        target.write_bytes(data[:cut])
+        time.sleep(1.5)  # 15 scans
+        with target.open("ab") as handle:
+            handle.write(data[cut:])
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not read_pointer(settings.snapshots_path):
+            time.sleep(0.05)
+        time.sleep(0.5)  # a second batch would come within a few scans
+    finally:
+        watcher.terminate()
+        _, stderr = watcher.communicate(timeout=10)
+    assert b"Traceback" not in stderr
+    [(_, status, _, _)] = batches(settings)
+    assert status == "applied"
+    assert len(served(settings)) == 200
+
+
 # 4. Timestamps in the future.
 
 
