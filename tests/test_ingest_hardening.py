@@ -203,6 +203,30 @@ def test_a_reservation_written_outside_the_codes_still_withdraws_the_number(
         assert snapshot.find(kept) is not None, kept
 
 
+def test_a_file_rejected_for_its_header_still_applies_the_reservations_it_names(
+    tmp_path: Path, settings: Settings
+) -> None:
+    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", filler(10))
+    ingest([tmp_path / "a"], settings)
+    # `gyldig_fom` for `gyldig_fra`: the file is not applied, but its number and
+    # reservation columns can be read, and a reserved subscriber must not stay listed.
+    misspelt = HEADER.replace("gyldig_fra", "gyldig_fom")
+    rows = [person("40000001", reservert="J"), *filler(10)[2:]]
+    write_csv(tmp_path / "b", "telenor_full_20261123T020000.csv", rows, header=misspelt)
+    (held,) = ingest([tmp_path / "b"], settings).files
+    assert (held.batch.status, held.batch.reason) == ("held", "bad_header")
+    assert "missing required column(s): gyldig_fra" in (held.batch.detail or "")
+    assert "its 1 reservation(s) were applied" in (held.batch.detail or "")
+    snapshot = served(settings)
+    assert snapshot.find("40000001") is None
+    assert len(snapshot) == 9  # nothing else of it applied
+    # Without a reservation column there is nothing to honour: rejected, as before.
+    unreadable = HEADER.replace("reservert", "reservasjon")
+    write_csv(tmp_path / "c", "telenor_full_20261124T020000.csv", rows, header=unreadable)
+    (rejected,) = ingest([tmp_path / "c"], settings).files
+    assert (rejected.batch.status, rejected.batch.reason) == ("rejected", "bad_header")
+
+
 def test_a_date_of_birth_in_any_form_is_kept_nowhere(tmp_path: Path, lenient: Settings) -> None:
     # Listed rows rejected for their date of birth: their text is kept for the operator,
     # never the date, whatever form it came in; nor is the reason quoting it.

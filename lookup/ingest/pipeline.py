@@ -25,13 +25,14 @@ from lookup.config import Settings
 from lookup.errors import FileRejected, RejectReason
 from lookup.index.snapshot import Pointer, build_table, publish, read_pointer
 from lookup.ingest.files import (
+    FileFormat,
     FileKind,
     OperatorFileName,
     is_candidate,
     parse_file_name,
     sidecar_for,
 )
-from lookup.ingest.readers import decode, read_rows
+from lookup.ingest.readers import decode, read_reservation_rows, read_rows
 from lookup.ingest.records import OSLO, Action, Record, Rejected, Reservation, RowValidator
 from lookup.ingest.rules import deduplicate
 from lookup.ingest.warehouse import Batch, Warehouse
@@ -178,6 +179,13 @@ def _ingest_file(
         hold = None if force else _hold_reason(warehouse, batch, name, unique, keep, settings)
     except FileRejected as exc:
         batch.status, batch.reason, batch.detail = "rejected", exc.reason, exc.detail
+        reservations = (
+            _header_reservations(data, name) if exc.reason == RejectReason.BAD_HEADER else []
+        )
+        if reservations:
+            # Held, not rejected: nothing of it applied but what only takes data away.
+            _write(warehouse, batch, name, (reservations, []), keep=[], hold=exc)
+            return report
         warehouse.add_batch(batch, report.rejects)
         return report
     except OSError as exc:
@@ -199,6 +207,20 @@ def _ingest_file(
         log.debug("the warehouse refused %s", path.name, exc_info=exc)
         return _give_up(warehouse, report, exc)
     return report
+
+
+def _header_reservations(data: bytes, name: OperatorFileName) -> list[Record]:
+    """The reservations of a CSV file rejected for its header, if the header still names
+    the number and the reservation once each (a misspelt `gyldig_fra` must not leave a
+    reserved subscriber listed); none otherwise."""
+    if name.format is not FileFormat.CSV:
+        return []
+    validator = RowValidator(name.format, name.kind, name.produced_at)
+    try:
+        rows = list(read_reservation_rows(decode(data, gzipped=name.gzip)))
+    except FileRejected:
+        return []
+    return [record for row in rows if (record := validator.reservation(row)) is not None]
 
 
 def _give_up(warehouse: Warehouse, report: FileReport, exc: Exception) -> FileReport:

@@ -99,6 +99,12 @@ def read_rows(text: str, file_format: FileFormat, *, delta: bool = False) -> Ite
     return _read_jsonl(lines)
 
 
+def read_reservation_rows(text: str) -> Iterator[RawRow]:
+    """The rows of a CSV file rejected for its header, when the header still names the
+    number and the reservation once each: enough to honour its reservations."""
+    return _read_csv(_LINE_BREAK.split(text), required=("number", "reservation"))
+
+
 class _LineFeed:
     """Feeds lines to `csv.reader` and remembers how many it took (quoted fields may span lines)."""
 
@@ -116,7 +122,12 @@ class _LineFeed:
         return self.lines[self.taken - 1] + "\n"
 
 
-def _read_csv(lines: list[str], also_required: tuple[str, ...] = ()) -> Iterator[RawRow]:
+def _read_csv(
+    lines: list[str],
+    also_required: tuple[str, ...] = (),
+    *,
+    required: tuple[str, ...] = REQUIRED_FIELDS,
+) -> Iterator[RawRow]:
     if not lines or not lines[0].strip():
         raise FileRejected(RejectReason.BAD_HEADER, "the file is empty: no header row")
     try:
@@ -124,7 +135,7 @@ def _read_csv(lines: list[str], also_required: tuple[str, ...] = ()) -> Iterator
     except csv.Error as exc:
         raise FileRejected(RejectReason.BAD_HEADER, f"cannot split the header row: {exc}") from None
     columns = [column.strip().lower() for column in header]
-    _check_header(columns, also_required)
+    _check_header(columns, (*required, *also_required))
     fields_of = [CSV_COLUMNS.get(column) for column in columns]
     feed = _LineFeed(lines, start=1)
     reader = csv.reader(feed, delimiter=";", strict=True)
@@ -200,14 +211,13 @@ def _unsplit(line: int, raw: str, columns: list[str], detail: str) -> RawRow:
     return RawRow(line, raw, {}, "bad_row", detail, salvaged)
 
 
-def _check_header(columns: list[str], also_required: tuple[str, ...] = ()) -> None:
+def _check_header(columns: list[str], required: tuple[str, ...]) -> None:
     seen: set[str] = set()
     for column in columns:
         if column in seen and column in CSV_COLUMNS:
             raise FileRejected(RejectReason.BAD_HEADER, f"column {column!r} appears twice")
         seen.add(column)
     # A delta without `action` would reject every row one by one for the same reason.
-    required = (*REQUIRED_FIELDS, *also_required)
     missing = [COLUMN_OF[field] for field in required if COLUMN_OF[field] not in seen]
     if missing:
         # Only the contract's column names are quoted: a file without its header row has

@@ -157,6 +157,17 @@ class RowValidator:
                 _hides_address(row.fields.get("reservation")),
             )
 
+    def reservation(self, row: RawRow) -> Record | None:
+        """The reservation a row of a file rejected for its header still carries, when its
+        number and the marker can be read: privacy wins over form there too."""
+        if row.error is not None:
+            return self._unsplit(row).record
+        try:
+            number, _ = self._number(row.fields)
+        except _RowError:
+            return None
+        return self._reservation_only(row.fields, number)
+
     def _unsplit(self, row: RawRow) -> Rejected:
         """A row that could not be split, still honouring a reservation it plainly carries.
 
