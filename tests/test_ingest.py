@@ -12,6 +12,7 @@ from lookup.config import Settings
 from lookup.index.reader import Snapshot
 from lookup.index.snapshot import read_pointer, snapshot_path
 from lookup.ingest.pipeline import ingest
+from lookup.ingest.report import render_report
 from lookup.ingest.warehouse import Warehouse
 from tests.conftest import make_settings
 from tests.ingest_helpers import HEADER, filler, person, write_csv, write_jsonl
@@ -206,9 +207,17 @@ def test_bad_file_names_are_rejected_with_the_rule(tmp_path: Path, settings: Set
     write_csv(tmp_path / "in", "telenor_weekly_20261122T020000.csv", [person("22202400")])
     write_csv(tmp_path / "in", "telenor_full_20261399T020000.csv", [person("22202400")])
     (tmp_path / "in" / "README.txt").write_text("not data")
+    # A folder inside is not searched, but named: an operator file in it is not missed unseen.
+    write_csv(tmp_path / "in" / "late", "telia_full_20261122T020000.csv", [person("22202401")])
     report = ingest([tmp_path / "in"], settings)
     assert [f.batch.reason for f in report.files] == ["bad_file_name"] * 3
-    assert report.ignored == [str(tmp_path / "in" / "README.txt")]
+    assert report.ignored == [
+        str(tmp_path / "in" / "README.txt"),
+        str(tmp_path / "in" / "late") + "/",
+    ]
+    assert f"{tmp_path / 'in' / 'late'}/: ignored (a folder: give it by name to read it)" in (
+        render_report(report)
+    )
     assert report.published is None
 
 

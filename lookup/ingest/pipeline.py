@@ -77,8 +77,10 @@ def collect(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
             for entry in sorted(path.iterdir()):
                 if entry.is_file() and is_candidate(entry):
                     files.append(entry)
-                elif entry.is_file() and not entry.name.endswith(".sha256"):
-                    ignored.append(str(entry))
+                elif entry.is_dir() or not entry.name.endswith(".sha256"):
+                    # Folders are not searched: an operator file in one would be missed
+                    # unseen, so the report names it.
+                    ignored.append(str(entry) + ("/" if entry.is_dir() else ""))
         elif path.is_file():
             files.append(path)
         else:

@@ -43,7 +43,12 @@ def render_report(report: IngestReport) -> str:
                 f"{reject.detail}{applied}"
             )
     for name in report.ignored:
-        lines.append(f"{name}: ignored (not an operator file name)")
+        why = (
+            "a folder: give it by name to read it"
+            if name.endswith("/")
+            else "not an operator file name"
+        )
+        lines.append(f"{name}: ignored ({why})")
     if report.published is not None:
         p = report.published
         lines.append(f"published snapshot {p.snapshot} with {p.listings} listings")
