@@ -227,6 +227,26 @@ def test_a_file_rejected_for_its_header_still_applies_the_reservations_it_names(
     assert (rejected.batch.status, rejected.batch.reason) == ("rejected", "bad_header")
 
 
+def test_a_control_character_in_a_text_field_rejects_the_row(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    rows = [
+        person("40000001", first="Nul\x00Name"),
+        person("40000002", last="Esc\x1bape", reservert="J"),
+        person("40000003"),
+    ]
+    write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", rows)
+    (report,) = ingest([tmp_path / "in"], lenient).files
+    # A reserved subscriber's name is not read at all (it is never stored).
+    assert [(r.reason, r.detail) for r in report.rejects] == [
+        ("bad_text.first_name", "fornavn contains a control character (U+0000)"),
+    ]
+    snapshot = served(lenient)
+    assert snapshot.find("40000001") is None  # never delivered whole
+    assert snapshot.find("40000002") is None  # reserved all the same
+    assert snapshot.find("40000003") is not None
+
+
 def test_a_date_of_birth_in_any_form_is_kept_nowhere(tmp_path: Path, lenient: Settings) -> None:
     # Listed rows rejected for their date of birth: their text is kept for the operator,
     # never the date, whatever form it came in; nor is the reason quoting it.

@@ -8,6 +8,7 @@ count them; the detail says what was wrong in words.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -358,6 +359,13 @@ class RowValidator:
             got = type(value).__name__ if field == "birth_date" else repr(value)
             raise _RowError(f"bad_type.{field}", f"{self._name(field)} must be text, got {got}")
         cleaned = " ".join(value.split())
+        control = next((c for c in cleaned if unicodedata.category(c) == "Cc"), None)
+        if control is not None:
+            # A NUL or an escape in a name is a broken export, not a name to publish.
+            raise _RowError(
+                f"bad_text.{field}",
+                f"{self._name(field)} contains a control character (U+{ord(control):04X})",
+            )
         return cleaned or None
 
     def _required_text(self, fields: dict[str, object], field: str) -> str:
