@@ -264,6 +264,26 @@ def test_the_same_full_file_after_a_delta_is_the_operators_directory_again(
     assert ingest([tmp_path / "d"], settings).files[0].batch.status == "duplicate"
 
 
+def test_deletes_of_numbers_the_operator_does_not_list_are_said(
+    tmp_path: Path, settings: Settings
+) -> None:
+    write_csv(tmp_path / "a", "telenor_full_20261120T020000.csv", [person("22202400")])
+    write_csv(tmp_path / "a", "telia_full_20261120T020000.csv", [person("22202500")])
+    ingest([tmp_path / "a"], settings)
+    # Its own number, one never delivered, and another operator's.
+    delta = [person(n) + ";D" for n in ("22202400", "22202499", "22202500")]
+    write_csv(tmp_path / "b", "telenor_delta_20261121T020000.csv", delta, header=HEADER + ";action")
+    (file_report,) = ingest([tmp_path / "b"], settings).files
+    assert file_report.batch.removed == 1
+    assert "2 delete(s) of numbers telenor does not list changed nothing" in (
+        file_report.batch.detail or ""
+    )
+    assert served(settings).find("22202500") is not None  # telia's stays
+    with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
+        [(detail,)] = warehouse.query("SELECT detail FROM batches WHERE kind = 'delta'")
+    assert detail == file_report.batch.detail
+
+
 def test_another_operators_identical_file_is_its_own(tmp_path: Path, settings: Settings) -> None:
     rows = [person("22202400")]
     write_csv(tmp_path / "a", "telenor_full_20261120T020000.csv", rows)

@@ -345,10 +345,10 @@ class Warehouse:
         return bool(row and row[0])
 
     def update_batch_counts(self, batch: Batch) -> None:
-        """Store the change counts of an applied batch."""
+        """Store the change counts of an applied batch (and its detail, which notes them)."""
         self._exec(
-            "UPDATE batches SET added = ?, updated = ?, removed = ? WHERE id = ?",
-            [batch.added, batch.updated, batch.removed, batch.id],
+            "UPDATE batches SET added = ?, updated = ?, removed = ?, detail = ? WHERE id = ?",
+            [batch.added, batch.updated, batch.removed, batch.detail, batch.id],
         )
 
     def apply(
@@ -404,6 +404,11 @@ class Warehouse:
             for name in ("_staged", "_keep", "_deletes"):
                 with suppress(duckdb.Error):
                     self._con.unregister(name)
+        # Deletes of numbers the operator does not have change nothing; said, not dropped.
+        idle = len(set(deletes)) - int(dict(counts).get("removed", 0))
+        if idle > 0:
+            note = f"{idle} delete(s) of numbers {operator} does not list changed nothing"
+            batch.detail = f"{batch.detail}; {note}" if batch.detail else note
         self._count_changes(batch, counts)
 
     def hide_addresses(self, batch: Batch, numbers: Sequence[str]) -> None:
