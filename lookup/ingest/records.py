@@ -8,7 +8,6 @@ count them; the detail says what was wrong in words.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -33,6 +32,8 @@ _RESERVED_MARKERS: Final = frozenset({"j", "reserved", "ja", "y", "yes", "true",
 """What reads as "reserved" in a reservation field, the contract's codes or not: a row
 saying `Ja` or `true` there is rejected for it, but its number is withdrawn all the same."""
 _ADDRESS_HIDDEN_MARKERS: Final = frozenset({"a", "address_hidden"})
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+"""Unicode's control characters (category Cc), found at C speed: ingest reads millions."""
 _DATE_LIKE: Final = re.compile(r"[0-9]{2,4}[-./][0-9]{1,2}[-./][0-9]{1,4}|[0-9]{6,8}")
 
 
@@ -359,12 +360,12 @@ class RowValidator:
             got = type(value).__name__ if field == "birth_date" else repr(value)
             raise _RowError(f"bad_type.{field}", f"{self._name(field)} must be text, got {got}")
         cleaned = " ".join(value.split())
-        control = next((c for c in cleaned if unicodedata.category(c) == "Cc"), None)
+        control = _CONTROL.search(cleaned)
         if control is not None:
             # A NUL or an escape in a name is a broken export, not a name to publish.
             raise _RowError(
                 f"bad_text.{field}",
-                f"{self._name(field)} contains a control character (U+{ord(control):04X})",
+                f"{self._name(field)} contains a control character (U+{ord(control.group()):04X})",
             )
         return cleaned or None
 
