@@ -38,6 +38,7 @@ class RejectReason(StrEnum):
     STALE = "stale"
     TOO_MANY_REJECTS = "too_many_rejects"
     SHRINKS_TOO_MUCH = "shrinks_too_much"
+    REPEATS_OLDER = "repeats_older"
 
 
 class FileRejected(LookupServiceError):

@@ -240,28 +240,80 @@ def test_same_content_twice_is_a_no_op(tmp_path: Path, settings: Settings) -> No
     assert first.published is not None and second.published is None
 
 
-def test_the_same_full_file_after_a_delta_is_the_operators_directory_again(
+def _delta(folder: Path, name: str, rows: list[str]) -> None:
+    write_csv(folder, name, rows, header=HEADER + ";action")
+
+
+def test_a_copy_of_an_older_file_applies_only_what_takes_data_away(
     tmp_path: Path, settings: Settings
 ) -> None:
     # Night 1 a full file with a reserved number; night 2 a delta lifting the reservation
-    # and deleting another; night 3 a full file byte for byte like night 1's: the
-    # directory as it now is, the reservation back (it was taken for a repeat, and served).
+    # and deleting another; night 3 a full file byte for byte like night 1's. It may be
+    # the directory come back (the reservation must return) or an old file re-sent (a
+    # deletion since must stay): held, its reservations applied and nothing else.
     rows = [person("22202400", reservert="J"), person("22202401"), person("22202402")]
     write_csv(tmp_path / "a", "telenor_full_20261120T020000.csv", rows)
     ingest([tmp_path / "a"], settings)
-    delta = [person("22202400") + ";U", person("22202401") + ";D"]
-    write_csv(tmp_path / "b", "telenor_delta_20261121T020000.csv", delta, header=HEADER + ";action")
+    _delta(
+        tmp_path / "b",
+        "telenor_delta_20261121T020000.csv",
+        [
+            person("22202400") + ";U",
+            person("22202401") + ";D",
+        ],
+    )
     ingest([tmp_path / "b"], settings)
     assert served(settings).find("22202400") is not None
     write_csv(tmp_path / "c", "telenor_full_20261122T020000.csv", rows)
     (third,) = ingest([tmp_path / "c"], settings).files
-    assert third.batch.status == "applied"
+    assert (third.batch.status, third.batch.reason) == ("held", "repeats_older")
+    assert "its 1 reservation(s) were applied" in (third.batch.detail or "")
     assert served(settings).find("22202400") is None
+    assert served(settings).find("22202401") is None  # not listed again by an old copy
+    # --force applies it whole; the same file again is then a no-op.
+    (forced,) = ingest([tmp_path / "c"], settings, force=True).files
+    assert forced.batch.status == "applied"
     assert served(settings).find("22202401") is not None
-    # The same file sent again is a no-op, as is the latest one under a new timestamp.
     assert ingest([tmp_path / "c"], settings).files[0].batch.status == "duplicate"
     write_csv(tmp_path / "d", "telenor_full_20261123T020000.csv", rows)
     assert ingest([tmp_path / "d"], settings).files[0].batch.status == "duplicate"
+
+
+def test_an_older_delta_sent_again_does_not_lift_a_newer_reservation(
+    tmp_path: Path, settings: Settings
+) -> None:
+    write_csv(tmp_path / "a", "telenor_full_20261120T020000.csv", [person("22202400")])
+    ingest([tmp_path / "a"], settings)
+    lift = [person("22202400", gyldig_fra="2025-01-02") + ";U"]
+    _delta(tmp_path / "b", "telenor_delta_20261121T020000.csv", lift)
+    reserve = [person("22202400", reservert="J", gyldig_fra="2025-01-03") + ";U"]
+    _delta(tmp_path / "c", "telenor_delta_20261122T020000.csv", reserve)
+    ingest([tmp_path / "b"], settings)
+    ingest([tmp_path / "c"], settings)
+    # A mover re-stamps the first delta and sends it again.
+    _delta(tmp_path / "d", "telenor_delta_20261123T020000.csv", lift)
+    (again,) = ingest([tmp_path / "d"], settings).files
+    assert (again.batch.status, again.batch.reason) == ("held", "repeats_older")
+    assert served(settings).find("22202400") is None
+
+
+def test_files_sharing_a_timestamp_are_ordered_as_applied(
+    tmp_path: Path, settings: Settings
+) -> None:
+    # A full file and a delta of one nightly run share a timestamp: the delta came after.
+    write_csv(
+        tmp_path / "a", "telenor_full_20261120T020000.csv", [person("22202400", reservert="J")]
+    )
+    ingest([tmp_path / "a"], settings)
+    _delta(tmp_path / "b", "telenor_delta_20261120T020000.csv", [person("22202400") + ";U"])
+    ingest([tmp_path / "b"], settings)
+    assert served(settings).find("22202400") is not None
+    write_csv(
+        tmp_path / "c", "telenor_full_20261121T020000.csv", [person("22202400", reservert="J")]
+    )
+    (copy,) = ingest([tmp_path / "c"], settings).files
+    assert copy.batch.status == "held"
+    assert served(settings).find("22202400") is None
 
 
 def test_deletes_of_numbers_the_operator_does_not_list_are_said(

@@ -153,7 +153,8 @@ def _ingest_file(
         data = path.read_bytes()
         batch.digest = hashlib.sha256(data).hexdigest()
         _check_sidecar(path, batch.digest)
-        if warehouse.is_applied(name.operator, batch.digest, name.produced_at):
+        repeat = warehouse.repeat_of(name.operator, batch.digest, name.produced_at)
+        if repeat == "same":
             batch.status = "duplicate"
             batch.detail = "the same content was applied before"
             warehouse.add_batch(batch)
@@ -179,6 +180,15 @@ def _ingest_file(
         # Numbers whose row was rejected keep their previous record (see Warehouse.apply).
         keep = sorted({r.number for r in report.rejects if r.number and r.record is None})
         hold = None if force else _hold_reason(warehouse, batch, name, unique, keep, settings)
+        if repeat == "older" and hold is None and not force:
+            # A copy of an older file under a new name: a night's directory that came back
+            # (a reservation lifted since must return), or a mover re-sending an old file (a
+            # reservation made since must stay). Either way what only takes data away holds.
+            hold = FileRejected(
+                RejectReason.REPEATS_OLDER,
+                "the same content as an older file of "
+                f"{name.operator}, with files applied since; use --force to apply it whole",
+            )
     except FileRejected as exc:
         batch.status, batch.reason, batch.detail = "rejected", exc.reason, exc.detail
         reservations = (

@@ -239,27 +239,30 @@ class Warehouse:
             raise
         self._exec("COMMIT")
 
-    def is_applied(self, operator: str, digest: str, produced_at: datetime) -> bool:
-        """Whether this delivery was applied before: the operator's file with this content,
-        either the same file (its timestamp) or its latest applied one.
+    def repeat_of(self, operator: str, digest: str, produced_at: datetime) -> str | None:
+        """Whether this content was applied for the operator before: `same` when it is the
+        same file (its timestamp) or the last the operator's data changed by, `older` when
+        files of the operator changed its data since; None when it is new.
 
-        An identical full file produced after a delta is no repeat: it is the operator's
-        complete directory now, and undoes what the delta changed since (a reservation
-        lifted, a number removed). Another operator's identical file is its own.
+        In the order batches were applied, not by timestamp: two files may share one. A
+        held batch changes data too (its reservations).
         """
         row = self._one(
             """
-            SELECT 1 FROM batches b
+            SELECT bool_or(b.produced_at = ?), max(b.id) FROM batches b
             WHERE b.operator = ? AND b.digest = ? AND b.status = 'applied'
-              AND (b.produced_at = ? OR NOT EXISTS (
-                  SELECT 1 FROM batches n WHERE n.operator = b.operator
-                  AND n.status = 'applied' AND n.produced_at > b.produced_at
-              ))
-            LIMIT 1
             """,
-            [operator, digest, produced_at],
+            [produced_at, operator, digest],
         )
-        return row is not None
+        if row is None or row[1] is None:
+            return None
+        same_file, last_copy = bool(row[0]), int(row[1])
+        newer = self._one(
+            "SELECT count(*) FROM batches WHERE operator = ? AND id > ? "
+            "AND status IN ('applied', 'held')",
+            [operator, last_copy],
+        )
+        return "same" if same_file or not (newer and newer[0]) else "older"
 
     def last_applied_at(self, operator: str) -> datetime | None:
         """Timestamp of the newest file applied for an operator."""
