@@ -227,6 +227,30 @@ def test_a_file_rejected_for_its_header_still_applies_the_reservations_it_names(
     assert (rejected.batch.status, rejected.batch.reason) == ("rejected", "bad_header")
 
 
+def test_a_bad_header_files_reservations_survive_repeats_hidden_addresses_and_twin_columns(
+    tmp_path: Path, settings: Settings
+) -> None:
+    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", filler(10))
+    ingest([tmp_path / "a"], settings)
+    # `fornavn` twice and no `gyldig_fra`: the number and reservation columns still read.
+    header = HEADER.replace("fornavn", "fornavn;fornavn").replace("gyldig_fra", "gyldig_fom")
+    rows = [
+        person("40000001", reservert="J").replace(";Kari;", ";Kari;Anne;"),
+        person("+47 40000001", reservert="A").replace(";Kari;", ";Kari;Anne;"),  # twice
+        person("40000002", reservert="A").replace(";Kari;", ";Kari;Anne;"),
+    ]
+    write_csv(tmp_path / "b", "telenor_full_20261123T020000.csv", rows, header=header)
+    (held,) = ingest([tmp_path / "b"], settings).files
+    assert (held.batch.status, held.batch.reason) == ("held", "bad_header")
+    detail = held.batch.detail or ""
+    assert "its 1 reservation(s) were applied" in detail
+    assert "its 1 hidden address(es) were applied" in detail
+    snapshot = served(settings)
+    assert snapshot.find("40000001") is None
+    hidden = snapshot.find("40000002")
+    assert hidden is not None and not hidden.street
+
+
 def test_a_control_character_in_a_text_field_rejects_the_row(
     tmp_path: Path, lenient: Settings
 ) -> None:

@@ -222,9 +222,9 @@ def _ingest_file(
 
 
 def _header_reservations(data: bytes, name: OperatorFileName) -> list[Record]:
-    """The reservations of a CSV file rejected for its header, if the header still names
-    the number and the reservation once each (a misspelt `gyldig_fra` must not leave a
-    reserved subscriber listed); none otherwise."""
+    """The reservations and hidden addresses of a CSV file rejected for its header, if the
+    header still names the number and the reservation once each (a misspelt `gyldig_fra`
+    must not leave a reserved subscriber listed); none otherwise."""
     if name.format is not FileFormat.CSV:
         return []
     validator = RowValidator(name.format, name.kind, name.produced_at)
@@ -232,7 +232,16 @@ def _header_reservations(data: bytes, name: OperatorFileName) -> list[Record]:
         rows = list(read_reservation_rows(decode(data, gzipped=name.gzip)))
     except FileRejected:
         return []
-    return [record for row in rows if (record := validator.reservation(row)) is not None]
+    # The same number twice in the file: one wish each, a reservation over a hidden address
+    # whatever their dates (nothing of the file is applied but these).
+    wishes: dict[str, Record] = {}
+    for row in rows:
+        wish = validator.privacy_only(row)
+        if wish is not None and (
+            wish.number not in wishes or wish.reservation is Reservation.RESERVED
+        ):
+            wishes[wish.number] = wish
+    return list(wishes.values())
 
 
 def _give_up(warehouse: Warehouse, report: FileReport, exc: Exception) -> FileReport:

@@ -102,7 +102,7 @@ def read_rows(text: str, file_format: FileFormat, *, delta: bool = False) -> Ite
 def read_reservation_rows(text: str) -> Iterator[RawRow]:
     """The rows of a CSV file rejected for its header, when the header still names the
     number and the reservation once each: enough to honour its reservations."""
-    return _read_csv(_LINE_BREAK.split(text), required=("number", "reservation"))
+    return _read_csv(_LINE_BREAK.split(text), required=("number", "reservation"), only=True)
 
 
 class _LineFeed:
@@ -127,6 +127,7 @@ def _read_csv(
     also_required: tuple[str, ...] = (),
     *,
     required: tuple[str, ...] = REQUIRED_FIELDS,
+    only: bool = False,
 ) -> Iterator[RawRow]:
     if not lines or not lines[0].strip():
         raise FileRejected(RejectReason.BAD_HEADER, "the file is empty: no header row")
@@ -135,7 +136,7 @@ def _read_csv(
     except csv.Error as exc:
         raise FileRejected(RejectReason.BAD_HEADER, f"cannot split the header row: {exc}") from None
     columns = [column.strip().lower() for column in header]
-    _check_header(columns, (*required, *also_required))
+    _check_header(columns, (*required, *also_required), only=only)
     fields_of = [CSV_COLUMNS.get(column) for column in columns]
     feed = _LineFeed(lines, start=1)
     reader = csv.reader(feed, delimiter=";", strict=True)
@@ -211,10 +212,13 @@ def _unsplit(line: int, raw: str, columns: list[str], detail: str) -> RawRow:
     return RawRow(line, raw, {}, "bad_row", detail, salvaged)
 
 
-def _check_header(columns: list[str], required: tuple[str, ...]) -> None:
+def _check_header(columns: list[str], required: tuple[str, ...], *, only: bool = False) -> None:
+    """Refuse a header missing a required column or naming a column twice (with `only`,
+    one of the required ones: the others are not read)."""
+    watched = {COLUMN_OF[field] for field in required} if only else set(CSV_COLUMNS)
     seen: set[str] = set()
     for column in columns:
-        if column in seen and column in CSV_COLUMNS:
+        if column in seen and column in watched:
             raise FileRejected(RejectReason.BAD_HEADER, f"column {column!r} appears twice")
         seen.add(column)
     # A delta without `action` would reject every row one by one for the same reason.

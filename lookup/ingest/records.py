@@ -159,16 +159,30 @@ class RowValidator:
                 _hides_address(row.fields.get("reservation")),
             )
 
-    def reservation(self, row: RawRow) -> Record | None:
-        """The reservation a row of a file rejected for its header still carries, when its
-        number and the marker can be read: privacy wins over form there too."""
+    def privacy_only(self, row: RawRow) -> Record | None:
+        """What a row of a file rejected for its header still asks that only takes data
+        away, when its number and the marker can be read: a reservation, or a hidden
+        address (a record carrying only that wish). Privacy wins over form there too."""
         if row.error is not None:
-            return self._unsplit(row).record
+            broken = self._unsplit(row)
+            if broken.record is None and broken.hide_address and broken.number:
+                return self._hidden_only(broken.number)
+            return broken.record
         try:
             number, _ = self._number(row.fields)
         except _RowError:
             return None
+        if _hides_address(row.fields.get("reservation")):
+            return self._hidden_only(number)
         return self._reservation_only(row.fields, number)
+
+    def _hidden_only(self, number: str) -> Record:
+        return Record(
+            number=number,
+            number_type=classify(number)[1],
+            reservation=Reservation.ADDRESS_HIDDEN,
+            valid_from=self._produced_at,
+        )
 
     def _unsplit(self, row: RawRow) -> Rejected:
         """A row that could not be split, still honouring a reservation it plainly carries.
