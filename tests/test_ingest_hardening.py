@@ -271,6 +271,35 @@ def test_a_control_character_in_a_text_field_rejects_the_row(
     assert snapshot.find("40000003") is not None
 
 
+def test_words_count_only_where_the_reservation_field_is_known(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    # A broken row's fields are guessed: a first name "Y" or a marketing flag "true" in a
+    # row sent as an array must not withdraw a listed subscriber; "J" with a NUL still does.
+    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", filler(10))
+    ingest([tmp_path / "a"], lenient)
+    header = DELTA_HEADER.replace("fornavn;etternavn", "etternavn;fornavn")
+    stray = "40000001;P;Hansen;Jr;Y;;;Storgata 1;0150;Oslo;N;N;1980-02-03;2025-01-01;U"
+    nul = person("40000002", reservert="J\x00") + ";U"
+    write_csv(tmp_path / "b", "telenor_delta_20261123T020000.csv", [stray, nul], header=header)
+    write_jsonl(
+        tmp_path / "b",
+        "ice_full_20261123T020000.jsonl",
+        ['["41234561", "person", "Kari", "Hansen", "listed", "true", "2025-01-01"]'],
+    )
+    report = ingest([tmp_path / "b"], lenient)
+    assert sorted(r.reason for f in report.files for r in f.rejects) == [
+        "bad_json",
+        "bad_row",
+        "bad_text.reservation",
+    ]
+    [array] = [r for f in report.files for r in f.rejects if r.reason == "bad_json"]
+    assert array.number == "41234561" and array.record is None  # not withdrawn
+    snapshot = served(lenient)
+    assert snapshot.find("40000001") is not None
+    assert snapshot.find("40000002") is None
+
+
 def test_a_date_of_birth_in_any_form_is_kept_nowhere(tmp_path: Path, lenient: Settings) -> None:
     # Listed rows rejected for their date of birth: their text is kept for the operator,
     # never the date, whatever form it came in; nor is the reason quoting it.

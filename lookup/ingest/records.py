@@ -28,9 +28,12 @@ VALID_FROM_LEEWAY: Final = timedelta(days=1)
 A change effective from the coming midnight is normal; a date further ahead is a
 typo, and since the newest `valid_from` wins it would outrank every real update.
 """
-_RESERVED_MARKERS: Final = frozenset({"j", "reserved", "ja", "y", "yes", "true", "reservert"})
-"""What reads as "reserved" in a reservation field, the contract's codes or not: a row
-saying `Ja` or `true` there is rejected for it, but its number is withdrawn all the same."""
+_RESERVED_MARKERS: Final = frozenset({"j", "reserved"})
+"""The contract's reservation codes, in any case or spacing."""
+_RESERVED_WORDS: Final = _RESERVED_MARKERS | {"ja", "y", "yes", "true", "reservert"}
+"""What reads as "reserved" in a known reservation field, the contract's codes or not: a
+row saying `Ja` or `true` there is rejected for it, but its number is withdrawn all the
+same. Not where a broken row's fields are guessed: a first name "Y" could stand there."""
 _ADDRESS_HIDDEN_MARKERS: Final = frozenset({"a", "address_hidden"})
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 """Unicode's control characters (category Cc), found at C speed: ingest reads millions."""
@@ -206,12 +209,19 @@ class RowValidator:
         # either side), privacy wins: the number is withdrawn until a whole row says
         # otherwise, and the report counts it. A listed subscriber missing for a night
         # is the lesser harm next to a reserved one shown.
-        marks = row.salvaged.get("reservation") or (
-            () if row.salvaged.get("number") else row.salvaged.get("values", ())
-        )
-        reserved = any(_reserved(v) for v in marks)
+        # Guessed places hold any field (a first name "Y", a marketing flag "true"): only
+        # the contract's own markers count there. In a JSON array nothing says which
+        # value is which: "reserved" counts, unless "listed" is there too.
+        positions = row.salvaged.get("reservation")
+        if positions:
+            reserved = any(_reserved(v, strict=True) for v in positions)
+        elif not row.salvaged.get("number"):
+            said = {v.strip().lower() for v in row.salvaged.get("values", ())}
+            reserved = "reserved" in said and "listed" not in said
+        else:
+            reserved = False
         raw = _without(row.raw, row.salvaged.get("birth_date", ()))
-        if reserved or any(_reserved(v) for v in row.salvaged.get("values", ())):
+        if reserved or any(_reserved(v, strict=True) for v in row.salvaged.get("values", ())):
             raw = _withheld(number)
         record = None
         if reserved and number is not None:
@@ -459,17 +469,25 @@ class RowValidator:
         return born
 
 
-def _reserved(value: object) -> bool:
-    """Whether a value reads as a reservation marker, in any case or spacing (or is JSON's
-    `true`)."""
+def _reserved(value: object, *, strict: bool = False) -> bool:
+    """Whether a value reads as a reservation marker, in any case or spacing (a control
+    character around it too); unless `strict` (a broken row's guessed places), the words
+    of `_RESERVED_WORDS` and JSON's `true` count as well."""
     if value is True:
-        return True
-    return isinstance(value, str) and value.strip().lower() in _RESERVED_MARKERS
+        return not strict
+    if not isinstance(value, str):
+        return False
+    word = _CONTROL.sub("", value).strip().lower()
+    return word in (_RESERVED_MARKERS if strict else _RESERVED_WORDS)
 
 
 def _hides_address(value: object) -> bool:
-    """Whether a value reads as the address-hidden marker, in any case or spacing."""
-    return isinstance(value, str) and value.strip().lower() in _ADDRESS_HIDDEN_MARKERS
+    """Whether a value reads as the address-hidden marker, in any case or spacing (a
+    control character around it too)."""
+    return (
+        isinstance(value, str)
+        and _CONTROL.sub("", value).strip().lower() in _ADDRESS_HIDDEN_MARKERS
+    )
 
 
 def _without(raw: str, values: Iterable[str]) -> str:
