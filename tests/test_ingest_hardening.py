@@ -320,20 +320,29 @@ def test_a_date_of_birth_in_any_form_is_kept_nowhere(tmp_path: Path, lenient: Se
             "valid_from": "2025-01-01",
         }
 
+    csv_rows.append(person("40000003", first="Kari;Anne", fodselsdato="17.05.1975 00:00"))
+    write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", csv_rows)
+    base = json.dumps(row("41234564", "X"))
     json_rows: list[dict[str, object] | str] = [
         row("41234561", ["1975", "05", "17"]),
         row("41234562", {"y": 1975, "m": 5, "d": 17}),
         row("41234563", 19750517),
+        base.replace('"X"', '"1975\\/05\\/17"'),  # PHP escapes slashes
+        base.replace('"X"', '"1975-05-17", "birth_date": null'),  # twice: null wins, listed
+        base.replace('"X"', '"1975-05-17", "birth_date": null').replace('"person"', '"robot"'),
+        base.replace('"X"', '"1975-05-17T00:00:00"')[:-1] + ",}",  # broken JSON
+        '["41234567", "person", "Kari", "Hansen", "listed", "1975-05-17", "2025-01-01"]',
     ]
     write_jsonl(tmp_path / "in", "ice_full_20261122T020000.jsonl", json_rows)
     report = ingest([tmp_path / "in"], lenient)
     rejects = [r for f in report.files for r in f.rejects]
-    assert len(rejects) == 5
+    assert len(rejects) == 10
     stored = stored_rejects(lenient)
     for text in [*(str(r[3]) for r in stored), *(r.detail for r in rejects)]:
         for leaked in ("1975", "17.05", "19750517"):
             assert leaked not in text, text
-    assert all("[withheld]" in str(r[3]) for r in stored)
+    # Masked where it stood, or re-encoded without the duplicate key's first value.
+    assert sum("[withheld]" in str(r[3]) for r in stored) == 9
 
 
 def test_malformed_reserved_jsonl_rows_withdraw_the_number_and_keep_no_text(

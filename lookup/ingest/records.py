@@ -37,7 +37,9 @@ same. Not where a broken row's fields are guessed: a first name "Y" could stand 
 _ADDRESS_HIDDEN_MARKERS: Final = frozenset({"a", "address_hidden"})
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 """Unicode's control characters (category Cc), found at C speed: ingest reads millions."""
-_DATE_LIKE: Final = re.compile(r"[0-9]{2,4}[-./][0-9]{1,2}[-./][0-9]{1,4}|[0-9]{6,8}")
+_DATE_LIKE: Final = re.compile(
+    r"(?:[0-9]{2,4}[-./][0-9]{1,2}[-./][0-9]{1,4}|[0-9]{6,8})(?:[T ][0-9:.,+Z-]*)?"
+)
 
 
 class Kind(StrEnum):
@@ -220,7 +222,13 @@ class RowValidator:
             reserved = "reserved" in said and "listed" not in said
         else:
             reserved = False
-        raw = _without(row.raw, row.salvaged.get("birth_date", ()))
+        if self._json:
+            # The key names it, whatever its form (an escaped "1975\\/05\\/17" too); and in
+            # an array, any date may be it.
+            raw = _without(row.raw, row.salvaged.get("birth_date", ()), any_form=True)
+            raw = _without(raw, row.salvaged.get("values", ()))
+        else:
+            raw = _without(row.raw, row.salvaged.get("birth_date", ()))
         if reserved or any(_reserved(v, strict=True) for v in row.salvaged.get("values", ())):
             raw = _withheld(number)
         record = None
@@ -249,6 +257,11 @@ class RowValidator:
         if _reserved(row.fields.get("reservation")):
             return _withheld(number)
         born = row.fields.get("birth_date")
+        if self._json and "birth_date" in row.fields:
+            # Re-encoded from what was read, not masked in the text: JSON may escape the
+            # date ("1975\\/05\\/17") or give the key twice, the first one kept in the text.
+            shown = None if born is None else "[withheld]"
+            return msgspec.json.encode({**row.fields, "birth_date": shown}).decode()
         if born is None or born == "":
             return row.raw
         if isinstance(born, str):
@@ -490,12 +503,14 @@ def _hides_address(value: object) -> bool:
     )
 
 
-def _without(raw: str, values: Iterable[str]) -> str:
-    """The raw text with these dates of birth masked (only what looks like a date: a
-    broken row's guessed positions can hold any other field)."""
+def _without(raw: str, values: Iterable[str], *, any_form: bool = False) -> str:
+    """The raw text with these dates of birth masked: only what looks like a date, a time
+    after it or not (a broken row's guessed positions can hold any other field), or with
+    `any_form` any value longer than two characters (its key named it)."""
     for value in values:
-        if _DATE_LIKE.fullmatch(value.strip()):
-            raw = raw.replace(value.strip(), "[withheld]")
+        text = value.strip()
+        if (any_form and len(text) > 2) or _DATE_LIKE.fullmatch(text):
+            raw = raw.replace(text, "[withheld]")
     return raw
 
 
