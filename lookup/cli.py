@@ -193,12 +193,11 @@ WATCH_LATE_SCANS: Final = 120
 the default interval): its cut last line is then rejected, and counted."""
 
 
-def _finished(path: Path, state: tuple[int, int], now: float, interval: float) -> bool:
-    """Whether a file that stopped changing looks whole: untouched for two scans' time, and
-    ending with a line break (a gzip file is checked by its own trailer); an upload that
-    paused mid-line is otherwise taken half, and a full file's missing half removed."""
-    size, mtime_ns = state
-    quiet = now - mtime_ns / 1e9
+def _finished(path: Path, size: int, quiet: float, interval: float) -> bool:
+    """Whether a file that stopped changing `quiet` seconds ago (by this watcher's clock:
+    a file's own time may be skewed) looks whole: quiet for two scans, and ending with a
+    line break (a gzip file is checked by its own trailer); an upload that paused
+    mid-line is otherwise taken half, and a full file's missing half removed."""
     if quiet < 2 * interval:
         return False
     if size == 0 or path.suffix == ".gz" or quiet >= WATCH_LATE_SCANS * interval:
@@ -220,22 +219,29 @@ def _watch(folder: Path, interval: float, settings: Settings, *, force: bool) ->
     if not folder.is_dir():
         raise UsageError(f"--watch needs a folder: {folder}")
     done: dict[Path, tuple[int, int]] = {}
-    last_scan: dict[Path, tuple[int, int]] = {}
+    unchanged_since: dict[Path, tuple[tuple[int, int], float]] = {}
     print(f"watching {folder} every {interval:g}s (Ctrl-C to stop)", flush=True)
     while True:
-        scan = {
-            path: (stat.st_size, stat.st_mtime_ns)
-            for path in folder.iterdir()
-            if path.is_file() and is_candidate(path) and (stat := path.stat())
+        scan: dict[Path, tuple[int, int]] = {}
+        for path in folder.iterdir():
+            try:
+                if path.is_file() and is_candidate(path):
+                    stat = path.stat()
+                    scan[path] = (stat.st_size, stat.st_mtime_ns)
+            except FileNotFoundError:
+                continue  # moved away between the listing and the look
+        # Same size and time for two scans, and it looks whole: the operator has finished.
+        now = time.monotonic()
+        unchanged_since = {
+            p: kept if (kept := unchanged_since.get(p)) and kept[0] == state else (state, now)
+            for p, state in scan.items()
         }
-        # Same size and time in two scans, and it looks whole: the operator has finished.
-        now = time.time()
         settled = [
             p
             for p, state in scan.items()
-            if last_scan.get(p) == state != done.get(p) and _finished(p, state, now, interval)
+            if state != done.get(p)
+            and _finished(p, state[0], now - unchanged_since[p][1], interval)
         ]
-        last_scan = scan
         if settled:
             try:
                 report = ingest(sorted(settled), settings, force=force)

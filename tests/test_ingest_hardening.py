@@ -505,6 +505,30 @@ def test_watch_waits_for_an_upload_that_paused_mid_line(tmp_path: Path) -> None:
     assert len(served(settings)) == 200
 
 
+def test_watch_takes_a_file_whose_clock_is_ahead(tmp_path: Path) -> None:
+    # An upload that keeps a timestamp an hour ahead (another zone, a skewed clock).
+    inbox, data_dir = tmp_path / "inbox", tmp_path / "var"
+    inbox.mkdir()
+    settings = make_settings(data_dir)
+    path = write_csv(inbox, "telenor_full_20261122T020000.csv", [person("22202400")])
+    ahead = time.time() + 3600
+    os.utime(path, (ahead, ahead))
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "lookup.cli", "ingest", "--watch", str(inbox), "--interval", "0.1"],
+        env={**os.environ, "LOOKUP_DATA_DIR": str(data_dir)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not read_pointer(settings.snapshots_path):
+            time.sleep(0.05)
+    finally:
+        watcher.terminate()
+        watcher.wait(timeout=10)
+    assert read_pointer(settings.snapshots_path), "the file was never taken"
+
+
 # 4. Timestamps in the future.
 
 
