@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -437,18 +438,29 @@ def test_an_unexpected_failure_rejects_that_file_only(
     assert ingest([folder], settings).files[1].batch.status == "applied"
 
 
-def test_watch_keeps_running_past_a_cr_only_file(tmp_path: Path) -> None:
-    inbox, data_dir = tmp_path / "inbox", tmp_path / "var"
-    inbox.mkdir()
-    settings = make_settings(data_dir)
-    env = {**os.environ, "LOOKUP_DATA_DIR": str(data_dir)}
+@contextmanager
+def _watching(inbox: Path, data_dir: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`lookup ingest --watch` on a folder, scanning every 0.1 s; it must end without a
+    traceback."""
     watcher = subprocess.Popen(
         [sys.executable, "-m", "lookup.cli", "ingest", "--watch", str(inbox), "--interval", "0.1"],
-        env=env,
+        env={**os.environ, "LOOKUP_DATA_DIR": str(data_dir)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     try:
+        yield watcher
+    finally:
+        watcher.terminate()
+        _, stderr = watcher.communicate(timeout=10)
+    assert b"Traceback" not in stderr
+
+
+def test_watch_keeps_running_past_a_cr_only_file(tmp_path: Path) -> None:
+    inbox, data_dir = tmp_path / "inbox", tmp_path / "var"
+    inbox.mkdir()
+    settings = make_settings(data_dir)
+    with _watching(inbox, data_dir) as watcher:
         mac = ("\r".join([HEADER, person("22202400")]) + "\r").encode()
         (inbox / "telenor_full_20261122T020000.csv").write_bytes(mac)
         write_csv(inbox, "telia_full_20261122T020000.csv", [person("22202500")])
@@ -465,10 +477,6 @@ def test_watch_keeps_running_past_a_cr_only_file(tmp_path: Path) -> None:
         write_csv(inbox, "ice_full_20261122T030000.csv", [person("41234567")])
         assert published("41234567"), "the watcher stopped"
         assert watcher.poll() is None
-    finally:
-        watcher.terminate()
-        _, stderr = watcher.communicate(timeout=10)
-    assert b"Traceback" not in stderr
 
 
 def test_watch_waits_for_an_upload_that_paused_mid_line(tmp_path: Path) -> None:
@@ -477,14 +485,7 @@ def test_watch_waits_for_an_upload_that_paused_mid_line(tmp_path: Path) -> None:
     inbox, data_dir = tmp_path / "inbox", tmp_path / "var"
     inbox.mkdir()
     settings = make_settings(data_dir)
-    env = {**os.environ, "LOOKUP_DATA_DIR": str(data_dir)}
-    watcher = subprocess.Popen(
-        [sys.executable, "-m", "lookup.cli", "ingest", "--watch", str(inbox), "--interval", "0.1"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
+    with _watching(inbox, data_dir):
         data = ("\n".join([HEADER, *filler(200)]) + "\n").encode()
         target = inbox / "telenor_full_20261122T020000.csv"
         cut = len(data) // 2 + 7  # within a line
@@ -496,10 +497,6 @@ def test_watch_waits_for_an_upload_that_paused_mid_line(tmp_path: Path) -> None:
         while time.monotonic() < deadline and not read_pointer(settings.snapshots_path):
             time.sleep(0.05)
         time.sleep(0.5)  # a second batch would come within a few scans
-    finally:
-        watcher.terminate()
-        _, stderr = watcher.communicate(timeout=10)
-    assert b"Traceback" not in stderr
     [(_, status, _, _)] = batches(settings)
     assert status == "applied"
     assert len(served(settings)) == 200
@@ -513,19 +510,10 @@ def test_watch_takes_a_file_whose_clock_is_ahead(tmp_path: Path) -> None:
     path = write_csv(inbox, "telenor_full_20261122T020000.csv", [person("22202400")])
     ahead = time.time() + 3600
     os.utime(path, (ahead, ahead))
-    watcher = subprocess.Popen(
-        [sys.executable, "-m", "lookup.cli", "ingest", "--watch", str(inbox), "--interval", "0.1"],
-        env={**os.environ, "LOOKUP_DATA_DIR": str(data_dir)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    with _watching(inbox, data_dir):
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and not read_pointer(settings.snapshots_path):
             time.sleep(0.05)
-    finally:
-        watcher.terminate()
-        watcher.wait(timeout=10)
     assert read_pointer(settings.snapshots_path), "the file was never taken"
 
 
