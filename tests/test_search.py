@@ -173,11 +173,17 @@ def test_search_caps_filters_and_refuses_bad_queries(demo_settings: Settings) ->
         problem_of(_search(client, token, name="Hansen", limit=0), 422, "invalid-parameter")
         problem_of(_search(client, token, name="Hansen", city="x" * 101), 422, "invalid-parameter")
         problem_of(_search(client, token, name="Hansen", city=" "), 422, "invalid-parameter")
-        problem_of(
+        missing = problem_of(
             client.get("/v1/search", headers={"Authorization": f"Bearer {token}"}),
             422,
             "invalid-parameter",
         )
+        assert missing["parameter"] == "name"
+        assert missing["detail"] == "query parameter 'name' is required"
+        wrong_type = problem_of(
+            _search(client, token, name="Hansen", limit="abc"), 422, "invalid-parameter"
+        )
+        assert wrong_type["detail"].startswith("query parameter 'limit': ")
         problem_of(_search(client, lookup_only, name="Hansen"), 403, "missing-role")
         nothing = _search(client, token, name="Qwxzyk Vbnmlp").json()
         assert nothing["results"] == [] and nothing["truncated"] is False

@@ -7,6 +7,7 @@ single place where an exception becomes a status code and a problem type.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Final
 
 import msgspec
@@ -32,6 +33,8 @@ from lookup.numbers import InvalidNumber
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON: Final = "application/problem+json"
+_MISSING: Final = re.compile(r"Missing required (\w+) parameter '([^']+)'")
+"""Litestar's message for a missing parameter, which it names in no field of its own."""
 MAX_BODY: Final = 65_536
 """Bytes a request body may have (a decision or an erasure request is a few hundred)."""
 TYPE_BASE: Final = "/problems/"
@@ -222,6 +225,11 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
             return problem("snapshot-unavailable", str(exc), headers={"Retry-After": "5"})
         case ValidationException():
             errors = exc.extra if isinstance(exc.extra, list) else []
+            missing = _MISSING.match(exc.detail or "")
+            if missing is not None:
+                where, name = missing.groups()
+                detail = f"{where} parameter {name!r} is required"
+                return problem("invalid-parameter", detail, parameter=name, errors=errors)
             return problem("invalid-parameter", _invalid(exc.detail, errors), errors=errors)
         case HTTPException() if exc.status_code == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
             return problem("body-too-large", f"the request body is over {MAX_BODY:,} bytes")
