@@ -209,10 +209,12 @@ class KeyStore:
             raise KeyStoreError(f"no active key with id {key_id!r}")
 
     def active(self) -> dict[str, ApiKey]:
-        """Every active key by its hash."""
+        """Every active key by its hash (none of an ended account, whatever a store written
+        before ending revoked them says)."""
         rows = self._con.execute(
             "SELECT k.hash, k.id, a.name, k.roles, k.allow FROM keys k "
-            "JOIN accounts a ON a.id = k.account_id WHERE k.revoked_at IS NULL"
+            "JOIN accounts a ON a.id = k.account_id "
+            "WHERE k.revoked_at IS NULL AND a.ended_at IS NULL"
         ).fetchall()
         return {
             digest: ApiKey(

@@ -20,6 +20,7 @@ from lookup.abuse.retention import (
     plan_sweep,
 )
 from lookup.abuse.store import ComplianceStore
+from lookup.errors import InvalidKey
 from lookup.keys import KeyRing, KeyStore
 from tests.test_cli import lookup
 
@@ -166,3 +167,16 @@ def test_retention_and_end_from_the_command_line(tmp_path: Path) -> None:
     assert nobody.returncode == 1 and "nobody" in nobody.stderr
     bad_default = lookup("serve", data_dir=tmp_path, LOOKUP_LOG_RETENTION_MONTHS="2")
     assert bad_default.returncode == 2 and "LOOKUP_LOG_RETENTION_MONTHS" in bad_default.stderr
+
+
+def test_no_key_of_an_ended_account_is_accepted(tmp_path: Path) -> None:
+    # A store written before ending refused new keys may hold one made after the end.
+    keys = KeyStore(tmp_path / "keys.sqlite")
+    _, token = keys.create("acme", frozenset({"lookup"}))
+    keys.end("acme")
+    keys._con.execute("UPDATE keys SET revoked_at = NULL")
+    keys._con.commit()
+    ring = KeyRing(keys)
+    with pytest.raises(InvalidKey):
+        ring.authenticate(f"Bearer {token}", "10.0.0.1")
+    keys.close()
