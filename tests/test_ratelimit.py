@@ -213,3 +213,17 @@ def test_a_refund_after_the_window_rolled_over_grants_nothing_extra() -> None:
     limiter._limiter.storage.clear(key)  # the window rolled over before the refund landed
     limiter._refund(item, "account", "acme")
     assert limiter._limiter.storage.get(key) == 0  # not -1: the next window is the plan's
+
+
+def test_a_plan_stored_before_plans_were_checked_falls_back_to_the_default(
+    data_dir: Path,
+) -> None:
+    # `keys plan` once accepted a limit of 0: every request would have been a 500 now.
+    settings = make_settings(data_dir, plan_key="3/second", plan_account="10/second")
+    token = new_key(settings, org="old-co")
+    store = KeyStore(settings.keys_path)
+    store.set_plan("old-co", "0/second")
+    store.close()
+    with _client(settings) as client:
+        statuses = [_get(client, token).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]  # the default key plan

@@ -17,6 +17,7 @@ one Redis never count against each other.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +33,8 @@ from limits.strategies import FixedWindowRateLimiter
 from lookup.abuse.stream import stream_key
 from lookup.config import Settings
 from lookup.errors import LookupServiceError
+
+log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 _Scope = tuple[str, tuple[RateLimitItem, ...], tuple[str, ...]]
@@ -92,6 +95,19 @@ def parse_plan(plan: str, divide_by: int = 1) -> tuple[RateLimitItem, ...]:
     )
 
 
+@lru_cache(maxsize=256)
+def _usable(plan: str) -> bool:
+    """Whether an account's stored plan can be used (once per plan string, logged once): one
+    stored before plans were checked as they are now, `0/second`, would answer every request
+    with a 500."""
+    try:
+        parse_plan(plan)
+    except PlanError as exc:
+        log.error("%s; the account is held to the default plan until it is set again", exc)
+        return False
+    return True
+
+
 def policy_header(items: tuple[RateLimitItem, ...]) -> str:
     """`RateLimit-Policy` value, e.g. `20;w=1, 600;w=60`."""
     return ", ".join(f"{item.amount};w={item.get_expiry()}" for item in items)
@@ -137,6 +153,8 @@ class RateLimiter:
     def hit(self, key_id: str, account: str, *, plan: str | None, throttled: bool) -> None:
         """Count the request, or raise `RateLimited` naming the limit it is over."""
         divide = self.config.throttle_factor if throttled else 1
+        if plan and not _usable(plan):
+            plan = None  # the defaults, as for an account without a plan of its own
         scopes: list[_Scope] = []
         if not plan:
             scopes.append(("key", parse_plan(self.config.key_plan, divide), ("key", key_id)))
