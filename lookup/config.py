@@ -109,16 +109,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                     f"LOOKUP_{name.upper()}: {getattr(self, name)!r} must allow at least 1 "
                     "request in each limit"
                 )
-        for name in ("abuse_allow_ips", "forwarded_allow_ips"):
-            for cidr in filter(None, (part.strip() for part in getattr(self, name).split(","))):
-                if name == "forwarded_allow_ips" and cidr == "*":
-                    continue
-                try:
-                    ipaddress.ip_network(cidr, strict=False)
-                except ValueError:
-                    raise ConfigError(
-                        f"LOOKUP_{name.upper()}: {cidr!r} is not an IP address or CIDR network"
-                    ) from None
+        for cidr in filter(None, (part.strip() for part in self.abuse_allow_ips.split(","))):
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"LOOKUP_ABUSE_ALLOW_IPS: {cidr!r} is not an IP address or CIDR network"
+                ) from None
+        self._check_proxies()
         if self.throttle_factor < 1:
             raise ConfigError("LOOKUP_THROTTLE_FACTOR must be at least 1")
         if not MIN_MONTHS <= self.log_retention_months <= MAX_MONTHS:
@@ -133,6 +131,29 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             # `not 0 < value` catches NaN too, which compares false with everything.
             if not 0 < value < math.inf:
                 raise ConfigError(f"LOOKUP_{name.upper()} must be a positive number of seconds")
+
+    def _check_proxies(self) -> None:
+        """`forwarded_allow_ips` as uvicorn reads it: `*` alone, or addresses and networks
+        without host bits (uvicorn would keep `10.0.0.5/24` as a name no address matches,
+        and every client would look like the proxy)."""
+        parts = [part.strip() for part in self.forwarded_allow_ips.split(",") if part.strip()]
+        if "*" in parts and len(parts) > 1:
+            raise ConfigError("LOOKUP_FORWARDED_ALLOW_IPS: '*' trusts any proxy; give it alone")
+        for part in parts:
+            if part == "*":
+                continue
+            try:
+                ipaddress.ip_network(part)
+            except ValueError:
+                try:
+                    network = ipaddress.ip_network(part, strict=False)
+                except ValueError:
+                    network = None
+                hint = f"; did you mean {network}?" if network is not None else ""
+                raise ConfigError(
+                    f"LOOKUP_FORWARDED_ALLOW_IPS: {part!r} is not an IP address or CIDR "
+                    f"network{hint}"
+                ) from None
 
     @property
     def data_path(self) -> Path:

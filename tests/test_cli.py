@@ -151,6 +151,9 @@ def test_every_bad_setting_is_named_in_one_line(tmp_path: Path) -> None:
         ("LOOKUP_LOG_LEVEL", "verbose"),
         ("LOOKUP_ABUSE_ALLOW_IPS", "10.0.0.0/33"),
         ("LOOKUP_FORWARDED_ALLOW_IPS", "the-proxy"),
+        # uvicorn would match no address with host bits set, nor '*' among others.
+        ("LOOKUP_FORWARDED_ALLOW_IPS", "10.0.0.5/24"),
+        ("LOOKUP_FORWARDED_ALLOW_IPS", "10.0.0.1,*"),
         ("LOOKUP_PLAN_KEY", "lots/forever"),
         ("LOOKUP_PLAN_ACCOUNT", "0/second"),
         ("LOOKUP_MONITOR_NICE", "25"),
