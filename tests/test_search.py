@@ -151,6 +151,17 @@ def test_a_city_a_typo_away_matches_even_when_short() -> None:
     assert index.search("Hansen", city="Olsø").hits == []
 
 
+def test_a_town_asked_for_by_its_name_is_not_a_typo_of_its_neighbour() -> None:
+    for asked, other in (
+        ("Sola", "Sula"),
+        ("Rana", "Rena"),
+        ("Larvik", "Lervik"),
+        ("Moss", "Voss"),
+    ):
+        index = _index(["Ola Hansen", "Per Hansen"], [asked, other])
+        assert [hit.row for hit in index.search("Hansen", city=asked).hits] == [0], asked
+
+
 def test_a_query_matching_too_many_names_says_so() -> None:
     names = [f"Firma{n} AS" for n in range(MAX_NAMES + 10)]
     found = _index(names, ["Oslo"] * len(names)).search("AS", limit=5)

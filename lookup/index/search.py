@@ -85,6 +85,7 @@ class NameIndex:
         self._name_codes, self._distinct_names = _encode(names)
         self._city_codes, cities_seen = _encode(cities)
         self._folded_cities = [fold(city) for city in cities_seen.to_pylist()]
+        self._city_names = frozenset(self._folded_cities)
         self._size = len(names)
 
     def __len__(self) -> int:
@@ -115,7 +116,8 @@ class NameIndex:
             folded, self._folded_cities, scorer=fuzz.ratio, score_cutoff=_CITY_CUTOFF, limit=None
         )
         indices = {index for _, _, index in close}
-        if len(folded) >= _CITY_TYPO_LENGTH:
+        # Only for a name no town has: "Sola" must not find Sula, nor "Moss" Voss.
+        if len(folded) >= _CITY_TYPO_LENGTH and folded not in self._city_names:
             # One slip in a short name is a large share of it ("Olso": 75 by ratio); a
             # swap of two letters counts as one (optimal string alignment).
             typos = process.extract(
