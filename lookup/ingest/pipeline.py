@@ -191,15 +191,13 @@ def _ingest_file(
             )
     except FileRejected as exc:
         batch.status, batch.reason, batch.detail = "rejected", exc.reason, exc.detail
-        reservations = (
-            _header_reservations(data, name) if exc.reason == RejectReason.BAD_HEADER else []
-        )
-        if reservations:
-            # Held, not rejected: nothing of it applied but what only takes data away.
-            _write(warehouse, batch, name, (reservations, []), keep=[], hold=exc)
+        unique = _header_reservations(data, name) if exc.reason == RejectReason.BAD_HEADER else []
+        if not unique:
+            warehouse.add_batch(batch, report.rejects)
             return report
-        warehouse.add_batch(batch, report.rejects)
-        return report
+        # Held, not rejected: nothing of it applied but what only takes data away, written
+        # below as any held file is (where a refusal of the warehouse ends this file only).
+        keep, hold = [], exc
     except OSError as exc:
         batch.status, batch.reason = "rejected", RejectReason.UNREADABLE
         batch.detail = f"cannot read the file: {exc.strerror or exc}"
