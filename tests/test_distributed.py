@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import cast
@@ -478,12 +479,18 @@ def _serve_refused(settings: Settings, port: int, internal: int) -> list[str]:
     return [line for line in result.stderr.splitlines() if line.startswith("lookup")]
 
 
-def test_serve_refuses_to_start_when_its_monitor_cannot(tmp_path: Path) -> None:
-    settings = _scanned_block(tmp_path)
+@contextmanager
+def _taken_port() -> Iterator[int]:
+    """A loopback port another socket listens on while the block runs."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        port = taken.getsockname()[1]
+        yield taken.getsockname()[1]
+
+
+def test_serve_refuses_to_start_when_its_monitor_cannot(tmp_path: Path) -> None:
+    settings = _scanned_block(tmp_path)
+    with _taken_port() as port:
         lines = _serve_refused(settings, _free_port(), port)
     assert (
         lines[-1].startswith("lookup: the abuse monitor could not start") and str(port) in lines[-1]
@@ -504,10 +511,7 @@ def test_serve_refuses_in_one_line_when_the_compliance_store_is_anothers(tmp_pat
 
 def test_serve_refuses_in_one_line_when_its_public_port_is_taken(tmp_path: Path) -> None:
     settings = _scanned_block(tmp_path)
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with _taken_port() as port:
         lines = _serve_refused(settings, port, _free_port())
     assert lines == [
         f"lookup: cannot listen on 127.0.0.1:{port} (the error is above): "
