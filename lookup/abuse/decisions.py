@@ -145,16 +145,17 @@ class Decisions:
                     )
                 GROUP BY ALL
             ),
-            latest AS (
-                SELECT c.* FROM cleared c JOIN findings f ON f.case_id = c.case_id
+            flags AS (
+                SELECT c.case_id, c.account, c.ts, f.id, f.evidence
+                FROM cleared c JOIN findings f ON f.case_id = c.case_id
                 WHERE json_extract_string(f.evidence, '$.rule.pattern') = ?
-                QUALIFY row_number() OVER (PARTITION BY c.account ORDER BY c.ts DESC) = 1
             )
-            SELECT l.account, l.ts, f.evidence FROM latest l JOIN findings f
-                ON f.case_id = l.case_id AND json_extract_string(f.evidence, '$.rule.pattern') = ?
-            ORDER BY f.id
+            -- The flags of each account's last cleared case that had any.
+            SELECT account, ts, evidence FROM flags
+            QUALIFY case_id = arg_max(case_id, ts) OVER (PARTITION BY account)
+            ORDER BY id
             """,
-            [since, account, account, WASHING, WASHING],
+            [since, account, account, WASHING],
         )
         cleared: dict[str, tuple[datetime, list[dict[str, Any]]]] = {}
         for name, ts, evidence in rows:
