@@ -13,7 +13,8 @@
         ├── InvalidKey          unknown or revoked key
         ├── AddressNotAllowed   key used from outside its IP allow-list
         ├── MissingRole         key lacks the role the endpoint needs
-        └── AccountSuspended    account paused pending compliance review
+        ├── AccountSuspended    account paused pending compliance review
+        └── OwnAccount          a compliance decision on the officer's own account
     (lookup.abuse) RateLimited -> 429, CaseNotFound -> 404, CaseClosed and NotCurrentCase -> 409
 
 The HTTP mapping lives in one place: `lookup.api.problems`.
@@ -92,6 +93,10 @@ class AddressNotAllowed(AuthError):
 
 class AccountSuspended(AuthError):
     """An account paused pending review by compliance."""
+
+
+class OwnAccount(AuthError):
+    """A compliance decision on a case of the deciding key's own account."""
 
 
 class MissingRole(AuthError):

@@ -453,3 +453,27 @@ def test_bad_bodies_and_parameters_say_which_field_and_why(desk: Desk) -> None:
     huge = problem_of(post(b"x" * 70_000), 413, "body-too-large")
     assert huge["detail"] == "the request body is over 65,536 bytes"
     assert desk.get("/accounts/cust-co/decisions").json() == []
+
+
+def test_a_customer_holding_a_compliance_key_cannot_decide_on_its_own_case(
+    settings: Settings,
+) -> None:
+    insider = new_key(settings, roles="lookup,compliance", org="cust-co")
+    for desk in _desk(settings):
+        own = {"Authorization": f"Bearer {insider}"}
+        case_id = _open(desk, "other-co", DAY, action="flag")
+        # Active, it may decide on another account's case ...
+        assert desk.decide(case_id, "warn", "first notice").status_code == 201
+        own_case = _open(desk, "cust-co", DAY)
+        assert desk.status("cust-co") == "suspended"
+        # ... but once paused, its keys open nothing: not the cases, not a decision.
+        path = f"/internal/v1/cases/{own_case}/decisions"
+        body = {"decision": "clear", "reason": "all good, trust me"}
+        problem_of(desk.client.get("/internal/v1/cases", headers=own), 403, "account-suspended")
+        problem_of(desk.client.post(path, json=body, headers=own), 403, "account-suspended")
+        # Reinstated by mistake elsewhere, it still cannot clear its own case.
+        desk.services.key_ring.set_status("cust-co", "active", "test")
+        refused = problem_of(desk.client.post(path, json=body, headers=own), 403, "own-account")
+        assert refused["detail"] == f"case {own_case} is about your own account 'cust-co'"
+        assert desk.get(f"/cases/{own_case}").json()["decisions"] == []
+        assert desk.services.store.cases.get(own_case).status == "open"

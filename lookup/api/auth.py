@@ -64,7 +64,9 @@ class ApiKeyMiddleware(ASGIMiddleware):
             if needed not in key.roles:
                 raise MissingRole(needed)
             account = ring.account(key.account)
-            if account.status == "suspended" and needed != "compliance":
+            if account.status == "suspended":
+                # Every endpoint: a paused customer holding a compliance key must not read
+                # other customers' cases, nor clear its own.
                 raise AccountSuspended(
                     f"account {key.account} is paused pending review by compliance"
                 )

@@ -18,7 +18,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 from lookup.abuse.audit import STATUS_AFTER, Decision, status_reason
 from lookup.api.auth import role
 from lookup.api.services import Services
-from lookup.errors import AccountNotFound, InvalidParameter
+from lookup.errors import AccountNotFound, InvalidParameter, OwnAccount
 from lookup.ingest.warehouse import Warehouse
 from lookup.keys import ApiKey
 from lookup.numbers import e164, normalize
@@ -104,6 +104,8 @@ class ComplianceController(Controller):
         actor = _actor(request)
         status = STATUS_AFTER[data.decision]
         account = services.store.cases.get(case_id).account
+        if account == request.scope["user"].account:
+            raise OwnAccount(f"case {case_id} is about your own account {account!r}")
         if status is not None and not services.key_ring.has(account):
             # Checked before the audit trail records a decision that could not take effect.
             raise AccountNotFound(

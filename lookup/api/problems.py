@@ -26,6 +26,7 @@ from lookup.errors import (
     InvalidParameter,
     MissingCredentials,
     MissingRole,
+    OwnAccount,
     SnapshotUnavailable,
     WarehouseBusy,
 )
@@ -92,6 +93,13 @@ PROBLEM_TYPES: Final = {
             "Account paused pending review",
             "Automated abuse detection or compliance paused this account until "
             "compliance staff have reviewed it. Contact support.",
+        ),
+        ProblemType(
+            "own-account",
+            403,
+            "Decision on your own account",
+            "A case is decided by an officer of another account than the one it is about. "
+            "Nothing was recorded.",
         ),
         ProblemType(
             "rate-limited",
@@ -198,6 +206,8 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
             return problem("address-not-allowed", str(exc))
         case AccountSuspended():
             return problem("account-suspended", str(exc))
+        case OwnAccount():
+            return problem("own-account", str(exc))
         case RateLimited():
             return problem(
                 "rate-limited", str(exc), headers=exc.headers(), scope=exc.scope, limit=exc.limit
