@@ -55,6 +55,17 @@ class Change(msgspec.Struct, frozen=True):
     ingested_at: datetime
 
 
+class Withdrawal(msgspec.Struct, frozen=True):
+    """A reserved or address-hidden record its operator removed, kept as that statement
+    alone so that another operator's older record does not undo it."""
+
+    operator: str
+    reservation: str
+    valid_from: datetime
+    file: str
+    """The operator file that removed the record."""
+
+
 class RejectedRow(msgspec.Struct, frozen=True):
     """A row about the number that ingest rejected (its text withheld if it was reserved)."""
 
@@ -73,6 +84,7 @@ class SubjectReport(msgspec.Struct, frozen=True, kw_only=True):
     published: Listing | None
     """What customers are shown now (None: not listed, reserved or unknown alike)."""
     history: list[Change]
+    withdrawals: list[Withdrawal]
     rejected_rows: list[RejectedRow]
     lookups: dict[str, Any]
     """The customers' lookups of the number: how many, when, by which accounts."""
@@ -82,8 +94,8 @@ class SubjectReport(msgspec.Struct, frozen=True, kw_only=True):
 
 def directory_part(
     warehouse: Warehouse, national: str
-) -> tuple[list[DirectoryRecord], list[Change], list[RejectedRow]]:
-    """The number's records, their history and its rejected rows, from the warehouse."""
+) -> tuple[list[DirectoryRecord], list[Change], list[Withdrawal], list[RejectedRow]]:
+    """The number's records, their history, withdrawals and rejected rows, from the warehouse."""
     # The record's own columns are the Struct's fields but the two derived here.
     stored = DirectoryRecord.__struct_fields__[:-2]
     records = warehouse.query(
@@ -97,6 +109,11 @@ def directory_part(
         "JOIN batches b ON b.id = c.batch_id WHERE c.number = ? ORDER BY c.batch_id",
         [national],
     )
+    withdrawals = warehouse.query(
+        "SELECT w.operator, w.reservation, w.valid_from, b.file FROM withdrawals w "
+        "JOIN batches b ON b.id = w.batch_id WHERE w.number = ? ORDER BY w.batch_id",
+        [national],
+    )
     rejected = warehouse.query(
         "SELECT file, line, reason, detail, raw FROM rejects WHERE number = ? "
         "ORDER BY batch_id, line",
@@ -106,6 +123,10 @@ def directory_part(
     return (
         [_convert(fields, row, DirectoryRecord) for row in records],
         [_convert(("file", "operator", "change", "ingested_at"), row, Change) for row in history],
+        [
+            _convert(("operator", "reservation", "valid_from", "file"), row, Withdrawal)
+            for row in withdrawals
+        ],
         [
             _convert(("file", "line", "reason", "detail", "raw"), row, RejectedRow)
             for row in rejected
@@ -132,12 +153,13 @@ def report(
 ) -> SubjectReport:
     """Everything stored about a national number."""
     number = e164(national)
-    directory, history, rejected = directory_part(warehouse, national)
+    directory, history, withdrawals, rejected = directory_part(warehouse, national)
     return SubjectReport(
         number=number,
         directory=directory,
         published=published_part(snapshots, national),
         history=history,
+        withdrawals=withdrawals,
         rejected_rows=rejected,
         lookups=store.log.lookups_of(number),
         cases=store.cases.quoting(number),

@@ -14,6 +14,7 @@ from lookup.index.snapshot import read_pointer, snapshot_path
 from lookup.ingest.pipeline import ingest
 from lookup.ingest.report import render_report
 from lookup.ingest.warehouse import Warehouse
+from lookup.subjects import directory_part
 from tests.conftest import make_settings
 from tests.ingest_helpers import HEADER, filler, person, write_csv, write_jsonl
 
@@ -565,3 +566,88 @@ def test_a_quoted_field_may_span_lines(tmp_path: Path, settings: Settings) -> No
     write_csv(tmp_path / "b", "telenor_full_20261123T020000.csv", [*broken, *filler(40)])
     (file_report,) = ingest([tmp_path / "b"], make_settings(tmp_path / "v2")).files
     assert [(r.line, r.reason) for r in file_report.rejects] == [(4, "number.letters")]
+
+
+def test_a_reservation_stays_when_its_operator_lets_the_number_go(
+    tmp_path: Path, settings: Settings
+) -> None:
+    # Telenor still lists an old record of each number; Telia's newer one withdrew it
+    # (22202400), hid its address (22202401), or was listed (22202402).
+    write_csv(
+        tmp_path / "a",
+        "telenor_full_20261122T020000.csv",
+        [
+            person(number, first="Stale", gyldig_fra="2020-04-05")
+            for number in ("22202400", "22202401", "22202402", "22202403")
+        ],
+    )
+    write_csv(
+        tmp_path / "a",
+        "telia_full_20261122T020723.csv",
+        [
+            person("22202400", first="Sofie", reservert="J", gyldig_fra="2026-05-07"),
+            person("22202401", first="Hidden", reservert="A", gyldig_fra="2026-05-07"),
+            person("22202402", first="Listed", gyldig_fra="2026-05-07"),
+            person("22202403", first="Kept", reservert="J", gyldig_fra="2026-05-07"),
+        ],
+    )
+    ingest([tmp_path / "a"], settings)
+    assert {n: served(settings).find(n) is None for n in ("22202400", "22202403")} == {
+        "22202400": True,
+        "22202403": True,
+    }
+    # Telia lets three go: by a delete (carrying its own reservation code) and by a full
+    # file without them; the fourth stays reserved with Telia.
+    header = HEADER + ";action"
+    delete = person("22202400", reservert="J", gyldig_fra="2026-11-25") + ";D"
+    write_csv(tmp_path / "b", "telia_delta_20261125T020000.csv", [delete], header=header)
+    ingest([tmp_path / "b"], settings)
+    write_csv(
+        tmp_path / "c",
+        "telia_full_20261126T020000.csv",
+        [person("22202403", first="Kept", reservert="J", gyldig_fra="2026-05-07")],
+    )
+    ingest([tmp_path / "c"], settings, force=True)
+    snapshot = served(settings)
+    # Telenor's older record does not bring back what the subscriber withdrew ...
+    assert snapshot.find("22202400") is None
+    assert snapshot.find("22202403") is None
+    hidden = snapshot.find("22202401")
+    assert hidden is not None and hidden.first_name == "Stale"
+    assert (hidden.reservation, hidden.street, hidden.postcode, hidden.city) == (
+        "address_hidden",
+        "",
+        "",
+        "",
+    )
+    # ... but a listed record gone is only gone, and a newer record is the number's news.
+    listed = snapshot.find("22202402")
+    assert listed is not None and listed.street == "Storgata 1"
+    write_csv(
+        tmp_path / "d",
+        "telenor_full_20261127T020000.csv",
+        [
+            person("22202400", first="Ported", gyldig_fra="2026-11-26"),
+            *(person(n, first="Stale", gyldig_fra="2020-04-05") for n in ("22202401", "22202402")),
+            person("22202403", first="Stale", gyldig_fra="2020-04-05"),
+        ],
+    )
+    ingest([tmp_path / "d"], settings)
+    ported = served(settings).find("22202400")
+    assert ported is not None and ported.first_name == "Ported"
+    # What the reservation left behind is the statement alone.
+    with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
+        assert warehouse.query(
+            "SELECT number, operator, reservation, valid_from::DATE::VARCHAR FROM withdrawals "
+            "ORDER BY number"
+        ) == [
+            ("22202400", "telia", "reserved", "2026-05-07"),
+            ("22202401", "telia", "address_hidden", "2026-05-07"),
+        ]
+        # A data subject asking what is kept about their number is shown it.
+        (withdrawal,) = directory_part(warehouse, "22202400")[2]
+        assert (withdrawal.operator, withdrawal.reservation, withdrawal.file) == (
+            "telia",
+            "reserved",
+            "telia_delta_20261125T020000.csv",
+        )

@@ -74,6 +74,16 @@ CREATE TABLE IF NOT EXISTS records (
     batch_id BIGINT NOT NULL,
     PRIMARY KEY (operator, number)
 );
+CREATE TABLE IF NOT EXISTS withdrawals (
+    -- A reserved or address-hidden record its operator removed: the statement stays,
+    -- so that another operator's older record of the number does not bring back what
+    -- the subscriber withdrew (number, operator, valid_from, reservation: nothing else).
+    number VARCHAR NOT NULL,
+    operator VARCHAR NOT NULL,
+    reservation VARCHAR NOT NULL,
+    valid_from TIMESTAMP NOT NULL,
+    batch_id BIGINT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS changes (
     batch_id BIGINT NOT NULL,
     operator VARCHAR NOT NULL,
@@ -340,10 +350,11 @@ class Warehouse:
     def withdrew_since(self, batch_id: int) -> bool:
         """Whether batches after `batch_id` reserved a number or hid an address."""
         row = self._one(
-            "SELECT count(*) FROM changes c JOIN records r "
+            "SELECT (SELECT count(*) FROM changes c JOIN records r "
             "ON r.operator = c.operator AND r.number = c.number "
-            "WHERE c.batch_id > ? AND r.reservation <> 'listed'",
-            [batch_id],
+            "WHERE c.batch_id > $batch AND r.reservation <> 'listed') "
+            "+ (SELECT count(*) FROM withdrawals WHERE batch_id > $batch)",
+            {"batch": batch_id},
         )
         return bool(row and row[0])
 
@@ -389,6 +400,9 @@ class Warehouse:
                 FROM _staged s LEFT JOIN records r ON r.operator = $op AND r.number = s.number
                 WHERE r.number IS NULL OR {changed}""",
                 f"INSERT INTO changes SELECT $batch, $op, number, 'removed' FROM ({gone})",
+                f"""INSERT INTO withdrawals
+                SELECT number, $op, reservation, valid_from, $batch FROM records
+                WHERE operator = $op AND reservation <> 'listed' AND number IN ({gone})""",
                 f"""DELETE FROM records WHERE operator = $op AND (
                     number IN (SELECT number FROM _staged) OR number IN ({gone}))""",
                 """INSERT INTO records
@@ -459,18 +473,32 @@ class Warehouse:
         return 0 if row is None else int(row[0])
 
     def listable(self) -> pa.Table:
-        """Every number's winning record, reserved ones left out, sorted by number."""
+        """Every number's winning record, reserved ones left out, sorted by number.
+
+        A withdrawal as new as the winner (or newer) veils it as records do on a tie: a
+        reservation withdraws it, a hidden address hides its address.
+        """
         return self._con.sql(
             f"""
             WITH winners AS (
                 SELECT * FROM records
                 QUALIFY row_number() OVER (PARTITION BY number ORDER BY {PRECEDENCE_SQL}) = 1
+            ),
+            veils AS (
+                SELECT w.number, max(CASE x.reservation WHEN 'reserved' THEN 2 ELSE 1 END) AS rank
+                FROM winners w JOIN withdrawals x
+                  ON x.number = w.number AND x.valid_from >= w.valid_from
+                GROUP BY w.number
             )
-            SELECT number, number_type, kind, reservation, first_name, last_name,
-                   business_name, org_number, street, postcode, city, marketing_reserved,
-                   birth_date, valid_from
-            FROM winners
-            WHERE reservation <> 'reserved'
+            SELECT number, number_type, kind,
+                   CASE WHEN v.rank = 1 THEN 'address_hidden' ELSE reservation END AS reservation,
+                   first_name, last_name, business_name, org_number,
+                   CASE WHEN v.rank IS NULL THEN street END AS street,
+                   CASE WHEN v.rank IS NULL THEN postcode END AS postcode,
+                   CASE WHEN v.rank IS NULL THEN city END AS city,
+                   marketing_reserved, birth_date, valid_from
+            FROM winners w LEFT JOIN veils v USING (number)
+            WHERE reservation <> 'reserved' AND v.rank IS DISTINCT FROM 2
             ORDER BY CAST('47' || number AS BIGINT)
             """
         ).to_arrow_table()
