@@ -144,9 +144,9 @@ def test_malformed_reserved_csv_rows_withdraw_the_number_and_keep_no_text(
 def test_a_reservation_written_outside_the_codes_still_withdraws_the_number(
     tmp_path: Path, lenient: Settings
 ) -> None:
-    # `Ja` in `reservert`, JSON's true, or a row sent as an array: rejected for their
-    # form, but a reserved subscriber's number must not stay listed. A value that reads
-    # as "no" leaves the number as it was.
+    # `Ja`, `hemmelig` (secret) in `reservert`, JSON's true or "unlisted", or a row sent
+    # as an array: rejected for their form, but a reserved subscriber's number must not
+    # stay listed. A value that reads as "no" leaves the number as it was.
     write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", filler(10))
     write_jsonl(
         tmp_path / "a",
@@ -167,6 +167,7 @@ def test_a_reservation_written_outside_the_codes_still_withdraws_the_number(
     csv_rows = [
         person("40000001", reservert="Ja") + ";U",
         person("40000002", reservert="Nei") + ";U",
+        person("40000003", first="Solveig", reservert="hemmelig") + ";U",
     ]
     write_csv(tmp_path / "b", "telenor_delta_20261123T020000.csv", csv_rows, header=DELTA_HEADER)
 
@@ -184,21 +185,25 @@ def test_a_reservation_written_outside_the_codes_still_withdraws_the_number(
         row("41234561", True),
         row("41234562", False),
         '["41234563", "reserved"]',
-        *(row(f"4123456{i}", "listed") for i in range(4, 8)),
+        row("41234564", "unlisted"),
+        row("41234565", "secret"),
+        *(row(f"4123456{i}", "listed") for i in range(6, 8)),
         row("41234560", "listed"),
     ]
     write_jsonl(tmp_path / "b", "ice_full_20261123T020000.jsonl", json_rows)
     report = ingest([tmp_path / "b"], lenient)
     reasons = sorted(r.reason for f in report.files for r in f.rejects)
     assert reasons == [
-        "bad_code.reservation",
-        "bad_code.reservation",
+        *["bad_code.reservation"] * 5,
         "bad_json",
         "bad_type.reservation",
         "bad_type.reservation",
     ]
+    # Withdrawn rows keep no text (the name in them is a reserved subscriber's).
+    kept_text = " ".join(r.raw for f in report.files for r in f.rejects)
+    assert "Solveig" not in kept_text and "unlisted" not in kept_text
     snapshot = served(lenient)
-    for withdrawn in ("40000001", "41234561", "41234563"):
+    for withdrawn in ("40000001", "40000003", "41234561", "41234563", "41234564", "41234565"):
         assert snapshot.find(withdrawn) is None, withdrawn
     for kept in ("40000002", "41234562"):
         assert snapshot.find(kept) is not None, kept
