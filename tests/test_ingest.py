@@ -554,6 +554,27 @@ def test_a_rejected_reserved_row_is_not_kept_in_clear(tmp_path: Path, lenient: S
     assert "22202400" in str(raw)
 
 
+def test_a_reserved_rows_mistyped_number_is_not_quoted(tmp_path: Path, lenient: Settings) -> None:
+    rows = [
+        person("+47 21 05 19 04 1", reservert="J"),
+        person("2105X904", reservert="J"),
+        person("2105X905"),
+    ]
+    write_csv(tmp_path / "in", TELENOR, rows)
+    report = ingest([tmp_path / "in"], lenient)
+    details = [(r.reason, r.detail) for r in report.files[0].rejects]
+    assert details[:2] == [
+        ("number.too_long", "nummer of a reserved row is unusable (not quoted)"),
+        ("number.letters", "nummer of a reserved row is unusable (not quoted)"),
+    ]
+    assert "2105X905" in details[2][1]  # a listed row's typo is quoted for the operator
+    rendered = render_report(report)
+    with Warehouse(lenient.warehouse_path, read_only=True) as warehouse:
+        stored = str(warehouse.query("SELECT detail, raw FROM rejects"))
+    for text in (rendered, stored):
+        assert "21 05 19 04" not in text and "2105X904" not in text
+
+
 def test_a_quoted_field_may_span_lines(tmp_path: Path, settings: Settings) -> None:
     rows = [person("22202400", adresse='"Storgata 2\nbakgården"'), *filler(40)]
     write_csv(tmp_path / "in", TELENOR, rows)

@@ -137,8 +137,10 @@ def test_malformed_reserved_csv_rows_withdraw_the_number_and_keep_no_text(
     stored = stored_rejects(lenient)
     assert [applied for *_, applied in stored] == [True, True, False]
     assert "Hemmelig" not in str(stored[0][3]) and "Skjult" not in str(stored[1][3])
-    # A listed row's text stays for the operator, but for the date of birth.
-    assert stored[2][3] == (listed_broken + ";U").replace("1980-02-03", "[withheld]")
+    # A listed row's text stays for the operator, but for its dates: a shifted field can
+    # put the date of birth in any place, so the valid-from date goes with it.
+    text = (listed_broken + ";U").replace("1980-02-03", "[withheld]")
+    assert stored[2][3] == text.replace("2025-01-01", "[withheld]")
 
 
 def test_a_reservation_written_outside_the_codes_still_withdraws_the_number(
@@ -349,6 +351,49 @@ def test_a_date_of_birth_in_any_form_is_kept_nowhere(tmp_path: Path, lenient: Se
             assert leaked not in text, text
     # Masked where it stood, or re-encoded without the duplicate key's first value.
     assert sum("[withheld]" in str(r[3]) for r in stored) == 9
+
+
+def test_a_date_of_birth_outside_the_contracts_places_is_kept_nowhere(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    # Rows rejected for something else (a short postcode, a field too many) that carry a
+    # date of birth where the contract puts none: under a key or column of the operator's
+    # own, or written as people write dates, or as a national identity number.
+    json_rows: list[dict[str, object] | str] = [
+        {
+            "number": "41234561",
+            "kind": "person",
+            "first_name": "Halvard",
+            "last_name": "Abdi",
+            "reservation": "listed",
+            "valid_from": "2025-01-01",
+            "postcode": "12",
+            "fodselsdato": "1955-07-27",
+            "personnummer": "27075512345",
+        }
+    ]
+    write_jsonl(tmp_path / "in", "ice_full_20261122T020000.jsonl", json_rows)
+    header = HEADER.replace("fodselsdato", "fødselsdato") + ";personnummer"
+    rows = [
+        person("40000001", postnr="12", fodselsdato="1955-07-27") + ";27075512345",
+        person("40000002") + ";",
+    ]
+    write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", rows, header=header)
+    broken = [
+        person("40000003", first="Berit;Anne", fodselsdato=born) + ";"
+        for born in ("17 05 1975", "17. mai 1975", "17057512345", "170575 12345")
+    ]
+    write_csv(tmp_path / "in", "telia_full_20261122T020000.csv", broken, header=header)
+    report = ingest([tmp_path / "in"], lenient)
+    rejects = [r for f in report.files for r in f.rejects]
+    assert sorted(r.reason for r in rejects) == [*["bad_postcode"] * 2, *["bad_row"] * 4]
+    stored = [str(row[3]) for row in stored_rejects(lenient)]
+    for text in [*stored, *(r.detail for r in rejects)]:
+        for leaked in ("1955", "27075", "1975", "17057", "170575"):
+            assert leaked not in text, text
+    # What the operator needs to find the row stays: its number and names.
+    assert all("Halvard" in t or "Kari" in t or "Berit" in t for t in stored), stored
+    assert '"personnummer":"[withheld]"' in stored[0]
 
 
 def test_malformed_reserved_jsonl_rows_withdraw_the_number_and_keep_no_text(

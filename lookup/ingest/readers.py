@@ -52,6 +52,9 @@ class RawRow(msgspec.Struct, frozen=True):
     salvaged: dict[str, tuple[str, ...]] = {}
     """For a row that could not be split: what `number`, `reservation` and `valid_from`
     may hold, read leniently, and under `values` every value the row seems to carry."""
+    extra: tuple[str, ...] = ()
+    """A CSV row's values in columns the contract does not name (`fødselsdato`,
+    `personnummer`?): never read, and masked in a rejected row's kept text."""
 
 
 def decode(data: bytes, *, gzipped: bool) -> str:
@@ -171,10 +174,7 @@ def _read_csv(
             detail = f"{len(values)} fields where the header has {len(columns)}"
             yield _unsplit(first + 1, raw, columns, detail)
             continue
-        fields: dict[str, object] = {
-            field: value for field, value in zip(fields_of, values, strict=True) if field
-        }
-        yield RawRow(first + 1, raw, fields)
+        yield _row(first + 1, raw, values, fields_of)
 
 
 def _is_whole_row(line: str, width: int) -> bool:
@@ -194,7 +194,15 @@ def _split_line(line: str, number: int, columns: list[str], fields_of: list[str 
         return _unsplit(
             number, line, columns, f"{len(values)} fields where the header has {len(columns)}"
         )
-    return RawRow(number, line, {f: v for f, v in zip(fields_of, values, strict=True) if f})
+    return _row(number, line, values, fields_of)
+
+
+def _row(line: int, raw: str, values: list[str], fields_of: list[str | None]) -> RawRow:
+    fields: dict[str, object] = {f: v for f, v in zip(fields_of, values, strict=True) if f}
+    if len(fields) == len(values):
+        return RawRow(line, raw, fields)
+    extra = tuple(v for f, v in zip(fields_of, values, strict=True) if f is None and v.strip())
+    return RawRow(line, raw, fields, extra=extra)
 
 
 def _unsplit(line: int, raw: str, columns: list[str], detail: str) -> RawRow:

@@ -40,8 +40,17 @@ a broken row's fields are guessed: a first name could stand there."""
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 """Unicode's control characters (category Cc), found at C speed: ingest reads millions."""
 _DATE_LIKE: Final = re.compile(
-    r"(?:[0-9]{2,4}[-./][0-9]{1,2}[-./][0-9]{1,4}|[0-9]{6,8})(?:[T ][0-9:.,+Z-]*)?"
+    r"(?:[0-9]{2,4}[-./][0-9]{1,2}[-./][0-9]{1,4}"  # 1975-05-17, 17.05.1975
+    r"|[0-9]{1,2}\.?\s+[0-9]{1,2}\.?\s+[0-9]{2,4}"  # 17 05 1975
+    r"|[0-9]{1,2}\.?\s*(?:jan|feb|mar|apr|mai|may|jun|jul|aug|sep|okt|oct|nov|des|dec)"
+    r"[a-z]*\.?\s*[0-9]{2,4}"  # 17. mai 1975
+    r"|[0-9]{6}\s?[0-9]{5}"  # a national identity number (fødselsnummer): the date and more
+    r"|[0-9]{6,8})(?:[T ][0-9:.,+Z-]*)?",
+    re.IGNORECASE,
 )
+"""A date of birth in the forms people write one, or a national identity number."""
+_CONTRACT_FIELDS: Final = frozenset(COLUMN_OF)
+"""A JSON row's keys the contract names; the values of others are never kept."""
 
 
 class Kind(StrEnum):
@@ -152,7 +161,11 @@ class RowValidator:
         try:
             number, number_type = self._number(row.fields)
         except _RowError as exc:
-            return Rejected(row.line, self._kept_text(row, None), exc.reason, exc.detail)
+            detail = exc.detail
+            if _reserved(row.fields.get("reservation")):
+                # Even mistyped, a reserved subscriber's number is theirs: not quoted.
+                detail = f"{self._name('number')} of a reserved row is unusable (not quoted)"
+            return Rejected(row.line, self._kept_text(row, None), exc.reason, detail)
         try:
             return self._record(row.fields, number, number_type)
         except _RowError as exc:
@@ -230,7 +243,9 @@ class RowValidator:
             raw = _without(row.raw, row.salvaged.get("birth_date", ()), any_form=True)
             raw = _without(raw, row.salvaged.get("values", ()))
         else:
-            raw = _without(row.raw, row.salvaged.get("birth_date", ()))
+            # A shifted field can put the date anywhere: every value that reads as a date
+            # of birth goes, the number excepted (a valid-from date goes with them).
+            raw = _without(row.raw, (v for v in row.salvaged.get("values", ()) if v != number))
         if reserved or any(_reserved(v, strict=True) for v in row.salvaged.get("values", ())):
             raw = _withheld(number)
         record = None
@@ -259,20 +274,24 @@ class RowValidator:
         if _reserved(row.fields.get("reservation")):
             return _withheld(number)
         born = row.fields.get("birth_date")
-        if self._json and "birth_date" in row.fields:
+        if self._json:
+            if "birth_date" not in row.fields and row.fields.keys() <= _CONTRACT_FIELDS:
+                return row.raw
             # Re-encoded from what was read, not masked in the text: JSON may escape the
             # date ("1975\\/05\\/17") or give the key twice, the first one kept in the text.
-            shown = None if born is None else "[withheld]"
-            return msgspec.json.encode({**row.fields, "birth_date": shown}).decode()
-        if born is None or born == "":
-            return row.raw
-        if isinstance(born, str):
-            # The field is known here (not a broken row's guess): masked whatever its form,
-            # "1975-05-17T00:00:00" or "17.5.75" as much as "1975-05-17".
-            value = born.strip()
-            return row.raw.replace(value, "[withheld]") if len(value) > 2 else row.raw
-        # A JSON array, object or number: the row again without it, not verbatim.
-        return msgspec.json.encode({**row.fields, "birth_date": "[withheld]"}).decode()
+            # Keys outside the contract (`fodselsdato`, `personnummer`) keep no value.
+            shown = {
+                key: value if key in _CONTRACT_FIELDS else "[withheld]"
+                for key, value in row.fields.items()
+            }
+            if "birth_date" in row.fields:
+                shown["birth_date"] = None if born is None else "[withheld]"
+            return msgspec.json.encode(shown).decode()
+        # The fields are known here (not a broken row's guesses): masked whatever their form,
+        # "1975-05-17T00:00:00" or "17.5.75" as much as "1975-05-17", and so are the values
+        # of columns the contract does not name (a `fødselsdato` column).
+        values = (born, *row.extra) if isinstance(born, str) else row.extra
+        return _without(row.raw, values, any_form=True)
 
     def _reservation_only(self, fields: dict[str, object], number: str) -> Record | None:
         """A broken row that still reserves its number: honour the reservation.
@@ -510,7 +529,7 @@ def _hides_address(value: object) -> bool:
 def _without(raw: str, values: Iterable[str], *, any_form: bool = False) -> str:
     """The raw text with these dates of birth masked: only what looks like a date, a time
     after it or not (a broken row's guessed positions can hold any other field), or with
-    `any_form` any value longer than two characters (its key named it)."""
+    `any_form` any value longer than two characters (its key or column named it)."""
     for value in values:
         text = value.strip()
         if (any_form and len(text) > 2) or _DATE_LIKE.fullmatch(text):
