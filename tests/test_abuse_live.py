@@ -364,6 +364,21 @@ def test_an_account_under_review_policy_is_flagged_not_suspended(
     assert [c["account"] for c in cases] == ["trusted-co"]
     assert any(f.endswith(":suspend") for f in cases[0]["findings"])
 
+    # Put back on automatic enforcement, its next scan is stopped like anyone's: the
+    # rules that fired while it was only flagged fire again, on the same case.
+    store = KeyStore(settings.keys_path)
+    store.set_enforcement("trusted-co", "auto")
+    store.close()
+    clients.services.key_ring.refresh()
+    for offset in range(40):
+        if clients.lookup(trusted, str(22300100 + offset)).status_code == 403:
+            break
+        time.sleep(0.02)
+    time.sleep(0.3)
+    problem_of(clients.lookup(trusted, "22200000"), 403, "account-suspended")
+    (case,) = clients.services.store.cases.summaries("open")
+    assert case["id"] == cases[0]["id"]
+
 
 def test_unreachable_rate_limit_storage_refuses_with_503(data_dir: Path) -> None:
     settings = make_settings(data_dir, ratelimit_storage="redis://127.0.0.1:1")

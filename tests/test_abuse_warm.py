@@ -246,6 +246,53 @@ def test_a_restart_does_not_act_on_what_was_found_under_review(tmp_path: Path) -
     store.close()
 
 
+def _scan(block: int, start: datetime, count: int) -> list[LookupEvent]:
+    """A walk through a geographic block, a number every 2 s, two in three missing."""
+    return [
+        LookupEvent(
+            ts=start + timedelta(seconds=2 * i),
+            account="walker",
+            key="k",
+            ip="10.0.0.1",
+            number=f"+47{block + i}",
+            outcome="hit" if i % 3 == 0 else "miss",
+        )
+        for i in range(count)
+    ]
+
+
+@pytest.mark.parametrize("restarted", [False, True], ids=["live", "restarted"])
+def test_an_account_taken_off_review_is_stopped_by_its_next_scan(
+    tmp_path: Path, restarted: bool
+) -> None:
+    # Every rule fired while findings only flagged it; a rule does not fire twice in its
+    # window, so without a fresh start nothing would stop the next scan.
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    keys = walker_keys(tmp_path)
+    keys.set_enforcement("walker", "review")
+    watching = AbuseMonitor(EventBuffer(), store, KeyRing(keys))
+    flagged = watching.submit(_scan(22202000, NOW, 300))
+    assert {f.kind for f in flagged} == {
+        "block_coverage",
+        "distinct_velocity",
+        "miss_ratio",
+        "sequential_run",
+    }
+    assert keys.accounts()["walker"].status == "active"
+    keys.set_enforcement("walker", "auto")
+    watching.key_ring.refresh()  # as servers do every LOOKUP_KEY_REFRESH_SECONDS
+    later = NOW + timedelta(hours=2)
+    if restarted:
+        watching = AbuseMonitor(EventBuffer(), store, KeyRing(keys))
+        watching.warm(later)
+    found = watching.submit(_scan(22203000, later, 30))
+    assert "suspend" in {f.action for f in found}
+    assert keys.accounts()["walker"].status == "suspended"
+    # On the case already open: the account has one case at a time.
+    assert [c["id"] for c in store.cases.summaries("open")] == [1]
+    store.close()
+
+
 def test_a_batch_is_logged_with_its_findings_or_not_at_all(tmp_path: Path) -> None:
     store = ComplianceStore(tmp_path / "compliance.duckdb")
     findings = _died_before_acting(store)

@@ -132,12 +132,14 @@ class Cases:
         )
         return [int(r[0]) for r in rows]
 
-    def findings_since(self, since: datetime) -> list[tuple[str, str, str, datetime, str | None]]:
-        """(account, kind, action, ts, the rule's pattern if it names one) of the findings
-        raised since `since`, oldest first."""
+    def findings_since(
+        self, since: datetime
+    ) -> list[tuple[str, str, str, datetime, str | None, bool]]:
+        """(account, kind, action, ts, the rule's pattern if it names one, whether it was
+        to be acted on) of the findings raised since `since`, oldest first."""
         return self._file.rows(
-            "SELECT account, kind, action, ts, json_extract_string(evidence, '$.rule.pattern') "
-            "FROM findings WHERE ts >= ? ORDER BY ts, id",
+            "SELECT account, kind, action, ts, json_extract_string(evidence, '$.rule.pattern'), "
+            "coalesce(enforced, true) FROM findings WHERE ts >= ? ORDER BY ts, id",
             [since],
         )
 

@@ -56,6 +56,8 @@ class AbuseMonitor:
         self.allow = allow
         self.detect = detect
         self._lock = threading.Lock()
+        self._reviewed: set[str] = set()
+        """Accounts whose last findings were only flags, as they were on `review`."""
 
     def _allowed(self, ip: str) -> bool:
         if not self.allow:
@@ -74,6 +76,7 @@ class AbuseMonitor:
             if not events:
                 return []
             started = time.perf_counter()
+            self._restart_reviewed()
             # Several workers' batches reach the stream one after another, not in request
             # order; the detectors read time from the events, in order.
             events.sort(key=attrgetter("ts"))
@@ -90,6 +93,8 @@ class AbuseMonitor:
             # Whether each finding is to be acted on, as the account's policy stood when it
             # was found: a restart carries out only those (`resume`).
             enforced = [self.key_ring.account(f.account).enforcement != "review" for f in findings]
+            for finding, act in zip(findings, enforced, strict=True):
+                (self._reviewed.discard if act else self._reviewed.add)(finding.account)
             try:
                 # The batch's lookups and its findings land together or not at all.
                 case_ids = self.store.commit(events, findings, enforced, mark)
@@ -110,6 +115,21 @@ class AbuseMonitor:
             EVENT_LAG.set((utc_now() - events[0].ts).total_seconds())
             BATCH_SECONDS.observe(time.perf_counter() - started)
             return findings
+
+    def _restart_reviewed(self) -> None:
+        """Restart the evidence of accounts put back on `auto` since findings only flagged
+        them: a rule that fired does not fire again within its window, so a fresh scan by
+        an account taken off `review` would never be acted on. Its numbers stay known."""
+        for name in sorted(self._reviewed):
+            try:
+                back = self.key_ring.account(name).enforcement != "review"
+            except KeyStoreError:  # an account deleted meanwhile
+                back = True
+            if back:
+                self._reviewed.discard(name)
+                cleared = self._clearances(utc_now(), name).get(name)
+                self.engine.reset(name, washing_cleared=cleared)
+                log.info("%s is back on automatic enforcement: its detectors start afresh", name)
 
     def _observe(self, event: LookupEvent) -> list[Finding]:
         try:
@@ -158,10 +178,13 @@ class AbuseMonitor:
             replayed = self.store.log.replay(since, observe_quietly)
             # The replay starts in the middle of the evidence of some findings (a washing
             # flag's days, a scan's first numbers): their rules must still know they fired.
-            for account, kind, action, ts, pattern in self.store.cases.findings_since(since):
+            for account, kind, action, ts, pattern, enforced in self.store.cases.findings_since(
+                since
+            ):
                 start = fresh.get(account)
                 if start is None or ts > start:
                     self.engine.recall(account, kind, action, ts, pattern)
+                    (self._reviewed.discard if enforced else self._reviewed.add)(account)
             self.resume()
             return replayed
 
