@@ -327,7 +327,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _keys(args: argparse.Namespace, settings: Settings) -> int:
-    from lookup.abuse.ratelimit import parse_plan  # noqa: PLC0415
+    from lookup.abuse.plans import parse_plan  # noqa: PLC0415
     from lookup.abuse.retention import AFTER_END  # noqa: PLC0415
     from lookup.keys import KeyStore, parse_networks, parse_roles  # noqa: PLC0415
 

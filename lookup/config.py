@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
 import msgspec
-from limits import parse_many
 
+from lookup.abuse.plans import PlanError, parse_plan
 from lookup.abuse.retention import MAX_MONTHS, MIN_MONTHS
+from lookup.networks import network
 
 ENV_PREFIX = "LOOKUP_"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix")
+"""Rate-limit storages the service is installed for (`limits` knows more, with other clients)."""
 
 
 class ConfigError(ValueError):
@@ -98,24 +100,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigError(f"LOOKUP_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
         for name in ("plan_account", "plan_key", "plan_verify"):
             try:
-                items = parse_many(getattr(self, name))
-            except ValueError:
-                raise ConfigError(
-                    f"LOOKUP_{name.upper()}: {getattr(self, name)!r} is not a list of limits "
-                    "like '20/second;600/minute'"
-                ) from None
-            if not items or any(item.amount < 1 for item in items):
-                raise ConfigError(
-                    f"LOOKUP_{name.upper()}: {getattr(self, name)!r} must allow at least 1 "
-                    "request in each limit"
-                )
+                parse_plan(getattr(self, name))
+            except PlanError as exc:
+                raise ConfigError(f"LOOKUP_{name.upper()}: {exc}") from None
+        scheme = self.ratelimit_storage.partition("://")[0]
+        if scheme not in STORAGE_SCHEMES or "://" not in self.ratelimit_storage:
+            raise ConfigError(
+                f"LOOKUP_RATELIMIT_STORAGE: {self.ratelimit_storage!r} is not one of "
+                f"{', '.join(s + '://...' for s in STORAGE_SCHEMES)}"
+            )
         for cidr in filter(None, (part.strip() for part in self.abuse_allow_ips.split(","))):
             try:
-                ipaddress.ip_network(cidr, strict=False)
-            except ValueError:
-                raise ConfigError(
-                    f"LOOKUP_ABUSE_ALLOW_IPS: {cidr!r} is not an IP address or CIDR network"
-                ) from None
+                network(cidr)
+            except ValueError as exc:
+                raise ConfigError(f"LOOKUP_ABUSE_ALLOW_IPS: {exc}") from None
         self._check_proxies()
         if self.throttle_factor < 1:
             raise ConfigError("LOOKUP_THROTTLE_FACTOR must be at least 1")
@@ -143,17 +141,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             if part == "*":
                 continue
             try:
-                ipaddress.ip_network(part)
-            except ValueError:
-                try:
-                    network = ipaddress.ip_network(part, strict=False)
-                except ValueError:
-                    network = None
-                hint = f"; did you mean {network}?" if network is not None else ""
-                raise ConfigError(
-                    f"LOOKUP_FORWARDED_ALLOW_IPS: {part!r} is not an IP address or CIDR "
-                    f"network{hint}"
-                ) from None
+                network(part)
+            except ValueError as exc:
+                raise ConfigError(f"LOOKUP_FORWARDED_ALLOW_IPS: {exc}") from None
 
     @property
     def data_path(self) -> Path:

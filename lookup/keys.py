@@ -22,6 +22,7 @@ import msgspec
 
 from lookup.abuse.retention import check_months
 from lookup.errors import AddressNotAllowed, InvalidKey, KeyStoreError, MissingCredentials
+from lookup.networks import Network, network
 
 ROLES: Final = ("lookup", "search", "compliance", "admin")
 TOKEN_PREFIX: Final = "lk_"
@@ -48,8 +49,6 @@ CREATE TABLE IF NOT EXISTS keys (
     revoked_at TEXT
 );
 """
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 ACCOUNT_STATUSES: Final = ("active", "throttled", "suspended")
@@ -116,9 +115,9 @@ def parse_networks(texts: Iterable[str]) -> tuple[Network, ...]:
     networks = []
     for text in texts:
         try:
-            networks.append(ipaddress.ip_network(text.strip(), strict=False))
-        except ValueError:
-            raise KeyStoreError(f"{text!r} is not an IP address or CIDR network") from None
+            networks.append(network(text.strip()))
+        except ValueError as exc:
+            raise KeyStoreError(str(exc)) from None
     return tuple(networks)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -380,6 +381,36 @@ def test_an_account_under_review_policy_is_flagged_not_suspended(
     assert case["id"] == cases[0]["id"]
 
 
+def test_a_redis_that_accepts_and_never_answers_refuses_with_503_in_time(
+    data_dir: Path,
+) -> None:
+    # The limiter's call runs on the event loop: unbounded, one request would hold every
+    # other (probes included) for as long as Redis stays silent.
+    silent = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    threading.Thread(target=lambda: held.append(silent.accept()[0]), daemon=True).start()
+    port = silent.getsockname()[1]
+    settings = make_settings(data_dir, ratelimit_storage=f"redis://127.0.0.1:{port}")
+    token = new_key(settings, org="any-co")
+    try:
+        for clients in _start(settings):
+            answers: list[Any] = []
+
+            def ask(clients: Clients = clients, answers: list[Any] = answers) -> None:
+                answers.append(clients.lookup(token, "22200000"))
+
+            asking = threading.Thread(target=ask, daemon=True)
+            asking.start()
+            asking.join(timeout=10)  # a generous bound on a 0.25 s timeout: not a speed test
+            assert held, "the request never reached the silent Redis"
+            assert answers, "the request hung on a Redis that never answers"
+            problem_of(answers[0], 503, "rate-limits-unavailable")
+    finally:
+        silent.close()
+        for connection in held:
+            connection.close()
+
+
 def test_unreachable_rate_limit_storage_refuses_with_503(data_dir: Path) -> None:
     settings = make_settings(data_dir, ratelimit_storage="redis://127.0.0.1:1")
     token = new_key(settings, org="any-co")
@@ -387,3 +418,7 @@ def test_unreachable_rate_limit_storage_refuses_with_503(data_dir: Path) -> None
         response = clients.lookup(token, "22200000")
         problem_of(response, 503, "rate-limits-unavailable")
         assert response.headers["retry-after"] == "1"
+        # Not ready either: a load balancer must not send traffic that is all refused.
+        problem_of(clients.public.get("/readyz"), 503, "rate-limits-unavailable")
+        assert clients.public.head("/readyz").status_code == 503
+        assert clients.public.get("/healthz").status_code == 200

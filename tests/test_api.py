@@ -14,11 +14,13 @@ from litestar.testing import TestClient
 
 from lookup.api import problems
 from lookup.api.app import create_app
+from lookup.api.auth import client_address
 from lookup.config import Settings
+from lookup.errors import AddressNotAllowed, KeyStoreError
 from lookup.index.reader import SnapshotSource
 from lookup.index.snapshot import read_pointer, snapshot_path
 from lookup.ingest.pipeline import ingest
-from lookup.keys import KeyStore
+from lookup.keys import KeyRing, KeyStore, parse_networks
 from tests.conftest import new_key, problem_of
 from tests.ingest_helpers import person, write_csv
 
@@ -170,6 +172,38 @@ def test_keys_lacking_the_role_or_outside_their_network_get_403(data: Settings) 
         assert problem_of(role, 403, "missing-role")["role"] == "lookup"
         away = client.get("/v1/numbers/22202400", headers={"Authorization": f"Bearer {elsewhere}"})
         problem_of(away, 403, "address-not-allowed")
+
+
+def test_an_ipv4_client_of_a_dual_stack_socket_is_seen_as_ipv4(data: Settings) -> None:
+    # `serve --host ::` with several workers takes IPv4 clients as ::ffff:a.b.c.d: an IPv4
+    # allow-list must still admit them, and the abuse rules see one address, not two.
+    token = new_key(data, "lookup", org="v4-co", allow=[ipaddress.ip_network("10.0.0.0/8")])
+    ring = KeyRing(KeyStore(data.keys_path))
+    for seen, admitted in [
+        ("::ffff:10.1.2.3", True),
+        ("::FFFF:10.1.2.3", True),
+        ("10.1.2.3", True),
+        ("::ffff:192.0.2.1", False),
+        ("2001:db8::10.1.2.3", False),
+    ]:
+        address = client_address({"client": (seen, 50000)})  # type: ignore[arg-type]
+        assert address == (seen[7:] if seen.lower().startswith("::ffff:") else seen)
+        if admitted:
+            assert ring.authenticate(f"Bearer {token}", address).account == "v4-co"
+        else:
+            with pytest.raises(AddressNotAllowed):
+                ring.authenticate(f"Bearer {token}", address)
+
+
+def test_allow_lists_refuse_a_network_with_host_bits_set(data: Settings) -> None:
+    # Widened silently, 10.1.2.3/8 would admit a whole /8 where one address was meant.
+    with pytest.raises(KeyStoreError, match=r"'10.1.2.3/8' .* did you mean 10.0.0.0/8\?"):
+        parse_networks(["10.1.2.3/8"])
+    assert parse_networks(["10.0.0.0/8", "2001:db8::/32", "192.0.2.7"]) == (
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("2001:db8::/32"),
+        ipaddress.ip_network("192.0.2.7/32"),
+    )
 
 
 def test_keys_created_and_revoked_while_serving_take_effect(data: Settings) -> None:

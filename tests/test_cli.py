@@ -139,6 +139,15 @@ def test_account_plans_and_allow_lists_are_set_from_the_command_line(tmp_path: P
     # A limit of none would refuse every request with a Retry-After that never comes true.
     never = lookup("keys", "plan", "--org", "acme", "--plan", "5/second;0/day", data_dir=tmp_path)
     assert never.returncode == 1 and "at least 1 request" in never.stderr
+    for plan, reason in [
+        ("2/0 seconds", "1 second to 366 days"),  # `limits` would read it as 2/second
+        ("1/99999999999999999999 seconds", "1 second to 366 days"),
+        ("5/second\n10/minute", "control character"),
+        ("1/second\r", "control character"),
+    ]:
+        refused = lookup("keys", "plan", "--org", "acme", "--plan", plan, data_dir=tmp_path)
+        assert refused.returncode == 1 and reason in refused.stderr, (plan, refused.stderr)
+        assert refused.stderr.count("\n") == 1, refused.stderr
     nobody = lookup("keys", "plan", "--org", "nobody", "--plan", "1/second", data_dir=tmp_path)
     assert nobody.returncode == 1 and "nobody" in nobody.stderr
     bound = lookup("keys", "allow", "--org", "acme", "--cidr", "10.0.0.0/8", data_dir=tmp_path)
@@ -150,6 +159,9 @@ def test_every_bad_setting_is_named_in_one_line(tmp_path: Path) -> None:
         ("LOOKUP_PORT", "70000"),
         ("LOOKUP_LOG_LEVEL", "verbose"),
         ("LOOKUP_ABUSE_ALLOW_IPS", "10.0.0.0/33"),
+        ("LOOKUP_ABUSE_ALLOW_IPS", "10.0.0.5/8"),
+        ("LOOKUP_RATELIMIT_STORAGE", "foo://x"),
+        ("LOOKUP_PLAN_KEY", "2/0 seconds"),
         ("LOOKUP_FORWARDED_ALLOW_IPS", "the-proxy"),
         # uvicorn would match no address with host bits set, nor '*' among others.
         ("LOOKUP_FORWARDED_ALLOW_IPS", "10.0.0.5/24"),

@@ -23,8 +23,9 @@ from lookup.abuse.retention import AccountTerms, plan_sweep
 from lookup.abuse.store import ComplianceStore
 from lookup.abuse.washing import Clearance, Washing
 from lookup.errors import KeyStoreError
-from lookup.keys import KeyRing, Network
+from lookup.keys import KeyRing
 from lookup.metrics import BATCH_SECONDS, EVENT_LAG, EVENTS_HANDLED, FINDINGS
+from lookup.networks import Network
 
 log = logging.getLogger(__name__)
 

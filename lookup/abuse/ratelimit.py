@@ -7,9 +7,9 @@ plan (`lookup keys plan`) is governed by that plan alone: its keys share it and
 any one key may use all of it, so a plan above the default key plan is really
 granted. A throttled account gets its plan divided by `throttle_factor`.
 
-A refused request costs nothing: every limit is tested before any is counted,
-and the refusal names the exceeded limit that resets last (the earliest time a
-retry can succeed). Storage is in memory by default and Redis when several
+A refused request costs nothing: what it counted is given back, and the refusal
+names the exceeded limit that resets last (the earliest time a retry can
+succeed). Storage is in memory by default and Redis when several
 workers must share counters (`LOOKUP_RATELIMIT_STORAGE=redis://...`); counters
 carry the data dir's namespace, so services with different data dirs sharing
 one Redis never count against each other.
@@ -22,14 +22,15 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import TypeVar
+from typing import Final, TypeVar
 
 import msgspec
 import redis
-from limits import RateLimitItem, parse_many
+from limits import RateLimitItem
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
+from lookup.abuse.plans import PlanError, parse_plan
 from lookup.abuse.stream import stream_key
 from lookup.config import Settings
 from lookup.errors import LookupServiceError
@@ -39,6 +40,8 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _Scope = tuple[str, tuple[RateLimitItem, ...], tuple[str, ...]]
 """What a limit is named in a refusal, the plan's limits, and the counter's identifiers."""
+_Entry = tuple[str, RateLimitItem, tuple[RateLimitItem, ...], tuple[str, ...]]
+"""One limit of a request: its scope's name, the limit, its plan, the counter's identifiers."""
 
 
 class RateLimited(LookupServiceError):
@@ -69,30 +72,15 @@ class RateLimited(LookupServiceError):
         }
 
 
+RESET_ROUNDING: Final = 0.5
+"""How early Redis may tell a window's reset (its TTL is rounded to the second)."""
+STORAGE_TIMEOUT: Final = 0.25
+"""Seconds a Redis call may take before the request is refused (503): a stalled Redis must
+not hold the event loop, whose requests all wait behind the middleware's call."""
+
+
 class RateLimitsUnavailable(LookupServiceError):
     """The shared rate-limit storage cannot be reached; requests are refused, not let through."""
-
-
-class PlanError(LookupServiceError):
-    """A plan string `limits` cannot read."""
-
-
-@lru_cache(maxsize=256)
-def parse_plan(plan: str, divide_by: int = 1) -> tuple[RateLimitItem, ...]:
-    """The limits of a plan string (cached: plans repeat across requests)."""
-    try:
-        items = parse_many(plan)
-    except ValueError as exc:
-        raise PlanError(f"cannot read plan {plan!r}: {exc}") from None
-    if not items or any(item.amount < 1 for item in items):
-        # 0/second would refuse every request with a Retry-After that never comes true.
-        raise PlanError(f"plan {plan!r} must allow at least 1 request in each limit")
-    if divide_by == 1:
-        return tuple(items)
-    return tuple(
-        type(item)(max(1, item.amount // divide_by), item.multiples, item.namespace)
-        for item in items
-    )
 
 
 @lru_cache(maxsize=256)
@@ -148,7 +136,16 @@ class RateLimiter:
         parse_plan(config.account_plan)
         parse_plan(config.key_plan)
         parse_plan(config.verify_plan)
-        self._limiter = FixedWindowRateLimiter(storage_from_string(config.storage))
+        redis_storage = config.storage.startswith("redis")
+        options = (
+            {"socket_timeout": STORAGE_TIMEOUT, "socket_connect_timeout": STORAGE_TIMEOUT}
+            if redis_storage
+            else {}
+        )
+        # Redis gives a counter's time to live in whole seconds, rounded: a reset it tells
+        # may be half a second early, and a client waiting `Retry-After` must get through.
+        self._rounding = RESET_ROUNDING if redis_storage else 0.0
+        self._limiter = FixedWindowRateLimiter(storage_from_string(config.storage, **options))
 
     def hit(self, key_id: str, account: str, *, plan: str | None, throttled: bool) -> None:
         """Count the request, or raise `RateLimited` naming the limit it is over."""
@@ -183,13 +180,30 @@ class RateLimiter:
             key=lambda entry: -entry[1].get_expiry(),
         )
         counted: list[tuple[RateLimitItem, tuple[str, ...]]] = []
-        for scope, item, items, ids in ordered:
-            counted.append((item, ids))
-            if not self._call(self._limiter.hit, item, *ids):
+        for entry in ordered:
+            counted.append((entry[1], entry[3]))
+            if not self._call(self._limiter.hit, entry[1], *entry[3]):
                 for taken, taken_ids in counted:
                     self._call(self._refund, taken, *taken_ids)
-                stats = self._call(self._limiter.get_window_stats, item, *ids)
-                raise RateLimited(scope, item, stats.reset_time, policy_header(items))
+                raise self._refusal(ordered, entry)
+
+    def _refusal(self, ordered: Sequence[_Entry], refused: _Entry) -> RateLimited:
+        """The refusal naming, of every limit the request is over, the one resetting last:
+        a key's and its account's limits of the same length can both be spent, and the one
+        tested first may reset first (on the refusal path only: a few storage reads)."""
+        latest: tuple[float, _Entry] | None = None
+        for entry in ordered:
+            stats = self._call(self._limiter.get_window_stats, entry[1], *entry[3])
+            over = entry is refused or stats.remaining == 0
+            if over and (latest is None or stats.reset_time > latest[0]):
+                latest = (stats.reset_time, entry)
+        assert latest is not None  # the refused limit is among them
+        reset_at, (scope, item, items, _) = latest
+        return RateLimited(scope, item, reset_at + self._rounding, policy_header(items))
+
+    def available(self) -> bool:
+        """Whether the storage answers (always, in memory; a ping within the timeout, Redis)."""
+        return bool(self._limiter.storage.check())
 
     def _refund(self, item: RateLimitItem, *identifiers: str) -> None:
         # Only into the window it was counted in: a refund landing after the window

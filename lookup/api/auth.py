@@ -18,6 +18,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from lookup.api.problems import handle
 from lookup.errors import AccountSuspended, LookupServiceError, MissingRole
+from lookup.networks import client_ip
 
 if TYPE_CHECKING:
     from lookup.api.services import Services
@@ -31,9 +32,9 @@ def role(name: str) -> dict[str, Any]:
 
 
 def client_address(scope: Scope) -> str:
-    """The client's IP address as the server saw it."""
+    """The client's IP address as the server saw it (an IPv4 client as IPv4)."""
     client = scope.get("client")
-    return client[0] if client else ""
+    return client_ip(client[0]) if client else ""
 
 
 def _authorization(scope: Scope) -> str | None:

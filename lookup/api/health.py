@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import asyncio
+from typing import TYPE_CHECKING, Annotated, Any
 
 from litestar import Request, Response, get, head
 from litestar.params import PathParameter
 
 from lookup.api.problems import problem, problem_type_page
 from lookup.api.schemas import Health
-from lookup.index.reader import SnapshotSource
+
+if TYPE_CHECKING:
+    from lookup.api.services import Services
 
 
 @get("/healthz", summary="Liveness", tags=["operations"])
@@ -20,11 +23,19 @@ async def healthz() -> Health:
 
 @get("/readyz", summary="Readiness", tags=["operations"])
 async def readyz(request: Request[Any, Any, Any]) -> Health | Response[bytes]:
-    """Ready only with a snapshot loaded."""
-    source: SnapshotSource = request.app.state.services.snapshots
-    if not source.ready:
+    """Ready only with a snapshot loaded and the rate-limit storage answering (every
+    request with a key is refused without it)."""
+    services: Services = request.app.state.services
+    if not services.snapshots.ready:
         return problem("snapshot-unavailable", "no snapshot loaded yet")
-    snapshot = source.current
+    # In a thread: the storage may be Redis, and the loop must not wait on it.
+    if not await asyncio.to_thread(services.limiter.available):
+        return problem(
+            "rate-limits-unavailable",
+            "the rate-limit storage does not answer: every request with a key is refused",
+            headers={"Retry-After": "1"},
+        )
+    snapshot = services.snapshots.current
     return Health(status="ready", snapshot=snapshot.name, listings=snapshot.size)
 
 
@@ -36,9 +47,10 @@ async def healthz_head() -> None:
 
 @head("/readyz", summary="Readiness (HEAD)", tags=["operations"], name="readyz-head")
 async def readyz_head(request: Request[Any, Any, Any]) -> Response[None]:
-    """200 only with a snapshot loaded, 503 before."""
-    source: SnapshotSource = request.app.state.services.snapshots
-    return Response(None, status_code=200 if source.ready else 503)
+    """200 only when `GET /readyz` says ready, 503 otherwise."""
+    services: Services = request.app.state.services
+    ready = services.snapshots.ready and await asyncio.to_thread(services.limiter.available)
+    return Response(None, status_code=200 if ready else 503)
 
 
 @get("/problems/{slug:str}", summary="Problem type", tags=["operations"])

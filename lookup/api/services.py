@@ -27,6 +27,10 @@ SHUTDOWN_FLUSH_SECONDS: Final = 10.0
 """How long a stopping server waits to hand its last events to the monitor."""
 
 
+SEND_TIMEOUT: Final = 2.0
+"""Seconds a batch of events may take to reach Redis before it is retried later."""
+
+
 class Services:
     """Snapshot, keys, rate limits, event buffer and abuse monitor of one process.
 
@@ -86,7 +90,11 @@ class Services:
         """A server's services as the app factory builds them (Redis when configured)."""
         if not settings.distributed:
             return cls(settings)
-        client = redis.Redis.from_url(settings.redis_url)
+        # Bounded: a Redis that accepts and never answers must not hold the flush thread
+        # (its events stay queued and go with the next flush).
+        client = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=SEND_TIMEOUT, socket_connect_timeout=SEND_TIMEOUT
+        )
         return cls(settings, redis_sender(client, stream_key(settings)))
 
     @property

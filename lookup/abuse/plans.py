@@ -1,0 +1,51 @@
+"""Rate-limit plans: strings in the `limits` notation, read and checked. Pure.
+
+A plan is one or more limits separated by `;`, each like `20/second` or
+`1000/5 minutes` (`"20/second;600/minute;20000/day"`).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Final
+
+from limits import RateLimitItem, parse_many
+
+from lookup.errors import LookupServiceError
+
+_ZERO_WINDOW: Final = re.compile(r"(?:/|\bper\b)\s*0+\s*[a-z]", re.IGNORECASE)
+"""A window of no seconds (`2/0 seconds`), which `limits` reads as one."""
+MAX_WINDOW: Final = 366 * 86400
+"""The longest window a plan may have: a year (`limits` reads any number of seconds)."""
+
+
+class PlanError(LookupServiceError):
+    """A plan string that cannot be used as given."""
+
+
+@lru_cache(maxsize=256)
+def parse_plan(plan: str, divide_by: int = 1) -> tuple[RateLimitItem, ...]:
+    """The limits of a plan string, each divided by `divide_by` (cached: plans repeat
+    across requests)."""
+    if any(not char.isprintable() for char in plan):
+        raise PlanError(f"plan {plan!r} has a control character")
+    try:
+        items = parse_many(plan)
+    except ValueError:
+        raise PlanError(
+            f"cannot read plan {plan!r}: limits are separated by ';', each like "
+            "'20/second' or '1000/5 minutes'"
+        ) from None
+    if not items or any(item.amount < 1 for item in items):
+        # 0/second would refuse every request with a Retry-After that never comes true.
+        raise PlanError(f"plan {plan!r} must allow at least 1 request in each limit")
+    if _ZERO_WINDOW.search(plan) or any(not 1 <= item.get_expiry() <= MAX_WINDOW for item in items):
+        # `limits` reads "2/0 seconds" as 2/second, and a window of 10^20 s overflows Redis.
+        raise PlanError(f"plan {plan!r}: each limit's window must be 1 second to 366 days")
+    if divide_by == 1:
+        return tuple(items)
+    return tuple(
+        type(item)(max(1, item.amount // divide_by), item.multiples, item.namespace)
+        for item in items
+    )

@@ -1,0 +1,36 @@
+"""IP networks as people write them in allow-lists. Pure."""
+
+from __future__ import annotations
+
+import ipaddress
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def network(text: str) -> Network:
+    """A CIDR network or a single address; `ValueError` saying why not, and for a network
+    with host bits set which network was meant: widened silently, `10.1.2.3/8` would allow
+    a whole /8 where one address may have been meant (and uvicorn matches no address
+    against it at all)."""
+    try:
+        return ipaddress.ip_network(text)
+    except ValueError:
+        try:
+            meant = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            meant = None
+        hint = f"; did you mean {meant}?" if meant is not None else ""
+        raise ValueError(f"{text!r} is not an IP address or CIDR network{hint}") from None
+
+
+def client_ip(address: str) -> str:
+    """The client's address as allow-lists and the abuse rules see it: an IPv4 client of a
+    dual-stack socket arrives as `::ffff:a.b.c.d`, which is `a.b.c.d`."""
+    if "." in address and ":" in address:
+        try:
+            mapped = ipaddress.IPv6Address(address).ipv4_mapped
+        except ValueError:
+            return address
+        if mapped is not None:
+            return str(mapped)
+    return address
