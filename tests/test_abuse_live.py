@@ -414,7 +414,13 @@ def test_a_redis_that_accepts_and_never_answers_refuses_with_503_in_time(
 def test_unreachable_rate_limit_storage_refuses_with_503(data_dir: Path) -> None:
     settings = make_settings(data_dir, ratelimit_storage="redis://127.0.0.1:1")
     token = new_key(settings, org="any-co")
+    officer = new_key(settings, roles="compliance", org="compliance-desk")
     for clients in _start(settings):
+        # Compliance works on: a customer paused by mistake must be reinstated meanwhile.
+        cases = clients.internal.get(
+            "/internal/v1/cases", headers={"Authorization": f"Bearer {officer}"}
+        )
+        assert cases.status_code == 200 and cases.json() == []
         response = clients.lookup(token, "22200000")
         problem_of(response, 503, "rate-limits-unavailable")
         assert response.headers["retry-after"] == "1"

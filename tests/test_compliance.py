@@ -21,6 +21,7 @@ from lookup.api.app import create_internal_app
 from lookup.api.services import Services
 from lookup.config import Settings
 from lookup.ingest.pipeline import ingest
+from lookup.keys import KeyStore
 from tests.conftest import make_settings, new_key, problem_of
 from tests.ingest_helpers import HEADER, filler, person, write_csv
 
@@ -449,6 +450,23 @@ def test_bad_bodies_and_parameters_say_which_field_and_why(desk: Desk) -> None:
     assert unknown["detail"] == "body field 'decision': Invalid enum value 'approve'"
     status = problem_of(desk.get("/cases?status=bogus"), 422, "invalid-parameter")
     assert status["detail"] == "query parameter 'status': Invalid enum value 'bogus'"
+    # A body nested too deeply for the decoder, one cut short, an invisible reason or one
+    # that would display in another order: each named, nothing kept.
+    deep = problem_of(post(b"[" * 1000 + b"]" * 1000), 400, "bad-request")
+    assert deep["detail"] == "JSON is malformed: nested too deeply"
+    cut = problem_of(post(b'{"decision": "clear"'), 400, "bad-request")
+    assert cut["detail"].startswith("JSON is malformed: it ends before it is complete")
+    for reason, says in [
+        ("\u200b", "a decision needs a reason"),
+        ("\ufeff \u200b", "a decision needs a reason"),
+        ("cleared \u202egnorw", "text direction controls (U+202E)"),
+    ]:
+        refused = problem_of(desk.decide(case_id, "warn", reason), 422, "invalid-parameter")
+        assert says in refused["detail"], refused
+    wrong = desk.client.put(path, json={}, headers=desk.headers)
+    assert problem_of(wrong, 405, "method-not-allowed")["detail"] == (
+        f"PUT is not allowed on {path}; allowed: OPTIONS, POST"
+    )
     # No request of the API needs a big body: refused with the right status, nothing kept.
     huge = problem_of(post(b"x" * 70_000), 413, "body-too-large")
     assert huge["detail"] == "the request body is over 65,536 bytes"
@@ -477,3 +495,18 @@ def test_a_customer_holding_a_compliance_key_cannot_decide_on_its_own_case(
         assert refused["detail"] == f"case {own_case} is about your own account 'cust-co'"
         assert desk.get(f"/cases/{own_case}").json()["decisions"] == []
         assert desk.services.store.cases.get(own_case).status == "open"
+
+
+def test_an_ended_accounts_case_shows_it_ended_whatever_was_decided(
+    settings: Settings,
+) -> None:
+    for desk in _desk(settings):
+        case_id = _open(desk, "cust-co", DAY)
+        store = KeyStore(settings.keys_path)
+        store.end("cust-co")
+        store.close()
+        desk.services.key_ring.refresh()
+        assert desk.decide(case_id, "reinstate", "the dispute is settled").status_code == 201
+        assert desk.get(f"/cases/{case_id}").json()["account_status"] == "ended"
+        (summary,) = desk.get("/cases?status=closed").json()
+        assert summary["account_status"] == "ended"

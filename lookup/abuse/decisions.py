@@ -34,7 +34,7 @@ class NotCurrentCase(LookupServiceError):
         self.current = current
         self.current_status = current_status
         super().__init__(
-            f"case {case_id} is not {account!r}'s current case: case {current} "
+            f"case {case_id} is not the current case of account {account!r}: case {current} "
             f"({current_status}) is; decide on case {current} (nothing was recorded)"
         )
 

@@ -9,6 +9,7 @@ request, which costs more than the lookup itself.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, Final
 
 from litestar import Request
@@ -16,6 +17,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from lookup.abuse.ratelimit import RateLimitsUnavailable
 from lookup.api.problems import handle
 from lookup.errors import AccountSuspended, LookupServiceError, MissingRole
 from lookup.networks import client_ip
@@ -23,6 +25,7 @@ from lookup.networks import client_ip
 if TYPE_CHECKING:
     from lookup.api.services import Services
 
+log = logging.getLogger(__name__)
 ROLE_OPT: Final = "role"
 
 
@@ -71,9 +74,19 @@ class ApiKeyMiddleware(ASGIMiddleware):
                 raise AccountSuspended(
                     f"account {key.account} is paused pending review by compliance"
                 )
-            services.limiter.hit(
-                key.key_id, key.account, plan=account.plan, throttled=account.status == "throttled"
-            )
+            try:
+                services.limiter.hit(
+                    key.key_id,
+                    key.account,
+                    plan=account.plan,
+                    throttled=account.status == "throttled",
+                )
+            except RateLimitsUnavailable:
+                # Compliance staff work on without the shared counters: a customer paused
+                # by mistake must be reinstated even while Redis is down.
+                if needed != "compliance":
+                    raise
+                log.warning("rate-limit storage down: compliance request let through")
         except LookupServiceError as exc:
             # Answered here, not raised: Litestar answers what a middleware raises outside
             # every middleware, where the request metrics would not see the refusal's status.

@@ -63,7 +63,7 @@ class ComplianceController(Controller):
         services: Services = request.app.state.services
         cases = services.store.cases.summaries(status)
         for case in cases:
-            case["account_status"] = services.key_ring.account(case["account"]).status
+            case["account_status"] = _standing(services, case["account"])
         return cases
 
     @get("/cases/{case_id:int}", summary="A case's evidence", sync_to_thread=True)
@@ -77,7 +77,7 @@ class ComplianceController(Controller):
         moments = [finding["ts"] for finding in findings] or [case.opened_at]
         return {
             "case": msgspec.to_builtins(case),
-            "account_status": services.key_ring.account(case.account).status,
+            "account_status": _standing(services, case.account),
             "findings": findings,
             # Every finding's own lookups, not only the first's: later findings of a case
             # may come hours or days after it.
@@ -203,7 +203,26 @@ def _reason(text: str, missing: str) -> str:
         raise InvalidParameter(
             "reason", f"reason must not contain control characters (U+{ord(bad):04X})"
         )
+    # What the trail shows must be what it holds: a direction override (U+202E) displays
+    # text in another order, and a reason of zero-width characters alone is none.
+    bidi = next((c for c in reason if c in _BIDI_CONTROLS), None)
+    if bidi is not None:
+        raise InvalidParameter(
+            "reason", f"reason must not contain text direction controls (U+{ord(bidi):04X})"
+        )
+    if all(c.isspace() or unicodedata.category(c) == "Cf" for c in reason):
+        raise InvalidParameter("reason", missing)
     return reason
+
+
+_BIDI_CONTROLS: Final = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _standing(services: Services, name: str) -> str:
+    """An account's status as a reviewer needs it: `ended` once the relationship ended,
+    whatever a later decision set (its keys stay revoked)."""
+    account = services.key_ring.account(name)
+    return "ended" if account.ended_at is not None else account.status
 
 
 def _actor(request: Request[Any, Any, Any]) -> str:

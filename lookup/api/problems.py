@@ -246,11 +246,30 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
         case NotFoundException():
             return problem("not-found", f"no resource at {request.url.path}")
         case HTTPException() if exc.status_code == HTTP_405_METHOD_NOT_ALLOWED:
-            return problem("method-not-allowed", exc.detail, headers=exc.headers)
+            # Litestar builds the header from a set: sorted, the message reads the same.
+            allow = (exc.headers or {}).get("allow", "")
+            allowed = ", ".join(sorted(m.strip() for m in allow.split(",") if m.strip()))
+            detail = f"{request.method} is not allowed on {request.url.path}"
+            return problem(
+                "method-not-allowed",
+                f"{detail}; allowed: {allowed}" if allowed else detail,
+                headers=exc.headers,
+            )
         case HTTPException() if exc.status_code < 500:
-            return problem("bad-request", exc.detail)
+            return problem("bad-request", _unreadable(exc.detail))
+        case RecursionError() if request.method in ("POST", "PUT", "PATCH"):
+            # msgspec decodes nesting by recursion: a body of a thousand `[` ends here.
+            return problem("bad-request", "JSON is malformed: nested too deeply")
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem("internal-error", "the service failed to answer; the error has been logged")
+
+
+def _unreadable(detail: str) -> str:
+    """A body msgspec could not read, said as the other JSON errors are: its bare
+    "Input data was truncated" also stands for an invalid escape (a lone surrogate)."""
+    if detail == "Input data was truncated":
+        return "JSON is malformed: it ends before it is complete, or holds an invalid escape"
+    return detail
 
 
 def _invalid(detail: str, errors: list[Any]) -> str:
