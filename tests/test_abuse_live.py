@@ -292,8 +292,8 @@ def test_rate_limits_answer_429_with_the_ietf_headers(data_dir: Path) -> None:
         body = problem_of(limited, 429, "rate-limited")
         assert body["scope"] == "key" and body["limit"] == 3
         assert 1 <= int(limited.headers["retry-after"]) <= 1
-        assert limited.headers["ratelimit-policy"] == "3;w=1"
-        assert limited.headers["ratelimit"] == "limit=3, remaining=0, reset=1"
+        assert limited.headers["ratelimit-policy"] == '"key-1s";q=3;w=1, "account-1s";q=100;w=1'
+        assert limited.headers["ratelimit"] == '"key-1s";r=0;t=1'
 
 
 def test_account_plans_and_throttling_change_the_limits(data_dir: Path) -> None:

@@ -120,8 +120,9 @@ def test_retry_after_names_the_exceeded_limit_that_resets_last(
         retry_after = int(limited.headers["retry-after"])
         # Redis tells the reset to the second, rounded: one second more, never one less.
         assert 58 <= retry_after <= (61 if storage == REDIS_URL else 60)
-        assert limited.headers["ratelimit-policy"] == "2;w=60"
-        assert limited.headers["ratelimit"] == f"limit=2, remaining=0, reset={retry_after}"
+        # draft-ietf-httpapi-ratelimit-headers-10: every limit held to, and the one spent.
+        assert limited.headers["ratelimit-policy"] == '"key-1s";q=2;w=1, "account-60s";q=2;w=60'
+        assert limited.headers["ratelimit"] == f'"account-60s";r=0;t={retry_after}'
 
 
 def test_of_a_key_and_its_account_both_spent_the_one_resetting_last_is_named(

@@ -64,11 +64,13 @@ class RateLimited(LookupServiceError):
         )
 
     def headers(self) -> dict[str, str]:
-        """`Retry-After` and the IETF `RateLimit-Policy` / `RateLimit` fields."""
+        """`Retry-After` and the `RateLimit-Policy` / `RateLimit` fields of the IETF draft
+        (draft-ietf-httpapi-ratelimit-headers-10: structured-field lists of named policies)."""
+        name = policy_name(self.scope, self.window)
         return {
             "Retry-After": str(self.retry_after),
             "RateLimit-Policy": self.policy,
-            "RateLimit": f"limit={self.limit}, remaining=0, reset={self.retry_after}",
+            "RateLimit": f'"{name}";r=0;t={self.retry_after}',
         }
 
 
@@ -96,9 +98,18 @@ def _usable(plan: str) -> bool:
     return True
 
 
-def policy_header(items: tuple[RateLimitItem, ...]) -> str:
-    """`RateLimit-Policy` value, e.g. `20;w=1, 600;w=60`."""
-    return ", ".join(f"{item.amount};w={item.get_expiry()}" for item in items)
+def policy_name(scope: str, window: int) -> str:
+    """A policy's identifier in the RateLimit fields, e.g. `account-60s`."""
+    return f"{scope.replace('_', '-').replace(' ', '-')}-{window}s"
+
+
+def policy_header(limits: Sequence[tuple[str, RateLimitItem]]) -> str:
+    """`RateLimit-Policy` value naming every limit a request is held to, e.g.
+    `"key-1s";q=25;w=1, "account-60s";q=1500;w=60`."""
+    return ", ".join(
+        f'"{policy_name(scope, item.get_expiry())}";q={item.amount};w={item.get_expiry()}'
+        for scope, item in limits
+    )
 
 
 class RateLimitConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -210,8 +221,10 @@ class RateLimiter:
             if over and (latest is None or stats.reset_time > latest[0]):
                 latest = (stats.reset_time, entry)
         assert latest is not None  # the refused limit is among them
-        reset_at, (scope, item, items, _) = latest
-        return RateLimited(scope, item, reset_at + self._rounding, policy_header(items))
+        reset_at, (scope, item, _, _) = latest
+        shortest_first = sorted(ordered, key=lambda entry: entry[1].get_expiry())
+        policy = policy_header([(entry[0], entry[1]) for entry in shortest_first])
+        return RateLimited(scope, item, reset_at + self._rounding, policy)
 
     def available(self) -> bool:
         """Whether the storage answers (always, in memory; a ping within the timeout, Redis)."""
