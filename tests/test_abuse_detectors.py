@@ -66,7 +66,10 @@ def test_a_sequential_walk_is_suspended_within_a_few_lookups_with_evidence() -> 
     assert suspension.ts == walk[3].ts
     evidence = suspension.evidence
     assert evidence["rule"]["distinct"] == 4
-    assert evidence["rule"]["suspend_at"] == 4
+    # Its fourth number within a minute, nothing else looked up: the rapid tier, not the
+    # count (flag at 8) a reviewer would otherwise read it against.
+    assert (evidence["rule"]["tier"], evidence["rule"]["suspend_at"]) == ("rapid", 4)
+    assert evidence["block"] == "+4722202000..999"
     assert evidence["lookups"][0]["number"] == "+4722202000"
     assert {"ts", "number", "outcome"} <= set(evidence["lookups"][0])
 
@@ -128,6 +131,7 @@ def test_accounts_sharing_an_ip_to_split_a_block_are_each_suspended() -> None:
     assert suspended == {"shell-0", "shell-1", "shell-2"}
     cross = next(f for f in findings if f.kind == "distributed_scan")
     assert cross.evidence["rule"]["ip"] == "203.0.113.5"
+    assert cross.evidence["block"] == "+4722202000..999"  # named as every rule names it
 
 
 def test_accounts_taking_turns_walking_a_geographic_block_are_stopped_at_four() -> None:

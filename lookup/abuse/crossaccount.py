@@ -15,7 +15,7 @@ from typing import Any
 
 from lookup.abuse.fastrule import FastRule
 from lookup.abuse.policy import Policy
-from lookup.abuse.state import Block, IpState, Lookup, e164, trail
+from lookup.abuse.state import Block, IpState, Lookup, block_label, trail
 
 Named = tuple[str, bool, Callable[[], dict[str, Any]]]
 """An account an address's scan names: whether the suspension criteria held, its evidence."""
@@ -176,6 +176,6 @@ def _evidence(
             "misses": block.misses,
             "suspend_at": suspend_at,
         },
-        "block": e164(start * size),
+        "block": block_label(start, size),
         "lookups": trail(mine),
     }

@@ -31,6 +31,7 @@ from lookup.abuse.state import (
     Block,
     Lookup,
     Run,
+    block_label,
     e164,
     span,
     trail,
@@ -338,8 +339,9 @@ class Engine:
                 if size == policy.block_fast_size
                 else None
             )
+            tier = "count"
             if fast is not None:
-                strong, needed = True, fast
+                strong, (needed, tier) = True, fast
             elif (
                 count >= ceiling + excess
                 and block.misses / count >= policy.block_suspend_miss_share
@@ -347,7 +349,7 @@ class Engine:
                 # More of a block than a customer's list holds, wherever else the account
                 # looks: a scan taking turns between blocks behind decoys, or between more
                 # than `block_turns`, which share the attention as a town's blocks do.
-                strong, needed = True, ceiling + excess
+                strong, needed, tier = True, ceiling + excess, "ceiling"
             else:
                 if count < flag_at + excess or block.misses / count < policy.block_flag_miss_share:
                     continue
@@ -385,6 +387,7 @@ class Engine:
                         by_chance,
                         flag_at,
                         needed,
+                        tier,
                     ),
                 )
             )
@@ -392,9 +395,10 @@ class Engine:
 
     def _fast_scan(
         self, state: AccountState, block: Block, excess: int, lookup: Lookup
-    ) -> int | None:
+    ) -> tuple[int, str] | None:
         """How many new numbers of a geographic block came fast where the account's
-        attention is (a scan, walked or shuffled), if a tier of the fast rule holds."""
+        attention is (a scan, walked or shuffled), and the name of the tier of the fast
+        rule that holds, if one does."""
         geographic = self.policy.allocation_size(lookup.number) == self.policy.block_fast_size
         for tier in self._fast.tiers:
             if not (tier.everywhere or geographic):
@@ -411,14 +415,24 @@ class Engine:
                 pair=1.0 if tier.pair_span else None,
                 pair_span=tier.pair_span,
             ):
-                return needed
+                return needed, tier.name
         return None
 
     def _coverage_evidence(
-        self, block: Block, size: int, start: int, by_chance: float, flag_at: int, needed: int
+        self,
+        block: Block,
+        size: int,
+        start: int,
+        by_chance: float,
+        flag_at: int,
+        needed: int,
+        tier: str,
     ) -> dict[str, Any]:
         return {
             "rule": {
+                # Which bound held: `count` (flag_at / suspend_at below), `ceiling` (a share
+                # of the block), or a fast tier (suspend_at numbers within minutes).
+                "tier": tier,
                 "block_size": size,
                 "distinct": len(block.members),
                 "misses": block.misses,
@@ -427,7 +441,7 @@ class Engine:
                 "suspend_at": needed,
                 "window_seconds": self.policy.window_seconds,
             },
-            "block": e164(start * size) + f"..{size - 1:0{len(str(size - 1))}d}",
+            "block": block_label(start, size),
             "keys": sorted(block.counts["key"]),
             "ips": sorted(block.counts["ip"]),
             "lookups": trail(block.last(EVIDENCE_NUMBERS)),

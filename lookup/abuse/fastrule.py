@@ -35,6 +35,8 @@ class Tier(NamedTuple):
     pair_span: int = 0
     """When more than zero: or the block and one other took all the account's new numbers,
     lone ones included, when they were at least this many (two blocks taking turns)."""
+    name: str = ""
+    """How a finding's evidence names the tier that held."""
 
 
 class FastRule:
@@ -46,14 +48,22 @@ class FastRule:
         # of a dense block can give it no miss for 8 numbers); two misses where only decoys
         # alone in their blocks divide it.
         self.tiers = (
-            Tier(policy.block_rapid_suspend, policy.block_rapid_seconds, 0, 1.0),
-            Tier(policy.block_fast_suspend, policy.block_fast_seconds, 0, 1.0, wide=True),
+            Tier(policy.block_rapid_suspend, policy.block_rapid_seconds, 0, 1.0, name="rapid"),
+            Tier(
+                policy.block_fast_suspend,
+                policy.block_fast_seconds,
+                0,
+                1.0,
+                wide=True,
+                name="fast_undivided",
+            ),
             Tier(
                 policy.block_fast_suspend,
                 policy.block_fast_seconds,
                 policy.block_fast_misses,
                 policy.block_focus,
                 everywhere=True,
+                name="fast",
             ),
             Tier(
                 policy.block_fast_suspend,
@@ -61,6 +71,7 @@ class FastRule:
                 policy.block_fast_misses,
                 1.0,
                 pair_span=policy.block_pair_fast_span,
+                name="fast_two_blocks",
             ),
             Tier(
                 policy.block_decoy_suspend,
@@ -69,6 +80,7 @@ class FastRule:
                 1.0,
                 wide=True,
                 strays=True,
+                name="fast_behind_decoys",
             ),
         )
 

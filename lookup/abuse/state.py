@@ -36,6 +36,12 @@ def e164(number: int) -> str:
     return f"+47{number:08d}"
 
 
+def block_label(start: int, size: int) -> str:
+    """A block as evidence names it: its first number and the last digits of its last,
+    `+4721279000..999`."""
+    return e164(start * size) + f"..{size - 1:0{len(str(size - 1))}d}"
+
+
 def trail(lookups: Sequence[Lookup]) -> list[dict[str, str]]:
     """The last lookups behind a finding, as a reviewer reads them."""
     return [
