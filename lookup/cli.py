@@ -312,17 +312,18 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     settings = load_settings(**overrides)
     if settings.metrics:
         _count_metrics_in(settings.metrics_path)
-    from lookup.api.server import serve_embedded, serve_workers  # noqa: PLC0415
+    from lookup.api.server import preflight, serve_embedded, serve_workers  # noqa: PLC0415
 
-    if settings.distributed:
-        serve_workers(settings)
-    elif settings.workers == 1:
-        asyncio.run(serve_embedded(settings))
-    else:
+    if settings.workers > 1 and not settings.distributed:
         raise UsageError(
             "--workers above 1 share rate limits, suspensions and events through Redis: "
             "set LOOKUP_REDIS_URL (e.g. redis://127.0.0.1:6379)"
         )
+    preflight(settings)
+    if settings.distributed:
+        serve_workers(settings)
+    else:
+        asyncio.run(serve_embedded(settings))
     return 0
 
 

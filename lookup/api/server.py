@@ -15,6 +15,7 @@ import math
 import multiprocessing
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +30,7 @@ from prometheus_client import multiprocess
 
 from lookup.abuse.events import LookupEvent, utc_now
 from lookup.abuse.monitor import AbuseMonitor
+from lookup.abuse.storefile import StoreFile
 from lookup.abuse.stream import EventSource, PipeChannel, PipeSource, RedisSource, stream_key
 from lookup.api.app import create_app, create_internal_app
 from lookup.api.services import Services
@@ -45,6 +47,29 @@ class MonitorUnavailable(LookupServiceError):
 
 class PortUnavailable(LookupServiceError):
     """`lookup serve` cannot listen on its public port."""
+
+
+def preflight(settings: Settings) -> None:
+    """Refuse to start, in one line and before any process or log, what would fail later:
+    a port another service holds, or a compliance store another service has open."""
+    for host, port in (
+        (settings.host, settings.port),
+        (settings.internal_host, settings.internal_port),
+    ):
+        try:
+            family, kind, proto, _, address = socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM
+            )[0]
+            with socket.socket(family, kind, proto) as probe:
+                # As uvicorn binds: a port in TIME_WAIT after a restart is free.
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind(address)
+        except OSError as exc:
+            raise PortUnavailable(
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}): "
+                "is another service using the port?"
+            ) from None
+    StoreFile(settings.compliance_path).close()  # raises StoreInUse, naming the holder
 
 
 RETENTION_SWEEP_SECONDS: Final = 3600.0
