@@ -110,6 +110,17 @@ def parse_roles(text: str) -> frozenset[str]:
     return roles
 
 
+def _shown(client: str) -> str:
+    """A client address as a refusal quotes it: a proxy's `X-Forwarded-For` may be any
+    text, which is not echoed back whole."""
+    try:
+        ipaddress.ip_address(client)
+    except ValueError:
+        cut = "..." if len(client) > 40 else ""
+        return f"an address that does not parse ({client[:40]!r}{cut})"
+    return client
+
+
 def parse_networks(texts: Iterable[str]) -> tuple[Network, ...]:
     """CIDRs (or single addresses) of an allow-list."""
     networks = []
@@ -396,8 +407,8 @@ class KeyRing:
         if key is None:
             raise InvalidKey("the API key is unknown or revoked")
         if not key.allows(client):
-            raise AddressNotAllowed(f"this key may not be used from {client}")
+            raise AddressNotAllowed(f"this key may not be used from {_shown(client)}")
         account = self._accounts.get(key.account)
         if account is not None and account.allow and not _in_networks(client, account.allow):
-            raise AddressNotAllowed(f"account {key.account} may not be used from {client}")
+            raise AddressNotAllowed(f"account {key.account} may not be used from {_shown(client)}")
         return key

@@ -195,6 +195,21 @@ def test_an_ipv4_client_of_a_dual_stack_socket_is_seen_as_ipv4(data: Settings) -
                 ring.authenticate(f"Bearer {token}", address)
 
 
+def test_a_refusal_does_not_echo_a_forged_address_whole(data: Settings) -> None:
+    # A trusted proxy passes on whatever X-Forwarded-For said: the 403 quotes 40 characters.
+    token = new_key(data, "lookup", org="v4-co", allow=[ipaddress.ip_network("10.0.0.0/8")])
+    ring = KeyRing(KeyStore(data.keys_path))
+    with pytest.raises(AddressNotAllowed) as refused:
+        ring.authenticate(f"Bearer {token}", "<script>" * 400)
+    assert str(refused.value) == (
+        "this key may not be used from an address that does not parse ('"
+        + ("<script>" * 5)
+        + "'...)"
+    )
+    with pytest.raises(AddressNotAllowed, match=r"from 192\.0\.2\.1$"):
+        ring.authenticate(f"Bearer {token}", "192.0.2.1")
+
+
 def test_allow_lists_refuse_a_network_with_host_bits_set(data: Settings) -> None:
     # Widened silently, 10.1.2.3/8 would admit a whole /8 where one address was meant.
     with pytest.raises(KeyStoreError, match=r"'10.1.2.3/8' .* did you mean 10.0.0.0/8\?"):
