@@ -85,25 +85,6 @@ def test_a_refused_request_costs_no_quota(data_dir: Path, storage: str) -> None:
         assert [_get(client, token).status_code for _ in range(2)] == [200, 200]
 
 
-def test_a_refused_date_of_birth_check_costs_no_request_quota(data_dir: Path, storage: str) -> None:
-    settings = make_settings(
-        data_dir, plan_key="6/minute", plan_account="100/minute", ratelimit_storage=storage
-    )
-    token = new_key(settings, org="verify-co")
-    with _client(settings) as client:
-        headers = {"Authorization": f"Bearer {token}"}
-
-        def check(day: int) -> int:
-            params = {"birth_date": f"1980-01-0{day}"}
-            return int(
-                client.get(f"/v1/numbers/{LISTED}", params=params, headers=headers).status_code
-            )
-
-        assert [check(day) for day in range(1, 9)] == [200] * 3 + [429] * 5
-        # Three requests counted, not eight: three plain lookups are left of six.
-        assert [_get(client, token).status_code for _ in range(4)] == [200, 200, 200, 429]
-
-
 def test_retry_after_names_the_exceeded_limit_that_resets_last(
     data_dir: Path, storage: str
 ) -> None:

@@ -160,18 +160,6 @@ class RateLimiter:
 
     def hit(self, key_id: str, account: str, *, plan: str | None, throttled: bool) -> None:
         """Count the request, or raise `RateLimited` naming the limit it is over."""
-        self._take(self._scopes(key_id, account, plan=plan, throttled=throttled))
-
-    def give_back(self, key_id: str, account: str, *, plan: str | None, throttled: bool) -> None:
-        """Return what `hit` counted for a request refused later (a date-of-birth check over
-        its own limit): a refused request costs nothing."""
-        for _, items, ids in self._scopes(key_id, account, plan=plan, throttled=throttled):
-            for item in items:
-                self._call(self._refund, item, *ids)
-
-    def _scopes(
-        self, key_id: str, account: str, *, plan: str | None, throttled: bool
-    ) -> list[_Scope]:
         divide = self.config.throttle_factor if throttled else 1
         if plan and not _usable(plan):
             plan = None  # the defaults, as for an account without a plan of its own
@@ -183,7 +171,7 @@ class RateLimiter:
         scopes.append(
             ("account", parse_plan(plan or self.config.account_plan, divide), ("account", account))
         )
-        return scopes
+        self._take(scopes)
 
     def verify(self, account: str, number: str) -> None:
         """Count one date-of-birth check of a number, or raise `RateLimited`."""

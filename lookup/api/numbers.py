@@ -18,7 +18,6 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import PathParameter, QueryParameter
 from litestar.response.base import ASGIResponse
 
-from lookup.abuse.ratelimit import RateLimited
 from lookup.api import schemas
 from lookup.api.auth import role
 from lookup.api.problems import PROBLEM_JSON, problem_body
@@ -124,17 +123,7 @@ class NumbersController(Controller):
         if claimed is not None:
             # Guessing a date of birth takes thousands of tries: allow a few per number.
             key: ApiKey = request.scope["user"]
-            try:
-                services.limiter.verify(key.account, national)
-            except RateLimited:
-                account = services.key_ring.account(key.account)
-                services.limiter.give_back(
-                    key.key_id,
-                    key.account,
-                    plan=account.plan,
-                    throttled=account.status == "throttled",
-                )
-                raise
+            services.limiter.verify(key.account, national)
         services.emit(request.scope, e164(national), "hit")
         body = to_response(listing, snapshot.name)
         if query is not None or claimed is not None:
