@@ -656,15 +656,25 @@ def test_a_reservation_stays_when_its_operator_lets_the_number_go(
     ingest([tmp_path / "d"], settings)
     ported = served(settings).find("22202400")
     assert ported is not None and ported.first_name == "Ported"
+    # The operator that let a number go delivering it again, listed, is its news: the
+    # subscriber showed their address again (dated as the record it withdrew: a tie).
+    write_csv(
+        tmp_path / "e",
+        "telia_full_20261128T020000.csv",
+        [
+            person("22202401", first="Lifted", gyldig_fra="2026-05-07"),
+            person("22202403", first="Kept", reservert="J", gyldig_fra="2026-05-07"),
+        ],
+    )
+    ingest([tmp_path / "e"], settings)
+    lifted = served(settings).find("22202401")
+    assert lifted is not None and lifted.first_name == "Lifted" and lifted.street == "Storgata 1"
     # What the reservation left behind is the statement alone.
     with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
         assert warehouse.query(
             "SELECT number, operator, reservation, valid_from::DATE::VARCHAR FROM withdrawals "
             "ORDER BY number"
-        ) == [
-            ("22202400", "telia", "reserved", "2026-05-07"),
-            ("22202401", "telia", "address_hidden", "2026-05-07"),
-        ]
+        ) == [("22202400", "telia", "reserved", "2026-05-07")]
         # A data subject asking what is kept about their number is shown it.
         (withdrawal,) = directory_part(warehouse, "22202400")[2]
         assert (withdrawal.operator, withdrawal.reservation, withdrawal.file) == (

@@ -211,6 +211,24 @@ def test_a_reservation_written_outside_the_codes_still_withdraws_the_number(
         assert snapshot.find(kept) is not None, kept
 
 
+def test_an_export_writing_not_reserved_its_own_way_withdraws_nothing(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    # Only words that mean "reserved" withdraw a number: a whole directory exported with
+    # `Nej` or `0` is an error in every row (held), not a directory of reservations.
+    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", filler(12))
+    ingest([tmp_path / "a"], lenient)
+    words = ["Nej", "0", "ikke reservert", "L", "-", "Nein"]
+    rows = [person(str(40000000 + i), first=f"Navn{i}", reservert=w) for i, w in enumerate(words)]
+    write_csv(tmp_path / "b", "telenor_full_20261123T020000.csv", rows + filler(12)[6:])
+    (file_report,) = ingest([tmp_path / "b"], lenient).files
+    assert [r.reason for r in file_report.rejects] == ["bad_code.reservation"] * 6
+    snapshot = served(lenient)
+    for i in range(12):
+        listing = snapshot.find(str(40000000 + i))
+        assert listing is not None and listing.first_name == f"Navn{i}", i
+
+
 def test_a_file_rejected_for_its_header_still_applies_the_reservations_it_names(
     tmp_path: Path, settings: Settings
 ) -> None:

@@ -31,12 +31,15 @@ typo, and since the newest `valid_from` wins it would outrank every real update.
 _RESERVED_MARKERS: Final = frozenset({"j", "reserved"})
 """The contract's reservation codes, in any case or spacing."""
 _ADDRESS_HIDDEN_MARKERS: Final = frozenset({"a", "address_hidden"})
-_LISTED_WORDS: Final = frozenset({"n", "listed", "nei", "no", "false"})
-"""What reads as "not reserved" in a known reservation field. Anything else there but the
-address-hidden codes reads as "reserved", the contract's code or not (`Ja`, `hemmelig`,
-`secret`, JSON's `true`): the row is rejected for it, but its number is withdrawn all the
-same, as a subscriber shown against their wish is the harm that cannot be undone. Not where
-a broken row's fields are guessed: a first name could stand there."""
+_RESERVED_WORDS: Final = _RESERVED_MARKERS | frozenset(
+    {"ja", "y", "yes", "true", "reservert", "hemmelig", "secret", "unlisted", "skjult"}
+)
+"""What reads as "reserved" in a known reservation field, the contract's codes or not
+(`Ja`, `hemmelig`, `secret`, JSON's `true`): the row is rejected for it, but its number is
+withdrawn all the same, as a subscriber shown against their wish is the harm that cannot be
+undone. Only these words: an export writing "not reserved" its own way (`Nej`, `0`) must
+not withdraw a whole directory, so another word is only an error. Not where a broken
+row's fields are guessed: a first name "Y" could stand there."""
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 """Unicode's control characters (category Cc), found at C speed: ingest reads millions."""
 _DATE_LIKE: Final = re.compile(
@@ -505,16 +508,14 @@ class RowValidator:
 
 def _reserved(value: object, *, strict: bool = False) -> bool:
     """Whether a value reads as a reservation marker, in any case or spacing (a control
-    character around it too); unless `strict` (a broken row's guessed places), any value
-    but an empty one, `_LISTED_WORDS` and the address-hidden codes counts as well."""
-    if value is None or value is False:
-        return False
+    character around it too); unless `strict` (a broken row's guessed places), the words
+    of `_RESERVED_WORDS` and JSON's `true` count as well."""
+    if value is True:
+        return not strict
     if not isinstance(value, str):
-        return not strict  # JSON's true, or a number, array or object there
+        return False
     word = _CONTROL.sub("", value).strip().lower()
-    if strict:
-        return word in _RESERVED_MARKERS
-    return word != "" and word not in _LISTED_WORDS and word not in _ADDRESS_HIDDEN_MARKERS
+    return word in (_RESERVED_MARKERS if strict else _RESERVED_WORDS)
 
 
 def _hides_address(value: object) -> bool:

@@ -405,6 +405,10 @@ class Warehouse:
                 WHERE operator = $op AND reservation <> 'listed' AND number IN ({gone})""",
                 f"""DELETE FROM records WHERE operator = $op AND (
                     number IN (SELECT number FROM _staged) OR number IN ({gone}))""",
+                # The operator delivering the number again says what holds now: its own
+                # earlier withdrawal of it is over (a subscriber who lifted a reservation).
+                """DELETE FROM withdrawals WHERE operator = $op
+                AND number IN (SELECT number FROM _staged)""",
                 """INSERT INTO records
                 SELECT $op, number, number_type, reservation, valid_from, kind, first_name,
                        last_name, business_name, org_number, street, postcode, city,
