@@ -388,7 +388,10 @@ def test_a_date_of_birth_outside_the_contracts_places_is_kept_nowhere(
             "postcode": "12",
             "fodselsdato": "1955-07-27",
             "personnummer": "27075512345",
-        }
+        },
+        # Broken JSON with bare numbers under keys of the operator's own.
+        '{"number": "41234562", "first_name": "Halvard", "fodselsdato": 19550727, '
+        '"personnummer": 27075512345, "reservation": "listed",',
     ]
     write_jsonl(tmp_path / "in", "ice_full_20261122T020000.jsonl", json_rows)
     header = HEADER.replace("fodselsdato", "fødselsdato") + ";personnummer"
@@ -397,21 +400,30 @@ def test_a_date_of_birth_outside_the_contracts_places_is_kept_nowhere(
         person("40000002") + ";",
     ]
     write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", rows, header=header)
+    forms = ("17 05 1975", "17. mai 1975", "17057512345", "170575 12345", "1975 05 17")
+    forms += ("17-May-1975", "170575-12345", "f. 17.05.1975")
     broken = [
-        person("40000003", first="Berit;Anne", fodselsdato=born) + ";"
-        for born in ("17 05 1975", "17. mai 1975", "17057512345", "170575 12345")
+        person(f"4000001{i}", first="Berit;Anne", fodselsdato=born) + ";"
+        for i, born in enumerate(forms)
     ]
+    broken.append(person("22 20 24 00", first="Berit;Anne", fodselsdato="17.05.1975") + ";")
     write_csv(tmp_path / "in", "telia_full_20261122T020000.csv", broken, header=header)
     report = ingest([tmp_path / "in"], lenient)
     rejects = [r for f in report.files for r in f.rejects]
-    assert sorted(r.reason for r in rejects) == [*["bad_postcode"] * 2, *["bad_row"] * 4]
+    assert sorted(r.reason for r in rejects) == [
+        *["bad_json"],
+        *["bad_postcode"] * 2,
+        *["bad_row"] * 9,
+    ]
     stored = [str(row[3]) for row in stored_rejects(lenient)]
     for text in [*stored, *(r.detail for r in rejects)]:
-        for leaked in ("1955", "27075", "1975", "17057", "170575"):
+        for leaked in ("1955", "27075", "1975", "17057", "170575", "17-May", "mai"):
             assert leaked not in text, text
-    # What the operator needs to find the row stays: its number and names.
+    # What the operator needs to find the row stays: its number, in any form, and names.
     assert all("Halvard" in t or "Kari" in t or "Berit" in t for t in stored), stored
     assert '"personnummer":"[withheld]"' in stored[0]
+    assert '"number": "41234562"' in stored[1]
+    assert any(t.startswith("22 20 24 00;") for t in stored), stored
 
 
 def test_malformed_reserved_jsonl_rows_withdraw_the_number_and_keep_no_text(

@@ -42,16 +42,18 @@ not withdraw a whole directory, so another word is only an error. Not where a br
 row's fields are guessed: a first name "Y" could stand there."""
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 """Unicode's control characters (category Cc), found at C speed: ingest reads millions."""
+_MONTHS: Final = "jan|feb|mar|apr|mai|may|jun|jul|aug|sep|okt|oct|nov|des|dec"
 _DATE_LIKE: Final = re.compile(
-    r"(?:[0-9]{2,4}[-./][0-9]{1,2}[-./][0-9]{1,4}"  # 1975-05-17, 17.05.1975
-    r"|[0-9]{1,2}\.?\s+[0-9]{1,2}\.?\s+[0-9]{2,4}"  # 17 05 1975
-    r"|[0-9]{1,2}\.?\s*(?:jan|feb|mar|apr|mai|may|jun|jul|aug|sep|okt|oct|nov|des|dec)"
-    r"[a-z]*\.?\s*[0-9]{2,4}"  # 17. mai 1975
-    r"|[0-9]{6}\s?[0-9]{5}"  # a national identity number (fødselsnummer): the date and more
+    r"(?:(?:f\.|født)\s*)?"  # "f. 17.05.1975": born
+    r"(?:[0-9]{1,4}[-./ ]\s*[0-9]{1,2}[-./ ]\s*[0-9]{1,4}"  # 1975-05-17, 17. 05 1975
+    rf"|[0-9]{{1,2}}[-. ]*(?:{_MONTHS})[a-z]*[-. ]*[0-9]{{2,4}}"  # 17. mai 1975, 17-May-75
+    r"|[0-9]{6}[- ]?[0-9]{5}"  # a national identity number (fødselsnummer): the date and more
     r"|[0-9]{6,8})(?:[T ][0-9:.,+Z-]*)?",
     re.IGNORECASE,
 )
 """A date of birth in the forms people write one, or a national identity number."""
+_BARE_DIGITS: Final = re.compile(r"(:\s*)([0-9]{6,})(?=\s*[,}\]]|\s*$)")
+"""A bare number of six digits or more as a JSON value (a date or an identity number)."""
 _CONTRACT_FIELDS: Final = frozenset(COLUMN_OF)
 """A JSON row's keys the contract names; the values of others are never kept."""
 
@@ -240,15 +242,19 @@ class RowValidator:
             reserved = "reserved" in said and "listed" not in said
         else:
             reserved = False
+        # A shifted field or an unnamed key can put the date anywhere: every value that
+        # reads as a date of birth goes, the number excepted (a valid-from date goes too).
+        others = [v for v in row.salvaged.get("values", ()) if not _is_number(v, number)]
         if self._json:
-            # The key names it, whatever its form (an escaped "1975\\/05\\/17" too); and in
-            # an array, any date may be it.
+            # The key names it, whatever its form (an escaped "1975\\/05\\/17" too).
             raw = _without(row.raw, row.salvaged.get("birth_date", ()), any_form=True)
-            raw = _without(raw, row.salvaged.get("values", ()))
+            raw = _without(raw, others)
+            # And values the salvage cannot read as strings: a bare 19750517 or 17057512345.
+            raw = _BARE_DIGITS.sub(
+                lambda m: m[0] if _is_number(m[2], number) else f'{m[1]}"[withheld]"', raw
+            )
         else:
-            # A shifted field can put the date anywhere: every value that reads as a date
-            # of birth goes, the number excepted (a valid-from date goes with them).
-            raw = _without(row.raw, (v for v in row.salvaged.get("values", ()) if v != number))
+            raw = _without(row.raw, others)
         if reserved or any(_reserved(v, strict=True) for v in row.salvaged.get("values", ())):
             raw = _withheld(number)
         record = None
@@ -536,6 +542,16 @@ def _without(raw: str, values: Iterable[str], *, any_form: bool = False) -> str:
         if (any_form and len(text) > 2) or _DATE_LIKE.fullmatch(text):
             raw = raw.replace(text, "[withheld]")
     return raw
+
+
+def _is_number(value: str, number: str | None) -> bool:
+    """Whether a broken row's value is its number, in whatever written form."""
+    if number is None:
+        return False
+    try:
+        return classify(value)[0] == number
+    except InvalidNumber:
+        return False
 
 
 def _withheld(number: str | None) -> str:
