@@ -106,6 +106,13 @@ class Engine:
             self._accounts[account] = AccountState(known=known, washing_cleared=washing_cleared)
         self._addresses.forget(account)
 
+    def rearm(self, account: str) -> None:
+        """Let every rule fire again for an account, its evidence and history kept (its
+        findings were only flags, on `review`, and it is back on automatic enforcement)."""
+        state = self._accounts.get(account)
+        if state is not None:
+            state.fired.clear()
+
     def _prune(self, now: float) -> None:
         """Drop what fell out of the window everywhere, once per hour of event time.
 

@@ -118,9 +118,10 @@ class AbuseMonitor:
             return findings
 
     def _restart_reviewed(self) -> None:
-        """Restart the evidence of accounts put back on `auto` since findings only flagged
-        them: a rule that fired does not fire again within its window, so a fresh scan by
-        an account taken off `review` would never be acted on. Its numbers stay known."""
+        """Rearm the rules of accounts put back on `auto` since findings only flagged them:
+        a rule that fired does not fire again within its window, so a scan by an account
+        taken off `review` would never be acted on. Its evidence and history stay (its
+        velocity baseline, its list-washing days): it is judged as before, only acted on."""
         for name in sorted(self._reviewed):
             try:
                 back = self.key_ring.account(name).enforcement != "review"
@@ -128,9 +129,8 @@ class AbuseMonitor:
                 back = True
             if back:
                 self._reviewed.discard(name)
-                cleared = self._clearances(utc_now(), name).get(name)
-                self.engine.reset(name, washing_cleared=cleared)
-                log.info("%s is back on automatic enforcement: its detectors start afresh", name)
+                self.engine.rearm(name)
+                log.info("%s is back on automatic enforcement: its rules may fire again", name)
 
     def _observe(self, event: LookupEvent) -> list[Finding]:
         try:
