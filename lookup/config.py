@@ -15,7 +15,7 @@ from lookup.networks import network
 
 ENV_PREFIX = "LOOKUP_"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
-STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix")
+STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix", "redis+sentinel", "redis+cluster")
 """Rate-limit storages the service is installed for (`limits` knows more, with other clients)."""
 
 

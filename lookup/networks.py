@@ -13,7 +13,7 @@ def network(text: str) -> Network:
     a whole /8 where one address may have been meant (and uvicorn matches no address
     against it at all)."""
     try:
-        return ipaddress.ip_network(text)
+        parsed = ipaddress.ip_network(text)
     except ValueError:
         try:
             meant = ipaddress.ip_network(text, strict=False)
@@ -21,6 +21,11 @@ def network(text: str) -> Network:
             meant = None
         hint = f"; did you mean {meant}?" if meant is not None else ""
         raise ValueError(f"{text!r} is not an IP address or CIDR network{hint}") from None
+    mapped = parsed.network_address.ipv4_mapped if parsed.version == 6 else None
+    if mapped is not None and parsed.prefixlen >= 96:
+        # Clients are seen as IPv4 (`client_ip`): so are IPv4-mapped networks.
+        return ipaddress.IPv4Network(f"{mapped}/{parsed.prefixlen - 96}")
+    return parsed
 
 
 def client_ip(address: str) -> str:

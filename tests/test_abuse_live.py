@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -385,10 +386,26 @@ def test_a_redis_that_accepts_and_never_answers_refuses_with_503_in_time(
     data_dir: Path,
 ) -> None:
     # The limiter's call runs on the event loop: unbounded, one request would hold every
-    # other (probes included) for as long as Redis stays silent.
+    # other (probes included) for as long as Redis stays silent; and each call waiting out
+    # its timeout would still hold the others for that long, one after another.
     silent = socket.create_server(("127.0.0.1", 0))
     held: list[socket.socket] = []
-    threading.Thread(target=lambda: held.append(silent.accept()[0]), daemon=True).start()
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):  # closed at the end
+            while True:
+                held.append(silent.accept()[0])
+
+    def release() -> None:
+        silent.close()
+        for connection in held:
+            connection.close()
+
+    threading.Thread(target=accept, daemon=True).start()
+    # Should the call hang after all, the test fails instead of hanging: the server's
+    # shutdown waits for its event loop, which this frees.
+    guard = threading.Timer(15, release)
+    guard.start()
     port = silent.getsockname()[1]
     settings = make_settings(data_dir, ratelimit_storage=f"redis://127.0.0.1:{port}")
     token = new_key(settings, org="any-co")
@@ -397,18 +414,21 @@ def test_a_redis_that_accepts_and_never_answers_refuses_with_503_in_time(
             answers: list[Any] = []
 
             def ask(clients: Clients = clients, answers: list[Any] = answers) -> None:
-                answers.append(clients.lookup(token, "22200000"))
+                answers.extend(clients.lookup(token, "22200000") for _ in range(5))
 
             asking = threading.Thread(target=ask, daemon=True)
             asking.start()
             asking.join(timeout=10)  # a generous bound on a 0.25 s timeout: not a speed test
             assert held, "the request never reached the silent Redis"
-            assert answers, "the request hung on a Redis that never answers"
-            problem_of(answers[0], 503, "rate-limits-unavailable")
+            assert len(answers) == 5, "a request hung on a Redis that never answers"
+            for answer in answers:
+                problem_of(answer, 503, "rate-limits-unavailable")
+            # The first waited out the timeout; the next ones, within the second after it,
+            # were refused without asking (a new connection each time, else).
+            assert len(held) == 1
     finally:
-        silent.close()
-        for connection in held:
-            connection.close()
+        guard.cancel()
+        release()
 
 
 def test_unreachable_rate_limit_storage_refuses_with_503(data_dir: Path) -> None:

@@ -214,10 +214,12 @@ def test_allow_lists_refuse_a_network_with_host_bits_set(data: Settings) -> None
     # Widened silently, 10.1.2.3/8 would admit a whole /8 where one address was meant.
     with pytest.raises(KeyStoreError, match=r"'10.1.2.3/8' .* did you mean 10.0.0.0/8\?"):
         parse_networks(["10.1.2.3/8"])
-    assert parse_networks(["10.0.0.0/8", "2001:db8::/32", "192.0.2.7"]) == (
+    written = ["10.0.0.0/8", "2001:db8::/32", "192.0.2.7", "::ffff:203.0.113.0/120"]
+    assert parse_networks(written) == (
         ipaddress.ip_network("10.0.0.0/8"),
         ipaddress.ip_network("2001:db8::/32"),
         ipaddress.ip_network("192.0.2.7/32"),
+        ipaddress.ip_network("203.0.113.0/24"),  # clients are seen as IPv4, so is it
     )
 
 

@@ -79,6 +79,8 @@ RESET_ROUNDING: Final = 0.5
 STORAGE_TIMEOUT: Final = 0.25
 """Seconds a Redis call may take before the request is refused (503): a stalled Redis must
 not hold the event loop, whose requests all wait behind the middleware's call."""
+STORAGE_BACKOFF: Final = 1.0
+"""Seconds after a failed storage call during which requests are refused without asking."""
 
 
 class RateLimitsUnavailable(LookupServiceError):
@@ -156,6 +158,7 @@ class RateLimiter:
         # Redis gives a counter's time to live in whole seconds, rounded: a reset it tells
         # may be half a second early, and a client waiting `Retry-After` must get through.
         self._rounding = RESET_ROUNDING if redis_storage else 0.0
+        self._down_until = 0.0
         self._limiter = FixedWindowRateLimiter(storage_from_string(config.storage, **options))
 
     def hit(self, key_id: str, account: str, *, plan: str | None, throttled: bool) -> None:
@@ -228,7 +231,15 @@ class RateLimiter:
     def _call(self, method: Callable[..., _T], item: RateLimitItem, *identifiers: str) -> _T:
         if self.config.namespace:
             identifiers = (self.config.namespace, *identifiers)
+        if self._down_until and time.monotonic() < self._down_until:
+            # Each call to a Redis that does not answer holds the event loop for the whole
+            # timeout: after one failure, the requests of the next moment are refused at once.
+            raise RateLimitsUnavailable(
+                "rate-limit storage unavailable: it failed less than "
+                f"{STORAGE_BACKOFF:g} s ago and is not asked again before then"
+            )
         try:
             return method(item, *identifiers)
         except (redis.RedisError, OSError) as exc:
+            self._down_until = time.monotonic() + STORAGE_BACKOFF
             raise RateLimitsUnavailable(f"rate-limit storage unavailable: {exc}") from exc
