@@ -281,10 +281,21 @@ def test_an_account_taken_off_review_is_stopped_by_its_next_scan(
     assert keys.accounts()["walker"].status == "active"
     keys.set_enforcement("walker", "auto")
     watching.key_ring.refresh()  # as servers do every LOOKUP_KEY_REFRESH_SECONDS
-    later = NOW + timedelta(hours=2)
+    later = NOW + timedelta(minutes=12)
     if restarted:
         watching = AbuseMonitor(EventBuffer(), store, KeyRing(keys))
         watching.warm(later)
+    # What it did while on review is not acted on now: an ordinary lookup is only that.
+    ordinary = LookupEvent(
+        ts=later - timedelta(seconds=5),
+        account="walker",
+        key="k",
+        ip="10.0.0.1",
+        number="+4791234567",
+        outcome="hit",
+    )
+    assert watching.submit([ordinary]) == []
+    assert keys.accounts()["walker"].status == "active"
     found = watching.submit(_scan(22203000, later, 30))
     assert "suspend" in {f.action for f in found}
     assert keys.accounts()["walker"].status == "suspended"

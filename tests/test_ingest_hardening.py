@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -865,3 +866,51 @@ def test_a_reservation_withholds_rejects_stored_before_they_carried_their_number
     write_csv(tmp_path / "b", "telenor_delta_20261124T020000.csv", [reserve], header=DELTA_HEADER)
     ingest([tmp_path / "b"], lenient)
     assert "Hemmelig" not in " ".join(str(r) for r in stored_rejects(lenient))
+
+
+@pytest.mark.parametrize("form", ["old_copy", "bad_header", "broken_row"])
+def test_a_reservation_said_again_in_any_form_keeps_the_subscriber_withdrawn(
+    tmp_path: Path, form: str
+) -> None:
+    # Telenor lists an old record of the number; Telia's reservation of it (May) outlived
+    # its record (deleted in November). Telia then says the reservation again, dated before
+    # the withdrawal or broken: Telenor's record, dated between, must stay veiled.
+    settings = make_settings(tmp_path / "var", reject_ratio_max=1.0)
+    number = "22202400"
+    stale = person(number, first="Stale", gyldig_fra="2026-03-01")
+    write_csv(tmp_path / "t", "telenor_full_20261120T020000.csv", [stale, *filler(20, 41000000)])
+    old = write_csv(
+        tmp_path / "a",
+        "telia_full_20261121T020000.csv",
+        [person(number, reservert="J", gyldig_fra="2026-01-01"), *filler(20)],
+    )
+    write_csv(
+        tmp_path / "b",
+        "telia_full_20261122T020000.csv",
+        [person(number, reservert="J", gyldig_fra="2026-05-07"), *filler(20)],
+    )
+    delete = person(number, reservert="J", gyldig_fra="2026-11-25") + ";D"
+    write_csv(tmp_path / "c", "telia_delta_20261125T020000.csv", [delete], header=DELTA_HEADER)
+    for folder in ("t", "a", "b", "c"):
+        ingest([tmp_path / folder], settings)
+    assert served(settings).find(number) is None
+    again = tmp_path / "d"
+    if form == "old_copy":  # the January file sent again under a new name
+        again.mkdir()
+        shutil.copy(old, again / "telia_full_20261126T020000.csv")
+    elif form == "bad_header":
+        rows = [person(number, reservert="J", gyldig_fra="2026-01-01"), *filler(20)]
+        header = HEADER.replace("type;", "typ;")
+        write_csv(again, "telia_full_20261126T020000.csv", rows, header=header)
+    else:  # a stray separator shifts the date of birth into the valid-from place
+        broken = person(number, first="Berit;Anne", reservert="J", gyldig_fra="2026-11-26")
+        write_csv(again, "telia_full_20261126T020000.csv", [broken, *filler(20)])
+    ingest([again], settings)
+    assert served(settings).find(number) is None
+    with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
+        dates = warehouse.query(
+            "SELECT valid_from::DATE::VARCHAR FROM records WHERE number = ? "
+            "UNION ALL SELECT valid_from::DATE::VARCHAR FROM withdrawals WHERE number = ?",
+            [number, number],
+        )
+    assert ("1980-02-03",) not in dates  # no date of birth kept as a date

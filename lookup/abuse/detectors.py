@@ -107,11 +107,25 @@ class Engine:
         self._addresses.forget(account)
 
     def rearm(self, account: str) -> None:
-        """Let every rule fire again for an account, its evidence and history kept (its
-        findings were only flags, on `review`, and it is back on automatic enforcement)."""
+        """Let every rule fire again for an account back on automatic enforcement, whose
+        findings were only flags (on `review`): the evidence they fired on goes, as it
+        must not suspend it now, but its history stays (the numbers it has, its velocity
+        baseline, its list-washing days and flag), so it is judged by its own measure."""
         state = self._accounts.get(account)
-        if state is not None:
-            state.fired.clear()
+        if state is None:
+            return
+        self._accounts[account] = AccountState(
+            known=state.known,
+            seq=state.seq,
+            velocity_bucket=state.velocity_bucket,
+            velocity_peak=state.velocity_peak,
+            velocity_baseline=state.velocity_baseline,
+            velocity_past=state.velocity_past,
+            days=state.days,
+            washing_cleared=state.washing_cleared,
+            fired={slot: fired for slot, fired in state.fired.items() if slot == WASHING},
+        )
+        self._addresses.forget(account)
 
     def _prune(self, now: float) -> None:
         """Drop what fell out of the window everywhere, once per hour of event time.

@@ -22,13 +22,16 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import msgspec
 import redis
 from limits import RateLimitItem
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisClusterException
+from redis.retry import Retry
 
 from lookup.abuse.plans import PlanError, parse_plan
 from lookup.abuse.stream import stream_key
@@ -150,11 +153,17 @@ class RateLimiter:
         parse_plan(config.key_plan)
         parse_plan(config.verify_plan)
         redis_storage = config.storage.startswith("redis")
-        options = (
-            {"socket_timeout": STORAGE_TIMEOUT, "socket_connect_timeout": STORAGE_TIMEOUT}
-            if redis_storage
-            else {}
-        )
+        # No retries either: redis-py retries a timed-out call, and a silent sentinel's
+        # discovery took 10 s, retried, instead of one timeout.
+        timeouts = {
+            "socket_timeout": STORAGE_TIMEOUT,
+            "socket_connect_timeout": STORAGE_TIMEOUT,
+            "retry": Retry(NoBackoff(), 0),
+        }
+        options: dict[str, Any] = dict(timeouts) if redis_storage else {}
+        if config.storage.startswith("redis+sentinel"):
+            # The sentinels' own connections take none of the options above.
+            options["sentinel_kwargs"] = timeouts
         # Redis gives a counter's time to live in whole seconds, rounded: a reset it tells
         # may be half a second early, and a client waiting `Retry-After` must get through.
         self._rounding = RESET_ROUNDING if redis_storage else 0.0
@@ -240,6 +249,6 @@ class RateLimiter:
             )
         try:
             return method(item, *identifiers)
-        except (redis.RedisError, OSError) as exc:
+        except (redis.RedisError, RedisClusterException, OSError) as exc:
             self._down_until = time.monotonic() + STORAGE_BACKOFF
             raise RateLimitsUnavailable(f"rate-limit storage unavailable: {exc}") from exc

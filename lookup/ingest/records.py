@@ -259,18 +259,14 @@ class RowValidator:
             raw = _withheld(number)
         record = None
         if reserved and number is not None:
-            valid_from = self._produced_at
-            for text in row.salvaged.get("valid_from", ()):
-                try:
-                    valid_from = self._valid_from({"valid_from": text})
-                    break
-                except _RowError:
-                    continue
+            # Dated from its file: a shifted field can put the date of birth where the
+            # valid-from date belongs, which would date the reservation decades back
+            # (outranked by any other record) and keep a date of birth with it.
             record = Record(
                 number=number,
                 number_type=classify(number)[1],
                 reservation=Reservation.RESERVED,
-                valid_from=valid_from,
+                valid_from=self._produced_at,
             )
         hides = number is not None and any(
             _hides_address(v) for v in row.salvaged.get("reservation", ())

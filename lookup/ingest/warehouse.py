@@ -405,10 +405,13 @@ class Warehouse:
                 WHERE operator = $op AND reservation <> 'listed' AND number IN ({gone})""",
                 f"""DELETE FROM records WHERE operator = $op AND (
                     number IN (SELECT number FROM _staged) OR number IN ({gone}))""",
-                # The operator delivering the number again says what holds now: its own
+                # The operator listing the number again says what holds now: its own
                 # earlier withdrawal of it is over (a subscriber who lifted a reservation).
+                # Only a listing: a reservation or hidden address staged (from a held file,
+                # an old file sent again, a broken row) may be dated before the withdrawal,
+                # which must go on veiling the records dated between the two.
                 """DELETE FROM withdrawals WHERE operator = $op
-                AND number IN (SELECT number FROM _staged)""",
+                AND number IN (SELECT number FROM _staged WHERE reservation = 'listed')""",
                 """INSERT INTO records
                 SELECT $op, number, number_type, reservation, valid_from, kind, first_name,
                        last_name, business_name, org_number, street, postcode, city,
