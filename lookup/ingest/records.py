@@ -44,16 +44,20 @@ _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 """Unicode's control characters (category Cc), found at C speed: ingest reads millions."""
 _MONTHS: Final = "jan|feb|mar|apr|mai|may|jun|jul|aug|sep|okt|oct|nov|des|dec"
 _DATE_LIKE: Final = re.compile(
-    r"(?:(?:f\.|født)\s*)?"  # "f. 17.05.1975": born
+    r"(?:(?:f\.|født:?)\s*)?"  # "f. 17.05.1975", "født: 17.05.1975": born
     r"(?:[0-9]{1,4}[-./ ]\s*[0-9]{1,2}[-./ ]\s*[0-9]{1,4}"  # 1975-05-17, 17. 05 1975
-    rf"|[0-9]{{1,2}}[-. ]*(?:{_MONTHS})[a-z]*[-. ]*[0-9]{{2,4}}"  # 17. mai 1975, 17-May-75
+    rf"|[0-9]{{1,2}}(?:st|nd|rd|th)?[-. ]*(?:{_MONTHS})[a-z]*[-. ]*[0-9]{{2,4}}"  # 17. mai 1975
+    rf"|(?:{_MONTHS})[a-z]*\.?\s*[0-9]{{1,2}}(?:st|nd|rd|th)?,?\s*[0-9]{{2,4}}"  # May 17, 1975
     r"|[0-9]{6}[- ]?[0-9]{5}"  # a national identity number (fødselsnummer): the date and more
-    r"|[0-9]{6,8})(?:[T ][0-9:.,+Z-]*)?",
+    r"|[0-9]{6,8})(?:[T ][0-9:.,+Z-]*)?[.,]?",
     re.IGNORECASE,
 )
 """A date of birth in the forms people write one, or a national identity number."""
-_BARE_DIGITS: Final = re.compile(r"(:\s*)([0-9]{6,})(?=\s*[,}\]]|\s*$)")
-"""A bare number of six digits or more as a JSON value (a date or an identity number)."""
+_JSON_TEXT: Final = re.compile(r'"((?:[^"\\]|\\.)*)"')
+"""A JSON string, escapes and all."""
+_BARE_VALUE: Final = re.compile(r"(?<=[:\[,])\s*[0-9][0-9./ -]{4,}[0-9](?=\s*(?:[,}\]]|$))")
+"""A JSON value written without quotes that may be a date (1975-05-17, 19750517) or an
+identity number, after a key or in an array."""
 _CONTRACT_FIELDS: Final = frozenset(COLUMN_OF)
 """A JSON row's keys the contract names; the values of others are never kept."""
 
@@ -243,20 +247,31 @@ class RowValidator:
         else:
             reserved = False
         # A shifted field or an unnamed key can put the date anywhere: every value that
-        # reads as a date of birth goes, the number excepted (a valid-from date goes too).
-        others = [v for v in row.salvaged.get("values", ()) if not _is_number(v, number)]
-        if self._json:
-            # The key names it, whatever its form (an escaped "1975\\/05\\/17" too).
-            raw = _without(row.raw, row.salvaged.get("birth_date", ()), any_form=True)
-            raw = _without(raw, others)
-            # And values the salvage cannot read as strings: a bare 19750517 or 17057512345.
-            raw = _BARE_DIGITS.sub(
-                lambda m: m[0] if _is_number(m[2], number) else f'{m[1]}"[withheld]"', raw
+        # reads as a date of birth goes, the number excepted (a valid-from date goes too),
+        # and whatever stands where the birth-date field may be. In one pass over the text:
+        # a value at a time would take minutes on a line of megabytes.
+        named = {
+            v.strip().replace("\\/", "/")
+            for v in row.salvaged.get("birth_date", ())
+            if len(v.strip()) > 2
+        }
+
+        def masked(value: str) -> bool:
+            text = value.strip().strip('"').strip().replace("\\/", "/")
+            return (text in named or _DATE_LIKE.fullmatch(text) is not None) and not _is_number(
+                text, number
             )
+
+        if self._json:
+            raw = _JSON_TEXT.sub(lambda m: '"[withheld]"' if masked(m[1]) else m[0], row.raw)
+            # Values the salvage cannot read as strings: a bare 19750517, 1975-05-17, or
+            # 17057512345 in an array.
+            raw = _BARE_VALUE.sub(lambda m: '"[withheld]"' if masked(m[0]) else m[0], raw)
         else:
-            raw = _without(row.raw, others)
+            raw = ";".join("[withheld]" if masked(f) else f for f in row.raw.split(";"))
         if reserved or any(_reserved(v, strict=True) for v in row.salvaged.get("values", ())):
             raw = _withheld(number)
+        raw = _capped(raw)
         record = None
         if reserved and number is not None:
             # Dated from its file: a shifted field can put the date of birth where the
@@ -276,6 +291,9 @@ class RowValidator:
     def _kept_text(self, row: RawRow, number: str | None) -> str:
         """The raw text kept with a reject; withheld for a reserved subscriber's row, and
         never with a date of birth in it (it is shown nowhere, not even to compliance)."""
+        return _capped(self._full_text(row, number))
+
+    def _full_text(self, row: RawRow, number: str | None) -> str:
         if _reserved(row.fields.get("reservation")):
             return _withheld(number)
         born = row.fields.get("birth_date")
@@ -296,7 +314,7 @@ class RowValidator:
         # "1975-05-17T00:00:00" or "17.5.75" as much as "1975-05-17", and so are the values
         # of columns the contract does not name (a `fødselsdato` column).
         values = (born, *row.extra) if isinstance(born, str) else row.extra
-        return _without(row.raw, values, any_form=True)
+        return _without(row.raw, values)
 
     def _reservation_only(self, fields: dict[str, object], number: str) -> Record | None:
         """A broken row that still reserves its number: honour the reservation.
@@ -529,15 +547,25 @@ def _hides_address(value: object) -> bool:
     )
 
 
-def _without(raw: str, values: Iterable[str], *, any_form: bool = False) -> str:
-    """The raw text with these dates of birth masked: only what looks like a date, a time
-    after it or not (a broken row's guessed positions can hold any other field), or with
-    `any_form` any value longer than two characters (its key or column named it)."""
+def _without(raw: str, values: Iterable[str]) -> str:
+    """The raw text with these values masked, each longer than two characters (a field
+    the contract or the header names as a date of birth, whatever its form; a column it
+    does not name at all)."""
     for value in values:
         text = value.strip()
-        if (any_form and len(text) > 2) or _DATE_LIKE.fullmatch(text):
+        if len(text) > 2:
             raw = raw.replace(text, "[withheld]")
     return raw
+
+
+MAX_KEPT: Final = 2000
+"""Characters of a rejected row's text kept: enough to find and mend it, not a megabyte."""
+
+
+def _capped(text: str) -> str:
+    if len(text) <= MAX_KEPT:
+        return text
+    return f"{text[:MAX_KEPT]}... [{len(text) - MAX_KEPT} more characters]"
 
 
 def _is_number(value: str, number: str | None) -> bool:
