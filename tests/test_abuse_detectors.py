@@ -744,3 +744,24 @@ def test_an_accounts_honest_past_does_not_shield_a_scan_that_follows_it() -> Non
     walk = [event(22202000 + i, start + i, alternating(i)) for i in range(40)]
     suspension = first_suspension(feed(engine, walk))
     assert suspension.events_seen - 40 == 4
+
+
+def test_rearming_an_account_acts_on_its_next_scan_not_on_what_was_judged() -> None:
+    # Two accounts took turns through a block from one address while one of them was on
+    # review (its findings only flags); rearmed, it is stopped by a new scan, not by the
+    # next ordinary lookup at that address, by itself or by the other account.
+    engine = Engine()
+    turns = [
+        event(22202000 + i, i, alternating(i), account=f"shell-{i % 2}", ip="203.0.113.5")
+        for i in range(40)
+    ]
+    assert "shell-0" in first_suspensions(feed(engine, turns))
+    engine.rearm("shell-0")
+    later = [
+        event(22202100, 600, "hit", account="shell-1", ip="203.0.113.5"),
+        event(22202101, 610, "hit", account="shell-0", ip="203.0.113.5"),
+        event(91234567, 620, "hit", account="shell-0", ip="203.0.113.5"),
+    ]
+    assert [f for f in feed(engine, later) if f.account == "shell-0"] == []
+    scan = [event(22305000 + i, 700 + i, alternating(i), account="shell-0") for i in range(30)]
+    assert first_suspension(feed(engine, scan)).account == "shell-0"

@@ -395,6 +395,10 @@ def test_a_date_of_birth_outside_the_contracts_places_is_kept_nowhere(
         '{"number": "41234562", "first_name": "Halvard", "fodselsdato": 19550727, '
         '"personnummer": 27075512345, "ids": [27075512345, 19550727], "reservation": "listed",',
         '{"number": "41234563", "first_name": "Halvard", "fodselsdato": 1955-07-27,',
+        # Quoting broken: a quote missing, single quotes, a bare date-time.
+        '{"number": "41234564, "first_name": "Halvard", "birth_date": "1955-07-27", "x": 1,',
+        "{'number': '41234565', 'first_name': 'Halvard', 'birth_date': '1955-07-27'",
+        '{"number": "41234566", "first_name": "Halvard", "birth_date": 1955-07-27T00:00:00,',
     ]
     write_jsonl(tmp_path / "in", "ice_full_20261122T020000.jsonl", json_rows)
     header = HEADER.replace("fodselsdato", "fødselsdato") + ";personnummer"
@@ -417,7 +421,7 @@ def test_a_date_of_birth_outside_the_contracts_places_is_kept_nowhere(
     report = ingest([tmp_path / "in"], lenient)
     rejects = [r for f in report.files for r in f.rejects]
     assert sorted(r.reason for r in rejects) == [
-        *["bad_json"] * 2,
+        *["bad_json"] * 5,
         *["bad_postcode"] * 2,
         *["bad_row"] * 12,
     ]

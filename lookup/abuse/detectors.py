@@ -125,7 +125,8 @@ class Engine:
             washing_cleared=state.washing_cleared,
             fired={slot: fired for slot, fired in state.fired.items() if slot == WASHING},
         )
-        self._addresses.forget(account)
+        # The address-level rule keeps its markers: the account's lookups stay in its
+        # address's blocks, and would name it again at the next lookup there.
 
     def _prune(self, now: float) -> None:
         """Drop what fell out of the window everywhere, once per hour of event time.

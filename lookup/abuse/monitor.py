@@ -120,8 +120,8 @@ class AbuseMonitor:
     def _restart_reviewed(self) -> None:
         """Rearm the rules of accounts put back on `auto` since findings only flagged them:
         a rule that fired does not fire again within its window, so a scan by an account
-        taken off `review` would never be acted on. Its evidence and history stay (its
-        velocity baseline, its list-washing days): it is judged as before, only acted on."""
+        taken off `review` would never be acted on. The evidence they fired on goes (it
+        was judged on review); its history stays (`Engine.rearm`)."""
         for name in sorted(self._reviewed):
             try:
                 back = self.key_ring.account(name).enforcement != "review"

@@ -320,7 +320,13 @@ def _validate(data: bytes, name: OperatorFileName) -> tuple[list[Record], list[R
         except Exception as exc:  # a row must never stop the file, let alone the run
             # Debug only: the reject keeps the reason, and stderr stays free of tracebacks.
             log.debug("unexpected failure validating line %d", row.line, exc_info=exc)
-            outcome = Rejected(row.line, row.raw, "unreadable_row", f"cannot be read: {exc}")
+            # Its text is not kept: the masking of dates of birth is what may have failed.
+            outcome = Rejected(
+                row.line,
+                "[row text not kept: it could not be read]",
+                "unreadable_row",
+                f"cannot be read: {type(exc).__name__}",
+            )
         if isinstance(outcome, Record):
             records.append(outcome)
         else:

@@ -53,9 +53,9 @@ _DATE_LIKE: Final = re.compile(
     re.IGNORECASE,
 )
 """A date of birth in the forms people write one, or a national identity number."""
-_JSON_TEXT: Final = re.compile(r'"((?:[^"\\]|\\.)*)"')
-"""A JSON string, escapes and all."""
-_BARE_VALUE: Final = re.compile(r"(?<=[:\[,])\s*[0-9][0-9./ -]{4,}[0-9](?=\s*(?:[,}\]]|$))")
+_JSON_TEXT: Final = re.compile(r""""((?:[^"\\]|\\.)*)"|'([^']*)'""")
+"""A JSON string, escapes and all (or single-quoted, as broken JSON has them)."""
+_BARE_VALUE: Final = re.compile(r"(?<=[:\[,])\s*[0-9][0-9./ T:-]{4,}[0-9](?=\s*(?:[,}\]]|$))")
 """A JSON value written without quotes that may be a date (1975-05-17, 19750517) or an
 identity number, after a key or in an array."""
 _CONTRACT_FIELDS: Final = frozenset(COLUMN_OF)
@@ -263,10 +263,14 @@ class RowValidator:
             )
 
         if self._json:
-            raw = _JSON_TEXT.sub(lambda m: '"[withheld]"' if masked(m[1]) else m[0], row.raw)
+            raw = _JSON_TEXT.sub(
+                lambda m: '"[withheld]"' if masked(m[1] or m[2] or "") else m[0], row.raw
+            )
             # Values the salvage cannot read as strings: a bare 19750517, 1975-05-17, or
             # 17057512345 in an array.
             raw = _BARE_VALUE.sub(lambda m: '"[withheld]"' if masked(m[0]) else m[0], raw)
+            # And what the birth-date key holds, wherever the broken quoting left it.
+            raw = _without(raw, row.salvaged.get("birth_date", ()))
         else:
             raw = ";".join("[withheld]" if masked(f) else f for f in row.raw.split(";"))
         if reserved or any(_reserved(v, strict=True) for v in row.salvaged.get("values", ())):
