@@ -438,6 +438,39 @@ def test_a_date_of_birth_outside_the_contracts_places_is_kept_nowhere(
         assert "May 17" not in text and "17.05" not in text, text
 
 
+def test_a_date_of_birth_a_shifted_column_put_elsewhere_is_kept_nowhere(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    # Rows that split right, columns shifted: the date of birth stands in a field that
+    # holds none, which rejects the row for it, and would be quoted and kept.
+    rows = [
+        person("40000001", reklamereservert="1975-05-17", fodselsdato=""),
+        person("40000002", postnr="17.05.1975", fodselsdato=""),
+    ]
+    write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", [*rows, *filler(20)[2:]])
+    shifted = {
+        "number": "41234561",
+        "kind": "person",
+        "first_name": "Kari",
+        "last_name": "Hansen",
+        "postcode": "1975-05-17",
+        "reservation": "listed",
+        "valid_from": "2025-01-01",
+    }
+    write_jsonl(tmp_path / "in", "ice_full_20261122T020000.jsonl", [shifted])
+    report = ingest([tmp_path / "in"], lenient)
+    rejects = [r for f in report.files for r in f.rejects]
+    assert sorted(r.reason for r in rejects) == [
+        "bad_code.marketing_reserved",
+        "bad_postcode",
+        "bad_postcode",
+    ]
+    for text in [*(str(row[3]) for row in stored_rejects(lenient)), *(r.detail for r in rejects)]:
+        assert "1975" not in text and "17.05" not in text, text
+    # The valid-from date, a date by contract, stays for the operator.
+    assert all("2025-01-01" in str(row[3]) for row in stored_rejects(lenient))
+
+
 def test_a_rejected_rows_text_is_kept_whole_up_to_2000_characters(
     tmp_path: Path, lenient: Settings
 ) -> None:

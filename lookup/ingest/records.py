@@ -59,6 +59,8 @@ _BARE_VALUE: Final = re.compile(r"(?<=[:\[,])\s*[0-9][0-9./ T:-]{4,}[0-9](?=\s*(
 """A JSON value written without quotes that may be a date (1975-05-17, 19750517) or an
 identity number, after a key or in an array."""
 _CONTRACT_FIELDS: Final = frozenset(COLUMN_OF)
+_DATED_FIELDS: Final = frozenset({"number", "valid_from", "birth_date"})
+"""Fields a date stands in by contract (the number's digits can read as one)."""
 """A JSON row's keys the contract names; the values of others are never kept."""
 
 
@@ -301,14 +303,27 @@ class RowValidator:
         if _reserved(row.fields.get("reservation")):
             return _withheld(number)
         born = row.fields.get("birth_date")
+        # A shifted column can put the date of birth in any other field of a row that
+        # splits right (`reklamereservert` '1975-05-17'): a date there goes too.
+        dated = {
+            key
+            for key, value in row.fields.items()
+            if key not in _DATED_FIELDS
+            and isinstance(value, str)
+            and _DATE_LIKE.fullmatch(value.strip())
+        }
         if self._json:
-            if "birth_date" not in row.fields and row.fields.keys() <= _CONTRACT_FIELDS:
+            if (
+                "birth_date" not in row.fields
+                and not dated
+                and row.fields.keys() <= _CONTRACT_FIELDS
+            ):
                 return row.raw
             # Re-encoded from what was read, not masked in the text: JSON may escape the
             # date ("1975\\/05\\/17") or give the key twice, the first one kept in the text.
             # Keys outside the contract (`fodselsdato`, `personnummer`) keep no value.
             shown = {
-                key: value if key in _CONTRACT_FIELDS else "[withheld]"
+                key: value if key in _CONTRACT_FIELDS and key not in dated else "[withheld]"
                 for key, value in row.fields.items()
             }
             if "birth_date" in row.fields:
@@ -318,6 +333,7 @@ class RowValidator:
         # "1975-05-17T00:00:00" or "17.5.75" as much as "1975-05-17", and so are the values
         # of columns the contract does not name (a `fødselsdato` column).
         values = (born, *row.extra) if isinstance(born, str) else row.extra
+        values = (*values, *(str(row.fields[key]) for key in dated))
         return _without(row.raw, values)
 
     def _reservation_only(self, fields: dict[str, object], number: str) -> Record | None:
@@ -389,7 +405,7 @@ class RowValidator:
         if org_number is not None and not org_number_valid(org_number):
             raise _RowError(
                 "bad_org_number",
-                f"{self._name('org_number')} {org_number!r} is not nine digits "
+                f"{self._name('org_number')} {_quoted(org_number)} is not nine digits "
                 "with a valid MOD11 check digit",
             )
         postcode = self._text(fields, "postcode")
@@ -398,7 +414,7 @@ class RowValidator:
         ):
             raise _RowError(
                 "bad_postcode",
-                f"{self._name('postcode')} {postcode!r} is not four digits",
+                f"{self._name('postcode')} {_quoted(postcode)} is not four digits",
             )
         marketing_reserved = self._flag(fields, "marketing_reserved")
         street = self._text(fields, "street")
@@ -466,7 +482,8 @@ class RowValidator:
         if code is None:
             allowed = ", ".join(self._codes[field])
             raise _RowError(
-                f"bad_code.{field}", f"{self._name(field)} {value!r} is not one of {allowed}"
+                f"bad_code.{field}",
+                f"{self._name(field)} {_quoted(value)} is not one of {allowed}",
             )
         return code
 
@@ -475,12 +492,16 @@ class RowValidator:
         if self._json:
             if value is None or isinstance(value, bool):
                 return bool(value)
-            raise _RowError(f"bad_type.{field}", f"{field} must be true or false, got {value!r}")
+            raise _RowError(
+                f"bad_type.{field}", f"{field} must be true or false, got {_quoted(value)}"
+            )
         text = self._text(fields, field)
         if text is None:
             return False
         if text.upper() not in ("J", "N"):
-            raise _RowError(f"bad_code.{field}", f"{self._name(field)} {text!r} is not one of J, N")
+            raise _RowError(
+                f"bad_code.{field}", f"{self._name(field)} {_quoted(text)} is not one of J, N"
+            )
         return text.upper() == "J"
 
     def _valid_from(self, fields: dict[str, object], *, required: bool = True) -> datetime:
@@ -560,6 +581,14 @@ def _without(raw: str, values: Iterable[str]) -> str:
         if len(text) > 2:
             raw = raw.replace(text, "[withheld]")
     return raw
+
+
+def _quoted(value: object) -> str:
+    """A value as a reject's reason quotes it: not when it reads as a date, which in a
+    field that holds none is a date of birth a shifted column put there."""
+    if isinstance(value, str) and _DATE_LIKE.fullmatch(value.strip()):
+        return "(a date, not quoted)"
+    return repr(value)
 
 
 MAX_KEPT: Final = 2000
