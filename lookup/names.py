@@ -12,11 +12,25 @@ from rapidfuzz import fuzz
 _FOLD: Final = str.maketrans({"æ": "ae", "ø": "oe", "å": "aa", "ä": "ae", "ö": "oe", "é": "e"})
 
 
+_FOLD_SHORT: Final = str.maketrans({"æ": "a", "ø": "o", "å": "a", "ä": "a", "ö": "o", "é": "e"})
+"""Each letter one letter: a slip on "ø" itself ("Bjarn" for "Bjørn") is then one edit,
+where spelt out ("bjoern") it is two."""
+
+
 def fold(name: str) -> str:
     """Lowercase, Norwegian letters spelt out in ASCII, whitespace collapsed."""
+    return _folded(name, _FOLD)
+
+
+def fold_short(name: str) -> str:
+    """As `fold`, but each Norwegian letter a single ASCII letter (ø as o, å as a)."""
+    return _folded(name, _FOLD_SHORT)
+
+
+def _folded(name: str, table: dict[int, str]) -> str:
     # NFKC first: "å" may arrive decomposed ("a" and a combining ring, as macOS sends it).
     text = unicodedata.normalize("NFKC", name).lower()
-    return " ".join(text.translate(_FOLD).replace("-", " ").split())
+    return " ".join(text.translate(table).replace("-", " ").split())
 
 
 def match_score(query: str, name: str) -> float:

@@ -162,6 +162,23 @@ def test_a_town_asked_for_by_its_name_is_not_a_typo_of_its_neighbour() -> None:
         assert [hit.row for hit in index.search("Hansen", city=asked).hits] == [0], asked
 
 
+def test_a_slip_on_a_norwegian_letter_itself_is_one_typo() -> None:
+    # Spelt out, "Bjørn" is "bjoern": "Bjarn" was two edits from it and found nothing,
+    # where a slip on any other letter ("Bjørm") found him.
+    index = _index(["Bjørn Thorsen", "Kari Bråten", "Per Hansen"], ["Oslo"] * 3)
+    for typo, row in [
+        ("Bjarn Thorsen", 0),
+        ("Bjurn", 0),
+        ("Bjårn", 0),
+        ("Bjoern", 0),
+        ("Brxten", 1),
+        ("Bruten", 1),
+        ("Braaten", 1),
+    ]:
+        assert [hit.row for hit in index.search(typo).hits] == [row], typo
+    assert index.search("Bjarne Hansen").hits == []  # two words, each must match
+
+
 def test_a_query_matching_too_many_names_says_so() -> None:
     names = [f"Firma{n} AS" for n in range(MAX_NAMES + 10)]
     found = _index(names, ["Oslo"] * len(names)).search("AS", limit=5)

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
-from lookup.names import fold
+from lookup.names import fold, fold_short
 
 _WORD_CUTOFF: Final = 80.0
 _WORDS_PER_QUERY_WORD: Final = 25
@@ -66,12 +66,16 @@ class NameIndex:
         encoded = pc.dictionary_encode(pc.list_flatten(words)).combine_chunks()
         # Fold the distinct words only (thousands), not every name (millions).
         vocabulary: dict[str, int] = {}
+        shorts: list[str] = []
+
+        def code_of(word: str) -> int:
+            code = vocabulary.setdefault(fold(word), len(vocabulary))
+            if code == len(shorts):
+                shorts.append(fold_short(word))
+            return code
+
         to_folded = np.fromiter(
-            (
-                vocabulary.setdefault(fold(word), len(vocabulary))
-                for word in encoded.dictionary.to_pylist()
-            ),
-            dtype=np.int64,
+            (code_of(word) for word in encoded.dictionary.to_pylist()), dtype=np.int64
         )
         codes = to_folded[encoded.indices.to_numpy()] if len(to_folded) else np.empty(0, np.int64)
         order = np.argsort(codes, kind="stable")
@@ -79,6 +83,7 @@ class NameIndex:
         sorted_rows = rows[order].astype(np.int32)
         self._index = {word: code for word, code in vocabulary.items() if word}
         self._words = list(vocabulary)
+        self._short_words = shorts
         self._postings = [
             np.unique(sorted_rows[bounds[i] : bounds[i + 1]]) for i in range(len(self._words))
         ]
@@ -91,17 +96,21 @@ class NameIndex:
     def __len__(self) -> int:
         return self._size
 
-    def _rows_for(self, word: str) -> npt.NDArray[np.int32]:
+    def _rows_for(self, word: str, short: str) -> npt.NDArray[np.int32]:
         """Rows with this word or a word close to it: a typo can be a real word too
-        ("Hauge" for "Haugen"), so the close words count even when the word exists."""
-        close = process.extract(
-            word,
-            self._words,
-            scorer=fuzz.ratio,
-            score_cutoff=_WORD_CUTOFF,
-            limit=_WORDS_PER_QUERY_WORD,
-        )
-        indices = {index for _, _, index in close}
+        ("Hauge" for "Haugen"), so the close words count even when the word exists.
+        Close as spelt out ("bjoern") or with each letter one letter ("bjorn"), so that
+        a slip on "ø" itself ("Bjarn") is one edit, as a slip elsewhere is."""
+        indices: set[int] = set()
+        for text, words in ((word, self._words), (short, self._short_words)):
+            close = process.extract(
+                text,
+                words,
+                scorer=fuzz.ratio,
+                score_cutoff=_WORD_CUTOFF,
+                limit=_WORDS_PER_QUERY_WORD,
+            )
+            indices.update(index for _, _, index in close)
         exact = self._index.get(word)
         if exact is not None:
             indices.add(exact)
@@ -133,8 +142,8 @@ class NameIndex:
         if not words:
             return Found([], capped=False)
         candidates: npt.NDArray[np.int32] | None = None
-        for word in words:
-            rows = self._rows_for(word)
+        for word, short in zip(words, fold_short(query).split(), strict=True):
+            rows = self._rows_for(word, short)
             candidates = rows if candidates is None else np.intersect1d(candidates, rows)
             if candidates.size == 0:
                 return Found([], capped=False)
