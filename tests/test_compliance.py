@@ -446,8 +446,10 @@ def test_bad_bodies_and_parameters_say_which_field_and_why(desk: Desk) -> None:
     assert problem_of(post(b""), 422, "invalid-parameter")["detail"] == "a JSON body is required"
     missing = problem_of(post(b"{}"), 422, "invalid-parameter")
     assert missing["detail"] == "body: Object missing required field `decision`"
+    assert missing["parameter"] == "decision"
     unknown = problem_of(post(b'{"decision": "approve", "reason": "x"}'), 422, "invalid-parameter")
     assert unknown["detail"] == "body field 'decision': Invalid enum value 'approve'"
+    assert unknown["parameter"] == "decision"
     status = problem_of(desk.get("/cases?status=bogus"), 422, "invalid-parameter")
     assert status["detail"] == "query parameter 'status': Invalid enum value 'bogus'"
     # A body nested too deeply for the decoder, one cut short, an invisible reason or one

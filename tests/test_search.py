@@ -212,6 +212,17 @@ def test_search_caps_filters_and_refuses_bad_queries(demo_settings: Settings) ->
             _search(client, token, name="Hansen", limit="abc"), 422, "invalid-parameter"
         )
         assert wrong_type["detail"].startswith("query parameter 'limit': ")
+        assert wrong_type["parameter"] == "limit"
+        # A byte the URL did not encode as UTF-8, or a control character, is named: it
+        # would otherwise match nothing, silently.
+        for raw, parameter in [
+            ("name=J%F8rn", "name"),
+            ("name=%C3%28", "name"),
+            ("name=Han%00sen", "name"),
+            ("name=Hansen&city=Lillestr%F8m", "city"),
+        ]:
+            refused = client.get(f"/v1/search?{raw}", headers={"Authorization": f"Bearer {token}"})
+            assert problem_of(refused, 422, "invalid-parameter")["parameter"] == parameter
         problem_of(_search(client, lookup_only, name="Hansen"), 403, "missing-role")
         nothing = _search(client, token, name="Qwxzyk Vbnmlp").json()
         assert nothing["results"] == [] and nothing["truncated"] is False

@@ -240,7 +240,11 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
                 where, name = missing.groups()
                 detail = f"{where} parameter {name!r} is required"
                 return problem("invalid-parameter", detail, parameter=name, errors=errors)
-            return problem("invalid-parameter", _invalid(exc.detail, errors), errors=errors)
+            named = _parameter(errors)
+            extensions: dict[str, Any] = {"parameter": named} if named else {}
+            return problem(
+                "invalid-parameter", _invalid(exc.detail, errors), errors=errors, **extensions
+            )
         case HTTPException() if exc.status_code == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
             return problem("body-too-large", f"the request body is over {MAX_BODY:,} bytes")
         case NotFoundException():
@@ -270,6 +274,27 @@ def _unreadable(detail: str) -> str:
     if detail == "Input data was truncated":
         return "JSON is malformed: it ends before it is complete, or holds an invalid escape"
     return detail
+
+
+_BODY_FIELD: Final = re.compile(r"field `([^`]+)`|at `\$\.([A-Za-z_]\w*)")
+"""The field msgspec names in a body's error ("missing required field `reason`")."""
+
+
+def _parameter(errors: list[Any]) -> str | None:
+    """The parameter or body field a validation error is about, as every other
+    `invalid-parameter` problem names it."""
+    first = errors[0] if errors and isinstance(errors[0], dict) else None
+    if first is None:
+        return None
+    source = getattr(first.get("source"), "value", first.get("source"))
+    key = first.get("key")
+    if key and (source != "body" or key != "data"):
+        return str(key)
+    if source != "body":
+        return None
+    # The body as a whole ("data"): the field is in msgspec's message, if anywhere.
+    found = _BODY_FIELD.search(str(first.get("message", "")))
+    return (found[1] or found[2]) if found else None
 
 
 def _invalid(detail: str, errors: list[Any]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Any, Final
 
 from litestar import Controller, Request, get
@@ -42,6 +43,8 @@ class SearchController(Controller):
             raise InvalidParameter("name", "name must be 2 to 100 characters")
         if city is not None and not 1 <= len(city.strip()) <= _MAX_CITY:
             raise InvalidParameter("city", f"city must be 1 to {_MAX_CITY} characters")
+        for parameter, text in (("name", query), ("city", city or "")):
+            _check_text(parameter, text)
         if not 1 <= limit <= MAX_RESULTS:
             raise InvalidParameter("limit", f"limit must be 1 to {MAX_RESULTS}")
         services: Services = request.app.state.services
@@ -59,4 +62,20 @@ class SearchController(Controller):
             ],
             truncated=len(hits) > limit or found.capped,
             snapshot=snapshot.name,
+        )
+
+
+def _check_text(parameter: str, text: str) -> None:
+    """Refuse what no name holds: a byte the URL did not encode as UTF-8 (decoded as
+    U+FFFD, it would match nothing, silently) or a control character."""
+    if "\ufffd" in text:
+        raise InvalidParameter(
+            parameter,
+            f"{parameter} is not UTF-8: percent-encode the UTF-8 bytes of each letter "
+            "(ø is %C3%B8)",
+        )
+    control = next((c for c in text if unicodedata.category(c) == "Cc"), None)
+    if control is not None:
+        raise InvalidParameter(
+            parameter, f"{parameter} must not contain control characters (U+{ord(control):04X})"
         )
