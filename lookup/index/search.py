@@ -48,6 +48,14 @@ class Found(NamedTuple):
     capped: bool
 
 
+def _close(word: str, words: list[str]) -> list[int]:
+    """Indices of the words close to `word`, the closest first."""
+    found = process.extract(
+        word, words, scorer=fuzz.ratio, score_cutoff=_WORD_CUTOFF, limit=_WORDS_PER_QUERY_WORD
+    )
+    return [index for _, _, index in found]
+
+
 def _encode(values: pa.Array | pa.ChunkedArray) -> tuple[npt.NDArray[np.int32], pa.Array]:
     """Each row's code into an array of the distinct values (null as "")."""
     encoded = pc.dictionary_encode(pc.fill_null(values, "")).combine_chunks()
@@ -83,7 +91,11 @@ class NameIndex:
         sorted_rows = rows[order].astype(np.int32)
         self._index = {word: code for word, code in vocabulary.items() if word}
         self._words = list(vocabulary)
-        self._short_words = shorts
+        # Only the words a Norwegian letter makes longer spelt out: for the others the
+        # first pass already compares the same letters (and the list stays short).
+        lettered = [code for code, word in enumerate(self._words) if shorts[code] != word]
+        self._short_words = [shorts[code] for code in lettered]
+        self._short_codes = lettered
         self._postings = [
             np.unique(sorted_rows[bounds[i] : bounds[i + 1]]) for i in range(len(self._words))
         ]
@@ -101,16 +113,10 @@ class NameIndex:
         ("Hauge" for "Haugen"), so the close words count even when the word exists.
         Close as spelt out ("bjoern") or with each letter one letter ("bjorn"), so that
         a slip on "ø" itself ("Bjarn") is one edit, as a slip elsewhere is."""
-        indices: set[int] = set()
-        for text, words in ((word, self._words), (short, self._short_words)):
-            close = process.extract(
-                text,
-                words,
-                scorer=fuzz.ratio,
-                score_cutoff=_WORD_CUTOFF,
-                limit=_WORDS_PER_QUERY_WORD,
-            )
-            indices.update(index for _, _, index in close)
+        indices = set(_close(word, self._words))
+        indices.update(self._short_codes[i] for i in _close(short, self._short_words))
+        if short != word:  # "Hønsen" for Hansen: a slip onto a Norwegian letter
+            indices.update(_close(short, self._words))
         exact = self._index.get(word)
         if exact is not None:
             indices.add(exact)
