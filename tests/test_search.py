@@ -179,6 +179,10 @@ def test_a_slip_on_a_norwegian_letter_itself_is_one_typo() -> None:
     ]:
         assert [hit.row for hit in index.search(typo).hits] == [row], typo
     assert index.search("Bjarne Hansen").hits == []  # two words, each must match
+    # Whichever spelling of a name the snapshot lists first, the slip is one typo.
+    for first, second in (("Kari Braaten", "Ola Bråten"), ("Ola Bråten", "Kari Braaten")):
+        both = _index([first, second], ["Oslo"] * 2)
+        assert sorted(hit.row for hit in both.search("Brxten").hits) == [0, 1], first
 
 
 def test_a_query_matching_too_many_names_says_so() -> None:
@@ -222,9 +226,14 @@ def test_search_caps_filters_and_refuses_bad_queries(demo_settings: Settings) ->
             ("name=%C3%28", "name"),
             ("name=Han%00sen", "name"),
             ("name=Hansen&city=Lillestr%F8m", "city"),
+            ("name=Han%07sen", "name"),
         ]:
             refused = client.get(f"/v1/search?{raw}", headers={"Authorization": f"Bearer {token}"})
             assert problem_of(refused, 422, "invalid-parameter")["parameter"] == parameter
+        # A tab or a line break is a space, as in a name pasted from a spreadsheet.
+        for raw in ("name=Per%09Hansen", "name=Hansen&city=%09Oslo%0A"):
+            pasted = client.get(f"/v1/search?{raw}", headers={"Authorization": f"Bearer {token}"})
+            assert pasted.status_code == 200, raw
         problem_of(_search(client, lookup_only, name="Hansen"), 403, "missing-role")
         nothing = _search(client, token, name="Qwxzyk Vbnmlp").json()
         assert nothing["results"] == [] and nothing["truncated"] is False

@@ -43,7 +43,7 @@ class SearchController(Controller):
             raise InvalidParameter("name", "name must be 2 to 100 characters")
         if city is not None and not 1 <= len(city.strip()) <= _MAX_CITY:
             raise InvalidParameter("city", f"city must be 1 to {_MAX_CITY} characters")
-        for parameter, text in (("name", query), ("city", city or "")):
+        for parameter, text in (("name", query), ("city", (city or "").strip())):
             _check_text(parameter, text)
         if not 1 <= limit <= MAX_RESULTS:
             raise InvalidParameter("limit", f"limit must be 1 to {MAX_RESULTS}")
@@ -74,7 +74,8 @@ def _check_text(parameter: str, text: str) -> None:
             f"{parameter} is not UTF-8: percent-encode the UTF-8 bytes of each letter "
             "(ø is %C3%B8)",
         )
-    control = next((c for c in text if unicodedata.category(c) == "Cc"), None)
+    # Tabs and line breaks are spaces to the search (a name pasted from a spreadsheet).
+    control = next((c for c in text if unicodedata.category(c) == "Cc" and c not in "\t\n\r"), None)
     if control is not None:
         raise InvalidParameter(
             parameter, f"{parameter} must not contain control characters (U+{ord(control):04X})"

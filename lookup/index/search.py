@@ -74,12 +74,17 @@ class NameIndex:
         encoded = pc.dictionary_encode(pc.list_flatten(words)).combine_chunks()
         # Fold the distinct words only (thousands), not every name (millions).
         vocabulary: dict[str, int] = {}
-        shorts: list[str] = []
+        # Each spelling's one-letter form where it differs from the spelt-out one: raw
+        # words folding alike ("braaten", "bråten") may shorten differently, and every
+        # form must be there whichever spelling the snapshot happens to list first.
+        lettered: dict[tuple[str, int], None] = {}
 
         def code_of(word: str) -> int:
-            code = vocabulary.setdefault(fold(word), len(vocabulary))
-            if code == len(shorts):
-                shorts.append(fold_short(word))
+            folded = fold(word)
+            code = vocabulary.setdefault(folded, len(vocabulary))
+            short = fold_short(word)
+            if short != folded:
+                lettered[short, code] = None
             return code
 
         to_folded = np.fromiter(
@@ -93,9 +98,8 @@ class NameIndex:
         self._words = list(vocabulary)
         # Only the words a Norwegian letter makes longer spelt out: for the others the
         # first pass already compares the same letters (and the list stays short).
-        lettered = [code for code, word in enumerate(self._words) if shorts[code] != word]
-        self._short_words = [shorts[code] for code in lettered]
-        self._short_codes = lettered
+        self._short_words = [short for short, _ in lettered]
+        self._short_codes = [code for _, code in lettered]
         self._postings = [
             np.unique(sorted_rows[bounds[i] : bounds[i + 1]]) for i in range(len(self._words))
         ]
