@@ -171,6 +171,11 @@ def test_a_reservation_written_outside_the_codes_still_withdraws_the_number(
         person("40000001", reservert="Ja") + ";U",
         person("40000002", reservert="Nei") + ";U",
         person("40000003", first="Solveig", reservert="hemmelig") + ";U",
+        person("40000004", first="Solveig", reservert="Hemmelig nummer") + ";U",
+        person("40000005", first="Solveig", reservert="reservert mot oppslag") + ";U",
+        person("40000006", first="Solveig", reservert="J.") + ";U",
+        person("40000007", first="Solveig", reservert="sperret") + ";U",
+        person("40000008", first="Ingrid", reservert="ikke reservert") + ";U",
     ]
     write_csv(tmp_path / "b", "telenor_delta_20261123T020000.csv", csv_rows, header=DELTA_HEADER)
 
@@ -197,7 +202,7 @@ def test_a_reservation_written_outside_the_codes_still_withdraws_the_number(
     report = ingest([tmp_path / "b"], lenient)
     reasons = sorted(r.reason for f in report.files for r in f.rejects)
     assert reasons == [
-        *["bad_code.reservation"] * 5,
+        *["bad_code.reservation"] * 10,
         "bad_json",
         "bad_type.reservation",
         "bad_type.reservation",
@@ -206,9 +211,10 @@ def test_a_reservation_written_outside_the_codes_still_withdraws_the_number(
     kept_text = " ".join(r.raw for f in report.files for r in f.rejects)
     assert "Solveig" not in kept_text and "unlisted" not in kept_text
     snapshot = served(lenient)
-    for withdrawn in ("40000001", "40000003", "41234561", "41234563", "41234564", "41234565"):
+    withdrawn_csv = ("40000001", "40000003", "40000004", "40000005", "40000006", "40000007")
+    for withdrawn in (*withdrawn_csv, "41234561", "41234563", "41234564", "41234565"):
         assert snapshot.find(withdrawn) is None, withdrawn
-    for kept in ("40000002", "41234562"):
+    for kept in ("40000002", "40000008", "41234562"):  # Nei, ikke reservert: not reserved
         assert snapshot.find(kept) is not None, kept
 
 

@@ -32,7 +32,8 @@ _RESERVED_MARKERS: Final = frozenset({"j", "reserved"})
 """The contract's reservation codes, in any case or spacing."""
 _ADDRESS_HIDDEN_MARKERS: Final = frozenset({"a", "address_hidden"})
 _RESERVED_WORDS: Final = _RESERVED_MARKERS | frozenset(
-    {"ja", "y", "yes", "true", "reservert", "hemmelig", "secret", "unlisted", "skjult"}
+    {"ja", "y", "yes", "true", "reservert", "hemmelig", "hemmeleg", "secret", "unlisted"}
+    | {"skjult", "sperret", "sperra"}
 )
 """What reads as "reserved" in a known reservation field, the contract's codes or not
 (`Ja`, `hemmelig`, `secret`, JSON's `true`): the row is rejected for it, but its number is
@@ -560,7 +561,12 @@ def _reserved(value: object, *, strict: bool = False) -> bool:
     if not isinstance(value, str):
         return False
     word = _CONTROL.sub("", value).strip().lower()
-    return word in (_RESERVED_MARKERS if strict else _RESERVED_WORDS)
+    if strict:
+        return word in _RESERVED_MARKERS
+    # "J.", "Hemmelig nummer", "reservert mot oppslag": the first word says it ("ikke
+    # reservert", not reserved, does not start with one).
+    first = word.split(maxsplit=1)[0].rstrip(".") if word else ""
+    return word in _RESERVED_WORDS or first in _RESERVED_WORDS
 
 
 def _hides_address(value: object) -> bool:
