@@ -407,6 +407,30 @@ def test_an_erasure_anonymises_the_lookups_but_those_under_legal_hold(tmp_path: 
             "SELECT actor LIKE 'compliance-desk/%', reason, erased, held FROM erasures"
         ) == [(True, "request 2026-117", 3, 1)]
         assert "22202400" not in str(store.file.rows("SELECT * FROM erasures"))
+        assert done["directory"].startswith("kept: each operator delivers it every night")
+
+
+def test_an_erasure_says_what_is_kept_of_the_directory_as_it_is(tmp_path: Path) -> None:
+    settings = _ola_on_file(tmp_path)
+    reserve = person("40000001", reservert="J", gyldig_fra="2026-11-23") + ";U"
+    write_csv(
+        tmp_path / "c", "telenor_delta_20261124T020000.csv", [reserve], header=HEADER + ";action"
+    )
+    ingest([tmp_path / "c"], settings)
+    for desk in _desk(settings):
+
+        def erase(number: str, desk: Desk = desk) -> str:
+            answer = desk.client.post(
+                f"/internal/v1/subjects/{number}/erasure",
+                json={"reason": "request 2026-118"},
+                headers=desk.headers,
+            )
+            assert answer.status_code == 200, answer.text
+            return str(answer.json()["directory"])
+
+        assert erase("99999999") == "none: no operator delivers this number"
+        assert erase("40000001").startswith("reserved: only the reservation is kept")
+        assert erase("40000002").startswith("kept: each operator delivers it every night")
 
 
 def test_a_reinstatement_of_a_closed_case_keeps_the_time_it_was_closed(desk: Desk) -> None:

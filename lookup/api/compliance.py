@@ -165,14 +165,19 @@ class ComplianceController(Controller):
         national = normalize(number)
         with Warehouse(services.settings.warehouse_path) as warehouse:
             rejects = warehouse.erase_rejects(national)
+            held_as = {
+                str(reservation)
+                for (reservation,) in warehouse.query(
+                    "SELECT reservation FROM records WHERE number = ?", [national]
+                )
+            }
         erased, held = services.store.log.erase(e164(national), _actor(request), reason)
         return {
             "number": e164(national),
             "lookups_erased": erased,
             "held_by_open_cases": held,
             "rejected_rows_erased": rejects,
-            "directory": "kept: each operator delivers it every night; a subject leaves the "
-            "directory by reserving with their operator",
+            "directory": _directory_answer(held_as),
         }
 
     @get("/audit/verify", summary="Check the audit trail", sync_to_thread=True)
@@ -216,6 +221,21 @@ def _reason(text: str, missing: str) -> str:
 
 
 _BIDI_CONTROLS: Final = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _directory_answer(reservations: set[str]) -> str:
+    """What an erasure leaves of the number's directory records, said as it is."""
+    if not reservations:
+        return "none: no operator delivers this number"
+    if reservations == {"reserved"}:
+        return (
+            "reserved: only the reservation is kept (number, operator, valid-from), "
+            "which is what honours it; nothing of the subscriber is shown"
+        )
+    return (
+        "kept: each operator delivers it every night; a subject leaves the directory "
+        "by reserving with their operator"
+    )
 
 
 def _standing(services: Services, name: str) -> str:
