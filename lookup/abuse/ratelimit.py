@@ -43,8 +43,9 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 _Scope = tuple[str, tuple[RateLimitItem, ...], tuple[str, ...]]
 """What a limit is named in a refusal, the plan's limits, and the counter's identifiers."""
-_Entry = tuple[str, RateLimitItem, tuple[RateLimitItem, ...], tuple[str, ...]]
-"""One limit of a request: its scope's name, the limit, its plan, the counter's identifiers."""
+_Entry = tuple[str, RateLimitItem, tuple[str, ...]]
+"""One limit of a request: its scope's name, the limit, the counter's identifiers (a plain
+tuple: built for every limit of every request)."""
 
 
 class RateLimited(LookupServiceError):
@@ -199,16 +200,14 @@ class RateLimiter:
         # Longest windows first: the limit a refusal names is then the longest one exceeded,
         # which usually resets last (a retry cannot succeed before it).
         ordered = sorted(
-            ((scope, item, items, ids) for scope, items, ids in scopes for item in items),
+            ((scope, item, ids) for scope, items, ids in scopes for item in items),
             key=lambda entry: -entry[1].get_expiry(),
         )
-        counted: list[tuple[RateLimitItem, tuple[str, ...]]] = []
-        for entry in ordered:
-            counted.append((entry[1], entry[3]))
-            if not self._call(self._limiter.hit, entry[1], *entry[3]):
-                for taken, taken_ids in counted:
+        for index, (_, item, ids) in enumerate(ordered):
+            if not self._call(self._limiter.hit, item, *ids):
+                for _, taken, taken_ids in ordered[: index + 1]:
                     self._call(self._refund, taken, *taken_ids)
-                raise self._refusal(ordered, entry)
+                raise self._refusal(ordered, ordered[index])
 
     def _refusal(self, ordered: Sequence[_Entry], refused: _Entry) -> RateLimited:
         """The refusal naming, of every limit the request is over, the one resetting last:
@@ -216,14 +215,14 @@ class RateLimiter:
         tested first may reset first (on the refusal path only: a few storage reads)."""
         latest: tuple[float, _Entry] | None = None
         for entry in ordered:
-            stats = self._call(self._limiter.get_window_stats, entry[1], *entry[3])
+            stats = self._call(self._limiter.get_window_stats, entry[1], *entry[2])
             over = entry is refused or stats.remaining == 0
             if over and (latest is None or stats.reset_time > latest[0]):
                 latest = (stats.reset_time, entry)
         assert latest is not None  # the refused limit is among them
-        reset_at, (scope, item, _, _) = latest
+        reset_at, (scope, item, _) = latest
         shortest_first = sorted(ordered, key=lambda entry: entry[1].get_expiry())
-        policy = policy_header([(entry[0], entry[1]) for entry in shortest_first])
+        policy = policy_header([(scope_of, limit) for scope_of, limit, _ in shortest_first])
         return RateLimited(scope, item, reset_at + self._rounding, policy)
 
     def available(self) -> bool:
