@@ -60,9 +60,9 @@ _BARE_VALUE: Final = re.compile(r"(?<=[:\[,])\s*[0-9][0-9./ T:-]{4,}[0-9](?=\s*(
 """A JSON value written without quotes that may be a date (1975-05-17, 19750517) or an
 identity number, after a key or in an array."""
 _CONTRACT_FIELDS: Final = frozenset(COLUMN_OF)
+"""A JSON row's keys the contract names; the values of others are never kept."""
 _DATED_FIELDS: Final = frozenset({"number", "valid_from", "birth_date"})
 """Fields a date stands in by contract (the number's digits can read as one)."""
-"""A JSON row's keys the contract names; the values of others are never kept."""
 
 
 class Kind(StrEnum):

@@ -20,7 +20,7 @@ import pyarrow as pa
 from lookup.errors import WarehouseBusy
 from lookup.ingest.files import FileKind
 from lookup.ingest.records import Action, Record, Rejected
-from lookup.ingest.rules import PRECEDENCE_SQL
+from lookup.ingest.rules import PRECEDENCE_SQL, PRIVACY_RANK_SQL
 from lookup.numbers import InvalidNumber, classify
 
 _SCHEMA: Final = """
@@ -492,9 +492,10 @@ class Warehouse:
                 QUALIFY row_number() OVER (PARTITION BY number ORDER BY {PRECEDENCE_SQL}) = 1
             ),
             veils AS (
-                SELECT w.number, max(CASE x.reservation WHEN 'reserved' THEN 2 ELSE 1 END) AS rank
-                FROM winners w JOIN withdrawals x
-                  ON x.number = w.number AND x.valid_from >= w.valid_from
+                SELECT w.number, max(x.rank) AS rank
+                FROM winners w JOIN (
+                    SELECT number, valid_from, {PRIVACY_RANK_SQL} AS rank FROM withdrawals
+                ) x ON x.number = w.number AND x.valid_from >= w.valid_from
                 GROUP BY w.number
             )
             SELECT number, number_type, kind,
