@@ -8,7 +8,6 @@ count them; the detail says what was wrong in words.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Final
@@ -18,6 +17,15 @@ import msgspec
 
 from lookup.ingest.files import FileFormat, FileKind
 from lookup.ingest.readers import COLUMN_OF, RawRow
+from lookup.ingest.redact import (
+    MASK,
+    capped,
+    looks_like_date,
+    mask_broken,
+    mask_values,
+    quoted,
+    withheld,
+)
 from lookup.numbers import InvalidNumber, NumberType, classify
 
 OSLO: Final = ZoneInfo("Europe/Oslo")
@@ -43,22 +51,6 @@ not withdraw a whole directory, so another word is only an error. Not where a br
 row's fields are guessed: a first name "Y" could stand there."""
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 """Unicode's control characters (category Cc), found at C speed: ingest reads millions."""
-_MONTHS: Final = "jan|feb|mar|apr|mai|may|jun|jul|aug|sep|okt|oct|nov|des|dec"
-_DATE_LIKE: Final = re.compile(
-    r"(?:(?:f\.|født:?)\s*)?"  # "f. 17.05.1975", "født: 17.05.1975": born
-    r"(?:[0-9]{1,4}[-./ ]\s*[0-9]{1,2}[-./ ]\s*[0-9]{1,4}"  # 1975-05-17, 17. 05 1975
-    rf"|[0-9]{{1,2}}(?:st|nd|rd|th)?[-. ]*(?:{_MONTHS})[a-z]*[-. ]*[0-9]{{2,4}}"  # 17. mai 1975
-    rf"|(?:{_MONTHS})[a-z]*\.?\s*[0-9]{{1,2}}(?:st|nd|rd|th)?,?\s*[0-9]{{2,4}}"  # May 17, 1975
-    r"|[0-9]{6}[- ]?[0-9]{5}"  # a national identity number (fødselsnummer): the date and more
-    r"|[0-9]{6,8})(?:[T ][0-9:.,+Z-]*)?[.,]?",
-    re.IGNORECASE,
-)
-"""A date of birth in the forms people write one, or a national identity number."""
-_JSON_TEXT: Final = re.compile(r""""((?:[^"\\]|\\.)*)"|'([^']*)'""")
-"""A JSON string, escapes and all (or single-quoted, as broken JSON has them)."""
-_BARE_VALUE: Final = re.compile(r"(?<=[:\[,])\s*[0-9][0-9./ T:-]{4,}[0-9](?=\s*(?:[,}\]]|$))")
-"""A JSON value written without quotes that may be a date (1975-05-17, 19750517) or an
-identity number, after a key or in an array."""
 _CONTRACT_FIELDS: Final = frozenset(COLUMN_OF)
 """A JSON row's keys the contract names; the values of others are never kept."""
 _DATED_FIELDS: Final = frozenset({"number", "valid_from", "birth_date"})
@@ -249,36 +241,11 @@ class RowValidator:
             reserved = "reserved" in said and "listed" not in said
         else:
             reserved = False
-        # A shifted field or an unnamed key can put the date anywhere: every value that
-        # reads as a date of birth goes, the number excepted (a valid-from date goes too),
-        # and whatever stands where the birth-date field may be. In one pass over the text:
-        # a value at a time would take minutes on a line of megabytes.
-        named = {
-            v.strip().replace("\\/", "/")
-            for v in row.salvaged.get("birth_date", ())
-            if len(v.strip()) > 2
-        }
-
-        def masked(value: str) -> bool:
-            text = value.strip().strip('"').strip().replace("\\/", "/")
-            return (text in named or _DATE_LIKE.fullmatch(text) is not None) and not _is_number(
-                text, number
-            )
-
-        if self._json:
-            raw = _JSON_TEXT.sub(
-                lambda m: '"[withheld]"' if masked(m[1] or m[2] or "") else m[0], row.raw
-            )
-            # Values the salvage cannot read as strings: a bare 19750517, 1975-05-17, or
-            # 17057512345 in an array.
-            raw = _BARE_VALUE.sub(lambda m: '"[withheld]"' if masked(m[0]) else m[0], raw)
-            # And what the birth-date key holds, wherever the broken quoting left it.
-            raw = _without(raw, row.salvaged.get("birth_date", ()))
-        else:
-            raw = ";".join("[withheld]" if masked(f) else f for f in row.raw.split(";"))
+        birth_dates = row.salvaged.get("birth_date", ())
+        raw = mask_broken(row.raw, json=self._json, number=number, birth_dates=birth_dates)
         if reserved or any(_reserved(v, strict=True) for v in row.salvaged.get("values", ())):
-            raw = _withheld(number)
-        raw = _capped(raw)
+            raw = withheld(number)
+        raw = capped(raw)
         record = None
         if reserved and number is not None:
             # Dated from its file: a shifted field can put the date of birth where the
@@ -298,20 +265,18 @@ class RowValidator:
     def _kept_text(self, row: RawRow, number: str | None) -> str:
         """The raw text kept with a reject; withheld for a reserved subscriber's row, and
         never with a date of birth in it (it is shown nowhere, not even to compliance)."""
-        return _capped(self._full_text(row, number))
+        return capped(self._full_text(row, number))
 
     def _full_text(self, row: RawRow, number: str | None) -> str:
         if _reserved(row.fields.get("reservation")):
-            return _withheld(number)
+            return withheld(number)
         born = row.fields.get("birth_date")
         # A shifted column can put the date of birth in any other field of a row that
         # splits right (`reklamereservert` '1975-05-17'): a date there goes too.
         dated = {
             key
             for key, value in row.fields.items()
-            if key not in _DATED_FIELDS
-            and isinstance(value, str)
-            and _DATE_LIKE.fullmatch(value.strip())
+            if key not in _DATED_FIELDS and isinstance(value, str) and looks_like_date(value)
         }
         if self._json:
             if (
@@ -324,18 +289,18 @@ class RowValidator:
             # date ("1975\\/05\\/17") or give the key twice, the first one kept in the text.
             # Keys outside the contract (`fodselsdato`, `personnummer`) keep no value.
             shown = {
-                key: value if key in _CONTRACT_FIELDS and key not in dated else "[withheld]"
+                key: value if key in _CONTRACT_FIELDS and key not in dated else MASK
                 for key, value in row.fields.items()
             }
             if "birth_date" in row.fields:
-                shown["birth_date"] = None if born is None else "[withheld]"
+                shown["birth_date"] = None if born is None else MASK
             return msgspec.json.encode(shown).decode()
         # The fields are known here (not a broken row's guesses): masked whatever their form,
         # "1975-05-17T00:00:00" or "17.5.75" as much as "1975-05-17", and so are the values
         # of columns the contract does not name (a `fødselsdato` column).
         values = (born, *row.extra) if isinstance(born, str) else row.extra
         values = (*values, *(str(row.fields[key]) for key in dated))
-        return _without(row.raw, values)
+        return mask_values(row.raw, values)
 
     def _reservation_only(self, fields: dict[str, object], number: str) -> Record | None:
         """A broken row that still reserves its number: honour the reservation.
@@ -406,7 +371,7 @@ class RowValidator:
         if org_number is not None and not org_number_valid(org_number):
             raise _RowError(
                 "bad_org_number",
-                f"{self._name('org_number')} {_quoted(org_number)} is not nine digits "
+                f"{self._name('org_number')} {quoted(org_number)} is not nine digits "
                 "with a valid MOD11 check digit",
             )
         postcode = self._text(fields, "postcode")
@@ -415,7 +380,7 @@ class RowValidator:
         ):
             raise _RowError(
                 "bad_postcode",
-                f"{self._name('postcode')} {_quoted(postcode)} is not four digits",
+                f"{self._name('postcode')} {quoted(postcode)} is not four digits",
             )
         marketing_reserved = self._flag(fields, "marketing_reserved")
         street = self._text(fields, "street")
@@ -484,7 +449,7 @@ class RowValidator:
             allowed = ", ".join(self._codes[field])
             raise _RowError(
                 f"bad_code.{field}",
-                f"{self._name(field)} {_quoted(value)} is not one of {allowed}",
+                f"{self._name(field)} {quoted(value)} is not one of {allowed}",
             )
         return code
 
@@ -494,14 +459,14 @@ class RowValidator:
             if value is None or isinstance(value, bool):
                 return bool(value)
             raise _RowError(
-                f"bad_type.{field}", f"{field} must be true or false, got {_quoted(value)}"
+                f"bad_type.{field}", f"{field} must be true or false, got {quoted(value)}"
             )
         text = self._text(fields, field)
         if text is None:
             return False
         if text.upper() not in ("J", "N"):
             raise _RowError(
-                f"bad_code.{field}", f"{self._name(field)} {_quoted(text)} is not one of J, N"
+                f"bad_code.{field}", f"{self._name(field)} {quoted(text)} is not one of J, N"
             )
         return text.upper() == "J"
 
@@ -576,46 +541,3 @@ def _hides_address(value: object) -> bool:
         isinstance(value, str)
         and _CONTROL.sub("", value).strip().lower() in _ADDRESS_HIDDEN_MARKERS
     )
-
-
-def _without(raw: str, values: Iterable[str]) -> str:
-    """The raw text with these values masked, each longer than two characters (a field
-    the contract or the header names as a date of birth, whatever its form; a column it
-    does not name at all)."""
-    for value in values:
-        text = value.strip()
-        if len(text) > 2:
-            raw = raw.replace(text, "[withheld]")
-    return raw
-
-
-def _quoted(value: object) -> str:
-    """A value as a reject's reason quotes it: not when it reads as a date, which in a
-    field that holds none is a date of birth a shifted column put there."""
-    if isinstance(value, str) and _DATE_LIKE.fullmatch(value.strip()):
-        return "(a date, not quoted)"
-    return repr(value)
-
-
-MAX_KEPT: Final = 2000
-"""Characters of a rejected row's text kept: enough to find and mend it, not a megabyte."""
-
-
-def _capped(text: str) -> str:
-    if len(text) <= MAX_KEPT:
-        return text
-    return f"{text[:MAX_KEPT]}... [{len(text) - MAX_KEPT} more characters]"
-
-
-def _is_number(value: str, number: str | None) -> bool:
-    """Whether a broken row's value is its number, in whatever written form."""
-    if number is None:
-        return False
-    try:
-        return classify(value)[0] == number
-    except InvalidNumber:
-        return False
-
-
-def _withheld(number: str | None) -> str:
-    return f"[reserved row withheld; number {number or 'unreadable'}]"

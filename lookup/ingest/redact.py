@@ -1,0 +1,107 @@
+"""What a rejected row's kept text and reason may hold: no date of birth, in any form. Pure.
+
+A rejected row is stored with its text, for the operator to find and mend it. A date
+of birth is shown nowhere, not even to compliance, so it is masked wherever it stands:
+in the field the contract or the header names, in a field a shifted column put it in,
+anywhere in a row that could not be split. The row's own number is kept.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Final
+
+from lookup.numbers import InvalidNumber, classify
+
+_MONTHS: Final = "jan|feb|mar|apr|mai|may|jun|jul|aug|sep|okt|oct|nov|des|dec"
+_DATE_LIKE: Final = re.compile(
+    r"(?:(?:f\.|født:?)\s*)?"  # "f. 17.05.1975", "født: 17.05.1975": born
+    r"(?:[0-9]{1,4}[-./ ]\s*[0-9]{1,2}[-./ ]\s*[0-9]{1,4}"  # 1975-05-17, 17. 05 1975
+    rf"|[0-9]{{1,2}}(?:st|nd|rd|th)?[-. ]*(?:{_MONTHS})[a-z]*[-. ]*[0-9]{{2,4}}"  # 17. mai 1975
+    rf"|(?:{_MONTHS})[a-z]*\.?\s*[0-9]{{1,2}}(?:st|nd|rd|th)?,?\s*[0-9]{{2,4}}"  # May 17, 1975
+    r"|[0-9]{6}[- ]?[0-9]{5}"  # a national identity number (fødselsnummer): the date and more
+    r"|[0-9]{6,8})(?:[T ][0-9:.,+Z-]*)?[.,]?",
+    re.IGNORECASE,
+)
+"""A date of birth in the forms people write one, or a national identity number."""
+_JSON_TEXT: Final = re.compile(r""""((?:[^"\\]|\\.)*)"|'([^']*)'""")
+"""A JSON string, escapes and all (or single-quoted, as broken JSON has them)."""
+_BARE_VALUE: Final = re.compile(r"(?<=[:\[,])\s*[0-9][0-9./ T:-]{4,}[0-9](?=\s*(?:[,}\]]|$))")
+"""A JSON value written without quotes that may be a date (1975-05-17, 19750517) or an
+identity number, after a key or in an array."""
+MASK: Final = "[withheld]"
+MAX_KEPT: Final = 2000
+"""Characters of a rejected row's text kept: enough to find and mend it, not a megabyte."""
+
+
+def looks_like_date(value: str) -> bool:
+    """Whether a value reads as a date of birth (or an identity number)."""
+    return _DATE_LIKE.fullmatch(value.strip()) is not None
+
+
+def mask_values(raw: str, values: Iterable[str]) -> str:
+    """The raw text with these values masked, each longer than two characters (a field
+    the contract or the header names as a date of birth, whatever its form; a column it
+    does not name at all)."""
+    for value in values:
+        text = value.strip()
+        if len(text) > 2:
+            raw = raw.replace(text, MASK)
+    return raw
+
+
+def mask_broken(raw: str, *, json: bool, number: str | None, birth_dates: Iterable[str]) -> str:
+    """A row that could not be split, with every value that reads as a date of birth
+    masked, or stands where the birth-date field may be (`birth_dates`), the row's own
+    `number` in any written form excepted. A shifted field or an unnamed key can put the
+    date anywhere (a valid-from date goes too). In one pass over the text: a value at a
+    time took minutes on a line of megabytes."""
+    named = {v.strip().replace("\\/", "/") for v in birth_dates if len(v.strip()) > 2}
+
+    def masked(value: str) -> bool:
+        text = value.strip().strip('"').strip().replace("\\/", "/")
+        return (text in named or looks_like_date(text)) and not is_number(text, number)
+
+    if not json:
+        return ";".join(MASK if masked(field) else field for field in raw.split(";"))
+    raw = _JSON_TEXT.sub(_replace(lambda m: masked(m[1] or m[2] or "")), raw)
+    # Values the salvage cannot read as strings: a bare 19750517, 1975-05-17, or
+    # 17057512345 in an array.
+    raw = _BARE_VALUE.sub(_replace(lambda m: masked(m[0])), raw)
+    # And what the birth-date key holds, wherever the broken quoting left it.
+    return mask_values(raw, birth_dates)
+
+
+def _replace(masked: Callable[[re.Match[str]], bool]) -> Callable[[re.Match[str]], str]:
+    return lambda match: f'"{MASK}"' if masked(match) else match[0]
+
+
+def quoted(value: object) -> str:
+    """A value as a reject's reason quotes it: not when it reads as a date, which in a
+    field that holds none is a date of birth a shifted column put there."""
+    if isinstance(value, str) and looks_like_date(value):
+        return "(a date, not quoted)"
+    return repr(value)
+
+
+def capped(text: str) -> str:
+    """A kept text cut to `MAX_KEPT` characters, saying how many more there were."""
+    if len(text) <= MAX_KEPT:
+        return text
+    return f"{text[:MAX_KEPT]}... [{len(text) - MAX_KEPT} more characters]"
+
+
+def is_number(value: str, number: str | None) -> bool:
+    """Whether a broken row's value is its number, in whatever written form."""
+    if number is None:
+        return False
+    try:
+        return classify(value)[0] == number
+    except InvalidNumber:
+        return False
+
+
+def withheld(number: str | None) -> str:
+    """The text kept of a reserved subscriber's row: its number alone."""
+    return f"[reserved row withheld; number {number or 'unreadable'}]"
