@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import msgspec
 from litestar import MediaType, Request, Response
@@ -280,30 +280,44 @@ _BODY_FIELD: Final = re.compile(r"field `([^`]+)`|at `\$\.([A-Za-z_]\w*)")
 """The field msgspec names in a body's error ("missing required field `reason`")."""
 
 
-def _parameter(errors: list[Any]) -> str | None:
-    """The parameter or body field a validation error is about, as every other
-    `invalid-parameter` problem names it."""
+class _FirstError(NamedTuple):
+    """The first error Litestar's validation lists: where, which field, what."""
+
+    source: object
+    """`query`, `path`, `body`... (an enum for parameters, read as its value)."""
+    key: Any
+    message: Any
+
+
+def _first_error(errors: list[Any]) -> _FirstError | None:
     first = errors[0] if errors and isinstance(errors[0], dict) else None
     if first is None:
         return None
     source = getattr(first.get("source"), "value", first.get("source"))
-    key = first.get("key")
-    if key and (source != "body" or key != "data"):
-        return str(key)
-    if source != "body":
+    return _FirstError(source, first.get("key"), first.get("message"))
+
+
+def _parameter(errors: list[Any]) -> str | None:
+    """The parameter or body field a validation error is about, as every other
+    `invalid-parameter` problem names it."""
+    first = _first_error(errors)
+    if first is None:
+        return None
+    if first.key and (first.source != "body" or first.key != "data"):
+        return str(first.key)
+    if first.source != "body":
         return None
     # The body as a whole ("data"): the field is in msgspec's message, if anywhere.
-    found = _BODY_FIELD.search(str(first.get("message", "")))
+    found = _BODY_FIELD.search(str(first.message or ""))
     return (found[1] or found[2]) if found else None
 
 
 def _invalid(detail: str, errors: list[Any]) -> str:
     """What Litestar's validation found, said of the first field it names."""
-    first = errors[0] if errors and isinstance(errors[0], dict) else None
+    first = _first_error(errors)
     if first is None:
         return detail
-    key, message = first.get("key"), first.get("message")
-    source = getattr(first.get("source"), "value", first.get("source"))  # an enum for params
+    source, key, message = first
     if source == "body" and message == f"'{key}'":
         return "a JSON body is required"  # msgspec had no body to decode
     if source == "body" and key == "data":
