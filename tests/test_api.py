@@ -297,6 +297,18 @@ def test_an_unreadable_published_snapshot_is_said_once_and_named(
     assert "published snapshot cannot be read" in body["detail"]
 
 
+@pytest.mark.parametrize("written", ["22/20 24 00", "22%2F202400", "22/20/24/00"])
+def test_a_number_written_with_slashes_is_invalid_not_an_unknown_route(
+    client: TestClient[Any], written: str
+) -> None:
+    events = client.app.state.services.events
+    events.drain()
+    body = problem_of(client.get(f"/v1/numbers/{written}"), 422, "invalid-number")
+    assert body["reason"] == "malformed" and "/" in body["detail"]
+    [event] = events.drain()
+    assert event.outcome == "invalid" and "/" in event.number
+
+
 def test_unknown_routes_and_methods_are_problems(client: TestClient[Any]) -> None:
     problem_of(client.get("/v2/whatever"), 404, "not-found")
     problem_of(client.post("/v1/numbers/22202400"), 405, "method-not-allowed")

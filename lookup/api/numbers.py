@@ -26,7 +26,7 @@ from lookup.errors import InvalidParameter
 from lookup.index.reader import Listing
 from lookup.keys import ApiKey
 from lookup.names import match_score
-from lookup.numbers import InvalidNumber, e164, national_format, normalize, shown
+from lookup.numbers import InvalidNumber, InvalidReason, e164, national_format, normalize, shown
 
 _MAX_NAME: Final = 200
 _ISO_DATE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -130,6 +130,19 @@ class NumbersController(Controller):
             body = _verify(body, listing, query, claimed)
         # Handing Litestar a finished ASGI response skips its response pipeline.
         return ASGIResponse(body=_encoder.encode(body), media_type=MediaType.JSON)
+
+    @get("/{number:str}/{rest:path}", include_in_schema=False)
+    async def lookup_with_slash(
+        self,
+        request: Request[Any, Any, Any],
+        number: Annotated[str, PathParameter()],
+        rest: Annotated[str, PathParameter()],
+    ) -> ASGIResponse:
+        """A number written with a slash ("22/33 44 55"): invalid, not an unknown route."""
+        # `rest` is the path after the first slash, its own leading "/" included.
+        written = number + rest
+        request.app.state.services.emit(request.scope, shown(written), "invalid")
+        raise InvalidNumber(written, InvalidReason.MALFORMED)
 
 
 def _name_query(name: str) -> str:
