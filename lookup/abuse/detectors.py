@@ -6,11 +6,14 @@ controlled clock. Only new numbers (not looked up by the account in the
 `known_seconds` before) move the scan detectors: repeats are what customers
 do, and scrapers gain nothing by mixing them in. Invalid numbers (typos) are
 counted as seen and nothing else.
+
+The engine keeps the state, feeds each new number through the rules (`runs`,
+`coverage`, `missratio`, `velocity`), the list-washing test and the address
+rule (`crossaccount`), and turns their verdicts into findings under the policy.
 """
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -20,26 +23,17 @@ from typing import Any
 
 import msgspec
 
+from lookup.abuse.coverage import BlockCoverage
 from lookup.abuse.crossaccount import AddressScans
 from lookup.abuse.events import EPOCH, LookupEvent, national_number
 from lookup.abuse.fastrule import FastRule
 from lookup.abuse.focus import Focus
+from lookup.abuse.missratio import MissRatio
 from lookup.abuse.policy import DEFAULT_POLICY, SEVERITY, Action, Kind, Policy
-from lookup.abuse.state import (
-    EVIDENCE_NUMBERS,
-    AccountState,
-    Block,
-    Lookup,
-    Run,
-    block_label,
-    e164,
-    span,
-    trail,
-)
+from lookup.abuse.runs import SequentialRuns
+from lookup.abuse.state import EVIDENCE_NUMBERS, AccountState, Lookup, trail
+from lookup.abuse.velocity import Velocity
 from lookup.abuse.washing import DAY_SECONDS, Clearance, Washing
-
-# A rule's verdict: kind, whether its suspension criteria held, and how to build its evidence.
-_Found = tuple[Kind, bool, Callable[[], dict[str, Any]]]
 
 WASHING = "list_washing"
 """The list-washing rule's slot among an account's fired rules: its findings are
@@ -78,14 +72,13 @@ class Engine:
     def __init__(self, policy: Policy = DEFAULT_POLICY) -> None:
         self.policy = policy
         self._accounts: dict[str, AccountState] = {}
-        self._miss_step = math.log(policy.miss_scan / policy.miss_legit)
-        self._hit_step = math.log((1 - policy.miss_scan) / (1 - policy.miss_legit))
-        self._upper = math.log((1 - policy.sprt_beta) / policy.sprt_alpha)
-        self._lower = math.log(policy.sprt_beta / (1 - policy.sprt_alpha))
         self._fast = FastRule(policy)
-        self._focus = Focus(policy)
-        self._ceilings = tuple(
-            math.ceil(policy.block_ceiling * size) for size in policy.block_sizes
+        # In this order: a lookup's findings are listed as its rules are.
+        self._rules = (
+            SequentialRuns(policy).check,
+            BlockCoverage(policy, self._fast, Focus(policy)).check,
+            MissRatio(policy).check,
+            Velocity(policy).check,
         )
         self._addresses = AddressScans(policy, self._fast, self._knew)
         self._washing = Washing(policy)
@@ -203,14 +196,10 @@ class Engine:
             event.ts, t, number, event.outcome, event.key, event.ip, event.account, state.seq
         )
         state.recent.append(lookup)
-        found: list[_Found] = []
-        found.extend(self._runs(state, lookup))
-        found.extend(self._coverage(state, lookup))
-        found.extend(self._miss_ratio(state, lookup))
-        found.extend(self._velocity(state, lookup))
         findings = [
             finding
-            for kind, strong, evidence in found
+            for rule in self._rules
+            for kind, strong, evidence in rule(state, lookup)
             if (finding := self._escalate(state, event, kind, strong, evidence)) is not None
         ]
         if washing is not None:
@@ -275,275 +264,6 @@ class Engine:
             if last >= horizon:
                 return
             del known[number]
-
-    def _runs(self, state: AccountState, lookup: Lookup) -> list[_Found]:
-        policy = self.policy
-        best: Run | None = None
-        for run in state.runs:
-            gap = abs(lookup.number - run.head)
-            if 0 < gap <= policy.run_stride and (
-                best is None or gap < abs(lookup.number - best.head)
-            ):
-                best = run
-        if best is None:
-            if len(state.runs) >= policy.run_heads:
-                del state.runs[0]
-            best = Run(head=lookup.number)
-        else:
-            state.runs.remove(best)
-        # Least recently extended first: the one a new run replaces.
-        state.runs.append(best)
-        best.head = lookup.number
-        best.items.append(lookup)
-        best.misses += lookup.outcome == "miss"
-        while lookup.t - best.items[0].t > policy.window_seconds:
-            best.misses -= best.items.popleft().outcome == "miss"
-        length = len(best.items)
-        if length < policy.run_flag or span(best.items, policy.run_flag) > (
-            policy.block_flag_burst_seconds
-        ):
-            return []
-        share = best.misses / length
-        strong = (
-            length >= policy.run_suspend
-            and share >= policy.run_suspend_miss_share
-            and span(best.items, policy.run_suspend) <= policy.block_suspend_burst_seconds
-        )
-        items = list(best.items)
-
-        def evidence() -> dict[str, Any]:
-            return {
-                "rule": {
-                    "run_length": length,
-                    "misses": best.misses,
-                    "miss_share": round(share, 3),
-                    "stride_max": policy.run_stride,
-                    "flag_at": policy.run_flag,
-                    "suspend_at": policy.run_suspend,
-                    "suspend_miss_share": policy.run_suspend_miss_share,
-                },
-                "range": [e164(min(i.number for i in items)), e164(max(i.number for i in items))],
-                "lookups": trail(items),
-            }
-
-        spread = len({i.key for i in items}) > 1 or len({i.ip for i in items}) > 1
-        kind = Kind.DISTRIBUTED_SCAN if spread else Kind.SEQUENTIAL_RUN
-        return [(kind, strong, evidence)]
-
-    def _coverage(self, state: AccountState, lookup: Lookup) -> list[_Found]:
-        policy = self.policy
-        found: list[_Found] = []
-        recent = len(state.recent)
-        # Into every block first: the focus test of a small block reads the enclosing one.
-        blocks = []
-        for size in policy.block_sizes:
-            key = (size, lookup.number // size)
-            block = state.blocks.get(key)
-            if block is None:
-                block = state.blocks[key] = Block("key", "ip")
-            block.add(lookup)
-            blocks.append(block)
-        for size, flag_at, suspend_at, ceiling, block in zip(
-            policy.block_sizes,
-            policy.block_flag,
-            policy.block_suspend,
-            self._ceilings,
-            blocks,
-            strict=True,
-        ):
-            count = len(block.members)
-            by_chance = recent * size / policy.plan_numbers
-            # Rounded up: even a small account's share of chance raises the bar by one, which
-            # keeps a busy account's scattered callers clear (a floor suspended the 1M benchmark).
-            excess = math.ceil(policy.block_excess * by_chance)
-            fast = (
-                self._fast_scan(state, block, excess, lookup)
-                if size == policy.block_fast_size
-                else None
-            )
-            tier = "count"
-            if fast is not None:
-                strong, (needed, tier) = True, fast
-            elif (
-                count >= ceiling + excess
-                and block.misses / count >= policy.block_suspend_miss_share
-            ):
-                # More of a block than a customer's list holds, wherever else the account
-                # looks: a scan taking turns between blocks behind decoys, or between more
-                # than `block_turns`, which share the attention as a town's blocks do.
-                strong, needed, tier = True, ceiling + excess, "ceiling"
-            else:
-                if count < flag_at + excess or block.misses / count < policy.block_flag_miss_share:
-                    continue
-                if block.span(flag_at + excess) > policy.block_flag_burst_seconds:
-                    continue
-                if not self._focus.held(
-                    state,
-                    block,
-                    flag_at + excess,
-                    lookup,
-                    floor=policy.block_focus_span,
-                    share=policy.block_focus,
-                    strays=True,
-                    pair=policy.block_pair_focus,
-                    pair_span=policy.block_focus_span,
-                ):
-                    continue
-                needed = suspend_at + excess
-                strong = (
-                    count >= needed
-                    and block.misses / count >= policy.block_suspend_miss_share
-                    and block.span(needed) <= policy.block_suspend_burst_seconds
-                    and not self._fast.company_range(block.last(needed))
-                )
-            spread = len(block.counts["key"]) > 1 or len(block.counts["ip"]) > 1
-            found.append(
-                (
-                    Kind.DISTRIBUTED_SCAN if spread else Kind.BLOCK_COVERAGE,
-                    strong,
-                    partial(
-                        self._coverage_evidence,
-                        block,
-                        size,
-                        lookup.number // size,
-                        by_chance,
-                        flag_at,
-                        needed,
-                        tier,
-                    ),
-                )
-            )
-        return found
-
-    def _fast_scan(
-        self, state: AccountState, block: Block, excess: int, lookup: Lookup
-    ) -> tuple[int, str] | None:
-        """How many new numbers of a geographic block came fast where the account's
-        attention is (a scan, walked or shuffled), and the name of the tier of the fast
-        rule that holds, if one does."""
-        geographic = self.policy.allocation_size(lookup.number) == self.policy.block_fast_size
-        for tier in self._fast.tiers:
-            if not (tier.everywhere or geographic):
-                continue
-            needed = tier.numbers + excess
-            if self._fast.holds(block, needed, tier) and self._focus.held(
-                state,
-                block,
-                needed,
-                lookup,
-                floor=0,
-                share=tier.focus,
-                strays=tier.strays,
-                pair=1.0 if tier.pair_span else None,
-                pair_span=tier.pair_span,
-            ):
-                return needed, tier.name
-        return None
-
-    def _coverage_evidence(
-        self,
-        block: Block,
-        size: int,
-        start: int,
-        by_chance: float,
-        flag_at: int,
-        needed: int,
-        tier: str,
-    ) -> dict[str, Any]:
-        return {
-            "rule": {
-                # Which bound held: `count` (flag_at / suspend_at below), `ceiling` (a share
-                # of the block), or a fast tier (suspend_at numbers within minutes).
-                "tier": tier,
-                "block_size": size,
-                "distinct": len(block.members),
-                "misses": block.misses,
-                "expected_by_chance": round(by_chance, 3),
-                "flag_at": flag_at,
-                "suspend_at": needed,
-                "window_seconds": self.policy.window_seconds,
-            },
-            "block": block_label(start, size),
-            "keys": sorted(block.counts["key"]),
-            "ips": sorted(block.counts["ip"]),
-            "lookups": trail(block.last(EVIDENCE_NUMBERS)),
-        }
-
-    def _miss_ratio(self, state: AccountState, lookup: Lookup) -> list[_Found]:
-        state.sprt += self._miss_step if lookup.outcome == "miss" else self._hit_step
-        state.sprt_trail.append(lookup)
-        if state.sprt <= self._lower:
-            # Threshold random walk: evidence of benign traffic ends the test; start anew.
-            state.sprt = 0.0
-            state.sprt_trail.clear()
-            return []
-        if state.sprt < self._upper:
-            return []
-        score, walk = state.sprt, list(state.sprt_trail)
-
-        def evidence() -> dict[str, Any]:
-            return {
-                "rule": {
-                    "log_likelihood_ratio": round(score, 3),
-                    "upper_bound": round(self._upper, 3),
-                    "suspend_at": round(self._upper * self.policy.sprt_suspend_factor, 3),
-                    "miss_legit": self.policy.miss_legit,
-                    "miss_scan": self.policy.miss_scan,
-                    "misses_in_trail": sum(1 for item in walk if item.outcome == "miss"),
-                    "trail_length": len(walk),
-                },
-                "lookups": trail(walk),
-            }
-
-        strong = score >= self._upper * self.policy.sprt_suspend_factor
-        return [(Kind.MISS_RATIO, strong, evidence)]
-
-    def _velocity(self, state: AccountState, lookup: Lookup) -> list[_Found]:
-        policy = self.policy
-        window = policy.velocity_window_seconds
-        recent = state.velocity_recent
-        recent.append(lookup)
-        state.velocity_misses += lookup.outcome == "miss"
-        while recent[0].t <= lookup.t - window:
-            state.velocity_misses -= recent.popleft().outcome == "miss"
-        count = len(recent)
-        bucket = int(lookup.t // window)
-        if bucket != state.velocity_bucket:
-            if state.velocity_peak:
-                state.velocity_past.append((state.velocity_bucket, state.velocity_peak))
-            lag = policy.velocity_baseline_lag_seconds / window
-            while state.velocity_past and bucket - state.velocity_past[0][0] > lag:
-                state.velocity_baseline = max(
-                    state.velocity_baseline, state.velocity_past.popleft()[1]
-                )
-            state.velocity_bucket, state.velocity_peak = bucket, 0
-        state.velocity_peak = max(state.velocity_peak, count)
-        bound = max(policy.velocity_floor, policy.velocity_factor * state.velocity_baseline)
-        if count < bound:
-            return []
-        legit, misses = policy.miss_legit, state.velocity_misses
-        z = (misses - count * legit) / math.sqrt(count * legit * (1 - legit))
-        if z < policy.velocity_throttle_z:
-            return []
-        baseline, share = state.velocity_baseline, misses / count
-        quoted = list(islice(reversed(recent), EVIDENCE_NUMBERS))[::-1]
-
-        def evidence() -> dict[str, Any]:
-            return {
-                "rule": {
-                    "new_numbers_in_window": count,
-                    "window_seconds": policy.velocity_window_seconds,
-                    "account_busiest_past_window": baseline,
-                    "bound": bound,
-                    "miss_share": round(share, 3),
-                    "misses_z": round(z, 2),
-                    "throttle_z": policy.velocity_throttle_z,
-                    "suspend_z": policy.velocity_suspend_z,
-                },
-                "lookups": trail(quoted),
-            }
-
-        return [(Kind.DISTINCT_VELOCITY, z >= policy.velocity_suspend_z, evidence)]
 
     def _list_washing(self, state: AccountState, event: LookupEvent) -> Finding | None:
         """A flag, at the first lookup of a day, when new numbers made most of the account's

@@ -8,7 +8,9 @@ far past its bound.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
+from typing import Any
 
 import msgspec
 
@@ -32,6 +34,11 @@ class Kind(StrEnum):
     MISS_RATIO = "miss_ratio"
     DISTINCT_VELOCITY = "distinct_velocity"
     DISTRIBUTED_SCAN = "distributed_scan"
+
+
+Verdict = tuple[Kind, bool, Callable[[], dict[str, Any]]]
+"""A rule's verdict on a lookup: its reason code, whether its suspension criteria held,
+and how to build its evidence (built only when the finding raises the severity)."""
 
 
 class Policy(msgspec.Struct, frozen=True, kw_only=True):

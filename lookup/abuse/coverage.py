@@ -1,0 +1,171 @@
+"""The `block_coverage` rule: many new numbers of one allocation block, with misses.
+
+Pure. Three bounds, in order: the fast rule's tiers (a burst of a geographic
+block where the account's attention is), the ceiling (more of a block than a
+customer's list holds, wherever else the account looks), and the count within
+the window, for blocks the account's attention is on. Spread over keys or IPs
+of the account, the same finding is a `distributed_scan`.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Any
+
+from lookup.abuse.fastrule import FastRule
+from lookup.abuse.focus import Focus
+from lookup.abuse.policy import Kind, Policy, Verdict
+from lookup.abuse.state import EVIDENCE_NUMBERS, AccountState, Block, Lookup, block_label, trail
+
+
+class BlockCoverage:
+    """The block rule over one policy."""
+
+    def __init__(self, policy: Policy, fast: FastRule, focus: Focus) -> None:
+        self.policy = policy
+        self._fast = fast
+        self._focus = focus
+        self._ceilings = tuple(
+            math.ceil(policy.block_ceiling * size) for size in policy.block_sizes
+        )
+
+    def check(self, state: AccountState, lookup: Lookup) -> list[Verdict]:
+        """Count the new number into its blocks of every size; a verdict per block held."""
+        policy = self.policy
+        found: list[Verdict] = []
+        recent = len(state.recent)
+        # Into every block first: the focus test of a small block reads the enclosing one.
+        blocks = []
+        for size in policy.block_sizes:
+            key = (size, lookup.number // size)
+            block = state.blocks.get(key)
+            if block is None:
+                block = state.blocks[key] = Block("key", "ip")
+            block.add(lookup)
+            blocks.append(block)
+        for size, flag_at, suspend_at, ceiling, block in zip(
+            policy.block_sizes,
+            policy.block_flag,
+            policy.block_suspend,
+            self._ceilings,
+            blocks,
+            strict=True,
+        ):
+            count = len(block.members)
+            by_chance = recent * size / policy.plan_numbers
+            # Rounded up: even a small account's share of chance raises the bar by one, which
+            # keeps a busy account's scattered callers clear (a floor suspended the 1M benchmark).
+            excess = math.ceil(policy.block_excess * by_chance)
+            fast = (
+                self._fast_scan(state, block, excess, lookup)
+                if size == policy.block_fast_size
+                else None
+            )
+            tier = "count"
+            if fast is not None:
+                strong, (needed, tier) = True, fast
+            elif (
+                count >= ceiling + excess
+                and block.misses / count >= policy.block_suspend_miss_share
+            ):
+                # More of a block than a customer's list holds, wherever else the account
+                # looks: a scan taking turns between blocks behind decoys, or between more
+                # than `block_turns`, which share the attention as a town's blocks do.
+                strong, needed, tier = True, ceiling + excess, "ceiling"
+            else:
+                if count < flag_at + excess or block.misses / count < policy.block_flag_miss_share:
+                    continue
+                if block.span(flag_at + excess) > policy.block_flag_burst_seconds:
+                    continue
+                if not self._focus.held(
+                    state,
+                    block,
+                    flag_at + excess,
+                    lookup,
+                    floor=policy.block_focus_span,
+                    share=policy.block_focus,
+                    strays=True,
+                    pair=policy.block_pair_focus,
+                    pair_span=policy.block_focus_span,
+                ):
+                    continue
+                needed = suspend_at + excess
+                strong = (
+                    count >= needed
+                    and block.misses / count >= policy.block_suspend_miss_share
+                    and block.span(needed) <= policy.block_suspend_burst_seconds
+                    and not self._fast.company_range(block.last(needed))
+                )
+            spread = len(block.counts["key"]) > 1 or len(block.counts["ip"]) > 1
+            found.append(
+                (
+                    Kind.DISTRIBUTED_SCAN if spread else Kind.BLOCK_COVERAGE,
+                    strong,
+                    partial(
+                        self._evidence,
+                        block,
+                        size,
+                        lookup.number // size,
+                        by_chance,
+                        flag_at,
+                        needed,
+                        tier,
+                    ),
+                )
+            )
+        return found
+
+    def _fast_scan(
+        self, state: AccountState, block: Block, excess: int, lookup: Lookup
+    ) -> tuple[int, str] | None:
+        """How many new numbers of a geographic block came fast where the account's
+        attention is (a scan, walked or shuffled), and the name of the tier of the fast
+        rule that holds, if one does."""
+        geographic = self.policy.allocation_size(lookup.number) == self.policy.block_fast_size
+        for tier in self._fast.tiers:
+            if not (tier.everywhere or geographic):
+                continue
+            needed = tier.numbers + excess
+            if self._fast.holds(block, needed, tier) and self._focus.held(
+                state,
+                block,
+                needed,
+                lookup,
+                floor=0,
+                share=tier.focus,
+                strays=tier.strays,
+                pair=1.0 if tier.pair_span else None,
+                pair_span=tier.pair_span,
+            ):
+                return needed, tier.name
+        return None
+
+    def _evidence(
+        self,
+        block: Block,
+        size: int,
+        start: int,
+        by_chance: float,
+        flag_at: int,
+        needed: int,
+        tier: str,
+    ) -> dict[str, Any]:
+        return {
+            "rule": {
+                # Which bound held: `count` (flag_at / suspend_at below), `ceiling` (a share
+                # of the block), or a fast tier (suspend_at numbers within minutes).
+                "tier": tier,
+                "block_size": size,
+                "distinct": len(block.members),
+                "misses": block.misses,
+                "expected_by_chance": round(by_chance, 3),
+                "flag_at": flag_at,
+                "suspend_at": needed,
+                "window_seconds": self.policy.window_seconds,
+            },
+            "block": block_label(start, size),
+            "keys": sorted(block.counts["key"]),
+            "ips": sorted(block.counts["ip"]),
+            "lookups": trail(block.last(EVIDENCE_NUMBERS)),
+        }
