@@ -12,7 +12,6 @@ import ipaddress
 import secrets
 import sqlite3
 import threading
-import unicodedata
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +22,7 @@ import msgspec
 from lookup.abuse.retention import check_months
 from lookup.errors import AddressNotAllowed, InvalidKey, KeyStoreError, MissingCredentials
 from lookup.networks import Network, network
+from lookup.text import first_bidi_control, first_control, invisible
 
 ROLES: Final = ("lookup", "search", "compliance", "admin")
 TOKEN_PREFIX: Final = "lk_"
@@ -169,11 +169,19 @@ class KeyStore:
     ) -> tuple[ApiKey, str]:
         """Create a key for an organization (created on first use); returns it and the token."""
         org = org.strip()
-        if not org:
+        if not org or invisible(org):
             raise KeyStoreError("an organization name is required")
-        if any(unicodedata.category(c) == "Cc" for c in org):
-            # It is part of every decision's actor, which the audit trail's hash covers.
-            raise KeyStoreError("an organization name must not contain control characters")
+        # It is part of every decision's actor, which the audit trail's hash covers and
+        # shows: a control character could move text between fields, a direction control
+        # show the name in another order than it is kept.
+        if (bad := first_control(org)) is not None:
+            raise KeyStoreError(
+                f"an organization name must not contain control characters (U+{ord(bad):04X})"
+            )
+        if (bad := first_bidi_control(org)) is not None:
+            raise KeyStoreError(
+                f"an organization name must not contain text direction controls (U+{ord(bad):04X})"
+            )
         key_id = secrets.token_hex(5)
         token = f"{TOKEN_PREFIX}{key_id}_{secrets.token_urlsafe(24)}"
         now = datetime.now(UTC).isoformat(timespec="seconds")

@@ -55,6 +55,11 @@ def test_keys_create_refuses_unknown_roles_and_bad_networks(tmp_path: Path) -> N
     )
     assert result.returncode != 0
     assert result.stderr.count("\n") == 1 and "control characters" in result.stderr
+    # Shown in the trail, it must read as it is kept: no override turning it around.
+    for org, said in (("desk\u202ex", "text direction controls"), ("\u200b\u200b", "required")):
+        result = lookup("keys", "create", "--org", org, "--roles", "lookup", data_dir=tmp_path)
+        assert result.returncode != 0
+        assert result.stderr.count("\n") == 1 and said in result.stderr
 
 
 def test_ingest_reports_and_status_shows_the_served_snapshot(tmp_path: Path) -> None:

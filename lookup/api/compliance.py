@@ -6,7 +6,6 @@ or delete; suspend and reinstate take effect on the account at once.
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import timedelta
 from typing import Annotated, Any, Final, Literal
 
@@ -23,6 +22,7 @@ from lookup.ingest.warehouse import Warehouse
 from lookup.keys import ApiKey
 from lookup.numbers import e164, normalize
 from lookup.subjects import SubjectReport, report
+from lookup.text import first_bidi_control, first_control, invisible
 
 # What each decision does to the account's status (warn leaves it as it is).
 
@@ -203,24 +203,21 @@ def _reason(text: str, missing: str) -> str:
         )
     # The audit trail's hash joins a decision's fields with a control character: one inside
     # a field would let an edit move text between fields unseen.
-    bad = next((c for c in reason if unicodedata.category(c) == "Cc" and c not in "\n\t"), None)
+    bad = first_control(reason, allowed="\n\t")
     if bad is not None:
         raise InvalidParameter(
             "reason", f"reason must not contain control characters (U+{ord(bad):04X})"
         )
     # What the trail shows must be what it holds: a direction override (U+202E) displays
     # text in another order, and a reason of zero-width characters alone is none.
-    bidi = next((c for c in reason if c in _BIDI_CONTROLS), None)
+    bidi = first_bidi_control(reason)
     if bidi is not None:
         raise InvalidParameter(
             "reason", f"reason must not contain text direction controls (U+{ord(bidi):04X})"
         )
-    if all(c.isspace() or unicodedata.category(c) == "Cf" for c in reason):
+    if invisible(reason):
         raise InvalidParameter("reason", missing)
     return reason
-
-
-_BIDI_CONTROLS: Final = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def _directory_answer(reservations: set[str]) -> str:

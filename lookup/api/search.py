@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Annotated, Any, Final
 
 from litestar import Controller, Request, get
@@ -13,6 +12,7 @@ from lookup.api.auth import role
 from lookup.api.numbers import to_response
 from lookup.api.services import Services
 from lookup.errors import InvalidParameter
+from lookup.text import first_control
 
 MAX_RESULTS: Final = 50
 _MAX_CITY: Final = 100
@@ -75,7 +75,7 @@ def _check_text(parameter: str, text: str) -> None:
             "(ø is %C3%B8)",
         )
     # Tabs and line breaks are spaces to the search (a name pasted from a spreadsheet).
-    control = next((c for c in text if unicodedata.category(c) == "Cc" and c not in "\t\n\r"), None)
+    control = first_control(text, allowed="\t\n\r")
     if control is not None:
         raise InvalidParameter(
             parameter, f"{parameter} must not contain control characters (U+{ord(control):04X})"

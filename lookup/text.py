@@ -1,0 +1,25 @@
+"""Checks of free text the service keeps or shows back: control, direction and invisible
+characters. Pure."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Final
+
+BIDI_CONTROLS: Final = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+"""Embeddings, overrides and isolates: they display text in another order than it is kept."""
+
+
+def first_control(text: str, allowed: str = "") -> str | None:
+    """The first control character (Unicode category Cc) of `text` not in `allowed`."""
+    return next((c for c in text if unicodedata.category(c) == "Cc" and c not in allowed), None)
+
+
+def first_bidi_control(text: str) -> str | None:
+    """The first text direction control of `text`."""
+    return next((c for c in text if c in BIDI_CONTROLS), None)
+
+
+def invisible(text: str) -> bool:
+    """Whether `text` shows nothing: only spaces and format characters (zero-width ones)."""
+    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
