@@ -11,8 +11,16 @@ from tests.conftest import ROOT
 README = (ROOT / "README.md").read_text()
 
 
-def test_every_setting_is_documented() -> None:
-    missing = [name for name in setting_names() if f"`{name}`" not in README]
+def _section(title: str) -> str:
+    """The README's section under `## title`, up to the next one."""
+    start = README.index(f"\n## {title}\n")
+    end = README.find("\n## ", start + 1)
+    return README[start : end if end != -1 else None]
+
+
+def test_every_setting_is_in_the_configuration_table() -> None:
+    table = _section("Configuration")
+    missing = [name for name in setting_names() if f"| `{name}` |" not in table]
     assert not missing
 
 
@@ -26,8 +34,14 @@ def _commands(parser: argparse.ArgumentParser, prefix: str = "lookup") -> list[s
     return found
 
 
-def test_every_command_is_documented() -> None:
-    missing = [command for command in _commands(_parser()) if f"`{command}" not in README]
+def test_every_command_is_in_the_command_line_table() -> None:
+    table = _section("Command line")
+    # A command's row starts with it, whole: `lookup key` is not `lookup keys ...`.
+    missing = [
+        command
+        for command in _commands(_parser())
+        if f"| `{command}`" not in table and f"| `{command} " not in table
+    ]
     assert not missing
 
 

@@ -98,7 +98,7 @@ def test_metrics_count_requests_by_route_and_status_and_the_monitors_work(
         assert public.get("/v1/numbers/40000001", headers=headers).status_code == 404
         public.get("/v1/numbers/22200000", headers={"Authorization": "Bearer nonsense"})
         # What the router answers itself: counted, but never by the path asked for.
-        assert public.get("/v1/numbers/22200000/x", headers=headers).status_code == 404
+        assert public.get("/v1/listings/22200000", headers=headers).status_code == 404
         assert public.delete("/v1/numbers/22200000", headers=headers).status_code == 405
         # A walk: suspended by the fast rule, then refused.
         walk: list[int] = []

@@ -2,8 +2,10 @@
 
 Pure. Threshold random walk (Jung et al., scan detection): each new number's
 outcome moves a log-likelihood ratio of "scan" (H1: `miss_scan` misses) against
-"customer" (H0: `miss_legit`); past the upper bound it flags, far past it
-suspends, and below the lower bound the test ends as benign and starts anew.
+"customer" (H0: `miss_legit`); past the upper bound it flags, and below the
+lower bound the test ends as benign and starts anew. Misses alone never
+suspend (a CRM whose callers are often unlisted misses a lot too): the policy
+suspends on this test only when another rule agrees.
 """
 
 from __future__ import annotations
@@ -43,7 +45,6 @@ class MissRatio:
                 "rule": {
                     "log_likelihood_ratio": round(score, 3),
                     "upper_bound": round(self._upper, 3),
-                    "suspend_at": round(self._upper * self.policy.sprt_suspend_factor, 3),
                     "miss_legit": self.policy.miss_legit,
                     "miss_scan": self.policy.miss_scan,
                     "misses_in_trail": sum(1 for item in walk if item.outcome == "miss"),
@@ -52,5 +53,4 @@ class MissRatio:
                 "lookups": trail(walk),
             }
 
-        strong = score >= self._upper * self.policy.sprt_suspend_factor
-        return [(Kind.MISS_RATIO, strong, evidence)]
+        return [(Kind.MISS_RATIO, False, evidence)]

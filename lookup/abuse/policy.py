@@ -172,8 +172,6 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     customer's repeated tests cross the bound by chance (seen at 0.5 within 400,000 lookups)."""
     sprt_alpha: float = 1e-4
     sprt_beta: float = 1e-2
-    sprt_suspend_factor: float = 2.0
-    """The test flags at its upper bound and suspends at this multiple of it."""
 
     velocity_window_seconds: float = 3600
     """The sliding window new numbers are counted over."""
