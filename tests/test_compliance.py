@@ -349,6 +349,10 @@ def test_a_data_subject_gets_everything_stored_about_their_number(tmp_path: Path
         store = desk.services.store
         store.commit([_lookup(DAY + timedelta(minutes=i), "+4722202400") for i in range(3)], [])
         store.commit([_lookup(DAY, "+4722202400", "miss", account="other-co")], [])
+        # Written in a form the normalizer refused, the log keeps it as typed; a typo of
+        # another number is not about it.
+        written = ["22/20 24 00", "+47 22202400 x", "2220240"]
+        store.commit([_lookup(DAY, raw, "invalid") for raw in written], [])
         case_id = store.record(
             Finding(
                 account="cust-co",
@@ -372,8 +376,9 @@ def test_a_data_subject_gets_everything_stored_about_their_number(tmp_path: Path
         assert body["published"]["name"]["full"] == "Ola Nordmann"
         assert [c["change"] for c in body["history"]] == ["added"]
         assert [r["reason"] for r in body["rejected_rows"]] == ["bad_postcode"]
-        assert body["lookups"]["total"] == 4
+        assert body["lookups"]["total"] == 6
         assert [a["account"] for a in body["lookups"]["by_account"]] == ["cust-co", "other-co"]
+        assert body["lookups"]["by_account"][0]["answered"] == 3
         assert body["cases"] == [case_id]
         unknown = desk.get("/subjects/41999999").json()
         assert unknown["directory"] == [] and unknown["published"] is None
@@ -386,6 +391,7 @@ def test_an_erasure_anonymises_the_lookups_but_those_under_legal_hold(tmp_path: 
         store = desk.services.store
         store.commit([_lookup(DAY + timedelta(minutes=i), "+4722202400") for i in range(3)], [])
         store.commit([_lookup(DAY, "+4722202400", "miss", account="other-co")], [])
+        store.commit([_lookup(DAY, raw, "invalid") for raw in ("0047-2220-2400", "2220240")], [])
         store.record(_finding("other-co", DAY, action="flag"))  # other-co is under hold
         refused = desk.client.post(
             "/internal/v1/subjects/22202400/erasure", json={"reason": " "}, headers=desk.headers
@@ -396,7 +402,9 @@ def test_an_erasure_anonymises_the_lookups_but_those_under_legal_hold(tmp_path: 
             json={"reason": "request 2026-117"},
             headers=desk.headers,
         ).json()
-        assert (done["lookups_erased"], done["held_by_open_cases"]) == (3, ["other-co"])
+        assert (done["lookups_erased"], done["held_by_open_cases"]) == (4, ["other-co"])
+        invalid = "SELECT number FROM lookup_log WHERE outcome = 'invalid' ORDER BY number"
+        assert store.file.rows(invalid) == [("2220240",), ("erased",)]
         assert done["rejected_rows_erased"] == 1
         after = desk.get("/subjects/22202400").json()
         assert after["lookups"]["total"] == 1  # the held account's lookup only
@@ -405,7 +413,7 @@ def test_an_erasure_anonymises_the_lookups_but_those_under_legal_hold(tmp_path: 
         # The erasure is on record, without the number.
         assert store.file.rows(
             "SELECT actor LIKE 'compliance-desk/%', reason, erased, held FROM erasures"
-        ) == [(True, "request 2026-117", 3, 1)]
+        ) == [(True, "request 2026-117", 4, 1)]
         assert "22202400" not in str(store.file.rows("SELECT * FROM erasures"))
         assert done["directory"].startswith("kept: each operator delivers it every night")
 

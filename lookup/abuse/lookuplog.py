@@ -37,6 +37,18 @@ TIMELINE_MOMENTS: Final = 10
 _TIMELINE_COLUMNS: Final = ("ts", "key", "ip", "number", "outcome", "endpoint")
 
 
+def _about(number: str) -> tuple[str, list[str]]:
+    """A condition on `lookup_log` rows about a number (E.164), and its parameters: its
+    lookups, and the invalid ones that wrote it in a form the normalizer refused
+    ("22/33 44 55", "+47 22334455 x"), which the log keeps as written."""
+    national = number.removeprefix("+47")
+    return (
+        "(number = ? OR (outcome = 'invalid' "
+        "AND regexp_replace(number, '[^0-9]', '', 'g') IN (?, ?, ?)))",
+        [number, national, "47" + national, "0047" + national],
+    )
+
+
 def log_batch(events: Sequence[LookupEvent]) -> pa.Table:
     """Events as the rows of `lookup_log`."""
     # Typed columns: inferring the types took a third of building the table.
@@ -80,11 +92,12 @@ class LookupLog:
 
     def lookups_of(self, number: str) -> dict[str, Any]:
         """Customers' lookups of a number (E.164): how many, when, by which accounts."""
+        about, parameters = _about(number)
         rows = self._file.rows(
             "SELECT account, count(*), count(*) FILTER (WHERE outcome = 'hit'), min(ts), max(ts) "
-            "FROM lookup_log WHERE number = ? AND endpoint = 'numbers' "
+            f"FROM lookup_log WHERE {about} AND endpoint = 'numbers' "
             "GROUP BY account ORDER BY 2 DESC, account",
-            [number],
+            parameters,
         )
         return {
             "total": sum(int(r[1]) for r in rows),
@@ -101,23 +114,24 @@ class LookupLog:
         accounts with an open case (legal hold); returns how many rows were erased and the
         accounts holding the rest. The request is recorded (who, why, how many) without
         the number: a hash of one of 10^8 numbers would keep it."""
+        about, parameters = _about(number)
         with self._file.transaction() as con:
             held = [
                 str(r[0])
                 for r in con.execute(
-                    f"SELECT DISTINCT account FROM lookup_log WHERE number = ? "
+                    f"SELECT DISTINCT account FROM lookup_log WHERE {about} "
                     f"AND account IN ({_HELD}) ORDER BY 1",
-                    [number],
+                    parameters,
                 ).fetchall()
             ]
             kept = con.execute(
-                f"SELECT count(*) FROM lookup_log WHERE number = ? AND account IN ({_HELD})",
-                [number],
+                f"SELECT count(*) FROM lookup_log WHERE {about} AND account IN ({_HELD})",
+                parameters,
             ).fetchall()[0][0]
             erased = con.execute(
-                f"UPDATE lookup_log SET number = 'erased' WHERE number = ? "
+                f"UPDATE lookup_log SET number = 'erased' WHERE {about} "
                 f"AND account NOT IN ({_HELD})",
-                [number],
+                parameters,
             ).fetchall()[0][0]
             con.execute(
                 "INSERT INTO erasures VALUES (?, ?, ?, ?, ?)",
