@@ -177,6 +177,36 @@ def test_a_customer_sharing_the_address_of_a_fast_scan_is_not_named_for_an_earli
     assert suspended == {"shell-0", "shell-1"}
 
 
+def test_a_customer_calling_into_a_block_another_account_scanned_is_not_named() -> None:
+    # A load generator's or integrator's address: one account walks a block and is
+    # suspended; minutes later a customer behind the same address looks up two listed
+    # numbers of that block (its callers), which only the scanner's misses surround.
+    ip = "192.0.2.10"
+    walk = [event(22202000 + i, i, alternating(i), account="scraper", ip=ip) for i in range(27)]
+    callers = [
+        event(n, 120 + 5 * i, "hit", account="crm", ip=ip)
+        for i, n in enumerate([22202417, 22202093])
+    ]
+    findings = feed(Engine(), [*walk, *callers])
+    assert "scraper" in first_suspensions(findings)
+    assert [f for f in findings if f.account == "crm"] == []
+    # One of the customer's own numbers missing makes it part of the scan after all.
+    findings = feed(Engine(), [*walk, *callers, event(22202555, 140, "miss", account="crm", ip=ip)])
+    assert "crm" in first_suspensions(findings)
+
+
+def test_a_reinstated_account_is_not_named_again_for_its_lookups_before() -> None:
+    ip = "192.0.2.10"
+    engine = Engine()
+    walk = [event(22202000 + i, i, alternating(i), account="demo", ip=ip) for i in range(12)]
+    assert "demo" in first_suspensions(feed(engine, walk))
+    engine.reset("demo")  # compliance reinstated it; it looks nothing up meanwhile
+    others = [
+        event(22202500 + 3 * i, 60 + 5 * i, alternating(i), account="lt", ip=ip) for i in range(6)
+    ]
+    assert [f.account for f in feed(engine, others) if f.account == "demo"] == []
+
+
 def test_two_customers_behind_one_nat_are_not_one_scanner() -> None:
     # Two customers behind one address, each with its own callers; by chance four listed
     # numbers of one block come within 40 s, two from each.

@@ -8,7 +8,7 @@ this names into findings of each account.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -84,11 +84,23 @@ class AddressScans:
         return named
 
     def forget(self, account: str) -> None:
-        """Forget that an account was named (compliance cleared or reinstated it)."""
+        """Forget an account's part in its addresses' blocks, and that it was named
+        (compliance cleared or reinstated it): another account's next lookups there must
+        not name it again for what it did before."""
         for ip_state in self._ips.values():
             ip_state.fired = {
                 marker: strong for marker, strong in ip_state.fired.items() if marker[2] != account
             }
+            ip_state.accounts.pop(account, None)
+            ip_state.lone = deque(
+                (item for item in ip_state.lone if item.account != account),
+                maxlen=ip_state.lone.maxlen,
+            )
+            for block_key, block in list(ip_state.blocks.items()):
+                for item in [i for i in block.members.values() if i.account == account]:
+                    block.remove(item)
+                if not block.members:
+                    del ip_state.blocks[block_key]
 
     def prune(self, now: float) -> None:
         """Drop what fell out of the window, and addresses left with nothing."""
@@ -133,7 +145,13 @@ class AddressScans:
                 return None
             burst, share = block.last(fast_at), self.policy.distributed_min_share
         counts = Counter(item.account for item in burst)
-        accounts = sorted(a for a, n in counts.items() if n >= share)
+        # Off a walk, only the accounts that met a miss of the burst: one whose numbers
+        # there were all listed looks up what a customer does (behind a SaaS integrator's
+        # address, the callers of a block another account is scanning).
+        missed = None if walk is not None else {i.account for i in burst if i.outcome == "miss"}
+        accounts = sorted(
+            a for a, n in counts.items() if n >= share and (missed is None or a in missed)
+        )
         if len(accounts) < self.policy.distributed_min_accounts or any(
             self._knew(account, key, burst[0].t) for account in accounts
         ):
@@ -141,11 +159,13 @@ class AddressScans:
         return len(burst), accounts
 
     def _named(self, block: Block) -> list[str]:
-        """Accounts with enough of an address's block to be named in its finding."""
+        """Accounts with enough of an address's block, a miss among it, to be named in its
+        finding (one whose numbers there were all listed looks up what a customer does)."""
+        missed = block.counts["missed_by"]
         return sorted(
             account
             for account, count in block.counts["account"].items()
-            if count >= self.policy.distributed_min_share
+            if count >= self.policy.distributed_min_share and account in missed
         )
 
     def _into_block(self, ip_state: IpState, size: int, lookup: Lookup) -> Block | None:
@@ -153,7 +173,7 @@ class AddressScans:
         key = (size, lookup.number // size)
         block = ip_state.blocks.get(key)
         if block is None:
-            block = ip_state.blocks[key] = Block("account")
+            block = ip_state.blocks[key] = Block("account", "missed_by")
         current = block.members.get(lookup.number)
         if current is not None:
             if lookup.t - current.t <= self.policy.window_seconds:

@@ -31,6 +31,12 @@ class Lookup:
     seq: int
     """Position among the account's first lookups: how many new numbers came before it."""
 
+    @property
+    def missed_by(self) -> str:
+        """The account, if the number was a miss ("" for a hit): counted per block, it
+        tells which accounts behind an address met the misses of a scan."""
+        return self.account if self.outcome == "miss" else ""
+
 
 def e164(number: int) -> str:
     return f"+47{number:08d}"
