@@ -44,8 +44,10 @@ class AddressScans:
         while ip_state.lone:
             earlier = ip_state.lone.popleft()
             if lookup.t - earlier.t <= policy.window_seconds:
+                ip_state.recent.append(earlier)
                 for size in policy.block_sizes:
                     self._into_block(ip_state, size, earlier)
+        ip_state.recent.append(lookup)
         named: list[Named] = []
         for size, count_at in zip(policy.block_sizes, policy.block_suspend, strict=True):
             block_start = lookup.number // size
@@ -96,27 +98,28 @@ class AddressScans:
                 (item for item in ip_state.lone if item.account != account),
                 maxlen=ip_state.lone.maxlen,
             )
-            for block_key, block in list(ip_state.blocks.items()):
+            for key, block in list(ip_state.blocks.items()):
                 for item in [i for i in block.members.values() if i.account == account]:
                     block.remove(item)
                 if not block.members:
-                    del ip_state.blocks[block_key]
+                    _drop(ip_state, key)
 
     def prune(self, now: float) -> None:
         """Drop what fell out of the window, and addresses left with nothing."""
-        window = self.policy.window_seconds
+        window, sizes = self.policy.window_seconds, self.policy.block_sizes
         for address, ip_state in list(self._ips.items()):
-            for block_key, block in list(ip_state.blocks.items()):
-                # Members are in time order: the old ones are at the front.
-                for item in list(block.members.values()):
-                    if now - item.t <= window:
-                        break
-                    block.remove(item)
-                if not block.members:
-                    del ip_state.blocks[block_key]
-                    ip_state.fired = {
-                        m: strong for m, strong in ip_state.fired.items() if m[:2] != block_key
-                    }
+            recent = ip_state.recent
+            while recent and now - recent[0].t > window:
+                old = recent.popleft()
+                for size in sizes:
+                    key = (size, old.number // size)
+                    block = ip_state.blocks.get(key)
+                    # Not when a newer lookup of the number took its place, or it was forgotten.
+                    if block is None or block.members.get(old.number) is not old:
+                        continue
+                    block.remove(old)
+                    if not block.members:
+                        _drop(ip_state, key)
             ip_state.accounts = {
                 account: seen for account, seen in ip_state.accounts.items() if now - seen <= window
             }
@@ -181,6 +184,12 @@ class AddressScans:
             block.remove(current)
         block.add(lookup)
         return block
+
+
+def _drop(ip_state: IpState, key: tuple[int, int]) -> None:
+    """Drop an address's emptied block, and which accounts it named."""
+    del ip_state.blocks[key]
+    ip_state.fired = {m: strong for m, strong in ip_state.fired.items() if m[:2] != key}
 
 
 def _evidence(

@@ -135,7 +135,6 @@ class Engine:
         for name, state in list(self._accounts.items()):
             self._expire(state, now)
             self._forget(state, now)
-            state.blocks = {key: block for key, block in state.blocks.items() if block.members}
             state.fired = {
                 kind: (severity, at)
                 for kind, (severity, at) in state.fired.items()
@@ -253,9 +252,13 @@ class Engine:
         while state.recent and now - state.recent[0].t > window:
             old = state.recent.popleft()
             for size in self.policy.block_sizes:
-                block = state.blocks.get((size, old.number // size))
+                key = (size, old.number // size)
+                block = state.blocks.get(key)
                 if block is not None and block.members.get(old.number) is old:
                     block.remove(old)
+                    # At once: an hourly sweep of every block cost more than the lookups.
+                    if not block.members:
+                        del state.blocks[key]
 
     def _forget(self, state: AccountState, now: float) -> None:
         known, horizon = state.known, now - self.policy.known_seconds

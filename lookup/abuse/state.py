@@ -147,6 +147,9 @@ class IpState:
     """The last first lookups while only one account used the address: counted in its
     blocks once a second account appears, so a scan split over accounts is seen whole."""
     blocks: dict[tuple[int, int], Block] = field(default_factory=dict)
+    recent: deque[Lookup] = field(default_factory=deque)
+    """The lookups counted into the blocks, oldest first: what the hourly prune expires
+    (without reading every block)."""
     fired: dict[tuple[int, int, str], bool] = field(default_factory=dict)
     """(block size, block, account) named in a finding, and whether it was a strong one."""
 

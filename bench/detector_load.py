@@ -1,0 +1,78 @@
+"""The detectors' cost per event under many busy accounts whose lookups are mostly new.
+
+The harness's month is mostly repeats; this is the other extreme the monitor
+must keep up with: ACCOUNTS CRM-like accounts over DAYS days, 70 % of lookups
+from each account's base of 3,000 mobile numbers, 30 % anywhere in the mobile
+plan, 30 % misses. Every account then keeps thousands of blocks within the
+7-day window. Prints µs per event for each quarter of the run (it must not grow
+with the state) and the process's peak memory.
+
+Run from the repo root:  .venv/bin/python bench/detector_load.py [--events 400000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import resource
+import time
+from datetime import datetime, timedelta
+
+from lookup.abuse.detectors import Engine
+from lookup.abuse.events import LookupEvent
+
+
+def traffic(events: int, accounts: int, days: int, seed: int) -> list[LookupEvent]:
+    """The events, in time order."""
+    rng = random.Random(seed)
+    names = [f"crm{i:03d}" for i in range(accounts)]
+
+    def mobile() -> int:
+        return rng.choice((4, 9)) * 10_000_000 + rng.randrange(10_000_000)
+
+    bases = {name: [mobile() for _ in range(3000)] for name in names}
+    addresses = {name: f"10.{i % 250}.0.1" for i, name in enumerate(names)}
+    start, step = datetime(2026, 3, 1), timedelta(seconds=days * 86400 / events)
+    out = []
+    for i in range(events):
+        name = names[rng.randrange(accounts)]
+        number = rng.choice(bases[name]) if rng.random() < 0.7 else mobile()
+        out.append(
+            LookupEvent(
+                ts=start + step * i,
+                account=name,
+                key=f"k-{name}",
+                ip=addresses[name],
+                number=f"+47{number}",
+                outcome="hit" if rng.random() < 0.7 else "miss",
+            )
+        )
+    return out
+
+
+def main() -> None:
+    """Time the engine over the traffic, by quarter."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=400_000)
+    parser.add_argument("--accounts", type=int, default=200)
+    parser.add_argument("--days", type=int, default=6)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    events = traffic(args.events, args.accounts, args.days, args.seed)
+    engine, quarter = Engine(), len(events) // 4
+    findings, figures = 0, []
+    for part in range(4):
+        started = time.perf_counter()
+        for event in events[part * quarter : (part + 1) * quarter]:
+            findings += len(engine.observe(event))
+        figures.append((time.perf_counter() - started) / quarter * 1e6)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"{len(events):,} events, {args.accounts} accounts, {args.days} days: "
+        + " / ".join(f"{f:.1f}" for f in figures)
+        + f" µs per event by quarter; {findings} findings; peak memory {peak:,.0f} MB"
+    )
+
+
+if __name__ == "__main__":
+    main()
