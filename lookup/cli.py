@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import logging
+import math
 import os
 import shutil
 import sys
@@ -58,7 +59,9 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("paths", nargs="*", type=Path, help="files or folders, or 'status'")
     ingest.add_argument("--inbox", type=Path, help="apply every operator file in DIR")
     ingest.add_argument("--watch", type=Path, help="keep applying files as they arrive in DIR")
-    ingest.add_argument("--interval", type=float, default=5.0, help="seconds between --watch scans")
+    ingest.add_argument(
+        "--interval", type=_seconds, default=5.0, help="seconds between --watch scans"
+    )
     ingest.add_argument(
         "--force", action="store_true", help="apply files even past the reject/shrink bounds"
     )
@@ -191,6 +194,18 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
 WATCH_LATE_SCANS: Final = 120
 """Scans after which a file that stopped changing mid-line is taken anyway (10 minutes at
 the default interval): its cut last line is then rejected, and counted."""
+
+
+def _seconds(text: str) -> float:
+    """A positive, finite number of seconds (argparse names the option when it is not)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    # `not 0 < value` catches NaN too; 0 would scan the folder without pause.
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+    return value
 
 
 def _finished(path: Path, size: int, quiet: float, interval: float) -> bool:

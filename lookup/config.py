@@ -79,6 +79,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     metrics: bool = True
     """Prometheus metrics: requests by route and status, and their durations, on both ports;
     every process's metrics at `/metrics` on the internal port."""
+    keep_alive_seconds: float = 75
+    """How long an idle client connection stays open. Longer than a load balancer's idle
+    timeout (commonly 60 s): one that reuses a connection the server has just closed
+    answers its client 502."""
     monitor_nice: int = 10
     """Scheduling niceness of the abuse monitor process (0-19): under full load the CPU goes
     to answering lookups first, and the monitor catches up in the quieter moments."""
@@ -124,11 +128,27 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             )
         if not 0 <= self.monitor_nice <= 19:
             raise ConfigError("LOOKUP_MONITOR_NICE must be between 0 and 19")
-        for name in ("snapshot_poll_seconds", "key_refresh_seconds", "event_flush_seconds"):
+        if self.redis_url:
+            self._check_redis_url()
+        for name in (
+            "snapshot_poll_seconds",
+            "key_refresh_seconds",
+            "event_flush_seconds",
+            "keep_alive_seconds",
+        ):
             value = getattr(self, name)
             # `not 0 < value` catches NaN too, which compares false with everything.
             if not 0 < value < math.inf:
                 raise ConfigError(f"LOOKUP_{name.upper()} must be a positive number of seconds")
+
+    def _check_redis_url(self) -> None:
+        """`redis_url` as the Redis client reads it, refused before any process starts."""
+        from redis.connection import parse_url  # noqa: PLC0415 (only with Redis configured)
+
+        try:
+            parse_url(self.redis_url)  # type: ignore[no-untyped-call]
+        except ValueError as exc:
+            raise ConfigError(f"LOOKUP_REDIS_URL: {self.redis_url!r}: {exc}") from None
 
     def _check_proxies(self) -> None:
         """`forwarded_allow_ips` as uvicorn reads it: `*` alone, or addresses and networks

@@ -178,6 +178,10 @@ def test_every_bad_setting_is_named_in_one_line(tmp_path: Path) -> None:
         ("LOOKUP_SNAPSHOT_POLL_SECONDS", "nan"),
         ("LOOKUP_EVENT_FLUSH_SECONDS", "inf"),
         ("LOOKUP_KEY_REFRESH_SECONDS", "0"),
+        ("LOOKUP_KEEP_ALIVE_SECONDS", "-1"),
+        # Workers would each die on it with a traceback, and the server answer nothing.
+        ("LOOKUP_REDIS_URL", "notaurl"),
+        ("LOOKUP_REDIS_URL", "redis://127.0.0.1:notaport"),
     ]:
         result = lookup("serve", data_dir=tmp_path, **{variable: value})
         assert result.returncode == 2, (variable, result.stderr)
@@ -185,7 +189,8 @@ def test_every_bad_setting_is_named_in_one_line(tmp_path: Path) -> None:
 
 
 def test_usage_errors_are_one_line(tmp_path: Path) -> None:
-    for args in (("ingest", "--bogus"), ("keys", "plan"), ()):
+    watch = ("ingest", "--watch", str(tmp_path))
+    for args in (("ingest", "--bogus"), ("keys", "plan"), (), (*watch, "--interval", "0")):
         result = lookup(*args, data_dir=tmp_path)
         assert result.returncode == 2, args
         assert result.stderr.count("\n") == 1 and "--help" in result.stderr, result.stderr

@@ -96,6 +96,7 @@ def _server(
             # Only a proxy the settings name may say who the client is.
             proxy_headers=bool(settings.forwarded_allow_ips.strip()),
             forwarded_allow_ips=settings.forwarded_allow_ips.strip() or None,
+            timeout_keep_alive=math.ceil(settings.keep_alive_seconds),
         )
     )
     if not handle_signals:
@@ -372,6 +373,7 @@ def serve_workers(settings: Settings) -> None:
             # Only a proxy the settings name may say who the client is.
             proxy_headers=bool(settings.forwarded_allow_ips.strip()),
             forwarded_allow_ips=settings.forwarded_allow_ips.strip() or None,
+            timeout_keep_alive=math.ceil(settings.keep_alive_seconds),
         )
     finally:
         consumer.stop()
