@@ -88,6 +88,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     to answering lookups first, and the monitor catches up in the quieter moments."""
 
     def __post_init__(self) -> None:
+        if self.data_path.exists() and not self.data_path.is_dir():
+            raise ConfigError(f"LOOKUP_DATA_DIR: {self.data_dir} is a file, not a folder")
         if not 0 <= self.reject_ratio_max <= 1:
             raise ConfigError("LOOKUP_REJECT_RATIO_MAX must be between 0 and 1")
         if not 0 <= self.full_shrink_max <= 1:

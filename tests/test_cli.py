@@ -88,6 +88,17 @@ def test_bad_settings_and_paths_give_one_line_reasons(tmp_path: Path) -> None:
     missing = lookup("ingest", str(tmp_path / "nowhere"), data_dir=tmp_path)
     assert missing.returncode == 1 and "no such file or folder" in missing.stderr
     assert "Traceback" not in result.stderr + missing.stderr
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    device = lookup("ingest", str(pipe), data_dir=tmp_path / "var")
+    assert device.returncode == 1 and "not a file or folder" in device.stderr
+    # A data dir that is a file: said as such, not as an error of whatever opened it first.
+    taken = tmp_path / "taken"
+    taken.touch()
+    for args in (("ingest", "status"), ("keys", "create", "--org", "x", "--roles", "lookup")):
+        refused = lookup(*args, data_dir=taken)
+        assert refused.returncode == 2 and "is a file, not a folder" in refused.stderr
+        assert refused.stderr.count("\n") == 1
 
 
 def test_fixtures_generate_writes_operator_files(tmp_path: Path) -> None:

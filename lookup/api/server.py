@@ -60,6 +60,12 @@ def preflight(settings: Settings) -> None:
             family, kind, proto, _, address = socket.getaddrinfo(
                 host, port, type=socket.SOCK_STREAM
             )[0]
+        except OSError as exc:
+            raise PortUnavailable(
+                f"cannot listen on {host}:{port}: {host!r} does not resolve to an address "
+                f"({exc.strerror or exc})"
+            ) from None
+        try:
             with socket.socket(family, kind, proto) as probe:
                 # As uvicorn binds: a port in TIME_WAIT after a restart is free.
                 probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

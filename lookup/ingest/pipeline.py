@@ -83,6 +83,9 @@ def collect(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
                     ignored.append(str(entry) + ("/" if entry.is_dir() else ""))
         elif path.is_file():
             files.append(path)
+        elif path.exists():
+            # A device or pipe has no end a digest or a reject ratio could be judged at.
+            raise FileNotFoundError(f"not a file or folder: {path} (a device or pipe?)")
         else:
             raise FileNotFoundError(f"no such file or folder: {path}")
     return files, ignored
