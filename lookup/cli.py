@@ -11,10 +11,13 @@ import logging
 import math
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Final, NoReturn
 
@@ -109,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     abuse_commands = abuse.add_subparsers(dest="abuse_command", required=True)
     replay = abuse_commands.add_parser("replay", help="run the detectors over an events file")
     replay.add_argument("events", type=Path, help="JSON Lines or Parquet, sorted by ts")
-    replay.add_argument("--out", type=Path, required=True, help="FINDINGS.jsonl to write")
+    replay.add_argument("--out", type=_findings_path, required=True, help="FINDINGS.jsonl to write")
     abuse_commands.add_parser(
         "consume",
         help="read the Redis event stream: detectors, compliance store, internal API",
@@ -421,9 +424,34 @@ def _abuse(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError(f"{args.events} is a folder: give the events file itself")
     if not args.events.is_file():
         raise UsageError(f"no such events file: {args.events}")
-    count = replay(args.events, args.out)
+    with _sigterm_unwinds():
+        count = replay(args.events, args.out)
     print(f"{count} finding(s) written to {args.out}")
     return 0
+
+
+def _findings_path(text: str) -> Path:
+    """`--out` as a path, refusing the empty one `Path` would take as the current folder."""
+    if not text:
+        raise argparse.ArgumentTypeError("'' is not a file name: give the findings file to write")
+    return Path(text)
+
+
+@contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """Let SIGTERM unwind as Ctrl-C does, so an interrupted replay removes its temporary file."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def stop(signum: int, _frame: object) -> NoReturn:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@
     ├── SnapshotUnavailable  no published snapshot to serve -> 503
     ├── KeyStoreError     bad `lookup keys` input (unknown role, bad CIDR)
     ├── InvalidParameter  a query parameter the endpoint cannot use   -> 422
+    ├── BadOutputPath     an output path a command will not write (a folder, a device, its input)
     └── AuthError                                           -> 401 / 403
         ├── MissingCredentials  no or malformed Authorization header
         ├── InvalidKey          unknown or revoked key
@@ -15,7 +16,8 @@
         ├── MissingRole         key lacks the role the endpoint needs
         ├── AccountSuspended    account paused pending compliance review
         └── OwnAccount          a compliance decision on the officer's own account
-    (lookup.abuse) RateLimited -> 429, CaseNotFound -> 404, CaseClosed and NotCurrentCase -> 409
+    (lookup.abuse) RateLimited -> 429, CaseNotFound -> 404, CaseClosed and NotCurrentCase -> 409,
+    BadEventFile (an events file `lookup abuse replay` cannot read) -> CLI exit 1
 
 The HTTP mapping lives in one place: `lookup.api.problems`.
 """
@@ -73,6 +75,11 @@ class InvalidParameter(LookupServiceError):
     def __init__(self, parameter: str, detail: str) -> None:
         self.parameter = parameter
         super().__init__(detail)
+
+
+class BadOutputPath(LookupServiceError):
+    """An output path a command refuses or cannot write: a folder, a special file, its own
+    input, or a place where no file can be created."""
 
 
 class AuthError(LookupServiceError):

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+import tracemalloc
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,7 +20,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from lookup.abuse.detectors import Engine
+from lookup.abuse.events import EPOCH
 from lookup.abuse.replay import BadEventFile, decode_findings, read_events, replay
+from lookup.errors import BadOutputPath
 from tests.test_abuse_detectors import T0, alternating, event
 from tests.test_cli import lookup
 
@@ -146,7 +156,7 @@ def test_replay_reads_parquet_whatever_its_name_and_refuses_a_missing_folder(
     replay(tmp_path / "events.jsonl", tmp_path / "a.jsonl")
     replay(tmp_path / "EVENTS.PARQUET", tmp_path / "b.jsonl")
     assert (tmp_path / "a.jsonl").read_bytes() == (tmp_path / "b.jsonl").read_bytes()
-    with pytest.raises(BadEventFile, match="does not exist"):
+    with pytest.raises(BadOutputPath, match="does not exist"):
         replay(tmp_path / "events.jsonl", tmp_path / "missing" / "f.jsonl")
 
 
@@ -169,3 +179,293 @@ def test_a_byte_order_mark_is_read_past_and_a_folder_is_named(tmp_path: Path) ->
     )
     assert folder.returncode == 2
     assert folder.stderr == f"lookup: {tmp_path} is a folder: give the events file itself\n"
+
+
+# --- --out: never the input, never a special file, never half a file ---------------------------
+
+
+def _replay_cli(events: Path, out: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    return lookup("abuse", "replay", str(events), "--out", out, data_dir=tmp_path / "var")
+
+
+def _start_replay(events: Path, out: Path, tmp_path: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "lookup.cli", "abuse", "replay", str(events), "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "LOOKUP_DATA_DIR": str(tmp_path / "var")},
+    )
+
+
+def _one_line(stderr: str) -> str:
+    assert stderr.count("\n") == 1 and stderr.startswith("lookup"), stderr
+    assert "unexpected" not in stderr and ".tmp" not in stderr, stderr
+    return stderr
+
+
+@pytest.mark.parametrize("link", ["same", "symlink", "hardlink"])
+def test_out_that_is_the_events_file_is_refused_and_the_input_kept(
+    tmp_path: Path, link: str
+) -> None:
+    events = tmp_path / "events.jsonl"
+    write_events(events)
+    before = events.read_bytes()
+    out = events if link == "same" else tmp_path / "out.jsonl"
+    if link == "symlink":
+        out.symlink_to(events)
+    elif link == "hardlink":
+        out.hardlink_to(events)
+    result = _replay_cli(events, str(out), tmp_path)
+    assert result.returncode == 1
+    assert _one_line(result.stderr) == (
+        f"lookup: {out} is the events file {events}: write the findings elsewhere\n"
+    )
+    assert events.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "var") == sorted(
+        {"events.jsonl", out.name}
+    )
+
+
+def test_an_events_file_named_like_a_temporary_file_is_read_not_wiped(tmp_path: Path) -> None:
+    write_events(tmp_path / "events.jsonl")
+    replay(tmp_path / "events.jsonl", tmp_path / "expected.jsonl")
+    events = tmp_path / "findings.jsonl.tmp"  # the name the temporary file used to have
+    events.write_bytes((tmp_path / "events.jsonl").read_bytes())
+    assert replay(events, tmp_path / "findings.jsonl") > 0
+    assert events.read_bytes() == (tmp_path / "events.jsonl").read_bytes()
+    assert (tmp_path / "findings.jsonl").read_bytes() == (tmp_path / "expected.jsonl").read_bytes()
+
+
+def test_concurrent_replays_to_one_out_each_write_it_whole(tmp_path: Path) -> None:
+    events = tmp_path / "events.jsonl"
+    write_events(events, count=4_000)
+    replay(events, tmp_path / "expected.jsonl")
+    out = tmp_path / "findings.jsonl"
+    runs = [_start_replay(events, out, tmp_path) for _ in range(2)]
+    results = [(run.communicate(timeout=120)[1], run.returncode) for run in runs]
+    assert results == [("", 0), ("", 0)]
+    assert out.read_bytes() == (tmp_path / "expected.jsonl").read_bytes()
+    # A file of our own, yet as readable to other tools as one `open` creates.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~mask
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "events.jsonl",
+        "expected.jsonl",
+        "findings.jsonl",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 128 + signal.SIGTERM)]
+)
+def test_an_interrupted_replay_leaves_neither_its_temporary_file_nor_old_findings(
+    tmp_path: Path, signum: int, status: int
+) -> None:
+    events = tmp_path / "events.jsonl"
+    write_events(events, count=60_000)
+    out = tmp_path / "findings.jsonl"
+    out.write_text('{"account": "old"}\n')
+    run = _start_replay(events, out, tmp_path)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob("*.tmp")):
+        assert run.poll() is None and time.monotonic() < deadline, "no temporary file seen"
+        time.sleep(0.01)
+    run.send_signal(signum)
+    run.communicate(timeout=60)
+    assert run.returncode == status
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl"]
+
+
+def test_a_failed_replay_removes_an_older_findings_file(tmp_path: Path) -> None:
+    write_events(tmp_path / "events.jsonl", count=5)
+    with (tmp_path / "events.jsonl").open("a") as handle:
+        handle.write("{broken\n")
+    out = tmp_path / "findings.jsonl"
+    out.write_text('{"account": "old"}\n')
+    result = _replay_cli(tmp_path / "events.jsonl", str(out), tmp_path)
+    assert result.returncode == 1
+    assert "events.jsonl:6: not a JSON object" in _one_line(result.stderr)
+    assert not out.exists()
+
+
+def test_odd_out_paths_are_refused_in_one_line_naming_them(tmp_path: Path) -> None:
+    write_events(tmp_path / "events.jsonl", count=5)
+    (tmp_path / "folder").mkdir()
+    os.mkfifo(tmp_path / "pipe")  # stands for a device: /dev/full was replaced once
+    cases = {
+        str(tmp_path / "folder"): f"{tmp_path / 'folder'} is a folder",
+        str(tmp_path / "pipe"): f"{tmp_path / 'pipe'} is not a regular file",
+        "/proc/findings.jsonl": "/proc/findings.jsonl: cannot create a file in /proc",
+        "": "argument --out: '' is not a file name",
+    }
+    for out, message in cases.items():
+        result = _replay_cli(tmp_path / "events.jsonl", out, tmp_path)
+        assert result.returncode != 0, out
+        assert message in _one_line(result.stderr)
+    assert (tmp_path / "folder").is_dir() and not any((tmp_path / "folder").iterdir())
+    assert stat.S_ISFIFO((tmp_path / "pipe").lstat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl", "folder", "pipe"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder")
+def test_an_unwritable_folder_is_named_not_the_temporary_file(tmp_path: Path) -> None:
+    write_events(tmp_path / "events.jsonl", count=5)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    result = _replay_cli(tmp_path / "events.jsonl", str(locked / "f.jsonl"), tmp_path)
+    assert result.returncode == 1
+    assert _one_line(result.stderr).startswith(
+        f"lookup: {locked / 'f.jsonl'}: cannot create a file in {locked}: Permission denied"
+    )
+
+
+def test_out_as_a_symlink_writes_the_file_it_points_to(tmp_path: Path) -> None:
+    write_events(tmp_path / "events.jsonl")
+    replay(tmp_path / "events.jsonl", tmp_path / "expected.jsonl")
+    (tmp_path / "shared").mkdir()
+    target = tmp_path / "shared" / "findings.jsonl"
+    target.write_text('{"account": "old"}\n')
+    link = tmp_path / "latest.jsonl"
+    link.symlink_to(target)
+    result = _replay_cli(tmp_path / "events.jsonl", str(link), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink() and link.resolve() == target
+    assert target.read_bytes() == (tmp_path / "expected.jsonl").read_bytes()
+    assert [p.name for p in (tmp_path / "shared").iterdir()] == ["findings.jsonl"]
+
+
+# --- EVENTS: what the contract says, nothing looser ---------------------------------------------
+
+
+def _appended(tmp_path: Path, *rows: dict[str, object]) -> Path:
+    events = tmp_path / "events.jsonl"
+    write_events(events, count=2)
+    with events.open("a") as handle:
+        handle.writelines(json.dumps(row) + "\n" for row in rows)
+    return events
+
+
+def _row(**fields: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "ts": "2026-11-02T09:00:05",
+        "account": "a",
+        "key": "k",
+        "ip": "i",
+        "number": "+4722202400",
+        "outcome": "miss",
+    }
+    return {**base, **fields}
+
+
+@pytest.mark.parametrize("outcome", ["hit", "miss"])
+@pytest.mark.parametrize(
+    "number", ["+4622300000", "+474722300000", "+47223000011234", "+4712345678", "+471881"]
+)
+def test_numbers_outside_the_norwegian_plan_are_refused(
+    tmp_path: Path, number: str, outcome: str
+) -> None:
+    events = _appended(tmp_path, _row(number=number, outcome=outcome))
+    with pytest.raises(BadEventFile) as failure:
+        list(read_events(events))
+    assert str(failure.value) == (
+        f"events.jsonl:3: number {number!r} is not a Norwegian number"
+        " (E.164, +47 and 8 digits, or 5 for short numbers)"
+    )
+
+
+def test_invalid_rows_keep_any_text_and_short_numbers_count(tmp_path: Path) -> None:
+    events = _appended(
+        tmp_path,
+        _row(number="", outcome="invalid"),
+        _row(number="+4622300000", outcome="invalid"),
+        _row(number="ring meg 22 20", outcome="invalid"),
+        _row(number="+4702400", outcome="hit"),
+    )
+    read = list(read_events(events))
+    assert [e.number for e in read[2:]] == ["", "+4622300000", "ring meg 22 20", "+4702400"]
+    assert [e.looked_up() for e in read[2:]] == [None, None, None, 2400]
+
+
+@pytest.mark.parametrize("ts", [1793610005, 1793610005.0, "1793610005", "1793610005000"])
+def test_an_epoch_ts_is_refused(tmp_path: Path, ts: object) -> None:
+    # 1793610005 is 2026-11-02T09:00:05Z: in order, so only its form is wrong.
+    events = _appended(tmp_path, _row(ts=ts))
+    with pytest.raises(BadEventFile) as failure:
+        list(read_events(events))
+    assert str(failure.value) == "events.jsonl:3: ts must be an ISO 8601 time"
+
+
+@pytest.mark.parametrize("name", ["account", "key"])
+def test_a_blank_account_or_key_is_refused(tmp_path: Path, name: str) -> None:
+    events = _appended(tmp_path, _row(**{name: " \t "}))
+    with pytest.raises(BadEventFile) as failure:
+        list(read_events(events))
+    assert str(failure.value) == f"events.jsonl:3: {name} is blank"
+
+
+def test_a_gzip_compressed_events_file_says_so(tmp_path: Path) -> None:
+    write_events(tmp_path / "plain.jsonl")
+    events = tmp_path / "events.jsonl.gz"
+    events.write_bytes(gzip.compress((tmp_path / "plain.jsonl").read_bytes()))
+    result = _replay_cli(events, str(tmp_path / "f.jsonl"), tmp_path)
+    assert result.returncode == 1
+    assert _one_line(result.stderr) == (
+        f"lookup: {events}: file is gzip-compressed: decompress it first\n"
+    )
+
+
+@pytest.mark.parametrize("tz", [None, "UTC"])
+def test_parquet_nanoseconds_are_rounded_as_json_lines_fractions_are(
+    tmp_path: Path, tz: str | None
+) -> None:
+    rows = write_events(tmp_path / "plain.jsonl")
+    nanos = [
+        int((T0 - EPOCH).total_seconds()) * 10**9 + i * 10**9 + fraction
+        for i, fraction in enumerate(
+            [123_456_789, 999_999_600, 1, 500, 999_999_499] * (len(rows) // 5)
+        )
+    ]
+    suffix = "Z" if tz else ""
+    texts = [
+        f"{(EPOCH + timedelta(seconds=n // 10**9)).isoformat()}.{n % 10**9:09d}{suffix}"
+        for n in nanos
+    ]
+    (tmp_path / "events.jsonl").write_text(
+        "".join(
+            json.dumps({**row, "ts": text}) + "\n" for row, text in zip(rows, texts, strict=True)
+        )
+    )
+    table = pa.Table.from_pylist(rows).set_column(
+        0, "ts", pa.array(nanos, type=pa.timestamp("ns", tz=tz))
+    )
+    pq.write_table(table, tmp_path / "events.parquet")
+    replay(tmp_path / "events.jsonl", tmp_path / "a.jsonl")
+    replay(tmp_path / "events.parquet", tmp_path / "b.jsonl")
+    assert (tmp_path / "b.jsonl").read_bytes() == (tmp_path / "a.jsonl").read_bytes()
+    assert b".123457" in (tmp_path / "b.jsonl").read_bytes()  # rounded, not cut
+
+
+def _peak_python_memory(events: Path) -> tuple[int, str]:
+    tracemalloc.start()
+    try:
+        with pytest.raises(BadEventFile) as failure:
+            for _ in read_events(events):
+                pass
+        return tracemalloc.get_traced_memory()[1], str(failure.value)
+    finally:
+        tracemalloc.stop()
+
+
+def test_parquet_is_read_in_batches_with_rows_numbered_across_them(tmp_path: Path) -> None:
+    peaks = []
+    for count in (8_000, 32_000):
+        rows = write_events(tmp_path / "events.jsonl", count=count)
+        rows[-1]["ts"] = rows[0]["ts"]  # out of order on the very last row
+        pq.write_table(pa.Table.from_pylist(rows), tmp_path / "events.parquet")
+        peak, message = _peak_python_memory(tmp_path / "events.parquet")
+        assert message.startswith(f"events.parquet row {count}: events are not sorted by time")
+        peaks.append(peak)
+    # Loaded whole, four times the rows took four times the memory.
+    assert peaks[1] < 1.5 * peaks[0], peaks

@@ -8,47 +8,91 @@ EVENTS is JSON Lines (or Parquet with the same columns), sorted by time:
 from __future__ import annotations
 
 import codecs
-import re
+import os
+import stat
+import tempfile
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import IO, TYPE_CHECKING, Final
 
 import msgspec
 
 from lookup.abuse.detectors import Engine, Finding
-from lookup.abuse.events import LookupEvent
+from lookup.abuse.events import EPOCH, LookupEvent, national_number
 from lookup.abuse.policy import DEFAULT_POLICY, Policy
-from lookup.errors import LookupServiceError
+from lookup.errors import BadOutputPath, LookupServiceError
+from lookup.numbers import InvalidNumber, normalize, shown
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 class BadEventFile(LookupServiceError):
     """An events file that cannot be replayed, with the line that broke it."""
 
 
-_REQUIRED = ("ts", "account", "key", "ip", "number", "outcome")
-_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+_REQUIRED: Final = ("ts", "account", "key", "ip", "number", "outcome")
+_COLUMNS: Final = frozenset(LookupEvent.__struct_fields__)
+_NAMED: Final = ("account", "key")
+_BATCH_ROWS: Final = 4_096
+"""Parquet rows held at once: memory stays flat whatever the file's size."""
+_GZIP: Final = b"\x1f\x8b"
+_PARQUET: Final = b"PAR1"
 
 
 def _event(raw: dict[str, object], where: str) -> LookupEvent:
-    missing = [name for name in _REQUIRED if raw.get(name) in (None, "")]
-    if missing:
-        raise BadEventFile(f"{where}: missing {', '.join(missing)}")
+    _check_present(raw, where)
+    raw["ts"] = _time(raw["ts"], where)
     try:
         event = msgspec.convert(raw, LookupEvent, strict=False)
     except msgspec.ValidationError as exc:
         raise BadEventFile(f"{where}: {exc}") from None
-    if (
-        event.endpoint == "numbers"
-        and event.outcome != "invalid"
-        and not _E164.fullmatch(event.number)
-    ):
+    if event.endpoint == "numbers" and event.outcome != "invalid" and not _norwegian(event.number):
         # Read as no number at all, a scan written as "22200100" would replay clean.
         raise BadEventFile(
-            f"{where}: number {event.number[:40]!r} is not E.164 (write it as +4722200100)"
+            f"{where}: number {shown(event.number)!r} is not a Norwegian number"
+            " (E.164, +47 and 8 digits, or 5 for short numbers)"
         )
     if event.ts.tzinfo is not None:
         event = msgspec.structs.replace(event, ts=event.ts.astimezone(UTC).replace(tzinfo=None))
     return event
+
+
+def _check_present(raw: dict[str, object], where: str) -> None:
+    # The live service logs the raw input of an invalid lookup, an empty one too.
+    may_be_empty = {"number"} if raw.get("outcome") == "invalid" else set()
+    missing = [
+        name
+        for name in _REQUIRED
+        if raw.get(name) is None or (raw.get(name) == "" and name not in may_be_empty)
+    ]
+    if missing:
+        raise BadEventFile(f"{where}: missing {', '.join(missing)}")
+    for name in _NAMED:
+        value = raw[name]
+        # Blank names would merge unrelated callers into one account or key.
+        if isinstance(value, str) and not value.strip():
+            raise BadEventFile(f"{where}: {name} is blank")
+
+
+def _time(value: object, where: str) -> datetime:
+    # Strict: a lax read takes an epoch number (or a string of digits) as a time.
+    try:
+        return msgspec.convert(value, datetime)
+    except msgspec.ValidationError:
+        raise BadEventFile(f"{where}: ts must be an ISO 8601 time") from None
+
+
+def _norwegian(number: str) -> bool:
+    """Whether `number` is a Norwegian number in the plan, written as the service logs it."""
+    if national_number(number) is None:
+        return False
+    national = number[3:]
+    try:
+        return normalize(national) == national
+    except InvalidNumber:
+        return False
 
 
 def read_events(path: Path) -> Iterator[LookupEvent]:
@@ -63,16 +107,12 @@ def read_events(path: Path) -> Iterator[LookupEvent]:
 
 
 def _rows(path: Path) -> Iterator[tuple[str, dict[str, object]]]:
-    if _is_parquet(path):
-        import pyarrow.parquet as pq  # noqa: PLC0415 (only needed for Parquet input)
-
-        try:
-            table = pq.read_table(path)
-        except Exception as exc:
-            raise BadEventFile(f"{path}: not a readable Parquet file: {exc}") from None
-        for index, row in enumerate(table.to_pylist(), start=1):
-            yield f"{path.name} row {index}", {k: _text(v) for k, v in row.items()}
+    magic = _magic(path)
+    if magic == _PARQUET:
+        yield from _parquet_rows(path)
         return
+    if magic.startswith(_GZIP):
+        raise BadEventFile(f"{path}: file is gzip-compressed: decompress it first")
     decoder = msgspec.json.Decoder(dict[str, object])
     with path.open("rb") as handle:
         for index, raw in enumerate(handle, start=1):
@@ -85,13 +125,51 @@ def _rows(path: Path) -> Iterator[tuple[str, dict[str, object]]]:
                 raise BadEventFile(f"{path.name}:{index}: not a JSON object: {exc}") from None
 
 
-def _is_parquet(path: Path) -> bool:
-    """Parquet by its magic bytes, whatever the file is called."""
+def _magic(path: Path) -> bytes:
+    """The first bytes, which tell Parquet and gzip whatever the file is called."""
     try:
         with path.open("rb") as handle:
-            return handle.read(4) == b"PAR1"
+            return handle.read(len(_PARQUET))
     except OSError as exc:
         raise BadEventFile(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _parquet_rows(path: Path) -> Iterator[tuple[str, dict[str, object]]]:
+    index = 0
+    for batch in _parquet_batches(path):
+        columns = [_values(batch.column(i)) for i in range(batch.num_columns)]
+        for values in zip(*columns, strict=True):
+            index += 1
+            yield f"{path.name} row {index}", dict(zip(batch.schema.names, values, strict=True))
+
+
+def _parquet_batches(path: Path) -> Iterator[pa.RecordBatch]:
+    import pyarrow.parquet as pq  # noqa: PLC0415 (only needed for Parquet input)
+
+    try:
+        with pq.ParquetFile(path) as source:
+            columns = [name for name in source.schema_arrow.names if name in _COLUMNS]
+            yield from source.iter_batches(batch_size=_BATCH_ROWS, columns=columns)
+    except Exception as exc:
+        raise BadEventFile(f"{path}: not a readable Parquet file: {exc}") from None
+
+
+def _values(column: pa.Array) -> list[object]:
+    import pyarrow as pa  # noqa: PLC0415
+
+    kind = column.type
+    if pa.types.is_timestamp(kind) and kind.unit == "ns":
+        # Python's datetime stops at microseconds: spelt out, the nanoseconds are
+        # rounded by the same parser as a JSON Lines file's.
+        suffix = "Z" if kind.tz is not None else ""
+        nanos: list[int | None] = column.cast(pa.int64()).to_pylist()
+        return [None if n is None else _nanos_text(n) + suffix for n in nanos]
+    return [_text(value) for value in column.to_pylist()]
+
+
+def _nanos_text(nanos: int) -> str:
+    seconds, fraction = divmod(nanos, 1_000_000_000)
+    return f"{(EPOCH + timedelta(seconds=seconds)).isoformat()}.{fraction:09d}"
 
 
 def _text(value: object) -> object:
@@ -99,24 +177,111 @@ def _text(value: object) -> object:
 
 
 def replay(events: Path, out: Path, policy: Policy = DEFAULT_POLICY) -> int:
-    """Write the findings of an events file; returns how many."""
-    engine = Engine(policy)
-    encoder = msgspec.json.Encoder()
-    count = 0
-    if not out.parent.is_dir():
-        raise BadEventFile(f"{out}: the folder {out.parent} does not exist")
-    tmp = out.with_name(out.name + ".tmp")
+    """Write the findings of an events file to `out` (a symlink's target); returns how many."""
+    target = _target(events, out)
+    fd, name = _temporary(out, target)
+    tmp = Path(name)
     try:
-        with tmp.open("wb") as handle:
-            for event in read_events(events):
-                for finding in engine.observe(event):
-                    handle.write(encoder.encode(finding) + b"\n")
-                    count += 1
-        tmp.replace(out)
+        with os.fdopen(fd, "wb") as handle:
+            count = _write_findings(read_events(events), Engine(policy), handle, out)
+            _sync(handle, out)
+        _publish(tmp, target, out)
+    except BaseException:
+        # A failed (or interrupted) replay leaves no findings file, not an older one
+        # that looks complete.
+        _remove_regular(target)
+        raise
     finally:
-        # A failed replay leaves no half-written findings behind.
         tmp.unlink(missing_ok=True)
     return count
+
+
+def _target(events: Path, out: Path) -> Path:
+    """The file to write: `out`, or what a symlink there points to; refused unless a
+    regular file (or none yet) in an existing folder, other than the events file."""
+    target = Path(os.path.realpath(out))
+    try:
+        mode = target.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise BadOutputPath(f"{out}: cannot write there: {exc.strerror}") from None
+    if mode is not None:
+        if stat.S_ISDIR(mode):
+            raise BadOutputPath(f"{out} is a folder: give the findings file to write")
+        if not stat.S_ISREG(mode):
+            # Replacing it would swap a device or pipe for a plain file.
+            raise BadOutputPath(f"{out} is not a regular file: give a file to write")
+        if _same_file(events, target):
+            raise BadOutputPath(f"{out} is the events file {events}: write the findings elsewhere")
+    if not target.parent.is_dir():
+        raise BadOutputPath(f"{out}: the folder {target.parent} does not exist")
+    return target
+
+
+def _same_file(events: Path, target: Path) -> bool:
+    try:
+        return events.samefile(target)
+    except OSError:
+        return False  # an unreadable events file is reported when it is read
+
+
+def _temporary(out: Path, target: Path) -> tuple[int, str]:
+    """A new file of our own beside the target, so the rename is atomic and no other
+    file (an input, another replay's output) is ever opened for writing."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=f"{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise BadOutputPath(
+            f"{out}: cannot create a file in {target.parent}: {exc.strerror}"
+        ) from None
+    # mkstemp's 0600 would hide the findings from the other tools' users.
+    os.fchmod(fd, 0o666 & ~_umask())
+    return fd, name
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _write_findings(
+    events: Iterator[LookupEvent], engine: Engine, handle: IO[bytes], out: Path
+) -> int:
+    encoder = msgspec.json.Encoder()
+    count = 0
+    for event in events:
+        for finding in engine.observe(event):
+            try:
+                handle.write(encoder.encode(finding) + b"\n")
+            except OSError as exc:
+                raise BadOutputPath(f"{out}: cannot write the findings: {exc.strerror}") from None
+            count += 1
+    return count
+
+
+def _sync(handle: IO[bytes], out: Path) -> None:
+    try:
+        handle.flush()
+        os.fsync(handle.fileno())
+    except OSError as exc:
+        raise BadOutputPath(f"{out}: cannot write the findings: {exc.strerror}") from None
+
+
+def _publish(tmp: Path, target: Path, out: Path) -> None:
+    try:
+        tmp.replace(target)
+    except OSError as exc:
+        raise BadOutputPath(f"{out}: cannot be replaced: {exc.strerror}") from None
+
+
+def _remove_regular(path: Path) -> None:
+    try:
+        if stat.S_ISREG(path.lstat().st_mode):
+            path.unlink()
+    except OSError:
+        pass  # nothing there, or not ours to remove: the failure itself is what is reported
 
 
 def decode_findings(path: Path) -> list[Finding]:
