@@ -39,8 +39,9 @@ def test_a_strided_walk_meets_listed_and_unlisted_numbers_mixed() -> None:
 def test_seed_ranges_and_lists_are_read_and_nonsense_is_refused() -> None:
     assert _seeds("1-4") == [1, 2, 3, 4]
     assert _seeds("2,5,9") == [2, 5, 9]
-    with pytest.raises(argparse.ArgumentTypeError, match="like 1-8"):
-        _seeds("one-eight")
+    for nonsense in ("one-eight", "5-3"):  # a reversed range ran the default month
+        with pytest.raises(argparse.ArgumentTypeError, match="like 1-8"):
+            _seeds(nonsense)
 
 
 def test_a_flag_only_scraper_is_scored_on_its_flag_and_what_it_had_before() -> None:
@@ -62,3 +63,5 @@ def test_a_flag_only_scraper_is_scored_on_its_flag_and_what_it_had_before() -> N
         "1",
         "100%",
     ]
+    # No false-positive rate for a scraper: a dash, not "nan%".
+    assert report(results, directory).splitlines()[1].split()[6] == "-"

@@ -125,13 +125,17 @@ def report(results: dict[str, AccountResult], directory: Directory) -> str:
         extracted = sum(len(r.extracted) for r in group) if scraper else 0
         share = block_share(group, directory)
         of_block = f"{share[0]:.2%} of {share[1] // 1000}k" if share else ""
+        # A dash where a figure does not apply: recall of legitimate personas, false
+        # positives of scrapers, events to detection of what was never detected.
+        recall = f"{len(detect) / len(group):.0%}" if scraper else "-"
+        false_positive = f"{len(suspended) / len(group):.0%}" if not scraper else "-"
+        median = f"{statistics.median(detect):.0f}" if detect else "-"
         lines.append(
             f"{persona:<20} {'scraper' if scraper else 'legit':<7} {len(group):>5} "
             f"{len(suspended):>5} {len(flagged):>5} "
-            f"{(len(detect) / len(group)) if scraper else float('nan'):>7.0%} "
-            f"{(len(suspended) / len(group)) if not scraper else float('nan'):>6.0%} "
+            f"{recall:>7} {false_positive:>6} "
             f"{len(flagged) / len(group):>6.1%} "
-            f"{statistics.median(detect) if detect else float('nan'):>10.0f} "
+            f"{median:>10} "
             f"{extracted if scraper else '':>9} {of_block:>12}  {', '.join(kinds)}"
         )
     return "\n".join(lines)
@@ -230,6 +234,8 @@ def _seeds(text: str) -> list[int]:
     try:
         if "-" in text:
             first, last = (int(part) for part in text.split("-", 1))
+            if first > last:
+                raise ValueError(text)
             return list(range(first, last + 1))
         return [int(part) for part in text.split(",")]
     except ValueError:
