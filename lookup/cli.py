@@ -71,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="serve the API")
     serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
+    serve.add_argument("--port", type=_port)
     serve.add_argument("--workers", type=int)
 
     keys = commands.add_parser("keys", help="API keys")
@@ -130,11 +130,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, UsageError) as exc:
         print(f"lookup: {exc}", file=sys.stderr)
         return 2
-    except (LookupServiceError, FileNotFoundError) as exc:
+    except LookupServiceError as exc:
         print(f"lookup: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:
+        # A path the command could not use: which, and why, as the shell says it (ours
+        # carry their own message and no file name).
+        if exc.filename is None:
+            print(f"lookup: {exc}", file=sys.stderr)
+        else:
+            print(f"lookup: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     except Exception as exc:  # the contract: one line on stderr, never a traceback
         log.debug("unexpected failure", exc_info=exc)
         print(f"lookup: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -161,6 +169,8 @@ def _fixtures(args: argparse.Namespace) -> int:
 
     if args.listings < 1 or args.operators < 1:
         raise UsageError("--listings and --operators must be at least 1")
+    if args.out.exists() and not args.out.is_dir():
+        raise UsageError(f"--out {args.out} is a file: give the folder to write the files in")
     summary = generate(args.listings, args.operators, args.seed, args.out)
     print(summary)
     return 0
@@ -197,6 +207,13 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
 WATCH_LATE_SCANS: Final = 120
 """Scans after which a file that stopped changing mid-line is taken anyway (10 minutes at
 the default interval): its cut last line is then rejected, and counted."""
+
+
+def _port(text: str) -> int:
+    """A TCP port number (argparse names the option when it is not)."""
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number (1-65535), not {text!r}")
+    return int(text)
 
 
 def _seconds(text: str) -> float:

@@ -88,6 +88,15 @@ def test_bad_settings_and_paths_give_one_line_reasons(tmp_path: Path) -> None:
     missing = lookup("ingest", str(tmp_path / "nowhere"), data_dir=tmp_path)
     assert missing.returncode == 1 and "no such file or folder" in missing.stderr
     assert "Traceback" not in result.stderr + missing.stderr
+    # Where the fixtures cannot go: the path and the reason, not an exception's repr.
+    taken_out = tmp_path / "out-file"
+    taken_out.touch()
+    for out, said in ((taken_out, "is a file"), (Path("/proc/nope"), "/proc/nope: No such")):
+        refused = lookup(
+            "fixtures", "generate", "--listings", "5", "--out", str(out), data_dir=tmp_path
+        )
+        assert refused.returncode in (1, 2) and said in refused.stderr, refused.stderr
+        assert refused.stderr.count("\n") == 1 and "Errno" not in refused.stderr
     pipe = tmp_path / "pipe"
     os.mkfifo(pipe)
     device = lookup("ingest", str(pipe), data_dir=tmp_path / "var")
@@ -201,7 +210,13 @@ def test_every_bad_setting_is_named_in_one_line(tmp_path: Path) -> None:
 
 def test_usage_errors_are_one_line(tmp_path: Path) -> None:
     watch = ("ingest", "--watch", str(tmp_path))
-    for args in (("ingest", "--bogus"), ("keys", "plan"), (), (*watch, "--interval", "0")):
+    for args in (
+        ("ingest", "--bogus"),
+        ("keys", "plan"),
+        (),
+        (*watch, "--interval", "0"),
+        ("serve", "--port", "99999"),  # named as the option given, not as LOOKUP_PORT
+    ):
         result = lookup(*args, data_dir=tmp_path)
         assert result.returncode == 2, args
         assert result.stderr.count("\n") == 1 and "--help" in result.stderr, result.stderr
