@@ -97,6 +97,10 @@ def test_bad_settings_and_paths_give_one_line_reasons(tmp_path: Path) -> None:
         )
         assert refused.returncode in (1, 2) and said in refused.stderr, refused.stderr
         assert refused.stderr.count("\n") == 1 and "Errno" not in refused.stderr
+    for host in ("999.1.1.1", "a..b"):
+        unknown = lookup("serve", data_dir=tmp_path / "var", LOOKUP_HOST=host)
+        assert unknown.returncode == 1 and "does not resolve" in unknown.stderr, unknown.stderr
+        assert unknown.stderr.count("\n") == 1
     pipe = tmp_path / "pipe"
     os.mkfifo(pipe)
     device = lookup("ingest", str(pipe), data_dir=tmp_path / "var")

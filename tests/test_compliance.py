@@ -391,7 +391,8 @@ def test_an_erasure_anonymises_the_lookups_but_those_under_legal_hold(tmp_path: 
         store = desk.services.store
         store.commit([_lookup(DAY + timedelta(minutes=i), "+4722202400") for i in range(3)], [])
         store.commit([_lookup(DAY, "+4722202400", "miss", account="other-co")], [])
-        store.commit([_lookup(DAY, raw, "invalid") for raw in ("0047-2220-2400", "2220240")], [])
+        typed = ("0047-2220-2400", "+47 (0)22 20 24 00", "０２２２０２４００", "2220240")
+        store.commit([_lookup(DAY, raw, "invalid") for raw in typed], [])
         store.record(_finding("other-co", DAY, action="flag"))  # other-co is under hold
         refused = desk.client.post(
             "/internal/v1/subjects/22202400/erasure", json={"reason": " "}, headers=desk.headers
@@ -402,9 +403,9 @@ def test_an_erasure_anonymises_the_lookups_but_those_under_legal_hold(tmp_path: 
             json={"reason": "request 2026-117"},
             headers=desk.headers,
         ).json()
-        assert (done["lookups_erased"], done["held_by_open_cases"]) == (4, ["other-co"])
+        assert (done["lookups_erased"], done["held_by_open_cases"]) == (6, ["other-co"])
         invalid = "SELECT number FROM lookup_log WHERE outcome = 'invalid' ORDER BY number"
-        assert store.file.rows(invalid) == [("2220240",), ("erased",)]
+        assert store.file.rows(invalid) == [("2220240",), ("erased",), ("erased",), ("erased",)]
         assert done["rejected_rows_erased"] == 1
         after = desk.get("/subjects/22202400").json()
         assert after["lookups"]["total"] == 1  # the held account's lookup only
@@ -413,7 +414,7 @@ def test_an_erasure_anonymises_the_lookups_but_those_under_legal_hold(tmp_path: 
         # The erasure is on record, without the number.
         assert store.file.rows(
             "SELECT actor LIKE 'compliance-desk/%', reason, erased, held FROM erasures"
-        ) == [(True, "request 2026-117", 4, 1)]
+        ) == [(True, "request 2026-117", 6, 1)]
         assert "22202400" not in str(store.file.rows("SELECT * FROM erasures"))
         assert done["directory"].startswith("kept: each operator delivers it every night")
 

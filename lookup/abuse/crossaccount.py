@@ -9,7 +9,7 @@ this names into findings of each account.
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from functools import partial
 from typing import Any
 
@@ -21,15 +21,18 @@ Named = tuple[str, bool, Callable[[], dict[str, Any]]]
 """An account an address's scan names: whether the suspension criteria held, its evidence."""
 KnewBlock = Callable[[str, tuple[int, int], float], bool]
 """Whether an account's own lookups show it knew a block (size, start) before a time."""
+Stopped = Callable[[str, float], bool]
+"""Whether a finding suspended an account within the window before a time."""
 
 
 class AddressScans:
     """The per-address state of the cross-account rule."""
 
-    def __init__(self, policy: Policy, fast: FastRule, knew: KnewBlock) -> None:
+    def __init__(self, policy: Policy, fast: FastRule, knew: KnewBlock, stopped: Stopped) -> None:
         self.policy = policy
         self._fast = fast
         self._knew = knew
+        self._stopped = stopped
         self._ips: dict[str, IpState] = {}
 
     def observe(self, lookup: Lookup) -> list[Named]:
@@ -59,11 +62,11 @@ class AddressScans:
             # A geographic block's 1 % is a handful of listings: a fast scan from one address
             # is stopped at the fast rule's count, as a small account's would be (the excess
             # of chance rounds up to one), naming the accounts with two of its numbers.
-            fast = self._fast_named(block, (size, block_start))
+            fast = self._fast_named(block, (size, block_start), lookup.t)
             if fast is not None:
                 suspend_at, accounts = fast
             else:
-                suspend_at, accounts = count_at, self._named(block)
+                suspend_at, accounts = count_at, self._named(block, lookup.t)
                 if len(accounts) < policy.distributed_min_accounts:
                     continue
                 if len(block.members) < suspend_at:
@@ -130,7 +133,9 @@ class AddressScans:
         """Whether anything of the address is still kept."""
         return address in self._ips
 
-    def _fast_named(self, block: Block, key: tuple[int, int]) -> tuple[int, list[str]] | None:
+    def _fast_named(
+        self, block: Block, key: tuple[int, int], now: float
+    ) -> tuple[int, list[str]] | None:
         """The fast rule's count and the accounts it names, when an ordered walk (naming
         every account that took a step) or a tier asking for a miss (naming the accounts
         with two or more of the burst's numbers) holds for an address's block, two or
@@ -148,28 +153,35 @@ class AddressScans:
                 return None
             burst, share = block.last(fast_at), self.policy.distributed_min_share
         counts = Counter(item.account for item in burst)
-        # Off a walk, only the accounts that met a miss of the burst: one whose numbers
-        # there were all listed looks up what a customer does (behind a SaaS integrator's
-        # address, the callers of a block another account is scanning).
-        missed = None if walk is not None else {i.account for i in burst if i.outcome == "miss"}
-        accounts = sorted(
-            a for a, n in counts.items() if n >= share and (missed is None or a in missed)
-        )
+        accounts = sorted(a for a, n in counts.items() if n >= share)
+        if walk is None:
+            missed = {item.account for item in burst if item.outcome == "miss"}
+            accounts = self._after_a_stop(accounts, missed, now)
         if len(accounts) < self.policy.distributed_min_accounts or any(
             self._knew(account, key, burst[0].t) for account in accounts
         ):
             return None
         return len(burst), accounts
 
-    def _named(self, block: Block) -> list[str]:
-        """Accounts with enough of an address's block, a miss among it, to be named in its
-        finding (one whose numbers there were all listed looks up what a customer does)."""
-        missed = block.counts["missed_by"]
-        return sorted(
+    def _named(self, block: Block, now: float) -> list[str]:
+        """Accounts with enough of an address's block to be named in its finding."""
+        accounts = sorted(
             account
             for account, count in block.counts["account"].items()
-            if count >= self.policy.distributed_min_share and account in missed
+            if count >= self.policy.distributed_min_share
         )
+        return self._after_a_stop(accounts, block.counts["missed_by"], now)
+
+    def _after_a_stop(self, accounts: list[str], missed: Container[str], now: float) -> list[str]:
+        """The accounts to name once one of them was suspended: it and those that met a
+        miss. The scan it made was stopped; who looks up the block after it is an
+        accomplice going on with it, who meets misses soon, or a customer behind the same
+        address ringing back its callers, listed numbers (a load generator's personas, an
+        integrator's customers)."""
+        stopped = [account for account in accounts if self._stopped(account, now)]
+        if not stopped:
+            return accounts
+        return [account for account in accounts if account in stopped or account in missed]
 
     def _into_block(self, ip_state: IpState, size: int, lookup: Lookup) -> Block | None:
         """Count a lookup in the address's block; None if the number was already in it."""

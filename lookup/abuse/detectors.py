@@ -80,7 +80,7 @@ class Engine:
             MissRatio(policy).check,
             Velocity(policy).check,
         )
-        self._addresses = AddressScans(policy, self._fast, self._knew)
+        self._addresses = AddressScans(policy, self._fast, self._knew, self._suspended)
         self._washing = Washing(policy)
         self._pruned_at: float | None = None
         # Kept apart from the pruned state: a count never restarts (one int per account).
@@ -326,6 +326,14 @@ class Engine:
             if finding is not None:
                 findings.append(finding)
         return findings
+
+    def _suspended(self, account: str, now: float) -> bool:
+        """Whether a finding suspended the account within the window before `now`."""
+        state = self._accounts.get(account)
+        if state is None:
+            return False
+        window, suspend = self.policy.window_seconds, SEVERITY[Action.SUSPEND]
+        return any(s >= suspend and now - at <= window for s, at in state.fired.values())
 
     def _knew(self, account: str, key: tuple[int, int], burst: float) -> bool:
         """Whether the account's own lookups show it knew the block before the burst."""

@@ -37,15 +37,21 @@ TIMELINE_MOMENTS: Final = 10
 _TIMELINE_COLUMNS: Final = ("ts", "key", "ip", "number", "outcome", "endpoint")
 
 
+_FULL_WIDTH_DIGITS: Final = "".join(chr(0xFF10 + digit) for digit in range(10))
+
+
 def _about(number: str) -> tuple[str, list[str]]:
     """A condition on `lookup_log` rows about a number (E.164), and its parameters: its
     lookups, and the invalid ones that wrote it in a form the normalizer refused
-    ("22/33 44 55", "+47 22334455 x"), which the log keeps as written."""
+    ("22/33 44 55", "+47 22334455 x", "+47 (0)22 33 44 55", full-width digits), which the
+    log keeps as written: their digits are the number's, after 47, 0047 or a trunk 0."""
     national = number.removeprefix("+47")
+    forms = [prefix + national for prefix in ("", "0", "47", "470", "0047", "00470")]
     return (
-        "(number = ? OR (outcome = 'invalid' "
-        "AND regexp_replace(number, '[^0-9]', '', 'g') IN (?, ?, ?)))",
-        [number, national, "47" + national, "0047" + national],
+        "(number = ? OR (outcome = 'invalid' AND regexp_replace("
+        f"translate(number, '{_FULL_WIDTH_DIGITS}', '0123456789'), '[^0-9]', '', 'g'"
+        f") IN ({', '.join('?' * len(forms))})))",
+        [number, *forms],
     )
 
 

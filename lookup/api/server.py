@@ -60,10 +60,10 @@ def preflight(settings: Settings) -> None:
             family, kind, proto, _, address = socket.getaddrinfo(
                 host, port, type=socket.SOCK_STREAM
             )[0]
-        except OSError as exc:
+        except (OSError, UnicodeError) as exc:  # a name no DNS label can be: "a..b"
             raise PortUnavailable(
                 f"cannot listen on {host}:{port}: {host!r} does not resolve to an address "
-                f"({exc.strerror or exc})"
+                f"({getattr(exc, 'strerror', None) or exc})"
             ) from None
         try:
             with socket.socket(family, kind, proto) as probe:
