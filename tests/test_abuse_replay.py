@@ -397,8 +397,8 @@ def test_an_epoch_ts_is_refused(tmp_path: Path, ts: object) -> None:
     assert str(failure.value) == "events.jsonl:3: ts must be an ISO 8601 time"
 
 
-@pytest.mark.parametrize("name", ["account", "key"])
-def test_a_blank_account_or_key_is_refused(tmp_path: Path, name: str) -> None:
+@pytest.mark.parametrize("name", ["account", "key", "ip"])
+def test_a_blank_account_key_or_ip_is_refused(tmp_path: Path, name: str) -> None:
     events = _appended(tmp_path, _row(**{name: " \t "}))
     with pytest.raises(BadEventFile) as failure:
         list(read_events(events))

@@ -34,7 +34,7 @@ class BadEventFile(LookupServiceError):
 
 _REQUIRED: Final = ("ts", "account", "key", "ip", "number", "outcome")
 _COLUMNS: Final = frozenset(LookupEvent.__struct_fields__)
-_NAMED: Final = ("account", "key")
+_NAMED: Final = ("account", "key", "ip")
 _BATCH_ROWS: Final = 4_096
 """Parquet rows held at once: memory stays flat whatever the file's size."""
 _GZIP: Final = b"\x1f\x8b"
@@ -71,7 +71,7 @@ def _check_present(raw: dict[str, object], where: str) -> None:
         raise BadEventFile(f"{where}: missing {', '.join(missing)}")
     for name in _NAMED:
         value = raw[name]
-        # Blank names would merge unrelated callers into one account or key.
+        # Blank names would merge unrelated callers into one account, key or address.
         if isinstance(value, str) and not value.strip():
             raise BadEventFile(f"{where}: {name} is blank")
 
