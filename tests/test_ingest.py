@@ -9,6 +9,7 @@ import msgspec
 import pytest
 
 from lookup.config import Settings
+from lookup.index import snapshot as snapshot_module
 from lookup.index.reader import Snapshot
 from lookup.index.snapshot import read_pointer, snapshot_path
 from lookup.ingest.pipeline import ingest
@@ -342,6 +343,32 @@ def test_a_newer_file_cannot_lift_a_reservation_dated_after_its_record(
     ingest([tmp_path / "d"], settings)
     listing = served(settings).find("22202400")
     assert listing is not None and listing.first_name == "Vera"
+
+
+def test_a_publish_killed_before_it_deleted_older_snapshots_is_finished_by_the_next_run(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_csv(tmp_path / "a", "telenor_full_20261120T020000.csv", [person("22202400")])
+    write_csv(tmp_path / "b", "telia_full_20261120T020000.csv", [person("22202500")])
+    ingest([tmp_path / "a"], settings)
+    ingest([tmp_path / "b"], settings)
+    reserve = [person("22202400", reservert="J", gyldig_fra="2026-11-21") + ";U"]
+    _delta(tmp_path / "c", "telenor_delta_20261121T020000.csv", reserve)
+
+    def killed(*args: object, **kwargs: object) -> list[Path]:
+        raise KeyboardInterrupt  # as a kill -9 right after CURRENT switched
+
+    monkeypatch.setattr(snapshot_module, "prune", killed)
+    with pytest.raises(KeyboardInterrupt):
+        ingest([tmp_path / "c"], settings)
+    monkeypatch.undo()
+    folder = settings.snapshots_path
+    assert served(settings).find("22202400") is None
+    assert len(list(folder.glob("*.arrow"))) == 3  # the older two still hold the listing
+    # Nothing new to publish, but the purge it promised is done.
+    assert ingest([], settings).published is None
+    [left] = folder.glob("*.arrow")
+    assert Snapshot(left).find("22202400") is None and not (folder / "PURGE").exists()
 
 
 def test_deletes_of_numbers_the_operator_does_not_list_are_said(

@@ -22,6 +22,10 @@ import pyarrow.ipc
 from lookup.errors import SnapshotUnavailable
 
 POINTER: Final = "CURRENT"
+PURGE: Final = "PURGE"
+"""Marks a publish whose older snapshots must all go (they hold what a subscriber withdrew):
+written before it, removed once they are gone, so a publish killed between switching
+`CURRENT` and deleting them is finished by the next run."""
 SUFFIX: Final = ".arrow"
 NO_BIRTH_DATE: Final = np.iinfo(np.int32).min
 """Stored in place of a missing birth date (days since 1970-01-01 otherwise)."""
@@ -100,9 +104,15 @@ def _sync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def publish(table: pa.Table, folder: Path, *, last_batch: int, keep: int) -> Pointer:
-    """Write a snapshot and switch `CURRENT` to it atomically."""
+def publish(
+    table: pa.Table, folder: Path, *, last_batch: int, keep: int, purge: bool = False
+) -> Pointer:
+    """Write a snapshot and switch `CURRENT` to it atomically; with `purge`, delete every
+    older snapshot, even if this run is killed before it can."""
     folder.mkdir(parents=True, exist_ok=True)
+    if purge:
+        _write_durably(folder / PURGE, data=b"")
+        _sync_dir(folder)
     now = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
     name = f"{now:%Y%m%dT%H%M%SZ}-{last_batch:06d}"
     # A second publish of the same batch within a second gets its own name.
@@ -116,8 +126,23 @@ def publish(table: pa.Table, folder: Path, *, last_batch: int, keep: int) -> Poi
     pointer = Pointer(snapshot=name, last_batch=last_batch, listings=len(table), published_at=now)
     _write_durably(folder / POINTER, data=msgspec.json.encode(pointer))
     _sync_dir(folder)
-    prune(folder, keep=keep, current=name)
+    prune(folder, keep=1 if purge else keep, current=name)
+    if purge:
+        (folder / PURGE).unlink()
+        _sync_dir(folder)
     return pointer
+
+
+def finish_purge(folder: Path) -> list[Path]:
+    """Delete the snapshots older than the published one when a purging publish was
+    killed before it did; the files deleted."""
+    if not (folder / PURGE).exists():
+        return []
+    pointer = read_pointer(folder)
+    removed = [] if pointer is None else prune(folder, keep=1, current=pointer.snapshot)
+    (folder / PURGE).unlink(missing_ok=True)
+    _sync_dir(folder)
+    return removed
 
 
 def read_pointer(folder: Path) -> Pointer | None:

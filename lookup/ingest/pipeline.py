@@ -23,7 +23,7 @@ import msgspec
 
 from lookup.config import Settings
 from lookup.errors import FileRejected, RejectReason
-from lookup.index.snapshot import Pointer, build_table, publish, read_pointer
+from lookup.index.snapshot import Pointer, build_table, finish_purge, publish, read_pointer
 from lookup.ingest.files import (
     FileFormat,
     FileKind,
@@ -124,19 +124,24 @@ def ingest(paths: Sequence[Path], settings: Settings, *, force: bool = False) ->
 
 def publish_if_needed(warehouse: Warehouse, settings: Settings) -> Pointer | None:
     """Publish when the served snapshot lags the warehouse (also after a killed run)."""
+    finish_purge(settings.snapshots_path)
     last_batch = warehouse.last_batch_id()
     pointer = read_pointer(settings.snapshots_path)
     if last_batch == 0 or (pointer is not None and pointer.last_batch == last_batch):
         return None
     table = build_table(warehouse.listable())
-    keep = settings.snapshots_kept
-    if pointer is not None and warehouse.withdrew_since(pointer.last_batch):
-        # The older snapshots still hold what a subscriber just withdrew: only the new
-        # one stays. A server that was about to open a deleted one keeps what it
-        # serves and takes the new one at its next poll (servers mapping a deleted
-        # file read on: the data lives until the last mapping goes).
-        keep = 1
-    pointer = publish(table, settings.snapshots_path, last_batch=last_batch, keep=keep)
+    # The older snapshots still hold what a subscriber just withdrew: only the new one
+    # stays. A server that was about to open a deleted one keeps what it serves and takes
+    # the new one at its next poll (servers mapping a deleted file read on: the data
+    # lives until the last mapping goes).
+    purge = pointer is not None and warehouse.withdrew_since(pointer.last_batch)
+    pointer = publish(
+        table,
+        settings.snapshots_path,
+        last_batch=last_batch,
+        keep=settings.snapshots_kept,
+        purge=purge,
+    )
     warehouse.record_publish(pointer.snapshot, last_batch, pointer.listings)
     return pointer
 
