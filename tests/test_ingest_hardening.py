@@ -144,6 +144,60 @@ def test_malformed_reserved_csv_rows_withdraw_the_number_and_keep_no_text(
     assert stored[2][3] == text.replace("2025-01-01", "[withheld]")
 
 
+def test_a_reservation_wrapped_in_json_or_given_twice_still_withdraws_the_number(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    def row(number: str, reservation: object = "listed", **more: object) -> dict[str, object]:
+        return {
+            "number": number,
+            "kind": "person",
+            "first_name": "Rita",
+            "last_name": "Reservesen",
+            "street": "Storgata 1",
+            "reservation": reservation,
+            "valid_from": "2025-01-01",
+            **more,
+        }
+
+    numbers = [f"4179000{i}" for i in range(8)]
+    write_jsonl(tmp_path / "a", "qk_full_20261122T020000.jsonl", [row(n) for n in numbers])
+    ingest([tmp_path / "a"], lenient)
+    twice = json.dumps(row("41790005", "reserved"))[:-1] + ', "reservation": "listed"}'
+    hidden_twice = json.dumps(row("41790006", "address_hidden"))[:-1]
+    two_numbers = json.dumps(row("41790007"))[:-1] + ', "number": "41790099"}'
+    write_jsonl(
+        tmp_path / "b",
+        "qk_full_20261123T020000.jsonl",
+        [
+            row("41790000", ["reserved"]),
+            row("41790001", {"reserved": True}),
+            row("41790002", [["J"]]),
+            row("41790003", ["address_hidden"]),
+            row("41790004", [1]),  # a number says nothing: rejected, left as it was
+            twice,
+            hidden_twice + ', "reservation": "listed"}',
+            two_numbers,
+        ],
+    )
+    report = ingest([tmp_path / "b"], lenient)
+    reasons = {r.line: (r.reason, r.detail) for f in report.files for r in f.rejects}
+    assert reasons[6] == (
+        "bad_json",
+        "'reservation' is given more than once: which value holds cannot be told",
+    )
+    assert reasons[8][1] == "'number' is given more than once: which value holds cannot be told"
+    snapshot = served(lenient)
+    for withdrawn in ("41790000", "41790001", "41790002", "41790005"):
+        assert snapshot.find(withdrawn) is None, withdrawn
+    for hidden_number in ("41790003", "41790006"):
+        hidden = snapshot.find(hidden_number)
+        assert hidden is not None and hidden.street == "", hidden_number
+    for unchanged in ("41790004", "41790007"):
+        listing = snapshot.find(unchanged)
+        assert listing is not None and listing.street == "Storgata 1", unchanged
+    assert snapshot.find("41790099") is None  # neither of two numbers is trusted
+
+
 def test_a_reservation_written_outside_the_codes_still_withdraws_the_number(
     tmp_path: Path, lenient: Settings
 ) -> None:
@@ -361,7 +415,7 @@ def test_a_date_of_birth_in_any_form_is_kept_nowhere(tmp_path: Path, lenient: Se
         row("41234562", {"y": 1975, "m": 5, "d": 17}),
         row("41234563", 19750517),
         base.replace('"X"', '"1975\\/05\\/17"'),  # PHP escapes slashes
-        base.replace('"X"', '"1975-05-17", "birth_date": null'),  # twice: null wins, listed
+        base.replace('"X"', '"1975-05-17", "birth_date": null'),  # given twice: rejected
         base.replace('"X"', '"1975-05-17", "birth_date": null').replace('"person"', '"robot"'),
         base.replace('"X"', '"1975-05-17T00:00:00"')[:-1] + ",}",  # broken JSON
         '["41234567", "person", "Kari", "Hansen", "listed", "1975-05-17", "2025-01-01"]',
@@ -369,13 +423,13 @@ def test_a_date_of_birth_in_any_form_is_kept_nowhere(tmp_path: Path, lenient: Se
     write_jsonl(tmp_path / "in", "ice_full_20261122T020000.jsonl", json_rows)
     report = ingest([tmp_path / "in"], lenient)
     rejects = [r for f in report.files for r in f.rejects]
-    assert len(rejects) == 10
+    assert len(rejects) == 11
     stored = stored_rejects(lenient)
     for text in [*(str(r[3]) for r in stored), *(r.detail for r in rejects)]:
         for leaked in ("1975", "17.05", "19750517"):
             assert leaked not in text, text
-    # Masked where it stood, or re-encoded without the duplicate key's first value.
-    assert sum("[withheld]" in str(r[3]) for r in stored) == 9
+    # Masked where it stood, in every kept text.
+    assert sum("[withheld]" in str(r[3]) for r in stored) == 11
 
 
 def test_a_date_of_birth_outside_the_contracts_places_is_kept_nowhere(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import json
 import re
 import zlib
 from collections.abc import Iterator
@@ -258,7 +259,36 @@ def _read_jsonl(lines: list[str]) -> Iterator[RawRow]:
         except msgspec.DecodeError as exc:
             yield RawRow(index, line, {}, "bad_json", f"not a JSON object: {exc}", _salvage(line))
             continue
+        repeated = _repeated_key(line)
+        if repeated is not None:
+            # A decoder keeps the last silently: `"reservation":"reserved",
+            # "reservation":"listed"` would list a subscriber. Which holds cannot be told;
+            # read as a broken row, a reservation among the values still withdraws it.
+            detail = f"{repeated!r} is given more than once: which value holds cannot be told"
+            yield RawRow(index, line, {}, "bad_json", detail, _salvage(line))
+            continue
         yield RawRow(index, line, fields)
+
+
+_KEY: Final = re.compile(r'"([A-Za-z_]+)"\s*:')
+
+
+def _repeated_key(line: str) -> str | None:
+    """A key the line's object gives twice, if any."""
+    keys = _KEY.findall(line)
+    if len(keys) == len(set(keys)):
+        return None  # the common case, found without parsing again
+    # Text that looks like a key may sit inside a value: parse to be sure.
+    try:
+        pairs = json.loads(line, object_pairs_hook=list)
+    except ValueError:
+        return None
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            return str(key)
+        seen.add(key)
+    return None
 
 
 _JSON_STRING: Final = r"""(?:"((?:[^"\\]|\\.)*)"|'([^']*)')"""

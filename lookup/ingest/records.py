@@ -8,6 +8,7 @@ count them; the detail says what was wrong in words.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Final
@@ -286,7 +287,7 @@ class RowValidator:
             ):
                 return row.raw
             # Re-encoded from what was read, not masked in the text: JSON may escape the
-            # date ("1975\\/05\\/17") or give the key twice, the first one kept in the text.
+            # date ("1975\\/05\\/17").
             # Keys outside the contract (`fodselsdato`, `personnummer`) keep no value.
             shown = {
                 key: value if key in _CONTRACT_FIELDS and key not in dated else MASK
@@ -523,6 +524,10 @@ def _reserved(value: object, *, strict: bool = False) -> bool:
     of `_RESERVED_WORDS` and JSON's `true` count as well."""
     if value is True:
         return not strict
+    if isinstance(value, list | dict) and not strict:
+        # `["reserved"]`, `{"reserved": true}`: the wrong shape for a marker, which the
+        # row is rejected for, but the subscriber's wish is plain.
+        return any(_reserved(item) for item in _inside(value))
     if not isinstance(value, str):
         return False
     word = _CONTROL.sub("", value).strip().lower()
@@ -536,8 +541,23 @@ def _reserved(value: object, *, strict: bool = False) -> bool:
 
 def _hides_address(value: object) -> bool:
     """Whether a value reads as the address-hidden marker, in any case or spacing (a
-    control character around it too)."""
+    control character around it too), or holds one (`["address_hidden"]`)."""
+    if isinstance(value, list | dict):
+        return any(_hides_address(item) for item in _inside(value))
     return (
         isinstance(value, str)
         and _CONTROL.sub("", value).strip().lower() in _ADDRESS_HIDDEN_MARKERS
     )
+
+
+def _inside(value: list[object] | dict[object, object], depth: int = 4) -> Iterator[object]:
+    """The scalars a JSON array or object holds, keys included, `depth` levels down."""
+    parts: list[object] = (
+        [part for pair in value.items() for part in pair] if isinstance(value, dict) else value
+    )
+    for part in parts:
+        if isinstance(part, list | dict):
+            if depth > 1:
+                yield from _inside(part, depth - 1)
+        else:
+            yield part
