@@ -259,7 +259,7 @@ def _read_jsonl(lines: list[str]) -> Iterator[RawRow]:
         except msgspec.DecodeError as exc:
             yield RawRow(index, line, {}, "bad_json", f"not a JSON object: {exc}", _salvage(line))
             continue
-        repeated = _repeated_key(line)
+        repeated = _repeated_key(line, len(fields))
         if repeated is not None:
             # A decoder keeps the last silently: `"reservation":"reserved",
             # "reservation":"listed"` would list a subscriber. Which holds cannot be told;
@@ -270,14 +270,13 @@ def _read_jsonl(lines: list[str]) -> Iterator[RawRow]:
         yield RawRow(index, line, fields)
 
 
-_KEY: Final = re.compile(r'"([A-Za-z_]+)"\s*:')
+_KEY_END: Final = re.compile(r'"\s*:')
 
 
-def _repeated_key(line: str) -> str | None:
-    """A key the line's object gives twice, if any."""
-    keys = _KEY.findall(line)
-    if len(keys) == len(set(keys)):
-        return None  # the common case, found without parsing again
+def _repeated_key(line: str, keys: int) -> str | None:
+    """A key the line's object (read as `keys` keys) gives twice, if any."""
+    if len(_KEY_END.findall(line)) <= keys:
+        return None  # the common case: no more key ends than keys read
     # Text that looks like a key may sit inside a value: parse to be sure.
     try:
         pairs = json.loads(line, object_pairs_hook=list)
