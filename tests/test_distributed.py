@@ -568,3 +568,39 @@ def test_x_forwarded_for_names_the_client_only_from_a_proxy_the_settings_trust(
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+def test_the_compliance_api_serves_while_redis_is_down_at_the_consumers_start(
+    tmp_path: Path,
+) -> None:
+    # An officer must be able to reinstate an account paused by mistake during an outage;
+    # the consumer used to exit at start on the stream's cursor, taking the API with it.
+    settings = make_settings(tmp_path / "var")
+    officer = new_key(settings, roles="compliance", org="desk")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "LOOKUP_DATA_DIR": str(settings.data_path),
+        "LOOKUP_REDIS_URL": f"redis://127.0.0.1:{_free_port()}/0",  # nothing listens
+        "LOOKUP_INTERNAL_PORT": str(port),
+    }
+    consumer = subprocess.Popen(
+        [sys.executable, "-m", "lookup.cli", "abuse", "consume"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline, status = time.monotonic() + 20, None
+        while status != 200 and time.monotonic() < deadline and consumer.poll() is None:
+            try:
+                status = httpx.get(
+                    f"http://127.0.0.1:{port}/internal/v1/cases",
+                    headers={"Authorization": f"Bearer {officer}"},
+                ).status_code
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert status == 200, consumer.poll()
+    finally:
+        consumer.terminate()
+        consumer.wait(timeout=15)

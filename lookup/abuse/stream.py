@@ -298,9 +298,10 @@ class RedisSource:
         self.client = client
         self.key = key
         self._cursor_key = key + ":consumed"
-        cursor = client.get(self._cursor_key)
-        self.cursor = cursor.decode() if isinstance(cursor, bytes) else "0-0"
-        self._next = self.cursor
+        # Read at the first read, not here: with Redis down the consumer must still start
+        # and serve the compliance API (an officer reinstating an account meanwhile).
+        self.cursor = self._next = ""
+        self._committed: str | None = None
         self.mark: Mark | None = None
 
     def announce(self) -> None:
@@ -309,12 +310,19 @@ class RedisSource:
     def resume(self, committed: Committed) -> None:
         """Start after what the store committed: the cursor saved in Redis after a batch
         can lag it by one batch (a consumer that died between the two)."""
-        position = committed(self.key)
-        if position is not None and _stream_id(position) > _stream_id(self.cursor):
-            self.cursor = self._next = position
+        self._committed = committed(self.key)
+
+    def _start(self) -> None:
+        saved = self.client.get(self._cursor_key)
+        cursor = saved.decode() if isinstance(saved, bytes) else "0-0"
+        if self._committed is not None and _stream_id(self._committed) > _stream_id(cursor):
+            cursor = self._committed
+        self.cursor = self._next = cursor
 
     def read(self, timeout: float, count: int = 5000) -> list[LookupEvent] | None:
         """The next batch of new events."""
+        if not self.cursor:
+            self._start()  # a RedisError here is retried by the caller, as any read's
         reply = cast(
             "list[Any]",
             self.client.xread({self.key: self.cursor}, count=count, block=int(timeout * 1000)),
