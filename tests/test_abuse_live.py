@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import threading
 import time
@@ -439,6 +440,15 @@ def test_a_redis_that_accepts_and_never_answers_refuses_with_503_in_time(
 
 
 def test_unreachable_rate_limit_storage_refuses_with_503(data_dir: Path) -> None:
+    said: list[logging.LogRecord] = []
+
+    class Listener(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            said.append(record)
+
+    # On the module's own logger: the app's logging config replaces the root's handlers.
+    listener = Listener()
+    logging.getLogger("lookup.abuse.ratelimit").addHandler(listener)
     settings = make_settings(data_dir, ratelimit_storage="redis://127.0.0.1:1")
     token = new_key(settings, org="any-co")
     officer = new_key(settings, roles="compliance", org="compliance-desk")
@@ -455,3 +465,8 @@ def test_unreachable_rate_limit_storage_refuses_with_503(data_dir: Path) -> None
         problem_of(clients.public.get("/readyz"), 503, "rate-limits-unavailable")
         assert clients.public.head("/readyz").status_code == 503
         assert clients.public.get("/healthz").status_code == 200
+        # Said once for the outage, not once for every refused request.
+        for _ in range(5):
+            problem_of(clients.lookup(token, "22200000"), 503, "rate-limits-unavailable")
+        logging.getLogger("lookup.abuse.ratelimit").removeHandler(listener)
+        assert len(said) == 1 and said[0].getMessage().startswith("rate-limit storage unavailable")

@@ -247,7 +247,16 @@ class RateLimiter:
                 f"{STORAGE_BACKOFF:g} s ago and is not asked again before then"
             )
         try:
-            return method(item, *identifiers)
+            result = method(item, *identifiers)
         except (redis.RedisError, RedisClusterException, OSError) as exc:
+            # Said once an outage, not once a refused request (hundreds a second).
+            if not self._down_until:
+                log.error(
+                    "rate-limit storage unavailable, refusing lookups until it answers: %s", exc
+                )
             self._down_until = time.monotonic() + STORAGE_BACKOFF
             raise RateLimitsUnavailable(f"rate-limit storage unavailable: {exc}") from exc
+        if self._down_until:
+            self._down_until = 0.0
+            log.warning("rate-limit storage answers again")
+        return result

@@ -213,7 +213,6 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
                 "rate-limited", str(exc), headers=exc.headers(), scope=exc.scope, limit=exc.limit
             )
         case RateLimitsUnavailable():
-            log.error("%s", exc)
             return problem(
                 "rate-limits-unavailable", "try again shortly", headers={"Retry-After": "1"}
             )
