@@ -1031,3 +1031,31 @@ def test_a_reservation_said_again_in_any_form_keeps_the_subscriber_withdrawn(
             [number, number],
         )
     assert ("1980-02-03",) not in dates  # no date of birth kept as a date
+
+
+def test_names_that_would_show_other_than_kept_or_swamp_every_answer_are_rejected(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    rows = [
+        person("40000001", first="Rtl\u202eevil"),  # displayed reversed after the override
+        person("40000002", last="\u200b\u200b"),  # a last name of nothing visible
+        person("40000003", last="Huge" * 30_000),  # 120,000 characters
+        person("40000004", first="Åse Marie", last="Ødegård"),
+        *filler(20, start=40000010),
+    ]
+    write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", rows)
+    report = ingest([tmp_path / "in"], lenient)
+    reasons = {r.line: (r.reason, r.detail) for f in report.files for r in f.rejects}
+    assert reasons[2] == (
+        "bad_text.first_name",
+        "fornavn contains a text direction control (U+202E)",
+    )
+    assert reasons[3][0] == "missing.last_name"
+    assert reasons[4] == (
+        "bad_text.last_name",
+        "etternavn is longer than 300 characters (120000)",
+    )
+    snapshot = served(lenient)
+    assert [snapshot.find(n) for n in ("40000001", "40000002", "40000003")] == [None] * 3
+    kept = snapshot.find("40000004")
+    assert kept is not None and (kept.first_name, kept.last_name) == ("Åse Marie", "Ødegård")

@@ -28,6 +28,7 @@ from lookup.ingest.redact import (
     withheld,
 )
 from lookup.numbers import InvalidNumber, NumberType, classify
+from lookup.text import first_bidi_control, invisible
 
 OSLO: Final = ZoneInfo("Europe/Oslo")
 _OLDEST_BIRTH: Final = date(1880, 1, 1)
@@ -37,6 +38,9 @@ VALID_FROM_LEEWAY: Final = timedelta(days=1)
 A change effective from the coming midnight is normal; a date further ahead is a
 typo, and since the newest `valid_from` wins it would outrank every real update.
 """
+MAX_TEXT: Final = 300
+"""Characters a name, street or city may have (the longest Norwegian business names have
+about 150)."""
 _RESERVED_MARKERS: Final = frozenset({"j", "reserved"})
 """The contract's reservation codes, in any case or spacing."""
 _ADDRESS_HIDDEN_MARKERS: Final = frozenset({"a", "address_hidden"})
@@ -435,6 +439,23 @@ class RowValidator:
                 f"bad_text.{field}",
                 f"{self._name(field)} contains a control character (U+{ord(control.group()):04X})",
             )
+        if len(cleaned) > MAX_TEXT:
+            # Every lookup and search result would carry it (a megabyte name, a whole export
+            # shifted into one field).
+            raise _RowError(
+                f"bad_text.{field}",
+                f"{self._name(field)} is longer than {MAX_TEXT} characters ({len(cleaned)})",
+            )
+        if not cleaned.isascii():
+            bidi = first_bidi_control(cleaned)
+            if bidi is not None:
+                # Shown to customers, it would display the name in another order than kept.
+                raise _RowError(
+                    f"bad_text.{field}",
+                    f"{self._name(field)} contains a text direction control (U+{ord(bidi):04X})",
+                )
+            if invisible(cleaned):
+                return None  # zero-width characters alone are no name
         return cleaned or None
 
     def _required_text(self, fields: dict[str, object], field: str) -> str:
