@@ -211,15 +211,19 @@ def test_bad_file_names_are_rejected_with_the_rule(tmp_path: Path, settings: Set
     (tmp_path / "in" / "README.txt").write_text("not data")
     # A folder inside is not searched, but named: an operator file in it is not missed unseen.
     write_csv(tmp_path / "in" / "late", "telia_full_20261122T020000.csv", [person("22202401")])
+    # A digest whose file never came (or came misnamed) is said too.
+    orphan = tmp_path / "in" / "ice_full_20261122T020000.csv.sha256"
+    orphan.write_text("0" * 64 + "\n")
     report = ingest([tmp_path / "in"], settings)
     assert [f.batch.reason for f in report.files] == ["bad_file_name"] * 3
     assert report.ignored == [
         str(tmp_path / "in" / "README.txt"),
+        str(orphan),
         str(tmp_path / "in" / "late") + "/",
     ]
-    assert f"{tmp_path / 'in' / 'late'}/: ignored (a folder: give it by name to read it)" in (
-        render_report(report)
-    )
+    said = render_report(report)
+    assert f"{tmp_path / 'in' / 'late'}/: ignored (a folder: give it by name to read it)" in said
+    assert f"{orphan}: ignored (a digest sidecar with no file beside it)" in said
     assert report.published is None
 
 

@@ -77,7 +77,11 @@ def collect(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
             for entry in sorted(path.iterdir()):
                 if entry.is_file() and is_candidate(entry):
                     files.append(entry)
-                elif entry.is_dir() or not entry.name.endswith(".sha256"):
+                elif entry.name.endswith(".sha256") and not entry.is_dir():
+                    # Read with its file; alone, its file was never delivered (or misnamed).
+                    if not entry.with_name(entry.name.removesuffix(".sha256")).exists():
+                        ignored.append(str(entry))
+                else:
                     # Folders are not searched: an operator file in one would be missed
                     # unseen, so the report names it.
                     ignored.append(str(entry) + ("/" if entry.is_dir() else ""))

@@ -43,11 +43,12 @@ def render_report(report: IngestReport) -> str:
                 f"{reject.detail}{applied}"
             )
     for name in report.ignored:
-        why = (
-            "a folder: give it by name to read it"
-            if name.endswith("/")
-            else "not an operator file name"
-        )
+        if name.endswith("/"):
+            why = "a folder: give it by name to read it"
+        elif name.endswith(".sha256"):
+            why = "a digest sidecar with no file beside it"
+        else:
+            why = "not an operator file name"
         lines.append(f"{name}: ignored ({why})")
     if report.published is not None:
         p = report.published
