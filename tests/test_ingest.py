@@ -322,31 +322,19 @@ def test_files_sharing_a_timestamp_are_ordered_as_applied(
     assert served(settings).find("22202400") is None
 
 
-def test_a_newer_file_cannot_lift_a_reservation_dated_after_its_record(
+def test_a_full_file_and_a_delta_of_one_second_apply_the_full_file_first(
     tmp_path: Path, settings: Settings
 ) -> None:
-    reserved = person("22202400", reservert="J", gyldig_fra="2026-11-20")
-    write_csv(tmp_path / "a", "telenor_full_20261201T010000.csv", [reserved, *filler(20)])
+    write_csv(tmp_path / "a", "telenor_full_20261130T020000.csv", [person("22202400")])
     ingest([tmp_path / "a"], settings)
-    # An older export sent again an hour later: listed, dated before the reservation.
-    stale = person("22202400", first="Vera", reservert="N", gyldig_fra="2026-11-01")
-    write_csv(tmp_path / "b", "telenor_full_20261201T020000.csv", [stale, *filler(20)])
-    (kept,) = ingest([tmp_path / "b"], settings).files
-    assert kept.batch.status == "applied"
-    assert "1 record(s) kept reserved or address-hidden" in (kept.batch.detail or "")
+    # Delivered together: the full state, and the day's change on top of it (sorted by
+    # name, the delta came first and the full file undid the reservation it made).
+    reserve = [person("22202400", reservert="J", gyldig_fra="2026-11-30") + ";U"]
+    _delta(tmp_path / "b", "telenor_delta_20261201T030000.csv", reserve)
+    write_csv(tmp_path / "b", "telenor_full_20261201T030000.csv", [person("22202400")])
+    report = ingest([tmp_path / "b"], settings)
+    assert [f.batch.kind for f in report.files] == ["full", "delta"]
     assert served(settings).find("22202400") is None
-    # The same second's delta and full file, in either order: the reservation dated last holds.
-    delta = [person("22202400", reservert="J", gyldig_fra="2026-11-30") + ";U"]
-    _delta(tmp_path / "c", "telenor_delta_20261201T030000.csv", delta)
-    write_csv(tmp_path / "c", "telenor_full_20261201T030000.csv", [stale, *filler(20)])
-    ingest([tmp_path / "c"], settings)
-    assert served(settings).find("22202400") is None
-    # Lifted by a record dated after it: the subscriber is listed again.
-    lifted = person("22202400", first="Vera", reservert="N", gyldig_fra="2026-12-01")
-    write_csv(tmp_path / "d", "telenor_full_20261201T040000.csv", [lifted, *filler(20)])
-    ingest([tmp_path / "d"], settings)
-    listing = served(settings).find("22202400")
-    assert listing is not None and listing.first_name == "Vera"
 
 
 def test_a_publish_killed_before_it_deleted_older_snapshots_is_finished_by_the_next_run(

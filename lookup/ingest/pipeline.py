@@ -117,7 +117,16 @@ def ingest(paths: Sequence[Path], settings: Settings, *, force: bool = False) ->
                 batch.detail = exc.detail
                 warehouse.add_batch(batch)
                 report.files.append(FileReport(batch=batch))
-        named.sort(key=lambda item: (item[0].operator, item[0].produced_at, item[1].name))
+        # A full file and a delta of the same second: the delta is the change on top of the
+        # full state (by name, "delta" sorted first and a reservation it made was undone).
+        named.sort(
+            key=lambda item: (
+                item[0].operator,
+                item[0].produced_at,
+                item[0].kind is not FileKind.FULL,
+                item[1].name,
+            )
+        )
         for name, path in named:
             file_report = _ingest_file(warehouse, path, name, settings, force=force)
             report.files.append(file_report)

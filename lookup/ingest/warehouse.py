@@ -19,8 +19,8 @@ import pyarrow as pa
 
 from lookup.errors import WarehouseBusy
 from lookup.ingest.files import FileKind
-from lookup.ingest.records import Action, Record, Rejected, Reservation
-from lookup.ingest.rules import PRECEDENCE_SQL, PRIVACY_RANK, PRIVACY_RANK_SQL
+from lookup.ingest.records import Action, Record, Rejected
+from lookup.ingest.rules import PRECEDENCE_SQL, PRIVACY_RANK_SQL
 from lookup.numbers import InvalidNumber, classify
 
 _SCHEMA: Final = """
@@ -376,16 +376,6 @@ class Warehouse:
         operator = batch.operator
         upserts = [r for r in records if r.action is Action.UPSERT]
         deletes = [r.number for r in records if r.action is Action.DELETE]
-        stale = self._stale_unveilings(operator, upserts)
-        if stale:
-            # Kept as they are, not removed by a full file either.
-            upserts = [r for r in upserts if r.number not in stale]
-            keep = [*keep, *sorted(stale)]
-            note = (
-                f"{len(stale)} record(s) kept reserved or address-hidden: the file lifts the "
-                "flag with a gyldig_fra before the flag's own"
-            )
-            batch.detail = f"{batch.detail}; {note}" if batch.detail else note
         self._con.register("_staged", _records_table(upserts))
         self._con.register("_keep", pa.table({"number": pa.array(keep, pa.string())}))
         self._con.register("_deletes", pa.table({"number": pa.array(deletes, pa.string())}))
@@ -444,30 +434,6 @@ class Warehouse:
             note = f"{idle} delete(s) of numbers {operator} does not list changed nothing"
             batch.detail = f"{batch.detail}; {note}" if batch.detail else note
         self._count_changes(batch, counts)
-
-    def _stale_unveilings(self, operator: str | None, upserts: Sequence[Record]) -> set[str]:
-        """Numbers whose record of this operator is more private than the file's and dated
-        after it: an old export sent again, or a file of the same second applied after a
-        delta, must not lift a reservation (lifting one is dated when it holds from)."""
-        if not upserts:
-            return set()
-        incoming = {r.number: r for r in upserts}
-        self._con.register("_incoming", pa.table({"number": pa.array(list(incoming))}))
-        try:
-            rows = self._con.execute(
-                "SELECT number, reservation, valid_from FROM records WHERE operator = ? "
-                "AND reservation <> 'listed' AND number IN (SELECT number FROM _incoming)",
-                [operator],
-            ).fetchall()
-        finally:
-            with suppress(duckdb.Error):
-                self._con.unregister("_incoming")
-        return {
-            number
-            for number, reservation, valid_from in rows
-            if PRIVACY_RANK[Reservation(reservation)] > PRIVACY_RANK[incoming[number].reservation]
-            and incoming[number].valid_from < valid_from
-        }
 
     def hide_addresses(self, batch: Batch, numbers: Sequence[str]) -> None:
         """Hide the address of these listed numbers of the batch's operator; nothing else changes.
