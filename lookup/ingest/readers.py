@@ -264,8 +264,9 @@ def _read_jsonl(lines: list[str]) -> Iterator[RawRow]:
             # A decoder keeps the last silently: `"reservation":"reserved",
             # "reservation":"listed"` would list a subscriber. Which holds cannot be told;
             # read as a broken row, a reservation among the values still withdraws it.
-            detail = f"{repeated!r} is given more than once: which value holds cannot be told"
-            yield RawRow(index, line, {}, "bad_json", detail, _salvage(line))
+            key, pairs = repeated
+            detail = f"{key!r} is given more than once: which value holds cannot be told"
+            yield RawRow(index, line, {}, "bad_json", detail, _from_pairs(pairs))
             continue
         yield RawRow(index, line, fields)
 
@@ -273,8 +274,9 @@ def _read_jsonl(lines: list[str]) -> Iterator[RawRow]:
 _KEY_END: Final = re.compile(r'"\s*:')
 
 
-def _repeated_key(line: str, keys: int) -> str | None:
-    """A key the line's object (read as `keys` keys) gives twice, if any."""
+def _repeated_key(line: str, keys: int) -> tuple[str, list[tuple[str, object]]] | None:
+    """A key the line's object (read as `keys` keys) gives twice, if any, with all of the
+    object's pairs (escapes decoded: `"\\u0072eservation"` is `reservation`)."""
     if len(_KEY_END.findall(line)) <= keys:
         return None  # the common case: no more key ends than keys read
     # Text that looks like a key may sit inside a value: parse to be sure.
@@ -285,9 +287,36 @@ def _repeated_key(line: str, keys: int) -> str | None:
     seen: set[str] = set()
     for key, _ in pairs:
         if key in seen:
-            return str(key)
+            return str(key), pairs
         seen.add(key)
     return None
+
+
+def _from_pairs(pairs: list[tuple[str, object]]) -> dict[str, tuple[str, ...]]:
+    """What an object giving a key twice says, as a broken row's salvage: every value of
+    each field, read from the parse (JSON's `true`, or a marker in an array, is one)."""
+    salvaged: dict[str, tuple[str, ...]] = {}
+    values: list[str] = []
+    for key, value in pairs:
+        texts = tuple(_scalars(value, reservation=key == "reservation"))
+        values.extend(texts)
+        if key in ("number", "reservation", "valid_from", "birth_date"):
+            salvaged[key] = salvaged.get(key, ()) + texts
+    return {**salvaged, "values": tuple(values)}
+
+
+def _scalars(value: object, *, reservation: bool, depth: int = 4) -> Iterator[str]:
+    """A JSON value's texts and numbers as text, arrays and objects opened `depth` deep;
+    `true` in the reservation is a reservation."""
+    if value is True and reservation:
+        yield "reserved"
+    elif isinstance(value, str):
+        yield value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        yield str(value)
+    elif isinstance(value, list | tuple) and depth > 1:  # an object parses as its pairs
+        for item in value:
+            yield from _scalars(item, reservation=reservation, depth=depth - 1)
 
 
 _JSON_STRING: Final = r"""(?:"((?:[^"\\]|\\.)*)"|'([^']*)')"""
