@@ -1063,3 +1063,25 @@ def test_names_that_would_show_other_than_kept_or_swamp_every_answer_are_rejecte
     assert [snapshot.find(n) for n in ("40000001", "40000002", "40000003")] == [None] * 3
     kept = snapshot.find("40000004")
     assert kept is not None and (kept.first_name, kept.last_name) == ("Åse Marie", "Ødegård")
+
+
+def test_a_marker_with_an_unseen_character_still_reserves_and_deep_json_is_one_bad_row(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", filler(12))
+    ingest([tmp_path / "a"], lenient)
+    rows = [
+        person("40000000", reservert="\u200bJ") + ";U",  # a zero-width space before the J
+        person("40000001", reservert="\ufeffJ") + ";U",  # a byte-order mark mid-file
+    ]
+    write_csv(tmp_path / "b", "telenor_delta_20261123T020000.csv", rows, header=DELTA_HEADER)
+    deep = '{"number": "41790001", "kind": ' + "[" * 5000 + "]" * 5000 + "}"
+    write_jsonl(tmp_path / "b", "ice_full_20261123T020000.jsonl", [deep])
+    report = ingest([tmp_path / "b"], lenient)
+    by_file = {f.batch.file: f for f in report.files}
+    reserved = by_file["telenor_delta_20261123T020000.csv"].rejects
+    assert [r.record is not None for r in reserved] == [True, True]
+    [broken] = by_file["ice_full_20261123T020000.jsonl"].rejects
+    assert broken.reason == "bad_json" and "recursion" in broken.detail
+    snapshot = served(lenient)
+    assert snapshot.find("40000000") is None and snapshot.find("40000001") is None

@@ -256,7 +256,8 @@ def _read_jsonl(lines: list[str]) -> Iterator[RawRow]:
             continue
         try:
             fields = _decode_object.decode(line)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:
+            # Nested thousands deep, a line is no row either: the rest of the file is read.
             yield RawRow(index, line, {}, "bad_json", f"not a JSON object: {exc}", _salvage(line))
             continue
         repeated = _repeated_key(line, len(fields))

@@ -55,6 +55,9 @@ undone. Only these words: an export writing "not reserved" its own way (`Nej`, `
 not withdraw a whole directory, so another word is only an error. Not where a broken
 row's fields are guessed: a first name "Y" could stand there."""
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_MARKER_NOISE: Final = re.compile("[\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2060-\u2064\ufeff]")
+"""What may cling to a reservation marker unseen: control characters, zero-width ones, a
+byte-order mark (`\ufeffJ` is a J)."""
 """Unicode's control characters (category Cc), found at C speed: ingest reads millions."""
 _CONTRACT_FIELDS: Final = frozenset(COLUMN_OF)
 """A JSON row's keys the contract names; the values of others are never kept."""
@@ -551,7 +554,7 @@ def _reserved(value: object, *, strict: bool = False) -> bool:
         return any(_reserved(item) for item in _inside(value))
     if not isinstance(value, str):
         return False
-    word = _CONTROL.sub("", value).strip().lower()
+    word = _MARKER_NOISE.sub("", value).strip().lower()
     if strict:
         return word in _RESERVED_MARKERS
     # "J.", "Hemmelig nummer", "reservert mot oppslag": the first word says it ("ikke
@@ -567,7 +570,7 @@ def _hides_address(value: object) -> bool:
         return any(_hides_address(item) for item in _inside(value))
     return (
         isinstance(value, str)
-        and _CONTROL.sub("", value).strip().lower() in _ADDRESS_HIDDEN_MARKERS
+        and _MARKER_NOISE.sub("", value).strip().lower() in _ADDRESS_HIDDEN_MARKERS
     )
 
 
