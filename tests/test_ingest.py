@@ -575,28 +575,6 @@ def test_a_held_file_still_applies_its_reservations(tmp_path: Path, settings: Se
     assert served(settings).find("40000004") is not None  # nothing else of it applied
 
 
-def test_a_reservation_said_again_from_an_old_file_keeps_its_later_date(
-    tmp_path: Path, settings: Settings
-) -> None:
-    reserved = person("40000003", reservert="J", gyldig_fra="2026-11-20")
-    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", [reserved, *filler(20)])
-    # Another operator's claim dated before the reservation: the reservation is newer.
-    write_csv(
-        tmp_path / "a",
-        "telia_full_20261122T020000.csv",
-        [person("40000003", first="Vera", gyldig_fra="2026-11-10")],
-    )
-    ingest([tmp_path / "a"], settings)
-    assert served(settings).find("40000003") is None
-    # A held delta says the reservation again, from an old export dated before both.
-    old = person("40000003", reservert="J", gyldig_fra="2026-11-01") + ";U"
-    rows = [old, person("2220X") + ";U"]
-    write_csv(tmp_path / "b", "telenor_delta_20261123T020000.csv", rows, header=HEADER + ";action")
-    (held,) = ingest([tmp_path / "b"], settings).files
-    assert held.batch.status == "held"
-    assert served(settings).find("40000003") is None
-
-
 def test_out_of_range_dates_are_rejected_not_fatal(tmp_path: Path, lenient: Settings) -> None:
     rows = [
         person("22202400", gyldig_fra="9999-12-31T23:00:00-05:00"),

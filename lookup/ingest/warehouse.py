@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from lookup.errors import WarehouseBusy
 from lookup.ingest.files import FileKind
-from lookup.ingest.records import Action, Record, Rejected, Reservation
+from lookup.ingest.records import Action, Record, Rejected
 from lookup.ingest.rules import PRECEDENCE_SQL, PRIVACY_RANK_SQL
 from lookup.numbers import InvalidNumber, classify
 
@@ -374,9 +374,7 @@ class Warehouse:
         remove them (an operator's typo must not unlist a subscriber).
         """
         operator = batch.operator
-        upserts = self._no_earlier_reservations(
-            operator, [r for r in records if r.action is Action.UPSERT]
-        )
+        upserts = [r for r in records if r.action is Action.UPSERT]
         deletes = [r.number for r in records if r.action is Action.DELETE]
         self._con.register("_staged", _records_table(upserts))
         self._con.register("_keep", pa.table({"number": pa.array(keep, pa.string())}))
@@ -436,35 +434,6 @@ class Warehouse:
             note = f"{idle} delete(s) of numbers {operator} does not list changed nothing"
             batch.detail = f"{batch.detail}; {note}" if batch.detail else note
         self._count_changes(batch, counts)
-
-    def _no_earlier_reservations(self, operator: str | None, upserts: list[Record]) -> list[Record]:
-        """The records, a reservation of a number the operator already reserved keeping the
-        later date: said again from an old file (a held file's reservations, a broken row's),
-        it must not date the reservation back, below another operator's record of the
-        number dated in between."""
-        reserved = {r.number: r for r in upserts if r.reservation is Reservation.RESERVED}
-        if not reserved:
-            return upserts
-        self._con.register("_reserved", pa.table({"number": pa.array(list(reserved))}))
-        try:
-            dates = dict(
-                self._con.execute(
-                    "SELECT number, valid_from FROM records WHERE operator = ? "
-                    "AND reservation = 'reserved' AND number IN (SELECT number FROM _reserved)",
-                    [operator],
-                ).fetchall()
-            )
-        finally:
-            with suppress(duckdb.Error):
-                self._con.unregister("_reserved")
-        return [
-            msgspec.structs.replace(r, valid_from=dates[r.number])
-            if r.number in dates
-            and r.reservation is Reservation.RESERVED
-            and dates[r.number] > r.valid_from
-            else r
-            for r in upserts
-        ]
 
     def hide_addresses(self, batch: Batch, numbers: Sequence[str]) -> None:
         """Hide the address of these listed numbers of the batch's operator; nothing else changes.
