@@ -1085,3 +1085,36 @@ def test_a_marker_with_an_unseen_character_still_reserves_and_deep_json_is_one_b
     assert broken.reason == "bad_json" and "recursion" in broken.detail
     snapshot = served(lenient)
     assert snapshot.find("40000000") is None and snapshot.find("40000001") is None
+
+
+def test_a_row_giving_a_key_twice_is_judged_on_what_it_parses_to(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    def line(number: str, tail: str) -> str:
+        head = f'{{"number": "{number}", "kind": "person", "first_name": "Vera", '
+        return head + '"first_name": "V", "last_name": "Hemmelig", ' + tail + "}"
+
+    numbers = [f"4179100{i}" for i in range(5)]
+    listed = [
+        json.loads(line(n, '"reservation": "listed", "valid_from": "2025-01-01"')) for n in numbers
+    ]
+    write_jsonl(tmp_path / "a", "qk_full_20261122T020000.jsonl", listed)
+    ingest([tmp_path / "a"], lenient)
+    dated = '"valid_from": "2025-01-01"'
+    rows: list[dict[str, object] | str] = [
+        line("41791000", f'"reservation": "hemmelig", {dated}'),  # a word, not a code
+        line("41791001", f'"reservation": [[{{"a": "reserved"}}]], {dated}'),  # deep
+        line(
+            "41791002", f'"reservation": "listed", "fodselsdato": "1980\\u002d02\\u002d03", {dated}'
+        ),
+        line("41791003", f'"reservation": "\\u2066J\\u2069", {dated}'),  # isolates around a J
+        line("41791004", f'"reservation": "listed", {dated}'),
+    ]
+    write_jsonl(tmp_path / "b", "qk_full_20261123T020000.jsonl", rows)
+    report = ingest([tmp_path / "b"], lenient)
+    rejects = {r.number: r.raw for f in report.files for r in f.rejects}
+    for withdrawn in ("41791000", "41791001", "41791003"):  # a reserved row keeps no text
+        assert rejects[withdrawn].startswith("[reserved row withheld"), rejects[withdrawn]
+    assert "1980" not in rejects["41791002"] and "u002d" not in rejects["41791002"]
+    snapshot = served(lenient)
+    assert [snapshot.find(n) is None for n in numbers] == [True, True, False, True, False]

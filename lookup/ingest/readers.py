@@ -19,6 +19,8 @@ import msgspec
 
 from lookup.errors import FileRejected, RejectReason
 from lookup.ingest.files import FileFormat
+from lookup.ingest.markers import hides_address, reserved
+from lookup.ingest.redact import looks_like_date
 
 # CSV column (lowercased) -> canonical field name; JSON Lines uses the canonical names.
 CSV_COLUMNS: Final = {
@@ -266,8 +268,15 @@ def _read_jsonl(lines: list[str]) -> Iterator[RawRow]:
             # "reservation":"listed"` would list a subscriber. Which holds cannot be told;
             # read as a broken row, a reservation among the values still withdraws it.
             key, pairs = repeated
-            detail = f"{key!r} is given more than once: which value holds cannot be told"
-            yield RawRow(index, line, {}, "bad_json", detail, _from_pairs(pairs))
+            # A key of the operator's own is not quoted: it may be anything, a date of birth.
+            named = repr(key) if key in COLUMN_OF else "a key"
+            detail = f"{named} is given more than once: which value holds cannot be told"
+            salvaged = _from_pairs(pairs)
+            # Masked in the kept text as written there too: a date escaped in any key
+            # ("1980\\u002d02\\u002d03" under `fodselsdato`) reads as one only decoded.
+            written = tuple(filter(_escaped_date, _salvage(line)["values"]))
+            salvaged["birth_date"] = salvaged.get("birth_date", ()) + written
+            yield RawRow(index, line, {}, "bad_json", detail, salvaged)
             continue
         yield RawRow(index, line, fields)
 
@@ -283,7 +292,7 @@ def _repeated_key(line: str, keys: int) -> tuple[str, list[tuple[str, object]]] 
     # Text that looks like a key may sit inside a value: parse to be sure.
     try:
         pairs = json.loads(line, object_pairs_hook=list)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     seen: set[str] = set()
     for key, _ in pairs:
@@ -300,10 +309,30 @@ def _from_pairs(pairs: list[tuple[str, object]]) -> dict[str, tuple[str, ...]]:
     values: list[str] = []
     for key, value in pairs:
         texts = tuple(_scalars(value, reservation=key == "reservation"))
+        if key == "reservation":
+            # Parsed, not guessed: judged as a whole row's field is (`Ja`, `hemmelig`), and
+            # handed on as the contract's code, which a broken row's judgement reads.
+            texts = tuple(_as_code(text) for text in texts)
         values.extend(texts)
         if key in ("number", "reservation", "valid_from", "birth_date"):
             salvaged[key] = salvaged.get(key, ()) + texts
     return {**salvaged, "values": tuple(values)}
+
+
+def _escaped_date(written: str) -> bool:
+    """Whether a JSON string as written in the line (escapes and all) is a date decoded."""
+    if "\\" not in written:
+        return False
+    try:
+        return looks_like_date(json.loads(f'"{written}"'))
+    except (ValueError, TypeError):
+        return False
+
+
+def _as_code(text: str) -> str:
+    if reserved(text):
+        return "reserved"
+    return "address_hidden" if hides_address(text) else text
 
 
 def _scalars(value: object, *, reservation: bool, depth: int = 4) -> Iterator[str]:
@@ -315,7 +344,10 @@ def _scalars(value: object, *, reservation: bool, depth: int = 4) -> Iterator[st
         yield value
     elif isinstance(value, int | float) and not isinstance(value, bool):
         yield str(value)
-    elif isinstance(value, list | tuple) and depth > 1:  # an object parses as its pairs
+    elif isinstance(value, tuple):  # one of an object's pairs: its key and its value
+        for item in value:
+            yield from _scalars(item, reservation=reservation, depth=depth)
+    elif isinstance(value, list) and depth > 1:  # an array, or an object's pairs
         for item in value:
             yield from _scalars(item, reservation=reservation, depth=depth - 1)
 

@@ -8,7 +8,6 @@ count them; the detail says what was wrong in words.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Final
@@ -17,6 +16,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from lookup.ingest.files import FileFormat, FileKind
+from lookup.ingest.markers import hides_address, reserved
 from lookup.ingest.readers import COLUMN_OF, RawRow
 from lookup.ingest.redact import (
     MASK,
@@ -41,23 +41,7 @@ typo, and since the newest `valid_from` wins it would outrank every real update.
 MAX_TEXT: Final = 300
 """Characters a name, street or city may have (the longest Norwegian business names have
 about 150)."""
-_RESERVED_MARKERS: Final = frozenset({"j", "reserved"})
-"""The contract's reservation codes, in any case or spacing."""
-_ADDRESS_HIDDEN_MARKERS: Final = frozenset({"a", "address_hidden"})
-_RESERVED_WORDS: Final = _RESERVED_MARKERS | frozenset(
-    {"ja", "y", "yes", "true", "reservert", "hemmelig", "hemmeleg", "secret", "unlisted"}
-    | {"skjult", "sperret", "sperra"}
-)
-"""What reads as "reserved" in a known reservation field, the contract's codes or not
-(`Ja`, `hemmelig`, `secret`, JSON's `true`): the row is rejected for it, but its number is
-withdrawn all the same, as a subscriber shown against their wish is the harm that cannot be
-undone. Only these words: an export writing "not reserved" its own way (`Nej`, `0`) must
-not withdraw a whole directory, so another word is only an error. Not where a broken
-row's fields are guessed: a first name "Y" could stand there."""
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_MARKER_NOISE: Final = re.compile("[\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2060-\u2064\ufeff]")
-"""What may cling to a reservation marker unseen: control characters, zero-width ones, a
-byte-order mark (`\ufeffJ` is a J)."""
 """Unicode's control characters (category Cc), found at C speed: ingest reads millions."""
 _CONTRACT_FIELDS: Final = frozenset(COLUMN_OF)
 """A JSON row's keys the contract names; the values of others are never kept."""
@@ -174,7 +158,7 @@ class RowValidator:
             number, number_type = self._number(row.fields)
         except _RowError as exc:
             detail = exc.detail
-            if _reserved(row.fields.get("reservation")):
+            if reserved(row.fields.get("reservation")):
                 # Even mistyped, a reserved subscriber's number is theirs: not quoted.
                 detail = f"{self._name('number')} of a reserved row is unusable (not quoted)"
             return Rejected(row.line, self._kept_text(row, None), exc.reason, detail)
@@ -188,7 +172,7 @@ class RowValidator:
                 exc.detail,
                 number,
                 self._reservation_only(row.fields, number),
-                _hides_address(row.fields.get("reservation")),
+                hides_address(row.fields.get("reservation")),
             )
 
     def privacy_only(self, row: RawRow) -> Record | None:
@@ -204,7 +188,7 @@ class RowValidator:
             number, _ = self._number(row.fields)
         except _RowError:
             return None
-        if _hides_address(row.fields.get("reservation")):
+        if hides_address(row.fields.get("reservation")):
             return self._hidden_only(number)
         return self._reservation_only(row.fields, number)
 
@@ -243,19 +227,19 @@ class RowValidator:
         # value is which: "reserved" counts, unless "listed" is there too.
         positions = row.salvaged.get("reservation")
         if positions:
-            reserved = any(_reserved(v, strict=True) for v in positions)
+            withdraws = any(reserved(v, strict=True) for v in positions)
         elif not row.salvaged.get("number"):
             said = {v.strip().lower() for v in row.salvaged.get("values", ())}
-            reserved = "reserved" in said and "listed" not in said
+            withdraws = "reserved" in said and "listed" not in said
         else:
-            reserved = False
+            withdraws = False
         birth_dates = row.salvaged.get("birth_date", ())
         raw = mask_broken(row.raw, json=self._json, number=number, birth_dates=birth_dates)
-        if reserved or any(_reserved(v, strict=True) for v in row.salvaged.get("values", ())):
+        if withdraws or any(reserved(v, strict=True) for v in row.salvaged.get("values", ())):
             raw = withheld(number)
         raw = capped(raw)
         record = None
-        if reserved and number is not None:
+        if withdraws and number is not None:
             # Dated from its file: a shifted field can put the date of birth where the
             # valid-from date belongs, which would date the reservation decades back
             # (outranked by any other record) and keep a date of birth with it.
@@ -266,7 +250,7 @@ class RowValidator:
                 valid_from=self._produced_at,
             )
         hides = number is not None and any(
-            _hides_address(v) for v in row.salvaged.get("reservation", ())
+            hides_address(v) for v in row.salvaged.get("reservation", ())
         )
         return Rejected(row.line, raw, str(row.error), detail, number, record, hides)
 
@@ -276,7 +260,7 @@ class RowValidator:
         return capped(self._full_text(row, number))
 
     def _full_text(self, row: RawRow, number: str | None) -> str:
-        if _reserved(row.fields.get("reservation")):
+        if reserved(row.fields.get("reservation")):
             return withheld(number)
         born = row.fields.get("birth_date")
         # A shifted column can put the date of birth in any other field of a row that
@@ -317,7 +301,7 @@ class RowValidator:
         their operator misspelt another field of the row, or the code itself
         (`Reserved`, ` j `): the row is still rejected for it, and counted.
         """
-        if not _reserved(fields.get("reservation")):
+        if not reserved(fields.get("reservation")):
             return None
         try:
             valid_from = self._valid_from(fields)
@@ -540,48 +524,3 @@ class RowValidator:
                 f"{self._name('birth_date')} is not a plausible YYYY-MM-DD date",
             )
         return born
-
-
-def _reserved(value: object, *, strict: bool = False) -> bool:
-    """Whether a value reads as a reservation marker, in any case or spacing (a control
-    character around it too); unless `strict` (a broken row's guessed places), the words
-    of `_RESERVED_WORDS` and JSON's `true` count as well."""
-    if value is True:
-        return not strict
-    if isinstance(value, list | dict) and not strict:
-        # `["reserved"]`, `{"reserved": true}`: the wrong shape for a marker, which the
-        # row is rejected for, but the subscriber's wish is plain.
-        return any(_reserved(item) for item in _inside(value))
-    if not isinstance(value, str):
-        return False
-    word = _MARKER_NOISE.sub("", value).strip().lower()
-    if strict:
-        return word in _RESERVED_MARKERS
-    # "J.", "Hemmelig nummer", "reservert mot oppslag": the first word says it ("ikke
-    # reservert", not reserved, does not start with one).
-    first = word.split(maxsplit=1)[0].rstrip(".") if word else ""
-    return word in _RESERVED_WORDS or first in _RESERVED_WORDS
-
-
-def _hides_address(value: object) -> bool:
-    """Whether a value reads as the address-hidden marker, in any case or spacing (a
-    control character around it too), or holds one (`["address_hidden"]`)."""
-    if isinstance(value, list | dict):
-        return any(_hides_address(item) for item in _inside(value))
-    return (
-        isinstance(value, str)
-        and _MARKER_NOISE.sub("", value).strip().lower() in _ADDRESS_HIDDEN_MARKERS
-    )
-
-
-def _inside(value: list[object] | dict[object, object], depth: int = 4) -> Iterator[object]:
-    """The scalars a JSON array or object holds, keys included, `depth` levels down."""
-    parts: list[object] = (
-        [part for pair in value.items() for part in pair] if isinstance(value, dict) else value
-    )
-    for part in parts:
-        if isinstance(part, list | dict):
-            if depth > 1:
-                yield from _inside(part, depth - 1)
-        else:
-            yield part

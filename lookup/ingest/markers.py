@@ -1,0 +1,84 @@
+"""What reads as a reservation or a hidden address in a row's reservation field. Pure.
+
+Privacy wins over form: a marker written outside the contract's codes, wrapped in JSON,
+or with unseen characters stuck to it still says what the subscriber wants. Used by row
+validation, and by the reader for rows whose fields cannot be trusted.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator
+from typing import Final
+
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_RESERVED_MARKERS: Final = frozenset({"j", "reserved"})
+"""The contract's reservation codes, in any case or spacing."""
+_ADDRESS_HIDDEN_MARKERS: Final = frozenset({"a", "address_hidden"})
+_RESERVED_WORDS: Final = _RESERVED_MARKERS | frozenset(
+    {"ja", "y", "yes", "true", "reservert", "hemmelig", "hemmeleg", "secret", "unlisted"}
+    | {"skjult", "sperret", "sperra"}
+)
+"""What reads as "reserved" in a known reservation field, the contract's codes or not
+(`Ja`, `hemmelig`, `secret`, JSON's `true`): the row is rejected for it, but its number is
+withdrawn all the same, as a subscriber shown against their wish is the harm that cannot be
+undone. Only these words: an export writing "not reserved" its own way (`Nej`, `0`) must
+not withdraw a whole directory, so another word is only an error. Not where a broken
+row's fields are guessed: a first name "Y" could stand there."""
+_UNSEEN: Final = frozenset({"Cc", "Cf"})
+"""What may cling to a reservation marker unseen: control and format characters (zero-width
+ones, a byte-order mark, direction marks and isolates: `\ufeffJ` and `\u2066J\u2069` are J)."""
+_UNSEEN_MARKS: Final = frozenset("\u034f\u180e") | frozenset(map(chr, range(0xFE00, 0xFE10)))
+"""Invisible marks of other categories: a grapheme joiner, variation selectors."""
+
+
+def reserved(value: object, *, strict: bool = False) -> bool:
+    """Whether a value reads as a reservation marker, in any case or spacing (a control
+    character around it too); unless `strict` (a broken row's guessed places), the words
+    of `_RESERVED_WORDS` and JSON's `true` count as well."""
+    if value is True:
+        return not strict
+    if isinstance(value, list | dict) and not strict:
+        # `["reserved"]`, `{"reserved": true}`: the wrong shape for a marker, which the
+        # row is rejected for, but the subscriber's wish is plain.
+        return any(reserved(item) for item in _inside(value))
+    if not isinstance(value, str):
+        return False
+    word = _seen(value).strip().lower()
+    if strict:
+        return word in _RESERVED_MARKERS
+    # "J.", "Hemmelig nummer", "reservert mot oppslag": the first word says it ("ikke
+    # reservert", not reserved, does not start with one).
+    first = word.split(maxsplit=1)[0].rstrip(".") if word else ""
+    return word in _RESERVED_WORDS or first in _RESERVED_WORDS
+
+
+def _seen(value: str) -> str:
+    """A marker's text without what cannot be seen around or in it."""
+    if value.isascii():
+        return _CONTROL.sub("", value)
+    return "".join(
+        c for c in value if c not in _UNSEEN_MARKS and unicodedata.category(c) not in _UNSEEN
+    )
+
+
+def hides_address(value: object) -> bool:
+    """Whether a value reads as the address-hidden marker, in any case or spacing (a
+    control character around it too), or holds one (`["address_hidden"]`)."""
+    if isinstance(value, list | dict):
+        return any(hides_address(item) for item in _inside(value))
+    return isinstance(value, str) and _seen(value).strip().lower() in _ADDRESS_HIDDEN_MARKERS
+
+
+def _inside(value: list[object] | dict[object, object], depth: int = 4) -> Iterator[object]:
+    """The scalars a JSON array or object holds, keys included, `depth` levels down."""
+    parts: list[object] = (
+        [part for pair in value.items() for part in pair] if isinstance(value, dict) else value
+    )
+    for part in parts:
+        if isinstance(part, list | dict):
+            if depth > 1:
+                yield from _inside(part, depth - 1)
+        else:
+            yield part
