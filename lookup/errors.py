@@ -42,6 +42,7 @@ class RejectReason(StrEnum):
     TOO_MANY_REJECTS = "too_many_rejects"
     SHRINKS_TOO_MUCH = "shrinks_too_much"
     REPEATS_OLDER = "repeats_older"
+    AFTER_ITS_DELTA = "after_its_delta"
 
 
 class FileRejected(LookupServiceError):

@@ -337,6 +337,23 @@ def test_a_full_file_and_a_delta_of_one_second_apply_the_full_file_first(
     assert served(settings).find("22202400") is None
 
 
+def test_a_full_file_arriving_after_its_seconds_delta_is_held(
+    tmp_path: Path, settings: Settings
+) -> None:
+    write_csv(tmp_path / "a", "telenor_full_20261130T020000.csv", [person("22202400"), *filler(20)])
+    ingest([tmp_path / "a"], settings)
+    reserve = [person("22202400", reservert="J", gyldig_fra="2026-11-30") + ";U"]
+    _delta(tmp_path / "b", "telenor_delta_20261201T030000.csv", reserve)
+    ingest([tmp_path / "b"], settings)
+    # The same second's full file in a later round (a watcher, a later cron run).
+    write_csv(tmp_path / "c", "telenor_full_20261201T030000.csv", [person("22202400"), *filler(20)])
+    (held,) = ingest([tmp_path / "c"], settings).files
+    assert (held.batch.status, held.batch.reason) == ("held", "after_its_delta")
+    assert served(settings).find("22202400") is None
+    (forced,) = ingest([tmp_path / "c"], settings, force=True).files
+    assert forced.batch.status == "applied"
+
+
 def test_a_publish_killed_before_it_deleted_older_snapshots_is_finished_by_the_next_run(
     tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -201,6 +201,20 @@ def _ingest_file(
         # Numbers whose row was rejected keep their previous record (see Warehouse.apply).
         keep = sorted({r.number for r in report.rejects if r.number and r.record is None})
         hold = None if force else _hold_reason(warehouse, batch, name, unique, keep, settings)
+        if (
+            hold is None
+            and not force
+            and name.kind is FileKind.FULL
+            and warehouse.delta_applied_at(name.operator, name.produced_at)
+        ):
+            # Of the same second as a delta applied before it (a later round, a later run):
+            # the delta is the change on top of this state, and applying the full file now
+            # would undo it (a reservation the delta made). One run sorts full first.
+            hold = FileRejected(
+                RejectReason.AFTER_ITS_DELTA,
+                f"a full file of the same second as a delta of {name.operator} applied before "
+                "it, which is the change on top of it; use --force to apply it whole",
+            )
         if repeat == "older" and hold is None and not force:
             # A copy of an older file under a new name: a night's directory that came back
             # (a reservation lifted since must return), or a mover re-sending an old file (a

@@ -282,6 +282,16 @@ class Warehouse:
         )
         return None if row is None else row[0]
 
+    def delta_applied_at(self, operator: str, produced_at: datetime) -> bool:
+        """Whether a delta of the operator stamped `produced_at` was applied (or held, its
+        reservations applied)."""
+        row = self._one(
+            "SELECT count(*) FROM batches WHERE operator = ? AND kind = 'delta' "
+            "AND produced_at = ? AND status IN ('applied', 'held')",
+            [operator, produced_at],
+        )
+        return bool(row and row[0])
+
     def operator_size(self, operator: str) -> int:
         """How many numbers an operator currently delivers."""
         row = self._one("SELECT count(*) FROM records WHERE operator = ?", [operator])
