@@ -1118,3 +1118,51 @@ def test_a_row_giving_a_key_twice_is_judged_on_what_it_parses_to(
     assert "1980" not in rejects["41791002"] and "u002d" not in rejects["41791002"]
     snapshot = served(lenient)
     assert [snapshot.find(n) is None for n in numbers] == [True, True, False, True, False]
+
+
+def test_a_row_giving_a_key_twice_keeps_no_date_of_birth_and_no_depth_hides_it(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    def line(number: str, tail: str) -> str:
+        head = f'{{"number": "{number}", "kind": "person", "first_name": "Kari", '
+        return head + '"last_name": "Nordmann", "last_name": "N", ' + tail + "}"
+
+    deep = range(900, 1001)  # msgspec and json give up at different depths in between
+    numbers = ["41792000", "41792001", "41792002", "41792003", *(f"4179{d:04d}" for d in deep)]
+    listed: list[dict[str, object] | str] = [
+        {
+            "number": n,
+            "kind": "person",
+            "first_name": "Kari",
+            "last_name": "Nordmann",
+            "reservation": "listed",
+            "valid_from": "2025-01-01",
+        }
+        for n in numbers
+    ]
+    write_jsonl(tmp_path / "a", "qk_full_20261122T020000.jsonl", listed)
+    ingest([tmp_path / "a"], lenient)
+    dated = '"reservation": "listed", "valid_from": "2025-01-01"'
+    rows: list[dict[str, object] | str] = [
+        line("41792000", f'"birth_date": "ca 1980\\u002d02\\u002d03", {dated}'),
+        line("41792001", f'"birth_date": 1.9800203e7, {dated}'),
+        line("41792002", f'"note": "Kari, f\\u00f8dt 3.2.1980", {dated}'),
+        line("41792003", '"reservation": [[[["reserved"]]]], "valid_from": "2025-01-01"'),
+        *(
+            f'{{"number": "4179{d:04d}", "reservation": "reserved", "x": '
+            + "[" * d
+            + "]" * d
+            + ', "reservation": "listed", "kind": "person"}'
+            for d in deep
+        ),
+    ]
+    write_jsonl(tmp_path / "b", "qk_delta_20261123T020000.jsonl", rows)
+    report = ingest([tmp_path / "b"], lenient)
+    kept = [r.raw + r.detail for f in report.files for r in f.rejects]
+    for text in kept:
+        for leaked in ("1980", "u002d", "3.2.", "e7", "Kari, f"):
+            assert leaked not in text, text
+    snapshot = served(lenient)
+    assert snapshot.find("41792003") is None  # reserved four arrays deep
+    served_listed = [n for n in numbers[4:] if snapshot.find(n) is not None]
+    assert served_listed == []  # reserved first, then listed: never the last value's word

@@ -201,19 +201,18 @@ def _ingest_file(
         # Numbers whose row was rejected keep their previous record (see Warehouse.apply).
         keep = sorted({r.number for r in report.rejects if r.number and r.record is None})
         hold = None if force else _hold_reason(warehouse, batch, name, unique, keep, settings)
-        if (
-            hold is None
-            and not force
-            and name.kind is FileKind.FULL
-            and warehouse.delta_applied_at(name.operator, name.produced_at)
+        if name.kind is FileKind.FULL and warehouse.delta_applied_at(
+            name.operator, name.produced_at
         ):
-            # Of the same second as a delta applied before it (a later round, a later run):
+            # Of the same second as a delta taken before it (a later round, a later run):
             # the delta is the change on top of this state, and applying the full file now
-            # would undo it (a reservation the delta made). One run sorts full first.
+            # would undo it (a reservation the delta made), forced or not: the operator's
+            # next full file brings the rest. One run sorts full first.
             hold = FileRejected(
                 RejectReason.AFTER_ITS_DELTA,
-                f"a full file of the same second as a delta of {name.operator} applied before "
-                "it, which is the change on top of it; use --force to apply it whole",
+                f"a full file of the same second as a delta of {name.operator} taken before "
+                "it, which is the change on top of it: only what takes data away is applied, "
+                "the rest comes with the next full file (--force does not apply it)",
             )
         if repeat == "older" and hold is None and not force:
             # A copy of an older file under a new name: a night's directory that came back

@@ -20,7 +20,7 @@ import msgspec
 from lookup.errors import FileRejected, RejectReason
 from lookup.ingest.files import FileFormat
 from lookup.ingest.markers import hides_address, reserved
-from lookup.ingest.redact import looks_like_date
+from lookup.ingest.redact import MASK
 
 # CSV column (lowercased) -> canonical field name; JSON Lines uses the canonical names.
 CSV_COLUMNS: Final = {
@@ -262,7 +262,13 @@ def _read_jsonl(lines: list[str]) -> Iterator[RawRow]:
             # Nested thousands deep, a line is no row either: the rest of the file is read.
             yield RawRow(index, line, {}, "bad_json", f"not a JSON object: {exc}", _salvage(line))
             continue
-        repeated = _repeated_key(line, len(fields))
+        try:
+            repeated = _repeated_key(line, len(fields))
+        except RecursionError:
+            # Too deep to look for a repeated key: not trusted as a row either.
+            detail = "nested too deep to tell whether a key is given twice"
+            yield RawRow(index, line, {}, "bad_json", detail, _salvage(line))
+            continue
         if repeated is not None:
             # A decoder keeps the last silently: `"reservation":"reserved",
             # "reservation":"listed"` would list a subscriber. Which holds cannot be told;
@@ -271,12 +277,9 @@ def _read_jsonl(lines: list[str]) -> Iterator[RawRow]:
             # A key of the operator's own is not quoted: it may be anything, a date of birth.
             named = repr(key) if key in COLUMN_OF else "a key"
             detail = f"{named} is given more than once: which value holds cannot be told"
-            salvaged = _from_pairs(pairs)
-            # Masked in the kept text as written there too: a date escaped in any key
-            # ("1980\\u002d02\\u002d03" under `fodselsdato`) reads as one only decoded.
-            written = tuple(filter(_escaped_date, _salvage(line)["values"]))
-            salvaged["birth_date"] = salvaged.get("birth_date", ()) + written
-            yield RawRow(index, line, {}, "bad_json", detail, salvaged)
+            # Kept as parsed, as a whole row's reject is: the date of birth and the values
+            # of keys the contract does not name withheld whatever their form.
+            yield RawRow(index, _shown(pairs), {}, "bad_json", detail, _from_pairs(pairs))
             continue
         yield RawRow(index, line, fields)
 
@@ -292,7 +295,7 @@ def _repeated_key(line: str, keys: int) -> tuple[str, list[tuple[str, object]]] 
     # Text that looks like a key may sit inside a value: parse to be sure.
     try:
         pairs = json.loads(line, object_pairs_hook=list)
-    except (ValueError, RecursionError):
+    except ValueError:
         return None
     seen: set[str] = set()
     for key, _ in pairs:
@@ -319,14 +322,18 @@ def _from_pairs(pairs: list[tuple[str, object]]) -> dict[str, tuple[str, ...]]:
     return {**salvaged, "values": tuple(values)}
 
 
-def _escaped_date(written: str) -> bool:
-    """Whether a JSON string as written in the line (escapes and all) is a date decoded."""
-    if "\\" not in written:
-        return False
-    try:
-        return looks_like_date(json.loads(f'"{written}"'))
-    except (ValueError, TypeError):
-        return False
+def _shown(pairs: list[tuple[str, object]]) -> str:
+    """A row giving a key twice as its reject keeps it: decoded, with the date of birth and
+    the values (and names) of keys outside the contract withheld."""
+    parts = []
+    for key, value in pairs:
+        known = key in COLUMN_OF
+        shown = value if known and key != "birth_date" else MASK
+        parts.append(
+            f"{json.dumps(key if known else MASK, ensure_ascii=False)}: "
+            f"{json.dumps(shown, ensure_ascii=False, default=str)}"
+        )
+    return "{" + ", ".join(parts) + "}"
 
 
 def _as_code(text: str) -> str:
@@ -335,7 +342,7 @@ def _as_code(text: str) -> str:
     return "address_hidden" if hides_address(text) else text
 
 
-def _scalars(value: object, *, reservation: bool, depth: int = 4) -> Iterator[str]:
+def _scalars(value: object, *, reservation: bool, depth: int = 5) -> Iterator[str]:
     """A JSON value's texts and numbers as text, arrays and objects opened `depth` deep;
     `true` in the reservation is a reservation."""
     if value is True and reservation:
