@@ -20,7 +20,7 @@ import msgspec
 from lookup.errors import FileRejected, RejectReason
 from lookup.ingest.files import FileFormat
 from lookup.ingest.markers import hides_address, reserved
-from lookup.ingest.redact import MASK
+from lookup.ingest.redact import MASK, looks_like_date
 
 # CSV column (lowercased) -> canonical field name; JSON Lines uses the canonical names.
 CSV_COLUMNS: Final = {
@@ -267,7 +267,8 @@ def _read_jsonl(lines: list[str]) -> Iterator[RawRow]:
         except RecursionError:
             # Too deep to look for a repeated key: not trusted as a row either.
             detail = "nested too deep to tell whether a key is given twice"
-            yield RawRow(index, line, {}, "bad_json", detail, _salvage(line))
+            kept = _shown(list(fields.items()))  # as read, for the kept text only
+            yield RawRow(index, kept, {}, "bad_json", detail, _salvage(line))
             continue
         if repeated is not None:
             # A decoder keeps the last silently: `"reservation":"reserved",
@@ -323,17 +324,36 @@ def _from_pairs(pairs: list[tuple[str, object]]) -> dict[str, tuple[str, ...]]:
 
 
 def _shown(pairs: list[tuple[str, object]]) -> str:
-    """A row giving a key twice as its reject keeps it: decoded, with the date of birth and
-    the values (and names) of keys outside the contract withheld."""
+    """A row giving a key twice as its reject keeps it: decoded, with the date of birth, the
+    values (and names) of keys outside the contract, and whatever reads as a date withheld."""
     parts = []
     for key, value in pairs:
         known = key in COLUMN_OF
-        shown = value if known and key != "birth_date" else MASK
+        shown = _undated(value) if known and key != "birth_date" else MASK
         parts.append(
             f"{json.dumps(key if known else MASK, ensure_ascii=False)}: "
             f"{json.dumps(shown, ensure_ascii=False, default=str)}"
         )
     return "{" + ", ".join(parts) + "}"
+
+
+def _undated(value: object, depth: int = 8) -> object:
+    """A parsed value with each part that reads as a date withheld, judged decoded (a
+    "1980-02-03\\n" encoded again would hide it from patterns), numbers too (1.9800203e7);
+    deeper than `depth`, withheld whole."""
+    if depth == 0:
+        return MASK
+    if isinstance(value, str):
+        return MASK if looks_like_date("".join(value.split())) else value
+    if isinstance(value, float) and value.is_integer():
+        return MASK if looks_like_date(str(int(value))) else value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return MASK if looks_like_date(str(value)) else value
+    if isinstance(value, list | tuple):
+        return [_undated(item, depth - 1) for item in value]
+    if isinstance(value, dict):
+        return {str(k): _undated(v, depth - 1) for k, v in value.items()}
+    return value
 
 
 def _as_code(text: str) -> str:
@@ -372,4 +392,29 @@ def _salvage(line: str) -> dict[str, tuple[str, ...]]:
         pattern = rf"""(?<!\w)["']?{field}["']?\s*:\s*(?:{_JSON_STRING}|(\d+))"""
         found = re.findall(pattern, line, re.IGNORECASE)
         salvaged[field] = tuple(next((g for g in groups if g), "") for groups in found)
+    # Dates no pattern over the text sees, masked as written wherever they stand.
+    salvaged["birth_date"] += _hidden_dates(line, salvaged["values"])
     return salvaged
+
+
+_NUMBER: Final = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
+
+
+def _hidden_dates(line: str, strings: tuple[str, ...]) -> tuple[str, ...]:
+    """Strings of a broken line that read as a date only decoded ("1980\\u002d02\\u002d03",
+    "1980-02-03\\n"), and numbers that do only as integers (1.9800203e7), as written."""
+    found = []
+    for written in strings:
+        if "\\" in written:
+            try:
+                decoded = json.loads(f'"{written}"')
+            except ValueError:
+                continue
+            if looks_like_date("".join(decoded.split())):
+                found.append(written)
+    for written in _NUMBER.findall(line):
+        if "." in written or "e" in written.lower():
+            value = float(written)
+            if value.is_integer() and abs(value) < 1e12 and looks_like_date(str(int(value))):
+                found.append(written)
+    return tuple(found)
