@@ -1149,7 +1149,7 @@ def test_a_row_giving_a_key_twice_keeps_no_date_of_birth_and_no_depth_hides_it(
         line("41792002", f'"note": "Kari, f\\u00f8dt 3.2.1980", {dated}'),
         line("41792003", '"reservation": [[[["reserved"]]]], "valid_from": "2025-01-01"'),
         # Dates that only read as dates decoded, or as numbers (encoded again, they hid).
-        line("41792004", f'"street": "1980-02-03\\n", "city": 19800203.0, {dated}'),
+        line("41792004", f'"street": "1980-02-03\\n", "city": -19800203.0, {dated}'),
         '{"number": "41792005", "birth_date": 1.9800203e7, "first_name": "1980\\u002d02\\u002d03", '
         '"kind": "person", "x": '
         + "[" * 995
@@ -1167,6 +1167,8 @@ def test_a_row_giving_a_key_twice_keeps_no_date_of_birth_and_no_depth_hides_it(
     write_jsonl(tmp_path / "b", "qk_delta_20261123T020000.jsonl", rows)
     report = ingest([tmp_path / "b"], lenient)
     kept = [r.raw + r.detail for f in report.files for r in f.rejects]
+    # The row's own number stays, however it reads: it is how an operator finds the row.
+    assert any(text.startswith('{"number": "41792004"') for text in kept)
     for text in kept:
         for leaked in ("1980", "u002d", "3.2.", "e7", "Kari, f", "19800203"):
             assert leaked not in text, text

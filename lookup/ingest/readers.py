@@ -21,6 +21,7 @@ from lookup.errors import FileRejected, RejectReason
 from lookup.ingest.files import FileFormat
 from lookup.ingest.markers import hides_address, reserved
 from lookup.ingest.redact import MASK, looks_like_date
+from lookup.numbers import InvalidNumber, classify
 
 # CSV column (lowercased) -> canonical field name; JSON Lines uses the canonical names.
 CSV_COLUMNS: Final = {
@@ -260,7 +261,8 @@ def _read_jsonl(lines: list[str]) -> Iterator[RawRow]:
             fields = _decode_object.decode(line)
         except (msgspec.DecodeError, RecursionError) as exc:
             # Nested thousands deep, a line is no row either: the rest of the file is read.
-            yield RawRow(index, line, {}, "bad_json", f"not a JSON object: {exc}", _salvage(line))
+            detail = f"not a JSON object: {exc}"
+            yield RawRow(index, _mask_hidden(line), {}, "bad_json", detail, _salvage(line))
             continue
         try:
             repeated = _repeated_key(line, len(fields))
@@ -344,16 +346,30 @@ def _undated(value: object, depth: int = 8) -> object:
     if depth == 0:
         return MASK
     if isinstance(value, str):
-        return MASK if looks_like_date("".join(value.split())) else value
-    if isinstance(value, float) and value.is_integer():
-        return MASK if looks_like_date(str(int(value))) else value
+        return MASK if _dated(value) else value
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e12:
+        return MASK if _dated(str(int(abs(value)))) else value
     if isinstance(value, int) and not isinstance(value, bool):
-        return MASK if looks_like_date(str(value)) else value
+        return MASK if _dated(str(abs(value))) else value
     if isinstance(value, list | tuple):
         return [_undated(item, depth - 1) for item in value]
     if isinstance(value, dict):
         return {str(k): _undated(v, depth - 1) for k, v in value.items()}
     return value
+
+
+def _dated(text: str) -> bool:
+    """Whether a decoded value reads as a date once what cannot be seen is taken out (a
+    tab, a NUL, a zero-width space), and is not a phone number (kept: the row's number is
+    how an operator finds it)."""
+    seen = "".join(c for c in text if c.isprintable() and not c.isspace())
+    if not looks_like_date(seen):
+        return False
+    try:
+        classify(seen)
+    except InvalidNumber:
+        return True
+    return False
 
 
 def _as_code(text: str) -> str:
@@ -392,29 +408,32 @@ def _salvage(line: str) -> dict[str, tuple[str, ...]]:
         pattern = rf"""(?<!\w)["']?{field}["']?\s*:\s*(?:{_JSON_STRING}|(\d+))"""
         found = re.findall(pattern, line, re.IGNORECASE)
         salvaged[field] = tuple(next((g for g in groups if g), "") for groups in found)
-    # Dates no pattern over the text sees, masked as written wherever they stand.
-    salvaged["birth_date"] += _hidden_dates(line, salvaged["values"])
     return salvaged
 
 
-_NUMBER: Final = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
+_TOKEN: Final = re.compile(r'"((?:[^"\\]|\\.)*)"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?')
+_UNICODE_ESCAPE: Final = re.compile(r"\\u([0-9a-fA-F]{4})")
+_ESCAPE: Final = re.compile(r"\\.?")
 
 
-def _hidden_dates(line: str, strings: tuple[str, ...]) -> tuple[str, ...]:
-    """Strings of a broken line that read as a date only decoded ("1980\\u002d02\\u002d03",
-    "1980-02-03\\n"), and numbers that do only as integers (1.9800203e7), as written."""
-    found = []
-    for written in strings:
-        if "\\" in written:
-            try:
-                decoded = json.loads(f'"{written}"')
-            except ValueError:
-                continue
-            if looks_like_date("".join(decoded.split())):
-                found.append(written)
-    for written in _NUMBER.findall(line):
+def _mask_hidden(line: str) -> str:
+    """A line no decoder reads, its dates that no pattern over the text sees withheld, in
+    one pass: strings that read as a date only decoded ("1980\\u002d02\\u002d03",
+    "1980-02-03\\n"), and numbers that do only as integers (1.9800203e7, -19800203.0)."""
+
+    def masked(match: re.Match[str]) -> str:
+        written = match[0]
+        if match[1] is not None:
+            if "\\" not in written:
+                return written
+            # Leniently: one bad escape elsewhere in the string must not keep the date.
+            decoded = _UNICODE_ESCAPE.sub(lambda m: chr(int(m[1], 16)), match[1])
+            # Other escapes (\\n, a stray \\q) are no part of a date: dropped.
+            return f'"{MASK}"' if _dated(_ESCAPE.sub("", decoded)) else written
         if "." in written or "e" in written.lower():
             value = float(written)
-            if value.is_integer() and abs(value) < 1e12 and looks_like_date(str(int(value))):
-                found.append(written)
-    return tuple(found)
+            if value.is_integer() and abs(value) < 1e12 and _dated(str(int(abs(value)))):
+                return MASK
+        return written
+
+    return _TOKEN.sub(masked, line)
