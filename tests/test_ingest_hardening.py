@@ -1176,3 +1176,25 @@ def test_a_row_giving_a_key_twice_keeps_no_date_of_birth_and_no_depth_hides_it(
     assert snapshot.find("41792003") is None  # reserved four arrays deep
     served_listed = [n for n in numbers[6:] if snapshot.find(n) is not None]
     assert served_listed == []  # reserved first, then listed: never the last value's word
+
+
+def test_a_whole_rejected_row_keeps_no_date_written_as_a_number_or_split_by_blanks(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    row = {
+        "number": "41793001",
+        "kind": "person",
+        "first_name": "Kari",
+        "last_name": "Nordmann",
+        "postcode": "12",  # rejected for this
+        "city": 1.9800203e7,
+        "street": "1980-\t02-\t03",
+        "reservation": "listed",
+        "valid_from": "2025-01-01",
+    }
+    write_jsonl(tmp_path / "in", "qk_full_20261122T020000.jsonl", [row])
+    (report,) = ingest([tmp_path / "in"], lenient).files
+    [reject] = report.rejects
+    assert reject.reason.startswith("bad_postcode") or "postcode" in reject.reason
+    assert "1980" not in reject.raw and "e7" not in reject.raw and "19800203" not in reject.raw
+    assert '"number":"41793001"' in reject.raw.replace(" ", "")  # the row is still found by it

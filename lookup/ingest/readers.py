@@ -20,8 +20,7 @@ import msgspec
 from lookup.errors import FileRejected, RejectReason
 from lookup.ingest.files import FileFormat
 from lookup.ingest.markers import hides_address, reserved
-from lookup.ingest.redact import MASK, looks_like_date
-from lookup.numbers import InvalidNumber, classify
+from lookup.ingest.redact import MASK, reads_as_date
 
 # CSV column (lowercased) -> canonical field name; JSON Lines uses the canonical names.
 CSV_COLUMNS: Final = {
@@ -345,31 +344,11 @@ def _undated(value: object, depth: int = 8) -> object:
     deeper than `depth`, withheld whole."""
     if depth == 0:
         return MASK
-    if isinstance(value, str):
-        return MASK if _dated(value) else value
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e12:
-        return MASK if _dated(str(int(abs(value)))) else value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return MASK if _dated(str(abs(value))) else value
     if isinstance(value, list | tuple):
         return [_undated(item, depth - 1) for item in value]
     if isinstance(value, dict):
         return {str(k): _undated(v, depth - 1) for k, v in value.items()}
-    return value
-
-
-def _dated(text: str) -> bool:
-    """Whether a decoded value reads as a date once what cannot be seen is taken out (a
-    tab, a NUL, a zero-width space), and is not a phone number (kept: the row's number is
-    how an operator finds it)."""
-    seen = "".join(c for c in text if c.isprintable() and not c.isspace())
-    if not looks_like_date(seen):
-        return False
-    try:
-        classify(seen)
-    except InvalidNumber:
-        return True
-    return False
+    return MASK if reads_as_date(value) else value
 
 
 def _as_code(text: str) -> str:
@@ -429,11 +408,9 @@ def _mask_hidden(line: str) -> str:
             # Leniently: one bad escape elsewhere in the string must not keep the date.
             decoded = _UNICODE_ESCAPE.sub(lambda m: chr(int(m[1], 16)), match[1])
             # Other escapes (\\n, a stray \\q) are no part of a date: dropped.
-            return f'"{MASK}"' if _dated(_ESCAPE.sub("", decoded)) else written
-        if "." in written or "e" in written.lower():
-            value = float(written)
-            if value.is_integer() and abs(value) < 1e12 and _dated(str(int(abs(value)))):
-                return MASK
+            return f'"{MASK}"' if reads_as_date(_ESCAPE.sub("", decoded)) else written
+        if ("." in written or "e" in written.lower()) and reads_as_date(float(written)):
+            return MASK
         return written
 
     return _TOKEN.sub(masked, line)

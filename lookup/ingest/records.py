@@ -21,10 +21,10 @@ from lookup.ingest.readers import COLUMN_OF, RawRow
 from lookup.ingest.redact import (
     MASK,
     capped,
-    looks_like_date,
     mask_broken,
     mask_values,
     quoted,
+    reads_as_date,
     withheld,
 )
 from lookup.numbers import InvalidNumber, NumberType, classify
@@ -268,7 +268,7 @@ class RowValidator:
         dated = {
             key
             for key, value in row.fields.items()
-            if key not in _DATED_FIELDS and isinstance(value, str) and looks_like_date(value)
+            if key not in _DATED_FIELDS and reads_as_date(value)
         }
         if self._json:
             if (

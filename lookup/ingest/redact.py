@@ -40,6 +40,30 @@ def looks_like_date(value: str) -> bool:
     return _DATE_LIKE.fullmatch(value.strip()) is not None
 
 
+def reads_as_date(value: object) -> bool:
+    """Whether a parsed value reads as a date (of birth) once what cannot be seen is taken
+    out (a tab, a NUL, a zero-width space), a number as an integer (1.9800203e7, -19800203);
+    never when it is a phone number (a row's number is how an operator finds the row)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, float):
+        if not value.is_integer() or abs(value) >= 1e12:
+            return False
+        value = int(value)
+    if isinstance(value, int):
+        value = str(abs(value))
+    if not isinstance(value, str):
+        return False
+    seen = "".join(c for c in value if c.isprintable() and not c.isspace())
+    if not looks_like_date(seen):
+        return False
+    try:
+        classify(seen)
+    except InvalidNumber:
+        return True
+    return False
+
+
 def mask_values(raw: str, values: Iterable[str]) -> str:
     """The raw text with these values masked, each longer than two characters (a field
     the contract or the header names as a date of birth, whatever its form; a column it
