@@ -1192,9 +1192,19 @@ def test_a_whole_rejected_row_keeps_no_date_written_as_a_number_or_split_by_blan
         "reservation": "listed",
         "valid_from": "2025-01-01",
     }
-    write_jsonl(tmp_path / "in", "qk_full_20261122T020000.jsonl", [row])
-    (report,) = ingest([tmp_path / "in"], lenient).files
-    [reject] = report.rejects
-    assert reject.reason.startswith("bad_postcode") or "postcode" in reject.reason
-    assert "1980" not in reject.raw and "e7" not in reject.raw and "19800203" not in reject.raw
-    assert '"number":"41793001"' in reject.raw.replace(" ", "")  # the row is still found by it
+    # Dates that are a phone number's digits too, with a time, or inside an array.
+    rows = [
+        person("40000001", postnr="12", reklamereservert="24.12.1980"),
+        person("40000002", postnr="12", reklamereservert="17.05.1975 12:00"),
+    ]
+    write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", rows)
+    listed = {**row, "number": "41793002", "city": ["23051975"], "street": "1975-05-17 00:00:00"}
+    write_jsonl(tmp_path / "in", "qk_full_20261122T020000.jsonl", [row, listed])
+    report = ingest([tmp_path / "in"], lenient)
+    rejects = [r for f in report.files for r in f.rejects]
+    assert len(rejects) == 4 and all("postcode" in r.reason for r in rejects)
+    for reject in rejects:
+        for leaked in ("1980", "e7", "19800203", "1975", "23051975"):
+            assert leaked not in reject.raw, reject.raw
+    # The row is still found by its number.
+    assert any('"number":"41793001"' in r.raw.replace(" ", "") for r in rejects)

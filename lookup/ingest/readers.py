@@ -330,7 +330,11 @@ def _shown(pairs: list[tuple[str, object]]) -> str:
     parts = []
     for key, value in pairs:
         known = key in COLUMN_OF
-        shown = _undated(value) if known and key != "birth_date" else MASK
+        # The number field is the row's number, kept: "23051975" is one and reads as a date.
+        if key == "number":
+            shown = value
+        else:
+            shown = _undated(value) if known and key != "birth_date" else MASK
         parts.append(
             f"{json.dumps(key if known else MASK, ensure_ascii=False)}: "
             f"{json.dumps(shown, ensure_ascii=False, default=str)}"

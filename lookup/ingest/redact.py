@@ -40,10 +40,15 @@ def looks_like_date(value: str) -> bool:
     return _DATE_LIKE.fullmatch(value.strip()) is not None
 
 
-def reads_as_date(value: object) -> bool:
-    """Whether a parsed value reads as a date (of birth) once what cannot be seen is taken
-    out (a tab, a NUL, a zero-width space), a number as an integer (1.9800203e7, -19800203);
-    never when it is a phone number (a row's number is how an operator finds the row)."""
+def reads_as_date(value: object, depth: int = 8) -> bool:
+    """Whether a parsed value reads as a date (of birth), or holds one (in an array or an
+    object): once what cannot be seen is taken out (a NUL, a zero-width space), with its
+    blanks as one space or none ("1975-05-17 12:00", "1980-\\t02-\\t03"), a number as an
+    integer (1.9800203e7, -19800203). "23.05.1975" is a phone number's digits too: it is
+    the row's number only in the number field, which callers judge apart."""
+    if isinstance(value, list | tuple | dict) and depth:
+        items = value.items() if isinstance(value, dict) else value
+        return any(reads_as_date(item, depth - 1) for item in items)
     if isinstance(value, bool):
         return False
     if isinstance(value, float):
@@ -54,14 +59,8 @@ def reads_as_date(value: object) -> bool:
         value = str(abs(value))
     if not isinstance(value, str):
         return False
-    seen = "".join(c for c in value if c.isprintable() and not c.isspace())
-    if not looks_like_date(seen):
-        return False
-    try:
-        classify(seen)
-    except InvalidNumber:
-        return True
-    return False
+    seen = "".join(c for c in value if c.isprintable() or c.isspace())
+    return looks_like_date(" ".join(seen.split())) or looks_like_date("".join(seen.split()))
 
 
 def mask_values(raw: str, values: Iterable[str]) -> str:
