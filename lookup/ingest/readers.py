@@ -43,6 +43,11 @@ REQUIRED_FIELDS: Final = ("number", "kind", "reservation", "valid_from")
 COLUMN_OF: Final = {field: column for column, field in CSV_COLUMNS.items()}
 
 
+SALVAGED_FIELDS: Final = ("number", "reservation", "valid_from", "birth_date")
+"""The fields a row that cannot be split is searched for: what honouring a reservation,
+and withholding a date of birth, needs."""
+
+
 class RawRow(msgspec.Struct, frozen=True):
     """One data row as delivered: its line, its text and its fields (not yet validated)."""
 
@@ -212,7 +217,7 @@ def _unsplit(line: int, raw: str, columns: list[str], detail: str) -> RawRow:
     """A row that cannot be split, with what its fields may hold read leniently."""
     values = [value.strip().strip('"').strip() for value in raw.replace("\n", " ").split(";")]
     salvaged: dict[str, tuple[str, ...]] = {"values": tuple(values)}
-    for field in ("number", "reservation", "valid_from", "birth_date"):
+    for field in SALVAGED_FIELDS:
         if COLUMN_OF[field] not in columns:
             continue
         index = columns.index(COLUMN_OF[field])
@@ -319,7 +324,7 @@ def _from_pairs(pairs: list[tuple[str, object]]) -> dict[str, tuple[str, ...]]:
             # handed on as the contract's code, which a broken row's judgement reads.
             texts = tuple(_as_code(text) for text in texts)
         values.extend(texts)
-        if key in ("number", "reservation", "valid_from", "birth_date"):
+        if key in SALVAGED_FIELDS:
             salvaged[key] = salvaged.get(key, ()) + texts
     return {**salvaged, "values": tuple(values)}
 
@@ -387,7 +392,7 @@ def _salvage(line: str) -> dict[str, tuple[str, ...]]:
     salvaged: dict[str, tuple[str, ...]] = {
         "values": tuple(a or b for a, b in _JSON_VALUE.findall(line))
     }
-    for field in ("number", "reservation", "valid_from", "birth_date"):
+    for field in SALVAGED_FIELDS:
         pattern = rf"""(?<!\w)["']?{field}["']?\s*:\s*(?:{_JSON_STRING}|(\d+))"""
         found = re.findall(pattern, line, re.IGNORECASE)
         salvaged[field] = tuple(next((g for g in groups if g), "") for groups in found)
