@@ -3,9 +3,12 @@ characters. Pure."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Final
 
+CONTROL_CHARACTERS: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+"""Unicode's control characters (category Cc), found at C speed: ingest reads millions."""
 BIDI_CONTROLS: Final = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 """Embeddings, overrides and isolates: they display text in another order than it is kept."""
 

@@ -7,12 +7,12 @@ validation, and by the reader for rows whose fields cannot be trusted.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Iterator
 from typing import Final
 
-_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+from lookup.text import CONTROL_CHARACTERS
+
 _RESERVED_MARKERS: Final = frozenset({"j", "reserved"})
 """The contract's reservation codes, in any case or spacing."""
 _ADDRESS_HIDDEN_MARKERS: Final = frozenset({"a", "address_hidden"})
@@ -57,7 +57,7 @@ def reserved(value: object, *, strict: bool = False) -> bool:
 def _seen(value: str) -> str:
     """A marker's text without what cannot be seen around or in it."""
     if value.isascii():
-        return _CONTROL.sub("", value)
+        return CONTROL_CHARACTERS.sub("", value)
     return "".join(
         c for c in value if c not in _UNSEEN_MARKS and unicodedata.category(c) not in _UNSEEN
     )
