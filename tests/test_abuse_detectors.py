@@ -11,6 +11,7 @@ import pytest
 
 from lookup.abuse.detectors import Engine, Finding
 from lookup.abuse.events import LookupEvent, Outcome
+from lookup.abuse.policy import DEFAULT_POLICY
 
 T0 = datetime(2026, 11, 2, 9, 0)
 
@@ -751,6 +752,35 @@ def test_a_second_shop_at_a_local_business_address_does_not_make_its_town_a_scan
         for i, n in enumerate([40, 128, 791, 393, 758, 162])
     ]
     assert [f for f in feed(engine, morning) if f.action == "suspend"] == []
+
+
+# A local business's first day and a half (the simulation's seed 12): seconds from its
+# first call at 08:36, number, outcome. Its callers, a third to each of its town's three
+# blocks, crowd 51453xxx: 13 of the 17 new numbers not alone in their blocks.
+_TOWN_DAYS = [
+    (0, 77325322, "m"), (1012, 77325630, "h"), (1415, 77325875, "h"), (1435, 32842391, "m"),
+    (1491, 32842775, "h"), (1494, 41928056, "h"), (1649, 77325399, "h"), (1678, 51453960, "h"),
+    (1718, 51453602, "h"), (1732, 96358862, "m"), (1933, 69638410, "h"), (1976, 99490055, "m"),
+    (2062, 77325817, "h"), (2086, 32842775, "h"), (2166, 32842775, "h"), (2245, 32842317, "h"),
+    (2448, 51453239, "h"), (3631, 32842825, "h"), (4510, 69413068, "h"), (4567, 90093643, "m"),
+    (5785, 69413068, "h"), (6163, 51453362, "m"), (9050, 51453511, "h"), (11057, 32842961, "m"),
+    (12781, 51453110, "h"), (13165, 51453893, "h"), (13653, 51453570, "h"),
+    (14365, 77325436, "m"), (14786, 51453893, "h"), (15949, 32842626, "h"),
+    (17728, 51453850, "m"), (19420, 32842775, "h"), (23992, 51453511, "h"),
+    (24344, 51453875, "h"), (28287, 51453639, "h"), (29940, 51453957, "h"),
+    (86816, 92435974, "h"), (88150, 32842391, "m"), (88268, 51453078, "h"),
+    (88639, 77325875, "h"), (92178, 51453748, "h"),
+]  # fmt: skip
+
+
+def test_a_town_blocks_callers_crowding_one_over_a_day_are_not_flagged() -> None:
+    calls = [event(n, t, "hit" if outcome == "h" else "miss") for t, n, outcome in _TOWN_DAYS]
+    assert feed(Engine(), calls) == []
+    # Read over the last 20 new numbers, as for a block's numbers within hours, it was.
+    hasty = Engine(msgspec.structs.replace(DEFAULT_POLICY, block_slow_focus_span=20))
+    (flag,) = feed(hasty, calls)
+    assert (flag.kind, flag.action) == ("block_coverage", "flag")
+    assert flag.evidence["block"].startswith("+4751453")
 
 
 def test_a_scan_of_a_block_the_account_knows_is_still_suspended() -> None:

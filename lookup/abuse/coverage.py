@@ -76,14 +76,16 @@ class BlockCoverage:
             else:
                 if count < flag_at + excess or block.misses / count < policy.block_flag_miss_share:
                     continue
-                if block.span(flag_at + excess) > policy.block_flag_burst_seconds:
+                span = block.span(flag_at + excess)
+                if span > policy.block_flag_burst_seconds:
                     continue
+                slow = span > policy.block_suspend_burst_seconds
                 if not self._focus.held(
                     state,
                     block,
                     flag_at + excess,
                     lookup,
-                    floor=policy.block_focus_span,
+                    floor=policy.block_slow_focus_span if slow else policy.block_focus_span,
                     share=policy.block_focus,
                     strays=True,
                     pair=policy.block_pair_focus,

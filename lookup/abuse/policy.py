@@ -159,6 +159,13 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     put 14 of 20 numbers in a row in one of them by chance; over its minutes it is 40 %)
     and, but for the fast rule, at least its last this many (for the fast rule only those
     minutes: an account's honest past would otherwise shield a scan that follows it) ..."""
+    block_slow_focus_span: int = 30
+    """... or this many, when the block's last `block_flag` numbers took longer than
+    `block_suspend_burst_seconds` (they can only flag then): over a day, a local business's
+    callers, a third to each of its town's three blocks, put 13 of the 17 not alone in
+    their blocks in one of them now and then (9 of 48 such businesses flagged in a month
+    with 20, 3 with this, 2 of those by the fast rule; every scan of `make eval-abuse` was
+    stopped as before) ..."""
     block_focus_limit: int = 200
     """... reading at most this many (a bulk job's minutes hold thousands)."""
     block_flag_miss_share: float = 0.1
