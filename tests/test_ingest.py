@@ -322,6 +322,218 @@ def test_files_sharing_a_timestamp_are_ordered_as_applied(
     assert served(settings).find("22202400") is None
 
 
+def test_an_old_export_sent_again_does_not_lift_a_reservation_dated_after_it(
+    tmp_path: Path, settings: Settings
+) -> None:
+    reserved = person("22202400", reservert="J", gyldig_fra="2026-11-20")
+    hidden = person("22202401", reservert="A", gyldig_fra="2026-11-20")
+    write_csv(tmp_path / "a", "telenor_full_20261201T010000.csv", [reserved, hidden, *filler(20)])
+    ingest([tmp_path / "a"], settings)
+    # An older export, stamped anew: listed and with the address, dated before the flags.
+    stale = [
+        person("22202400", first="Vera", gyldig_fra="2026-11-01"),
+        person("22202401", first="Vera", gyldig_fra="2026-11-01"),
+    ]
+    write_csv(tmp_path / "b", "telenor_full_20261201T020000.csv", [*stale, *filler(20)])
+    (kept,) = ingest([tmp_path / "b"], settings).files
+    assert kept.batch.status == "applied"
+    assert "2 record(s) kept reserved or address-hidden" in (kept.batch.detail or "")
+    assert served(settings).find("22202400") is None
+    address = served(settings).find("22202401")
+    assert address is not None and not address.street and address.first_name == "Kari"
+    # A lifting dated when it holds lists the subscriber again.
+    lifted = [
+        person("22202400", first="Vera", gyldig_fra="2026-12-01"),
+        person("22202401", first="Vera", gyldig_fra="2026-11-20"),
+    ]
+    write_csv(tmp_path / "c", "telenor_full_20261201T030000.csv", [*lifted, *filler(20)])
+    (lifting,) = ingest([tmp_path / "c"], settings).files
+    assert "kept reserved" not in (lifting.batch.detail or "")
+    for number in ("22202400", "22202401"):
+        listing = served(settings).find(number)
+        assert listing is not None and listing.first_name == "Vera"
+        assert listing.street == "Storgata 1"
+
+
+def test_a_broken_rows_reservation_yields_to_the_operators_next_whole_row(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    # The broken row's reservation is dated from its file (its own date cannot be
+    # trusted): the whole row that follows, with its real and older gyldig_fra, says what
+    # holds, or the subscriber could never be listed again.
+    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", [person("22202400")])
+    ingest([tmp_path / "a"], lenient)
+    broken = [person("22202400", reservert="J", gyldig_fra="garbage")]
+    write_csv(tmp_path / "b", "telenor_full_20261123T020000.csv", broken)
+    ingest([tmp_path / "b"], lenient)
+    assert served(lenient).find("22202400") is None
+    # (Not byte for byte the first file: that would be held as an older file sent again.)
+    whole = [person("22202400", first="Vera")]
+    write_csv(tmp_path / "c", "telenor_full_20261124T020000.csv", whole)
+    (lifting,) = ingest([tmp_path / "c"], lenient).files
+    assert lifting.batch.status == "applied"
+    listing = served(lenient).find("22202400")
+    assert listing is not None and listing.first_name == "Vera"
+
+
+def test_a_broken_rows_reservation_keeps_the_operators_own_dated_one(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    reserved = [
+        person(number, reservert="J", gyldig_fra="2026-06-01")
+        for number in ("22202400", "22202401")
+    ]
+    broken = [
+        person(number, reservert="J", gyldig_fra="garbage") for number in ("22202400", "22202401")
+    ]
+    # 22202401 beside a broken row of its own in one file; 22202400 broken the night after.
+    write_csv(
+        tmp_path / "a", "telenor_full_20261122T020000.csv", [reserved[0], *reserved[1:], broken[1]]
+    )
+    ingest([tmp_path / "a"], lenient)
+    write_csv(tmp_path / "b", "telenor_full_20261123T020000.csv", broken)
+    (second,) = ingest([tmp_path / "b"], lenient).files
+    assert "a broken row's, dated only by the file" in (second.batch.detail or "")
+    assert "dated before" not in (second.batch.detail or "")
+    # Had the file's date replaced the operator's, an old export (below) would lift them.
+    with Warehouse(lenient.warehouse_path, read_only=True) as warehouse:
+        dated = warehouse.query(
+            "SELECT reservation, valid_from::DATE::VARCHAR, dated_by_file FROM records"
+        )
+    assert dated == [("reserved", "2026-06-01", False)] * 2
+    stale = [person(number, gyldig_fra="2026-01-01") for number in ("22202400", "22202401")]
+    write_csv(tmp_path / "c", "telenor_full_20261124T020000.csv", stale)
+    (kept,) = ingest([tmp_path / "c"], lenient).files
+    assert "2 record(s) kept reserved" in (kept.batch.detail or "")
+    assert "says no more, dated before" in (kept.batch.detail or "")
+    assert served(lenient).find("22202400") is None
+    assert served(lenient).find("22202401") is None
+
+
+def test_an_old_export_does_not_end_a_withdrawal_dated_after_it(
+    tmp_path: Path, settings: Settings
+) -> None:
+    reserved = person("22202400", reservert="J", gyldig_fra="2026-06-01")
+    write_csv(tmp_path / "a", "telenor_full_20261120T020000.csv", [reserved, *filler(20)])
+    # Another operator's record dated before the reservation, veiled by it.
+    write_csv(
+        tmp_path / "a",
+        "telia_full_20261120T020000.csv",
+        [person("22202400", gyldig_fra="2026-03-01"), *filler(20, 41000000)],
+    )
+    ingest([tmp_path / "a"], settings)
+    write_csv(tmp_path / "b", "telenor_full_20261121T020000.csv", filler(20))
+    ingest([tmp_path / "b"], settings)  # the reservation withdrawn: its statement stays
+    assert served(settings).find("22202400") is None
+    stale = person("22202400", first="Vera", gyldig_fra="2026-01-01")
+    write_csv(tmp_path / "c", "telenor_full_20261122T020000.csv", [stale, *filler(20)])
+    (kept,) = ingest([tmp_path / "c"], settings).files
+    assert kept.batch.status == "applied"
+    assert served(settings).find("22202400") is None
+    lifted = person("22202400", first="Vera", gyldig_fra="2026-07-01")
+    write_csv(tmp_path / "d", "telenor_full_20261123T020000.csv", [lifted, *filler(20)])
+    ingest([tmp_path / "d"], settings)
+    listing = served(settings).find("22202400")
+    assert listing is not None and listing.first_name == "Vera"
+
+
+def test_a_held_files_reservation_keeps_the_later_date_the_operator_gave(
+    tmp_path: Path, settings: Settings
+) -> None:
+    reserved = person("22202400", reservert="J", gyldig_fra="2026-06-01")
+    write_csv(tmp_path / "a", "telenor_full_20261120T020000.csv", [reserved, *filler(20)])
+    # Another operator's record dated before the reservation (a port it predates).
+    ported = person("22202400", first="Vera", gyldig_fra="2026-03-01")
+    write_csv(tmp_path / "a", "telia_full_20261120T020000.csv", [ported, *filler(20, 41000000)])
+    ingest([tmp_path / "a"], settings)
+    # Held for its broken rows, its reservation (dated further back) is applied: dated
+    # back, it would have fallen below the other operator's listing, which was then served.
+    again = person("22202400", reservert="J", gyldig_fra="2026-01-01")
+    broken = [person(f"2220ABC{i}") for i in range(5)]
+    write_csv(tmp_path / "b", "telenor_full_20261121T020000.csv", [again, *broken, *filler(20)])
+    (held,) = ingest([tmp_path / "b"], settings).files
+    assert held.batch.status == "held"
+    assert served(settings).find("22202400") is None
+
+
+def test_a_warehouse_from_before_record_provenance_is_upgraded(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    rows = [person("22202400"), person("22202401", reservert="J")]
+    write_csv(tmp_path / "a", "telenor_full_20261120T020000.csv", rows)
+    ingest([tmp_path / "a"], lenient)
+    broken = [person("22202400", reservert="J", gyldig_fra="garbage"), rows[1]]
+    write_csv(tmp_path / "b", "telenor_full_20261121T020000.csv", broken)
+    ingest([tmp_path / "b"], lenient)
+    with Warehouse(lenient.warehouse_path) as warehouse:
+        for table in ("records", "withdrawals"):
+            warehouse._exec(f"ALTER TABLE {table} DROP COLUMN dated_by_file")
+    # The broken row's reservation, dated to its file's second, is told as such: the next
+    # whole row (its real gyldig_fra older) lifts it, as it lifts the dated one it equals.
+    lifted = [person("22202400", first="Vera"), person("22202401", first="Vera")]
+    write_csv(tmp_path / "c", "telenor_full_20261122T020000.csv", lifted)
+    (lifting,) = ingest([tmp_path / "c"], lenient).files
+    assert lifting.batch.status == "applied"
+    for number in ("22202400", "22202401"):
+        listing = served(lenient).find(number)
+        assert listing is not None and listing.first_name == "Vera"
+
+
+def test_a_flag_the_operator_dated_outlives_records_that_replace_it(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    # Each number's operator hid the address from 06-01; an old export then tells its
+    # tale: the flag must go on veiling records dated before it.
+    hidden = [
+        person(number, reservert="A", gyldig_fra="2026-06-01")
+        for number in ("22202400", "22202401", "22202402")
+    ]
+    write_csv(tmp_path / "a", "telenor_full_20261120T020000.csv", [*hidden, *filler(20)])
+    # Another operator's listing dated before the hiding (telenor's hidden record wins).
+    ported = person("22202401", first="Vera", gyldig_fra="2026-03-01")
+    write_csv(tmp_path / "a", "telia_full_20261120T020000.csv", [ported, *filler(20, 41000000)])
+    ingest([tmp_path / "a"], lenient)
+    later = [
+        # A broken row's reservation (dated by its file, so the next whole row lifts it).
+        person("22202400", reservert="J", gyldig_fra="garbage"),
+        # An old export's reservation, dated before the hiding: telia's listing now wins.
+        person("22202401", reservert="J", gyldig_fra="2026-01-01"),
+        hidden[2],
+    ]
+    write_csv(tmp_path / "b", "telenor_full_20261121T020000.csv", [*later, *filler(20)])
+    ingest([tmp_path / "b"], lenient)
+    stale = [person("22202400", first="Vera", gyldig_fra="2026-01-01"), *later[1:]]
+    write_csv(tmp_path / "c", "telenor_full_20261122T020000.csv", [*stale, *filler(20)])
+    ingest([tmp_path / "c"], lenient)
+    for number in ("22202400", "22202401"):
+        listing = served(lenient).find(number)
+        assert listing is not None and listing.first_name == "Vera" and not listing.street
+
+
+@pytest.mark.parametrize("before", ["N", "A", "J"])
+def test_a_held_files_hidden_address_is_dated_as_its_row_says(
+    tmp_path: Path, settings: Settings, before: str
+) -> None:
+    earlier = person("22202400", reservert=before, gyldig_fra="2026-01-01")
+    write_csv(tmp_path / "a", "telenor_full_20261120T020000.csv", [earlier, *filler(20)])
+    ingest([tmp_path / "a"], settings)
+    hidden = person("22202400", reservert="A", gyldig_fra="2026-06-01")
+    broken = [person(f"2220ABC{i}") for i in range(5)]
+    write_csv(tmp_path / "b", "telenor_full_20261121T020000.csv", [hidden, *broken, *filler(20)])
+    (held,) = ingest([tmp_path / "b"], settings).files
+    assert held.batch.status == "held"
+    # Left at the earlier date, an old export's listing dated between would bare it.
+    stale = person("22202400", first="Vera", gyldig_fra="2026-03-01")
+    write_csv(tmp_path / "c", "telenor_full_20261122T020000.csv", [stale, *filler(20)])
+    ingest([tmp_path / "c"], settings)
+    listing = served(settings).find("22202400")
+    assert listing is None or not listing.street
+    if before == "J":
+        # The reservation was lifted by the listing dated after it; the hidden address,
+        # dated later, still stands.
+        assert listing is not None and listing.first_name == "Vera"
+
+
 def test_a_full_file_and_a_delta_of_one_second_apply_the_full_file_first(
     tmp_path: Path, settings: Settings
 ) -> None:

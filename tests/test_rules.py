@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from itertools import permutations
 
 import duckdb
 import pyarrow as pa
@@ -41,6 +42,28 @@ def test_a_delete_outranks_an_upsert_of_the_same_moment() -> None:
     upsert = record("40000000", _DAYS[1], Reservation.LISTED)
     delete = record("40000000", _DAYS[1], Reservation.RESERVED, action=Action.DELETE)
     assert deduplicate([upsert, delete])[0] == [delete]
+
+
+def test_a_broken_rows_file_date_yields_to_a_whole_row_as_private() -> None:
+    # A broken row's reservation is dated by its file (the newest date in it): beside a
+    # whole row of the number as private, the whole row and its own date win, in any order;
+    # beside a less private one, the broken row's reservation wins.
+    broken = record("40000000", _DAYS[2], Reservation.RESERVED, dated_by_file=True)
+    whole = record("40000000", _DAYS[0], Reservation.RESERVED)
+    listed = record("40000000", _DAYS[1], Reservation.LISTED)
+    assert deduplicate([broken, whole])[0] == [whole]
+    assert deduplicate([whole, broken])[0] == [whole]
+    assert deduplicate([listed, broken])[0] == [broken]
+    assert deduplicate([broken, listed])[0] == [broken]
+    # Whatever the order of three rows: a newer whole listing beats the older whole
+    # reservation, and the broken row's reservation (dated by the file) beats the listing.
+    newer = record("40000000", _DAYS[1], Reservation.LISTED, first_name="newer")
+    for rows in permutations([broken, whole, newer]):
+        assert deduplicate(rows) == ([broken], 2)
+    # A delete is no reservation: between the two, the dates decide.
+    delete = record("40000000", _DAYS[0], Reservation.RESERVED, action=Action.DELETE)
+    assert deduplicate([delete, broken])[0] == [broken]
+    assert deduplicate([broken, delete])[0] == [broken]
 
 
 _candidates = st.lists(

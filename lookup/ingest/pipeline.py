@@ -302,7 +302,10 @@ def _write(
     unique, rejects = outcome
     # Privacy wins over form: a broken row that hides its address takes the address of
     # the record it leaves in place (or of the one a held file leaves).
-    broken_hidden = sorted({r.number for r in rejects if r.hide_address and r.number})
+    # Their dates cannot be trusted: the record's own stays.
+    broken_hidden: dict[str, datetime | None] = {
+        r.number: None for r in rejects if r.hide_address and r.number
+    }
     with warehouse.transaction():
         if hold is None:
             warehouse.add_batch(batch, rejects)
@@ -315,10 +318,14 @@ def _write(
         # held back: they only ever take data away, never add or change a listing.
         upserts = [r for r in unique if r.action is Action.UPSERT]
         reservations = [r for r in upserts if r.reservation is Reservation.RESERVED]
-        hidden = sorted(
-            {r.number for r in upserts if r.reservation is Reservation.ADDRESS_HIDDEN}
-            | set(broken_hidden)
-        )
+        hidden = {
+            **broken_hidden,
+            **{
+                r.number: None if r.dated_by_file else r.valid_from
+                for r in upserts
+                if r.reservation is Reservation.ADDRESS_HIDDEN
+            },
+        }
         if reservations:
             batch.detail += f"; its {len(reservations)} reservation(s) were applied"
         if hidden:

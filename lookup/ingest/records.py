@@ -100,6 +100,10 @@ class Record(msgspec.Struct, frozen=True, kw_only=True):
     city: str | None = None
     marketing_reserved: bool = False
     birth_date: date | None = None
+    dated_by_file: bool = False
+    """`valid_from` is the file's timestamp, not a date the operator gave (a broken row's
+    reservation or hidden address): it says when the service learnt of it, not when it
+    held from, so it never outranks a later whole row of the operator's dated before it."""
 
 
 class Rejected(msgspec.Struct, frozen=True):
@@ -195,6 +199,7 @@ class RowValidator:
             number_type=classify(number)[1],
             reservation=Reservation.ADDRESS_HIDDEN,
             valid_from=self._produced_at,
+            dated_by_file=True,
         )
 
     def _unsplit(self, row: RawRow) -> Rejected:
@@ -245,6 +250,7 @@ class RowValidator:
                 number_type=classify(number)[1],
                 reservation=Reservation.RESERVED,
                 valid_from=self._produced_at,
+                dated_by_file=True,
             )
         hides = number is not None and any(
             hides_address(v) for v in row.salvaged.get("reservation", ())
@@ -301,14 +307,15 @@ class RowValidator:
         if not reserved(fields.get("reservation")):
             return None
         try:
-            valid_from = self._valid_from(fields)
+            valid_from, dated_by_file = self._valid_from(fields), False
         except _RowError:
-            valid_from = self._produced_at
+            valid_from, dated_by_file = self._produced_at, True
         return Record(
             number=number,
             number_type=classify(number)[1],
             reservation=Reservation.RESERVED,
             valid_from=valid_from,
+            dated_by_file=dated_by_file,
         )
 
     def _record(self, fields: dict[str, object], number: str, number_type: NumberType) -> Record:

@@ -23,9 +23,13 @@ PRIVACY_RANK: Final = {
 # A delete in a delta outranks everything of the same moment: the number left.
 _DELETE_RANK: Final = 3
 
-PRIVACY_RANK_SQL: Final = (
-    "CASE reservation WHEN 'reserved' THEN 2 WHEN 'address_hidden' THEN 1 ELSE 0 END"
-)
+
+def privacy_rank_sql(column: str = "reservation") -> str:
+    """PRIVACY_RANK as a SQL expression over `column`."""
+    return f"CASE {column} WHEN 'reserved' THEN 2 WHEN 'address_hidden' THEN 1 ELSE 0 END"
+
+
+PRIVACY_RANK_SQL: Final = privacy_rank_sql()
 PRECEDENCE_SQL: Final = f"valid_from DESC, {PRIVACY_RANK_SQL} DESC, operator ASC"
 
 
@@ -50,14 +54,30 @@ def winner_across_operators(candidates: Iterable[tuple[str, Record]]) -> tuple[s
 
 def deduplicate(records: Iterable[Record]) -> tuple[list[Record], int]:
     """One record per number (the winner), in first-seen order, and how many lost."""
-    best: dict[str, Record] = {}
-    superseded = 0
+    whole: dict[str, Record] = {}
+    broken: dict[str, Record] = {}
+    order: dict[str, None] = {}
+    total = 0
     for record in records:
+        total += 1
+        order.setdefault(record.number)
+        best = broken if record.dated_by_file else whole
         current = best.get(record.number)
-        if current is None:
+        if current is None or precedence(record) > precedence(current):
             best[record.number] = record
-            continue
-        superseded += 1
-        if precedence(record) > precedence(current):
-            best[record.number] = record
-    return list(best.values()), superseded
+    winners = [_settle(whole.get(number), broken.get(number)) for number in order]
+    return winners, total - len(winners)
+
+
+def _settle(whole: Record | None, broken: Record | None) -> Record:
+    """The winner of a number's best whole row and its best broken row (dated by its file)."""
+    if whole is None or broken is None:
+        winner = whole or broken
+        assert winner is not None  # one of the two holds the number
+        return winner
+    # A broken row's date is the file's: it tells when, not what held then. Beside a whole
+    # row as private as it, the whole row and its own date are kept; a delete is no
+    # reservation, and a less private row is judged by the dates as ever.
+    if whole.action is Action.UPSERT and precedence(whole)[1] >= precedence(broken)[1]:
+        return whole
+    return broken if precedence(broken) > precedence(whole) else whole

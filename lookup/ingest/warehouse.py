@@ -7,7 +7,7 @@ process killed half-way leaves the warehouse as it was before that file.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
@@ -19,8 +19,13 @@ import pyarrow as pa
 
 from lookup.errors import WarehouseBusy
 from lookup.ingest.files import FileKind
-from lookup.ingest.records import Action, Record, Rejected
-from lookup.ingest.rules import PRECEDENCE_SQL, PRIVACY_RANK_SQL
+from lookup.ingest.records import Action, Record, Rejected, Reservation
+from lookup.ingest.rules import (
+    PRECEDENCE_SQL,
+    PRIVACY_RANK,
+    PRIVACY_RANK_SQL,
+    privacy_rank_sql,
+)
 from lookup.numbers import InvalidNumber, classify
 
 _SCHEMA: Final = """
@@ -72,6 +77,7 @@ CREATE TABLE IF NOT EXISTS records (
     marketing_reserved BOOLEAN NOT NULL,
     birth_date DATE,
     batch_id BIGINT NOT NULL,
+    dated_by_file BOOLEAN DEFAULT false,  -- valid_from is the file's time (a broken row's)
     PRIMARY KEY (operator, number)
 );
 CREATE TABLE IF NOT EXISTS withdrawals (
@@ -82,7 +88,8 @@ CREATE TABLE IF NOT EXISTS withdrawals (
     operator VARCHAR NOT NULL,
     reservation VARCHAR NOT NULL,
     valid_from TIMESTAMP NOT NULL,
-    batch_id BIGINT NOT NULL
+    batch_id BIGINT NOT NULL,
+    dated_by_file BOOLEAN DEFAULT false
 );
 CREATE TABLE IF NOT EXISTS changes (
     batch_id BIGINT NOT NULL,
@@ -138,6 +145,26 @@ _CONTENT: Final = (
     "city",
     "marketing_reserved",
     "birth_date",
+    "dated_by_file",
+)
+_RECORD_COLUMNS: Final = (
+    "operator",
+    "number",
+    "number_type",
+    "reservation",
+    "valid_from",
+    "kind",
+    "first_name",
+    "last_name",
+    "business_name",
+    "org_number",
+    "street",
+    "postcode",
+    "city",
+    "marketing_reserved",
+    "birth_date",
+    "batch_id",
+    "dated_by_file",
 )
 _RECORD_SCHEMA: Final = pa.schema(
     [
@@ -155,6 +182,7 @@ _RECORD_SCHEMA: Final = pa.schema(
         ("city", pa.string()),
         ("marketing_reserved", pa.bool_()),
         ("birth_date", pa.date32()),
+        ("dated_by_file", pa.bool_()),
     ]
 )
 
@@ -200,6 +228,30 @@ class Warehouse:
         if not read_only or not path.exists():
             self._exec(_SCHEMA)
             self._number_old_rejects()
+            self._mark_file_dates()
+
+    def _mark_file_dates(self) -> None:
+        """Tell the file-dated flags of a warehouse made before records said where their date
+        came from: once, when the column is added.
+
+        A reservation or hidden address dated to the second its file was produced is
+        taken as a broken row's (a real gyldig_fra that exact is rare): marked so, the
+        operator's next whole row lifts it, as it would have before.
+        """
+        for table in ("records", "withdrawals"):
+            columns = self._con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+                [table],
+            ).fetchall()
+            if ("dated_by_file",) in columns:
+                continue
+            self._exec(f"ALTER TABLE {table} ADD COLUMN dated_by_file BOOLEAN DEFAULT false")
+            self._exec(
+                f"""UPDATE {table} t SET dated_by_file = true
+                WHERE reservation <> 'listed' AND EXISTS (
+                    SELECT 1 FROM batches b
+                    WHERE b.operator = t.operator AND b.produced_at = t.valid_from)"""
+            )
 
     def _number_old_rejects(self) -> None:
         """Give rejects stored before they carried their number the number they name.
@@ -386,6 +438,22 @@ class Warehouse:
         operator = batch.operator
         upserts = [r for r in records if r.action is Action.UPSERT]
         deletes = [r.number for r in records if r.action is Action.DELETE]
+        stale = self._stale(operator, upserts)
+        if stale:
+            # Kept as they are, and not removed by a full file either.
+            upserts = [r for r in upserts if r.number not in stale]
+            keep = [*keep, *sorted(stale)]
+            broken = sum(stale.values())
+            notes = [
+                f"{count} record(s) kept reserved or address-hidden as the operator dated "
+                f"them: {why}"
+                for count, why in (
+                    (len(stale) - broken, "the file's record of each says no more, dated before"),
+                    (broken, "the file's is a broken row's, dated only by the file"),
+                )
+                if count
+            ]
+            batch.detail = "; ".join(filter(None, [batch.detail, *notes]))
         self._con.register("_staged", _records_table(upserts))
         self._con.register("_keep", pa.table({"number": pa.array(keep, pa.string())}))
         self._con.register("_deletes", pa.table({"number": pa.array(deletes, pa.string())}))
@@ -411,21 +479,37 @@ class Warehouse:
                 WHERE r.number IS NULL OR {changed}""",
                 f"INSERT INTO changes SELECT $batch, $op, number, 'removed' FROM ({gone})",
                 f"""INSERT INTO withdrawals
-                SELECT number, $op, reservation, valid_from, $batch FROM records
+                    (number, operator, reservation, valid_from, batch_id, dated_by_file)
+                SELECT number, $op, reservation, valid_from, $batch, dated_by_file FROM records
                 WHERE operator = $op AND reservation <> 'listed' AND number IN ({gone})""",
+                # A flag the operator dated, replaced by a stricter record dated before it
+                # or by a broken row's (dated by its file): its statement stays, to veil
+                # what it veiled (an older export's reservation must not bare an address
+                # the operator hid later, once the export's listing or a port outranks it).
+                f"""INSERT INTO withdrawals
+                    (number, operator, reservation, valid_from, batch_id, dated_by_file)
+                SELECT r.number, $op, r.reservation, r.valid_from, $batch, false
+                FROM records r JOIN _staged s ON s.number = r.number
+                WHERE r.operator = $op AND r.reservation <> 'listed'
+                AND r.dated_by_file IS NOT true
+                AND {privacy_rank_sql("s.reservation")} > {privacy_rank_sql("r.reservation")}
+                AND (s.dated_by_file OR s.valid_from < r.valid_from)""",
                 f"""DELETE FROM records WHERE operator = $op AND (
                     number IN (SELECT number FROM _staged) OR number IN ({gone}))""",
                 # The operator listing the number again says what holds now: its own
                 # earlier withdrawal of it is over (a subscriber who lifted a reservation).
                 # Only a listing: a reservation or hidden address staged (from a held file,
                 # an old file sent again, a broken row) may be dated before the withdrawal,
-                # which must go on veiling the records dated between the two.
-                """DELETE FROM withdrawals WHERE operator = $op
-                AND number IN (SELECT number FROM _staged WHERE reservation = 'listed')""",
-                """INSERT INTO records
+                # which must go on veiling the records dated between the two. Nor a listing
+                # dated before a withdrawal the operator dated: an old export sent again.
+                """DELETE FROM withdrawals w WHERE operator = $op AND EXISTS (
+                    SELECT 1 FROM _staged s WHERE s.number = w.number
+                    AND s.reservation = 'listed'
+                    AND (w.dated_by_file OR s.valid_from >= w.valid_from))""",
+                f"""INSERT INTO records ({", ".join(_RECORD_COLUMNS)})
                 SELECT $op, number, number_type, reservation, valid_from, kind, first_name,
                        last_name, business_name, org_number, street, postcode, city,
-                       marketing_reserved, birth_date, $batch
+                       marketing_reserved, birth_date, $batch, dated_by_file
                 FROM _staged""",
             )
             for step in (*steps, _WITHHOLD_REJECTS):
@@ -445,29 +529,84 @@ class Warehouse:
             batch.detail = f"{batch.detail}; {note}" if batch.detail else note
         self._count_changes(batch, counts)
 
-    def hide_addresses(self, batch: Batch, numbers: Sequence[str]) -> None:
-        """Hide the address of these listed numbers of the batch's operator; nothing else changes.
+    def _stale(self, operator: str | None, upserts: Sequence[Record]) -> dict[str, bool]:
+        """Numbers whose reserved or address-hidden record of this operator, dated by the
+        operator, the file's record would replace with one saying no more and dated before
+        it, or dated only by its file (True): an old export sent again must not lift a flag.
+
+        A flag dated by its file (a broken row's) yields to any later whole row: its date
+        is when the service learnt of it, and the operator's rows keep their own dates.
+        """
+        if not upserts:
+            return {}
+        incoming = {r.number: r for r in upserts}
+        self._con.register("_incoming", pa.table({"number": pa.array(list(incoming))}))
+        try:
+            rows = self._con.execute(
+                "SELECT number, reservation, valid_from FROM records WHERE operator = ? "
+                "AND reservation <> 'listed' AND dated_by_file IS NOT true "
+                "AND number IN (SELECT number FROM _incoming)",
+                [operator],
+            ).fetchall()
+        finally:
+            with suppress(duckdb.Error):
+                self._con.unregister("_incoming")
+        return {
+            number: incoming[number].dated_by_file
+            for number, reservation, valid_from in rows
+            if PRIVACY_RANK[incoming[number].reservation] <= PRIVACY_RANK[Reservation(reservation)]
+            and (incoming[number].dated_by_file or incoming[number].valid_from < valid_from)
+        }
+
+    def hide_addresses(self, batch: Batch, hidden: Mapping[str, datetime | None]) -> None:
+        """Hide the address of these listed numbers of the batch's operator, dated from when
+        the row says, if it says (else the record's date stays); nothing else changes.
 
         For a file held back, and for rows rejected for something else: their wish to
         hide the address is honoured at once, but nothing else they say is added (no
-        new name, no new number).
+        new name, no new number). Dated as the operator dated it, an older export sent
+        again cannot bare the address with a listing dated between the two.
         """
-        self._con.register("_hide", pa.table({"number": pa.array(numbers, pa.string())}))
+        self._con.register(
+            "_hide",
+            pa.table(
+                {
+                    "number": pa.array(list(hidden), pa.string()),
+                    "valid_from": pa.array(list(hidden.values()), pa.timestamp("us")),
+                }
+            ),
+        )
         try:
-            match = (
-                "operator = $op AND reservation = 'listed' AND number IN (SELECT number FROM _hide)"
-            )
             params = {"op": batch.operator, "batch": batch.id}
-            self._exec(
-                f"INSERT INTO changes SELECT $batch, $op, number, 'updated' FROM records "
-                f"WHERE {match}",
-                params,
+            mine = "r.operator = $op AND r.number = h.number"
+            later = "h.valid_from > r.valid_from"
+            steps = (
+                f"""INSERT INTO changes SELECT DISTINCT $batch, $op, r.number, 'updated'
+                FROM records r JOIN _hide h ON {mine}
+                WHERE r.reservation = 'listed'
+                OR (r.reservation = 'address_hidden' AND {later})""",
+                # A hidden address already: only its date moves on, to the row's own.
+                f"""UPDATE records r SET valid_from = h.valid_from, batch_id = $batch,
+                    dated_by_file = false
+                FROM _hide h WHERE {mine} AND r.reservation = 'address_hidden' AND {later}""",
+                f"""UPDATE records r SET reservation = 'address_hidden', street = NULL,
+                    postcode = NULL, city = NULL, batch_id = $batch,
+                    valid_from = greatest(r.valid_from, coalesce(h.valid_from, r.valid_from))
+                FROM _hide h WHERE {mine} AND r.reservation = 'listed'""",
+                # Reserved: the wish outlives the reservation, should an older export's
+                # listing lift that (a listing dated after it ends it, as any withdrawal).
+                f"""INSERT INTO withdrawals
+                    (number, operator, reservation, valid_from, batch_id, dated_by_file)
+                SELECT r.number, $op, 'address_hidden', h.valid_from, $batch, false
+                FROM records r JOIN _hide h ON {mine}
+                WHERE r.reservation = 'reserved' AND h.valid_from IS NOT NULL
+                AND NOT EXISTS (
+                    SELECT 1 FROM withdrawals w WHERE w.number = r.number
+                    AND w.operator = $op AND w.reservation = 'address_hidden'
+                    AND w.valid_from >= h.valid_from)""",
             )
-            self._exec(
-                "UPDATE records SET reservation = 'address_hidden', street = NULL, "
-                f"postcode = NULL, city = NULL, batch_id = $batch WHERE {match}",
-                params,
-            )
+            for step in steps:
+                self._exec(step, params)
             counts = self._con.execute(
                 "SELECT change, count(*) FROM changes WHERE batch_id = ? GROUP BY change",
                 [batch.id],
