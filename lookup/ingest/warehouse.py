@@ -16,13 +16,13 @@ from typing import Any, Final
 import duckdb
 import msgspec
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from lookup.errors import WarehouseBusy
 from lookup.ingest.files import FileKind
-from lookup.ingest.records import Action, Record, Rejected, Reservation
+from lookup.ingest.records import Action, Record, Rejected
 from lookup.ingest.rules import (
     PRECEDENCE_SQL,
-    PRIVACY_RANK,
     PRIVACY_RANK_SQL,
     privacy_rank_sql,
 )
@@ -438,10 +438,17 @@ class Warehouse:
         operator = batch.operator
         upserts = [r for r in records if r.action is Action.UPSERT]
         deletes = [r.number for r in records if r.action is Action.DELETE]
-        stale = self._stale(operator, upserts)
+        staged = _records_table(upserts)
+        self._con.register("_staged", staged)
+        try:
+            stale = self._stale(operator)
+        except BaseException:
+            self._con.unregister("_staged")
+            raise
         if stale:
             # Kept as they are, and not removed by a full file either.
-            upserts = [r for r in upserts if r.number not in stale]
+            staged = staged.filter(pc.invert(pc.is_in(staged["number"], pa.array(list(stale)))))
+            self._con.register("_staged", staged)
             keep = [*keep, *sorted(stale)]
             broken = sum(stale.values())
             notes = [
@@ -454,7 +461,6 @@ class Warehouse:
                 if count
             ]
             batch.detail = "; ".join(filter(None, [batch.detail, *notes]))
-        self._con.register("_staged", _records_table(upserts))
         self._con.register("_keep", pa.table({"number": pa.array(keep, pa.string())}))
         self._con.register("_deletes", pa.table({"number": pa.array(deletes, pa.string())}))
         try:
@@ -529,34 +535,23 @@ class Warehouse:
             batch.detail = f"{batch.detail}; {note}" if batch.detail else note
         self._count_changes(batch, counts)
 
-    def _stale(self, operator: str | None, upserts: Sequence[Record]) -> dict[str, bool]:
+    def _stale(self, operator: str | None) -> dict[str, bool]:
         """Numbers whose reserved or address-hidden record of this operator, dated by the
-        operator, the file's record would replace with one saying no more and dated before
+        operator, the staged record would replace with one saying no more and dated before
         it, or dated only by its file (True): an old export sent again must not lift a flag.
 
         A flag dated by its file (a broken row's) yields to any later whole row: its date
         is when the service learnt of it, and the operator's rows keep their own dates.
         """
-        if not upserts:
-            return {}
-        incoming = {r.number: r for r in upserts}
-        self._con.register("_incoming", pa.table({"number": pa.array(list(incoming))}))
-        try:
-            rows = self._con.execute(
-                "SELECT number, reservation, valid_from FROM records WHERE operator = ? "
-                "AND reservation <> 'listed' AND dated_by_file IS NOT true "
-                "AND number IN (SELECT number FROM _incoming)",
-                [operator],
-            ).fetchall()
-        finally:
-            with suppress(duckdb.Error):
-                self._con.unregister("_incoming")
-        return {
-            number: incoming[number].dated_by_file
-            for number, reservation, valid_from in rows
-            if PRIVACY_RANK[incoming[number].reservation] <= PRIVACY_RANK[Reservation(reservation)]
-            and (incoming[number].dated_by_file or incoming[number].valid_from < valid_from)
-        }
+        rows = self._con.execute(
+            f"""SELECT s.number, s.dated_by_file FROM _staged s
+            JOIN records r ON r.operator = ? AND r.number = s.number
+            WHERE r.reservation <> 'listed' AND r.dated_by_file IS NOT true
+            AND {privacy_rank_sql("s.reservation")} <= {privacy_rank_sql("r.reservation")}
+            AND (s.dated_by_file OR s.valid_from < r.valid_from)""",
+            [operator],
+        ).fetchall()
+        return {str(number): bool(by_file) for number, by_file in rows}
 
     def hide_addresses(self, batch: Batch, hidden: Mapping[str, datetime | None]) -> None:
         """Hide the address of these listed numbers of the batch's operator, dated from when
