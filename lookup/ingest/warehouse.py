@@ -147,25 +147,6 @@ _CONTENT: Final = (
     "birth_date",
     "dated_by_file",
 )
-_RECORD_COLUMNS: Final = (
-    "operator",
-    "number",
-    "number_type",
-    "reservation",
-    "valid_from",
-    "kind",
-    "first_name",
-    "last_name",
-    "business_name",
-    "org_number",
-    "street",
-    "postcode",
-    "city",
-    "marketing_reserved",
-    "birth_date",
-    "batch_id",
-    "dated_by_file",
-)
 _RECORD_SCHEMA: Final = pa.schema(
     [
         ("number", pa.string()),
@@ -512,11 +493,8 @@ class Warehouse:
                     SELECT 1 FROM _staged s WHERE s.number = w.number
                     AND s.reservation = 'listed'
                     AND (w.dated_by_file OR s.valid_from >= w.valid_from))""",
-                f"""INSERT INTO records ({", ".join(_RECORD_COLUMNS)})
-                SELECT $op, number, number_type, reservation, valid_from, kind, first_name,
-                       last_name, business_name, org_number, street, postcode, city,
-                       marketing_reserved, birth_date, $batch, dated_by_file
-                FROM _staged""",
+                f"""INSERT INTO records (operator, number, {", ".join(_CONTENT)}, batch_id)
+                SELECT $op, number, {", ".join(_CONTENT)}, $batch FROM _staged""",
             )
             for step in (*steps, _WITHHOLD_REJECTS):
                 self._exec(step, {k: v for k, v in params.items() if f"${k}" in step})
