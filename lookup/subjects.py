@@ -56,14 +56,15 @@ class Change(msgspec.Struct, frozen=True):
 
 
 class Withdrawal(msgspec.Struct, frozen=True):
-    """A reserved or address-hidden record its operator removed, kept as that statement
-    alone so that another operator's older record does not undo it."""
+    """A reservation or hidden address its operator said and no longer holds as its record
+    (removed, replaced by an older statement, or said in a file held back), kept as that
+    statement alone so that an older record does not undo it."""
 
     operator: str
     reservation: str
     valid_from: datetime
     file: str
-    """The operator file that removed the record."""
+    """The operator file that removed the record, or said the wish."""
 
 
 class RejectedRow(msgspec.Struct, frozen=True):

@@ -273,7 +273,7 @@ def test_a_copy_of_an_older_file_applies_only_what_takes_data_away(
     write_csv(tmp_path / "c", "telenor_full_20261122T020000.csv", rows)
     (third,) = ingest([tmp_path / "c"], settings).files
     assert (third.batch.status, third.batch.reason) == ("held", "repeats_older")
-    assert "its 1 reservation(s) were applied" in (third.batch.detail or "")
+    assert "its 1 reservation(s) were honoured" in (third.batch.detail or "")
     assert served(settings).find("22202400") is None
     assert served(settings).find("22202401") is None  # not listed again by an old copy
     # --force applies it whole; the same file again is then a no-op.
@@ -532,6 +532,67 @@ def test_a_held_files_hidden_address_is_dated_as_its_row_says(
         # The reservation was lifted by the listing dated after it; the hidden address,
         # dated later, still stands.
         assert listing is not None and listing.first_name == "Vera"
+
+
+@pytest.mark.parametrize("before", ["N", "A"])
+def test_a_held_files_hidden_address_does_not_outrank_another_operators_reservation(
+    tmp_path: Path, settings: Settings, before: str
+) -> None:
+    # Telenor still delivers the number; ported to telia, the subscriber reserved it.
+    earlier = person("22202400", first="Vera", reservert=before, gyldig_fra="2026-01-01")
+    write_csv(tmp_path / "a", "telenor_full_20261120T020000.csv", [earlier, *filler(20)])
+    reserved = person("22202400", reservert="J", gyldig_fra="2026-06-01")
+    write_csv(tmp_path / "a", "telia_full_20261120T020000.csv", [reserved, *filler(20, 41000000)])
+    ingest([tmp_path / "a"], settings)
+    # Held, telenor's file hides the address (dated after telia's reservation): a held
+    # file only takes data away, so its date must not lift telenor's record above telia's.
+    hidden = person("22202400", first="Vera", reservert="A", gyldig_fra="2026-09-01")
+    broken = [person(f"2220ABC{i}") for i in range(5)]
+    write_csv(tmp_path / "b", "telenor_full_20261121T020000.csv", [hidden, *broken, *filler(20)])
+    (held,) = ingest([tmp_path / "b"], settings).files
+    assert held.batch.status == "held"
+    assert served(settings).find("22202400") is None
+
+
+def test_an_old_export_sent_every_night_says_its_withdrawal_once(
+    tmp_path: Path, settings: Settings
+) -> None:
+    old = [person("22202400", reservert="J", gyldig_fra="2026-01-01"), *filler(20)]
+    write_csv(tmp_path / "0", "telenor_full_20261101T020000.csv", old)
+    ingest([tmp_path / "0"], settings)
+    for night in range(1, 5):
+        folder = tmp_path / str(night)
+        # The current directory: the subscriber hid the address instead, on 06-01 ...
+        current = [person("22202400", reservert="A", gyldig_fra="2026-06-01"), *filler(20 + night)]
+        write_csv(folder, f"telenor_full_202611{night + 1:02d}T030000.csv", current)
+        if night > 1:  # ... and the old export, stamped anew each night before it.
+            write_csv(folder, f"telenor_full_202611{night + 1:02d}T020000.csv", old)
+        ingest([folder], settings)
+    listing = served(settings).find("22202400")
+    assert listing is not None and not listing.street
+    with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
+        said = warehouse.query("SELECT reservation, valid_from::DATE::VARCHAR FROM withdrawals")
+    assert said == [("address_hidden", "2026-06-01")]
+
+
+@pytest.mark.parametrize("again", ["2026-01-01", "garbage"])
+def test_a_reserved_subscribers_rejected_row_is_withheld_when_the_files_reservation_is_older(
+    tmp_path: Path, lenient: Settings, again: str
+) -> None:
+    reserved = person("22202400", reservert="J", gyldig_fra="2026-06-01")
+    write_csv(tmp_path / "a", "telenor_full_20261120T020000.csv", [reserved, *filler(20)])
+    ingest([tmp_path / "a"], lenient)
+    # The file reserves it again, kept out as older (or broken), beside a broken listing.
+    rows = [
+        person("22202400", reservert="J", gyldig_fra=again),
+        person("22202400", first="Vera", last="Hemmelig", postnr="15"),
+        *filler(20),
+    ]
+    write_csv(tmp_path / "b", "telenor_full_20261121T020000.csv", rows)
+    ingest([tmp_path / "b"], lenient)
+    with Warehouse(lenient.warehouse_path, read_only=True) as warehouse:
+        kept = warehouse.query("SELECT raw FROM rejects WHERE number = '22202400'")
+    assert kept and not any("Hemmelig" in str(raw) or "Vera" in str(raw) for (raw,) in kept)
 
 
 def test_a_full_file_and_a_delta_of_one_second_apply_the_full_file_first(
@@ -800,7 +861,7 @@ def test_a_held_file_still_applies_its_reservations(tmp_path: Path, settings: Se
     write_csv(tmp_path / "b", "telenor_delta_20261123T020000.csv", rows, header=HEADER + ";action")
     report = ingest([tmp_path / "b"], settings)
     assert report.files[0].batch.status == "held"
-    assert "1 reservation(s) were applied" in (report.files[0].batch.detail or "")
+    assert "1 reservation(s) were honoured" in (report.files[0].batch.detail or "")
     assert report.published is not None
     assert served(settings).find("40000003") is None
     assert served(settings).find("40000004") is not None  # nothing else of it applied

@@ -307,7 +307,7 @@ def test_a_file_rejected_for_its_header_still_applies_the_reservations_it_names(
     (held,) = ingest([tmp_path / "b"], settings).files
     assert (held.batch.status, held.batch.reason) == ("held", "bad_header")
     assert "missing required column(s): gyldig_fra" in (held.batch.detail or "")
-    assert "its 1 reservation(s) were applied" in (held.batch.detail or "")
+    assert "its 1 reservation(s) were honoured" in (held.batch.detail or "")
     snapshot = served(settings)
     assert snapshot.find("40000001") is None
     assert len(snapshot) == 9  # nothing else of it applied
@@ -334,7 +334,7 @@ def test_a_bad_header_files_reservations_survive_repeats_hidden_addresses_and_tw
     (held,) = ingest([tmp_path / "b"], settings).files
     assert (held.batch.status, held.batch.reason) == ("held", "bad_header")
     detail = held.batch.detail or ""
-    assert "its 1 reservation(s) were applied" in detail
+    assert "its 1 reservation(s) were honoured" in detail
     assert "its 1 hidden address(es) were applied" in detail
     snapshot = served(settings)
     assert snapshot.find("40000001") is None

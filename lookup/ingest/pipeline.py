@@ -327,7 +327,7 @@ def _write(
             },
         }
         if reservations:
-            batch.detail += f"; its {len(reservations)} reservation(s) were applied"
+            batch.detail += f"; its {len(reservations)} reservation(s) were honoured"
         if hidden:
             batch.detail += f"; its {len(hidden)} hidden address(es) were applied"
         warehouse.add_batch(batch, rejects)

@@ -123,12 +123,28 @@ _WITHHOLD_REJECTS: Final = """
 UPDATE rejects SET
     raw = '[reserved row withheld; number ' || s.number || ']',
     detail = 'withheld: the number is reserved now'
-FROM (SELECT number FROM _staged WHERE reservation = 'reserved') s
+FROM (
+    SELECT number FROM records WHERE reservation = 'reserved' AND (
+        number IN (SELECT number FROM _staged) OR number IN (SELECT number FROM _keep)
+        OR number IN (SELECT number FROM rejects WHERE batch_id = $batch))
+) s
 WHERE rejects.number = s.number
   AND rejects.detail <> 'withheld: the number is reserved now'
 """
-"""A subscriber who becomes reserved keeps no data with the service beyond the reservation:
-the raw text of their earlier rejected rows (a name, an address, a birth date) goes too."""
+"""A reserved subscriber keeps no data with the service beyond the reservation: the raw
+text of their rejected rows (a name, an address, a birth date), earlier ones and the file's
+own, goes too; so when the file's reservation was kept out as older than one the operator
+dated, or a rejected row names a number reserved before."""
+
+_SAID_BEFORE: Final = (
+    """SELECT 1 FROM withdrawals w WHERE w.operator = $op
+    AND w.number = {number} AND w.valid_from >= {valid_from}
+    AND """
+    + privacy_rank_sql("w.reservation")
+    + """ >= {rank}"""
+)
+"""A withdrawal of the operator's as private and as new as one about to be saved: said once,
+not again each night an old file is sent again."""
 
 # Columns compared to tell an update from an unchanged re-delivery.
 _CONTENT: Final = (
@@ -467,8 +483,15 @@ class Warehouse:
                 f"INSERT INTO changes SELECT $batch, $op, number, 'removed' FROM ({gone})",
                 f"""INSERT INTO withdrawals
                     (number, operator, reservation, valid_from, batch_id, dated_by_file)
-                SELECT number, $op, reservation, valid_from, $batch, dated_by_file FROM records
-                WHERE operator = $op AND reservation <> 'listed' AND number IN ({gone})""",
+                SELECT number, $op, reservation, valid_from, $batch, dated_by_file FROM records r
+                WHERE operator = $op AND reservation <> 'listed' AND number IN ({gone})
+                AND NOT EXISTS ({
+                    _SAID_BEFORE.format(
+                        number="r.number",
+                        rank=privacy_rank_sql("r.reservation"),
+                        valid_from="r.valid_from",
+                    )
+                })""",
                 # A flag the operator dated, replaced by a stricter record dated before it
                 # or by a broken row's (dated by its file): its statement stays, to veil
                 # what it veiled (an older export's reservation must not bare an address
@@ -480,7 +503,14 @@ class Warehouse:
                 WHERE r.operator = $op AND r.reservation <> 'listed'
                 AND r.dated_by_file IS NOT true
                 AND {privacy_rank_sql("s.reservation")} > {privacy_rank_sql("r.reservation")}
-                AND (s.dated_by_file OR s.valid_from < r.valid_from)""",
+                AND (s.dated_by_file OR s.valid_from < r.valid_from)
+                AND NOT EXISTS ({
+                    _SAID_BEFORE.format(
+                        number="r.number",
+                        rank=privacy_rank_sql("r.reservation"),
+                        valid_from="r.valid_from",
+                    )
+                })""",
                 f"""DELETE FROM records WHERE operator = $op AND (
                     number IN (SELECT number FROM _staged) OR number IN ({gone}))""",
                 # The operator listing the number again says what holds now: its own
@@ -552,31 +582,24 @@ class Warehouse:
         try:
             params = {"op": batch.operator, "batch": batch.id}
             mine = "r.operator = $op AND r.number = h.number"
-            later = "h.valid_from > r.valid_from"
             steps = (
-                f"""INSERT INTO changes SELECT DISTINCT $batch, $op, r.number, 'updated'
-                FROM records r JOIN _hide h ON {mine}
-                WHERE r.reservation = 'listed'
-                OR (r.reservation = 'address_hidden' AND {later})""",
-                # A hidden address already: only its date moves on, to the row's own.
-                f"""UPDATE records r SET valid_from = h.valid_from, batch_id = $batch,
-                    dated_by_file = false
-                FROM _hide h WHERE {mine} AND r.reservation = 'address_hidden' AND {later}""",
+                f"""INSERT INTO changes SELECT $batch, $op, r.number, 'updated'
+                FROM records r JOIN _hide h ON {mine} WHERE r.reservation = 'listed'""",
+                # The record keeps its date: dated on, it could outrank another operator's
+                # reservation, and a file held back must only take data away.
                 f"""UPDATE records r SET reservation = 'address_hidden', street = NULL,
-                    postcode = NULL, city = NULL, batch_id = $batch,
-                    valid_from = greatest(r.valid_from, coalesce(h.valid_from, r.valid_from))
+                    postcode = NULL, city = NULL, batch_id = $batch
                 FROM _hide h WHERE {mine} AND r.reservation = 'listed'""",
-                # Reserved: the wish outlives the reservation, should an older export's
-                # listing lift that (a listing dated after it ends it, as any withdrawal).
+                # The wish, dated after the record, outlives it as a withdrawal: an older
+                # export's listing dated between the two must not bare the address (a
+                # listing dated after it ends it, as any withdrawal).
                 f"""INSERT INTO withdrawals
                     (number, operator, reservation, valid_from, batch_id, dated_by_file)
                 SELECT r.number, $op, 'address_hidden', h.valid_from, $batch, false
                 FROM records r JOIN _hide h ON {mine}
-                WHERE r.reservation = 'reserved' AND h.valid_from IS NOT NULL
-                AND NOT EXISTS (
-                    SELECT 1 FROM withdrawals w WHERE w.number = r.number
-                    AND w.operator = $op AND w.reservation = 'address_hidden'
-                    AND w.valid_from >= h.valid_from)""",
+                WHERE h.valid_from > r.valid_from AND NOT EXISTS ({
+                    _SAID_BEFORE.format(number="r.number", rank=1, valid_from="h.valid_from")
+                })""",
             )
             for step in steps:
                 self._exec(step, params)
