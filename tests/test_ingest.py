@@ -595,6 +595,111 @@ def test_a_reserved_subscribers_rejected_row_is_withheld_when_the_files_reservat
     assert kept and not any("Hemmelig" in str(raw) or "Vera" in str(raw) for (raw,) in kept)
 
 
+def _night(settings: Settings, folder: Path, name: str, rows: list[str]) -> str:
+    """Ingest one CSV file on its own; its batch's status."""
+    inbox = folder / name.partition(".")[0]
+    write_csv(inbox, name, rows)
+    (report,) = ingest([inbox], settings).files
+    return report.batch.status
+
+
+_BROKEN = [person(f"2220ABC{i}") for i in range(5)]
+"""Enough broken rows to hold a file of 26 back under the default bound."""
+
+
+def _rejected_text(settings: Settings, number: str) -> list[str]:
+    with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
+        return [
+            str(raw)
+            for (raw,) in warehouse.query(f"SELECT raw FROM rejects WHERE number = '{number}'")
+        ]
+
+
+def test_a_broken_rows_withdrawal_neither_stands_in_for_a_dated_one_nor_outlives_a_whole_row(
+    tmp_path: Path, settings: Settings
+) -> None:
+    broken = person("22202400", reservert="J", gyldig_fra="garbage")
+    lenient = make_settings(Path(settings.data_dir), reject_ratio_max=1.0)
+    _night(lenient, tmp_path, "telenor_full_20261120T020000.csv", [broken, *filler(20)])
+    _night(settings, tmp_path, "telenor_full_20261121T020000.csv", filler(20))  # it left
+    # Back, address-hidden, dated by the subscription's start (as every night after):
+    # a whole row ends the file-dated withdrawal, which would otherwise veil it for good.
+    back = person("22202400", first="Vera", reservert="A", gyldig_fra="2025-01-01")
+    _night(settings, tmp_path, "telenor_full_20261122T020000.csv", [back, *filler(20)])
+    listing = served(settings).find("22202400")
+    assert listing is not None and not listing.street
+    # A held file hides it again, dated later; then an old export's reservation dated
+    # before that, and its listing dated between: the later hidden address still holds.
+    hidden = person("22202400", first="Vera", reservert="A", gyldig_fra="2026-09-01")
+    held = [hidden, *_BROKEN, *filler(20)]
+    assert _night(settings, tmp_path, "telenor_full_20261123T020000.csv", held) == "held"
+    old = person("22202400", reservert="J", gyldig_fra="2026-01-01")
+    _night(settings, tmp_path, "telenor_full_20261124T020000.csv", [old, *filler(20)])
+    stale = person("22202400", first="Vera", gyldig_fra="2026-03-01")
+    _night(settings, tmp_path, "telenor_full_20261125T020000.csv", [stale, *filler(20)])
+    listing = served(settings).find("22202400")
+    assert listing is not None and listing.first_name == "Vera" and not listing.street
+
+
+def test_a_broken_rows_withdrawal_yields_to_the_next_operators_port(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    broken = person("22202400", reservert="J", gyldig_fra="garbage")
+    _night(lenient, tmp_path, "telenor_full_20261120T020000.csv", [broken, *filler(20)])
+    _night(lenient, tmp_path, "telenor_full_20261121T020000.csv", filler(20))
+    # Ported on 11-15, before the broken row's file: dated by that file, its withdrawal
+    # would outrank the port every night.
+    ported = person("22202400", first="Vera", gyldig_fra="2026-11-15")
+    _night(lenient, tmp_path, "telia_full_20261122T020000.csv", [ported, *filler(20, 41000000)])
+    listing = served(lenient).find("22202400")
+    assert listing is not None and listing.first_name == "Vera"
+
+
+def test_a_held_files_hidden_address_over_a_broken_rows_reservation_is_kept(
+    tmp_path: Path, settings: Settings
+) -> None:
+    broken = person("22202400", reservert="J", gyldig_fra="garbage")
+    lenient = make_settings(Path(settings.data_dir), reject_ratio_max=1.0)
+    _night(lenient, tmp_path, "telenor_full_20261120T020000.csv", [broken, *filler(20)])
+    hidden = person("22202400", first="Vera", reservert="A", gyldig_fra="2026-06-01")
+    held = [hidden, *_BROKEN, *filler(20)]
+    assert _night(settings, tmp_path, "telenor_full_20261121T020000.csv", held) == "held"
+    stale = person("22202400", first="Vera", gyldig_fra="2026-03-01")
+    _night(settings, tmp_path, "telenor_full_20261122T020000.csv", [stale, *filler(20)])
+    listing = served(settings).find("22202400")
+    assert listing is not None and not listing.street
+
+
+@pytest.mark.parametrize("ported", [False, True])
+def test_a_held_files_rejected_row_of_a_reserved_number_keeps_no_text(
+    tmp_path: Path, settings: Settings, ported: bool
+) -> None:
+    reserved = person("22202400", reservert="J", gyldig_fra="2026-06-01")
+    _night(settings, tmp_path, "telenor_full_20261120T020000.csv", [reserved, *filler(20)])
+    if ported:  # the reservation stays only as telenor's withdrawal
+        _night(settings, tmp_path, "telenor_full_20261121T020000.csv", filler(20))
+    row = person("22202400", first="Vera", last="Hemmelig", postnr="15")
+    held = [row, *_BROKEN, *filler(20, 41000000)]
+    assert _night(settings, tmp_path, "telia_full_20261122T020000.csv", held) == "held"
+    kept = _rejected_text(settings, "22202400")
+    assert kept and not any("Hemmelig" in raw for raw in kept)
+
+
+def test_an_upgrade_takes_only_a_broken_rows_reservation_as_dated_by_its_file(
+    tmp_path: Path, settings: Settings
+) -> None:
+    # An operator exporting at midnight with date-only gyldig_fra: its own reservation is
+    # dated to its file's second, as a broken row's would be.
+    reserved = person("22202400", reservert="J", gyldig_fra="2026-11-20")
+    _night(settings, tmp_path, "telenor_full_20261120T000000.csv", [reserved, *filler(20)])
+    with Warehouse(settings.warehouse_path) as warehouse:
+        for table in ("records", "withdrawals"):
+            warehouse._exec(f"ALTER TABLE {table} DROP COLUMN dated_by_file")
+    stale = person("22202400", first="Vera", gyldig_fra="2026-01-01")
+    _night(settings, tmp_path, "telenor_full_20261121T000000.csv", [stale, *filler(20)])
+    assert served(settings).find("22202400") is None
+
+
 def test_a_full_file_and_a_delta_of_one_second_apply_the_full_file_first(
     tmp_path: Path, settings: Settings
 ) -> None:

@@ -124,9 +124,10 @@ UPDATE rejects SET
     raw = '[reserved row withheld; number ' || s.number || ']',
     detail = 'withheld: the number is reserved now'
 FROM (
-    SELECT number FROM records WHERE reservation = 'reserved' AND (
-        number IN (SELECT number FROM _staged) OR number IN (SELECT number FROM _keep)
-        OR number IN (SELECT number FROM rejects WHERE batch_id = $batch))
+    SELECT number FROM (
+        SELECT number FROM records WHERE reservation = 'reserved'
+        UNION SELECT number FROM withdrawals WHERE reservation = 'reserved'
+    ) WHERE {touched}
 ) s
 WHERE rejects.number = s.number
   AND rejects.detail <> 'withheld: the number is reserved now'
@@ -134,17 +135,20 @@ WHERE rejects.number = s.number
 """A reserved subscriber keeps no data with the service beyond the reservation: the raw
 text of their rejected rows (a name, an address, a birth date), earlier ones and the file's
 own, goes too; so when the file's reservation was kept out as older than one the operator
-dated, or a rejected row names a number reserved before."""
+dated, or a rejected row names a number reserved before (by a record, or by a withdrawal:
+ported away, the reservation stays as that statement). For the numbers `touched` names."""
+_FILES_NUMBERS: Final = "number IN (SELECT number FROM rejects WHERE batch_id = $batch)"
 
 _SAID_BEFORE: Final = (
     """SELECT 1 FROM withdrawals w WHERE w.operator = $op
-    AND w.number = {number} AND w.valid_from >= {valid_from}
+    AND w.number = {number} AND w.valid_from >= {valid_from} AND NOT w.dated_by_file
     AND """
     + privacy_rank_sql("w.reservation")
     + """ >= {rank}"""
 )
-"""A withdrawal of the operator's as private and as new as one about to be saved: said once,
-not again each night an old file is sent again."""
+"""A withdrawal of the operator's, dated by it, as private and as new as one about to be
+saved: said once, not again each night an old file is sent again (a broken row's, dated by
+its file, ends with the next whole row and cannot stand in for it)."""
 
 # Columns compared to tell an update from an unchanged re-delivery.
 _CONTENT: Final = (
@@ -229,11 +233,11 @@ class Warehouse:
 
     def _mark_file_dates(self) -> None:
         """Tell the file-dated flags of a warehouse made before records said where their date
-        came from: once, when the column is added.
+        came from: once, when the column is added, in one transaction with it.
 
-        A reservation or hidden address dated to the second its file was produced is
-        taken as a broken row's (a real gyldig_fra that exact is rare): marked so, the
-        operator's next whole row lifts it, as it would have before.
+        A reservation dated to the second of the file a broken row of the number was
+        honoured from (its reject says so) is that row's: marked so, the operator's next
+        whole row lifts it, as it did before. Any other date is the operator's.
         """
         for table in ("records", "withdrawals"):
             columns = self._con.execute(
@@ -242,13 +246,18 @@ class Warehouse:
             ).fetchall()
             if ("dated_by_file",) in columns:
                 continue
-            self._exec(f"ALTER TABLE {table} ADD COLUMN dated_by_file BOOLEAN DEFAULT false")
-            self._exec(
-                f"""UPDATE {table} t SET dated_by_file = true
-                WHERE reservation <> 'listed' AND EXISTS (
-                    SELECT 1 FROM batches b
-                    WHERE b.operator = t.operator AND b.produced_at = t.valid_from)"""
-            )
+            # A record names the batch that wrote it; a withdrawal only the one that removed
+            # its record, so any batch of the operator's may be the broken row's.
+            same_batch = "j.batch_id = t.batch_id AND " if table == "records" else ""
+            with self.transaction():
+                self._exec(f"ALTER TABLE {table} ADD COLUMN dated_by_file BOOLEAN DEFAULT false")
+                self._exec(
+                    f"""UPDATE {table} t SET dated_by_file = true
+                    WHERE reservation <> 'listed' AND EXISTS (
+                        SELECT 1 FROM rejects j JOIN batches b ON b.id = j.batch_id
+                        WHERE {same_batch}b.operator = t.operator AND j.number = t.number
+                        AND j.reservation_applied AND b.produced_at = t.valid_from)"""
+                )
 
     def _number_old_rejects(self) -> None:
         """Give rejects stored before they carried their number the number they name.
@@ -392,6 +401,9 @@ class Warehouse:
                 [batch.id, batch.file],
             )
             self._con.unregister("_rejects")
+            # The file's own, for a number reserved before it (a file held back applies
+            # nothing, so this is all the withholding it gets).
+            self._exec(_WITHHOLD_REJECTS.format(touched=_FILES_NUMBERS), {"batch": batch.id})
         return batch.id
 
     def erase_rejects(self, number: str) -> int:
@@ -523,10 +535,20 @@ class Warehouse:
                     SELECT 1 FROM _staged s WHERE s.number = w.number
                     AND s.reservation = 'listed'
                     AND (w.dated_by_file OR s.valid_from >= w.valid_from))""",
+                # A broken row's, dated by its file, says when the service learnt of it, not
+                # from when it held: any operator's next whole row of the number says more
+                # (kept, a port dated before that file would never list the subscriber).
+                """DELETE FROM withdrawals w WHERE w.dated_by_file AND EXISTS (
+                    SELECT 1 FROM _staged s WHERE s.number = w.number
+                    AND NOT s.dated_by_file)""",
                 f"""INSERT INTO records (operator, number, {", ".join(_CONTENT)}, batch_id)
                 SELECT $op, number, {", ".join(_CONTENT)}, $batch FROM _staged""",
             )
-            for step in (*steps, _WITHHOLD_REJECTS):
+            applied = (
+                "number IN (SELECT number FROM _staged) OR number IN (SELECT number FROM _keep) "
+                f"OR {_FILES_NUMBERS}"
+            )
+            for step in (*steps, _WITHHOLD_REJECTS.format(touched=applied)):
                 self._exec(step, {k: v for k, v in params.items() if f"${k}" in step})
             counts = self._con.execute(
                 "SELECT change, count(*) FROM changes WHERE batch_id = ? GROUP BY change",
@@ -597,7 +619,8 @@ class Warehouse:
                     (number, operator, reservation, valid_from, batch_id, dated_by_file)
                 SELECT r.number, $op, 'address_hidden', h.valid_from, $batch, false
                 FROM records r JOIN _hide h ON {mine}
-                WHERE h.valid_from > r.valid_from AND NOT EXISTS ({
+                WHERE h.valid_from IS NOT NULL
+                AND (h.valid_from > r.valid_from OR r.dated_by_file) AND NOT EXISTS ({
                     _SAID_BEFORE.format(number="r.number", rank=1, valid_from="h.valid_from")
                 })""",
             )
