@@ -641,18 +641,28 @@ def test_a_broken_rows_withdrawal_neither_stands_in_for_a_dated_one_nor_outlives
     assert listing is not None and listing.first_name == "Vera" and not listing.street
 
 
-def test_a_broken_rows_withdrawal_yields_to_the_next_operators_port(
+def test_a_broken_rows_withdrawal_veils_other_operators_records_dated_before_its_file(
     tmp_path: Path, lenient: Settings
 ) -> None:
+    # Ice lost the number long ago and still delivers it; telenor's listing outranked it.
+    old = person("22202400", first="Vera", last="Hemmelig", gyldig_fra="2024-01-01")
+    _night(lenient, tmp_path, "ice_full_20261119T020000.csv", [old, *filler(20, 41000000)])
+    listed = person("22202400", gyldig_fra="2025-05-01")
+    _night(lenient, tmp_path, "telenor_full_20261119T020000.csv", [listed, *filler(20)])
     broken = person("22202400", reservert="J", gyldig_fra="garbage")
     _night(lenient, tmp_path, "telenor_full_20261120T020000.csv", [broken, *filler(20)])
-    _night(lenient, tmp_path, "telenor_full_20261121T020000.csv", filler(20))
-    # Ported on 11-15, before the broken row's file: dated by that file, its withdrawal
-    # would outrank the port every night.
-    ported = person("22202400", first="Vera", gyldig_fra="2026-11-15")
-    _night(lenient, tmp_path, "telia_full_20261122T020000.csv", [ported, *filler(20, 41000000)])
+    _night(lenient, tmp_path, "telenor_full_20261121T020000.csv", filler(20))  # it left
+    # Ice's next night, its record as ever: it must not end telenor's withdrawal. Nor does
+    # a port dated before the broken row's file (its true date is unknown): the price is
+    # that such a port is listed only once a record dated after that file comes.
+    _night(lenient, tmp_path, "ice_full_20261122T020000.csv", [old, *filler(21, 41000000)])
+    ported = person("22202400", first="Nora", gyldig_fra="2026-11-15")
+    _night(lenient, tmp_path, "telia_full_20261122T020000.csv", [ported, *filler(20, 42000000)])
+    assert served(lenient).find("22202400") is None
+    later = person("22202400", first="Nora", gyldig_fra="2026-11-21")
+    _night(lenient, tmp_path, "telia_full_20261123T020000.csv", [later, *filler(20, 42000000)])
     listing = served(lenient).find("22202400")
-    assert listing is not None and listing.first_name == "Vera"
+    assert listing is not None and listing.first_name == "Nora"
 
 
 def test_a_held_files_hidden_address_over_a_broken_rows_reservation_is_kept(
@@ -698,6 +708,44 @@ def test_an_upgrade_takes_only_a_broken_rows_reservation_as_dated_by_its_file(
     stale = person("22202400", first="Vera", gyldig_fra="2026-01-01")
     _night(settings, tmp_path, "telenor_full_20261121T000000.csv", [stale, *filler(20)])
     assert served(settings).find("22202400") is None
+
+
+def test_an_upgrade_takes_a_reservation_from_a_file_held_for_its_header_as_dated_by_it(
+    tmp_path: Path, settings: Settings
+) -> None:
+    _night(settings, tmp_path, "telenor_full_20261119T020000.csv", [person("22202400")])
+    header = HEADER.replace("gyldig_fra", "gyldig_fro")
+    write_csv(
+        tmp_path / "h",
+        "telenor_full_20261120T020000.csv",
+        [person("22202400", reservert="J")],
+        header=header,
+    )
+    (held,) = ingest([tmp_path / "h"], settings).files
+    assert held.batch.status == "held" and served(settings).find("22202400") is None
+    with Warehouse(settings.warehouse_path) as warehouse:
+        for table in ("records", "withdrawals"):
+            warehouse._exec(f"ALTER TABLE {table} DROP COLUMN dated_by_file")
+    whole = [person("22202400", first="Vera")]
+    _night(settings, tmp_path, "telenor_full_20261121T020000.csv", whole)
+    listing = served(settings).find("22202400")
+    assert listing is not None and listing.first_name == "Vera"
+
+
+def test_a_listed_subscribers_rejected_row_keeps_its_text_beside_an_outranked_reservation(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    reserved = person("22202400", reservert="J", gyldig_fra="2024-01-01")
+    _night(lenient, tmp_path, "telenor_full_20261119T020000.csv", [reserved, *filler(20)])
+    _night(lenient, tmp_path, "telenor_full_20261120T020000.csv", filler(20))  # withdrawn
+    # Ported to telia and listed there since: the reservation no longer holds.
+    listed = person("22202400", first="Vera", gyldig_fra="2025-06-01")
+    _night(lenient, tmp_path, "telia_full_20261120T020000.csv", [listed, *filler(20, 41000000)])
+    assert served(lenient).find("22202400") is not None
+    typo = person("22202400", first="Vera", postnr="15", gyldig_fra="2025-06-01")
+    _night(lenient, tmp_path, "telia_full_20261121T020000.csv", [typo, *filler(20, 41000000)])
+    (kept,) = _rejected_text(lenient, "22202400")
+    assert "Vera" in kept
 
 
 def test_a_full_file_and_a_delta_of_one_second_apply_the_full_file_first(

@@ -18,7 +18,7 @@ import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lookup.errors import WarehouseBusy
+from lookup.errors import RejectReason, WarehouseBusy
 from lookup.ingest.files import FileKind
 from lookup.ingest.records import Action, Record, Rejected
 from lookup.ingest.rules import (
@@ -119,25 +119,36 @@ def _named_number(raw: str) -> str | None:
         return None
 
 
-_WITHHOLD_REJECTS: Final = """
+_WITHHOLD_REJECTS: Final = (
+    """
 UPDATE rejects SET
     raw = '[reserved row withheld; number ' || s.number || ']',
     detail = 'withheld: the number is reserved now'
 FROM (
-    SELECT number FROM (
-        SELECT number FROM records WHERE reservation = 'reserved'
-        UNION SELECT number FROM withdrawals WHERE reservation = 'reserved'
-    ) WHERE {touched}
+    WITH winners AS (
+        SELECT number, reservation, valid_from FROM records WHERE number IN ({touched})
+        QUALIFY row_number() OVER (PARTITION BY number ORDER BY """
+    + PRECEDENCE_SQL
+    + """) = 1
+    )
+    SELECT number FROM winners WHERE reservation = 'reserved'
+    UNION
+    SELECT w.number FROM withdrawals w LEFT JOIN winners x ON x.number = w.number
+    WHERE w.reservation = 'reserved' AND (x.number IS NULL OR w.valid_from >= x.valid_from)
+    AND w.number IN ({touched})
 ) s
 WHERE rejects.number = s.number
   AND rejects.detail <> 'withheld: the number is reserved now'
 """
+)
 """A reserved subscriber keeps no data with the service beyond the reservation: the raw
 text of their rejected rows (a name, an address, a birth date), earlier ones and the file's
 own, goes too; so when the file's reservation was kept out as older than one the operator
-dated, or a rejected row names a number reserved before (by a record, or by a withdrawal:
-ported away, the reservation stays as that statement). For the numbers `touched` names."""
-_FILES_NUMBERS: Final = "number IN (SELECT number FROM rejects WHERE batch_id = $batch)"
+dated, or a rejected row names a number reserved before. Reserved as the snapshot sees it:
+its winning record, or a reservation's withdrawal veiling it (ported away, the reservation
+stays as that statement); not a record another operator's newer listing outranks. For the
+numbers the query `touched` gives."""
+_FILES_NUMBERS: Final = "SELECT number FROM rejects WHERE batch_id = $batch"
 
 _SAID_BEFORE: Final = (
     """SELECT 1 FROM withdrawals w WHERE w.operator = $op
@@ -236,8 +247,10 @@ class Warehouse:
         came from: once, when the column is added, in one transaction with it.
 
         A reservation dated to the second of the file a broken row of the number was
-        honoured from (its reject says so) is that row's: marked so, the operator's next
-        whole row lifts it, as it did before. Any other date is the operator's.
+        honoured from (its reject says so), or of a file whose header was rejected (its
+        reservations were honoured, its rows not stored), is that row's: marked so, the
+        operator's next whole row lifts it, as it did before. Any other date is the
+        operator's.
         """
         for table in ("records", "withdrawals"):
             columns = self._con.execute(
@@ -248,15 +261,17 @@ class Warehouse:
                 continue
             # A record names the batch that wrote it; a withdrawal only the one that removed
             # its record, so any batch of the operator's may be the broken row's.
-            same_batch = "j.batch_id = t.batch_id AND " if table == "records" else ""
+            same_batch = "b.id = t.batch_id AND " if table == "records" else ""
             with self.transaction():
                 self._exec(f"ALTER TABLE {table} ADD COLUMN dated_by_file BOOLEAN DEFAULT false")
                 self._exec(
                     f"""UPDATE {table} t SET dated_by_file = true
                     WHERE reservation <> 'listed' AND EXISTS (
-                        SELECT 1 FROM rejects j JOIN batches b ON b.id = j.batch_id
-                        WHERE {same_batch}b.operator = t.operator AND j.number = t.number
-                        AND j.reservation_applied AND b.produced_at = t.valid_from)"""
+                        SELECT 1 FROM batches b
+                        WHERE {same_batch}b.operator = t.operator AND b.produced_at = t.valid_from
+                        AND (b.reason = '{RejectReason.BAD_HEADER}' OR EXISTS (
+                            SELECT 1 FROM rejects j WHERE j.batch_id = b.id
+                            AND j.number = t.number AND j.reservation_applied)))"""
                 )
 
     def _number_old_rejects(self) -> None:
@@ -536,17 +551,18 @@ class Warehouse:
                     AND s.reservation = 'listed'
                     AND (w.dated_by_file OR s.valid_from >= w.valid_from))""",
                 # A broken row's, dated by its file, says when the service learnt of it, not
-                # from when it held: any operator's next whole row of the number says more
-                # (kept, a port dated before that file would never list the subscriber).
-                """DELETE FROM withdrawals w WHERE w.dated_by_file AND EXISTS (
+                # from when it held: the operator's next whole row of the number says more,
+                # a hidden address as much as a listing. Not another operator's: it may be
+                # one that lost the number long before and still delivers it.
+                """DELETE FROM withdrawals w WHERE operator = $op AND w.dated_by_file
+                AND EXISTS (
                     SELECT 1 FROM _staged s WHERE s.number = w.number
                     AND NOT s.dated_by_file)""",
                 f"""INSERT INTO records (operator, number, {", ".join(_CONTENT)}, batch_id)
                 SELECT $op, number, {", ".join(_CONTENT)}, $batch FROM _staged""",
             )
             applied = (
-                "number IN (SELECT number FROM _staged) OR number IN (SELECT number FROM _keep) "
-                f"OR {_FILES_NUMBERS}"
+                f"SELECT number FROM _staged UNION SELECT number FROM _keep UNION {_FILES_NUMBERS}"
             )
             for step in (*steps, _WITHHOLD_REJECTS.format(touched=applied)):
                 self._exec(step, {k: v for k, v in params.items() if f"${k}" in step})
