@@ -9,6 +9,7 @@ either, only whether one is on file.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,6 +42,8 @@ class DirectoryRecord(msgspec.Struct, frozen=True, kw_only=True):
     postcode: str | None
     city: str | None
     marketing_reserved: bool
+    dated_by_file: bool
+    """`valid_from` is when the file came, not a date the operator gave (a broken row's)."""
     birth_date_on_file: bool
     file: str
     """The operator file it came from."""
@@ -63,6 +66,8 @@ class Withdrawal(msgspec.Struct, frozen=True):
     operator: str
     reservation: str
     valid_from: datetime
+    dated_by_file: bool
+    """`valid_from` is when the file came, not a date the operator gave (a broken row's)."""
     file: str
     """The operator file that removed the record, or said the wish."""
 
@@ -99,8 +104,10 @@ def directory_part(
     """The number's records, their history, withdrawals and rejected rows, from the warehouse."""
     # The record's own columns are the Struct's fields but the two derived here.
     stored = DirectoryRecord.__struct_fields__[:-2]
+    provenance = _dated_by_file(warehouse)
+    columns = [provenance("records", "r") if c == "dated_by_file" else f"r.{c}" for c in stored]
     records = warehouse.query(
-        f"SELECT {', '.join('r.' + c for c in stored)}, r.birth_date IS NOT NULL, "
+        f"SELECT {', '.join(columns)}, r.birth_date IS NOT NULL, "
         "b.file FROM records r JOIN batches b ON b.id = r.batch_id "
         "WHERE r.number = ? ORDER BY r.valid_from DESC, r.operator",
         [national],
@@ -111,7 +118,8 @@ def directory_part(
         [national],
     )
     withdrawals = warehouse.query(
-        "SELECT w.operator, w.reservation, w.valid_from, b.file FROM withdrawals w "
+        f"SELECT w.operator, w.reservation, w.valid_from, {provenance('withdrawals', 'w')}, b.file "
+        "FROM withdrawals w "
         "JOIN batches b ON b.id = w.batch_id WHERE w.number = ? ORDER BY w.batch_id",
         [national],
     )
@@ -124,15 +132,24 @@ def directory_part(
     return (
         [_convert(fields, row, DirectoryRecord) for row in records],
         [_convert(("file", "operator", "change", "ingested_at"), row, Change) for row in history],
-        [
-            _convert(("operator", "reservation", "valid_from", "file"), row, Withdrawal)
-            for row in withdrawals
-        ],
+        [_convert(Withdrawal.__struct_fields__, row, Withdrawal) for row in withdrawals],
         [
             _convert(("file", "line", "reason", "detail", "raw"), row, RejectedRow)
             for row in rejected
         ],
     )
+
+
+def _dated_by_file(warehouse: Warehouse) -> Callable[[str, str], str]:
+    """The `dated_by_file` column of a table (by its alias), or false in a warehouse opened
+    read-only before an ingest added the column (every date in it was the operator's)."""
+    tables = {
+        str(table)
+        for (table,) in warehouse.query(
+            "SELECT table_name FROM information_schema.columns WHERE column_name = 'dated_by_file'"
+        )
+    }
+    return lambda table, alias: f"{alias}.dated_by_file" if table in tables else "false"
 
 
 def _convert(fields: tuple[str, ...], row: tuple[object, ...], into: type[_T]) -> _T:

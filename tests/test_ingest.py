@@ -748,6 +748,37 @@ def test_a_listed_subscribers_rejected_row_keeps_its_text_beside_an_outranked_re
     assert "Vera" in kept
 
 
+def test_the_subject_report_says_which_dates_are_only_a_files(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    broken = person("22202400", reservert="J", gyldig_fra="garbage")
+    dated = person("22202401", reservert="J", gyldig_fra="2026-06-01")
+    _night(lenient, tmp_path, "telenor_full_20261120T020000.csv", [broken, dated, *filler(20)])
+    _night(lenient, tmp_path, "telia_full_20261120T020000.csv", [person("22202401")])
+    with Warehouse(lenient.warehouse_path, read_only=True) as warehouse:
+        (record,) = directory_part(warehouse, "22202400")[0]
+        assert (record.reservation, record.dated_by_file) == ("reserved", True)
+        records = directory_part(warehouse, "22202401")[0]
+        assert {(r.operator, r.dated_by_file) for r in records} == {
+            ("telenor", False),
+            ("telia", False),
+        }
+    # Withdrawn, the statements keep saying so.
+    _night(lenient, tmp_path, "telenor_full_20261121T020000.csv", filler(20))
+    with Warehouse(lenient.warehouse_path) as warehouse:
+        said = {
+            number: [w.dated_by_file for w in directory_part(warehouse, number)[2]]
+            for number in ("22202400", "22202401")
+        }
+        assert said == {"22202400": [True], "22202401": [False]}
+        for table in ("records", "withdrawals"):  # a warehouse from before the column
+            warehouse._exec(f"ALTER TABLE {table} DROP COLUMN dated_by_file")
+    with Warehouse(lenient.warehouse_path, read_only=True) as warehouse:
+        (record,) = directory_part(warehouse, "22202401")[0]
+        (withdrawal,) = directory_part(warehouse, "22202401")[2]
+        assert (record.dated_by_file, withdrawal.dated_by_file) == (False, False)
+
+
 def test_a_full_file_and_a_delta_of_one_second_apply_the_full_file_first(
     tmp_path: Path, settings: Settings
 ) -> None:
