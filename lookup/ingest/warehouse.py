@@ -501,6 +501,11 @@ class Warehouse:
                 )
             changed = " OR ".join(f"r.{c} IS DISTINCT FROM s.{c}" for c in _CONTENT)
             params = {"op": operator, "batch": batch.id}
+            # A record of the operator's (`r`) whose statement is not among its withdrawals.
+            said = _SAID_BEFORE.format(
+                number="r.number", rank=privacy_rank_sql("r.reservation"), valid_from="r.valid_from"
+            )
+            unsaid = f"NOT EXISTS ({said})"
             steps = (
                 f"""INSERT INTO changes
                 SELECT $batch, $op, s.number,
@@ -512,13 +517,7 @@ class Warehouse:
                     (number, operator, reservation, valid_from, batch_id, dated_by_file)
                 SELECT number, $op, reservation, valid_from, $batch, dated_by_file FROM records r
                 WHERE operator = $op AND reservation <> 'listed' AND number IN ({gone})
-                AND NOT EXISTS ({
-                    _SAID_BEFORE.format(
-                        number="r.number",
-                        rank=privacy_rank_sql("r.reservation"),
-                        valid_from="r.valid_from",
-                    )
-                })""",
+                AND {unsaid}""",
                 # A flag the operator dated, replaced by a stricter record dated before it
                 # or by a broken row's (dated by its file): its statement stays, to veil
                 # what it veiled (an older export's reservation must not bare an address
@@ -531,13 +530,7 @@ class Warehouse:
                 AND r.dated_by_file IS NOT true
                 AND {privacy_rank_sql("s.reservation")} > {privacy_rank_sql("r.reservation")}
                 AND (s.dated_by_file OR s.valid_from < r.valid_from)
-                AND NOT EXISTS ({
-                    _SAID_BEFORE.format(
-                        number="r.number",
-                        rank=privacy_rank_sql("r.reservation"),
-                        valid_from="r.valid_from",
-                    )
-                })""",
+                AND {unsaid}""",
                 f"""DELETE FROM records WHERE operator = $op AND (
                     number IN (SELECT number FROM _staged) OR number IN ({gone}))""",
                 # The operator listing the number again says what holds now: its own
