@@ -143,12 +143,7 @@ def directory_part(
 def _dated_by_file(warehouse: Warehouse) -> Callable[[str, str], str]:
     """The `dated_by_file` column of a table (by its alias), or false in a warehouse opened
     read-only before an ingest added the column (every date in it was the operator's)."""
-    tables = {
-        str(table)
-        for (table,) in warehouse.query(
-            "SELECT table_name FROM information_schema.columns WHERE column_name = 'dated_by_file'"
-        )
-    }
+    tables = {t for t in ("records", "withdrawals") if warehouse.has_column(t, "dated_by_file")}
     return lambda table, alias: f"{alias}.dated_by_file" if table in tables else "false"
 
 

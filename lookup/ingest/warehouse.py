@@ -18,15 +18,16 @@ import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lookup.errors import RejectReason, WarehouseBusy
+from lookup.errors import WarehouseBusy
 from lookup.ingest.files import FileKind
-from lookup.ingest.records import Action, Record, Rejected
+from lookup.ingest.records import Action, Record, Rejected, Reservation
 from lookup.ingest.rules import (
     PRECEDENCE_SQL,
+    PRIVACY_RANK,
     PRIVACY_RANK_SQL,
     privacy_rank_sql,
 )
-from lookup.numbers import InvalidNumber, classify
+from lookup.ingest.upgrades import has_column, upgrade
 
 _SCHEMA: Final = """
 CREATE SEQUENCE IF NOT EXISTS batch_ids START 1;
@@ -105,19 +106,6 @@ CREATE TABLE IF NOT EXISTS publishes (
     published_at TIMESTAMP NOT NULL
 );
 """
-
-_JSON_NUMBER: Final = re.compile(r'"number"\s*:\s*"([^"]*)"')
-
-
-def _named_number(raw: str) -> str | None:
-    """The national number a stored row names: a JSON row's `number`, a CSV row's first
-    field; None when it names none that is valid."""
-    found = _JSON_NUMBER.search(raw)
-    try:
-        return classify(found.group(1) if found else raw.split(";", 1)[0])[0]
-    except InvalidNumber:
-        return None
-
 
 _WITHHOLD_REJECTS: Final = (
     """
@@ -239,58 +227,11 @@ class Warehouse:
                 raise
         if not read_only or not path.exists():
             self._exec(_SCHEMA)
-            self._number_old_rejects()
-            self._mark_file_dates()
+            upgrade(self._con)
 
-    def _mark_file_dates(self) -> None:
-        """Tell the file-dated flags of a warehouse made before records said where their date
-        came from: once, when the column is added, in one transaction with it.
-
-        A reservation dated to the second of the file a broken row of the number was
-        honoured from (its reject says so), or of a file whose header was rejected (its
-        reservations were honoured, its rows not stored), is that row's: marked so, the
-        operator's next whole row lifts it, as it did before. Any other date is the
-        operator's.
-        """
-        for table in ("records", "withdrawals"):
-            columns = self._con.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = ?",
-                [table],
-            ).fetchall()
-            if ("dated_by_file",) in columns:
-                continue
-            # A record names the batch that wrote it; a withdrawal only the one that removed
-            # its record, so any batch of the operator's may be the broken row's.
-            same_batch = "b.id = t.batch_id AND " if table == "records" else ""
-            with self.transaction():
-                self._exec(f"ALTER TABLE {table} ADD COLUMN dated_by_file BOOLEAN DEFAULT false")
-                self._exec(
-                    f"""UPDATE {table} t SET dated_by_file = true
-                    WHERE reservation <> 'listed' AND EXISTS (
-                        SELECT 1 FROM batches b
-                        WHERE {same_batch}b.operator = t.operator AND b.produced_at = t.valid_from
-                        AND (b.reason = '{RejectReason.BAD_HEADER}' OR EXISTS (
-                            SELECT 1 FROM rejects j WHERE j.batch_id = b.id
-                            AND j.number = t.number AND j.reservation_applied)))"""
-                )
-
-    def _number_old_rejects(self) -> None:
-        """Give rejects stored before they carried their number the number they name.
-
-        Once, when the column is added: later matches are then an equality join (a
-        match on each row's digits, per reserved number, took a million-row ingest from
-        35 s to beyond 14 minutes).
-        """
-        columns = self._con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'rejects'"
-        ).fetchall()
-        if ("number",) in columns:
-            return
-        self._exec("ALTER TABLE rejects ADD COLUMN number VARCHAR")
-        rows = self._con.execute("SELECT rowid, raw FROM rejects").fetchall()
-        named = [(number, rowid) for rowid, raw in rows if (number := _named_number(raw))]
-        if named:
-            self._con.executemany("UPDATE rejects SET number = ? WHERE rowid = ?", named)
+    def has_column(self, table: str, column: str) -> bool:
+        """Whether a table has the column (one opened read-only may not be upgraded yet)."""
+        return has_column(self._con, table, column)
 
     def _exec(self, sql: str, params: object = None) -> None:
         """Run statements to completion (DuckDB refuses new work beside an unread result)."""
@@ -463,31 +404,19 @@ class Warehouse:
         upserts = [r for r in records if r.action is Action.UPSERT]
         deletes = [r.number for r in records if r.action is Action.DELETE]
         staged = _records_table(upserts)
-        self._con.register("_staged", staged)
         try:
-            stale = self._stale(operator)
-        except BaseException:
-            self._con.unregister("_staged")
-            raise
-        if stale:
-            # Kept as they are, and not removed by a full file either.
-            staged = staged.filter(pc.invert(pc.is_in(staged["number"], pa.array(list(stale)))))
             self._con.register("_staged", staged)
-            keep = [*keep, *sorted(stale)]
-            broken = sum(stale.values())
-            notes = [
-                f"{count} record(s) kept reserved or address-hidden as the operator dated "
-                f"them: {why}"
-                for count, why in (
-                    (len(stale) - broken, "the file's record of each says no more, dated before"),
-                    (broken, "the file's is a broken row's, dated only by the file"),
+            stale = self._stale(operator)
+            if stale:
+                # Kept as they are, and not removed by a full file either.
+                kept = pa.array(list(stale))
+                self._con.register(
+                    "_staged", staged.filter(pc.invert(pc.is_in(staged["number"], kept)))
                 )
-                if count
-            ]
-            batch.detail = "; ".join(filter(None, [batch.detail, *notes]))
-        self._con.register("_keep", pa.table({"number": pa.array(keep, pa.string())}))
-        self._con.register("_deletes", pa.table({"number": pa.array(deletes, pa.string())}))
-        try:
+                keep = [*keep, *sorted(stale)]
+                _note_stale(batch, stale)
+            self._con.register("_keep", pa.table({"number": pa.array(keep, pa.string())}))
+            self._con.register("_deletes", pa.table({"number": pa.array(deletes, pa.string())}))
             if kind is FileKind.FULL:
                 gone = (
                     "SELECT number FROM records WHERE operator = $op "
@@ -593,12 +522,13 @@ class Warehouse:
         return {str(number): bool(by_file) for number, by_file in rows}
 
     def hide_addresses(self, batch: Batch, hidden: Mapping[str, datetime | None]) -> None:
-        """Hide the address of these listed numbers of the batch's operator, dated from when
-        the row says, if it says (else the record's date stays); nothing else changes.
+        """Hide the address of these listed numbers of the batch's operator; nothing else
+        changes. A wish dated after the number's record (the row's date, when it can be
+        trusted) is also kept as a withdrawal of that date.
 
         For a file held back, and for rows rejected for something else: their wish to
         hide the address is honoured at once, but nothing else they say is added (no
-        new name, no new number). Dated as the operator dated it, an older export sent
+        new name, no new number). Kept as the operator dated it, an older export sent
         again cannot bare the address with a listing dated between the two.
         """
         self._con.register(
@@ -630,7 +560,11 @@ class Warehouse:
                 FROM records r JOIN _hide h ON {mine}
                 WHERE h.valid_from IS NOT NULL
                 AND (h.valid_from > r.valid_from OR r.dated_by_file) AND NOT EXISTS ({
-                    _SAID_BEFORE.format(number="r.number", rank=1, valid_from="h.valid_from")
+                    _SAID_BEFORE.format(
+                        number="r.number",
+                        rank=PRIVACY_RANK[Reservation.ADDRESS_HIDDEN],
+                        valid_from="h.valid_from",
+                    )
                 })""",
             )
             for step in steps:
@@ -717,6 +651,20 @@ class Warehouse:
         if not re.match(r"\s*(SELECT|WITH)\b", sql, re.IGNORECASE):
             raise ValueError("only read queries")
         return self._con.execute(sql, list(params)).fetchall()
+
+
+def _note_stale(batch: Batch, stale: dict[str, bool]) -> None:
+    """Say in the batch's detail how many records were kept as the operator dated them."""
+    broken = sum(stale.values())
+    notes = [
+        f"{count} record(s) kept reserved or address-hidden as the operator dated them: {why}"
+        for count, why in (
+            (len(stale) - broken, "the file's record of each says no more, dated before"),
+            (broken, "the file's is a broken row's, dated only by the file"),
+        )
+        if count
+    ]
+    batch.detail = "; ".join(filter(None, [batch.detail, *notes]))
 
 
 def _records_table(records: Sequence[Record]) -> pa.Table:
