@@ -276,6 +276,44 @@ def test_a_reservation_written_outside_the_codes_still_withdraws_the_number(
         assert snapshot.find(kept) is not None, kept
 
 
+def test_an_address_hidden_wish_written_outside_the_codes_still_hides_the_address(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    # As with reservations: `A.`, `Adresse skjult`, "address hidden" are rejected for their
+    # form, but the subscriber's address must not stay shown. A fullwidth `Ｊ` reserves.
+    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", filler(10))
+    ingest([tmp_path / "a"], lenient)
+    words = ["A.", "Adresse skjult", "skjult adresse", "uten-adresse", "Ａ", "Nei", "Ｊ"]
+    rows = [
+        person(f"4000000{i}", first=f"Navn{i}", reservert=word) + ";U"
+        for i, word in enumerate(words)
+    ]
+    write_csv(tmp_path / "b", "telenor_delta_20261123T020000.csv", rows, header=DELTA_HEADER)
+    json_row = {
+        "number": "40000009",
+        "kind": "person",
+        "first_name": "Navn9",
+        "last_name": "Hansen",
+        "reservation": "Address-Hidden",
+        "valid_from": "2025-01-01",
+        "action": "upsert",
+    }
+    write_jsonl(tmp_path / "b", "telenor_delta_20261123T030000.jsonl", [json_row])
+    report = ingest([tmp_path / "b"], lenient)
+    reasons = [r.reason for f in report.files for r in f.rejects]
+    assert reasons == ["bad_code.reservation"] * 8
+    snapshot = served(lenient)
+    for index in (0, 1, 2, 3, 4, 9):
+        listing = snapshot.find(f"4000000{index}")
+        # The address is gone; the rest of the previous record stays, nothing of the row.
+        assert listing is not None and listing.first_name == f"Navn{index}", index
+        assert (listing.street, listing.postcode, listing.city) == ("", "", ""), index
+    kept = snapshot.find("40000005")  # Nei: listed as it was
+    assert kept is not None and kept.street == "Storgata 1"
+    assert snapshot.find("40000006") is None  # the fullwidth J withdraws it
+    assert snapshot.find("40000007") is not None  # untouched
+
+
 def test_an_export_writing_not_reserved_its_own_way_withdraws_nothing(
     tmp_path: Path, lenient: Settings
 ) -> None:

@@ -7,6 +7,7 @@ validation, and by the reader for rows whose fields cannot be trusted.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterator
 from typing import Final
@@ -16,6 +17,16 @@ from lookup.text import CONTROL_CHARACTERS
 _RESERVED_MARKERS: Final = frozenset({"j", "reserved"})
 """The contract's reservation codes, in any case or spacing."""
 _ADDRESS_HIDDEN_MARKERS: Final = frozenset({"a", "address_hidden"})
+_ADDRESS_HIDDEN_WORDS: Final = _ADDRESS_HIDDEN_MARKERS | frozenset(
+    {"address hidden", "hidden address", "no address", "without address", "unlisted address"}
+    | {"adresse skjult", "skjult adresse", "uten adresse", "adresse sperret", "sperret adresse"}
+    | {"adressesperre", "adressebeskyttet", "adresse beskyttet", "beskyttet adresse"}
+)
+"""What reads as "address hidden" in a known reservation field, the contract's codes or not
+(`A.`, `Adresse skjult`, `address-hidden`), written with any case, blanks, `_` or `-`
+between its words: the row is rejected for it, but the address goes all the same, as a
+reservation's words withdraw the number."""
+_WORD_BREAKS: Final = re.compile(r"[\s_-]+")
 _RESERVED_WORDS: Final = _RESERVED_MARKERS | frozenset(
     {"ja", "y", "yes", "true", "reservert", "hemmelig", "hemmeleg", "secret", "unlisted"}
     | {"skjult", "sperret", "sperra"}
@@ -48,6 +59,8 @@ def reserved(value: object, *, strict: bool = False) -> bool:
     word = _seen(value).strip().lower()
     if strict:
         return word in _RESERVED_MARKERS
+    if _phrase(word) in _ADDRESS_HIDDEN_WORDS:
+        return False  # "skjult adresse", "sperret adresse": only the address is hidden
     # "J.", "Hemmelig nummer", "reservert mot oppslag": the first word says it ("ikke
     # reservert", not reserved, does not start with one).
     first = word.split(maxsplit=1)[0].rstrip(".") if word else ""
@@ -55,20 +68,34 @@ def reserved(value: object, *, strict: bool = False) -> bool:
 
 
 def _seen(value: str) -> str:
-    """A marker's text without what cannot be seen around or in it."""
+    """A marker's text without what cannot be seen around or in it, in its compatibility
+    form (a fullwidth `Ｊ` is a J)."""
     if value.isascii():
         return CONTROL_CHARACTERS.sub("", value)
-    return "".join(
+    seen = "".join(
         c for c in value if c not in _UNSEEN_MARKS and unicodedata.category(c) not in _UNSEEN
     )
+    return unicodedata.normalize("NFKC", seen)
 
 
-def hides_address(value: object) -> bool:
+def _phrase(word: str) -> str:
+    """A marker's words as one spacing writes them: `address-hidden.` is `address hidden`."""
+    return " ".join(_WORD_BREAKS.split(word.rstrip(".").strip("_- ")))
+
+
+def hides_address(value: object, *, strict: bool = False) -> bool:
     """Whether a value reads as the address-hidden marker, in any case or spacing (a
-    control character around it too), or holds one (`["address_hidden"]`)."""
+    control character around it too), or holds one (`["address_hidden"]`); unless
+    `strict` (a broken row's guessed places), the words of `_ADDRESS_HIDDEN_WORDS` count
+    as well."""
     if isinstance(value, list | dict):
-        return any(hides_address(item) for item in _inside(value))
-    return isinstance(value, str) and _seen(value).strip().lower() in _ADDRESS_HIDDEN_MARKERS
+        return any(hides_address(item, strict=strict) for item in _inside(value))
+    if not isinstance(value, str):
+        return False
+    word = _seen(value).strip().lower()
+    if strict:
+        return word in _ADDRESS_HIDDEN_MARKERS
+    return _phrase(word) in _ADDRESS_HIDDEN_WORDS
 
 
 def _inside(value: list[object] | dict[object, object], depth: int = 4) -> Iterator[object]:

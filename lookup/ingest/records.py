@@ -253,7 +253,7 @@ class RowValidator:
                 dated_by_file=True,
             )
         hides = number is not None and any(
-            hides_address(v) for v in row.salvaged.get("reservation", ())
+            hides_address(v, strict=True) for v in row.salvaged.get("reservation", ())
         )
         return Rejected(row.line, raw, str(row.error), detail, number, record, hides)
 
