@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Final
 
@@ -9,16 +10,26 @@ from rapidfuzz import fuzz
 
 # Folding makes "Bjørn Sæther" and "Bjoern Saether" the same string; the
 # reverse spellings are common in systems that could not store æ, ø, å.
-_FOLD: Final = str.maketrans({"æ": "ae", "ø": "oe", "å": "aa", "ä": "ae", "ö": "oe", "é": "e"})
+_FOLD: Final = str.maketrans(
+    {"æ": "ae", "ø": "oe", "å": "aa", "ä": "ae", "ö": "oe", "é": "e", **dict.fromkeys("'’`´")}
+)
 
 
-_FOLD_SHORT: Final = str.maketrans({"æ": "a", "ø": "o", "å": "a", "ä": "a", "ö": "o", "é": "e"})
+_FOLD_SHORT: Final = str.maketrans(
+    {"æ": "a", "ø": "o", "å": "a", "ä": "a", "ö": "o", "é": "e", **dict.fromkeys("'’`´")}
+)
 """Each letter one letter: a slip on "ø" itself ("Bjarn" for "Bjørn") is then one edit,
 where spelt out ("bjoern") it is two."""
+_BETWEEN_WORDS: Final = re.compile(r"[^\w\s]|_")
+"""What is not part of a word: punctuation (`Restaurant "Polar"`, `Johansen, Anne`, `A/S`),
+hyphens, symbols. Apostrophes are dropped instead (`O'Brien` is one word)."""
+WORD_PATTERN: Final = r"[^\p{L}\p{M}\p{N}'’`´]+"
+"""The same breaks between words as an RE2 pattern (for Arrow's split), before folding."""
 
 
 def fold(name: str) -> str:
-    """Lowercase, Norwegian letters spelt out in ASCII, whitespace collapsed."""
+    """Lowercase, Norwegian letters spelt out in ASCII, punctuation as a space, whitespace
+    collapsed."""
     return _folded(name, _FOLD)
 
 
@@ -27,10 +38,10 @@ def fold_short(name: str) -> str:
     return _folded(name, _FOLD_SHORT)
 
 
-def _folded(name: str, table: dict[int, str]) -> str:
+def _folded(name: str, table: dict[int, str | None]) -> str:
     # NFKC first: "å" may arrive decomposed ("a" and a combining ring, as macOS sends it).
     text = unicodedata.normalize("NFKC", name).lower()
-    return " ".join(text.translate(table).replace("-", " ").split())
+    return " ".join(_BETWEEN_WORDS.sub(" ", text.translate(table)).split())
 
 
 def match_score(query: str, name: str) -> float:

@@ -151,6 +151,17 @@ def test_birth_date_is_only_verified_never_shown(client: TestClient[Any]) -> Non
     problem_of(client.get("/v1/numbers/22202400", params={"name": " "}), 422, "invalid-parameter")
 
 
+def test_a_name_to_match_that_no_name_could_hold_is_refused(client: TestClient[Any]) -> None:
+    # As search refuses it: scored, it would read as "not this person" (0.0).
+    for raw in ("name=%FF%FE", "name=Tor%00", "name=%C3"):
+        refused = client.get(f"/v1/numbers/22202400?{raw}")
+        problem = problem_of(refused, 422, "invalid-parameter")
+        assert problem["parameter"] == "name", raw
+        assert "UTF-8" in problem["detail"] or "control" in problem["detail"], raw
+    pasted = client.get("/v1/numbers/22202400?name=Kari%09Nordmann")
+    assert pasted.status_code == 200
+
+
 def test_requests_without_a_valid_key_are_refused(data: Settings) -> None:
     with TestClient(app=create_app(data)) as client:
         missing = client.get("/v1/numbers/22202400")

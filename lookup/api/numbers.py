@@ -20,6 +20,7 @@ from litestar.response.base import ASGIResponse
 
 from lookup.api import schemas
 from lookup.api.auth import role
+from lookup.api.params import check_text
 from lookup.api.problems import PROBLEM_JSON, problem_body
 from lookup.api.services import Services
 from lookup.errors import InvalidParameter
@@ -148,6 +149,7 @@ class NumbersController(Controller):
 def _name_query(name: str) -> str:
     """The name of `?name=`, trimmed; 1 to `_MAX_NAME` characters."""
     query = name.strip()
+    check_text("name", query)
     if not query or len(query) > _MAX_NAME:
         raise InvalidParameter("name", f"name must be 1 to {_MAX_NAME} characters")
     return query

@@ -10,9 +10,9 @@ from litestar.params import QueryParameter
 from lookup.api import schemas
 from lookup.api.auth import role
 from lookup.api.numbers import to_response
+from lookup.api.params import check_text
 from lookup.api.services import Services
 from lookup.errors import InvalidParameter
-from lookup.text import first_control
 
 MAX_RESULTS: Final = 50
 _MAX_CITY: Final = 100
@@ -39,12 +39,12 @@ class SearchController(Controller):
     ) -> schemas.SearchResults:
         """Listings whose name matches, best first (reserved numbers are never among them)."""
         query = name.strip()
+        for parameter, text in (("name", query), ("city", (city or "").strip())):
+            check_text(parameter, text)
         if not 2 <= len(query) <= 100:
             raise InvalidParameter("name", "name must be 2 to 100 characters")
         if city is not None and not 1 <= len(city.strip()) <= _MAX_CITY:
             raise InvalidParameter("city", f"city must be 1 to {_MAX_CITY} characters")
-        for parameter, text in (("name", query), ("city", (city or "").strip())):
-            _check_text(parameter, text)
         if not 1 <= limit <= MAX_RESULTS:
             raise InvalidParameter("limit", f"limit must be 1 to {MAX_RESULTS}")
         services: Services = request.app.state.services
@@ -62,21 +62,4 @@ class SearchController(Controller):
             ],
             truncated=len(hits) > limit or found.capped,
             snapshot=snapshot.name,
-        )
-
-
-def _check_text(parameter: str, text: str) -> None:
-    """Refuse what no name holds: a byte the URL did not encode as UTF-8 (decoded as
-    U+FFFD, it would match nothing, silently) or a control character."""
-    if "\ufffd" in text:
-        raise InvalidParameter(
-            parameter,
-            f"{parameter} is not UTF-8: percent-encode the UTF-8 bytes of each letter "
-            "(ø is %C3%B8)",
-        )
-    # Tabs and line breaks are spaces to the search (a name pasted from a spreadsheet).
-    control = first_control(text, allowed="\t\n\r")
-    if control is not None:
-        raise InvalidParameter(
-            parameter, f"{parameter} must not contain control characters (U+{ord(control):04X})"
         )

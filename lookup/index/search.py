@@ -11,6 +11,7 @@ rows carry far fewer distinct names).
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from typing import Final, NamedTuple
 
 import msgspec
@@ -21,7 +22,7 @@ import pyarrow.compute as pc
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
-from lookup.names import fold, fold_short
+from lookup.names import WORD_PATTERN, fold, fold_short
 
 _WORD_CUTOFF: Final = 80.0
 _WORDS_PER_QUERY_WORD: Final = 25
@@ -30,6 +31,10 @@ _CITY_TYPO_LENGTH: Final = 4
 """From this length, a city one typo away matches too (shorter: "Os" is not "Ås")."""
 MAX_NAMES: Final = 20_000
 """Distinct names scored per query at most: past it the answer is a sample (`capped`)."""
+_OPTIONAL_WORDS: Final = frozenset({"as", "asa", "ans", "da", "ba", "sa", "nuf", "ks", "og"})
+"""Words a query may hold that the listed name need not: legal forms, "og" (and). With
+initials, they are left out when the whole query matches no name ("Hansen Bilverksted
+AS" for a listed "Hansen Bilverksted", "Anne J. Johansen" for "Anne Johansen")."""
 
 
 class Hit(msgspec.Struct, frozen=True):
@@ -69,7 +74,7 @@ class NameIndex:
         self, names: pa.Array | pa.ChunkedArray, cities: pa.Array | pa.ChunkedArray
     ) -> None:
         names, cities = pa.chunked_array(names), pa.chunked_array(cities)
-        words = pc.split_pattern_regex(pc.utf8_lower(names), r"[\s-]+")
+        words = pc.split_pattern_regex(pc.utf8_lower(names), WORD_PATTERN)
         rows = pc.list_parent_indices(words).to_numpy()
         encoded = pc.dictionary_encode(pc.list_flatten(words)).combine_chunks()
         # Fold the distinct words only (thousands), not every name (millions).
@@ -95,6 +100,9 @@ class NameIndex:
         bounds = np.searchsorted(codes[order], np.arange(len(vocabulary) + 1))
         sorted_rows = rows[order].astype(np.int32)
         self._index = {word: code for word, code in vocabulary.items() if word}
+        # In order, for the words an initial stands for (those it starts).
+        self._ordered_words = sorted(self._index)
+        self._ordered_codes = [self._index[word] for word in self._ordered_words]
         self._words = list(vocabulary)
         # Only the words a Norwegian letter makes longer spelt out: for the others the
         # first pass already compares the same letters (and the list stays short).
@@ -116,7 +124,13 @@ class NameIndex:
         """Rows with this word or a word close to it: a typo can be a real word too
         ("Hauge" for "Haugen"), so the close words count even when the word exists.
         Close as spelt out ("bjoern") or with each letter one letter ("bjorn"), so that
-        a slip on "ø" itself ("Bjarn") is one edit, as a slip elsewhere is."""
+        a slip on "ø" itself ("Bjarn") is one edit, as a slip elsewhere is. A letter
+        alone is an initial: the words it starts."""
+        if len(short) == 1:
+            start = bisect_left(self._ordered_words, word)
+            end = bisect_left(self._ordered_words, word + "\U0010ffff", start)
+            indices = set(self._ordered_codes[start:end])
+            return self._postings_of(indices)
         indices = set(_close(word, self._words))
         indices.update(self._short_codes[i] for i in _close(short, self._short_words))
         if short != word:  # "Hønsen" for Hansen: a slip onto a Norwegian letter
@@ -124,19 +138,43 @@ class NameIndex:
         exact = self._index.get(word)
         if exact is not None:
             indices.add(exact)
+        return self._postings_of(indices)
+
+    def _postings_of(self, indices: set[int]) -> npt.NDArray[np.int32]:
+        """The rows with any of these words."""
         if not indices:
             return np.empty(0, dtype=np.int32)
         return np.unique(np.concatenate([self._postings[index] for index in indices]))
 
+    def _matching(self, words: list[tuple[str, str]]) -> npt.NDArray[np.int32]:
+        """The rows with every one of these (folded, folded short) words, or a close one."""
+        candidates: npt.NDArray[np.int32] | None = None
+        for word, short in words:
+            rows = self._rows_for(word, short)
+            candidates = rows if candidates is None else np.intersect1d(candidates, rows)
+            if candidates.size == 0:
+                break
+        assert candidates is not None
+        return candidates
+
     def _in_city(self, rows: npt.NDArray[np.int32], city: str) -> npt.NDArray[np.int32]:
-        """The rows whose city is close to `city` (spelling variants and typos)."""
+        """The rows whose city is `city` or one of its postal districts ("Kristiansund N"),
+        or, for a name no town has, close to it (typos)."""
         folded = fold(city)
+        if folded in self._city_names:
+            # Not a town a letter away: "Kristiansund" is not Kristiansand.
+            indices = {
+                index
+                for index, name in enumerate(self._folded_cities)
+                if name == folded or name.startswith(folded + " ") or folded.startswith(name + " ")
+            }
+            codes = np.fromiter(indices, dtype=np.int32, count=len(indices))
+            return rows[np.isin(self._city_codes[rows], codes)]
         close = process.extract(
             folded, self._folded_cities, scorer=fuzz.ratio, score_cutoff=_CITY_CUTOFF, limit=None
         )
         indices = {index for _, _, index in close}
-        # Only for a name no town has: "Sola" must not find Sula, nor "Moss" Voss.
-        if len(folded) >= _CITY_TYPO_LENGTH and folded not in self._city_names:
+        if len(folded) >= _CITY_TYPO_LENGTH:
             # One slip in a short name is a large share of it ("Olso": 75 by ratio); a
             # swap of two letters counts as one (optimal string alignment).
             typos = process.extract(
@@ -151,13 +189,13 @@ class NameIndex:
         words = fold(query).split()
         if not words:
             return Found([], capped=False)
-        candidates: npt.NDArray[np.int32] | None = None
-        for word, short in zip(words, fold_short(query).split(), strict=True):
-            rows = self._rows_for(word, short)
-            candidates = rows if candidates is None else np.intersect1d(candidates, rows)
-            if candidates.size == 0:
-                return Found([], capped=False)
-        assert candidates is not None
+        pairs = list(zip(words, fold_short(query).split(), strict=True))
+        candidates = self._matching(pairs)
+        needed = [(w, s) for w, s in pairs if len(s) > 1 and w not in _OPTIONAL_WORDS]
+        if candidates.size == 0 and 0 < len(needed) < len(pairs):
+            candidates = self._matching(needed)
+        if candidates.size == 0:
+            return Found([], capped=False)
         if city:
             candidates = self._in_city(candidates, city)
         codes, rows_of = np.unique(self._name_codes[candidates], return_inverse=True)
