@@ -173,6 +173,9 @@ def test_account_plans_and_allow_lists_are_set_from_the_command_line(tmp_path: P
         ("1/99999999999999999999 seconds", "1 second to 366 days"),
         ("5/second\n10/minute", "control character"),
         ("1/second\r", "control character"),
+        # Both would count each request on one counter: 1 a second, not 3.
+        ("3/second;3/second", "two limits"),
+        ("3/second;100/minute;5/1 second", "two limits"),
     ]:
         refused = lookup("keys", "plan", "--org", "acme", "--plan", plan, data_dir=tmp_path)
         assert refused.returncode == 1 and reason in refused.stderr, (plan, refused.stderr)
@@ -197,6 +200,7 @@ def test_every_bad_setting_is_named_in_one_line(tmp_path: Path) -> None:
         ("LOOKUP_FORWARDED_ALLOW_IPS", "10.0.0.1,*"),
         ("LOOKUP_PLAN_KEY", "lots/forever"),
         ("LOOKUP_PLAN_ACCOUNT", "0/second"),
+        ("LOOKUP_PLAN_ACCOUNT", "2/second;2/second"),
         ("LOOKUP_MONITOR_NICE", "25"),
         # NaN passes a `<= 0` check: the service would start with a broken poll loop.
         ("LOOKUP_SNAPSHOT_POLL_SECONDS", "nan"),

@@ -43,6 +43,14 @@ def parse_plan(plan: str, divide_by: int = 1) -> tuple[RateLimitItem, ...]:
     if _ZERO_WINDOW.search(plan) or any(not 1 <= item.get_expiry() <= MAX_WINDOW for item in items):
         # `limits` reads "2/0 seconds" as 2/second, and a window of 10^20 s overflows Redis.
         raise PlanError(f"plan {plan!r}: each limit's window must be 1 second to 366 days")
+    windows = [item.get_expiry() for item in items]
+    twice = next((window for window in windows if windows.count(window) > 1), None)
+    if twice is not None:
+        # Two limits of one window share its counter: each request would count twice.
+        raise PlanError(
+            f"plan {plan!r} gives the window of {twice} second(s) two limits: "
+            "give each window one limit"
+        )
     if divide_by == 1:
         return tuple(items)
     return tuple(
