@@ -425,7 +425,7 @@ def _months(text: str) -> int:
 
 
 def _abuse(args: argparse.Namespace, settings: Settings) -> int:
-    from lookup.abuse.replay import replay  # noqa: PLC0415
+    from lookup.abuse.replay import discard_findings, replay  # noqa: PLC0415
 
     if args.abuse_command == "consume":
         import asyncio  # noqa: PLC0415
@@ -438,8 +438,10 @@ def _abuse(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     if args.events.is_dir():
+        discard_findings(args.out)
         raise UsageError(f"{args.events} is a folder: give the events file itself")
     if not args.events.is_file():
+        discard_findings(args.out)
         raise UsageError(f"no such events file: {args.events}")
     with _sigterm_unwinds():
         count = replay(args.events, args.out)

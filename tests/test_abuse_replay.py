@@ -369,10 +369,34 @@ def test_numbers_outside_the_norwegian_plan_are_refused(
     events = _appended(tmp_path, _row(number=number, outcome=outcome))
     with pytest.raises(BadEventFile) as failure:
         list(read_events(events))
-    assert str(failure.value) == (
-        f"events.jsonl:3: number {number!r} is not a Norwegian number"
-        " (E.164, +47 and 8 digits, or 5 for short numbers)"
+    # Written as E.164 but in no number series, it is named as such, not as a bad form.
+    reason = (
+        "is not in the Norwegian numbering plan (no such number series)"
+        if number == "+4712345678"
+        else "is not a Norwegian number (E.164, +47 and 8 digits, or 5 for short numbers)"
     )
+    assert str(failure.value) == f"events.jsonl:3: number {number!r} {reason}"
+
+
+@pytest.mark.parametrize("endpoint", ["Numbers", "lookup", ""])
+def test_an_unknown_endpoint_is_refused_not_replayed_as_no_lookup(
+    tmp_path: Path, endpoint: str
+) -> None:
+    # Only a `numbers` event counts a number: a scan whose column said "Numbers" replayed clean.
+    events = _appended(tmp_path, _row(endpoint=endpoint))
+    with pytest.raises(BadEventFile) as failure:
+        list(read_events(events))
+    assert str(failure.value).startswith("events.jsonl:3: ") and "endpoint" in str(failure.value)
+
+
+@pytest.mark.parametrize("events", ["missing.jsonl", "."])
+def test_a_replay_that_cannot_start_removes_an_older_findings_file(
+    tmp_path: Path, events: str
+) -> None:
+    out = tmp_path / "findings.jsonl"
+    out.write_text('{"account": "old"}\n')
+    result = _replay_cli(tmp_path / events, str(out), tmp_path)
+    assert result.returncode == 2 and not out.exists()
 
 
 def test_invalid_rows_keep_any_text_and_short_numbers_count(tmp_path: Path) -> None:

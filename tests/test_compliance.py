@@ -15,7 +15,7 @@ from litestar.testing import TestClient
 
 from lookup.abuse.decisions import CaseClosed
 from lookup.abuse.detectors import Finding
-from lookup.abuse.events import LookupEvent, Outcome
+from lookup.abuse.events import Endpoint, LookupEvent, Outcome
 from lookup.abuse.store import ComplianceStore
 from lookup.api.app import create_internal_app
 from lookup.api.services import Services
@@ -87,7 +87,7 @@ def _lookup(
     ts: datetime,
     number: str,
     outcome: Outcome = "hit",
-    endpoint: str = "numbers",
+    endpoint: Endpoint = "numbers",
     account: str = "cust-co",
 ) -> LookupEvent:
     return LookupEvent(

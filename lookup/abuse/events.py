@@ -10,6 +10,7 @@ from typing import Final, Literal
 import msgspec
 
 Outcome = Literal["hit", "miss", "invalid"]
+Endpoint = Literal["numbers", "search"]
 
 EPOCH: Final = datetime(1970, 1, 1)
 """Events carry naive UTC times; seconds since this are what the detectors compute with."""
@@ -46,7 +47,7 @@ class LookupEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     number: str
     """E.164 for number lookups; the raw input when invalid; the query for searches."""
     outcome: Outcome
-    endpoint: str = "numbers"
+    endpoint: Endpoint = "numbers"
 
     def looked_up(self) -> int | None:
         """The Norwegian number whose lookup this event answered (national digits); None

@@ -48,12 +48,11 @@ def _event(raw: dict[str, object], where: str) -> LookupEvent:
         event = msgspec.convert(raw, LookupEvent, strict=False)
     except msgspec.ValidationError as exc:
         raise BadEventFile(f"{where}: {exc}") from None
-    if event.endpoint == "numbers" and event.outcome != "invalid" and not _norwegian(event.number):
+    if event.endpoint == "numbers" and event.outcome != "invalid":
         # Read as no number at all, a scan written as "22200100" would replay clean.
-        raise BadEventFile(
-            f"{where}: number {shown(event.number)!r} is not a Norwegian number"
-            " (E.164, +47 and 8 digits, or 5 for short numbers)"
-        )
+        unusable = _unusable(event.number)
+        if unusable is not None:
+            raise BadEventFile(f"{where}: number {shown(event.number)!r} {unusable}")
     if event.ts.tzinfo is not None:
         event = msgspec.structs.replace(event, ts=event.ts.astimezone(UTC).replace(tzinfo=None))
     return event
@@ -84,15 +83,18 @@ def _time(value: object, where: str) -> datetime:
         raise BadEventFile(f"{where}: ts must be an ISO 8601 time") from None
 
 
-def _norwegian(number: str) -> bool:
-    """Whether `number` is a Norwegian number in the plan, written as the service logs it."""
-    if national_number(number) is None:
-        return False
+def _unusable(number: str) -> str | None:
+    """Why `number` is not a Norwegian number of the plan written as the service logs it,
+    or None."""
+    if national_number(number) is None or len(number) not in (8, 11):
+        return "is not a Norwegian number (E.164, +47 and 8 digits, or 5 for short numbers)"
     national = number[3:]
     try:
-        return normalize(national) == national
+        if normalize(national) == national:
+            return None
     except InvalidNumber:
-        return False
+        pass
+    return "is not in the Norwegian numbering plan (no such number series)"
 
 
 def read_events(path: Path) -> Iterator[LookupEvent]:
@@ -274,6 +276,12 @@ def _publish(tmp: Path, target: Path, out: Path) -> None:
         tmp.replace(target)
     except OSError as exc:
         raise BadOutputPath(f"{out}: cannot be replaced: {exc.strerror}") from None
+
+
+def discard_findings(out: Path) -> None:
+    """Remove an older findings file at `out` (a symlink's target): a replay that cannot
+    start leaves none that looks complete, as one that fails does."""
+    _remove_regular(Path(os.path.realpath(out)))
 
 
 def _remove_regular(path: Path) -> None:

@@ -11,7 +11,7 @@ from typing import Final
 import redis
 from litestar.types import Scope
 
-from lookup.abuse.events import EventBuffer, LookupEvent, Outcome, utc_now
+from lookup.abuse.events import Endpoint, EventBuffer, LookupEvent, Outcome, utc_now
 from lookup.abuse.monitor import AbuseMonitor
 from lookup.abuse.ratelimit import RateLimitConfig, RateLimiter
 from lookup.abuse.store import ComplianceStore
@@ -70,7 +70,9 @@ class Services:
         self._tasks: list[asyncio.Task[None]] = []
         self._flush_lock = threading.Lock()
 
-    def emit(self, scope: Scope, number: str, outcome: Outcome, endpoint: str = "numbers") -> None:
+    def emit(
+        self, scope: Scope, number: str, outcome: Outcome, endpoint: Endpoint = "numbers"
+    ) -> None:
         """Queue the event of an answered request (a list append: the request never waits)."""
         key: ApiKey = scope["user"]
         self.events.emit(
