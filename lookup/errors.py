@@ -7,6 +7,9 @@
     ├── WarehouseBusy     another ingest holds the warehouse
     ├── SnapshotUnavailable  no published snapshot to serve -> 503
     ├── KeyStoreError     bad `lookup keys` input (unknown role, bad CIDR)
+    ├── AccountNotFound   a decision on an account the key store lacks       -> 409
+    ├── AccountNotSuspended  a reinstatement of an account that is active    -> 409
+    ├── UnknownAccount    an account name nothing knows (a typo?)            -> 404
     ├── InvalidParameter  a query parameter the endpoint cannot use   -> 422
     ├── BadOutputPath     an output path a command will not write (a folder, a device, its input)
     └── AuthError                                           -> 401 / 403
@@ -68,6 +71,14 @@ class KeyStoreError(LookupServiceError):
 
 class AccountNotFound(LookupServiceError):
     """A compliance decision would change the status of an account the key store lacks."""
+
+
+class AccountNotSuspended(LookupServiceError):
+    """A reinstatement of an account that is neither suspended nor throttled."""
+
+
+class UnknownAccount(LookupServiceError):
+    """An account name neither the key store nor the audit trail knows."""
 
 
 class InvalidParameter(LookupServiceError):

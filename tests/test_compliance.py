@@ -447,8 +447,29 @@ def test_a_reinstatement_of_a_closed_case_keeps_the_time_it_was_closed(desk: Des
     assert desk.decide(case_id, "clear", "a refresh job").status_code == 201
     closed_at = desk.get(f"/cases/{case_id}").json()["case"]["closed_at"]
     assert closed_at is not None
+    desk.services.key_ring.set_status("cust-co", "suspended", "paused by hand")
     assert desk.decide(case_id, "reinstate", "paused by mistake").status_code == 201
     assert desk.get(f"/cases/{case_id}").json()["case"]["closed_at"] == closed_at
+
+
+def test_reinstating_an_account_that_is_not_paused_is_refused_and_nothing_recorded(
+    desk: Desk,
+) -> None:
+    case_id = _open(desk, "cust-co", DAY, action="flag")
+    problem = problem_of(
+        desk.decide(case_id, "reinstate", "never paused"), 409, "account-not-suspended"
+    )
+    assert "'cust-co' is active" in problem["detail"]
+    assert desk.get(f"/cases/{case_id}").json()["decisions"] == []
+    assert desk.services.store.cases.get(case_id).status == "open"
+    # Once cleared, a second officer's reinstatement is refused too, not a second entry.
+    assert desk.decide(case_id, "clear", "its refresh job").status_code == 201
+    problem_of(desk.decide(case_id, "reinstate", "again"), 409, "account-not-suspended")
+    assert [d["decision"] for d in desk.get(f"/cases/{case_id}").json()["decisions"]] == ["clear"]
+    # A throttled account is reinstated to its full limits.
+    desk.services.key_ring.set_status("cust-co", "throttled", "by hand")
+    assert desk.decide(case_id, "reinstate", "limits restored").status_code == 201
+    assert desk.status("cust-co") == "active"
 
 
 def test_a_reason_longer_than_the_trail_keeps_is_refused_and_nothing_recorded(
@@ -465,7 +486,8 @@ def test_a_reason_longer_than_the_trail_keeps_is_refused_and_nothing_recorded(
 def test_the_trail_of_an_account_that_never_was_is_not_found(desk: Desk) -> None:
     # An account nobody decided on has an empty trail; a name no store knows is a typo.
     assert desk.get("/accounts/cust-co/decisions").json() == []
-    problem_of(desk.get("/accounts/cust-coo/decisions"), 404, "not-found")
+    problem = problem_of(desk.get("/accounts/cust-coo/decisions"), 404, "unknown-account")
+    assert "no account 'cust-coo'" in problem["detail"]
 
 
 def test_bad_bodies_and_parameters_say_which_field_and_why(desk: Desk) -> None:

@@ -11,13 +11,18 @@ from typing import Annotated, Any, Final, Literal
 
 import msgspec
 from litestar import Controller, Request, get, post
-from litestar.exceptions import NotFoundException
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from lookup.abuse.audit import STATUS_AFTER, Decision, status_reason
 from lookup.api.auth import role
 from lookup.api.services import Services
-from lookup.errors import AccountNotFound, InvalidParameter, OwnAccount
+from lookup.errors import (
+    AccountNotFound,
+    AccountNotSuspended,
+    InvalidParameter,
+    OwnAccount,
+    UnknownAccount,
+)
 from lookup.ingest.warehouse import Warehouse
 from lookup.keys import ApiKey
 from lookup.numbers import e164, normalize
@@ -111,6 +116,12 @@ class ComplianceController(Controller):
             raise AccountNotFound(
                 f"case {case_id}'s account {account!r} is not in the key store; nothing was decided"
             )
+        if data.decision == "reinstate" and services.key_ring.account(account).status == "active":
+            # Recorded, it would also wipe the detectors' evidence of a scan still building up.
+            raise AccountNotSuspended(
+                f"account {account!r} is active: nothing to reinstate (clear closes a case); "
+                "nothing was recorded"
+            )
         decision = services.store.decisions.decide(case_id, data.decision, actor, reason)
         if data.decision in ("clear", "reinstate") and services.monitor is not None:
             # A fresh start: old evidence must not suspend the account again (this waits
@@ -132,7 +143,7 @@ class ComplianceController(Controller):
         trail = services.store.decisions.trail(account=account)
         if not trail and not services.key_ring.has(account):
             # An account that never was (a typo?): not the empty trail of one nobody decided on.
-            raise NotFoundException()
+            raise UnknownAccount(f"no account {account!r} in the key store or the audit trail")
         return trail
 
     @get("/subjects/{number:str}", summary="Everything stored about a number", sync_to_thread=True)

@@ -20,6 +20,7 @@ from lookup.abuse.decisions import CaseClosed, NotCurrentCase
 from lookup.abuse.ratelimit import RateLimited, RateLimitsUnavailable
 from lookup.errors import (
     AccountNotFound,
+    AccountNotSuspended,
     AccountSuspended,
     AddressNotAllowed,
     InvalidKey,
@@ -28,6 +29,7 @@ from lookup.errors import (
     MissingRole,
     OwnAccount,
     SnapshotUnavailable,
+    UnknownAccount,
     WarehouseBusy,
 )
 from lookup.numbers import InvalidNumber
@@ -131,6 +133,19 @@ PROBLEM_TYPES: Final = {
             "The case's account is not in the key store, so its status cannot change; "
             "nothing was decided.",
         ),
+        ProblemType(
+            "account-not-suspended",
+            409,
+            "Account not suspended",
+            "Reinstatement lifts a suspension or a throttle, and the account has neither; "
+            "`clear` closes a case. Nothing was recorded.",
+        ),
+        ProblemType(
+            "unknown-account",
+            404,
+            "Unknown account",
+            "No account of that name is in the key store or the audit trail.",
+        ),
         ProblemType("not-found", 404, "Not found", "No such resource."),
         ProblemType(
             "method-not-allowed",
@@ -226,6 +241,10 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
             return problem("case-closed", str(exc))
         case AccountNotFound():
             return problem("account-not-found", str(exc))
+        case AccountNotSuspended():
+            return problem("account-not-suspended", str(exc))
+        case UnknownAccount():
+            return problem("unknown-account", str(exc))
         case MissingRole():
             return problem("missing-role", str(exc), role=exc.role)
         case InvalidParameter():
