@@ -172,7 +172,12 @@ def _fixtures(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} is a file: give the folder to write the files in")
     summary = generate(args.listings, args.operators, args.seed, args.out)
-    print(summary)
+    print(
+        f"{len(summary.files)} file(s) written to {args.out}: {summary.rows:,} rows, "
+        f"{summary.listings:,} listings, {summary.rejects:,} rows planned to be rejected"
+    )
+    for name in summary.files:
+        print(f"  {name}")
     return 0
 
 
@@ -408,8 +413,12 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
                 )
             case "allow":
                 networks = parse_networks(args.cidr)
-                store.set_allow(args.org, networks)
-                print(f"{args.org}: keys usable from {', '.join(map(str, networks)) or 'anywhere'}")
+                own = store.set_allow(args.org, networks)
+                where = ", ".join(map(str, networks))
+                said = f"keys usable from {where}" if where else "no account-wide allow-list"
+                # A key created with --allow keeps its own list: the client must be in both.
+                kept = f"; {own} key(s) keep their own allow-list" if own else ""
+                print(f"{args.org}: {said}{kept}")
     finally:
         store.close()
     return 0

@@ -276,8 +276,10 @@ class KeyStore:
         if cursor.rowcount == 0:
             raise KeyStoreError(f"no account named {account!r}")
 
-    def set_allow(self, account: str, networks: Sequence[Network]) -> None:
-        """Bind every key of an account to these networks (empty: no account-wide binding)."""
+    def set_allow(self, account: str, networks: Sequence[Network]) -> int:
+        """Bind every key of an account to these networks (empty: no account-wide binding);
+        returns how many of its active keys are bound to an allow-list of their own too
+        (a client must be in both)."""
         with self._con:
             cursor = self._con.execute(
                 "UPDATE accounts SET allow = ? WHERE name = ?",
@@ -286,6 +288,12 @@ class KeyStore:
         self._wrote()
         if cursor.rowcount == 0:
             raise KeyStoreError(f"no account named {account!r}")
+        (own,) = self._con.execute(
+            "SELECT count(*) FROM keys k JOIN accounts a ON a.id = k.account_id "
+            "WHERE a.name = ? AND k.revoked_at IS NULL AND k.allow != ''",
+            (account,),
+        ).fetchone()
+        return int(own)
 
     def set_status(self, account: str, status: str, reason: str) -> None:
         """Suspend, throttle or reinstate an account (servers follow within a second)."""

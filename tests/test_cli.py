@@ -97,6 +97,18 @@ def test_bad_settings_and_paths_give_one_line_reasons(tmp_path: Path) -> None:
         )
         assert refused.returncode in (1, 2) and said in refused.stderr, refused.stderr
         assert refused.stderr.count("\n") == 1 and "Errno" not in refused.stderr
+    written = lookup(
+        "fixtures", "generate", "--listings", "5", "--out", str(tmp_path / "fx"), data_dir=tmp_path
+    )
+    assert written.returncode == 0 and "GenerationSummary" not in written.stdout
+    assert written.stdout.startswith(f"4 file(s) written to {tmp_path / 'fx'}: ")
+    # One port for both APIs, or no worker: refused before any process starts, in one line.
+    same = lookup(
+        "serve", data_dir=tmp_path / "var", LOOKUP_PORT="19240", LOOKUP_INTERNAL_PORT="19240"
+    )
+    assert same.returncode == 2 and "both 19240" in same.stderr, same.stderr
+    none = lookup("serve", "--workers", "0", data_dir=tmp_path / "var")
+    assert none.returncode == 2 and "--workers" in none.stderr, none.stderr
     for host in ("999.1.1.1", "a..b"):
         unknown = lookup("serve", data_dir=tmp_path / "var", LOOKUP_HOST=host)
         assert unknown.returncode == 1 and "does not resolve" in unknown.stderr, unknown.stderr
@@ -183,7 +195,14 @@ def test_account_plans_and_allow_lists_are_set_from_the_command_line(tmp_path: P
     nobody = lookup("keys", "plan", "--org", "nobody", "--plan", "1/second", data_dir=tmp_path)
     assert nobody.returncode == 1 and "nobody" in nobody.stderr
     bound = lookup("keys", "allow", "--org", "acme", "--cidr", "10.0.0.0/8", data_dir=tmp_path)
-    assert bound.returncode == 0 and "10.0.0.0/8" in bound.stdout
+    assert bound.stdout == "acme: keys usable from 10.0.0.0/8\n"
+    # A key's own allow-list stays whatever the account's says: the client must be in both.
+    own = ("keys", "create", "--org", "acme", "--roles", "lookup", "--allow", "192.0.2.0/24")
+    assert lookup(*own, data_dir=tmp_path).returncode == 0
+    unbound = lookup("keys", "allow", "--org", "acme", data_dir=tmp_path)
+    assert unbound.stdout == (
+        "acme: no account-wide allow-list; 1 key(s) keep their own allow-list\n"
+    )
 
 
 def test_every_bad_setting_is_named_in_one_line(tmp_path: Path) -> None:
