@@ -11,6 +11,7 @@ agreement on generated inputs.
 from __future__ import annotations
 
 import re
+import unicodedata
 from enum import StrEnum
 from typing import Final
 
@@ -94,7 +95,9 @@ _SHORTEST: Final = min(_POSSIBLE_LENGTHS)
 _LONGEST: Final = max(_POSSIBLE_LENGTHS)
 
 # Separators people put between digit groups; anything else is rejected.
-_SEPARATORS: Final = frozenset(" -./()\u00a0")
+_SEPARATORS: Final = frozenset(" -./()\u00a0") | frozenset("\u2010\u2012\u2013\u2014\u2212")
+"""Between digits: spaces (a no-break one too) and the dashes word processors put there
+(en dash, minus sign; a non-breaking hyphen reads as a hyphen once compatibility-folded)."""
 
 
 class InvalidReason(StrEnum):
@@ -155,7 +158,8 @@ def normalize(raw: str) -> str:
 
 
 def _normalize_written(raw: str) -> str:
-    text = raw.strip()
+    # Compatibility forms first: fullwidth digits and plus, a narrow no-break space.
+    text = (raw if raw.isascii() else unicodedata.normalize("NFKC", raw)).strip()
     if not text:
         raise InvalidNumber(raw, InvalidReason.EMPTY)
     international = False
@@ -169,6 +173,8 @@ def _normalize_written(raw: str) -> str:
     for char in text:
         if "0" <= char <= "9":
             digits.append(char)
+        elif char.isdecimal():  # another script's digit: ٢ is 2
+            digits.append(str(unicodedata.decimal(char)))
         elif char in _SEPARATORS:
             continue
         elif char.isalpha():
@@ -243,9 +249,10 @@ def e164(national: str) -> str:
 
 
 def national_format(national: str) -> str:
-    """The way Norwegians write it: mobile in 3-2-3 groups, others in pairs."""
+    """The way Norwegians write it: mobile and 8xx service numbers in 3-2-3 groups
+    (`412 34 567`, `800 12 345`), others in pairs (`22 20 24 00`)."""
     if len(national) != 8:
         return national
-    if national[0] in "49":
+    if national[0] in "489":
         return f"{national[:3]} {national[3:5]} {national[5:]}"
     return f"{national[:2]} {national[2:4]} {national[4:6]} {national[6:]}"

@@ -106,6 +106,23 @@ def test_display_forms() -> None:
     assert e164("22202400") == "+4722202400"
     assert national_format("22202400") == "22 20 24 00"
     assert national_format("41234567") == "412 34 567"
+    assert national_format("80012345") == "800 12 345"  # as Norwegians and libphonenumber do
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "21\u201327\u201391\u201332",  # en dashes, as a word processor turns hyphens
+        "21\u201127\u201191\u201132",  # non-breaking hyphens
+        "21\u202f27\u202f91\u202f32",  # narrow no-break spaces
+        "21\u221227\u221291\u221232",  # minus signs
+        "\uff12\uff11\uff12\uff17\uff19\uff11\uff13\uff12",  # fullwidth digits
+        "\uff0b47 21279132",  # a fullwidth plus
+        "\u0662\u0661\u0662\u0667\u0669\u0661\u0663\u0662",  # Arabic-Indic digits
+    ],
+)
+def test_a_number_pasted_with_other_dashes_spaces_or_digits_is_read(written: str) -> None:
+    assert normalize(written) == "21279132"
 
 
 _digits = st.text(alphabet="0123456789", min_size=0, max_size=13)
