@@ -333,9 +333,20 @@ def test_problem_types_are_documented(client: TestClient[Any]) -> None:
 
 def test_openapi_schema_describes_the_lookup(client: TestClient[Any]) -> None:
     schema = client.get("/schema/openapi.json").json()
-    operation = schema["paths"]["/v1/numbers/{number}"]["get"]
-    assert {"200", "404", "422"} <= set(operation["responses"])
+    lookup = schema["paths"]["/v1/numbers/{number}"]["get"]
+    search = schema["paths"]["/v1/search"]["get"]
+    # What a CRM's client generator needs: the key scheme, and every answer it can get.
+    assert schema["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+    assert schema["security"] == [{"apiKey": []}]
+    assert set(lookup["responses"]) == {"200", "401", "403", "404", "422", "429", "503"}
+    assert set(search["responses"]) == {"200", "401", "403", "422", "429", "503"}
+    refused = lookup["responses"]["403"]
+    assert "/problems/account-suspended" in refused["description"]
+    assert refused["content"]["application/problem+json"]["schema"]["$ref"].endswith("/Problem")
     assert "Listing" in str(schema["components"]["schemas"])
+    # No made-up examples (random strings as numbers), and health checks need no key.
+    assert "examples" not in str(schema)
+    assert schema["paths"]["/readyz"]["get"]["security"] == [{}]
 
 
 def test_an_account_allow_list_binds_all_its_keys(data: Settings) -> None:

@@ -14,9 +14,8 @@ from typing import Any
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.logging import LoggingConfig
-from litestar.openapi import OpenAPIConfig
 
-from lookup.api import health
+from lookup.api import health, openapi
 from lookup.api.auth import ApiKeyMiddleware
 from lookup.api.compliance import ComplianceController
 from lookup.api.numbers import NumbersController
@@ -81,11 +80,11 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         request_max_body_size=MAX_BODY,
         lifespan=[_running(services)],
         logging_config=_logging(services.settings),
-        openapi_config=OpenAPIConfig(
-            title="Nummeropplysning lookup API",
-            version="1",
-            description="Listings of Norwegian phone numbers. Reserved numbers are never shown.",
+        openapi_config=openapi.config(
+            "Nummeropplysning lookup API",
+            "Listings of Norwegian phone numbers. Reserved numbers are never shown.",
         ),
+        on_startup=[openapi.without_unused_400],
         debug=False,
     )
 
@@ -110,6 +109,6 @@ def create_internal_app(services: Services, *, lifespan: bool = False) -> Litest
         **_guarded(services, "internal"),
         exception_handlers={Exception: handle},
         request_max_body_size=MAX_BODY,
-        openapi_config=OpenAPIConfig(title="Nummeropplysning compliance API", version="1"),
+        openapi_config=openapi.config("Nummeropplysning compliance API"),
         debug=False,
     )

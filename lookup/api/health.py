@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 from litestar import Request, Response, get, head
 from litestar.params import PathParameter
@@ -11,17 +11,20 @@ from litestar.params import PathParameter
 from lookup.api.problems import problem, problem_type_page
 from lookup.api.schemas import Health
 
+NO_KEY: Final[list[dict[str, list[str]]]] = [{}]
+"""No API key needed: the OpenAPI schema's way of lifting its key scheme from an operation."""
+
 if TYPE_CHECKING:
     from lookup.api.services import Services
 
 
-@get("/healthz", summary="Liveness", tags=["operations"])
+@get("/healthz", summary="Liveness", tags=["operations"], security=NO_KEY)
 async def healthz() -> Health:
     """The process is up."""
     return Health(status="ok")
 
 
-@get("/readyz", summary="Readiness", tags=["operations"])
+@get("/readyz", summary="Readiness", tags=["operations"], security=NO_KEY)
 async def readyz(request: Request[Any, Any, Any]) -> Health | Response[bytes]:
     """Ready only with a snapshot loaded and the rate-limit storage answering (every
     request with a key is refused without it)."""
@@ -40,12 +43,16 @@ async def readyz(request: Request[Any, Any, Any]) -> Health | Response[bytes]:
 
 
 # Load balancers' health checks often send HEAD: the same answers, without a body.
-@head("/healthz", summary="Liveness (HEAD)", tags=["operations"], name="healthz-head")
+@head(
+    "/healthz", summary="Liveness (HEAD)", tags=["operations"], name="healthz-head", security=NO_KEY
+)
 async def healthz_head() -> None:
     """The process is up."""
 
 
-@head("/readyz", summary="Readiness (HEAD)", tags=["operations"], name="readyz-head")
+@head(
+    "/readyz", summary="Readiness (HEAD)", tags=["operations"], name="readyz-head", security=NO_KEY
+)
 async def readyz_head(request: Request[Any, Any, Any]) -> Response[None]:
     """200 only when `GET /readyz` says ready, 503 otherwise."""
     services: Services = request.app.state.services
@@ -53,7 +60,7 @@ async def readyz_head(request: Request[Any, Any, Any]) -> Response[None]:
     return Response(None, status_code=200 if ready else 503)
 
 
-@get("/problems/{slug:str}", summary="Problem type", tags=["operations"])
+@get("/problems/{slug:str}", summary="Problem type", tags=["operations"], security=NO_KEY)
 async def problem_type(slug: Annotated[str, PathParameter()]) -> Response[bytes]:
     """What a problem `type` means."""
     return problem_type_page(slug)

@@ -18,7 +18,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import PathParameter, QueryParameter
 from litestar.response.base import ASGIResponse
 
-from lookup.api import schemas
+from lookup.api import openapi, schemas
 from lookup.api.auth import role
 from lookup.api.params import check_text
 from lookup.api.problems import PROBLEM_JSON, problem_body
@@ -83,11 +83,10 @@ class NumbersController(Controller):
         "/{number:str}",
         summary="Look up a number",
         responses={
-            200: ResponseSpec(schemas.Listing, description="The listing"),
-            404: ResponseSpec(
-                None, description="Unknown, unlisted or reserved", media_type=PROBLEM_JSON
+            200: ResponseSpec(schemas.Listing, description="The listing", generate_examples=False),
+            **openapi.problems(
+                "number-not-found", "invalid-number", "invalid-parameter", "snapshot-unavailable"
             ),
-            422: ResponseSpec(None, description="Not a valid number", media_type=PROBLEM_JSON),
         },
     )
     async def lookup(

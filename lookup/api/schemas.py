@@ -79,3 +79,14 @@ class SearchResults(msgspec.Struct, frozen=True):
     """More matches exist than were returned (or the query matched too many names to rank
     them all: narrow it)."""
     snapshot: str
+
+
+class Problem(msgspec.Struct, frozen=True):
+    """An RFC 9457 problem document, as every error is answered (some types add fields:
+    `reason`, `parameter`, `scope`, `limit`, `current_case`)."""
+
+    type: str
+    """`/problems/<slug>`: a page saying what it means."""
+    title: str
+    status: int
+    detail: str

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Final
 
 from litestar import Controller, Request, get
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter
 
-from lookup.api import schemas
+from lookup.api import openapi, schemas
 from lookup.api.auth import role
 from lookup.api.numbers import to_response
 from lookup.api.params import check_text
@@ -27,7 +28,17 @@ class SearchController(Controller):
 
     # Scoring thousands of candidates takes milliseconds of CPU: off the event loop, so
     # lookups in the same worker do not queue behind a search.
-    @get("/", summary="Search listings by name", sync_to_thread=True)
+    @get(
+        "/",
+        summary="Search listings by name",
+        sync_to_thread=True,
+        responses={
+            200: ResponseSpec(
+                schemas.SearchResults, description="Best matches first", generate_examples=False
+            ),
+            **openapi.problems("invalid-parameter", "snapshot-unavailable"),
+        },
+    )
     def search(
         self,
         request: Request[Any, Any, Any],

@@ -1,0 +1,65 @@
+"""The OpenAPI description: the bearer key scheme, and the problems each endpoint answers."""
+
+from __future__ import annotations
+
+from typing import Final
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Components, SecurityScheme
+
+from lookup.api.problems import PROBLEM_JSON, PROBLEM_TYPES, TYPE_BASE
+from lookup.api.schemas import Problem
+
+KEY_SCHEME: Final = "apiKey"
+REFUSED: Final = (
+    "missing-credentials",
+    "invalid-key",
+    "address-not-allowed",
+    "missing-role",
+    "account-suspended",
+    "rate-limited",
+    "rate-limits-unavailable",
+)
+"""What any request with a key may be refused for, before its handler runs."""
+
+
+def config(title: str, description: str | None = None) -> OpenAPIConfig:
+    """The schema's settings: every operation takes `Authorization: Bearer <key>`."""
+    scheme = SecurityScheme(
+        type="http",
+        scheme="bearer",
+        description="An API key from `lookup keys create`, sent as `Authorization: Bearer <key>`.",
+    )
+    return OpenAPIConfig(
+        title=title,
+        version="1",
+        description=description,
+        components=Components(security_schemes={KEY_SCHEME: scheme}),
+        security=[{KEY_SCHEME: []}],
+    )
+
+
+def problems(*slugs: str) -> dict[int, ResponseSpec]:
+    """The responses of these problem types, by status, each status naming its types."""
+    by_status: dict[int, list[str]] = {}
+    for slug in (*slugs, *REFUSED):
+        kind = PROBLEM_TYPES[slug]
+        by_status.setdefault(kind.status, []).append(f"`{TYPE_BASE}{slug}`: {kind.description}")
+    return {
+        status: ResponseSpec(
+            Problem, description=" ".join(kinds), media_type=PROBLEM_JSON, generate_examples=False
+        )
+        for status, kinds in sorted(by_status.items())
+    }
+
+
+def without_unused_400(app: Litestar) -> None:
+    """Drop the 400 Litestar lists for every operation with parameters: a parameter it
+    cannot read is answered 422 `invalid-parameter` here (a body, 400 `bad-request`, is
+    declared where one is read). Run at startup, before the schema is first served."""
+    for path in (app.openapi_schema.paths or {}).values():
+        for operation in (path.get, path.head):
+            if operation is not None and operation.responses:
+                operation.responses.pop("400", None)
