@@ -262,6 +262,11 @@ def test_search_caps_filters_and_refuses_bad_queries(demo_settings: Settings) ->
         )
         assert wrong_type["detail"].startswith("query parameter 'limit': ")
         assert wrong_type["parameter"] == "limit"
+        for written in ("abc", "05", "+5"):
+            padded = problem_of(
+                _search(client, token, name="Hansen", limit=written), 422, "invalid-parameter"
+            )
+            assert "whole number written in digits" in padded["detail"], written
         # A byte the URL did not encode as UTF-8, or a control character, is named: it
         # would otherwise match nothing, silently.
         for raw, parameter in [

@@ -340,6 +340,9 @@ def _invalid(detail: str, errors: list[Any]) -> str:
         return "a JSON body is required"  # msgspec had no body to decode
     if source == "body" and key == "data":
         return f"body: {message}"
+    if message == "Expected `int`, got `str`":
+        # msgspec's words for "05" or "ten": the text was not a plain whole number.
+        message = "must be a whole number written in digits (20, not 020, 2.0 or twenty)"
     return f"{source} {'field' if source == 'body' else 'parameter'} {key!r}: {message}"
 
 
