@@ -544,14 +544,24 @@ def test_a_first_refresh_whose_numbers_crowd_a_town_block_for_a_moment_is_left_a
     # A new business's first bulk refresh, customers in three town blocks: by chance 14 of
     # 20 numbers in a row fall in one (the rest in a second), a third unlisted; over the
     # whole refresh it is under half. (Two blocks alone, taking turns, are a scan's.)
+    # One caller in five rings from elsewhere (a mobile), as a town's do.
     town = [62625, 62631, 62640]
     spread = [town[0], town[1], town[2], town[1]] * 4
     crowded = [town[0] if i % 10 not in (2, 5, 8) else town[1] for i in range(20)]
     refresh = [
         event(block * 1000 + (i * 577) % 1000, i * 0.1, "miss" if i % 3 == 0 else "hit")
+        if i % 5 != 4
+        else event(41000000 + i * 7919 * 13, i * 0.1, "hit")
         for i, block in enumerate(spread + crowded)
     ]
     assert [f for f in feed(Engine(), refresh) if f.action == "suspend"] == []
+    # With no caller from elsewhere, its three blocks take turns as a scan's do: stopped
+    # once they have held 16 numbers, before a block's sixth.
+    walled = [
+        event(block * 1000 + (i * 577) % 1000, i * 0.1, "miss" if i % 3 == 0 else "hit")
+        for i, block in enumerate(spread + crowded)
+    ]
+    assert first_suspension(feed(Engine(), walled)).events_seen == 16
 
 
 def _decoy_scan(
@@ -653,13 +663,14 @@ def test_a_two_block_towns_first_refresh_is_a_scan_of_two_blocks() -> None:
 TOWNS = [22202, 62625, 55643, 73311, 32107, 51234, 69321, 70456, 75111, 77222, 38333, 23444]
 
 
-@pytest.mark.parametrize(("count", "stopped_at"), [(3, 60), (4, 60), (8, 60), (12, 61)])
-def test_a_scan_taking_turns_between_several_blocks_is_stopped_at_sixty(
+@pytest.mark.parametrize(("count", "stopped_at"), [(3, 16), (4, 21), (5, 26), (8, 41), (12, 61)])
+def test_a_scan_taking_turns_between_several_blocks_is_stopped_before_a_blocks_sixth(
     count: int, stopped_at: int
 ) -> None:
     # Each block takes a share of its attention, as a town's blocks do a local
-    # business's; but nothing else comes between them, 60 in a row (12 blocks have 5
-    # numbers each then: the 61st is a block's 6th, the fast rule's count).
+    # business's; but nothing else comes between them, five a block and one more in a
+    # row, at most 60 (12 blocks have 5 numbers each then: the 61st is a block's 6th,
+    # the fast rule's count).
     suspension = first_suspension(feed(Engine(), _turns(TOWNS[:count], decoys=False, lookups=300)))
     assert suspension.kind == "block_coverage"
     assert suspension.events_seen == stopped_at

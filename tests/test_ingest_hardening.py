@@ -280,10 +280,12 @@ def test_an_address_hidden_wish_written_outside_the_codes_still_hides_the_addres
     tmp_path: Path, lenient: Settings
 ) -> None:
     # As with reservations: `A.`, `Adresse skjult`, "address hidden" are rejected for their
-    # form, but the subscriber's address must not stay shown. A fullwidth `Ｊ` reserves.
+    # form, but the subscriber's address must not stay shown. A fullwidth `Ｊ` reserves,
+    # and so does "Skjult adresse", which starts with a word that reserves.
     write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", filler(10))
     ingest([tmp_path / "a"], lenient)
-    words = ["A.", "Adresse skjult", "skjult adresse", "uten-adresse", "Ａ", "Nei", "Ｊ"]
+    words = ["A.", "Adresse skjult", "hidden address", "uten-adresse", "Ａ", "Nei", "Ｊ"]
+    words += ["Skjult adresse"]
     rows = [
         person(f"4000000{i}", first=f"Navn{i}", reservert=word) + ";U"
         for i, word in enumerate(words)
@@ -301,7 +303,7 @@ def test_an_address_hidden_wish_written_outside_the_codes_still_hides_the_addres
     write_jsonl(tmp_path / "b", "telenor_delta_20261123T030000.jsonl", [json_row])
     report = ingest([tmp_path / "b"], lenient)
     reasons = [r.reason for f in report.files for r in f.rejects]
-    assert reasons == ["bad_code.reservation"] * 8
+    assert reasons == ["bad_code.reservation"] * 9
     snapshot = served(lenient)
     for index in (0, 1, 2, 3, 4, 9):
         listing = snapshot.find(f"4000000{index}")
@@ -311,7 +313,20 @@ def test_an_address_hidden_wish_written_outside_the_codes_still_hides_the_addres
     kept = snapshot.find("40000005")  # Nei: listed as it was
     assert kept is not None and kept.street == "Storgata 1"
     assert snapshot.find("40000006") is None  # the fullwidth J withdraws it
-    assert snapshot.find("40000007") is not None  # untouched
+    assert snapshot.find("40000007") is None  # Skjult adresse: privacy wins over form
+    assert snapshot.find("40000008") is not None  # untouched
+
+
+@pytest.mark.parametrize("marker", ["J", "Sperret adresse", "Skjult adresse", "Hemmelig"])
+def test_a_reserving_word_from_the_operator_a_number_was_ported_to_withdraws_it(
+    tmp_path: Path, lenient: Settings, marker: str
+) -> None:
+    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", filler(10))
+    ingest([tmp_path / "a"], lenient)
+    ported = person("40000001", reservert=marker, gyldig_fra="2026-11-22T12:00:00")
+    write_csv(tmp_path / "b", "telia_full_20261123T020000.csv", [ported])
+    ingest([tmp_path / "b"], lenient)
+    assert served(lenient).find("40000001") is None, marker
 
 
 def test_an_export_writing_not_reserved_its_own_way_withdraws_nothing(

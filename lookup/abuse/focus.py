@@ -41,7 +41,7 @@ class Focus:
         block that took most of them took that share of them together, when they were
         at least `pair_span`, or it and the `block_turns` - 1 others that took
         most, two numbers each at least, took that share of all of them, when they were at
-        least `block_turns_span`;
+        least `turns_span` of their number;
         with `strays`, numbers alone in their allocation block do not count."""
         policy = self.policy
         start = block.last(last)[0]
@@ -90,11 +90,19 @@ class Focus:
         # of a business's callers ring from mobiles, and a fifth of a simulated town's live
         # elsewhere), over a stretch long enough that a town's blocks do not take it by chance.
         total = lookup.seq - first + 1
-        if total < policy.block_turns_span:
+        if total < self.turns_span(3):
             return False
-        return self._crowded(
+        blocks = self._crowded(
             state, key, first, total - math.ceil(pair * total), others=policy.block_turns - 1
         )
+        return blocks is not None and total >= self.turns_span(blocks)
+
+    def turns_span(self, blocks: int) -> int:
+        """How many new numbers `blocks` blocks (three at least) taking turns must hold
+        before they are a scan: `block_turns_each` a block and one more, at most
+        `block_turns_span`."""
+        each = self.policy.block_turns_each
+        return min(self.policy.block_turns_span, each * max(blocks, 3) + 1)
 
     def _others(
         self, state: AccountState, key: tuple[int, int], first: int
@@ -128,11 +136,12 @@ class Focus:
 
     def _crowded(
         self, state: AccountState, key: tuple[int, int], first: int, spare: int, *, others: int
-    ) -> bool:
-        """Whether at most `spare` of the account's new numbers since `first` fall outside
-        the block `key` and the `others` other blocks that took most of them, each of
-        those at least two: a number alone in its block takes no turn (the busiest blocks
-        would otherwise take in a town's callers from elsewhere, one each)."""
+    ) -> int | None:
+        """How many blocks take the account's new numbers since `first`, when at most
+        `spare` fall outside the block `key` and the `others` other blocks that took most
+        of them, each of those at least two (a number alone in its block takes no turn: the
+        busiest blocks would otherwise take in a town's callers from elsewhere, one each);
+        None when more fall outside."""
         taken: dict[tuple[int, int], int] = {}
         seen = 0
         for block in self._others(state, key, first):
@@ -140,6 +149,8 @@ class Focus:
             seen += 1
             # Each block beyond the busiest holds at least one number outside them.
             if len(taken) - others > spare:
-                return False
+                return None
         kept = sorted((count for count in taken.values() if count > 1), reverse=True)
-        return seen - sum(kept[:others]) <= spare
+        if seen - sum(kept[:others]) > spare:
+            return None
+        return 1 + len(kept[:others])

@@ -150,9 +150,16 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     `block_ceiling` before, half a block), which a town's blocks would match but for the
     callers from elsewhere, alone in theirs (let the busiest blocks take one each, and a
     three-block town's first refresh was suspended four times as often with 12), ..."""
+    block_turns_each: int = 5
+    """... over at least this many new numbers a block and one more (16 for three blocks,
+    21 for four): a scan taking turns between k blocks is stopped before a block's sixth
+    number, under 1 % of a sparse geographic block's listings, while a town's callers,
+    four in five from its blocks in the simulation, all come from its k blocks 5k + 1 in a
+    row less often the more blocks it has (2.8 % of three-block towns' first refreshes,
+    0.07 % of six-block towns') ..."""
     block_turns_span: int = 60
-    """... over at least this many new numbers: a town's callers, four in five from its
-    blocks in the simulation, all come from them 60 in a row once in a million ..."""
+    """... and at most this many, for many blocks: a town's callers all come from them 60
+    in a row once in a million ..."""
     block_focus_span: int = 20
     """... counted over all the account's new numbers of the `block_fast_seconds` before the
     block's numbers began (a first bulk refresh of a customer list crowding two town blocks

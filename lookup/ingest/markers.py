@@ -25,7 +25,9 @@ _ADDRESS_HIDDEN_WORDS: Final = _ADDRESS_HIDDEN_MARKERS | frozenset(
 """What reads as "address hidden" in a known reservation field, the contract's codes or not
 (`A.`, `Adresse skjult`, `address-hidden`), written with any case, blanks, `_` or `-`
 between its words: the row is rejected for it, but the address goes all the same, as a
-reservation's words withdraw the number."""
+reservation's words withdraw the number. One that starts with a word of
+`_RESERVED_WORDS` (`Sperret adresse`, as protected persons' addresses are described,
+`Skjult adresse`) withdraws the number: privacy wins over form."""
 _WORD_BREAKS: Final = re.compile(r"[\s_-]+")
 _RESERVED_WORDS: Final = _RESERVED_MARKERS | frozenset(
     {"ja", "y", "yes", "true", "reservert", "hemmelig", "hemmeleg", "secret", "unlisted"}
@@ -59,8 +61,6 @@ def reserved(value: object, *, strict: bool = False) -> bool:
     word = _seen(value).strip().lower()
     if strict:
         return word in _RESERVED_MARKERS
-    if _phrase(word) in _ADDRESS_HIDDEN_WORDS:
-        return False  # "skjult adresse", "sperret adresse": only the address is hidden
     # "J.", "Hemmelig nummer", "reservert mot oppslag": the first word says it ("ikke
     # reservert", not reserved, does not start with one).
     first = word.split(maxsplit=1)[0].rstrip(".") if word else ""
