@@ -23,8 +23,7 @@ where spelt out ("bjoern") it is two."""
 _BETWEEN_WORDS: Final = re.compile(r"[^\w\s]|_")
 """What is not part of a word: punctuation (`Restaurant "Polar"`, `Johansen, Anne`, `A/S`),
 hyphens, symbols. Apostrophes are dropped instead (`O'Brien` is one word)."""
-WORD_PATTERN: Final = r"[^\p{L}\p{M}\p{N}'’`´]+"
-"""The same breaks between words as an RE2 pattern (for Arrow's split), before folding."""
+_APOSTROPHES: Final = str.maketrans(dict.fromkeys("'’`´"))
 
 
 def fold(name: str) -> str:
@@ -39,9 +38,16 @@ def fold_short(name: str) -> str:
 
 
 def _folded(name: str, table: dict[int, str | None]) -> str:
-    # NFKC first: "å" may arrive decomposed ("a" and a combining ring, as macOS sends it).
-    text = unicodedata.normalize("NFKC", name).lower()
-    return " ".join(_BETWEEN_WORDS.sub(" ", text.translate(table)).split())
+    # Apostrophes first (NFKC makes "´" a space and an accent); then NFKC: "å" may arrive
+    # decomposed ("a" and a combining ring, as macOS sends it).
+    text = unicodedata.normalize("NFKC", name.translate(_APOSTROPHES)).lower().translate(table)
+    if not text.isascii():
+        # Accents and other marks are no letters of their own ("é" is "e"), nor breaks
+        # between words, which the pattern below would make of them.
+        text = "".join(
+            c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)
+        )
+    return " ".join(_BETWEEN_WORDS.sub(" ", text).split())
 
 
 def match_score(query: str, name: str) -> float:

@@ -194,6 +194,7 @@ def test_punctuation_in_a_name_is_not_part_of_its_words() -> None:
     assert [(h.row, h.score) for h in index.search("Restaurant Polar").hits] == [(0, 100.0)]
     assert [(h.row, h.score) for h in index.search("Anne Johansen").hits] == [(2, 100.0)]
     assert [hit.row for hit in index.search("OBrien").hits] == [3]
+    assert [hit.row for hit in index.search("O´Brien").hits] == [3]  # a keyboard's apostrophe
     assert match_score("Anne Johansen", "Johansen, Anne") == 100.0
     assert match_score('Restaurant "Polar"', "Restaurant Polar") == 100.0
 
@@ -210,8 +211,9 @@ def test_a_legal_form_or_initial_the_listing_lacks_does_not_hide_it() -> None:
     assert rows("Anne J Johansen") == [1]
     assert rows("Maja H. Svendsen") == [3]
     assert rows("Svendsen og Sønn AS") == [4]
-    # An initial stands for the names it starts.
+    # An initial stands for the names it starts; said again, it asks nothing more.
     assert sorted(rows("A. Johansen")) == [1, 2]
+    assert sorted(rows("A A A Johansen")) == [1, 2]
     assert rows("K Johansen") == [6]
     # Only such words may be missing: a first name the listing lacks is another person.
     assert rows("Trond Hansen") == []
@@ -224,8 +226,25 @@ def test_a_town_asked_for_by_name_finds_its_postal_districts_not_a_town_a_letter
     assert sorted(h.row for h in index.search("Hansen", city="Kristiansund").hits) == [1, 2]
     assert sorted(h.row for h in index.search("Hansen", city="Kristiansund N").hits) == [1, 2]
     assert [h.row for h in index.search("Hansen", city="Kristiansand").hits] == [0]
+    assert index.search("Hansen", city=".").hits == []  # no town, not the rows without one
     # A typo of a name no town has still finds it (and the towns a letter from it).
     assert 0 in {h.row for h in index.search("Hansen", city="Kristiansnad").hits}
+
+
+def test_a_town_spelt_without_its_norwegian_letter_is_the_same_town() -> None:
+    index = _index(["Ola Hansen"] * 5 + ["Per Hansen"], ["Ålesund"] * 5 + ["Alesund"])
+    for asked in ("Ålesund", "Alesund"):
+        found = index.search("Hansen", city=asked).hits
+        assert sorted(hit.row for hit in found) == list(range(6)), asked
+    spelt_out = {hit.row for hit in index.search("Hansen", city="Aalesund").hits}
+    assert spelt_out >= set(range(5))
+
+
+def test_names_in_any_script_or_with_symbols_are_found_by_their_words() -> None:
+    names = ["मोहन लाल", "Café Ünal", "Foo™ Bar", "Ola Nordmann ½"]
+    index = _index(names, ["Oslo"] * len(names))
+    for row, query in enumerate(["मोहन लाल", "Cafe Unal", "Foo™", "Nordmann ½"]):
+        assert [hit.row for hit in index.search(query).hits] == [row], query
 
 
 def test_a_query_matching_too_many_names_says_so() -> None:

@@ -11,7 +11,6 @@ rows carry far fewer distinct names).
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from typing import Final, NamedTuple
 
 import msgspec
@@ -22,7 +21,7 @@ import pyarrow.compute as pc
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
-from lookup.names import WORD_PATTERN, fold, fold_short
+from lookup.names import fold, fold_short
 
 _WORD_CUTOFF: Final = 80.0
 _WORDS_PER_QUERY_WORD: Final = 25
@@ -32,9 +31,10 @@ _CITY_TYPO_LENGTH: Final = 4
 MAX_NAMES: Final = 20_000
 """Distinct names scored per query at most: past it the answer is a sample (`capped`)."""
 _OPTIONAL_WORDS: Final = frozenset({"as", "asa", "ans", "da", "ba", "sa", "nuf", "ks", "og"})
-"""Words a query may hold that the listed name need not: legal forms, "og" (and). With
-initials, they are left out when the whole query matches no name ("Hansen Bilverksted
-AS" for a listed "Hansen Bilverksted", "Anne J. Johansen" for "Anne Johansen")."""
+"""Words a query may hold that the listed name need not: legal forms, "og" (and), left out
+when the whole query matches no name ("Hansen Bilverksted AS" for a listed "Hansen
+Bilverksted"). An initial ("A.", "J") stands for the name words it starts, and is left
+out too when no name has one ("Anne J. Johansen" for "Anne Johansen")."""
 
 
 class Hit(msgspec.Struct, frozen=True):
@@ -61,6 +61,18 @@ def _close(word: str, words: list[str]) -> list[int]:
     return [index for _, _, index in found]
 
 
+def _same_town(name: str, asked: str) -> bool:
+    """Whether a city is the town asked for, or one of its postal districts (or it one of
+    the city's): "kristiansund n" and "kristiansund"."""
+    return name == asked or name.startswith(asked + " ") or asked.startswith(name + " ")
+
+
+def _has_initials(name: str, initials: list[str]) -> bool:
+    """Whether a folded name has, for each initial, a word it starts."""
+    words = name.split()
+    return all(any(word.startswith(initial) for word in words) for initial in initials)
+
+
 def _encode(values: pa.Array | pa.ChunkedArray) -> tuple[npt.NDArray[np.int32], pa.Array]:
     """Each row's code into an array of the distinct values (null as "")."""
     encoded = pc.dictionary_encode(pc.fill_null(values, "")).combine_chunks()
@@ -74,35 +86,45 @@ class NameIndex:
         self, names: pa.Array | pa.ChunkedArray, cities: pa.Array | pa.ChunkedArray
     ) -> None:
         names, cities = pa.chunked_array(names), pa.chunked_array(cities)
-        words = pc.split_pattern_regex(pc.utf8_lower(names), WORD_PATTERN)
-        rows = pc.list_parent_indices(words).to_numpy()
-        encoded = pc.dictionary_encode(pc.list_flatten(words)).combine_chunks()
-        # Fold the distinct words only (thousands), not every name (millions).
+        # Split at blanks only, and each piece folded as a query is: its words are then
+        # the query's words whatever the name holds (punctuation, marks, "½", "™").
+        pieces = pc.utf8_split_whitespace(names)
+        rows = pc.list_parent_indices(pieces).to_numpy()
+        encoded = pc.dictionary_encode(pc.list_flatten(pieces)).combine_chunks()
+        # Fold the distinct pieces only (thousands), not every name (millions).
         vocabulary: dict[str, int] = {}
         # Each spelling's one-letter form where it differs from the spelt-out one: raw
         # words folding alike ("braaten", "bråten") may shorten differently, and every
         # form must be there whichever spelling the snapshot happens to list first.
         lettered: dict[tuple[str, int], None] = {}
 
-        def code_of(word: str) -> int:
-            folded = fold(word)
-            code = vocabulary.setdefault(folded, len(vocabulary))
-            short = fold_short(word)
-            if short != folded:
-                lettered[short, code] = None
-            return code
+        def codes_of(piece: str) -> list[int]:
+            codes = []
+            for folded, short in zip(fold(piece).split(), fold_short(piece).split(), strict=True):
+                code = vocabulary.setdefault(folded, len(vocabulary))
+                if short != folded:
+                    lettered[short, code] = None
+                codes.append(code)
+            return codes
 
-        to_folded = np.fromiter(
-            (code_of(word) for word in encoded.dictionary.to_pylist()), dtype=np.int64
-        )
-        codes = to_folded[encoded.indices.to_numpy()] if len(to_folded) else np.empty(0, np.int64)
+        piece_codes = [codes_of(piece) for piece in encoded.dictionary.to_pylist()]
+        pieces_of = encoded.indices.to_numpy()
+        # A piece folds to no word ("-"), one, or several ("A/S", "Polar»"): a (row, word)
+        # pair for each.
+        longest = max(map(len, piece_codes), default=0)
+        pair_rows, pair_codes = [], []
+        for place in range(longest):
+            nth = np.array([c[place] if len(c) > place else -1 for c in piece_codes], np.int64)
+            codes = nth[pieces_of]
+            kept = codes >= 0
+            pair_rows.append(rows[kept])
+            pair_codes.append(codes[kept])
+        codes = np.concatenate(pair_codes) if pair_codes else np.empty(0, np.int64)
+        rows = np.concatenate(pair_rows) if pair_rows else np.empty(0, np.int64)
         order = np.argsort(codes, kind="stable")
         bounds = np.searchsorted(codes[order], np.arange(len(vocabulary) + 1))
         sorted_rows = rows[order].astype(np.int32)
-        self._index = {word: code for word, code in vocabulary.items() if word}
-        # In order, for the words an initial stands for (those it starts).
-        self._ordered_words = sorted(self._index)
-        self._ordered_codes = [self._index[word] for word in self._ordered_words]
+        self._index = vocabulary
         self._words = list(vocabulary)
         # Only the words a Norwegian letter makes longer spelt out: for the others the
         # first pass already compares the same letters (and the list stays short).
@@ -115,6 +137,7 @@ class NameIndex:
         self._city_codes, cities_seen = _encode(cities)
         self._folded_cities = [fold(city) for city in cities_seen.to_pylist()]
         self._city_names = frozenset(self._folded_cities)
+        self._short_cities = [fold_short(city) for city in cities_seen.to_pylist()]
         self._size = len(names)
 
     def __len__(self) -> int:
@@ -124,13 +147,7 @@ class NameIndex:
         """Rows with this word or a word close to it: a typo can be a real word too
         ("Hauge" for "Haugen"), so the close words count even when the word exists.
         Close as spelt out ("bjoern") or with each letter one letter ("bjorn"), so that
-        a slip on "ø" itself ("Bjarn") is one edit, as a slip elsewhere is. A letter
-        alone is an initial: the words it starts."""
-        if len(short) == 1:
-            start = bisect_left(self._ordered_words, word)
-            end = bisect_left(self._ordered_words, word + "\U0010ffff", start)
-            indices = set(self._ordered_codes[start:end])
-            return self._postings_of(indices)
+        a slip on "ø" itself ("Bjarn") is one edit, as a slip elsewhere is."""
         indices = set(_close(word, self._words))
         indices.update(self._short_codes[i] for i in _close(short, self._short_words))
         if short != word:  # "Hønsen" for Hansen: a slip onto a Norwegian letter
@@ -159,14 +176,20 @@ class NameIndex:
 
     def _in_city(self, rows: npt.NDArray[np.int32], city: str) -> npt.NDArray[np.int32]:
         """The rows whose city is `city` or one of its postal districts ("Kristiansund N"),
-        or, for a name no town has, close to it (typos)."""
+        spelt with Norwegian letters or without ("Alesund" is Ålesund), or, for a name no
+        town has, close to it (typos)."""
         folded = fold(city)
+        if not folded:  # "." names no town (and "" is the city of rows without one)
+            return rows[:0]
         if folded in self._city_names:
             # Not a town a letter away: "Kristiansund" is not Kristiansand.
+            short = fold_short(city)
             indices = {
                 index
-                for index, name in enumerate(self._folded_cities)
-                if name == folded or name.startswith(folded + " ") or folded.startswith(name + " ")
+                for index, (name, name_short) in enumerate(
+                    zip(self._folded_cities, self._short_cities, strict=True)
+                )
+                if _same_town(name, folded) or _same_town(name_short, short)
             }
             codes = np.fromiter(indices, dtype=np.int32, count=len(indices))
             return rows[np.isin(self._city_codes[rows], codes)]
@@ -189,10 +212,15 @@ class NameIndex:
         words = fold(query).split()
         if not words:
             return Found([], capped=False)
-        pairs = list(zip(words, fold_short(query).split(), strict=True))
-        candidates = self._matching(pairs)
-        needed = [(w, s) for w, s in pairs if len(s) > 1 and w not in _OPTIONAL_WORDS]
-        if candidates.size == 0 and 0 < len(needed) < len(pairs):
+        # Each word once: "s s s s" asks no more than "s".
+        pairs = list(dict.fromkeys(zip(words, fold_short(query).split(), strict=True)))
+        named = [(word, short) for word, short in pairs if len(short) > 1]
+        # Initials filter the names the other words found; alone, each is a word.
+        initials = [word for word, short in pairs if len(short) == 1] if named else []
+        named = named or pairs
+        candidates = self._matching(named)
+        needed = [(word, short) for word, short in named if word not in _OPTIONAL_WORDS]
+        if candidates.size == 0 and 0 < len(needed) < len(named):
             candidates = self._matching(needed)
         if candidates.size == 0:
             return Found([], capped=False)
@@ -205,6 +233,13 @@ class NameIndex:
             codes, rows_of, candidates = codes[:MAX_NAMES], rows_of[keep], candidates[keep]
         folded_query = " ".join(words)
         names = [fold(name) for name in self._distinct_names.take(codes).to_pylist()]
+        if initials:
+            initialled = np.array([_has_initials(name, initials) for name in names], dtype=bool)
+            if initialled.any():  # else the initials are left out, as an optional word is
+                renumbered = np.cumsum(initialled) - 1
+                kept = initialled[rows_of]
+                candidates, rows_of = candidates[kept], renumbered[rows_of[kept]]
+                names = [name for name, has in zip(names, initialled, strict=True) if has]
         # token_set_ratio: a query naming part of the name ("Hansen") still scores 100.
         scores = np.round(
             process.cdist([folded_query], names, scorer=fuzz.token_set_ratio)[0].astype(np.float64),
