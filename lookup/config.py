@@ -102,11 +102,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         for name in ("port", "internal_port"):
             if not 1 <= getattr(self, name) <= 65535:
                 raise ConfigError(f"LOOKUP_{name.upper()} must be a port number (1-65535)")
-        if self.port == self.internal_port and _may_overlap(self.host, self.internal_host):
-            raise ConfigError(
-                f"LOOKUP_PORT (or --port) and LOOKUP_INTERNAL_PORT are both {self.port}: "
-                "the public and the internal API each need a port of their own"
-            )
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"LOOKUP_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
         for name in ("plan_account", "plan_key", "plan_verify"):
@@ -213,12 +208,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def keys_path(self) -> Path:
         """The account and API key store."""
         return self.data_path / "keys.sqlite3"
-
-
-def _may_overlap(host: str, other: str) -> bool:
-    """Whether two listening addresses clash on one port: the same, or either all of them."""
-    everywhere = {"0.0.0.0", "::", ""}
-    return host == other or host in everywhere or other in everywhere
 
 
 def setting_names() -> tuple[str, ...]:

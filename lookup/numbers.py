@@ -95,9 +95,12 @@ _SHORTEST: Final = min(_POSSIBLE_LENGTHS)
 _LONGEST: Final = max(_POSSIBLE_LENGTHS)
 
 # Separators people put between digit groups; anything else is rejected.
-_SEPARATORS: Final = frozenset(" -./()\u00a0") | frozenset("\u2010\u2012\u2013\u2014\u2212")
-"""Between digits: spaces (a no-break one too) and the dashes word processors put there
-(en dash, minus sign; a non-breaking hyphen reads as a hyphen once compatibility-folded)."""
+_SEPARATORS: Final = frozenset(" -./()") | frozenset("\u2010\u2011\u2012\u2013\u2014\u2212")
+"""Between digits: spaces and the dashes word processors put there (a non-breaking hyphen,
+an en dash, a minus sign); the spaces of other widths are spaces."""
+_SPACES: Final = frozenset("\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009")
+_WIDE: Final = str.maketrans({"\uff0b": "+", "\u202f": " ", "\u205f": " ", "\u3000": " "})
+"""A fullwidth plus, and the spaces `_SPACES` lacks, as ASCII."""
 
 
 class InvalidReason(StrEnum):
@@ -158,8 +161,9 @@ def normalize(raw: str) -> str:
 
 
 def _normalize_written(raw: str) -> str:
-    # Compatibility forms first: fullwidth digits and plus, a narrow no-break space.
-    text = (raw if raw.isascii() else unicodedata.normalize("NFKC", raw)).strip()
+    # Not NFKC: it would read superscript or circled digits, which no one writes a phone
+    # number in (nor libphonenumber reads), as digits.
+    text = (raw if raw.isascii() else raw.translate(_WIDE)).strip()
     if not text:
         raise InvalidNumber(raw, InvalidReason.EMPTY)
     international = False
@@ -173,9 +177,9 @@ def _normalize_written(raw: str) -> str:
     for char in text:
         if "0" <= char <= "9":
             digits.append(char)
-        elif char.isdecimal():  # another script's digit: ٢ is 2
+        elif char.isdecimal():  # a fullwidth digit, another script's: ٢ is 2
             digits.append(str(unicodedata.decimal(char)))
-        elif char in _SEPARATORS:
+        elif char in _SEPARATORS or char in _SPACES:
             continue
         elif char.isalpha():
             raise InvalidNumber(raw, InvalidReason.LETTERS)

@@ -125,6 +125,13 @@ def test_a_number_pasted_with_other_dashes_spaces_or_digits_is_read(written: str
     assert normalize(written) == "21279132"
 
 
+@pytest.mark.parametrize("written", ["²¹²⁷⁹¹³²", "②①②⑦⑨①③②", "2127…9132", "21⁄27⁄91⁄32"])
+def test_superscript_or_circled_digits_and_other_marks_are_refused(written: str) -> None:
+    # As libphonenumber refuses them: no one writes a phone number so.
+    with pytest.raises(InvalidNumber):
+        normalize(written)
+
+
 _digits = st.text(alphabet="0123456789", min_size=0, max_size=13)
 _plan_like = st.one_of(
     st.from_regex(r"[2-9][0-9]{7}", fullmatch=True),

@@ -52,6 +52,13 @@ class PortUnavailable(LookupServiceError):
 def preflight(settings: Settings) -> None:
     """Refuse to start, in one line and before any process or log, what would fail later:
     a port another service holds, or a compliance store another service has open."""
+    if settings.port == settings.internal_port and _may_overlap(
+        settings.host, settings.internal_host
+    ):
+        raise PortUnavailable(
+            f"LOOKUP_PORT (or --port) and LOOKUP_INTERNAL_PORT are both {settings.port}: "
+            "the public and the internal API each need a port of their own"
+        )
     for host, port in (
         (settings.host, settings.port),
         (settings.internal_host, settings.internal_port),
@@ -76,6 +83,12 @@ def preflight(settings: Settings) -> None:
                 "is another service using the port?"
             ) from None
     StoreFile(settings.compliance_path).close()  # raises StoreInUse, naming the holder
+
+
+def _may_overlap(host: str, other: str) -> bool:
+    """Whether two listening addresses clash on one port: the same, or either all of them."""
+    everywhere = {"0.0.0.0", "::", ""}
+    return host == other or host in everywhere or other in everywhere
 
 
 RETENTION_SWEEP_SECONDS: Final = 3600.0
