@@ -139,6 +139,7 @@ class BlockCoverage:
                 strays=tier.strays,
                 pair=1.0 if tier.pair_span else None,
                 pair_span=tier.pair_span,
+                fast=True,
             ):
                 return needed, tier.name
         return None

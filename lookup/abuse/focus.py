@@ -33,6 +33,7 @@ class Focus:
         strays: bool,
         pair: float | None = None,
         pair_span: int = 0,
+        fast: bool = False,
     ) -> bool:
         """Whether the number's allocation block took `share` of the account's new numbers
         since the first of the block's newest `last`, or of those of the
@@ -41,7 +42,7 @@ class Focus:
         block that took most of them took that share of them together, when they were
         at least `pair_span`, or it and the `block_turns` - 1 others that took
         most, two numbers each at least, took that share of all of them, when they were at
-        least `turns_span` of their number;
+        least `turns_span` of their number (`fast`: for the fast rule);
         with `strays`, numbers alone in their allocation block do not count."""
         policy = self.policy
         start = block.last(last)[0]
@@ -90,19 +91,21 @@ class Focus:
         # of a business's callers ring from mobiles, and a fifth of a simulated town's live
         # elsewhere), over a stretch long enough that a town's blocks do not take it by chance.
         total = lookup.seq - first + 1
-        if total < self.turns_span(3):
+        if total < self.turns_span(3, fast=fast):
             return False
         blocks = self._crowded(
             state, key, first, total - math.ceil(pair * total), others=policy.block_turns - 1
         )
-        return blocks is not None and total >= self.turns_span(blocks)
+        return blocks is not None and total >= self.turns_span(blocks, fast=fast)
 
-    def turns_span(self, blocks: int) -> int:
+    def turns_span(self, blocks: int, *, fast: bool) -> int:
         """How many new numbers `blocks` blocks (three at least) taking turns must hold
-        before they are a scan: `block_turns_each` a block and one more, at most
-        `block_turns_span`."""
-        each = self.policy.block_turns_each
-        return min(self.policy.block_turns_span, each * max(blocks, 3) + 1)
+        before they are a scan: for the fast rule and up to `block_turns_few` blocks,
+        `block_turns_each` a block and one more; else `block_turns_span`."""
+        policy = self.policy
+        if fast and blocks <= policy.block_turns_few:
+            return policy.block_turns_each * max(blocks, 3) + 1
+        return policy.block_turns_span
 
     def _others(
         self, state: AccountState, key: tuple[int, int], first: int

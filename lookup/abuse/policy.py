@@ -152,14 +152,18 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     three-block town's first refresh was suspended four times as often with 12), ..."""
     block_turns_each: int = 5
     """... over at least this many new numbers a block and one more (16 for three blocks,
-    21 for four): a scan taking turns between k blocks is stopped before a block's sixth
-    number, under 1 % of a sparse geographic block's listings, while a town's callers,
-    four in five from its blocks in the simulation, all come from its k blocks 5k + 1 in a
-    row less often the more blocks it has (2.8 % of three-block towns' first refreshes,
-    0.07 % of six-block towns') ..."""
+    21 for four), for the fast rule (its numbers within minutes) and up to
+    `block_turns_few` blocks: a scan taking turns between them is stopped before a block's
+    sixth number, under 1 % of a sparse geographic block's listings; the price, a town's
+    callers, four in five from its blocks in the simulation, all from them 16 in a row
+    in 2.8 % of first refreshes (21: 0.9 %) ..."""
+    block_turns_few: int = 4
+    """... (more blocks, or the slow rule, ask for `block_turns_span`: a business of six
+    town blocks had its first refresh's first 31 numbers all from them in one of 48
+    simulated months, and one of three its first day's 36 callers) ..."""
     block_turns_span: int = 60
-    """... and at most this many, for many blocks: a town's callers all come from them 60
-    in a row once in a million ..."""
+    """... and otherwise at least this many: a town's callers all come from them 60 in a
+    row once in a million ..."""
     block_focus_span: int = 20
     """... counted over all the account's new numbers of the `block_fast_seconds` before the
     block's numbers began (a first bulk refresh of a customer list crowding two town blocks
