@@ -61,10 +61,10 @@ def _close(word: str, words: list[str]) -> list[int]:
     return [index for _, _, index in found]
 
 
-def _same_town(name: str, asked: str) -> bool:
-    """Whether a city is the town asked for, or one of its postal districts (or it one of
-    the city's): "kristiansund n" and "kristiansund"."""
-    return name == asked or name.startswith(asked + " ") or asked.startswith(name + " ")
+def _word_prefixes(name: str) -> list[str]:
+    """A folded name's first word, first two, ... and all: "kristiansund", "kristiansund n"."""
+    words = name.split()
+    return [" ".join(words[:count]) for count in range(1, len(words) + 1)]
 
 
 def _has_initials(name: str, initials: list[str]) -> bool:
@@ -137,7 +137,17 @@ class NameIndex:
         self._city_codes, cities_seen = _encode(cities)
         self._folded_cities = [fold(city) for city in cities_seen.to_pylist()]
         self._city_names = frozenset(self._folded_cities)
-        self._short_cities = [fold_short(city) for city in cities_seen.to_pylist()]
+        # A town asked for by name: the cities it names whole, or the first words of
+        # ("kristiansund" of "Kristiansund N"), spelt out or with one letter for each.
+        self._towns: dict[str, set[int]] = {}
+        self._whole_towns: dict[str, set[int]] = {}
+        for index, city in enumerate(cities_seen.to_pylist()):
+            for form in {fold(city), fold_short(city)} - {""}:
+                self._whole_towns.setdefault(form, set()).add(index)
+                for prefix in _word_prefixes(form):
+                    self._towns.setdefault(prefix, set()).add(index)
+        # Folded once, as queries need them (the same names come up query after query).
+        self._folded_names: list[str | None] = [None] * len(self._distinct_names)
         self._size = len(names)
 
     def __len__(self) -> int:
@@ -156,6 +166,15 @@ class NameIndex:
         if exact is not None:
             indices.add(exact)
         return self._postings_of(indices)
+
+    def _folded(self, codes: npt.NDArray[np.int32]) -> list[str]:
+        """The folded distinct names of these codes (folding those not folded before)."""
+        cache = self._folded_names
+        new = [int(code) for code in codes if cache[code] is None]
+        if new:
+            for code, name in zip(new, self._distinct_names.take(new).to_pylist(), strict=True):
+                cache[code] = fold(name)
+        return [cache[code] or "" for code in codes]
 
     def _postings_of(self, indices: set[int]) -> npt.NDArray[np.int32]:
         """The rows with any of these words."""
@@ -183,14 +202,12 @@ class NameIndex:
             return rows[:0]
         if folded in self._city_names:
             # Not a town a letter away: "Kristiansund" is not Kristiansand.
-            short = fold_short(city)
-            indices = {
-                index
-                for index, (name, name_short) in enumerate(
-                    zip(self._folded_cities, self._short_cities, strict=True)
-                )
-                if _same_town(name, folded) or _same_town(name_short, short)
-            }
+            indices = set()
+            for form in (folded, fold_short(city)):
+                indices |= self._towns.get(form, set())
+                # The town of a postal district asked for: "kristiansund" of "kristiansund n".
+                for prefix in _word_prefixes(form)[:-1]:
+                    indices |= self._whole_towns.get(prefix, set())
             codes = np.fromiter(indices, dtype=np.int32, count=len(indices))
             return rows[np.isin(self._city_codes[rows], codes)]
         close = process.extract(
@@ -232,7 +249,7 @@ class NameIndex:
             keep = rows_of < MAX_NAMES
             codes, rows_of, candidates = codes[:MAX_NAMES], rows_of[keep], candidates[keep]
         folded_query = " ".join(words)
-        names = [fold(name) for name in self._distinct_names.take(codes).to_pylist()]
+        names = self._folded(codes)
         if initials:
             initialled = np.array([_has_initials(name, initials) for name in names], dtype=bool)
             if initialled.any():  # else the initials are left out, as an optional word is
