@@ -189,6 +189,10 @@ def _replay_cli(events: Path, out: str, tmp_path: Path) -> subprocess.CompletedP
 
 
 def _start_replay(events: Path, out: Path, tmp_path: Path) -> subprocess.Popen[str]:
+    # As from a terminal: a test run started in the background of a shell script inherits
+    # SIGINT ignored, which its children keep, and Python then ignores Ctrl-C.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     return subprocess.Popen(
         [sys.executable, "-m", "lookup.cli", "abuse", "replay", str(events), "--out", str(out)],
         stdout=subprocess.PIPE,
