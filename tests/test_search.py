@@ -231,6 +231,25 @@ def test_a_town_asked_for_by_name_finds_its_postal_districts_not_a_town_a_letter
     assert 0 in {h.row for h in index.search("Hansen", city="Kristiansnad").hits}
 
 
+def test_a_town_asked_for_by_its_first_words_is_not_a_town_a_letter_away() -> None:
+    names = ["Ola Hansen", "Per Hansen", "Kari Hansen", "Eva Hansen"]
+    index = _index(names, ["Kristiansand", "Kristiansund N", "Ås", "Mo i Rana"])
+    for asked, row in (("Kristiansund", 1), ("As", 2), ("Mo", 3), ("mo i rana", 3)):
+        assert [hit.row for hit in index.search("Hansen", city=asked).hits] == [row], asked
+
+
+def test_an_initial_is_a_name_the_full_words_do_not_already_give() -> None:
+    names = ["Per Olsen", "Ole Olsen", "Oyvind Olsen", "Øyvind Olsen", "Åse Berg", "Ase Berg"]
+    index = _index(names, ["Oslo"] * len(names))
+    assert sorted(hit.row for hit in index.search("O Olsen").hits) == [1, 2, 3]
+    assert sorted(hit.row for hit in index.search("Ø Olsen").hits) == [1, 2, 3]
+    assert sorted(hit.row for hit in index.search("Å Berg").hits) == [4, 5]
+    # The one namesake with the initial is found among more namesakes than are scored.
+    namesakes = [f"X{n} Hansen" for n in range(MAX_NAMES + 10)] + ["Kari Hansen"]
+    many = _index(namesakes, ["Oslo"] * len(namesakes))
+    assert [hit.row for hit in many.search("K Hansen").hits] == [MAX_NAMES + 10]
+
+
 def test_a_town_spelt_without_its_norwegian_letter_is_the_same_town() -> None:
     index = _index(["Ola Hansen"] * 5 + ["Per Hansen"], ["Ålesund"] * 5 + ["Alesund"])
     for asked in ("Ålesund", "Alesund"):

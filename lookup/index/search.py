@@ -61,16 +61,40 @@ def _close(word: str, words: list[str]) -> list[int]:
     return [index for _, _, index in found]
 
 
+def _further(
+    piece_codes: list[list[int]], pieces_of: npt.NDArray[np.int32], rows: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """(row, word) pairs of the second and later words of pieces folding to several, for
+    every row holding such a piece: vectorised, as one name may fold to hundreds."""
+    several = [index for index, codes in enumerate(piece_codes) if len(codes) > 1]
+    if not several:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    counts = np.array([len(piece_codes[index]) - 1 for index in several], np.int64)
+    words = np.array([c for index in several for c in piece_codes[index][1:]], np.int64)
+    starts = np.cumsum(counts) - counts
+    which = np.searchsorted(np.array(several), pieces_of)
+    held = np.isin(pieces_of, several)
+    which, holders = which[held], rows[held]
+    per_row = counts[which]
+    offsets = np.arange(per_row.sum()) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+    return np.repeat(holders, per_row), words[np.repeat(starts[which], per_row) + offsets]
+
+
 def _word_prefixes(name: str) -> list[str]:
     """A folded name's first word, first two, ... and all: "kristiansund", "kristiansund n"."""
     words = name.split()
     return [" ".join(words[:count]) for count in range(1, len(words) + 1)]
 
 
-def _has_initials(name: str, initials: list[str]) -> bool:
-    """Whether a folded name has, for each initial, a word it starts."""
-    words = name.split()
-    return all(any(word.startswith(initial) for word in words) for initial in initials)
+def _has_initials(name: str, initials: list[tuple[str, str]], spoken: set[str]) -> bool:
+    """Whether a folded name has, for each (folded, short) initial, a word it starts, other
+    than the words the query names in full ("O Olsen" is not Per Olsen); "Ø" starts
+    "Oyvind" as much as "Oeyvind"."""
+    words = [word for word in name.split() if word not in spoken]
+    return all(
+        any(word.startswith(folded) or word.startswith(short) for word in words)
+        for folded, short in initials
+    )
 
 
 def _encode(values: pa.Array | pa.ChunkedArray) -> tuple[npt.NDArray[np.int32], pa.Array]:
@@ -110,17 +134,13 @@ class NameIndex:
         piece_codes = [codes_of(piece) for piece in encoded.dictionary.to_pylist()]
         pieces_of = encoded.indices.to_numpy()
         # A piece folds to no word ("-"), one, or several ("A/S", "Polar»"): a (row, word)
-        # pair for each.
-        longest = max(map(len, piece_codes), default=0)
-        pair_rows, pair_codes = [], []
-        for place in range(longest):
-            nth = np.array([c[place] if len(c) > place else -1 for c in piece_codes], np.int64)
-            codes = nth[pieces_of]
-            kept = codes >= 0
-            pair_rows.append(rows[kept])
-            pair_codes.append(codes[kept])
-        codes = np.concatenate(pair_codes) if pair_codes else np.empty(0, np.int64)
-        rows = np.concatenate(pair_rows) if pair_rows else np.empty(0, np.int64)
+        # pair for each, the first words at once, further ones of the few that have them.
+        first = np.array([c[0] if c else -1 for c in piece_codes], np.int64)
+        codes = first[pieces_of] if len(first) else np.empty(0, np.int64)
+        kept = codes >= 0
+        further_rows, further_codes = _further(piece_codes, pieces_of, rows)
+        rows = np.concatenate([rows[kept], further_rows])
+        codes = np.concatenate([codes[kept], further_codes])
         order = np.argsort(codes, kind="stable")
         bounds = np.searchsorted(codes[order], np.arange(len(vocabulary) + 1))
         sorted_rows = rows[order].astype(np.int32)
@@ -200,10 +220,12 @@ class NameIndex:
         folded = fold(city)
         if not folded:  # "." names no town (and "" is the city of rows without one)
             return rows[:0]
-        if folded in self._city_names:
-            # Not a town a letter away: "Kristiansund" is not Kristiansand.
+        short = fold_short(city)
+        if folded in self._towns or short in self._towns:
+            # A town's name, or the first words of one's: not a town a letter away
+            # ("Kristiansund" is Kristiansund N, not Kristiansand; "As" is Ås, "Mo" Mo i Rana).
             indices = set()
-            for form in (folded, fold_short(city)):
+            for form in (folded, short):
                 indices |= self._towns.get(form, set())
                 # The town of a postal district asked for: "kristiansund" of "kristiansund n".
                 for prefix in _word_prefixes(form)[:-1]:
@@ -233,7 +255,7 @@ class NameIndex:
         pairs = list(dict.fromkeys(zip(words, fold_short(query).split(), strict=True)))
         named = [(word, short) for word, short in pairs if len(short) > 1]
         # Initials filter the names the other words found; alone, each is a word.
-        initials = [word for word, short in pairs if len(short) == 1] if named else []
+        initials = [(word, short) for word, short in pairs if len(short) == 1] if named else []
         named = named or pairs
         candidates = self._matching(named)
         needed = [(word, short) for word, short in named if word not in _OPTIONAL_WORDS]
@@ -244,19 +266,24 @@ class NameIndex:
         if city:
             candidates = self._in_city(candidates, city)
         codes, rows_of = np.unique(self._name_codes[candidates], return_inverse=True)
+        if initials:
+            # Before the cap: the names with the initials may be few among many namesakes.
+            spoken = {word for word, _ in named}
+            folded_names = self._folded(codes)
+            initialled = np.array(
+                [_has_initials(name, initials, spoken) for name in folded_names], dtype=bool
+            )
+            if initialled.any():  # else the initials are left out, as an optional word is
+                kept = initialled[rows_of]
+                renumbered = np.cumsum(initialled) - 1
+                candidates, rows_of = candidates[kept], renumbered[rows_of[kept]]
+                codes = codes[initialled]
         capped = codes.size > MAX_NAMES
         if capped:
             keep = rows_of < MAX_NAMES
             codes, rows_of, candidates = codes[:MAX_NAMES], rows_of[keep], candidates[keep]
         folded_query = " ".join(words)
         names = self._folded(codes)
-        if initials:
-            initialled = np.array([_has_initials(name, initials) for name in names], dtype=bool)
-            if initialled.any():  # else the initials are left out, as an optional word is
-                renumbered = np.cumsum(initialled) - 1
-                kept = initialled[rows_of]
-                candidates, rows_of = candidates[kept], renumbered[rows_of[kept]]
-                names = [name for name, has in zip(names, initialled, strict=True) if has]
         # token_set_ratio: a query naming part of the name ("Hansen") still scores 100.
         scores = np.round(
             process.cdist([folded_query], names, scorer=fuzz.token_set_ratio)[0].astype(np.float64),
