@@ -676,6 +676,19 @@ def test_a_scan_taking_turns_between_several_blocks_is_stopped_before_a_blocks_s
     assert suspension.events_seen == stopped_at
 
 
+def test_a_scan_of_three_blocks_padded_to_five_is_judged_as_five() -> None:
+    # Two numbers in each of two blocks more, first: five blocks ask for 60 numbers. Not
+    # counting blocks with few numbers as turns would stop it at once, but a six-block
+    # town's first refresh, its blocks unevenly filled, then looked like three.
+    padding = [
+        event(n, -10 + i, "hit") for i, n in enumerate([38333001, 38333007, 23444003, 23444009])
+    ]
+    scan = _turns(TOWNS[:3], decoys=False, lookups=300)
+    suspension = first_suspension(feed(Engine(), [*padding, *scan]))
+    assert suspension.kind == "block_coverage"
+    assert suspension.events_seen == 60  # the padding among them
+
+
 def test_blocks_taking_turns_with_a_lone_number_among_them_are_left_to_other_rules() -> None:
     # A number alone in its block takes no turn: a town's callers from elsewhere, one
     # in 20 here, keep its blocks from looking like a scan's.
