@@ -66,7 +66,7 @@ class FastRule:
                 name="fast",
             ),
             Tier(
-                policy.block_pair_fast_suspend,
+                policy.block_fast_suspend,
                 policy.block_fast_seconds,
                 policy.block_fast_misses,
                 1.0,

@@ -137,12 +137,6 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     take together, for the slow rule: a scan working two blocks at once, taking turns,
     gives each half its attention (with 0.7 alone it was never stopped, and 76 % of a
     block was taken); a town's three blocks leave the busiest two a third short ..."""
-    block_pair_fast_suspend: int = 4
-    """... this many instead for a block taking turns with others that hold all the
-    account's new numbers (the tier below): a scan of two blocks is stopped at a block's
-    5th number, not its 6th (2 of 17 scans in 48 simulated months took over 1 % of a block
-    then, 1 now; three-block towns' first refreshes 9.5 -> 10.0 % suspended with 1,500
-    customers, two-block towns' were all suspended before) ..."""
     block_pair_fast_span: int = 10
     """... and for the fast rule, the block and one other taking all of them, lone ones
     included, when they were at least this many: two blocks taking turns are stopped at
