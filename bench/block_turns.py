@@ -2,11 +2,12 @@
 
 A scan working k blocks at once gives each 1/k of its attention. One or two are
 block scans to the block rules; three to 16 are when nothing else comes between
-them for 60 lookups; behind decoys, or over more blocks, they look like a local
-business's first refresh from its town's blocks, and are left to the miss and
-velocity rules and the ceiling. Per k, with and without a decoy from anywhere
-before each number: scans suspended, median lookups to suspension, and the
-largest share of a targeted block's listings taken, by block size.
+them for 60 lookups (three or four, within minutes, for 16 or 21); behind decoys,
+or over more blocks, they look like a local business's first refresh from its
+town's blocks, and are left to the miss and velocity rules and the ceiling. Per
+k, with and without a decoy from anywhere before each number: scans suspended,
+median lookups to suspension, and the largest share of a targeted block's
+listings taken, by block size.
 
 Run from the repo root:  .venv/bin/python bench/block_turns.py [--months 40]
 """
