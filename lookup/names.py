@@ -8,22 +8,23 @@ from typing import Final
 
 from rapidfuzz import fuzz
 
+_APOSTROPHES: Final = dict.fromkeys(map(ord, "'’`´"))
+"""Dropped, not a break between words: `O'Brien` is one word."""
 # Folding makes "Bjørn Sæther" and "Bjoern Saether" the same string; the
 # reverse spellings are common in systems that could not store æ, ø, å.
-_FOLD: Final = str.maketrans(
-    {"æ": "ae", "ø": "oe", "å": "aa", "ä": "ae", "ö": "oe", "é": "e", **dict.fromkeys("'’`´")}
+_FOLD: Final = (
+    str.maketrans({"æ": "ae", "ø": "oe", "å": "aa", "ä": "ae", "ö": "oe", "é": "e"}) | _APOSTROPHES
 )
 
 
-_FOLD_SHORT: Final = str.maketrans(
-    {"æ": "a", "ø": "o", "å": "a", "ä": "a", "ö": "o", "é": "e", **dict.fromkeys("'’`´")}
+_FOLD_SHORT: Final = (
+    str.maketrans({"æ": "a", "ø": "o", "å": "a", "ä": "a", "ö": "o", "é": "e"}) | _APOSTROPHES
 )
 """Each letter one letter: a slip on "ø" itself ("Bjarn" for "Bjørn") is then one edit,
 where spelt out ("bjoern") it is two."""
 _BETWEEN_WORDS: Final = re.compile(r"[^\w\s]|_")
 """What is not part of a word: punctuation (`Restaurant "Polar"`, `Johansen, Anne`, `A/S`),
-hyphens, symbols. Apostrophes are dropped instead (`O'Brien` is one word)."""
-_APOSTROPHES: Final = str.maketrans(dict.fromkeys("'’`´"))
+hyphens, symbols."""
 
 
 def fold(name: str) -> str:
@@ -38,8 +39,8 @@ def fold_short(name: str) -> str:
 
 
 def _folded(name: str, table: dict[int, str | None]) -> str:
-    # Apostrophes first (NFKC makes "´" a space and an accent); then NFKC: "å" may arrive
-    # decomposed ("a" and a combining ring, as macOS sends it).
+    # Apostrophes first (NFKC makes "´" a space and an accent; the table drops those NFKC
+    # makes, "＇"); then NFKC: "å" may arrive decomposed (as macOS sends it).
     text = unicodedata.normalize("NFKC", name.translate(_APOSTROPHES)).lower().translate(table)
     if not text.isascii():
         # Accents and other marks are no letters of their own ("é" is "e"), nor breaks

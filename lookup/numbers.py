@@ -95,12 +95,12 @@ _SHORTEST: Final = min(_POSSIBLE_LENGTHS)
 _LONGEST: Final = max(_POSSIBLE_LENGTHS)
 
 # Separators people put between digit groups; anything else is rejected.
-_SEPARATORS: Final = frozenset(" -./()") | frozenset("\u2010\u2011\u2012\u2013\u2014\u2212")
-"""Between digits: spaces and the dashes word processors put there (a non-breaking hyphen,
-an en dash, a minus sign); the spaces of other widths are spaces."""
-_SPACES: Final = frozenset("\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009")
-_WIDE: Final = str.maketrans({"\uff0b": "+", "\u202f": " ", "\u205f": " ", "\u3000": " "})
-"""A fullwidth plus, and the spaces `_SPACES` lacks, as ASCII."""
+_SEPARATORS: Final = frozenset(" -./()\u00a0\u202f\u205f\u3000") | frozenset(
+    map(chr, [*range(0x2000, 0x200A), 0x2010, 0x2011, 0x2012, 0x2013, 0x2014, 0x2212])
+)
+"""Between digits: spaces of every width and the dashes word processors put there (a
+non-breaking hyphen, an en dash, a minus sign)."""
+_FULLWIDTH_PLUS: Final = str.maketrans({"\uff0b": "+"})
 
 
 class InvalidReason(StrEnum):
@@ -163,7 +163,7 @@ def normalize(raw: str) -> str:
 def _normalize_written(raw: str) -> str:
     # Not NFKC: it would read superscript or circled digits, which no one writes a phone
     # number in (nor libphonenumber reads), as digits.
-    text = (raw if raw.isascii() else raw.translate(_WIDE)).strip()
+    text = (raw if raw.isascii() else raw.translate(_FULLWIDTH_PLUS)).strip()
     if not text:
         raise InvalidNumber(raw, InvalidReason.EMPTY)
     international = False
@@ -179,7 +179,7 @@ def _normalize_written(raw: str) -> str:
             digits.append(char)
         elif char.isdecimal():  # a fullwidth digit, another script's: ٢ is 2
             digits.append(str(unicodedata.decimal(char)))
-        elif char in _SEPARATORS or char in _SPACES:
+        elif char in _SEPARATORS:
             continue
         elif char.isalpha():
             raise InvalidNumber(raw, InvalidReason.LETTERS)

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any
 
 from litestar import Request, Response, get, head
 from litestar.params import PathParameter
 
+from lookup.api.openapi import NO_KEY
 from lookup.api.problems import problem, problem_type_page
 from lookup.api.schemas import Health
-
-NO_KEY: Final[list[dict[str, list[str]]]] = [{}]
-"""No API key needed: the OpenAPI schema's way of lifting its key scheme from an operation."""
 
 if TYPE_CHECKING:
     from lookup.api.services import Services

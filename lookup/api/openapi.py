@@ -13,6 +13,8 @@ from lookup.api.problems import PROBLEM_JSON, PROBLEM_TYPES, TYPE_BASE
 from lookup.api.schemas import Problem
 
 KEY_SCHEME: Final = "apiKey"
+NO_KEY: Final[list[dict[str, list[str]]]] = [{}]
+"""An operation's `security` when it needs no API key (health checks, problem pages)."""
 REFUSED: Final = (
     "missing-credentials",
     "invalid-key",

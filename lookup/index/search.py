@@ -156,7 +156,6 @@ class NameIndex:
         self._name_codes, self._distinct_names = _encode(names)
         self._city_codes, cities_seen = _encode(cities)
         self._folded_cities = [fold(city) for city in cities_seen.to_pylist()]
-        self._city_names = frozenset(self._folded_cities)
         # A town asked for by name: the cities it names whole, or the first words of
         # ("kristiansund" of "Kristiansund N"), spelt out or with one letter for each.
         self._towns: dict[str, set[int]] = {}
