@@ -34,6 +34,20 @@ def person(number: str, first: str = "Kari", last: str = "Nordmann", **kw: str) 
     return ";".join(row[column] for column in HEADER.split(";"))
 
 
+def json_person(number: str, **fields: object) -> dict[str, object]:
+    """A JSON Lines row for a listed person; keyword arguments replace or add fields."""
+    row: dict[str, object] = {
+        "number": number,
+        "kind": "person",
+        "first_name": "Kari",
+        "last_name": "Hansen",
+        "reservation": "listed",
+        "valid_from": "2025-01-01",
+    }
+    row.update(fields)
+    return row
+
+
 def filler(count: int, start: int = 40000000) -> list[str]:
     """Valid person rows on consecutive mobile numbers."""
     return [person(str(start + i), first=f"Navn{i}") for i in range(count)]

@@ -29,7 +29,7 @@ from lookup.ingest.pipeline import ingest
 from lookup.ingest.readers import RawRow
 from lookup.ingest.warehouse import Warehouse
 from tests.conftest import make_settings
-from tests.ingest_helpers import HEADER, filler, person, write_csv, write_jsonl
+from tests.ingest_helpers import HEADER, filler, json_person, person, write_csv, write_jsonl
 
 DELTA_HEADER = HEADER + ";action"
 
@@ -238,14 +238,7 @@ def test_a_reservation_written_outside_the_codes_still_withdraws_the_number(
     write_csv(tmp_path / "b", "telenor_delta_20261123T020000.csv", csv_rows, header=DELTA_HEADER)
 
     def row(number: str, reservation: object) -> dict[str, object]:
-        return {
-            "number": number,
-            "kind": "person",
-            "first_name": "Kari",
-            "last_name": "Hansen",
-            "reservation": reservation,
-            "valid_from": "2025-01-01",
-        }
+        return json_person(number, reservation=reservation)
 
     json_rows: list[dict[str, object] | str] = [
         row("41234561", True),
@@ -291,15 +284,9 @@ def test_an_address_hidden_wish_written_outside_the_codes_still_hides_the_addres
         for i, word in enumerate(words)
     ]
     write_csv(tmp_path / "b", "telenor_delta_20261123T020000.csv", rows, header=DELTA_HEADER)
-    json_row = {
-        "number": "40000009",
-        "kind": "person",
-        "first_name": "Navn9",
-        "last_name": "Hansen",
-        "reservation": "Address-Hidden",
-        "valid_from": "2025-01-01",
-        "action": "upsert",
-    }
+    json_row = json_person(
+        "40000009", first_name="Navn9", reservation="Address-Hidden", action="upsert"
+    )
     write_jsonl(tmp_path / "b", "telenor_delta_20261123T030000.jsonl", [json_row])
     report = ingest([tmp_path / "b"], lenient)
     reasons = [r.reason for f in report.files for r in f.rejects]
@@ -565,15 +552,7 @@ def test_a_date_of_birth_a_shifted_column_put_elsewhere_is_kept_nowhere(
         person("40000002", postnr="17.05.1975", fodselsdato=""),
     ]
     write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", [*rows, *filler(20)[2:]])
-    shifted = {
-        "number": "41234561",
-        "kind": "person",
-        "first_name": "Kari",
-        "last_name": "Hansen",
-        "postcode": "1975-05-17",
-        "reservation": "listed",
-        "valid_from": "2025-01-01",
-    }
+    shifted = json_person("41234561", postcode="1975-05-17")
     write_jsonl(tmp_path / "in", "ice_full_20261122T020000.jsonl", [shifted])
     report = ingest([tmp_path / "in"], lenient)
     rejects = [r for f in report.files for r in f.rejects]
