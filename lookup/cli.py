@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Final, NoReturn
 
 from lookup.config import ConfigError, Settings, load_settings
-from lookup.errors import LookupServiceError
+from lookup.errors import LookupServiceError, WarehouseBusy
 from lookup.ingest.report import render_report, render_status
 
 log = logging.getLogger("lookup")
@@ -187,8 +187,13 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
 
     paths: list[Path] = list(args.paths)
     if paths == [Path("status")] and not Path("status").exists():
-        with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
-            print(render_status(warehouse, settings))
+        try:
+            warehouse = Warehouse(settings.warehouse_path, read_only=True)
+        except WarehouseBusy:
+            print(render_status(settings, None))
+            return 0
+        with warehouse:
+            print(render_status(settings, warehouse))
         return 0
     if args.watch is not None:
         return _watch(args.watch, args.interval, settings, force=args.force)
@@ -252,7 +257,6 @@ def _finished(path: Path, size: int, quiet: float, interval: float) -> bool:
 
 def _watch(folder: Path, interval: float, settings: Settings, *, force: bool) -> int:
     """Ingest operator files as they arrive, each once it has stopped changing."""
-    from lookup.errors import WarehouseBusy  # noqa: PLC0415
     from lookup.ingest.files import is_candidate  # noqa: PLC0415
     from lookup.ingest.pipeline import ingest  # noqa: PLC0415
 

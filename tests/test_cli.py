@@ -74,6 +74,71 @@ def test_ingest_reports_and_status_shows_the_served_snapshot(tmp_path: Path) -> 
     assert "31 listings" in status.stdout and "applied" in status.stdout
 
 
+# An ingest whose files wait for a go-ahead file: the real pipeline, paused on its file.
+_PAUSED_INGEST = """
+import sys, time
+from pathlib import Path
+from lookup.config import load_settings
+from lookup.ingest import pipeline
+apply, go = pipeline._ingest_file, Path(sys.argv[2])
+def paused(*args, **kwargs):
+    while not go.exists():
+        time.sleep(0.05)
+    return apply(*args, **kwargs)
+pipeline._ingest_file = paused
+pipeline.ingest([Path(sys.argv[1])], load_settings())
+"""
+
+
+def test_ingest_status_while_an_ingest_runs_shows_what_it_is_doing(tmp_path: Path) -> None:
+    var = tmp_path / "var"
+    write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", [person("22202400")])
+    assert lookup("ingest", str(tmp_path / "in"), data_dir=var).returncode == 0
+    assert not (var / "ingest-running.json").exists()
+    rows = [person(str(40000000 + i)) for i in range(5)]
+    for ending, day in (("finishes", 23), ("is killed", 24)):
+        name = f"telenor_full_202611{day}T020000.csv"
+        write_csv(tmp_path / ending, name, rows)
+        running = subprocess.Popen(
+            [sys.executable, "-c", _PAUSED_INGEST, str(tmp_path / ending), str(tmp_path / "go")],
+            env={**os.environ, "LOOKUP_DATA_DIR": str(var)},
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while name.encode() not in _read(var / "ingest-running.json"):
+                assert time.monotonic() < deadline and running.poll() is None
+                time.sleep(0.05)
+            status = lookup("ingest", "status", data_dir=var)
+            assert status.returncode == 0, status.stderr
+            served = "(1 listings" if ending == "finishes" else "(5 listings"
+            assert "serving: " in status.stdout and served in status.stdout
+            assert (
+                f"an ingest is running (pid {running.pid}, started " in status.stdout
+                and f"0 of 1 files done, applying {name})" in status.stdout
+            ), status.stdout
+            if ending == "is killed":
+                running.kill()
+            else:
+                (tmp_path / "go").touch()
+            running.wait(timeout=60)
+        finally:
+            running.kill()
+        status = lookup("ingest", "status", data_dir=var)
+        assert status.returncode == 0, status.stderr
+        # A killed ingest's progress file is left behind, and believed no more.
+        assert "running" not in status.stdout and "recent batches" in status.stdout
+        # The full file replaced the operator's listings; the killed one applied nothing.
+        assert "(5 listings" in status.stdout
+        (tmp_path / "go").unlink(missing_ok=True)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return b""
+
+
 def test_ingest_exits_non_zero_when_a_file_is_not_applied(tmp_path: Path) -> None:
     write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", [person("2220X")])
     result = lookup("ingest", "--inbox", str(tmp_path / "in"), data_dir=tmp_path / "var")

@@ -32,6 +32,7 @@ from lookup.ingest.files import (
     parse_file_name,
     sidecar_for,
 )
+from lookup.ingest.progress import reporting
 from lookup.ingest.readers import decode, read_reservation_rows, read_rows
 from lookup.ingest.records import OSLO, Action, Record, Rejected, Reservation, RowValidator
 from lookup.ingest.rules import deduplicate
@@ -100,7 +101,10 @@ def ingest(paths: Sequence[Path], settings: Settings, *, force: bool = False) ->
     files, ignored = collect(paths)
     report = IngestReport(ignored=ignored)
     named: list[tuple[OperatorFileName, Path]] = []
-    with Warehouse(settings.warehouse_path) as warehouse:
+    with (
+        Warehouse(settings.warehouse_path) as warehouse,
+        reporting(settings.warehouse_path, files) as progress,
+    ):
         latest = datetime.now(OSLO).replace(tzinfo=None) + FILE_STAMP_LEEWAY
         for path in files:
             try:
@@ -128,9 +132,11 @@ def ingest(paths: Sequence[Path], settings: Settings, *, force: bool = False) ->
             )
         )
         for name, path in named:
+            progress.step(path.name, done=len(report.files))
             file_report = _ingest_file(warehouse, path, name, settings, force=force)
             report.files.append(file_report)
             log.info("%s: %s", path.name, file_report.batch.status)
+        progress.step("publishing", done=len(report.files))
         report.published = publish_if_needed(warehouse, settings)
     return report
 

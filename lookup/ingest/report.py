@@ -7,6 +7,7 @@ from collections import Counter
 from lookup.config import Settings
 from lookup.index.snapshot import read_pointer
 from lookup.ingest.pipeline import IngestReport
+from lookup.ingest.progress import IngestProgress, read_progress
 from lookup.ingest.warehouse import Batch, Warehouse
 
 
@@ -58,8 +59,9 @@ def render_report(report: IngestReport) -> str:
     return "\n".join(lines)
 
 
-def render_status(warehouse: Warehouse, settings: Settings) -> str:
-    """What `lookup ingest status` prints: the served snapshot and recent batches."""
+def render_status(settings: Settings, warehouse: Warehouse | None) -> str:
+    """What `lookup ingest status` prints: the served snapshot and recent batches, or,
+    while another process holds the warehouse (`None`), what that ingest is doing."""
     pointer = read_pointer(settings.snapshots_path)
     lines = [
         f"data dir: {settings.data_path.resolve()}",
@@ -70,6 +72,11 @@ def render_status(warehouse: Warehouse, settings: Settings) -> str:
             if pointer
             else "serving: nothing published yet"
         ),
+    ]
+    if warehouse is None:
+        lines.append(_busy_line(read_progress(settings.warehouse_path)))
+        return "\n".join(lines)
+    lines += [
         f"warehouse: up to batch {warehouse.last_batch_id()}",
         "recent batches (newest first):",
     ]
@@ -79,3 +86,18 @@ def render_status(warehouse: Warehouse, settings: Settings) -> str:
             counts = warehouse.reject_counts(batch.id)
             lines.append("    rejects: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return "\n".join(lines)
+
+
+def _busy_line(progress: IngestProgress | None) -> str:
+    if progress is None:
+        # An erasure request writes the warehouse too, and an ingest of an older release
+        # leaves no progress file.
+        return "warehouse: in use by another process; its batches show once it is free"
+    step = progress.step
+    if step not in ("starting", "publishing"):
+        step = f"applying {step}"
+    return (
+        f"warehouse: an ingest is running (pid {progress.pid}, started "
+        f"{progress.started_at:%Y-%m-%d %H:%M:%S} UTC, {progress.done} of "
+        f"{len(progress.files)} files done, {step}); its batches show once it ends"
+    )
