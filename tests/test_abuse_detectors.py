@@ -208,6 +208,31 @@ def test_a_reinstated_account_is_not_named_again_for_its_lookups_before() -> Non
     assert [f.account for f in feed(engine, others) if f.account == "demo"] == []
 
 
+def test_clearing_an_account_keeps_the_others_lookups_of_numbers_it_had_first() -> None:
+    # A customer behind a shared address looked up three numbers of a block; two accounts
+    # behind it then take turns through the block, those three numbers first. Compliance
+    # clears the customer midway: the scan's own lookups of the three still count.
+    ip = "203.0.113.5"
+    order = [417, 93, 871, 550, 12, 666, 301, 958, 240, 777, 135, 502]
+    scan = [
+        event(22202000 + n, 60 + i, alternating(i), account=f"shell-{i % 2}", ip=ip)
+        for i, n in enumerate(order)
+    ]
+    alone = first_suspensions(feed(Engine(), scan))
+    assert {f.ts for f in alone.values()} == {scan[5].ts}
+    customer = [
+        event(22202000 + n, i, alternating(i), account="crm", ip=ip)
+        for i, n in enumerate(order[:3])
+    ]
+    engine = Engine()
+    assert feed(engine, [*customer, *scan[:3]]) == []
+    engine.reset("crm")
+    first = first_suspensions(feed(engine, scan[3:]))
+    assert set(first) == {"shell-0", "shell-1"}
+    assert {f.ts for f in first.values()} == {scan[5].ts}
+    assert first["shell-0"].evidence["rule"]["distinct_from_ip"] == 6
+
+
 def test_two_customers_behind_one_nat_are_not_one_scanner() -> None:
     # Two customers behind one address, each with its own callers; by chance four listed
     # numbers of one block come within 40 s, two from each.

@@ -101,11 +101,22 @@ class AddressScans:
                 (item for item in ip_state.lone if item.account != account),
                 maxlen=ip_state.lone.maxlen,
             )
-            for key, block in list(ip_state.blocks.items()):
-                for item in [i for i in block.members.values() if i.account == account]:
-                    block.remove(item)
-                if not block.members:
-                    _drop(ip_state, key)
+            if any(item.account == account for item in ip_state.recent):
+                self._recount(ip_state, account)
+
+    def _recount(self, ip_state: IpState, account: str) -> None:
+        """Count an address's blocks again without an account's lookups: where it had a
+        number first, another account's later lookup of it takes its place (in time order,
+        as the fast rule reads a block)."""
+        ip_state.recent = deque(item for item in ip_state.recent if item.account != account)
+        ip_state.blocks = {}
+        for item in ip_state.recent:
+            for size in self.policy.block_sizes:
+                self._into_block(ip_state, size, item)
+        # Which accounts an emptied block named goes with it, as when the prune drops it.
+        ip_state.fired = {
+            m: strong for m, strong in ip_state.fired.items() if m[:2] in ip_state.blocks
+        }
 
     def prune(self, now: float) -> None:
         """Drop what fell out of the window, and addresses left with nothing."""
