@@ -1,9 +1,21 @@
-"""Checks of the free-text query parameters (`name`, `city`) that every handler shares."""
+"""Checks of query parameters that several handlers or the error mapping share."""
 
 from __future__ import annotations
 
+from typing import Final
+
 from lookup.errors import InvalidParameter
 from lookup.text import first_control
+
+WHOLE_NUMBER: Final = "must be a whole number written in digits (20, not 020, 2.0 or twenty)"
+"""What an integer parameter written any other way is told."""
+
+
+def check_whole_number(parameter: str, raw: str | None) -> None:
+    """Refuse an integer parameter not written in plain digits: msgspec reads `2.0` and
+    `1e1` as whole numbers, which a client meant otherwise (or not at all)."""
+    if raw is not None and not (raw.isascii() and raw.isdigit()):
+        raise InvalidParameter(parameter, f"query parameter {parameter!r}: {WHOLE_NUMBER}")
 
 
 def check_text(parameter: str, text: str) -> None:

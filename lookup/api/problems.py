@@ -18,6 +18,7 @@ from litestar.status_codes import HTTP_405_METHOD_NOT_ALLOWED, HTTP_413_REQUEST_
 from lookup.abuse.cases import CaseNotFound
 from lookup.abuse.decisions import CaseClosed, NotCurrentCase
 from lookup.abuse.ratelimit import RateLimited, RateLimitsUnavailable
+from lookup.api.params import WHOLE_NUMBER
 from lookup.errors import (
     AccountNotFound,
     AccountNotSuspended,
@@ -342,7 +343,7 @@ def _invalid(detail: str, errors: list[Any]) -> str:
         return f"body: {message}"
     if message == "Expected `int`, got `str`":
         # msgspec's words for "05" or "ten": the text was not a plain whole number.
-        message = "must be a whole number written in digits (20, not 020, 2.0 or twenty)"
+        message = WHOLE_NUMBER
     return f"{source} {'field' if source == 'body' else 'parameter'} {key!r}: {message}"
 
 

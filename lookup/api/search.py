@@ -11,7 +11,7 @@ from litestar.params import QueryParameter
 from lookup.api import openapi, schemas
 from lookup.api.auth import role
 from lookup.api.numbers import to_response
-from lookup.api.params import check_text
+from lookup.api.params import check_text, check_whole_number
 from lookup.api.services import Services
 from lookup.errors import InvalidParameter
 
@@ -56,6 +56,7 @@ class SearchController(Controller):
             raise InvalidParameter("name", "name must be 2 to 100 characters")
         if city is not None and not 1 <= len(city.strip()) <= _MAX_CITY:
             raise InvalidParameter("city", f"city must be 1 to {_MAX_CITY} characters")
+        check_whole_number("limit", request.query_params.get("limit"))
         if not 1 <= limit <= MAX_RESULTS:
             raise InvalidParameter("limit", f"limit must be 1 to {MAX_RESULTS}")
         services: Services = request.app.state.services
