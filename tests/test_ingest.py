@@ -1204,3 +1204,16 @@ def test_a_reservation_stays_when_its_operator_lets_the_number_go(
             "reserved",
             "telia_delta_20261125T020000.csv",
         )
+
+
+def test_an_ingest_whose_progress_file_cannot_be_written_still_applies_its_files(
+    tmp_path: Path, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Only `lookup ingest status` reads the progress file: a full disk or a folder in its
+    # place must not cost the night's files.
+    (settings.data_path / "ingest-running.json").mkdir(parents=True)
+    write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", [person("22202400")])
+    report = ingest([tmp_path / "in"], settings)
+    assert report.ok and report.published is not None
+    assert served(settings).find("22202400") is not None
+    assert "cannot write" in caplog.text

@@ -9,6 +9,7 @@ nothing once the lock is gone.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -16,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
+
+log = logging.getLogger(__name__)
 
 
 class IngestProgress(msgspec.Struct, kw_only=True):
@@ -51,8 +54,14 @@ class ProgressFile:
             self.progress.done = done
         # A whole new file renamed over the old: a reader never sees half of one.
         scratch = self.path.with_name(f".{self.path.name}.{os.getpid()}")
-        scratch.write_bytes(msgspec.json.encode(self.progress))
-        scratch.replace(self.path)
+        try:
+            scratch.write_bytes(msgspec.json.encode(self.progress))
+            scratch.replace(self.path)
+        except OSError as exc:
+            # Only `ingest status` reads it: a full disk must not fail the ingest here.
+            log.warning("cannot write %s: %s", self.path, exc)
+            with suppress(OSError):
+                scratch.unlink()
 
 
 @contextmanager
@@ -63,7 +72,7 @@ def reporting(warehouse_path: Path, files: list[Path]) -> Iterator[ProgressFile]
     try:
         yield progress
     finally:
-        with suppress(FileNotFoundError):
+        with suppress(OSError):
             progress.path.unlink()
 
 
