@@ -27,6 +27,7 @@ from lookup.ingest import pipeline, readers
 from lookup.ingest.files import FileFormat
 from lookup.ingest.pipeline import ingest
 from lookup.ingest.readers import RawRow
+from lookup.ingest.report import render_report
 from lookup.ingest.warehouse import Warehouse
 from tests.conftest import make_settings
 from tests.ingest_helpers import HEADER, filler, json_person, person, write_csv, write_jsonl
@@ -234,6 +235,7 @@ def test_a_reservation_written_outside_the_codes_still_withdraws_the_number(
         person("40000006", first="Solveig", reservert="J.") + ";U",
         person("40000007", first="Solveig", reservert="sperret") + ";U",
         person("40000008", first="Ingrid", reservert="ikke reservert") + ";U",
+        person("40000009", first="Solveig", reservert="Hemmelig-nummer!") + ";U",
     ]
     write_csv(tmp_path / "b", "telenor_delta_20261123T020000.csv", csv_rows, header=DELTA_HEADER)
 
@@ -246,14 +248,15 @@ def test_a_reservation_written_outside_the_codes_still_withdraws_the_number(
         '["41234563", "reserved"]',
         row("41234564", "unlisted"),
         row("41234565", "secret"),
-        *(row(f"4123456{i}", "listed") for i in range(6, 8)),
+        row("41234566", "do-not-list"),
+        row("41234567", "listed"),
         row("41234560", "listed"),
     ]
     write_jsonl(tmp_path / "b", "ice_full_20261123T020000.jsonl", json_rows)
     report = ingest([tmp_path / "b"], lenient)
     reasons = sorted(r.reason for f in report.files for r in f.rejects)
     assert reasons == [
-        *["bad_code.reservation"] * 10,
+        *["bad_code.reservation"] * 12,
         "bad_json",
         "bad_type.reservation",
         "bad_type.reservation",
@@ -263,7 +266,8 @@ def test_a_reservation_written_outside_the_codes_still_withdraws_the_number(
     assert "Solveig" not in kept_text and "unlisted" not in kept_text
     snapshot = served(lenient)
     withdrawn_csv = ("40000001", "40000003", "40000004", "40000005", "40000006", "40000007")
-    for withdrawn in (*withdrawn_csv, "41234561", "41234563", "41234564", "41234565"):
+    withdrawn_json = ("41234561", "41234563", "41234564", "41234565", "41234566")
+    for withdrawn in (*withdrawn_csv, "40000009", *withdrawn_json):
         assert snapshot.find(withdrawn) is None, withdrawn
     for kept in ("40000002", "40000008", "41234562"):  # Nei, ikke reservert: not reserved
         assert snapshot.find(kept) is not None, kept
@@ -563,8 +567,77 @@ def test_a_date_of_birth_a_shifted_column_put_elsewhere_is_kept_nowhere(
     ]
     for text in [*(str(row[3]) for row in stored_rejects(lenient)), *(r.detail for r in rejects)]:
         assert "1975" not in text and "17.05" not in text, text
-    # The valid-from date, a date by contract, stays for the operator.
-    assert all("2025-01-01" in str(row[3]) for row in stored_rejects(lenient))
+    # The valid-from date goes too (swapped column names put a date of birth there); the
+    # number, to find the row by, stays.
+    kept = [str(row[3]) for row in stored_rejects(lenient)]
+    assert not any("2025-01-01" in text for text in kept), kept
+    assert all(any(n in text for n in ("40000001", "40000002", "41234561")) for text in kept)
+
+
+def test_swapped_column_names_never_serve_quote_or_keep_a_date_of_birth(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    # An export whose header names two columns the other's way round, the data in order.
+    def swapped(a: str, b: str) -> str:
+        return HEADER.replace(a, "@").replace(b, a).replace("@", b)
+
+    born = ["1975-05-17", "1951-02-11", "15.05.1975"]
+    write_csv(
+        tmp_path / "in",
+        "telenor_full_20261122T020000.csv",
+        [person("40000001", fodselsdato=born[0], gyldig_fra="2025-11-03")],
+        header=swapped("gyldig_fra", "fodselsdato"),
+    )
+    write_csv(
+        tmp_path / "in",
+        "telia_full_20261122T020000.csv",
+        [person("40000002", fodselsdato=born[1])],
+        header=swapped("nummer", "fodselsdato"),
+    )
+    write_csv(
+        tmp_path / "in",
+        "ice_full_20261122T020000.csv",
+        [person("40000003", fodselsdato=born[2], gyldig_fra="2025-11-03")],
+        header=swapped("gyldig_fra", "fodselsdato"),
+    )
+    report = ingest([tmp_path / "in"], lenient)
+    rejects = [r for f in report.files for r in f.rejects]
+    assert sorted(r.reason for r in rejects) == [
+        "bad_date.birth_date",
+        "bad_date.valid_from",
+        "number.not_in_plan",
+    ]
+    # Not served as the listing's valid-from date (nothing is served), not in any reason,
+    # report or kept text.
+    assert next(r for r in rejects if r.reason == "bad_date.birth_date").detail == (
+        "fodselsdato is later than gyldig_fra (are the two columns' names swapped?)"
+    )
+    assert (
+        report.published is None
+        or Snapshot(snapshot_path(lenient.snapshots_path, report.published)).find("40000001")
+        is None
+    )
+    texts = [render_report(report), *(str(row[3]) for row in stored_rejects(lenient))]
+    for text in texts:
+        for date in born:
+            assert date not in text, text
+
+
+def test_a_rejected_address_hidden_row_keeps_no_address(tmp_path: Path, lenient: Settings) -> None:
+    rows = [
+        person("40000001", reservert="A", postnr="99"),
+        person("40150002", reservert="Adresse skjult", adresse="Hemmelig gate 6"),
+        person("40150123", postnr="0150"),  # listed: its postcode is no secret
+    ]
+    write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", rows)
+    ingest([tmp_path / "in"], lenient)
+    kept = [str(row[3]) for row in stored_rejects(lenient)]
+    assert len(kept) == 2
+    for text in kept:
+        for address in ("Storgata", "Hemmelig gate", "Oslo", ";99;", ";0150;"):
+            assert address not in text, text
+    # Masked field by field: the number that holds the postcode's digits is whole.
+    assert kept[0].startswith("40000001;") and kept[1].startswith("40150002;")
 
 
 def test_a_rejected_rows_text_is_kept_whole_up_to_2000_characters(

@@ -6,17 +6,35 @@ import pytest
 
 from lookup.ingest.markers import hides_address, reserved
 
+RESERVE = [
+    "J",
+    " j ",
+    "J.",
+    "Ja",
+    "Hemmelig nummer",
+    "reservert mot oppslag",
+    "Ｊ",
+    "\u2066J\u2069",
+]
+# Punctuation and quotes around or between its words.
+RESERVE += ["'J'", '"J"', "«J»", "Hemmelig-nummer", "Reservert!", "reserved!", '"reserved"']
+# Other words and phrases for an unlisted number.
+RESERVE += ["ex-directory", "Private", "Privat", "confidential", "non-published", "unpublished"]
+RESERVE += ["not listed", "do-not-list", "ikke listet", "Ikke oppført", "Nei til oppføring"]
 
-@pytest.mark.parametrize(
-    "text",
-    ["J", " j ", "J.", "Ja", "Hemmelig nummer", "reservert mot oppslag", "Ｊ", "\u2066J\u2069"],
-)
+
+@pytest.mark.parametrize("text", RESERVE)
 def test_words_that_reserve_the_number(text: str) -> None:
     assert reserved(text) and not hides_address(text)
 
 
+@pytest.mark.parametrize("text", ["J/A", "A/J", "a, j"])
+def test_both_codes_reserve_the_number_and_hide_the_address(text: str) -> None:
+    assert reserved(text) and hides_address(text)
+
+
 HIDE_ADDRESS = ["A", "a.", "Ａ", "address_hidden", "Address-Hidden", "adresse skjult"]
-HIDE_ADDRESS += ["uten  adresse", "\ufeffA", "hidden address"]
+HIDE_ADDRESS += ["uten  adresse", "\ufeffA", "hidden address", "«A»", "address hidden!"]
 
 
 @pytest.mark.parametrize("text", HIDE_ADDRESS)
@@ -33,7 +51,10 @@ def test_an_address_wish_that_starts_with_a_reserving_word_withdraws_the_number(
     assert reserved(text)
 
 
-@pytest.mark.parametrize("text", ["N", "Nei", "ikke reservert", "adresse", "Aa", "listed", ""])
+@pytest.mark.parametrize(
+    "text",
+    ["N", "Nei", "ikke reservert", "adresse", "Aa", "listed", "", "N/A", "not reserved", "JJ"],
+)
 def test_words_that_ask_for_neither(text: str) -> None:
     assert not reserved(text) and not hides_address(text)
 

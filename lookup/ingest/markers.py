@@ -28,11 +28,27 @@ between its words: the row is rejected for it, but the address goes all the same
 reservation's words withdraw the number. One that starts with a word of
 `_RESERVED_WORDS` (`Sperret adresse`, as protected persons' addresses are described,
 `Skjult adresse`) withdraws the number: privacy wins over form."""
-_WORD_BREAKS: Final = re.compile(r"[\s_-]+")
+_WORDS: Final = re.compile(r"[^\W_]+")
+"""A marker's words: letters and digits, whatever stands between them (blanks, `_`, `-`,
+quotes, `!`, `/`): `'J'`, `«J»`, `Hemmelig-nummer` and `Reservert!` read as their words."""
 _RESERVED_WORDS: Final = _RESERVED_MARKERS | frozenset(
     {"ja", "y", "yes", "true", "reservert", "hemmelig", "hemmeleg", "secret", "unlisted"}
-    | {"skjult", "sperret", "sperra"}
+    | {"skjult", "sperret", "sperra", "privat", "private", "confidential", "konfidensiell"}
+    | {"unpublished", "exdirectory", "nonpublished"}
 )
+_RESERVED_PHRASES: Final = (
+    ("ex", "directory"),
+    ("non", "published"),
+    ("not", "listed"),
+    ("not", "published"),
+    ("do", "not", "list"),
+    ("ikke", "listet"),
+    ("ikke", "oppført"),
+    ("ikke", "oppfort"),
+    ("nei", "til", "oppføring"),
+)
+"""What reads as "reserved" in words that a reserving word does not start: a refusal of
+the listing ("not listed", "nei til oppføring"), not of the reservation ("ikke reservert")."""
 """What reads as "reserved" in a known reservation field, the contract's codes or not
 (`Ja`, `hemmelig`, `secret`, JSON's `true`): the row is rejected for it, but its number is
 withdrawn all the same, as a subscriber shown against their wish is the harm that cannot be
@@ -63,8 +79,18 @@ def reserved(value: object, *, strict: bool = False) -> bool:
         return word in _RESERVED_MARKERS
     # "J.", "Hemmelig nummer", "reservert mot oppslag": the first word says it ("ikke
     # reservert", not reserved, does not start with one).
-    first = word.split(maxsplit=1)[0].rstrip(".") if word else ""
-    return word in _RESERVED_WORDS or first in _RESERVED_WORDS
+    words = _WORDS.findall(word)
+    return bool(words) and (
+        words[0] in _RESERVED_WORDS
+        or any(tuple(words[: len(phrase)]) == phrase for phrase in _RESERVED_PHRASES)
+        or _codes(words, "j")
+    )
+
+
+def _codes(words: list[str], code: str) -> bool:
+    """Whether words are the contract's one-letter codes alone, this one among them: `J/A`,
+    `A, J` (not `N/A`, an export's "not applicable")."""
+    return code in words and all(w in ("j", "a") for w in words)
 
 
 def _seen(value: str) -> str:
@@ -80,7 +106,7 @@ def _seen(value: str) -> str:
 
 def _phrase(word: str) -> str:
     """A marker's words as one spacing writes them: `address-hidden.` is `address hidden`."""
-    return " ".join(_WORD_BREAKS.split(word.rstrip(".").strip("_- ")))
+    return " ".join(_WORDS.findall(word))
 
 
 def hides_address(value: object, *, strict: bool = False) -> bool:
@@ -95,7 +121,7 @@ def hides_address(value: object, *, strict: bool = False) -> bool:
     word = _seen(value).strip().lower()
     if strict:
         return word in _ADDRESS_HIDDEN_MARKERS
-    return _phrase(word) in _ADDRESS_HIDDEN_WORDS
+    return _phrase(word) in _ADDRESS_HIDDEN_WORDS or _codes(_WORDS.findall(word), "a")
 
 
 def _inside(value: list[object] | dict[object, object], depth: int = 4) -> Iterator[object]:

@@ -21,7 +21,7 @@ from lookup.ingest.redact import (
     MASK,
     capped,
     mask_broken,
-    mask_values,
+    mask_cells,
     quoted,
     reads_as_date,
     withheld,
@@ -42,8 +42,8 @@ MAX_TEXT: Final = 300
 about 150)."""
 _CONTRACT_FIELDS: Final = frozenset(COLUMN_OF)
 """A JSON row's keys the contract names; the values of others are never kept."""
-_DATED_FIELDS: Final = frozenset({"number", "valid_from", "birth_date"})
-"""Fields a date stands in by contract (the number's digits can read as one)."""
+_ADDRESS_FIELDS: Final = ("street", "postcode", "city")
+"""What an address-hidden row's kept text masks."""
 
 
 class Kind(StrEnum):
@@ -266,13 +266,19 @@ class RowValidator:
         if reserved(row.fields.get("reservation")):
             return withheld(number)
         born = row.fields.get("birth_date")
-        # A shifted column can put the date of birth in any other field of a row that
-        # splits right (`reklamereservert` '1975-05-17'): a date there goes too.
+        # A shifted column or swapped column names can put the date of birth in any other
+        # field of a row that splits right (`reklamereservert` or `gyldig_fra`
+        # '1975-05-17', `nummer` '1951-02-11'): a date there goes too, but the row's own
+        # number. So does the address of a subscriber who hid it.
         dated = {
             key
             for key, value in row.fields.items()
-            if key not in _DATED_FIELDS and reads_as_date(value)
+            if key != "birth_date"
+            and not (key == "number" and number is not None)
+            and reads_as_date(value)
         }
+        if hides_address(row.fields.get("reservation")):
+            dated |= {key for key in _ADDRESS_FIELDS if row.fields.get(key) is not None}
         if self._json:
             if (
                 "birth_date" not in row.fields
@@ -295,7 +301,7 @@ class RowValidator:
         # of columns the contract does not name (a `fødselsdato` column).
         values = (born, *row.extra) if isinstance(born, str) else row.extra
         values = (*values, *(str(row.fields[key]) for key in dated))
-        return mask_values(row.raw, values)
+        return mask_cells(row.raw, values)
 
     def _reservation_only(self, fields: dict[str, object], number: str) -> Record | None:
         """A broken row that still reserves its number: honour the reservation.
@@ -326,7 +332,7 @@ class RowValidator:
         if given is not None and self._code(fields, "action") != Action.UPSERT:
             raise _RowError(
                 "bad_code.action",
-                f"{self._name('action')} {given!r} in a full file, which only lists numbers "
+                f"{self._name('action')} {quoted(given)} in a full file, which only lists numbers "
                 "(a number leaves by being left out, or by a delete in a delta)",
             )
         if self._delta:
@@ -361,6 +367,13 @@ class RowValidator:
             first_name = self._required_text(fields, "first_name")
             last_name = self._required_text(fields, "last_name")
             birth_date = self._birth_date(fields)
+            if birth_date is not None and birth_date > valid_from.date():
+                # Swapped column names: the date of birth would be served as valid-from.
+                raise _RowError(
+                    "bad_date.birth_date",
+                    f"{self._name('birth_date')} is later than {self._name('valid_from')} "
+                    "(are the two columns' names swapped?)",
+                )
         else:
             business_name = self._required_text(fields, "business_name")
         org_number = self._text(fields, "org_number")
@@ -412,7 +425,8 @@ class RowValidator:
         try:
             return classify(value)
         except InvalidNumber as exc:
-            raise _RowError(f"number.{exc.reason}", f"{value!r}: {exc.message}") from None
+            # A date there (swapped column names) is a date of birth: not quoted.
+            raise _RowError(f"number.{exc.reason}", f"{quoted(value)}: {exc.message}") from None
 
     def _text(self, fields: dict[str, object], field: str) -> str | None:
         value = fields.get(field)
@@ -494,7 +508,9 @@ class RowValidator:
         except ValueError:
             raise _RowError(
                 "bad_date.valid_from",
-                f"{self._name('valid_from')} {text!r} is not an ISO 8601 date or date-time",
+                # Not quoted when it reads as a date: swapped column names put the date
+                # of birth here.
+                f"{self._name('valid_from')} {quoted(text)} is not an ISO 8601 date or date-time",
             ) from None
         if moment.tzinfo is not None:
             try:
@@ -502,12 +518,12 @@ class RowValidator:
             except (OverflowError, ValueError):
                 raise _RowError(
                     "bad_date.valid_from",
-                    f"{self._name('valid_from')} {text!r} is out of range",
+                    f"{self._name('valid_from')} {quoted(text)} is out of range",
                 ) from None
         if moment > self._produced_at + VALID_FROM_LEEWAY:
             raise _RowError(
                 "bad_date.valid_from",
-                f"{self._name('valid_from')} {text!r} is more than "
+                f"{self._name('valid_from')} {quoted(text)} is more than "
                 f"{VALID_FROM_LEEWAY.days} day(s) later than the file itself "
                 f"({self._produced_at:%Y-%m-%d %H:%M:%S})",
             )

@@ -8,6 +8,8 @@ anywhere in a row that could not be split. The row's own number is kept.
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections.abc import Callable, Iterable
 from typing import Final
@@ -72,6 +74,24 @@ def mask_values(raw: str, values: Iterable[str]) -> str:
         if len(text) > 2:
             raw = raw.replace(text, MASK)
     return raw
+
+
+def mask_cells(raw: str, values: Iterable[str]) -> str:
+    """A CSV row's text with every field holding one of these values masked whole: a
+    postcode is not masked inside a phone number. A text that does not read back as one
+    row of fields is masked wherever the values stand (`mask_values`)."""
+    targets = {value.strip() for value in values if value.strip()}
+    if not targets:
+        return raw
+    rows = list(csv.reader(io.StringIO(raw, newline=""), delimiter=";"))
+    if len(rows) != 1:
+        return mask_values(raw, targets)
+    fields = [MASK if field.strip() in targets else field for field in rows[0]]
+    if fields == rows[0]:
+        return raw
+    text = io.StringIO()
+    csv.writer(text, delimiter=";", lineterminator="").writerow(fields)
+    return text.getvalue()
 
 
 def mask_broken(raw: str, *, json: bool, number: str | None, birth_dates: Iterable[str]) -> str:
