@@ -347,6 +347,9 @@ def test_openapi_schema_describes_the_lookup(client: TestClient[Any]) -> None:
     # No made-up examples (random strings as numbers), and health checks need no key.
     assert "examples" not in str(schema)
     assert schema["paths"]["/readyz"]["get"]["security"] == [{}]
+    not_ready = schema["paths"]["/readyz"]["get"]["responses"]
+    assert set(not_ready) == {"200", "503"}
+    assert "/problems/snapshot-unavailable" in not_ready["503"]["description"]
 
 
 def test_an_account_allow_list_binds_all_its_keys(data: Settings) -> None:

@@ -416,7 +416,29 @@ def test_an_erasure_anonymises_the_lookups_but_those_under_legal_hold(tmp_path: 
             "SELECT actor LIKE 'compliance-desk/%', reason, erased, held FROM erasures"
         ) == [(True, "request 2026-117", 6, 1)]
         assert "22202400" not in str(store.file.rows("SELECT * FROM erasures"))
-        assert done["directory"].startswith("kept: each operator delivers it every night")
+        assert done["directory"] == "kept"
+        assert done["directory_note"].startswith("each operator delivers it every night")
+
+
+def test_the_internal_schema_declares_every_answer_a_decision_can_get(desk: Desk) -> None:
+    schema = desk.client.get("/schema/openapi.json").json()
+    decide = schema["paths"]["/internal/v1/cases/{case_id}/decisions"]["post"]["responses"]
+    assert set(decide) == {"201", "400", "401", "403", "404", "409", "413", "422", "429", "503"}
+    for slug in ("case-closed", "not-current-case", "account-not-found", "account-not-suspended"):
+        assert f"/problems/{slug}" in decide["409"]["description"], slug
+    assert "/problems/own-account" in decide["403"]["description"]
+    # The answers as they come: a closed case, and a body that is not JSON.
+    case_id = _open(desk, "cust-co", DAY)
+    assert desk.decide(case_id, "clear", "a refresh job").status_code == 201
+    assert desk.decide(case_id, "warn", "again").status_code == 409
+    garbled = desk.client.post(
+        f"/internal/v1/cases/{case_id}/decisions", content=b"{", headers=desk.headers
+    )
+    assert str(garbled.status_code) in decide
+    trail = schema["paths"]["/internal/v1/accounts/{account}/decisions"]["get"]["responses"]
+    assert "/problems/unknown-account" in trail["404"]["description"]
+    subject = schema["paths"]["/internal/v1/subjects/{number}"]["get"]["responses"]
+    assert {"422", "503"} <= set(subject)
 
 
 def test_an_erasure_says_what_is_kept_of_the_directory_as_it_is(tmp_path: Path) -> None:
@@ -428,18 +450,21 @@ def test_an_erasure_says_what_is_kept_of_the_directory_as_it_is(tmp_path: Path) 
     ingest([tmp_path / "c"], settings)
     for desk in _desk(settings):
 
-        def erase(number: str, desk: Desk = desk) -> str:
+        def erase(number: str, desk: Desk = desk) -> tuple[str, str]:
             answer = desk.client.post(
                 f"/internal/v1/subjects/{number}/erasure",
                 json={"reason": "request 2026-118"},
                 headers=desk.headers,
             )
             assert answer.status_code == 200, answer.text
-            return str(answer.json()["directory"])
+            body = answer.json()
+            return body["directory"], body["directory_note"]
 
-        assert erase("99999999") == "none: no operator delivers this number"
-        assert erase("40000001").startswith("reserved: only the reservation is kept")
-        assert erase("40000002").startswith("kept: each operator delivers it every night")
+        assert erase("99999999") == ("none", "no operator delivers this number")
+        reserved, note = erase("40000001")
+        assert reserved == "reserved" and note.startswith("only the reservation is kept")
+        kept, note = erase("40000002")
+        assert kept == "kept" and note.startswith("each operator delivers it every night")
 
 
 def test_a_reinstatement_of_a_closed_case_keeps_the_time_it_was_closed(desk: Desk) -> None:

@@ -14,6 +14,7 @@ from litestar import Controller, Request, get, post
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from lookup.abuse.audit import STATUS_AFTER, Decision, status_reason
+from lookup.api import openapi
 from lookup.api.auth import role
 from lookup.api.services import Services
 from lookup.errors import (
@@ -30,6 +31,19 @@ from lookup.subjects import SubjectReport, report
 from lookup.text import first_bidi_control, first_control, invisible
 
 # What each decision does to the account's status (warn leaves it as it is).
+
+
+_BODY_PROBLEMS: Final = ("bad-request", "invalid-parameter", "body-too-large")
+"""What a request with a JSON body may be refused for: not JSON, a field it cannot use,
+too long."""
+_DECISION_PROBLEMS: Final = (
+    "case-not-found",
+    "case-closed",
+    "not-current-case",
+    "account-not-found",
+    "account-not-suspended",
+    "own-account",
+)
 
 
 class DecisionRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -56,7 +70,12 @@ class ComplianceController(Controller):
     opt = role("compliance")
     tags = ["compliance"]  # noqa: RUF012
 
-    @get("/cases", summary="Flagged accounts and their cases", sync_to_thread=True)
+    @get(
+        "/cases",
+        summary="Flagged accounts and their cases",
+        sync_to_thread=True,
+        responses=openapi.problems("invalid-parameter"),
+    )
     def cases(
         self,
         request: Request[Any, Any, Any],
@@ -71,7 +90,12 @@ class ComplianceController(Controller):
             case["account_status"] = _standing(services, case["account"])
         return cases
 
-    @get("/cases/{case_id:int}", summary="A case's evidence", sync_to_thread=True)
+    @get(
+        "/cases/{case_id:int}",
+        summary="A case's evidence",
+        sync_to_thread=True,
+        responses=openapi.problems("case-not-found"),
+    )
     def case(
         self, request: Request[Any, Any, Any], case_id: Annotated[int, PathParameter()]
     ) -> dict[str, Any]:
@@ -96,6 +120,7 @@ class ComplianceController(Controller):
         summary="Decide on a case",
         status_code=201,
         sync_to_thread=True,
+        responses=openapi.problems(*_BODY_PROBLEMS, *_DECISION_PROBLEMS),
     )
     def decide(
         self,
@@ -133,7 +158,10 @@ class ComplianceController(Controller):
         return decision
 
     @get(
-        "/accounts/{account:str}/decisions", summary="An account's audit trail", sync_to_thread=True
+        "/accounts/{account:str}/decisions",
+        summary="An account's audit trail",
+        sync_to_thread=True,
+        responses=openapi.problems("unknown-account"),
     )
     def account_decisions(
         self, request: Request[Any, Any, Any], account: Annotated[str, PathParameter()]
@@ -146,7 +174,12 @@ class ComplianceController(Controller):
             raise UnknownAccount(f"no account {account!r} in the key store or the audit trail")
         return trail
 
-    @get("/subjects/{number:str}", summary="Everything stored about a number", sync_to_thread=True)
+    @get(
+        "/subjects/{number:str}",
+        summary="Everything stored about a number",
+        sync_to_thread=True,
+        responses=openapi.problems("invalid-number", "warehouse-busy"),
+    )
     def subject(
         self, request: Request[Any, Any, Any], number: Annotated[str, PathParameter()]
     ) -> SubjectReport:
@@ -162,6 +195,7 @@ class ComplianceController(Controller):
         summary="Erase what may be erased about a number",
         status_code=200,
         sync_to_thread=True,
+        responses=openapi.problems(*_BODY_PROBLEMS, "invalid-number", "warehouse-busy"),
     )
     def erase(
         self,
@@ -188,7 +222,7 @@ class ComplianceController(Controller):
             "lookups_erased": erased,
             "held_by_open_cases": held,
             "rejected_rows_erased": rejects,
-            "directory": _directory_answer(held_as),
+            **_directory_answer(held_as),
         }
 
     @get("/audit/verify", summary="Check the audit trail", sync_to_thread=True)
@@ -231,19 +265,22 @@ def _reason(text: str, missing: str) -> str:
     return reason
 
 
-def _directory_answer(reservations: set[str]) -> str:
-    """What an erasure leaves of the number's directory records, said as it is."""
+def _directory_answer(reservations: set[str]) -> dict[str, str]:
+    """What an erasure leaves of the number's directory records: `directory` (`none`,
+    `reserved` or `kept`) for a program, `directory_note` saying it for a person."""
     if not reservations:
-        return "none: no operator delivers this number"
+        return {"directory": "none", "directory_note": "no operator delivers this number"}
     if reservations == {"reserved"}:
-        return (
-            "reserved: only the reservation is kept (number, operator, valid-from), "
-            "which is what honours it; nothing of the subscriber is shown"
-        )
-    return (
-        "kept: each operator delivers it every night; a subject leaves the directory "
-        "by reserving with their operator"
-    )
+        return {
+            "directory": "reserved",
+            "directory_note": "only the reservation is kept (number, operator, valid-from), "
+            "which is what honours it; nothing of the subscriber is shown",
+        }
+    return {
+        "directory": "kept",
+        "directory_note": "each operator delivers it every night; a subject leaves the "
+        "directory by reserving with their operator",
+    }
 
 
 def _standing(services: Services, name: str) -> str:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from litestar import Request, Response, get, head
 from litestar.params import PathParameter
 
-from lookup.api.openapi import NO_KEY
+from lookup.api.openapi import NO_KEY, problems
 from lookup.api.problems import problem, problem_type_page
 from lookup.api.schemas import Health
 
@@ -22,7 +22,13 @@ async def healthz() -> Health:
     return Health(status="ok")
 
 
-@get("/readyz", summary="Readiness", tags=["operations"], security=NO_KEY)
+@get(
+    "/readyz",
+    summary="Readiness",
+    tags=["operations"],
+    security=NO_KEY,
+    responses=problems("snapshot-unavailable", "rate-limits-unavailable", keyed=False),
+)
 async def readyz(request: Request[Any, Any, Any]) -> Health | Response[bytes]:
     """Ready only with a snapshot loaded and the rate-limit storage answering (every
     request with a key is refused without it)."""

@@ -43,10 +43,11 @@ def config(title: str, description: str | None = None) -> OpenAPIConfig:
     )
 
 
-def problems(*slugs: str) -> dict[int, ResponseSpec]:
-    """The responses of these problem types, by status, each status naming its types."""
+def problems(*slugs: str, keyed: bool = True) -> dict[int, ResponseSpec]:
+    """The responses of these problem types, by status, each status naming its types; with
+    those of `REFUSED` unless the operation needs no key (`keyed=False`)."""
     by_status: dict[int, list[str]] = {}
-    for slug in (*slugs, *REFUSED):
+    for slug in (*slugs, *(REFUSED if keyed else ())):
         kind = PROBLEM_TYPES[slug]
         by_status.setdefault(kind.status, []).append(f"`{TYPE_BASE}{slug}`: {kind.description}")
     return {
