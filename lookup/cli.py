@@ -23,6 +23,7 @@ from typing import Final, NoReturn
 
 from lookup.config import ConfigError, Settings, load_settings
 from lookup.errors import LookupServiceError, WarehouseBusy
+from lookup.ingest.files import SIDECAR_SUFFIX, is_candidate, sidecar_for, why_ignored
 from lookup.ingest.report import render_report, render_status
 
 log = logging.getLogger("lookup")
@@ -255,23 +256,49 @@ def _finished(path: Path, size: int, quiet: float, interval: float) -> bool:
         return False  # gone or unreadable meanwhile: the next scan sees
 
 
+_FileState = tuple[int, int, tuple[int, int] | None]
+"""An operator file's size and time, and its sidecar's if there is one: a sidecar that
+comes or changes after its file was read has the file read again, and checked by it."""
+_UPLOADING: Final = (".part", ".partial", ".filepart", ".tmp")
+"""Names uploads are written under before they are renamed (and dotfiles)."""
+
+
+def _file_state(path: Path) -> _FileState:
+    stat = path.stat()
+    try:
+        sidecar = sidecar_for(path).stat()
+    except FileNotFoundError:
+        return stat.st_size, stat.st_mtime_ns, None
+    return stat.st_size, stat.st_mtime_ns, (sidecar.st_size, sidecar.st_mtime_ns)
+
+
 def _watch(folder: Path, interval: float, settings: Settings, *, force: bool) -> int:
     """Ingest operator files as they arrive, each once it has stopped changing."""
-    from lookup.ingest.files import is_candidate  # noqa: PLC0415
     from lookup.ingest.pipeline import ingest  # noqa: PLC0415
 
     if not folder.is_dir():
         raise UsageError(f"--watch needs a folder: {folder}")
-    done: dict[Path, tuple[int, int]] = {}
-    unchanged_since: dict[Path, tuple[tuple[int, int], float]] = {}
+    done: dict[Path, _FileState] = {}
+    unchanged_since: dict[Path, tuple[_FileState, float]] = {}
+    noted: set[Path] = set()
     print(f"watching {folder} every {interval:g}s (Ctrl-C to stop)", flush=True)
     while True:
-        scan: dict[Path, tuple[int, int]] = {}
+        scan: dict[Path, _FileState] = {}
         for path in folder.iterdir():
             try:
                 if path.is_file() and is_candidate(path):
-                    stat = path.stat()
-                    scan[path] = (stat.st_size, stat.st_mtime_ns)
+                    scan[path] = _file_state(path)
+                elif (
+                    path not in noted
+                    and not path.name.startswith(".")
+                    and not path.name.endswith(_UPLOADING)
+                ):
+                    # Said once, so that a misnamed delivery is not waited for unseen (a
+                    # sidecar may come before its file; a dotfile or `.part` is an upload).
+                    why = why_ignored(path)
+                    if why is not None and not path.name.endswith(SIDECAR_SUFFIX):
+                        print(f"{path}: ignored ({why})", flush=True)
+                        noted.add(path)
             except FileNotFoundError:
                 continue  # moved away between the listing and the look
         # Same size and time for two scans, and it looks whole: the operator has finished.

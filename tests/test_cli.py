@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from lookup.ingest.files import sidecar_for
 from tests.ingest_helpers import person, write_csv
 
 
@@ -241,6 +242,43 @@ def test_ingest_watch_applies_files_as_they_arrive(tmp_path: Path) -> None:
     finally:
         watcher.terminate()
         watcher.wait(timeout=10)
+
+
+def test_the_watcher_says_what_it_ignores_and_checks_a_sidecar_that_comes_late(
+    tmp_path: Path,
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "lookup.cli", "ingest", "--watch", str(inbox), "--interval", "0.1"],
+        env={**os.environ, "LOOKUP_DATA_DIR": str(tmp_path / "var")},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # A delivery misnamed is said (once), not waited for unseen; an upload under a
+        # temporary name is not.
+        write_csv(inbox, "telia_full_20261122T020000.csv.zip", [person("22202400")])
+        write_csv(inbox, "telia_full_20261122T020000.csv.part", [person("22202400")])
+        applied = write_csv(inbox, "telenor_full_20261122T020000.csv", [person("22202400")])
+        pointer = tmp_path / "var" / "snapshots" / "CURRENT"
+        deadline = time.monotonic() + 30
+        while not pointer.exists():
+            assert time.monotonic() < deadline, "the watcher did not ingest the file"
+            time.sleep(0.05)
+        # Its sidecar comes after it was read, and does not match: the file is read again
+        # and the mismatch said.
+        sidecar_for(applied).write_text("0" * 64 + "  " + applied.name + "\n")
+        time.sleep(2)
+    finally:
+        watcher.terminate()
+        stdout, stderr = watcher.communicate(timeout=10)
+    assert stdout.count("csv.zip: ignored (not an operator file name)") == 1, stdout
+    assert ".part" not in stdout
+    assert "telenor_full_20261122T020000.csv: applied" in stdout
+    assert "telenor_full_20261122T020000.csv: rejected" in stdout, stdout
+    assert "sidecar_mismatch" in stdout and "Traceback" not in stderr
 
 
 def test_account_plans_and_allow_lists_are_set_from_the_command_line(tmp_path: Path) -> None:

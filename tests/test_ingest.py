@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import msgspec
@@ -217,14 +218,22 @@ def test_bad_file_names_are_rejected_with_the_rule(tmp_path: Path, settings: Set
     # A digest whose file never came (or came misnamed) is said too.
     orphan = tmp_path / "in" / "ice_full_20261122T020000.csv.sha256"
     orphan.write_text("0" * 64 + "\n")
+    # An extension in capitals is an operator file misnamed, not a stranger: said why.
+    write_csv(tmp_path / "in", "telenor_full_20261122T030000.CSV", [person("22202400")])
+    # A pipe named as an operator file has no end to read to.
+    pipe = tmp_path / "in" / "ice_full_20261122T030000.csv"
+    os.mkfifo(pipe)
     report = ingest([tmp_path / "in"], settings)
-    assert [f.batch.reason for f in report.files] == ["bad_file_name"] * 3
-    assert report.ignored == [
+    assert [f.batch.reason for f in report.files] == ["bad_file_name"] * 4
+    assert list(report.ignored) == [
         str(tmp_path / "in" / "README.txt"),
         str(orphan),
+        str(pipe),
         str(tmp_path / "in" / "late") + "/",
     ]
     said = render_report(report)
+    assert f"{pipe}: ignored (not a regular file: a pipe or a device)" in said
+    assert "telenor_full_20261122T030000.CSV: rejected" in said
     assert f"{tmp_path / 'in' / 'late'}/: ignored (a folder: give it by name to read it)" in said
     assert f"{orphan}: ignored (a digest sidecar with no file beside it)" in said
     assert report.published is None
@@ -239,6 +248,26 @@ def test_sidecar_digest_mismatch_rejects_the_file(tmp_path: Path, settings: Sett
     (tmp_path / "in" / (TELENOR + ".sha256")).write_text(f"{digest}  {TELENOR}\n")
     (file_report,) = ingest([tmp_path / "in"], settings).files
     assert file_report.batch.status == "applied"
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "{digest}  {name}\n",
+        "{DIGEST} *{name}\r\n",
+        "\ufeff{digest}  {name}\r\n",  # PowerShell's Out-File writes a byte-order mark
+        "SHA256 ({name}) = {digest}\n",  # sha256sum --tag, BSD's sha256
+    ],
+)
+def test_a_sidecar_is_read_as_the_tools_write_it(
+    tmp_path: Path, settings: Settings, written: str
+) -> None:
+    path = write_csv(tmp_path / "in", TELENOR, [person("22202400")])
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    text = written.format(digest=digest, DIGEST=digest.upper(), name=TELENOR)
+    (tmp_path / "in" / (TELENOR + ".sha256")).write_text(text, encoding="utf-8")
+    (file_report,) = ingest([tmp_path / "in"], settings).files
+    assert file_report.batch.status == "applied", file_report.batch.detail
 
 
 def test_same_content_twice_is_a_no_op(tmp_path: Path, settings: Settings) -> None:

@@ -79,11 +79,31 @@ def parse_file_name(name: str) -> OperatorFileName:
 
 
 def is_candidate(path: Path) -> bool:
-    """Whether a file in an inbox is meant as an operator file (sidecars are not)."""
-    name = path.name
+    """Whether a file in an inbox is meant as an operator file (sidecars are not). An
+    extension in capitals (`.CSV`) is one too: its name is then rejected, and said why."""
+    name = path.name.lower()
     if name.startswith(".") or name.endswith(SIDECAR_SUFFIX):
         return False
     return name.endswith((".csv", ".jsonl", ".csv.gz", ".jsonl.gz"))
+
+
+def why_ignored(entry: Path) -> str | None:
+    """Why an entry of an inbox folder is not read, or None for an operator file or a
+    sidecar beside its file (read with it)."""
+    name = entry.name
+    if entry.is_dir():
+        # Folders are not searched: an operator file in one would be missed unseen.
+        return "a folder: give it by name to read it"
+    if name.endswith(SIDECAR_SUFFIX):
+        if entry.with_name(name.removesuffix(SIDECAR_SUFFIX)).exists():
+            return None
+        return "a digest sidecar with no file beside it"
+    if not is_candidate(entry):
+        return "not an operator file name"
+    if not entry.is_file():
+        # A pipe or device has no end a digest or a reject ratio could be judged at.
+        return "not a regular file: a pipe or a device"
+    return None
 
 
 def sidecar_for(path: Path) -> Path:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,12 +26,13 @@ from lookup.config import Settings
 from lookup.errors import FileRejected, RejectReason
 from lookup.index.snapshot import Pointer, build_table, finish_purge, publish, read_pointer
 from lookup.ingest.files import (
+    SIDECAR_SUFFIX,
     FileFormat,
     FileKind,
     OperatorFileName,
-    is_candidate,
     parse_file_name,
     sidecar_for,
+    why_ignored,
 )
 from lookup.ingest.progress import reporting
 from lookup.ingest.readers import decode, read_reservation_rows, read_rows
@@ -59,8 +61,8 @@ class IngestReport(msgspec.Struct, kw_only=True):
     """What one `lookup ingest` run did."""
 
     files: list[FileReport] = []
-    ignored: list[str] = []
-    """Files in the given folders that are not operator files (not read)."""
+    ignored: dict[str, str] = {}
+    """Entries of the given folders that were not read, each with why."""
     published: Pointer | None = None
 
     @property
@@ -69,23 +71,19 @@ class IngestReport(msgspec.Struct, kw_only=True):
         return all(f.batch.status in ("applied", "duplicate") for f in self.files)
 
 
-def collect(paths: Iterable[Path]) -> tuple[list[Path], list[str]]:
-    """Operator files named directly or found in folders, and the folder entries ignored."""
+def collect(paths: Iterable[Path]) -> tuple[list[Path], dict[str, str]]:
+    """Operator files named directly or found in folders, and the folder entries ignored
+    (each with why)."""
     files: list[Path] = []
-    ignored: list[str] = []
+    ignored: dict[str, str] = {}
     for path in paths:
         if path.is_dir():
             for entry in sorted(path.iterdir()):
-                if entry.is_file() and is_candidate(entry):
+                why = why_ignored(entry)
+                if why is not None:
+                    ignored[str(entry) + ("/" if entry.is_dir() else "")] = why
+                elif not entry.name.endswith(SIDECAR_SUFFIX):
                     files.append(entry)
-                elif entry.name.endswith(".sha256") and not entry.is_dir():
-                    # Read with its file; alone, its file was never delivered (or misnamed).
-                    if not entry.with_name(entry.name.removesuffix(".sha256")).exists():
-                        ignored.append(str(entry))
-                else:
-                    # Folders are not searched: an operator file in one would be missed
-                    # unseen, so the report names it.
-                    ignored.append(str(entry) + ("/" if entry.is_dir() else ""))
         elif path.is_file():
             files.append(path)
         elif path.exists():
@@ -343,12 +341,18 @@ def _write(
             warehouse.hide_addresses(batch, hidden)
 
 
+_TAGGED_DIGEST: Final = re.compile(r"SHA256 \(.*\) = ([0-9A-Fa-f]{64})", re.DOTALL)
+
+
 def _check_sidecar(path: Path, digest: str) -> None:
     sidecar = sidecar_for(path)
     if not sidecar.exists():
         return
-    text = sidecar.read_text(encoding="ascii", errors="replace").strip()
-    expected = text.split()[0].lower() if text else ""
+    # As sha256sum writes it (`<hex>  <name>`, or `SHA256 (<name>) = <hex>` with --tag), or
+    # as PowerShell does, a byte-order mark first.
+    text = sidecar.read_bytes().decode("utf-8-sig", errors="replace").strip()
+    tagged = _TAGGED_DIGEST.fullmatch(text)
+    expected = tagged[1].lower() if tagged else text.split()[0].lower() if text else ""
     if expected != digest:
         raise FileRejected(
             RejectReason.SIDECAR_MISMATCH,

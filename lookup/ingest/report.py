@@ -43,14 +43,7 @@ def render_report(report: IngestReport) -> str:
                 f"  {file_report.batch.file}:{reject.line}: {reject.reason}: "
                 f"{reject.detail}{applied}"
             )
-    for name in report.ignored:
-        if name.endswith("/"):
-            why = "a folder: give it by name to read it"
-        elif name.endswith(".sha256"):
-            why = "a digest sidecar with no file beside it"
-        else:
-            why = "not an operator file name"
-        lines.append(f"{name}: ignored ({why})")
+    lines += [f"{name}: ignored ({why})" for name, why in report.ignored.items()]
     if report.published is not None:
         p = report.published
         lines.append(f"published snapshot {p.snapshot} with {p.listings} listings")
