@@ -26,3 +26,17 @@ def first_bidi_control(text: str) -> str | None:
 def invisible(text: str) -> bool:
     """Whether `text` shows nothing: only spaces and format characters (zero-width ones)."""
     return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
+
+
+def encoded_twice(text: str) -> bool:
+    """Whether text reads as UTF-8 decoded as Windows-1252 or Latin-1 (`BjÃ¸rn` for
+    Bjørn): an export that encoded its UTF-8 again. Real names never read so: their
+    Latin-1 bytes are not valid UTF-8."""
+    if text.isascii():
+        return False
+    for codec in ("cp1252", "latin-1"):
+        try:
+            return text.encode(codec).decode("utf-8") != text
+        except UnicodeError:
+            continue
+    return False

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import os
+import zipfile
 from pathlib import Path
 
 import msgspec
@@ -191,6 +194,87 @@ def test_unusable_headers_reject_the_whole_file(
     assert file_report.batch.status == "rejected"
     assert file_report.batch.reason == "bad_header"
     assert detail in (file_report.batch.detail or "")
+
+
+@pytest.mark.parametrize(
+    ("form", "said"),
+    [
+        ("utf-16", "UTF-16 text"),
+        ("utf-16-no-bom", "UTF-16 text"),
+        ("gzip", "gzip-compressed, but not named .gz"),
+        ("zip", "a zip archive"),
+    ],
+)
+def test_a_file_in_another_form_is_refused_saying_what_it_is(
+    tmp_path: Path, settings: Settings, form: str, said: str
+) -> None:
+    text = "\n".join([HEADER, person("22202400")]) + "\n"
+    if form == "utf-16":
+        data = text.encode("utf-16")
+    elif form == "utf-16-no-bom":
+        data = text.encode("utf-16-le")
+    elif form == "gzip":
+        data = gzip.compress(text.encode())
+    else:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr(TELENOR, text)
+        data = buffer.getvalue()
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / TELENOR).write_bytes(data)
+    (file_report,) = ingest([tmp_path / "in"], settings).files
+    assert (file_report.batch.status, file_report.batch.reason) == ("rejected", "unreadable")
+    assert said in (file_report.batch.detail or ""), file_report.batch.detail
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        (HEADER.replace(";", ",") + "\n" + person("22202400").replace(";", ","), "by commas"),
+        (HEADER.replace(";", "\t") + "\n" + person("22202400").replace(";", "\t"), "by tabs"),
+        ("Telenor katalog 2026-11-22\n" + HEADER, "line 2 looks like the header"),
+        ("sep=,\n" + HEADER.replace(";", ","), "line 1 (Excel's sep= line) declares commas"),
+    ],
+)
+def test_a_header_an_export_got_wrong_is_named_for_what_it_is(
+    tmp_path: Path, settings: Settings, text: str, said: str
+) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / TELENOR).write_text(text + "\n" + person("22202401") + "\n")
+    (file_report,) = ingest([tmp_path / "in"], settings).files
+    assert (file_report.batch.status, file_report.batch.reason) == ("rejected", "bad_header")
+    assert said in (file_report.batch.detail or ""), file_report.batch.detail
+
+
+def test_blank_lines_an_excel_sep_line_and_byte_order_marks_before_the_header_are_passed(
+    tmp_path: Path, settings: Settings
+) -> None:
+    rows = [HEADER, person("22202400"), person("2220X"), *filler(30)]
+    text = "\ufeff\ufeff\n\nsep=;\n" + "\n".join(rows)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / TELENOR).write_text(text + "\n", encoding="utf-8")
+    (file_report,) = ingest([tmp_path / "in"], settings).files
+    assert file_report.batch.status == "applied", file_report.batch.detail
+    # Lines are counted as the operator's editor counts them.
+    assert [(r.line, r.reason) for r in file_report.rejects] == [(6, "number.letters")]
+    assert served(settings).find("22202400") is not None
+
+
+def test_a_comma_separated_file_still_honours_its_reservations(
+    tmp_path: Path, settings: Settings
+) -> None:
+    write_csv(tmp_path / "a", TELENOR, [person("22202400"), person("22202401")])
+    ingest([tmp_path / "a"], settings)
+    rows = [person("22202400", reservert="J"), person("22202401")]
+    later = "telenor_full_20261123T020000.csv"
+    write_csv(
+        tmp_path / "b", later, [r.replace(";", ",") for r in rows], header=HEADER.replace(";", ",")
+    )
+    (file_report,) = ingest([tmp_path / "b"], settings).files
+    assert (file_report.batch.status, file_report.batch.reason) == ("held", "bad_header")
+    assert "separated by commas" in (file_report.batch.detail or "")
+    assert served(settings).find("22202400") is None
+    assert served(settings).find("22202401") is not None
 
 
 def test_a_file_without_its_header_row_quotes_none_of_its_first_row(
@@ -1249,3 +1333,18 @@ def test_an_ingest_whose_progress_file_cannot_be_written_still_applies_its_files
     assert report.ok and report.published is not None
     assert served(settings).find("22202400") is not None
     assert "cannot write" in caplog.text
+
+
+def test_names_encoded_twice_are_rejected_not_served_garbled(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    # An export that encoded its UTF-8 again: Bjørn would be served as BjÃ¸rn.
+    twice = "Bjørn Sørensen".encode().decode("cp1252")
+    rows = [person("22202400", first=twice), person("22202401", first="Bjørn", last="Ærø")]
+    write_csv(tmp_path / "in", TELENOR, rows)
+    (file_report,) = ingest([tmp_path / "in"], lenient).files
+    assert [(r.line, r.reason) for r in file_report.rejects] == [(2, "bad_text.first_name")]
+    assert "encoded twice" in file_report.rejects[0].detail
+    assert served(lenient).find("22202400") is None
+    listing = served(lenient).find("22202401")
+    assert listing is not None and (listing.first_name, listing.last_name) == ("Bjørn", "Ærø")

@@ -12,7 +12,7 @@ import gzip
 import json
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Final
 
 import msgspec
@@ -72,7 +72,9 @@ def decode(data: bytes, *, gzipped: bool) -> str:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as exc:
             raise FileRejected(RejectReason.UNREADABLE, f"not a valid gzip file: {exc}") from exc
-    if data.startswith(b"\xef\xbb\xbf"):
+    _refuse_other_forms(data, gzipped=gzipped)
+    # One byte-order mark, or several (an export that added its own to one it copied).
+    while data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
         return data.decode("utf-8")
@@ -81,6 +83,24 @@ def decode(data: bytes, *, gzipped: bool) -> str:
         # encodings, and one Latin-1 line must not garble every UTF-8 name around it.
         # A newline byte never occurs inside a UTF-8 sequence, so the split is safe.
         return "\n".join(_decode_line(line) for line in data.split(b"\n"))
+
+
+def _refuse_other_forms(data: bytes, *, gzipped: bool) -> None:
+    """Refuse, saying what it is, a file in a form the contract does not allow, which
+    would otherwise be read as text with no header row."""
+    form = None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or data[:200].count(b"\x00") > 20:
+        form = 'UTF-16 text (as Excel\'s "Unicode text" saves it)'
+    elif data.startswith(b"\x1f\x8b"):
+        form = "gzip-compressed, but not named .gz" if not gzipped else "gzip-compressed twice"
+    elif data.startswith(b"PK\x03\x04"):
+        form = "a zip archive"
+    if form is not None:
+        raise FileRejected(
+            RejectReason.UNREADABLE,
+            f"the file is {form}: the contract's files are UTF-8 or ISO-8859-1 text, "
+            "gzip-compressed only when named .gz",
+        )
 
 
 def _decode_line(line: bytes) -> str:
@@ -112,8 +132,63 @@ def read_rows(text: str, file_format: FileFormat, *, delta: bool = False) -> Ite
 
 def read_reservation_rows(text: str) -> Iterator[RawRow]:
     """The rows of a CSV file rejected for its header, when the header still names the
-    number and the reservation once each: enough to honour its reservations."""
-    return _read_csv(_LINE_BREAK.split(text), required=("number", "reservation"), only=True)
+    number and the reservation once each: enough to honour its reservations. Split at
+    `;`, or at the separator the header is split by (commas, tabs): privacy wins over
+    form."""
+    lines = _LINE_BREAK.split(text)
+    at = _header_at(lines)
+    header = lines[at] if at < len(lines) else ""
+    named = {COLUMN_OF["number"], COLUMN_OF["reservation"]}
+    delimiter = next((d for d in _SEPARATORS if named <= set(_columns(header, d))), CSV_DELIMITER)
+    return _read_csv(lines, required=("number", "reservation"), only=True, delimiter=delimiter)
+
+
+CSV_DELIMITER: Final = ";"
+_SEPARATORS: Final = {";": "semicolons", ",": "commas", "\t": "tabs", "|": "bars"}
+"""Separators an export may use instead of the contract's, with how they are said."""
+
+
+def _columns(line: str, delimiter: str) -> list[str]:
+    """A header line's column names, as the contract spells them (any case, blanks)."""
+    try:
+        header = next(csv.reader([line], delimiter=delimiter))
+    except (csv.Error, StopIteration):
+        return []
+    return [column.strip().lower() for column in header]
+
+
+def _header_at(lines: list[str]) -> int:
+    """Where the header row is: past blank lines before it, and past Excel's `sep=;` line
+    (which declares the contract's separator; another one is refused, saying so)."""
+    at = 0
+    while at < len(lines) and not lines[at].strip():
+        at += 1
+    if at < len(lines) and lines[at].strip().lower().startswith("sep="):
+        declared = lines[at].strip()[4:]
+        if declared != CSV_DELIMITER:
+            said = _SEPARATORS.get(declared, "another separator")
+            raise FileRejected(
+                RejectReason.BAD_HEADER,
+                f"line {at + 1} (Excel's sep= line) declares {said}; the contract's "
+                "separator is ';'",
+            )
+        at += 1
+    return at
+
+
+def _header_hint(lines: list[str], at: int) -> str:
+    """What a header naming none of the contract's columns most likely is, said without
+    quoting it (it may be a subscriber's row)."""
+    for delimiter, said in _SEPARATORS.items():
+        if (
+            delimiter != CSV_DELIMITER
+            and len(set(_columns(lines[at], delimiter)) & CSV_COLUMNS.keys()) >= 2
+        ):
+            return f"; it is separated by {said}, where the contract has ';'"
+    for index in range(at + 1, min(at + 6, len(lines))):
+        if len(set(_columns(lines[index], CSV_DELIMITER)) & CSV_COLUMNS.keys()) >= 2:
+            return f"; line {index + 1} looks like the header: remove the line(s) above it"
+    return "; is the header row missing?"
 
 
 class _LineFeed:
@@ -139,18 +214,22 @@ def _read_csv(
     *,
     required: tuple[str, ...] = REQUIRED_FIELDS,
     only: bool = False,
+    delimiter: str = CSV_DELIMITER,
 ) -> Iterator[RawRow]:
-    if not lines or not lines[0].strip():
+    at = _header_at(lines)
+    if at >= len(lines):
         raise FileRejected(RejectReason.BAD_HEADER, "the file is empty: no header row")
     try:
-        header = next(csv.reader([lines[0]], delimiter=";"))
+        header = next(csv.reader([lines[at]], delimiter=delimiter))
     except csv.Error as exc:
         raise FileRejected(RejectReason.BAD_HEADER, f"cannot split the header row: {exc}") from None
     columns = [column.strip().lower() for column in header]
-    _check_header(columns, (*required, *also_required), only=only)
+    _check_header(
+        columns, (*required, *also_required), only=only, hint=lambda: _header_hint(lines, at)
+    )
     fields_of = [CSV_COLUMNS.get(column) for column in columns]
-    feed = _LineFeed(lines, start=1)
-    reader = csv.reader(feed, delimiter=";", strict=True)
+    feed = _LineFeed(lines, start=at + 1)
+    reader = csv.reader(feed, delimiter=delimiter, strict=True)
     while True:
         first = feed.taken  # 0-based index of the row's first line
         values: list[str] | None
@@ -164,44 +243,45 @@ def _read_csv(
         if len(span) > 1 and (
             values is None
             or len(values) != len(columns)
-            or any(_is_whole_row(line, len(columns)) for line in span[1:])
+            or any(_is_whole_row(line, len(columns), delimiter) for line in span[1:])
         ):
             # An unclosed quote ran on into the rows below it: every physical line is
             # then a row of its own, so none is lost and each reserved one is honoured.
             for offset, line in enumerate(span):
                 if line.strip():
-                    yield _split_line(line, first + offset + 1, columns, fields_of)
+                    yield _split_line(line, first + offset + 1, columns, fields_of, delimiter)
             continue
         raw = "\n".join(span)
         if values is None:
-            yield _unsplit(first + 1, raw, columns, problem or "cannot split the row")
+            yield _unsplit(first + 1, raw, columns, problem or "cannot split the row", delimiter)
             continue
         if not values or not raw.strip():
             continue
         if len(values) != len(columns):
             detail = f"{len(values)} fields where the header has {len(columns)}"
-            yield _unsplit(first + 1, raw, columns, detail)
+            yield _unsplit(first + 1, raw, columns, detail, delimiter)
             continue
         yield _row(first + 1, raw, values, fields_of)
 
 
-def _is_whole_row(line: str, width: int) -> bool:
+def _is_whole_row(line: str, width: int, delimiter: str) -> bool:
     """Whether a line inside a quoted field reads as a complete row by itself."""
     try:
-        return len(next(csv.reader([line], delimiter=";", strict=True))) == width
+        return len(next(csv.reader([line], delimiter=delimiter, strict=True))) == width
     except (csv.Error, StopIteration):
         return False
 
 
-def _split_line(line: str, number: int, columns: list[str], fields_of: list[str | None]) -> RawRow:
+def _split_line(
+    line: str, number: int, columns: list[str], fields_of: list[str | None], delimiter: str
+) -> RawRow:
     try:
-        values = next(csv.reader([line], delimiter=";", strict=True))
+        values = next(csv.reader([line], delimiter=delimiter, strict=True))
     except csv.Error as exc:
-        return _unsplit(number, line, columns, f"cannot split the row: {exc}")
+        return _unsplit(number, line, columns, f"cannot split the row: {exc}", delimiter)
     if len(values) != len(columns):
-        return _unsplit(
-            number, line, columns, f"{len(values)} fields where the header has {len(columns)}"
-        )
+        detail = f"{len(values)} fields where the header has {len(columns)}"
+        return _unsplit(number, line, columns, detail, delimiter)
     return _row(number, line, values, fields_of)
 
 
@@ -213,9 +293,9 @@ def _row(line: int, raw: str, values: list[str], fields_of: list[str | None]) ->
     return RawRow(line, raw, fields, extra=extra)
 
 
-def _unsplit(line: int, raw: str, columns: list[str], detail: str) -> RawRow:
+def _unsplit(line: int, raw: str, columns: list[str], detail: str, delimiter: str) -> RawRow:
     """A row that cannot be split, with what its fields may hold read leniently."""
-    values = [value.strip().strip('"').strip() for value in raw.replace("\n", " ").split(";")]
+    values = [value.strip().strip('"').strip() for value in raw.replace("\n", " ").split(delimiter)]
     salvaged: dict[str, tuple[str, ...]] = {"values": tuple(values)}
     for field in SALVAGED_FIELDS:
         if COLUMN_OF[field] not in columns:
@@ -228,9 +308,16 @@ def _unsplit(line: int, raw: str, columns: list[str], detail: str) -> RawRow:
     return RawRow(line, raw, {}, "bad_row", detail, salvaged)
 
 
-def _check_header(columns: list[str], required: tuple[str, ...], *, only: bool = False) -> None:
+def _check_header(
+    columns: list[str],
+    required: tuple[str, ...],
+    *,
+    only: bool = False,
+    hint: Callable[[], str] = lambda: "; is the header row missing?",
+) -> None:
     """Refuse a header missing a required column or naming a column twice (with `only`,
-    one of the required ones: the others are not read)."""
+    one of the required ones: the others are not read); `hint` says what a header naming
+    none of the contract's columns most likely is."""
     watched = {COLUMN_OF[field] for field in required} if only else set(CSV_COLUMNS)
     seen: set[str] = set()
     for column in columns:
@@ -247,10 +334,10 @@ def _check_header(columns: list[str], required: tuple[str, ...], *, only: bool =
         found = ", ".join(known) if known else "none of the contract's columns"
         if others:
             found += f" and {others} other field(s)"
-        hint = "" if known else "; is the header row missing?"
+        said = "" if known else hint()
         raise FileRejected(
             RejectReason.BAD_HEADER,
-            f"missing required column(s): {', '.join(missing)} (the header has {found}{hint})",
+            f"missing required column(s): {', '.join(missing)} (the header has {found}{said})",
         )
 
 

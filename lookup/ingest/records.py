@@ -27,7 +27,7 @@ from lookup.ingest.redact import (
     withheld,
 )
 from lookup.numbers import InvalidNumber, NumberType, classify
-from lookup.text import CONTROL_CHARACTERS, first_bidi_control, invisible
+from lookup.text import CONTROL_CHARACTERS, encoded_twice, first_bidi_control, invisible
 
 OSLO: Final = ZoneInfo("Europe/Oslo")
 _OLDEST_BIRTH: Final = date(1880, 1, 1)
@@ -461,6 +461,13 @@ class RowValidator:
                 )
             if invisible(cleaned):
                 return None  # zero-width characters alone are no name
+            if encoded_twice(cleaned):
+                # Shown to customers as `BjÃ¸rn`; not quoted: the whole file is likely so.
+                raise _RowError(
+                    f"bad_text.{field}",
+                    f"{self._name(field)} reads as UTF-8 encoded twice (Ã¸ for ø): export "
+                    "the file as UTF-8 once",
+                )
         return cleaned or None
 
     def _required_text(self, fields: dict[str, object], field: str) -> str:
