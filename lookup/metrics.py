@@ -116,6 +116,9 @@ class MetricsController(PrometheusController):
     """`GET /metrics` (internal port): every process's metrics, in Prometheus's text format."""
 
     path = "/metrics"
+    # No key (the OpenAPI module's NO_KEY; imported from there, it would load the API
+    # before this module's multiprocess set-up).
+    security = [{}]  # noqa: RUF012 (Litestar's attribute)
 
 
 SNAPSHOT_LISTINGS: Final = Gauge(

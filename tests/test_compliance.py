@@ -439,6 +439,11 @@ def test_the_internal_schema_declares_every_answer_a_decision_can_get(desk: Desk
     assert "/problems/unknown-account" in trail["404"]["description"]
     subject = schema["paths"]["/internal/v1/subjects/{number}"]["get"]["responses"]
     assert {"422", "503"} <= set(subject)
+    # Every operation with a key declares what a request with a key can be refused for.
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            if operation.get("security") != [{}]:
+                assert {"401", "403", "429"} <= set(operation["responses"]), (path, method)
 
 
 def test_an_erasure_says_what_is_kept_of_the_directory_as_it_is(tmp_path: Path) -> None:

@@ -277,6 +277,40 @@ def test_a_comma_separated_file_still_honours_its_reservations(
     assert served(settings).find("22202401") is not None
 
 
+def test_another_separators_rows_that_do_not_split_withdraw_nothing(
+    tmp_path: Path, settings: Settings
+) -> None:
+    # Commas stand unquoted in such exports' addresses: a row that does not split would
+    # have its reservation guessed, here on the marketing flag before it.
+    write_csv(tmp_path / "a", TELENOR, [person("22202400"), person("22202401")])
+    ingest([tmp_path / "a"], settings)
+    header = "nummer,type,fornavn,etternavn,adresse,postnr,poststed,reklamereservert,reservert"
+    rows = [
+        "22202400,P,Per,Hansen,Storgata 1, 2. etg,0150,Oslo,J,N",
+        "22202401,P,Kari,Berg,Vei 2,0150,Oslo,J,J",
+    ]
+    write_csv(tmp_path / "b", "telenor_full_20261123T020000.csv", rows, header=header)
+    (file_report,) = ingest([tmp_path / "b"], settings).files
+    assert file_report.batch.status == "held"
+    assert served(settings).find("22202400") is not None
+    assert served(settings).find("22202401") is None
+
+
+def test_an_excel_sep_line_naming_another_separator_still_honours_reservations(
+    tmp_path: Path, settings: Settings
+) -> None:
+    write_csv(tmp_path / "a", TELENOR, [person("22202400"), person("22202401")])
+    ingest([tmp_path / "a"], settings)
+    text = "sep=,\n" + HEADER.replace(";", ",") + "\n"
+    text += person("22202400", reservert="J").replace(";", ",") + "\n"
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "telenor_full_20261123T020000.csv").write_text(text)
+    (file_report,) = ingest([tmp_path / "b"], settings).files
+    assert (file_report.batch.status, file_report.batch.reason) == ("held", "bad_header")
+    assert "line 1 (Excel's sep= line) declares commas" in (file_report.batch.detail or "")
+    assert served(settings).find("22202400") is None
+
+
 def test_a_file_without_its_header_row_quotes_none_of_its_first_row(
     tmp_path: Path, settings: Settings
 ) -> None:

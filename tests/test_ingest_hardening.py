@@ -627,17 +627,46 @@ def test_a_rejected_address_hidden_row_keeps_no_address(tmp_path: Path, lenient:
     rows = [
         person("40000001", reservert="A", postnr="99"),
         person("40150002", reservert="Adresse skjult", adresse="Hemmelig gate 6"),
+        person("40000003", reservert="A", adresse="Hemmelig gate 6;2. etg"),  # splits wrong
         person("40150123", postnr="0150"),  # listed: its postcode is no secret
     ]
     write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", rows)
-    ingest([tmp_path / "in"], lenient)
+    report = ingest([tmp_path / "in"], lenient)
     kept = [str(row[3]) for row in stored_rejects(lenient)]
-    assert len(kept) == 2
-    for text in kept:
-        for address in ("Storgata", "Hemmelig gate", "Oslo", ";99;", ";0150;"):
+    reasons = [f"{r.reason}: {r.detail}" for f in report.files for r in f.rejects]
+    assert len(kept) == 3 and len(reasons) == 3
+    for text in [*kept, *reasons]:
+        for address in ("Storgata", "Hemmelig gate", "Oslo", "99", ";0150;", "etg"):
             assert address not in text, text
     # Masked field by field: the number that holds the postcode's digits is whole.
     assert kept[0].startswith("40000001;") and kept[1].startswith("40150002;")
+    assert kept[2] == "[address-hidden row withheld; number 40000003]"
+
+
+def test_a_date_of_birth_written_into_a_name_is_neither_served_nor_kept(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    rows = [
+        person("40000001", first="Kari f. 17.05.1975"),
+        person("40000002", last="Hansen (født 1980-02-03)", postnr="99"),
+        person("40000003", first="Per", last="Berg", adresse="Storgata 1 1975-05-17", postnr="9"),
+    ]
+    write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", rows)
+    jsonl = json_person("41234561", last_name="Hansen f. 1975-05-17", postcode="1")
+    write_jsonl(tmp_path / "in", "ice_full_20261122T020000.jsonl", [jsonl])
+    report = ingest([tmp_path / "in"], lenient)
+    rejects = [r for f in report.files for r in f.rejects]
+    assert sorted(r.reason for r in rejects) == [
+        "bad_postcode",
+        "bad_text.first_name",
+        "bad_text.last_name",
+        "bad_text.last_name",
+    ]
+    for text in [*(str(row[3]) for row in stored_rejects(lenient)), *(r.detail for r in rejects)]:
+        for leaked in ("1975", "1980", "17.05"):
+            assert leaked not in text, text
+    # The rest of the kept text stays, for the operator to find the row by.
+    assert any(";Kari [withheld];" in str(row[3]) for row in stored_rejects(lenient))
 
 
 def test_a_rejected_rows_text_is_kept_whole_up_to_2000_characters(

@@ -19,7 +19,7 @@ RESERVE = [
 # Punctuation and quotes around or between its words.
 RESERVE += ["'J'", '"J"', "«J»", "Hemmelig-nummer", "Reservert!", "reserved!", '"reserved"']
 # Other words and phrases for an unlisted number.
-RESERVE += ["ex-directory", "Private", "Privat", "confidential", "non-published", "unpublished"]
+RESERVE += ["ex-directory", "confidential", "non-published", "unpublished", "Reservert: Ja"]
 RESERVE += ["not listed", "do-not-list", "ikke listet", "Ikke oppført", "Nei til oppføring"]
 
 
@@ -51,10 +51,14 @@ def test_an_address_wish_that_starts_with_a_reserving_word_withdraws_the_number(
     assert reserved(text)
 
 
-@pytest.mark.parametrize(
-    "text",
-    ["N", "Nei", "ikke reservert", "adresse", "Aa", "listed", "", "N/A", "not reserved", "JJ"],
-)
+NEITHER = ["N", "Nei", "ikke reservert", "adresse", "Aa", "listed", "", "N/A", "not reserved"]
+# An export's own "not reserved", or its list of the choices.
+NEITHER += ["Reservert: Nei", "Hemmelig: N", "Y/N", "yes/no", "Ja/Nei", "true/false", "J-N"]
+# A private person (privatkunde) is not a reservation; a doubled code is no code.
+NEITHER += ["Privat", "private", "JJ"]
+
+
+@pytest.mark.parametrize("text", NEITHER)
 def test_words_that_ask_for_neither(text: str) -> None:
     assert not reserved(text) and not hides_address(text)
 

@@ -101,22 +101,51 @@ class AddressScans:
                 (item for item in ip_state.lone if item.account != account),
                 maxlen=ip_state.lone.maxlen,
             )
-            if any(item.account == account for item in ip_state.recent):
-                self._recount(ip_state, account)
+            lost = self._remove(ip_state, account)
+            if lost or any(item.account == account for item in ip_state.recent):
+                self._replace(ip_state, account, lost)
 
-    def _recount(self, ip_state: IpState, account: str) -> None:
-        """Count an address's blocks again without an account's lookups: where it had a
-        number first, another account's later lookup of it takes its place (in time order,
-        as the fast rule reads a block)."""
-        ip_state.recent = deque(item for item in ip_state.recent if item.account != account)
-        ip_state.blocks = {}
+    def _remove(self, ip_state: IpState, account: str) -> set[int]:
+        """Take an account's lookups out of an address's blocks; the numbers it held."""
+        lost: set[int] = set()
+        for block in ip_state.blocks.values():
+            if not block.counts["account"].get(account):
+                continue
+            mine = [item for item in block.members.values() if item.account == account]
+            for item in mine:
+                block.remove(item)
+                lost.add(item.number)
+        return lost
+
+    def _replace(self, ip_state: IpState, account: str, lost: set[int]) -> None:
+        """Where a forgotten account had a number first, another account's first lookup of
+        it since takes its place, in time order, as the fast rule reads a block; and the
+        account's lookups leave the address's recent ones (a later forget must not bring
+        them back)."""
+        kept: deque[Lookup] = deque()
+        stand_ins: dict[int, Lookup] = {}
         for item in ip_state.recent:
+            if item.account == account:
+                continue
+            kept.append(item)
+            if item.number in lost and item.number not in stand_ins:
+                stand_ins[item.number] = item
+        ip_state.recent = kept
+        resort: set[tuple[int, int]] = set()
+        for item in stand_ins.values():
             for size in self.policy.block_sizes:
-                self._into_block(ip_state, size, item)
-        # Which accounts an emptied block named goes with it, as when the prune drops it.
-        ip_state.fired = {
-            m: strong for m, strong in ip_state.fired.items() if m[:2] in ip_state.blocks
-        }
+                key = (size, item.number // size)
+                block = ip_state.blocks.get(key)
+                if block is None:
+                    block = ip_state.blocks[key] = Block("account", "missed_by")
+                block.add(item)
+                resort.add(key)
+        for key in resort:
+            block = ip_state.blocks[key]
+            block.members = dict(sorted(block.members.items(), key=lambda pair: pair[1].t))
+        for key, block in list(ip_state.blocks.items()):
+            if not block.members:
+                _drop(ip_state, key)
 
     def prune(self, now: float) -> None:
         """Drop what fell out of the window, and addresses left with nothing."""

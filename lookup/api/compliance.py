@@ -225,7 +225,12 @@ class ComplianceController(Controller):
             **_directory_answer(held_as),
         }
 
-    @get("/audit/verify", summary="Check the audit trail", sync_to_thread=True)
+    @get(
+        "/audit/verify",
+        summary="Check the audit trail",
+        sync_to_thread=True,
+        responses=openapi.problems(),
+    )
     def verify(self, request: Request[Any, Any, Any]) -> dict[str, bool]:
         """Whether the decision chain is intact."""
         services: Services = request.app.state.services

@@ -56,7 +56,9 @@ class SearchController(Controller):
             raise InvalidParameter("name", "name must be 2 to 100 characters")
         if city is not None and not 1 <= len(city.strip()) <= _MAX_CITY:
             raise InvalidParameter("city", f"city must be 1 to {_MAX_CITY} characters")
-        check_whole_number("limit", request.query_params.get("limit"))
+        # Every one given: Litestar binds the last of a repeated parameter.
+        for raw in request.query_params.getall("limit", []):
+            check_whole_number("limit", raw)
         if not 1 <= limit <= MAX_RESULTS:
             raise InvalidParameter("limit", f"limit must be 1 to {MAX_RESULTS}")
         services: Services = request.app.state.services

@@ -33,7 +33,7 @@ _WORDS: Final = re.compile(r"[^\W_]+")
 quotes, `!`, `/`): `'J'`, `«J»`, `Hemmelig-nummer` and `Reservert!` read as their words."""
 _RESERVED_WORDS: Final = _RESERVED_MARKERS | frozenset(
     {"ja", "y", "yes", "true", "reservert", "hemmelig", "hemmeleg", "secret", "unlisted"}
-    | {"skjult", "sperret", "sperra", "privat", "private", "confidential", "konfidensiell"}
+    | {"skjult", "sperret", "sperra", "confidential", "konfidensiell"}
     | {"unpublished", "exdirectory", "nonpublished"}
 )
 _RESERVED_PHRASES: Final = (
@@ -49,6 +49,10 @@ _RESERVED_PHRASES: Final = (
 )
 """What reads as "reserved" in words that a reserving word does not start: a refusal of
 the listing ("not listed", "nei til oppføring"), not of the reservation ("ikke reservert")."""
+_NEGATIONS: Final = frozenset({"n", "nei", "nej", "no", "not", "ikke", "false", "0", "none"})
+"""Words that undo a reserving word before them: `Reservert: Nei`, `Y/N`, `Ja/Nei` and
+`true/false` are an export's own way of writing "not reserved" (or of listing the
+choices), which must not withdraw a whole directory."""
 """What reads as "reserved" in a known reservation field, the contract's codes or not
 (`Ja`, `hemmelig`, `secret`, JSON's `true`): the row is rejected for it, but its number is
 withdrawn all the same, as a subscriber shown against their wish is the harm that cannot be
@@ -80,10 +84,12 @@ def reserved(value: object, *, strict: bool = False) -> bool:
     # "J.", "Hemmelig nummer", "reservert mot oppslag": the first word says it ("ikke
     # reservert", not reserved, does not start with one).
     words = _WORDS.findall(word)
-    return bool(words) and (
-        words[0] in _RESERVED_WORDS
-        or any(tuple(words[: len(phrase)]) == phrase for phrase in _RESERVED_PHRASES)
-        or _codes(words, "j")
+    if any(tuple(words[: len(phrase)]) == phrase for phrase in _RESERVED_PHRASES):
+        return True
+    return (
+        bool(words)
+        and (words[0] in _RESERVED_WORDS or _codes(words, "j"))
+        and _NEGATIONS.isdisjoint(words[1:])
     )
 
 

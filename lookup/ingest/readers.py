@@ -136,11 +136,20 @@ def read_reservation_rows(text: str) -> Iterator[RawRow]:
     `;`, or at the separator the header is split by (commas, tabs): privacy wins over
     form."""
     lines = _LINE_BREAK.split(text)
-    at = _header_at(lines)
+    at, declared = _header_at(lines)
     header = lines[at] if at < len(lines) else ""
     named = {COLUMN_OF["number"], COLUMN_OF["reservation"]}
-    delimiter = next((d for d in _SEPARATORS if named <= set(_columns(header, d))), CSV_DELIMITER)
-    return _read_csv(lines, required=("number", "reservation"), only=True, delimiter=delimiter)
+    candidates = [declared] if declared else []
+    delimiter = next(
+        (d for d in [*candidates, *_SEPARATORS] if named <= set(_columns(header, d))),
+        CSV_DELIMITER,
+    )
+    rows = _read_csv(lines, required=("number", "reservation"), only=True, delimiter=delimiter)
+    if delimiter == CSV_DELIMITER:
+        return rows
+    # Commas stand unquoted in addresses ("Storgata 1, 2. etg") of such exports: a row that
+    # does not split has its reservation's place guessed, next to the marketing flag's.
+    return (row for row in rows if row.error is None)
 
 
 CSV_DELIMITER: Final = ";"
@@ -157,23 +166,17 @@ def _columns(line: str, delimiter: str) -> list[str]:
     return [column.strip().lower() for column in header]
 
 
-def _header_at(lines: list[str]) -> int:
-    """Where the header row is: past blank lines before it, and past Excel's `sep=;` line
-    (which declares the contract's separator; another one is refused, saying so)."""
+def _header_at(lines: list[str]) -> tuple[int, str | None]:
+    """Where the header row is: past blank lines before it, and past Excel's `sep=;` line;
+    and the separator such a line declares."""
     at = 0
     while at < len(lines) and not lines[at].strip():
         at += 1
+    declared = None
     if at < len(lines) and lines[at].strip().lower().startswith("sep="):
         declared = lines[at].strip()[4:]
-        if declared != CSV_DELIMITER:
-            said = _SEPARATORS.get(declared, "another separator")
-            raise FileRejected(
-                RejectReason.BAD_HEADER,
-                f"line {at + 1} (Excel's sep= line) declares {said}; the contract's "
-                "separator is ';'",
-            )
         at += 1
-    return at
+    return at, declared
 
 
 def _header_hint(lines: list[str], at: int) -> str:
@@ -216,7 +219,13 @@ def _read_csv(
     only: bool = False,
     delimiter: str = CSV_DELIMITER,
 ) -> Iterator[RawRow]:
-    at = _header_at(lines)
+    at, declared = _header_at(lines)
+    if declared is not None and declared != delimiter and not only:
+        said = _SEPARATORS.get(declared, "another separator")
+        raise FileRejected(
+            RejectReason.BAD_HEADER,
+            f"line {at} (Excel's sep= line) declares {said}; the contract's separator is ';'",
+        )
     if at >= len(lines):
         raise FileRejected(RejectReason.BAD_HEADER, "the file is empty: no header row")
     try:

@@ -20,6 +20,7 @@ from lookup.ingest.readers import COLUMN_OF, RawRow
 from lookup.ingest.redact import (
     MASK,
     capped,
+    dates_in,
     mask_broken,
     mask_cells,
     quoted,
@@ -44,6 +45,15 @@ _CONTRACT_FIELDS: Final = frozenset(COLUMN_OF)
 """A JSON row's keys the contract names; the values of others are never kept."""
 _ADDRESS_FIELDS: Final = ("street", "postcode", "city")
 """What an address-hidden row's kept text masks."""
+
+
+def _without(value: object, dates: list[str]) -> object:
+    """A JSON value with these dates masked inside it, when it is text."""
+    if not isinstance(value, str):
+        return value
+    for written in sorted(dates, key=len, reverse=True):
+        value = value.replace(written, MASK)
+    return value
 
 
 class Kind(StrEnum):
@@ -237,8 +247,12 @@ class RowValidator:
             withdraws = False
         birth_dates = row.salvaged.get("birth_date", ())
         raw = mask_broken(row.raw, json=self._json, number=number, birth_dates=birth_dates)
-        if withdraws or any(reserved(v, strict=True) for v in row.salvaged.get("values", ())):
+        values = row.salvaged.get("values", ())
+        if withdraws or any(reserved(v, strict=True) for v in values):
             raw = withheld(number)
+        elif any(hides_address(v, strict=True) for v in values):
+            # Where its fields stand cannot be told: the address goes with the rest.
+            raw = withheld(number, "address-hidden")
         raw = capped(raw)
         record = None
         if withdraws and number is not None:
@@ -284,13 +298,17 @@ class RowValidator:
                 "birth_date" not in row.fields
                 and not dated
                 and row.fields.keys() <= _CONTRACT_FIELDS
+                and not self._dates_inside(row)
             ):
                 return row.raw
             # Re-encoded from what was read, not masked in the text: JSON may escape the
             # date ("1975\\/05\\/17").
             # Keys outside the contract (`fodselsdato`, `personnummer`) keep no value.
+            inside = self._dates_inside(row)
             shown = {
-                key: value if key in _CONTRACT_FIELDS and key not in dated else MASK
+                key: _without(value, inside)
+                if key in _CONTRACT_FIELDS and key not in dated
+                else MASK
                 for key, value in row.fields.items()
             }
             if "birth_date" in row.fields:
@@ -299,9 +317,24 @@ class RowValidator:
         # The fields are known here (not a broken row's guesses): masked whatever their form,
         # "1975-05-17T00:00:00" or "17.5.75" as much as "1975-05-17", and so are the values
         # of columns the contract does not name (a `fødselsdato` column).
-        values = (born, *row.extra) if isinstance(born, str) else row.extra
-        values = (*values, *(str(row.fields[key]) for key in dated))
-        return mask_cells(row.raw, values)
+        anywhere = [born, *row.extra] if isinstance(born, str) else [*row.extra]
+        anywhere += [str(row.fields[key]) for key in dated if key not in _ADDRESS_FIELDS]
+        anywhere += self._dates_inside(row)
+        whole = [str(row.fields[key]) for key in dated if key in _ADDRESS_FIELDS]
+        kept = row.fields.get("number") if number is not None else None
+        return mask_cells(
+            row.raw, whole=whole, anywhere=anywhere, keep=kept if isinstance(kept, str) else None
+        )
+
+    @staticmethod
+    def _dates_inside(row: RawRow) -> list[str]:
+        """Dates written inside a row's text fields (`Hansen f. 17.05.1975`)."""
+        return [
+            date
+            for key, value in row.fields.items()
+            if key != "number" and isinstance(value, str)
+            for date in dates_in(value)
+        ]
 
     def _reservation_only(self, fields: dict[str, object], number: str) -> Record | None:
         """A broken row that still reserves its number: honour the reservation.
@@ -364,8 +397,8 @@ class RowValidator:
         first_name = last_name = business_name = None
         birth_date = None
         if kind is Kind.PERSON:
-            first_name = self._required_text(fields, "first_name")
-            last_name = self._required_text(fields, "last_name")
+            first_name = self._person_name(fields, "first_name")
+            last_name = self._person_name(fields, "last_name")
             birth_date = self._birth_date(fields)
             if birth_date is not None and birth_date > valid_from.date():
                 # Swapped column names: the date of birth would be served as valid-from.
@@ -384,17 +417,16 @@ class RowValidator:
                 "with a valid MOD11 check digit",
             )
         postcode = self._text(fields, "postcode")
+        hidden = reservation is Reservation.ADDRESS_HIDDEN
         if postcode is not None and not (
             len(postcode) == 4 and postcode.isascii() and postcode.isdigit()
         ):
-            raise _RowError(
-                "bad_postcode",
-                f"{self._name('postcode')} {quoted(postcode)} is not four digits",
-            )
+            shown = "(hidden, not quoted)" if hidden else quoted(postcode)
+            raise _RowError("bad_postcode", f"{self._name('postcode')} {shown} is not four digits")
         marketing_reserved = self._flag(fields, "marketing_reserved")
         street = self._text(fields, "street")
         city = self._text(fields, "city")
-        if reservation is Reservation.ADDRESS_HIDDEN:
+        if hidden:
             street = postcode = city = None
         return Record(
             number=number,
@@ -469,6 +501,16 @@ class RowValidator:
                     "the file as UTF-8 once",
                 )
         return cleaned or None
+
+    def _person_name(self, fields: dict[str, object], field: str) -> str:
+        name = self._required_text(fields, field)
+        if dates_in(name):
+            # Served with every lookup, it would show a date of birth written into it.
+            raise _RowError(
+                f"bad_text.{field}",
+                f"{self._name(field)} holds a date (a date of birth is shown nowhere; not quoted)",
+            )
+        return name
 
     def _required_text(self, fields: dict[str, object], field: str) -> str:
         value = self._text(fields, field)

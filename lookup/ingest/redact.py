@@ -27,6 +27,8 @@ _DATE_LIKE: Final = re.compile(
     re.IGNORECASE,
 )
 """A date of birth in the forms people write one, or a national identity number."""
+_DATE_INSIDE: Final = re.compile(rf"(?<!\w)(?:{_DATE_LIKE.pattern})(?![0-9])", re.IGNORECASE)
+"""A date as `_DATE_LIKE` reads one, inside a longer text."""
 _JSON_TEXT: Final = re.compile(r""""((?:[^"\\]|\\.)*)"|'([^']*)'""")
 """A JSON string, escapes and all (or single-quoted, as broken JSON has them)."""
 _BARE_VALUE: Final = re.compile(r"(?<=[:\[,])\s*[0-9][0-9./ T:-]{4,}[0-9](?=\s*(?:[,}\]]|$))")
@@ -76,22 +78,44 @@ def mask_values(raw: str, values: Iterable[str]) -> str:
     return raw
 
 
-def mask_cells(raw: str, values: Iterable[str]) -> str:
-    """A CSV row's text with every field holding one of these values masked whole: a
-    postcode is not masked inside a phone number. A text that does not read back as one
-    row of fields is masked wherever the values stand (`mask_values`)."""
-    targets = {value.strip() for value in values if value.strip()}
-    if not targets:
+def mask_cells(
+    raw: str, *, whole: Iterable[str] = (), anywhere: Iterable[str] = (), keep: str | None = None
+) -> str:
+    """A CSV row's text with every field holding one of the `whole` values masked whole (an
+    address: not the postcode's digits inside a phone number), and the `anywhere` values
+    (dates, values of columns the contract does not name) masked wherever they stand, a
+    date of birth written into a name too; the field holding `keep` (the row's number)
+    only when it is one whole. A text that does not read back as one row of fields is
+    masked wherever the values stand (`mask_values`)."""
+    whole_set = {value.strip() for value in whole if value.strip()}
+    parts = sorted({v.strip() for v in anywhere if len(v.strip()) > 2}, key=len, reverse=True)
+    if not whole_set and not parts:
         return raw
     rows = list(csv.reader(io.StringIO(raw, newline=""), delimiter=";"))
     if len(rows) != 1:
-        return mask_values(raw, targets)
-    fields = [MASK if field.strip() in targets else field for field in rows[0]]
+        return mask_values(raw, [*whole_set, *parts])
+    fields = [_masked(field, whole_set, parts, keep) for field in rows[0]]
     if fields == rows[0]:
         return raw
-    text = io.StringIO()
-    csv.writer(text, delimiter=";", lineterminator="").writerow(fields)
-    return text.getvalue()
+    out = io.StringIO()
+    csv.writer(out, delimiter=";", lineterminator="").writerow(fields)
+    return out.getvalue()
+
+
+def _masked(field: str, whole: set[str], parts: list[str], keep: str | None) -> str:
+    text = field.strip()
+    if text in whole or text in parts:
+        return MASK
+    if keep is not None and text == keep.strip():
+        return field
+    for part in parts:
+        field = field.replace(part, MASK)
+    return field
+
+
+def dates_in(text: str) -> list[str]:
+    """The dates (of birth) written inside a text: `f. 17.05.1975` in a name."""
+    return [match[0] for match in _DATE_INSIDE.finditer(text)]
 
 
 def mask_broken(raw: str, *, json: bool, number: str | None, birth_dates: Iterable[str]) -> str:
@@ -123,7 +147,7 @@ def _replace(masked: Callable[[re.Match[str]], bool]) -> Callable[[re.Match[str]
 def quoted(value: object) -> str:
     """A value as a reject's reason quotes it: not when it reads as a date, which in a
     field that holds none is a date of birth a shifted column put there."""
-    if isinstance(value, str) and looks_like_date(value):
+    if reads_as_date(value) or (isinstance(value, str) and dates_in(value)):
         return "(a date, not quoted)"
     return repr(value)
 
@@ -145,6 +169,6 @@ def is_number(value: str, number: str | None) -> bool:
         return False
 
 
-def withheld(number: str | None) -> str:
-    """The text kept of a reserved subscriber's row: its number alone."""
-    return f"[reserved row withheld; number {number or 'unreadable'}]"
+def withheld(number: str | None, row: str = "reserved") -> str:
+    """The text kept of a reserved (or address-hidden) subscriber's row: its number alone."""
+    return f"[{row} row withheld; number {number or 'unreadable'}]"
