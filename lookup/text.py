@@ -28,11 +28,28 @@ def invisible(text: str) -> bool:
     return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
 
 
+_TRAIL_BYTES: Final = bytes(range(0x80, 0xC0))
+_LEAD_AND_TRAIL: Final = re.compile(
+    "[\u00c2-\u00df]["
+    + re.escape(
+        "".join(
+            sorted(
+                set(_TRAIL_BYTES.decode("cp1252", errors="ignore"))
+                | set(_TRAIL_BYTES.decode("latin-1"))
+            )
+        )
+    )
+    + "]"
+)
+"""A UTF-8 lead byte and a continuation byte as Windows-1252 or Latin-1 show them (`Ã¸`):
+what every text encoded twice holds, looked for before the costlier check."""
+
+
 def encoded_twice(text: str) -> bool:
     """Whether text reads as UTF-8 decoded as Windows-1252 or Latin-1 (`BjÃ¸rn` for
     Bjørn): an export that encoded its UTF-8 again. Real names never read so: their
     Latin-1 bytes are not valid UTF-8."""
-    if text.isascii():
+    if text.isascii() or not _LEAD_AND_TRAIL.search(text):
         return False
     for codec in ("cp1252", "latin-1"):
         try:

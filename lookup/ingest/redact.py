@@ -27,6 +27,7 @@ _DATE_LIKE: Final = re.compile(
     re.IGNORECASE,
 )
 """A date of birth in the forms people write one, or a national identity number."""
+_DIGIT: Final = re.compile(r"[0-9]")
 _DATE_INSIDE: Final = re.compile(rf"(?<!\w)(?:{_DATE_LIKE.pattern})(?![0-9])", re.IGNORECASE)
 """A date as `_DATE_LIKE` reads one, inside a longer text."""
 _JSON_TEXT: Final = re.compile(r""""((?:[^"\\]|\\.)*)"|'([^']*)'""")
@@ -115,6 +116,8 @@ def _masked(field: str, whole: set[str], parts: list[str], keep: str | None) -> 
 
 def dates_in(text: str) -> list[str]:
     """The dates (of birth) written inside a text: `f. 17.05.1975` in a name."""
+    if not _DIGIT.search(text):
+        return []  # every date is written with digits: most names have none
     return [match[0] for match in _DATE_INSIDE.finditer(text)]
 
 
