@@ -57,3 +57,17 @@ def encoded_twice(text: str) -> bool:
         except UnicodeError:
             continue
     return False
+
+
+_OTHER_CODE_PAGE: Final = re.compile(r"(?<=[^\W\d_])(?:([›†¾¿®¯])(?=[^\W\d_])|(Œ)(?=[a-zß-ÿ]))")
+"""How æ, ø and å of a DOS (865) or Mac file read when taken as Windows-1252: `Bj›rn`,
+`P†l`, `Bj¿rn`, `S¾ther`, `PŒl`; between two letters, where no name holds them (an Œ
+before a small letter only inside a word: `Œdipus`, `ŒUVRE` and `cœur` are names)."""
+
+
+def other_code_page(text: str) -> str | None:
+    """The character that shows a text was written in another code page, if one does."""
+    if text.isascii():
+        return None
+    found = _OTHER_CODE_PAGE.search(text)
+    return (found[1] or found[2]) if found else None

@@ -1369,6 +1369,27 @@ def test_an_ingest_whose_progress_file_cannot_be_written_still_applies_its_files
     assert "cannot write" in caplog.text
 
 
+@pytest.mark.parametrize("code_page", ["cp865", "mac_roman"])
+def test_names_in_another_code_page_are_rejected_not_served_garbled(
+    tmp_path: Path, lenient: Settings, code_page: str
+) -> None:
+    # A DOS or Mac export read as the contract's Windows-1252: Bjørn would be Bj›rn.
+    rows = [person("22202400", first="Bjørn", last="Sæther"), person("22202401", first="Pål")]
+    rows += [person("22202402", first="Per", last="Hansen")]
+    data = ("\n".join([HEADER, *rows]) + "\n").encode(code_page)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / TELENOR).write_bytes(data)
+    (file_report,) = ingest([tmp_path / "in"], lenient).files
+    assert [r.reason for r in file_report.rejects] == ["bad_text.first_name"] * 2
+    assert all("another code page" in r.detail for r in file_report.rejects)
+    assert served(lenient).find("22202402") is not None
+    # Names that hold such signs where they belong are served.
+    write_csv(
+        tmp_path / "ok", "telenor_full_20261123T020000.csv", [person("22202403", first="Ana®")]
+    )
+    assert ingest([tmp_path / "ok"], lenient).files[0].rejects == []
+
+
 def test_names_encoded_twice_are_rejected_not_served_garbled(
     tmp_path: Path, lenient: Settings
 ) -> None:

@@ -28,7 +28,13 @@ from lookup.ingest.redact import (
     withheld,
 )
 from lookup.numbers import InvalidNumber, NumberType, classify
-from lookup.text import CONTROL_CHARACTERS, encoded_twice, first_bidi_control, invisible
+from lookup.text import (
+    CONTROL_CHARACTERS,
+    encoded_twice,
+    first_bidi_control,
+    invisible,
+    other_code_page,
+)
 
 OSLO: Final = ZoneInfo("Europe/Oslo")
 _OLDEST_BIRTH: Final = date(1880, 1, 1)
@@ -493,6 +499,13 @@ class RowValidator:
                 )
             if invisible(cleaned):
                 return None  # zero-width characters alone are no name
+            misread = other_code_page(cleaned)
+            if misread is not None:
+                raise _RowError(
+                    f"bad_text.{field}",
+                    f"{self._name(field)} has {misread!r} between letters: an ø, æ or å "
+                    "of another code page (DOS 865, Mac)? Export the file as UTF-8",
+                )
             if encoded_twice(cleaned):
                 # Shown to customers as `BjÃ¸rn`; not quoted: the whole file is likely so.
                 raise _RowError(
