@@ -30,7 +30,7 @@ def invisible(text: str) -> bool:
 
 _TRAIL_BYTES: Final = bytes(range(0x80, 0xC0))
 _LEAD_AND_TRAIL: Final = re.compile(
-    "[\u00c2-\u00df]["
+    "[\u00c2-\u00f4]["
     + re.escape(
         "".join(
             sorted(
@@ -41,7 +41,8 @@ _LEAD_AND_TRAIL: Final = re.compile(
     )
     + "]"
 )
-"""A UTF-8 lead byte and a continuation byte as Windows-1252 or Latin-1 show them (`Ã¸`):
+"""A UTF-8 lead byte (of a two, three or four-byte character) and a continuation byte as
+Windows-1252 or Latin-1 show them (`Ã¸`, `â€`):
 what every text encoded twice holds, looked for before the costlier check."""
 
 

@@ -19,7 +19,11 @@ RESERVE = [
 # Punctuation and quotes around or between its words.
 RESERVE += ["'J'", '"J"', "«J»", "Hemmelig-nummer", "Reservert!", "reserved!", '"reserved"']
 # Other words and phrases for an unlisted number.
-RESERVE += ["ex-directory", "confidential", "non-published", "unpublished", "Reservert: Ja"]
+RESERVE += ["ex-directory", "confidential", "non-published", "unpublished", "(J)"]
+# A reserving word first, whatever comes after it, a "not shown" too.
+RESERVE += ["Reservert - vises ikke", "Hemmelig nummer - ikke oppført", "J (ikke i katalog)"]
+RESERVE += ["Hemmelig (skal ikke vises)", "Secret no.", "Unlisted - do not list"]
+RESERVE += ["Reserved - no publication", "Yes - do not publish", "Ex-directory no."]
 RESERVE += ["not listed", "do-not-list", "ikke listet", "Ikke oppført", "Nei til oppføring"]
 
 
@@ -55,7 +59,7 @@ NEITHER = ["N", "Nei", "ikke reservert", "adresse", "Aa", "listed", "", "N/A", "
 # An export's own "not reserved", or its list of the choices.
 NEITHER += ["Reservert: Nei", "Hemmelig: N", "Y/N", "yes/no", "Ja/Nei", "true/false", "J-N"]
 # A private person (privatkunde) is not a reservation; a doubled code is no code.
-NEITHER += ["Privat", "private", "JJ"]
+NEITHER += ["Privat", "private", "JJ", "Yes, listed", "Ja til oppføring"]
 
 
 @pytest.mark.parametrize("text", NEITHER)

@@ -140,9 +140,12 @@ class AddressScans:
                     block = ip_state.blocks[key] = Block("account", "missed_by")
                 block.add(item)
                 resort.add(key)
+        # In the order the address's lookups came (several can share a second).
+        placed = {id(item) for key in resort for item in ip_state.blocks[key].members.values()}
+        order = {id(item): i for i, item in enumerate(kept) if id(item) in placed}
         for key in resort:
             block = ip_state.blocks[key]
-            block.members = dict(sorted(block.members.items(), key=lambda pair: pair[1].t))
+            block.members = dict(sorted(block.members.items(), key=lambda pair: order[id(pair[1])]))
         for key, block in list(ip_state.blocks.items()):
             if not block.members:
                 _drop(ip_state, key)

@@ -30,12 +30,18 @@ reservation's words withdraw the number. One that starts with a word of
 `Skjult adresse`) withdraws the number: privacy wins over form."""
 _WORDS: Final = re.compile(r"[^\W_]+")
 """A marker's words: letters and digits, whatever stands between them (blanks, `_`, `-`,
-quotes, `!`, `/`): `'J'`, `«J»`, `Hemmelig-nummer` and `Reservert!` read as their words."""
+quotes, `!`, `/`), for the phrases and the one-letter codes (`J/A`)."""
 _RESERVED_WORDS: Final = _RESERVED_MARKERS | frozenset(
     {"ja", "y", "yes", "true", "reservert", "hemmelig", "hemmeleg", "secret", "unlisted"}
     | {"skjult", "sperret", "sperra", "confidential", "konfidensiell"}
     | {"unpublished", "exdirectory", "nonpublished"}
 )
+"""What reads as "reserved" in a known reservation field, the contract's codes or not
+(`Ja`, `hemmelig`, `secret`, JSON's `true`): the row is rejected for it, but its number is
+withdrawn all the same, as a subscriber shown against their wish is the harm that cannot be
+undone. Only these words: an export writing "not reserved" its own way (`Nej`, `0`) must
+not withdraw a whole directory, so another word is only an error. Not where a broken
+row's fields are guessed: a first name "Y" could stand there."""
 _RESERVED_PHRASES: Final = (
     ("ex", "directory"),
     ("non", "published"),
@@ -49,16 +55,10 @@ _RESERVED_PHRASES: Final = (
 )
 """What reads as "reserved" in words that a reserving word does not start: a refusal of
 the listing ("not listed", "nei til oppføring"), not of the reservation ("ikke reservert")."""
-_NEGATIONS: Final = frozenset({"n", "nei", "nej", "no", "not", "ikke", "false", "0", "none"})
-"""Words that undo a reserving word before them: `Reservert: Nei`, `Y/N`, `Ja/Nei` and
-`true/false` are an export's own way of writing "not reserved" (or of listing the
-choices), which must not withdraw a whole directory."""
-"""What reads as "reserved" in a known reservation field, the contract's codes or not
-(`Ja`, `hemmelig`, `secret`, JSON's `true`): the row is rejected for it, but its number is
-withdrawn all the same, as a subscriber shown against their wish is the harm that cannot be
-undone. Only these words: an export writing "not reserved" its own way (`Nej`, `0`) must
-not withdraw a whole directory, so another word is only an error. Not where a broken
-row's fields are guessed: a first name "Y" could stand there."""
+_LISTING_PHRASES: Final = (("ja", "til", "oppføring"), ("ja", "til", "oppforing"))
+"""What a reserving word starts but reads as a listing: "yes to being listed"."""
+_QUOTES: Final = "'\"«»‹›‘’‚“”„`()[]"
+"""What may wrap a marker, or its first word: `'J'`, `«J»`, `(J)`."""
 _UNSEEN: Final = frozenset({"Cc", "Cf"})
 """What may cling to a reservation marker unseen: control and format characters (zero-width
 ones, a byte-order mark, direction marks and isolates: `\ufeffJ` and `\u2066J\u2069` are J)."""
@@ -81,16 +81,30 @@ def reserved(value: object, *, strict: bool = False) -> bool:
     word = _seen(value).strip().lower()
     if strict:
         return word in _RESERVED_MARKERS
-    # "J.", "Hemmelig nummer", "reservert mot oppslag": the first word says it ("ikke
-    # reservert", not reserved, does not start with one).
+    # "J.", "Hemmelig nummer", "reservert mot oppslag", "Reservert - vises ikke": the
+    # first word says it ("ikke reservert", not reserved, does not start with one). Only
+    # the first word as written: "Reservert: Nei", "Y/N", "Ja/Nei" and "Yes, listed" are
+    # an export's own way of writing "not reserved" (or its list of the choices), which
+    # must not withdraw a whole directory.
     words = _WORDS.findall(word)
-    if any(tuple(words[: len(phrase)]) == phrase for phrase in _RESERVED_PHRASES):
+    if _starts(words, _LISTING_PHRASES):
+        return False
+    if _starts(words, _RESERVED_PHRASES) or _codes(words, "j"):
         return True
+    word = word.strip(_QUOTES).strip()
+    first = word.split(maxsplit=1)[0].rstrip(".!").strip(_QUOTES) if word else ""
+    # "Hemmelig-nummer": a reserving word and more, joined by a hyphen ("J-N" is not).
+    head = first.split("-", 1)[0]
     return (
-        bool(words)
-        and (words[0] in _RESERVED_WORDS or _codes(words, "j"))
-        and _NEGATIONS.isdisjoint(words[1:])
+        word in _RESERVED_WORDS
+        or first in _RESERVED_WORDS
+        or (len(head) > 1 and head in _RESERVED_WORDS)
     )
+
+
+def _starts(words: list[str], phrases: tuple[tuple[str, ...], ...]) -> bool:
+    """Whether the words begin with one of the phrases."""
+    return any(tuple(words[: len(phrase)]) == phrase for phrase in phrases)
 
 
 def _codes(words: list[str], code: str) -> bool:

@@ -229,7 +229,16 @@ def _ingest_file(
             )
     except FileRejected as exc:
         batch.status, batch.reason, batch.detail = "rejected", exc.reason, exc.detail
-        unique = _header_reservations(data, name) if exc.reason == RejectReason.BAD_HEADER else []
+        unique = []
+        if exc.reason == RejectReason.BAD_HEADER:
+            unique, unread = _header_reservations(data, name)
+            if unread:
+                exc = FileRejected(
+                    exc.reason,
+                    f"{exc.detail}; {unread} row(s) that do not split at its separator were "
+                    "not read for reservations (a separator inside a field needs quotes)",
+                )
+                batch.detail = exc.detail
         if not unique:
             warehouse.add_batch(batch, report.rejects)
             return report
@@ -257,17 +266,18 @@ def _ingest_file(
     return report
 
 
-def _header_reservations(data: bytes, name: OperatorFileName) -> list[Record]:
+def _header_reservations(data: bytes, name: OperatorFileName) -> tuple[list[Record], int]:
     """The reservations and hidden addresses of a CSV file rejected for its header, if the
     header still names the number and the reservation once each (a misspelt `gyldig_fra`
-    must not leave a reserved subscriber listed); none otherwise."""
+    must not leave a reserved subscriber listed), none otherwise; and how many rows could
+    not be read for them."""
     if name.format is not FileFormat.CSV:
-        return []
+        return [], 0
     validator = RowValidator(name.format, name.kind, name.produced_at)
     try:
-        rows = list(read_reservation_rows(decode(data, gzipped=name.gzip)))
+        rows, unread = read_reservation_rows(decode(data, gzipped=name.gzip))
     except FileRejected:
-        return []
+        return [], 0
     # The same number twice in the file: one wish each, a reservation over a hidden address
     # whatever their dates (nothing of the file is applied but these).
     wishes: dict[str, Record] = {}
@@ -277,7 +287,7 @@ def _header_reservations(data: bytes, name: OperatorFileName) -> list[Record]:
             wish.number not in wishes or wish.reservation is Reservation.RESERVED
         ):
             wishes[wish.number] = wish
-    return list(wishes.values())
+    return list(wishes.values()), unread
 
 
 def _give_up(warehouse: Warehouse, report: FileReport, exc: Exception) -> FileReport:

@@ -130,26 +130,30 @@ def read_rows(text: str, file_format: FileFormat, *, delta: bool = False) -> Ite
     return _read_jsonl(lines)
 
 
-def read_reservation_rows(text: str) -> Iterator[RawRow]:
+def read_reservation_rows(text: str) -> tuple[list[RawRow], int]:
     """The rows of a CSV file rejected for its header, when the header still names the
     number and the reservation once each: enough to honour its reservations. Split at
     `;`, or at the separator the header is split by (commas, tabs): privacy wins over
-    form."""
+    form. With another separator, rows that do not split are left out, and counted."""
     lines = _LINE_BREAK.split(text)
     at, declared = _header_at(lines)
     header = lines[at] if at < len(lines) else ""
     named = {COLUMN_OF["number"], COLUMN_OF["reservation"]}
-    candidates = [declared] if declared else []
+    candidates = [declared] if declared and len(declared) == 1 else []
     delimiter = next(
         (d for d in [*candidates, *_SEPARATORS] if named <= set(_columns(header, d))),
         CSV_DELIMITER,
     )
-    rows = _read_csv(lines, required=("number", "reservation"), only=True, delimiter=delimiter)
+    rows = list(
+        _read_csv(lines, required=("number", "reservation"), only=True, delimiter=delimiter)
+    )
     if delimiter == CSV_DELIMITER:
-        return rows
+        return rows, 0
     # Commas stand unquoted in addresses ("Storgata 1, 2. etg") of such exports: a row that
-    # does not split has its reservation's place guessed, next to the marketing flag's.
-    return (row for row in rows if row.error is None)
+    # does not split would have its reservation's place guessed, next to the marketing
+    # flag's, and could withdraw a number no one asked to withdraw.
+    whole = [row for row in rows if row.error is None]
+    return whole, len(rows) - len(whole)
 
 
 CSV_DELIMITER: Final = ";"
@@ -174,7 +178,9 @@ def _header_at(lines: list[str]) -> tuple[int, str | None]:
         at += 1
     declared = None
     if at < len(lines) and lines[at].strip().lower().startswith("sep="):
-        declared = lines[at].strip()[4:]
+        # Padded with the separator itself by a spreadsheet that saved it as a row.
+        text = lines[at].strip()[4:]
+        declared = text[0] if text and len(set(text)) == 1 else text
         at += 1
     return at, declared
 

@@ -20,11 +20,10 @@ from lookup.ingest.readers import COLUMN_OF, RawRow
 from lookup.ingest.redact import (
     MASK,
     capped,
-    dates_in,
+    holds_date,
     mask_broken,
     mask_cells,
     quoted,
-    reads_as_date,
     withheld,
 )
 from lookup.numbers import InvalidNumber, NumberType, classify
@@ -53,13 +52,19 @@ _ADDRESS_FIELDS: Final = ("street", "postcode", "city")
 """What an address-hidden row's kept text masks."""
 
 
-def _without(value: object, dates: list[str]) -> object:
-    """A JSON value with these dates masked inside it, when it is text."""
-    if not isinstance(value, str):
-        return value
-    for written in sorted(dates, key=len, reverse=True):
-        value = value.replace(written, MASK)
-    return value
+def _kind(value: object) -> str:
+    """What a JSON value of the wrong type is, said without quoting it."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    if value is None:
+        return "null"
+    return "text"
 
 
 class Kind(StrEnum):
@@ -288,14 +293,15 @@ class RowValidator:
         born = row.fields.get("birth_date")
         # A shifted column or swapped column names can put the date of birth in any other
         # field of a row that splits right (`reklamereservert` or `gyldig_fra`
-        # '1975-05-17', `nummer` '1951-02-11'): a date there goes too, but the row's own
+        # '1975-05-17', `nummer` '1951-02-11'), and an export can write it into a name
+        # (`Hansen f. 17.05.1975`): a field holding a date goes whole, but the row's own
         # number. So does the address of a subscriber who hid it.
         dated = {
             key
             for key, value in row.fields.items()
             if key != "birth_date"
             and not (key == "number" and number is not None)
-            and reads_as_date(value)
+            and holds_date(value)
         }
         if hides_address(row.fields.get("reservation")):
             dated |= {key for key in _ADDRESS_FIELDS if row.fields.get(key) is not None}
@@ -304,43 +310,28 @@ class RowValidator:
                 "birth_date" not in row.fields
                 and not dated
                 and row.fields.keys() <= _CONTRACT_FIELDS
-                and not self._dates_inside(row)
             ):
                 return row.raw
             # Re-encoded from what was read, not masked in the text: JSON may escape the
             # date ("1975\\/05\\/17").
             # Keys outside the contract (`fodselsdato`, `personnummer`) keep no value.
-            inside = self._dates_inside(row)
             shown = {
-                key: _without(value, inside)
-                if key in _CONTRACT_FIELDS and key not in dated
-                else MASK
+                key: value if key in _CONTRACT_FIELDS and key not in dated else MASK
                 for key, value in row.fields.items()
             }
             if "birth_date" in row.fields:
                 shown["birth_date"] = None if born is None else MASK
             return msgspec.json.encode(shown).decode()
         # The fields are known here (not a broken row's guesses): masked whatever their form,
-        # "1975-05-17T00:00:00" or "17.5.75" as much as "1975-05-17", and so are the values
-        # of columns the contract does not name (a `fødselsdato` column).
+        # "1975-05-17T00:00:00" or "17.5.75" as much as "1975-05-17"; the date of birth and
+        # the values of columns the contract does not name (a `fødselsdato` column) wherever
+        # they stand.
         anywhere = [born, *row.extra] if isinstance(born, str) else [*row.extra]
-        anywhere += [str(row.fields[key]) for key in dated if key not in _ADDRESS_FIELDS]
-        anywhere += self._dates_inside(row)
-        whole = [str(row.fields[key]) for key in dated if key in _ADDRESS_FIELDS]
+        whole = [str(row.fields[key]) for key in dated]
         kept = row.fields.get("number") if number is not None else None
         return mask_cells(
             row.raw, whole=whole, anywhere=anywhere, keep=kept if isinstance(kept, str) else None
         )
-
-    @staticmethod
-    def _dates_inside(row: RawRow) -> list[str]:
-        """Dates written inside a row's text fields (`Hansen f. 17.05.1975`)."""
-        return [
-            date
-            for key, value in row.fields.items()
-            if key != "number" and isinstance(value, str)
-            for date in dates_in(value)
-        ]
 
     def _reservation_only(self, fields: dict[str, object], number: str) -> Record | None:
         """A broken row that still reserves its number: honour the reservation.
@@ -459,7 +450,7 @@ class RowValidator:
         if value is None:
             value = ""
         if not isinstance(value, str):
-            raise _RowError("bad_type.number", f"number must be a string, got {value!r}")
+            raise _RowError("bad_type.number", f"number must be a string, got {_kind(value)}")
         try:
             return classify(value)
         except InvalidNumber as exc:
@@ -471,9 +462,11 @@ class RowValidator:
         if value is None:
             return None
         if not isinstance(value, str):
-            # A date of birth is quoted in no form, not even a misshapen one.
-            got = type(value).__name__ if field == "birth_date" else repr(value)
-            raise _RowError(f"bad_type.{field}", f"{self._name(field)} must be text, got {got}")
+            # Not quoted: a misshapen value can be a date of birth (`19750517`), an address
+            # the subscriber hid, or an array of names.
+            raise _RowError(
+                f"bad_type.{field}", f"{self._name(field)} must be text, got {_kind(value)}"
+            )
         cleaned = " ".join(value.split())
         control = CONTROL_CHARACTERS.search(cleaned)
         if control is not None:
@@ -517,7 +510,7 @@ class RowValidator:
 
     def _person_name(self, fields: dict[str, object], field: str) -> str:
         name = self._required_text(fields, field)
-        if dates_in(name):
+        if holds_date(name):
             # Served with every lookup, it would show a date of birth written into it.
             raise _RowError(
                 f"bad_text.{field}",
@@ -548,7 +541,7 @@ class RowValidator:
             if value is None or isinstance(value, bool):
                 return bool(value)
             raise _RowError(
-                f"bad_type.{field}", f"{field} must be true or false, got {quoted(value)}"
+                f"bad_type.{field}", f"{field} must be true or false, got {_kind(value)}"
             )
         text = self._text(fields, field)
         if text is None:

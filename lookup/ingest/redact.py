@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from typing import Final
 
@@ -27,7 +28,15 @@ _DATE_LIKE: Final = re.compile(
     re.IGNORECASE,
 )
 """A date of birth in the forms people write one, or a national identity number."""
-_DIGIT: Final = re.compile(r"[0-9]")
+_DIGIT: Final = re.compile(r"\d")
+_DASHES: Final = str.maketrans(
+    dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63", "-")
+)
+"""Hyphens and dashes of other widths, and minus signs (a `-` in a date)."""
+_BORN: Final = re.compile(
+    rf"(?<!\w)(?:f\.|født:?|fodt:?|born:?|b\.)\s*(?:[0-9]|(?:{_MONTHS}))", re.IGNORECASE
+)
+"""Part of a date said to be a birth date: `f. 1975`, `født 17. mai`, `b. 1975`."""
 _DATE_INSIDE: Final = re.compile(rf"(?<!\w)(?:{_DATE_LIKE.pattern})(?![0-9])", re.IGNORECASE)
 """A date as `_DATE_LIKE` reads one, inside a longer text."""
 _JSON_TEXT: Final = re.compile(r""""((?:[^"\\]|\\.)*)"|'([^']*)'""")
@@ -105,20 +114,37 @@ def mask_cells(
 
 def _masked(field: str, whole: set[str], parts: list[str], keep: str | None) -> str:
     text = field.strip()
+    if keep is not None and text == keep.strip():
+        return field  # the row's number, to find the row by (an extra column may repeat it)
     if text in whole or text in parts:
         return MASK
-    if keep is not None and text == keep.strip():
-        return field
     for part in parts:
         field = field.replace(part, MASK)
     return field
 
 
-def dates_in(text: str) -> list[str]:
-    """The dates (of birth) written inside a text: `f. 17.05.1975` in a name."""
-    if not _DIGIT.search(text):
-        return []  # every date is written with digits: most names have none
-    return [match[0] for match in _DATE_INSIDE.finditer(text)]
+def holds_date(value: object, depth: int = 8) -> bool:
+    """Whether a parsed value reads as a date (of birth) or holds one anywhere inside it,
+    or part of one said to be a birth date (`f. 1975`, `født 17. mai`): in its text, or in
+    an array or object."""
+    if isinstance(value, list | tuple | dict) and depth:
+        items = value.items() if isinstance(value, dict) else value
+        return any(holds_date(item, depth - 1) for item in items)
+    if reads_as_date(value):
+        return True
+    if not isinstance(value, str) or not _DIGIT.search(value):
+        return False
+    plain = _plain(value)
+    return bool(_DATE_INSIDE.search(plain) or _BORN.search(plain))
+
+
+def _plain(text: str) -> str:
+    """A text as dates in it are looked for: in its compatibility form (fullwidth digits),
+    without format characters (zero-width, soft hyphen), every dash a `-`, every blank a
+    space."""
+    text = unicodedata.normalize("NFKC", text)
+    text = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    return " ".join(text.translate(_DASHES).split())
 
 
 def mask_broken(raw: str, *, json: bool, number: str | None, birth_dates: Iterable[str]) -> str:
@@ -150,7 +176,7 @@ def _replace(masked: Callable[[re.Match[str]], bool]) -> Callable[[re.Match[str]
 def quoted(value: object) -> str:
     """A value as a reject's reason quotes it: not when it reads as a date, which in a
     field that holds none is a date of birth a shifted column put there."""
-    if reads_as_date(value) or (isinstance(value, str) and dates_in(value)):
+    if holds_date(value):
         return "(a date, not quoted)"
     return repr(value)
 
