@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import multiprocessing
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -106,6 +107,45 @@ def test_events_cross_the_stream_once_and_in_order(client: redis.Redis, tmp_path
     store.close()
     client.delete(key, key + ":consumed")
     assert key != stream_key(make_settings(tmp_path / "other", redis_url=REDIS_URL))
+
+
+def test_a_stopped_consumer_reads_the_stream_to_its_end_first(
+    client: redis.Redis, tmp_path: Path
+) -> None:
+    # `serve --workers` stops its consumer once the workers have stopped: their last
+    # events are in the stream, more than one read takes, and all must reach the log.
+    settings = make_settings(tmp_path / "var", redis_url=REDIS_URL)
+    key = stream_key(settings)
+    client.delete(key, key + ":consumed")
+    buffer = EventBuffer()
+    publisher = EventPublisher(buffer, redis_sender(client, key))
+    for i in range(12_000):
+        buffer.emit(_answered(i % 100))
+    assert publisher.publish() == 12_000
+    internal = _free_port()
+    consumer = subprocess.Popen(
+        [sys.executable, "-m", "lookup.cli", "abuse", "consume"],
+        env={
+            **os.environ,
+            "LOOKUP_DATA_DIR": str(settings.data_path),
+            "LOOKUP_REDIS_URL": REDIS_URL,
+            "LOOKUP_INTERNAL_PORT": str(internal),
+        },
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait(f"http://127.0.0.1:{internal}/healthz")
+        consumer.send_signal(signal.SIGTERM)
+        _, stderr = consumer.communicate(timeout=60)
+    finally:
+        consumer.kill()
+    assert consumer.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    store = ComplianceStore(settings.compliance_path)
+    assert store.file.rows("SELECT count(*) FROM lookup_log") == [(12_000,)]
+    store.close()
+    client.delete(key, key + ":consumed")
 
 
 def test_two_workers_batches_reach_the_detectors_in_request_order(

@@ -125,6 +125,12 @@ def _server(
     return server
 
 
+CONSUMER_DRAIN_SECONDS: Final = 10.0
+"""How long a stopping consumer reads on while events keep coming (workers still running)."""
+CONSUMER_STOP_SECONDS: Final = 45
+"""How long `serve --workers` waits for its consumer to stop: a warm-up, then the drain."""
+
+
 async def serve_monitor(settings: Settings, source: EventSource) -> None:
     """The monitor: read events until the source closes; serve the internal API meanwhile."""
     services = Services(settings, lookups=False)
@@ -136,8 +142,17 @@ async def serve_monitor(settings: Settings, source: EventSource) -> None:
         settings.internal_port,
         # Not `LOOKUP_HOST`: a public API on 0.0.0.0 must not take the compliance API along.
         host=settings.internal_host,
-        handle_signals=not isinstance(source, PipeSource),
+        # The monitor stops its API itself, once done with the store the API's shutdown
+        # closes (a stop during the warm-up broke the replay reading it).
+        handle_signals=False,
     )
+    stopping = asyncio.Event()
+    if not isinstance(source, PipeSource):
+        # A consumer stops on SIGTERM or Ctrl-C, after reading the stream to its end: the
+        # workers of `serve --workers` stop first, so their last events are all there.
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stopping.set)
     source.resume(services.store.delivered)
     serving = asyncio.create_task(internal.serve())
     while not internal.started and not serving.done():
@@ -152,6 +167,7 @@ async def serve_monitor(settings: Settings, source: EventSource) -> None:
         time.perf_counter() - started,
     )
     swept = -math.inf
+    drain_until = math.inf
     while True:
         if time.monotonic() - swept >= RETENTION_SWEEP_SECONDS:
             swept = time.monotonic()
@@ -164,11 +180,22 @@ async def serve_monitor(settings: Settings, source: EventSource) -> None:
                 await asyncio.to_thread(monitor.submit, batch, source.mark)
             source.done(len(batch))
         except redis.RedisError as exc:
+            if stopping.is_set():
+                break  # what is in the stream waits there for the next consumer
             log.error("event stream unavailable: %s; retrying", exc)
             await asyncio.sleep(1)
             continue
         if serving.done() and not isinstance(source, PipeSource):
-            break  # a consumer stops with its API; a child waits for its server's last events
+            break  # its API failed (the port lost): a consumer does not run without it
+        if stopping.is_set():
+            if not batch:
+                break  # the stream read to its end
+            drain_until = min(drain_until, time.monotonic() + CONSUMER_DRAIN_SECONDS)
+            if time.monotonic() > drain_until:
+                # Workers still sending (a consumer stopped on its own): they wait in the
+                # stream for the next consumer, which logs them.
+                log.warning("stopping with events left in the stream; the next consumer reads them")
+                break
     internal.should_exit = True
     await serving
 
@@ -343,8 +370,12 @@ class _Consumer:
         self.process = self._start()
 
     def _start(self) -> subprocess.Popen[bytes]:
+        # A session of its own: the terminal's Ctrl-C stops the workers, and this stops the
+        # consumer once they have, their last events in the stream.
         return subprocess.Popen(
-            [sys.executable, "-m", "lookup.cli", "abuse", "consume"], env=self.env
+            [sys.executable, "-m", "lookup.cli", "abuse", "consume"],
+            env=self.env,
+            start_new_session=True,
         )
 
     def supervise(self) -> None:
@@ -363,8 +394,11 @@ class _Consumer:
         self._stopping.set()
         self.process.terminate()
         try:
-            self.process.wait(timeout=10)
+            # A warm-up under way (seconds under load) ends first, then the stream is read
+            # to its end.
+            self.process.wait(timeout=CONSUMER_STOP_SECONDS)
         except subprocess.TimeoutExpired:
+            log.error("the abuse consumer did not stop in %d s; killing it", CONSUMER_STOP_SECONDS)
             self.process.kill()
 
 
