@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -109,7 +110,7 @@ def _died_before_acting(store: ComplianceStore) -> list[Finding]:
 
 
 def test_a_restart_pauses_an_account_whose_suspension_a_crash_interrupted(
-    tmp_path: Path,
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     store = ComplianceStore(tmp_path / "compliance.duckdb")
     keys = walker_keys(tmp_path)
@@ -119,8 +120,13 @@ def test_a_restart_pauses_an_account_whose_suspension_a_crash_interrupted(
     restarted.warm(NOW + timedelta(seconds=10))
     account = keys.accounts()["walker"]
     assert (account.status, account.reason) == ("suspended", "case 1: block_coverage (suspend)")
-    # Once carried out, an open case asks for nothing more; no second case was opened.
-    assert restarted.resume() == 0
+    assert "suspended walker pending review" in caplog.text
+    # Once carried out, an open case asks for nothing more, nor is it said again as a new
+    # flag; no second case was opened.
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert restarted.resume() == 0
+    assert "walker" not in caplog.text
     assert [case["id"] for case in store.cases.summaries()] == [1]
     store.close()
 

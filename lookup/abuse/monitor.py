@@ -235,7 +235,7 @@ class AbuseMonitor:
         recorded while the account was on `review` were never to be acted on.
         """
         enforced = sum(
-            self._enforce(account, action, _reason(case_id, kind, action))
+            self._enforce(account, action, _reason(case_id, kind, action), again=True)
             for case_id, account, kind, action in self.store.cases.open_actions()
         )
         return enforced + sum(map(self._settle, self.store.decisions.pending()))
@@ -262,14 +262,16 @@ class AbuseMonitor:
         self.store.decisions.carried_out(decision.id)
         return changed
 
-    def _enforce(self, name: str, action: str, reason: str) -> bool:
+    def _enforce(self, name: str, action: str, reason: str, *, again: bool = False) -> bool:
         """Take a finding's action on the account, unless it already stands; whether the
-        account's status changed."""
+        account's status changed. `again`: a recorded finding a restart carries out, said
+        only when it changes something (not as a new flag)."""
         try:
             account = self.key_ring.account(name)
             if account.enforcement == "review":
                 # The account's policy: compliance decides every action by hand.
-                log.warning("flagged %s for review (no automatic action): %s", name, reason)
+                if not again:
+                    log.warning("flagged %s for review (no automatic action): %s", name, reason)
             elif action == Action.SUSPEND and account.status != "suspended":
                 self.key_ring.set_status(name, "suspended", reason)
                 log.warning("suspended %s pending review: %s", name, reason)
@@ -278,7 +280,7 @@ class AbuseMonitor:
                 self.key_ring.set_status(name, "throttled", reason)
                 log.warning("throttled %s: %s", name, reason)
                 return True
-            else:
+            elif not again:
                 log.info("flagged %s: %s", name, reason)
         except KeyStoreError as exc:  # an account deleted meanwhile: the case still stands
             log.error("cannot act on %s: %s", name, exc)
