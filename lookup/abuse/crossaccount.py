@@ -134,12 +134,8 @@ class AddressScans:
         resort: set[tuple[int, int]] = set()
         for item in stand_ins.values():
             for size in self.policy.block_sizes:
-                key = (size, item.number // size)
-                block = ip_state.blocks.get(key)
-                if block is None:
-                    block = ip_state.blocks[key] = Block("account", "missed_by")
-                block.add(item)
-                resort.add(key)
+                self._into_block(ip_state, size, item)  # the number's place is free now
+                resort.add((size, item.number // size))
         # In the order the address's lookups came (several can share a second).
         placed = {id(item) for key in resort for item in ip_state.blocks[key].members.values()}
         order = {id(item): i for i, item in enumerate(kept) if id(item) in placed}
