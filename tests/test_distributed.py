@@ -304,6 +304,34 @@ def test_two_workers_share_suspensions_limits_and_the_compliance_api(
     assert during == [(1,)], "a lookup answered while the consumer was down was lost"
 
 
+def test_a_server_stopped_just_after_its_consumer_died_logs_every_lookup(
+    client: redis.Redis, tmp_path: Path
+) -> None:
+    # The consumer is dead (or restarting, not yet handling SIGTERM) when the server stops:
+    # the workers' last lookups must reach the log now, not at the next start.
+    settings = _scanned_block(tmp_path)
+    token = new_key(settings, org="busy-co")
+    keys = KeyStore(settings.keys_path)
+    keys.set_enforcement("busy-co", "review")  # its walk through the block only flags it
+    keys.close()
+    server, base, _ = _start_server(
+        settings.data_path, "--workers", "2", LOOKUP_REDIS_URL=REDIS_URL
+    )
+    try:
+        answered = [_lookup(base, token, 22200000 + 2 * i) for i in range(10)]
+        [consumer] = [pid for pid in _children(server.pid) if b"consume" in _cmdline(pid)]
+        os.kill(consumer, 9)
+        answered += [_lookup(base, token, 22200100 + 2 * i) for i in range(10)]
+    finally:
+        server.terminate()
+        assert server.wait(timeout=60) == 0
+    assert answered.count(200) == 20
+    store = ComplianceStore(settings.compliance_path)
+    logged = store.file.rows("SELECT count(*) FROM lookup_log WHERE account = 'busy-co'")
+    store.close()
+    assert logged == [(20,)]
+
+
 def _children(pid: int) -> list[int]:
     found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
     return [int(child) for child in found.stdout.split()]

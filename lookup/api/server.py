@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from multiprocessing.connection import Connection
 from typing import Final
 
@@ -127,6 +128,8 @@ def _server(
 
 CONSUMER_DRAIN_SECONDS: Final = 10.0
 """How long a stopping consumer reads on while events keep coming (workers still running)."""
+CONSUMER_REDIS_TIMEOUT: Final = 5.0
+"""Seconds a consumer's Redis call may take (a stream read waits 0.5 s for events)."""
 CONSUMER_STOP_SECONDS: Final = 45
 """How long `serve --workers` waits for its consumer to stop: a warm-up, then the drain."""
 
@@ -354,7 +357,13 @@ async def serve_embedded(settings: Settings) -> None:
 
 async def serve_consumer(settings: Settings) -> None:
     """`lookup abuse consume`: the monitor for several workers, fed by the Redis Stream."""
-    client = redis.Redis.from_url(settings.redis_url)
+    # Bounded (above the stream read's own wait): a Redis that accepts and never answers
+    # must not keep a consumer from stopping.
+    client = redis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=CONSUMER_REDIS_TIMEOUT,
+        socket_connect_timeout=CONSUMER_REDIS_TIMEOUT,
+    )
     _lower_priority(settings)
     await serve_monitor(settings, RedisSource(client, stream_key(settings)))
 
@@ -363,10 +372,12 @@ class _Consumer:
     """`lookup abuse consume` beside the workers, restarted if it dies (as `_MonitorChild`):
     without it the workers would serve on with detection and the lookup log off."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], settings: Settings) -> None:
         self.env = env
+        self.health = f"http://{_dialable(settings.internal_host)}:{settings.internal_port}/healthz"
         self.restarts = _Restarts("abuse consumer")
         self._stopping = threading.Event()
+        self._lock = threading.Lock()  # one process started at a time, by either thread
         self.process = self._start()
 
     def _start(self) -> subprocess.Popen[bytes]:
@@ -382,16 +393,27 @@ class _Consumer:
         """Restart the consumer when it exits, backing off while it keeps exiting (Redis
         down at start, say: the stream keeps the events meanwhile)."""
         while not self._stopping.wait(self.restarts.delay):
-            code = self.process.poll()
-            if code is None:
-                self.restarts.running()
-                continue
-            self.restarts.died(self.process.pid, code)
-            self.process = self._start()
+            with self._lock:
+                code = self.process.poll()
+                if code is None:
+                    self.restarts.running()
+                    continue
+                if self._stopping.is_set():
+                    return  # `stop` starts the one that drains the stream
+                self.restarts.died(self.process.pid, code)
+                self.process = self._start()
 
     def stop(self) -> None:
-        """Stop supervising, then the consumer (it finishes the batch in hand)."""
-        self._stopping.set()
+        """Stop supervising, then the consumer, once it reads the stream to its end. One
+        that died, or was restarted so lately that it may not handle SIGTERM yet (it would
+        die of it), is started or waited for first: the workers' last events are in the
+        stream, and must reach the log now, not at the next start."""
+        with self._lock:
+            self._stopping.set()
+            if self.process.poll() is not None:
+                self.process = self._start()
+        if not self._answers(within=CONSUMER_STOP_SECONDS):
+            log.error("the abuse consumer did not come up; its events wait in the stream")
         self.process.terminate()
         try:
             # A warm-up under way (seconds under load) ends first, then the stream is read
@@ -400,6 +422,29 @@ class _Consumer:
         except subprocess.TimeoutExpired:
             log.error("the abuse consumer did not stop in %d s; killing it", CONSUMER_STOP_SECONDS)
             self.process.kill()
+
+    def _answers(self, within: float) -> bool:
+        """Wait until the consumer's internal API answers (its signal handling is set up by
+        then); False if it exits or does not within the time."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                with urllib.request.urlopen(self.health, timeout=1) as answer:
+                    if answer.status == 200:
+                        return True
+            except OSError:
+                pass
+            time.sleep(0.1)
+        return False
+
+
+def _dialable(host: str) -> str:
+    """An address to reach a server listening on `host` (a wildcard is reached on loopback)."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
 
 
 def serve_workers(settings: Settings) -> None:
@@ -410,7 +455,7 @@ def serve_workers(settings: Settings) -> None:
         **{f"LOOKUP_{name.upper()}": str(getattr(settings, name)) for name in names},
     }
     os.environ.update(env)
-    consumer = _Consumer(env)
+    consumer = _Consumer(env, settings)
     threading.Thread(target=consumer.supervise, name="consumer-supervisor", daemon=True).start()
     try:
         uvicorn.run(
