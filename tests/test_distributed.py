@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.server
 import ipaddress
 import multiprocessing
 import os
@@ -33,7 +34,7 @@ from lookup.abuse.stream import (
     redis_sender,
     stream_key,
 )
-from lookup.api.server import _Restarts
+from lookup.api.server import _DIRECT, _Restarts
 from lookup.config import Settings
 from lookup.ingest.pipeline import ingest
 from lookup.keys import KeyRing, KeyStore
@@ -330,6 +331,31 @@ def test_a_server_stopped_just_after_its_consumer_died_logs_every_lookup(
     logged = store.file.rows("SELECT count(*) FROM lookup_log WHERE account = 'busy-co'")
     store.close()
     assert logged == [(20,)]
+
+
+def test_the_consumer_health_check_goes_direct_whatever_http_proxy_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Through a proxy (here one that is not there) `serve` waited 45 s to stop.
+    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{_free_port()}")
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/healthz"
+        with _DIRECT.open(url, timeout=2) as answer:
+            assert answer.status == 200
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _children(pid: int) -> list[int]:

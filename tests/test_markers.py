@@ -24,6 +24,8 @@ RESERVE += ["ex-directory", "confidential", "non-published", "unpublished", "(J)
 RESERVE += ["Reservert - vises ikke", "Hemmelig nummer - ikke oppført", "J (ikke i katalog)"]
 RESERVE += ["Hemmelig (skal ikke vises)", "Secret no.", "Unlisted - do not list"]
 RESERVE += ["Reserved - no publication", "Yes - do not publish", "Ex-directory no."]
+# A reserving word and a yes, in any order.
+RESERVE += ["Reservert: Ja", "Reservert=Ja", "Ja, reservert", "Reservasjon: Ja"]
 RESERVE += ["not listed", "do-not-list", "ikke listet", "Ikke oppført", "Nei til oppføring"]
 
 
@@ -59,7 +61,9 @@ NEITHER = ["N", "Nei", "ikke reservert", "adresse", "Aa", "listed", "", "N/A", "
 # An export's own "not reserved", or its list of the choices.
 NEITHER += ["Reservert: Nei", "Hemmelig: N", "Y/N", "yes/no", "Ja/Nei", "true/false", "J-N"]
 # A private person (privatkunde) is not a reservation; a doubled code is no code.
-NEITHER += ["Privat", "private", "JJ", "Yes, listed", "Ja til oppføring"]
+NEITHER += ["Privat", "private", "JJ", "Yes, listed", "Ja til oppføring", "ja-nei"]
+# Marketing opt-outs have a field of their own (reklamereservert).
+NEITHER += ["Reservert mot reklame", "reservert mot telefonsalg"]
 
 
 @pytest.mark.parametrize("text", NEITHER)

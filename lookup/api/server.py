@@ -429,13 +429,17 @@ class _Consumer:
         deadline = time.monotonic() + within
         while time.monotonic() < deadline and self.process.poll() is None:
             try:
-                with urllib.request.urlopen(self.health, timeout=1) as answer:
+                with _DIRECT.open(self.health, timeout=1) as answer:
                     if answer.status == 200:
                         return True
             except OSError:
                 pass
             time.sleep(0.1)
         return False
+
+
+_DIRECT: Final = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+"""An opener that reaches the consumer directly, whatever `http_proxy` says."""
 
 
 def _dialable(host: str) -> str:

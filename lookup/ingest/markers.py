@@ -55,8 +55,18 @@ _RESERVED_PHRASES: Final = (
 )
 """What reads as "reserved" in words that a reserving word does not start: a refusal of
 the listing ("not listed", "nei til oppføring"), not of the reservation ("ikke reservert")."""
-_LISTING_PHRASES: Final = (("ja", "til", "oppføring"), ("ja", "til", "oppforing"))
-"""What a reserving word starts but reads as a listing: "yes to being listed"."""
+_LISTING_PHRASES: Final = (
+    ("ja", "til", "oppføring"),
+    ("ja", "til", "oppforing"),
+    ("reservert", "mot", "reklame"),
+    ("reservert", "mot", "telefonsalg"),
+    ("reservert", "mot", "markedsføring"),
+)
+"""What a reserving word starts but is no directory reservation: "yes to being listed",
+and the marketing opt-outs (`reklamereservert` is their own field)."""
+_SAYS_YES: Final = frozenset({"reservasjon", "reservation", "ja", "j", "yes", "y", "true"})
+"""Words that, with reserving words alone, still say "reserved": `Reservert: Ja`,
+`Ja, reservert`, `Reservasjon: Ja`."""
 _QUOTES: Final = "'\"«»‹›‘’‚“”„`()[]"
 """What may wrap a marker, or its first word: `'J'`, `«J»`, `(J)`."""
 _UNSEEN: Final = frozenset({"Cc", "Cf"})
@@ -91,6 +101,8 @@ def reserved(value: object, *, strict: bool = False) -> bool:
         return False
     if _starts(words, _RESERVED_PHRASES) or _codes(words, "j"):
         return True
+    if len(words) > 1 and all(w in _RESERVED_WORDS or w in _SAYS_YES for w in words):
+        return True
     word = word.strip(_QUOTES).strip()
     first = word.split(maxsplit=1)[0].rstrip(".!").strip(_QUOTES) if word else ""
     # "Hemmelig-nummer": a reserving word and more, joined by a hyphen ("J-N" is not).
@@ -98,7 +110,7 @@ def reserved(value: object, *, strict: bool = False) -> bool:
     return (
         word in _RESERVED_WORDS
         or first in _RESERVED_WORDS
-        or (len(head) > 1 and head in _RESERVED_WORDS)
+        or (len(head) > 2 and head in _RESERVED_WORDS)
     )
 
 

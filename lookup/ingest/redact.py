@@ -28,7 +28,10 @@ _DATE_LIKE: Final = re.compile(
     re.IGNORECASE,
 )
 """A date of birth in the forms people write one, or a national identity number."""
-_DIGIT: Final = re.compile(r"\d")
+_DIGIT: Final = re.compile(
+    r"[\d\u00b2\u00b3\u00b9\u2070-\u2079\u2080-\u2089\u2460-\u24ff\u2776-\u2793]"
+)
+"""A digit of any script or form: superscript, subscript and circled ones too."""
 _DASHES: Final = str.maketrans(
     dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe63", "-")
 )
@@ -37,6 +40,9 @@ _BORN: Final = re.compile(
     rf"(?<!\w)(?:f\.|født:?|fodt:?|born:?|b\.)\s*(?:[0-9]|(?:{_MONTHS}))", re.IGNORECASE
 )
 """Part of a date said to be a birth date: `f. 1975`, `født 17. mai`, `b. 1975`."""
+_DOTS: Final = str.maketrans(dict.fromkeys(",·_", "."))
+"""Other marks a date's parts are written apart with (`17,05,1975`, `17·05·1975`)."""
+_SPACED_SEPARATOR: Final = re.compile(r"(?<=[0-9]) *([-./]) *(?=[0-9])")
 _DATE_INSIDE: Final = re.compile(rf"(?<!\w)(?:{_DATE_LIKE.pattern})(?![0-9])", re.IGNORECASE)
 """A date as `_DATE_LIKE` reads one, inside a longer text."""
 _JSON_TEXT: Final = re.compile(r""""((?:[^"\\]|\\.)*)"|'([^']*)'""")
@@ -146,7 +152,8 @@ def _plain(text: str) -> str:
     space."""
     text = unicodedata.normalize("NFKC", text)
     text = "".join(c for c in text if unicodedata.category(c) != "Cf")
-    return " ".join(text.translate(_DASHES).split())
+    text = " ".join(text.translate(_DASHES).translate(_DOTS).split())
+    return _SPACED_SEPARATOR.sub(r"\1", text)  # "17 - 05 - 1975" is 17-05-1975
 
 
 def mask_broken(raw: str, *, json: bool, number: str | None, birth_dates: Iterable[str]) -> str:
