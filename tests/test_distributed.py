@@ -68,15 +68,21 @@ def _answered(i: int) -> LookupEvent:
     )
 
 
-def test_events_cross_the_stream_once_and_in_order(client: redis.Redis, tmp_path: Path) -> None:
-    settings = make_settings(tmp_path / "var", redis_url=REDIS_URL)
+def _published(client: redis.Redis, settings: Settings, events: list[LookupEvent]) -> str:
+    """A data dir's stream emptied, then these events published to it as a worker does;
+    the stream's key."""
     key = stream_key(settings)
     client.delete(key, key + ":consumed")
     buffer = EventBuffer()
-    publisher = EventPublisher(buffer, redis_sender(client, key))
-    for i in range(30):
-        buffer.emit(_answered(i))
-    assert publisher.publish() == 30
+    for event in events:
+        buffer.emit(event)
+    assert EventPublisher(buffer, redis_sender(client, key)).publish() == len(events)
+    return key
+
+
+def test_events_cross_the_stream_once_and_in_order(client: redis.Redis, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "var", redis_url=REDIS_URL)
+    key = _published(client, settings, [_answered(i) for i in range(30)])
     store = ComplianceStore(settings.compliance_path)
     ring = KeyRing(KeyStore(settings.keys_path))
     monitor = AbuseMonitor(EventBuffer(), store, ring)
@@ -116,13 +122,7 @@ def test_a_stopped_consumer_reads_the_stream_to_its_end_first(
     # `serve --workers` stops its consumer once the workers have stopped: their last
     # events are in the stream, more than one read takes, and all must reach the log.
     settings = make_settings(tmp_path / "var", redis_url=REDIS_URL)
-    key = stream_key(settings)
-    client.delete(key, key + ":consumed")
-    buffer = EventBuffer()
-    publisher = EventPublisher(buffer, redis_sender(client, key))
-    for i in range(12_000):
-        buffer.emit(_answered(i % 100))
-    assert publisher.publish() == 12_000
+    key = _published(client, settings, [_answered(i % 100) for i in range(12_000)])
     internal = _free_port()
     consumer = subprocess.Popen(
         [sys.executable, "-m", "lookup.cli", "abuse", "consume"],

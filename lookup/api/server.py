@@ -86,10 +86,13 @@ def preflight(settings: Settings) -> None:
     StoreFile(settings.compliance_path).close()  # raises StoreInUse, naming the holder
 
 
+_WILDCARDS: Final = frozenset({"0.0.0.0", "::", ""})
+"""Listening addresses that take every address of the machine."""
+
+
 def _may_overlap(host: str, other: str) -> bool:
     """Whether two listening addresses clash on one port: the same, or either all of them."""
-    everywhere = {"0.0.0.0", "::", ""}
-    return host == other or host in everywhere or other in everywhere
+    return host == other or host in _WILDCARDS or other in _WILDCARDS
 
 
 RETENTION_SWEEP_SECONDS: Final = 3600.0
@@ -444,10 +447,8 @@ _DIRECT: Final = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 def _dialable(host: str) -> str:
     """An address to reach a server listening on `host` (a wildcard is reached on loopback)."""
-    if host in ("0.0.0.0", ""):
-        return "127.0.0.1"
-    if host == "::":
-        return "[::1]"
+    if host in _WILDCARDS:
+        return "[::1]" if host == "::" else "127.0.0.1"
     return f"[{host}]" if ":" in host else host
 
 

@@ -136,11 +136,6 @@ def _seen(value: str) -> str:
     return unicodedata.normalize("NFKC", seen)
 
 
-def _phrase(word: str) -> str:
-    """A marker's words as one spacing writes them: `address-hidden.` is `address hidden`."""
-    return " ".join(_WORDS.findall(word))
-
-
 def hides_address(value: object, *, strict: bool = False) -> bool:
     """Whether a value reads as the address-hidden marker, in any case or spacing (a
     control character around it too), or holds one (`["address_hidden"]`); unless
@@ -153,7 +148,9 @@ def hides_address(value: object, *, strict: bool = False) -> bool:
     word = _seen(value).strip().lower()
     if strict:
         return word in _ADDRESS_HIDDEN_MARKERS
-    return _phrase(word) in _ADDRESS_HIDDEN_WORDS or _codes(_WORDS.findall(word), "a")
+    # As one spacing writes its words: `address-hidden.` is `address hidden`.
+    words = _WORDS.findall(word)
+    return " ".join(words) in _ADDRESS_HIDDEN_WORDS or _codes(words, "a")
 
 
 def _inside(value: list[object] | dict[object, object], depth: int = 4) -> Iterator[object]:

@@ -28,7 +28,7 @@ class IngestProgress(msgspec.Struct, kw_only=True):
     started_at: datetime
     files: list[str]
     step: str = "starting"
-    """`reading names`, a file's name while it is applied, or `publishing`."""
+    """`starting`, a file's name while it is applied, or `publishing`."""
     done: int = 0
     """Files finished so far."""
 

@@ -185,17 +185,19 @@ def _header_at(lines: list[str]) -> tuple[int, str | None]:
     return at, declared
 
 
+def _names_columns(line: str, delimiter: str) -> bool:
+    """Whether a line split at `delimiter` names two of the contract's columns or more."""
+    return len(set(_columns(line, delimiter)) & CSV_COLUMNS.keys()) >= 2
+
+
 def _header_hint(lines: list[str], at: int) -> str:
     """What a header naming none of the contract's columns most likely is, said without
     quoting it (it may be a subscriber's row)."""
     for delimiter, said in _SEPARATORS.items():
-        if (
-            delimiter != CSV_DELIMITER
-            and len(set(_columns(lines[at], delimiter)) & CSV_COLUMNS.keys()) >= 2
-        ):
+        if delimiter != CSV_DELIMITER and _names_columns(lines[at], delimiter):
             return f"; it is separated by {said}, where the contract has ';'"
     for index in range(at + 1, min(at + 6, len(lines))):
-        if len(set(_columns(lines[index], CSV_DELIMITER)) & CSV_COLUMNS.keys()) >= 2:
+        if _names_columns(lines[index], CSV_DELIMITER):
             return f"; line {index + 1} looks like the header: remove the line(s) above it"
     return "; is the header row missing?"
 
