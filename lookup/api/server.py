@@ -22,7 +22,7 @@ import threading
 import time
 import urllib.request
 from multiprocessing.connection import Connection
-from typing import Final
+from typing import Any, Final
 
 import redis
 import uvicorn
@@ -99,6 +99,20 @@ RETENTION_SWEEP_SECONDS: Final = 3600.0
 """How often the monitor deletes lookups past their retention (and once at start)."""
 
 
+def _uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """What every server of ours is run with, one worker or several."""
+    return {
+        "log_level": settings.log_level,
+        "access_log": False,
+        "loop": "uvloop",
+        "http": "httptools",
+        # Only a proxy the settings name may say who the client is.
+        "proxy_headers": bool(settings.forwarded_allow_ips.strip()),
+        "forwarded_allow_ips": settings.forwarded_allow_ips.strip() or None,
+        "timeout_keep_alive": math.ceil(settings.keep_alive_seconds),
+    }
+
+
 def _server(
     app: Litestar,
     settings: Settings,
@@ -108,19 +122,7 @@ def _server(
     handle_signals: bool = True,
 ) -> uvicorn.Server:
     server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=host or settings.host,
-            port=port,
-            log_level=settings.log_level,
-            access_log=False,
-            loop="uvloop",
-            http="httptools",
-            # Only a proxy the settings name may say who the client is.
-            proxy_headers=bool(settings.forwarded_allow_ips.strip()),
-            forwarded_allow_ips=settings.forwarded_allow_ips.strip() or None,
-            timeout_keep_alive=math.ceil(settings.keep_alive_seconds),
-        )
+        uvicorn.Config(app, host=host or settings.host, port=port, **_uvicorn_options(settings))
     )
     if not handle_signals:
         # uvicorn re-raises a caught signal when it stops, killing the process before
@@ -469,14 +471,7 @@ def serve_workers(settings: Settings) -> None:
             host=settings.host,
             port=settings.port,
             workers=settings.workers,
-            log_level=settings.log_level,
-            access_log=False,
-            loop="uvloop",
-            http="httptools",
-            # Only a proxy the settings name may say who the client is.
-            proxy_headers=bool(settings.forwarded_allow_ips.strip()),
-            forwarded_allow_ips=settings.forwarded_allow_ips.strip() or None,
-            timeout_keep_alive=math.ceil(settings.keep_alive_seconds),
+            **_uvicorn_options(settings),
         )
     finally:
         consumer.stop()
