@@ -11,6 +11,8 @@
     ├── AccountNotSuspended  a reinstatement of an account that is active    -> 409
     ├── UnknownAccount    an account name nothing knows (a typo?)            -> 404
     ├── InvalidParameter  a query parameter the endpoint cannot use   -> 422
+    ├── AmbiguousBody     a JSON body giving a key twice               -> 400
+    ├── NotJson           a body declared as another media type         -> 415
     ├── BadOutputPath     an output path a command will not write (a folder, a device, its input)
     └── AuthError                                           -> 401 / 403
         ├── MissingCredentials  no or malformed Authorization header
@@ -87,6 +89,14 @@ class InvalidParameter(LookupServiceError):
     def __init__(self, parameter: str, detail: str) -> None:
         self.parameter = parameter
         super().__init__(detail)
+
+
+class AmbiguousBody(LookupServiceError):
+    """A JSON body that gives a key twice: which value the sender meant cannot be told."""
+
+
+class NotJson(LookupServiceError):
+    """A request body declared as another media type than JSON (a form, plain text)."""
 
 
 class BadOutputPath(LookupServiceError):

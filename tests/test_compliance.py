@@ -170,6 +170,57 @@ def test_officers_deciding_at_once_close_a_case_once(desk: Desk) -> None:
     assert len(store.decisions.trail(case_id=case_id)) == 1
 
 
+def test_officers_reinstating_at_once_record_one_reinstatement(desk: Desk) -> None:
+    case_id = _open(desk, "cust-co", DAY)
+    assert desk.status("cust-co") == "suspended"
+    codes: list[int] = []
+    start = threading.Barrier(8)
+
+    def reinstate(officer: int) -> None:
+        start.wait()
+        codes.append(desk.decide(case_id, "reinstate", f"reviewed by {officer}").status_code)
+
+    threads = [threading.Thread(target=reinstate, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # One took effect; the others found the account active again, and recorded nothing.
+    assert sorted(codes) == [201] + [409] * 7
+    trail = desk.get("/accounts/cust-co/decisions").json()
+    assert [entry["decision"] for entry in trail] == ["reinstate"]
+    assert desk.status("cust-co") == "active"
+
+
+def test_a_body_that_gives_a_key_twice_or_is_not_json_is_refused_and_nothing_recorded(
+    desk: Desk,
+) -> None:
+    case_id = _open(desk, "cust-co", DAY)
+    path = f"/internal/v1/cases/{case_id}/decisions"
+
+    def post(body: bytes, media: str | None = "application/json") -> Any:
+        headers = {**desk.headers, **({"Content-Type": media} if media else {})}
+        return desk.client.post(path, content=body, headers=headers)
+
+    twice = post(b'{"decision": "reinstate", "reason": "explained", "decision": "warn"}')
+    assert problem_of(twice, 400, "bad-request")["detail"] == (
+        "the body gives 'decision' more than once: which value holds cannot be told"
+    )
+    escaped = post(b'{"reason": "x", "re\\u0061son": "y", "decision": "warn"}')
+    assert "'reason' more than once" in problem_of(escaped, 400, "bad-request")["detail"]
+    for media in ("application/x-www-form-urlencoded", "text/plain", "multipart/form-data"):
+        refused = problem_of(post(b"decision=warn&reason=x", media), 415, "unsupported-media-type")
+        assert refused["detail"] == (
+            f"the body is declared as {media!r}: send it as application/json"
+        )
+    assert desk.get("/accounts/cust-co/decisions").json() == []
+    assert desk.status("cust-co") == "suspended"
+    # A key inside a value is no second key; JSON with a charset, or undeclared, is read.
+    inside = rb'{"decision": "warn", "reason": "said \"decision\": twice"}'
+    assert post(inside, "application/json; charset=utf-8").status_code == 201
+    assert post(b'{"decision": "warn", "reason": "again"}', None).status_code == 201
+
+
 # --- what a case's evidence shows
 
 
@@ -423,7 +474,19 @@ def test_an_erasure_anonymises_the_lookups_but_those_under_legal_hold(tmp_path: 
 def test_the_internal_schema_declares_every_answer_a_decision_can_get(desk: Desk) -> None:
     schema = desk.client.get("/schema/openapi.json").json()
     decide = schema["paths"]["/internal/v1/cases/{case_id}/decisions"]["post"]["responses"]
-    assert set(decide) == {"201", "400", "401", "403", "404", "409", "413", "422", "429", "503"}
+    assert set(decide) == {
+        "201",
+        "400",
+        "401",
+        "403",
+        "404",
+        "409",
+        "413",
+        "415",
+        "422",
+        "429",
+        "503",
+    }
     for slug in ("case-closed", "not-current-case", "account-not-found", "account-not-suspended"):
         assert f"/problems/{slug}" in decide["409"]["description"], slug
     assert "/problems/own-account" in decide["403"]["description"]
@@ -528,7 +591,9 @@ def test_bad_bodies_and_parameters_say_which_field_and_why(desk: Desk) -> None:
         headers = {**desk.headers, "Content-Type": "application/json"}
         return desk.client.post(path, content=body, headers=headers)
 
-    assert problem_of(post(b""), 422, "invalid-parameter")["detail"] == "a JSON body is required"
+    empty = problem_of(post(b""), 422, "invalid-parameter")
+    assert empty["detail"] == "a JSON body is required"
+    assert "errors" not in empty  # Litestar's own list said only `'data'`
     missing = problem_of(post(b"{}"), 422, "invalid-parameter")
     assert missing["detail"] == "body: Object missing required field `decision`"
     assert missing["parameter"] == "decision"

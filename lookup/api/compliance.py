@@ -6,6 +6,7 @@ or delete; suspend and reinstate take effect on the account at once.
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from typing import Annotated, Any, Final, Literal
 
@@ -20,11 +21,14 @@ from lookup.api.services import Services
 from lookup.errors import (
     AccountNotFound,
     AccountNotSuspended,
+    AmbiguousBody,
     InvalidParameter,
+    NotJson,
     OwnAccount,
     UnknownAccount,
 )
 from lookup.ingest.warehouse import Warehouse
+from lookup.jsonkeys import repeated_key
 from lookup.keys import ApiKey
 from lookup.numbers import e164, normalize
 from lookup.subjects import SubjectReport, report
@@ -33,9 +37,40 @@ from lookup.text import first_bidi_control, first_control, invisible
 # What each decision does to the account's status (warn leaves it as it is).
 
 
-_BODY_PROBLEMS: Final = ("bad-request", "invalid-parameter", "body-too-large")
-"""What a request with a JSON body may be refused for: not JSON, a field it cannot use,
-too long."""
+_BODY_PROBLEMS: Final = (
+    "bad-request",
+    "invalid-parameter",
+    "body-too-large",
+    "unsupported-media-type",
+)
+"""What a request with a JSON body may be refused for: not JSON (or a key given twice), a
+field it cannot use, too long, declared as something else."""
+_DECIDING: Final = threading.Lock()
+"""One decision at a time: whether the account is suspended is read from the key store
+and its new status written there after the audit trail's transaction, so two officers
+reinstating at once would both be recorded. One process serves this API (the store's
+owner), so a lock in it is enough."""
+_decode_object: Final = msgspec.json.Decoder(dict[str, object])
+
+
+async def _one_json_object(request: Request[Any, Any, Any]) -> None:
+    """Refuse a body declared as another media type, or giving a key twice, before the
+    handler decodes it (the decoder would keep a repeated key's last value silently)."""
+    declared = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if declared and declared != "application/json" and not declared.endswith("+json"):
+        raise NotJson(f"the body is declared as {declared!r}: send it as application/json")
+    body = await request.body()
+    try:
+        fields = _decode_object.decode(body)
+    except (msgspec.DecodeError, RecursionError):
+        return  # not an object: the handler's decoding says what is wrong with it
+    repeated = repeated_key(body.decode(), len(fields))
+    if repeated is not None:
+        raise AmbiguousBody(
+            f"the body gives {repeated[0]!r} more than once: which value holds cannot be told"
+        )
+
+
 _DECISION_PROBLEMS: Final = (
     "case-not-found",
     "case-closed",
@@ -121,6 +156,7 @@ class ComplianceController(Controller):
         status_code=201,
         sync_to_thread=True,
         responses=openapi.problems(*_BODY_PROBLEMS, *_DECISION_PROBLEMS),
+        before_request=_one_json_object,
     )
     def decide(
         self,
@@ -133,28 +169,33 @@ class ComplianceController(Controller):
         reason = _reason(data.reason, "a decision needs a reason")
         actor = _actor(request)
         status = STATUS_AFTER[data.decision]
-        account = services.store.cases.get(case_id).account
-        if account == request.scope["user"].account:
-            raise OwnAccount(f"case {case_id} is about your own account {account!r}")
-        if status is not None and not services.key_ring.has(account):
-            # Checked before the audit trail records a decision that could not take effect.
-            raise AccountNotFound(
-                f"case {case_id}'s account {account!r} is not in the key store; nothing was decided"
-            )
-        if data.decision == "reinstate" and services.key_ring.account(account).status == "active":
-            # Recorded, it would also wipe the detectors' evidence of a scan still building up.
-            raise AccountNotSuspended(
-                f"account {account!r} is active: nothing to reinstate (clear closes a case); "
-                "nothing was recorded"
-            )
-        decision = services.store.decisions.decide(case_id, data.decision, actor, reason)
-        if data.decision in ("clear", "reinstate") and services.monitor is not None:
-            # A fresh start: old evidence must not suspend the account again (this waits
-            # for the monitor: for a restart's whole warm-up).
-            services.monitor.forget(decision.account)
-        if status is not None:
-            services.key_ring.set_status(decision.account, status, status_reason(decision))
-        services.store.decisions.carried_out(decision.id)
+        with _DECIDING:
+            account = services.store.cases.get(case_id).account
+            if account == request.scope["user"].account:
+                raise OwnAccount(f"case {case_id} is about your own account {account!r}")
+            if status is not None and not services.key_ring.has(account):
+                # Checked before the audit trail records a decision that could not take effect.
+                raise AccountNotFound(
+                    f"case {case_id}'s account {account!r} is not in the key store; "
+                    "nothing was decided"
+                )
+            if (
+                data.decision == "reinstate"
+                and services.key_ring.account(account).status == "active"
+            ):
+                # Recorded, it would also wipe the detectors' evidence of a scan still building up.
+                raise AccountNotSuspended(
+                    f"account {account!r} is active: nothing to reinstate (clear closes a case); "
+                    "nothing was recorded"
+                )
+            decision = services.store.decisions.decide(case_id, data.decision, actor, reason)
+            if data.decision in ("clear", "reinstate") and services.monitor is not None:
+                # A fresh start: old evidence must not suspend the account again (this waits
+                # for the monitor: for a restart's whole warm-up).
+                services.monitor.forget(decision.account)
+            if status is not None:
+                services.key_ring.set_status(decision.account, status, status_reason(decision))
+            services.store.decisions.carried_out(decision.id)
         return decision
 
     @get(
@@ -196,6 +237,7 @@ class ComplianceController(Controller):
         status_code=200,
         sync_to_thread=True,
         responses=openapi.problems(*_BODY_PROBLEMS, "invalid-number", "warehouse-busy"),
+        before_request=_one_json_object,
     )
     def erase(
         self,

@@ -24,10 +24,12 @@ from lookup.errors import (
     AccountNotSuspended,
     AccountSuspended,
     AddressNotAllowed,
+    AmbiguousBody,
     InvalidKey,
     InvalidParameter,
     MissingCredentials,
     MissingRole,
+    NotJson,
     OwnAccount,
     SnapshotUnavailable,
     UnknownAccount,
@@ -156,6 +158,12 @@ PROBLEM_TYPES: Final = {
         ),
         ProblemType("bad-request", 400, "Bad request", "The request could not be understood."),
         ProblemType(
+            "unsupported-media-type",
+            415,
+            "Unsupported media type",
+            "The request body must be JSON, sent as `Content-Type: application/json`.",
+        ),
+        ProblemType(
             "body-too-large",
             413,
             "Request body too large",
@@ -248,6 +256,10 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
             return problem("unknown-account", str(exc))
         case MissingRole():
             return problem("missing-role", str(exc), role=exc.role)
+        case AmbiguousBody():
+            return problem("bad-request", str(exc))
+        case NotJson():
+            return problem("unsupported-media-type", str(exc))
         case InvalidParameter():
             return problem("invalid-parameter", str(exc), parameter=exc.parameter)
         case SnapshotUnavailable():
@@ -258,12 +270,12 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
             if missing is not None:
                 where, name = missing.groups()
                 detail = f"{where} parameter {name!r} is required"
-                return problem("invalid-parameter", detail, parameter=name, errors=errors)
+                return problem("invalid-parameter", detail, parameter=name)
             named = _parameter(errors)
             extensions: dict[str, Any] = {"parameter": named} if named else {}
-            return problem(
-                "invalid-parameter", _invalid(exc.detail, errors), errors=errors, **extensions
-            )
+            # Litestar's own error list is not passed on: its messages are msgspec's
+            # internals (`'data'` for a missing body), the detail says it in the API's words.
+            return problem("invalid-parameter", _invalid(exc.detail, errors), **extensions)
         case HTTPException() if exc.status_code == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
             return problem("body-too-large", f"the request body is over {MAX_BODY:,} bytes")
         case NotFoundException():

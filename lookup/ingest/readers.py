@@ -21,6 +21,7 @@ from lookup.errors import FileRejected, RejectReason
 from lookup.ingest.files import FileFormat
 from lookup.ingest.markers import hides_address, reserved
 from lookup.ingest.redact import MASK, reads_as_date
+from lookup.jsonkeys import repeated_key
 
 # CSV column (lowercased) -> canonical field name; JSON Lines uses the canonical names.
 CSV_COLUMNS: Final = {
@@ -373,7 +374,7 @@ def _read_jsonl(lines: list[str]) -> Iterator[RawRow]:
             yield RawRow(index, _mask_hidden(line), {}, "bad_json", detail, _salvage(line))
             continue
         try:
-            repeated = _repeated_key(line, len(fields))
+            repeated = repeated_key(line, len(fields))
         except RecursionError:
             # Too deep to look for a repeated key: not trusted as a row either.
             detail = "nested too deep to tell whether a key is given twice"
@@ -393,27 +394,6 @@ def _read_jsonl(lines: list[str]) -> Iterator[RawRow]:
             yield RawRow(index, _shown(pairs), {}, "bad_json", detail, _from_pairs(pairs))
             continue
         yield RawRow(index, line, fields)
-
-
-_KEY_END: Final = re.compile(r'"\s*:')
-
-
-def _repeated_key(line: str, keys: int) -> tuple[str, list[tuple[str, object]]] | None:
-    """A key the line's object (read as `keys` keys) gives twice, if any, with all of the
-    object's pairs (escapes decoded: `"\\u0072eservation"` is `reservation`)."""
-    if len(_KEY_END.findall(line)) <= keys:
-        return None  # the common case: no more key ends than keys read
-    # Text that looks like a key may sit inside a value: parse to be sure.
-    try:
-        pairs = json.loads(line, object_pairs_hook=list)
-    except ValueError:
-        return None
-    seen: set[str] = set()
-    for key, _ in pairs:
-        if key in seen:
-            return str(key), pairs
-        seen.add(key)
-    return None
 
 
 def _from_pairs(pairs: list[tuple[str, object]]) -> dict[str, tuple[str, ...]]:
