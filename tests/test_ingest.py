@@ -1247,6 +1247,24 @@ def test_a_reserved_rows_mistyped_number_is_not_quoted(tmp_path: Path, lenient: 
         assert "21 05 19 04" not in text and "2105X904" not in text
 
 
+def test_a_mistyped_number_is_quoted_unless_it_may_be_a_date(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    # Digits alone read as a date of birth only when some order of day, month and year
+    # makes one: an operator must see which number was wrong to mend the row.
+    rows = [person("4174869"), person("09887766"), person("17051975"), person("1705197")]
+    rows.append(person("1751975"))  # 17 May 1975 (or 1 July 1975), its zeros left out
+    write_csv(tmp_path / "in", TELENOR, rows)
+    report = ingest([tmp_path / "in"], lenient)
+    details = [r.detail for r in report.files[0].rejects]
+    assert details[0].startswith("'4174869': ")
+    assert details[1].startswith("'09887766': ")
+    assert details[2].startswith("(a date, not quoted): ")  # 17 May 1975
+    assert details[3].startswith("'1705197': ")  # no order makes a date of it
+    assert details[4].startswith("(a date, not quoted): ")
+    assert "17051975" not in render_report(report) and "1751975" not in render_report(report)
+
+
 def test_a_quoted_field_may_span_lines(tmp_path: Path, settings: Settings) -> None:
     rows = [person("22202400", adresse='"Storgata 2\nbakgården"'), *filler(40)]
     write_csv(tmp_path / "in", TELENOR, rows)

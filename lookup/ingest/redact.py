@@ -55,9 +55,39 @@ MAX_KEPT: Final = 2000
 """Characters of a rejected row's text kept: enough to find and mend it, not a megabyte."""
 
 
+_DAYS_IN: Final = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_DIGIT_READINGS: Final = {
+    6: ("DDMMYY", "YYMMDD", "MMDDYY"),
+    7: ("DMMYYYY", "DDMYYYY", "MDDYYYY", "MMDYYYY", "YYYYMDD", "YYYYMMD"),
+    8: ("DDMMYYYY", "MMDDYYYY", "YYYYMMDD"),
+}
+"""How a date of birth is written as digits alone: day, month and year in each order."""
+
+
 def looks_like_date(value: str) -> bool:
     """Whether a value reads as a date of birth (or an identity number)."""
-    return _DATE_LIKE.fullmatch(value.strip()) is not None
+    text = value.strip()
+    return _DATE_LIKE.fullmatch(text) is not None and _could_be_date(text)
+
+
+def _could_be_date(text: str) -> bool:
+    """Whether a match of `_DATE_LIKE` may be a date: digits alone (`17051975`) only when
+    some order of day, month and year makes one. Most 6 to 8 digit values are no date
+    (`21279132`, a phone number a reject's reason must quote to be found); other forms are
+    taken as written."""
+    if not (text.isascii() and text.isdigit()) or len(text) not in _DIGIT_READINGS:
+        return True
+    return any(_reads_as(text, pattern) for pattern in _DIGIT_READINGS[len(text)])
+
+
+def _reads_as(digits: str, pattern: str) -> bool:
+    parts = {part: int(digits[pattern.index(part) : pattern.rindex(part) + 1]) for part in "DMY"}
+    day, month, year = parts["D"], parts["M"], parts["Y"]
+    if len(pattern) == 6 and pattern.startswith("DD") and day > 40:
+        day -= 40  # a D-number's date part: the day plus 40
+    if pattern.count("Y") == 4 and not 1880 <= year <= 2100:
+        return False
+    return 1 <= month <= 12 and 1 <= day <= _DAYS_IN[month - 1]
 
 
 def reads_as_date(value: object, depth: int = 8) -> bool:
@@ -143,7 +173,9 @@ def holds_date(value: object, depth: int = 8) -> bool:
     if not isinstance(value, str):
         return False
     plain = _plain(value)
-    return bool(_DATE_INSIDE.search(plain) or _BORN.search(plain))
+    if _BORN.search(plain):
+        return True
+    return any(_could_be_date(found[0].rstrip(".,")) for found in _DATE_INSIDE.finditer(plain))
 
 
 def _plain(text: str) -> str:
