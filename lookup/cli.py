@@ -480,11 +480,16 @@ def _abuse(args: argparse.Namespace, settings: Settings) -> int:
     if args.events.is_dir():
         discard_findings(args.out)
         raise UsageError(f"{args.events} is a folder: give the events file itself")
-    if not args.events.is_file():
+    if not args.events.exists():  # a pipe exists: replay says why it cannot read one
         discard_findings(args.out)
         raise UsageError(f"no such events file: {args.events}")
     with _sigterm_unwinds():
-        count = replay(args.events, args.out)
+        try:
+            count = replay(args.events, args.out)
+        except (KeyboardInterrupt, SystemExit):
+            # Stopped, it exits 130 or 143 as any command does, but says why as a failure does.
+            print("lookup: interrupted: no findings written", file=sys.stderr)
+            raise
     print(f"{count} finding(s) written to {args.out}")
     return 0
 

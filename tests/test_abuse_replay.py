@@ -277,8 +277,10 @@ def test_an_interrupted_replay_leaves_neither_its_temporary_file_nor_old_finding
         assert run.poll() is None and time.monotonic() < deadline, "no temporary file seen"
         time.sleep(0.01)
     run.send_signal(signum)
-    run.communicate(timeout=60)
+    _, stderr = run.communicate(timeout=60)
     assert run.returncode == status
+    # Stopped, it said nothing: a script's log showed no reason for the missing findings.
+    assert stderr == "lookup: interrupted: no findings written\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl"]
 
 
@@ -497,3 +499,111 @@ def test_parquet_is_read_in_batches_with_rows_numbered_across_them(tmp_path: Pat
         peaks.append(peak)
     # Loaded whole, four times the rows took four times the memory.
     assert peaks[1] < 1.5 * peaks[0], peaks
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([{"a": 1}], "row 1: missing ts, account, key, ip, number, outcome"),
+        (
+            [{"a": 1, "ts": "2026-11-02T09:00:05"}],
+            "row 1: missing account, key, ip, number, outcome",
+        ),
+    ],
+)
+def test_a_parquet_file_without_the_columns_is_refused_naming_them(
+    tmp_path: Path, rows: list[dict[str, object]], message: str
+) -> None:
+    # With none of the columns read, no row came out at all: "0 finding(s)", rc 0.
+    events = tmp_path / "events.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), events)
+    out = tmp_path / "findings.jsonl"
+    out.write_text('{"account": "old"}\n')
+    result = _replay_cli(events, str(out), tmp_path)
+    assert result.returncode == 1
+    assert _one_line(result.stderr) == f"lookup: events.parquet {message}\n"
+    assert not out.exists()
+
+
+def test_a_parquet_file_with_the_columns_and_no_rows_gives_no_findings(tmp_path: Path) -> None:
+    events = tmp_path / "events.parquet"
+    pq.write_table(pa.table({name: pa.array([], pa.string()) for name in _row()}), events)
+    result = _replay_cli(events, str(tmp_path / "findings.jsonl"), tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"0 finding(s) written to {tmp_path / 'findings.jsonl'}\n"
+    assert (tmp_path / "findings.jsonl").read_bytes() == b""
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"ts": "2026-11-02T09:00:05", "account": "a", "key": "k", "ip": "i",'
+        ' "number": "+4722202400", "outcome": "miss", "outcome": "hit"}',
+        # Escaped, it is the same key to the decoder.
+        '{"ts": "2026-11-02T09:00:05", "account": "a", "key": "k", "ip": "i",'
+        ' "number": "+4722202400", "outcome": "miss", "\\u006futcome": "hit"}',
+    ],
+)
+def test_a_key_given_twice_is_refused_not_read_as_its_last_value(tmp_path: Path, line: str) -> None:
+    events = _appended(tmp_path)
+    with events.open("a") as handle:
+        handle.write(line + "\n")
+    with pytest.raises(BadEventFile) as failure:
+        list(read_events(events))
+    assert str(failure.value) == (
+        "events.jsonl:3: key 'outcome' is given twice: which value holds cannot be told"
+    )
+
+
+def test_a_parquet_column_given_twice_is_refused(tmp_path: Path) -> None:
+    row = _row()
+    names = [*row, "outcome"]
+    arrays = [pa.array([value]) for value in row.values()] + [pa.array(["hit"])]
+    events = tmp_path / "events.parquet"
+    pq.write_table(pa.Table.from_arrays(arrays, names=names), events)
+    with pytest.raises(BadEventFile) as failure:
+        list(read_events(events))
+    assert str(failure.value) == (
+        f"{events}: column 'outcome' is given twice: which value holds cannot be told"
+    )
+
+
+@pytest.mark.parametrize("ts", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_a_ts_outside_the_years_in_utc_names_the_line(tmp_path: Path, ts: str) -> None:
+    # Valid times whose UTC is no datetime: "unexpected OverflowError", no line named.
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps(_row(ts=ts)) + "\n")
+    result = _replay_cli(events, str(tmp_path / "findings.jsonl"), tmp_path)
+    assert result.returncode == 1
+    assert _one_line(result.stderr) == (
+        f"lookup: events.jsonl:1: ts {ts!r} is out of range: "
+        "in UTC it falls outside years 1 to 9999\n"
+    )
+    assert not (tmp_path / "findings.jsonl").exists()
+
+
+def test_a_pipe_as_the_events_file_is_refused_as_one(tmp_path: Path) -> None:
+    # It exists: "no such events file: /dev/stdin" sent the user looking for a typo.
+    write_events(tmp_path / "events.jsonl", count=5)
+    out = tmp_path / "findings.jsonl"
+    out.write_text('{"account": "old"}\n')
+    piped = subprocess.run(
+        [sys.executable, "-m", "lookup.cli", "abuse", "replay", "/dev/stdin", "--out", str(out)],
+        input=(tmp_path / "events.jsonl").read_text(),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LOOKUP_DATA_DIR": str(tmp_path / "var")},
+        timeout=120,
+        check=False,
+    )
+    assert piped.returncode == 1
+    assert _one_line(piped.stderr) == (
+        "lookup: /dev/stdin is not a regular file (a pipe or device): "
+        "write the events to a file first\n"
+    )
+    assert not out.exists()
+    os.mkfifo(tmp_path / "fifo")  # no writer: opened, it would hang
+    fifo = _replay_cli(tmp_path / "fifo", str(out), tmp_path)
+    assert fifo.returncode == 1
+    assert "fifo is not a regular file (a pipe or device)" in _one_line(fifo.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl", "fifo"]

@@ -8,6 +8,7 @@ EVENTS is JSON Lines (or Parquet with the same columns), sorted by time:
 from __future__ import annotations
 
 import codecs
+import itertools
 import os
 import stat
 import tempfile
@@ -22,6 +23,7 @@ from lookup.abuse.detectors import Engine, Finding
 from lookup.abuse.events import EPOCH, LookupEvent, national_number
 from lookup.abuse.policy import DEFAULT_POLICY, Policy
 from lookup.errors import BadOutputPath, LookupServiceError
+from lookup.jsonkeys import repeated_key
 from lookup.numbers import InvalidNumber, normalize, shown
 
 if TYPE_CHECKING:
@@ -43,7 +45,8 @@ _PARQUET: Final = b"PAR1"
 
 def _event(raw: dict[str, object], where: str) -> LookupEvent:
     _check_present(raw, where)
-    raw["ts"] = _time(raw["ts"], where)
+    given = raw["ts"]
+    raw["ts"] = _time(given, where)
     try:
         event = msgspec.convert(raw, LookupEvent, strict=False)
     except msgspec.ValidationError as exc:
@@ -54,7 +57,14 @@ def _event(raw: dict[str, object], where: str) -> LookupEvent:
         if unusable is not None:
             raise BadEventFile(f"{where}: number {shown(event.number)!r} {unusable}")
     if event.ts.tzinfo is not None:
-        event = msgspec.structs.replace(event, ts=event.ts.astimezone(UTC).replace(tzinfo=None))
+        try:
+            utc = event.ts.astimezone(UTC)
+        except OverflowError:
+            # 0001-01-01T00:00:00+01:00 is a valid time whose UTC is not a datetime.
+            raise BadEventFile(
+                f"{where}: ts {given!r} is out of range: in UTC it falls outside years 1 to 9999"
+            ) from None
+        event = msgspec.structs.replace(event, ts=utc.replace(tzinfo=None))
     return event
 
 
@@ -121,14 +131,43 @@ def _rows(path: Path) -> Iterator[tuple[str, dict[str, object]]]:
             line = raw.removeprefix(codecs.BOM_UTF8) if index == 1 else raw  # an editor's mark
             if not line.strip():
                 continue
+            where = f"{path.name}:{index}"
             try:
-                yield f"{path.name}:{index}", decoder.decode(line)
-            except msgspec.DecodeError as exc:
-                raise BadEventFile(f"{path.name}:{index}: not a JSON object: {exc}") from None
+                fields = decoder.decode(line)
+            except (msgspec.DecodeError, RecursionError) as exc:
+                raise BadEventFile(f"{where}: not a JSON object: {exc}") from None
+            _check_keys_once(line, fields, where)
+            yield where, fields
+
+
+def _check_keys_once(line: bytes, fields: dict[str, object], where: str) -> None:
+    # The decoder keeps the last value silently: `"outcome": "miss", "outcome": "hit"`
+    # would replay whichever the writer happened to put last.
+    try:
+        # Decoded already, so valid UTF-8.
+        repeated = repeated_key(line.decode(), len(fields))
+    except RecursionError:
+        raise BadEventFile(
+            f"{where}: nested too deep to tell whether a key is given twice"
+        ) from None
+    if repeated is not None:
+        raise BadEventFile(
+            f"{where}: key {repeated[0]!r} is given twice: which value holds cannot be told"
+        )
 
 
 def _magic(path: Path) -> bytes:
     """The first bytes, which tell Parquet and gzip whatever the file is called."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise BadEventFile(f"{path}: cannot read: {exc.strerror}") from None
+    if not stat.S_ISREG(mode):
+        # A pipe (/dev/stdin, <(...)) would lose these bytes to the look, and Parquet
+        # cannot be read from one at all; opening a FIFO with no writer would hang.
+        raise BadEventFile(
+            f"{path} is not a regular file (a pipe or device): write the events to a file first"
+        )
     try:
         with path.open("rb") as handle:
             return handle.read(len(_PARQUET))
@@ -140,7 +179,10 @@ def _parquet_rows(path: Path) -> Iterator[tuple[str, dict[str, object]]]:
     index = 0
     for batch in _parquet_batches(path):
         columns = [_values(batch.column(i)) for i in range(batch.num_columns)]
-        for values in zip(*columns, strict=True):
+        # Counted when no column is read: zipping none gives no rows, and a file with none
+        # of the columns replayed as empty; each row is refused for what it lacks instead.
+        rows = zip(*columns, strict=True) if columns else itertools.repeat((), batch.num_rows)
+        for values in rows:
             index += 1
             yield f"{path.name} row {index}", dict(zip(batch.schema.names, values, strict=True))
 
@@ -151,9 +193,14 @@ def _parquet_batches(path: Path) -> Iterator[pa.RecordBatch]:
     try:
         with pq.ParquetFile(path) as source:
             columns = [name for name in source.schema_arrow.names if name in _COLUMNS]
-            yield from source.iter_batches(batch_size=_BATCH_ROWS, columns=columns)
+            if len(set(columns)) == len(columns):
+                yield from source.iter_batches(batch_size=_BATCH_ROWS, columns=columns)
+                return
     except Exception as exc:
         raise BadEventFile(f"{path}: not a readable Parquet file: {exc}") from None
+    # As a JSON Lines key given twice: each row would take the last column's value.
+    twice = next(name for name in columns if columns.count(name) > 1)
+    raise BadEventFile(f"{path}: column {twice!r} is given twice: which value holds cannot be told")
 
 
 def _values(column: pa.Array) -> list[object]:
