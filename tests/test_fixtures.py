@@ -19,6 +19,10 @@ import phonenumbers
 import pytest
 
 from lookup.fixtures import generate, names
+from lookup.index.reader import Snapshot
+from lookup.index.snapshot import read_pointer, snapshot_path
+from lookup.ingest.pipeline import ingest
+from tests.conftest import make_settings
 
 DEMO = Path(__file__).resolve().parent.parent / "data" / "fixtures" / "demo"
 FILE_NAME = re.compile(r"^[a-z0-9-]+_(full|delta)_\d{8}T\d{6}\.(csv|jsonl)(\.gz)?$")
@@ -274,6 +278,44 @@ def test_reject_share_stays_well_below_the_bound(data: str, request: pytest.Fixt
     if data == "large":
         full = [e for e in generated.manifest["files"] if e["kind"] == "full"]
         assert all(0.012 < counts[e["name"]] / e["rows"] < 0.025 for e in full)
+
+
+@pytest.mark.parametrize(
+    ("listings", "operators", "seed"),
+    [(10, 1, 1), (10, 3, 2), (50, 2, 3), (50, 3, 4), (500, 2, 3), (500, 3, 5), (500, 5, 0)],
+)
+def test_small_sets_ingest_as_their_manifest_says(
+    tmp_path: Path, listings: int, operators: int, seed: int
+) -> None:
+    # The real ingest at its default 5 % reject bound: no file held back or rejected, whatever
+    # the set's size, and the snapshot serves exactly the manifest's unreserved numbers.
+    generate(listings=listings, operators=operators, seed=seed, out=tmp_path / "in")
+    manifest = json.loads((tmp_path / "in" / "manifest.json").read_text("utf-8"))
+    assert len(manifest["files"]) == operators + 1
+    counts = Counter(r["file"] for r in manifest["rejects"])
+    assert all(counts[e["name"]] <= 0.03 * e["rows"] for e in manifest["files"])
+    settings = make_settings(tmp_path / "var")
+    report = ingest([tmp_path / "in"], settings)
+    statuses = {f.batch.file: f.batch.status for f in report.files}
+    assert statuses == {e["name"]: "applied" for e in manifest["files"]}
+    assert report.ok and report.published is not None
+    reported = {(f.batch.file, r.line, r.reason) for f in report.files for r in f.rejects}
+    assert reported == {(r["file"], r["line"], r["reason"]) for r in manifest["rejects"]}
+    pointer = read_pointer(settings.snapshots_path)
+    assert pointer is not None
+    table = Snapshot(snapshot_path(settings.snapshots_path, pointer)).table()
+    served = table.column("number").to_pylist()
+    expected = {n for n, v in manifest["numbers"].items() if v["reservation"] != "reserved"}
+    assert len(served) == len(expected) and set(served) == expected
+
+
+def test_fewer_listings_than_operators_write_no_empty_file(tmp_path: Path) -> None:
+    generate(listings=2, operators=4, seed=1, out=tmp_path / "in")
+    manifest = json.loads((tmp_path / "in" / "manifest.json").read_text("utf-8"))
+    assert all(e["rows"] > 0 for e in manifest["files"])
+    assert len({e["operator"] for e in manifest["files"] if e["kind"] == "full"}) == 2
+    report = ingest([tmp_path / "in"], make_settings(tmp_path / "var"))
+    assert report.ok and {f.batch.status for f in report.files} == {"applied"}
 
 
 def test_rejected_rows_carry_their_defect_and_never_a_reservation(small: Generated) -> None:
