@@ -435,6 +435,54 @@ def test_a_copy_of_an_older_file_applies_only_what_takes_data_away(
     assert ingest([tmp_path / "d"], settings).files[0].batch.status == "duplicate"
 
 
+def test_a_held_full_file_forced_after_its_delta_applies_under_the_delta(
+    tmp_path: Path, settings: Settings
+) -> None:
+    night1 = [person("22202400"), person("22202401"), person("22202402"), *filler(20)]
+    write_csv(tmp_path / "a", "telenor_full_20261120T020000.csv", night1)
+    ingest([tmp_path / "a"], settings)
+    # Night 2's full file renames 22202400, drops 22202401 and reserves 22202403, but is
+    # held for its broken rows; its delta, hours later, renames 22202402 and deletes
+    # 22202400, and is applied in the same run.
+    night2 = [
+        person("22202400", first="Nils"),
+        person("22202402", first="Nils"),
+        person("22202403", reservert="J"),
+        person("22202404", first="Nils"),
+        *[person(f"2220ABC{i}") for i in range(5)],
+        *filler(20),
+    ]
+    write_csv(tmp_path / "b", "telenor_full_20261121T020000.csv", night2)
+    _delta(
+        tmp_path / "b",
+        "telenor_delta_20261121T063000.csv",
+        [person("22202402", first="Vera") + ";U", person("22202400") + ";D"],
+    )
+    held, delta = ingest([tmp_path / "b"], settings).files
+    assert (held.batch.status, delta.batch.status) == ("held", "applied")
+    # Forced, as its message says: applied under the delta, as if the delta came after it.
+    forced, again = ingest([tmp_path / "b"], settings, force=True).files
+    assert forced.batch.status == "applied", forced.batch.detail
+    assert "the 2 number(s) they changed keep what those say" in (forced.batch.detail or "")
+    assert again.batch.status == "duplicate"
+    snapshot = served(settings)
+    assert snapshot.find("22202400") is None  # the delta deleted it
+    assert snapshot.find("22202401") is None  # the full file dropped it
+    vera = snapshot.find("22202402")
+    assert vera is not None and vera.first_name == "Vera"  # the delta's, not the full file's
+    assert snapshot.find("22202403") is None  # reserved (honoured when it was held)
+    nils = snapshot.find("22202404")
+    assert nils is not None and nils.first_name == "Nils"  # new in the full file
+    # A held file a later full file has superseded is not forced over it.
+    write_csv(tmp_path / "c", "telenor_full_20261122T020000.csv", night1)
+    write_csv(tmp_path / "d", "telenor_full_20261121T120000.csv", [*night2, person("22202405")])
+    ingest([tmp_path / "d"], settings)
+    ingest([tmp_path / "c"], settings, force=True)
+    (late,) = ingest([tmp_path / "d"], settings, force=True).files
+    assert (late.batch.status, late.batch.reason) == ("rejected", "stale")
+    assert "a later full file of telenor was applied since" in (late.batch.detail or "")
+
+
 def test_an_older_delta_sent_again_does_not_lift_a_newer_reservation(
     tmp_path: Path, settings: Settings
 ) -> None:

@@ -185,12 +185,26 @@ def _ingest_file(
             warehouse.add_batch(batch)
             return report
         last = warehouse.last_applied_at(name.operator)
+        later: list[str] = []
         if last is not None and name.produced_at < last:
-            raise FileRejected(
-                RejectReason.STALE,
-                f"produced {name.produced_at:%Y-%m-%d %H:%M:%S}, older than the last file "
-                f"applied for {name.operator} ({last:%Y-%m-%d %H:%M:%S})",
-            )
+            full = warehouse.last_applied_at(name.operator, FileKind.FULL)
+            if not (force and warehouse.was_held(name.operator, batch.digest)):
+                raise FileRejected(
+                    RejectReason.STALE,
+                    f"produced {name.produced_at:%Y-%m-%d %H:%M:%S}, older than the last file "
+                    f"applied for {name.operator} ({last:%Y-%m-%d %H:%M:%S})",
+                )
+            if full is not None and full > name.produced_at:
+                # Its later full file says what the directory is now: the held one's changes
+                # that the later one undid are not among the changes recorded since.
+                raise FileRejected(
+                    RejectReason.STALE,
+                    f"held, and a later full file of {name.operator} was applied since "
+                    f"({full:%Y-%m-%d %H:%M:%S}): it holds the directory now",
+                )
+            # A held file forced after the operator's later files (its delta, applied in the
+            # same run): applied under them, as if they came after it, which they did.
+            later = warehouse.changed_after(name.operator, name.produced_at)
         records, report.rejects = _validate(data, name)
         unique, batch.rows_superseded = deduplicate(records)
         batch.rows_rejected = len(report.rejects)
@@ -202,8 +216,12 @@ def _ingest_file(
         batch.rows_accepted = batch.rows_total - batch.rows_rejected
         if not batch.rows_total:
             batch.detail = "no data rows: nothing to change"
+        if later:
+            unique = _under_later_changes(unique, later, batch)
         # Numbers whose row was rejected keep their previous record (see Warehouse.apply).
-        keep = sorted({r.number for r in report.rejects if r.number and r.record is None})
+        keep = sorted(
+            {r.number for r in report.rejects if r.number and r.record is None} | set(later)
+        )
         hold = None if force else _hold_reason(warehouse, batch, name, unique, keep, settings)
         if name.kind is FileKind.FULL and warehouse.delta_applied_at(
             name.operator, name.produced_at
@@ -302,6 +320,23 @@ def _give_up(warehouse: Warehouse, report: FileReport, exc: Exception) -> FileRe
     report.rejects = []
     warehouse.add_batch(batch)
     return report
+
+
+def _under_later_changes(records: list[Record], later: list[str], batch: Batch) -> list[Record]:
+    """A forced file's records but those of numbers the operator's later files changed,
+    which keep the state those gave them (and are not removed by it either: `keep`)."""
+    changed = set(later)
+    batch.detail = "; ".join(
+        filter(
+            None,
+            [
+                batch.detail,
+                f"forced after later files of {batch.operator}: the {len(changed)} number(s) "
+                "they changed keep what those say",
+            ],
+        )
+    )
+    return [record for record in records if record.number not in changed]
 
 
 def _write(
