@@ -188,6 +188,12 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
 
     paths: list[Path] = list(args.paths)
     if paths == [Path("status")] and not Path("status").exists():
+        if not settings.data_path.is_dir():
+            # Not "nothing published yet": a mistyped LOOKUP_DATA_DIR would look like that.
+            raise UsageError(
+                f"no data dir at {settings.data_path.resolve()}: nothing was ingested there "
+                "(LOOKUP_DATA_DIR names it)"
+            )
         try:
             warehouse = Warehouse(settings.warehouse_path, read_only=True)
         except WarehouseBusy:

@@ -73,6 +73,11 @@ def test_ingest_reports_and_status_shows_the_served_snapshot(tmp_path: Path) -> 
     status = lookup("ingest", "status", data_dir=tmp_path / "var")
     assert status.returncode == 0
     assert "31 listings" in status.stdout and "applied" in status.stdout
+    # A mistyped data dir is not an empty service: said so, and not created.
+    typo = lookup("ingest", "status", data_dir=tmp_path / "vra")
+    assert typo.returncode == 2 and typo.stderr.count("\n") == 1
+    assert f"no data dir at {tmp_path / 'vra'}" in typo.stderr
+    assert not (tmp_path / "vra").exists()
 
 
 # An ingest whose files wait for a go-ahead file: the real pipeline, paused on its file.

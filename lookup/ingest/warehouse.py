@@ -136,7 +136,8 @@ class Warehouse:
     """A connection to the warehouse file; one writer process at a time."""
 
     def __init__(self, path: Path, *, read_only: bool = False) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not read_only:  # a reader creates nothing (`ingest status` of a mistyped dir)
+            path.parent.mkdir(parents=True, exist_ok=True)
         if read_only and not path.exists():
             self._con = duckdb.connect(":memory:")
         else:
