@@ -182,6 +182,10 @@ class KeyStore:
             raise KeyStoreError(
                 f"an organization name must not contain text direction controls (U+{ord(bad):04X})"
             )
+        if "/" in org:
+            # A decision's actor is `org/key id`, and the internal API names an account in
+            # its path (`/accounts/{account}/decisions`): either would read it as two parts.
+            raise KeyStoreError("an organization name must not contain '/'")
         key_id = secrets.token_hex(5)
         token = f"{TOKEN_PREFIX}{key_id}_{secrets.token_urlsafe(24)}"
         now = datetime.now(UTC).isoformat(timespec="seconds")

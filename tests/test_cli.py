@@ -57,7 +57,11 @@ def test_keys_create_refuses_unknown_roles_and_bad_networks(tmp_path: Path) -> N
     assert result.returncode != 0
     assert result.stderr.count("\n") == 1 and "control characters" in result.stderr
     # Shown in the trail, it must read as it is kept: no override turning it around.
-    for org, said in (("desk\u202ex", "text direction controls"), ("\u200b\u200b", "required")):
+    for org, said in (
+        ("desk\u202ex", "text direction controls"),
+        ("\u200b\u200b", "required"),
+        ("qa 1/€", "must not contain '/'"),
+    ):
         result = lookup("keys", "create", "--org", org, "--roles", "lookup", data_dir=tmp_path)
         assert result.returncode != 0
         assert result.stderr.count("\n") == 1 and said in result.stderr
