@@ -130,9 +130,9 @@ SHOWN_INPUT: Final = 40
 """Characters of a refused input repeated back in messages (and kept in the lookup log)."""
 
 
-def shown(raw: str) -> str:
-    """The input as messages repeat it: at most `SHOWN_INPUT` characters, then "…"."""
-    return raw if len(raw) <= SHOWN_INPUT else raw[:SHOWN_INPUT] + "…"
+def shown(raw: str, limit: int = SHOWN_INPUT) -> str:
+    """The input as messages repeat it: at most `limit` characters, then "…"."""
+    return raw if len(raw) <= limit else raw[:limit] + "…"
 
 
 class InvalidNumber(ValueError):

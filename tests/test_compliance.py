@@ -581,6 +581,9 @@ def test_the_trail_of_an_account_that_never_was_is_not_found(desk: Desk) -> None
     assert desk.get("/accounts/cust-co/decisions").json() == []
     problem = problem_of(desk.get("/accounts/cust-coo/decisions"), 404, "unknown-account")
     assert "no account 'cust-coo'" in problem["detail"]
+    # A name of any length is echoed by its start only.
+    long = problem_of(desk.get(f"/accounts/{'x' * 5000}/decisions"), 404, "unknown-account")
+    assert long["detail"] == f"no account '{'x' * 40}…' in the key store or the audit trail"
 
 
 def test_bad_bodies_and_parameters_say_which_field_and_why(desk: Desk) -> None:

@@ -30,7 +30,7 @@ from lookup.errors import (
 from lookup.ingest.warehouse import Warehouse
 from lookup.jsonkeys import repeated_key
 from lookup.keys import ApiKey
-from lookup.numbers import e164, normalize
+from lookup.numbers import e164, normalize, shown
 from lookup.subjects import SubjectReport, report
 from lookup.text import first_bidi_control, first_control, invisible
 
@@ -212,7 +212,9 @@ class ComplianceController(Controller):
         trail = services.store.decisions.trail(account=account)
         if not trail and not services.key_ring.has(account):
             # An account that never was (a typo?): not the empty trail of one nobody decided on.
-            raise UnknownAccount(f"no account {account!r} in the key store or the audit trail")
+            raise UnknownAccount(
+                f"no account {shown(account)!r} in the key store or the audit trail"
+            )
         return trail
 
     @get(

@@ -35,7 +35,7 @@ from lookup.errors import (
     UnknownAccount,
     WarehouseBusy,
 )
-from lookup.numbers import InvalidNumber
+from lookup.numbers import InvalidNumber, shown
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON: Final = "application/problem+json"
@@ -279,7 +279,7 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
         case HTTPException() if exc.status_code == HTTP_413_REQUEST_ENTITY_TOO_LARGE:
             return problem("body-too-large", f"the request body is over {MAX_BODY:,} bytes")
         case NotFoundException():
-            return problem("not-found", f"no resource at {request.url.path}")
+            return problem("not-found", f"no resource at {shown(request.url.path, limit=200)}")
         case HTTPException() if exc.status_code == HTTP_405_METHOD_NOT_ALLOWED:
             # Litestar builds the header from a set: sorted, the message reads the same.
             allow = (exc.headers or {}).get("allow", "")
@@ -363,5 +363,5 @@ def problem_type_page(slug: str) -> Response[bytes]:
     """Documentation of a problem type, served at its `type` URI."""
     kind = PROBLEM_TYPES.get(slug)
     if kind is None:
-        return problem("not-found", f"no problem type {slug!r}")
+        return problem("not-found", f"no problem type {shown(slug)!r}")
     return Response(_encoder.encode(kind), media_type=MediaType.JSON)
