@@ -281,7 +281,10 @@ class AbuseMonitor:
                 log.warning("throttled %s: %s", name, reason)
                 return True
             elif not again:
-                log.info("flagged %s: %s", name, reason)
+                # Recorded on its case; the action already stands (a suspended account's
+                # later findings), or it is a flag.
+                standing = "" if action == Action.FLAG else f" (already {account.status})"
+                log.info("flagged %s: %s%s", name, reason, standing)
         except KeyStoreError as exc:  # an account deleted meanwhile: the case still stands
             log.error("cannot act on %s: %s", name, exc)
         return False
