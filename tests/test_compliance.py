@@ -221,6 +221,36 @@ def test_a_body_that_gives_a_key_twice_or_is_not_json_is_refused_and_nothing_rec
     assert post(b'{"decision": "warn", "reason": "again"}', None).status_code == 201
 
 
+def test_the_case_list_comes_a_page_at_a_time(desk: Desk) -> None:
+    accounts = [f"cust-{i}" for i in range(5)]
+    for i, account in enumerate(accounts):
+        new_key(desk.services.settings, org=account)
+        _open(desk, account, DAY + timedelta(hours=i), action="flag")
+    first = desk.get("/cases?limit=2")
+    assert [c["account"] for c in first.json()] == ["cust-4", "cust-3"]
+    pages = [first.json()]
+    link = first.headers["link"]
+    while link:
+        assert link.endswith('>; rel="next"')
+        following = desk.client.get(link[1 : link.index(">")], headers=desk.headers)
+        pages.append(following.json())
+        link = following.headers.get("link", "")
+    assert [len(page) for page in pages] == [2, 2, 1]
+    assert [c["account"] for page in pages for c in page] == accounts[::-1]
+    assert "status=open" in first.headers["link"]
+    assert desk.get("/cases").json() == [c for page in pages for c in page]  # all in 100
+    huge = desk.get(f"/cases?before={10**30}&limit=1")
+    assert [c["account"] for c in huge.json()] == ["cust-4"]
+    for query, says in [
+        ("limit=0", "limit must be 1 to 500"),
+        ("limit=501", "limit must be 1 to 500"),
+        ("limit=2.0", "query parameter 'limit': must be a whole number"),
+        ("before=-1", "query parameter 'before': must be a whole number"),
+    ]:
+        refused = problem_of(desk.get(f"/cases?{query}"), 422, "invalid-parameter")
+        assert refused["detail"].startswith(says), refused
+
+
 # --- what a case's evidence shows
 
 

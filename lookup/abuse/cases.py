@@ -72,18 +72,21 @@ class Cases:
         ).fetchall()
         return case_id
 
-    def summaries(self, status: str | None = None) -> list[dict[str, Any]]:
-        """Cases with their findings summarized, newest first."""
+    def summaries(
+        self, status: str | None = None, *, limit: int | None = None, before: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Cases with their findings summarized, newest first: at most `limit`, of ids
+        below `before`."""
         rows = self._file.rows(
             """
             SELECT c.id, c.account, c.opened_at, c.status, c.closed_at,
                    list(DISTINCT f.kind || ':' || f.action ORDER BY f.kind || ':' || f.action),
                    max(f.ts), count(f.id)
             FROM cases c LEFT JOIN findings f ON f.case_id = c.id
-            WHERE ? IS NULL OR c.status = ?
-            GROUP BY ALL ORDER BY c.id DESC
+            WHERE (? IS NULL OR c.status = ?) AND (? IS NULL OR c.id < ?)
+            GROUP BY ALL ORDER BY c.id DESC LIMIT ?
             """,
-            [status, status],
+            [status, status, before, before, limit],
         )
         return [
             {

@@ -9,14 +9,16 @@ from __future__ import annotations
 import threading
 from datetime import timedelta
 from typing import Annotated, Any, Final, Literal
+from urllib.parse import urlencode
 
 import msgspec
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from lookup.abuse.audit import STATUS_AFTER, Decision, status_reason
 from lookup.api import openapi
 from lookup.api.auth import role
+from lookup.api.params import check_whole_number
 from lookup.api.services import Services
 from lookup.errors import (
     AccountNotFound,
@@ -45,6 +47,11 @@ _BODY_PROBLEMS: Final = (
 )
 """What a request with a JSON body may be refused for: not JSON (or a key given twice), a
 field it cannot use, too long, declared as something else."""
+DEFAULT_CASES: Final = 100
+MAX_CASES: Final = 500
+"""Cases a page of `GET /cases` holds by default, and at most (a year's closed cases are
+thousands, each with its account's status to read)."""
+_LAST_ID: Final = 2**63 - 1
 _DECIDING: Final = threading.Lock()
 """One decision at a time: whether the account is suspended is read from the key store
 and its new status written there after the audit trail's transaction, so two officers
@@ -117,13 +124,35 @@ class ComplianceController(Controller):
         status: Annotated[
             Literal["open", "closed"] | None, QueryParameter(description="open or closed")
         ] = "open",
-    ) -> list[dict[str, Any]]:
-        """Cases, newest first, with the account's current status."""
+        limit: Annotated[
+            int, QueryParameter(description=f"At most this many (1-{MAX_CASES}).")
+        ] = DEFAULT_CASES,
+        before: Annotated[
+            int | None,
+            QueryParameter(description="Only cases older than this id (the page's last)."),
+        ] = None,
+    ) -> Response[list[dict[str, Any]]]:
+        """Cases, newest first, with the account's current status; a page at a time (a
+        `Link` header with `rel="next"` names the next page)."""
+        for name in ("limit", "before"):
+            for raw in request.query_params.getall(name, []):
+                check_whole_number(name, raw)
+        if not 1 <= limit <= MAX_CASES:
+            raise InvalidParameter("limit", f"limit must be 1 to {MAX_CASES}")
         services: Services = request.app.state.services
-        cases = services.store.cases.summaries(status)
+        if before is not None:
+            before = min(before, _LAST_ID)  # any id past the last: from the newest
+        cases = services.store.cases.summaries(status, limit=limit + 1, before=before)
+        headers = {}
+        if len(cases) > limit:
+            cases = cases[:limit]
+            query = {"limit": str(limit), "before": str(cases[-1]["id"])}
+            if status is not None:
+                query["status"] = status
+            headers["Link"] = f'<{request.url.path}?{urlencode(query)}>; rel="next"'
         for case in cases:
             case["account_status"] = _standing(services, case["account"])
-        return cases
+        return Response(cases, headers=headers)
 
     @get(
         "/cases/{case_id:int}",
