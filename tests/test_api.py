@@ -264,6 +264,11 @@ def test_health_and_readiness(settings: Settings, tmp_path: Path) -> None:
         # Probes that send HEAD get the same status, without a body.
         assert client.head("/healthz").status_code == 200
         assert (client.head("/readyz").status_code, client.head("/readyz").content) == (503, b"")
+        # ... and GET's headers: its length and type (a proxy may check them), Retry-After.
+        for path in ("/healthz", "/readyz"):
+            got, headed = client.get(path), client.head(path)
+            for name in ("content-length", "content-type", "retry-after"):
+                assert headed.headers.get(name) == got.headers.get(name), (path, name)
         lookup = client.get("/v1/numbers/22202400", headers={"Authorization": f"Bearer {token}"})
         problem_of(lookup, 503, "snapshot-unavailable")
         write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", ROWS)
@@ -271,6 +276,8 @@ def test_health_and_readiness(settings: Settings, tmp_path: Path) -> None:
         assert _eventually(lambda: client.get("/readyz").status_code)
         ready = client.get("/readyz").json()
         assert client.head("/readyz").status_code == 200
+        headed = client.head("/readyz").headers["content-length"]
+        assert headed == client.get("/readyz").headers["content-length"]
         assert ready["status"] == "ready" and ready["listings"] == len(ROWS) - 1
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Annotated, Any
 
-from litestar import Request, Response, get, head
+import msgspec
+from litestar import MediaType, Request, Response, get, head
 from litestar.params import PathParameter
 
 from lookup.api.openapi import NO_KEY, problems
@@ -32,6 +33,10 @@ async def healthz() -> Health:
 async def readyz(request: Request[Any, Any, Any]) -> Health | Response[bytes]:
     """Ready only with a snapshot loaded and the rate-limit storage answering (every
     request with a key is refused without it)."""
+    return await _readiness(request)
+
+
+async def _readiness(request: Request[Any, Any, Any]) -> Health | Response[bytes]:
     services: Services = request.app.state.services
     if not services.snapshots.ready:
         return problem("snapshot-unavailable", "no snapshot loaded yet")
@@ -50,8 +55,9 @@ async def readyz(request: Request[Any, Any, Any]) -> Health | Response[bytes]:
 @head(
     "/healthz", summary="Liveness (HEAD)", tags=["operations"], name="healthz-head", security=NO_KEY
 )
-async def healthz_head() -> None:
+async def healthz_head() -> Response[None]:
     """The process is up."""
+    return _headers_of(Health(status="ok"))
 
 
 @head(
@@ -59,9 +65,19 @@ async def healthz_head() -> None:
 )
 async def readyz_head(request: Request[Any, Any, Any]) -> Response[None]:
     """200 only when `GET /readyz` says ready, 503 otherwise."""
-    services: Services = request.app.state.services
-    ready = services.snapshots.ready and await asyncio.to_thread(services.limiter.available)
-    return Response(None, status_code=200 if ready else 503)
+    return _headers_of(await _readiness(request))
+
+
+def _headers_of(answer: Health | Response[bytes]) -> Response[None]:
+    """What GET answers, without its body: the same status and headers, its length and
+    type among them (Litestar would say the length of an empty body's `null`)."""
+    if isinstance(answer, Response):
+        body, status, media = answer.content, answer.status_code, str(answer.media_type)
+        headers = dict(answer.headers)
+    else:
+        body, status, media, headers = msgspec.json.encode(answer), 200, MediaType.JSON, {}
+    length = {"Content-Length": str(len(body)), "Content-Type": media}
+    return Response(None, status_code=status, headers={**headers, **length})
 
 
 @get("/problems/{slug:str}", summary="Problem type", tags=["operations"], security=NO_KEY)
