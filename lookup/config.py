@@ -6,12 +6,14 @@ import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Final
 
 import msgspec
 
 from lookup.abuse.plans import PlanError, parse_plan
 from lookup.abuse.retention import MAX_MONTHS, MIN_MONTHS
 from lookup.networks import network
+from lookup.numbers import shown
 
 ENV_PREFIX = "LOOKUP_"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -231,5 +233,16 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         message = str(exc)
         for name in Settings.__struct_fields__:
             if message.endswith(f"`$.{name}`"):
-                message = f"{ENV_PREFIX}{name.upper()}: {message.rsplit(' - at', 1)[0]}"
+                said = message.rsplit(" - at", 1)[0]
+                if said in _WORDS:  # a bool, a number: no secret to keep out of the message
+                    said = f"{_WORDS[said]}, not {shown(str(raw.get(name)))!r}"
+                message = f"{ENV_PREFIX}{name.upper()}: {said}"
         raise ConfigError(message) from exc
+
+
+_WORDS: Final = {
+    "Expected `bool`, got `str`": "must be true or false (1 or 0)",
+    "Expected `int`, got `str`": "must be a whole number",
+    "Expected `float`, got `str`": "must be a number",
+}
+"""msgspec's words for a setting of the wrong form, as a variable's value is told."""

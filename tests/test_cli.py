@@ -355,6 +355,14 @@ def test_every_bad_setting_is_named_in_one_line(tmp_path: Path) -> None:
         result = lookup("serve", data_dir=tmp_path, **{variable: value})
         assert result.returncode == 2, (variable, result.stderr)
         assert result.stderr.startswith(f"lookup: {variable}") and result.stderr.count("\n") == 1
+    # A value of the wrong form is told what form it needs, in words.
+    for variable, value, says in [
+        ("LOOKUP_ABUSE_DETECTION", "yes", "must be true or false (1 or 0), not 'yes'"),
+        ("LOOKUP_PORT", "abc", "must be a whole number, not 'abc'"),
+        ("LOOKUP_EVENT_FLUSH_SECONDS", "soon", "must be a number, not 'soon'"),
+    ]:
+        result = lookup("ingest", "status", data_dir=tmp_path, **{variable: value})
+        assert result.stderr == f"lookup: {variable}: {says}\n"
 
 
 def test_usage_errors_are_one_line(tmp_path: Path) -> None:
