@@ -598,7 +598,12 @@ def test_serve_refuses_in_one_line_when_the_compliance_store_is_anothers(tmp_pat
         lines = _serve_refused(settings, _free_port(), _free_port())
     finally:
         held.close()
-    assert len(lines) == 1 and lines[0].startswith("lookup: cannot open the compliance store")
+    # Said in the service's words, naming the holder (DuckDB's names the interpreter).
+    assert lines == [
+        f"lookup: the compliance store {settings.compliance_path} is in use by process "
+        f"{os.getpid()}: another `lookup serve` or `lookup abuse consume` of this data dir "
+        "(one monitor owns it)"
+    ]
 
 
 def test_serve_refuses_in_one_line_when_its_public_port_is_taken(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ it raised commit in one transaction; each reads and writes it through here.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -66,6 +67,21 @@ class StoreInUse(LookupServiceError):
     """The compliance file is locked by another process (one detector owns it)."""
 
 
+_HOLDER: Final = re.compile(r"Conflicting lock is held in .* \(PID (\d+)\)")
+
+
+def _in_use(path: Path, said: str) -> str:
+    """Why the file cannot be opened, in the service's words when another process holds it
+    (DuckDB's names its interpreter and a web page)."""
+    holder = _HOLDER.search(said)
+    if holder is None:
+        return f"cannot open the compliance store {path}: {said}"
+    return (
+        f"the compliance store {path} is in use by process {holder[1]}: another "
+        "`lookup serve` or `lookup abuse consume` of this data dir (one monitor owns it)"
+    )
+
+
 class StoreFile:
     """Thread-safe access to the compliance DuckDB file (one connection, one lock)."""
 
@@ -76,8 +92,7 @@ class StoreFile:
         try:
             self._con = duckdb.connect(str(path), config={"threads": 1})
         except duckdb.IOException as exc:
-            # DuckDB's message names the process holding the file's lock.
-            raise StoreInUse(f"cannot open the compliance store: {exc}") from None
+            raise StoreInUse(_in_use(path, str(exc))) from None
         self._con.execute(_SCHEMA).fetchall()
         # A store from before the head takes its chain as it stands. A head row missing
         # from an existing table is not re-created from the rows it guards, or deleting
