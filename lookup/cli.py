@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--inbox", type=Path, help="apply every operator file in DIR")
     ingest.add_argument("--watch", type=Path, help="keep applying files as they arrive in DIR")
     ingest.add_argument(
-        "--interval", type=_seconds, default=5.0, help="seconds between --watch scans"
+        "--interval", type=_seconds, help="seconds between --watch scans (default 5)"
     )
     ingest.add_argument(
         "--force", action="store_true", help="apply files even past the reject/shrink bounds"
@@ -187,7 +187,13 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     from lookup.ingest.warehouse import Warehouse  # noqa: PLC0415
 
     paths: list[Path] = list(args.paths)
-    if paths == [Path("status")] and not Path("status").exists():
+    if args.interval is not None and args.watch is None:
+        raise UsageError("--interval is the time between --watch scans: give --watch DIR")
+    if Path("status") in paths and not Path("status").exists():
+        if len(paths) > 1 or args.inbox or args.watch or args.force:
+            raise UsageError(
+                "ingest status takes nothing else: no files, --inbox, --watch or --force"
+            )
         if not settings.data_path.is_dir():
             # Not "nothing published yet": a mistyped LOOKUP_DATA_DIR would look like that.
             raise UsageError(
@@ -203,7 +209,8 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
             print(render_status(settings, warehouse))
         return 0
     if args.watch is not None:
-        return _watch(args.watch, args.interval, settings, force=args.force)
+        interval = WATCH_INTERVAL if args.interval is None else args.interval
+        return _watch(args.watch, interval, settings, force=args.force)
     if args.inbox is not None:
         paths.append(args.inbox)
     if not paths:
@@ -221,6 +228,8 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+WATCH_INTERVAL: Final = 5.0
+"""Seconds between `--watch` scans, unless `--interval` says otherwise."""
 WATCH_LATE_SCANS: Final = 120
 """Scans after which a file that stopped changing mid-line is taken anyway (10 minutes at
 the default interval): its cut last line is then rejected, and counted."""
