@@ -44,9 +44,13 @@ def _folded(name: str, table: dict[int, str | None]) -> str:
     text = unicodedata.normalize("NFKC", name.translate(_APOSTROPHES)).lower().translate(table)
     if not text.isascii():
         # Accents and other marks are no letters of their own ("é" is "e"), nor breaks
-        # between words, which the pattern below would make of them.
+        # between words, which the pattern below would make of them; nor are invisible
+        # format characters a text copied from a web page or a PDF carries (a soft hyphen,
+        # a zero-width space: "Han\u00adsen" is Hansen).
         text = "".join(
-            c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)
+            c
+            for c in unicodedata.normalize("NFKD", text)
+            if not unicodedata.combining(c) and unicodedata.category(c) != "Cf"
         )
     return " ".join(_BETWEEN_WORDS.sub(" ", text).split())
 

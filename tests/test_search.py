@@ -124,6 +124,18 @@ def test_search_folds_decomposed_letters(demo_settings: Settings) -> None:
     assert composed and decomposed == composed
 
 
+def test_invisible_characters_copied_with_a_name_do_not_split_it(demo_settings: Settings) -> None:
+    # A soft hyphen, a zero-width space or a word joiner from a web page or a PDF: the
+    # word is still one ("Han\u00adsen" made "han sen", and nothing was found).
+    token = new_key(demo_settings, "search", org="support-desk-cf")
+    with TestClient(app=create_app(demo_settings)) as client:
+        plain = _search(client, token, name="Hansen", limit=50).json()["results"]
+        for invisible in ("\u00ad", "\u200b", "\u2060", "\u200c"):
+            copied = _search(client, token, name=f"Han{invisible}sen", limit=50)
+            assert copied.json()["results"] == plain, repr(invisible)
+    assert plain
+
+
 def _index(names: list[str], cities: list[str]) -> NameIndex:
     return NameIndex(pa.array(names), pa.array(cities))
 
