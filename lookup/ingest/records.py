@@ -24,6 +24,7 @@ from lookup.ingest.redact import (
     mask_broken,
     mask_cells,
     quoted,
+    quoted_number,
     withheld,
 )
 from lookup.numbers import InvalidNumber, NumberType, classify
@@ -455,7 +456,9 @@ class RowValidator:
             return classify(value)
         except InvalidNumber as exc:
             # A date there (swapped column names) is a date of birth: not quoted.
-            raise _RowError(f"number.{exc.reason}", f"{quoted(value)}: {exc.message}") from None
+            raise _RowError(
+                f"number.{exc.reason}", f"{quoted_number(value)}: {exc.message}"
+            ) from None
 
     def _text(self, fields: dict[str, object], field: str) -> str | None:
         value = fields.get(field)

@@ -55,39 +55,9 @@ MAX_KEPT: Final = 2000
 """Characters of a rejected row's text kept: enough to find and mend it, not a megabyte."""
 
 
-_DAYS_IN: Final = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
-_DIGIT_READINGS: Final = {
-    6: ("DDMMYY", "YYMMDD", "MMDDYY"),
-    7: ("DMMYYYY", "DDMYYYY", "MDDYYYY", "MMDYYYY", "YYYYMDD", "YYYYMMD"),
-    8: ("DDMMYYYY", "MMDDYYYY", "YYYYMMDD"),
-}
-"""How a date of birth is written as digits alone: day, month and year in each order."""
-
-
 def looks_like_date(value: str) -> bool:
     """Whether a value reads as a date of birth (or an identity number)."""
-    text = value.strip()
-    return _DATE_LIKE.fullmatch(text) is not None and _could_be_date(text)
-
-
-def _could_be_date(text: str) -> bool:
-    """Whether a match of `_DATE_LIKE` may be a date: digits alone (`17051975`) only when
-    some order of day, month and year makes one. Most 6 to 8 digit values are no date
-    (`21279132`, a phone number a reject's reason must quote to be found); other forms are
-    taken as written."""
-    if not (text.isascii() and text.isdigit()) or len(text) not in _DIGIT_READINGS:
-        return True
-    return any(_reads_as(text, pattern) for pattern in _DIGIT_READINGS[len(text)])
-
-
-def _reads_as(digits: str, pattern: str) -> bool:
-    parts = {part: int(digits[pattern.index(part) : pattern.rindex(part) + 1]) for part in "DMY"}
-    day, month, year = parts["D"], parts["M"], parts["Y"]
-    if len(pattern) == 6 and pattern.startswith("DD") and day > 40:
-        day -= 40  # a D-number's date part: the day plus 40
-    if pattern.count("Y") == 4 and not 1880 <= year <= 2100:
-        return False
-    return 1 <= month <= 12 and 1 <= day <= _DAYS_IN[month - 1]
+    return _DATE_LIKE.fullmatch(value.strip()) is not None
 
 
 def reads_as_date(value: object, depth: int = 8) -> bool:
@@ -173,9 +143,7 @@ def holds_date(value: object, depth: int = 8) -> bool:
     if not isinstance(value, str):
         return False
     plain = _plain(value)
-    if _BORN.search(plain):
-        return True
-    return any(_could_be_date(found[0].rstrip(".,")) for found in _DATE_INSIDE.finditer(plain))
+    return bool(_DATE_INSIDE.search(plain) or _BORN.search(plain))
 
 
 def _plain(text: str) -> str:
@@ -212,6 +180,40 @@ def mask_broken(raw: str, *, json: bool, number: str | None, birth_dates: Iterab
 
 def _replace(masked: Callable[[re.Match[str]], bool]) -> Callable[[re.Match[str]], str]:
     return lambda match: f'"{MASK}"' if masked(match) else match[0]
+
+
+_DAYS_IN: Final = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_DIGIT_READINGS: Final = {
+    6: ("DDMMYY", "YYMMDD", "MMDDYY", "DMYYYY", "MDYYYY", "YYYYMD"),
+    7: ("DMMYYYY", "DDMYYYY", "MDDYYYY", "MMDYYYY", "YYYYMDD", "YYYYMMD"),
+    8: ("DDMMYYYY", "MMDDYYYY", "YYYYMMDD"),
+}
+"""Every order of day, month and year a date is written in as digits alone (leading zeros
+left out included)."""
+
+
+def quoted_number(value: str) -> str:
+    """A mistyped number as a reject's reason quotes it: as `quoted` does, but digits alone
+    are quoted when no order of day, month and year (nor a D- or H-number's) makes a date
+    of them. Most 6 to 8 digit numbers are none (`21279132`), and an operator must see
+    which number to mend; `17051975` stays unquoted. Only here: in a name or any other
+    field, and in a rejected row's kept text, all such digits stay a date."""
+    text = value.strip()
+    readings = _DIGIT_READINGS.get(len(text), ()) if text.isascii() and text.isdigit() else ()
+    if readings and not any(_reads_as(text, order) for order in readings):
+        return repr(value)
+    return quoted(value)
+
+
+def _reads_as(digits: str, order: str) -> bool:
+    parts = {part: int(digits[order.index(part) : order.rindex(part) + 1]) for part in "DMY"}
+    day, month, year = parts["D"], parts["M"], parts["Y"]
+    if order == "DDMMYY":  # an identity number's date part: a D-number's day plus 40,
+        day = day - 40 if day > 40 else day  # an H-number's month
+        month = month - 40 if month > 40 else month
+    if order.count("Y") == 4 and not 1880 <= year <= 2100:
+        return False
+    return 1 <= month <= 12 and 1 <= day <= _DAYS_IN[month - 1]
 
 
 def quoted(value: object) -> str:
