@@ -48,6 +48,7 @@ class RejectReason(StrEnum):
     SHRINKS_TOO_MUCH = "shrinks_too_much"
     REPEATS_OLDER = "repeats_older"
     AFTER_ITS_DELTA = "after_its_delta"
+    AFTER_HELD_FULL = "after_held_full"
 
 
 class FileRejected(LookupServiceError):

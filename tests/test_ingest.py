@@ -435,20 +435,22 @@ def test_a_copy_of_an_older_file_applies_only_what_takes_data_away(
     assert ingest([tmp_path / "d"], settings).files[0].batch.status == "duplicate"
 
 
-def test_a_held_full_file_forced_after_its_delta_applies_under_the_delta(
+def test_a_delta_on_top_of_a_held_full_file_waits_for_it(
     tmp_path: Path, settings: Settings
 ) -> None:
-    night1 = [person("22202400"), person("22202401"), person("22202402"), *filler(20)]
-    write_csv(tmp_path / "a", "telenor_full_20261120T020000.csv", night1)
+    night1 = [person("22202400"), person("22202401"), person("22202406", reservert="J")]
+    write_csv(tmp_path / "a", "telenor_full_20261120T020000.csv", [*night1, *filler(20)])
     ingest([tmp_path / "a"], settings)
-    # Night 2's full file renames 22202400, drops 22202401 and reserves 22202403, but is
-    # held for its broken rows; its delta, hours later, renames 22202402 and deletes
-    # 22202400, and is applied in the same run.
+    # Night 2's full file is held for its broken rows. Its delta, hours later, deletes a
+    # number the full file brings, renames one back, restates a reservation the full file
+    # lifts, and reserves another: held too (its reservation honoured), as the change on
+    # top of a state the warehouse does not have.
     night2 = [
         person("22202400", first="Nils"),
-        person("22202402", first="Nils"),
-        person("22202403", reservert="J"),
+        person("22202401", first="Nils"),
         person("22202404", first="Nils"),
+        person("22202405", first="Nils"),
+        person("22202406", first="Nils", gyldig_fra="2026-11-01"),
         *[person(f"2220ABC{i}") for i in range(5)],
         *filler(20),
     ]
@@ -456,31 +458,37 @@ def test_a_held_full_file_forced_after_its_delta_applies_under_the_delta(
     _delta(
         tmp_path / "b",
         "telenor_delta_20261121T063000.csv",
-        [person("22202402", first="Vera") + ";U", person("22202400") + ";D"],
+        [
+            person("22202404") + ";D",
+            person("22202401") + ";U",
+            person("22202406", reservert="J", gyldig_fra="2026-11-21") + ";U",
+            person("22202405", reservert="J", gyldig_fra="2026-11-21") + ";U",
+        ],
     )
     held, delta = ingest([tmp_path / "b"], settings).files
-    assert (held.batch.status, delta.batch.status) == ("held", "applied")
-    # Forced, as its message says: applied under the delta, as if the delta came after it.
-    forced, again = ingest([tmp_path / "b"], settings, force=True).files
-    assert forced.batch.status == "applied", forced.batch.detail
-    assert "the 2 number(s) they changed keep what those say" in (forced.batch.detail or "")
-    assert again.batch.status == "duplicate"
+    assert (held.batch.status, held.batch.reason) == ("held", "too_many_rejects")
+    assert (delta.batch.status, delta.batch.reason) == ("held", "after_held_full")
+    assert "telenor_full_20261121T020000.csv, which is held" in (delta.batch.detail or "")
+    assert "apply that file with --force, then this one again" in (delta.batch.detail or "")
     snapshot = served(settings)
-    assert snapshot.find("22202400") is None  # the delta deleted it
-    assert snapshot.find("22202401") is None  # the full file dropped it
-    vera = snapshot.find("22202402")
-    assert vera is not None and vera.first_name == "Vera"  # the delta's, not the full file's
-    assert snapshot.find("22202403") is None  # reserved (honoured when it was held)
-    nils = snapshot.find("22202404")
-    assert nils is not None and nils.first_name == "Nils"  # new in the full file
-    # A held file a later full file has superseded is not forced over it.
-    write_csv(tmp_path / "c", "telenor_full_20261122T020000.csv", night1)
-    write_csv(tmp_path / "d", "telenor_full_20261121T120000.csv", [*night2, person("22202405")])
-    ingest([tmp_path / "d"], settings)
-    ingest([tmp_path / "c"], settings, force=True)
-    (late,) = ingest([tmp_path / "d"], settings, force=True).files
-    assert (late.batch.status, late.batch.reason) == ("rejected", "stale")
-    assert "a later full file of telenor was applied since" in (late.batch.detail or "")
+    assert snapshot.find("22202405") is None  # not served: the full file is held anyway
+    kari = snapshot.find("22202400")
+    assert kari is not None and kari.first_name == "Kari"  # night 1's, as yet
+    # Forced as the full file's message says, the folder again: the full file, then its
+    # delta, as if neither had been held.
+    forced, after = ingest([tmp_path / "b"], settings, force=True).files
+    assert (forced.batch.status, after.batch.status) == ("applied", "applied")
+    snapshot = served(settings)
+    assert snapshot.find("22202404") is None  # the delta deleted it
+    assert snapshot.find("22202406") is None  # the delta reserved it again
+    assert snapshot.find("22202405") is None  # the delta reserved it
+    for number, first in (("22202400", "Nils"), ("22202401", "Kari")):
+        listing = snapshot.find(number)
+        assert listing is not None and listing.first_name == first, number
+    # The operator's next full file brings everything whatever was held before it.
+    write_csv(tmp_path / "c", "telenor_full_20261122T020000.csv", [*night1, *filler(21)])
+    (next_night,) = ingest([tmp_path / "c"], settings).files
+    assert next_night.batch.status == "applied"
 
 
 def test_an_older_delta_sent_again_does_not_lift_a_newer_reservation(

@@ -185,26 +185,12 @@ def _ingest_file(
             warehouse.add_batch(batch)
             return report
         last = warehouse.last_applied_at(name.operator)
-        later: list[str] = []
         if last is not None and name.produced_at < last:
-            full = warehouse.last_applied_at(name.operator, FileKind.FULL)
-            if not (force and warehouse.was_held(name.operator, batch.digest)):
-                raise FileRejected(
-                    RejectReason.STALE,
-                    f"produced {name.produced_at:%Y-%m-%d %H:%M:%S}, older than the last file "
-                    f"applied for {name.operator} ({last:%Y-%m-%d %H:%M:%S})",
-                )
-            if full is not None and full > name.produced_at:
-                # Its later full file says what the directory is now: the held one's changes
-                # that the later one undid are not among the changes recorded since.
-                raise FileRejected(
-                    RejectReason.STALE,
-                    f"held, and a later full file of {name.operator} was applied since "
-                    f"({full:%Y-%m-%d %H:%M:%S}): it holds the directory now",
-                )
-            # A held file forced after the operator's later files (its delta, applied in the
-            # same run): applied under them, as if they came after it, which they did.
-            later = warehouse.changed_after(name.operator, name.produced_at)
+            raise FileRejected(
+                RejectReason.STALE,
+                f"produced {name.produced_at:%Y-%m-%d %H:%M:%S}, older than the last file "
+                f"applied for {name.operator} ({last:%Y-%m-%d %H:%M:%S})",
+            )
         records, report.rejects = _validate(data, name)
         unique, batch.rows_superseded = deduplicate(records)
         batch.rows_rejected = len(report.rejects)
@@ -216,12 +202,8 @@ def _ingest_file(
         batch.rows_accepted = batch.rows_total - batch.rows_rejected
         if not batch.rows_total:
             batch.detail = "no data rows: nothing to change"
-        if later:
-            unique = _under_later_changes(unique, later, batch)
         # Numbers whose row was rejected keep their previous record (see Warehouse.apply).
-        keep = sorted(
-            {r.number for r in report.rejects if r.number and r.record is None} | set(later)
-        )
+        keep = sorted({r.number for r in report.rejects if r.number and r.record is None})
         hold = None if force else _hold_reason(warehouse, batch, name, unique, keep, settings)
         if name.kind is FileKind.FULL and warehouse.delta_applied_at(
             name.operator, name.produced_at
@@ -235,6 +217,18 @@ def _ingest_file(
                 f"a full file of the same second as a delta of {name.operator} taken before "
                 "it, which is the change on top of it: only what takes data away is applied, "
                 "the rest comes with the next full file (--force does not apply it)",
+            )
+        base = None if force or name.kind is FileKind.FULL else warehouse.held_base(name)
+        if hold is None and base is not None:
+            # The change on top of a full file held back: applied on the older state, it
+            # would leave that file no way in (older than what is applied, it is stale),
+            # and forcing it then would undo this. Held until that file is forced (then
+            # this again: held, it was never applied) or the operator's next full file.
+            hold = FileRejected(
+                RejectReason.AFTER_HELD_FULL,
+                f"the change on top of {base}, which is held: only what takes data away is "
+                "applied; apply that file with --force, then this one again (or the "
+                "operator's next full file brings it all)",
             )
         if repeat == "older" and hold is None and not force:
             # A copy of an older file under a new name: a night's directory that came back
@@ -320,23 +314,6 @@ def _give_up(warehouse: Warehouse, report: FileReport, exc: Exception) -> FileRe
     report.rejects = []
     warehouse.add_batch(batch)
     return report
-
-
-def _under_later_changes(records: list[Record], later: list[str], batch: Batch) -> list[Record]:
-    """A forced file's records but those of numbers the operator's later files changed,
-    which keep the state those gave them (and are not removed by it either: `keep`)."""
-    changed = set(later)
-    batch.detail = "; ".join(
-        filter(
-            None,
-            [
-                batch.detail,
-                f"forced after later files of {batch.operator}: the {len(changed)} number(s) "
-                "they changed keep what those say",
-            ],
-        )
-    )
-    return [record for record in records if record.number not in changed]
 
 
 def _write(

@@ -18,8 +18,8 @@ import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lookup.errors import WarehouseBusy
-from lookup.ingest.files import FileKind
+from lookup.errors import RejectReason, WarehouseBusy
+from lookup.ingest.files import FileKind, OperatorFileName
 from lookup.ingest.records import Action, Record, Rejected, Reservation
 from lookup.ingest.rules import (
     PRECEDENCE_SQL,
@@ -212,34 +212,33 @@ class Warehouse:
         )
         return "same" if same_file or not (newer and newer[0]) else "older"
 
-    def last_applied_at(self, operator: str, kind: FileKind | None = None) -> datetime | None:
-        """Timestamp of the newest file (of this kind) applied for an operator."""
+    def last_applied_at(self, operator: str) -> datetime | None:
+        """Timestamp of the newest file applied for an operator."""
         row = self._one(
-            "SELECT max(produced_at) FROM batches WHERE operator = ? AND status = 'applied' "
-            "AND (? IS NULL OR kind = ?)",
-            [operator, kind, kind],
+            "SELECT max(produced_at) FROM batches WHERE operator = ? AND status = 'applied'",
+            [operator],
         )
         return None if row is None else row[0]
 
-    def was_held(self, operator: str, digest: str) -> bool:
-        """Whether this content of the operator's was held back (and never applied since)."""
+    def held_base(self, name: OperatorFileName) -> str | None:
+        """The full file a delta is the change on top of (the operator's newest up to the
+        delta's time), when it was held for a bound that `--force` lifts and not applied
+        since: its file name."""
         row = self._one(
-            "SELECT bool_or(status = 'held') AND NOT bool_or(status = 'applied') FROM batches "
-            "WHERE operator = ? AND digest = ?",
-            [operator, digest],
+            """
+            SELECT file, status = 'held' AND reason IN (?, ?) FROM batches
+            WHERE operator = ? AND kind = 'full' AND produced_at <= ?
+                AND status IN ('applied', 'held')
+            ORDER BY produced_at DESC, status = 'applied' DESC, id DESC LIMIT 1
+            """,
+            [
+                RejectReason.TOO_MANY_REJECTS,
+                RejectReason.SHRINKS_TOO_MUCH,
+                name.operator,
+                name.produced_at,
+            ],
         )
-        return bool(row and row[0])
-
-    def changed_after(self, operator: str, produced_at: datetime) -> list[str]:
-        """Numbers the operator's files stamped after `produced_at` changed (applied, or held:
-        their reservations and hidden addresses)."""
-        rows = self._con.execute(
-            "SELECT DISTINCT c.number FROM changes c JOIN batches b ON b.id = c.batch_id "
-            "WHERE b.operator = ? AND b.produced_at > ? AND b.status IN ('applied', 'held') "
-            "ORDER BY 1",
-            [operator, produced_at],
-        ).fetchall()
-        return [str(number) for (number,) in rows]
+        return str(row[0]) if row is not None and row[1] else None
 
     def delta_applied_at(self, operator: str, produced_at: datetime) -> bool:
         """Whether a delta of the operator stamped `produced_at` was applied (or held, its
