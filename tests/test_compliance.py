@@ -246,6 +246,8 @@ def test_the_case_list_comes_a_page_at_a_time(desk: Desk) -> None:
         ("limit=501", "limit must be 1 to 500"),
         ("limit=2.0", "query parameter 'limit': must be a whole number"),
         ("before=-1", "query parameter 'before': must be a whole number"),
+        ("limit=1&limit=2", "query parameter 'limit' is given more than once"),
+        ("status=open&status=closed", "query parameter 'status' is given more than once"),
     ]:
         refused = problem_of(desk.get(f"/cases?{query}"), 422, "invalid-parameter")
         assert refused["detail"].startswith(says), refused

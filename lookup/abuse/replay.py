@@ -8,7 +8,6 @@ EVENTS is JSON Lines (or Parquet with the same columns), sorted by time:
 from __future__ import annotations
 
 import codecs
-import itertools
 import os
 import stat
 import tempfile
@@ -179,10 +178,7 @@ def _parquet_rows(path: Path) -> Iterator[tuple[str, dict[str, object]]]:
     index = 0
     for batch in _parquet_batches(path):
         columns = [_values(batch.column(i)) for i in range(batch.num_columns)]
-        # Counted when no column is read: zipping none gives no rows, and a file with none
-        # of the columns replayed as empty; each row is refused for what it lacks instead.
-        rows = zip(*columns, strict=True) if columns else itertools.repeat((), batch.num_rows)
-        for values in rows:
+        for values in zip(*columns, strict=True):
             index += 1
             yield f"{path.name} row {index}", dict(zip(batch.schema.names, values, strict=True))
 
@@ -193,14 +189,20 @@ def _parquet_batches(path: Path) -> Iterator[pa.RecordBatch]:
     try:
         with pq.ParquetFile(path) as source:
             columns = [name for name in source.schema_arrow.names if name in _COLUMNS]
-            if len(set(columns)) == len(columns):
+            missing = [name for name in _REQUIRED if name not in columns]
+            if not missing and len(set(columns)) == len(columns):
                 yield from source.iter_batches(batch_size=_BATCH_ROWS, columns=columns)
                 return
     except Exception as exc:
         raise BadEventFile(f"{path}: not a readable Parquet file: {exc}") from None
+    if missing:
+        # Said of the file, rows or none: an export with other column names is no empty one.
+        raise BadEventFile(f"{path.name}: no column {', '.join(missing)}")
     # As a JSON Lines key given twice: each row would take the last column's value.
     twice = next(name for name in columns if columns.count(name) > 1)
-    raise BadEventFile(f"{path}: column {twice!r} is given twice: which value holds cannot be told")
+    raise BadEventFile(
+        f"{path.name}: column {twice!r} is given twice: which value holds cannot be told"
+    )
 
 
 def _values(column: pa.Array) -> list[object]:

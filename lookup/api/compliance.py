@@ -134,9 +134,13 @@ class ComplianceController(Controller):
     ) -> Response[list[dict[str, Any]]]:
         """Cases, newest first, with the account's current status; a page at a time (a
         `Link` header with `rel="next"` names the next page)."""
-        for name in ("limit", "before"):
-            for raw in request.query_params.getall(name, []):
-                check_whole_number(name, raw)
+        for name in ("status", "limit", "before"):
+            given = request.query_params.getall(name, [])
+            if len(given) > 1:
+                # Litestar binds the last: which one the client meant cannot be told.
+                raise InvalidParameter(name, f"query parameter {name!r} is given more than once")
+            if given and name != "status":
+                check_whole_number(name, given[0])
         if not 1 <= limit <= MAX_CASES:
             raise InvalidParameter("limit", f"limit must be 1 to {MAX_CASES}")
         services: Services = request.app.state.services
