@@ -276,8 +276,8 @@ def test_health_and_readiness(settings: Settings, tmp_path: Path) -> None:
         assert _eventually(lambda: client.get("/readyz").status_code)
         ready = client.get("/readyz").json()
         assert client.head("/readyz").status_code == 200
-        headed = client.head("/readyz").headers["content-length"]
-        assert headed == client.get("/readyz").headers["content-length"]
+        length = client.head("/readyz").headers["content-length"]
+        assert length == client.get("/readyz").headers["content-length"]
         assert ready["status"] == "ready" and ready["listings"] == len(ROWS) - 1
 
 

@@ -378,12 +378,12 @@ def test_usage_errors_are_one_line(tmp_path: Path) -> None:
         assert result.returncode == 2, args
         assert result.stderr.count("\n") == 1 and "--help" in result.stderr, result.stderr
     # Options that would be ignored are refused, saying what they belong to.
-    for args, says in [
+    for ignored, says in [
         (("ingest", "--interval", "5", str(tmp_path)), "give --watch DIR"),
         (("ingest", "--force", "status"), "ingest status takes nothing else"),
         (("ingest", "status", "extra"), "ingest status takes nothing else"),
     ]:
-        result = lookup(*args, data_dir=tmp_path)
+        result = lookup(*ignored, data_dir=tmp_path)
         assert (result.returncode, result.stderr.count("\n")) == (2, 1), result.stderr
         assert says in result.stderr, result.stderr
 
