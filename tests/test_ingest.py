@@ -469,7 +469,7 @@ def test_a_delta_on_top_of_a_held_full_file_waits_for_it(
     assert (held.batch.status, held.batch.reason) == ("held", "too_many_rejects")
     assert (delta.batch.status, delta.batch.reason) == ("held", "after_held_full")
     assert "telenor_full_20261121T020000.csv, which is held" in (delta.batch.detail or "")
-    assert "apply that file with --force, then this one again" in (delta.batch.detail or "")
+    assert "force both in one run" in (delta.batch.detail or "")
     snapshot = served(settings)
     assert snapshot.find("22202405") is None  # not served: the full file is held anyway
     kari = snapshot.find("22202400")
@@ -489,6 +489,49 @@ def test_a_delta_on_top_of_a_held_full_file_waits_for_it(
     write_csv(tmp_path / "c", "telenor_full_20261122T020000.csv", [*night1, *filler(21)])
     (next_night,) = ingest([tmp_path / "c"], settings).files
     assert next_night.batch.status == "applied"
+
+
+def test_a_held_full_file_forced_alone_keeps_what_its_held_delta_reserved(
+    tmp_path: Path, settings: Settings
+) -> None:
+    write_csv(tmp_path / "a", "telenor_full_20261120T020000.csv", [person("22202400"), *filler(20)])
+    ingest([tmp_path / "a"], settings)
+    # The full file lists 22202400 (renamed); its held delta reserves it, dated the same
+    # day. Forced alone, the full file is published before the delta: its listing must not
+    # bare the reservation in between.
+    night2 = [
+        person("22202400", first="Nils", gyldig_fra="2026-11-21"),
+        *[person(f"2220ABC{i}") for i in range(5)],
+        *filler(20),
+    ]
+    full = write_csv(tmp_path / "b", "telenor_full_20261121T020000.csv", night2)
+    reserve = [person("22202400", reservert="J", gyldig_fra="2026-11-21") + ";U"]
+    _delta(tmp_path / "b", "telenor_delta_20261121T063000.csv", reserve)
+    ingest([tmp_path / "b"], settings)
+    assert served(settings).find("22202400") is None
+    (forced,) = ingest([full], settings, force=True).files
+    assert forced.batch.status == "applied"
+    assert served(settings).find("22202400") is None
+    assert ingest([tmp_path / "b"], settings).files[1].batch.status == "applied"
+    assert served(settings).find("22202400") is None
+
+
+def test_a_delta_of_the_held_full_files_second_does_not_keep_it_out(
+    tmp_path: Path, settings: Settings
+) -> None:
+    write_csv(tmp_path / "a", "telenor_full_20261120T020000.csv", [person("22202400"), *filler(20)])
+    ingest([tmp_path / "a"], settings)
+    night2 = [person("22202400", first="Nils"), *[person(f"2220ABC{i}") for i in range(5)]]
+    write_csv(tmp_path / "b", "telenor_full_20261121T020000.csv", [*night2, *filler(20)])
+    _delta(tmp_path / "b", "telenor_delta_20261121T020000.csv", [person("22202401") + ";U"])
+    held, delta = ingest([tmp_path / "b"], settings).files
+    assert (held.batch.reason, delta.batch.reason) == ("too_many_rejects", "after_held_full")
+    # Held as waiting for the full file, the delta does not count as taken before it.
+    forced = ingest([tmp_path / "b"], settings, force=True).files
+    assert [f.batch.status for f in forced] == ["applied", "applied"]
+    nils = served(settings).find("22202400")
+    assert nils is not None and nils.first_name == "Nils"
+    assert served(settings).find("22202401") is not None
 
 
 def test_an_older_delta_sent_again_does_not_lift_a_newer_reservation(

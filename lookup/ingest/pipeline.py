@@ -202,8 +202,14 @@ def _ingest_file(
         batch.rows_accepted = batch.rows_total - batch.rows_rejected
         if not batch.rows_total:
             batch.detail = "no data rows: nothing to change"
-        # Numbers whose row was rejected keep their previous record (see Warehouse.apply).
-        keep = sorted({r.number for r in report.rejects if r.number and r.record is None})
+        # Numbers whose row was rejected keep their previous record (see Warehouse.apply),
+        # and so do those a held later file reserved or hid (the delta held on top of this
+        # file when it is forced alone: published before the delta, its listing would bare
+        # what the delta reserved).
+        later = set(warehouse.held_after(name.operator, name.produced_at))
+        if later:
+            unique = [record for record in unique if record.number not in later]
+        keep = sorted({r.number for r in report.rejects if r.number and r.record is None} | later)
         hold = None if force else _hold_reason(warehouse, batch, name, unique, keep, settings)
         if name.kind is FileKind.FULL and warehouse.delta_applied_at(
             name.operator, name.produced_at
@@ -226,9 +232,10 @@ def _ingest_file(
             # this again: held, it was never applied) or the operator's next full file.
             hold = FileRejected(
                 RejectReason.AFTER_HELD_FULL,
-                f"the change on top of {base}, which is held: only what takes data away is "
-                "applied; apply that file with --force, then this one again (or the "
-                "operator's next full file brings it all)",
+                f"the change on top of {base}, which is held: only its reservations and "
+                "hidden addresses are applied; force both in one run (lookup ingest --force "
+                "with that file and this one, or their folder), or the operator's next full "
+                "file brings it all",
             )
         if repeat == "older" and hold is None and not force:
             # A copy of an older file under a new name: a night's directory that came back

@@ -184,9 +184,12 @@ def _replace(masked: Callable[[re.Match[str]], bool]) -> Callable[[re.Match[str]
 
 _DAYS_IN: Final = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _DIGIT_READINGS: Final = {
-    6: ("DDMMYY", "YYMMDD", "MMDDYY", "DMYYYY", "MDYYYY", "YYYYMD"),
-    7: ("DMMYYYY", "DDMYYYY", "MDDYYYY", "MMDYYYY", "YYYYMDD", "YYYYMMD"),
-    8: ("DDMMYYYY", "MMDDYYYY", "YYYYMMDD"),
+    6: ("DDMMYY", "YYMMDD", "MMDDYY", "YYDDMM", "DMYYYY", "MDYYYY", "YYYYMD", "YYYYDM"),
+    7: (
+        *("DMMYYYY", "DDMYYYY", "MDDYYYY", "MMDYYYY"),
+        *("YYYYMDD", "YYYYMMD", "YYYYDMM", "YYYYDDM"),
+    ),
+    8: ("DDMMYYYY", "MMDDYYYY", "YYYYMMDD", "YYYYDDMM"),
 }
 """Every order of day, month and year a date is written in as digits alone (leading zeros
 left out included)."""
@@ -208,8 +211,8 @@ def quoted_number(value: str) -> str:
 def _reads_as(digits: str, order: str) -> bool:
     parts = {part: int(digits[order.index(part) : order.rindex(part) + 1]) for part in "DMY"}
     day, month, year = parts["D"], parts["M"], parts["Y"]
-    if order == "DDMMYY":  # an identity number's date part: a D-number's day plus 40,
-        day = day - 40 if day > 40 else day  # an H-number's month
+    if order in ("DDMMYY", "DDMMYYYY"):  # a date as identity numbers write it: a D-number's
+        day = day - 40 if day > 40 else day  # day plus 40, an H-number's month
         month = month - 40 if month > 40 else month
     if order.count("Y") == 4 and not 1880 <= year <= 2100:
         return False

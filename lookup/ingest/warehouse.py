@@ -242,13 +242,33 @@ class Warehouse:
 
     def delta_applied_at(self, operator: str, produced_at: datetime) -> bool:
         """Whether a delta of the operator stamped `produced_at` was applied (or held, its
-        reservations applied)."""
+        reservations applied), but one held as the change on top of this full file, which
+        waits for it."""
         row = self._one(
             "SELECT count(*) FROM batches WHERE operator = ? AND kind = 'delta' "
-            "AND produced_at = ? AND status IN ('applied', 'held')",
-            [operator, produced_at],
+            "AND produced_at = ? AND status IN ('applied', 'held') "
+            "AND reason IS DISTINCT FROM ?",
+            [operator, produced_at, RejectReason.AFTER_HELD_FULL],
         )
         return bool(row and row[0])
+
+    def held_after(self, operator: str, produced_at: datetime) -> list[str]:
+        """Numbers whose record of the operator a held file stamped after `produced_at` last
+        wrote: a reservation or hidden address (all a held file writes) that a file from
+        before it must not replace."""
+        held = self._one(
+            "SELECT count(*) FROM batches WHERE operator = ? AND status = 'held' "
+            "AND produced_at > ?",
+            [operator, produced_at],
+        )
+        if not (held and held[0]):
+            return []  # the common case: no records to read
+        rows = self._con.execute(
+            "SELECT r.number FROM records r JOIN batches b ON b.id = r.batch_id "
+            "WHERE r.operator = ? AND b.status = 'held' AND b.produced_at > ? ORDER BY 1",
+            [operator, produced_at],
+        ).fetchall()
+        return [str(number) for (number,) in rows]
 
     def operator_size(self, operator: str) -> int:
         """How many numbers an operator currently delivers."""
