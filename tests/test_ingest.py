@@ -516,6 +516,22 @@ def test_a_held_full_file_forced_alone_keeps_what_its_held_delta_reserved(
     assert served(settings).find("22202400") is None
 
 
+def test_a_reservation_is_not_kept_out_by_a_later_held_files_hidden_address(
+    tmp_path: Path, settings: Settings
+) -> None:
+    write_csv(tmp_path / "a", "telenor_full_20261120T020000.csv", [person("22202400"), *filler(20)])
+    ingest([tmp_path / "a"], settings)
+    # Night 2's full file, held, hides 22202400's address (honoured at once); a delta from
+    # before it, arriving after, reserves the number: the stricter statement holds.
+    hidden = [person("22202400", reservert="A"), *[person(f"2220ABC{i}") for i in range(5)]]
+    write_csv(tmp_path / "b", "telenor_full_20261122T020000.csv", [*hidden, *filler(20)])
+    assert ingest([tmp_path / "b"], settings).files[0].batch.status == "held"
+    reserve = [person("22202400", reservert="J", gyldig_fra="2026-11-21") + ";U"]
+    _delta(tmp_path / "c", "telenor_delta_20261121T020000.csv", reserve)
+    assert ingest([tmp_path / "c"], settings).files[0].batch.status == "applied"
+    assert served(settings).find("22202400") is None
+
+
 def test_a_delta_of_the_held_full_files_second_does_not_keep_it_out(
     tmp_path: Path, settings: Settings
 ) -> None:

@@ -202,14 +202,8 @@ def _ingest_file(
         batch.rows_accepted = batch.rows_total - batch.rows_rejected
         if not batch.rows_total:
             batch.detail = "no data rows: nothing to change"
-        # Numbers whose row was rejected keep their previous record (see Warehouse.apply),
-        # and so do those a held later file reserved or hid (the delta held on top of this
-        # file when it is forced alone: published before the delta, its listing would bare
-        # what the delta reserved).
-        later = set(warehouse.held_after(name.operator, name.produced_at))
-        if later:
-            unique = [record for record in unique if record.number not in later]
-        keep = sorted({r.number for r in report.rejects if r.number and r.record is None} | later)
+        # Numbers whose row was rejected keep their previous record (see Warehouse.apply).
+        keep = sorted({r.number for r in report.rejects if r.number and r.record is None})
         hold = None if force else _hold_reason(warehouse, batch, name, unique, keep, settings)
         if name.kind is FileKind.FULL and warehouse.delta_applied_at(
             name.operator, name.produced_at

@@ -7,6 +7,7 @@ process killed half-way leaves the warehouse as it was before that file.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
@@ -252,24 +253,6 @@ class Warehouse:
         )
         return bool(row and row[0])
 
-    def held_after(self, operator: str, produced_at: datetime) -> list[str]:
-        """Numbers whose record of the operator a held file stamped after `produced_at` last
-        wrote: a reservation or hidden address (all a held file writes) that a file from
-        before it must not replace."""
-        held = self._one(
-            "SELECT count(*) FROM batches WHERE operator = ? AND status = 'held' "
-            "AND produced_at > ?",
-            [operator, produced_at],
-        )
-        if not (held and held[0]):
-            return []  # the common case: no records to read
-        rows = self._con.execute(
-            "SELECT r.number FROM records r JOIN batches b ON b.id = r.batch_id "
-            "WHERE r.operator = ? AND b.status = 'held' AND b.produced_at > ? ORDER BY 1",
-            [operator, produced_at],
-        ).fetchall()
-        return [str(number) for (number,) in rows]
-
     def operator_size(self, operator: str) -> int:
         """How many numbers an operator currently delivers."""
         row = self._one("SELECT count(*) FROM records WHERE operator = ?", [operator])
@@ -370,7 +353,7 @@ class Warehouse:
         staged = _records_table(upserts)
         try:
             self._con.register("_staged", staged)
-            stale = self._stale(operator)
+            stale = self._stale(operator, batch.produced_at)
             if stale:
                 # Kept as they are, and not removed by a full file either.
                 kept = pa.array(list(stale))
@@ -467,23 +450,37 @@ class Warehouse:
             batch.detail = f"{batch.detail}; {note}" if batch.detail else note
         self._count_changes(batch, counts)
 
-    def _stale(self, operator: str | None) -> dict[str, bool]:
-        """Numbers whose reserved or address-hidden record of this operator, dated by the
-        operator, the staged record would replace with one saying no more and dated before
-        it, or dated only by its file (True): an old export sent again must not lift a flag.
+    def _stale(self, operator: str | None, produced_at: datetime | None) -> dict[str, str]:
+        """Numbers whose reserved or address-hidden record of this operator the staged record
+        would replace with one saying no more, and why it must not: the operator dated the
+        flag after the staged record (`dated`), or the staged record is a broken row's,
+        dated only by its file (`broken`): an old export sent again must not lift a flag;
+        or a held file stamped after this one (`produced_at`) wrote the flag (`held`): a
+        full file forced alone, before the delta held on top of it, must not bare what
+        that delta reserved, whatever the dates.
 
         A flag dated by its file (a broken row's) yields to any later whole row: its date
         is when the service learnt of it, and the operator's rows keep their own dates.
         """
         rows = self._con.execute(
-            f"""SELECT s.number, s.dated_by_file FROM _staged s
-            JOIN records r ON r.operator = ? AND r.number = s.number
-            WHERE r.reservation <> 'listed' AND r.dated_by_file IS NOT true
+            f"""WITH held AS (
+                SELECT id FROM batches
+                WHERE operator = $op AND status = 'held' AND produced_at > $at
+            )
+            SELECT s.number, CASE
+                WHEN r.batch_id IN (SELECT id FROM held) THEN 'held'
+                WHEN s.dated_by_file THEN 'broken' ELSE 'dated' END
+            FROM _staged s JOIN records r ON r.operator = $op AND r.number = s.number
+            WHERE r.reservation <> 'listed'
             AND {privacy_rank_sql("s.reservation")} <= {privacy_rank_sql("r.reservation")}
-            AND (s.dated_by_file OR s.valid_from < r.valid_from)""",
-            [operator],
+            AND (
+                r.batch_id IN (SELECT id FROM held)
+                OR (r.dated_by_file IS NOT true
+                    AND (s.dated_by_file OR s.valid_from < r.valid_from))
+            )""",
+            {"op": operator, "at": produced_at},
         ).fetchall()
-        return {str(number): bool(by_file) for number, by_file in rows}
+        return {str(number): str(why) for number, why in rows}
 
     def hide_addresses(self, batch: Batch, hidden: Mapping[str, datetime | None]) -> None:
         """Hide the address of these listed numbers of the batch's operator; nothing else
@@ -617,16 +614,23 @@ class Warehouse:
         return self._con.execute(sql, list(params)).fetchall()
 
 
-def _note_stale(batch: Batch, stale: dict[str, bool]) -> None:
-    """Say in the batch's detail how many records were kept as the operator dated them."""
-    broken = sum(stale.values())
+def _note_stale(batch: Batch, stale: dict[str, str]) -> None:
+    """Say in the batch's detail how many records were kept reserved or address-hidden."""
+    counts = Counter(stale.values())
     notes = [
-        f"{count} record(s) kept reserved or address-hidden as the operator dated them: {why}"
-        for count, why in (
-            (len(stale) - broken, "the file's record of each says no more, dated before"),
-            (broken, "the file's is a broken row's, dated only by the file"),
+        f"{counts[kind]} record(s) kept reserved or address-hidden {why}"
+        for kind, why in (
+            (
+                "dated",
+                "as the operator dated them: the file's record of each says no more, dated before",
+            ),
+            (
+                "broken",
+                "as the operator dated them: the file's is a broken row's, dated only by the file",
+            ),
+            ("held", "as a held later file of the operator says"),
         )
-        if count
+        if counts[kind]
     ]
     batch.detail = "; ".join(filter(None, [batch.detail, *notes]))
 
