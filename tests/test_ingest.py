@@ -396,6 +396,10 @@ def test_same_content_twice_is_a_no_op(tmp_path: Path, settings: Settings) -> No
     assert first.published is not None and second.published is None
 
 
+_BROKEN = [person(f"2220ABC{i}") for i in range(5)]
+"""Enough broken rows to hold a file of 26 back under the default bound."""
+
+
 def _delta(folder: Path, name: str, rows: list[str]) -> None:
     write_csv(folder, name, rows, header=HEADER + ";action")
 
@@ -451,7 +455,7 @@ def test_a_delta_on_top_of_a_held_full_file_waits_for_it(
         person("22202404", first="Nils"),
         person("22202405", first="Nils"),
         person("22202406", first="Nils", gyldig_fra="2026-11-01"),
-        *[person(f"2220ABC{i}") for i in range(5)],
+        *_BROKEN,
         *filler(20),
     ]
     write_csv(tmp_path / "b", "telenor_full_20261121T020000.csv", night2)
@@ -501,7 +505,7 @@ def test_a_held_full_file_forced_alone_keeps_what_its_held_delta_reserved(
     # bare the reservation in between.
     night2 = [
         person("22202400", first="Nils", gyldig_fra="2026-11-21"),
-        *[person(f"2220ABC{i}") for i in range(5)],
+        *_BROKEN,
         *filler(20),
     ]
     full = write_csv(tmp_path / "b", "telenor_full_20261121T020000.csv", night2)
@@ -523,7 +527,7 @@ def test_a_reservation_is_not_kept_out_by_a_later_held_files_hidden_address(
     ingest([tmp_path / "a"], settings)
     # Night 2's full file, held, hides 22202400's address (honoured at once); a delta from
     # before it, arriving after, reserves the number: the stricter statement holds.
-    hidden = [person("22202400", reservert="A"), *[person(f"2220ABC{i}") for i in range(5)]]
+    hidden = [person("22202400", reservert="A"), *_BROKEN]
     write_csv(tmp_path / "b", "telenor_full_20261122T020000.csv", [*hidden, *filler(20)])
     assert ingest([tmp_path / "b"], settings).files[0].batch.status == "held"
     reserve = [person("22202400", reservert="J", gyldig_fra="2026-11-21") + ";U"]
@@ -537,7 +541,7 @@ def test_a_delta_of_the_held_full_files_second_does_not_keep_it_out(
 ) -> None:
     write_csv(tmp_path / "a", "telenor_full_20261120T020000.csv", [person("22202400"), *filler(20)])
     ingest([tmp_path / "a"], settings)
-    night2 = [person("22202400", first="Nils"), *[person(f"2220ABC{i}") for i in range(5)]]
+    night2 = [person("22202400", first="Nils"), *_BROKEN]
     write_csv(tmp_path / "b", "telenor_full_20261121T020000.csv", [*night2, *filler(20)])
     _delta(tmp_path / "b", "telenor_delta_20261121T020000.csv", [person("22202401") + ";U"])
     held, delta = ingest([tmp_path / "b"], settings).files
@@ -866,10 +870,6 @@ def _night(settings: Settings, folder: Path, name: str, rows: list[str]) -> str:
     write_csv(inbox, name, rows)
     (report,) = ingest([inbox], settings).files
     return report.batch.status
-
-
-_BROKEN = [person(f"2220ABC{i}") for i in range(5)]
-"""Enough broken rows to hold a file of 26 back under the default bound."""
 
 
 def _rejected_text(settings: Settings, number: str) -> list[str]:
