@@ -12,6 +12,10 @@ import json
 import re
 from typing import Final
 
+import msgspec
+
+decode_object: Final = msgspec.json.Decoder(dict[str, object]).decode
+"""A JSON object's text as a dict (a key given twice keeps its last value: see below)."""
 _KEY_END: Final = re.compile(r'"\s*:')
 
 

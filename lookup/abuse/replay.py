@@ -22,7 +22,7 @@ from lookup.abuse.detectors import Engine, Finding
 from lookup.abuse.events import EPOCH, LookupEvent, national_number
 from lookup.abuse.policy import DEFAULT_POLICY, Policy
 from lookup.errors import BadOutputPath, LookupServiceError
-from lookup.jsonkeys import repeated_key
+from lookup.jsonkeys import decode_object, repeated_key
 from lookup.numbers import InvalidNumber, normalize, shown
 
 if TYPE_CHECKING:
@@ -124,7 +124,6 @@ def _rows(path: Path) -> Iterator[tuple[str, dict[str, object]]]:
         return
     if magic.startswith(_GZIP):
         raise BadEventFile(f"{path}: file is gzip-compressed: decompress it first")
-    decoder = msgspec.json.Decoder(dict[str, object])
     with path.open("rb") as handle:
         for index, raw in enumerate(handle, start=1):
             line = raw.removeprefix(codecs.BOM_UTF8) if index == 1 else raw  # an editor's mark
@@ -132,7 +131,7 @@ def _rows(path: Path) -> Iterator[tuple[str, dict[str, object]]]:
                 continue
             where = f"{path.name}:{index}"
             try:
-                fields = decoder.decode(line)
+                fields = decode_object(line)
             except (msgspec.DecodeError, RecursionError) as exc:
                 raise BadEventFile(f"{where}: not a JSON object: {exc}") from None
             _check_keys_once(line, fields, where)

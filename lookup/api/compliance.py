@@ -30,7 +30,7 @@ from lookup.errors import (
     UnknownAccount,
 )
 from lookup.ingest.warehouse import Warehouse
-from lookup.jsonkeys import repeated_key
+from lookup.jsonkeys import decode_object, repeated_key
 from lookup.keys import ApiKey
 from lookup.numbers import e164, normalize, shown
 from lookup.subjects import SubjectReport, report
@@ -57,7 +57,6 @@ _DECIDING: Final = threading.Lock()
 and its new status written there after the audit trail's transaction, so two officers
 reinstating at once would both be recorded. One process serves this API (the store's
 owner), so a lock in it is enough."""
-_decode_object: Final = msgspec.json.Decoder(dict[str, object])
 
 
 async def _one_json_object(request: Request[Any, Any, Any]) -> None:
@@ -68,7 +67,7 @@ async def _one_json_object(request: Request[Any, Any, Any]) -> None:
         raise NotJson(f"the body is declared as {declared!r}: send it as application/json")
     body = await request.body()
     try:
-        fields = _decode_object.decode(body)
+        fields = decode_object(body)
     except (msgspec.DecodeError, RecursionError):
         return  # not an object: the handler's decoding says what is wrong with it
     repeated = repeated_key(body.decode(), len(fields))

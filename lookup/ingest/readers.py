@@ -21,7 +21,7 @@ from lookup.errors import FileRejected, RejectReason
 from lookup.ingest.files import FileFormat
 from lookup.ingest.markers import hides_address, reserved
 from lookup.ingest.redact import MASK, reads_as_date
-from lookup.jsonkeys import repeated_key
+from lookup.jsonkeys import decode_object, repeated_key
 
 # CSV column (lowercased) -> canonical field name; JSON Lines uses the canonical names.
 CSV_COLUMNS: Final = {
@@ -359,15 +359,12 @@ def _check_header(
         )
 
 
-_decode_object = msgspec.json.Decoder(dict[str, object])
-
-
 def _read_jsonl(lines: list[str]) -> Iterator[RawRow]:
     for index, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            fields = _decode_object.decode(line)
+            fields = decode_object(line)
         except (msgspec.DecodeError, RecursionError) as exc:
             # Nested thousands deep, a line is no row either: the rest of the file is read.
             detail = f"not a JSON object: {exc}"
