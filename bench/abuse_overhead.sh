@@ -207,13 +207,17 @@ else
     traffic="$lines numbers, cycled"
 fi
 echo
-echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds of on, off, nolog;" \
+echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS rounds of on, off, nolog (each round starting with the next);" \
     "traffic '$TRAFFIC' ($traffic);" \
     "LOOKUP_EVENT_FLUSH_SECONDS=${LOOKUP_EVENT_FLUSH_SECONDS:-0.1 (default)};" \
     "$(nproc) CPU cores, $(if ((PIN)); then echo "servers on core 0, wrk and monitors on core 1";
     else echo "unpinned: wrk and the monitor compete with the server"; fi)"
 for round in $(seq 1 "$ROUNDS"); do
-    for v in "${VARIANTS[@]}"; do run "$v" "$round"; done
+    # Each round starts with the next variant: a machine that slows down (or speeds up) as the
+    # run goes on favours none of them.
+    for i in "${!VARIANTS[@]}"; do
+        run "${VARIANTS[$(((round - 1 + i) % ${#VARIANTS[@]}))]}" "$round"
+    done
 done
 
 echo

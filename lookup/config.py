@@ -75,6 +75,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Redis for several workers: the event stream and shared rate limits (empty: one process)."""
     event_flush_seconds: float = 0.1
     """How often queued lookup events are logged and run through the detectors."""
+    log_commit_seconds: float = 1.0
+    """How long the monitor process gathers handled lookups into one write of the lookup log
+    (0: one write per batch). Lookups that raise a finding are written at once, with it."""
     log_retention_months: int = 18
     """How long the lookup log keeps an account's lookups by default (3-120; per account with
     `lookup keys retention`)."""
@@ -130,6 +133,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 f"LOOKUP_LOG_RETENTION_MONTHS must be {MIN_MONTHS} to {MAX_MONTHS} "
                 "(the terms' bounds)"
             )
+        if not 0 <= self.log_commit_seconds < math.inf:
+            raise ConfigError("LOOKUP_LOG_COMMIT_SECONDS must be 0 or a positive number of seconds")
         if not 0 <= self.monitor_nice <= 19:
             raise ConfigError("LOOKUP_MONITOR_NICE must be between 0 and 19")
         if self.redis_url:

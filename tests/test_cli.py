@@ -348,6 +348,8 @@ def test_every_bad_setting_is_named_in_one_line(tmp_path: Path) -> None:
         ("LOOKUP_EVENT_FLUSH_SECONDS", "inf"),
         ("LOOKUP_KEY_REFRESH_SECONDS", "0"),
         ("LOOKUP_KEEP_ALIVE_SECONDS", "-1"),
+        ("LOOKUP_LOG_COMMIT_SECONDS", "-1"),
+        ("LOOKUP_LOG_COMMIT_SECONDS", "nan"),
         # Workers would each die on it with a traceback, and the server answer nothing.
         ("LOOKUP_REDIS_URL", "notaurl"),
         ("LOOKUP_REDIS_URL", "redis://127.0.0.1:notaport"),

@@ -40,6 +40,7 @@ from lookup.ingest.pipeline import ingest
 from lookup.keys import KeyRing, KeyStore
 from tests.conftest import make_settings, new_key
 from tests.ingest_helpers import filler, write_csv
+from tests.test_abuse_warm import NOW, _scan, walker_keys
 from tests.test_crash_safety import _free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -66,6 +67,12 @@ def _answered(i: int) -> LookupEvent:
         number=f"+47222001{i:02d}",
         outcome="hit",
     )
+
+
+def _called(i: int) -> LookupEvent:
+    """The i-th of a customer's callers looked up, each from another block (a walk like
+    `_answered`'s is a scan to the detectors)."""
+    return msgspec.structs.replace(_answered(i), number=f"+47{41_000_000 + 1_000_003 * i}")
 
 
 def _published(client: redis.Redis, settings: Settings, events: list[LookupEvent]) -> str:
@@ -258,6 +265,14 @@ def _cases(internal: str, token: str) -> list[str]:
     return [case["account"] for case in response.json()]
 
 
+def _timeline(internal: str, token: str, case_id: int = 1) -> list[str]:
+    """The numbers of a case's timeline."""
+    response = httpx.get(
+        f"{internal}/internal/v1/cases/{case_id}", headers={"Authorization": f"Bearer {token}"}
+    )
+    return [lookup["number"] for lookup in response.json()["timeline"]]
+
+
 def test_two_workers_share_suspensions_limits_and_the_compliance_api(
     client: redis.Redis, tmp_path: Path
 ) -> None:
@@ -374,7 +389,9 @@ def test_one_worker_runs_the_monitor_in_a_child_process(tmp_path: Path) -> None:
     settings = _scanned_block(tmp_path)
     scraper = new_key(settings, org="scraper-co")
     officer = new_key(settings, roles="compliance", org="desk")
-    server, base, internal = _start_server(settings.data_path)
+    # The monitor gathers lookups for an hour before writing them, unless they raise a
+    # finding: the suspension does not wait, and the case shows the lookups before it.
+    server, base, internal = _start_server(settings.data_path, LOOKUP_LOG_COMMIT_SECONDS="3600")
     answered = 0
     try:
         for offset in range(15):
@@ -385,6 +402,7 @@ def test_one_worker_runs_the_monitor_in_a_child_process(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, "the scraper was not paused"
             time.sleep(0.05)
         assert _cases(internal, officer) == ["scraper-co"]
+        assert _timeline(internal, officer)[0] == "+4722200100"
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -503,6 +521,87 @@ def test_a_restarted_monitor_gets_what_the_dead_one_had_not_committed(tmp_path: 
     logged = store.file.rows("SELECT count(*), count(DISTINCT number) FROM lookup_log")[0]
     assert logged == (12, 12)  # every event once
     store.close()
+
+
+def test_a_gathering_monitor_writes_its_lookups_with_a_finding_when_due_or_never_lost(
+    tmp_path: Path,
+) -> None:
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    keys = walker_keys(tmp_path)
+    monitor = AbuseMonitor(EventBuffer(), store, KeyRing(keys), commit_seconds=3600)
+    ours, theirs = multiprocessing.Pipe(duplex=True)
+    channel = PipeChannel(ours)
+
+    def handle(source: PipeSource) -> None:
+        """What the monitor process does with a read (`serve_monitor`)."""
+        batch = source.read(1.0) or []
+        monitor.submit(batch, source.mark)
+        if not monitor.unlogged:
+            source.done(len(batch))
+
+    def logged() -> tuple[int, int]:
+        return store.file.rows("SELECT count(*), count(DISTINCT number) FROM lookup_log")[0]
+
+    source = PipeSource(theirs)
+    source.resume(store.delivered)
+    ordinary = [_called(i) for i in range(8)]
+    channel.send(ordinary[:4])
+    handle(source)
+    # Gathered: not written, and not acknowledged (the server keeps them meanwhile).
+    assert (monitor.unlogged, logged(), channel.unacknowledged) == (4, (0, 0), 4)
+    assert monitor.write_log(due=True) == 0
+    # A scan's finding is written at once, with the lookups gathered before it.
+    channel.send(_scan(22202000, NOW, 300))
+    handle(source)
+    assert (monitor.unlogged, logged(), channel.unacknowledged) == (0, (304, 304), 0)
+    assert keys.accounts()["walker"].status == "suspended"
+    assert store.cases.open_actions()
+    # Gathered again, then the monitor dies: its successor gets them from the server.
+    channel.send(ordinary[4:])
+    handle(source)
+    assert monitor.unlogged == 4
+    theirs.close()
+    ours, theirs = multiprocessing.Pipe(duplex=True)
+    channel.reconnect(ours)
+    monitor = AbuseMonitor(EventBuffer(), store, KeyRing(keys), commit_seconds=3600)
+    source = PipeSource(theirs)
+    source.resume(store.delivered)
+    handle(source)
+    assert monitor.unlogged == 4
+    monitor.commit_seconds = 0  # due now
+    assert monitor.write_log(due=True) == 4
+    assert (monitor.unlogged, logged()) == (0, (308, 308))
+    store.close()
+
+
+def test_a_gathering_consumer_reads_on_and_its_successor_from_what_it_wrote(
+    client: redis.Redis, tmp_path: Path
+) -> None:
+    settings = make_settings(tmp_path / "var", redis_url=REDIS_URL)
+    events = [_called(i) for i in range(30)]
+    key = _published(client, settings, events)
+    store = ComplianceStore(settings.compliance_path)
+    monitor = AbuseMonitor(
+        EventBuffer(), store, KeyRing(KeyStore(settings.keys_path)), commit_seconds=3600
+    )
+
+    def source() -> RedisSource:
+        started = RedisSource(client, key)
+        started.resume(store.delivered)
+        return started
+
+    first = source()
+    for part in range(2):  # read on, not the same batch again
+        batch = first.read(0.1, count=10) or []
+        assert batch == events[10 * part : 10 * part + 10]
+        monitor.submit(batch, first.mark)
+    assert monitor.unlogged == 20
+    assert source().read(0.1) == events  # had it died: nothing written, all read again
+    assert monitor.write_log() == 20
+    first.done(0)
+    assert source().read(0.1) == events[20:]
+    store.close()
+    client.delete(key, key + ":consumed")
 
 
 def test_concurrent_sends_on_the_pipe_stay_whole_and_numbered() -> None:

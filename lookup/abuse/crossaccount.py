@@ -38,7 +38,9 @@ class AddressScans:
     def observe(self, lookup: Lookup) -> list[Named]:
         """Count a new number of an account at its address; the accounts a scan names."""
         policy = self.policy
-        ip_state = self._ips.setdefault(lookup.ip, IpState())
+        ip_state = self._ips.get(lookup.ip)
+        if ip_state is None:  # not `setdefault`: building one for every lookup cost 3 %
+            ip_state = self._ips[lookup.ip] = IpState()
         ip_state.accounts[lookup.account] = lookup.t
         if len(ip_state.accounts) < policy.distributed_min_accounts:
             # One account behind the address: its own blocks already cover it.

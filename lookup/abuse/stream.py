@@ -213,7 +213,7 @@ class EventSource(Protocol):
         ...
 
     def done(self, count: int) -> None:
-        """Acknowledge that the last batch was handled."""
+        """Acknowledge the batches read so far: handled, and written to the lookup log."""
         ...
 
 
@@ -274,7 +274,7 @@ class PipeSource:
         into.extend(batch.events)
 
     def done(self, count: int) -> None:
-        """Tell the server the batches read so far are committed: it forgets them."""
+        """Tell the server the batches read so far are written: it forgets them."""
         # Only news: the server reads acknowledgements when it sends, and an idle one
         # would otherwise let a repeated one fill the pipe until this send blocked the
         # monitor's loop (and the internal API with it).
@@ -301,6 +301,8 @@ class RedisSource:
         # Read at the first read, not here: with Redis down the consumer must still start
         # and serve the compliance API (an officer reinstating an account meanwhile).
         self.cursor = self._next = ""
+        """Where the handled (`done`) entries end, and where the read ones end: the monitor
+        may read several batches before it writes them."""
         self._committed: str | None = None
         self.mark: Mark | None = None
 
@@ -325,7 +327,7 @@ class RedisSource:
             self._start()  # a RedisError here is retried by the caller, as any read's
         reply = cast(
             "list[Any]",
-            self.client.xread({self.key: self.cursor}, count=count, block=int(timeout * 1000)),
+            self.client.xread({self.key: self._next}, count=count, block=int(timeout * 1000)),
         )
         if not reply:
             return []
@@ -342,7 +344,8 @@ class RedisSource:
         return events
 
     def done(self, count: int) -> None:
-        """Move the saved cursor past the handled batch: a crash replays, never loses."""
+        """Move the saved cursor past the batches read so far, now handled and written: a
+        crash replays, never loses."""
         if self._next != self.cursor:
             self.cursor = self._next
             self.client.set(self._cursor_key, self.cursor)

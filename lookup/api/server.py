@@ -186,7 +186,10 @@ async def serve_monitor(settings: Settings, source: EventSource) -> None:
                 break
             if batch:
                 await asyncio.to_thread(monitor.submit, batch, source.mark)
-            source.done(len(batch))
+            else:
+                await asyncio.to_thread(monitor.write_log, due=True)
+            if not monitor.unlogged:
+                source.done(len(batch))
         except redis.RedisError as exc:
             if stopping.is_set():
                 break  # what is in the stream waits there for the next consumer
@@ -204,6 +207,10 @@ async def serve_monitor(settings: Settings, source: EventSource) -> None:
                 # stream for the next consumer, which logs them.
                 log.warning("stopping with events left in the stream; the next consumer reads them")
                 break
+    if monitor.unlogged:
+        await asyncio.to_thread(monitor.write_log)
+        with contextlib.suppress(redis.RedisError):  # the store's mark says how far, too
+            source.done(0)
     internal.should_exit = True
     await serving
 

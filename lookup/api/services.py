@@ -66,6 +66,9 @@ class Services:
                 self.key_ring,
                 allow=parse_networks(allow),
                 detect=settings.abuse_detection,
+                # The monitor process: its source keeps what is not written yet. A process
+                # that serves as well (the app factory's default) writes every flush.
+                commit_seconds=0.0 if lookups else settings.log_commit_seconds,
             )
         self._tasks: list[asyncio.Task[None]] = []
         self._flush_lock = threading.Lock()

@@ -1,0 +1,139 @@
+"""The monitor process's CPU per lookup event, without HTTP: what `serve_monitor` does with
+each batch off the pipe (decode, detectors, cases, lookup log), side by side for ways of
+writing the lookup log.
+
+The traffic is the worst case of `bench/abuse_overhead.sh`: one account looking up
+fresh numbers (70 % hits) at RATE a second, which the server hands over every
+`LOOKUP_EVENT_FLUSH_SECONDS` (0.1 s: batches of RATE / 10). Each variant runs in a
+fresh compliance file; the variants take turns for ROUNDS rounds and the medians
+are printed:
+
+  per batch   the lookup log written with each batch (`LOOKUP_LOG_COMMIT_SECONDS=0`)
+  gathered    written once a second of traffic, as the monitor does by default
+              (`LOOKUP_LOG_COMMIT_SECONDS=1`: ten batches a write)
+
+each with the detectors on and off (`LOOKUP_ABUSE_DETECTION`). CPU time is the
+process's, every thread included (DuckDB's too).
+
+Run from the repo root:  .venv/bin/python bench/monitor_cost.py [--rate 3000] [--seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import msgspec
+
+from lookup.abuse.events import EventBuffer, LookupEvent
+from lookup.abuse.monitor import AbuseMonitor
+from lookup.abuse.store import ComplianceStore
+from lookup.abuse.stream import PipeBatch
+from lookup.keys import KeyRing, KeyStore
+
+BATCHES_A_SECOND = 10
+"""Batches a second of traffic makes at the default `LOOKUP_EVENT_FLUSH_SECONDS`."""
+
+
+def traffic(rate: int, seconds: int, seed: int) -> list[bytes]:
+    """The pipe's messages: one account's fresh numbers, RATE a second, in 0.1 s batches."""
+    rng = random.Random(seed)
+    start = datetime(2026, 3, 2, 9)
+    size = rate // BATCHES_A_SECOND
+    encode = msgspec.json.Encoder().encode
+    numbers = rng.sample(range(40_000_000, 99_999_999), rate * seconds)
+    events = [
+        LookupEvent(
+            ts=start + timedelta(seconds=i / rate),
+            account="bench",
+            key="k-bench",
+            ip="10.0.0.1",
+            number=f"+47{number}",
+            outcome="hit" if rng.random() < 0.7 else "miss",
+        )
+        for i, number in enumerate(numbers)
+    ]
+    return [
+        encode(PipeBatch("bench", seq + 1, events[seq * size : (seq + 1) * size]))
+        for seq in range(len(events) // size)
+    ]
+
+
+def cost(messages: list[bytes], *, gathered: bool, detect: bool) -> float:
+    """CPU µs per event of handling the messages as the monitor process does."""
+    with tempfile.TemporaryDirectory() as folder:
+        store = ComplianceStore(Path(folder) / "compliance.duckdb")
+        monitor = AbuseMonitor(
+            EventBuffer(),
+            store,
+            KeyRing(KeyStore(Path(folder) / "keys.sqlite")),
+            detect=detect,
+            # Gathered: written below once a second of traffic, as `write_log(due=True)`
+            # does once LOOKUP_LOG_COMMIT_SECONDS have passed (no clock to wait for here).
+            commit_seconds=float("inf") if gathered else 0.0,
+        )
+        decode = msgspec.json.Decoder(PipeBatch).decode
+        events = 0
+        started = time.process_time()
+        for seq, message in enumerate(messages, start=1):
+            batch = decode(message)
+            monitor.submit(batch.events, (f"pipe:{batch.run}", str(batch.seq)))
+            events += len(batch.events)
+            if gathered and seq % BATCHES_A_SECOND == 0:
+                monitor.write_log()
+        monitor.write_log()
+        spent = time.process_time() - started
+        logged = store.file.rows("SELECT count(*) FROM lookup_log")[0][0]
+        store.close()
+    if logged != events:
+        raise SystemExit(f"monitor_cost: {logged} lookups logged of {events}")
+    return spent / events * 1e6
+
+
+def main() -> None:
+    """Print the medians of each variant, and the ratios that matter."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=int, default=3000, help="lookups a second (default 3000)")
+    parser.add_argument("--seconds", type=int, default=20, help="seconds of traffic a round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    messages = traffic(args.rate, args.seconds, args.seed)
+    variants = {
+        (gathered, detect): f"{'gathered' if gathered else 'per batch'}, detectors "
+        f"{'on' if detect else 'off'}"
+        for detect in (True, False)
+        for gathered in (False, True)
+    }
+    runs: dict[tuple[bool, bool], list[float]] = {variant: [] for variant in variants}
+    print(
+        f"{len(messages)} batches of {args.rate // BATCHES_A_SECOND} events "
+        f"({args.rate}/s for {args.seconds} s, one account, fresh numbers), {args.rounds} rounds"
+    )
+    for _ in range(args.rounds):
+        for gathered, detect in variants:
+            runs[gathered, detect].append(cost(messages, gathered=gathered, detect=detect))
+    median = {variant: statistics.median(values) for variant, values in runs.items()}
+    for variant, name in variants.items():
+        rounds = " / ".join(f"{value:.1f}" for value in runs[variant])
+        print(f"  {name:<28} {median[variant]:6.1f} µs/event  (rounds {rounds})")
+    for detect in (True, False):
+        before, after = median[False, detect], median[True, detect]
+        print(
+            f"gathering the writes, detectors {'on' if detect else 'off'}: "
+            f"{before:.1f} -> {after:.1f} µs/event ({before / after:.1f}x); "
+            f"one core keeps up with {1e6 / after:,.0f} events/s"
+        )
+    print(
+        "the lookup log alone (gathered, detectors off): "
+        f"{median[True, False]:.1f} µs/event, of which the pipe's decoding is part"
+    )
+
+
+if __name__ == "__main__":
+    main()
