@@ -503,6 +503,31 @@ def test_an_erasure_anonymises_the_lookups_but_those_under_legal_hold(tmp_path: 
         assert done["directory_note"].startswith("each operator delivers it every night")
 
 
+def test_what_compliance_reads_or_erases_holds_the_lookups_the_monitor_gathered(
+    tmp_path: Path,
+) -> None:
+    settings = _ola_on_file(tmp_path)
+    for desk in _desk(settings):
+        monitor = desk.services.monitor
+        assert monitor is not None
+        monitor.commit_seconds = 3600  # gathering, as the monitor process does for a second
+        monitor.submit([_lookup(DAY + timedelta(minutes=i), "+4722202400") for i in range(2)])
+        assert monitor.unlogged == 2
+        assert desk.get("/subjects/22202400").json()["lookups"]["total"] == 2
+        monitor.submit([_lookup(DAY + timedelta(minutes=5), "+4722202400")])
+        done = desk.client.post(
+            "/internal/v1/subjects/22202400/erasure",
+            json={"reason": "request 2026-118"},
+            headers=desk.headers,
+        ).json()
+        # None written after the erasure with the number in it.
+        assert (done["lookups_erased"], monitor.unlogged) == (3, 0)
+        monitor.write_log()
+        assert desk.services.store.file.rows(
+            "SELECT number, count(*) FROM lookup_log GROUP BY ALL"
+        ) == [("erased", 3)]
+
+
 def test_the_internal_schema_declares_every_answer_a_decision_can_get(desk: Desk) -> None:
     schema = desk.client.get("/schema/openapi.json").json()
     decide = schema["paths"]["/internal/v1/cases/{case_id}/decisions"]["post"]["responses"]

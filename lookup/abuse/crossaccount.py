@@ -39,7 +39,7 @@ class AddressScans:
         """Count a new number of an account at its address; the accounts a scan names."""
         policy = self.policy
         ip_state = self._ips.get(lookup.ip)
-        if ip_state is None:  # not `setdefault`: building one for every lookup cost 3 %
+        if ip_state is None:  # not `setdefault`, which built one for every lookup
             ip_state = self._ips[lookup.ip] = IpState()
         ip_state.accounts[lookup.account] = lookup.t
         if len(ip_state.accounts) < policy.distributed_min_accounts:

@@ -168,6 +168,7 @@ class ComplianceController(Controller):
     ) -> dict[str, Any]:
         """Findings with evidence, the account's lookups around them, blocks it covered."""
         services: Services = request.app.state.services
+        _log_current(services)
         case = services.store.cases.get(case_id)
         findings = services.store.cases.findings(case_id)
         moments = [finding["ts"] for finding in findings] or [case.opened_at]
@@ -262,6 +263,7 @@ class ComplianceController(Controller):
         rows, what customers are shown, who looked it up, cases quoting it."""
         services: Services = request.app.state.services
         national = normalize(number)
+        _log_current(services)
         with Warehouse(services.settings.warehouse_path, read_only=True) as warehouse:
             return report(national, warehouse, services.store, services.settings.snapshots_path)
 
@@ -292,6 +294,8 @@ class ComplianceController(Controller):
                     "SELECT reservation FROM records WHERE number = ?", [national]
                 )
             }
+        # Gathered lookups of the number written after the erasure would keep it.
+        _log_current(services)
         erased, held = services.store.log.erase(e164(national), _actor(request), reason)
         return {
             "number": e164(national),
@@ -362,6 +366,15 @@ def _directory_answer(reservations: set[str]) -> dict[str, str]:
         "directory_note": "each operator delivers it every night; a subject leaves the "
         "directory by reserving with their operator",
     }
+
+
+def _log_current(services: Services) -> None:
+    """Write the lookups the monitor has gathered, before the lookup log is read or erased:
+    they wait up to `LOOKUP_LOG_COMMIT_SECONDS` otherwise."""
+    monitor = services.monitor
+    # Without its lock first: while a warm-up holds it, nothing is gathered.
+    if monitor is not None and monitor.unlogged:
+        monitor.write_log()
 
 
 def _standing(services: Services, name: str) -> str:
