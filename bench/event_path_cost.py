@@ -1,6 +1,11 @@
-"""The monitor process's CPU per lookup event, without HTTP: what `serve_monitor` does with
-each batch off the pipe (decode, detectors, cases, lookup log), side by side for ways of
-writing the lookup log.
+"""The event path's CPU per lookup, without HTTP, in its two parts.
+
+The server's: what `Services.emit` does on the request path (build and queue the
+event) and what its flush thread does every `LOOKUP_EVENT_FLUSH_SECONDS` (encode
+the batch and send it down the pipe to a monitor process that acknowledges it).
+
+The monitor's: what `serve_monitor` does with each batch off the pipe (decode,
+detectors, cases, lookup log), side by side for ways of writing the lookup log.
 
 The traffic is the worst case of `bench/abuse_overhead.sh`: one account looking up
 fresh numbers (70 % hits) at RATE a second, which the server hands over every
@@ -15,17 +20,22 @@ are printed:
 each with the detectors on and off (`LOOKUP_ABUSE_DETECTION`). CPU time is the
 process's, every thread included (DuckDB's too).
 
-Run from the repo root:  .venv/bin/python bench/monitor_cost.py [--rate 3000] [--seconds 20]
+Set either against the server's CPU per request (`bench/abuse_overhead.sh` prints it:
+150-350 µs on the machines of 2026-11/12) to read what it costs in throughput.
+
+Run from the repo root:  .venv/bin/python bench/event_path_cost.py [--rate 3000] [--seconds 20]
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import random
 import statistics
 import tempfile
 import time
 from datetime import datetime, timedelta
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import msgspec
@@ -33,8 +43,10 @@ import msgspec
 from lookup.abuse.events import EventBuffer, LookupEvent
 from lookup.abuse.monitor import AbuseMonitor
 from lookup.abuse.store import ComplianceStore
-from lookup.abuse.stream import PipeBatch
-from lookup.keys import KeyRing, KeyStore
+from lookup.abuse.stream import PipeBatch, PipeChannel, PipeSource
+from lookup.api.services import Services
+from lookup.config import Settings
+from lookup.keys import ApiKey, KeyRing, KeyStore
 
 BATCHES_A_SECOND = 10
 """Batches a second of traffic makes at the default `LOOKUP_EVENT_FLUSH_SECONDS`."""
@@ -64,6 +76,44 @@ def traffic(rate: int, seconds: int, seed: int) -> list[bytes]:
     ]
 
 
+def _acknowledge(connection: Connection) -> None:
+    """A monitor that reads every batch and acknowledges it at once (a process of its own:
+    its CPU is not the server's)."""
+    source = PipeSource(connection)
+    while (batch := source.read(1.0)) is not None:
+        source.done(len(batch))
+
+
+def server_cost(numbers: list[str], rate: int) -> float:
+    """CPU µs per event of the server's part: `Services.emit` for each lookup, and the flush
+    thread's publish for each batch, into a real pipe."""
+    size = rate // BATCHES_A_SECOND
+    ours, theirs = multiprocessing.Pipe(duplex=True)
+    monitor = multiprocessing.Process(target=_acknowledge, args=(theirs,), daemon=True)
+    monitor.start()
+    theirs.close()
+    with tempfile.TemporaryDirectory() as folder:
+        channel = PipeChannel(ours)
+        services = Services(Settings(data_dir=folder), channel.send)
+        publisher = services.publisher
+        assert publisher is not None
+        scope: dict[str, object] = {
+            "user": ApiKey("k-bench", "bench", frozenset({"lookup"})),
+            "client": ("10.0.0.1", 50000),
+        }
+        started = time.process_time()
+        for index, number in enumerate(numbers, start=1):
+            services.emit(scope, number, "hit")  # type: ignore[arg-type]
+            if index % size == 0:
+                publisher.publish()
+        publisher.publish()
+        spent = time.process_time() - started
+        services.key_store.close()
+    ours.close()
+    monitor.join(timeout=10)
+    return spent / len(numbers) * 1e6
+
+
 def cost(messages: list[bytes], *, gathered: bool, detect: bool) -> float:
     """CPU µs per event of handling the messages as the monitor process does."""
     with tempfile.TemporaryDirectory() as folder:
@@ -91,7 +141,7 @@ def cost(messages: list[bytes], *, gathered: bool, detect: bool) -> float:
         logged = store.file.rows("SELECT count(*) FROM lookup_log")[0][0]
         store.close()
     if logged != events:
-        raise SystemExit(f"monitor_cost: {logged} lookups logged of {events}")
+        raise SystemExit(f"event_path_cost: {logged} lookups logged of {events}")
     return spent / events * 1e6
 
 
@@ -104,6 +154,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     messages = traffic(args.rate, args.seconds, args.seed)
+    numbers = [
+        event.number
+        for message in messages
+        for event in msgspec.json.decode(message, type=PipeBatch).events
+    ]
+    server = statistics.median(server_cost(numbers, args.rate) for _ in range(args.rounds))
     variants = {
         (gathered, detect): f"{'gathered' if gathered else 'per batch'}, detectors "
         f"{'on' if detect else 'off'}"
@@ -119,6 +175,8 @@ def main() -> None:
         for gathered, detect in variants:
             runs[gathered, detect].append(cost(messages, gathered=gathered, detect=detect))
     median = {variant: statistics.median(values) for variant, values in runs.items()}
+    print(f"server: build, queue, encode and pipe an event {server:6.1f} µs/event")
+    print("monitor:")
     for variant, name in variants.items():
         rounds = " / ".join(f"{value:.1f}" for value in runs[variant])
         print(f"  {name:<28} {median[variant]:6.1f} µs/event  (rounds {rounds})")
