@@ -396,6 +396,8 @@ def test_malformed_parameters_get_422_count_nothing_and_spend_no_check(
         {"birth_date": "１９８０-02-03"},  # full-width digits
         {"name": " "},
         {"name": "x" * 201},
+        {"name": ["Ola Nordmann", "Kari Nordmann"]},  # which was meant cannot be told
+        {"birth_date": ["1980-02-03", "1980-02-04"]},  # and must not be two guesses
     )
     # Listed, reserved and unknown numbers answer a malformed parameter alike.
     for number in ("22202400", "41234567", "41234569"):

@@ -300,6 +300,15 @@ def test_search_caps_filters_and_refuses_bad_queries(demo_settings: Settings) ->
         problem_of(_search(client, token, name="Hansen", limit=0), 422, "invalid-parameter")
         problem_of(_search(client, token, name="Hansen", city="x" * 101), 422, "invalid-parameter")
         problem_of(_search(client, token, name="Hansen", city=" "), 422, "invalid-parameter")
+        for repeated in ({"name": ["Hansen", "Olsen"]}, {"city": ["Oslo", "Bergen"]}):
+            twice = problem_of(
+                _search(client, token, **{"name": "Hansen", **repeated}), 422, "invalid-parameter"
+            )
+            assert twice["detail"].endswith("is given more than once"), repeated
+        twice = problem_of(
+            _search(client, token, name="Hansen", limit=["5", "5"]), 422, "invalid-parameter"
+        )
+        assert twice["parameter"] == "limit"
         missing = problem_of(
             client.get("/v1/search", headers={"Authorization": f"Bearer {token}"}),
             422,

@@ -18,7 +18,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 from lookup.abuse.audit import STATUS_AFTER, Decision, status_reason
 from lookup.api import openapi
 from lookup.api.auth import role
-from lookup.api.params import check_whole_number
+from lookup.api.params import check_once, check_whole_number
 from lookup.api.services import Services
 from lookup.errors import (
     AccountNotFound,
@@ -133,13 +133,9 @@ class ComplianceController(Controller):
     ) -> Response[list[dict[str, Any]]]:
         """Cases, newest first, with the account's current status; a page at a time (a
         `Link` header with `rel="next"` names the next page)."""
-        for name in ("status", "limit", "before"):
-            given = request.query_params.getall(name, [])
-            if len(given) > 1:
-                # Litestar binds the last: which one the client meant cannot be told.
-                raise InvalidParameter(name, f"query parameter {name!r} is given more than once")
-            if given and name != "status":
-                check_whole_number(name, given[0])
+        check_once(request, "status", "limit", "before")
+        for name in ("limit", "before"):
+            check_whole_number(name, request.query_params.get(name))
         if not 1 <= limit <= MAX_CASES:
             raise InvalidParameter("limit", f"limit must be 1 to {MAX_CASES}")
         services: Services = request.app.state.services

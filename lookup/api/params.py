@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
+
+from litestar import Request
 
 from lookup.errors import InvalidParameter
 from lookup.text import first_control
@@ -16,6 +18,19 @@ def check_whole_number(parameter: str, raw: str | None) -> None:
     `1e1` as whole numbers, which a client meant otherwise (or not at all)."""
     if raw is not None and not (raw.isascii() and raw.isdigit()):
         raise InvalidParameter(parameter, f"query parameter {parameter!r}: {WHOLE_NUMBER}")
+
+
+def check_once(request: Request[Any, Any, Any], *parameters: str) -> None:
+    """Refuse a query parameter given more than once: Litestar binds the last, and which
+    one the client meant cannot be told."""
+    if not request.scope["query_string"]:  # most lookups: no query to parse
+        return
+    given = request.query_params
+    for parameter in parameters:
+        if len(given.getall(parameter, [])) > 1:
+            raise InvalidParameter(
+                parameter, f"query parameter {parameter!r} is given more than once"
+            )
 
 
 def check_text(parameter: str, text: str) -> None:

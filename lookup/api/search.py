@@ -11,7 +11,7 @@ from litestar.params import QueryParameter
 from lookup.api import openapi, schemas
 from lookup.api.auth import role
 from lookup.api.numbers import to_response
-from lookup.api.params import check_text, check_whole_number
+from lookup.api.params import check_once, check_text, check_whole_number
 from lookup.api.services import Services
 from lookup.errors import InvalidParameter
 
@@ -59,6 +59,7 @@ class SearchController(Controller):
         # Every one given: Litestar binds the last of a repeated parameter.
         for raw in request.query_params.getall("limit", []):
             check_whole_number("limit", raw)
+        check_once(request, "name", "city", "limit")
         if not 1 <= limit <= MAX_RESULTS:
             raise InvalidParameter("limit", f"limit must be 1 to {MAX_RESULTS}")
         services: Services = request.app.state.services
