@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import redis
+from limits import parse
 from litestar.testing import TestClient
 
 from lookup.abuse.plans import parse_plan
@@ -98,12 +99,24 @@ def test_retry_after_names_the_exceeded_limit_that_resets_last(
         body = problem_of(limited, 429, "rate-limited")
         # Over both limits: retrying after the key's second would only be refused again.
         assert body["scope"] == "account" and body["limit"] == 2
+        assert body["detail"].startswith("account limit of 2 per minute reached; retry in ")
         retry_after = int(limited.headers["retry-after"])
         # Redis tells the reset to the second, rounded: one second more, never one less.
         assert 58 <= retry_after <= (61 if storage == REDIS_URL else 60)
         # draft-ietf-httpapi-ratelimit-headers-10: every limit held to, and the one spent.
         assert limited.headers["ratelimit-policy"] == '"key-1s";q=2;w=1, "account-60s";q=2;w=60'
         assert limited.headers["ratelimit"] == f'"account-60s";r=0;t={retry_after}'
+
+
+def test_a_refusal_names_the_window_as_the_plan_wrote_it() -> None:
+    for plan, says in [
+        ("1000/year", "per year"),
+        ("10/2 minutes", "per 2 minutes"),
+        ("3/day", "per day"),
+        ("5/second", "per second"),
+    ]:
+        refused = RateLimited("key", parse(plan), time.time() + 5, "")
+        assert str(refused).startswith(f"key limit of {parse(plan).amount} {says} reached"), plan
 
 
 def test_of_a_key_and_its_account_both_spent_the_one_resetting_last_is_named(

@@ -48,6 +48,12 @@ _Entry = tuple[str, RateLimitItem, tuple[str, ...]]
 tuple: built for every limit of every request)."""
 
 
+def window_text(item: RateLimitItem) -> str:
+    """A limit's window as its plan wrote it: `year`, `2 minutes` (not `31104000s`)."""
+    name = item.GRANULARITY.name
+    return name if item.multiples == 1 else f"{item.multiples} {name}s"
+
+
 class RateLimited(LookupServiceError):
     """A request over one of its plan's limits."""
 
@@ -58,13 +64,8 @@ class RateLimited(LookupServiceError):
         self.retry_after = max(1, math.ceil(reset_at - time.time()))
         self.policy = policy
         super().__init__(
-            f"{scope} limit of {item.amount} per {self._window_text()} reached; "
+            f"{scope} limit of {item.amount} per {window_text(item)} reached; "
             f"retry in {self.retry_after}s"
-        )
-
-    def _window_text(self) -> str:
-        return {1: "second", 60: "minute", 3600: "hour", 86400: "day"}.get(
-            self.window, f"{self.window}s"
         )
 
     def headers(self) -> dict[str, str]:
