@@ -658,10 +658,15 @@ def test_bad_bodies_and_parameters_say_which_field_and_why(desk: Desk) -> None:
     assert missing["detail"] == "body: Object missing required field `decision`"
     assert missing["parameter"] == "decision"
     unknown = problem_of(post(b'{"decision": "approve", "reason": "x"}'), 422, "invalid-parameter")
-    assert unknown["detail"] == "body field 'decision': Invalid enum value 'approve'"
+    assert unknown["detail"] == (
+        "body field 'decision': Invalid enum value 'approve': "
+        "one of clear, warn, suspend, reinstate"
+    )
     assert unknown["parameter"] == "decision"
     status = problem_of(desk.get("/cases?status=bogus"), 422, "invalid-parameter")
-    assert status["detail"] == "query parameter 'status': Invalid enum value 'bogus'"
+    assert status["detail"] == (
+        "query parameter 'status': Invalid enum value 'bogus': one of open, closed"
+    )
     # A body nested too deeply for the decoder, one cut short, an invisible reason or one
     # that would display in another order: each named, nothing kept.
     deep = problem_of(post(b"[" * 1000 + b"]" * 1000), 400, "bad-request")

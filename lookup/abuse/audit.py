@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Final
+from typing import Final, Literal, get_args
 
 import msgspec
 
-DECISIONS: Final = ("clear", "warn", "suspend", "reinstate")
+DecisionKind = Literal["clear", "warn", "suspend", "reinstate"]
+DECISIONS: Final[tuple[str, ...]] = get_args(DecisionKind)
 STATUS_AFTER: Final[dict[str, str | None]] = {
     "clear": "active",
     "reinstate": "active",

@@ -4,7 +4,7 @@ compliance clears or reinstates it."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Final, Literal, get_args
 
 import duckdb
 import msgspec
@@ -12,6 +12,9 @@ import msgspec
 from lookup.abuse.detectors import Finding
 from lookup.abuse.storefile import StoreFile
 from lookup.errors import LookupServiceError
+
+CaseStatus = Literal["open", "closed"]
+CASE_STATUSES: Final[tuple[str, ...]] = get_args(CaseStatus)
 
 
 class CaseNotFound(LookupServiceError):

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final
 from urllib.parse import urlencode
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
-from lookup.abuse.audit import STATUS_AFTER, Decision, status_reason
+from lookup.abuse.audit import STATUS_AFTER, Decision, DecisionKind, status_reason
+from lookup.abuse.cases import CaseStatus
 from lookup.api import openapi
 from lookup.api.auth import role
 from lookup.api.params import check_once, check_whole_number
@@ -90,7 +91,7 @@ _DECISION_PROBLEMS: Final = (
 class DecisionRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A compliance officer's decision on a case."""
 
-    decision: Literal["clear", "warn", "suspend", "reinstate"]
+    decision: DecisionKind
     reason: str
 
 
@@ -120,9 +121,7 @@ class ComplianceController(Controller):
     def cases(
         self,
         request: Request[Any, Any, Any],
-        status: Annotated[
-            Literal["open", "closed"] | None, QueryParameter(description="open or closed")
-        ] = "open",
+        status: Annotated[CaseStatus | None, QueryParameter(description="open or closed")] = "open",
         limit: Annotated[
             int, QueryParameter(description=f"At most this many (1-{MAX_CASES}).")
         ] = DEFAULT_CASES,

@@ -15,7 +15,8 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.status_codes import HTTP_405_METHOD_NOT_ALLOWED, HTTP_413_REQUEST_ENTITY_TOO_LARGE
 
-from lookup.abuse.cases import CaseNotFound
+from lookup.abuse.audit import DECISIONS
+from lookup.abuse.cases import CASE_STATUSES, CaseNotFound
 from lookup.abuse.decisions import CaseClosed, NotCurrentCase
 from lookup.abuse.ratelimit import RateLimited, RateLimitsUnavailable
 from lookup.api.params import WHOLE_NUMBER
@@ -343,6 +344,10 @@ def _parameter(errors: list[Any]) -> str | None:
     return (found[1] or found[2]) if found else None
 
 
+_CHOICES: Final = {"decision": DECISIONS, "status": CASE_STATUSES}
+"""The values of the API's enumerations, by field: msgspec's message leaves them out."""
+
+
 def _invalid(detail: str, errors: list[Any]) -> str:
     """What Litestar's validation found, said of the first field it names."""
     first = _first_error(errors)
@@ -356,6 +361,8 @@ def _invalid(detail: str, errors: list[Any]) -> str:
     if message == "Expected `int`, got `str`":
         # msgspec's words for "05" or "ten": the text was not a plain whole number.
         message = WHOLE_NUMBER
+    if isinstance(message, str) and message.startswith("Invalid enum value") and key in _CHOICES:
+        message = f"{message}: one of {', '.join(_CHOICES[key])}"
     return f"{source} {'field' if source == 'body' else 'parameter'} {key!r}: {message}"
 
 
