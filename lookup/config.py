@@ -74,7 +74,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis_url: str = ""
     """Redis for several workers: the event stream and shared rate limits (empty: one process)."""
     event_flush_seconds: float = 0.1
-    """How often queued lookup events are logged and run through the detectors."""
+    """How often queued lookup events are handed to the monitor and run through the detectors."""
     log_commit_seconds: float = 1.0
     """How long the monitor process gathers handled lookups into one write of the lookup log
     (0: one write per batch). Lookups that raise a finding are written at once, with it."""

@@ -144,7 +144,7 @@ MONITOR_RESTARTS: Final = Counter(
 )
 EVENTS_HANDLED: Final = Counter(
     f"{PREFIX}_abuse_events_total",
-    "Lookup events the monitor logged and ran through the detectors",
+    "Lookup events the monitor ran through the detectors and wrote to the lookup log",
 )
 FINDINGS: Final = Counter(
     f"{PREFIX}_abuse_findings_total",
@@ -158,6 +158,6 @@ EVENT_LAG: Final = Gauge(
 )
 BATCH_SECONDS: Final = Histogram(
     f"{PREFIX}_abuse_batch_seconds",
-    "Time the monitor took to log, detect, record and enforce one batch",
+    "Time the monitor took to detect, record, enforce and (when due) log one batch",
     buckets=[0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0],
 )

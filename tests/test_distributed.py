@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import ipaddress
 import multiprocessing
@@ -15,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import cast
 
@@ -22,7 +24,9 @@ import httpx
 import msgspec
 import pytest
 import redis
+from prometheus_client import REGISTRY
 
+from lookup.abuse.detectors import Finding
 from lookup.abuse.events import EventBuffer, LookupEvent
 from lookup.abuse.monitor import AbuseMonitor
 from lookup.abuse.store import ComplianceStore
@@ -34,7 +38,7 @@ from lookup.abuse.stream import (
     redis_sender,
     stream_key,
 )
-from lookup.api.server import _DIRECT, _Restarts
+from lookup.api.server import _DIRECT, _Restarts, serve_monitor
 from lookup.config import Settings
 from lookup.ingest.pipeline import ingest
 from lookup.keys import KeyRing, KeyStore
@@ -572,6 +576,102 @@ def test_a_gathering_monitor_writes_its_lookups_with_a_finding_when_due_or_never
     assert monitor.write_log(due=True) == 4
     assert (monitor.unlogged, logged()) == (0, (308, 308))
     store.close()
+
+
+def test_a_crash_after_a_clearance_does_not_count_the_gathered_lookups_again(
+    tmp_path: Path,
+) -> None:
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    keys = walker_keys(tmp_path)
+    ours, theirs = multiprocessing.Pipe(duplex=True)
+    channel = PipeChannel(ours)
+
+    def monitor_on(connection: Connection) -> tuple[AbuseMonitor, PipeSource]:
+        monitor = AbuseMonitor(EventBuffer(), store, KeyRing(keys), commit_seconds=3600)
+        monitor.warm(NOW + timedelta(minutes=30))
+        source = PipeSource(connection)
+        source.resume(store.delivered)
+        return monitor, source
+
+    def handle(monitor: AbuseMonitor, source: PipeSource) -> list[Finding]:
+        batch = source.read(1.0) or []
+        findings = monitor.submit(batch, source.mark)
+        if not monitor.unlogged:
+            source.done(len(batch))
+        return findings
+
+    def written() -> float:
+        return REGISTRY.get_sample_value("lookup_abuse_events_total") or 0.0
+
+    monitor, source = monitor_on(theirs)
+    case_id = store.record(
+        Finding(
+            account="walker",
+            kind="miss_ratio",
+            action="flag",
+            ts=NOW - timedelta(hours=2),
+            events_seen=1,
+            evidence={},
+        )
+    )
+    before = written()
+    # Numbers of one block, gathered; then compliance clears the account.
+    channel.send(_scan(22202000, NOW, 3))
+    assert handle(monitor, source) == [] and monitor.unlogged == 3
+    store.decisions.decide(case_id, "clear", "desk/k1", "the customer's own numbers")
+    monitor.forget("walker")
+    assert written() - before == 3  # written before the evidence was reset
+    theirs.close()  # the monitor dies; the server restarts it and resends what it holds
+    ours, theirs = multiprocessing.Pipe(duplex=True)
+    channel.reconnect(ours)
+    monitor, source = monitor_on(theirs)
+    handle(monitor, source)
+    # The next numbers of the block start afresh: the cleared ones are not counted again.
+    channel.send(_scan(22202000, NOW + timedelta(minutes=1), 6)[3:])
+    assert handle(monitor, source) == []
+    monitor.write_log()
+    assert written() - before == 6  # each lookup counted once, when written
+    store.close()
+
+
+class _Outage:
+    """A stream source: one batch, then Redis down for two reads (a second each), then the
+    end; what the store held by then is kept in `seen`."""
+
+    def __init__(self, seen: dict[str, int]) -> None:
+        self.mark: tuple[str, str] | None = None
+        self.reads = 0
+        self.seen = seen
+        self.store: ComplianceStore | None = None
+
+    def resume(self, committed: object) -> None:
+        # `serve_monitor` hands over its store's `delivered`: the store to look into.
+        self.store = cast("ComplianceStore", committed.__self__)  # type: ignore[attr-defined]
+
+    def announce(self) -> None:
+        pass
+
+    def read(self, timeout: float) -> list[LookupEvent] | None:
+        self.reads += 1
+        if self.reads == 1:
+            self.mark = ("stream", "1-0")
+            return [_called(i) for i in range(3)]
+        if self.reads <= 3:
+            raise redis.ConnectionError("Redis is down")
+        assert self.store is not None
+        self.seen["logged"] = self.store.file.rows("SELECT count(*) FROM lookup_log")[0][0]
+        return None
+
+    def done(self, count: int) -> None:
+        pass
+
+
+def test_a_consumer_writes_what_it_gathered_while_redis_is_down(tmp_path: Path) -> None:
+    seen: dict[str, int] = {}
+    settings = make_settings(tmp_path / "var", internal_port=_free_port(), log_commit_seconds=1)
+    asyncio.run(serve_monitor(settings, _Outage(seen)))
+    # Written when due, during the outage: not left for Redis to come back.
+    assert seen["logged"] == 3
 
 
 def test_a_gathering_consumer_reads_on_and_its_successor_from_what_it_wrote(

@@ -103,12 +103,19 @@ class AbuseMonitor:
     def _write(self, findings: list[Finding], enforced: list[bool]) -> list[int]:
         """Commit the gathered lookups with a batch's findings; the findings' case ids."""
         case_ids = self.store.commit(self._gathered, findings, enforced, self._gathered_mark)
+        EVENTS_HANDLED.inc(len(self._gathered))
         self._gathered, self._gathered_mark = [], None
         return case_ids
 
+    def _write_before_reset(self) -> None:
+        """Write what is gathered before evidence is reset: unwritten, a crash would have the
+        server send it again to the restarted monitor, which would count it afresh."""
+        if self._gathered:
+            self._write([], [])
+
     def process(self, mark: Mark | None = None) -> list[Finding]:
         """Handle every queued event; returns the new findings. `mark`: where they end in
-        their channel, committed with them."""
+        their channel, committed when they are written."""
         with self._lock:  # one consumer at a time: the engine's state is not shared
             events = self.buffer.drain()
             if not events:
@@ -160,7 +167,6 @@ class AbuseMonitor:
                     finding.account, finding.action, _reason(case_id, finding.kind, finding.action)
                 )
                 FINDINGS.labels(finding.kind, finding.action).inc()
-            EVENTS_HANDLED.inc(len(events))
             EVENT_LAG.set((utc_now() - events[0].ts).total_seconds())
             BATCH_SECONDS.observe(time.perf_counter() - started)
             return findings
@@ -177,6 +183,7 @@ class AbuseMonitor:
                 back = True
             if back:
                 self._reviewed.discard(name)
+                self._write_before_reset()
                 self.engine.rearm(name)
                 log.info("%s is back on automatic enforcement: its rules may fire again", name)
 
@@ -250,6 +257,7 @@ class AbuseMonitor:
         decision recorded, its case closed)."""
         cleared = self._clearances(utc_now(), account).get(account)
         with self._lock:
+            self._write_before_reset()
             self.engine.reset(account, washing_cleared=cleared)
 
     def _clearances(self, now: datetime, account: str | None = None) -> dict[str, Clearance]:

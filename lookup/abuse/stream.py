@@ -310,8 +310,8 @@ class RedisSource:
         """Nothing waits for a consumer to start (`--workers` supervises it instead)."""
 
     def resume(self, committed: Committed) -> None:
-        """Start after what the store committed: the cursor saved in Redis after a batch
-        can lag it by one batch (a consumer that died between the two)."""
+        """Start after what the store committed: the cursor saved in Redis after a write can
+        lag it by the batches of one write (a consumer that died between the two)."""
         self._committed = committed(self.key)
 
     def _start(self) -> None:

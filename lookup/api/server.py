@@ -194,6 +194,8 @@ async def serve_monitor(settings: Settings, source: EventSource) -> None:
             if stopping.is_set():
                 break  # what is in the stream waits there for the next consumer
             log.error("event stream unavailable: %s; retrying", exc)
+            # What was read before the outage is written meanwhile, not after it.
+            await asyncio.to_thread(monitor.write_log, due=True)
             await asyncio.sleep(1)
             continue
         if serving.done() and not isinstance(source, PipeSource):
