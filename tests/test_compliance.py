@@ -15,7 +15,8 @@ from litestar.testing import TestClient
 
 from lookup.abuse.decisions import CaseClosed
 from lookup.abuse.detectors import Finding
-from lookup.abuse.events import Endpoint, LookupEvent, Outcome
+from lookup.abuse.events import Endpoint, LookupEvent, Outcome, utc_now
+from lookup.abuse.retention import Sweep
 from lookup.abuse.store import ComplianceStore
 from lookup.api.app import create_internal_app
 from lookup.api.services import Services
@@ -526,6 +527,51 @@ def test_what_compliance_reads_or_erases_holds_the_lookups_the_monitor_gathered(
         assert desk.services.store.file.rows(
             "SELECT number, count(*) FROM lookup_log GROUP BY ALL"
         ) == [("erased", 3)]
+
+
+def test_an_erased_numbers_lookups_that_reach_the_log_later_are_erased_as_they_arrive(
+    tmp_path: Path,
+) -> None:
+    # Lookups made before the erasure can reach the log after it: queued in a server, or
+    # sent again to a monitor restarted before it had written them.
+    settings = _ola_on_file(tmp_path)
+    for desk in _desk(settings):
+        store = desk.services.store
+        store.record(_finding("other-co", DAY, action="flag"))  # other-co is under hold
+        erased = desk.client.post(
+            "/internal/v1/subjects/22202400/erasure",
+            json={"reason": "request 2026-119"},
+            headers=desk.headers,
+        )
+        assert erased.json()["lookups_erased"] == 0
+        now = utc_now()
+        store.commit(
+            [
+                _lookup(now - timedelta(seconds=30), "+4722202400"),
+                _lookup(now - timedelta(seconds=20), "0047 22 20 24 00", "invalid"),
+                _lookup(now - timedelta(seconds=10), "+4722202400", account="other-co"),
+                _lookup(now - timedelta(seconds=5), "+4722202401"),
+            ],
+            [],
+        )
+        store.commit([_lookup(now + timedelta(seconds=1), "+4722202400")], [])  # a new one
+        assert store.file.rows("SELECT account, number FROM lookup_log ORDER BY ts") == [
+            ("cust-co", "erased"),
+            ("cust-co", "erased"),
+            ("other-co", "+4722202400"),
+            ("cust-co", "+4722202401"),
+            ("cust-co", "+4722202400"),
+        ]
+        # The number is kept for an hour, then the hourly sweep deletes it.
+        kept = "SELECT number FROM late_erasures"
+        assert store.file.rows(kept) == [("+4722202400",)]
+        sweep = Sweep(default_cutoff=DAY - timedelta(days=999), cutoffs={})
+        store.log.prune(sweep)
+        assert store.file.rows(kept) == [("+4722202400",)]
+        with store.file.transaction() as con:
+            con.execute("UPDATE late_erasures SET erased_at = erased_at - INTERVAL 61 MINUTE")
+        store.log.prune(sweep)
+        assert store.file.rows(kept) == []
 
 
 def test_the_internal_schema_declares_every_answer_a_decision_can_get(desk: Desk) -> None:

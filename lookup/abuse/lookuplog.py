@@ -14,6 +14,7 @@ from typing import Any, Final
 import duckdb
 import msgspec
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from lookup.abuse.events import LookupEvent, utc_now
 from lookup.abuse.retention import Sweep
@@ -32,6 +33,10 @@ TIMELINE_AFTER: Final = 10
 """Lookups it shows after each finding (what the account did next)."""
 TIMELINE_REACH: Final = timedelta(days=1)
 """How far from a finding a lookup may be to count as near it."""
+LATE_ERASURE: Final = timedelta(hours=1)
+"""How long an erased number is kept (`late_erasures`) to erase its lookups that reach the log
+after the erasure: gathered by the monitor, queued in a server, or held for a monitor that
+was restarting (the server sends them again). Then it goes, with the hourly sweep."""
 TIMELINE_MOMENTS: Final = 10
 """Findings a timeline covers at most (the first and the latest): at most 600 rows."""
 _TIMELINE_COLUMNS: Final = ("ts", "key", "ip", "number", "outcome", "endpoint")
@@ -74,8 +79,21 @@ class LookupLog:
 
     @staticmethod
     def insert(con: duckdb.DuckDBPyConnection, batch: pa.Table) -> None:
-        """Append a `log_batch`, within the caller's transaction."""
+        """Append a `log_batch`, within the caller's transaction, erasing in it the lookups
+        of numbers erased since those lookups were made."""
         con.from_arrow(batch).insert_into("lookup_log")
+        oldest = pc.min(batch["ts"]).as_py()
+        erased = con.execute(
+            "SELECT number, erased_at FROM late_erasures WHERE erased_at >= ?", [oldest]
+        ).fetchall()
+        for number, erased_at in erased:
+            about, parameters = _about(number)
+            # Within the batch's times (earlier rows were there for the erasure itself).
+            con.execute(
+                f"UPDATE lookup_log SET number = 'erased' WHERE {about} "
+                f"AND ts BETWEEN ? AND ? AND account NOT IN ({_HELD})",
+                [*parameters, oldest, erased_at],
+            ).fetchall()
 
     def prune(self, sweep: Sweep) -> int:
         """Delete the lookups a retention sweep says are due, but none of an account with an
@@ -84,6 +102,9 @@ class LookupLog:
         # by the monitor's other thread cannot lose its evidence to a stale list.
         unheld = f"account NOT IN ({_HELD})"
         with self._file.transaction() as con:
+            con.execute(
+                "DELETE FROM late_erasures WHERE erased_at < ?", [utc_now() - LATE_ERASURE]
+            ).fetchall()
             deleted = con.execute(
                 f"DELETE FROM lookup_log WHERE ts < ? AND {unheld} "
                 "AND NOT list_contains(?::VARCHAR[], account)",
@@ -119,7 +140,8 @@ class LookupLog:
         """Anonymise a number (E.164) on its subject's request, except in the lookups of
         accounts with an open case (legal hold); returns how many rows were erased and the
         accounts holding the rest. The request is recorded (who, why, how many) without
-        the number: a hash of one of 10^8 numbers would keep it."""
+        the number: a hash of one of 10^8 numbers would keep it. The number itself is kept
+        for `LATE_ERASURE`, to erase its lookups that reach the log after the request."""
         about, parameters = _about(number)
         with self._file.transaction() as con:
             held = [
@@ -139,10 +161,12 @@ class LookupLog:
                 f"AND account NOT IN ({_HELD})",
                 parameters,
             ).fetchall()[0][0]
+            now = utc_now()
             con.execute(
-                "INSERT INTO erasures VALUES (?, ?, ?, ?, ?)",
-                [utc_now(), actor, reason, erased, kept],
+                "INSERT INTO erasures VALUES (?, ?, ?, ?, ?)", [now, actor, reason, erased, kept]
             ).fetchall()
+            # Its lookups still on their way to the log are erased as they arrive (`insert`).
+            con.execute("INSERT INTO late_erasures VALUES (?, ?)", [number, now]).fetchall()
         return int(erased), held
 
     def last_lookups(self, since: datetime, until: datetime) -> list[tuple[str, str, datetime]]:
