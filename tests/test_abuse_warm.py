@@ -239,6 +239,34 @@ def _disk_full(*args: object, **kwargs: object) -> NoReturn:
     raise OSError("disk full")
 
 
+def test_lookups_a_failing_store_cannot_take_wait_for_it_up_to_a_bound_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    dropped: list[int] = []
+    watching = AbuseMonitor(
+        EventBuffer(on_drop=dropped.append), store, KeyRing(walker_keys(tmp_path))
+    )
+    monkeypatch.setattr("lookup.abuse.monitor.UNWRITTEN_MAX", 5)
+    ordinary = [
+        msgspec.structs.replace(
+            walk(0), number=f"+47{41_000_000 + 1_000_003 * i}", ts=NOW + timedelta(minutes=i)
+        )
+        for i in range(8)
+    ]
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "commit", _disk_full)
+        for part in (ordinary[:3], ordinary[3:6]):
+            with pytest.raises(OSError, match="disk full"):
+                watching.submit(part)
+    # Kept for the next write, but no more than the bound: the oldest given up, counted.
+    assert (watching.unlogged, dropped) == (5, [1])
+    watching.submit(ordinary[6:])
+    logged = store.file.rows("SELECT number FROM lookup_log ORDER BY ts")
+    assert [number for (number,) in logged] == [e.number for e in ordinary[1:]]
+    store.close()
+
+
 def test_a_restart_does_not_act_on_what_was_found_under_review(tmp_path: Path) -> None:
     store = ComplianceStore(tmp_path / "compliance.duckdb")
     keys = walker_keys(tmp_path)

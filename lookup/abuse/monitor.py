@@ -31,6 +31,9 @@ from lookup.metrics import BATCH_SECONDS, EVENT_LAG, EVENTS_HANDLED, FINDINGS
 from lookup.networks import Network
 
 log = logging.getLogger(__name__)
+UNWRITTEN_MAX: Final = 100_000
+"""Lookups kept for a lookup log that keeps failing to be written, at most (as a server keeps
+for a monitor that is down)."""
 GATHER_MAX: Final = 20_000
 """Lookups the monitor holds unwritten at most, whatever `commit_seconds` says: a server
 keeps 100,000 unacknowledged ones, and one write of 20,000 already costs its rows
@@ -161,6 +164,11 @@ class AbuseMonitor:
                     self._enforce(
                         finding.account, finding.action, _reason(None, finding.kind, finding.action)
                     )
+                # Kept for the next write; a process that goes on failing (one that serves
+                # too: the monitor process stops on it) gives up the oldest, counted.
+                if len(self._gathered) > UNWRITTEN_MAX:
+                    self.buffer.drop(len(self._gathered) - UNWRITTEN_MAX)
+                    del self._gathered[: len(self._gathered) - UNWRITTEN_MAX]
                 raise
             for finding, case_id in zip(findings, case_ids, strict=True):
                 self._enforce(

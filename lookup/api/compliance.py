@@ -281,6 +281,9 @@ class ComplianceController(Controller):
         services: Services = request.app.state.services
         reason = _reason(data.reason, "an erasure needs a reason (the request's reference)")
         national = normalize(number)
+        # First, as the step that may fail before anything is erased: the number's gathered
+        # lookups are then erased (and counted) with the others.
+        _log_current(services)
         with Warehouse(services.settings.warehouse_path) as warehouse:
             rejects = warehouse.erase_rejects(national)
             held_as = {
@@ -289,8 +292,6 @@ class ComplianceController(Controller):
                     "SELECT reservation FROM records WHERE number = ?", [national]
                 )
             }
-        # Gathered lookups of the number written after the erasure would keep it.
-        _log_current(services)
         erased, held = services.store.log.erase(e164(national), _actor(request), reason)
         return {
             "number": e164(national),
