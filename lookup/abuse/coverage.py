@@ -29,6 +29,15 @@ class BlockCoverage:
         self._ceilings = tuple(
             math.ceil(policy.block_ceiling * size) for size in policy.block_sizes
         )
+        # Fewer numbers than every bound of a size asks for (the chance excess only adds to
+        # them) hold none: most lookups' blocks, which then cost no more reading.
+        fewest_fast = min(tier.numbers for tier in fast.tiers)
+        self._fewest = tuple(
+            min(flag_at, ceiling, fewest_fast if size == policy.block_fast_size else ceiling)
+            for size, flag_at, ceiling in zip(
+                policy.block_sizes, policy.block_flag, self._ceilings, strict=True
+            )
+        )
 
     def check(self, state: AccountState, lookup: Lookup) -> list[Verdict]:
         """Count the new number into its blocks of every size; a verdict per block held."""
@@ -44,15 +53,18 @@ class BlockCoverage:
                 block = state.blocks[key] = Block("key", "ip")
             block.add(lookup)
             blocks.append(block)
-        for size, flag_at, suspend_at, ceiling, block in zip(
+        for size, flag_at, suspend_at, ceiling, fewest, block in zip(
             policy.block_sizes,
             policy.block_flag,
             policy.block_suspend,
             self._ceilings,
+            self._fewest,
             blocks,
             strict=True,
         ):
             count = len(block.members)
+            if count < fewest:
+                continue
             by_chance = recent * size / policy.plan_numbers
             # Rounded up: even a small account's share of chance raises the bar by one, which
             # keeps a busy account's scattered callers clear (a floor suspended the 1M benchmark).
