@@ -133,8 +133,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 f"LOOKUP_LOG_RETENTION_MONTHS must be {MIN_MONTHS} to {MAX_MONTHS} "
                 "(the terms' bounds)"
             )
-        if not 0 <= self.log_commit_seconds < math.inf:
-            raise ConfigError("LOOKUP_LOG_COMMIT_SECONDS must be 0 or a positive number of seconds")
+        if not 0 <= self.log_commit_seconds <= MAX_LOG_COMMIT_SECONDS:
+            # Far below the hour an erased number is kept to erase its late lookups.
+            raise ConfigError(
+                f"LOOKUP_LOG_COMMIT_SECONDS must be 0 to {MAX_LOG_COMMIT_SECONDS:g} seconds"
+            )
         if not 0 <= self.monitor_nice <= 19:
             raise ConfigError("LOOKUP_MONITOR_NICE must be between 0 and 19")
         if self.redis_url:
@@ -245,6 +248,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise ConfigError(message) from exc
 
 
+MAX_LOG_COMMIT_SECONDS: Final = 60.0
+"""The longest `log_commit_seconds` allowed."""
 _WORDS: Final = {
     "Expected `bool`, got `str`": "must be true or false (1 or 0)",
     "Expected `int`, got `str`": "must be a whole number",

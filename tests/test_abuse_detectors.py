@@ -874,3 +874,15 @@ def test_rearming_an_account_acts_on_its_next_scan_not_on_what_was_judged() -> N
     assert [f for f in feed(engine, later) if f.account == "shell-0"] == []
     scan = [event(22305000 + i, 700 + i, alternating(i), account="shell-0") for i in range(30)]
     assert first_suspension(feed(engine, scan)).account == "shell-0"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"block_excess": -1.0}, {"plan_numbers": 0}, {"block_flag": (8,)}],
+    ids=["negative-excess", "no-plan", "bounds-for-one-size"],
+)
+def test_a_policy_the_rules_cannot_read_is_refused(change: dict[str, object]) -> None:
+    # A negative chance excess would lower every bound of the block rule below what it
+    # skips blocks for; bounds for fewer block sizes than counted would be dropped by zip.
+    with pytest.raises(ValueError, match="must be"):
+        msgspec.structs.replace(DEFAULT_POLICY, **change)

@@ -350,6 +350,7 @@ def test_every_bad_setting_is_named_in_one_line(tmp_path: Path) -> None:
         ("LOOKUP_KEEP_ALIVE_SECONDS", "-1"),
         ("LOOKUP_LOG_COMMIT_SECONDS", "-1"),
         ("LOOKUP_LOG_COMMIT_SECONDS", "nan"),
+        ("LOOKUP_LOG_COMMIT_SECONDS", "7200"),  # its late lookups would outlive an erasure
         # Workers would each die on it with a traceback, and the server answer nothing.
         ("LOOKUP_REDIS_URL", "notaurl"),
         ("LOOKUP_REDIS_URL", "redis://127.0.0.1:notaport"),

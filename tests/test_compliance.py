@@ -537,31 +537,42 @@ def test_an_erased_numbers_lookups_that_reach_the_log_later_are_erased_as_they_a
     settings = _ola_on_file(tmp_path)
     for desk in _desk(settings):
         store = desk.services.store
-        store.record(_finding("other-co", DAY, action="flag"))  # other-co is under hold
+        now = utc_now()
+        store.commit([_lookup(now - timedelta(minutes=5), "+4722202400", account="held-co")], [])
+        store.record(_finding("held-co", DAY, action="flag"))  # under legal hold
         erased = desk.client.post(
             "/internal/v1/subjects/22202400/erasure",
             json={"reason": "request 2026-119"},
             headers=desk.headers,
-        )
-        assert erased.json()["lookups_erased"] == 0
-        now = utc_now()
+        ).json()
+        assert (erased["lookups_erased"], erased["held_by_open_cases"]) == (0, ["held-co"])
+        # What the erasure decided holds: held-co's case closes, another opens after it.
+        store.decisions.decide(1, "clear", "desk/k1", "reviewed")
+        store.record(_finding("late-co", DAY, action="flag"))
         store.commit(
             [
                 _lookup(now - timedelta(seconds=30), "+4722202400"),
                 _lookup(now - timedelta(seconds=20), "0047 22 20 24 00", "invalid"),
-                _lookup(now - timedelta(seconds=10), "+4722202400", account="other-co"),
+                _lookup(now - timedelta(seconds=15), "+4722202400", account="late-co"),
+                _lookup(now - timedelta(seconds=10), "+4722202400", account="held-co"),
                 _lookup(now - timedelta(seconds=5), "+4722202401"),
+                # A clock a little ahead of the monitor's: still made before the erasure.
+                _lookup(now + timedelta(seconds=2), "+4722202400"),
             ],
             [],
         )
-        store.commit([_lookup(now + timedelta(seconds=1), "+4722202400")], [])  # a new one
+        store.commit([_lookup(now + timedelta(seconds=10), "+4722202400")], [])  # a new one
         assert store.file.rows("SELECT account, number FROM lookup_log ORDER BY ts") == [
+            ("held-co", "+4722202400"),  # kept by the erasure, and not erased since
             ("cust-co", "erased"),
             ("cust-co", "erased"),
-            ("other-co", "+4722202400"),
+            ("late-co", "erased"),
+            ("held-co", "+4722202400"),
             ("cust-co", "+4722202401"),
+            ("cust-co", "erased"),
             ("cust-co", "+4722202400"),
         ]
+        assert store.file.rows("SELECT erased, held FROM erasures") == [(4, 1)]
         # The number is kept for an hour, then the hourly sweep deletes it.
         kept = "SELECT number FROM late_erasures"
         assert store.file.rows(kept) == [("+4722202400",)]

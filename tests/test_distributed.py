@@ -393,9 +393,9 @@ def test_one_worker_runs_the_monitor_in_a_child_process(tmp_path: Path) -> None:
     settings = _scanned_block(tmp_path)
     scraper = new_key(settings, org="scraper-co")
     officer = new_key(settings, roles="compliance", org="desk")
-    # The monitor gathers lookups for an hour before writing them, unless they raise a
-    # finding: the suspension does not wait, and the case shows the lookups before it.
-    server, base, internal = _start_server(settings.data_path, LOOKUP_LOG_COMMIT_SECONDS="3600")
+    # The monitor gathers lookups for a minute (the most allowed) before writing them, unless
+    # they raise a finding: the suspension does not wait, and the case shows those before it.
+    server, base, internal = _start_server(settings.data_path, LOOKUP_LOG_COMMIT_SECONDS="60")
     answered = 0
     try:
         for offset in range(15):

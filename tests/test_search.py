@@ -300,7 +300,12 @@ def test_search_caps_filters_and_refuses_bad_queries(demo_settings: Settings) ->
         problem_of(_search(client, token, name="Hansen", limit=0), 422, "invalid-parameter")
         problem_of(_search(client, token, name="Hansen", city="x" * 101), 422, "invalid-parameter")
         problem_of(_search(client, token, name="Hansen", city=" "), 422, "invalid-parameter")
-        for repeated in ({"name": ["Hansen", "Olsen"]}, {"city": ["Oslo", "Bergen"]}):
+        for repeated in (
+            {"name": ["Hansen", "Olsen"]},
+            {"name": ["Hansen", "H"]},  # the repeat, not the last value's length
+            {"city": ["Oslo", "Bergen"]},
+            {"limit": ["5", "2.0"]},
+        ):
             twice = problem_of(
                 _search(client, token, **{"name": "Hansen", **repeated}), 422, "invalid-parameter"
             )
@@ -321,7 +326,7 @@ def test_search_caps_filters_and_refuses_bad_queries(demo_settings: Settings) ->
         )
         assert wrong_type["detail"].startswith("query parameter 'limit': ")
         assert wrong_type["parameter"] == "limit"
-        for written in ("abc", "05", "+5", "2.0", "1e1", "１０", ["5", "2.0"], ["1e1", "5"]):
+        for written in ("abc", "05", "+5", "2.0", "1e1", "１０"):
             padded = problem_of(
                 _search(client, token, name="Hansen", limit=written), 422, "invalid-parameter"
             )

@@ -34,9 +34,15 @@ TIMELINE_AFTER: Final = 10
 TIMELINE_REACH: Final = timedelta(days=1)
 """How far from a finding a lookup may be to count as near it."""
 LATE_ERASURE: Final = timedelta(hours=1)
-"""How long an erased number is kept (`late_erasures`) to erase its lookups that reach the log
-after the erasure: gathered by the monitor, queued in a server, or held for a monitor that
-was restarting (the server sends them again). Then it goes, with the hourly sweep."""
+"""How long an erased number is kept at least (`late_erasures`) to erase its lookups that reach
+the log after the erasure: gathered by the monitor, queued in a server, or held for a monitor
+that was restarting (the server sends them again). The hourly sweep after that deletes it."""
+CLOCK_MARGIN: Final = timedelta(seconds=5)
+"""How far a serving process's clock may run ahead of the monitor's: a lookup made before an
+erasure may carry a time up to this much after it."""
+_ARRIVING: Final = "arriving_lookups"
+"""A temporary table where a batch with lookups of an erased number is erased before it is
+logged."""
 TIMELINE_MOMENTS: Final = 10
 """Findings a timeline covers at most (the first and the latest): at most 600 rows."""
 _TIMELINE_COLUMNS: Final = ("ts", "key", "ip", "number", "outcome", "endpoint")
@@ -79,21 +85,34 @@ class LookupLog:
 
     @staticmethod
     def insert(con: duckdb.DuckDBPyConnection, batch: pa.Table) -> None:
-        """Append a `log_batch`, within the caller's transaction, erasing in it the lookups
-        of numbers erased since those lookups were made."""
-        con.from_arrow(batch).insert_into("lookup_log")
-        oldest = pc.min(batch["ts"]).as_py()
-        erased = con.execute(
-            "SELECT number, erased_at FROM late_erasures WHERE erased_at >= ?", [oldest]
+        """Append a `log_batch`, within the caller's transaction. Its lookups of a number
+        erased since they were made are erased first, as that erasure decided: but for the
+        accounts it found under legal hold (the rows already logged were its own to erase
+        or keep, and stay as it left them); each is counted on its erasure's record."""
+        pending = con.execute(
+            "SELECT number, erased_at, held FROM late_erasures WHERE erased_at + ? >= ?",
+            [CLOCK_MARGIN, pc.min(batch["ts"]).as_py()],
         ).fetchall()
-        for number, erased_at in erased:
+        if not pending:
+            con.from_arrow(batch).insert_into("lookup_log")
+            return
+        con.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {_ARRIVING} AS SELECT * FROM lookup_log LIMIT 0"
+        ).fetchall()
+        con.from_arrow(batch).insert_into(_ARRIVING)
+        for number, erased_at, held in pending:
             about, parameters = _about(number)
-            # Within the batch's times (earlier rows were there for the erasure itself).
-            con.execute(
-                f"UPDATE lookup_log SET number = 'erased' WHERE {about} "
-                f"AND ts BETWEEN ? AND ? AND account NOT IN ({_HELD})",
-                [*parameters, oldest, erased_at],
-            ).fetchall()
+            late = con.execute(
+                f"UPDATE {_ARRIVING} SET number = 'erased' WHERE {about} AND ts <= ? "
+                "AND NOT list_contains(?::VARCHAR[], account)",
+                [*parameters, erased_at + CLOCK_MARGIN, held],
+            ).fetchall()[0][0]
+            if late:
+                con.execute(
+                    "UPDATE erasures SET erased = erased + ? WHERE ts = ?", [late, erased_at]
+                ).fetchall()
+        con.execute(f"INSERT INTO lookup_log SELECT * FROM {_ARRIVING}").fetchall()
+        con.execute(f"DELETE FROM {_ARRIVING}").fetchall()
 
     def prune(self, sweep: Sweep) -> int:
         """Delete the lookups a retention sweep says are due, but none of an account with an
@@ -165,8 +184,13 @@ class LookupLog:
             con.execute(
                 "INSERT INTO erasures VALUES (?, ?, ?, ?, ?)", [now, actor, reason, erased, kept]
             ).fetchall()
-            # Its lookups still on their way to the log are erased as they arrive (`insert`).
-            con.execute("INSERT INTO late_erasures VALUES (?, ?)", [number, now]).fetchall()
+            # Its lookups still on their way to the log are erased as they arrive (`insert`),
+            # but those of the accounts under legal hold now: what this answer says.
+            con.execute(
+                f"INSERT INTO late_erasures SELECT ?, ?, coalesce(list(DISTINCT account), []) "
+                f"FROM ({_HELD})",
+                [number, now],
+            ).fetchall()
         return int(erased), held
 
     def last_lookups(self, since: datetime, until: datetime) -> list[tuple[str, str, datetime]]:

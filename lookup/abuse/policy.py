@@ -239,6 +239,14 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     that holds) to be named in the finding (three accounts sharing a fast scan of a
     geographic block have two each when it suspends)."""
 
+    def __post_init__(self) -> None:
+        # The rules read these together and rely on them: a negative chance excess would
+        # lower every bound (the block rule skips blocks below the bounds without it).
+        if not len(self.block_sizes) == len(self.block_flag) == len(self.block_suspend):
+            raise ValueError("block_sizes, block_flag and block_suspend must be as long")
+        if self.block_excess < 0 or self.plan_numbers <= 0:
+            raise ValueError("block_excess must be at least 0 and plan_numbers above 0")
+
     def allocation_size(self, number: int) -> int:
         """Size of the block a national number was allocated in: 10,000 mobile, 1,000 else."""
         # Norway's plan: mobile numbers start with 4 or 9; the rest are geographic or service.

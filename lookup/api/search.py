@@ -49,6 +49,8 @@ class SearchController(Controller):
         limit: Annotated[int, QueryParameter(description="At most this many (1-50).")] = 20,
     ) -> schemas.SearchResults:
         """Listings whose name matches, best first (reserved numbers are never among them)."""
+        # First: which of a repeated parameter's values to check cannot be told either.
+        check_once(request, "name", "city", "limit")
         query = name.strip()
         for parameter, text in (("name", query), ("city", (city or "").strip())):
             check_text(parameter, text)
@@ -56,10 +58,7 @@ class SearchController(Controller):
             raise InvalidParameter("name", "name must be 2 to 100 characters")
         if city is not None and not 1 <= len(city.strip()) <= _MAX_CITY:
             raise InvalidParameter("city", f"city must be 1 to {_MAX_CITY} characters")
-        # Every one given: Litestar binds the last of a repeated parameter.
-        for raw in request.query_params.getall("limit", []):
-            check_whole_number("limit", raw)
-        check_once(request, "name", "city", "limit")
+        check_whole_number("limit", request.query_params.get("limit"))
         if not 1 <= limit <= MAX_RESULTS:
             raise InvalidParameter("limit", f"limit must be 1 to {MAX_RESULTS}")
         services: Services = request.app.state.services

@@ -174,14 +174,18 @@ async def serve_monitor(settings: Settings, source: EventSource) -> None:
         replayed,
         time.perf_counter() - started,
     )
-    swept = -math.inf
+    # The first sweep after the first read: a restarted monitor reads first what the server
+    # sends again, whose lookups of a number erased meanwhile the sweep's `late_erasures`
+    # must still catch.
+    swept, read = -math.inf, False
     drain_until = math.inf
     while True:
-        if time.monotonic() - swept >= RETENTION_SWEEP_SECONDS:
+        if read and time.monotonic() - swept >= RETENTION_SWEEP_SECONDS:
             swept = time.monotonic()
             await _sweep(monitor, settings)
         try:
             batch = await asyncio.to_thread(source.read, 0.5)
+            read = True
             if batch is None:  # the server closed the pipe: it has stopped
                 break
             if batch:
