@@ -527,6 +527,15 @@ def test_a_restarted_monitor_gets_what_the_dead_one_had_not_committed(tmp_path: 
     store.close()
 
 
+def _handle(monitor: AbuseMonitor, source: PipeSource) -> list[Finding]:
+    """What the monitor process does with a read (`serve_monitor`)."""
+    batch = source.read(1.0) or []
+    findings = monitor.submit(batch, source.mark)
+    if not monitor.unlogged:
+        source.done(len(batch))
+    return findings
+
+
 def test_a_gathering_monitor_writes_its_lookups_with_a_finding_when_due_or_never_lost(
     tmp_path: Path,
 ) -> None:
@@ -536,13 +545,6 @@ def test_a_gathering_monitor_writes_its_lookups_with_a_finding_when_due_or_never
     ours, theirs = multiprocessing.Pipe(duplex=True)
     channel = PipeChannel(ours)
 
-    def handle(source: PipeSource) -> None:
-        """What the monitor process does with a read (`serve_monitor`)."""
-        batch = source.read(1.0) or []
-        monitor.submit(batch, source.mark)
-        if not monitor.unlogged:
-            source.done(len(batch))
-
     def logged() -> tuple[int, int]:
         return store.file.rows("SELECT count(*), count(DISTINCT number) FROM lookup_log")[0]
 
@@ -550,19 +552,19 @@ def test_a_gathering_monitor_writes_its_lookups_with_a_finding_when_due_or_never
     source.resume(store.delivered)
     ordinary = [_called(i) for i in range(8)]
     channel.send(ordinary[:4])
-    handle(source)
+    _handle(monitor, source)
     # Gathered: not written, and not acknowledged (the server keeps them meanwhile).
     assert (monitor.unlogged, logged(), channel.unacknowledged) == (4, (0, 0), 4)
     assert monitor.write_log(due=True) == 0
     # A scan's finding is written at once, with the lookups gathered before it.
     channel.send(_scan(22202000, NOW, 300))
-    handle(source)
+    _handle(monitor, source)
     assert (monitor.unlogged, logged(), channel.unacknowledged) == (0, (304, 304), 0)
     assert keys.accounts()["walker"].status == "suspended"
     assert store.cases.open_actions()
     # Gathered again, then the monitor dies: its successor gets them from the server.
     channel.send(ordinary[4:])
-    handle(source)
+    _handle(monitor, source)
     assert monitor.unlogged == 4
     theirs.close()
     ours, theirs = multiprocessing.Pipe(duplex=True)
@@ -570,7 +572,7 @@ def test_a_gathering_monitor_writes_its_lookups_with_a_finding_when_due_or_never
     monitor = AbuseMonitor(EventBuffer(), store, KeyRing(keys), commit_seconds=3600)
     source = PipeSource(theirs)
     source.resume(store.delivered)
-    handle(source)
+    _handle(monitor, source)
     assert monitor.unlogged == 4
     monitor.commit_seconds = 0  # due now
     assert monitor.write_log(due=True) == 4
@@ -593,13 +595,6 @@ def test_a_crash_after_a_clearance_does_not_count_the_gathered_lookups_again(
         source.resume(store.delivered)
         return monitor, source
 
-    def handle(monitor: AbuseMonitor, source: PipeSource) -> list[Finding]:
-        batch = source.read(1.0) or []
-        findings = monitor.submit(batch, source.mark)
-        if not monitor.unlogged:
-            source.done(len(batch))
-        return findings
-
     def written() -> float:
         return REGISTRY.get_sample_value("lookup_abuse_events_total") or 0.0
 
@@ -617,7 +612,7 @@ def test_a_crash_after_a_clearance_does_not_count_the_gathered_lookups_again(
     before = written()
     # Numbers of one block, gathered; then compliance clears the account.
     channel.send(_scan(22202000, NOW, 3))
-    assert handle(monitor, source) == [] and monitor.unlogged == 3
+    assert _handle(monitor, source) == [] and monitor.unlogged == 3
     store.decisions.decide(case_id, "clear", "desk/k1", "the customer's own numbers")
     monitor.forget("walker")
     assert written() - before == 3  # written before the evidence was reset
@@ -625,10 +620,10 @@ def test_a_crash_after_a_clearance_does_not_count_the_gathered_lookups_again(
     ours, theirs = multiprocessing.Pipe(duplex=True)
     channel.reconnect(ours)
     monitor, source = monitor_on(theirs)
-    handle(monitor, source)
+    _handle(monitor, source)
     # The next numbers of the block start afresh: the cleared ones are not counted again.
     channel.send(_scan(22202000, NOW + timedelta(minutes=1), 6)[3:])
-    assert handle(monitor, source) == []
+    assert _handle(monitor, source) == []
     monitor.write_log()
     assert written() - before == 6  # each lookup counted once, when written
     store.close()
