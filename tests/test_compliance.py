@@ -585,6 +585,19 @@ def test_an_erased_numbers_lookups_that_reach_the_log_later_are_erased_as_they_a
         assert store.file.rows(kept) == []
 
 
+def test_a_restarted_monitors_store_still_erases_the_lookups_that_arrive_late(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "compliance.duckdb"
+    store = ComplianceStore(path)
+    assert store.log.erase("+4722202400", "desk/k1", "request 2026-120") == (0, [])
+    store.close()
+    store = ComplianceStore(path)  # the monitor restarted; the server sends its lookups again
+    store.commit([_lookup(utc_now() - timedelta(seconds=30), "+4722202400")], [])
+    assert store.file.rows("SELECT number FROM lookup_log") == [("erased",)]
+    store.close()
+
+
 def test_the_internal_schema_declares_every_answer_a_decision_can_get(desk: Desk) -> None:
     schema = desk.client.get("/schema/openapi.json").json()
     decide = schema["paths"]["/internal/v1/cases/{case_id}/decisions"]["post"]["responses"]
