@@ -21,7 +21,7 @@ from lookup.index.reader import SnapshotSource
 from lookup.index.snapshot import read_pointer, snapshot_path
 from lookup.ingest.pipeline import ingest
 from lookup.keys import KeyRing, KeyStore, parse_networks
-from tests.conftest import new_key, problem_of
+from tests.conftest import make_settings, new_key, problem_of
 from tests.ingest_helpers import person, write_csv
 
 ROWS = [
@@ -43,7 +43,9 @@ def data(tmp_path: Path, settings: Settings) -> Settings:
 @pytest.fixture
 def client(data: Settings) -> Iterator[TestClient[Any]]:
     token = new_key(data, "lookup")
-    with TestClient(app=create_app(data)) as client:
+    # No background flush: tests read the lookup events queued, which it would take away.
+    quiet = make_settings(data.data_path, event_flush_seconds=3600)
+    with TestClient(app=create_app(quiet)) as client:
         client.headers["Authorization"] = f"Bearer {token}"
         yield client
 
