@@ -98,10 +98,14 @@ class AbuseMonitor:
         waited `commit_seconds`); how many went."""
         with self._lock:
             count = len(self._gathered)
-            if not count or (due and time.monotonic() - self._gathered_since < self.commit_seconds):
+            if not count or (due and not self._due()):
                 return 0
             self._write([], [])
             return count
+
+    def _due(self) -> bool:
+        """Whether the gathered lookups have waited `commit_seconds`."""
+        return time.monotonic() - self._gathered_since >= self.commit_seconds
 
     def _write(self, findings: list[Finding], enforced: list[bool]) -> list[int]:
         """Commit the gathered lookups with a batch's findings; the findings' case ids."""
@@ -151,11 +155,7 @@ class AbuseMonitor:
             try:
                 # The batch's lookups and its findings land together or not at all, with
                 # every lookup gathered before them (a case's timeline reads them).
-                if (
-                    findings
-                    or len(self._gathered) >= GATHER_MAX
-                    or time.monotonic() - self._gathered_since >= self.commit_seconds
-                ):
+                if findings or len(self._gathered) >= GATHER_MAX or self._due():
                     case_ids = self._write(findings, enforced)
             except Exception:
                 # The engine has moved on and will not find them again: act on them

@@ -468,13 +468,14 @@ class Warehouse:
                 WHERE operator = $op AND status = 'held' AND produced_at > $at
             )
             SELECT s.number, CASE
-                WHEN r.batch_id IN (SELECT id FROM held) THEN 'held'
+                WHEN h.id IS NOT NULL THEN 'held'
                 WHEN s.dated_by_file THEN 'broken' ELSE 'dated' END
             FROM _staged s JOIN records r ON r.operator = $op AND r.number = s.number
+            LEFT JOIN held h ON h.id = r.batch_id
             WHERE r.reservation <> 'listed'
             AND {privacy_rank_sql("s.reservation")} <= {privacy_rank_sql("r.reservation")}
             AND (
-                r.batch_id IN (SELECT id FROM held)
+                h.id IS NOT NULL
                 OR (r.dated_by_file IS NOT true
                     AND (s.dated_by_file OR s.valid_from < r.valid_from))
             )""",
