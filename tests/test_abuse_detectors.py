@@ -886,3 +886,43 @@ def test_a_policy_the_rules_cannot_read_is_refused(change: dict[str, object]) ->
     # skips blocks for; bounds for fewer block sizes than counted would be dropped by zip.
     with pytest.raises(ValueError, match="must be"):
         msgspec.structs.replace(DEFAULT_POLICY, **change)
+
+
+def test_an_erased_number_is_quoted_as_erased_in_later_findings_but_by_accounts_held() -> None:
+    # Four accounts walk the same block from their own addresses; the walk's first number
+    # is erased on its subject's request after each account's first two lookups.
+    engine = Engine()
+    accounts = ("acme", "held-co", "late-co", "after-co")
+
+    def walk(account: str, start: float) -> list[LookupEvent]:
+        ip = f"10.0.0.{accounts.index(account) + 1}"
+        return [
+            event(22202000 + i, start + i, alternating(i), account=account, ip=ip)
+            for i in range(30)
+        ]
+
+    walks = {account: walk(account, 0) for account in accounts[:3]}
+    walks["after-co"] = walk("after-co", 100)  # looks it up only after the request
+    findings = feed(engine, walks["acme"][:2] + walks["held-co"][:2])
+    assert findings == []
+    # acme's lookup is hidden; held-co's case holds its own (legal hold).
+    assert engine.erase("+4722202000", T0 + timedelta(seconds=10), ["held-co"]) == 1
+    # late-co's lookups were made before the request and reach the monitor after it.
+    findings += feed(engine, walks["acme"][2:] + walks["held-co"][2:] + walks["late-co"])
+    findings += feed(engine, walks["after-co"])
+    assert set(first_suspensions(findings)) == set(accounts)  # detection went on as before
+
+    def evidence_of(account: str) -> str:
+        return msgspec.json.encode([f.evidence for f in findings if f.account == account]).decode()
+
+    for account in ("acme", "late-co"):
+        assert '"erased"' in evidence_of(account)
+        assert '"+4722202000"' not in evidence_of(account)  # but in the block's name
+    for account in ("held-co", "after-co"):
+        assert '"+4722202000"' in evidence_of(account)
+        assert '"erased"' not in evidence_of(account)
+    # The run's range names it no more than its lookups do.
+    [acme_range] = [
+        f.evidence["range"] for f in findings if f.account == "acme" and "range" in f.evidence
+    ]
+    assert acme_range[0] == "erased"

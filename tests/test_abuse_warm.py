@@ -422,3 +422,16 @@ def test_the_store_answers_another_thread_while_the_warm_up_replays(tmp_path: Pa
     assert not replay.is_alive()
     assert answered == [0, 0, 0]
     store.close()
+
+
+def test_a_restarted_monitor_quotes_a_number_erased_before_it_as_erased(tmp_path: Path) -> None:
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    walker_keys(tmp_path)
+    store.erase("+4722202000", "desk/k1", "request 2026-122")
+    restarted = monitor(store, tmp_path)
+    restarted.warm(NOW + timedelta(seconds=4))
+    # The walk was made before the erasure; its server sends it again to the new monitor.
+    [suspension] = restarted.submit([walk(i) for i in range(4)])
+    assert suspension.evidence["lookups"][0]["number"] == "erased"
+    assert store.file.rows("SELECT number FROM lookup_log ORDER BY ts LIMIT 1") == [("erased",)]
+    store.close()

@@ -400,12 +400,20 @@ def test_malformed_parameters_get_422_count_nothing_and_spend_no_check(
         {"name": "x" * 201},
         {"name": ["Ola Nordmann", "Kari Nordmann"]},  # which was meant cannot be told
         {"birth_date": ["1980-02-03", "1980-02-04"]},  # and must not be two guesses
+        {"nmae": "Ola Nordmann"},  # misspelt: ignored, the answer would read as a match's
+        {"birthdate": "1980-02-03"},
     )
     # Listed, reserved and unknown numbers answer a malformed parameter alike.
     for number in ("22202400", "41234567", "41234569"):
         for params in malformed:
             problem_of(client.get(f"/v1/numbers/{number}", params=params), 422, "invalid-parameter")
     assert len(events.drain()) == 0  # no answer, no lookup event
+    misspelt = problem_of(client.get("/v1/numbers/22202400?nmae=Ola"), 422, "invalid-parameter")
+    assert misspelt["parameter"] == "nmae"
+    assert (
+        misspelt["detail"] == "unknown query parameter 'nmae': this endpoint takes name, birth_date"
+    )
+    events.drain()
     guesses = [
         client.get("/v1/numbers/22202400", params={"birth_date": f"1980-01-0{day}"}).status_code
         for day in range(1, 5)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import msgspec
 import pytest
 from litestar.testing import TestClient
 
@@ -249,6 +250,7 @@ def test_the_case_list_comes_a_page_at_a_time(desk: Desk) -> None:
         ("before=-1", "query parameter 'before': must be a whole number"),
         ("limit=1&limit=2", "query parameter 'limit' is given more than once"),
         ("status=open&status=closed", "query parameter 'status' is given more than once"),
+        ("state=open", "unknown query parameter 'state': this endpoint takes status, limit"),
     ]:
         refused = problem_of(desk.get(f"/cases?{query}"), 422, "invalid-parameter")
         assert refused["detail"].startswith(says), refused
@@ -477,7 +479,13 @@ def test_an_erasure_anonymises_the_lookups_but_those_under_legal_hold(tmp_path: 
         store.commit([_lookup(DAY, "+4722202400", "miss", account="other-co")], [])
         typed = ("0047-2220-2400", "+47 (0)22 20 24 00", "０２２２０２４００", "2220240")
         store.commit([_lookup(DAY, raw, "invalid") for raw in typed], [])
-        store.record(_finding("other-co", DAY, action="flag"))  # other-co is under hold
+        quoting = {"lookups": [{"number": "+4722202400"}], "range": ["+4722202400", "+4722202410"]}
+        cleared = store.record(msgspec.structs.replace(_finding("cust-co", DAY), evidence=quoting))
+        store.decisions.decide(cleared, "clear", "desk/k1", "reviewed")  # closed: no hold
+        held = store.record(  # other-co is under hold
+            msgspec.structs.replace(_finding("other-co", DAY, action="flag"), evidence=quoting)
+        )
+        assert desk.get("/subjects/22202400").json()["cases"] == [cleared, held]
         refused = desk.client.post(
             "/internal/v1/subjects/22202400/erasure", json={"reason": " "}, headers=desk.headers
         )
@@ -488,17 +496,27 @@ def test_an_erasure_anonymises_the_lookups_but_those_under_legal_hold(tmp_path: 
             headers=desk.headers,
         ).json()
         assert (done["lookups_erased"], done["held_by_open_cases"]) == (6, ["other-co"])
+        # The closed case's evidence quotes it no more; the open one's keeps it (legal hold).
+        assert done["findings_erased"] == 1
+        [erased] = desk.get(f"/cases/{cleared}").json()["findings"]
+        assert erased["evidence"] == {
+            "lookups": [{"number": "erased"}],
+            "range": ["erased", "+4722202410"],
+        }
+        [kept] = desk.get(f"/cases/{held}").json()["findings"]
+        assert kept["evidence"] == quoting
         invalid = "SELECT number FROM lookup_log WHERE outcome = 'invalid' ORDER BY number"
         assert store.file.rows(invalid) == [("2220240",), ("erased",), ("erased",), ("erased",)]
         assert done["rejected_rows_erased"] == 1
         after = desk.get("/subjects/22202400").json()
         assert after["lookups"]["total"] == 1  # the held account's lookup only
+        assert after["cases"] == [held]
         assert [r["raw"] for r in after["rejected_rows"]] == ["[erased on request]"]
         assert "Nordmann" not in str(after["rejected_rows"])
         # The erasure is on record, without the number.
         assert store.file.rows(
-            "SELECT actor LIKE 'compliance-desk/%', reason, erased, held FROM erasures"
-        ) == [(True, "request 2026-117", 6, 1)]
+            "SELECT actor LIKE 'compliance-desk/%', reason, erased, held, findings FROM erasures"
+        ) == [(True, "request 2026-117", 6, 1, 1)]
         assert "22202400" not in str(store.file.rows("SELECT * FROM erasures"))
         assert done["directory"] == "kept"
         assert done["directory_note"].startswith("each operator delivers it every night")
@@ -527,6 +545,39 @@ def test_what_compliance_reads_or_erases_holds_the_lookups_the_monitor_gathered(
         assert desk.services.store.file.rows(
             "SELECT number, count(*) FROM lookup_log GROUP BY ALL"
         ) == [("erased", 3)]
+
+
+def test_a_scan_under_way_quotes_a_number_erased_meanwhile_as_erased(tmp_path: Path) -> None:
+    settings = _ola_on_file(tmp_path)
+    new_key(settings, org="cust-co")
+    for desk in _desk(settings):
+        monitor = desk.services.monitor
+        assert monitor is not None
+        walk = [_lookup(DAY + timedelta(seconds=i), f"+47222024{i:02d}") for i in range(4)]
+        assert monitor.submit(walk[:2]) == []  # the detectors remember +4722202400
+        done = desk.client.post(
+            "/internal/v1/subjects/22202400/erasure",
+            json={"reason": "request 2026-121"},
+            headers=desk.headers,
+        ).json()
+        assert (done["lookups_erased"], done["findings_erased"]) == (1, 0)
+        found = monitor.submit(walk[2:])  # the walk's fourth number within a minute
+        assert [(f.kind, f.action) for f in found] == [("block_coverage", "suspend")]
+        assert desk.status("cust-co") == "suspended"
+        [case] = desk.get("/cases").json()
+        [finding] = desk.get(f"/cases/{case['id']}").json()["findings"]
+        assert [item["number"] for item in finding["evidence"]["lookups"]] == [
+            "erased",
+            "+4722202401",
+            "+4722202402",
+            "+4722202403",
+        ]
+        assert desk.get("/subjects/22202400").json()["cases"] == []
+        blocks = desk.get(f"/cases/{case['id']}").json()["blocks"]
+        assert [(b["block"], b["distinct"], b["lookups"]) for b in blocks] == [
+            ("+4722202000..999", 3, 3),
+            ("erased", None, 1),
+        ]
 
 
 def test_an_erased_numbers_lookups_that_reach_the_log_later_are_erased_as_they_arrive(
@@ -590,7 +641,8 @@ def test_a_restarted_monitors_store_still_erases_the_lookups_that_arrive_late(
 ) -> None:
     path = tmp_path / "compliance.duckdb"
     store = ComplianceStore(path)
-    assert store.log.erase("+4722202400", "desk/k1", "request 2026-120") == (0, [])
+    erasure = store.erase("+4722202400", "desk/k1", "request 2026-120")
+    assert (erasure.lookups, erasure.held_by, erasure.findings) == (0, [], 0)
     store.close()
     store = ComplianceStore(path)  # the monitor restarted; the server sends its lookups again
     store.commit([_lookup(utc_now() - timedelta(seconds=30), "+4722202400")], [])

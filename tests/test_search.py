@@ -310,6 +310,12 @@ def test_search_caps_filters_and_refuses_bad_queries(demo_settings: Settings) ->
                 _search(client, token, **{"name": "Hansen", **repeated}), 422, "invalid-parameter"
             )
             assert twice["detail"].endswith("is given more than once"), repeated
+        misspelt = problem_of(
+            _search(client, token, name="Hansen", ctiy="Oslo"), 422, "invalid-parameter"
+        )
+        assert misspelt["detail"] == (
+            "unknown query parameter 'ctiy': this endpoint takes name, city, limit"
+        )
         twice = problem_of(
             _search(client, token, name="Hansen", limit=["5", "5"]), 422, "invalid-parameter"
         )

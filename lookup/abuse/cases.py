@@ -10,11 +10,14 @@ import duckdb
 import msgspec
 
 from lookup.abuse.detectors import Finding
+from lookup.abuse.state import ERASED
 from lookup.abuse.storefile import StoreFile
 from lookup.errors import LookupServiceError
 
 CaseStatus = Literal["open", "closed"]
 CASE_STATUSES: Final[tuple[str, ...]] = get_args(CaseStatus)
+HELD: Final = "SELECT account FROM cases WHERE status = 'open'"
+"""The accounts under legal hold: those with an open case."""
 
 
 class CaseNotFound(LookupServiceError):
@@ -74,6 +77,20 @@ class Cases:
             ],
         ).fetchall()
         return case_id
+
+    @staticmethod
+    def erase(con: duckdb.DuckDBPyConnection, number: str) -> int:
+        """Quote a number (E.164) as erased in the evidence of findings, but in those of the
+        accounts under legal hold, within the caller's transaction; how many changed."""
+        quoted = msgspec.json.encode(number).decode()
+        # Evidence quotes a number only as a whole JSON string (a block is `+4722202000..999`).
+        return int(
+            con.execute(
+                "UPDATE findings SET evidence = replace(CAST(evidence AS VARCHAR), ?, ?) "
+                f"WHERE strpos(CAST(evidence AS VARCHAR), ?) > 0 AND account NOT IN ({HELD})",
+                [quoted, msgspec.json.encode(ERASED).decode(), quoted],
+            ).fetchall()[0][0]
+        )
 
     def summaries(
         self, status: str | None = None, *, limit: int | None = None, before: int | None = None

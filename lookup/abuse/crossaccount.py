@@ -9,7 +9,7 @@ this names into findings of each account.
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterator
 from functools import partial
 from typing import Any
 
@@ -147,6 +147,14 @@ class AddressScans:
         for key, block in list(ip_state.blocks.items()):
             if not block.members:
                 _drop(ip_state, key)
+
+    def lookups(self) -> Iterator[Lookup]:
+        """Every lookup the addresses remember (some more than once)."""
+        for ip_state in self._ips.values():
+            yield from ip_state.lone
+            yield from ip_state.recent
+            for block in ip_state.blocks.values():
+                yield from block.members.values()
 
     def prune(self, now: float) -> None:
         """Drop what fell out of the window, and addresses left with nothing."""

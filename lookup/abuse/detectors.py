@@ -15,10 +15,10 @@ rule (`crossaccount`), and turns their verdicts into findings under the policy.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from functools import partial
-from itertools import islice
+from itertools import chain, islice
 from typing import Any
 
 import msgspec
@@ -31,7 +31,7 @@ from lookup.abuse.focus import Focus
 from lookup.abuse.missratio import MissRatio
 from lookup.abuse.policy import DEFAULT_POLICY, SEVERITY, Action, Kind, Policy
 from lookup.abuse.runs import SequentialRuns
-from lookup.abuse.state import EVIDENCE_NUMBERS, AccountState, Lookup, trail
+from lookup.abuse.state import EVIDENCE_NUMBERS, AccountState, Lookup, remembered, trail
 from lookup.abuse.velocity import Velocity
 from lookup.abuse.washing import DAY_SECONDS, Clearance, Washing
 
@@ -85,6 +85,9 @@ class Engine:
         self._pruned_at: float | None = None
         # Kept apart from the pruned state: a count never restarts (one int per account).
         self._events_seen: dict[str, int] = {}
+        # Erased numbers (national) whose lookups made until a moment are quoted as erased,
+        # but by the accounts held: kept a window long, for lookups that arrive late.
+        self._erasures: dict[int, tuple[float, frozenset[str]]] = {}
 
     def reset(self, account: str, *, washing_cleared: Clearance | None = None) -> None:
         """Forget an account's evidence (compliance cleared or reinstated it).
@@ -121,6 +124,31 @@ class Engine:
         # The address-level rule keeps its markers: the account's lookups stay in its
         # address's blocks, and would name it again at the next lookup there.
 
+    def erase(self, number: str, until: datetime, held: Collection[str] = ()) -> int:
+        """Quote a number (E.164) as erased in findings from now on (its data subject's
+        request): its lookups made until `until`, but those of the `held` accounts (legal
+        hold). Detection goes on as before. Returns how many remembered lookups it hid."""
+        national = national_number(number)
+        if national is None:
+            return 0
+        made, keep = (until - EPOCH).total_seconds(), frozenset(held)
+        self._erasures[national] = (made, keep)
+        hidden: dict[int, Lookup] = {}
+        everywhere = chain(
+            (item for state in self._accounts.values() for item in remembered(state)),
+            self._addresses.lookups(),
+        )
+        for item in everywhere:
+            if item.number == national and self._erased(item):
+                item.erased = True
+                hidden[id(item)] = item
+        return len(hidden)
+
+    def _erased(self, lookup: Lookup) -> bool:
+        """Whether an erasure covers the lookup."""
+        erasure = self._erasures.get(lookup.number)
+        return erasure is not None and lookup.t <= erasure[0] and lookup.account not in erasure[1]
+
     def _prune(self, now: float) -> None:
         """Drop what fell out of the window everywhere, once per hour of event time.
 
@@ -132,6 +160,11 @@ class Engine:
         self._pruned_at = now
         window = self.policy.window_seconds
         self._addresses.prune(now)
+        self._erasures = {
+            number: erasure
+            for number, erasure in self._erasures.items()
+            if now - erasure[0] <= window
+        }
         for name, state in list(self._accounts.items()):
             self._expire(state, now)
             self._forget(state, now)
@@ -194,6 +227,8 @@ class Engine:
         lookup = Lookup(
             event.ts, t, number, event.outcome, event.key, event.ip, event.account, state.seq
         )
+        if self._erasures and self._erased(lookup):  # made before its erasure, arrived after
+            lookup.erased = True
         state.recent.append(lookup)
         findings = [
             finding

@@ -16,8 +16,10 @@ import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lookup.abuse.cases import HELD
 from lookup.abuse.events import LookupEvent, utc_now
 from lookup.abuse.retention import Sweep
+from lookup.abuse.state import ERASED
 from lookup.abuse.storefile import StoreFile
 
 _LOG_SCHEMA: Final = pa.schema(
@@ -25,8 +27,6 @@ _LOG_SCHEMA: Final = pa.schema(
     + [(name, pa.string()) for name in ("account", "key", "ip", "number", "outcome", "endpoint")]
 )
 """Columns of `lookup_log`, in the order of `LookupEvent`'s fields."""
-_HELD: Final = "SELECT account FROM cases WHERE status = 'open'"
-"""The accounts whose lookups are under legal hold."""
 TIMELINE_BEFORE: Final = 50
 """Lookups a case's timeline shows up to each finding (as many as its evidence quotes)."""
 TIMELINE_AFTER: Final = 10
@@ -109,7 +109,7 @@ class LookupLog:
         for number, erased_at, held in pending:
             about, parameters = _about(number)
             late = con.execute(
-                f"UPDATE {_ARRIVING} SET number = 'erased' WHERE {about} AND ts <= ? "
+                f"UPDATE {_ARRIVING} SET number = '{ERASED}' WHERE {about} AND ts <= ? "
                 "AND NOT list_contains(?::VARCHAR[], account)",
                 [*parameters, erased_at + CLOCK_MARGIN, held],
             ).fetchall()[0][0]
@@ -125,7 +125,7 @@ class LookupLog:
         open case (legal hold); returns how many went."""
         # The hold is read in the same transaction as the deletes: a case opened meanwhile
         # by the monitor's other thread cannot lose its evidence to a stale list.
-        unheld = f"account NOT IN ({_HELD})"
+        unheld = f"account NOT IN ({HELD})"
         with self._file.transaction() as con:
             con.execute(
                 "DELETE FROM late_erasures WHERE erased_at < ?", [utc_now() - LATE_ERASURE]
@@ -161,44 +161,34 @@ class LookupLog:
             ],
         }
 
-    def erase(self, number: str, actor: str, reason: str) -> tuple[int, list[str]]:
-        """Anonymise a number (E.164) on its subject's request, except in the lookups of
-        accounts with an open case (legal hold); returns how many rows were erased and the
-        accounts holding the rest. The request is recorded (who, why, how many) without
-        the number: a hash of one of 10^8 numbers would keep it. The number itself is kept
-        for `LATE_ERASURE`, to erase its lookups that reach the log after the request."""
+    def erase(
+        self, con: duckdb.DuckDBPyConnection, number: str, at: datetime, hold: list[str]
+    ) -> tuple[int, int, list[str]]:
+        """Anonymise a number (E.164) on its subject's request at `at`, within the caller's
+        transaction, but in the lookups of the accounts under legal hold (`hold`); returns
+        how many rows were erased, how many kept, and the accounts keeping them. The number
+        itself is kept for `LATE_ERASURE`, to erase its lookups that reach the log later."""
         about, parameters = _about(number)
-        with self._file.transaction() as con:
-            held = [
-                str(r[0])
-                for r in con.execute(
-                    f"SELECT DISTINCT account FROM lookup_log WHERE {about} "
-                    f"AND account IN ({_HELD}) ORDER BY 1",
-                    parameters,
-                ).fetchall()
-            ]
-            kept = con.execute(
-                f"SELECT count(*) FROM lookup_log WHERE {about} AND account IN ({_HELD})",
-                parameters,
-            ).fetchall()[0][0]
-            erased = con.execute(
-                f"UPDATE lookup_log SET number = 'erased' WHERE {about} "
-                f"AND account NOT IN ({_HELD})",
-                parameters,
-            ).fetchall()[0][0]
-            now = utc_now()
-            con.execute(
-                "INSERT INTO erasures VALUES (?, ?, ?, ?, ?)", [now, actor, reason, erased, kept]
-            ).fetchall()
-            # Its lookups still on their way to the log are erased as they arrive (`insert`),
-            # but those of the accounts under legal hold now: what this answer says.
-            con.execute(
-                f"INSERT INTO late_erasures SELECT ?, ?, coalesce(list(DISTINCT account), []) "
-                f"FROM ({_HELD})",
-                [number, now],
-            ).fetchall()
-            self._late = True
-        return int(erased), held
+        kept = con.execute(
+            f"SELECT account, count(*) FROM lookup_log WHERE {about} "
+            "AND list_contains(?::VARCHAR[], account) GROUP BY account ORDER BY account",
+            [*parameters, hold],
+        ).fetchall()
+        erased = con.execute(
+            f"UPDATE lookup_log SET number = '{ERASED}' WHERE {about} "
+            "AND NOT list_contains(?::VARCHAR[], account)",
+            [*parameters, hold],
+        ).fetchall()[0][0]
+        # Its lookups still on their way to the log are erased as they arrive (`insert`),
+        # but those of the accounts under legal hold now: what this answer says.
+        con.execute("INSERT INTO late_erasures VALUES (?, ?, ?)", [number, at, hold]).fetchall()
+        self._late = True
+        return int(erased), sum(int(r[1]) for r in kept), [str(r[0]) for r in kept]
+
+    def late_erasures(self) -> list[tuple[str, datetime, list[str]]]:
+        """(number, erased at, accounts then under legal hold) of the erasures whose late
+        lookups are still erased as they arrive."""
+        return self._file.rows("SELECT number, erased_at, held FROM late_erasures ORDER BY 2")
 
     def last_lookups(self, since: datetime, until: datetime) -> list[tuple[str, str, datetime]]:
         """(account, number, last lookup) of the numbers answered between the two times and
@@ -279,9 +269,12 @@ class LookupLog:
 
     def blocks(self, account: str, since: datetime) -> list[dict[str, Any]]:
         """Number blocks the account looked up since a moment: coverage per block."""
+        # Erased lookups, whose block went with their number, are counted apart.
         rows = self._file.rows(
-            """
-            SELECT substr(number, 1, 8) AS block, count(DISTINCT number), count(*),
+            f"""
+            SELECT CASE number WHEN '{ERASED}' THEN number
+                   ELSE substr(number, 1, 8) || '000..999' END AS block,
+                   count(DISTINCT number), count(*),
                    count(DISTINCT number) FILTER (WHERE outcome = 'hit'), min(ts), max(ts)
             FROM lookup_log
             WHERE account = ? AND ts >= ? AND outcome <> 'invalid' AND endpoint = 'numbers'
@@ -291,10 +284,11 @@ class LookupLog:
         )
         return [
             {
-                "block": f"{r[0]}000..999",
-                "distinct": r[1],
+                "block": r[0],
+                # How many numbers the erased lookups were of is not known any more.
+                "distinct": None if r[0] == ERASED else r[1],
                 "lookups": r[2],
-                "hits": r[3],
+                "hits": None if r[0] == ERASED else r[3],
                 "first": r[4],
                 "last": r[5],
             }

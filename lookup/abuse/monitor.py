@@ -20,9 +20,10 @@ from typing import Final
 from lookup.abuse.audit import STATUS_AFTER, Decision, status_reason
 from lookup.abuse.detectors import Engine, Finding
 from lookup.abuse.events import EPOCH, EventBuffer, LookupEvent, utc_now
+from lookup.abuse.lookuplog import CLOCK_MARGIN
 from lookup.abuse.policy import Action
 from lookup.abuse.retention import AccountTerms, plan_sweep
-from lookup.abuse.store import ComplianceStore
+from lookup.abuse.store import ComplianceStore, Erasure
 from lookup.abuse.stream import Mark
 from lookup.abuse.washing import Clearance, Washing
 from lookup.errors import KeyStoreError
@@ -114,9 +115,10 @@ class AbuseMonitor:
         self._gathered, self._gathered_mark = [], None
         return case_ids
 
-    def _write_before_reset(self) -> None:
-        """Write what is gathered before evidence is reset: unwritten, a crash would have the
-        server send it again to the restarted monitor, which would count it afresh."""
+    def _write_gathered(self) -> None:
+        """Write what is gathered before evidence is reset (unwritten, a crash would have the
+        server send it again to the restarted monitor, which would count it afresh) or a
+        number erased (its lookups among them are erased with the rest)."""
         if self._gathered:
             self._write([], [])
 
@@ -191,7 +193,7 @@ class AbuseMonitor:
                 back = True
             if back:
                 self._reviewed.discard(name)
-                self._write_before_reset()
+                self._write_gathered()
                 self.engine.rearm(name)
                 log.info("%s is back on automatic enforcement: its rules may fire again", name)
 
@@ -233,6 +235,9 @@ class AbuseMonitor:
                 self.engine.remember(event.account, event.number, event.ts)
 
         with self._lock:
+            # Lookups made before an erasure may still arrive (sent again to this monitor).
+            for number, erased_at, hold in self.store.log.late_erasures():
+                self.engine.erase(number, erased_at + CLOCK_MARGIN, hold)
             for account, number, last in self.store.log.last_lookups(
                 now - timedelta(seconds=policy.known_seconds), since
             ):
@@ -265,8 +270,18 @@ class AbuseMonitor:
         decision recorded, its case closed)."""
         cleared = self._clearances(utc_now(), account).get(account)
         with self._lock:
-            self._write_before_reset()
+            self._write_gathered()
             self.engine.reset(account, washing_cleared=cleared)
+
+    def erase(self, number: str, actor: str, reason: str) -> Erasure:
+        """A data subject's erasure request (`ComplianceStore.erase`); the detectors quote
+        the number as erased from then on. Under the lock: no finding raised meanwhile
+        reaches the file quoting it."""
+        with self._lock:
+            self._write_gathered()
+            erasure = self.store.erase(number, actor, reason)
+            self.engine.erase(number, erasure.at + CLOCK_MARGIN, erasure.hold)
+        return erasure
 
     def _clearances(self, now: datetime, account: str | None = None) -> dict[str, Clearance]:
         """Per account (or for one), what its last clearance of list-washing flags within

@@ -7,10 +7,11 @@ misses, fast, suspends.
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any
 
 from lookup.abuse.policy import Kind, Policy, Verdict
-from lookup.abuse.state import AccountState, Lookup, Run, e164, span, trail
+from lookup.abuse.state import AccountState, Lookup, Run, quoted, span, trail
 
 
 class SequentialRuns:
@@ -66,7 +67,10 @@ class SequentialRuns:
                     "suspend_at": policy.run_suspend,
                     "suspend_miss_share": policy.run_suspend_miss_share,
                 },
-                "range": [e164(min(i.number for i in items)), e164(max(i.number for i in items))],
+                "range": [
+                    quoted(min(items, key=attrgetter("number"))),
+                    quoted(max(items, key=attrgetter("number"))),
+                ],
                 "lookups": trail(items),
             }
 

@@ -4,7 +4,7 @@ numbers each account looked up within `known_seconds`. Pure."""
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
@@ -30,6 +30,8 @@ class Lookup:
     account: str
     seq: int
     """Position among the account's first lookups: how many new numbers came before it."""
+    erased: bool = False
+    """Its number was erased on its data subject's request: evidence quotes it as `erased`."""
 
     @property
     def missed_by(self) -> str:
@@ -48,10 +50,19 @@ def block_label(start: int, size: int) -> str:
     return e164(start * size) + f"..{size - 1:0{len(str(size - 1))}d}"
 
 
+ERASED: Final = "erased"
+"""What evidence (as the lookup log) quotes in place of an erased number."""
+
+
+def quoted(item: Lookup) -> str:
+    """A lookup's number as evidence quotes it."""
+    return ERASED if item.erased else e164(item.number)
+
+
 def trail(lookups: Sequence[Lookup]) -> list[dict[str, str]]:
     """The last lookups behind a finding, as a reviewer reads them."""
     return [
-        {"ts": item.ts.isoformat(), "number": e164(item.number), "outcome": item.outcome}
+        {"ts": item.ts.isoformat(), "number": quoted(item), "outcome": item.outcome}
         for item in lookups[-EVIDENCE_NUMBERS:]
     ]
 
@@ -137,6 +148,17 @@ class AccountState:
     fired: dict[str, tuple[int, float]] = field(default_factory=dict)
     """Per reason code (and `WASHING`): the severity reached and when (it lapses after the
     window)."""
+
+
+def remembered(state: AccountState) -> Iterator[Lookup]:
+    """Every lookup an account's state remembers (some more than once)."""
+    yield from state.recent
+    yield from state.sprt_trail
+    yield from state.velocity_recent
+    for run in state.runs:
+        yield from run.items
+    for block in state.blocks.values():
+        yield from block.members.values()
 
 
 @dataclass(slots=True)

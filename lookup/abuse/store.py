@@ -9,14 +9,30 @@ channel are written all or nothing.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
-from lookup.abuse.cases import Cases
+from lookup.abuse.cases import HELD, Cases
 from lookup.abuse.decisions import Decisions
 from lookup.abuse.detectors import Finding
-from lookup.abuse.events import LookupEvent
+from lookup.abuse.events import LookupEvent, utc_now
 from lookup.abuse.lookuplog import LookupLog, log_batch
 from lookup.abuse.storefile import StoreFile
+
+
+class Erasure(NamedTuple):
+    """What a data subject's erasure request did."""
+
+    at: datetime
+    lookups: int
+    """Lookups whose number was erased."""
+    held_by: list[str]
+    """The accounts under legal hold that keep lookups of it."""
+    findings: int
+    """Findings whose evidence quoted it, now quoting `erased`."""
+    hold: list[str]
+    """Every account under legal hold then (an open case): their late lookups keep it too."""
 
 
 class ComplianceStore:
@@ -66,6 +82,23 @@ class ComplianceStore:
             if mark is not None:
                 con.execute("INSERT OR REPLACE INTO delivered VALUES (?, ?)", list(mark)).fetchall()
         return case_ids
+
+    def erase(self, number: str, actor: str, reason: str) -> Erasure:
+        """A data subject's erasure request (a number, E.164), in one transaction: its
+        lookups and the findings quoting it, but those of the accounts under legal hold.
+        The request is recorded (who, why, how many) without the number: a hash of one of
+        10^8 numbers would keep it."""
+        with self.file.transaction() as con:
+            at = utc_now()
+            hold = [str(r[0]) for r in con.execute(f"{HELD} ORDER BY 1").fetchall()]
+            erased, kept, held_by = self.log.erase(con, number, at, hold)
+            findings = self.cases.erase(con, number)
+            con.execute(
+                "INSERT INTO erasures (ts, actor, reason, erased, held, findings) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [at, actor, reason, erased, kept, findings],
+            ).fetchall()
+        return Erasure(at, erased, held_by, findings, hold)
 
     def delivered(self, channel: str) -> str | None:
         """How far the batches of an event channel are committed (None: nothing yet)."""

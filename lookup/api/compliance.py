@@ -19,7 +19,7 @@ from lookup.abuse.audit import STATUS_AFTER, Decision, DecisionKind, status_reas
 from lookup.abuse.cases import CaseStatus
 from lookup.api import openapi
 from lookup.api.auth import role
-from lookup.api.params import check_once, check_whole_number
+from lookup.api.params import check_query, check_whole_number
 from lookup.api.services import Services
 from lookup.errors import (
     AccountNotFound,
@@ -132,7 +132,7 @@ class ComplianceController(Controller):
     ) -> Response[list[dict[str, Any]]]:
         """Cases, newest first, with the account's current status; a page at a time (a
         `Link` header with `rel="next"` names the next page)."""
-        check_once(request, "status", "limit", "before")
+        check_query(request, "status", "limit", "before")
         for name in ("limit", "before"):
             check_whole_number(name, request.query_params.get(name))
         if not 1 <= limit <= MAX_CASES:
@@ -292,11 +292,18 @@ class ComplianceController(Controller):
                     "SELECT reservation FROM records WHERE number = ?", [national]
                 )
             }
-        erased, held = services.store.log.erase(e164(national), _actor(request), reason)
+        number, actor = e164(national), _actor(request)
+        monitor = services.monitor
+        erasure = (
+            monitor.erase(number, actor, reason)
+            if monitor is not None
+            else services.store.erase(number, actor, reason)
+        )
         return {
-            "number": e164(national),
-            "lookups_erased": erased,
-            "held_by_open_cases": held,
+            "number": number,
+            "lookups_erased": erasure.lookups,
+            "held_by_open_cases": erasure.held_by,
+            "findings_erased": erasure.findings,
             "rejected_rows_erased": rejects,
             **_directory_answer(held_as),
         }

@@ -20,7 +20,7 @@ from litestar.response.base import ASGIResponse
 
 from lookup.api import openapi, schemas
 from lookup.api.auth import role
-from lookup.api.params import check_once, check_text
+from lookup.api.params import check_query, check_text
 from lookup.api.problems import PROBLEM_JSON, problem_body
 from lookup.api.services import Services
 from lookup.errors import InvalidParameter
@@ -113,7 +113,7 @@ class NumbersController(Controller):
             raise
         # Checked before anything is counted: a malformed parameter is no answer, and must
         # not spend a date-of-birth check.
-        check_once(request, "name", "birth_date")
+        check_query(request, "name", "birth_date")
         query = None if name is None else _name_query(name)
         claimed = None if birth_date is None else _claimed_birth_date(birth_date)
         snapshot = services.snapshots.current

@@ -7,6 +7,7 @@ from typing import Any, Final
 from litestar import Request
 
 from lookup.errors import InvalidParameter
+from lookup.numbers import shown
 from lookup.text import first_control
 
 WHOLE_NUMBER: Final = "must be a whole number written in digits (20, not 020, 2.0 or twenty)"
@@ -20,12 +21,21 @@ def check_whole_number(parameter: str, raw: str | None) -> None:
         raise InvalidParameter(parameter, f"query parameter {parameter!r}: {WHOLE_NUMBER}")
 
 
-def check_once(request: Request[Any, Any, Any], *parameters: str) -> None:
-    """Refuse a query parameter given more than once: Litestar binds the last, and which
-    one the client meant cannot be told."""
+def check_query(request: Request[Any, Any, Any], *parameters: str) -> None:
+    """Refuse a query parameter the endpoint does not take (a misspelt `nmae` would be
+    ignored, and the answer taken for one to the query meant), or one given more than once
+    (Litestar binds the last, and which one the client meant cannot be told)."""
     if not request.scope["query_string"]:  # most lookups: no query to parse
         return
     given = request.query_params
+    for parameter in given:
+        if parameter not in parameters:
+            name = shown(parameter)
+            raise InvalidParameter(
+                name,
+                f"unknown query parameter {name!r}: this endpoint takes "
+                + (", ".join(parameters) if parameters else "none"),
+            )
     for parameter in parameters:
         if len(given.getall(parameter, [])) > 1:
             raise InvalidParameter(

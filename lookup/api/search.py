@@ -11,7 +11,7 @@ from litestar.params import QueryParameter
 from lookup.api import openapi, schemas
 from lookup.api.auth import role
 from lookup.api.numbers import to_response
-from lookup.api.params import check_once, check_text, check_whole_number
+from lookup.api.params import check_query, check_text, check_whole_number
 from lookup.api.services import Services
 from lookup.errors import InvalidParameter
 
@@ -50,7 +50,7 @@ class SearchController(Controller):
     ) -> schemas.SearchResults:
         """Listings whose name matches, best first (reserved numbers are never among them)."""
         # First: which of a repeated parameter's values to check cannot be told either.
-        check_once(request, "name", "city", "limit")
+        check_query(request, "name", "city", "limit")
         query = name.strip()
         for parameter, text in (("name", query), ("city", (city or "").strip())):
             check_text(parameter, text)
