@@ -926,3 +926,38 @@ def test_an_erased_number_is_quoted_as_erased_in_later_findings_but_by_accounts_
         f.evidence["range"] for f in findings if f.account == "acme" and "range" in f.evidence
     ]
     assert acme_range[0] == "erased"
+
+
+def test_every_erasure_of_a_number_holds_and_what_was_seen_before_it_is_hidden() -> None:
+    engine = Engine()
+    walk = [event(22202000 + i, 100 + i, alternating(i)) for i in range(4)]
+    late = event(22202000, 5, account="late-co", ip="10.0.0.2")  # made early, arrives late
+    feed(engine, walk[:1])
+    # Seen before the request, though its server's clock ran ahead of the monitor's.
+    assert engine.erase("+4722202000", T0 + timedelta(seconds=10)) == 1
+    # Asked again once late-co's case holds it: the first erasure still covers late-co.
+    engine.erase("+4722202000", T0 + timedelta(seconds=20), ["late-co"])
+    findings = feed(engine, walk[1:]) + feed(
+        engine,
+        [late, *(event(22202001 + i, 6 + i, account="late-co", ip="10.0.0.2") for i in range(3))],
+    )
+    assert {f.account for f in findings if f.action == "suspend"} == {"acme", "late-co"}
+    for finding in findings:
+        assert finding.evidence["lookups"][0]["number"] == "erased", finding.account
+
+
+def test_a_short_number_is_quoted_as_the_lookup_log_writes_it() -> None:
+    walk = [
+        LookupEvent(
+            ts=T0 + timedelta(seconds=i),
+            account="acme",
+            key="k1",
+            ip="10.0.0.1",
+            number=f"+47028{i:02d}",
+            outcome=alternating(i),
+        )
+        for i in range(10)
+    ]
+    suspension = first_suspension(feed(Engine(), walk))
+    assert suspension.evidence["lookups"][0]["number"] == "+4702800"
+    assert suspension.evidence["block"] == "+4702000..999"

@@ -580,6 +580,29 @@ def test_a_scan_under_way_quotes_a_number_erased_meanwhile_as_erased(tmp_path: P
         ]
 
 
+def test_a_short_numbers_erasure_reaches_the_closed_cases_quoting_it(tmp_path: Path) -> None:
+    settings = _ola_on_file(tmp_path)
+    new_key(settings, org="cust-co")
+    for desk in _desk(settings):
+        monitor = desk.services.monitor
+        assert monitor is not None
+        walk = [_lookup(DAY + timedelta(seconds=i), f"+47028{i:02d}", "miss") for i in range(10)]
+        assert monitor.submit(walk)
+        [case] = desk.get("/cases").json()
+        assert desk.get("/subjects/02800").json()["cases"] == [case["id"]]
+        [block] = desk.get(f"/cases/{case['id']}").json()["blocks"]
+        assert (block["block"], block["distinct"]) == ("+4702000..999", 10)  # as evidence names it
+        assert desk.decide(case["id"], "reinstate").status_code == 201
+        done = desk.client.post(
+            "/internal/v1/subjects/02800/erasure",
+            json={"reason": "request 2026-123"},
+            headers=desk.headers,
+        ).json()
+        assert done["findings_erased"] >= 1
+        assert desk.get("/subjects/02800").json()["cases"] == []
+        assert '"+4702800"' not in desk.get(f"/cases/{case['id']}").text
+
+
 def test_an_erased_numbers_lookups_that_reach_the_log_later_are_erased_as_they_arrive(
     tmp_path: Path,
 ) -> None:

@@ -148,13 +148,17 @@ class AddressScans:
             if not block.members:
                 _drop(ip_state, key)
 
-    def lookups(self) -> Iterator[Lookup]:
-        """Every lookup the addresses remember (some more than once)."""
+    def lookups(self, number: int) -> Iterator[Lookup]:
+        """The lookups of a number the addresses remember (some more than once): in their
+        blocks (as every one in `recent`) and among an only account's last ones."""
+        sizes = self.policy.block_sizes
         for ip_state in self._ips.values():
-            yield from ip_state.lone
-            yield from ip_state.recent
-            for block in ip_state.blocks.values():
-                yield from block.members.values()
+            yield from (item for item in ip_state.lone if item.number == number)
+            for size in sizes:
+                block = ip_state.blocks.get((size, number // size))
+                item = block.members.get(number) if block is not None else None
+                if item is not None:
+                    yield item
 
     def prune(self, now: float) -> None:
         """Drop what fell out of the window, and addresses left with nothing."""

@@ -85,9 +85,9 @@ class Engine:
         self._pruned_at: float | None = None
         # Kept apart from the pruned state: a count never restarts (one int per account).
         self._events_seen: dict[str, int] = {}
-        # Erased numbers (national) whose lookups made until a moment are quoted as erased,
-        # but by the accounts held: kept a window long, for lookups that arrive late.
-        self._erasures: dict[int, tuple[float, frozenset[str]]] = {}
+        # Per erased number (national), each erasure: until when its lookups were made, and
+        # the accounts it held. Kept a window long, for lookups that arrive late.
+        self._erasures: dict[int, list[tuple[float, frozenset[str]]]] = {}
 
     def reset(self, account: str, *, washing_cleared: Clearance | None = None) -> None:
         """Forget an account's evidence (compliance cleared or reinstated it).
@@ -126,28 +126,37 @@ class Engine:
 
     def erase(self, number: str, until: datetime, held: Collection[str] = ()) -> int:
         """Quote a number (E.164) as erased in findings from now on (its data subject's
-        request): its lookups made until `until`, but those of the `held` accounts (legal
-        hold). Detection goes on as before. Returns how many remembered lookups it hid."""
+        request): its lookups made until `until` (every one remembered now, whatever its
+        clock said), but those of the `held` accounts (legal hold). Detection goes on as
+        before. Returns how many remembered lookups it hid."""
         national = national_number(number)
         if national is None:
             return 0
-        made, keep = (until - EPOCH).total_seconds(), frozenset(held)
-        self._erasures[national] = (made, keep)
-        hidden: dict[int, Lookup] = {}
+        keep = frozenset(held)
+        self._erasures.setdefault(national, []).append(((until - EPOCH).total_seconds(), keep))
+        sizes = self.policy.block_sizes
         everywhere = chain(
-            (item for state in self._accounts.values() for item in remembered(state)),
-            self._addresses.lookups(),
+            (
+                item
+                for name, state in self._accounts.items()
+                if name not in keep
+                for item in remembered(state, national, sizes)
+            ),
+            self._addresses.lookups(national),
         )
+        hidden: dict[int, Lookup] = {}
         for item in everywhere:
-            if item.number == national and self._erased(item):
+            if item.account not in keep:
                 item.erased = True
                 hidden[id(item)] = item
         return len(hidden)
 
     def _erased(self, lookup: Lookup) -> bool:
-        """Whether an erasure covers the lookup."""
-        erasure = self._erasures.get(lookup.number)
-        return erasure is not None and lookup.t <= erasure[0] and lookup.account not in erasure[1]
+        """Whether an erasure covers a lookup that arrived after it."""
+        return any(
+            lookup.t <= until and lookup.account not in held
+            for until, held in self._erasures.get(lookup.number, ())
+        )
 
     def _prune(self, now: float) -> None:
         """Drop what fell out of the window everywhere, once per hour of event time.
@@ -161,9 +170,9 @@ class Engine:
         window = self.policy.window_seconds
         self._addresses.prune(now)
         self._erasures = {
-            number: erasure
-            for number, erasure in self._erasures.items()
-            if now - erasure[0] <= window
+            number: kept
+            for number, erasures in self._erasures.items()
+            if (kept := [erasure for erasure in erasures if now - erasure[0] <= window])
         }
         for name, state in list(self._accounts.items()):
             self._expire(state, now)

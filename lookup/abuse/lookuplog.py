@@ -269,16 +269,21 @@ class LookupLog:
 
     def blocks(self, account: str, since: datetime) -> list[dict[str, Any]]:
         """Number blocks the account looked up since a moment: coverage per block."""
-        # Erased lookups, whose block went with their number, are counted apart.
+        # Erased lookups, whose block went with their number, are counted apart, on a line
+        # after the 20 blocks with most numbers. A block is its number's thousand, as the
+        # detectors name it (a short number's: `+4702000..999`).
         rows = self._file.rows(
             f"""
             SELECT CASE number WHEN '{ERASED}' THEN number
-                   ELSE substr(number, 1, 8) || '000..999' END AS block,
-                   count(DISTINCT number), count(*),
+                   ELSE substr(number, 1, length(number) - 3) || '000..999' END AS block,
+                   count(DISTINCT number) AS numbers, count(*),
                    count(DISTINCT number) FILTER (WHERE outcome = 'hit'), min(ts), max(ts)
             FROM lookup_log
             WHERE account = ? AND ts >= ? AND outcome <> 'invalid' AND endpoint = 'numbers'
-            GROUP BY block ORDER BY 2 DESC LIMIT 20
+            GROUP BY block
+            QUALIFY row_number() OVER (PARTITION BY block = '{ERASED}' ORDER BY numbers DESC)
+                <= 20
+            ORDER BY block = '{ERASED}', numbers DESC, block
             """,
             [account, since],
         )

@@ -41,7 +41,9 @@ class Lookup:
 
 
 def e164(number: int) -> str:
-    return f"+47{number:08d}"
+    """A national number in E.164, as the lookup log writes it: a short number (`02800`,
+    five digits from a 0; no eight-digit number starts with one) keeps its five."""
+    return f"+47{number:05d}" if number < 100_000 else f"+47{number:08d}"
 
 
 def block_label(start: int, size: int) -> str:
@@ -150,15 +152,17 @@ class AccountState:
     window)."""
 
 
-def remembered(state: AccountState) -> Iterator[Lookup]:
-    """Every lookup an account's state remembers (some more than once)."""
-    yield from state.recent
-    yield from state.sprt_trail
-    yield from state.velocity_recent
-    for run in state.runs:
-        yield from run.items
-    for block in state.blocks.values():
-        yield from block.members.values()
+def remembered(state: AccountState, number: int, sizes: Sequence[int]) -> Iterator[Lookup]:
+    """The lookups of a number an account's state remembers (some more than once): in its
+    blocks (every lookup within the window is, as in `recent`), and what the miss-ratio
+    trail and the runs may keep longer."""
+    for size in sizes:
+        block = state.blocks.get((size, number // size))
+        item = block.members.get(number) if block is not None else None
+        if item is not None:
+            yield item
+    yield from (item for item in state.sprt_trail if item.number == number)
+    yield from (item for run in state.runs for item in run.items if item.number == number)
 
 
 @dataclass(slots=True)
