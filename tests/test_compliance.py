@@ -832,6 +832,26 @@ def test_bad_bodies_and_parameters_say_which_field_and_why(desk: Desk) -> None:
     # No request of the API needs a big body: refused with the right status, nothing kept.
     huge = problem_of(post(b"x" * 70_000), 413, "body-too-large")
     assert huge["detail"] == "the request body is over 65,536 bytes"
+    # A query parameter on an endpoint that takes none is no less a mistake.
+    stray = desk.client.post(
+        f"{path}?dry_run=1", json={"decision": "clear", "reason": "x"}, headers=desk.headers
+    )
+    assert problem_of(stray, 422, "invalid-parameter")["detail"] == (
+        "unknown query parameter 'dry_run': this endpoint takes none"
+    )
+    for query in (
+        f"/cases/{case_id}?verbose=1",
+        "/accounts/cust-co/decisions?since=2026-01-01",
+        "/audit/verify?full",
+        "/subjects/22202400?fields=all",
+    ):
+        problem_of(desk.get(query), 422, "invalid-parameter")
+    erase = desk.client.post(
+        "/internal/v1/subjects/22202400/erasure?confirm=yes",
+        json={"reason": "request 1"},
+        headers=desk.headers,
+    )
+    problem_of(erase, 422, "invalid-parameter")
     assert desk.get("/accounts/cust-co/decisions").json() == []
 
 

@@ -156,12 +156,13 @@ class ComplianceController(Controller):
         "/cases/{case_id:int}",
         summary="A case's evidence",
         sync_to_thread=True,
-        responses=openapi.problems("case-not-found"),
+        responses=openapi.problems("case-not-found", "invalid-parameter"),
     )
     def case(
         self, request: Request[Any, Any, Any], case_id: Annotated[int, PathParameter()]
     ) -> dict[str, Any]:
         """Findings with evidence, the account's lookups around them, blocks it covered."""
+        check_query(request)
         services: Services = request.app.state.services
         _log_current(services)
         case = services.store.cases.get(case_id)
@@ -193,6 +194,7 @@ class ComplianceController(Controller):
         data: JSONBody[DecisionRequest],
     ) -> Decision:
         """Record who decided what and why; suspend/reinstate/clear change the account."""
+        check_query(request)
         services: Services = request.app.state.services
         reason = _reason(data.reason, "a decision needs a reason")
         actor = _actor(request)
@@ -230,12 +232,13 @@ class ComplianceController(Controller):
         "/accounts/{account:str}/decisions",
         summary="An account's audit trail",
         sync_to_thread=True,
-        responses=openapi.problems("unknown-account"),
+        responses=openapi.problems("unknown-account", "invalid-parameter"),
     )
     def account_decisions(
         self, request: Request[Any, Any, Any], account: Annotated[str, PathParameter()]
     ) -> list[Decision]:
         """Every decision on the account, oldest first."""
+        check_query(request)
         services: Services = request.app.state.services
         trail = services.store.decisions.trail(account=account)
         if not trail and not services.key_ring.has(account):
@@ -249,13 +252,14 @@ class ComplianceController(Controller):
         "/subjects/{number:str}",
         summary="Everything stored about a number",
         sync_to_thread=True,
-        responses=openapi.problems("invalid-number", "warehouse-busy"),
+        responses=openapi.problems("invalid-number", "invalid-parameter", "warehouse-busy"),
     )
     def subject(
         self, request: Request[Any, Any, Any], number: Annotated[str, PathParameter()]
     ) -> SubjectReport:
         """A data subject's access request: each operator's record, its history, rejected
         rows, what customers are shown, who looked it up, cases quoting it."""
+        check_query(request)
         services: Services = request.app.state.services
         national = normalize(number)
         _log_current(services)
@@ -277,7 +281,9 @@ class ComplianceController(Controller):
         data: JSONBody[ErasureRequest],
     ) -> dict[str, Any]:
         """A data subject's erasure request: their number is anonymised in the lookup log
-        (but in accounts under legal hold) and the text of rejected rows about it blanked."""
+        and in findings (but in accounts under legal hold), the detectors quote it as erased
+        from then on, and the text of rejected rows about it is blanked."""
+        check_query(request)
         services: Services = request.app.state.services
         reason = _reason(data.reason, "an erasure needs a reason (the request's reference)")
         national = normalize(number)
@@ -312,10 +318,11 @@ class ComplianceController(Controller):
         "/audit/verify",
         summary="Check the audit trail",
         sync_to_thread=True,
-        responses=openapi.problems(),
+        responses=openapi.problems("invalid-parameter"),
     )
     def verify(self, request: Request[Any, Any, Any]) -> dict[str, bool]:
         """Whether the decision chain is intact."""
+        check_query(request)
         services: Services = request.app.state.services
         return {"intact": services.store.decisions.verify()}
 
