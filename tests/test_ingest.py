@@ -1541,3 +1541,52 @@ def test_names_encoded_twice_are_rejected_not_served_garbled(
     assert served(lenient).find("22202400") is None
     listing = served(lenient).find("22202401")
     assert listing is not None and (listing.first_name, listing.last_name) == ("Bjørn", "Ærø")
+
+
+def test_a_number_reserved_where_it_was_ported_keeps_no_personal_data_anywhere(
+    tmp_path: Path, settings: Settings
+) -> None:
+    # ice listed the subscriber; the number moved to telia, where they reserved it (and
+    # another hid their address). ice goes on delivering its old records every night.
+    ice = [
+        person("22202400", first="Vera", last="Hemmelig", gyldig_fra="2018-01-01"),
+        person("22202401", first="Ola", adresse="Skjultveien 3", gyldig_fra="2018-01-01"),
+        person("22202402", first="Back", gyldig_fra="2026-01-01"),  # ported back to ice
+        *filler(20),
+    ]
+    telia = [
+        person("22202400", reservert="J", gyldig_fra="2024-06-16"),
+        person("22202401", first="Ola", reservert="A", gyldig_fra="2024-06-16"),
+        person("22202402", reservert="J", gyldig_fra="2024-06-16"),
+    ]
+    write_csv(tmp_path / "1", "ice_full_20261120T020000.csv", ice)
+    write_csv(tmp_path / "1", "telia_full_20261120T030000.csv", telia)
+    ingest([tmp_path / "1"], settings)
+
+    def ices() -> dict[str, tuple[object, ...]]:
+        with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
+            rows = warehouse.query(
+                "SELECT number, reservation, kind, first_name, last_name, street, postcode, "
+                "city, birth_date FROM records WHERE operator = 'ice' AND number < '22202403'"
+            )
+        return {str(row[0]): row[1:] for row in rows}
+
+    # What precedence reads stays; what the reservation withholds goes.
+    assert ices()["22202400"] == ("listed", None, None, None, None, None, None, None)
+    assert ices()["22202401"][:2] == ("listed", "person")
+    assert ices()["22202401"][4:7] == (None, None, None)  # the hidden address, no more
+    assert ices()["22202402"][2] == "Back"  # newer than the reservation: its own
+    snapshot = served(settings)
+    assert snapshot.find("22202400") is None
+    hidden = snapshot.find("22202401")
+    assert hidden is not None and hidden.first_name == "Ola" and not hidden.street
+    back = snapshot.find("22202402")
+    assert back is not None and back.first_name == "Back"
+    # The next night's same files change nothing, and say so.
+    write_csv(tmp_path / "2", "ice_full_20261121T020000.csv", ice)
+    (night,) = ingest([tmp_path / "2"], settings).files
+    assert (night.batch.added, night.batch.updated, night.batch.removed) == (0, 0, 0)
+    assert ices()["22202400"] == ("listed", None, None, None, None, None, None, None)
+    with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
+        [(held,)] = warehouse.query("SELECT count(*) FROM records WHERE first_name = 'Vera'")
+    assert held == 0

@@ -30,6 +30,7 @@ from lookup.ingest.rules import (
 )
 from lookup.ingest.schema import SCHEMA
 from lookup.ingest.upgrades import has_column, upgrade
+from lookup.ingest.veil import veil, veil_staged
 
 _WITHHOLD_REJECTS: Final = (
     """
@@ -357,11 +358,11 @@ class Warehouse:
             if stale:
                 # Kept as they are, and not removed by a full file either.
                 kept = pa.array(list(stale))
-                self._con.register(
-                    "_staged", staged.filter(pc.invert(pc.is_in(staged["number"], kept)))
-                )
+                staged = staged.filter(pc.invert(pc.is_in(staged["number"], kept)))
+                self._con.register("_staged", staged)
                 keep = [*keep, *sorted(stale)]
                 _note_stale(batch, stale)
+            self._con.register("_staged", veil_staged(self._con, staged, operator))
             self._con.register("_keep", pa.table({"number": pa.array(keep, pa.string())}))
             self._con.register("_deletes", pa.table({"number": pa.array(deletes, pa.string())}))
             if kind is FileKind.FULL:
@@ -435,6 +436,7 @@ class Warehouse:
             )
             for step in (*steps, _WITHHOLD_REJECTS.format(touched=applied)):
                 self._exec(step, {k: v for k, v in params.items() if f"${k}" in step})
+            veil(self._con)
             counts = self._con.execute(
                 "SELECT change, count(*) FROM changes WHERE batch_id = ? GROUP BY change",
                 [batch.id],
@@ -531,6 +533,7 @@ class Warehouse:
             )
             for step in steps:
                 self._exec(step, params)
+            veil(self._con)
             counts = self._con.execute(
                 "SELECT change, count(*) FROM changes WHERE batch_id = ? GROUP BY change",
                 [batch.id],
