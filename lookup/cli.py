@@ -25,6 +25,7 @@ from lookup.config import ConfigError, Settings, load_settings
 from lookup.errors import LookupServiceError, WarehouseBusy
 from lookup.ingest.files import SIDECAR_SUFFIX, is_candidate, sidecar_for, why_ignored
 from lookup.ingest.report import render_report, render_status
+from lookup.text import printable
 
 log = logging.getLogger("lookup")
 
@@ -312,7 +313,7 @@ def _watch(folder: Path, interval: float, settings: Settings, *, force: bool) ->
                     # sidecar may come before its file; a dotfile or `.part` is an upload).
                     why = why_ignored(path)
                     if why is not None and not path.name.endswith(SIDECAR_SUFFIX):
-                        print(f"{path}: ignored ({why})", flush=True)
+                        print(f"{printable(str(path))}: ignored ({why})", flush=True)
                         noted.add(path)
             except FileNotFoundError:
                 continue  # moved away between the listing and the look

@@ -18,6 +18,14 @@ def first_control(text: str, allowed: str = "") -> str | None:
     return next((c for c in text if unicodedata.category(c) == "Cc" and c not in allowed), None)
 
 
+def printable(text: str) -> str:
+    """Text as a report or log line prints it: escaped as Python writes a string (without
+    its quotes) when it holds a control or format character, which a terminal would act on
+    (an escape sequence, a line break that forges a report line, a text direction
+    control)."""
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
 def first_bidi_control(text: str) -> str | None:
     """The first text direction control of `text`."""
     return next((c for c in text if c in BIDI_CONTROLS), None)

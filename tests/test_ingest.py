@@ -203,6 +203,8 @@ def test_unusable_headers_reject_the_whole_file(
         ("utf-16-no-bom", "UTF-16 text"),
         ("gzip", "gzip-compressed, but not named .gz"),
         ("zip", "a zip archive"),
+        ("zero-filled", "first 200 bytes are all NUL (zero-filled"),
+        ("empty-gzip", "not a valid gzip file: it is empty (0 bytes)"),
     ],
 )
 def test_a_file_in_another_form_is_refused_saying_what_it_is(
@@ -215,13 +217,17 @@ def test_a_file_in_another_form_is_refused_saying_what_it_is(
         data = text.encode("utf-16-le")
     elif form == "gzip":
         data = gzip.compress(text.encode())
+    elif form == "zero-filled":
+        data = bytes(4096)
+    elif form == "empty-gzip":
+        data = b""
     else:
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
             archive.writestr(TELENOR, text)
         data = buffer.getvalue()
     (tmp_path / "in").mkdir()
-    (tmp_path / "in" / TELENOR).write_bytes(data)
+    (tmp_path / "in" / (TELENOR + (".gz" if form == "empty-gzip" else ""))).write_bytes(data)
     (file_report,) = ingest([tmp_path / "in"], settings).files
     assert (file_report.batch.status, file_report.batch.reason) == ("rejected", "unreadable")
     assert said in (file_report.batch.detail or ""), file_report.batch.detail
@@ -355,6 +361,24 @@ def test_bad_file_names_are_rejected_with_the_rule(tmp_path: Path, settings: Set
     assert f"{tmp_path / 'in' / 'late'}/: ignored (a folder: give it by name to read it)" in said
     assert f"{orphan}: ignored (a digest sidecar with no file beside it)" in said
     assert report.published is None
+
+
+def test_a_file_name_a_terminal_would_act_on_is_printed_escaped(
+    tmp_path: Path, settings: Settings
+) -> None:
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    (inbox / "x\x1b[31mred.txt").write_text("")  # an escape sequence
+    (inbox / "a\nfake_line.txt").write_text("")  # a line break forging a report line
+    (inbox / "telia_full_20261122T020000.csv").symlink_to(tmp_path / "gone.csv")
+    said = render_report(ingest([inbox], settings)).splitlines()
+    assert "\x1b" not in "".join(said) and "fake_line.txt: ignored" not in said
+    assert f"{inbox}/x\\x1b[31mred.txt: ignored (not an operator file name)" in said
+    assert f"{inbox}/a\\nfake_line.txt: ignored (not an operator file name)" in said
+    assert (
+        f"{inbox}/telia_full_20261122T020000.csv: ignored "
+        "(a broken symbolic link: its target is missing, or links back to it)"
+    ) in said
 
 
 def test_sidecar_digest_mismatch_rejects_the_file(tmp_path: Path, settings: Settings) -> None:
@@ -1590,3 +1614,40 @@ def test_a_number_reserved_where_it_was_ported_keeps_no_personal_data_anywhere(
     with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
         [(held,)] = warehouse.query("SELECT count(*) FROM records WHERE first_name = 'Vera'")
     assert held == 0
+
+
+def test_a_valid_from_before_1900_is_an_empty_date(tmp_path: Path, settings: Settings) -> None:
+    rows = [person("22202400", gyldig_fra="1899-12-30"), *filler(30)]
+    write_csv(tmp_path / "in", TELENOR, rows)
+    (file_report,) = ingest([tmp_path / "in"], settings).files
+    [reject] = file_report.rejects
+    assert reject.reason == "bad_date.valid_from"
+    assert reject.detail.endswith("is before 1900: an empty date, not when the record holds from")
+
+
+def test_a_nul_in_a_row_near_the_start_costs_that_row_not_the_file(
+    tmp_path: Path, settings: Settings
+) -> None:
+    rows = [person(str(22202400 + i)) for i in range(30)]
+    rows[1] = rows[1][:10] + "\x00" * 25 + rows[1][10:]  # within the file's first 200 bytes
+    write_csv(tmp_path / "in", TELENOR, rows)
+    (file_report,) = ingest([tmp_path / "in"], settings).files
+    assert file_report.batch.status == "applied", file_report.batch.detail
+    assert (file_report.batch.rows_accepted, file_report.batch.rows_rejected) == (29, 1)
+
+
+def test_a_reservation_with_an_empty_date_is_honoured_not_outranked(
+    tmp_path: Path, settings: Settings
+) -> None:
+    listed = [person("21279132", first="Anne", gyldig_fra="2022-01-01"), *filler(20)]
+    write_csv(tmp_path / "a", "ice_full_20261120T020000.csv", listed)
+    ingest([tmp_path / "a"], settings)
+    # Ported to telenor and reserved there; its system writes an unknown date as 0001-01-01.
+    rows = [person("21279132", reservert="J", gyldig_fra="0001-01-01"), *filler(30, 41000000)]
+    write_csv(tmp_path / "b", "telenor_full_20261121T020000.csv", rows)
+    (file_report,) = ingest([tmp_path / "b"], settings).files
+    assert file_report.batch.status == "applied", file_report.batch.detail
+    assert served(settings).find("21279132") is None
+    with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
+        [(reason,)] = warehouse.query("SELECT reason FROM rejects")
+    assert reason == "bad_date.valid_from"  # its text withheld: the number is reserved

@@ -100,6 +100,8 @@ def why_ignored(entry: Path) -> str | None:
         return "a digest sidecar with no file beside it"
     if not is_candidate(entry):
         return "not an operator file name"
+    if entry.is_symlink() and not entry.exists():
+        return "a broken symbolic link: its target is missing, or links back to it"
     if not entry.is_file():
         # A pipe or device has no end a digest or a reject ratio could be judged at.
         return "not a regular file: a pipe or a device"

@@ -69,6 +69,10 @@ class RawRow(msgspec.Struct, frozen=True):
 def decode(data: bytes, *, gzipped: bool) -> str:
     """Unpack and decode a file: UTF-8 (with or without BOM), else Windows-1252/ISO-8859-1."""
     if gzipped:
+        if not data:  # gzip reads no bytes as no members, and would unpack them to nothing
+            raise FileRejected(
+                RejectReason.UNREADABLE, "not a valid gzip file: it is empty (0 bytes)"
+            )
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as exc:
@@ -90,7 +94,14 @@ def _refuse_other_forms(data: bytes, *, gzipped: bool) -> None:
     """Refuse, saying what it is, a file in a form the contract does not allow, which
     would otherwise be read as text with no header row."""
     form = None
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or data[:200].count(b"\x00") > 20:
+    head = data[:200]
+    if head and not head.strip(b"\x00"):
+        raise FileRejected(
+            RejectReason.UNREADABLE,
+            f"the file's first {len(head)} bytes are all NUL (zero-filled: a transfer that "
+            "failed, or space set aside and never written)",
+        )
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or _every_other_nul(head):
         form = 'UTF-16 text (as Excel\'s "Unicode text" saves it)'
     elif data.startswith(b"\x1f\x8b"):
         form = "gzip-compressed, but not named .gz" if not gzipped else "gzip-compressed twice"
@@ -102,6 +113,16 @@ def _refuse_other_forms(data: bytes, *, gzipped: bool) -> None:
             f"the file is {form}: the contract's files are UTF-8 or ISO-8859-1 text, "
             "gzip-compressed only when named .gz",
         )
+
+
+def _every_other_nul(head: bytes) -> bool:
+    """Whether the bytes read as UTF-16 without a byte-order mark: Latin letters and
+    digits, each with a NUL beside it. NULs elsewhere are a broken row's (its rejection
+    says so), not the file's form."""
+    for half in (head[0::2], head[1::2]):
+        if len(half) >= 10 and half.count(0) >= 0.9 * len(half):
+            return True
+    return False
 
 
 def _decode_line(line: bytes) -> str:

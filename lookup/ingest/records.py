@@ -44,6 +44,11 @@ VALID_FROM_LEEWAY: Final = timedelta(days=1)
 A change effective from the coming midnight is normal; a date further ahead is a
 typo, and since the newest `valid_from` wins it would outrank every real update.
 """
+OLDEST_VALID_FROM: Final = datetime(1900, 1, 1)
+"""The earliest date a record may say it is valid from: an earlier one is a system's
+empty date (0001-01-01, SQL Server's 1753-01-01, a spreadsheet's 1899-12-30), and since
+the newest `valid_from` wins, a reservation dated so would lose to every other operator's
+record of the number (its row is rejected instead, and its reservation honoured)."""
 MAX_TEXT: Final = 300
 """Characters a name, street or city may have (the longest Norwegian business names have
 about 150)."""
@@ -578,6 +583,12 @@ class RowValidator:
                     "bad_date.valid_from",
                     f"{self._name('valid_from')} {quoted(text)} is out of range",
                 ) from None
+        if moment < OLDEST_VALID_FROM:
+            raise _RowError(
+                "bad_date.valid_from",
+                f"{self._name('valid_from')} {quoted(text)} is before "
+                f"{OLDEST_VALID_FROM:%Y}: an empty date, not when the record holds from",
+            )
         if moment > self._produced_at + VALID_FROM_LEEWAY:
             raise _RowError(
                 "bad_date.valid_from",

@@ -9,10 +9,11 @@ from lookup.index.snapshot import read_pointer
 from lookup.ingest.pipeline import IngestReport
 from lookup.ingest.progress import IngestProgress, read_progress
 from lookup.ingest.warehouse import Batch, Warehouse
+from lookup.text import printable
 
 
 def _batch_line(batch: Batch) -> str:
-    line = f"{batch.file}: {batch.status}"
+    line = f"{printable(batch.file)}: {batch.status}"
     if batch.status in ("applied", "held"):
         line += (
             f" - rows {batch.rows_total}, accepted {batch.rows_accepted}, "
@@ -40,10 +41,10 @@ def render_report(report: IngestReport) -> str:
         for reject in file_report.rejects:
             applied = " (reservation applied)" if reject.record is not None else ""
             lines.append(
-                f"  {file_report.batch.file}:{reject.line}: {reject.reason}: "
+                f"  {printable(file_report.batch.file)}:{reject.line}: {reject.reason}: "
                 f"{reject.detail}{applied}"
             )
-    lines += [f"{name}: ignored ({why})" for name, why in report.ignored.items()]
+    lines += [f"{printable(name)}: ignored ({why})" for name, why in report.ignored.items()]
     if report.published is not None:
         p = report.published
         lines.append(f"published snapshot {p.snapshot} with {p.listings} listings")
