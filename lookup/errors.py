@@ -49,6 +49,7 @@ class RejectReason(StrEnum):
     REPEATS_OLDER = "repeats_older"
     AFTER_ITS_DELTA = "after_its_delta"
     AFTER_HELD_FULL = "after_held_full"
+    SAME_STAMP = "same_stamp"
 
 
 class FileRejected(LookupServiceError):

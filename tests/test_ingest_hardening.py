@@ -1350,3 +1350,56 @@ def test_a_whole_rejected_row_keeps_no_date_written_as_a_number_or_split_by_blan
             assert leaked not in reject.raw, reject.raw
     # The row is still found by its number.
     assert any('"number":"41793001"' in r.raw.replace(" ", "") for r in rejects)
+
+
+@pytest.mark.parametrize("first", ["J", "N"])
+def test_two_files_of_one_moment_keep_the_reservation_either_way(
+    tmp_path: Path, settings: Settings, first: str
+) -> None:
+    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", filler(30))
+    ingest([tmp_path / "a"], settings)
+    # The same delta sent as .csv and .csv.gz, re-exported in between: the subscriber
+    # reserved their number (J) or the export before it still lists it (N).
+    second = "N" if first == "J" else "J"
+    rows = {
+        flag: [person("40000003", reservert=flag, gyldig_fra="2026-11-21") + ";U"]
+        for flag in ("J", "N")
+    }
+    folder = tmp_path / "b"
+    write_csv(folder, "telenor_delta_20261123T060000.csv", rows[first], header=DELTA_HEADER)
+    write_csv(
+        folder,
+        "telenor_delta_20261123T060000.csv.gz",
+        rows[second],
+        header=DELTA_HEADER,
+        compress=True,
+    )
+    plain, packed = ingest([folder], settings).files
+    assert plain.batch.status == "applied"
+    assert (packed.batch.status, packed.batch.reason) == ("held", "same_stamp")
+    assert (packed.batch.detail or "").startswith(
+        "telenor_delta_20261123T060000.csv, of other content, has the same time stamp"
+    )
+    assert served(settings).find("40000003") is None  # reserved, whichever came first
+
+
+def test_a_second_full_file_of_one_moment_removes_nothing_unseen(
+    tmp_path: Path, settings: Settings
+) -> None:
+    folder = tmp_path / "in"
+    write_csv(folder, "telenor_full_20261122T020000.csv", filler(30))
+    write_jsonl(
+        folder,
+        "telenor_full_20261122T020000.jsonl",
+        [json_person(str(41000000 + i)) for i in range(30)],
+    )
+    taken, twin = ingest([folder], settings).files
+    assert (taken.batch.status, twin.batch.status, twin.batch.reason) == (
+        "applied",
+        "held",
+        "same_stamp",
+    )
+    assert len(served(settings)) == 30  # the first file's numbers, none removed
+    forced = ingest([folder / "telenor_full_20261122T020000.jsonl"], settings, force=True)
+    assert forced.files[0].batch.status == "applied"  # the operator says which holds
+    assert served(settings).find("41000000") is not None

@@ -218,6 +218,17 @@ def _ingest_file(
                 "it, which is the change on top of it: only what takes data away is applied, "
                 "the rest comes with the next full file (--force does not apply it)",
             )
+        twin = None if force or hold is not None else warehouse.same_stamp(name, batch.digest)
+        if twin is not None:
+            # Two files of one moment (a .csv and a .csv.gz, a re-export): which is newer
+            # cannot be told, and applied in name order the second would undo the first
+            # (a reservation, a whole full file's numbers) unseen.
+            hold = FileRejected(
+                RejectReason.SAME_STAMP,
+                f"{twin}, of other content, has the same time stamp and was taken before it: "
+                "which is newer cannot be told; only its reservations and hidden addresses "
+                "are applied (send one file per time stamp, or --force to apply it whole)",
+            )
         base = None if force or name.kind is FileKind.FULL else warehouse.held_base(name)
         if hold is None and base is not None:
             # The change on top of a full file held back: applied on the older state, it

@@ -242,6 +242,17 @@ class Warehouse:
         )
         return str(row[0]) if row is not None and row[1] else None
 
+    def same_stamp(self, name: OperatorFileName, digest: str) -> str | None:
+        """The file of another content, of the same operator, kind and timestamp as this
+        one, that was taken before it (applied, or held with its reservations applied)."""
+        row = self._one(
+            "SELECT file FROM batches WHERE operator = ? AND kind = ? AND produced_at = ? "
+            "AND status IN ('applied', 'held') AND digest IS DISTINCT FROM ? "
+            "ORDER BY id LIMIT 1",
+            [name.operator, name.kind, name.produced_at, digest],
+        )
+        return str(row[0]) if row is not None else None
+
     def delta_applied_at(self, operator: str, produced_at: datetime) -> bool:
         """Whether a delta of the operator stamped `produced_at` was applied (or held, its
         reservations applied), but one held as the change on top of this full file, which
