@@ -412,6 +412,33 @@ def test_a_sidecar_is_read_as_the_tools_write_it(
     assert file_report.batch.status == "applied", file_report.batch.detail
 
 
+@pytest.mark.parametrize(
+    ("sidecar", "said"),
+    [
+        ("dangling", "its digest sidecar {name}.sha256 cannot be read: No such file"),
+        ("folder", "its digest sidecar {name}.sha256 cannot be read: Is a directory"),
+        ("garbage", "{name}.sha256 holds no SHA-256 digest (64 hex digits)"),
+        ("empty", "{name}.sha256 is empty"),
+    ],
+)
+def test_a_sidecar_that_cannot_be_checked_rejects_its_file_saying_why(
+    tmp_path: Path, settings: Settings, sidecar: str, said: str
+) -> None:
+    write_csv(tmp_path / "in", TELENOR, [person("22202400")])
+    path = tmp_path / "in" / (TELENOR + ".sha256")
+    if sidecar == "dangling":
+        path.symlink_to(tmp_path / "nowhere")
+    elif sidecar == "folder":
+        path.mkdir()
+    else:
+        path.write_bytes(b"\x00\xff garbage\x1b[2J" if sidecar == "garbage" else b"")
+    report = ingest([tmp_path / "in"], settings)
+    [file_report] = report.files
+    assert (file_report.batch.status, file_report.batch.reason) == ("rejected", "sidecar_mismatch")
+    assert (file_report.batch.detail or "").startswith(said.format(name=TELENOR))
+    assert "\x1b" not in render_report(report)
+
+
 def test_same_content_twice_is_a_no_op(tmp_path: Path, settings: Settings) -> None:
     write_csv(tmp_path / "in", TELENOR, [person("22202400")])
     first = ingest([tmp_path / "in"], settings)

@@ -376,22 +376,36 @@ def _write(
 
 
 _TAGGED_DIGEST: Final = re.compile(r"SHA256 \(.*\) = ([0-9A-Fa-f]{64})", re.DOTALL)
+_HEX_DIGEST: Final = re.compile(r"[0-9a-f]{64}")
 
 
 def _check_sidecar(path: Path, digest: str) -> None:
     sidecar = sidecar_for(path)
-    if not sidecar.exists():
+    if not sidecar.is_symlink() and not sidecar.exists():
         return
-    # As sha256sum writes it (`<hex>  <name>`, or `SHA256 (<name>) = <hex>` with --tag), or
-    # as PowerShell does, a byte-order mark first.
-    text = sidecar.read_bytes().decode("utf-8-sig", errors="replace").strip()
-    tagged = _TAGGED_DIGEST.fullmatch(text)
-    expected = tagged[1].lower() if tagged else text.split()[0].lower() if text else ""
-    if expected != digest:
+    try:
+        data = sidecar.read_bytes()
+    except OSError as exc:
+        # A sidecar that came is a check asked for: unread, the file is not taken unchecked.
         raise FileRejected(
             RejectReason.SIDECAR_MISMATCH,
-            f"{sidecar.name} says {expected or '(empty)'}, the file's SHA-256 is {digest}",
-        )
+            f"its digest sidecar {sidecar.name} cannot be read: {exc.strerror or exc}",
+        ) from None
+    # As sha256sum writes it (`<hex>  <name>`, or `SHA256 (<name>) = <hex>` with --tag), or
+    # as PowerShell does, a byte-order mark first.
+    text = data.decode("utf-8-sig", errors="replace").strip()
+    tagged = _TAGGED_DIGEST.fullmatch(text)
+    expected = tagged[1].lower() if tagged else text.split()[0].lower() if text else ""
+    if expected == digest:
+        return
+    if not _HEX_DIGEST.fullmatch(expected):
+        # Not quoted: whatever bytes it holds would go to the report and the terminal.
+        said = "is empty" if not expected else "holds no SHA-256 digest (64 hex digits)"
+        raise FileRejected(RejectReason.SIDECAR_MISMATCH, f"{sidecar.name} {said}")
+    raise FileRejected(
+        RejectReason.SIDECAR_MISMATCH,
+        f"{sidecar.name} says {expected}, the file's SHA-256 is {digest}",
+    )
 
 
 def _validate(data: bytes, name: OperatorFileName) -> tuple[list[Record], list[Rejected]]:
