@@ -40,6 +40,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """An operator file with a larger share of rejected rows is held back whole."""
     full_shrink_max: float = 0.10
     """A full file shrinking its operator's listings by more than this is held back whole."""
+    ingest_max_bytes: int = 2**31
+    """An operator file larger than this, as delivered or unpacked, is rejected unread: the
+    largest operator's directory is a few hundred megabytes, and a gzip bomb (a few MB
+    unpacking to gigabytes) would otherwise take the machine's memory."""
     snapshot_poll_seconds: float = 0.5
     """How often a server checks for a newly published snapshot."""
     snapshots_kept: int = 3
@@ -99,6 +103,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigError("LOOKUP_REJECT_RATIO_MAX must be between 0 and 1")
         if not 0 <= self.full_shrink_max <= 1:
             raise ConfigError("LOOKUP_FULL_SHRINK_MAX must be between 0 and 1")
+        if self.ingest_max_bytes < 1:
+            raise ConfigError("LOOKUP_INGEST_MAX_BYTES must be at least 1")
         if self.workers < 1:
             raise ConfigError("LOOKUP_WORKERS (or --workers) must be at least 1")
         if self.snapshots_kept < 2:

@@ -1678,3 +1678,44 @@ def test_a_reservation_with_an_empty_date_is_honoured_not_outranked(
     with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
         [(reason,)] = warehouse.query("SELECT reason FROM rejects")
     assert reason == "bad_date.valid_from"  # its text withheld: the number is reserved
+
+
+def test_a_file_over_the_size_bound_is_not_read_as_delivered_or_unpacked(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(tmp_path / "var", ingest_max_bytes=50_000)
+    rows = [HEADER, *filler(20)]
+    text = ("\n".join(rows) + "\n").encode()
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    # A bomb: a few hundred bytes that unpack to a megabyte of one row repeated.
+    (inbox / "telenor_full_20261122T020000.csv.gz").write_bytes(
+        gzip.compress(text + (filler(1)[0] + "\n").encode() * 10_000)
+    )
+    (inbox / "telia_full_20261122T020000.csv").write_bytes(text * 200)  # 400 kB
+    # Two gzip members, as `cat a.gz b.gz` makes: read whole, within the bound.
+    half = len(rows) // 2
+    (inbox / "ice_full_20261122T020000.csv.gz").write_bytes(
+        gzip.compress(("\n".join(rows[:half]) + "\n").encode())
+        + gzip.compress(("\n".join(rows[half:]) + "\n").encode())
+    )
+    (inbox / "tdc_full_20261122T020000.csv.gz").write_bytes(gzip.compress(text)[:-20])
+    by_file = {f.batch.file: f.batch for f in ingest([inbox], settings).files}
+    bomb = by_file["telenor_full_20261122T020000.csv.gz"]
+    assert (bomb.status, bomb.reason, bomb.detail) == (
+        "rejected",
+        "unreadable",
+        "it unpacks to more than 50,000 bytes (LOOKUP_INGEST_MAX_BYTES): not read",
+    )
+    big = by_file["telia_full_20261122T020000.csv"]
+    assert (big.status, big.detail) == (
+        "rejected",
+        f"the file is {len(text) * 200:,} bytes, more than 50,000 (LOOKUP_INGEST_MAX_BYTES): "
+        "not read",
+    )
+    members = by_file["ice_full_20261122T020000.csv.gz"]
+    assert (members.status, members.rows_accepted) == ("applied", 20)
+    cut = by_file["tdc_full_20261122T020000.csv.gz"]
+    assert (
+        cut.detail == "not a valid gzip file: it ends before its end-of-stream marker (cut short)"
+    )

@@ -31,7 +31,9 @@ def _reserved_rows() -> list[tuple[str, str]]:
         if path.suffix not in (".csv", ".jsonl", ".gz"):
             continue
         name = parse_file_name(path.name)
-        for row in read_rows(decode(path.read_bytes(), gzipped=name.gzip), name.format):
+        for row in read_rows(
+            decode(path.read_bytes(), gzipped=name.gzip, limit=2**31), name.format
+        ):
             fields = row.fields
             if str(fields.get("reservation", "")).upper() not in ("J", "RESERVED"):
                 continue

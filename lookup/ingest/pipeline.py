@@ -174,7 +174,15 @@ def _ingest_file(
         forced=force,
     )
     report = FileReport(batch=batch)
+    limit = settings.ingest_max_bytes
     try:
+        size = path.stat().st_size
+        if size > limit:
+            raise FileRejected(
+                RejectReason.UNREADABLE,
+                f"the file is {size:,} bytes, more than {limit:,} (LOOKUP_INGEST_MAX_BYTES): "
+                "not read",
+            )
         data = path.read_bytes()
         batch.digest = hashlib.sha256(data).hexdigest()
         _check_sidecar(path, batch.digest)
@@ -191,7 +199,7 @@ def _ingest_file(
                 f"produced {name.produced_at:%Y-%m-%d %H:%M:%S}, older than the last file "
                 f"applied for {name.operator} ({last:%Y-%m-%d %H:%M:%S})",
             )
-        records, report.rejects = _validate(data, name)
+        records, report.rejects = _validate(data, name, limit)
         unique, batch.rows_superseded = deduplicate(records)
         batch.rows_rejected = len(report.rejects)
         batch.rows_total = (
@@ -255,7 +263,7 @@ def _ingest_file(
         batch.status, batch.reason, batch.detail = "rejected", exc.reason, exc.detail
         unique = []
         if exc.reason == RejectReason.BAD_HEADER:
-            unique, unread = _header_reservations(data, name)
+            unique, unread = _header_reservations(data, name, limit)
             if unread:
                 exc = FileRejected(
                     exc.reason,
@@ -290,7 +298,9 @@ def _ingest_file(
     return report
 
 
-def _header_reservations(data: bytes, name: OperatorFileName) -> tuple[list[Record], int]:
+def _header_reservations(
+    data: bytes, name: OperatorFileName, limit: int
+) -> tuple[list[Record], int]:
     """The reservations and hidden addresses of a CSV file rejected for its header, if the
     header still names the number and the reservation once each (a misspelt `gyldig_fra`
     must not leave a reserved subscriber listed), none otherwise; and how many rows could
@@ -299,7 +309,7 @@ def _header_reservations(data: bytes, name: OperatorFileName) -> tuple[list[Reco
         return [], 0
     validator = RowValidator(name.format, name.kind, name.produced_at)
     try:
-        rows, unread = read_reservation_rows(decode(data, gzipped=name.gzip))
+        rows, unread = read_reservation_rows(decode(data, gzipped=name.gzip, limit=limit))
     except FileRejected:
         return [], 0
     # The same number twice in the file: one wish each, a reservation over a hidden address
@@ -408,11 +418,13 @@ def _check_sidecar(path: Path, digest: str) -> None:
     )
 
 
-def _validate(data: bytes, name: OperatorFileName) -> tuple[list[Record], list[Rejected]]:
+def _validate(
+    data: bytes, name: OperatorFileName, limit: int
+) -> tuple[list[Record], list[Rejected]]:
     validator = RowValidator(name.format, name.kind, name.produced_at)
     records: list[Record] = []
     rejects: list[Rejected] = []
-    text = decode(data, gzipped=name.gzip)
+    text = decode(data, gzipped=name.gzip, limit=limit)
     for row in read_rows(text, name.format, delta=name.kind is FileKind.DELTA):
         try:
             outcome = validator.validate(row)

@@ -8,7 +8,6 @@ split into fields comes out with `error` set, so it is counted, not lost.
 from __future__ import annotations
 
 import csv
-import gzip
 import json
 import re
 import zlib
@@ -66,16 +65,17 @@ class RawRow(msgspec.Struct, frozen=True):
     `personnummer`?): never read, and masked in a rejected row's kept text."""
 
 
-def decode(data: bytes, *, gzipped: bool) -> str:
-    """Unpack and decode a file: UTF-8 (with or without BOM), else Windows-1252/ISO-8859-1."""
+def decode(data: bytes, *, gzipped: bool, limit: int) -> str:
+    """Unpack and decode a file: UTF-8 (with or without BOM), else Windows-1252/ISO-8859-1;
+    one unpacking to more than `limit` bytes is refused."""
     if gzipped:
         if not data:  # gzip reads no bytes as no members, and would unpack them to nothing
             raise FileRejected(
                 RejectReason.UNREADABLE, "not a valid gzip file: it is empty (0 bytes)"
             )
         try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
+            data = _gunzip(data, limit)
+        except zlib.error as exc:
             raise FileRejected(RejectReason.UNREADABLE, f"not a valid gzip file: {exc}") from exc
     _refuse_other_forms(data, gzipped=gzipped)
     # One byte-order mark, or several (an export that added its own to one it copied).
@@ -88,6 +88,34 @@ def decode(data: bytes, *, gzipped: bool) -> str:
         # encodings, and one Latin-1 line must not garble every UTF-8 name around it.
         # A newline byte never occurs inside a UTF-8 sequence, so the split is safe.
         return "\n".join(_decode_line(line) for line in data.split(b"\n"))
+
+
+def _gunzip(data: bytes, limit: int) -> bytes:
+    """Every member of a gzip file, unpacked a bounded step at a time: a bomb is refused
+    once it passes `limit`, before it takes the memory it would unpack to."""
+    parts: list[bytes] = []
+    size = 0
+    rest = data
+    while rest:
+        inflater = zlib.decompressobj(wbits=31)  # gzip's header and trailer, checked
+        pending = rest
+        while pending and not inflater.eof:
+            part = inflater.decompress(pending, limit + 1 - size)
+            size += len(part)
+            if size > limit:
+                raise FileRejected(
+                    RejectReason.UNREADABLE,
+                    f"it unpacks to more than {limit:,} bytes (LOOKUP_INGEST_MAX_BYTES): not read",
+                )
+            parts.append(part)
+            pending = inflater.unconsumed_tail
+        if not inflater.eof:
+            raise FileRejected(
+                RejectReason.UNREADABLE,
+                "not a valid gzip file: it ends before its end-of-stream marker (cut short)",
+            )
+        rest = inflater.unused_data
+    return b"".join(parts)
 
 
 def _refuse_other_forms(data: bytes, *, gzipped: bool) -> None:
