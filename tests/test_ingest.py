@@ -1719,3 +1719,23 @@ def test_a_file_over_the_size_bound_is_not_read_as_delivered_or_unpacked(
     assert (
         cut.detail == "not a valid gzip file: it ends before its end-of-stream marker (cut short)"
     )
+
+
+def test_a_header_row_repeated_mid_file_is_said_to_be_one(
+    tmp_path: Path, settings: Settings
+) -> None:
+    rows = [*filler(20), HEADER, *filler(20, 41000000)]  # two exports joined together
+    write_csv(tmp_path / "in", TELENOR, rows)
+    (file_report,) = ingest([tmp_path / "in"], settings).files
+    assert (file_report.batch.status, file_report.batch.rows_accepted) == ("applied", 40)
+    [again] = file_report.rejects
+    assert (again.line, again.reason) == (22, "header_again")
+    assert again.detail == "line 22 repeats the header row (files joined together?)"
+
+
+def test_a_date_of_birth_written_as_a_week_date_is_refused(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    write_csv(tmp_path / "in", TELENOR, [person("22202400", fodselsdato="1975-W20-6")])
+    (file_report,) = ingest([tmp_path / "in"], lenient).files
+    assert [r.reason for r in file_report.rejects] == ["bad_date.birth_date"]

@@ -328,6 +328,11 @@ def _read_csv(
             detail = f"{len(values)} fields where the header has {len(columns)}"
             yield _unsplit(first + 1, raw, columns, detail, delimiter)
             continue
+        if [value.strip().lower() for value in values] == columns:
+            # Read as a row, its `reservert` would be a reservation marker with no number.
+            detail = f"line {first + 1} repeats the header row (files joined together?)"
+            yield RawRow(first + 1, raw, {}, "header_again", detail)
+            continue
         yield _row(first + 1, raw, values, fields_of)
 
 

@@ -7,6 +7,7 @@ count them; the detail says what was wrong in words.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Final
@@ -38,6 +39,7 @@ from lookup.text import (
 
 OSLO: Final = ZoneInfo("Europe/Oslo")
 _OLDEST_BIRTH: Final = date(1880, 1, 1)
+_CALENDAR_DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 VALID_FROM_LEEWAY: Final = timedelta(days=1)
 """How far past its file's timestamp a record may say it is valid from.
 
@@ -603,10 +605,12 @@ class RowValidator:
         if text is None:
             return None
         try:
-            born = date.fromisoformat(text)
+            # YYYY-MM-DD only: `fromisoformat` also reads a week date (1975-W20-6, ten
+            # characters too), which no operator means.
+            born = date.fromisoformat(text) if _CALENDAR_DATE.fullmatch(text) else None
         except ValueError:
             born = None
-        if born is None or len(text) != 10 or not _OLDEST_BIRTH <= born <= self._produced_at.date():
+        if born is None or not _OLDEST_BIRTH <= born <= self._produced_at.date():
             raise _RowError(
                 "bad_date.birth_date",
                 # Not quoted: even a misspelt date of birth is one.
