@@ -279,6 +279,9 @@ def test_a_comma_separated_file_still_honours_its_reservations(
     (file_report,) = ingest([tmp_path / "b"], settings).files
     assert (file_report.batch.status, file_report.batch.reason) == ("held", "bad_header")
     assert "separated by commas" in (file_report.batch.detail or "")
+    assert (file_report.batch.detail or "").endswith(
+        "; 2 data row(s) not applied; its 1 reservation(s) were honoured"
+    )
     assert served(settings).find("22202400") is None
     assert served(settings).find("22202401") is not None
 

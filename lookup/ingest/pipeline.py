@@ -263,13 +263,17 @@ def _ingest_file(
         batch.status, batch.reason, batch.detail = "rejected", exc.reason, exc.detail
         unique = []
         if exc.reason == RejectReason.BAD_HEADER:
-            unique, unread = _header_reservations(data, name, limit)
-            if unread:
-                exc = FileRejected(
-                    exc.reason,
-                    f"{exc.detail}; {unread} row(s) that do not split at its separator were "
-                    "not read for reservations (a separator inside a field needs quotes)",
-                )
+            unique, read, unread = _header_reservations(data, name, limit)
+            if read or unread:
+                # Its rows are not counted as accepted or rejected, never having been
+                # validated: said here (the reservations honoured are said when written).
+                said = [f"{read + unread} data row(s) not applied"]
+                if unread:
+                    said.append(
+                        f"{unread} row(s) that do not split at its separator were not read "
+                        "for reservations (a separator inside a field needs quotes)"
+                    )
+                exc = FileRejected(exc.reason, "; ".join([exc.detail, *said]))
                 batch.detail = exc.detail
         if not unique:
             warehouse.add_batch(batch, report.rejects)
@@ -300,18 +304,18 @@ def _ingest_file(
 
 def _header_reservations(
     data: bytes, name: OperatorFileName, limit: int
-) -> tuple[list[Record], int]:
+) -> tuple[list[Record], int, int]:
     """The reservations and hidden addresses of a CSV file rejected for its header, if the
     header still names the number and the reservation once each (a misspelt `gyldig_fra`
-    must not leave a reserved subscriber listed), none otherwise; and how many rows could
-    not be read for them."""
+    must not leave a reserved subscriber listed), none otherwise; how many rows were read
+    for them, and how many could not be."""
     if name.format is not FileFormat.CSV:
-        return [], 0
+        return [], 0, 0
     validator = RowValidator(name.format, name.kind, name.produced_at)
     try:
         rows, unread = read_reservation_rows(decode(data, gzipped=name.gzip, limit=limit))
     except FileRejected:
-        return [], 0
+        return [], 0, 0
     # The same number twice in the file: one wish each, a reservation over a hidden address
     # whatever their dates (nothing of the file is applied but these).
     wishes: dict[str, Record] = {}
@@ -321,7 +325,7 @@ def _header_reservations(
             wish.number not in wishes or wish.reservation is Reservation.RESERVED
         ):
             wishes[wish.number] = wish
-    return list(wishes.values()), unread
+    return list(wishes.values()), len(rows), unread
 
 
 def _give_up(warehouse: Warehouse, report: FileReport, exc: Exception) -> FileReport:
