@@ -40,10 +40,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """An operator file with a larger share of rejected rows is held back whole."""
     full_shrink_max: float = 0.10
     """A full file shrinking its operator's listings by more than this is held back whole."""
-    ingest_max_bytes: int = 2**31
+    ingest_max_bytes: int = 2**30
     """An operator file larger than this, as delivered or unpacked, is rejected unread: the
-    largest operator's directory is a few hundred megabytes, and a gzip bomb (a few MB
-    unpacking to gigabytes) would otherwise take the machine's memory."""
+    largest operator's directory is a few hundred megabytes (reading one takes several
+    times its size in memory), and a gzip bomb (a few MB unpacking to gigabytes) would
+    otherwise take the machine's memory."""
     snapshot_poll_seconds: float = 0.5
     """How often a server checks for a newly published snapshot."""
     snapshots_kept: int = 3

@@ -1703,6 +1703,8 @@ def test_a_file_over_the_size_bound_is_not_read_as_delivered_or_unpacked(
         + gzip.compress(("\n".join(rows[half:]) + "\n").encode())
     )
     (inbox / "tdc_full_20261122T020000.csv.gz").write_bytes(gzip.compress(text)[:-20])
+    # NULs after the member: a transfer's last block padded, as gzip(1) reads it.
+    (inbox / "nextel_full_20261122T020000.csv.gz").write_bytes(gzip.compress(text) + bytes(512))
     by_file = {f.batch.file: f.batch for f in ingest([inbox], settings).files}
     bomb = by_file["telenor_full_20261122T020000.csv.gz"]
     assert (bomb.status, bomb.reason, bomb.detail) == (
@@ -1718,6 +1720,8 @@ def test_a_file_over_the_size_bound_is_not_read_as_delivered_or_unpacked(
     )
     members = by_file["ice_full_20261122T020000.csv.gz"]
     assert (members.status, members.rows_accepted) == ("applied", 20)
+    padded = by_file["nextel_full_20261122T020000.csv.gz"]
+    assert (padded.status, padded.rows_accepted) == ("applied", 20)
     cut = by_file["tdc_full_20261122T020000.csv.gz"]
     assert (
         cut.detail == "not a valid gzip file: it ends before its end-of-stream marker (cut short)"
@@ -1742,3 +1746,66 @@ def test_a_date_of_birth_written_as_a_week_date_is_refused(
     write_csv(tmp_path / "in", TELENOR, [person("22202400", fodselsdato="1975-W20-6")])
     (file_report,) = ingest([tmp_path / "in"], lenient).files
     assert [r.reason for r in file_report.rejects] == ["bad_date.birth_date"]
+
+
+def test_a_record_a_reservation_took_the_data_of_is_never_served_empty(
+    tmp_path: Path, settings: Settings
+) -> None:
+    # Ported ice -> telia and reserved there, ice still sending its 2018 record; the
+    # subscriber lifts the reservation, then leaves telia; then ice's file changes.
+    ice = [person("22202400", first="Vera", last="Synlig", gyldig_fra="2018-01-01"), *filler(30)]
+
+    def night(folder: str, files: dict[str, list[str]]) -> Snapshot:
+        for name, rows in files.items():
+            write_csv(tmp_path / folder, name, rows)
+        ingest([tmp_path / folder], settings)
+        return served(settings)
+
+    def telia(row: str) -> list[str]:
+        return [row, *filler(30, 41000000)]
+
+    night(
+        "1",
+        {
+            "ice_full_20261120T020000.csv": ice,
+            "telia_full_20261120T030000.csv": telia(
+                person("22202400", reservert="J", gyldig_fra="2024-06-16")
+            ),
+        },
+    )
+    lifted = night(
+        "2",
+        {
+            "telia_full_20261121T030000.csv": telia(
+                person("22202400", first="Kari", last="Telia", gyldig_fra="2025-05-01")
+            )
+        },
+    ).find("22202400")
+    assert lifted is not None and lifted.first_name == "Kari"
+    # telia lets the number go; ice's record, its data taken, is not served empty.
+    gone = night("3", {"telia_full_20261122T030000.csv": filler(30, 41000000)})
+    assert gone.find("22202400") is None
+    listings = [gone.listing(row) for row in range(len(gone))]
+    assert listings and all(item.first_name or item.business_name for item in listings)
+    # ice's next file that says it (here: a changed file) brings the record back whole.
+    back = night("4", {"ice_full_20261123T020000.csv": [*ice, person("40000099")]})
+    listing = back.find("22202400")
+    assert listing is not None and (listing.first_name, listing.last_name) == ("Vera", "Synlig")
+
+
+def test_a_broken_rows_reservation_takes_no_data_from_another_operators_record(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    # telia's row reserves the number but its date is unusable: honoured, dated by its file,
+    # until telia's next whole row, which lists it dated before ice's record.
+    ice = [person("22202400", first="Vera", last="Synlig", gyldig_fra="2025-01-01"), *filler(30)]
+    write_csv(tmp_path / "1", "ice_full_20261120T020000.csv", ice)
+    broken = [person("22202400", reservert="J", gyldig_fra="0001-01-01"), *filler(30, 41000000)]
+    write_csv(tmp_path / "1", "telia_full_20261120T030000.csv", broken)
+    ingest([tmp_path / "1"], lenient)
+    assert served(lenient).find("22202400") is None
+    whole = [person("22202400", first="Old", gyldig_fra="2024-06-01"), *filler(30, 41000000)]
+    write_csv(tmp_path / "2", "telia_full_20261121T030000.csv", whole)
+    ingest([tmp_path / "2"], lenient)
+    listing = served(lenient).find("22202400")
+    assert listing is not None and (listing.first_name, listing.last_name) == ("Vera", "Synlig")

@@ -1352,9 +1352,9 @@ def test_a_whole_rejected_row_keeps_no_date_written_as_a_number_or_split_by_blan
     assert any('"number":"41793001"' in r.raw.replace(" ", "") for r in rejects)
 
 
-@pytest.mark.parametrize("first", ["J", "N"])
+@pytest.mark.parametrize(("first", "force"), [("J", False), ("N", False), ("N", True)])
 def test_two_files_of_one_moment_keep_the_reservation_either_way(
-    tmp_path: Path, settings: Settings, first: str
+    tmp_path: Path, settings: Settings, first: str, force: bool
 ) -> None:
     write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", filler(30))
     ingest([tmp_path / "a"], settings)
@@ -1374,11 +1374,12 @@ def test_two_files_of_one_moment_keep_the_reservation_either_way(
         header=DELTA_HEADER,
         compress=True,
     )
-    plain, packed = ingest([folder], settings).files
+    # Forced too (a folder forced for its held files): the operator forces one alone.
+    plain, packed = ingest([folder], settings, force=force).files
     assert plain.batch.status == "applied"
     assert (packed.batch.status, packed.batch.reason) == ("held", "same_stamp")
     assert (packed.batch.detail or "").startswith(
-        "telenor_delta_20261123T060000.csv, of other content, has the same time stamp"
+        "telenor_delta_20261123T060000.csv, another file with the same time stamp, was applied"
     )
     assert served(settings).find("40000003") is None  # reserved, whichever came first
 
@@ -1403,3 +1404,22 @@ def test_a_second_full_file_of_one_moment_removes_nothing_unseen(
     forced = ingest([folder / "telenor_full_20261122T020000.jsonl"], settings, force=True)
     assert forced.files[0].batch.status == "applied"  # the operator says which holds
     assert served(settings).find("41000000") is not None
+
+
+def test_a_held_file_corrected_and_sent_again_under_its_name_goes_in(
+    tmp_path: Path, settings: Settings
+) -> None:
+    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", filler(40))
+    ingest([tmp_path / "a"], settings)
+    # A truncated export, held for shrinking; the whole one, re-exported under its name.
+    truncated = [person("40000000", reservert="J"), *filler(10)[1:]]
+    write_csv(tmp_path / "b", "telenor_full_20261123T020000.csv", truncated)
+    (held,) = ingest([tmp_path / "b"], settings).files
+    assert (held.batch.status, held.batch.reason) == ("held", "shrinks_too_much")
+    whole = [person("40000000", first="Lifted?"), *filler(40)[1:]]
+    write_csv(tmp_path / "c", "telenor_full_20261123T020000.csv", whole)
+    (corrected,) = ingest([tmp_path / "c"], settings).files
+    assert corrected.batch.status == "applied", corrected.batch.detail
+    # What the held one reserved stays: which of the two said it last cannot be told.
+    assert served(settings).find("40000000") is None
+    assert len(served(settings)) == 39

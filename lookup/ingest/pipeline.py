@@ -104,6 +104,7 @@ def ingest(paths: Sequence[Path], settings: Settings, *, force: bool = False) ->
         reporting(settings.warehouse_path, files) as progress,
     ):
         latest = datetime.now(OSLO).replace(tzinfo=None) + FILE_STAMP_LEEWAY
+        run_start = warehouse.last_batch()
         for path in files:
             try:
                 name = parse_file_name(path.name)
@@ -131,7 +132,9 @@ def ingest(paths: Sequence[Path], settings: Settings, *, force: bool = False) ->
         )
         for name, path in named:
             progress.step(path.name, done=len(report.files))
-            file_report = _ingest_file(warehouse, path, name, settings, force=force)
+            file_report = _ingest_file(
+                warehouse, path, name, settings, force=force, run_start=run_start
+            )
             report.files.append(file_report)
             log.info("%s: %s", path.name, file_report.batch.status)
         progress.step("publishing", done=len(report.files))
@@ -164,7 +167,13 @@ def publish_if_needed(warehouse: Warehouse, settings: Settings) -> Pointer | Non
 
 
 def _ingest_file(
-    warehouse: Warehouse, path: Path, name: OperatorFileName, settings: Settings, *, force: bool
+    warehouse: Warehouse,
+    path: Path,
+    name: OperatorFileName,
+    settings: Settings,
+    *,
+    force: bool,
+    run_start: int,
 ) -> FileReport:
     batch = Batch(
         file=path.name,
@@ -226,16 +235,22 @@ def _ingest_file(
                 "it, which is the change on top of it: only what takes data away is applied, "
                 "the rest comes with the next full file (--force does not apply it)",
             )
-        twin = None if force or hold is not None else warehouse.same_stamp(name, batch.digest)
+        # Forced, only a twin of this run holds it: the operator forces one of them alone.
+        twin = (
+            None
+            if hold is not None
+            else warehouse.same_stamp(name, batch.digest, after=run_start if force else 0)
+        )
         if twin is not None:
             # Two files of one moment (a .csv and a .csv.gz, a re-export): which is newer
             # cannot be told, and applied in name order the second would undo the first
             # (a reservation, a whole full file's numbers) unseen.
             hold = FileRejected(
                 RejectReason.SAME_STAMP,
-                f"{twin}, of other content, has the same time stamp and was taken before it: "
+                f"{twin}, another file with the same time stamp, was applied before it: "
                 "which is newer cannot be told; only its reservations and hidden addresses "
-                "are applied (send one file per time stamp, or --force to apply it whole)",
+                "are applied (send one file per time stamp, or force this one alone: "
+                "lookup ingest --force FILE)",
             )
         base = None if force or name.kind is FileKind.FULL else warehouse.held_base(name)
         if hold is None and base is not None:

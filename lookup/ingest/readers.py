@@ -90,6 +90,10 @@ def decode(data: bytes, *, gzipped: bool, limit: int) -> str:
         return "\n".join(_decode_line(line) for line in data.split(b"\n"))
 
 
+_GUNZIP_STEP: Final = 16 * 2**20
+"""Bytes unpacked at a time."""
+
+
 def _gunzip(data: bytes, limit: int) -> bytes:
     """Every member of a gzip file, unpacked a bounded step at a time: a bomb is refused
     once it passes `limit`, before it takes the memory it would unpack to."""
@@ -100,7 +104,8 @@ def _gunzip(data: bytes, limit: int) -> bytes:
         inflater = zlib.decompressobj(wbits=31)  # gzip's header and trailer, checked
         pending = rest
         while pending and not inflater.eof:
-            part = inflater.decompress(pending, limit + 1 - size)
+            # A step at a time: the memory a bomb takes before it is refused is one step's.
+            part = inflater.decompress(pending, min(_GUNZIP_STEP, limit + 1 - size))
             size += len(part)
             if size > limit:
                 raise FileRejected(
@@ -114,7 +119,8 @@ def _gunzip(data: bytes, limit: int) -> bytes:
                 RejectReason.UNREADABLE,
                 "not a valid gzip file: it ends before its end-of-stream marker (cut short)",
             )
-        rest = inflater.unused_data
+        # NULs after a member pad a transfer's last block (gzip(1) reads past them too).
+        rest = inflater.unused_data.lstrip(b"\x00")
     return b"".join(parts)
 
 
@@ -328,7 +334,7 @@ def _read_csv(
             detail = f"{len(values)} fields where the header has {len(columns)}"
             yield _unsplit(first + 1, raw, columns, detail, delimiter)
             continue
-        if [value.strip().lower() for value in values] == columns:
+        if [value.replace("\ufeff", "").strip().lower() for value in values] == columns:
             # Read as a row, its `reservert` would be a reservation marker with no number.
             detail = f"line {first + 1} repeats the header row (files joined together?)"
             yield RawRow(first + 1, raw, {}, "header_again", detail)

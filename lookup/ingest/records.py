@@ -133,6 +133,9 @@ class Record(msgspec.Struct, frozen=True, kw_only=True):
     """`valid_from` is the file's timestamp, not a date the operator gave (a broken row's
     reservation or hidden address): it says when the service learnt of it, not when it
     held from, so it never outranks a later whole row of the operator's dated before it."""
+    veiled: int = 0
+    """The privacy rank of another operator's later reservation (2) or hidden address (1)
+    that took this record's personal data, or its address (`lookup.ingest.veil`)."""
 
 
 class Rejected(msgspec.Struct, frozen=True):

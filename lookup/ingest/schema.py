@@ -58,6 +58,9 @@ CREATE TABLE IF NOT EXISTS records (
     birth_date DATE,
     batch_id BIGINT NOT NULL,
     dated_by_file BOOLEAN DEFAULT false,  -- valid_from is the file's time (a broken row's)
+    -- The privacy rank of another operator's later statement that took its personal data
+    -- (2 reserved: all of it, never served again; 1 address hidden: its address).
+    veiled TINYINT DEFAULT 0,
     PRIMARY KEY (operator, number)
 );
 CREATE TABLE IF NOT EXISTS withdrawals (

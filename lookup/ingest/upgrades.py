@@ -24,6 +24,9 @@ def upgrade(con: duckdb.DuckDBPyConnection) -> None:
     """Bring a warehouse's tables up to the current schema."""
     _number_rejects(con)
     _mark_file_dates(con)
+    if not has_column(con, "records", "veiled"):
+        # Nothing was veiled before the column: the next ingest veils what is due.
+        con.execute("ALTER TABLE records ADD COLUMN veiled TINYINT DEFAULT 0")
 
 
 def has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:

@@ -40,12 +40,14 @@ _WITHHELD: Final = (
 )
 _STATEMENTS: Final = f"""
     SELECT number, operator, valid_from, {privacy_rank_sql()} AS rank
-    FROM records WHERE reservation <> 'listed'
+    FROM records WHERE reservation <> 'listed' AND dated_by_file IS NOT true
     UNION ALL
     SELECT number, operator, valid_from, {privacy_rank_sql()}
-    FROM withdrawals WHERE reservation <> 'listed'
+    FROM withdrawals WHERE reservation <> 'listed' AND dated_by_file IS NOT true
 """
-"""Every reservation and hidden address the warehouse holds: records and withdrawals."""
+"""Every reservation and hidden address the warehouse holds, records and withdrawals, as
+their operators dated them: a broken row's, dated by its file, says when the service learnt
+of it, which its operator's next whole row may put before the other's record again."""
 
 
 def _superseded(rows: str, operator: str, key: str) -> str:
@@ -71,16 +73,23 @@ def veil_staged(con: duckdb.DuckDBPyConnection, staged: pa.Table, operator: str 
     if not ranks:
         return staged
     numbers = pa.array(list(ranks), pa.string())
-    rank = pc.index_in(staged["number"], numbers)
-    ranked = pa.array([None if i is None else ranks[numbers[i].as_py()] for i in rank.to_pylist()])
+    ranked = pc.take(
+        pa.array(list(ranks.values()), pa.int8()), pc.index_in(staged["number"], numbers)
+    )
+    staged = staged.set_column(
+        staged.schema.get_field_index("veiled"),
+        "veiled",
+        pc.max_element_wise(staged["veiled"], ranked, skip_nulls=True),
+    )
     for at_least, columns in _WITHHELD:
-        veiled = pc.fill_null(pc.greater_equal(ranked, at_least), False)
+        covered = pc.fill_null(pc.greater_equal(ranked, at_least), False)
         for name in columns:
             column = staged[name]
-            index = staged.schema.get_field_index(name)
             blank = pa.nulls(len(staged), column.type)
             staged = staged.set_column(
-                index, name, pc.if_else(veiled, blank, column.combine_chunks())
+                staged.schema.get_field_index(name),
+                name,
+                pc.if_else(covered, blank, column.combine_chunks()),
             )
     return staged
 
@@ -92,9 +101,10 @@ def veil(con: duckdb.DuckDBPyConnection) -> None:
         kept = " OR ".join(f"r.{name} IS NOT NULL" for name in columns)
         con.execute(
             f"""
-            UPDATE records r SET {", ".join(f"{name} = NULL" for name in columns)}
+            UPDATE records r SET {", ".join(f"{name} = NULL" for name in columns)},
+                veiled = greatest(r.veiled, v.rank)
             FROM ({_superseded("records", "x.operator", "x.operator, x.number")}) v
             WHERE r.operator = v.operator AND r.number = v.number AND v.rank >= {at_least}
-            AND ({kept})
+            AND ({kept} OR r.veiled < v.rank)
             """
         ).fetchall()

@@ -90,6 +90,7 @@ _CONTENT: Final = (
     "marketing_reserved",
     "birth_date",
     "dated_by_file",
+    "veiled",
 )
 _RECORD_SCHEMA: Final = pa.schema(
     [
@@ -108,6 +109,7 @@ _RECORD_SCHEMA: Final = pa.schema(
         ("marketing_reserved", pa.bool_()),
         ("birth_date", pa.date32()),
         ("dated_by_file", pa.bool_()),
+        ("veiled", pa.int8()),
     ]
 )
 
@@ -242,16 +244,23 @@ class Warehouse:
         )
         return str(row[0]) if row is not None and row[1] else None
 
-    def same_stamp(self, name: OperatorFileName, digest: str) -> str | None:
-        """The file of another content, of the same operator, kind and timestamp as this
-        one, that was taken before it (applied, or held with its reservations applied)."""
+    def same_stamp(self, name: OperatorFileName, digest: str, *, after: int = 0) -> str | None:
+        """Another file (other bytes) of the same operator, kind and timestamp as this one,
+        applied before it, in a batch after `after`. A held one is no twin: nothing of it
+        was applied but its reservations, which stay (`_stale`), and its correction, sent
+        again under its name, must go in."""
         row = self._one(
             "SELECT file FROM batches WHERE operator = ? AND kind = ? AND produced_at = ? "
-            "AND status IN ('applied', 'held') AND digest IS DISTINCT FROM ? "
+            "AND status = 'applied' AND digest IS DISTINCT FROM ? AND id > ? "
             "ORDER BY id LIMIT 1",
-            [name.operator, name.kind, name.produced_at, digest],
+            [name.operator, name.kind, name.produced_at, digest, after],
         )
         return str(row[0]) if row is not None else None
+
+    def last_batch(self) -> int:
+        """Id of the newest batch (0 when none)."""
+        row = self._one("SELECT coalesce(max(id), 0) FROM batches")
+        return 0 if row is None else int(row[0])
 
     def delta_applied_at(self, operator: str, produced_at: datetime) -> bool:
         """Whether a delta of the operator stamped `produced_at` was applied (or held, its
@@ -468,9 +477,10 @@ class Warehouse:
         would replace with one saying no more, and why it must not: the operator dated the
         flag after the staged record (`dated`), or the staged record is a broken row's,
         dated only by its file (`broken`): an old export sent again must not lift a flag;
-        or a held file stamped after this one (`produced_at`) wrote the flag (`held`): a
-        full file forced alone, before the delta held on top of it, must not bare what
-        that delta reserved, whatever the dates.
+        or a held file stamped after this one (`produced_at`), or with it, wrote the flag
+        (`held`): a full file forced alone, before the delta held on top of it, must not
+        bare what that delta reserved, whatever the dates; nor a file of the same moment
+        what the held one reserved.
 
         A flag dated by its file (a broken row's) yields to any later whole row: its date
         is when the service learnt of it, and the operator's rows keep their own dates.
@@ -478,7 +488,7 @@ class Warehouse:
         rows = self._con.execute(
             f"""WITH held AS (
                 SELECT id FROM batches
-                WHERE operator = $op AND status = 'held' AND produced_at > $at
+                WHERE operator = $op AND status = 'held' AND produced_at >= $at
             )
             SELECT s.number, CASE
                 WHEN h.id IS NOT NULL THEN 'held'
@@ -575,7 +585,9 @@ class Warehouse:
         return self._con.sql(
             f"""
             WITH winners AS (
-                SELECT * FROM records
+                -- A record a reservation took the data of is never served again: what it
+                -- said is gone (its operator's next delivery of it, unveiled, brings it).
+                SELECT * FROM records WHERE veiled < 2
                 QUALIFY row_number() OVER (PARTITION BY number ORDER BY {PRECEDENCE_SQL}) = 1
             ),
             veils AS (
