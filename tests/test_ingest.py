@@ -14,7 +14,7 @@ import pytest
 
 from lookup.config import Settings
 from lookup.index import snapshot as snapshot_module
-from lookup.index.reader import Snapshot
+from lookup.index.reader import Listing, Snapshot
 from lookup.index.snapshot import read_pointer, snapshot_path
 from lookup.ingest.pipeline import ingest
 from lookup.ingest.report import render_report
@@ -1809,3 +1809,40 @@ def test_a_broken_rows_reservation_takes_no_data_from_another_operators_record(
     ingest([tmp_path / "2"], lenient)
     listing = served(lenient).find("22202400")
     assert listing is not None and (listing.first_name, listing.last_name) == ("Vera", "Synlig")
+
+
+def test_a_veiled_record_still_outranks_a_previous_subscribers_older_one(
+    tmp_path: Path, settings: Settings
+) -> None:
+    # tdc's 2020 record is a previous subscriber's, ice's 2021 the one who moved to telia
+    # and reserved there, then lifted it and left: both stale records were veiled.
+    def night(folder: str, files: dict[str, list[str]]) -> Listing | None:
+        for name, rows in files.items():
+            write_csv(tmp_path / folder, name, rows)
+        ingest([tmp_path / folder], settings)
+        return served(settings).find("22202400")
+
+    old = person("22202400", first="Forrige", last="Eier", gyldig_fra="2020-01-01")
+    vera = person("22202400", first="Vera", last="Synlig", gyldig_fra="2021-01-01")
+    telia = filler(30, 41000000)
+    assert (
+        night(
+            "1",
+            {
+                "tdc_full_20261120T010000.csv": [old, *filler(30, 45000000)],
+                "ice_full_20261120T020000.csv": [vera, *filler(30)],
+                "telia_full_20261120T030000.csv": [
+                    person("22202400", reservert="J", gyldig_fra="2022-01-01"),
+                    *telia,
+                ],
+            },
+        )
+        is None
+    )
+    lifted = person("22202400", first="Vera", last="Telia", gyldig_fra="2023-01-01")
+    assert night("2", {"telia_full_20261121T030000.csv": [lifted, *telia]}) is not None
+    assert night("3", {"telia_full_20261122T030000.csv": telia}) is None
+    # tdc's file changes (another number): its old record comes back whole, but ice's,
+    # newer, still outranks it; the previous subscriber's name is not shown for the number.
+    changed = [old, *filler(31, 45000000)]
+    assert night("4", {"tdc_full_20261123T010000.csv": changed}) is None

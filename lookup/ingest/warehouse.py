@@ -75,6 +75,10 @@ saved: said once, not again each night an old file is sent again (a broken row's
 its file, ends with the next whole row and cannot stand in for it)."""
 
 # Columns compared to tell an update from an unchanged re-delivery.
+_PRECEDENCE_UNVEILED_FIRST: Final = PRECEDENCE_SQL.replace(
+    "operator ASC", "veiled ASC, operator ASC"
+)
+"""`PRECEDENCE_SQL`, but on a whole tie a record with its data before a veiled one."""
 _CONTENT: Final = (
     "number_type",
     "reservation",
@@ -585,10 +589,14 @@ class Warehouse:
         return self._con.sql(
             f"""
             WITH winners AS (
-                -- A record a reservation took the data of is never served again: what it
-                -- said is gone (its operator's next delivery of it, unveiled, brings it).
-                SELECT * FROM records WHERE veiled < 2
-                QUALIFY row_number() OVER (PARTITION BY number ORDER BY {PRECEDENCE_SQL}) = 1
+                -- A record a reservation took the data of still outranks older ones (a
+                -- previous subscriber's), but is not served: what it said is gone (its
+                -- operator's next delivery of it, unveiled, brings it). On a whole tie
+                -- the record that still says something wins.
+                SELECT * FROM records
+                QUALIFY row_number() OVER (
+                    PARTITION BY number ORDER BY {_PRECEDENCE_UNVEILED_FIRST}
+                ) = 1
             ),
             veils AS (
                 SELECT w.number, max(x.rank) AS rank
@@ -605,7 +613,7 @@ class Warehouse:
                    CASE WHEN v.rank IS NULL THEN city END AS city,
                    marketing_reserved, birth_date, valid_from
             FROM winners w LEFT JOIN veils v USING (number)
-            WHERE reservation <> 'reserved' AND v.rank IS DISTINCT FROM 2
+            WHERE reservation <> 'reserved' AND v.rank IS DISTINCT FROM 2 AND w.veiled < 2
             ORDER BY CAST('47' || number AS BIGINT)
             """
         ).to_arrow_table()
