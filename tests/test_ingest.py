@@ -1846,3 +1846,26 @@ def test_a_veiled_record_still_outranks_a_previous_subscribers_older_one(
     # newer, still outranks it; the previous subscriber's name is not shown for the number.
     changed = [old, *filler(31, 45000000)]
     assert night("4", {"tdc_full_20261123T010000.csv": changed}) is None
+
+
+def test_a_held_files_hidden_address_kept_as_a_withdrawal_is_published(
+    tmp_path: Path, settings: Settings
+) -> None:
+    tdc = [person("22202400", adresse="Gata 9", gyldig_fra="2024-01-01"), *filler(30, 45000000)]
+    write_csv(tmp_path / "1", "tdc_full_20261120T030000.csv", tdc)
+    reserved = [person("22202400", reservert="J", gyldig_fra="2020-01-01"), *filler(30)]
+    write_csv(tmp_path / "1", "telia_full_20261120T040000.csv", reserved)
+    ingest([tmp_path / "1"], settings)
+    before = served(settings).find("22202400")
+    assert before is not None and before.street == "Gata 9"
+    # telia's delta, held for its broken rows, hides the address from 2024: its record
+    # (a reservation dated before) says more, so the wish is kept as a withdrawal.
+    _delta(
+        tmp_path / "2",
+        "telia_delta_20261121T040000.csv",
+        [person("22202400", reservert="A", gyldig_fra="2024-01-01") + ";U", *_BROKEN],
+    )
+    (held,) = ingest([tmp_path / "2"], settings).files
+    assert (held.batch.status, held.batch.reason) == ("held", "too_many_rejects")
+    after = served(settings).find("22202400")
+    assert after is not None and not after.street  # published, the address gone

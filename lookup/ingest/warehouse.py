@@ -555,6 +555,13 @@ class Warehouse:
                         valid_from="h.valid_from",
                     )
                 })""",
+                # A wish kept only as a withdrawal (its record says more: a reservation
+                # dated before it) still hides another operator's address: a change to
+                # publish, or the served snapshot would go on showing it.
+                """INSERT INTO changes SELECT DISTINCT $batch, $op, w.number, 'updated'
+                FROM withdrawals w WHERE w.batch_id = $batch AND w.operator = $op
+                AND NOT EXISTS (
+                    SELECT 1 FROM changes c WHERE c.batch_id = $batch AND c.number = w.number)""",
             )
             for step in steps:
                 self._exec(step, params)
