@@ -1869,3 +1869,32 @@ def test_a_held_files_hidden_address_kept_as_a_withdrawal_is_published(
     assert (held.batch.status, held.batch.reason) == ("held", "too_many_rejects")
     after = served(settings).find("22202400")
     assert after is not None and not after.street  # published, the address gone
+
+
+def test_a_held_file_forced_alone_applies_its_own_hidden_addresses(
+    tmp_path: Path, settings: Settings
+) -> None:
+    write_csv(
+        tmp_path / "1",
+        "ice_full_20261120T020000.csv",
+        [person("22202401", first="Forrige", gyldig_fra="2022-01-01"), *filler(25, 45000000)],
+    )
+    write_csv(
+        tmp_path / "1",
+        TELENOR,
+        [person("22202401", first="Old", gyldig_fra="2019-01-01"), *filler(25)],
+    )
+    ingest([tmp_path / "1"], settings)
+    later = "telenor_full_20261123T020000.csv"
+    rows = [
+        person("22202401", first="Ny", reservert="A", gyldig_fra="2024-01-01"),
+        *filler(25),
+        *_BROKEN,
+    ]
+    path = write_csv(tmp_path / "2", later, rows)
+    (held,) = ingest([tmp_path / "2"], settings).files
+    assert held.batch.status == "held"
+    (forced,) = ingest([path], settings, force=True).files
+    assert forced.batch.status == "applied", forced.batch.detail
+    listing = served(settings).find("22202401")
+    assert listing is not None and listing.first_name == "Ny" and not listing.street

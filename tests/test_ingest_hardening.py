@@ -1420,6 +1420,7 @@ def test_a_held_file_corrected_and_sent_again_under_its_name_goes_in(
     write_csv(tmp_path / "c", "telenor_full_20261123T020000.csv", whole)
     (corrected,) = ingest([tmp_path / "c"], settings).files
     assert corrected.batch.status == "applied", corrected.batch.detail
-    # What the held one reserved stays: which of the two said it last cannot be told.
-    assert served(settings).find("40000000") is None
-    assert len(served(settings)) == 39
+    # The correction says what holds at that moment, as the held file forced alone would.
+    listing = served(settings).find("40000000")
+    assert listing is not None and listing.first_name == "Lifted?"
+    assert len(served(settings)) == 40

@@ -25,8 +25,13 @@ def upgrade(con: duckdb.DuckDBPyConnection) -> None:
     _number_rejects(con)
     _mark_file_dates(con)
     if not has_column(con, "records", "veiled"):
-        # Nothing was veiled before the column: the next ingest veils what is due.
-        con.execute("ALTER TABLE records ADD COLUMN veiled TINYINT DEFAULT 0")
+        # The next ingest veils what is due; a listed record without a kind is one whose
+        # data a reservation already took (a row without one is rejected), never served.
+        with _transaction(con):
+            con.execute("ALTER TABLE records ADD COLUMN veiled TINYINT DEFAULT 0")
+            con.execute(
+                "UPDATE records SET veiled = 2 WHERE kind IS NULL AND reservation <> 'reserved'"
+            )
 
 
 def has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:

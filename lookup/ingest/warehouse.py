@@ -378,7 +378,7 @@ class Warehouse:
         staged = _records_table(upserts)
         try:
             self._con.register("_staged", staged)
-            stale = self._stale(operator, batch.produced_at)
+            stale = self._stale(operator, batch.produced_at, batch.file)
             if stale:
                 # Kept as they are, and not removed by a full file either.
                 kept = pa.array(list(stale))
@@ -476,15 +476,17 @@ class Warehouse:
             batch.detail = f"{batch.detail}; {note}" if batch.detail else note
         self._count_changes(batch, counts)
 
-    def _stale(self, operator: str | None, produced_at: datetime | None) -> dict[str, str]:
+    def _stale(
+        self, operator: str | None, produced_at: datetime | None, file: str
+    ) -> dict[str, str]:
         """Numbers whose reserved or address-hidden record of this operator the staged record
         would replace with one saying no more, and why it must not: the operator dated the
         flag after the staged record (`dated`), or the staged record is a broken row's,
         dated only by its file (`broken`): an old export sent again must not lift a flag;
-        or a held file stamped after this one (`produced_at`), or with it, wrote the flag
-        (`held`): a full file forced alone, before the delta held on top of it, must not
-        bare what that delta reserved, whatever the dates; nor a file of the same moment
-        what the held one reserved.
+        or a held file stamped after this one (`produced_at`), or another with it, wrote the
+        flag (`held`): a full file forced alone, before the delta held on top of it, must
+        not bare what that delta reserved, whatever the dates; nor a file of the same moment
+        what its held twin reserved (the file's own held run is not one: forced, it goes in).
 
         A flag dated by its file (a broken row's) yields to any later whole row: its date
         is when the service learnt of it, and the operator's rows keep their own dates.
@@ -492,7 +494,8 @@ class Warehouse:
         rows = self._con.execute(
             f"""WITH held AS (
                 SELECT id FROM batches
-                WHERE operator = $op AND status = 'held' AND produced_at >= $at
+                WHERE operator = $op AND status = 'held'
+                AND (produced_at > $at OR (produced_at = $at AND file <> $file))
             )
             SELECT s.number, CASE
                 WHEN h.id IS NOT NULL THEN 'held'
@@ -506,7 +509,7 @@ class Warehouse:
                 OR (r.dated_by_file IS NOT true
                     AND (s.dated_by_file OR s.valid_from < r.valid_from))
             )""",
-            {"op": operator, "at": produced_at},
+            {"op": operator, "at": produced_at, "file": file},
         ).fetchall()
         return {str(number): str(why) for number, why in rows}
 
