@@ -284,6 +284,28 @@ def test_an_interrupted_replay_leaves_neither_its_temporary_file_nor_old_finding
     assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl"]
 
 
+def test_a_stop_the_moment_the_temporary_file_is_made_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A SIGTERM under load landed between the file's making and the cleanup's `try`:
+    # the temporary file and the old findings stayed, though it said none were written.
+    from lookup.abuse import replay as module  # noqa: PLC0415
+
+    made = module._create
+
+    def made_then_stopped(tmp: Path, out: Path) -> int:
+        os.close(made(tmp, out))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, "_create", made_then_stopped)
+    write_events(tmp_path / "events.jsonl", count=5)
+    out = tmp_path / "findings.jsonl"
+    out.write_text('{"account": "old"}\n')
+    with pytest.raises(KeyboardInterrupt):
+        replay(tmp_path / "events.jsonl", out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl"]
+
+
 def test_a_failed_replay_removes_an_older_findings_file(tmp_path: Path) -> None:
     write_events(tmp_path / "events.jsonl", count=5)
     with (tmp_path / "events.jsonl").open("a") as handle:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import codecs
 import os
+import secrets
 import stat
-import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -229,9 +229,11 @@ def _text(value: object) -> object:
 def replay(events: Path, out: Path, policy: Policy = DEFAULT_POLICY) -> int:
     """Write the findings of an events file to `out` (a symlink's target); returns how many."""
     target = _target(events, out)
-    fd, name = _temporary(out, target)
-    tmp = Path(name)
+    # Named before it is made: a Ctrl-C or SIGTERM at any moment after finds it to remove
+    # (one between its making and the `try` left it behind, seen under load).
+    tmp = target.with_name(f"{target.name}.{secrets.token_hex(6)}.tmp")
     try:
+        fd = _create(tmp, out)
         with os.fdopen(fd, "wb") as handle:
             count = _write_findings(read_events(events), Engine(policy), handle, out)
             _sync(handle, out)
@@ -276,24 +278,16 @@ def _same_file(events: Path, target: Path) -> bool:
         return False  # an unreadable events file is reported when it is read
 
 
-def _temporary(out: Path, target: Path) -> tuple[int, str]:
+def _create(tmp: Path, out: Path) -> int:
     """A new file of our own beside the target, so the rename is atomic and no other
     file (an input, another replay's output) is ever opened for writing."""
     try:
-        fd, name = tempfile.mkstemp(prefix=f"{target.name}.", suffix=".tmp", dir=target.parent)
+        # O_EXCL: never a file that is there already; mode as a new file's, umask applied.
+        return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as exc:
         raise BadOutputPath(
-            f"{out}: cannot create a file in {target.parent}: {exc.strerror}"
+            f"{out}: cannot create a file in {tmp.parent}: {exc.strerror}"
         ) from None
-    # mkstemp's 0600 would hide the findings from the other tools' users.
-    os.fchmod(fd, 0o666 & ~_umask())
-    return fd, name
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _write_findings(
