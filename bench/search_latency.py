@@ -44,7 +44,7 @@ def _rows(found: Any) -> list[int]:
 def main() -> int:
     """Print build time and per-kind latency figures."""
     settings = load_settings(data_dir=str(ensure_dataset(quiet=True)))
-    source = SnapshotSource(settings.snapshots_path)
+    source = SnapshotSource(settings.snapshots_path, settings.data_path)
     started = time.perf_counter()
     source.refresh()  # opens the snapshot and builds its name index before serving it
     snapshot = source.current

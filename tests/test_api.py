@@ -307,7 +307,7 @@ def test_an_unreadable_published_snapshot_is_said_once_and_named(
     pointer = read_pointer(data.snapshots_path)
     assert pointer is not None
     snapshot_path(data.snapshots_path, pointer).write_bytes(b"not an arrow file")
-    source = SnapshotSource(data.snapshots_path)
+    source = SnapshotSource(data.snapshots_path, data.data_path)
     for _ in range(5):  # five polls
         assert source.refresh() is False
     assert caplog.text.count("keeping nothing") == 1

@@ -85,7 +85,7 @@ def test_search_tolerates_typos_and_norwegian_spellings(demo_settings: Settings)
 def test_a_typo_that_is_another_real_name_still_finds_the_person(demo_settings: Settings) -> None:
     # Norwegian surnames a letter apart are all common (Haug, Hauge, Haugen): a typo that
     # lands on another real surname must still find the one meant, for every such person.
-    source = SnapshotSource(demo_settings.snapshots_path)
+    source = SnapshotSource(demo_settings.snapshots_path, demo_settings.data_path)
     source.refresh()
     table = source.current.table()
     people = [

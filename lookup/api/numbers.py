@@ -128,7 +128,8 @@ class NumbersController(Controller):
         services.emit(request.scope, e164(national), "hit")
         body = to_response(listing, snapshot.name)
         if query is not None or claimed is not None:
-            body = _verify(body, listing, query, claimed)
+            born = None if claimed is None else snapshot.born_on(listing, claimed)
+            body = _verify(body, query, born)
         # Handing Litestar a finished ASGI response skips its response pipeline.
         return ASGIResponse(body=_encoder.encode(body), media_type=MediaType.JSON)
 
@@ -167,16 +168,10 @@ def _claimed_birth_date(birth_date: str) -> date:
 
 
 def _verify(
-    body: schemas.Listing, listing: Listing, query: str | None, claimed: date | None
+    body: schemas.Listing, query: str | None, birth_date_match: bool | None
 ) -> schemas.Listing:
     """Add the answers to `?name=` and `?birth_date=`."""
     name_match = None
     if query is not None:
         name_match = schemas.NameMatch(query=query, score=match_score(query, body.name.full))
-    # No date on file answers "no match" too, so the answer never tells whether one is.
-    birth_date_match = (
-        None
-        if claimed is None
-        else listing.birth_date is not None and claimed == listing.birth_date
-    )
     return msgspec.structs.replace(body, name_match=name_match, birth_date_match=birth_date_match)

@@ -47,7 +47,7 @@ class Services:
         self.lookups = lookups
         """Whether this process answers lookups: the monitor process does not, and leaves
         the snapshot (and its name index, 136 MB for a million listings) unmapped."""
-        self.snapshots = SnapshotSource(settings.snapshots_path)
+        self.snapshots = SnapshotSource(settings.snapshots_path, settings.data_path)
         self.key_store = KeyStore(settings.keys_path)
         self.key_ring = KeyRing(self.key_store)
         self.limiter = RateLimiter(RateLimitConfig.from_settings(settings))

@@ -19,9 +19,9 @@ import pyarrow.compute as pc
 import pyarrow.ipc
 
 from lookup.errors import SnapshotUnavailable
+from lookup.index import birthdates
 from lookup.index.search import NameIndex
 from lookup.index.snapshot import (
-    NO_BIRTH_DATE,
     SCHEMA,
     TEXT_COLUMNS,
     Pointer,
@@ -31,7 +31,6 @@ from lookup.index.snapshot import (
 from lookup.numbers import to_key
 
 log = logging.getLogger(__name__)
-_EPOCH: Final = date(1970, 1, 1)
 _EPOCH_DT: Final = datetime(1970, 1, 1)
 
 
@@ -50,8 +49,8 @@ class Listing(msgspec.Struct, frozen=True, kw_only=True):
     postcode: str
     city: str
     marketing_reserved: bool
-    birth_date: date | None
-    """For yes/no verification only; never shown."""
+    birth_check: int
+    """Keyed digest of the date of birth, for yes/no verification only (`birthdates`)."""
     valid_from: datetime
 
 
@@ -95,20 +94,36 @@ class _Bits:
 
 
 class Snapshot:
-    """One published snapshot, memory-mapped read-only."""
+    """One published snapshot, memory-mapped read-only.
 
-    def __init__(self, path: Path) -> None:
+    Opened with the data directory's date-of-birth key, it answers `born_on`;
+    a snapshot digested under another key is refused then, as every check
+    would answer no.
+    """
+
+    def __init__(self, path: Path, birth_key: bytes | None = None) -> None:
         try:
             source = pa.memory_map(str(path), "r")
             table = pa.ipc.open_file(source).read_all()
         except (OSError, pa.ArrowInvalid) as exc:
             raise SnapshotUnavailable(f"cannot read snapshot {path.name}: {exc}") from exc
         if not table.schema.equals(SCHEMA, check_metadata=False):
-            raise SnapshotUnavailable(f"snapshot {path.name} has an unexpected schema")
+            raise SnapshotUnavailable(
+                f"snapshot {path.name} has an unexpected schema (written by another version?)"
+            )
         table = table.combine_chunks()
         metadata = table.schema.metadata or {}
         self.path = path
         self.name = metadata.get(b"snapshot", path.stem.encode()).decode()
+        if birth_key is not None and metadata.get(b"birth_key", b"").decode() != (
+            birthdates.key_id(birth_key)
+        ):
+            raise SnapshotUnavailable(
+                f"snapshot {self.name} was not published under this data directory's "
+                f"date-of-birth key ({birthdates.KEY_FILE} replaced, or the snapshot written "
+                "by an older version)"
+            )
+        self._birth_key = birth_key
         self.size = len(table)
         self._table = table
         self._names: NameIndex | None = None
@@ -121,7 +136,7 @@ class Snapshot:
         self._keys = _fixed_width(columns["key"], "q")
         self._text = {name: _Text(columns[name]) for name in TEXT_COLUMNS}
         self._marketing = _Bits(columns["marketing_reserved"])
-        self._birth = _fixed_width(columns["birth_date"], "i")
+        self._birth = _fixed_width(columns["birth_check"], "q")
         self._valid_from = _fixed_width(columns["valid_from"], "q")
 
     @property
@@ -150,7 +165,6 @@ class Snapshot:
     def listing(self, row: int) -> Listing:
         """The listing at a row of the snapshot."""
         text = self._text
-        born = self._birth[row]
         return Listing(
             number=text["number"][row],
             number_type=text["number_type"][row],
@@ -164,9 +178,15 @@ class Snapshot:
             postcode=text["postcode"][row],
             city=text["city"][row],
             marketing_reserved=self._marketing[row],
-            birth_date=None if born == NO_BIRTH_DATE else _EPOCH + timedelta(days=born),
+            birth_check=self._birth[row],
             valid_from=_EPOCH_DT + timedelta(microseconds=self._valid_from[row]),
         )
+
+    def born_on(self, listing: Listing, claimed: date) -> bool:
+        """Whether a claimed date is the listing's date of birth (false when none is on file)."""
+        if self._birth_key is None:
+            raise SnapshotUnavailable(f"snapshot {self.name} was opened without its key")
+        return birthdates.matches(self._birth_key, listing.number, listing.birth_check, claimed)
 
     def table(self) -> pa.Table:
         """The whole snapshot as an Arrow table (for indexes built at load)."""
@@ -189,8 +209,11 @@ class Snapshot:
 class SnapshotSource:
     """The snapshot a process serves, swapped when a new one is published."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, data_dir: Path) -> None:
         self.folder = folder
+        self.data_dir = data_dir
+        """Where the date-of-birth key is (read at each new publish: a replaced key is
+        followed without a restart)."""
         self._current: Snapshot | None = None
         self._pointer: Pointer | None = None
         self._failure: str | None = None
@@ -224,7 +247,8 @@ class SnapshotSource:
             pointer = read_pointer(self.folder)
             if pointer is None or pointer == self._pointer:
                 return False
-            snapshot = Snapshot(snapshot_path(self.folder, pointer))
+            key = birthdates.load_key(self.data_dir)
+            snapshot = Snapshot(snapshot_path(self.folder, pointer), key)
             snapshot.names  # noqa: B018 (built here, off the request path, before the swap)
         except SnapshotUnavailable as exc:
             if str(exc) != self._failure:

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Final
 
 import msgspec
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc
 
 from lookup.errors import SnapshotUnavailable
+from lookup.index import birthdates
 
 POINTER: Final = "CURRENT"
 PURGE: Final = "PURGE"
@@ -27,8 +27,6 @@ PURGE: Final = "PURGE"
 written before it, removed once they are gone, so a publish killed between switching
 `CURRENT` and deleting them is finished by the next run."""
 SUFFIX: Final = ".arrow"
-NO_BIRTH_DATE: Final = np.iinfo(np.int32).min
-"""Stored in place of a missing birth date (days since 1970-01-01 otherwise)."""
 
 TEXT_COLUMNS: Final = (
     "number",
@@ -48,7 +46,7 @@ SCHEMA: Final = pa.schema(
         ("key", pa.int64()),
         *((name, pa.string()) for name in TEXT_COLUMNS),
         ("marketing_reserved", pa.bool_()),
-        ("birth_date", pa.int32()),
+        ("birth_check", pa.int64()),
         ("valid_from", pa.timestamp("us")),
     ]
 )
@@ -61,22 +59,29 @@ class Pointer(msgspec.Struct, frozen=True):
     last_batch: int
     listings: int
     published_at: datetime
+    birth_key: str = ""
+    """Id of the key its dates of birth were digested with (none: written before
+    snapshots kept digests, and published again at the next ingest)."""
 
 
-def build_table(listable: pa.Table) -> pa.Table:
+def build_table(listable: pa.Table, birth_key: bytes) -> pa.Table:
     """Turn the warehouse's listable rows into the snapshot's columns, sorted by key.
 
-    Text columns carry "" for absent values and birth dates a sentinel, so the
-    reader never consults validity bitmaps on the request path.
+    Text columns carry "" for absent values and dates of birth a keyed digest
+    (`birthdates.NONE` without one), so the reader never consults validity
+    bitmaps on the request path, and the file holds no date of birth.
     """
     keys = pc.cast(pc.binary_join_element_wise("47", listable["number"], ""), pa.int64())
     order = pc.sort_indices(keys)
-    birth = pc.cast(listable["birth_date"], pa.int32())
     columns: dict[str, pa.ChunkedArray | pa.Array] = {"key": keys}
     for name in TEXT_COLUMNS:
         columns[name] = pc.fill_null(pc.cast(listable[name], pa.string()), "")
     columns["marketing_reserved"] = pc.fill_null(listable["marketing_reserved"], False)
-    columns["birth_date"] = pc.fill_null(birth, pa.scalar(NO_BIRTH_DATE, pa.int32()))
+    columns["birth_check"] = birthdates.digests(
+        birth_key,
+        listable["number"].combine_chunks(),
+        pc.cast(listable["birth_date"], pa.date32()).combine_chunks(),
+    )
     columns["valid_from"] = pc.cast(listable["valid_from"], pa.timestamp("us"))
     table = pa.table(columns, schema=SCHEMA).take(order)
     # One chunk, so the reader can view each column as a single flat buffer.
@@ -105,7 +110,13 @@ def _sync_dir(folder: Path) -> None:
 
 
 def publish(
-    table: pa.Table, folder: Path, *, last_batch: int, keep: int, purge: bool = False
+    table: pa.Table,
+    folder: Path,
+    *,
+    last_batch: int,
+    birth_key: str,
+    keep: int,
+    purge: bool = False,
 ) -> Pointer:
     """Write a snapshot and switch `CURRENT` to it atomically; with `purge`, delete every
     older snapshot, even if this run is killed before it can."""
@@ -120,10 +131,20 @@ def publish(
     while (folder / (name + SUFFIX)).exists():
         serial += 1
         name = f"{now:%Y%m%dT%H%M%SZ}-{last_batch:06d}.{serial}"
-    metadata = {b"snapshot": name.encode(), b"last_batch": str(last_batch).encode()}
+    metadata = {
+        b"snapshot": name.encode(),
+        b"last_batch": str(last_batch).encode(),
+        b"birth_key": birth_key.encode(),
+    }
     _write_durably(folder / (name + SUFFIX), table=table.replace_schema_metadata(metadata))
     _sync_dir(folder)
-    pointer = Pointer(snapshot=name, last_batch=last_batch, listings=len(table), published_at=now)
+    pointer = Pointer(
+        snapshot=name,
+        last_batch=last_batch,
+        listings=len(table),
+        published_at=now,
+        birth_key=birth_key,
+    )
     _write_durably(folder / POINTER, data=msgspec.json.encode(pointer))
     _sync_dir(folder)
     prune(folder, keep=1 if purge else keep, current=name)

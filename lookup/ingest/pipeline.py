@@ -24,6 +24,7 @@ import msgspec
 
 from lookup.config import Settings
 from lookup.errors import FileRejected, RejectReason
+from lookup.index import birthdates
 from lookup.index.snapshot import Pointer, build_table, finish_purge, publish, read_pointer
 from lookup.ingest.files import (
     SIDECAR_SUFFIX,
@@ -143,22 +144,28 @@ def ingest(paths: Sequence[Path], settings: Settings, *, force: bool = False) ->
 
 
 def publish_if_needed(warehouse: Warehouse, settings: Settings) -> Pointer | None:
-    """Publish when the served snapshot lags the warehouse (also after a killed run)."""
+    """Publish when the served snapshot lags the warehouse (also after a killed run), or
+    holds dates of birth not digested under the data directory's key."""
     finish_purge(settings.snapshots_path)
     last_batch = warehouse.last_batch_id()
     pointer = read_pointer(settings.snapshots_path)
-    if last_batch == 0 or (pointer is not None and pointer.last_batch == last_batch):
+    birth_key = birthdates.load_key(settings.data_path)
+    key_id = birthdates.key_id(birth_key)
+    rekeyed = pointer is not None and pointer.birth_key != key_id
+    current = pointer is not None and pointer.last_batch == last_batch and not rekeyed
+    if last_batch == 0 or current:
         return None
-    table = build_table(warehouse.listable())
-    # The older snapshots still hold what a subscriber just withdrew: only the new one
-    # stays. A server that was about to open a deleted one keeps what it serves and takes
-    # the new one at its next poll (servers mapping a deleted file read on: the data
-    # lives until the last mapping goes).
-    purge = pointer is not None and warehouse.withdrew_since(pointer.last_batch)
+    table = build_table(warehouse.listable(), birth_key)
+    # The older snapshots still hold what a subscriber just withdrew (or dates of birth
+    # in the open, or under a lost key): only the new one stays. A server that was about
+    # to open a deleted one keeps what it serves and takes the new one at its next poll
+    # (servers mapping a deleted file read on: the data lives until the last mapping goes).
+    purge = pointer is not None and (rekeyed or warehouse.withdrew_since(pointer.last_batch))
     pointer = publish(
         table,
         settings.snapshots_path,
         last_batch=last_batch,
+        birth_key=key_id,
         keep=settings.snapshots_kept,
         purge=purge,
     )
