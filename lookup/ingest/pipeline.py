@@ -105,7 +105,7 @@ def ingest(paths: Sequence[Path], settings: Settings, *, force: bool = False) ->
         reporting(settings.warehouse_path, files) as progress,
     ):
         latest = datetime.now(OSLO).replace(tzinfo=None) + FILE_STAMP_LEEWAY
-        run_start = warehouse.last_batch()
+        run_start = warehouse.newest_batch()
         for path in files:
             try:
                 name = parse_file_name(path.name)

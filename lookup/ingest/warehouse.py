@@ -30,7 +30,7 @@ from lookup.ingest.rules import (
 )
 from lookup.ingest.schema import SCHEMA
 from lookup.ingest.upgrades import has_column, upgrade
-from lookup.ingest.veil import veil, veil_staged
+from lookup.ingest.veil import ADDRESS, veil, veil_staged
 
 _WITHHOLD_REJECTS: Final = (
     """
@@ -62,6 +62,8 @@ its winning record, or a reservation's withdrawal veiling it (ported away, the r
 stays as that statement); not a record another operator's newer listing outranks. For the
 numbers the query `touched` gives."""
 _FILES_NUMBERS: Final = "SELECT number FROM rejects WHERE batch_id = $batch"
+_NO_ADDRESS: Final = ", ".join(f"{column} = NULL" for column in ADDRESS)
+"""What a hidden address takes from a record: the veil's address columns."""
 
 _SAID_BEFORE: Final = (
     """SELECT 1 FROM withdrawals w WHERE w.operator = $op
@@ -261,8 +263,9 @@ class Warehouse:
         )
         return str(row[0]) if row is not None else None
 
-    def last_batch(self) -> int:
-        """Id of the newest batch (0 when none)."""
+    def newest_batch(self) -> int:
+        """Id of the newest batch, whatever became of it (0 when none): `last_batch_id` is
+        the newest that changed a record."""
         row = self._one("SELECT coalesce(max(id), 0) FROM batches")
         return 0 if row is None else int(row[0])
 
@@ -540,8 +543,8 @@ class Warehouse:
                 FROM records r JOIN _hide h ON {mine} WHERE r.reservation = 'listed'""",
                 # The record keeps its date: dated on, it could outrank another operator's
                 # reservation, and a file held back must only take data away.
-                f"""UPDATE records r SET reservation = 'address_hidden', street = NULL,
-                    postcode = NULL, city = NULL, batch_id = $batch
+                f"""UPDATE records r SET reservation = 'address_hidden', {_NO_ADDRESS},
+                    batch_id = $batch
                 FROM _hide h WHERE {mine} AND r.reservation = 'listed'""",
                 # The wish, dated after the record, outlives it as a withdrawal: an older
                 # export's listing dated between the two must not bare the address (a
