@@ -306,6 +306,29 @@ def test_a_stop_the_moment_the_temporary_file_is_made_leaves_nothing(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl"]
 
 
+def test_a_failed_replay_leaves_the_findings_another_replay_wrote_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two replays to one --out: the one that failed removed the other's whole output.
+    from lookup.abuse import replay as module  # noqa: PLC0415
+
+    out = tmp_path / "findings.jsonl"
+    out.write_text('{"account": "old"}\n')
+    other = tmp_path / "other.tmp"
+
+    def other_replay_wins_then_this_one_fails(*args: object) -> int:
+        other.write_text('{"account": "other run"}\n')
+        other.replace(out)
+        raise BadEventFile("events.jsonl:6: not a JSON object")
+
+    monkeypatch.setattr(module, "_write_findings", other_replay_wins_then_this_one_fails)
+    write_events(tmp_path / "events.jsonl", count=5)
+    with pytest.raises(BadEventFile):
+        replay(tmp_path / "events.jsonl", out)
+    assert out.read_text() == '{"account": "other run"}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl", "findings.jsonl"]
+
+
 def test_a_failed_replay_removes_an_older_findings_file(tmp_path: Path) -> None:
     write_events(tmp_path / "events.jsonl", count=5)
     with (tmp_path / "events.jsonl").open("a") as handle:

@@ -229,6 +229,7 @@ def _text(value: object) -> object:
 def replay(events: Path, out: Path, policy: Policy = DEFAULT_POLICY) -> int:
     """Write the findings of an events file to `out` (a symlink's target); returns how many."""
     target = _target(events, out)
+    older = _identity(target)
     # Named before it is made: a Ctrl-C or SIGTERM at any moment after finds it to remove
     # (one between its making and the `try` left it behind, seen under load).
     tmp = target.with_name(f"{target.name}.{secrets.token_hex(6)}.tmp")
@@ -240,8 +241,10 @@ def replay(events: Path, out: Path, policy: Policy = DEFAULT_POLICY) -> int:
         _publish(tmp, target, out)
     except BaseException:
         # A failed (or interrupted) replay leaves no findings file, not an older one
-        # that looks complete.
-        _remove_regular(target)
+        # that looks complete; but one another replay put there meanwhile is that
+        # replay's whole output, and stays.
+        if older is not None and _identity(target) == older:
+            _remove_regular(target)
         raise
     finally:
         tmp.unlink(missing_ok=True)
@@ -269,6 +272,15 @@ def _target(events: Path, out: Path) -> Path:
     if not target.parent.is_dir():
         raise BadOutputPath(f"{out}: the folder {target.parent} does not exist")
     return target
+
+
+def _identity(path: Path) -> tuple[int, int, int, int] | None:
+    """Which file is at a path (device, inode, change time, size), if any."""
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino, found.st_mtime_ns, found.st_size
 
 
 def _same_file(events: Path, target: Path) -> bool:
