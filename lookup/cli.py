@@ -184,7 +184,7 @@ def _fixtures(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
-    from lookup.ingest.pipeline import ingest  # noqa: PLC0415
+    from lookup.ingest.pipeline import IngestStopped, ingest  # noqa: PLC0415
     from lookup.ingest.warehouse import Warehouse  # noqa: PLC0415
 
     paths: list[Path] = list(args.paths)
@@ -216,7 +216,12 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
         paths.append(args.inbox)
     if not paths:
         raise UsageError("give files or folders to ingest, --inbox DIR, --watch DIR or status")
-    report = ingest(paths, settings, force=args.force)
+    try:
+        report = ingest(paths, settings, force=args.force)
+    except IngestStopped as exc:
+        if exc.report.files:
+            print(render_report(exc.report))  # what went in before the stop, said
+        raise
     print(render_report(report))
     failed = [f for f in report.files if f.batch.status not in ("applied", "duplicate")]
     if failed:
@@ -290,7 +295,7 @@ def _file_state(path: Path) -> _FileState:
 
 def _watch(folder: Path, interval: float, settings: Settings, *, force: bool) -> int:
     """Ingest operator files as they arrive, each once it has stopped changing."""
-    from lookup.ingest.pipeline import ingest  # noqa: PLC0415
+    from lookup.ingest.pipeline import IngestStopped, ingest  # noqa: PLC0415
 
     if not folder.is_dir():
         raise UsageError(f"--watch needs a folder: {folder}")
@@ -333,6 +338,10 @@ def _watch(folder: Path, interval: float, settings: Settings, *, force: bool) ->
             try:
                 report = ingest(sorted(settled), settings, force=force)
             except WarehouseBusy as exc:
+                print(f"lookup: {exc}; retrying in {interval:g}s", file=sys.stderr, flush=True)
+            except IngestStopped as exc:
+                if exc.report.files:
+                    print(render_report(exc.report), flush=True)
                 print(f"lookup: {exc}; retrying in {interval:g}s", file=sys.stderr, flush=True)
             except Exception as exc:  # a watcher outlives one bad round (full disk, I/O error)
                 log.debug("ingest round failed", exc_info=exc)

@@ -39,7 +39,14 @@ async def readyz(request: Request[Any, Any, Any]) -> Health | Response[bytes]:
 async def _readiness(request: Request[Any, Any, Any]) -> Health | Response[bytes]:
     services: Services = request.app.state.services
     if not services.snapshots.ready:
-        return problem("snapshot-unavailable", "no snapshot loaded yet")
+        failure = services.snapshots.failure
+        return problem(
+            "snapshot-unavailable",
+            "no snapshot loaded yet"
+            if failure is None
+            else f"the published snapshot cannot be read ({failure}); publish a new one with "
+            "`lookup ingest`",
+        )
     # In a thread: the storage may be Redis, and the loop must not wait on it.
     if not await asyncio.to_thread(services.limiter.available):
         return problem(
@@ -48,7 +55,12 @@ async def _readiness(request: Request[Any, Any, Any]) -> Health | Response[bytes
             headers={"Retry-After": "1"},
         )
     snapshot = services.snapshots.current
-    return Health(status="ready", snapshot=snapshot.name, listings=snapshot.size)
+    return Health(
+        status="ready",
+        snapshot=snapshot.name,
+        listings=snapshot.size,
+        newer_unreadable=services.snapshots.failure,
+    )
 
 
 # Load balancers' health checks often send HEAD: the same answers, without a body.

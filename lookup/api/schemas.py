@@ -60,6 +60,8 @@ class Health(msgspec.Struct, frozen=True, omit_defaults=True):
     status: Literal["ok", "ready"]
     snapshot: str | None = None
     listings: int | None = None
+    newer_unreadable: str | None = None
+    """Why a newer published snapshot is not served (the one named goes on serving)."""
 
 
 class SearchResult(msgspec.Struct, frozen=True):

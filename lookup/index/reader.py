@@ -105,7 +105,10 @@ class Snapshot:
         try:
             source = pa.memory_map(str(path), "r")
             table = pa.ipc.open_file(source).read_all()
-        except (OSError, pa.ArrowInvalid) as exc:
+            # Every offset and string checked once, here: the request path reads the
+            # buffers unchecked, and a damaged file crashed the server (a segfault).
+            table.validate(full=True)
+        except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:
             raise SnapshotUnavailable(f"cannot read snapshot {path.name}: {exc}") from exc
         if not table.schema.equals(SCHEMA, check_metadata=False):
             raise SnapshotUnavailable(
@@ -206,6 +209,16 @@ class Snapshot:
         return self._names
 
 
+def unreadable(folder: Path, pointer: Pointer, birth_key: bytes | None = None) -> str | None:
+    """Why the snapshot a pointer names cannot be served (missing, damaged, or digested
+    under another key than `birth_key`), or None when it can."""
+    try:
+        Snapshot(snapshot_path(folder, pointer), birth_key)
+    except SnapshotUnavailable as exc:
+        return str(exc)
+    return None
+
+
 class SnapshotSource:
     """The snapshot a process serves, swapped when a new one is published."""
 
@@ -236,6 +249,11 @@ class SnapshotSource:
     def ready(self) -> bool:
         """Whether a snapshot is loaded."""
         return self._current is not None
+
+    @property
+    def failure(self) -> str | None:
+        """Why the newest published snapshot is not the one served, if it is not."""
+        return self._failure
 
     def refresh(self) -> bool:
         """Load the published snapshot if it changed; True when a new one was swapped in.

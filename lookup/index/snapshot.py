@@ -90,15 +90,20 @@ def build_table(listable: pa.Table, birth_key: bytes) -> pa.Table:
 
 def _write_durably(path: Path, data: bytes | None = None, table: pa.Table | None = None) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as handle:
-        if table is not None:
-            with pa.ipc.new_file(handle, table.schema) as writer:
-                writer.write_table(table, max_chunksize=max(len(table), 1))
-        elif data is not None:
-            handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
+    try:
+        with tmp.open("wb") as handle:
+            if table is not None:
+                with pa.ipc.new_file(handle, table.schema) as writer:
+                    writer.write_table(table, max_chunksize=max(len(table), 1))
+            elif data is not None:
+                handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+    except BaseException:
+        # A full disk stays full with a half-written snapshot on it.
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _sync_dir(folder: Path) -> None:
@@ -152,6 +157,15 @@ def publish(
         (folder / PURGE).unlink()
         _sync_dir(folder)
     return pointer
+
+
+def discard_unfinished(folder: Path) -> list[Path]:
+    """Delete what a publish killed mid-write left (`*.tmp`); only for the one process
+    that publishes, while it holds the warehouse."""
+    removed = list(folder.glob("*.tmp"))
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
 
 
 def finish_purge(folder: Path) -> list[Path]:

@@ -23,9 +23,17 @@ import duckdb
 import msgspec
 
 from lookup.config import Settings
-from lookup.errors import FileRejected, RejectReason
+from lookup.errors import FileRejected, LookupServiceError, RejectReason, SnapshotUnavailable
 from lookup.index import birthdates
-from lookup.index.snapshot import Pointer, build_table, finish_purge, publish, read_pointer
+from lookup.index.reader import unreadable
+from lookup.index.snapshot import (
+    Pointer,
+    build_table,
+    discard_unfinished,
+    finish_purge,
+    publish,
+    read_pointer,
+)
 from lookup.ingest.files import (
     SIDECAR_SUFFIX,
     FileFormat,
@@ -40,6 +48,7 @@ from lookup.ingest.readers import decode, read_reservation_rows, read_rows
 from lookup.ingest.records import OSLO, Action, Record, Rejected, Reservation, RowValidator
 from lookup.ingest.rules import deduplicate
 from lookup.ingest.warehouse import Batch, Warehouse
+from lookup.text import printable
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +79,32 @@ class IngestReport(msgspec.Struct, kw_only=True):
     def ok(self) -> bool:
         """True when no file was held back or rejected."""
         return all(f.batch.status in ("applied", "duplicate") for f in self.files)
+
+
+_MACHINE_FAILURES: Final = (
+    duckdb.IOException,
+    duckdb.FatalException,
+    duckdb.TransactionException,
+    duckdb.OutOfMemoryException,
+    duckdb.InternalException,
+)
+"""DuckDB's words for a failure of the machine or of the warehouse file, never of an
+operator's file: a full disk says `TransactionException` or `IOException` at commit, and
+`FatalException` once DuckDB has given up the database."""
+
+
+class IngestStopped(LookupServiceError):
+    """A run the machine stopped (a full disk, a damaged warehouse or snapshot folder): the
+    file it was at is not applied nor recorded, and a rerun takes it; what the run did
+    before stays, in `report`."""
+
+    def __init__(self, report: IngestReport, at: str, exc: BaseException) -> None:
+        self.report = report
+        why = " ".join(f"{type(exc).__name__}: {exc}".split())  # DuckDB's run to two lines
+        super().__init__(
+            f"ingest stopped at {at}, nothing of it recorded: {why}; fix the cause (free "
+            "space?) and run `lookup ingest` again"
+        )
 
 
 def collect(paths: Iterable[Path]) -> tuple[list[Path], dict[str, str]]:
@@ -104,6 +139,10 @@ def ingest(paths: Sequence[Path], settings: Settings, *, force: bool = False) ->
         Warehouse(settings.warehouse_path) as warehouse,
         reporting(settings.warehouse_path, files) as progress,
     ):
+        # A publish that failed (a full disk) may have left its file half written: the
+        # space goes back before anything else is written. Only ingest writes there, and
+        # this run holds the warehouse.
+        discard_unfinished(settings.snapshots_path)
         latest = datetime.now(OSLO).replace(tzinfo=None) + FILE_STAMP_LEEWAY
         run_start = warehouse.newest_batch()
         for path in files:
@@ -133,39 +172,51 @@ def ingest(paths: Sequence[Path], settings: Settings, *, force: bool = False) ->
         )
         for name, path in named:
             progress.step(path.name, done=len(report.files))
-            file_report = _ingest_file(
-                warehouse, path, name, settings, force=force, run_start=run_start
-            )
+            try:
+                file_report = _ingest_file(
+                    warehouse, path, name, settings, force=force, run_start=run_start
+                )
+            except _MACHINE_FAILURES as exc:
+                raise IngestStopped(report, printable(path.name), exc) from exc
             report.files.append(file_report)
             log.info("%s: %s", path.name, file_report.batch.status)
         progress.step("publishing", done=len(report.files))
-        report.published = publish_if_needed(warehouse, settings)
+        try:
+            report.published = publish_if_needed(warehouse, settings)
+        except (*_MACHINE_FAILURES, OSError) as exc:
+            raise IngestStopped(report, "publishing the snapshot", exc) from exc
     return report
 
 
 def publish_if_needed(warehouse: Warehouse, settings: Settings) -> Pointer | None:
-    """Publish when the served snapshot lags the warehouse (also after a killed run), or
-    holds dates of birth not digested under the data directory's key."""
-    finish_purge(settings.snapshots_path)
+    """Publish when the served snapshot lags the warehouse (also after a killed run), cannot
+    be read, or holds dates of birth not digested under the data directory's key."""
+    folder = settings.snapshots_path
+    finish_purge(folder)
     last_batch = warehouse.last_batch_id()
-    pointer = read_pointer(settings.snapshots_path)
+    try:
+        pointer = read_pointer(folder)
+        damaged = False
+    except SnapshotUnavailable:
+        pointer, damaged = None, True  # a damaged `CURRENT`: written anew
     birth_key = birthdates.load_key(settings.data_path)
-    key_id = birthdates.key_id(birth_key)
-    rekeyed = pointer is not None and pointer.birth_key != key_id
-    current = pointer is not None and pointer.last_batch == last_batch and not rekeyed
-    if last_batch == 0 or current:
+    # Checked, not trusted: a damaged or missing file left every server with nothing to
+    # serve while this said "nothing new to publish".
+    stale = damaged or (pointer is not None and unreadable(folder, pointer, birth_key) is not None)
+    if last_batch == 0 or (pointer is not None and pointer.last_batch == last_batch and not stale):
         return None
     table = build_table(warehouse.listable(), birth_key)
     # The older snapshots still hold what a subscriber just withdrew (or dates of birth
-    # in the open, or under a lost key): only the new one stays. A server that was about
-    # to open a deleted one keeps what it serves and takes the new one at its next poll
-    # (servers mapping a deleted file read on: the data lives until the last mapping goes).
-    purge = pointer is not None and (rekeyed or warehouse.withdrew_since(pointer.last_batch))
+    # in the open, or under a lost key, or are not to be trusted): only the new one stays.
+    # A server that was about to open a deleted one keeps what it serves and takes the new
+    # one at its next poll (servers mapping a deleted file read on: the data lives until
+    # the last mapping goes).
+    purge = stale or (pointer is not None and warehouse.withdrew_since(pointer.last_batch))
     pointer = publish(
         table,
-        settings.snapshots_path,
+        folder,
         last_batch=last_batch,
-        birth_key=key_id,
+        birth_key=birthdates.key_id(birth_key),
         keep=settings.snapshots_kept,
         purge=purge,
     )
@@ -308,6 +359,8 @@ def _ingest_file(
         batch.detail = f"cannot read the file: {exc.strerror or exc}"
         warehouse.add_batch(batch)
         return report
+    except _MACHINE_FAILURES:
+        raise
     except Exception as exc:  # one file's surprise must not stop the others
         # Debug only: the batch keeps the reason, and the CLI's stderr stays one line.
         log.debug("unexpected failure reading %s", path.name, exc_info=exc)
@@ -315,10 +368,14 @@ def _ingest_file(
 
     try:
         _write(warehouse, batch, name, (unique, report.rejects), keep, hold)
+    except _MACHINE_FAILURES:
+        # The machine's failure, not the file's: recorded as the file's, its full file
+        # would have been left out (and stale for good after a later delta). The run
+        # stops; a rerun completes it.
+        raise
     except duckdb.Error as exc:
         # The transaction rolled back; the warehouse refused this file's content, so
-        # the file is rejected and the others still go in. Any other failure here is
-        # the machine's, not the file's, and stops the run (a rerun completes it).
+        # the file is rejected and the others still go in.
         log.debug("the warehouse refused %s", path.name, exc_info=exc)
         return _give_up(warehouse, report, exc)
     return report

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from lookup.config import Settings
+from lookup.index.reader import unreadable
 from lookup.index.snapshot import read_pointer
 from lookup.ingest.pipeline import IngestReport
 from lookup.ingest.progress import IngestProgress, read_progress
@@ -67,6 +68,9 @@ def render_status(settings: Settings, warehouse: Warehouse | None) -> str:
             else "serving: nothing published yet"
         ),
     ]
+    if pointer is not None and (why := unreadable(settings.snapshots_path, pointer)):
+        # A server started now would serve nothing: said, as `/readyz` says it.
+        lines.append(f"  but {why}: run lookup ingest to publish it again")
     if warehouse is None:
         lines.append(_busy_line(read_progress(settings.warehouse_path)))
         return "\n".join(lines)

@@ -1,0 +1,175 @@
+"""Failures of the machine during ingest: a full disk, a damaged snapshot.
+
+The file the run was at is neither applied nor blamed; what went before stays;
+the next run completes the work and every server keeps serving meanwhile.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.ipc
+import pytest
+from litestar.testing import TestClient
+
+from lookup import cli
+from lookup.api.app import create_app
+from lookup.config import Settings
+from lookup.index import birthdates
+from lookup.index.reader import Snapshot, SnapshotSource
+from lookup.index.snapshot import POINTER, read_pointer, snapshot_path
+from lookup.ingest import pipeline
+from lookup.ingest.pipeline import IngestStopped, ingest
+from lookup.ingest.warehouse import Warehouse
+from tests.ingest_helpers import HEADER, filler, person, write_csv
+
+ICE = "ice_full_20261122T010000.csv"
+TELENOR_FULL = "telenor_full_20261122T020000.csv"
+TELENOR_DELTA = "telenor_delta_20261122T030000.csv"
+
+
+def _deliveries(folder: Path) -> None:
+    write_csv(folder, ICE, [person("22202400")])
+    write_csv(folder, TELENOR_FULL, filler(30))
+    write_csv(
+        folder, TELENOR_DELTA, [person("40000100", first="Ny") + ";U"], header=HEADER + ";action"
+    )
+
+
+def _batches(settings: Settings) -> list[tuple[Any, ...]]:
+    with Warehouse(settings.warehouse_path, read_only=True) as warehouse:
+        return warehouse.query("SELECT file, status FROM batches ORDER BY id")
+
+
+def _served(settings: Settings) -> int:
+    pointer = read_pointer(settings.snapshots_path)
+    assert pointer is not None
+    return len(Snapshot(snapshot_path(settings.snapshots_path, pointer)))
+
+
+def _disk_full_at(file: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = pipeline._write
+
+    def write(warehouse: Warehouse, batch: Any, *args: Any) -> None:
+        if batch.file == file:
+            raise duckdb.IOException(
+                'Could not write file "warehouse.duckdb.wal": No space left on device\n'
+                "Original error: disk full"
+            )
+        real(warehouse, batch, *args)
+
+    monkeypatch.setattr(pipeline, "_write", write)
+
+
+def test_a_full_disk_stops_the_run_and_blames_no_operator_file(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _deliveries(tmp_path / "in")
+    _disk_full_at(TELENOR_FULL, monkeypatch)
+    with pytest.raises(IngestStopped) as stopped:
+        ingest([tmp_path / "in"], settings)
+    # Recorded as the file's fault, the full file was left out, the delta applied on an
+    # empty state, and every rerun called the full file stale: 30 listings lost.
+    assert [f.batch.file for f in stopped.value.report.files] == [ICE]
+    assert _batches(settings) == [(ICE, "applied")]
+    monkeypatch.undo()
+    report = ingest([tmp_path / "in"], settings)
+    assert [(f.batch.file, f.batch.status) for f in report.files] == [
+        (ICE, "duplicate"),
+        (TELENOR_FULL, "applied"),
+        (TELENOR_DELTA, "applied"),
+    ]
+    assert _served(settings) == 32
+
+
+def test_the_command_says_what_went_in_before_the_stop_and_why_in_one_line(
+    tmp_path: Path,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _deliveries(tmp_path / "in")
+    _disk_full_at(TELENOR_FULL, monkeypatch)
+    monkeypatch.setenv("LOOKUP_DATA_DIR", str(settings.data_path))
+    assert cli.main(["ingest", str(tmp_path / "in")]) == 1
+    out, err = capsys.readouterr()
+    assert ICE in out and "applied" in out
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"lookup: ingest stopped at {TELENOR_FULL}, nothing of it recorded:")
+    assert "No space left on device Original error: disk full" in err
+    assert "run `lookup ingest` again" in err
+
+
+def test_a_snapshot_that_cannot_be_written_leaves_no_half_of_it(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _deliveries(tmp_path / "in")
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    birthdates.load_key(settings.data_path)  # made before the disk fills
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(IngestStopped, match=r"publishing the snapshot, .*No space left"):
+        ingest([tmp_path / "in"], settings)
+    monkeypatch.undo()
+    # A half-written file kept the disk full, and the next run could not get past it.
+    assert list(settings.snapshots_path.iterdir()) == []
+    (settings.snapshots_path / "20261122T020000Z-000002.arrow.tmp").write_bytes(b"x" * 1000)
+    report = ingest([tmp_path / "in"], settings)
+    assert {f.batch.status for f in report.files} == {"duplicate"}
+    assert report.published is not None
+    assert not list(settings.snapshots_path.glob("*.tmp"))
+
+
+def _damage(settings: Settings) -> Path:
+    """Publish a copy of the served snapshot with one string offset far out of bounds."""
+    folder = settings.snapshots_path
+    pointer = read_pointer(folder)
+    assert pointer is not None
+    source = snapshot_path(folder, pointer)
+    data = bytearray(source.read_bytes())
+    mapped = pa.memory_map(str(source))
+    base = mapped.read_buffer().address
+    mapped.seek(0)
+    table = pyarrow.ipc.open_file(mapped).read_all()
+    offsets = table.column("first_name").chunk(0).buffers()[1]
+    at = offsets.address - base + 4 * 20
+    data[at : at + 4] = (0x7FFF0000).to_bytes(4, "little")
+    damaged = folder / f"{pointer.snapshot}-damaged.arrow"
+    damaged.write_bytes(bytes(data))
+    text = (folder / POINTER).read_text().replace(pointer.snapshot, damaged.stem)
+    (folder / POINTER).write_text(text)
+    return damaged
+
+
+def test_a_damaged_snapshot_is_refused_and_published_anew(
+    tmp_path: Path, settings: Settings
+) -> None:
+    _deliveries(tmp_path / "in")
+    ingest([tmp_path / "in"], settings)
+    with TestClient(app=create_app(settings)) as client:
+        assert client.get("/readyz").status_code == 200
+        damaged = _damage(settings)
+        # Read unchecked, such a file crashed the server (a segfault) at its next poll.
+        deadline = time.monotonic() + 10
+        while "newer_unreadable" not in (ready := client.get("/readyz").json()):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert ready["listings"] == 32 and "cannot read snapshot" in ready["newer_unreadable"]
+    with TestClient(app=create_app(settings)) as client:
+        starting = client.get("/readyz")
+    assert starting.status_code == 503
+    detail = starting.json()["detail"]
+    assert detail.startswith("the published snapshot cannot be read (cannot read snapshot")
+    # Nothing new came, yet the run publishes: "nothing new to publish" left it unserved.
+    report = ingest([tmp_path / "in"], settings)
+    assert report.published is not None and not damaged.exists()
+    serving = SnapshotSource(settings.snapshots_path, settings.data_path)
+    assert serving.refresh() is True and serving.failure is None
