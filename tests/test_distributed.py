@@ -843,15 +843,36 @@ def test_a_restarted_consumer_never_goes_back_before_the_redis_cursor(
     client.delete(key, key + ":consumed")
 
 
-@pytest.mark.parametrize(("trusted", "status"), [("", 403), ("127.0.0.1", 200)])
+@pytest.mark.parametrize(
+    ("trusted", "status", "host"),
+    [
+        ("", 403, "127.0.0.1"),
+        ("127.0.0.1", 200, "127.0.0.1"),
+        # A dual-stack socket sees the proxy as ::ffff:127.0.0.1, which uvicorn never
+        # matched with 127.0.0.1: every client looked like the proxy.
+        ("127.0.0.1", 200, "::"),
+        ("127.0.0.0/8", 200, "::"),
+        ("", 403, "::"),
+    ],
+)
 def test_x_forwarded_for_names_the_client_only_from_a_proxy_the_settings_trust(
-    tmp_path: Path, trusted: str, status: int
+    tmp_path: Path, trusted: str, status: int, host: str
 ) -> None:
     # A key allowed only from 10.0.0.0/8, asked from loopback claiming 10.1.2.3: a header
     # anyone can send must not pass the allow-list (uvicorn trusts loopback by default).
     settings = _scanned_block(tmp_path)
     token = new_key(settings, allow=[ipaddress.ip_network("10.0.0.0/8")])
-    server, base, _ = _start_server(settings.data_path, LOOKUP_FORWARDED_ALLOW_IPS=trusted)
+    # Several workers share one socket that uvicorn makes dual-stack (one worker's, made
+    # by asyncio, takes IPv6 only).
+    dual = ("--workers", "2") if host == "::" else ()
+    server, base, _ = _start_server(
+        settings.data_path,
+        "--host",
+        host,
+        *dual,
+        LOOKUP_FORWARDED_ALLOW_IPS=trusted,
+        LOOKUP_REDIS_URL=REDIS_URL if dual else "",
+    )
     try:
         response = httpx.get(
             f"{base}/v1/numbers/22200000",

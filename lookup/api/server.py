@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import math
 import multiprocessing
@@ -99,6 +100,23 @@ RETENTION_SWEEP_SECONDS: Final = 3600.0
 """How often the monitor deletes lookups past their retention (and once at start)."""
 
 
+def trusted_proxies(setting: str) -> str:
+    """`LOOKUP_FORWARDED_ALLOW_IPS` for uvicorn, each IPv4 entry also in its IPv4-mapped
+    form: a proxy reaching a dual-stack socket (`--host ::`) over IPv4 is seen as
+    `::ffff:a.b.c.d`, which uvicorn never matches with `a.b.c.d`, and its clients all
+    looked like the proxy (to allow-lists and to the abuse rules)."""
+    entries = [part.strip() for part in setting.split(",") if part.strip()]
+    mapped = []
+    for entry in entries:
+        try:
+            found = ipaddress.ip_network(entry)
+        except ValueError:
+            continue  # `*`, checked with the settings
+        if found.version == 4:
+            mapped.append(f"::ffff:{found.network_address}/{96 + found.prefixlen}")
+    return ",".join([*entries, *mapped])
+
+
 def _uvicorn_options(settings: Settings) -> dict[str, Any]:
     """What every server of ours is run with, one worker or several."""
     return {
@@ -108,7 +126,7 @@ def _uvicorn_options(settings: Settings) -> dict[str, Any]:
         "http": "httptools",
         # Only a proxy the settings name may say who the client is.
         "proxy_headers": bool(settings.forwarded_allow_ips.strip()),
-        "forwarded_allow_ips": settings.forwarded_allow_ips.strip() or None,
+        "forwarded_allow_ips": trusted_proxies(settings.forwarded_allow_ips) or None,
         "timeout_keep_alive": math.ceil(settings.keep_alive_seconds),
     }
 
