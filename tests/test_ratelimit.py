@@ -13,8 +13,7 @@ import redis
 from limits import parse
 from litestar.testing import TestClient
 
-from lookup.abuse.plans import parse_plan
-from lookup.abuse.ratelimit import RateLimitConfig, RateLimited, RateLimiter
+from lookup.abuse.ratelimit import RateLimitConfig, RateLimited, RateLimiter, plan_limits
 from lookup.abuse.stream import stream_key
 from lookup.api.app import create_app
 from lookup.api.services import Services
@@ -101,11 +100,26 @@ def test_retry_after_names_the_exceeded_limit_that_resets_last(
         assert body["scope"] == "account" and body["limit"] == 2
         assert body["detail"].startswith("account limit of 2 per minute reached; retry in ")
         retry_after = int(limited.headers["retry-after"])
-        # Redis tells the reset to the second, rounded: one second more, never one less.
-        assert 58 <= retry_after <= (61 if storage == REDIS_URL else 60)
+        # Whole seconds, rounded up: never one less (Redis's TTL, rounded, made it up to 61).
+        assert 58 <= retry_after <= 60
         # draft-ietf-httpapi-ratelimit-headers-10: every limit held to, and the one spent.
         assert limited.headers["ratelimit-policy"] == '"key-1s";q=2;w=1, "account-60s";q=2;w=60'
         assert limited.headers["ratelimit"] == f'"account-60s";r=0;t={retry_after}'
+
+
+def test_retry_after_is_never_more_than_a_second_late(storage: str) -> None:
+    # Redis's TTL is whole seconds, padded by half of one: a 1/second plan said
+    # "retry in 2" when the next window opened within a second.
+    limiter = RateLimiter(
+        RateLimitConfig(account_plan="1/second", key_plan="1/second", storage=storage)
+    )
+    for _ in range(5):
+        limiter.hit("k1", "acme", plan=None, throttled=False)
+        started = time.time()
+        with pytest.raises(RateLimited) as refused:
+            limiter.hit("k1", "acme", plan=None, throttled=False)
+        assert refused.value.retry_after == 1
+        time.sleep(max(0.0, started + 1.05 - time.time()))  # into the next window
 
 
 def test_a_refusal_names_the_window_as_the_plan_wrote_it() -> None:
@@ -185,7 +199,7 @@ def test_services_with_different_data_dirs_count_apart_on_one_redis(
     stems = {stream_key(s).rpartition(":")[0] for s in (first, second)}
     counters = {key.decode() for key in redis_db.scan_iter()}
     assert {c.split("/")[1] for c in counters} == stems
-    assert {f"LIMITS:LIMITER/{stem}/account/acme/3/1/minute" for stem in stems} <= counters
+    assert {f"LIMITS:LIMITER/{stem}/account/acme/1/minute" for stem in stems} <= counters
 
 
 def test_two_servers_with_different_data_dirs_share_redis_but_not_counters(
@@ -250,12 +264,55 @@ def test_a_refresh_overlapping_a_suspension_does_not_undo_it(
 
 def test_a_refund_after_the_window_rolled_over_grants_nothing_extra() -> None:
     limiter = RateLimiter(RateLimitConfig(account_plan="1/second", key_plan="1/second"))
-    item = parse_plan("1/second")[0]
+    item = plan_limits("1/second")[0]
     key = item.key_for("account", "acme")
     limiter.hit("k1", "acme", plan=None, throttled=False)
     limiter._limiter.storage.clear(key)  # the window rolled over before the refund landed
     limiter._refund(item, "account", "acme")
     assert limiter._limiter.storage.get(key) == 0  # not -1: the next window is the plan's
+
+
+def test_a_throttled_account_goes_on_from_what_it_has_used(storage: str) -> None:
+    # The counters were named by the limit's amount: divided, the plan started on empty
+    # ones, and an account that had spent its minute got a tenth of it again at once.
+    limiter = RateLimiter(
+        RateLimitConfig(
+            account_plan="10/minute", key_plan="100/minute", throttle_factor=5, storage=storage
+        )
+    )
+    for _ in range(3):
+        limiter.hit("k1", "acme", plan=None, throttled=False)
+    with pytest.raises(RateLimited) as refused:
+        limiter.hit("k1", "acme", plan=None, throttled=True)
+    assert (refused.value.scope, refused.value.limit) == ("account", 2)
+    # So does a plan set by hand: 3 used of a new 4/minute leaves one.
+    limiter.hit("k1", "acme", plan="4/minute", throttled=False)
+    with pytest.raises(RateLimited):
+        limiter.hit("k1", "acme", plan="4/minute", throttled=False)
+
+
+def test_a_refusal_on_a_short_window_never_touches_the_longer_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Counted longest first, a key refused for its second had already raised its account's
+    # day counter; until the refund, another key of the account was refused, told to retry
+    # in a day (seen twice in six runs against a real server).
+    limiter = RateLimiter(
+        RateLimitConfig(account_plan="1000/second;3/day", key_plan="1/second;1000/day")
+    )
+    limiter.hit("k1", "acme", plan=None, throttled=False)
+    counted: list[str] = []
+    real = limiter._limiter.storage.incr
+
+    def incr(key: str, expiry: int, amount: int = 1) -> int:
+        counted.append(key)
+        return real(key, expiry, amount=amount)
+
+    monkeypatch.setattr(limiter._limiter.storage, "incr", incr)
+    with pytest.raises(RateLimited) as refused:
+        limiter.hit("k1", "acme", plan=None, throttled=False)
+    assert refused.value.retry_after == 1
+    assert counted and not [key for key in counted if key.endswith("/day")]
 
 
 def test_a_plan_stored_before_plans_were_checked_falls_back_to_the_default(

@@ -27,7 +27,8 @@ from typing import Any, Final, TypeVar
 import msgspec
 import redis
 from limits import RateLimitItem
-from limits.storage import storage_from_string
+from limits.limits import safe_string
+from limits.storage import RedisStorage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisClusterException
@@ -79,8 +80,6 @@ class RateLimited(LookupServiceError):
         }
 
 
-RESET_ROUNDING: Final = 0.5
-"""How early Redis may tell a window's reset (its TTL is rounded to the second)."""
 STORAGE_TIMEOUT: Final = 0.25
 """Seconds a Redis call may take before the request is refused (503): a stalled Redis must
 not hold the event loop, whose requests all wait behind the middleware's call."""
@@ -90,6 +89,29 @@ STORAGE_BACKOFF: Final = 1.0
 
 class RateLimitsUnavailable(LookupServiceError):
     """The shared rate-limit storage cannot be reached; requests are refused, not let through."""
+
+
+def _key_by_window(self: RateLimitItem, *identifiers: bytes | str | int | float) -> str:
+    parts = [*(safe_string(part) for part in identifiers), str(self.multiples)]
+    return f"{self.namespace}/{'/'.join(parts)}/{self.GRANULARITY.name}"
+
+
+@lru_cache(maxsize=16)
+def _counted_by_window(kind: type[RateLimitItem]) -> type[RateLimitItem]:
+    """A limit class whose counter is named by its window alone, not by its amount: so a
+    throttled account (its plan divided) or a new plan goes on from what the window has
+    counted (named by amount, every throttle or plan change started on empty counters: a
+    day's quota spent, a throttled account got a tenth of it again)."""
+    return type(kind.__name__, (kind,), {"key_for": _key_by_window})
+
+
+@lru_cache(maxsize=256)
+def plan_limits(plan: str, divide_by: int = 1) -> tuple[RateLimitItem, ...]:
+    """`parse_plan`'s limits, counted by window (cached: plans repeat across requests)."""
+    return tuple(
+        _counted_by_window(type(item))(item.amount, item.multiples, item.namespace)
+        for item in parse_plan(plan, divide_by)
+    )
 
 
 @lru_cache(maxsize=256)
@@ -166,9 +188,6 @@ class RateLimiter:
         if config.storage.startswith("redis+sentinel"):
             # The sentinels' own connections take none of the options above.
             options["sentinel_kwargs"] = timeouts
-        # Redis gives a counter's time to live in whole seconds, rounded: a reset it tells
-        # may be half a second early, and a client waiting `Retry-After` must get through.
-        self._rounding = RESET_ROUNDING if redis_storage else 0.0
         self._down_until = 0.0
         self._limiter = FixedWindowRateLimiter(storage_from_string(config.storage, **options))
 
@@ -179,17 +198,17 @@ class RateLimiter:
             plan = None  # the defaults, as for an account without a plan of its own
         scopes: list[_Scope] = []
         if not plan:
-            scopes.append(("key", parse_plan(self.config.key_plan, divide), ("key", key_id)))
+            scopes.append(("key", plan_limits(self.config.key_plan, divide), ("key", key_id)))
         # With its own plan the account counter bounds every key of it, so a key counter on
         # the same plan could never refuse first: it would only cost storage round trips.
         scopes.append(
-            ("account", parse_plan(plan or self.config.account_plan, divide), ("account", account))
+            ("account", plan_limits(plan or self.config.account_plan, divide), ("account", account))
         )
         self._take(scopes)
 
     def verify(self, account: str, number: str) -> None:
         """Count one date-of-birth check of a number, or raise `RateLimited`."""
-        items = parse_plan(self.config.verify_plan)
+        items = plan_limits(self.config.verify_plan)
         self._take([("birth_date verification", items, ("verify", account, number))])
 
     def _take(self, scopes: Sequence[_Scope]) -> None:
@@ -198,11 +217,13 @@ class RateLimiter:
         # burnt by a minute of account-level 429s). So a refused request gives back what it
         # counted. Hit first and refund on refusal, not test everything first: testing
         # doubled the storage calls of every request (45 µs more per request in memory).
-        # Longest windows first: the limit a refusal names is then the longest one exceeded,
-        # which usually resets last (a retry cannot succeed before it).
+        # Shortest windows first: a request refused on one (the usual refusal: a burst) has
+        # not yet touched the longer ones. Longest first, another key of the account sent
+        # in the moment before the refund was refused on the inflated day counter, told to
+        # retry in a day. The refusal still names the exceeded limit that resets last.
         ordered = sorted(
             ((scope, item, ids) for scope, items, ids in scopes for item in items),
-            key=lambda entry: -entry[1].get_expiry(),
+            key=lambda entry: entry[1].get_expiry(),
         )
         for index, (_, item, ids) in enumerate(ordered):
             if not self._call(self._limiter.hit, item, *ids):
@@ -216,19 +237,33 @@ class RateLimiter:
         tested first may reset first (on the refusal path only: a few storage reads)."""
         latest: tuple[float, _Entry] | None = None
         for entry in ordered:
-            stats = self._call(self._limiter.get_window_stats, entry[1], *entry[2])
-            over = entry is refused or stats.remaining == 0
-            if over and (latest is None or stats.reset_time > latest[0]):
-                latest = (stats.reset_time, entry)
+            reset_at, remaining = self._call(self._window, entry[1], *entry[2])
+            over = entry is refused or remaining == 0
+            if over and (latest is None or reset_at > latest[0]):
+                latest = (reset_at, entry)
         assert latest is not None  # the refused limit is among them
         reset_at, (scope, item, _) = latest
         shortest_first = sorted(ordered, key=lambda entry: entry[1].get_expiry())
         policy = policy_header([(scope_of, limit) for scope_of, limit, _ in shortest_first])
-        return RateLimited(scope, item, reset_at + self._rounding, policy)
+        return RateLimited(scope, item, reset_at, policy)
 
     def available(self) -> bool:
         """Whether the storage answers (always, in memory; a ping within the timeout, Redis)."""
         return bool(self._limiter.storage.check())
+
+    def _window(self, item: RateLimitItem, *identifiers: str) -> tuple[float, int]:
+        """When a limit's window resets (a time.time()) and what it has left."""
+        stats = self._limiter.get_window_stats(item, *identifiers)
+        storage = self._limiter.storage
+        if not isinstance(storage, RedisStorage):
+            return stats.reset_time, stats.remaining
+        # `limits` reads the TTL, which Redis rounds to the second: a reset told half a
+        # second early had to be padded, and `Retry-After` came up to 1.4 s late (a client
+        # pacing itself on it got half a 1/second plan). PTTL tells milliseconds.
+        key = storage.prefixed_key(item.key_for(*identifiers))
+        connection: Any = storage.get_connection(True)  # typed by `limits` without pttl
+        left = int(connection.pttl(key))
+        return time.time() + max(left, 0) / 1000, stats.remaining
 
     def _refund(self, item: RateLimitItem, *identifiers: str) -> None:
         # Only into the window it was counted in: a refund landing after the window
