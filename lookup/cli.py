@@ -147,7 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except Exception as exc:  # the contract: one line on stderr, never a traceback
         log.debug("unexpected failure", exc_info=exc)
-        print(f"lookup: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
+        # One line, whatever the message holds (DuckDB's run to two: "Original error: ...").
+        said = " ".join(str(exc).split())
+        print(f"lookup: unexpected {type(exc).__name__}: {said}", file=sys.stderr)
         return 1
 
 

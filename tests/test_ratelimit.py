@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -268,7 +268,7 @@ def test_a_refund_after_the_window_rolled_over_grants_nothing_extra() -> None:
     key = item.key_for("account", "acme")
     limiter.hit("k1", "acme", plan=None, throttled=False)
     limiter._limiter.storage.clear(key)  # the window rolled over before the refund landed
-    limiter._refund(item, "account", "acme")
+    limiter._refund(item, "account", "acme", seen=1)
     assert limiter._limiter.storage.get(key) == 0  # not -1: the next window is the plan's
 
 
@@ -313,6 +313,64 @@ def test_a_refusal_on_a_short_window_never_touches_the_longer_ones(
         limiter.hit("k1", "acme", plan=None, throttled=False)
     assert refused.value.retry_after == 1
     assert counted and not [key for key in counted if key.endswith("/day")]
+
+
+def test_a_window_rolling_over_under_a_refusal_lets_no_extra_request_through(
+    storage: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The refused counter was refunded too: landing after its window rolled over, the
+    # refund took back the next window's first request, and one more got through.
+    limiter = RateLimiter(
+        RateLimitConfig(account_plan="1/second", key_plan="1000/second", storage=storage)
+    )
+    limiter.hit("k1", "acme", plan=None, throttled=False)
+    real = limiter._count
+
+    def counted_as_the_window_rolls_over(item: Any, *identifiers: str) -> int:
+        count = real(item, *identifiers)
+        if count > item.amount:
+            limiter._limiter.storage.clear(item.key_for(*identifiers))
+            assert real(item, *identifiers) == 1  # another worker's request opens the next
+        return count
+
+    monkeypatch.setattr(limiter, "_count", counted_as_the_window_rolls_over)
+    with pytest.raises(RateLimited):
+        limiter.hit("k1", "acme", plan=None, throttled=False)
+    monkeypatch.undo()
+    with pytest.raises(RateLimited):  # the new window's one request is spent
+        limiter.hit("k2", "acme", plan=None, throttled=False)
+
+
+def test_refunds_of_requests_refused_together_bring_the_window_back_to_its_plan(
+    storage: str,
+) -> None:
+    # Each refund asked for the count its request saw: landing in the other order, the
+    # second found less and was kept, and the window climbed (106 in a 1/second window).
+    limiter = RateLimiter(
+        RateLimitConfig(account_plan="1/minute", key_plan="100/minute", storage=storage)
+    )
+    item, ids = plan_limits("1/minute")[0], ("account", "acme")
+    seen = [limiter._call(limiter._count, item, *ids) for _ in range(3)]
+    assert seen == [1, 2, 3]  # one answered, two refused together
+    limiter._give_back([(item, ids, 2)])
+    limiter._give_back([(item, ids, 3)])
+    assert limiter._call(limiter._limiter.get_window_stats, item, *ids).remaining == 0
+    assert limiter._call(limiter._count, item, *ids) == 2  # back to the one answered
+
+
+def test_a_refund_on_redis_decrements_only_a_live_counter(redis_db: redis.Redis) -> None:
+    limiter = RateLimiter(
+        RateLimitConfig(account_plan="5/minute", key_plan="1/minute", storage=REDIS_URL)
+    )
+    item = plan_limits("5/minute")[0]
+    limiter._refund(item, "account", "nobody", seen=1)  # expired: not made anew at -1
+    assert list(redis_db.scan_iter()) == []
+    limiter.hit("k1", "acme", plan=None, throttled=False)
+    with pytest.raises(RateLimited):  # refused on the key: the account's hit given back
+        limiter.hit("k1", "acme", plan=None, throttled=False)
+    (counter,) = [k for k in redis_db.scan_iter() if b"/account/acme/" in k]
+    count, left = cast("bytes", redis_db.get(counter)), cast("int", redis_db.pttl(counter))
+    assert int(count) == 1 and 0 < left <= 60_000
 
 
 def test_a_plan_stored_before_plans_were_checked_falls_back_to_the_default(

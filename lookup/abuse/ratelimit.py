@@ -21,7 +21,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, Final, TypeVar
 
 import msgspec
@@ -85,6 +85,17 @@ STORAGE_TIMEOUT: Final = 0.25
 not hold the event loop, whose requests all wait behind the middleware's call."""
 STORAGE_BACKOFF: Final = 1.0
 """Seconds after a failed storage call during which requests are refused without asking."""
+
+
+_REFUND: Final = """
+local count = tonumber(redis.call('get', KEYS[1]))
+if count and count >= tonumber(ARGV[1]) then
+    return redis.call('decr', KEYS[1])
+end
+return count
+"""
+"""A refund on Redis: a decrement of a counter that is there and holds at least what the
+refunded request saw (DECR keeps its expiry)."""
 
 
 class RateLimitsUnavailable(LookupServiceError):
@@ -225,10 +236,12 @@ class RateLimiter:
             ((scope, item, ids) for scope, items, ids in scopes for item in items),
             key=lambda entry: entry[1].get_expiry(),
         )
+        counted: list[tuple[RateLimitItem, tuple[str, ...], int]] = []
         for index, (_, item, ids) in enumerate(ordered):
-            if not self._call(self._limiter.hit, item, *ids):
-                for _, taken, taken_ids in ordered[: index + 1]:
-                    self._call(self._refund, taken, *taken_ids)
+            count = self._call(self._count, item, *ids)
+            counted.append((item, ids, count))
+            if count > item.amount:
+                self._give_back(counted)
                 raise self._refusal(ordered, ordered[index])
 
     def _refusal(self, ordered: Sequence[_Entry], refused: _Entry) -> RateLimited:
@@ -265,12 +278,34 @@ class RateLimiter:
         left = int(connection.pttl(key))
         return time.time() + max(left, 0) / 1000, stats.remaining
 
-    def _refund(self, item: RateLimitItem, *identifiers: str) -> None:
-        # Only into the window it was counted in: a refund landing after the window
-        # rolled over would start the next one at -1 (one request more than the plan).
+    def _give_back(self, counted: Sequence[tuple[RateLimitItem, tuple[str, ...], int]]) -> None:
+        """Refund what a refused request counted (each limit, and what its window held)."""
+        for item, identifiers, seen in counted:
+            # The refused counter is refunded while it is over, whatever order the refunds
+            # of requests refused together land in (each asking for what it saw, some found
+            # less and kept theirs: 106 in a 1/second window, in an audit).
+            floor = min(seen, item.amount + 1)
+            self._call(partial(self._refund, seen=floor), item, *identifiers)
+
+    def _count(self, item: RateLimitItem, *identifiers: str) -> int:
+        """Count a request in a limit's window; what the window holds now (as `limits`'
+        fixed window does, which tells only whether it is over)."""
+        return self._limiter.storage.incr(item.key_for(*identifiers), item.get_expiry())
+
+    def _refund(self, item: RateLimitItem, *identifiers: str, seen: int) -> None:
+        """Give back a request counted when the window held `seen`, if that window is still
+        the one counting: a window that rolled over meanwhile holds less (a refund into it
+        took back another request, and one more than the plan got through: 42 answers where
+        a 1/second plan allows 40, in an audit)."""
         key = item.key_for(*identifiers)
-        if self._limiter.storage.get(key) > 0:
-            self._limiter.storage.incr(key, item.get_expiry(), amount=-1)
+        storage = self._limiter.storage
+        if isinstance(storage, RedisStorage):
+            # One step on the server: between a read and a decrement the counter could
+            # expire, and the decrement made it anew at -1 for a whole window.
+            connection: Any = storage.get_connection()
+            connection.eval(_REFUND, 1, storage.prefixed_key(key), seen)
+        elif storage.get(key) >= seen:
+            storage.incr(key, item.get_expiry(), amount=-1)
 
     def _call(self, method: Callable[..., _T], item: RateLimitItem, *identifiers: str) -> _T:
         if self.config.namespace:
