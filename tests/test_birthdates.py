@@ -162,3 +162,7 @@ def test_a_damaged_key_is_named_in_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert f"{birthdates.KEY_FILE} holds 5 bytes, not 32" in result.stderr
+    # Said before any file went in: found at the publish, the files were applied and
+    # their report lost.
+    with Warehouse(tmp_path / "var" / "warehouse.duckdb", read_only=True) as warehouse:
+        assert warehouse.query("SELECT count(*) FROM batches") == [(0,)]

@@ -26,6 +26,7 @@ from lookup.index.reader import Snapshot, SnapshotSource
 from lookup.index.snapshot import POINTER, read_pointer, snapshot_path
 from lookup.ingest import pipeline
 from lookup.ingest.pipeline import IngestStopped, ingest
+from lookup.ingest.report import render_status
 from lookup.ingest.warehouse import Warehouse
 from tests.ingest_helpers import HEADER, filler, person, write_csv
 
@@ -173,3 +174,60 @@ def test_a_damaged_snapshot_is_refused_and_published_anew(
     assert report.published is not None and not damaged.exists()
     serving = SnapshotSource(settings.snapshots_path, settings.data_path)
     assert serving.refresh() is True and serving.failure is None
+
+
+def _publish_copy(settings: Settings, change: Any) -> Path:
+    """Make a changed copy of the served snapshot file the published one."""
+    folder = settings.snapshots_path
+    pointer = read_pointer(folder)
+    assert pointer is not None
+    copy = folder / f"{pointer.snapshot}-copy.arrow"
+    copy.write_bytes(change(snapshot_path(folder, pointer).read_bytes()))
+    text = (folder / POINTER).read_text().replace(pointer.snapshot, copy.stem)
+    (folder / POINTER).write_text(text)
+    return copy
+
+
+def test_a_snapshot_whose_metadata_is_damaged_is_refused_and_published_anew(
+    tmp_path: Path, settings: Settings
+) -> None:
+    _deliveries(tmp_path / "in")
+    ingest([tmp_path / "in"], settings)
+    key_id = birthdates.key_id(birthdates.load_key(settings.data_path)).encode()
+    # Undecodable, the metadata crashed the server's start and every ingest after.
+    damaged = _publish_copy(settings, lambda data: data.replace(key_id, b"\xff" * len(key_id)))
+    serving = SnapshotSource(settings.snapshots_path, settings.data_path)
+    assert serving.refresh() is False and "cannot read snapshot" in (serving.failure or "")
+    assert "but cannot read snapshot" in render_status(settings, None)
+    assert ingest([tmp_path / "in"], settings).published is not None and not damaged.exists()
+    assert serving.refresh() is True
+
+
+def test_a_damaged_pointer_left_with_a_purge_marker_is_published_anew(
+    tmp_path: Path, settings: Settings
+) -> None:
+    _deliveries(tmp_path / "in")
+    ingest([tmp_path / "in"], settings)
+    folder = settings.snapshots_path
+    # A purging publish stopped (a full disk) after its marker, over a damaged pointer:
+    # every rerun said only that the pointer is corrupt.
+    (folder / "PURGE").write_bytes(b"")
+    (folder / POINTER).write_text('{"snapshot": ')
+    assert "serving: nothing: " in render_status(settings, None)
+    report = ingest([tmp_path / "in"], settings)
+    assert report.published is not None
+    left = {p.name for p in folder.iterdir()}
+    assert left == {POINTER, f"{report.published.snapshot}.arrow"}
+
+
+def test_status_says_when_a_server_would_refuse_the_snapshot_for_its_key(
+    tmp_path: Path, settings: Settings
+) -> None:
+    _deliveries(tmp_path / "in")
+    ingest([tmp_path / "in"], settings)
+    key = settings.data_path / birthdates.KEY_FILE
+    key.write_bytes(bytes(birthdates.KEY_BYTES))  # replaced
+    assert "date-of-birth key" in render_status(settings, None)
+    key.unlink()
+    assert f"there is no {birthdates.KEY_FILE}" in render_status(settings, None)
+    assert not key.exists()  # status writes nothing

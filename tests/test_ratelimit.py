@@ -268,7 +268,7 @@ def test_a_refund_after_the_window_rolled_over_grants_nothing_extra() -> None:
     key = item.key_for("account", "acme")
     limiter.hit("k1", "acme", plan=None, throttled=False)
     limiter._limiter.storage.clear(key)  # the window rolled over before the refund landed
-    limiter._refund(item, "account", "acme", seen=1)
+    limiter._refund(item, "account", "acme", floor=1)
     assert limiter._limiter.storage.get(key) == 0  # not -1: the next window is the plan's
 
 
@@ -358,12 +358,35 @@ def test_refunds_of_requests_refused_together_bring_the_window_back_to_its_plan(
     assert limiter._call(limiter._count, item, *ids) == 2  # back to the one answered
 
 
+def test_refunds_landing_out_of_order_leave_the_other_windows_as_they_were(
+    storage: str,
+) -> None:
+    # Two requests of a key whose day is spent, counted in the account's minute first: the
+    # first refund to land asked for the count the other request saw, the second found
+    # less and was dropped, and the account's other keys were refused on its minute (300
+    # counted after 5 answered, across six workers, in a review).
+    limiter = RateLimiter(
+        RateLimitConfig(account_plan="300/minute", key_plan="5/day", storage=storage)
+    )
+    minute, day = plan_limits("300/minute")[0], plan_limits("5/day")[0]
+    account, key = ("account", "acme"), ("key", "k1")
+    for _ in range(5):
+        limiter.hit("k1", "acme", plan=None, throttled=False)
+    first = limiter._call(limiter._count, minute, *account)
+    second = limiter._call(limiter._count, minute, *account)
+    refused = [limiter._call(limiter._count, day, *key) for _ in range(2)]
+    limiter._give_back([(minute, account, first), (day, key, refused[0])])
+    limiter._give_back([(minute, account, second), (day, key, refused[1])])
+    assert limiter._call(limiter._limiter.get_window_stats, minute, *account).remaining == 295
+    assert limiter._call(limiter._limiter.get_window_stats, day, *key).remaining == 0
+
+
 def test_a_refund_on_redis_decrements_only_a_live_counter(redis_db: redis.Redis) -> None:
     limiter = RateLimiter(
         RateLimitConfig(account_plan="5/minute", key_plan="1/minute", storage=REDIS_URL)
     )
     item = plan_limits("5/minute")[0]
-    limiter._refund(item, "account", "nobody", seen=1)  # expired: not made anew at -1
+    limiter._refund(item, "account", "nobody", floor=1)  # expired: not made anew at -1
     assert list(redis_db.scan_iter()) == []
     limiter.hit("k1", "acme", plan=None, throttled=False)
     with pytest.raises(RateLimited):  # refused on the key: the account's hit given back

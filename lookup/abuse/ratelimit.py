@@ -94,8 +94,8 @@ if count and count >= tonumber(ARGV[1]) then
 end
 return count
 """
-"""A refund on Redis: a decrement of a counter that is there and holds at least what the
-refunded request saw (DECR keeps its expiry)."""
+"""A refund on Redis: a decrement of a counter that is there and holds at least the floor
+(DECR keeps its expiry)."""
 
 
 class RateLimitsUnavailable(LookupServiceError):
@@ -279,32 +279,34 @@ class RateLimiter:
         return time.time() + max(left, 0) / 1000, stats.remaining
 
     def _give_back(self, counted: Sequence[tuple[RateLimitItem, tuple[str, ...], int]]) -> None:
-        """Refund what a refused request counted (each limit, and what its window held)."""
-        for item, identifiers, seen in counted:
-            # The refused counter is refunded while it is over, whatever order the refunds
-            # of requests refused together land in (each asking for what it saw, some found
-            # less and kept theirs: 106 in a 1/second window, in an audit).
-            floor = min(seen, item.amount + 1)
-            self._call(partial(self._refund, seen=floor), item, *identifiers)
+        """Refund what a refused request counted (each limit, and what its window held); the
+        last is the limit that refused it."""
+        *passed, (refused, refused_ids, _) = counted
+        for item, identifiers, _ in passed:
+            self._call(partial(self._refund, floor=1), item, *identifiers)
+        # The refused counter only while it is over: a refund landing after its window
+        # rolled over took back the next window's first request, and one more than the
+        # plan got through (42 answers where 40 were allowed, in an audit). Over, whatever
+        # order the refunds of requests refused together land in, it comes back to the
+        # plan (asking each for the count its request saw, refunds from several workers
+        # landing out of order were dropped, and the other keys of the account refused).
+        self._call(partial(self._refund, floor=refused.amount + 1), refused, *refused_ids)
 
     def _count(self, item: RateLimitItem, *identifiers: str) -> int:
         """Count a request in a limit's window; what the window holds now (as `limits`'
         fixed window does, which tells only whether it is over)."""
         return self._limiter.storage.incr(item.key_for(*identifiers), item.get_expiry())
 
-    def _refund(self, item: RateLimitItem, *identifiers: str, seen: int) -> None:
-        """Give back a request counted when the window held `seen`, if that window is still
-        the one counting: a window that rolled over meanwhile holds less (a refund into it
-        took back another request, and one more than the plan got through: 42 answers where
-        a 1/second plan allows 40, in an audit)."""
+    def _refund(self, item: RateLimitItem, *identifiers: str, floor: int) -> None:
+        """Give back a request, if the window holds at least `floor`."""
         key = item.key_for(*identifiers)
         storage = self._limiter.storage
         if isinstance(storage, RedisStorage):
             # One step on the server: between a read and a decrement the counter could
             # expire, and the decrement made it anew at -1 for a whole window.
             connection: Any = storage.get_connection()
-            connection.eval(_REFUND, 1, storage.prefixed_key(key), seen)
-        elif storage.get(key) >= seen:
+            connection.eval(_REFUND, 1, storage.prefixed_key(key), floor)
+        elif storage.get(key) >= floor:
             storage.incr(key, item.get_expiry(), amount=-1)
 
     def _call(self, method: Callable[..., _T], item: RateLimitItem, *identifiers: str) -> _T:

@@ -108,19 +108,20 @@ class Snapshot:
             # Every offset and string checked once, here: the request path reads the
             # buffers unchecked, and a damaged file crashed the server (a segfault).
             table.validate(full=True)
+            metadata = table.schema.metadata or {}
+            name = metadata.get(b"snapshot", path.stem.encode()).decode()
+            published_key = metadata.get(b"birth_key", b"").decode()
         except (OSError, pa.ArrowException, UnicodeDecodeError) as exc:
+            # A damaged file's metadata too: undecodable, it crashed the server's start.
             raise SnapshotUnavailable(f"cannot read snapshot {path.name}: {exc}") from exc
         if not table.schema.equals(SCHEMA, check_metadata=False):
             raise SnapshotUnavailable(
                 f"snapshot {path.name} has an unexpected schema (written by another version?)"
             )
         table = table.combine_chunks()
-        metadata = table.schema.metadata or {}
         self.path = path
-        self.name = metadata.get(b"snapshot", path.stem.encode()).decode()
-        if birth_key is not None and metadata.get(b"birth_key", b"").decode() != (
-            birthdates.key_id(birth_key)
-        ):
+        self.name = name
+        if birth_key is not None and published_key != birthdates.key_id(birth_key):
             raise SnapshotUnavailable(
                 f"snapshot {self.name} was not published under this data directory's "
                 f"date-of-birth key ({birthdates.KEY_FILE} replaced, or the snapshot written "

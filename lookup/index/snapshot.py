@@ -173,7 +173,11 @@ def finish_purge(folder: Path) -> list[Path]:
     killed before it did; the files deleted."""
     if not (folder / PURGE).exists():
         return []
-    pointer = read_pointer(folder)
+    try:
+        pointer = read_pointer(folder)
+    except SnapshotUnavailable:
+        # A damaged `CURRENT`: the publish that follows purges (it left ingest stuck).
+        return []
     removed = [] if pointer is None else prune(folder, keep=1, current=pointer.snapshot)
     (folder / PURGE).unlink(missing_ok=True)
     _sync_dir(folder)

@@ -143,6 +143,9 @@ def ingest(paths: Sequence[Path], settings: Settings, *, force: bool = False) ->
         # space goes back before anything else is written. Only ingest writes there, and
         # this run holds the warehouse.
         discard_unfinished(settings.snapshots_path)
+        # Before any file: a damaged key stops the run with nothing applied (found at the
+        # publish, it came after the files went in, and their report was lost).
+        birthdates.load_key(settings.data_path)
         latest = datetime.now(OSLO).replace(tzinfo=None) + FILE_STAMP_LEEWAY
         run_start = warehouse.newest_batch()
         for path in files:

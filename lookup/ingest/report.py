@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections import Counter
 
 from lookup.config import Settings
+from lookup.errors import SnapshotUnavailable
+from lookup.index import birthdates
 from lookup.index.reader import unreadable
-from lookup.index.snapshot import read_pointer
+from lookup.index.snapshot import Pointer, read_pointer
 from lookup.ingest.pipeline import IngestReport
 from lookup.ingest.progress import IngestProgress, read_progress
 from lookup.ingest.warehouse import Batch, Warehouse
@@ -54,21 +56,35 @@ def render_report(report: IngestReport) -> str:
     return "\n".join(lines)
 
 
+def _unservable(settings: Settings, pointer: Pointer) -> str | None:
+    """Why a server started now would not serve the published snapshot, if it would not."""
+    if not (settings.data_path / birthdates.KEY_FILE).exists():
+        # Not made here (`status` writes nothing): a server would make one, and refuse this.
+        return f"there is no {birthdates.KEY_FILE} its dates of birth were digested with"
+    try:
+        return unreadable(settings.snapshots_path, pointer, birthdates.load_key(settings.data_path))
+    except SnapshotUnavailable as exc:
+        return str(exc)
+
+
 def render_status(settings: Settings, warehouse: Warehouse | None) -> str:
     """What `lookup ingest status` prints: the served snapshot and recent batches, or,
     while another process holds the warehouse (`None`), what that ingest is doing."""
-    pointer = read_pointer(settings.snapshots_path)
-    lines = [
-        f"data dir: {settings.data_path.resolve()}",
-        (
+    lines = [f"data dir: {settings.data_path.resolve()}"]
+    try:
+        pointer = read_pointer(settings.snapshots_path)
+    except SnapshotUnavailable as exc:
+        pointer = None
+        lines.append(f"serving: nothing: {exc}: run lookup ingest to publish again")
+    else:
+        lines.append(
             f"serving: {pointer.snapshot} ({pointer.listings} listings, "
             f"published {pointer.published_at:%Y-%m-%d %H:%M:%S} UTC, up to batch "
             f"{pointer.last_batch})"
             if pointer
             else "serving: nothing published yet"
-        ),
-    ]
-    if pointer is not None and (why := unreadable(settings.snapshots_path, pointer)):
+        )
+    if pointer is not None and (why := _unservable(settings, pointer)):
         # A server started now would serve nothing: said, as `/readyz` says it.
         lines.append(f"  but {why}: run lookup ingest to publish it again")
     if warehouse is None:
