@@ -129,25 +129,29 @@ def test_a_snapshot_that_cannot_be_written_leaves_no_half_of_it(
     assert not list(settings.snapshots_path.glob("*.tmp"))
 
 
-def _damage(settings: Settings) -> Path:
-    """Publish a copy of the served snapshot with one string offset far out of bounds."""
+def _publish_copy(settings: Settings, change: Any) -> Path:
+    """Make a changed copy of the served snapshot file the published one."""
     folder = settings.snapshots_path
     pointer = read_pointer(folder)
     assert pointer is not None
-    source = snapshot_path(folder, pointer)
-    data = bytearray(source.read_bytes())
-    mapped = pa.memory_map(str(source))
-    base = mapped.read_buffer().address
-    mapped.seek(0)
-    table = pyarrow.ipc.open_file(mapped).read_all()
-    offsets = table.column("first_name").chunk(0).buffers()[1]
-    at = offsets.address - base + 4 * 20
-    data[at : at + 4] = (0x7FFF0000).to_bytes(4, "little")
-    damaged = folder / f"{pointer.snapshot}-damaged.arrow"
-    damaged.write_bytes(bytes(data))
-    text = (folder / POINTER).read_text().replace(pointer.snapshot, damaged.stem)
+    copy = folder / f"{pointer.snapshot}-copy.arrow"
+    copy.write_bytes(change(snapshot_path(folder, pointer).read_bytes()))
+    text = (folder / POINTER).read_text().replace(pointer.snapshot, copy.stem)
     (folder / POINTER).write_text(text)
-    return damaged
+    return copy
+
+
+def _damage(settings: Settings) -> Path:
+    """Publish a copy of the served snapshot with one string offset far out of bounds."""
+
+    def offset_out_of_bounds(data: bytes) -> bytes:
+        buffer = pa.py_buffer(data)
+        table = pyarrow.ipc.open_file(pa.BufferReader(buffer)).read_all()  # zero-copy
+        offsets = table.column("first_name").chunk(0).buffers()[1]
+        at = offsets.address - buffer.address + 4 * 20
+        return data[:at] + (0x7FFF0000).to_bytes(4, "little") + data[at + 4 :]
+
+    return _publish_copy(settings, offset_out_of_bounds)
 
 
 def test_a_damaged_snapshot_is_refused_and_published_anew(
@@ -174,18 +178,6 @@ def test_a_damaged_snapshot_is_refused_and_published_anew(
     assert report.published is not None and not damaged.exists()
     serving = SnapshotSource(settings.snapshots_path, settings.data_path)
     assert serving.refresh() is True and serving.failure is None
-
-
-def _publish_copy(settings: Settings, change: Any) -> Path:
-    """Make a changed copy of the served snapshot file the published one."""
-    folder = settings.snapshots_path
-    pointer = read_pointer(folder)
-    assert pointer is not None
-    copy = folder / f"{pointer.snapshot}-copy.arrow"
-    copy.write_bytes(change(snapshot_path(folder, pointer).read_bytes()))
-    text = (folder / POINTER).read_text().replace(pointer.snapshot, copy.stem)
-    (folder / POINTER).write_text(text)
-    return copy
 
 
 def test_a_snapshot_whose_metadata_is_damaged_is_refused_and_published_anew(

@@ -145,7 +145,7 @@ def ingest(paths: Sequence[Path], settings: Settings, *, force: bool = False) ->
         discard_unfinished(settings.snapshots_path)
         # Before any file: a damaged key stops the run with nothing applied (found at the
         # publish, it came after the files went in, and their report was lost).
-        birthdates.load_key(settings.data_path)
+        birth_key = birthdates.load_key(settings.data_path)
         latest = datetime.now(OSLO).replace(tzinfo=None) + FILE_STAMP_LEEWAY
         run_start = warehouse.newest_batch()
         for path in files:
@@ -185,15 +185,16 @@ def ingest(paths: Sequence[Path], settings: Settings, *, force: bool = False) ->
             log.info("%s: %s", path.name, file_report.batch.status)
         progress.step("publishing", done=len(report.files))
         try:
-            report.published = publish_if_needed(warehouse, settings)
+            report.published = publish_if_needed(warehouse, settings, birth_key)
         except (*_MACHINE_FAILURES, OSError) as exc:
             raise IngestStopped(report, "publishing the snapshot", exc) from exc
     return report
 
 
-def publish_if_needed(warehouse: Warehouse, settings: Settings) -> Pointer | None:
+def publish_if_needed(warehouse: Warehouse, settings: Settings, birth_key: bytes) -> Pointer | None:
     """Publish when the served snapshot lags the warehouse (also after a killed run), cannot
-    be read, or holds dates of birth not digested under the data directory's key."""
+    be read, or holds dates of birth not digested under `birth_key`, the data directory's
+    key."""
     folder = settings.snapshots_path
     finish_purge(folder)
     last_batch = warehouse.last_batch_id()
@@ -202,7 +203,6 @@ def publish_if_needed(warehouse: Warehouse, settings: Settings) -> Pointer | Non
         damaged = False
     except SnapshotUnavailable:
         pointer, damaged = None, True  # a damaged `CURRENT`: written anew
-    birth_key = birthdates.load_key(settings.data_path)
     # Checked, not trusted: a damaged or missing file left every server with nothing to
     # serve while this said "nothing new to publish".
     stale = damaged or (pointer is not None and unreadable(folder, pointer, birth_key) is not None)

@@ -76,11 +76,11 @@ _SAID_BEFORE: Final = (
 saved: said once, not again each night an old file is sent again (a broken row's, dated by
 its file, ends with the next whole row and cannot stand in for it)."""
 
-# Columns compared to tell an update from an unchanged re-delivery.
 _PRECEDENCE_UNVEILED_FIRST: Final = PRECEDENCE_SQL.replace(
     "operator ASC", "veiled ASC, operator ASC"
 )
 """`PRECEDENCE_SQL`, but on a whole tie a record with its data before a veiled one."""
+# Columns compared to tell an update from an unchanged re-delivery.
 _CONTENT: Final = (
     "number_type",
     "reservation",
