@@ -1,5 +1,5 @@
-"""How often a local business is suspended in its first month, by how many town blocks hold
-its customers: the limit of what the block rules can tell from a scan.
+"""How often a local business is suspended (or has a block held) in its first month, by how
+many town blocks hold its customers: the limit of what the block rules can tell from a scan.
 
 Each simulated business has 80 % of its customers in its town's geographic blocks, takes
 calls on working days and refreshes its whole list weekly (the first refresh on its first
@@ -23,8 +23,9 @@ SHAPES = [(1, 400), (2, 400), (3, 400), (3, 1500), (4, 800), (6, 1500)]
 """(town blocks, customers)."""
 
 
-def month(args: tuple[int, int, int]) -> tuple[bool, bool, bool]:
-    """One business's month: suspended, flagged, and whether the suspension came on day 1."""
+def month(args: tuple[int, int, int]) -> tuple[bool, bool, bool, bool]:
+    """One business's month: suspended, a block held, flagged, and whether the suspension
+    came on day 1."""
     seed, blocks, customers = args
     traffic = Traffic(DIRECTORY, random.Random(seed))
     actor = crm(
@@ -40,22 +41,25 @@ def month(args: tuple[int, int, int]) -> tuple[bool, bool, bool]:
     result = run([actor])[0]["business"]
     suspensions = [f for f in result.findings if f.action == "suspend"]
     early = bool(suspensions) and suspensions[0].ts.date() == START.date()
-    return result.suspended_after is not None, result.flagged, early
+    return result.suspended_after is not None, result.held_after is not None, result.flagged, early
 
 
 def main() -> None:
-    """Print, per shape, suspended and flagged months."""
+    """Print, per shape, suspended, held and flagged months."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--months", type=int, default=200)
     args = parser.parse_args()
-    print(f"{'town blocks':>11} {'customers':>9} {'suspended':>10} {'on day 1':>9} {'flagged':>8}")
+    print(
+        f"{'town blocks':>11} {'customers':>9} {'suspended':>10} {'on day 1':>9} "
+        f"{'held':>6} {'flagged':>8}"
+    )
     with ProcessPoolExecutor() as pool:
         for blocks, customers in SHAPES:
             months = list(pool.map(month, [(s, blocks, customers) for s in range(args.months)]))
-            suspended, flagged = sum(s for s, _, _ in months), sum(f for _, f, _ in months)
+            suspended, held, flagged, early = (sum(column) for column in zip(*months, strict=True))
             print(
-                f"{blocks:>11} {customers:>9} {suspended / len(months):>10.1%} "
-                f"{sum(e for _, _, e in months):>9} {flagged / len(months):>8.1%}"
+                f"{blocks:>11} {customers:>9} {suspended / len(months):>10.1%} {early:>9} "
+                f"{held / len(months):>6.1%} {flagged / len(months):>8.1%}"
             )
 
 

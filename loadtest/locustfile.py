@@ -14,7 +14,7 @@ Abuse demo (a scraper walking a number block until its account is suspended):
 |---|---|---|---|
 | `CrmUser` | `LOOKUP_CRM_KEY` | `lookup` | 200, 404 |
 | `SupportUser` | `LOOKUP_SUPPORT_KEY` | `lookup,search` | 200, 404 |
-| `ScraperUser` | `LOOKUP_SCRAPER_KEY` | `lookup` | 200, 404, 429; 403 account-suspended ends it |
+| `ScraperUser` | `LOOKUP_SCRAPER_KEY` | `lookup` | 200, 404, 429, 403 (block held, suspended) |
 
 Each key must belong to an account of its own (`lookup keys create --org crm-lt ...`): a
 suspension is its account's, so the CRM on the scraper's account would be suspended with it.
@@ -73,6 +73,7 @@ del _numbers
 
 LOAD_TEST_PLAN = "500/second;30000/minute;1000000/day"
 SUSPENDED = "/problems/account-suspended"
+BLOCK_HELD = "/problems/block-held"
 RATE_LIMITED = "/problems/rate-limited"
 _WARNED: set[tuple[str, str]] = set()
 
@@ -255,14 +256,12 @@ class ScraperUser(PersonaUser):
         with self.client.get(
             f"/v1/numbers/{self.next}", name="/v1/numbers/{n} (scraper)", catch_response=True
         ) as response:
-            if response.status_code in (403, 429) and _problem_type(response) in (
-                SUSPENDED,
-                RATE_LIMITED,
-            ):
-                # A row of its own in the statistics, so the end shows in the output.
-                slug = (
-                    "403 account-suspended" if response.status_code == 403 else "429 rate-limited"
-                )
+            kind = _problem_type(response)
+            if response.status_code in (403, 429) and kind in (SUSPENDED, BLOCK_HELD, RATE_LIMITED):
+                # A row of its own in the statistics, so the end shows in the output. A held
+                # block is refused and the walk goes on, as a scraper's would, until the
+                # account is suspended.
+                slug = f"{response.status_code} {kind.rsplit('/', 1)[-1]}"
                 response.request_meta["name"] = f"/v1/numbers/{{n}} (scraper: {slug})"
                 response.success()
             else:

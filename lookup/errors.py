@@ -20,6 +20,7 @@
         ├── AddressNotAllowed   key used from outside its IP allow-list
         ├── MissingRole         key lacks the role the endpoint needs
         ├── AccountSuspended    account paused pending compliance review
+        ├── BlockHeld           a number in a block held for the account, pending review
         └── OwnAccount          a compliance decision on the officer's own account
     (lookup.abuse) RateLimited -> 429, CaseNotFound -> 404, CaseClosed and NotCurrentCase -> 409,
     BadEventFile (an events file `lookup abuse replay` cannot read) -> CLI exit 1
@@ -124,6 +125,17 @@ class AddressNotAllowed(AuthError):
 
 class AccountSuspended(AuthError):
     """An account paused pending review by compliance."""
+
+
+class BlockHeld(AuthError):
+    """A lookup in an allocation block held for the account pending review by compliance."""
+
+    def __init__(self, block: str, account: str) -> None:
+        self.block = block
+        # The block, never the number: every number of it, listed or not, gets these bytes.
+        super().__init__(
+            f"lookups in {block} are held for account {account} pending review by compliance"
+        )
 
 
 class OwnAccount(AuthError):

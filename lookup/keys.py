@@ -19,6 +19,7 @@ from typing import Final
 
 import msgspec
 
+from lookup.abuse.holds import Hold
 from lookup.abuse.retention import check_months
 from lookup.errors import AddressNotAllowed, InvalidKey, KeyStoreError, MissingCredentials
 from lookup.networks import Network, network
@@ -37,7 +38,8 @@ CREATE TABLE IF NOT EXISTS accounts (
     allow TEXT NOT NULL DEFAULT '',            -- CIDRs every key of the account is bound to
     enforcement TEXT NOT NULL DEFAULT 'auto',  -- auto | review (findings only flag)
     retention_months INTEGER,                  -- lookup log retention; NULL: the default
-    ended_at TEXT                              -- when the customer relationship ended
+    ended_at TEXT,                             -- when the customer relationship ended
+    held TEXT NOT NULL DEFAULT ''              -- allocation blocks held pending review
 );
 CREATE TABLE IF NOT EXISTS keys (
     id TEXT PRIMARY KEY,
@@ -70,6 +72,8 @@ class Account(msgspec.Struct, frozen=True):
     """How long the lookup log keeps its lookups; None: the service default."""
     ended_at: datetime | None = None
     """When the customer relationship ended (its keys were revoked then)."""
+    holds: frozenset[Hold] = frozenset()
+    """Allocation blocks the account's lookups are refused in, pending review."""
 
 
 class ApiKey(msgspec.Struct, frozen=True):
@@ -156,6 +160,7 @@ class KeyStore:
             ("enforcement", "TEXT NOT NULL DEFAULT 'auto'"),
             ("retention_months", "INTEGER"),
             ("ended_at", "TEXT"),
+            ("held", "TEXT NOT NULL DEFAULT ''"),
         ):
             if column not in have:
                 self._con.execute(f"ALTER TABLE accounts ADD COLUMN {column} {ddl}")
@@ -252,7 +257,7 @@ class KeyStore:
         """Every account by name."""
         rows = self._con.execute(
             "SELECT name, status, plan, status_reason, allow, enforcement, retention_months, "
-            "ended_at FROM accounts"
+            "ended_at, held FROM accounts"
         )
         return {
             name: Account(
@@ -264,8 +269,9 @@ class KeyStore:
                 enforcement,
                 retention,
                 datetime.fromisoformat(ended) if ended else None,
+                frozenset(map(Hold.parse, held.split(","))) if held else frozenset(),
             )
-            for name, status, plan, reason, allow, enforcement, retention, ended in rows
+            for name, status, plan, reason, allow, enforcement, retention, ended, held in rows
         }
 
     def set_enforcement(self, account: str, enforcement: str) -> None:
@@ -300,13 +306,31 @@ class KeyStore:
         return int(own)
 
     def set_status(self, account: str, status: str, reason: str) -> None:
-        """Suspend, throttle or reinstate an account (servers follow within a second)."""
+        """Suspend, throttle or reinstate an account (servers follow within a second);
+        reinstated (active), its held blocks are released too."""
         if status not in ACCOUNT_STATUSES:
             raise KeyStoreError(f"status must be one of {', '.join(ACCOUNT_STATUSES)}")
         with self._con:
             cursor = self._con.execute(
-                "UPDATE accounts SET status = ?, status_reason = ? WHERE name = ?",
-                (status, reason, account),
+                "UPDATE accounts SET status = ?, status_reason = ?, "
+                "held = CASE WHEN ? = 'active' THEN '' ELSE held END WHERE name = ?",
+                (status, reason, status, account),
+            )
+        self._wrote()
+        if cursor.rowcount == 0:
+            raise KeyStoreError(f"no account named {account!r}")
+
+    def hold(self, account: str, hold: Hold) -> None:
+        """Refuse the account's lookups in an allocation block until it is reinstated."""
+        label = hold.label
+        with self._con:
+            # One statement: two monitors' holds on one account must not drop either.
+            cursor = self._con.execute(
+                "UPDATE accounts SET held = CASE "
+                "WHEN held = '' THEN ?1 "
+                "WHEN instr(',' || held || ',', ',' || ?1 || ',') > 0 THEN held "
+                "ELSE held || ',' || ?1 END WHERE name = ?2",
+                (label, account),
             )
         self._wrote()
         if cursor.rowcount == 0:
@@ -410,10 +434,25 @@ class KeyRing:
         with self._lock:
             self._store.set_status(account, status, reason)
             current = self.account(account)
-            self._accounts = {
-                **self._accounts,
-                account: msgspec.structs.replace(current, status=status, reason=reason),
-            }
+            holds = frozenset() if status == "active" else current.holds
+            self._replace(
+                msgspec.structs.replace(current, status=status, reason=reason, holds=holds)
+            )
+
+    def hold(self, account: str, hold: Hold) -> bool:
+        """Hold a block for an account in the store and, at once, in this process; whether
+        it was not held already."""
+        with self._lock:
+            current = self.account(account)
+            if hold in current.holds:
+                return False
+            self._store.hold(account, hold)
+            self._replace(msgspec.structs.replace(current, holds=current.holds | {hold}))
+            return True
+
+    def _replace(self, account: Account) -> None:
+        # A new dict, not an update: request threads read the old one meanwhile.
+        self._accounts = {**self._accounts, account.name: account}
 
     def authenticate(self, authorization: str | None, client: str) -> ApiKey:
         """The key of an `Authorization: Bearer <key>` header used from `client`."""

@@ -11,6 +11,7 @@ import pytest
 
 from lookup.abuse.detectors import Engine, Finding
 from lookup.abuse.events import LookupEvent, Outcome
+from lookup.abuse.holds import Hold
 from lookup.abuse.policy import DEFAULT_POLICY
 
 T0 = datetime(2026, 11, 2, 9, 0)
@@ -43,34 +44,47 @@ def alternating(i: int) -> Outcome:
     return "hit" if i % 2 else "miss"
 
 
+def stops(finding: Finding) -> bool:
+    """Whether a finding stops a scan: it suspends the account, or holds the block."""
+    return finding.action == "suspend" or "hold" in finding.evidence
+
+
 def first_suspension(findings: list[Finding]) -> Finding:
     return next(f for f in findings if f.action == "suspend")
 
 
-def first_suspensions(findings: list[Finding]) -> dict[str, Finding]:
-    """Each suspended account's first suspension."""
+def first_stop(findings: list[Finding]) -> Finding:
+    """The first finding that stopped the scan (a suspension or a hold of its block)."""
+    return next(f for f in findings if stops(f))
+
+
+def first_stops(findings: list[Finding]) -> dict[str, Finding]:
+    """Each stopped account's first finding that stopped it."""
     first: dict[str, Finding] = {}
     for finding in findings:
-        if finding.action == "suspend":
+        if stops(finding):
             first.setdefault(finding.account, finding)
     return first
 
 
-def test_a_sequential_walk_is_suspended_within_a_few_lookups_with_evidence() -> None:
+def test_a_sequential_walk_is_held_within_a_few_lookups_and_suspended_as_it_goes_on() -> None:
     walk = [event(22202000 + i, i, alternating(i)) for i in range(200)]
     findings = feed(Engine(), walk)
-    suspension = first_suspension(findings)
+    hold = first_stop(findings)
     # A geographic block's 1 % is four to seven listings: a walk at a second a lookup, with
-    # nothing else looked up, is stopped at its fourth number.
-    assert suspension.kind == "block_coverage"
-    assert suspension.events_seen == 4
-    assert suspension.ts == walk[3].ts
-    evidence = suspension.evidence
+    # nothing else looked up, is stopped at its fourth number: its block is held.
+    assert (hold.kind, hold.action) == ("block_coverage", "throttle")
+    assert hold.events_seen == 4
+    assert hold.ts == walk[3].ts
+    evidence = hold.evidence
     assert evidence["rule"]["distinct"] == 4
     # Its fourth number within a minute, nothing else looked up: the rapid tier, not the
     # count (flag at 8) a reviewer would otherwise read it against.
-    assert (evidence["rule"]["tier"], evidence["rule"]["suspend_at"]) == ("rapid", 4)
-    assert evidence["block"] == "+4722202000..999"
+    assert (evidence["rule"]["tier"], evidence["rule"]["hold_at"]) == ("rapid", 4)
+    assert evidence["block"] == evidence["hold"] == "+4722202000..999"
+    # Going on into the held block (refused, and still seen), it is suspended.
+    suspension = first_suspension(findings)
+    assert suspension.events_seen <= 30
     assert evidence["lookups"][0]["number"] == "+4722202000"
     assert {"ts", "number", "outcome"} <= set(evidence["lookups"][0])
 
@@ -109,7 +123,7 @@ def test_searches_whose_query_reads_like_a_number_are_not_lookups_of_it() -> Non
     assert feed(engine, searches) == []
     assert engine.events_seen("acme") == 50
     # The same numbers looked up are a walk, stopped at the fourth.
-    assert first_suspension(feed(engine, [event(22202000 + i, 60 + i) for i in range(50)]))
+    assert first_stop(feed(engine, [event(22202000 + i, 60 + i) for i in range(50)]))
 
 
 def test_a_block_split_over_keys_and_addresses_is_a_distributed_scan() -> None:
@@ -117,9 +131,9 @@ def test_a_block_split_over_keys_and_addresses_is_a_distributed_scan() -> None:
         event(41230000 + i * 37 % 1000, i, alternating(i), key=f"k{i % 3}", ip=f"10.0.0.{i % 3}")
         for i in range(300)
     ]
-    suspension = first_suspension(feed(Engine(), walk))
-    assert suspension.kind == "distributed_scan"
-    assert len(suspension.evidence["keys"]) == 3
+    stop = first_stop(feed(Engine(), walk))
+    assert stop.kind == "distributed_scan"
+    assert len(stop.evidence["keys"]) == 3
 
 
 def test_accounts_sharing_an_ip_to_split_a_block_are_each_suspended() -> None:
@@ -143,7 +157,7 @@ def test_accounts_taking_turns_walking_a_geographic_block_are_stopped_at_four() 
         event(22202000 + i, i, alternating(i), account=f"shell-{i % 3}", ip="203.0.113.5")
         for i in range(60)
     ]
-    first = first_suspensions(feed(Engine(), walk))
+    first = first_stops(feed(Engine(), walk))
     assert set(first) == {"shell-0", "shell-1", "shell-2"}
     assert all(f.kind == "distributed_scan" for f in first.values())
     assert {f.ts for f in first.values()} == {walk[3].ts}
@@ -159,7 +173,7 @@ def test_accounts_taking_turns_through_a_shuffled_block_are_stopped_at_six() -> 
         event(22202000 + n, i, alternating(i), account=f"shell-{i % 3}", ip="203.0.113.5")
         for i, n in enumerate(order)
     ]
-    first = first_suspensions(feed(Engine(), scan))
+    first = first_stops(feed(Engine(), scan))
     assert set(first) == {"shell-0", "shell-1", "shell-2"}
     assert {f.ts for f in first.values()} == {scan[5].ts}
     assert first["shell-0"].evidence["rule"]["distinct_from_ip"] == 6
@@ -189,18 +203,18 @@ def test_a_customer_calling_into_a_block_another_account_scanned_is_not_named() 
         for i, n in enumerate([22202417, 22202093])
     ]
     findings = feed(Engine(), [*walk, *callers])
-    assert "scraper" in first_suspensions(findings)
+    assert "scraper" in first_stops(findings)
     assert [f for f in findings if f.account == "crm"] == []
     # One of the customer's own numbers missing makes it part of the scan after all.
     findings = feed(Engine(), [*walk, *callers, event(22202555, 140, "miss", account="crm", ip=ip)])
-    assert "crm" in first_suspensions(findings)
+    assert "crm" in first_stops(findings)
 
 
 def test_a_reinstated_account_is_not_named_again_for_its_lookups_before() -> None:
     ip = "192.0.2.10"
     engine = Engine()
     walk = [event(22202000 + i, i, alternating(i), account="demo", ip=ip) for i in range(12)]
-    assert "demo" in first_suspensions(feed(engine, walk))
+    assert "demo" in first_stops(feed(engine, walk))
     engine.reset("demo")  # compliance reinstated it; it looks nothing up meanwhile
     others = [
         event(22202500 + 3 * i, 60 + 5 * i, alternating(i), account="lt", ip=ip) for i in range(6)
@@ -218,7 +232,7 @@ def test_clearing_an_account_keeps_the_others_lookups_of_numbers_it_had_first() 
         event(22202000 + n, 60 + i, alternating(i), account=f"shell-{i % 2}", ip=ip)
         for i, n in enumerate(order)
     ]
-    alone = first_suspensions(feed(Engine(), scan))
+    alone = first_stops(feed(Engine(), scan))
     assert {f.ts for f in alone.values()} == {scan[5].ts}
     customer = [
         event(22202000 + n, i, alternating(i), account="crm", ip=ip)
@@ -227,7 +241,7 @@ def test_clearing_an_account_keeps_the_others_lookups_of_numbers_it_had_first() 
     engine = Engine()
     assert feed(engine, [*customer, *scan[:3]]) == []
     engine.reset("crm")
-    first = first_suspensions(feed(engine, scan[3:]))
+    first = first_stops(feed(engine, scan[3:]))
     assert set(first) == {"shell-0", "shell-1"}
     assert {f.ts for f in first.values()} == {scan[5].ts}
     assert first["shell-0"].evidence["rule"]["distinct_from_ip"] == 6
@@ -246,7 +260,7 @@ def test_two_customers_behind_one_nat_are_not_one_scanner() -> None:
         for i, n in enumerate([22202417, 22202093, 22202871, 22202550])
     ]
     merged = sorted([*calls, *crowd], key=lambda e: e.ts)
-    assert [f for f in feed(Engine(), merged) if f.action == "suspend"] == []
+    assert [f for f in feed(Engine(), merged) if stops(f)] == []
 
 
 def test_accounts_sharing_an_ip_are_suspended_once_misses_follow_a_listed_stretch() -> None:
@@ -293,7 +307,7 @@ def test_mostly_misses_over_the_whole_plan_trips_the_miss_ratio_test() -> None:
     assert "miss_ratio" in kinds
     ratio = next(f for f in findings if f.kind == "miss_ratio")
     assert ratio.evidence["rule"]["log_likelihood_ratio"] >= ratio.evidence["rule"]["upper_bound"]
-    assert first_suspension(findings)
+    assert first_stop(findings)
 
 
 def test_findings_escalate_once_per_level() -> None:
@@ -311,10 +325,10 @@ def test_the_engine_is_deterministic() -> None:
 def test_a_reset_account_starts_afresh_and_old_state_is_pruned() -> None:
     engine = Engine()
     walk = [event(22202000 + i, i, alternating(i)) for i in range(40)]
-    assert first_suspension(feed(engine, walk))
+    assert first_stop(feed(engine, walk))
     engine.reset("acme")
     again = [event(22203000 + i, 100 + i, alternating(i)) for i in range(40)]
-    assert first_suspension(feed(engine, again))
+    assert first_stop(feed(engine, again))
     # Weeks later the per-IP state of the walk is gone; the account's once its numbers are
     # forgotten (its findings lapsed with the window).
     feed(engine, [event(90000000, 30 * 86400, "hit", account="other", ip="10.9.9.9")])
@@ -378,18 +392,18 @@ def test_a_number_looked_up_weeks_ago_is_a_repeat_and_moves_no_scan_rule() -> No
 
 def test_a_scan_scattered_over_a_geographic_block_is_stopped_within_a_handful() -> None:
     scattered = [event(22202000 + (i * 389) % 1000, i * 20, alternating(i)) for i in range(50)]
-    suspension = first_suspension(feed(Engine(), scattered))
-    assert suspension.kind == "block_coverage" and suspension.events_seen == 4
+    stop = first_stop(feed(Engine(), scattered))
+    assert stop.kind == "block_coverage" and stop.events_seen == 4
     # Slower than four in a minute, it takes six numbers and a miss among them.
     slower = [event(22202000 + (i * 389) % 1000, i * 25, alternating(i)) for i in range(50)]
-    suspension = first_suspension(feed(Engine(), slower))
-    assert suspension.kind == "block_coverage" and suspension.events_seen == 6
+    stop = first_stop(feed(Engine(), slower))
+    assert stop.kind == "block_coverage" and stop.events_seen == 6
 
 
 def test_a_direct_dial_range_within_the_hour_is_not_suspended() -> None:
     # A company's 15 extensions, some unlisted, calling in one busy hour: a tight run.
     calls = [event(22202040 + (i * 7) % 15, i * 240, alternating(i // 2)) for i in range(15)]
-    assert [f for f in feed(Engine(), calls) if f.action == "suspend"] == []
+    assert [f for f in feed(Engine(), calls) if stops(f)] == []
 
 
 def test_a_walk_split_over_workers_arrives_interleaved_and_is_still_a_walk() -> None:
@@ -400,8 +414,8 @@ def test_a_walk_split_over_workers_arrives_interleaved_and_is_still_a_walk() -> 
         for start in range(0, 40, 8)
         for e in walk[start + 4 : start + 8] + walk[start : start + 4]
     ]
-    suspension = first_suspension(feed(Engine(), interleaved))
-    assert suspension.events_seen <= 12
+    stop = first_stop(feed(Engine(), interleaved))
+    assert stop.events_seen <= 12
 
 
 def _sampled(count: int, start: float, miss_every: int, seconds: float = 3) -> list[LookupEvent]:
@@ -419,19 +433,19 @@ def _sampled(count: int, start: float, miss_every: int, seconds: float = 3) -> l
 def test_a_bulk_download_over_the_whole_plan_is_suspended_by_velocity() -> None:
     # Numbers sampled at random over every block, half of them unlisted, 1,200 an hour.
     findings = feed(Engine(), _sampled(600, 1800, miss_every=2))
-    suspension = first_suspension(findings)
-    assert suspension.kind == "distinct_velocity"
+    stop = first_stop(findings)
+    assert stop.kind == "distinct_velocity"
     # At exactly half misses the test crosses its bar at 110; chance often brings it sooner.
-    assert suspension.events_seen <= 115
-    rule = suspension.evidence["rule"]
+    assert stop.events_seen <= 115
+    rule = stop.evidence["rule"]
     assert rule["misses_z"] >= rule["suspend_z"] and rule["miss_share"] >= 0.45
 
 
 def test_a_bulk_download_across_a_clock_hour_is_counted_as_one() -> None:
     # Starting 150 s before the hour: clock-hour counts would start again after 50 lookups.
     findings = feed(Engine(), _sampled(600, 3600 - 150, miss_every=2))
-    suspension = first_suspension(findings)
-    assert suspension.kind == "distinct_velocity" and suspension.events_seen <= 115
+    stop = first_stop(findings)
+    assert stop.kind == "distinct_velocity" and stop.events_seen <= 115
 
 
 def test_a_bulk_download_does_not_raise_its_own_velocity_bar() -> None:
@@ -441,9 +455,9 @@ def test_a_bulk_download_does_not_raise_its_own_velocity_bar() -> None:
     engine = Engine()
     feed(engine, _sampled(40, 0, miss_every=1000, seconds=60))
     download = _sampled(1500, 2 * 86400 + 3600 - 800, miss_every=2, seconds=4)[40:]
-    suspension = first_suspension(feed(engine, download))
-    assert suspension.kind == "distinct_velocity"
-    assert suspension.evidence["rule"]["bound"] == 240
+    stop = first_stop(feed(engine, download))
+    assert stop.kind == "distinct_velocity"
+    assert stop.evidence["rule"]["bound"] == 240
 
 
 def test_a_new_customers_busy_first_morning_is_not_throttled() -> None:
@@ -479,26 +493,24 @@ def test_listed_numbers_of_one_block_suspend_only_when_they_are_all_the_account_
     town = [event(22202000 + (i * 389) % 1000, i * 60, "hit") for i in range(8)]
     elsewhere = [event(40000000 + i * 7919 * 13, i * 60 + 30, "hit") for i in range(8)]
     mixed = sorted([*town, *elsewhere], key=lambda e: e.ts)
-    assert [f for f in feed(Engine(), mixed) if f.action == "suspend"] == []
+    assert [f for f in feed(Engine(), mixed) if stops(f)] == []
     # The same numbers and nothing else: a quiet scan of a densely listed block.
-    suspension = first_suspension(feed(Engine(), town))
-    assert suspension.kind == "block_coverage" and suspension.events_seen == 6
-    assert suspension.evidence["rule"]["misses"] == 0
+    stop = first_stop(feed(Engine(), town))
+    assert stop.kind == "block_coverage" and stop.events_seen == 6
+    assert stop.evidence["rule"]["misses"] == 0
     # A company's extensions the same way are not: a tight cluster, met in order or not.
     for step in (1, 7):
         calls = [event(22202040 + (i * step) % 15, i * 60, "hit") for i in range(8)]
-        assert [f for f in feed(Engine(), calls) if f.action == "suspend"] == []
+        assert [f for f in feed(Engine(), calls) if stops(f)] == []
 
 
 def test_a_fast_scan_whose_first_numbers_are_all_listed_is_stopped_at_four() -> None:
     # A block's first numbers can all be listed, and four are 1 % of a sparse block's
     # listings: at a second a lookup, with nothing else looked up, no miss is needed.
     numbers = [22202417, 22202093, 22202871, 22202550, 22202302]
-    suspension = first_suspension(
-        feed(Engine(), [event(n, i, "hit") for i, n in enumerate(numbers)])
-    )
-    assert suspension.events_seen == 4
-    assert suspension.evidence["rule"]["misses"] == 0
+    hold = first_stop(feed(Engine(), [event(n, i, "hit") for i, n in enumerate(numbers)]))
+    assert hold.events_seen == 4
+    assert hold.evidence["rule"]["misses"] == 0
 
 
 def test_a_first_list_refresh_crowding_one_town_block_is_left_alone() -> None:
@@ -509,7 +521,7 @@ def test_a_first_list_refresh_crowding_one_town_block_is_left_alone() -> None:
         *(62625011, 22202302, 62625480, 22917004, 22202688, 62625913),
     ]
     refresh = [event(n, i * 0.1, "miss" if i % 4 == 3 else "hit") for i, n in enumerate(numbers)]
-    assert [f for f in feed(Engine(), refresh) if f.action == "suspend"] == []
+    assert [f for f in feed(Engine(), refresh) if stops(f)] == []
 
 
 def test_a_local_business_refreshing_customers_from_its_towns_blocks_is_left_alone() -> None:
@@ -542,8 +554,8 @@ def test_a_scan_of_one_block_is_still_caught_among_a_customers_own_lookups() -> 
     callers = [event(40000000 + i * 7919 * 13, i * 600, "hit") for i in range(40)]
     feed(engine, callers)
     walk = [event(22202000 + i, 40 * 600 + i, alternating(i)) for i in range(40)]
-    suspension = first_suspension(feed(engine, walk))
-    assert suspension.events_seen - 40 <= 16
+    stop = first_stop(feed(engine, walk))
+    assert stop.events_seen - 40 <= 16
 
 
 def _town_week(
@@ -579,14 +591,14 @@ def test_a_first_refresh_whose_numbers_crowd_a_town_block_for_a_moment_is_left_a
         else event(41000000 + i * 7919 * 13, i * 0.1, "hit")
         for i, block in enumerate(spread + crowded)
     ]
-    assert [f for f in feed(Engine(), refresh) if f.action == "suspend"] == []
+    assert [f for f in feed(Engine(), refresh) if stops(f)] == []
     # With no caller from elsewhere, its three blocks take turns as a scan's do: stopped
     # once they have held 16 numbers, before a block's sixth.
     walled = [
         event(block * 1000 + (i * 577) % 1000, i * 0.1, "miss" if i % 3 == 0 else "hit")
         for i, block in enumerate(spread + crowded)
     ]
-    assert first_suspension(feed(Engine(), walled)).events_seen == 16
+    assert first_stop(feed(Engine(), walled)).events_seen == 16
 
 
 def _decoy_scan(
@@ -609,19 +621,19 @@ def _decoy_scan(
 def test_a_scan_hiding_among_decoys_from_all_over_the_plan_is_still_a_block_scan() -> None:
     # Half its attention looks elsewhere, but nothing else it looks up comes twice from
     # one block.
-    suspension = first_suspension(feed(Engine(), _decoy_scan(alternating, "miss")))
-    assert suspension.kind == "block_coverage"
-    assert suspension.evidence["rule"]["block_size"] == 1000
+    hold = first_stop(feed(Engine(), _decoy_scan(alternating, "miss")))
+    assert (hold.kind, hold.evidence["hold"]) == ("block_coverage", "+4755643000..999")
+    assert hold.evidence["rule"]["block_size"] == 1000
     # The fast rule's decoy tier: the block's 6th number, its misses among them.
-    assert suspension.events_seen == 2 * 6
-    assert suspension.evidence["rule"]["suspend_at"] == 6
+    assert hold.events_seen == 2 * 6
+    assert hold.evidence["rule"]["hold_at"] == 6
 
 
 def test_a_decoy_scan_whose_block_gives_one_miss_is_left_to_the_slow_rule() -> None:
     # One miss among the block's first numbers, as a new business's first refresh whose
     # other town blocks have one number each so far would look.
     scan = _decoy_scan(lambda i: "miss" if i in (2, 9) else "hit", "hit")
-    assert first_suspension(feed(Engine(), scan)).events_seen == 2 * 10
+    assert first_stop(feed(Engine(), scan)).events_seen == 2 * 10
 
 
 def _turns(blocks: list[int], *, decoys: bool, lookups: int = 80) -> list[LookupEvent]:
@@ -640,14 +652,21 @@ def _turns(blocks: list[int], *, decoys: bool, lookups: int = 80) -> list[Lookup
 def test_a_scan_taking_turns_between_two_blocks_is_stopped_at_the_fast_rules_count() -> None:
     # Each block has half its attention, which no single block's focus would ever call a
     # scan: 76 % of a block was taken before the two-block rules.
-    suspension = first_suspension(feed(Engine(), _turns([22202, 62625], decoys=False)))
-    assert suspension.kind == "block_coverage"
-    assert suspension.evidence["rule"]["suspend_at"] == 6
-    assert suspension.events_seen == 11
+    findings = feed(Engine(), _turns([22202, 62625], decoys=False))
+    hold = first_stop(findings)
+    assert hold.kind == "block_coverage"
+    assert hold.evidence["rule"]["hold_at"] == 6
+    assert (hold.events_seen, hold.evidence["hold"]) == (11, "+4722202000..999")
+    # The other block's sixth number, a lookup later, would be held in turn: a second block
+    # held within minutes is a scan taking turns, and suspends.
+    suspension = first_suspension(findings)
+    assert suspension.events_seen == 12 and "hold" not in suspension.evidence
+    assert suspension.evidence["held_before"] == ["+4722202000..999"]
+    assert suspension.evidence["block"] == "+4762625000..999"
     # Decoys from all over the plan before each number: alone in their blocks, they do not
     # divide the attention further for the slow rule, but they hide the pair from the fast
     # one (a town's callers from elsewhere do too); the two blocks need 20 numbers.
-    hidden = first_suspension(feed(Engine(), _turns([22202, 62625], decoys=True)))
+    hidden = first_stop(feed(Engine(), _turns([22202, 62625], decoys=True)))
     assert hidden.events_seen == 40
 
 
@@ -661,9 +680,9 @@ def test_two_blocks_are_a_pair_seen_from_either() -> None:
     for i in range(200):
         scan += [(listed[2 * i], "hit"), (listed[2 * i + 1], "hit"), (sparse[i], alternating(i))]
     findings = feed(Engine(), [event(n, i, outcome) for i, (n, outcome) in enumerate(scan)])
-    suspension = first_suspension(findings)
-    assert suspension.kind == "block_coverage"
-    assert suspension.evidence["block"].startswith("+4722202")
+    stop = first_stop(findings)
+    assert stop.kind == "block_coverage"
+    assert stop.evidence["block"].startswith("+4722202")
 
 
 def test_a_two_block_towns_first_refresh_is_a_scan_of_two_blocks() -> None:
@@ -680,9 +699,9 @@ def test_a_two_block_towns_first_refresh_is_a_scan_of_two_blocks() -> None:
     refresh = [
         event(n, i * 0.1, "miss" if rng.random() < 0.3 else "hit") for i, n in enumerate(customers)
     ]
-    suspension = first_suspension(feed(Engine(), refresh))
-    assert suspension.kind == "block_coverage"
-    assert suspension.events_seen < 40
+    stop = first_stop(feed(Engine(), refresh))
+    assert stop.kind == "block_coverage"
+    assert stop.events_seen < 40
 
 
 TOWNS = [22202, 62625, 55643, 73311, 32107, 51234, 69321, 70456, 75111, 77222, 38333, 23444]
@@ -696,9 +715,9 @@ def test_a_scan_taking_turns_between_several_blocks_is_stopped_before_a_blocks_s
     # business's; but nothing else comes between them, five a block and one more in a
     # row for three or four blocks, 60 for more (12 blocks have 5 numbers each then:
     # the 61st is a block's 6th, the fast rule's count).
-    suspension = first_suspension(feed(Engine(), _turns(TOWNS[:count], decoys=False, lookups=300)))
-    assert suspension.kind == "block_coverage"
-    assert suspension.events_seen == stopped_at
+    stop = first_stop(feed(Engine(), _turns(TOWNS[:count], decoys=False, lookups=300)))
+    assert stop.kind == "block_coverage"
+    assert stop.events_seen == stopped_at
 
 
 def test_a_scan_of_three_blocks_padded_to_five_is_judged_as_five() -> None:
@@ -709,9 +728,9 @@ def test_a_scan_of_three_blocks_padded_to_five_is_judged_as_five() -> None:
         event(n, -10 + i, "hit") for i, n in enumerate([38333001, 38333007, 23444003, 23444009])
     ]
     scan = _turns(TOWNS[:3], decoys=False, lookups=300)
-    suspension = first_suspension(feed(Engine(), [*padding, *scan]))
-    assert suspension.kind == "block_coverage"
-    assert suspension.events_seen == 60  # the padding among them
+    stop = first_stop(feed(Engine(), [*padding, *scan]))
+    assert stop.kind == "block_coverage"
+    assert stop.events_seen == 60  # the padding among them
 
 
 def test_blocks_taking_turns_with_a_lone_number_among_them_are_left_to_other_rules() -> None:
@@ -739,11 +758,11 @@ def test_a_scan_of_three_dense_blocks_behind_decoys_is_stopped_at_half_a_block()
             event(decoy, 2 * i + 1, "hit"),
         ]
     findings = feed(Engine(), scan)
-    suspension = first_suspension(findings)
-    assert suspension.kind == "block_coverage"
+    stop = first_stop(findings)
+    assert stop.kind == "block_coverage"
     # 500 of the block's numbers, plus 2 for what 3,000 lookups put in a block by chance.
-    assert suspension.evidence["rule"]["suspend_at"] == 502
-    assert suspension.events_seen == 2 * (3 * 501 + 1) - 1
+    assert stop.evidence["rule"]["suspend_at"] == 502
+    assert stop.events_seen == 2 * (3 * 501 + 1) - 1
     assert [f for f in findings if f.kind != "block_coverage"] == []
 
 
@@ -757,7 +776,7 @@ def test_a_local_business_whose_town_block_calls_at_once_on_monday_is_left_alone
         event(town[0] * 1000 + n, monday + i * 120, "miss" if i in (2, 3) else "hit")
         for i, n in enumerate([40, 128, 791, 393, 758, 162])
     ]
-    assert [f for f in feed(engine, morning) if f.action == "suspend"] == []
+    assert [f for f in feed(engine, morning) if stops(f)] == []
 
 
 def test_a_scan_paced_under_every_rate_limit_is_stopped_at_six_numbers() -> None:
@@ -765,8 +784,8 @@ def test_a_scan_paced_under_every_rate_limit_is_stopped_at_six_numbers() -> None
     numbers = list(range(55643000, 55644000, 53))
     random.Random(4).shuffle(numbers)
     scan = [event(n, i * 90, alternating(i)) for i, n in enumerate(numbers)]
-    suspension = first_suspension(feed(Engine(), scan))
-    assert suspension.kind == "block_coverage" and suspension.events_seen == 6
+    stop = first_stop(feed(Engine(), scan))
+    assert stop.kind == "block_coverage" and stop.events_seen == 6
 
 
 def test_a_miss_days_before_does_not_make_a_burst_of_listed_numbers_a_scan() -> None:
@@ -780,7 +799,7 @@ def test_a_miss_days_before_does_not_make_a_burst_of_listed_numbers_a_scan() -> 
     ]
     caller = event(40123457, 3 * 86400 + 130, "hit")
     calls = sorted([*earlier, *burst, caller], key=lambda e: e.ts)
-    assert [f for f in feed(engine, calls) if f.action == "suspend"] == []
+    assert [f for f in feed(engine, calls) if stops(f)] == []
 
 
 def test_a_second_shop_at_a_local_business_address_does_not_make_its_town_a_scan() -> None:
@@ -800,7 +819,7 @@ def test_a_second_shop_at_a_local_business_address_does_not_make_its_town_a_scan
         )
         for i, n in enumerate([40, 128, 791, 393, 758, 162])
     ]
-    assert [f for f in feed(engine, morning) if f.action == "suspend"] == []
+    assert [f for f in feed(engine, morning) if stops(f)] == []
 
 
 # A local business's first day and a half (the simulation's seed 12): seconds from its
@@ -839,8 +858,8 @@ def test_a_scan_of_a_block_the_account_knows_is_still_suspended() -> None:
     numbers = list(range(town[0] * 1000, town[0] * 1000 + 1000, 37))
     random.Random(3).shuffle(numbers)
     scan = [event(n, start + i * 5, alternating(i)) for i, n in enumerate(numbers)]
-    suspension = first_suspension(feed(engine, scan))
-    assert suspension.kind == "block_coverage" and suspension.events_seen - 60 <= 12
+    stop = first_stop(feed(engine, scan))
+    assert stop.kind == "block_coverage" and stop.events_seen - 60 <= 12
 
 
 def test_an_accounts_honest_past_does_not_shield_a_scan_that_follows_it() -> None:
@@ -851,8 +870,8 @@ def test_an_accounts_honest_past_does_not_shield_a_scan_that_follows_it() -> Non
     feed(engine, callers)
     start = 40 * 720 + 7200
     walk = [event(22202000 + i, start + i, alternating(i)) for i in range(40)]
-    suspension = first_suspension(feed(engine, walk))
-    assert suspension.events_seen - 40 == 4
+    stop = first_stop(feed(engine, walk))
+    assert stop.events_seen - 40 == 4
 
 
 def test_rearming_an_account_acts_on_its_next_scan_not_on_what_was_judged() -> None:
@@ -864,7 +883,7 @@ def test_rearming_an_account_acts_on_its_next_scan_not_on_what_was_judged() -> N
         event(22202000 + i, i, alternating(i), account=f"shell-{i % 2}", ip="203.0.113.5")
         for i in range(40)
     ]
-    assert "shell-0" in first_suspensions(feed(engine, turns))
+    assert "shell-0" in first_stops(feed(engine, turns))
     engine.rearm("shell-0")
     later = [
         event(22202100, 600, "hit", account="shell-1", ip="203.0.113.5"),
@@ -873,7 +892,7 @@ def test_rearming_an_account_acts_on_its_next_scan_not_on_what_was_judged() -> N
     ]
     assert [f for f in feed(engine, later) if f.account == "shell-0"] == []
     scan = [event(22305000 + i, 700 + i, alternating(i), account="shell-0") for i in range(30)]
-    assert first_suspension(feed(engine, scan)).account == "shell-0"
+    assert first_stop(feed(engine, scan)).account == "shell-0"
 
 
 @pytest.mark.parametrize(
@@ -910,7 +929,7 @@ def test_an_erased_number_is_quoted_as_erased_in_later_findings_but_by_accounts_
     # late-co's lookups were made before the request and reach the monitor after it.
     findings += feed(engine, walks["acme"][2:] + walks["held-co"][2:] + walks["late-co"])
     findings += feed(engine, walks["after-co"])
-    assert set(first_suspensions(findings)) == set(accounts)  # detection went on as before
+    assert set(first_stops(findings)) == set(accounts)  # detection went on as before
 
     def evidence_of(account: str) -> str:
         return msgspec.json.encode([f.evidence for f in findings if f.account == account]).decode()
@@ -941,7 +960,7 @@ def test_every_erasure_of_a_number_holds_and_what_was_seen_before_it_is_hidden()
         engine,
         [late, *(event(22202001 + i, 6 + i, account="late-co", ip="10.0.0.2") for i in range(3))],
     )
-    assert {f.account for f in findings if f.action == "suspend"} == {"acme", "late-co"}
+    assert {f.account for f in findings if stops(f)} == {"acme", "late-co"}
     for finding in findings:
         assert finding.evidence["lookups"][0]["number"] == "erased", finding.account
 
@@ -958,6 +977,17 @@ def test_a_short_number_is_quoted_as_the_lookup_log_writes_it() -> None:
         )
         for i in range(10)
     ]
-    suspension = first_suspension(feed(Engine(), walk))
-    assert suspension.evidence["lookups"][0]["number"] == "+4702800"
-    assert suspension.evidence["block"] == "+4702000..999"
+    stop = first_stop(feed(Engine(), walk))
+    assert stop.evidence["lookups"][0]["number"] == "+4702800"
+    assert stop.evidence["block"] == "+4702000..999"
+
+
+def test_a_hold_is_the_allocation_block_whatever_block_its_rule_read() -> None:
+    # The fast rule reads a mobile number's thousand; the hold takes its whole ten thousand.
+    assert Hold.parse("+4791234000..999") == Hold.of(91234567) == Hold(10_000, 91230000)
+    assert Hold.of(91234567).label == "+4791230000..9999"
+    assert Hold.parse("+4722202000..999").label == "+4722202000..999"
+    assert Hold.of(22202417).covers(22202999) and not Hold.of(22202417).covers(22203000)
+    for label in ("22202000..999", "+4722202000", "+47222x2000..999", "+4722202000..9a9"):
+        with pytest.raises(ValueError, match="is not a block"):
+            Hold.parse(label)

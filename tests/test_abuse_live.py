@@ -100,7 +100,7 @@ def test_every_answer_is_logged_with_account_key_and_outcome(
     assert rows[0][1] == token.split("_")[1]
 
 
-def test_a_scraper_is_paused_within_a_second_and_compliance_reviews_it(
+def test_a_scraper_is_held_then_paused_within_a_second_and_compliance_reviews_it(
     clients: Clients, data_dir: Path
 ) -> None:
     settings = make_settings(data_dir)
@@ -108,18 +108,38 @@ def test_a_scraper_is_paused_within_a_second_and_compliance_reviews_it(
     officer = new_key(settings, roles="compliance", org="compliance-desk")
     honest = new_key(settings, org="honest-co")
     clients.services.key_ring.refresh()
-    for offset in range(40):
+    statuses = [clients.lookup(scraper, str(22200100 + offset)).status_code for offset in range(4)]
+    assert statuses == [200, 404, 200, 404]
+
+    # Its fourth number within seconds, nothing else looked up: the block is held.
+    def held() -> bool:
+        return bool(clients.lookup(scraper, "22200000").status_code == 403)
+
+    started = time.monotonic()
+    assert _until(held, 1.0), "the block was not held within a second"
+    assert time.monotonic() - started < 1.0
+    refusal = problem_of(clients.lookup(scraper, "22200000"), 403, "block-held")
+    assert refusal["block"] == "+4722200000..999"
+    assert "+4722200000 " not in refusal["detail"]  # the block, never the number
+    # Lookups elsewhere are answered; the honest account's in the block too.
+    problem_of(clients.lookup(scraper, "22201000"), 404, "number-not-found")
+    assert clients.lookup(honest, "22200000").status_code == 200
+    # The scan goes on into its held block: refused, still seen, and it is suspended.
+    for offset in range(4, 40):
         response = clients.lookup(scraper, str(22200100 + offset))
-        if response.status_code == 403:
+        assert response.status_code == 403, response.text
+        if response.json()["type"] == "/problems/account-suspended":
             break
 
     def paused() -> bool:
-        return bool(clients.lookup(scraper, "22200000").status_code == 403)
+        refusal = clients.lookup(scraper, "22201000").json()
+        return bool(refusal.get("type") == "/problems/account-suspended")
 
     started = time.monotonic()
     assert _until(paused, 1.0), "the scraper was not paused within a second"
     assert time.monotonic() - started < 1.0
     problem_of(clients.lookup(scraper, "22200000"), 403, "account-suspended")
+    problem_of(clients.lookup(scraper, "22201000"), 403, "account-suspended")
     assert clients.lookup(honest, "22200000").status_code == 200
 
     officer_headers = {"Authorization": f"Bearer {officer}"}
@@ -135,13 +155,20 @@ def test_a_scraper_is_paused_within_a_second_and_compliance_reviews_it(
 
     detail = clients.internal.get(f"/internal/v1/cases/{case['id']}", headers=officer_headers)
     body = detail.json()
-    suspension = next(f for f in body["findings"] if f["action"] == "suspend")
+    hold, suspension = (
+        next(f for f in body["findings"] if f["action"] == action)
+        for action in ("throttle", "suspend")
+    )
+    # The walk, fast and nothing else, is held at its fourth number; more may be answered
+    # before the monitor's batch lands, and every one of them is in the timeline.
+    assert (hold["evidence"]["rule"]["hold_at"], hold["evidence"]["hold"]) == (
+        4,
+        "+4722200000..999",
+    )
+    assert body["held_blocks"] == ["+4722200000..999"]
     assert suspension["evidence"]["lookups"][0]["number"].startswith("+4722200")
     assert suspension["evidence"]["rule"]
-    # The walk, fast and nothing else, is suspended at its fourth number; more may be
-    # answered before the monitor's batch lands, and every one of them is in the timeline.
-    assert suspension["evidence"]["rule"]["suspend_at"] == 4
-    assert len(body["timeline"]) >= 4 and body["timeline"][0]["outcome"] in ("hit", "miss")
+    assert len(body["timeline"]) >= 24 and body["timeline"][0]["outcome"] in ("hit", "miss")
     assert body["blocks"][0]["block"].startswith("+4722200")
 
     bad = clients.internal.post(
@@ -368,15 +395,21 @@ def test_an_account_under_review_policy_is_flagged_not_suspended(
     assert any(f.endswith(":suspend") for f in cases[0]["findings"])
 
     # Put back on automatic enforcement, its next scan is stopped like anyone's: the
-    # rules that fired while it was only flagged fire again, on the same case.
+    # rules that fired while it was only flagged fire again, on the same case (its block
+    # held, then, as it goes on, the account suspended).
     store = KeyStore(settings.keys_path)
     store.set_enforcement("trusted-co", "auto")
     store.close()
     clients.services.key_ring.refresh()
+    refusals = []
     for offset in range(40):
-        if clients.lookup(trusted, str(22300100 + offset)).status_code == 403:
-            break
+        response = clients.lookup(trusted, str(22300100 + offset))
+        if response.status_code == 403:
+            refusals.append(response.json()["type"])
+            if refusals[-1] == "/problems/account-suspended":
+                break
         time.sleep(0.02)
+    assert refusals[0] == "/problems/block-held"
     time.sleep(0.3)
     problem_of(clients.lookup(trusted, "22200000"), 403, "account-suspended")
     (case,) = clients.services.store.cases.summaries("open")

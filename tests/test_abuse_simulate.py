@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import random
+from datetime import datetime, timedelta
 from itertools import groupby
 
 import pytest
 
 from lookup.abuse.evaluate import _seeds, report, run
-from lookup.abuse.simulate import Directory, Traffic, washer
+from lookup.abuse.events import LookupEvent
+from lookup.abuse.holds import Hold
+from lookup.abuse.simulate import Actor, Directory, Traffic, washer
 from lookup.numbers import normalize
 
 
@@ -55,13 +58,38 @@ def test_a_flag_only_scraper_is_scored_on_its_flag_and_what_it_had_before() -> N
     assert result.caught_after == result.flagged_after == 3 * 300 + 1
     # What it washed before compliance could know: the listings of its first three days.
     assert 0.8 * 900 < len(result.extracted) < 900
-    assert report(results, directory).splitlines()[1].split()[:6] == [
+    assert report(results, directory).splitlines()[1].split()[:7] == [
         "list_washing",
         "scraper",
         "1",
+        "0",
         "0",
         "1",
         "100%",
     ]
     # No false-positive rate for a scraper: a dash, not "nan%".
-    assert report(results, directory).splitlines()[1].split()[6] == "-"
+    assert report(results, directory).splitlines()[1].split()[7] == "-"
+
+
+def test_a_scrapers_extraction_ends_where_its_block_is_held() -> None:
+    # Every number of a geographic block listed, a lookup a second: its block is held at
+    # the fourth, and what it looks up there after is refused (and still seen) until the
+    # account is suspended.
+    start = datetime(2026, 10, 5, 9)
+    actor = Actor("sequential", "scr", scraper=True, scrape_from=start)
+    actor.events = [
+        LookupEvent(
+            ts=start + timedelta(seconds=i),
+            account="scr",
+            key="k",
+            ip="198.18.0.1",
+            number=f"+47{22202000 + i}",
+            outcome="hit",
+        )
+        for i in range(40)
+    ]
+    result = run([actor])[0]["scr"]
+    assert (result.held_after, result.stopped_after) == (4, 4)
+    assert result.holds == {Hold.of(22202000)}
+    assert result.suspended_after is not None and result.suspended_after > 4
+    assert sorted(result.extracted) == [f"+47{22202000 + i}" for i in range(4)]

@@ -15,9 +15,10 @@ import pytest
 from lookup.abuse.audit import status_reason
 from lookup.abuse.detectors import Engine, Finding
 from lookup.abuse.events import EventBuffer, LookupEvent
+from lookup.abuse.holds import Hold
 from lookup.abuse.monitor import AbuseMonitor
 from lookup.abuse.store import ComplianceStore
-from lookup.keys import KeyRing, KeyStore
+from lookup.keys import Account, KeyRing, KeyStore
 
 NOW = datetime(2026, 11, 2, 9, 0)
 
@@ -52,9 +53,12 @@ def test_a_restarted_monitor_goes_on_with_a_scan_begun_before_it(tmp_path: Path)
     assert first.submit([walk(i) for i in range(3)]) == []
     restarted = monitor(store, tmp_path)
     assert restarted.warm(NOW + timedelta(seconds=3)) == 3
-    # The fourth number within the minute is the fast rule's, as without the restart.
+    # The fourth number within the minute is the fast rule's, as without the restart: it
+    # holds the block.
     findings = restarted.submit([walk(3)])
-    assert [(f.kind, f.action) for f in findings] == [("block_coverage", "suspend")]
+    assert [(f.kind, f.action, f.evidence["hold"]) for f in findings] == [
+        ("block_coverage", "throttle", "+4722202000..999")
+    ]
     # Without the warm-up the fourth number would have been the first it saw.
     assert monitor(store, tmp_path).submit([walk(3)]) == []
     store.close()
@@ -99,12 +103,21 @@ def test_a_restart_keeps_the_numbers_a_customer_has_from_weeks_before(tmp_path: 
     store.close()
 
 
+WALKED = Hold.of(22202000)
+"""The block the walk goes through."""
+
+
 def _died_before_acting(store: ComplianceStore) -> list[Finding]:
-    """What a monitor leaves that died after recording the walk's batch, before acting."""
+    """What a monitor leaves that died after recording the walk's batch, before acting: the
+    block held at its fourth number, the account suspended at its 24th."""
     engine = Engine()
-    batch = [walk(i) for i in range(4)]
+    batch = [walk(i) for i in range(24)]
     findings = [finding for event in batch for finding in engine.observe(event)]
-    assert [f.action for f in findings] == ["suspend"]
+    assert [(f.action, f.evidence.get("hold")) for f in findings] == [
+        ("throttle", WALKED.label),
+        ("suspend", None),
+        ("suspend", None),
+    ]
     store.commit(batch, findings)
     return findings
 
@@ -119,8 +132,10 @@ def test_a_restart_pauses_an_account_whose_suspension_a_crash_interrupted(
     restarted = AbuseMonitor(EventBuffer(), store, KeyRing(keys))
     restarted.warm(NOW + timedelta(seconds=10))
     account = keys.accounts()["walker"]
-    assert (account.status, account.reason) == ("suspended", "case 1: block_coverage (suspend)")
+    assert (account.status, account.reason) == ("suspended", "case 1: sequential_run (suspend)")
+    assert account.holds == {WALKED}
     assert "suspended walker pending review" in caplog.text
+    assert f"held {WALKED.label} for walker pending review" in caplog.text
     # Once carried out, an open case asks for nothing more, nor is it said again as a new
     # flag; no second case was opened.
     caplog.clear()
@@ -136,12 +151,12 @@ def test_a_restart_leaves_cleared_cases_and_review_accounts_alone(tmp_path: Path
     keys = walker_keys(tmp_path)
     _died_before_acting(store)
     keys.set_enforcement("walker", "review")
-    AbuseMonitor(EventBuffer(), store, KeyRing(keys)).warm(NOW + timedelta(seconds=10))
-    assert keys.accounts()["walker"].status == "active"
+    AbuseMonitor(EventBuffer(), store, KeyRing(keys)).warm(NOW + timedelta(seconds=30))
+    assert keys.accounts()["walker"] == Account("walker", enforcement="review")
     store.decisions.decide(1, "clear", "officer/k1", "the customer's own extensions")
     keys.set_enforcement("walker", "auto")
-    AbuseMonitor(EventBuffer(), store, KeyRing(keys)).warm(NOW + timedelta(seconds=10))
-    assert keys.accounts()["walker"].status == "active"
+    AbuseMonitor(EventBuffer(), store, KeyRing(keys)).warm(NOW + timedelta(seconds=30))
+    assert keys.accounts()["walker"] == Account("walker")
     store.close()
 
 
@@ -151,15 +166,16 @@ def test_a_restart_carries_out_a_decision_a_crash_kept_from_the_key_store(
     store = ComplianceStore(tmp_path / "compliance.duckdb")
     keys = walker_keys(tmp_path)
     _died_before_acting(store)
-    monitor(store, tmp_path).warm(NOW + timedelta(seconds=10))
+    monitor(store, tmp_path).warm(NOW + timedelta(seconds=30))
     assert keys.accounts()["walker"].status == "suspended"
     # Recorded, then the server died before telling the key store.
     store.decisions.decide(1, "reinstate", "officer/k1", "the customer's own extensions")
     assert keys.accounts()["walker"].status == "suspended"
     restarted = monitor(store, tmp_path)
-    restarted.warm(NOW + timedelta(seconds=10))
+    restarted.warm(NOW + timedelta(seconds=30))
     account = keys.accounts()["walker"]
     assert (account.status, account.reason) == ("active", "case 1: reinstate by officer/k1")
+    assert account.holds == frozenset()  # reinstated, its block is released too
     assert restarted.resume() == 0  # carried out once
     store.close()
 
@@ -168,7 +184,7 @@ def _closed_then_scanned_again(watching: AbuseMonitor, store: ComplianceStore, h
     """Case 1 closed by compliance (`clear` or `reinstate`), carried out; then a new scan a
     day later, which opens case 2."""
     _closed(watching, store, how)
-    assert watching.submit([walk(i, days_ago=-1) for i in range(500, 504)])
+    assert watching.submit([walk(i, days_ago=-1) for i in range(500, 524)])
 
 
 def _closed(watching: AbuseMonitor, store: ComplianceStore, how: str) -> None:
@@ -226,7 +242,7 @@ def test_a_restart_keeps_a_suspension_the_monitor_imposed_without_a_case(
     with monkeypatch.context() as patch:
         patch.setattr(store, "commit", _disk_full)
         with pytest.raises(OSError, match="disk full"):
-            watching.submit([walk(i, days_ago=-1) for i in range(500, 504)])
+            watching.submit([walk(i, days_ago=-1) for i in range(500, 524)])
     account = keys.accounts()["walker"]
     assert account.status == "suspended" and "could not be recorded" in (account.reason or "")
     # The restart must not take case 1's clearance, carried out long ago, for a new word.
@@ -272,11 +288,12 @@ def test_a_restart_does_not_act_on_what_was_found_under_review(tmp_path: Path) -
     keys = walker_keys(tmp_path)
     keys.set_enforcement("walker", "review")
     watching = AbuseMonitor(EventBuffer(), store, KeyRing(keys))
-    assert [f.action for f in watching.submit([walk(i) for i in range(4)])] == ["suspend"]
+    assert [f.action for f in watching.submit([walk(i) for i in range(4)])] == ["throttle"]
     store.decisions.decide(1, "warn", "officer/k1", "told them the terms")  # the case stays open
     keys.set_enforcement("walker", "auto")
     AbuseMonitor(EventBuffer(), store, KeyRing(keys)).warm(NOW + timedelta(seconds=10))
-    assert keys.accounts()["walker"].status == "active"
+    # Neither throttled nor its block held.
+    assert keys.accounts()["walker"] == Account("walker")
     store.close()
 
 
@@ -343,10 +360,10 @@ def test_a_batch_is_logged_with_its_findings_or_not_at_all(tmp_path: Path) -> No
     findings = _died_before_acting(store)
     unstorable = msgspec.structs.replace(findings[0], evidence={"lookups": object()})
     with pytest.raises(TypeError):
-        store.commit([walk(i) for i in range(10, 14)], [findings[0], unstorable])
+        store.commit([walk(i) for i in range(30, 34)], [findings[0], unstorable])
     # The failed batch left no lookup and no finding; the one before it stands whole.
-    assert store.log.replay(NOW - timedelta(days=1), lambda event: None) == 4
-    assert [case["finding_count"] for case in store.cases.summaries()] == [1]
+    assert store.log.replay(NOW - timedelta(days=1), lambda event: None) == 24
+    assert [case["finding_count"] for case in store.cases.summaries()] == [3]
     store.close()
 
 
@@ -367,9 +384,9 @@ def test_a_detector_fault_costs_only_its_own_lookups_findings(
     faulty = AbuseMonitor(EventBuffer(), store, KeyRing(keys), engine=_FaultyEngine())
     bakery = msgspec.structs.replace(walk(900), account="bakery")
     findings = faulty.submit([walk(0), walk(1), bakery, walk(2), walk(3)])
-    # The walk's suspension in the same batch stands; every lookup is logged.
-    assert [(f.account, f.action) for f in findings] == [("walker", "suspend")]
-    assert keys.accounts()["walker"].status == "suspended"
+    # The walk's hold in the same batch stands; every lookup is logged.
+    assert [(f.account, f.action) for f in findings] == [("walker", "throttle")]
+    assert keys.accounts()["walker"].holds == {WALKED}
     assert store.log.replay(NOW - timedelta(days=1), lambda event: None) == 5
     assert "the detectors failed on a lookup by bakery" in caplog.text
     # A restart replays the lookup that failed, and goes on.
@@ -399,8 +416,8 @@ def test_a_batch_the_store_cannot_take_is_still_acted_on(tmp_path: Path) -> None
     with pytest.raises(OSError, match="No space left"):
         AbuseMonitor(EventBuffer(), store, KeyRing(keys)).submit([walk(i) for i in range(4)])
     account = keys.accounts()["walker"]
-    assert account.status == "suspended"
-    assert account.reason == "block_coverage (suspend); its case could not be recorded"
+    assert (account.status, account.holds) == ("throttled", frozenset({WALKED}))
+    assert account.reason == "block_coverage (throttle); its case could not be recorded"
     store.close()
 
 

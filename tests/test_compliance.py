@@ -3,6 +3,8 @@ a decision may go on, what a case's evidence shows, and the audit trail's integr
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -17,11 +19,13 @@ from litestar.testing import TestClient
 from lookup.abuse.decisions import CaseClosed
 from lookup.abuse.detectors import Finding
 from lookup.abuse.events import Endpoint, LookupEvent, Outcome, utc_now
+from lookup.abuse.holds import Hold
 from lookup.abuse.retention import Sweep
 from lookup.abuse.store import ComplianceStore
 from lookup.api.app import create_internal_app
 from lookup.api.services import Services
 from lookup.config import Settings
+from lookup.errors import KeyStoreError
 from lookup.ingest.pipeline import ingest
 from lookup.keys import KeyStore
 from tests.conftest import make_settings, new_key, problem_of
@@ -562,8 +566,8 @@ def test_a_scan_under_way_quotes_a_number_erased_meanwhile_as_erased(tmp_path: P
         ).json()
         assert (done["lookups_erased"], done["findings_erased"]) == (1, 0)
         found = monitor.submit(walk[2:])  # the walk's fourth number within a minute
-        assert [(f.kind, f.action) for f in found] == [("block_coverage", "suspend")]
-        assert desk.status("cust-co") == "suspended"
+        assert [(f.kind, f.action) for f in found] == [("block_coverage", "throttle")]
+        assert desk.status("cust-co") == "throttled"
         [case] = desk.get("/cases").json()
         [finding] = desk.get(f"/cases/{case['id']}").json()["findings"]
         assert [item["number"] for item in finding["evidence"]["lookups"]] == [
@@ -892,3 +896,56 @@ def test_an_ended_accounts_case_shows_it_ended_whatever_was_decided(
         assert desk.get(f"/cases/{case_id}").json()["account_status"] == "ended"
         (summary,) = desk.get("/cases?status=closed").json()
         assert summary["account_status"] == "ended"
+
+
+def test_a_held_block_stays_held_until_compliance_clears_the_account(
+    settings: Settings, desk: Desk
+) -> None:
+    monitor = desk.services.monitor
+    assert monitor is not None
+    walk = [_lookup(DAY + timedelta(seconds=i), f"+47222024{i:02d}", "miss") for i in range(4)]
+    (hold,) = monitor.submit(walk)
+    assert (hold.action, hold.evidence["hold"]) == ("throttle", "+4722202000..999")
+    block = Hold.of(22202400)
+    # In the key store, where every server (and a restarted one) reads it.
+    store = KeyStore(settings.keys_path)
+    try:
+        assert store.accounts()["cust-co"].holds == {block}
+    finally:
+        store.close()
+    [case] = desk.get("/cases").json()
+    assert desk.get(f"/cases/{case['id']}").json()["held_blocks"] == ["+4722202000..999"]
+    # A warning leaves the account as it is; clearing it releases the block with it.
+    assert desk.decide(case["id"], "warn", "told them the terms").status_code == 201
+    assert desk.services.key_ring.account("cust-co").holds == {block}
+    assert desk.decide(case["id"], "clear", "a customer's own callers").status_code == 201
+    assert (desk.status("cust-co"), desk.services.key_ring.account("cust-co").holds) == (
+        "active",
+        frozenset(),
+    )
+    store = KeyStore(settings.keys_path)
+    try:
+        assert store.accounts()["cust-co"].holds == frozenset()
+    finally:
+        store.close()
+
+
+def test_a_key_store_written_before_holds_existed_is_read_with_none(tmp_path: Path) -> None:
+    path = tmp_path / "keys.sqlite"
+    with contextlib.closing(sqlite3.connect(path)) as con, con:
+        con.execute(
+            "CREATE TABLE accounts (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, "
+            "created_at TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'active')"
+        )
+        con.execute("INSERT INTO accounts (name, created_at) VALUES ('old-co', '2026-01-01')")
+    store = KeyStore(path)
+    try:
+        assert store.accounts()["old-co"].holds == frozenset()
+        store.hold("old-co", Hold.of(91234567))
+        store.hold("old-co", Hold.of(91230000))  # the same block: held once
+        store.hold("old-co", Hold.of(22202400))
+        assert store.accounts()["old-co"].holds == {Hold.of(91234567), Hold.of(22202400)}
+        with pytest.raises(KeyStoreError, match="no account named 'ghost'"):
+            store.hold("ghost", Hold.of(22202400))
+    finally:
+        store.close()

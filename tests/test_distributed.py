@@ -177,9 +177,10 @@ def test_two_workers_batches_reach_the_detectors_in_request_order(
     store = ComplianceStore(settings.compliance_path)
     monitor = AbuseMonitor(EventBuffer(), store, KeyRing(KeyStore(settings.keys_path)))
     findings = monitor.submit(RedisSource(client, key).read(0.1) or [])
-    # Stopped at the walk's fourth number by time, as one worker's traffic would be.
-    suspension = next(f for f in findings if f.action == "suspend")
-    assert suspension.ts == walk[3].ts
+    # Stopped at the walk's fourth number by time (its block held), as one worker's traffic
+    # would be.
+    hold = next(f for f in findings if "hold" in f.evidence)
+    assert hold.ts == walk[3].ts
     logged = store.file.rows("SELECT number FROM lookup_log ORDER BY rowid")
     assert [row[0] for row in logged] == [event.number for event in walk]
     store.close()
@@ -244,10 +245,21 @@ def _start_server(
 
 
 def _lookup(base: str, token: str, number: int | str) -> int:
+    return _answer(base, token, number)[0]
+
+
+def _answer(base: str, token: str, number: int | str) -> tuple[int, str]:
+    """A lookup's status, and its problem type if it is refused."""
     response = httpx.get(
         f"{base}/v1/numbers/{number}", headers={"Authorization": f"Bearer {token}"}
     )
-    return response.status_code
+    refused = response.status_code >= 400 and "problem" in response.headers["content-type"]
+    return response.status_code, response.json()["type"] if refused else ""
+
+
+def _logged(answer: tuple[int, str]) -> bool:
+    """Whether a lookup goes to the lookup log: answered, or refused in a held block."""
+    return answer[0] in (200, 404) or answer[1] == "/problems/block-held"
 
 
 def _wait(url: str) -> None:
@@ -296,6 +308,19 @@ def test_two_workers_share_suspensions_limits_and_the_compliance_api(
     try:
         for offset in range(15):
             _lookup(base, scraper, 22200100 + offset)
+        # The walk's block held (the account throttled): a case, which compliance decides
+        # to suspend on one worker, and every worker refuses the account.
+        deadline = time.monotonic() + 5
+        while _cases(internal, officer) != ["scraper-co"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        headers = {"Authorization": f"Bearer {officer}"}
+        [case] = httpx.get(f"{internal}/internal/v1/cases", headers=headers).json()
+        decided = httpx.post(
+            f"{internal}/internal/v1/cases/{case['id']}/decisions",
+            json={"decision": "suspend", "reason": "a walk through 22200xxx"},
+            headers=headers,
+        )
+        assert decided.status_code == 201, decided.text
         deadline = time.monotonic() + 5
         codes: set[int] = set()
         while time.monotonic() < deadline:
@@ -394,23 +419,24 @@ def test_one_worker_runs_the_monitor_in_a_child_process(tmp_path: Path) -> None:
     scraper = new_key(settings, org="scraper-co")
     officer = new_key(settings, roles="compliance", org="desk")
     # The monitor gathers lookups for a minute (the most allowed) before writing them, unless
-    # they raise a finding: the suspension does not wait, and the case shows those before it.
+    # they raise a finding: the hold does not wait, and the case shows those before it.
     server, base, internal = _start_server(settings.data_path, LOOKUP_LOG_COMMIT_SECONDS="60")
     answered = 0
     try:
         for offset in range(15):
-            answered += _lookup(base, scraper, 22200100 + offset) in (200, 404)
+            answered += _logged(_answer(base, scraper, 22200100 + offset))
         deadline = time.monotonic() + 3
-        while _lookup(base, scraper, 22200000) != 403:
-            answered += 1
-            assert time.monotonic() < deadline, "the scraper was not paused"
+        while (answer := _answer(base, scraper, 22200000))[0] != 403:
+            answered += _logged(answer)  # not a 429: the hold throttles the account too
+            assert time.monotonic() < deadline, "the scraper was not stopped"
             time.sleep(0.05)
+        answered += _logged(answer)
         assert _cases(internal, officer) == ["scraper-co"]
         assert _timeline(internal, officer)[0] == "+4722200100"
     finally:
         server.terminate()
         server.wait(timeout=20)
-    # Every answered lookup reached the lookup log, the last ones on the way out.
+    # Every answered (or held) lookup reached the lookup log, the last ones on the way out.
     store = ComplianceStore(settings.compliance_path)
     assert store.file.rows("SELECT count(*) FROM lookup_log")[0][0] == answered
     store.close()

@@ -14,11 +14,15 @@ import pyarrow.compute as pc
 import pytest
 from litestar.testing import TestClient
 
+from lookup.abuse.holds import Hold
+from lookup.api.app import create_app
 from lookup.config import Settings
 from lookup.index.reader import Snapshot
 from lookup.index.snapshot import read_pointer, snapshot_path
 from lookup.ingest.pipeline import IngestReport
 from lookup.ingest.warehouse import Warehouse
+from lookup.keys import KeyStore
+from tests.conftest import new_key
 
 # Parameters every lookup is tried with: each endpoint variant must keep the secret.
 VARIANTS = ["", "?name=Kari%20Nordmann", "?birth_date=1980-02-03", "?name=x&birth_date=1990-01-01"]
@@ -117,3 +121,42 @@ def test_listed_numbers_show_the_winning_record_without_secrets(
                 assert form not in response.text
         assert body.get("birth_date_match") in (False, None)
         assert 'birth_date"' not in response.text
+
+
+def test_a_held_block_answers_every_number_in_it_alike(
+    manifest: dict[str, Any], demo_settings: Settings
+) -> None:
+    # Every fixture number's block held for one account: listed, address-hidden and
+    # reserved numbers alike get the bytes an unknown number of the block gets, and the
+    # date-of-birth check is never reached.
+    numbers = sorted(manifest["numbers"])
+    holds = {Hold.of(int(number)) for number in numbers}
+    token = new_key(demo_settings, "lookup", org="held-co")
+    store = KeyStore(demo_settings.keys_path)
+    try:
+        for hold in holds:
+            store.hold("held-co", hold)
+    finally:
+        store.close()
+    unknown = {
+        hold: next(
+            f"{n:08d}"
+            for n in range(hold.first, hold.first + hold.size)
+            if f"{n:08d}" not in manifest["numbers"]
+        )
+        for hold in holds
+    }
+    with TestClient(app=create_app(demo_settings)) as client:
+        client.headers["Authorization"] = f"Bearer {token}"
+        for variant in ("", "?birth_date=1980-02-03"):
+            answers = {
+                hold: client.get(f"/v1/numbers/{number}{variant}")
+                for hold, number in unknown.items()
+            }
+            for number in numbers:
+                hold = Hold.of(int(number))
+                response, expected = client.get(f"/v1/numbers/{number}{variant}"), answers[hold]
+                assert response.status_code == 403, number
+                assert response.content == expected.content, number
+                assert dict(response.headers) == dict(expected.headers)
+                assert response.json()["block"] == hold.label

@@ -157,13 +157,28 @@ class Cases:
 
     def findings_since(
         self, since: datetime
-    ) -> list[tuple[str, str, str, datetime, str | None, bool]]:
+    ) -> list[tuple[str, str, str, datetime, str | None, bool, str | None]]:
         """(account, kind, action, ts, the rule's pattern if it names one, whether it was
-        to be acted on) of the findings raised since `since`, oldest first."""
+        to be acted on, the block it held if it held one) of the findings raised since
+        `since`, oldest first."""
         return self._file.rows(
             "SELECT account, kind, action, ts, json_extract_string(evidence, '$.rule.pattern'), "
-            "coalesce(enforced, true) FROM findings WHERE ts >= ? ORDER BY ts, id",
+            "coalesce(enforced, true), json_extract_string(evidence, '$.hold') "
+            "FROM findings WHERE ts >= ? ORDER BY ts, id",
             [since],
+        )
+
+    def open_holds(self) -> list[tuple[int, str, str, str, str]]:
+        """(case id, account, kind, action, held block) of each finding of an open case
+        that held a block and was to be acted on, oldest first."""
+        return self._file.rows(
+            """
+            SELECT c.id, c.account, f.kind, f.action, json_extract_string(f.evidence, '$.hold')
+            FROM cases c JOIN findings f ON f.case_id = c.id
+            WHERE c.status = 'open' AND f.enforced
+                AND json_extract_string(f.evidence, '$.hold') IS NOT NULL
+            ORDER BY c.id, f.id
+            """
         )
 
     def open_actions(self) -> list[tuple[int, str, str, str]]:

@@ -1,9 +1,10 @@
 """The `block_coverage` rule: many new numbers of one allocation block, with misses.
 
 Pure. Three bounds, in order: the fast rule's tiers (a burst of a geographic
-block where the account's attention is), the ceiling (more of a block than a
-customer's list holds, wherever else the account looks), and the count within
-the window, for blocks the account's attention is on. Spread over keys or IPs
+block where the account's attention is), which hold the block, the ceiling (more
+of a block than a customer's list holds, wherever else the account looks), and the
+count within the window, for blocks the account's attention is on, which hold it
+at the flag bound and suspend at the suspension bound. Spread over keys or IPs
 of the account, the same finding is a `distributed_scan`.
 """
 
@@ -74,9 +75,11 @@ class BlockCoverage:
                 if size == policy.block_fast_size
                 else None
             )
-            tier = "count"
+            tier, holds = "count", False
             if fast is not None:
-                strong, (needed, tier) = True, fast
+                # Minutes of a few numbers: what a customer's first callers can look like,
+                # so the block is held, not the account suspended (`holds`).
+                strong, holds, (needed, tier) = False, True, fast
             elif (
                 count >= ceiling + excess
                 and block.misses / count >= policy.block_suspend_miss_share
@@ -113,7 +116,7 @@ class BlockCoverage:
                 )
             spread = len(block.counts["key"]) > 1 or len(block.counts["ip"]) > 1
             found.append(
-                (
+                Verdict(
                     Kind.DISTRIBUTED_SCAN if spread else Kind.BLOCK_COVERAGE,
                     strong,
                     partial(
@@ -126,6 +129,7 @@ class BlockCoverage:
                         needed,
                         tier,
                     ),
+                    holds,
                 )
             )
         return found
@@ -176,7 +180,8 @@ class BlockCoverage:
                 "misses": block.misses,
                 "expected_by_chance": round(by_chance, 3),
                 "flag_at": flag_at,
-                "suspend_at": needed,
+                # A fast tier's bound holds the block; the others' suspend the account.
+                "suspend_at" if tier in ("count", "ceiling") else "hold_at": needed,
                 "window_seconds": self.policy.window_seconds,
             },
             "block": block_label(start, size),

@@ -3,8 +3,9 @@
     python -m lookup.abuse.evaluate [--seed N]
     python -m lookup.abuse.evaluate --seeds 1-8     # one summary over several months
 
-A suspended account's later requests are refused (as the API does), so a
-scraper's extraction counts only what it got before its suspension.
+A suspended account's later requests are refused (as the API does), and so are
+its lookups in a block held for it, so a scraper's extraction counts only what it
+got before its suspension or the hold of its block.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from lookup.abuse.detectors import Engine, Finding
-from lookup.abuse.events import LookupEvent
+from lookup.abuse.events import LookupEvent, national_number
+from lookup.abuse.holds import Hold, held, hold_in
 from lookup.abuse.policy import DEFAULT_POLICY, Action, Policy
 from lookup.abuse.simulate import Actor, Directory, standard_scenario
 
@@ -35,9 +37,19 @@ class AccountResult:
     flagged_after: int | None = None
     """... and when its first finding fired."""
     seen: int = 0
+    holds: set[Hold] = field(default_factory=set)
+    """Blocks held for the account: its later lookups in them are refused."""
+    held_after: int | None = None
+    """Events of the account seen when its first block was held."""
     extracted: set[str] = field(default_factory=set)
     """Distinct listings obtained before suspension (before the flag, for a scraper the
     rules can only flag: what it had before compliance could know)."""
+
+    def refused(self, event: LookupEvent) -> bool:
+        """Whether the API refuses the lookup: its number is in a block held for the account
+        (the detectors still see it, as the API reports it to them)."""
+        number = national_number(event.number)
+        return number is not None and held(self.holds, number) is not None
 
     @property
     def flagged(self) -> bool:
@@ -49,6 +61,15 @@ class AccountResult:
         """Events until the action a scraper persona is scored on: its flag, for one the
         rules can only flag; else the suspension."""
         return self.flagged_after if self.actor.flag_only else self.suspended_after
+
+    @property
+    def stopped_after(self) -> int | None:
+        """Events until a scraper stopped getting answers where it scanned: a block of it
+        held, or the account suspended (a flag-only one's flag)."""
+        if self.actor.flag_only:
+            return self.flagged_after
+        times = [t for t in (self.held_after, self.suspended_after) if t is not None]
+        return min(times, default=None)
 
 
 def run(
@@ -71,13 +92,18 @@ def run(
         if scraping or not result.actor.scraper:
             result.seen += 1
             caught = result.actor.flag_only and result.flagged_after is not None
-            if event.outcome == "hit" and scraping and not caught:
+            if event.outcome == "hit" and scraping and not caught and not result.refused(event):
                 result.extracted.add(event.number)
         for finding in engine.observe(event):
             target = by_account[finding.account]
             target.findings.append(finding)
             if target.flagged_after is None:
                 target.flagged_after = target.seen
+            hold = hold_in(finding.evidence)
+            if hold is not None:
+                target.holds.add(hold)
+                if target.held_after is None:
+                    target.held_after = target.seen
             if finding.action == Action.SUSPEND and target.suspended_after is None:
                 target.suspended_after = target.seen
     elapsed = time.perf_counter() - started
@@ -111,8 +137,9 @@ def report(results: dict[str, AccountResult], directory: Directory) -> str:
     """The per-persona table `make eval-abuse` prints."""
     personas = _by_persona(results)
     lines = [
-        f"{'persona':<20} {'kind':<7} {'accts':>5} {'susp':>5} {'flag':>5} {'recall':>7} "
-        f"{'FPR':>6} {'flag%':>6} {'med.events':>10} {'extracted':>9} {'of block':>12}  kinds"
+        f"{'persona':<20} {'kind':<7} {'accts':>5} {'susp':>5} {'held':>5} {'flag':>5} "
+        f"{'recall':>7} {'FPR':>6} {'flag%':>6} {'med.events':>10} {'med.stop':>8} "
+        f"{'extracted':>9} {'of block':>12}  kinds"
     ]
     for persona, group in sorted(
         personas.items(), key=lambda item: (item[1][0].actor.scraper, item[0])
@@ -121,7 +148,9 @@ def report(results: dict[str, AccountResult], directory: Directory) -> str:
         suspended = [r for r in group if r.suspended_after is not None]
         flagged = [r for r in group if r.flagged]
         kinds = sorted({f"{f.kind}:{f.action}" for r in group for f in r.findings})
+        held = sum(r.held_after is not None for r in group)
         detect = [r.caught_after for r in group if r.caught_after is not None]
+        stops = [r.stopped_after for r in group if r.stopped_after is not None]
         extracted = sum(len(r.extracted) for r in group) if scraper else 0
         share = block_share(group, directory)
         of_block = f"{share[0]:.2%} of {share[1] // 1000}k" if share else ""
@@ -130,12 +159,13 @@ def report(results: dict[str, AccountResult], directory: Directory) -> str:
         recall = f"{len(detect) / len(group):.0%}" if scraper else "-"
         false_positive = f"{len(suspended) / len(group):.0%}" if not scraper else "-"
         median = f"{statistics.median(detect):.0f}" if detect else "-"
+        stop = f"{statistics.median(stops):.0f}" if stops and scraper else "-"
         lines.append(
             f"{persona:<20} {'scraper' if scraper else 'legit':<7} {len(group):>5} "
-            f"{len(suspended):>5} {len(flagged):>5} "
+            f"{len(suspended):>5} {held:>5} {len(flagged):>5} "
             f"{recall:>7} {false_positive:>6} "
             f"{len(flagged) / len(group):>6.1%} "
-            f"{median:>10} "
+            f"{median:>10} {stop:>8} "
             f"{extracted if scraper else '':>9} {of_block:>12}  {', '.join(kinds)}"
         )
     return "\n".join(lines)
@@ -149,9 +179,12 @@ class PersonaSummary:
     flag_only: bool = False
     accounts: int = 0
     suspended: int = 0
+    held: int = 0
     flagged: int = 0
     detection: list[float] = field(default_factory=list)
     """Per month: median events until suspension (until the flag, for flag-only ones)."""
+    stops: list[float] = field(default_factory=list)
+    """Per month: median events until a block held or the account suspended."""
     shares: list[tuple[float, int]] = field(default_factory=list)
     """Per month: share of the target block extracted, and the block size."""
 
@@ -166,9 +199,12 @@ def _month(seed: int) -> dict[str, PersonaSummary]:
             actor.scraper, actor.flag_only, accounts=len(group)
         )
         line.suspended = sum(r.suspended_after is not None for r in group)
+        line.held = sum(r.held_after is not None for r in group)
         line.flagged = sum(r.flagged for r in group)
         detect = [r.caught_after for r in group if r.caught_after is not None]
         line.detection = [statistics.median(detect)] if detect else []
+        stops = [r.stopped_after for r in group if r.stopped_after is not None]
+        line.stops = [statistics.median(stops)] if stops and actor.scraper else []
         share = block_share(group, directory)
         line.shares = [share] if share else []
     return summary
@@ -183,13 +219,15 @@ def summarize(seeds: list[int], workers: int | None = None) -> str:
                 into = total.setdefault(persona, PersonaSummary(line.scraper, line.flag_only))
                 into.accounts += line.accounts
                 into.suspended += line.suspended
+                into.held += line.held
                 into.flagged += line.flagged
                 into.detection += line.detection
+                into.stops += line.stops
                 into.shares += line.shares
     lines = [
         f"seeds {', '.join(map(str, seeds))}: {len(seeds)} simulated months",
-        f"{'persona':<20} {'kind':<7} {'accts':>5} {'susp':>5} {'flag':>5} "
-        f"{'med.events':>10} {'range':>9} {'of block: max':>13} "
+        f"{'persona':<20} {'kind':<7} {'accts':>5} {'susp':>5} {'held':>5} {'flag':>5} "
+        f"{'med.events':>10} {'range':>9} {'med.stop':>8} {'of block: max':>13} "
         f"{'>= 1 % of a 1k block':>20} {'of a 10k block':>14}",
     ]
 
@@ -200,12 +238,13 @@ def summarize(seeds: list[int], workers: int | None = None) -> str:
     for persona, line in sorted(total.items(), key=lambda item: (item[1].scraper, item[0])):
         row = (
             f"{persona:<20} {'scraper' if line.scraper else 'legit':<7} {line.accounts:>5} "
-            f"{line.suspended:>5} {line.flagged:>5}"
+            f"{line.suspended:>5} {line.held:>5} {line.flagged:>5}"
         )
         if line.detection:
             row += (
                 f" {statistics.median(line.detection):>10.1f} "
                 f"{f'{min(line.detection):.0f}-{max(line.detection):.0f}':>9}"
+                f" {statistics.median(line.stops) if line.stops else 0:>8.1f}"
             )
         if line.shares:
             row += (
@@ -222,7 +261,8 @@ def summarize(seeds: list[int], workers: int | None = None) -> str:
         f"{sum(x.accounts for x in scrapers)}; flag-only scrapers (list washing) flagged: "
         f"{sum(x.flagged for x in flag_only)}/{sum(x.accounts for x in flag_only)}; "
         "legitimate suspended: "
-        f"{sum(x.suspended for x in legit)}/{sum(x.accounts for x in legit)}, flagged: "
+        f"{sum(x.suspended for x in legit)}/{sum(x.accounts for x in legit)}, held a block: "
+        f"{sum(x.held for x in legit)}, flagged: "
         f"{sum(x.flagged for x in legit)}; block scans extracting >= 1 % of their block: "
         f"{over(shares, 1_000)} on 1k blocks, {over(shares, 10_000)} on 10k blocks"
     )
@@ -264,11 +304,13 @@ def main(argv: list[str] | None = None) -> int:
     print(report(results, directory))
     caught = sum(r.suspended_after is not None for r in scrapers)
     wrongly = sum(r.suspended_after is not None for r in legit)
+    held = sum(r.held_after is not None for r in legit)
     flagged = sum(r.flagged for r in legit)
     print(
         f"\nscrapers suspended: {caught}/{len(scrapers)}; flag-only scrapers (list washing) "
         f"flagged: {sum(r.flagged for r in flag_only)}/{len(flag_only)}; legitimate suspended: "
-        f"{wrongly}/{len(legit)}, flagged: {flagged}/{len(legit)}"
+        f"{wrongly}/{len(legit)}, held a block: {held}/{len(legit)}, flagged: "
+        f"{flagged}/{len(legit)}"
     )
     return 0
 

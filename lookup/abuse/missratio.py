@@ -53,4 +53,4 @@ class MissRatio:
                 "lookups": trail(walk),
             }
 
-        return [(Kind.MISS_RATIO, False, evidence)]
+        return [Verdict(Kind.MISS_RATIO, False, evidence)]

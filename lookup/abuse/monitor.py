@@ -20,6 +20,7 @@ from typing import Final
 from lookup.abuse.audit import STATUS_AFTER, Decision, status_reason
 from lookup.abuse.detectors import Engine, Finding
 from lookup.abuse.events import EPOCH, EventBuffer, LookupEvent, utc_now
+from lookup.abuse.holds import Hold, hold_in
 from lookup.abuse.lookuplog import CLOCK_MARGIN
 from lookup.abuse.policy import Action
 from lookup.abuse.retention import AccountTerms, plan_sweep
@@ -164,7 +165,10 @@ class AbuseMonitor:
                 # without a case before the failure stops this batch.
                 for finding in findings:
                     self._enforce(
-                        finding.account, finding.action, _reason(None, finding.kind, finding.action)
+                        finding.account,
+                        finding.action,
+                        _reason(None, finding.kind, finding.action),
+                        hold=hold_in(finding.evidence),
                     )
                 # Kept for the next write; a process that goes on failing (one that serves
                 # too: the monitor process stops on it) gives up the oldest, counted.
@@ -174,7 +178,10 @@ class AbuseMonitor:
                 raise
             for finding, case_id in zip(findings, case_ids, strict=True):
                 self._enforce(
-                    finding.account, finding.action, _reason(case_id, finding.kind, finding.action)
+                    finding.account,
+                    finding.action,
+                    _reason(case_id, finding.kind, finding.action),
+                    hold=hold_in(finding.evidence),
                 )
                 FINDINGS.labels(finding.kind, finding.action).inc()
             EVENT_LAG.set((utc_now() - events[0].ts).total_seconds())
@@ -247,12 +254,18 @@ class AbuseMonitor:
             replayed = self.store.log.replay(since, observe_quietly)
             # The replay starts in the middle of the evidence of some findings (a washing
             # flag's days, a scan's first numbers): their rules must still know they fired.
-            for account, kind, action, ts, pattern, enforced in self.store.cases.findings_since(
-                since
-            ):
+            for (
+                account,
+                kind,
+                action,
+                ts,
+                pattern,
+                enforced,
+                held,
+            ) in self.store.cases.findings_since(since):
                 start = fresh.get(account)
                 if start is None or ts > start:
-                    self.engine.recall(account, kind, action, ts, pattern)
+                    self.engine.recall(account, kind, action, ts, pattern, held)
                     (self._reviewed.discard if enforced else self._reviewed.add)(account)
             self.resume()
             return replayed
@@ -313,11 +326,23 @@ class AbuseMonitor:
         and both close the case, so an open case's action still stands; findings
         recorded while the account was on `review` were never to be acted on.
         """
-        enforced = sum(
-            self._enforce(account, action, _reason(case_id, kind, action), again=True)
+        changed = {
+            account
             for case_id, account, kind, action in self.store.cases.open_actions()
+            if self._enforce(account, action, _reason(case_id, kind, action), again=True)
+        }
+        changed.update(
+            account
+            for case_id, account, kind, action, block in self.store.cases.open_holds()
+            if self._enforce(
+                account,
+                action,
+                _reason(case_id, kind, action),
+                hold=Hold.parse(block),
+                again=True,
+            )
         )
-        return enforced + sum(map(self._settle, self.store.decisions.pending()))
+        return len(changed) + sum(map(self._settle, self.store.decisions.pending()))
 
     def _settle(self, decision: Decision) -> bool:
         """Give the account the status a decision set that the key store was never given
@@ -341,29 +366,38 @@ class AbuseMonitor:
         self.store.decisions.carried_out(decision.id)
         return changed
 
-    def _enforce(self, name: str, action: str, reason: str, *, again: bool = False) -> bool:
+    def _enforce(
+        self, name: str, action: str, reason: str, *, hold: Hold | None = None, again: bool = False
+    ) -> bool:
         """Take a finding's action on the account, unless it already stands; whether the
-        account's status changed. `again`: a recorded finding a restart carries out, said
-        only when it changes something (not as a new flag)."""
+        account's status or held blocks changed. `hold`: the block the finding holds.
+        `again`: a recorded finding a restart carries out, said only when it changes
+        something (not as a new flag)."""
         try:
             account = self.key_ring.account(name)
             if account.enforcement == "review":
                 # The account's policy: compliance decides every action by hand.
                 if not again:
                     log.warning("flagged %s for review (no automatic action): %s", name, reason)
-            elif action == Action.SUSPEND and account.status != "suspended":
+                return False
+            held = False
+            if hold is not None and self.key_ring.hold(name, hold):
+                held = True
+                log.warning("held %s for %s pending review: %s", hold.label, name, reason)
+            if action == Action.SUSPEND and account.status != "suspended":
                 self.key_ring.set_status(name, "suspended", reason)
                 log.warning("suspended %s pending review: %s", name, reason)
                 return True
-            elif action == Action.THROTTLE and account.status == "active":
+            if action == Action.THROTTLE and account.status == "active":
                 self.key_ring.set_status(name, "throttled", reason)
                 log.warning("throttled %s: %s", name, reason)
                 return True
-            elif not again:
+            if not again and not held:
                 # Recorded on its case; the action already stands (a suspended account's
                 # later findings), or it is a flag.
                 standing = "" if action == Action.FLAG else f" (already {account.status})"
                 log.info("flagged %s: %s%s", name, reason, standing)
+            return held
         except KeyStoreError as exc:  # an account deleted meanwhile: the case still stands
             log.error("cannot act on %s: %s", name, exc)
         return False

@@ -1,18 +1,24 @@
 """Abuse policy: the thresholds of each rule and the action a finding leads to.
 
-A false suspension stops a paying customer's caller ID, so rules flag on
-thinner evidence and suspend only on evidence that legitimate traffic does
-not produce: long runs or dense coverage *with misses*, or a miss-ratio test
-far past its bound.
+A false suspension stops a paying customer's caller ID, so rules flag (or, for
+block rules, hold the one block) on thinner evidence and suspend only on evidence
+that legitimate traffic does not produce: long runs or dense coverage *with
+misses*, or a miss-ratio test far past its bound.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
+
+
+def allocation_size(number: int) -> int:
+    """Size of the block a national number was allocated in: 10,000 mobile, 1,000 else."""
+    # Norway's plan: mobile numbers start with 4 or 9; the rest are geographic or service.
+    return 10_000 if number // 10_000_000 in (4, 9) else 1_000
 
 
 class Action(StrEnum):
@@ -36,9 +42,17 @@ class Kind(StrEnum):
     DISTRIBUTED_SCAN = "distributed_scan"
 
 
-Verdict = tuple[Kind, bool, Callable[[], dict[str, Any]]]
-"""A rule's verdict on a lookup: its reason code, whether its suspension criteria held,
-and how to build its evidence (built only when the finding raises the severity)."""
+class Verdict(NamedTuple):
+    """A rule's verdict on a lookup."""
+
+    kind: Kind
+    strong: bool
+    """Whether the rule's suspension criteria held."""
+    evidence: Callable[[], dict[str, Any]]
+    """Builds its evidence (only when the finding raises the severity)."""
+    holds: bool = False
+    """Short of `strong`: thin evidence of a scan of the lookup's block, which a new
+    customer's first callers can give too, so it holds the block (`holds`)."""
 
 
 class Policy(msgspec.Struct, frozen=True, kw_only=True):
@@ -179,6 +193,11 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     stopped as before) ..."""
     block_focus_limit: int = 200
     """... reading at most this many (a bulk job's minutes hold thousands)."""
+    hold_turns_seconds: float = 1200
+    """A block rule's evidence that would hold a block suspends instead when another block
+    was held for the account within this long: a scan taking turns between blocks (a new
+    local business's first callers held one town block, in 2 of 4,320 simulated
+    customer-months, never two)."""
     block_flag_miss_share: float = 0.1
     """A block looked up without misses is a customer's own numbers (a direct-dial range)."""
     block_suspend_miss_share: float = 0.2
@@ -253,15 +272,17 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
 
     def allocation_size(self, number: int) -> int:
         """Size of the block a national number was allocated in: 10,000 mobile, 1,000 else."""
-        # Norway's plan: mobile numbers start with 4 or 9; the rest are geographic or service.
-        return 10_000 if number // 10_000_000 in (4, 9) else 1_000
+        return allocation_size(number)
 
-    def action(self, kind: Kind, *, strong: bool, corroborated: bool = False) -> Action:
+    def action(
+        self, kind: Kind, *, strong: bool, corroborated: bool = False, holds: bool = False
+    ) -> Action:
         """The action of a finding.
 
         `strong`: the rule's own suspension criteria held. `corroborated`: a
         different rule already fired for the account; two independent rules
-        agreeing is strong evidence.
+        agreeing is strong evidence. `holds`: short of those, the rule holds
+        the block (a throttle, which holds it as well as slowing the account).
         """
         if kind is Kind.MISS_RATIO:
             # Misses alone also describe a CRM whose callers are often unlisted: this
@@ -269,7 +290,7 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
             strong = False
         if strong or corroborated:
             return Action.SUSPEND
-        if kind is Kind.DISTINCT_VELOCITY:
+        if holds or kind is Kind.DISTINCT_VELOCITY:
             return Action.THROTTLE
         return Action.FLAG
 

@@ -76,4 +76,4 @@ class SequentialRuns:
 
         spread = len({i.key for i in items}) > 1 or len({i.ip for i in items}) > 1
         kind = Kind.DISTRIBUTED_SCAN if spread else Kind.SEQUENTIAL_RUN
-        return [(kind, strong, evidence)]
+        return [Verdict(kind, strong, evidence)]

@@ -68,4 +68,4 @@ class Velocity:
                 "lookups": trail(quoted),
             }
 
-        return [(Kind.DISTINCT_VELOCITY, z >= policy.velocity_suspend_z, evidence)]
+        return [Verdict(Kind.DISTINCT_VELOCITY, z >= policy.velocity_suspend_z, evidence)]

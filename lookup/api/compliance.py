@@ -171,6 +171,10 @@ class ComplianceController(Controller):
         return {
             "case": msgspec.to_builtins(case),
             "account_status": _standing(services, case.account),
+            # Lifted by reinstating or clearing the account, as its throttle is.
+            "held_blocks": sorted(
+                hold.label for hold in services.key_ring.account(case.account).holds
+            ),
             "findings": findings,
             # Every finding's own lookups, not only the first's: later findings of a case
             # may come hours or days after it.

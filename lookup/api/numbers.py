@@ -18,12 +18,13 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import PathParameter, QueryParameter
 from litestar.response.base import ASGIResponse
 
+from lookup.abuse.holds import held
 from lookup.api import openapi, schemas
 from lookup.api.auth import role
 from lookup.api.params import check_query, check_text
 from lookup.api.problems import PROBLEM_JSON, problem_body
 from lookup.api.services import Services
-from lookup.errors import InvalidParameter
+from lookup.errors import BlockHeld, InvalidParameter
 from lookup.index.reader import Listing
 from lookup.keys import ApiKey
 from lookup.names import match_score
@@ -85,7 +86,11 @@ class NumbersController(Controller):
         responses={
             200: ResponseSpec(schemas.Listing, description="The listing", generate_examples=False),
             **openapi.problems(
-                "number-not-found", "invalid-number", "invalid-parameter", "snapshot-unavailable"
+                "number-not-found",
+                "invalid-number",
+                "invalid-parameter",
+                "block-held",
+                "snapshot-unavailable",
             ),
         },
     )
@@ -118,12 +123,18 @@ class NumbersController(Controller):
         claimed = None if birth_date is None else _claimed_birth_date(birth_date)
         snapshot = services.snapshots.current
         listing = snapshot.find(national)
+        key: ApiKey = request.scope["user"]
+        holds = services.key_ring.account(key.account).holds
+        if holds and (hold := held(holds, int(national))) is not None:
+            # Found first, as every lookup is, and told to the detectors as it is: a scan
+            # that goes on into its held block goes on being seen (and suspended).
+            services.emit(request.scope, e164(national), "miss" if listing is None else "hit")
+            raise BlockHeld(hold.label, key.account)
         if listing is None:
             services.emit(request.scope, e164(national), "miss")
             return not_found(national)
         if claimed is not None:
             # Guessing a date of birth takes thousands of tries: allow a few per number.
-            key: ApiKey = request.scope["user"]
             services.limiter.verify(key.account, national)
         services.emit(request.scope, e164(national), "hit")
         body = to_response(listing, snapshot.name)

@@ -26,6 +26,7 @@ from lookup.errors import (
     AccountSuspended,
     AddressNotAllowed,
     AmbiguousBody,
+    BlockHeld,
     InvalidKey,
     InvalidParameter,
     MissingCredentials,
@@ -99,6 +100,14 @@ PROBLEM_TYPES: Final = {
             "Account paused pending review",
             "Automated abuse detection or compliance paused this account until "
             "compliance staff have reviewed it. Contact support.",
+        ),
+        ProblemType(
+            "block-held",
+            403,
+            "Number block held pending review",
+            "Automated abuse detection saw lookups in this number block that may be a scan, "
+            "and holds the account's lookups in it (`block`) until compliance staff have "
+            "reviewed them. Lookups elsewhere are answered. Contact support.",
         ),
         ProblemType(
             "own-account",
@@ -231,6 +240,8 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
             return problem("address-not-allowed", str(exc))
         case AccountSuspended():
             return problem("account-suspended", str(exc))
+        case BlockHeld():
+            return problem("block-held", str(exc), block=exc.block)
         case OwnAccount():
             return problem("own-account", str(exc))
         case RateLimited():

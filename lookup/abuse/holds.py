@@ -1,0 +1,59 @@
+"""Block holds: an account's lookups in one allocation block refused pending review.
+
+Evidence of a block scan that is too thin to pause the account (a handful of a
+block's numbers within minutes, or a count that reaches only the flag bound)
+cannot tell a scan's first minutes from a new customer's first callers. A hold
+stops the scan where it stands, in the whole allocation block (a scan of a
+mobile block is found in one of its thousands), and costs a customer only its
+callers from that block until compliance reviews it. Pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple
+
+from lookup.abuse.policy import allocation_size
+from lookup.abuse.state import block_label
+
+
+class Hold(NamedTuple):
+    """One held allocation block: its size and its first number (national)."""
+
+    size: int
+    first: int
+
+    @classmethod
+    def of(cls, number: int) -> Hold:
+        """The allocation block a national number is in."""
+        size = allocation_size(number)
+        return cls(size, number // size * size)
+
+    @classmethod
+    def parse(cls, label: str) -> Hold:
+        """The hold a block label names (`+4721279000..999`, as evidence writes it); the
+        allocation block holding the labelled block's first number."""
+        first, dots, last = label.partition("..")
+        if not (dots and first.startswith("+47") and first[3:].isdigit() and last.isdigit()):
+            raise ValueError(f"{label!r} is not a block like +4721279000..999")
+        return cls.of(int(first[3:]))
+
+    @property
+    def label(self) -> str:
+        """The block as evidence and problem details name it."""
+        return block_label(self.first // self.size, self.size)
+
+    def covers(self, number: int) -> bool:
+        """Whether a national number is in the block."""
+        return 0 <= number - self.first < self.size
+
+
+def held(holds: Iterable[Hold], number: int) -> Hold | None:
+    """The hold covering a national number, if one does."""
+    return next((hold for hold in holds if hold.covers(number)), None)
+
+
+def hold_in(evidence: Mapping[str, Any]) -> Hold | None:
+    """The block a finding holds, if its evidence names one."""
+    label = evidence.get("hold")
+    return Hold.parse(label) if isinstance(label, str) else None
