@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import argparse
 import random
-from datetime import datetime, timedelta
 from itertools import groupby
 
 import pytest
 
 from lookup.abuse.evaluate import _seeds, report, run
-from lookup.abuse.events import LookupEvent
 from lookup.abuse.holds import Hold
 from lookup.abuse.simulate import Actor, Directory, Traffic, washer
 from lookup.numbers import normalize
+from tests.test_abuse_detectors import T0, event
 
 
 def test_every_simulated_number_is_a_valid_norwegian_number() -> None:
@@ -75,19 +74,8 @@ def test_a_scrapers_extraction_ends_where_its_block_is_held() -> None:
     # Every number of a geographic block listed, a lookup a second: its block is held at
     # the fourth, and what it looks up there after is refused (and still seen) until the
     # account is suspended.
-    start = datetime(2026, 10, 5, 9)
-    actor = Actor("sequential", "scr", scraper=True, scrape_from=start)
-    actor.events = [
-        LookupEvent(
-            ts=start + timedelta(seconds=i),
-            account="scr",
-            key="k",
-            ip="198.18.0.1",
-            number=f"+47{22202000 + i}",
-            outcome="hit",
-        )
-        for i in range(40)
-    ]
+    actor = Actor("sequential", "scr", scraper=True, scrape_from=T0)
+    actor.events = [event(22202000 + i, i, "hit", account="scr") for i in range(40)]
     result = run([actor])[0]["scr"]
     assert (result.held_after, result.stopped_after) == (4, 4)
     assert result.holds == {Hold.of(22202000)}
