@@ -224,7 +224,7 @@ class SupportUser(PersonaUser):
 class ScraperRecord:
     """What the scraper users of this process met: the end the abuse demo is there to show."""
 
-    lookups: int = 0  # answered (not refused: 403 or 429) by all scraper users
+    lookups: int = 0  # answered or refused in a held block (not 429) by all scraper users
     first_suspended_at: int | None = None  # `lookups` when the first 403 came
     suspended_users: int = 0
 

@@ -913,8 +913,24 @@ def test_a_held_block_stays_held_until_compliance_clears_the_account(
         assert store.accounts()["cust-co"].holds == {block}
     finally:
         store.close()
+    # Lookups after it: in the held block (refused, and still seen), elsewhere, and a search.
+    monitor.submit(
+        [
+            _lookup(DAY + timedelta(seconds=10), "+4722202450", "hit"),
+            _lookup(DAY + timedelta(seconds=11), "+4791234567", "hit"),
+            _lookup(DAY + timedelta(seconds=12), "+4722202451", "hit", endpoint="search"),
+        ]
+    )
     [case] = desk.get("/cases").json()
-    assert desk.get(f"/cases/{case['id']}").json()["held_blocks"] == ["+4722202000..999"]
+    detail = desk.get(f"/cases/{case['id']}").json()
+    assert detail["held_blocks"] == ["+4722202000..999"]
+    # The timeline tells the lookups the hold refused from those answered.
+    assert [(item["number"], item["held"]) for item in detail["timeline"]] == [
+        *((f"+47222024{i:02d}", False) for i in range(4)),
+        ("+4722202450", True),
+        ("+4791234567", False),
+        ("+4722202451", False),
+    ]
     # A warning leaves the account as it is; clearing it releases the block with it.
     assert desk.decide(case["id"], "warn", "told them the terms").status_code == 201
     assert desk.services.key_ring.account("cust-co").holds == {block}

@@ -11,8 +11,10 @@ callers from that block until compliance reviews it. Pure.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any, NamedTuple
 
+from lookup.abuse.events import national_number
 from lookup.abuse.policy import allocation_size
 from lookup.abuse.state import block_label
 
@@ -57,3 +59,28 @@ def hold_in(evidence: Mapping[str, Any]) -> Hold | None:
     """The block a finding holds, if its evidence names one."""
     label = evidence.get("hold")
     return Hold.parse(label) if isinstance(label, str) else None
+
+
+def mark_held(
+    timeline: Iterable[dict[str, Any]],
+    findings: Iterable[Mapping[str, Any]],
+    released: datetime | None = None,
+) -> None:
+    """Mark (`held`) each lookup of a case's timeline made in a block one of its findings
+    held, after that finding and before the hold was `released`: refused with 403, though
+    told to the detectors (and logged) with its outcome as any lookup is. Servers follow a
+    hold within `LOOKUP_KEY_REFRESH_SECONDS`, so the first of them may still have been
+    answered."""
+    holds = [
+        (hold, finding["ts"])
+        for finding in findings
+        if (hold := hold_in(finding["evidence"])) is not None
+    ]
+    for item in timeline:
+        number = national_number(item["number"])
+        item["held"] = (
+            number is not None
+            and item["endpoint"] == "numbers"
+            and (released is None or item["ts"] < released)
+            and any(hold.covers(number) and item["ts"] > at for hold, at in holds)
+        )

@@ -17,6 +17,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from lookup.abuse.audit import STATUS_AFTER, Decision, DecisionKind, status_reason
 from lookup.abuse.cases import CaseStatus
+from lookup.abuse.holds import mark_held
 from lookup.api import openapi
 from lookup.api.auth import role
 from lookup.api.params import check_query, check_whole_number
@@ -168,6 +169,8 @@ class ComplianceController(Controller):
         case = services.store.cases.get(case_id)
         findings = services.store.cases.findings(case_id)
         moments = [finding["ts"] for finding in findings] or [case.opened_at]
+        timeline = services.store.log.timeline(case.account, moments)
+        mark_held(timeline, findings, case.closed_at)
         return {
             "case": msgspec.to_builtins(case),
             "account_status": _standing(services, case.account),
@@ -178,7 +181,7 @@ class ComplianceController(Controller):
             "findings": findings,
             # Every finding's own lookups, not only the first's: later findings of a case
             # may come hours or days after it.
-            "timeline": services.store.log.timeline(case.account, moments),
+            "timeline": timeline,
             "blocks": services.store.log.blocks(case.account, min(moments) - timedelta(days=7)),
             "decisions": services.store.decisions.trail(case_id=case_id),
         }
