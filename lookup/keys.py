@@ -151,6 +151,13 @@ class KeyStore:
 
     def _migrate(self) -> None:
         """Add columns that stores made by earlier versions lack."""
+        with self._con:
+            # Read again under the write lock: servers starting together on an old store
+            # would each add a column another just added ("duplicate column name").
+            self._con.execute("BEGIN IMMEDIATE")
+            self._add_columns()
+
+    def _add_columns(self) -> None:
         have = {row[1] for row in self._con.execute("PRAGMA table_info(accounts)")}
         for column, ddl in (
             ("status", "TEXT NOT NULL DEFAULT 'active'"),

@@ -670,6 +670,34 @@ def test_a_scan_taking_turns_between_two_blocks_is_stopped_at_the_fast_rules_cou
     assert hidden.events_seen == 40
 
 
+def test_a_scan_resting_between_blocks_is_held_in_two_and_suspended_at_the_third() -> None:
+    # Four numbers of a block within seconds, then half an hour's rest: too far apart to be
+    # taking turns, each block is held in its turn (the first hold's throttle is fired
+    # again for the second) ...
+    walks = [
+        event(block * 1000 + 400 + i, rest * 1800 + i)
+        for rest, block in enumerate([22202, 33221, 55643, 62625])
+        for i in range(4)
+    ]
+    findings = feed(Engine(), walks)
+    assert [(f.events_seen, f.action, f.evidence.get("hold")) for f in findings] == [
+        (4, "throttle", "+4722202000..999"),
+        (8, "throttle", "+4733221000..999"),
+        (12, "suspend", None),
+    ]
+    # ... but not a third the same week: an account has two held blocks at most.
+    assert findings[2].evidence["held_before"] == ["+4722202000..999", "+4733221000..999"]
+    assert findings[2].evidence["block"] == "+4755643000..999"
+
+
+def test_a_hold_recalled_by_a_restart_counts_as_one_held_before() -> None:
+    engine = Engine()
+    engine.recall("acme", "block_coverage", "throttle", T0, hold="+4722202000..999")
+    (suspension,) = feed(engine, [event(33221400 + i, 60 + i) for i in range(4)])
+    assert suspension.action == "suspend"
+    assert suspension.evidence["held_before"] == ["+4722202000..999"]
+
+
 def test_two_blocks_are_a_pair_seen_from_either() -> None:
     # Two numbers of a listed block for each of a sparse one: the busier block never misses
     # (the rule asks a block for misses), so the pair must be seen from the sparse one.

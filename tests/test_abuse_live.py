@@ -169,6 +169,11 @@ def test_a_scraper_is_held_then_paused_within_a_second_and_compliance_reviews_it
     assert suspension["evidence"]["lookups"][0]["number"].startswith("+4722200")
     assert suspension["evidence"]["rule"]
     assert len(body["timeline"]) >= 24 and body["timeline"][0]["outcome"] in ("hit", "miss")
+    # The refused lookups are logged with what they would have found (told to the
+    # detectors as any lookup is): +4722200000 is listed, the walk finds both.
+    refused = [item for item in body["timeline"] if item["held"]]
+    assert {item["outcome"] for item in refused} == {"hit", "miss"}
+    assert {item["outcome"] for item in refused if item["number"] == "+4722200000"} == {"hit"}
     assert body["blocks"][0]["block"].startswith("+4722200")
 
     bad = clients.internal.post(
@@ -246,7 +251,7 @@ def test_compliance_answers_while_a_decision_waits_for_the_monitor(
     monitor = clients.services.monitor
     assert monitor is not None
     warmed = threading.Event()
-    monkeypatch.setattr(monitor, "forget", lambda account: warmed.wait(10))
+    monkeypatch.setattr(monitor, "forget", lambda *args: warmed.wait(10))
     decided: list[int] = []
     decision = threading.Thread(
         target=lambda: decided.append(

@@ -961,7 +961,39 @@ def test_a_key_store_written_before_holds_existed_is_read_with_none(tmp_path: Pa
         store.hold("old-co", Hold.of(91230000))  # the same block: held once
         store.hold("old-co", Hold.of(22202400))
         assert store.accounts()["old-co"].holds == {Hold.of(91234567), Hold.of(22202400)}
+    finally:
+        store.close()
+    with contextlib.closing(sqlite3.connect(path)) as con:
+        # Each block once in the column itself, not only in the set read from it.
+        (held,) = con.execute("SELECT held FROM accounts WHERE name = 'old-co'").fetchone()
+    assert held == "+4791230000..9999,+4722202000..999"
+    store = KeyStore(path)
+    try:
         with pytest.raises(KeyStoreError, match="no account named 'ghost'"):
             store.hold("ghost", Hold.of(22202400))
     finally:
         store.close()
+
+
+def test_servers_starting_together_on_an_older_key_store_both_open_it(tmp_path: Path) -> None:
+    path = tmp_path / "keys.sqlite"
+    KeyStore(path).close()
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as con:
+        con.execute("ALTER TABLE accounts DROP COLUMN held")  # as a version before holds
+        # Another server's upgrade, under way while this one starts.
+        con.execute("BEGIN IMMEDIATE")
+        con.execute("ALTER TABLE accounts ADD COLUMN held TEXT NOT NULL DEFAULT ''")
+        failures: list[BaseException] = []
+
+        def start() -> None:
+            try:
+                KeyStore(path).close()
+            except BaseException as exc:  # reported below, in the test's own thread
+                failures.append(exc)
+
+        starting = threading.Thread(target=start)
+        starting.start()
+        starting.join(0.5)  # it reads the columns it has and waits for the write lock
+        con.execute("COMMIT")
+        starting.join()
+    assert failures == []

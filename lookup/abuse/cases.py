@@ -128,10 +128,11 @@ class Cases:
             return case_of(con, case_id)
 
     def findings(self, case_id: int) -> list[dict[str, Any]]:
-        """Findings of a case with their evidence, oldest first."""
+        """Findings of a case with their evidence, oldest first; `enforced`: whether its
+        action was to be taken (not while the account was on `review`)."""
         rows = self._file.rows(
-            "SELECT id, kind, action, ts, events_seen, evidence FROM findings "
-            "WHERE case_id = ? ORDER BY id",
+            "SELECT id, kind, action, ts, events_seen, evidence, coalesce(enforced, true) "
+            "FROM findings WHERE case_id = ? ORDER BY id",
             [case_id],
         )
         return [
@@ -142,6 +143,7 @@ class Cases:
                 "ts": r[3],
                 "events_seen": r[4],
                 "evidence": msgspec.json.decode(r[5]),
+                "enforced": r[6],
             }
             for r in rows
         ]

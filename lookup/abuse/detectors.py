@@ -330,16 +330,21 @@ class Engine:
         )
 
     def _held_before(self, state: AccountState, hold: Hold | None, now: float) -> list[str]:
-        """The other blocks held for the account within `hold_turns_seconds` of a new hold:
-        a scan taking turns between blocks, which holding one block at a time let take over
-        1 % of a third (4 of 29 three-block scans)."""
+        """The other blocks held for the account within `hold_turns_seconds` of a new hold
+        (a scan taking turns between blocks, which holding one block at a time let take
+        over 1 % of a third: 4 of 29 three-block scans), or all of them once there are
+        `hold_limit` within the window (a scan pausing between blocks)."""
         if hold is None:
             return []
-        return sorted(
-            Hold(*block).label
+        policy = self.policy
+        others = {
+            block: at
             for block, at in state.held.items()
-            if block != hold and now - at <= self.policy.hold_turns_seconds
-        )
+            if block != hold and now - at <= policy.window_seconds
+        }
+        turns = [block for block, at in others.items() if now - at <= policy.hold_turns_seconds]
+        chosen = others if len(others) >= policy.hold_limit else turns
+        return sorted(Hold(*block).label for block in chosen)
 
     def _expire(self, state: AccountState, now: float) -> None:
         window = self.policy.window_seconds

@@ -10,7 +10,7 @@ callers from that block until compliance reviews it. Pure.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -50,9 +50,11 @@ class Hold(NamedTuple):
         return 0 <= number - self.first < self.size
 
 
-def held(holds: Iterable[Hold], number: int) -> Hold | None:
-    """The hold covering a national number, if one does."""
-    return next((hold for hold in holds if hold.covers(number)), None)
+def held(holds: Collection[Hold], number: int) -> Hold | None:
+    """The hold covering a national number, if one does (`holds` a set: it is read on
+    every lookup)."""
+    hold = Hold.of(number)
+    return hold if hold in holds else None
 
 
 def hold_in(evidence: Mapping[str, Any]) -> Hold | None:
@@ -67,14 +69,15 @@ def mark_held(
     released: datetime | None = None,
 ) -> None:
     """Mark (`held`) each lookup of a case's timeline made in a block one of its findings
-    held, after that finding and before the hold was `released`: refused with 403, though
+    held (one `enforced`: an account on `review` is only flagged), after that finding and
+    before the hold was `released`: refused with 403, though
     told to the detectors (and logged) with its outcome as any lookup is. Servers follow a
     hold within `LOOKUP_KEY_REFRESH_SECONDS`, so the first of them may still have been
     answered."""
     holds = [
         (hold, finding["ts"])
         for finding in findings
-        if (hold := hold_in(finding["evidence"])) is not None
+        if finding["enforced"] and (hold := hold_in(finding["evidence"])) is not None
     ]
     for item in timeline:
         number = national_number(item["number"])

@@ -278,13 +278,17 @@ class AbuseMonitor:
         ]
         return self.store.log.prune(plan_sweep(now, default_months, terms))
 
-    def forget(self, account: str) -> None:
+    def forget(self, account: str, status: tuple[str, str] | None = None) -> None:
         """Reset the detectors' evidence on an account after compliance cleared it (the
-        decision recorded, its case closed)."""
+        decision recorded, its case closed) and give it `status` (status, reason) in the
+        same step: a batch between the two would act on the evidence just cleared, or
+        hold a block that the new status then releases."""
         cleared = self._clearances(utc_now(), account).get(account)
         with self._lock:
             self._write_gathered()
             self.engine.reset(account, washing_cleared=cleared)
+            if status is not None:
+                self.key_ring.set_status(account, *status)
 
     def erase(self, number: str, actor: str, reason: str) -> Erasure:
         """A data subject's erasure request (`ComplianceStore.erase`); the detectors quote

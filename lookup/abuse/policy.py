@@ -198,6 +198,10 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     was held for the account within this long: a scan taking turns between blocks (a new
     local business's first callers held one town block, in 2 of 4,320 simulated
     customer-months, never two)."""
+    hold_limit: int = 2
+    """... and when this many other blocks were held for it within `window_seconds`,
+    however far apart: a scan resting over `hold_turns_seconds` between blocks was given
+    a hold for each, 30 over 120 lookups, and never suspended."""
     block_flag_miss_share: float = 0.1
     """A block looked up without misses is a customer's own numbers (a direct-dial range)."""
     block_suspend_miss_share: float = 0.2

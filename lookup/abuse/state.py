@@ -151,7 +151,8 @@ class AccountState:
     """Per reason code (and `WASHING`): the severity reached and when (it lapses after the
     window)."""
     held: dict[tuple[int, int], float] = field(default_factory=dict)
-    """Allocation blocks (size, first number // size) findings held, and when (as `fired`)."""
+    """Allocation blocks (`holds.Hold`: size, first number) findings held, and when (as
+    `fired`)."""
 
 
 def remembered(state: AccountState, number: int, sizes: Sequence[int]) -> Iterator[Lookup]:

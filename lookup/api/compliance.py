@@ -226,12 +226,13 @@ class ComplianceController(Controller):
                     "nothing was recorded"
                 )
             decision = services.store.decisions.decide(case_id, data.decision, actor, reason)
+            change = None if status is None else (status, status_reason(decision))
             if data.decision in ("clear", "reinstate") and services.monitor is not None:
                 # A fresh start: old evidence must not suspend the account again (this waits
                 # for the monitor: for a restart's whole warm-up).
-                services.monitor.forget(decision.account)
-            if status is not None:
-                services.key_ring.set_status(decision.account, status, status_reason(decision))
+                services.monitor.forget(decision.account, change)
+            elif change is not None:
+                services.key_ring.set_status(decision.account, *change)
             services.store.decisions.carried_out(decision.id)
         return decision
 
