@@ -173,7 +173,7 @@ class BlockCoverage:
         return {
             "rule": {
                 # Which bound held: `count` (flag_at / suspend_at below), `ceiling` (a share
-                # of the block), or a fast tier (suspend_at numbers within minutes).
+                # of the block), or a fast tier (hold_at numbers within minutes).
                 "tier": tier,
                 "block_size": size,
                 "distinct": len(block.members),

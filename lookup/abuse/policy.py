@@ -104,7 +104,8 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     block_fast_size: int = 1_000
     """Block size of the fast rule: a geographic block, whose 1 % is a handful of listings."""
     block_fast_suspend: int = 5
-    """Distinct numbers (plus the chance excess) of such a block that suspend on their own, ..."""
+    """Distinct numbers (plus the chance excess) of such a block that hold it on their own
+    (the fast rule's tiers hold the allocation block rather than suspend: `holds`), ..."""
     block_fast_seconds: float = 1200
     """... when they came within this time (a scan at 90 s a lookup takes 9 minutes; a new
     local business's first morning brought 6 callers from its town's block in 35), ..."""
@@ -123,7 +124,7 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     its callers over days, and six of them can call in one Monday morning's first minutes; a
     scan starts on a block new to the account (one of a known block is left to the count)."""
     block_rapid_suspend: int = 3
-    """Distinct numbers (plus the chance excess) of such a block that suspend with no miss
+    """Distinct numbers (plus the chance excess) of such a block that hold it with no miss
     among them when they came within `block_rapid_seconds` and the account looked up nothing
     else since (nor over `block_fast_seconds` before), the rest of the fast rule holding:
     the first numbers of a sparse block can all be listed, and four are 1 % of its listings
@@ -132,7 +133,7 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     """... a pace at which no customer's callers crowd one block (a local business's first
     list refresh did, 4 of its first 5 numbers in one town block: hence nothing else)."""
     block_decoy_suspend: int = 5
-    """Distinct numbers (plus the chance excess) of a geographic block that suspend within
+    """Distinct numbers (plus the chance excess) of a geographic block that hold it within
     `block_fast_seconds`, spread wider than `company_range_width`, when every other new
     number of the account since them (and in the `block_fast_seconds` before) is alone in
     its allocation block: a scan hiding behind decoys from anywhere in the plan, which halve
