@@ -997,3 +997,35 @@ def test_servers_starting_together_on_an_older_key_store_both_open_it(tmp_path: 
         con.execute("COMMIT")
         starting.join()
     assert failures == []
+
+
+def test_a_block_held_while_compliance_clears_the_account_stays_held(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monitor = desk.services.monitor
+    assert monitor is not None
+    walk = [_lookup(DAY + timedelta(seconds=i), f"+47222024{i:02d}", "miss") for i in range(4)]
+    monitor.submit(walk)
+    [case] = desk.get("/cases").json()
+    # The scan goes on into another block while the clearance is carried out: its batch
+    # arrives just after the detectors forgot the account ...
+    scan = [_lookup(DAY + timedelta(minutes=1, seconds=i), f"+47332214{i:02d}") for i in range(4)]
+    batch = threading.Thread(target=monitor.submit, args=(scan,))
+    reset, set_status = monitor.engine.reset, desk.services.key_ring.set_status
+
+    def resetting(*args: Any, **kwargs: Any) -> None:
+        reset(*args, **kwargs)
+        batch.start()
+
+    def setting(*args: Any) -> None:
+        if threading.current_thread() is not batch:
+            batch.join(1.0)  # ... and lands before the account is set active, if it can
+        set_status(*args)
+
+    monkeypatch.setattr(monitor.engine, "reset", resetting)
+    monkeypatch.setattr(desk.services.key_ring, "set_status", setting)
+    assert desk.decide(case["id"], "clear", "a customer's own callers").status_code == 201
+    batch.join()
+    # Its hold is not lost to the clearance's release of the first.
+    assert desk.services.key_ring.account("cust-co").holds == {Hold.of(33221400)}
+    assert desk.status("cust-co") == "throttled"
