@@ -7,7 +7,7 @@
 # Starts three `lookup serve` processes (1 worker each, embedded mode: no Redis) on the cached
 # 1M-listing set, each with its own data dir bench/out/var-overhead-<variant> (the DuckDB
 # compliance store can be opened by one process only; `snapshots/` is a symlink to
-# bench/out/var-1m/snapshots, the key store is fresh, one API key and account per server):
+# bench/out/var-1m/snapshots and birth-date.key beside it, the key store is fresh, one API key and account per server):
 #   on     the default: every answered lookup queues an event; every LOOKUP_EVENT_FLUSH_SECONDS
 #          a background thread writes the batch to the lookup log and runs the detectors;
 #   off    LOOKUP_ABUSE_DETECTION=false: events are queued and written to the lookup log,
@@ -86,11 +86,13 @@ done
 # The cached 1M set (built if missing) and the lookup numbers.
 "$BIN/python" bench/dataset.py --numbers "$NUMBERS" --count "$count"
 
-# Fresh data dirs: shared snapshots, own key store and compliance store.
+# Fresh data dirs: shared snapshots (and the date-of-birth key they were published under: a
+# server serves no snapshot of another key), own key store and compliance store.
 for v in "${VARIANTS[@]}"; do
     rm -rf "${dir[$v]}"
     mkdir -p "${dir[$v]}"
     ln -s ../var-1m/snapshots "${dir[$v]}/snapshots"
+    ln -s ../var-1m/birth-date.key "${dir[$v]}/birth-date.key"
     token[$v]=$(LOOKUP_DATA_DIR=${dir[$v]} "$BIN/lookup" keys create --org "bench-$v" \
         --roles lookup | tail -n1)
 done
