@@ -690,6 +690,24 @@ def test_a_scan_resting_between_blocks_is_held_in_two_and_suspended_at_the_third
     assert findings[2].evidence["block"] == "+4755643000..999"
 
 
+def test_a_held_block_suspends_only_while_a_scan_goes_on_in_it() -> None:
+    # Five numbers of a town block in the first minute hold it; after that, its numbers
+    # come at a caller's pace (refused, and still seen): the count reaches its suspension
+    # bound, misses and all, but a customer's callers from the block ring as they ring.
+    numbers = random.Random(3).sample(range(55643000, 55644000), 25)
+    first = [event(n, i * 10, alternating(i)) for i, n in enumerate(numbers[:5])]
+    outcomes: list[Outcome] = ["miss", "miss", "hit", "hit", "hit"]
+    callers = [event(n, 3600 + i * 900, outcomes[i % 5]) for i, n in enumerate(numbers[5:])]
+    findings = feed(Engine(), first + callers)
+    assert [(f.action, f.evidence.get("hold")) for f in findings] == [
+        ("throttle", "+4755643000..999")
+    ]
+    # A scan going on into it, at a lookup every 20 seconds, is suspended at the count.
+    scan = [event(n, 3600 + i * 20, outcomes[i % 5]) for i, n in enumerate(numbers[5:])]
+    suspension = first_suspension(feed(Engine(), first + scan))
+    assert (suspension.events_seen, suspension.evidence["rule"]["tier"]) == (10, "count")
+
+
 def test_a_hold_recalled_by_a_restart_counts_as_one_held_before() -> None:
     engine = Engine()
     engine.recall("acme", "block_coverage", "throttle", T0, hold="+4722202000..999")

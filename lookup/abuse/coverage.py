@@ -16,6 +16,7 @@ from typing import Any
 
 from lookup.abuse.fastrule import FastRule
 from lookup.abuse.focus import Focus
+from lookup.abuse.holds import Hold
 from lookup.abuse.policy import Kind, Policy, Verdict
 from lookup.abuse.state import EVIDENCE_NUMBERS, AccountState, Block, Lookup, block_label, trail
 
@@ -113,6 +114,7 @@ class BlockCoverage:
                     and block.misses / count >= policy.block_suspend_miss_share
                     and block.span(needed) <= policy.block_suspend_burst_seconds
                     and not self._fast.company_range(block.last(needed))
+                    and self._going_on(state, block, lookup)
                 )
             spread = len(block.counts["key"]) > 1 or len(block.counts["ip"]) > 1
             found.append(
@@ -133,6 +135,21 @@ class BlockCoverage:
                 )
             )
         return found
+
+    def _going_on(self, state: AccountState, block: Block, lookup: Lookup) -> bool:
+        """Whether a scan goes on in the lookup's block, when it is held for the account:
+        `held_block_suspend` new numbers of it since the hold, within `block_fast_seconds`.
+        Refused, a customer's callers from the block come as they ring."""
+        held_at = state.held.get(Hold.of(lookup.number))
+        if held_at is None or not self.policy.held_block_suspend:
+            return True
+        since = max(held_at, lookup.t - self.policy.block_fast_seconds)
+        fresh = 0
+        for item in reversed(block.members.values()):
+            if item.t <= since:
+                break
+            fresh += 1
+        return fresh >= self.policy.held_block_suspend
 
     def _fast_scan(
         self, state: AccountState, block: Block, excess: int, lookup: Lookup
