@@ -86,6 +86,11 @@ done
 # The cached 1M set (built if missing) and the lookup numbers.
 "$BIN/python" bench/dataset.py --numbers "$NUMBERS" --count "$count"
 
+if [[ ! -f $OUT/var-1m/birth-date.key ]]; then
+    echo "abuse_overhead: $OUT/var-1m has no birth-date.key: rebuild it (bench/dataset.py --rebuild)" >&2
+    exit 1
+fi
+
 # Fresh data dirs: shared snapshots (and the date-of-birth key they were published under: a
 # server serves no snapshot of another key), own key store and compliance store.
 for v in "${VARIANTS[@]}"; do

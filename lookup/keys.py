@@ -136,6 +136,19 @@ def parse_networks(texts: Iterable[str]) -> tuple[Network, ...]:
     return tuple(networks)
 
 
+_ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("status", "TEXT NOT NULL DEFAULT 'active'"),
+    ("plan", "TEXT"),
+    ("status_reason", "TEXT"),
+    ("allow", "TEXT NOT NULL DEFAULT ''"),
+    ("enforcement", "TEXT NOT NULL DEFAULT 'auto'"),
+    ("retention_months", "INTEGER"),
+    ("ended_at", "TEXT"),
+    ("held", "TEXT NOT NULL DEFAULT ''"),
+)
+"""Columns of `accounts` added after its first version, for `KeyStore._migrate`."""
+
+
 class KeyStore:
     """The accounts and keys file."""
 
@@ -151,26 +164,18 @@ class KeyStore:
 
     def _migrate(self) -> None:
         """Add columns that stores made by earlier versions lack."""
+        if not self._missing_columns():
+            return  # the usual start: no write lock taken
         with self._con:
             # Read again under the write lock: servers starting together on an old store
             # would each add a column another just added ("duplicate column name").
             self._con.execute("BEGIN IMMEDIATE")
-            self._add_columns()
-
-    def _add_columns(self) -> None:
-        have = {row[1] for row in self._con.execute("PRAGMA table_info(accounts)")}
-        for column, ddl in (
-            ("status", "TEXT NOT NULL DEFAULT 'active'"),
-            ("plan", "TEXT"),
-            ("status_reason", "TEXT"),
-            ("allow", "TEXT NOT NULL DEFAULT ''"),
-            ("enforcement", "TEXT NOT NULL DEFAULT 'auto'"),
-            ("retention_months", "INTEGER"),
-            ("ended_at", "TEXT"),
-            ("held", "TEXT NOT NULL DEFAULT ''"),
-        ):
-            if column not in have:
+            for column, ddl in self._missing_columns():
                 self._con.execute(f"ALTER TABLE accounts ADD COLUMN {column} {ddl}")
+
+    def _missing_columns(self) -> list[tuple[str, str]]:
+        have = {row[1] for row in self._con.execute("PRAGMA table_info(accounts)")}
+        return [(column, ddl) for column, ddl in _ADDED_COLUMNS if column not in have]
 
     def close(self) -> None:
         """Close the file."""

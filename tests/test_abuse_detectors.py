@@ -690,22 +690,76 @@ def test_a_scan_resting_between_blocks_is_held_in_two_and_suspended_at_the_third
     assert findings[2].evidence["block"] == "+4755643000..999"
 
 
-def test_a_held_block_suspends_only_while_a_scan_goes_on_in_it() -> None:
-    # Five numbers of a town block in the first minute hold it; after that, its numbers
-    # come at a caller's pace (refused, and still seen): the count reaches its suspension
-    # bound, misses and all, but a customer's callers from the block ring as they ring.
+def _held_then_callers() -> tuple[list[LookupEvent], list[LookupEvent]]:
+    """Five numbers of a town block in its first minute, then 20 more at a caller's pace."""
     numbers = random.Random(3).sample(range(55643000, 55644000), 25)
     first = [event(n, i * 10, alternating(i)) for i, n in enumerate(numbers[:5])]
     outcomes: list[Outcome] = ["miss", "miss", "hit", "hit", "hit"]
     callers = [event(n, 3600 + i * 900, outcomes[i % 5]) for i, n in enumerate(numbers[5:])]
+    return first, callers
+
+
+def test_a_held_block_suspends_only_while_a_scan_goes_on_in_it() -> None:
+    # Five numbers of a town block in the first minute hold it; after that, its numbers
+    # come at a caller's pace (refused, and still seen): the count reaches its suspension
+    # bound, misses and all, but a customer's callers from the block ring as they ring.
+    first, callers = _held_then_callers()
     findings = feed(Engine(), first + callers)
     assert [(f.action, f.evidence.get("hold")) for f in findings] == [
         ("throttle", "+4755643000..999")
     ]
     # A scan going on into it, at a lookup every 20 seconds, is suspended at the count.
-    scan = [event(n, 3600 + i * 20, outcomes[i % 5]) for i, n in enumerate(numbers[5:])]
+    scan = [
+        msgspec.structs.replace(e, ts=T0 + timedelta(seconds=3600 + i * 20))
+        for i, e in enumerate(callers)
+    ]
     suspension = first_suspension(feed(Engine(), first + scan))
     assert (suspension.events_seen, suspension.evidence["rule"]["tier"]) == (10, "count")
+
+
+def test_a_hold_an_account_on_review_was_not_given_leaves_its_block_to_the_count() -> None:
+    # Its lookups in the block are answered: a slow scan of it is one as anywhere else.
+    first, callers = _held_then_callers()
+    engine = Engine()
+    (hold,) = feed(engine, first)
+    engine.answered("acme", Hold.parse(hold.evidence["hold"]))
+    assert first_suspension(feed(engine, callers)).events_seen == 10
+
+
+def test_a_restart_recalls_whether_a_hold_was_enforced() -> None:
+    first, callers = _held_then_callers()
+    for enforced, actions in [(True, []), (False, ["suspend"])]:
+        engine = Engine()
+        engine.recall(
+            "acme", "block_coverage", "throttle", first[-1].ts, None, "+4755643000..999", enforced
+        )
+        feed(engine, first)
+        assert [f.action for f in feed(engine, callers)] == actions, enforced
+
+
+def test_an_account_back_from_review_keeps_the_blocks_held_before() -> None:
+    first, callers = _held_then_callers()
+    engine = Engine()
+    feed(engine, first)
+    engine.rearm("acme")
+    # Its rules fire again (a flag for the count), but its callers from the block it
+    # still holds are not a scan going on.
+    assert [f.action for f in feed(engine, callers)] == ["flag"]
+
+
+def test_blocks_held_over_a_week_apart_do_not_add_up() -> None:
+    week = 8 * 86400
+    walks = [
+        event(block * 1000 + 400 + i, at + i)
+        for at, block in [(0, 22202), (1800, 33221), (week, 55643)]
+        for i in range(4)
+    ]
+    findings = feed(Engine(), walks)
+    assert [(f.action, f.evidence.get("hold")) for f in findings] == [
+        ("throttle", "+4722202000..999"),
+        ("throttle", "+4733221000..999"),
+        ("throttle", "+4755643000..999"),
+    ]
 
 
 def test_a_hold_recalled_by_a_restart_counts_as_one_held_before() -> None:

@@ -1029,3 +1029,33 @@ def test_a_block_held_while_compliance_clears_the_account_stays_held(
     # Its hold is not lost to the clearance's release of the first.
     assert desk.services.key_ring.account("cust-co").holds == {Hold.of(33221400)}
     assert desk.status("cust-co") == "throttled"
+
+
+def test_a_hold_found_while_the_account_is_on_review_refuses_nothing(
+    settings: Settings, desk: Desk
+) -> None:
+    store = KeyStore(settings.keys_path)
+    try:
+        store.set_enforcement("cust-co", "review")
+    finally:
+        store.close()
+    desk.services.key_ring.refresh()
+    monitor = desk.services.monitor
+    assert monitor is not None
+    walk = [_lookup(DAY + timedelta(seconds=i), f"+47222024{i:02d}", "miss") for i in range(4)]
+    (hold,) = monitor.submit(walk)
+    assert hold.evidence["hold"] == "+4722202000..999"
+    # Its callers from the block are answered, so a slow scan of it is judged as any.
+    callers = [
+        _lookup(DAY + timedelta(minutes=30 * (i + 1)), f"+47222025{i:02d}", "miss")
+        for i in range(8)
+    ]
+    assert [f.action for f in monitor.submit(callers)] == ["suspend"]
+    [case] = desk.get("/cases").json()
+    detail = desk.get(f"/cases/{case['id']}").json()
+    assert [(f["action"], f["enforced"]) for f in detail["findings"]] == [
+        ("throttle", False),
+        ("suspend", False),
+    ]
+    assert detail["held_blocks"] == [] and desk.status("cust-co") == "active"
+    assert not any(item["held"] for item in detail["timeline"])

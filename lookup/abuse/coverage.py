@@ -114,7 +114,7 @@ class BlockCoverage:
                     and block.misses / count >= policy.block_suspend_miss_share
                     and block.span(needed) <= policy.block_suspend_burst_seconds
                     and not self._fast.company_range(block.last(needed))
-                    and self._going_on(state, block, lookup)
+                    and self._going_on(state, lookup)
                 )
             spread = len(block.counts["key"]) > 1 or len(block.counts["ip"]) > 1
             found.append(
@@ -136,19 +136,21 @@ class BlockCoverage:
             )
         return found
 
-    def _going_on(self, state: AccountState, block: Block, lookup: Lookup) -> bool:
-        """Whether a scan goes on in the lookup's block, when it is held for the account:
-        `held_block_suspend` new numbers of it since the hold, within `block_fast_seconds`.
-        Refused, a customer's callers from the block come as they ring."""
-        held_at = state.held.get(Hold.of(lookup.number))
-        if held_at is None or not self.policy.held_block_suspend:
+    def _going_on(self, state: AccountState, lookup: Lookup) -> bool:
+        """Whether a scan goes on in the lookup's allocation block, when it is held for the
+        account (and its lookups there refused): `held_block_suspend` new numbers of it
+        since the hold, within `block_fast_seconds`. Refused, a customer's callers from the
+        block come as they ring."""
+        hold = Hold.of(lookup.number)
+        held_at = state.held.get(hold)
+        if held_at is None or hold in state.answered or not self.policy.held_block_suspend:
             return True
         since = max(held_at, lookup.t - self.policy.block_fast_seconds)
-        fresh = 0
-        for item in reversed(block.members.values()):
-            if item.t <= since:
-                break
-            fresh += 1
+        block = state.blocks.get((hold.size, hold.first // hold.size))
+        if block is None:  # a policy whose block sizes leave the allocation block out
+            return True
+        # All of them: a lookup that reached the monitor late sits after newer ones.
+        fresh = sum(item.t > since for item in block.members.values())
         return fresh >= self.policy.held_block_suspend
 
     def _fast_scan(

@@ -121,6 +121,8 @@ class Engine:
             days=state.days,
             washing_cleared=state.washing_cleared,
             fired={slot: fired for slot, fired in state.fired.items() if slot == WASHING},
+            # The blocks held before it went on review stay held (in the key store too).
+            held={b: at for b, at in state.held.items() if b not in state.answered},
         )
         # The address-level rule keeps its markers: the account's lookups stay in its
         # address's blocks, and would name it again at the next lookup there.
@@ -184,6 +186,7 @@ class Engine:
                 if now - at <= window
             }
             state.held = {block: at for block, at in state.held.items() if now - at <= window}
+            state.answered &= state.held.keys()
             if not state.known and not state.fired and not state.washing_cleared:
                 del self._accounts[name]
 
@@ -204,16 +207,27 @@ class Engine:
         ts: datetime,
         pattern: str | None = None,
         hold: str | None = None,
+        enforced: bool = True,
     ) -> None:
         """Know that a finding fired at `ts` (a warm restart's, recorded before it): the
         replayed window may not raise it again, and a rule must not fire twice for it.
-        `hold`: the block it held."""
+        `hold`: the block it held; `enforced`: whether its action was taken."""
         slot = WASHING if pattern == WASHING else kind
         state = self._accounts.setdefault(account, AccountState())
         t = (ts - EPOCH).total_seconds()
         state.fired[slot] = max(state.fired.get(slot, (0, 0.0)), (SEVERITY[Action(action)], t))
         if hold is not None:
-            state.held[Hold.parse(hold)] = t
+            block = Hold.parse(hold)
+            state.held[block] = t
+            if not enforced:
+                state.answered.add(block)
+
+    def answered(self, account: str, hold: Hold) -> None:
+        """Know that a hold an account's finding named was not enforced (the account on
+        `review`): its lookups in the block are answered, and judged as any others."""
+        state = self._accounts.get(account)
+        if state is not None and hold in state.held:
+            state.answered.add(hold)
 
     def events_seen(self, account: str) -> int:
         """How many events of an account the engine has seen."""

@@ -150,6 +150,8 @@ class AbuseMonitor:
             enforced = [self.key_ring.account(f.account).enforcement != "review" for f in findings]
             for finding, act in zip(findings, enforced, strict=True):
                 (self._reviewed.discard if act else self._reviewed.add)(finding.account)
+                if not act and (hold := hold_in(finding.evidence)) is not None:
+                    self.engine.answered(finding.account, hold)
             if not self._gathered:
                 self._gathered_since = time.monotonic()
             self._gathered.extend(events)
@@ -265,7 +267,7 @@ class AbuseMonitor:
             ) in self.store.cases.findings_since(since):
                 start = fresh.get(account)
                 if start is None or ts > start:
-                    self.engine.recall(account, kind, action, ts, pattern, held)
+                    self.engine.recall(account, kind, action, ts, pattern, held, enforced)
                     (self._reviewed.discard if enforced else self._reviewed.add)(account)
             self.resume()
             return replayed

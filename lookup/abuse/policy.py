@@ -204,8 +204,9 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     however far apart: a scan resting over `hold_turns_seconds` between blocks was given
     a hold for each, 30 over 120 lookups, and never suspended."""
     held_block_suspend: int = 5
-    """In a block held for the account, the count's suspension bound asks for this many of
-    its new numbers since the hold within `block_fast_seconds` as well (0: not): a scan
+    """In a block held for the account (enforced: one on `review` is answered there), the
+    count's suspension bound asks for this many of the allocation block's new numbers
+    since the hold within `block_fast_seconds` as well (0: not): a scan
     going on into its held block at a scan's pace. A new local business's callers from
     its town block, held on its first morning, went on coming as they rang (4 over the
     next 2.5 hours), and the count suspended it (1 of 4,320 simulated customer-months);

@@ -153,6 +153,9 @@ class AccountState:
     held: dict[tuple[int, int], float] = field(default_factory=dict)
     """Allocation blocks (`holds.Hold`: size, first number) findings held, and when (as
     `fired`)."""
+    answered: set[tuple[int, int]] = field(default_factory=set)
+    """... of which those not enforced (the account on `review`): its lookups there are
+    answered, as anywhere else."""
 
 
 def remembered(state: AccountState, number: int, sizes: Sequence[int]) -> Iterator[Lookup]:
