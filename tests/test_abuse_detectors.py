@@ -629,6 +629,17 @@ def test_a_scan_hiding_among_decoys_from_all_over_the_plan_is_still_a_block_scan
     assert hold.evidence["rule"]["hold_at"] == 6
 
 
+def test_a_decoy_scan_going_on_in_its_held_block_is_suspended_by_the_count() -> None:
+    # Its decoys listed, every six of its block's numbers with misses: the decoy tier would
+    # hold the (held) block again at each, and the count's suspension was never reached.
+    findings = feed(Engine(), _decoy_scan(alternating, "hit"))
+    assert first_stop(findings).events_seen == 2 * 6
+    suspension = first_suspension(findings)
+    assert suspension.events_seen == 2 * 11
+    assert suspension.evidence["rule"]["tier"] == "count"
+    assert suspension.evidence["block"] == "+4755643000..999"
+
+
 def test_a_decoy_scan_whose_block_gives_one_miss_is_left_to_the_slow_rule() -> None:
     # One miss among the block's first numbers, as a new business's first refresh whose
     # other town blocks have one number each so far would look.

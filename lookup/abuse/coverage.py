@@ -76,46 +76,26 @@ class BlockCoverage:
                 if size == policy.block_fast_size
                 else None
             )
-            tier, holds = "count", False
-            if fast is not None:
+            counted = self._count(
+                state,
+                block,
+                lookup,
+                ceiling=ceiling + excess,
+                flag_at=flag_at + excess,
+                suspend_at=suspend_at + excess,
+            )
+            if counted is not None and counted[0]:
+                # The count's suspension first: a scan whose decoys keep a fast tier holding
+                # its block (held already) would otherwise never reach it.
+                (strong, needed, tier), holds = counted, False
+            elif fast is not None:
                 # Minutes of a few numbers: what a customer's first callers can look like,
                 # so the block is held, not the account suspended (`holds`).
                 strong, holds, (needed, tier) = False, True, fast
-            elif (
-                count >= ceiling + excess
-                and block.misses / count >= policy.block_suspend_miss_share
-            ):
-                # More of a block than a customer's list holds, wherever else the account
-                # looks: a scan taking turns between blocks behind decoys, or between more
-                # than `block_turns`, which share the attention as a town's blocks do.
-                strong, needed, tier = True, ceiling + excess, "ceiling"
+            elif counted is not None:
+                (strong, needed, tier), holds = counted, False
             else:
-                if count < flag_at + excess or block.misses / count < policy.block_flag_miss_share:
-                    continue
-                span = block.span(flag_at + excess)
-                if span > policy.block_flag_burst_seconds:
-                    continue
-                slow = span > policy.block_suspend_burst_seconds
-                if not self._focus.held(
-                    state,
-                    block,
-                    flag_at + excess,
-                    lookup,
-                    floor=policy.block_slow_focus_span if slow else policy.block_focus_span,
-                    share=policy.block_focus,
-                    strays=True,
-                    pair=policy.block_pair_focus,
-                    pair_span=policy.block_focus_span,
-                ):
-                    continue
-                needed = suspend_at + excess
-                strong = (
-                    count >= needed
-                    and block.misses / count >= policy.block_suspend_miss_share
-                    and block.span(needed) <= policy.block_suspend_burst_seconds
-                    and not self._fast.company_range(block.last(needed))
-                    and self._going_on(state, lookup)
-                )
+                continue
             spread = len(block.counts["key"]) > 1 or len(block.counts["ip"]) > 1
             found.append(
                 Verdict(
@@ -135,6 +115,52 @@ class BlockCoverage:
                 )
             )
         return found
+
+    def _count(
+        self,
+        state: AccountState,
+        block: Block,
+        lookup: Lookup,
+        *,
+        ceiling: int,
+        flag_at: int,
+        suspend_at: int,
+    ) -> tuple[bool, int, str] | None:
+        """The ceiling's or the count's verdict on a block (the chance excess in the bounds):
+        whether it suspends, the bound that held and its name; None when neither holds."""
+        policy = self.policy
+        count = len(block.members)
+        if count >= ceiling and block.misses / count >= policy.block_suspend_miss_share:
+            # More of a block than a customer's list holds, wherever else the account
+            # looks: a scan taking turns between blocks behind decoys, or between more
+            # than `block_turns`, which share the attention as a town's blocks do.
+            return True, ceiling, "ceiling"
+        if count < flag_at or block.misses / count < policy.block_flag_miss_share:
+            return None
+        span = block.span(flag_at)
+        if span > policy.block_flag_burst_seconds:
+            return None
+        slow = span > policy.block_suspend_burst_seconds
+        if not self._focus.held(
+            state,
+            block,
+            flag_at,
+            lookup,
+            floor=policy.block_slow_focus_span if slow else policy.block_focus_span,
+            share=policy.block_focus,
+            strays=True,
+            pair=policy.block_pair_focus,
+            pair_span=policy.block_focus_span,
+        ):
+            return None
+        strong = (
+            count >= suspend_at
+            and block.misses / count >= policy.block_suspend_miss_share
+            and block.span(suspend_at) <= policy.block_suspend_burst_seconds
+            and not self._fast.company_range(block.last(suspend_at))
+            and self._going_on(state, lookup)
+        )
+        return strong, suspend_at, "count"
 
     def _going_on(self, state: AccountState, lookup: Lookup) -> bool:
         """Whether a scan goes on in the lookup's allocation block, when it is held for the
