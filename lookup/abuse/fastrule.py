@@ -45,8 +45,8 @@ class FastRule:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         # Fewer numbers or no miss where the account's attention is undivided (a quiet scan
-        # of a dense block can give it no miss for 8 numbers); two misses where only decoys
-        # alone in their blocks divide it.
+        # of a dense block can give it no miss for 8 numbers), or divided only by decoys
+        # alone in their blocks (`block_decoy_misses`).
         self.tiers = (
             Tier(policy.block_rapid_suspend, policy.block_rapid_seconds, 0, 1.0, name="rapid"),
             Tier(
