@@ -1,11 +1,12 @@
 """The `block_coverage` rule: many new numbers of one allocation block, with misses.
 
-Pure. Three bounds, in order: the fast rule's tiers (a burst of a geographic
-block where the account's attention is), which hold the block, the ceiling (more
-of a block than a customer's list holds, wherever else the account looks), and the
-count within the window, for blocks the account's attention is on, which hold it
-at the flag bound and suspend at the suspension bound. Spread over keys or IPs
-of the account, the same finding is a `distributed_scan`.
+Pure. Three bounds: the fast rule's tiers (a burst of a geographic block where
+the account's attention is), which hold the block, the ceiling (more of a block
+than a customer's list holds, wherever else the account looks), and the count
+within the window, for blocks the account's attention is on, which flags at the
+flag bound and suspends at the suspension bound. The strongest verdict wins: a
+suspension, then a hold, then a flag. Spread over keys or IPs of the account,
+the same finding is a `distributed_scan`.
 """
 
 from __future__ import annotations
