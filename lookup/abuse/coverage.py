@@ -85,11 +85,9 @@ class BlockCoverage:
                 flag_at=flag_at + excess,
                 suspend_at=suspend_at + excess,
             )
-            if counted is not None and counted[0]:
-                # The count's suspension first: a scan whose decoys keep a fast tier holding
-                # its block (held already) would otherwise never reach it.
-                (strong, needed, tier), holds = counted, False
-            elif fast is not None:
+            # The count's suspension before a fast tier's hold: a scan whose decoys keep a
+            # tier holding its block (held already) would otherwise never reach it.
+            if fast is not None and not (counted is not None and counted[0]):
                 # Minutes of a few numbers: what a customer's first callers can look like,
                 # so the block is held, not the account suspended (`holds`).
                 strong, holds, (needed, tier) = False, True, fast
