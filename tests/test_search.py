@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 from litestar.testing import TestClient
 
+from lookup.abuse.holds import Hold
 from lookup.api.app import create_app
 from lookup.config import Settings
 from lookup.index.reader import SnapshotSource
@@ -375,3 +377,38 @@ def test_searches_are_logged_as_events(tmp_path: Path, demo_settings: Settings) 
             )
             time.sleep(0.05)
         assert rows == [("Hansen", "hit", "search")]
+
+
+def test_a_block_held_for_the_account_is_left_out_of_its_searches(demo_settings: Settings) -> None:
+    held_for = new_key(demo_settings, "search,lookup", org="support-desk-held")
+    other = new_key(demo_settings, "search", org="support-desk-other")
+    with TestClient(app=create_app(demo_settings)) as client:
+        before = [
+            r["listing"]["number"]
+            for r in _search(client, held_for, name="Hansen", limit=50).json()["results"]
+        ]
+        # The block with most of the best matches, so the hold leaves some out.
+        blocks = Counter(Hold.of(int(number[3:])) for number in before[:10])
+        hold, _ = blocks.most_common(1)[0]
+        client.app.state.services.key_ring.hold("support-desk-held", hold)
+
+        body = _search(client, held_for, name="Hansen", limit=5).json()
+        returned = [r["listing"]["number"] for r in body["results"]]
+        # The rest move up, in the order they ranked, and how many were left out is said.
+        kept = [number for number in before if not hold.covers(int(number[3:]))]
+        assert returned == kept[:5]
+        in_block = [
+            number for number in before[: before.index(kept[4])] if hold.covers(int(number[3:]))
+        ]
+        assert body["withheld"] == len(in_block) > 0
+        # As its lookups there are refused; another account's searches are untouched.
+        problem_of(
+            client.get(
+                f"/v1/numbers/{in_block[0]}", headers={"Authorization": f"Bearer {held_for}"}
+            ),
+            403,
+            "block-held",
+        )
+        unheld = _search(client, other, name="Hansen", limit=5).json()
+        assert [r["listing"]["number"] for r in unheld["results"]] == before[:5]
+        assert unheld["withheld"] == 0

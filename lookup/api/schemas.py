@@ -81,6 +81,9 @@ class SearchResults(msgspec.Struct, frozen=True):
     """More matches exist than were returned (or the query matched too many names to rank
     them all: narrow it)."""
     snapshot: str
+    withheld: int = 0
+    """Matches left out, of those that would have been returned, because their numbers are
+    in a block held for the account pending review (as lookups there are refused)."""
 
 
 class Problem(msgspec.Struct, frozen=True):

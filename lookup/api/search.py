@@ -8,12 +8,14 @@ from litestar import Controller, Request, get
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter
 
+from lookup.abuse.holds import held
 from lookup.api import openapi, schemas
 from lookup.api.auth import role
 from lookup.api.numbers import to_response
 from lookup.api.params import check_query, check_text, check_whole_number
 from lookup.api.services import Services
 from lookup.errors import InvalidParameter
+from lookup.keys import ApiKey
 
 MAX_RESULTS: Final = 50
 _MAX_CITY: Final = 100
@@ -48,7 +50,8 @@ class SearchController(Controller):
         ] = None,
         limit: Annotated[int, QueryParameter(description="At most this many (1-50).")] = 20,
     ) -> schemas.SearchResults:
-        """Listings whose name matches, best first (reserved numbers are never among them)."""
+        """Listings whose name matches, best first (never a reserved number, nor one in a block
+        held for the account)."""
         # First: which of a repeated parameter's values to check cannot be told either.
         check_query(request, "name", "city", "limit")
         query = name.strip()
@@ -63,7 +66,17 @@ class SearchController(Controller):
             raise InvalidParameter("limit", f"limit must be 1 to {MAX_RESULTS}")
         services: Services = request.app.state.services
         snapshot = services.snapshots.current
-        found = snapshot.names.search(query, city=city, limit=limit)
+        key: ApiKey = request.scope["user"]
+        holds = services.key_ring.account(key.account).holds
+
+        def in_held_block(row: int) -> bool:
+            return held(holds, int(snapshot.number(row))) is not None
+
+        # A held block's listings are refused here too: else a name search would hand a
+        # scan the block its lookups may no longer read.
+        found = snapshot.names.search(
+            query, city=city, limit=limit, skip=in_held_block if holds else None
+        )
         hits = found.hits
         services.emit(request.scope, query, "hit" if hits else "miss", endpoint="search")
         return schemas.SearchResults(
@@ -76,4 +89,5 @@ class SearchController(Controller):
             ],
             truncated=len(hits) > limit or found.capped,
             snapshot=snapshot.name,
+            withheld=found.withheld,
         )

@@ -166,6 +166,10 @@ class Snapshot:
             return None
         return self.listing(row)
 
+    def number(self, row: int) -> str:
+        """The national number at a row of the snapshot."""
+        return self._text["number"][row]
+
     def listing(self, row: int) -> Listing:
         """The listing at a row of the snapshot."""
         text = self._text

@@ -11,6 +11,7 @@ rows carry far fewer distinct names).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final, NamedTuple
 
 import msgspec
@@ -51,6 +52,8 @@ class Found(NamedTuple):
 
     hits: list[Hit]
     capped: bool
+    withheld: int = 0
+    """Matches `skip` left out that would have been among the first `limit`."""
 
 
 def _close(word: str, words: list[str]) -> list[int]:
@@ -245,8 +248,16 @@ class NameIndex:
         codes = np.fromiter(indices, dtype=np.int32, count=len(indices))
         return rows[np.isin(self._city_codes[rows], codes)]
 
-    def search(self, query: str, *, city: str | None = None, limit: int = 20) -> Found:
-        """Best matches first; at most `limit + 1` so callers can tell the list was cut."""
+    def search(
+        self,
+        query: str,
+        *,
+        city: str | None = None,
+        limit: int = 20,
+        skip: Callable[[int], bool] | None = None,
+    ) -> Found:
+        """Best matches first; at most `limit + 1` so callers can tell the list was cut;
+        rows `skip` says so left out (counted when they would have been returned)."""
         words = fold(query).split()
         if not words:
             return Found([], capped=False)
@@ -289,8 +300,19 @@ class NameIndex:
             1,
         )[rows_of]
         closeness = process.cdist([folded_query], names, scorer=fuzz.ratio)[0][rows_of]
-        best = np.lexsort((candidates, -closeness, -scores))[: limit + 1]
-        hits = [
-            Hit(int(candidates[i]), float(scores[i]), float(closeness[i])) for i in best.tolist()
-        ]
-        return Found(hits, capped)
+        order = np.lexsort((candidates, -closeness, -scores))
+        best: list[int] = []
+        withheld = 0
+        if skip is None:
+            best = order[: limit + 1].tolist()
+        else:
+            # In rank order, so the rows after a skipped one move up into its place.
+            for index in order.tolist():
+                if not skip(int(candidates[index])):
+                    best.append(index)
+                    if len(best) > limit:
+                        break
+                elif len(best) < limit:
+                    withheld += 1
+        hits = [Hit(int(candidates[i]), float(scores[i]), float(closeness[i])) for i in best]
+        return Found(hits, capped, withheld)
