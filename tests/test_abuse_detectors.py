@@ -330,11 +330,16 @@ def test_a_reset_account_starts_afresh_and_old_state_is_pruned() -> None:
     again = [event(22203000 + i, 100 + i, alternating(i)) for i in range(40)]
     assert first_stop(feed(engine, again))
     # Weeks later the per-IP state of the walk is gone; the account's once its numbers are
-    # forgotten (its findings lapsed with the window).
+    # forgotten (its findings lapsed with the window), but for the block held for it,
+    # until compliance releases it.
     feed(engine, [event(90000000, 30 * 86400, "hit", account="other", ip="10.9.9.9")])
     assert "10.0.0.1" not in engine._addresses
     assert "acme" in engine._accounts
     feed(engine, [event(90000001, 40 * 86400, "hit", account="other", ip="10.9.9.9")])
+    state = engine._accounts["acme"]
+    assert list(state.held) == [Hold(1000, 22203000)]
+    assert not (state.known or state.fired or state.blocks or state.recent)
+    engine.reset("acme")
     assert "acme" not in engine._accounts
     assert engine.events_seen("acme") == 80  # the count of its events never restarts
 
@@ -1112,3 +1117,36 @@ def test_a_hold_is_the_allocation_block_whatever_block_its_rule_read() -> None:
     for label in ("22202000..999", "+4722202000", "+47222x2000..999", "+4722202000..9a9"):
         with pytest.raises(ValueError, match="is not a block"):
             Hold.parse(label)
+
+
+def _a_week_on(events: list[LookupEvent]) -> list[LookupEvent]:
+    return [msgspec.structs.replace(e, ts=e.ts + timedelta(days=8)) for e in events]
+
+
+def test_a_block_held_over_a_week_ago_is_still_held_until_compliance_releases_it() -> None:
+    # Held, not reviewed for over a week: its customer's callers from the block still
+    # ring at a caller's pace, refused, and are no scan going on (it was suspended on
+    # them once the week had pruned the hold); nor is the block held a second time.
+    first, callers = _held_then_callers()
+    engine = Engine()
+    feed(engine, first)
+    later = feed(engine, _a_week_on(first[:1] + callers))
+    assert [f.action for f in later if f.action != "flag"] == []
+    # Released (the account cleared), the block is judged afresh: a new walk of it.
+    engine.reset("acme")
+    looked_up = {int(e.number[3:]) for e in first + callers}
+    fresh = [n for n in range(55643000, 55644000) if n not in looked_up][::7][:5]
+    again = feed(engine, [event(n, 16 * 86400 + i * 10) for i, n in enumerate(fresh)])
+    assert [(f.action, f.evidence.get("hold")) for f in again] == [("throttle", "+4755643000..999")]
+
+
+def test_a_restart_recalls_a_hold_older_than_the_window_its_open_case_keeps() -> None:
+    first, callers = _held_then_callers()
+    engine = Engine()
+    engine.recall_hold("acme", "+4755643000..999", first[-1].ts)
+    assert [f.action for f in feed(engine, _a_week_on(callers)) if f.action != "flag"] == []
+    # It was held over a week ago: not one held within the week, for a hold elsewhere.
+    walk = [event(33221400 + i, 8 * 86400 + 40_000 + i) for i in range(4)]
+    assert [(f.action, "held_before" in f.evidence) for f in feed(engine, walk)] == [
+        ("throttle", False)
+    ]

@@ -452,3 +452,31 @@ def test_a_restarted_monitor_quotes_a_number_erased_before_it_as_erased(tmp_path
     assert suspension.evidence["lookups"][0]["number"] == "erased"
     assert store.file.rows("SELECT number FROM lookup_log ORDER BY ts LIMIT 1") == [("erased",)]
     store.close()
+
+
+def test_a_restart_keeps_a_block_held_longer_ago_than_the_window_while_its_case_is_open(
+    tmp_path: Path,
+) -> None:
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    keys = walker_keys(tmp_path)
+    held = AbuseMonitor(EventBuffer(), store, KeyRing(keys)).submit(
+        [walk(i, days_ago=10) for i in range(4)]
+    )
+    assert [f.evidence.get("hold") for f in held] == ["+4722202000..999"]
+    restarted = AbuseMonitor(EventBuffer(), store, KeyRing(keys))
+    restarted.warm(NOW)
+    # Ten days on, the case still open, the customer's callers from the block ring as
+    # they ring (refused, and seen): no scan going on, and no second hold of the block.
+    outcomes = ["miss", "miss", "hit", "hit", "hit"]
+    callers = [
+        msgspec.structs.replace(
+            walk(0),
+            ts=NOW + timedelta(minutes=15 * i),
+            number=f"+4722202{100 + 17 * i:03d}",
+            outcome=outcomes[i % 5],
+        )
+        for i in range(20)
+    ]
+    assert [f.action for f in restarted.submit(callers) if f.action != "flag"] == []
+    assert keys.accounts()["walker"].status == "throttled"
+    store.close()

@@ -170,12 +170,13 @@ class Cases:
             [since],
         )
 
-    def open_holds(self) -> list[tuple[int, str, str, str, str]]:
-        """(case id, account, kind, action, held block) of each finding of an open case
-        that held a block and was to be acted on, oldest first."""
+    def open_holds(self) -> list[tuple[int, str, str, str, str, datetime]]:
+        """(case id, account, kind, action, held block, when) of each finding of an open
+        case that held a block and was to be acted on, oldest first."""
         return self._file.rows(
             """
-            SELECT c.id, c.account, f.kind, f.action, json_extract_string(f.evidence, '$.hold')
+            SELECT c.id, c.account, f.kind, f.action, json_extract_string(f.evidence, '$.hold'),
+                f.ts
             FROM cases c JOIN findings f ON f.case_id = c.id
             WHERE c.status = 'open' AND f.enforced
                 AND json_extract_string(f.evidence, '$.hold') IS NOT NULL

@@ -185,9 +185,15 @@ class Engine:
                 for kind, (severity, at) in state.fired.items()
                 if now - at <= window
             }
-            state.held = {block: at for block, at in state.held.items() if now - at <= window}
+            # An enforced hold lasts until compliance releases it (`reset`), however long
+            # that takes: pruned, a customer's callers from the block were a scan going on.
+            state.held = {
+                block: at
+                for block, at in state.held.items()
+                if now - at <= window or block not in state.answered
+            }
             state.answered &= state.held.keys()
-            if not state.known and not state.fired and not state.washing_cleared:
+            if not (state.known or state.fired or state.washing_cleared or state.held):
                 del self._accounts[name]
 
     def remember(self, account: str, number: str, ts: datetime) -> None:
@@ -221,6 +227,12 @@ class Engine:
             state.held[block] = t
             if not enforced:
                 state.answered.add(block)
+
+    def recall_hold(self, account: str, hold: str, ts: datetime) -> None:
+        """Know that a block held at `ts`, before the window a warm restart replays, is held
+        still (its case open): enforced, and not one held within the window."""
+        state = self._accounts.setdefault(account, AccountState())
+        state.held.setdefault(Hold.parse(hold), (ts - EPOCH).total_seconds())
 
     def answered(self, account: str, hold: Hold) -> None:
         """Know that a hold an account's finding named was not enforced (the account on
@@ -321,6 +333,8 @@ class Engine:
         # several is held at its own evidence (holding only the first, two blocks at once
         # gave up 6 % of the other before a suspension).
         held = hold if action is Action.THROTTLE else None  # suspended, it needs no hold
+        if held is not None and held in state.held:
+            return None  # held already (over a week ago, when the rule's own firing is gone)
         if SEVERITY[action] <= live.get(slot, 0) and not (
             held is not None and live[slot] == SEVERITY[action] and held not in state.held
         ):

@@ -269,6 +269,11 @@ class AbuseMonitor:
                 if start is None or ts > start:
                     self.engine.recall(account, kind, action, ts, pattern, held, enforced)
                     (self._reviewed.discard if enforced else self._reviewed.add)(account)
+            # A hold stands until compliance closes its case, however long ago it was found.
+            for _, account, _, _, block, ts in self.store.cases.open_holds():
+                start = fresh.get(account)
+                if start is None or ts > start:
+                    self.engine.recall_hold(account, block, ts)
             self.resume()
             return replayed
 
@@ -339,7 +344,7 @@ class AbuseMonitor:
         }
         changed.update(
             account
-            for case_id, account, kind, action, block in self.store.cases.open_holds()
+            for case_id, account, kind, action, block, _ in self.store.cases.open_holds()
             if self._enforce(
                 account,
                 action,

@@ -151,8 +151,8 @@ class AccountState:
     """Per reason code (and `WASHING`): the severity reached and when (it lapses after the
     window)."""
     held: dict[tuple[int, int], float] = field(default_factory=dict)
-    """Allocation blocks (`holds.Hold`: size, first number) findings held, and when (as
-    `fired`)."""
+    """Allocation blocks (`holds.Hold`: size, first number) findings held, and when: kept
+    until compliance releases them (`Engine.reset`), those not enforced only a window."""
     answered: set[tuple[int, int]] = field(default_factory=set)
     """... of which those not enforced (the account on `review`): its lookups there are
     answered, as anywhere else."""
