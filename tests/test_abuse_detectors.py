@@ -12,7 +12,7 @@ import pytest
 from lookup.abuse.detectors import Engine, Finding
 from lookup.abuse.events import LookupEvent, Outcome
 from lookup.abuse.holds import Hold
-from lookup.abuse.policy import DEFAULT_POLICY
+from lookup.abuse.policy import DEFAULT_POLICY, Policy
 
 T0 = datetime(2026, 11, 2, 9, 0)
 
@@ -1150,3 +1150,28 @@ def test_a_restart_recalls_a_hold_older_than_the_window_its_open_case_keeps() ->
     assert [(f.action, "held_before" in f.evidence) for f in feed(engine, walk)] == [
         ("throttle", False)
     ]
+
+
+def test_a_held_mobile_block_suspends_only_while_a_scan_goes_on_in_its_ten_thousand() -> None:
+    # The fast rule reads a mobile number's thousand and holds its ten thousand; the
+    # count there (60 numbers) is then judged at the pace of the whole ten thousand.
+    numbers = random.Random(5).sample(range(91230000, 91240000), 200)
+    first = [event(91234000 + i * 37, i * 5, alternating(i)) for i in range(6)]
+    (hold,) = feed(Engine(), first)
+    assert hold.evidence["hold"] == "+4791230000..9999"
+    outcomes: list[Outcome] = ["miss", "miss", "hit", "hit", "hit"]
+
+    def going_on(every: float, policy: Policy = DEFAULT_POLICY) -> list[Finding]:
+        rest = [event(n, 600 + i * every, outcomes[i % 5]) for i, n in enumerate(numbers)]
+        return feed(Engine(policy), first + rest)
+
+    # Four new numbers in 20 minutes, over the count's suspension bound within 6 hours:
+    # callers ringing from a big operator's block, not a scan going on (without the
+    # pace asked in a held block, the count would suspend them).
+    assert [f.action for f in going_on(300)] == ["throttle"]
+    unpaced = msgspec.structs.replace(DEFAULT_POLICY, held_block_suspend=0)
+    assert first_suspension(going_on(300, unpaced)).events_seen == 27
+    suspension = first_suspension(going_on(20))
+    assert suspension.evidence["rule"]["tier"] == "count"
+    # Its thousand read the count's bound first: in the held ten thousand, at its pace.
+    assert Hold.parse(suspension.evidence["block"]) == Hold(10_000, 91230000)
