@@ -50,7 +50,7 @@ class FastRule:
         self.tiers = (
             Tier(policy.block_rapid_suspend, policy.block_rapid_seconds, 0, 1.0, name="rapid"),
             Tier(
-                policy.block_fast_suspend,
+                policy.block_undivided_suspend,
                 policy.block_fast_seconds,
                 0,
                 1.0,
