@@ -335,8 +335,9 @@ class Engine:
         held = hold if action is Action.THROTTLE else None  # suspended, it needs no hold
         if held is not None and held in state.held:
             return None  # held already (over a week ago, when the rule's own firing is gone)
+        # A throttle holding a block not held yet is new, at the severity reached or not.
         if SEVERITY[action] <= live.get(slot, 0) and not (
-            held is not None and live[slot] == SEVERITY[action] and held not in state.held
+            held is not None and live[slot] == SEVERITY[action]
         ):
             return None
         state.fired[slot] = (SEVERITY[action], now)
