@@ -84,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--allow", action="append", default=[], help="CIDR the key may be used from (repeatable)"
     )
-    revoke = key_commands.add_parser("revoke", help="revoke a key by its id")
+    revoke = key_commands.add_parser("revoke", help="revoke a key by its id (or the whole key)")
     revoke.add_argument("key_id")
     plan = key_commands.add_parser("plan", help="set an account's rate limits")
     plan.add_argument("--org", required=True)
@@ -442,8 +442,7 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
                 print("store it now: it is shown only once")
                 print(token)
             case "revoke":
-                store.revoke(args.key_id)
-                print(f"revoked key {args.key_id}")
+                print(f"revoked key {store.revoke(args.key_id)}")
             case "plan":
                 plan = None if args.plan == "default" else args.plan
                 if plan is not None:

@@ -236,16 +236,27 @@ class KeyStore:
         self._wrote()
         return ApiKey(key_id, org, roles, tuple(allow)), token
 
-    def revoke(self, key_id: str) -> None:
-        """Revoke a key; servers refuse it within `key_refresh_seconds`."""
+    def revoke(self, key: str) -> str:
+        """Revoke a key, named by its id or given whole; its id. Servers refuse it within
+        `key_refresh_seconds`."""
+        key_id, whole = key, False
+        if key.startswith(TOKEN_PREFIX):
+            key_id, _, secret = key.removeprefix(TOKEN_PREFIX).partition("_")
+            whole = bool(secret)
+        sql = "UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"
+        params = [datetime.now(UTC).isoformat(timespec="seconds"), key_id]
+        if whole:
+            # The whole key pasted where its id was asked: revoked only if it is that key.
+            sql, params = f"{sql} AND hash = ?", [*params, hash_token(key)]
         with self._con:
-            cursor = self._con.execute(
-                "UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                (datetime.now(UTC).isoformat(timespec="seconds"), key_id),
-            )
+            cursor = self._con.execute(sql, params)
         self._wrote()
         if cursor.rowcount == 0:
+            # Never the secret: an error line ends up in logs and terminals.
+            if whole:
+                raise KeyStoreError(f"no active key is the one given ({TOKEN_PREFIX}{key_id}_…)")
             raise KeyStoreError(f"no active key with id {key_id!r}")
+        return key_id
 
     def active(self) -> dict[str, ApiKey]:
         """Every active key by its hash (none of an ended account, whatever a store written

@@ -31,6 +31,11 @@ def first_bidi_control(text: str) -> str | None:
     return next((c for c in text if c in BIDI_CONTROLS), None)
 
 
+def without_format(text: str) -> str:
+    """`text` without its format characters (soft hyphens, zero-width ones): what shows."""
+    return "".join(c for c in text if unicodedata.category(c) != "Cf")
+
+
 def invisible(text: str) -> bool:
     """Whether `text` shows nothing: only spaces and format characters (zero-width ones)."""
     return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)

@@ -397,6 +397,7 @@ def test_malformed_parameters_get_422_count_nothing_and_spend_no_check(
         {"birth_date": "1980-02-30"},
         {"birth_date": "１９８０-02-03"},  # full-width digits
         {"name": " "},
+        {"name": "\u00ad\u200b"},  # a soft hyphen and a zero-width space: no name shows
         {"name": "x" * 201},
         {"name": ["Ola Nordmann", "Kari Nordmann"]},  # which was meant cannot be told
         {"birth_date": ["1980-02-03", "1980-02-04"]},  # and must not be two guesses

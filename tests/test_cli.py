@@ -34,6 +34,33 @@ def test_keys_create_prints_the_key_alone_on_the_last_line(tmp_path: Path) -> No
     assert last.encode() not in (tmp_path / "keys.sqlite3").read_bytes()
 
 
+def test_keys_revoke_takes_the_id_or_the_whole_key_and_never_prints_a_secret(
+    tmp_path: Path,
+) -> None:
+    def create() -> str:
+        made = lookup("keys", "create", "--org", "acme", "--roles", "lookup", data_dir=tmp_path)
+        return made.stdout.rstrip("\n").splitlines()[-1]
+
+    first, second, third = create(), create(), create()
+    by_id = lookup("keys", "revoke", first.split("_")[1], data_dir=tmp_path)
+    assert (by_id.returncode, by_id.stdout) == (0, f"revoked key {first.split('_')[1]}\n")
+    again = lookup("keys", "revoke", first.split("_")[1], data_dir=tmp_path)
+    assert again.returncode == 1
+    assert again.stderr == f"lookup: no active key with id {first.split('_')[1]!r}\n"
+    # Pasted whole, as `keys create` printed it: revoked, and the answer names only its id.
+    whole = lookup("keys", "revoke", second, data_dir=tmp_path)
+    assert (whole.returncode, whole.stdout) == (0, f"revoked key {second.split('_')[1]}\n")
+    # A whole key whose secret is not the key's (a typo, another key's secret): refused,
+    # the key stays, and the secret given is not printed back.
+    forged = f"lk_{third.split('_')[1]}_{second.split('_', 2)[2]}"
+    refused = lookup("keys", "revoke", forged, data_dir=tmp_path)
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+    assert second.split("_", 2)[2] not in refused.stderr + refused.stdout
+    assert third.split("_")[1] in refused.stderr
+    with_prefix = lookup("keys", "revoke", f"lk_{third.split('_')[1]}", data_dir=tmp_path)
+    assert with_prefix.returncode == 0
+
+
 def test_keys_create_refuses_unknown_roles_and_bad_networks(tmp_path: Path) -> None:
     result = lookup("keys", "create", "--org", "x", "--roles", "lookup,god", data_dir=tmp_path)
     assert result.returncode != 0
@@ -305,6 +332,8 @@ def test_account_plans_and_allow_lists_are_set_from_the_command_line(tmp_path: P
     for plan, reason in [
         ("2/0 seconds", "1 second to 366 days"),  # `limits` would read it as 2/second
         ("1/99999999999999999999 seconds", "1 second to 366 days"),
+        # RateLimit-Policy names the quota: a header parser refuses more than 15 digits.
+        ("1000000000000000/second;1/minute", "at most 999,999,999,999,999 requests"),
         ("5/second\n10/minute", "control character"),
         ("1/second\r", "control character"),
         # Both would count each request on one counter: 1 a second, not 3.
@@ -314,6 +343,8 @@ def test_account_plans_and_allow_lists_are_set_from_the_command_line(tmp_path: P
         refused = lookup("keys", "plan", "--org", "acme", "--plan", plan, data_dir=tmp_path)
         assert refused.returncode == 1 and reason in refused.stderr, (plan, refused.stderr)
         assert refused.stderr.count("\n") == 1, refused.stderr
+    most = ("keys", "plan", "--org", "acme", "--plan", "999999999999999/second")
+    assert lookup(*most, data_dir=tmp_path).returncode == 0
     nobody = lookup("keys", "plan", "--org", "nobody", "--plan", "1/second", data_dir=tmp_path)
     assert nobody.returncode == 1 and "nobody" in nobody.stderr
     bound = lookup("keys", "allow", "--org", "acme", "--cidr", "10.0.0.0/8", data_dir=tmp_path)

@@ -944,6 +944,17 @@ def test_a_held_block_stays_held_until_compliance_clears_the_account(
         assert store.accounts()["cust-co"].holds == frozenset()
     finally:
         store.close()
+    assert desk.get(f"/cases/{case['id']}").json()["held_blocks"] == []
+    # A later scan holds another block in a new case: the old case does not show it as its
+    # own, and the new case shows only its own.
+    later = DAY + timedelta(days=1)
+    walk = [_lookup(later + timedelta(seconds=i), f"+47215001{i:02d}", "miss") for i in range(4)]
+    (again,) = monitor.submit(walk)
+    assert again.evidence["hold"] == "+4721500000..999"
+    newest, oldest = desk.get("/cases").json() + desk.get("/cases?status=closed").json()
+    assert oldest["id"] == case["id"] and newest["id"] != case["id"]
+    assert desk.get(f"/cases/{case['id']}").json()["held_blocks"] == []
+    assert desk.get(f"/cases/{newest['id']}").json()["held_blocks"] == ["+4721500000..999"]
 
 
 def test_a_key_store_written_before_holds_existed_is_read_with_none(tmp_path: Path) -> None:

@@ -304,6 +304,18 @@ def test_search_caps_filters_and_refuses_bad_queries(demo_settings: Settings) ->
         problem_of(_search(client, token, name="Hansen", limit=0), 422, "invalid-parameter")
         problem_of(_search(client, token, name="Hansen", city="x" * 101), 422, "invalid-parameter")
         problem_of(_search(client, token, name="Hansen", city=" "), 422, "invalid-parameter")
+        # An empty city is no city to filter by: refused, not the filter dropped.
+        empty_city = problem_of(
+            _search(client, token, name="Hansen", city=""), 422, "invalid-parameter"
+        )
+        assert empty_city["parameter"] == "city"
+        assert empty_city["detail"].startswith("city must be 1 to 100 characters")
+        # Soft hyphens and zero-width spaces are left out of a match: alone they are no name.
+        for unseen in ("\u00ad\u00ad", "H\u200b", " \u200b\u00ad "):
+            short = problem_of(_search(client, token, name=unseen), 422, "invalid-parameter")
+            assert short["detail"].startswith("name must be 2 to 100 characters"), unseen
+        problem_of(_search(client, token, name="Hansen", city="\u00ad"), 422, "invalid-parameter")
+        assert _search(client, token, name="Han\u00adsen", limit=1).json()["results"]
         for repeated in (
             {"name": ["Hansen", "Olsen"]},
             {"name": ["Hansen", "H"]},  # the repeat, not the last value's length
@@ -331,6 +343,13 @@ def test_search_caps_filters_and_refuses_bad_queries(demo_settings: Settings) ->
         )
         assert missing["parameter"] == "name"
         assert missing["detail"] == "query parameter 'name' is required"
+        # A misspelt `name` is why `name` is missing: the misspelling is named.
+        for params in ({"nmae": "Hansen"}, {"nmae": "Hansen", "limit": "5"}):
+            typo = problem_of(_search(client, token, **params), 422, "invalid-parameter")
+            assert typo["parameter"] == "nmae", params
+            assert typo["detail"] == (
+                "unknown query parameter 'nmae': this endpoint takes name, city, limit"
+            )
         wrong_type = problem_of(
             _search(client, token, name="Hansen", limit="abc"), 422, "invalid-parameter"
         )

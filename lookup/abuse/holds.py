@@ -63,6 +63,16 @@ def hold_in(evidence: Mapping[str, Any]) -> Hold | None:
     return Hold.parse(label) if isinstance(label, str) else None
 
 
+def holds_of(findings: Iterable[Mapping[str, Any]]) -> set[Hold]:
+    """The blocks a case's findings held (enforced ones: an account on `review` is only
+    flagged)."""
+    return {
+        hold
+        for finding in findings
+        if finding["enforced"] and (hold := hold_in(finding["evidence"])) is not None
+    }
+
+
 def mark_held(
     timeline: Iterable[dict[str, Any]],
     findings: Iterable[Mapping[str, Any]],

@@ -18,6 +18,9 @@ _ZERO_WINDOW: Final = re.compile(r"(?:/|\bper\b)\s*0+\s*[a-z]", re.IGNORECASE)
 """A window of no seconds (`2/0 seconds`), which `limits` reads as one."""
 MAX_WINDOW: Final = 366 * 86400
 """The longest window a plan may have: a year (`limits` reads any number of seconds)."""
+MAX_AMOUNT: Final = 999_999_999_999_999
+"""The most requests a limit may allow: the largest integer a structured header field holds
+(`RateLimit-Policy` names each limit's quota; a parser refuses a header with more digits)."""
 
 
 class PlanError(LookupServiceError):
@@ -40,6 +43,11 @@ def parse_plan(plan: str, divide_by: int = 1) -> tuple[RateLimitItem, ...]:
     if not items or any(item.amount < 1 for item in items):
         # 0/second would refuse every request with a Retry-After that never comes true.
         raise PlanError(f"plan {plan!r} must allow at least 1 request in each limit")
+    if any(item.amount > MAX_AMOUNT for item in items):
+        raise PlanError(
+            f"plan {plan!r}: each limit allows at most {MAX_AMOUNT:,} requests "
+            "(the most a RateLimit-Policy header can name)"
+        )
     if _ZERO_WINDOW.search(plan) or any(not 1 <= item.get_expiry() <= MAX_WINDOW for item in items):
         # `limits` reads "2/0 seconds" as 2/second, and a window of 10^20 s overflows Redis.
         raise PlanError(f"plan {plan!r}: each limit's window must be 1 second to 366 days")

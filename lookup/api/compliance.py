@@ -17,7 +17,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from lookup.abuse.audit import STATUS_AFTER, Decision, DecisionKind, status_reason
 from lookup.abuse.cases import CaseStatus
-from lookup.abuse.holds import mark_held
+from lookup.abuse.holds import holds_of, mark_held
 from lookup.api import openapi
 from lookup.api.auth import role
 from lookup.api.params import check_query, check_whole_number
@@ -174,10 +174,15 @@ class ComplianceController(Controller):
         return {
             "case": msgspec.to_builtins(case),
             "account_status": _standing(services, case.account),
-            # Lifted by reinstating or clearing the account, as its throttle is.
+            # This case's holds standing now: lifted by reinstating or clearing the account
+            # (which closes the case), as its throttle is. Not another case's: an officer
+            # reading an old case must not take a later case's hold for one of its own.
             "held_blocks": sorted(
-                hold.label for hold in services.key_ring.account(case.account).holds
-            ),
+                hold.label
+                for hold in services.key_ring.account(case.account).holds & holds_of(findings)
+            )
+            if case.closed_at is None
+            else [],
             "findings": findings,
             # Every finding's own lookups, not only the first's: later findings of a case
             # may come hours or days after it.

@@ -29,6 +29,7 @@ from lookup.index.reader import Listing
 from lookup.keys import ApiKey
 from lookup.names import match_score
 from lookup.numbers import InvalidNumber, InvalidReason, e164, national_format, normalize, shown
+from lookup.text import without_format
 
 _MAX_NAME: Final = 200
 _ISO_DATE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -162,8 +163,11 @@ def _name_query(name: str) -> str:
     """The name of `?name=`, trimmed; 1 to `_MAX_NAME` characters."""
     query = name.strip()
     check_text("name", query)
-    if not query or len(query) > _MAX_NAME:
-        raise InvalidParameter("name", f"name must be 1 to {_MAX_NAME} characters")
+    # A soft hyphen alone scores as no name at all: what shows must be there.
+    if not without_format(query).strip() or len(query) > _MAX_NAME:
+        raise InvalidParameter(
+            "name", f"name must be 1 to {_MAX_NAME} characters (invisible ones not counted)"
+        )
     return query
 
 

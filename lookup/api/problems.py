@@ -19,7 +19,7 @@ from lookup.abuse.audit import DECISIONS
 from lookup.abuse.cases import CASE_STATUSES, CaseNotFound
 from lookup.abuse.decisions import CaseClosed, NotCurrentCase
 from lookup.abuse.ratelimit import RateLimited, RateLimitsUnavailable
-from lookup.api.params import WHOLE_NUMBER
+from lookup.api.params import WHOLE_NUMBER, check_query
 from lookup.errors import (
     AccountNotFound,
     AccountNotSuspended,
@@ -280,6 +280,13 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
             errors = exc.extra if isinstance(exc.extra, list) else []
             missing = _MISSING.match(exc.detail or "")
             if missing is not None:
+                # A misspelt parameter (`nmae`) is the reason the one it meant is missing.
+                taken = request.route_handler.opt.get("query")
+                if taken is not None:
+                    try:
+                        check_query(request, *taken)
+                    except InvalidParameter as unknown:
+                        return handle(request, unknown)
                 where, name = missing.groups()
                 detail = f"{where} parameter {name!r} is required"
                 return problem("invalid-parameter", detail, parameter=name)

@@ -16,9 +16,14 @@ from lookup.api.params import check_query, check_text, check_whole_number
 from lookup.api.services import Services
 from lookup.errors import InvalidParameter
 from lookup.keys import ApiKey
+from lookup.text import without_format
 
 MAX_RESULTS: Final = 50
 _MAX_CITY: Final = 100
+_NOT_COUNTED: Final = " (spaces around it and invisible ones, such as a soft hyphen, not counted)"
+PARAMETERS: Final = ("name", "city", "limit")
+"""The query parameters the endpoint takes (`opt["query"]`: the error mapping names a
+misspelt one before saying that `name` is missing)."""
 
 
 class SearchController(Controller):
@@ -34,6 +39,7 @@ class SearchController(Controller):
         "/",
         summary="Search listings by name",
         sync_to_thread=True,
+        opt={"query": PARAMETERS},
         responses={
             200: ResponseSpec(
                 schemas.SearchResults, description="Best matches first", generate_examples=False
@@ -53,14 +59,20 @@ class SearchController(Controller):
         """Listings whose name matches, best first (never a reserved number, nor one in a block
         held for the account)."""
         # First: which of a repeated parameter's values to check cannot be told either.
-        check_query(request, "name", "city", "limit")
+        check_query(request, *PARAMETERS)
         query = name.strip()
+        # Litestar binds an empty `city=` as no city: read as given, it is refused below
+        # rather than the filter dropped silently.
+        city = request.query_params.get("city", city)
         for parameter, text in (("name", query), ("city", (city or "").strip())):
             check_text(parameter, text)
-        if not 2 <= len(query) <= 100:
-            raise InvalidParameter("name", "name must be 2 to 100 characters")
-        if city is not None and not 1 <= len(city.strip()) <= _MAX_CITY:
-            raise InvalidParameter("city", f"city must be 1 to {_MAX_CITY} characters")
+        # Format characters (a soft hyphen) are left out of the match: they do not count.
+        if len(without_format(query).strip()) < 2 or len(query) > 100:
+            raise InvalidParameter("name", f"name must be 2 to 100 characters{_NOT_COUNTED}")
+        if city is not None and (not without_format(city).strip() or len(city.strip()) > _MAX_CITY):
+            raise InvalidParameter(
+                "city", f"city must be 1 to {_MAX_CITY} characters{_NOT_COUNTED}"
+            )
         check_whole_number("limit", request.query_params.get("limit"))
         if not 1 <= limit <= MAX_RESULTS:
             raise InvalidParameter("limit", f"limit must be 1 to {MAX_RESULTS}")
