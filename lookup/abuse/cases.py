@@ -15,6 +15,9 @@ from lookup.abuse.storefile import StoreFile
 from lookup.errors import LookupServiceError
 
 CaseStatus = Literal["open", "closed"]
+OpenHold = tuple[int, str, str, str, str, datetime]
+"""A finding of an open case that held a block: case id, account, kind, action, the held
+block's label, when."""
 CASE_STATUSES: Final[tuple[str, ...]] = get_args(CaseStatus)
 HELD: Final = "SELECT account FROM cases WHERE status = 'open'"
 """The accounts under legal hold: those with an open case."""
@@ -170,7 +173,7 @@ class Cases:
             [since],
         )
 
-    def open_holds(self) -> list[tuple[int, str, str, str, str, datetime]]:
+    def open_holds(self) -> list[OpenHold]:
         """(case id, account, kind, action, held block, when) of each finding of an open
         case that held a block and was to be acted on, oldest first."""
         return self._file.rows(

@@ -18,6 +18,7 @@ from operator import attrgetter
 from typing import Final
 
 from lookup.abuse.audit import STATUS_AFTER, Decision, status_reason
+from lookup.abuse.cases import OpenHold
 from lookup.abuse.detectors import Engine, Finding
 from lookup.abuse.events import EPOCH, EventBuffer, LookupEvent, utc_now
 from lookup.abuse.holds import Hold, hold_in
@@ -270,11 +271,12 @@ class AbuseMonitor:
                     self.engine.recall(account, kind, action, ts, pattern, held, enforced)
                     (self._reviewed.discard if enforced else self._reviewed.add)(account)
             # A hold stands until compliance closes its case, however long ago it was found.
-            for _, account, _, _, block, ts in self.store.cases.open_holds():
+            holds = self.store.cases.open_holds()
+            for _, account, _, _, block, ts in holds:
                 start = fresh.get(account)
                 if start is None or ts > start:
                     self.engine.recall_hold(account, block, ts)
-            self.resume()
+            self.resume(holds)
             return replayed
 
     def sweep(self, now: datetime, default_months: int) -> int:
@@ -327,7 +329,7 @@ class AbuseMonitor:
             self.buffer.emit(event)
         return self.process(mark)
 
-    def resume(self) -> int:
+    def resume(self, holds: list[OpenHold] | None = None) -> int:
         """Carry out what open cases' findings, and compliance's last decisions, asked for
         and the account does not show yet; how many accounts it changed.
 
@@ -336,6 +338,7 @@ class AbuseMonitor:
         paused. Only compliance's clear and reinstate set an account active again,
         and both close the case, so an open case's action still stands; findings
         recorded while the account was on `review` were never to be acted on.
+        `holds`: the open cases' holds, when the caller has just read them.
         """
         changed = {
             account
@@ -344,7 +347,9 @@ class AbuseMonitor:
         }
         changed.update(
             account
-            for case_id, account, kind, action, block, _ in self.store.cases.open_holds()
+            for case_id, account, kind, action, block, _ in (
+                self.store.cases.open_holds() if holds is None else holds
+            )
             if self._enforce(
                 account,
                 action,
