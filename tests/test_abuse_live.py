@@ -7,6 +7,7 @@ import logging
 import socket
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,11 +33,17 @@ class Clients:
         self.public = public
         self.internal = internal
         self.services = services
+        self.answered: Counter[str] = Counter()
+        """Lookups of each key that reached the handler (a suspended account's do not: it
+        is refused before, as a missing key is, and no lookup is logged)."""
 
     def lookup(self, token: str, number: str) -> Any:
-        return self.public.get(
+        response = self.public.get(
             f"/v1/numbers/{number}", headers={"Authorization": f"Bearer {token}"}
         )
+        if "account-suspended" not in response.text:
+            self.answered[token] += 1
+        return response
 
 
 def _start(settings: Settings) -> Iterator[Clients]:
@@ -168,7 +175,14 @@ def test_a_scraper_is_held_then_paused_within_a_second_and_compliance_reviews_it
     assert body["held_blocks"] == ["+4722200000..999"]
     assert suspension["evidence"]["lookups"][0]["number"].startswith("+4722200")
     assert suspension["evidence"]["rule"]
-    assert len(body["timeline"]) >= 24 and body["timeline"][0]["outcome"] in ("hit", "miss")
+    # The walk's first four numbers come first, and every lookup a finding quotes is there:
+    # each was logged with its finding, at once.
+    timeline = [(item["ts"], item["number"]) for item in body["timeline"]]
+    assert [number for _, number in timeline[:4]] == [f"+472220010{i}" for i in range(4)]
+    for finding in body["findings"]:
+        quoted = [(item["ts"], item["number"]) for item in finding["evidence"]["lookups"]]
+        assert set(quoted) <= set(timeline), finding["kind"]
+    assert len(timeline) <= clients.answered[scraper]
     # The refused lookups are logged with what they would have found (told to the
     # detectors as any lookup is): +4722200000 is listed, the walk finds both.
     refused = [item for item in body["timeline"] if item["held"]]

@@ -1070,3 +1070,35 @@ def test_a_hold_found_while_the_account_is_on_review_refuses_nothing(
     ]
     assert detail["held_blocks"] == [] and desk.status("cust-co") == "active"
     assert not any(item["held"] for item in detail["timeline"])
+
+
+def test_a_batch_submitted_while_a_flush_runs_beside_it_answers_its_own_findings(
+    settings: Settings, desk: Desk
+) -> None:
+    accounts = [f"co-{n}" for n in range(15)]
+    for account in accounts:
+        new_key(settings, org=account)
+    desk.services.key_ring.refresh()
+    monitor = desk.services.monitor
+    assert monitor is not None
+    stop = threading.Event()
+
+    def flush() -> None:
+        while not stop.is_set():
+            monitor.process()
+
+    beside = threading.Thread(target=flush)
+    beside.start()
+    try:
+        answered = []
+        for n, account in enumerate(accounts):
+            # Each account's walk of a block of its own, held at its fourth number.
+            walk = [
+                _lookup(DAY + timedelta(seconds=i), f"+47222{n:02d}4{i:02d}", account=account)
+                for i in range(4)
+            ]
+            answered.append([f.account for f in monitor.submit(walk)])
+    finally:
+        stop.set()
+        beside.join()
+    assert answered == [[account] for account in accounts]

@@ -128,68 +128,71 @@ class AbuseMonitor:
         """Handle every queued event; returns the new findings. `mark`: where they end in
         their channel, committed when they are written."""
         with self._lock:  # one consumer at a time: the engine's state is not shared
-            events = self.buffer.drain()
-            if not events:
-                return []
-            started = time.perf_counter()
-            self._restart_reviewed()
-            # Several workers' batches reach the stream one after another, not in request
-            # order; the detectors read time from the events, in order.
-            events.sort(key=attrgetter("ts"))
-            findings = (
-                [
-                    finding
-                    for event in events
-                    if not self._allowed(event.ip)
-                    for finding in self._observe(event)
-                ]
-                if self.detect
-                else []
-            )
-            # Whether each finding is to be acted on, as the account's policy stood when it
-            # was found: a restart carries out only those (`resume`).
-            enforced = [self.key_ring.account(f.account).enforcement != "review" for f in findings]
-            for finding, act in zip(findings, enforced, strict=True):
-                (self._reviewed.discard if act else self._reviewed.add)(finding.account)
-                if not act and (hold := hold_in(finding.evidence)) is not None:
-                    self.engine.answered(finding.account, hold)
-            if not self._gathered:
-                self._gathered_since = time.monotonic()
-            self._gathered.extend(events)
-            self._gathered_mark = mark or self._gathered_mark
-            case_ids: list[int] = []
-            try:
-                # The batch's lookups and its findings land together or not at all, with
-                # every lookup gathered before them (a case's timeline reads them).
-                if findings or len(self._gathered) >= GATHER_MAX or self._due():
-                    case_ids = self._write(findings, enforced)
-            except Exception:
-                # The engine has moved on and will not find them again: act on them
-                # without a case before the failure stops this batch.
-                for finding in findings:
-                    self._enforce(
-                        finding.account,
-                        finding.action,
-                        _reason(None, finding.kind, finding.action),
-                        hold=hold_in(finding.evidence),
-                    )
-                # Kept for the next write; a process that goes on failing (one that serves
-                # too: the monitor process stops on it) gives up the oldest, counted.
-                if len(self._gathered) > UNWRITTEN_MAX:
-                    self.buffer.drop(len(self._gathered) - UNWRITTEN_MAX)
-                    del self._gathered[: len(self._gathered) - UNWRITTEN_MAX]
-                raise
-            for finding, case_id in zip(findings, case_ids, strict=True):
+            return self._handle(self.buffer.drain(), mark)
+
+    def _handle(self, events: list[LookupEvent], mark: Mark | None) -> list[Finding]:
+        """Log and judge a batch of events (the lock held)."""
+        if not events:
+            return []
+        started = time.perf_counter()
+        self._restart_reviewed()
+        # Several workers' batches reach the stream one after another, not in request
+        # order; the detectors read time from the events, in order.
+        events.sort(key=attrgetter("ts"))
+        findings = (
+            [
+                finding
+                for event in events
+                if not self._allowed(event.ip)
+                for finding in self._observe(event)
+            ]
+            if self.detect
+            else []
+        )
+        # Whether each finding is to be acted on, as the account's policy stood when it
+        # was found: a restart carries out only those (`resume`).
+        enforced = [self.key_ring.account(f.account).enforcement != "review" for f in findings]
+        for finding, act in zip(findings, enforced, strict=True):
+            (self._reviewed.discard if act else self._reviewed.add)(finding.account)
+            if not act and (hold := hold_in(finding.evidence)) is not None:
+                self.engine.answered(finding.account, hold)
+        if not self._gathered:
+            self._gathered_since = time.monotonic()
+        self._gathered.extend(events)
+        self._gathered_mark = mark or self._gathered_mark
+        case_ids: list[int] = []
+        try:
+            # The batch's lookups and its findings land together or not at all, with
+            # every lookup gathered before them (a case's timeline reads them).
+            if findings or len(self._gathered) >= GATHER_MAX or self._due():
+                case_ids = self._write(findings, enforced)
+        except Exception:
+            # The engine has moved on and will not find them again: act on them
+            # without a case before the failure stops this batch.
+            for finding in findings:
                 self._enforce(
                     finding.account,
                     finding.action,
-                    _reason(case_id, finding.kind, finding.action),
+                    _reason(None, finding.kind, finding.action),
                     hold=hold_in(finding.evidence),
                 )
-                FINDINGS.labels(finding.kind, finding.action).inc()
-            EVENT_LAG.set((utc_now() - events[0].ts).total_seconds())
-            BATCH_SECONDS.observe(time.perf_counter() - started)
-            return findings
+            # Kept for the next write; a process that goes on failing (one that serves
+            # too: the monitor process stops on it) gives up the oldest, counted.
+            if len(self._gathered) > UNWRITTEN_MAX:
+                self.buffer.drop(len(self._gathered) - UNWRITTEN_MAX)
+                del self._gathered[: len(self._gathered) - UNWRITTEN_MAX]
+            raise
+        for finding, case_id in zip(findings, case_ids, strict=True):
+            self._enforce(
+                finding.account,
+                finding.action,
+                _reason(case_id, finding.kind, finding.action),
+                hold=hold_in(finding.evidence),
+            )
+            FINDINGS.labels(finding.kind, finding.action).inc()
+        EVENT_LAG.set((utc_now() - events[0].ts).total_seconds())
+        BATCH_SECONDS.observe(time.perf_counter() - started)
+        return findings
 
     def _restart_reviewed(self) -> None:
         """Rearm the rules of accounts put back on `auto` since findings only flagged them:
@@ -324,10 +327,14 @@ class AbuseMonitor:
     def submit(
         self, events: list[LookupEvent], mark: tuple[str, str] | None = None
     ) -> list[Finding]:
-        """Queue events and process them (for consumers fed from outside, e.g. a stream)."""
-        for event in events:
-            self.buffer.emit(event)
-        return self.process(mark)
+        """Queue events and process them, with whatever was queued before; their findings.
+
+        Under the lock from queueing on: a periodic flush in between would handle them, and
+        this call answer that they raised none."""
+        with self._lock:
+            for event in events:
+                self.buffer.emit(event)
+            return self._handle(self.buffer.drain(), mark)
 
     def resume(self, holds: list[OpenHold] | None = None) -> int:
         """Carry out what open cases' findings, and compliance's last decisions, asked for
