@@ -252,17 +252,25 @@ def test_a_header_an_export_got_wrong_is_named_for_what_it_is(
     assert said in (file_report.batch.detail or ""), file_report.batch.detail
 
 
+@pytest.mark.parametrize(
+    ("prelude", "lines"),
+    [
+        ("\ufeff\ufeff\n\nsep=;\n", 3),
+        ("sep=;\n\n", 2),  # a blank line after Excel's line, too
+        ("\nsep=;\n\n\n", 4),
+    ],
+)
 def test_blank_lines_an_excel_sep_line_and_byte_order_marks_before_the_header_are_passed(
-    tmp_path: Path, settings: Settings
+    tmp_path: Path, settings: Settings, prelude: str, lines: int
 ) -> None:
     rows = [HEADER, person("22202400"), person("2220X"), *filler(30)]
-    text = "\ufeff\ufeff\n\nsep=;\n" + "\n".join(rows)
+    text = prelude + "\n".join(rows)
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / TELENOR).write_text(text + "\n", encoding="utf-8")
     (file_report,) = ingest([tmp_path / "in"], settings).files
     assert file_report.batch.status == "applied", file_report.batch.detail
     # Lines are counted as the operator's editor counts them.
-    assert [(r.line, r.reason) for r in file_report.rejects] == [(6, "number.letters")]
+    assert [(r.line, r.reason) for r in file_report.rejects] == [(lines + 3, "number.letters")]
     assert served(settings).find("22202400") is not None
 
 

@@ -623,6 +623,32 @@ def test_swapped_column_names_never_serve_quote_or_keep_a_date_of_birth(
             assert date not in text, text
 
 
+def test_a_date_of_birth_in_iso_8601s_rarer_forms_is_not_quoted_or_kept(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    # The same swapped columns, the date of birth written as an ordinal date (day 137 of
+    # 1975 is 17 May), a year and month, or a week date.
+    header = HEADER.replace("gyldig_fra", "@").replace("fodselsdato", "gyldig_fra")
+    born = ["1975-137", "1975-05", "1975-W20-6"]
+    write_csv(
+        tmp_path / "in",
+        "telenor_full_20261122T020000.csv",
+        [
+            person(f"4000000{i}", fodselsdato=date, gyldig_fra="2025-11-03")
+            for i, date in enumerate(born)
+        ],
+        header=header.replace("@", "fodselsdato"),
+    )
+    report = ingest([tmp_path / "in"], lenient)
+    rejects = [r for f in report.files for r in f.rejects]
+    assert len(rejects) == len(born)
+    texts = [render_report(report), *(str(row[3]) for row in stored_rejects(lenient))]
+    texts += [r.detail for r in rejects]
+    for text in texts:
+        for date in born:
+            assert date not in text, text
+
+
 def test_a_rejected_address_hidden_row_keeps_no_address(tmp_path: Path, lenient: Settings) -> None:
     rows = [
         person("40000001", reservert="A", postnr="99"),

@@ -238,6 +238,8 @@ def _header_at(lines: list[str]) -> tuple[int, str | None]:
         text = lines[at].strip()[4:]
         declared = text[0] if text and len(set(text)) == 1 else text
         at += 1
+        while at < len(lines) and not lines[at].strip():  # blank lines after it too
+            at += 1
     return at, declared
 
 

@@ -24,6 +24,9 @@ _DATE_LIKE: Final = re.compile(
     rf"|[0-9]{{1,2}}(?:st|nd|rd|th)?[-. ]*(?:{_MONTHS})[a-z]*[-. ]*[0-9]{{2,4}}"  # 17. mai 1975
     rf"|(?:{_MONTHS})[a-z]*\.?\s*[0-9]{{1,2}}(?:st|nd|rd|th)?,?\s*[0-9]{{2,4}}"  # May 17, 1975
     r"|[0-9]{6}[- ]?[0-9]{5}"  # a national identity number (fødselsnummer): the date and more
+    r"|[0-9]{4}-?W[0-9]{2}(?:-?[0-9])?"  # ISO 8601 week dates: 1975-W20-6
+    r"|[0-9]{4}-[0-9]{3}"  # ISO 8601 ordinal dates: 1975-137 is 17 May 1975
+    r"|[0-9]{4}[-./][0-9]{1,2}"  # a year and month: 1975-05
     r"|[0-9]{6,8})(?:[T ][0-9:.,+Z-]*)?[.,]?",
     re.IGNORECASE,
 )
