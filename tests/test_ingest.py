@@ -1879,6 +1879,31 @@ def test_a_held_files_hidden_address_kept_as_a_withdrawal_is_published(
     assert after is not None and not after.street  # published, the address gone
 
 
+def test_a_held_files_hidden_address_of_a_number_new_to_its_operator_hides_an_older_one(
+    tmp_path: Path, settings: Settings
+) -> None:
+    tdc = [person("22202400", adresse="Gata 9", gyldig_fra="2020-01-01"), *filler(30, 45000000)]
+    write_csv(tmp_path / "1", "tdc_full_20261120T030000.csv", tdc)
+    ingest([tmp_path / "1"], settings)
+    # Ported to telia, whose first file (held for its broken rows) says the subscriber hid
+    # the address in 2022: telia has no record of the number, and brings none, held.
+    hidden = person("22202400", reservert="A", gyldig_fra="2022-01-01")
+    write_csv(tmp_path / "2", "telia_full_20261121T040000.csv", [hidden, *_BROKEN, *filler(5)])
+    (held,) = ingest([tmp_path / "2"], settings).files
+    assert (held.batch.status, held.batch.reason) == ("held", "too_many_rejects")
+    after = served(settings).find("22202400")
+    assert after is not None and not after.street and not after.city  # the address gone
+    # A wish dated before tdc's record says nothing about it: that address stays.
+    older = person("22202401", reservert="A", gyldig_fra="2019-01-01")
+    tdc_later = [person("22202401", adresse="Vei 2", gyldig_fra="2020-01-01")]
+    _delta(tmp_path / "3", "tdc_delta_20261122T030000.csv", [r + ";U" for r in tdc_later])
+    write_csv(tmp_path / "4", "telia_full_20261122T040000.csv", [older, *_BROKEN, *filler(5)])
+    ingest([tmp_path / "3"], settings)
+    ingest([tmp_path / "4"], settings)
+    kept = served(settings).find("22202401")
+    assert kept is not None and kept.street == "Vei 2"
+
+
 def test_a_held_file_forced_alone_applies_its_own_hidden_addresses(
     tmp_path: Path, settings: Settings
 ) -> None:

@@ -561,6 +561,23 @@ class Warehouse:
                         valid_from="h.valid_from",
                     )
                 })""",
+                # A wish for a number the operator has no record of yet (a file held back
+                # brings none): kept as the withdrawal alone, it still takes the address
+                # from another operator's older record.
+                f"""INSERT INTO withdrawals
+                    (number, operator, reservation, valid_from, batch_id, dated_by_file)
+                SELECT h.number, $op, 'address_hidden', h.valid_from, $batch, false
+                FROM _hide h
+                WHERE h.valid_from IS NOT NULL
+                AND NOT EXISTS (
+                    SELECT 1 FROM records r WHERE r.operator = $op AND r.number = h.number)
+                AND NOT EXISTS ({
+                    _SAID_BEFORE.format(
+                        number="h.number",
+                        rank=PRIVACY_RANK[Reservation.ADDRESS_HIDDEN],
+                        valid_from="h.valid_from",
+                    )
+                })""",
                 # A wish kept only as a withdrawal (its record says more: a reservation
                 # dated before it) still hides another operator's address: a change to
                 # publish, or the served snapshot would go on showing it.
