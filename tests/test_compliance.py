@@ -722,6 +722,15 @@ def test_an_erasure_says_what_is_kept_of_the_directory_as_it_is(tmp_path: Path) 
         tmp_path / "c", "telenor_delta_20261124T020000.csv", [reserve], header=HEADER + ";action"
     )
     ingest([tmp_path / "c"], settings)
+    # Ported to telia, where its subscriber reserved it; telenor still delivers its older
+    # record, which the reservation stripped of everything but what precedence reads.
+    listed = person("40000003", gyldig_fra="2025-01-01") + ";U"
+    write_csv(
+        tmp_path / "d", "telenor_delta_20261125T020000.csv", [listed], header=HEADER + ";action"
+    )
+    ported = person("40000003", reservert="J", gyldig_fra="2026-06-01")
+    write_csv(tmp_path / "d", "telia_full_20261125T030000.csv", [ported])
+    ingest([tmp_path / "d"], settings)
     for desk in _desk(settings):
 
         def erase(number: str, desk: Desk = desk) -> tuple[str, str]:
@@ -739,6 +748,7 @@ def test_an_erasure_says_what_is_kept_of_the_directory_as_it_is(tmp_path: Path) 
         assert reserved == "reserved" and note.startswith("only the reservation is kept")
         kept, note = erase("40000002")
         assert kept == "kept" and note.startswith("each operator delivers it every night")
+        assert erase("40000003")[0] == "reserved"  # telenor's record keeps nothing of them
 
 
 def test_a_reinstatement_of_a_closed_case_keeps_the_time_it_was_closed(desk: Desk) -> None:
@@ -894,6 +904,9 @@ def test_an_ended_accounts_case_shows_it_ended_whatever_was_decided(
         desk.services.key_ring.refresh()
         assert desk.decide(case_id, "reinstate", "the dispute is settled").status_code == 201
         assert desk.get(f"/cases/{case_id}").json()["account_status"] == "ended"
+        # Active again but ended: a second reinstatement is refused naming it as ended.
+        again = problem_of(desk.decide(case_id, "reinstate", "again"), 409, "account-not-suspended")
+        assert again["detail"].startswith("account 'cust-co' is ended: nothing to reinstate")
         (summary,) = desk.get("/cases?status=closed").json()
         assert summary["account_status"] == "ended"
 

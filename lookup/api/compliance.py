@@ -31,6 +31,8 @@ from lookup.errors import (
     OwnAccount,
     UnknownAccount,
 )
+from lookup.ingest.records import Reservation
+from lookup.ingest.rules import PRIVACY_RANK
 from lookup.ingest.warehouse import Warehouse
 from lookup.jsonkeys import decode_object, repeated_key
 from lookup.keys import ApiKey
@@ -227,7 +229,8 @@ class ComplianceController(Controller):
             ):
                 # Recorded, it would also wipe the detectors' evidence of a scan still building up.
                 raise AccountNotSuspended(
-                    f"account {account!r} is active: nothing to reinstate (clear closes a case); "
+                    f"account {account!r} is {_standing(services, account)}: nothing to "
+                    "reinstate (clear closes a case); "
                     "nothing was recorded"
                 )
             decision = services.store.decisions.decide(case_id, data.decision, actor, reason)
@@ -305,12 +308,15 @@ class ComplianceController(Controller):
         _log_current(services)
         with Warehouse(services.settings.warehouse_path) as warehouse:
             rejects = warehouse.erase_rejects(national)
-            held_as = {
-                str(reservation)
-                for (reservation,) in warehouse.query(
-                    "SELECT reservation FROM records WHERE number = ?", [national]
-                )
-            }
+            # What of the subscriber the records keep: a reserved record nothing, nor one a
+            # reservation veiled (another operator's older record of a ported number).
+            (records, with_data, statements) = warehouse.query(
+                "SELECT (SELECT count(*) FROM records WHERE number = ?), "
+                "(SELECT count(*) FROM records WHERE number = ? AND reservation <> 'reserved' "
+                f"AND coalesce(veiled, 0) < {PRIVACY_RANK[Reservation.RESERVED]}), "
+                "(SELECT count(*) FROM withdrawals WHERE number = ? AND reservation <> 'listed')",
+                [national] * 3,
+            )[0]
         number, actor = e164(national), _actor(request)
         monitor = services.monitor
         erasure = (
@@ -324,7 +330,7 @@ class ComplianceController(Controller):
             "held_by_open_cases": erasure.held_by,
             "findings_erased": erasure.findings,
             "rejected_rows_erased": rejects,
-            **_directory_answer(held_as),
+            **_directory_answer(kept=bool(with_data), known=bool(records or statements)),
         }
 
     @get(
@@ -373,12 +379,14 @@ def _reason(text: str, missing: str) -> str:
     return reason
 
 
-def _directory_answer(reservations: set[str]) -> dict[str, str]:
-    """What an erasure leaves of the number's directory records: `directory` (`none`,
-    `reserved` or `kept`) for a program, `directory_note` saying it for a person."""
-    if not reservations:
+def _directory_answer(*, kept: bool, known: bool) -> dict[str, str]:
+    """What an erasure leaves of the number's directory records (`kept`: some record holds
+    the subscriber's data; `known`: some record or withdrawal names the number at all):
+    `directory` (`none`, `reserved` or `kept`) for a program, `directory_note` saying it for
+    a person."""
+    if not known:
         return {"directory": "none", "directory_note": "no operator delivers this number"}
-    if reservations == {"reserved"}:
+    if not kept:
         return {
             "directory": "reserved",
             "directory_note": "only the reservation is kept (number, operator, valid-from), "
