@@ -30,12 +30,13 @@ def network(text: str) -> Network:
 
 def client_ip(address: str) -> str:
     """The client's address as allow-lists and the abuse rules see it: an IPv4 client of a
-    dual-stack socket arrives as `::ffff:a.b.c.d`, which is `a.b.c.d`."""
-    if "." in address and ":" in address:
-        try:
-            mapped = ipaddress.IPv6Address(address).ipv4_mapped
-        except ValueError:
-            return address
-        if mapped is not None:
-            return str(mapped)
-    return address
+    dual-stack socket arrives as `::ffff:a.b.c.d`, which is `a.b.c.d`; an IPv6 address in
+    its one written form (`2001:DB8::7` and `2001:0db8:0:0:0:0:0:7` are `2001:db8::7`, as a
+    proxy's `X-Forwarded-For` may write it: the per-address rules count one client once)."""
+    if ":" not in address:  # IPv4 (or not an address: kept as given, refused by name)
+        return address
+    try:
+        parsed = ipaddress.IPv6Address(address)
+    except ValueError:
+        return address
+    return str(parsed.ipv4_mapped or parsed)

@@ -192,15 +192,20 @@ def test_an_ipv4_client_of_a_dual_stack_socket_is_seen_as_ipv4(data: Settings) -
     # allow-list must still admit them, and the abuse rules see one address, not two.
     token = new_key(data, "lookup", org="v4-co", allow=[ipaddress.ip_network("10.0.0.0/8")])
     ring = KeyRing(KeyStore(data.keys_path))
-    for seen, admitted in [
-        ("::ffff:10.1.2.3", True),
-        ("::FFFF:10.1.2.3", True),
-        ("10.1.2.3", True),
-        ("::ffff:192.0.2.1", False),
-        ("2001:db8::10.1.2.3", False),
+    for seen, admitted, as_seen in [
+        ("::ffff:10.1.2.3", True, "10.1.2.3"),
+        ("::FFFF:10.1.2.3", True, "10.1.2.3"),
+        ("10.1.2.3", True, "10.1.2.3"),
+        ("::ffff:192.0.2.1", False, "192.0.2.1"),
+        ("2001:db8::10.1.2.3", False, "2001:db8::a01:203"),
+        # One IPv6 address however a proxy's X-Forwarded-For spells it: one address to the
+        # per-address rules (three spellings were three addresses).
+        ("2001:DB8::7", False, "2001:db8::7"),
+        ("2001:0db8:0000:0000:0000:0000:0000:0007", False, "2001:db8::7"),
+        ("not an address", False, "not an address"),
     ]:
         address = client_address({"client": (seen, 50000)})  # type: ignore[arg-type]
-        assert address == (seen[7:] if seen.lower().startswith("::ffff:") else seen)
+        assert address == as_seen, seen
         if admitted:
             assert ring.authenticate(f"Bearer {token}", address).account == "v4-co"
         else:
