@@ -240,6 +240,9 @@ class KeyStore:
         """Revoke a key, named by its id or given whole; its id. Servers refuse it within
         `key_refresh_seconds`."""
         key_id, whole = key, False
+        # Pasted with what stood around it (`Bearer lk_…`, a space): the key from its prefix.
+        if (start := key.find(TOKEN_PREFIX)) > 0:
+            key = key[start:].strip()
         if key.startswith(TOKEN_PREFIX):
             key_id, _, secret = key.removeprefix(TOKEN_PREFIX).partition("_")
             whole = bool(secret)

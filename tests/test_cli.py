@@ -59,6 +59,12 @@ def test_keys_revoke_takes_the_id_or_the_whole_key_and_never_prints_a_secret(
     assert third.split("_")[1] in refused.stderr
     with_prefix = lookup("keys", "revoke", f"lk_{third.split('_')[1]}", data_dir=tmp_path)
     assert with_prefix.returncode == 0
+    # Pasted with its header: the key is found in it, and its secret never printed.
+    fourth = create()
+    header = lookup("keys", "revoke", f"Bearer {fourth}", data_dir=tmp_path)
+    assert (header.returncode, header.stdout) == (0, f"revoked key {fourth.split('_')[1]}\n")
+    again = lookup("keys", "revoke", f"Bearer {fourth}", data_dir=tmp_path)
+    assert again.returncode == 1 and fourth.split("_", 2)[2] not in again.stderr
 
 
 def test_keys_create_refuses_unknown_roles_and_bad_networks(tmp_path: Path) -> None:

@@ -731,6 +731,16 @@ def test_an_erasure_says_what_is_kept_of_the_directory_as_it_is(tmp_path: Path) 
     ported = person("40000003", reservert="J", gyldig_fra="2026-06-01")
     write_csv(tmp_path / "d", "telia_full_20261125T030000.csv", [ported])
     ingest([tmp_path / "d"], settings)
+    # A hidden address its operator let go: the statement stays, and nobody reserved it.
+    hidden = person("40000004", reservert="A", gyldig_fra="2026-01-01")
+    for folder, stamp, action in (("e", "26", "U"), ("f", "27", "D")):
+        write_csv(
+            tmp_path / folder,
+            f"telenor_delta_202611{stamp}T020000.csv",
+            [f"{hidden};{action}"],
+            header=HEADER + ";action",
+        )
+        ingest([tmp_path / folder], settings)
     for desk in _desk(settings):
 
         def erase(number: str, desk: Desk = desk) -> tuple[str, str]:
@@ -749,6 +759,7 @@ def test_an_erasure_says_what_is_kept_of_the_directory_as_it_is(tmp_path: Path) 
         kept, note = erase("40000002")
         assert kept == "kept" and note.startswith("each operator delivers it every night")
         assert erase("40000003")[0] == "reserved"  # telenor's record keeps nothing of them
+        assert erase("40000004")[0] == "none"
 
 
 def test_a_reinstatement_of_a_closed_case_keeps_the_time_it_was_closed(desk: Desk) -> None:

@@ -649,6 +649,25 @@ def test_a_date_of_birth_in_iso_8601s_rarer_forms_is_not_quoted_or_kept(
             assert date not in text, text
 
 
+def test_numbers_that_are_no_dates_are_quoted_for_the_operator_to_mend(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    # Four digits and one or two more read as no date unless the four are a year (1800s to
+    # 2000s) and the rest a month, a week or a day of the year.
+    rows = [
+        person("40000001", postnr="1234-5"),
+        person("9876-543"),
+        person("40000003", postnr="99", adresse="Postboks 6745.5"),
+    ]
+    write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", rows)
+    report = ingest([tmp_path / "in"], lenient)
+    details = [r.detail for f in report.files for r in f.rejects]
+    kept = [str(row[3]) for row in stored_rejects(lenient)]
+    assert any("'1234-5'" in d for d in details), details
+    assert any("'9876-543'" in d for d in details), details
+    assert any("9876-543" in k for k in kept) and any("Postboks 6745.5" in k for k in kept)
+
+
 def test_a_rejected_address_hidden_row_keeps_no_address(tmp_path: Path, lenient: Settings) -> None:
     rows = [
         person("40000001", reservert="A", postnr="99"),

@@ -314,7 +314,7 @@ class ComplianceController(Controller):
                 "SELECT (SELECT count(*) FROM records WHERE number = ?), "
                 "(SELECT count(*) FROM records WHERE number = ? AND reservation <> 'reserved' "
                 f"AND coalesce(veiled, 0) < {PRIVACY_RANK[Reservation.RESERVED]}), "
-                "(SELECT count(*) FROM withdrawals WHERE number = ? AND reservation <> 'listed')",
+                "(SELECT count(*) FROM withdrawals WHERE number = ? AND reservation = 'reserved')",
                 [national] * 3,
             )[0]
         number, actor = e164(national), _actor(request)

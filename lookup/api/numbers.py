@@ -164,7 +164,7 @@ def _name_query(name: str) -> str:
     query = name.strip()
     check_text("name", query)
     # A soft hyphen alone scores as no name at all: what shows must be there.
-    if not without_format(query).strip() or len(query) > _MAX_NAME:
+    if not 1 <= len(without_format(query).strip()) <= _MAX_NAME:
         raise InvalidParameter(
             "name", f"name must be 1 to {_MAX_NAME} characters (invisible ones not counted)"
         )

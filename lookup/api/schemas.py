@@ -87,11 +87,28 @@ class SearchResults(msgspec.Struct, frozen=True):
 
 
 class Problem(msgspec.Struct, frozen=True):
-    """An RFC 9457 problem document, as every error is answered (some types add fields:
-    `reason`, `parameter`, `scope`, `limit`, `current_case`)."""
+    """An RFC 9457 problem document, as every error is answered; some types add a field of
+    their own (each type's page says which)."""
 
     type: str
     """`/problems/<slug>`: a page saying what it means."""
     title: str
     status: int
     detail: str
+    reason: str | None = None
+    """`invalid-number`: why (`empty`, `letters`, `malformed`, `too_short`, `too_long`,
+    `not_norwegian`, `not_in_plan`)."""
+    number: str | None = None
+    """`number-not-found`: the number asked, in E.164."""
+    parameter: str | None = None
+    """`invalid-parameter`: the parameter at fault."""
+    role: str | None = None
+    """`missing-role`: the role the endpoint needs."""
+    scope: str | None = None
+    """`rate-limited`: whose limit was reached (`key`, `account`, `verify`)."""
+    limit: int | None = None
+    """`rate-limited`: that limit's number of requests in its window."""
+    block: str | None = None
+    """`block-held`: the held allocation block (`+4721279000..999`)."""
+    current_case: int | None = None
+    """`not-current-case`: the case decisions go on."""

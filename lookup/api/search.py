@@ -67,9 +67,9 @@ class SearchController(Controller):
         for parameter, text in (("name", query), ("city", (city or "").strip())):
             check_text(parameter, text)
         # Format characters (a soft hyphen) are left out of the match: they do not count.
-        if len(without_format(query).strip()) < 2 or len(query) > 100:
+        if not 2 <= len(without_format(query).strip()) <= 100:
             raise InvalidParameter("name", f"name must be 2 to 100 characters{_NOT_COUNTED}")
-        if city is not None and (not without_format(city).strip() or len(city.strip()) > _MAX_CITY):
+        if city is not None and not 1 <= len(without_format(city).strip()) <= _MAX_CITY:
             raise InvalidParameter(
                 "city", f"city must be 1 to {_MAX_CITY} characters{_NOT_COUNTED}"
             )

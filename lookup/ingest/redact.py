@@ -18,15 +18,20 @@ from typing import Final
 from lookup.numbers import InvalidNumber, classify
 
 _MONTHS: Final = "jan|feb|mar|apr|mai|may|jun|jul|aug|sep|okt|oct|nov|des|dec"
+_YEAR: Final = "(?:18|19|20)[0-9]{2}"
+"""A year a person alive was born in, or a record dated."""
 _DATE_LIKE: Final = re.compile(
     r"(?:(?:f\.|født:?)\s*)?"  # "f. 17.05.1975", "født: 17.05.1975": born
     r"(?:[0-9]{1,4}[-./ ]\s*[0-9]{1,2}[-./ ]\s*[0-9]{1,4}"  # 1975-05-17, 17. 05 1975
     rf"|[0-9]{{1,2}}(?:st|nd|rd|th)?[-. ]*(?:{_MONTHS})[a-z]*[-. ]*[0-9]{{2,4}}"  # 17. mai 1975
     rf"|(?:{_MONTHS})[a-z]*\.?\s*[0-9]{{1,2}}(?:st|nd|rd|th)?,?\s*[0-9]{{2,4}}"  # May 17, 1975
     r"|[0-9]{6}[- ]?[0-9]{5}"  # a national identity number (fødselsnummer): the date and more
-    r"|[0-9]{4}-?W[0-9]{2}(?:-?[0-9])?"  # ISO 8601 week dates: 1975-W20-6
-    r"|[0-9]{4}-[0-9]{3}"  # ISO 8601 ordinal dates: 1975-137 is 17 May 1975
-    r"|[0-9]{4}[-./][0-9]{1,2}"  # a year and month: 1975-05
+    # ISO 8601's rarer forms, of a plausible year only (a postcode `1234-5` or a street
+    # `Postboks 6745.5` must stay readable for the operator mending the row): week dates
+    # (1975-W20-6), ordinal dates (1975-137 is 17 May 1975), a year and month (1975-05).
+    rf"|{_YEAR}-?W(?:0[1-9]|[1-4][0-9]|5[0-3])(?:-?[1-7])?"
+    rf"|{_YEAR}-(?:00[1-9]|0[1-9][0-9]|[12][0-9][0-9]|3[0-5][0-9]|36[0-6])"
+    rf"|{_YEAR}[-./](?:0?[1-9]|1[0-2])"
     r"|[0-9]{6,8})(?:[T ][0-9:.,+Z-]*)?[.,]?",
     re.IGNORECASE,
 )
