@@ -87,12 +87,13 @@ def test_every_answer_is_logged_with_account_key_and_outcome(
     assert clients.lookup(token, "22200000").status_code == 200
     assert clients.lookup(token, "22200001").status_code == 404
     assert clients.lookup(token, "2220ABCD").status_code == 422
+    assert clients.lookup(token, "").status_code == 422  # `/v1/numbers/`: the number left out
 
     def logged() -> list[tuple[Any, ...]]:
         rows = clients.services.store.file.rows(
             "SELECT account, key, number, outcome, endpoint, ts FROM lookup_log ORDER BY ts"
         )
-        return rows if len(rows) == 3 else []
+        return rows if len(rows) == 4 else []
 
     rows = _until(logged)
     after = datetime.now(UTC).replace(tzinfo=None)
@@ -103,6 +104,7 @@ def test_every_answer_is_logged_with_account_key_and_outcome(
         ("crm-co", "+4722200000", "hit", "numbers"),
         ("crm-co", "+4722200001", "miss", "numbers"),
         ("crm-co", "2220ABCD", "invalid", "numbers"),
+        ("crm-co", "", "invalid", "numbers"),
     ]
     assert rows[0][1] == token.split("_")[1]
 

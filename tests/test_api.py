@@ -334,6 +334,16 @@ def test_a_number_written_with_slashes_is_invalid_not_an_unknown_route(
     assert event.outcome == "invalid" and "/" in event.number
 
 
+def test_a_lookup_with_the_number_left_out_is_an_empty_number(client: TestClient[Any]) -> None:
+    # A CRM's URL template filled with a blank field: the client's input, not a route.
+    events = client.app.state.services.events
+    events.drain()
+    for path in ("/v1/numbers/", "/v1/numbers"):
+        body = problem_of(client.get(path), 422, "invalid-number")
+        assert body["reason"] == "empty", path
+    assert [event.outcome for event in events.drain()] == ["invalid", "invalid"]
+
+
 def test_unknown_routes_and_methods_are_problems(client: TestClient[Any]) -> None:
     problem_of(client.get("/v2/whatever"), 404, "not-found")
     problem_of(client.post("/v1/numbers/22202400"), 405, "method-not-allowed")

@@ -145,6 +145,13 @@ class NumbersController(Controller):
         # Handing Litestar a finished ASGI response skips its response pipeline.
         return ASGIResponse(body=_encoder.encode(body), media_type=MediaType.JSON)
 
+    @get("/", include_in_schema=False)
+    async def lookup_without_number(self, request: Request[Any, Any, Any]) -> ASGIResponse:
+        """`/v1/numbers/` with the number left out (an empty template field): invalid, as
+        a blank number is, not an unknown route."""
+        request.app.state.services.emit(request.scope, "", "invalid")
+        raise InvalidNumber("", InvalidReason.EMPTY)
+
     @get("/{number:str}/{rest:path}", include_in_schema=False)
     async def lookup_with_slash(
         self,
