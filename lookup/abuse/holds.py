@@ -10,7 +10,7 @@ callers from that block until compliance reviews it. Pure.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -63,14 +63,17 @@ def hold_in(evidence: Mapping[str, Any]) -> Hold | None:
     return Hold.parse(label) if isinstance(label, str) else None
 
 
+def _enforced_holds(findings: Iterable[Mapping[str, Any]]) -> Iterator[tuple[Hold, datetime]]:
+    """Each block a case's findings held, with when (enforced ones only: an account on
+    `review` is only flagged)."""
+    for finding in findings:
+        if finding["enforced"] and (hold := hold_in(finding["evidence"])) is not None:
+            yield hold, finding["ts"]
+
+
 def holds_of(findings: Iterable[Mapping[str, Any]]) -> set[Hold]:
-    """The blocks a case's findings held (enforced ones: an account on `review` is only
-    flagged)."""
-    return {
-        hold
-        for finding in findings
-        if finding["enforced"] and (hold := hold_in(finding["evidence"])) is not None
-    }
+    """The blocks a case's findings held (enforced ones)."""
+    return {hold for hold, _ in _enforced_holds(findings)}
 
 
 def mark_held(
@@ -84,11 +87,7 @@ def mark_held(
     told to the detectors (and logged) with its outcome as any lookup is. Servers follow a
     hold within `LOOKUP_KEY_REFRESH_SECONDS`, so the first of them may still have been
     answered."""
-    holds = [
-        (hold, finding["ts"])
-        for finding in findings
-        if finding["enforced"] and (hold := hold_in(finding["evidence"])) is not None
-    ]
+    holds = list(_enforced_holds(findings))
     for item in timeline:
         number = national_number(item["number"])
         item["held"] = (

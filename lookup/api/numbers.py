@@ -21,7 +21,7 @@ from litestar.response.base import ASGIResponse
 from lookup.abuse.holds import held
 from lookup.api import openapi, schemas
 from lookup.api.auth import role
-from lookup.api.params import check_query, check_text
+from lookup.api.params import check_length, check_query, check_text
 from lookup.api.problems import PROBLEM_JSON, problem_body
 from lookup.api.services import Services
 from lookup.errors import BlockHeld, InvalidParameter
@@ -29,7 +29,6 @@ from lookup.index.reader import Listing
 from lookup.keys import ApiKey
 from lookup.names import match_score
 from lookup.numbers import InvalidNumber, InvalidReason, e164, national_format, normalize, shown
-from lookup.text import without_format
 
 _MAX_NAME: Final = 200
 _ISO_DATE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -171,10 +170,7 @@ def _name_query(name: str) -> str:
     query = name.strip()
     check_text("name", query)
     # A soft hyphen alone scores as no name at all: what shows must be there.
-    if not 1 <= len(without_format(query).strip()) <= _MAX_NAME:
-        raise InvalidParameter(
-            "name", f"name must be 1 to {_MAX_NAME} characters (invisible ones not counted)"
-        )
+    check_length("name", query, 1, _MAX_NAME)
     return query
 
 

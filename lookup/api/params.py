@@ -8,7 +8,7 @@ from litestar import Request
 
 from lookup.errors import InvalidParameter
 from lookup.numbers import shown
-from lookup.text import first_control
+from lookup.text import first_control, without_format
 
 WHOLE_NUMBER: Final = "must be a whole number written in digits (20, not 020, 2.0 or twenty)"
 """What an integer parameter written any other way is told."""
@@ -57,4 +57,15 @@ def check_text(parameter: str, text: str) -> None:
     if control is not None:
         raise InvalidParameter(
             parameter, f"{parameter} must not contain control characters (U+{ord(control):04X})"
+        )
+
+
+def check_length(parameter: str, text: str, least: int, most: int) -> None:
+    """Refuse text of fewer than `least` or more than `most` characters that show: spaces
+    around it and format characters (a soft hyphen, which matching leaves out) not counted."""
+    if not least <= len(without_format(text).strip()) <= most:
+        raise InvalidParameter(
+            parameter,
+            f"{parameter} must be {least} to {most} characters (spaces around it and "
+            "invisible ones, such as a soft hyphen, not counted)",
         )

@@ -12,15 +12,13 @@ from lookup.abuse.holds import held
 from lookup.api import openapi, schemas
 from lookup.api.auth import role
 from lookup.api.numbers import to_response
-from lookup.api.params import check_query, check_text, check_whole_number
+from lookup.api.params import check_length, check_query, check_text, check_whole_number
 from lookup.api.services import Services
 from lookup.errors import InvalidParameter
 from lookup.keys import ApiKey
-from lookup.text import without_format
 
 MAX_RESULTS: Final = 50
 _MAX_CITY: Final = 100
-_NOT_COUNTED: Final = " (spaces around it and invisible ones, such as a soft hyphen, not counted)"
 PARAMETERS: Final = ("name", "city", "limit")
 """The query parameters the endpoint takes (`opt["query"]`: the error mapping names a
 misspelt one before saying that `name` is missing)."""
@@ -66,13 +64,9 @@ class SearchController(Controller):
         city = request.query_params.get("city", city)
         for parameter, text in (("name", query), ("city", (city or "").strip())):
             check_text(parameter, text)
-        # Format characters (a soft hyphen) are left out of the match: they do not count.
-        if not 2 <= len(without_format(query).strip()) <= 100:
-            raise InvalidParameter("name", f"name must be 2 to 100 characters{_NOT_COUNTED}")
-        if city is not None and not 1 <= len(without_format(city).strip()) <= _MAX_CITY:
-            raise InvalidParameter(
-                "city", f"city must be 1 to {_MAX_CITY} characters{_NOT_COUNTED}"
-            )
+        check_length("name", query, 2, 100)
+        if city is not None:
+            check_length("city", city, 1, _MAX_CITY)
         check_whole_number("limit", request.query_params.get("limit"))
         if not 1 <= limit <= MAX_RESULTS:
             raise InvalidParameter("limit", f"limit must be 1 to {MAX_RESULTS}")

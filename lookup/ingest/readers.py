@@ -229,17 +229,19 @@ def _columns(line: str, delimiter: str) -> list[str]:
 def _header_at(lines: list[str]) -> tuple[int, str | None]:
     """Where the header row is: past blank lines before it, and past Excel's `sep=;` line;
     and the separator such a line declares."""
-    at = 0
-    while at < len(lines) and not lines[at].strip():
-        at += 1
+
+    def past_blank(at: int) -> int:
+        while at < len(lines) and not lines[at].strip():
+            at += 1
+        return at
+
+    at = past_blank(0)
     declared = None
     if at < len(lines) and lines[at].strip().lower().startswith("sep="):
         # Padded with the separator itself by a spreadsheet that saved it as a row.
         text = lines[at].strip()[4:]
         declared = text[0] if text and len(set(text)) == 1 else text
-        at += 1
-        while at < len(lines) and not lines[at].strip():  # blank lines after it too
-            at += 1
+        at = past_blank(at + 1)  # blank lines after it too
     return at, declared
 
 
