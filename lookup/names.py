@@ -15,33 +15,20 @@ _APOSTROPHES: Final = dict.fromkeys(map(ord, "'’`´"))
 _FOLD: Final = (
     str.maketrans({"æ": "ae", "ø": "oe", "å": "aa", "ä": "ae", "ö": "oe", "é": "e"}) | _APOSTROPHES
 )
-
-
-_FOLD_SHORT: Final = (
-    str.maketrans({"æ": "a", "ø": "o", "å": "a", "ä": "a", "ö": "o", "é": "e"}) | _APOSTROPHES
-)
-"""Each letter one letter: a slip on "ø" itself ("Bjarn" for "Bjørn") is then one edit,
-where spelt out ("bjoern") it is two."""
 _BETWEEN_WORDS: Final = re.compile(r"[^\w\s]|_")
 """What is not part of a word: punctuation (`Restaurant "Polar"`, `Johansen, Anne`, `A/S`),
 hyphens, symbols."""
+_SPELT_OUT: Final = re.compile("aa|ae|oe")
+"""A Norwegian letter spelt out, as `fold` writes it or as a keyboard without it does."""
+_ONE_LETTER: Final = {"aa": "a", "ae": "a", "oe": "o"}
 
 
 def fold(name: str) -> str:
     """Lowercase, Norwegian letters spelt out in ASCII, punctuation as a space, whitespace
     collapsed."""
-    return _folded(name, _FOLD)
-
-
-def fold_short(name: str) -> str:
-    """As `fold`, but each Norwegian letter a single ASCII letter (ø as o, å as a)."""
-    return _folded(name, _FOLD_SHORT)
-
-
-def _folded(name: str, table: dict[int, str | None]) -> str:
     # Apostrophes first (NFKC makes "´" a space and an accent; the table drops those NFKC
     # makes, "＇"); then NFKC: "å" may arrive decomposed (as macOS sends it).
-    text = unicodedata.normalize("NFKC", name.translate(_APOSTROPHES)).lower().translate(table)
+    text = unicodedata.normalize("NFKC", name.translate(_APOSTROPHES)).lower().translate(_FOLD)
     if not text.isascii():
         # Accents and other marks are no letters of their own ("é" is "e"), nor breaks
         # between words, which the pattern below would make of them; nor are invisible
@@ -53,6 +40,20 @@ def _folded(name: str, table: dict[int, str | None]) -> str:
             if not unicodedata.combining(c) and unicodedata.category(c) != "Cf"
         )
     return " ".join(_BETWEEN_WORDS.sub(" ", text).split())
+
+
+def fold_short(name: str) -> str:
+    """As `fold`, but each Norwegian letter, typed or spelt out, one ASCII letter (ø and
+    oe as o, å and aa as a)."""
+    # A slip on "ø" itself ("Bjarn" for "Bjørn") is then one edit, where spelt out
+    # ("bjoern") it is two. Taken from the folded form, so that every spelling folding
+    # alike ("Åse", "Aase") shortens alike and a search finds the same names for each.
+    return shorten(fold(name))
+
+
+def shorten(folded: str) -> str:
+    """A folded name with each spelt-out Norwegian letter one letter ("bjoern" as "bjorn")."""
+    return _SPELT_OUT.sub(lambda found: _ONE_LETTER[found.group()], folded)
 
 
 def match_score(query: str, name: str) -> float:

@@ -128,6 +128,39 @@ def test_search_folds_decomposed_letters(demo_settings: Settings) -> None:
     assert composed and decomposed == composed
 
 
+_SPELT_OUT = str.maketrans({"å": "aa", "Å": "Aa", "ø": "oe", "Ø": "Oe", "æ": "ae", "Æ": "Ae"})
+_LETTERS = {"aa": "å", "Aa": "Å", "oe": "ø", "Oe": "Ø", "ae": "æ", "Ae": "Æ"}
+
+
+def test_every_spelling_of_a_norwegian_name_finds_the_same_listings(
+    demo_settings: Settings,
+) -> None:
+    # "Aase Braaten" found 2 listings where "Åse Bråten" found 21: the typo-tolerant word
+    # match shortened each spelling as typed ("ase", "aase"). Over every listed name with
+    # a Norwegian letter, or the letters' spelling out, in the demo.
+    source = SnapshotSource(demo_settings.snapshots_path, demo_settings.data_path)
+    source.refresh()
+    snapshot = source.current
+    table = snapshot.table()
+    names = set()
+    for column in ("first_name", "last_name", "business_name"):
+        names.update(name for name in table[column].to_pylist() if name)
+    lettered = {name for name in names if set(name) & set("æøåÆØÅ")}
+    spelt = {name for name in names if any(pair in name for pair in _LETTERS)}
+    assert len(lettered) > 20 and len(spelt) > 5
+    for name in sorted(lettered | spelt):
+        ascii_form = name.translate(_SPELT_OUT)
+        letters_form = ascii_form
+        for pair, letter in _LETTERS.items():
+            letters_form = letters_form.replace(pair, letter)
+        found = {
+            form: sorted(hit.row for hit in snapshot.names.search(form, limit=50).hits)
+            for form in (name, ascii_form, letters_form)
+        }
+        assert found[name], name
+        assert found[ascii_form] == found[name] == found[letters_form], found
+
+
 def test_invisible_characters_copied_with_a_name_do_not_split_it(demo_settings: Settings) -> None:
     # A soft hyphen, a zero-width space or a word joiner from a web page or a PDF: the
     # word is still one ("Han\u00adsen" made "han sen", and nothing was found).

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
-from lookup.names import fold, fold_short
+from lookup.names import fold, fold_short, shorten
 
 _WORD_CUTOFF: Final = 80.0
 _WORDS_PER_QUERY_WORD: Final = 25
@@ -123,21 +123,10 @@ class NameIndex:
         encoded = pc.dictionary_encode(pc.list_flatten(pieces)).combine_chunks()
         # Fold the distinct pieces only (thousands), not every name (millions).
         vocabulary: dict[str, int] = {}
-        # Each spelling's one-letter form where it differs from the spelt-out one: raw
-        # words folding alike ("braaten", "bråten") may shorten differently, and every
-        # form must be there whichever spelling the snapshot happens to list first.
-        lettered: dict[tuple[str, int], None] = {}
-
-        def codes_of(piece: str) -> list[int]:
-            codes = []
-            for folded, short in zip(fold(piece).split(), fold_short(piece).split(), strict=True):
-                code = vocabulary.setdefault(folded, len(vocabulary))
-                if short != folded:
-                    lettered[short, code] = None
-                codes.append(code)
-            return codes
-
-        piece_codes = [codes_of(piece) for piece in encoded.dictionary.to_pylist()]
+        piece_codes = [
+            [vocabulary.setdefault(word, len(vocabulary)) for word in fold(piece).split()]
+            for piece in encoded.dictionary.to_pylist()
+        ]
         pieces_of = encoded.indices.to_numpy()
         # A piece folds to no word ("-"), one, or several ("A/S", "Polar»"): a (row, word)
         # pair for each, the first words at once, further ones of the few that have them.
@@ -154,6 +143,8 @@ class NameIndex:
         self._words = list(vocabulary)
         # Only the words a Norwegian letter makes longer spelt out: for the others the
         # first pass already compares the same letters (and the list stays short).
+        lettered = [(shorten(word), code) for word, code in vocabulary.items()]
+        lettered = [(short, code) for short, code in lettered if short != self._words[code]]
         self._short_words = [short for short, _ in lettered]
         self._short_codes = [code for _, code in lettered]
         self._postings = [
