@@ -23,6 +23,7 @@ from lookup.index.reader import Snapshot
 from lookup.index.snapshot import read_pointer, snapshot_path
 from lookup.ingest.warehouse import Warehouse
 from lookup.numbers import e164
+from lookup.timezones import oslo, utc
 
 _T = TypeVar("_T")
 
@@ -130,9 +131,15 @@ def directory_part(
     )
     fields = DirectoryRecord.__struct_fields__
     return (
-        [_convert(fields, row, DirectoryRecord) for row in records],
-        [_convert(("file", "operator", "change", "ingested_at"), row, Change) for row in history],
-        [_convert(Withdrawal.__struct_fields__, row, Withdrawal) for row in withdrawals],
+        [_convert(fields, row, DirectoryRecord, valid_from=oslo) for row in records],
+        [
+            _convert(("file", "operator", "change", "ingested_at"), row, Change, ingested_at=utc)
+            for row in history
+        ],
+        [
+            _convert(Withdrawal.__struct_fields__, row, Withdrawal, valid_from=oslo)
+            for row in withdrawals
+        ],
         [
             _convert(("file", "line", "reason", "detail", "raw"), row, RejectedRow)
             for row in rejected
@@ -147,8 +154,17 @@ def _dated_by_file(warehouse: Warehouse) -> Callable[[str, str], str]:
     return lambda table, alias: f"{alias}.dated_by_file" if table in tables else "false"
 
 
-def _convert(fields: tuple[str, ...], row: tuple[object, ...], into: type[_T]) -> _T:
-    return msgspec.convert(dict(zip(fields, row, strict=True)), into)
+def _convert(
+    fields: tuple[str, ...],
+    row: tuple[object, ...],
+    into: type[_T],
+    **times: Callable[[datetime], datetime],
+) -> _T:
+    """A warehouse row as a Struct, its stored times given their zones (`times`, by field)."""
+    values: dict[str, Any] = dict(zip(fields, row, strict=True))
+    for field, zoned in times.items():
+        values[field] = zoned(values[field])
+    return msgspec.convert(values, into)
 
 
 def published_part(snapshots: Path, national: str) -> Listing | None:

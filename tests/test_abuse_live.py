@@ -9,7 +9,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -179,10 +179,15 @@ def test_a_scraper_is_held_then_paused_within_a_second_and_compliance_reviews_it
     assert suspension["evidence"]["rule"]
     # The walk's first four numbers come first, and every lookup a finding quotes is there:
     # each was logged with its finding, at once.
-    timeline = [(item["ts"], item["number"]) for item in body["timeline"]]
+    timeline = [(datetime.fromisoformat(i["ts"]), i["number"]) for i in body["timeline"]]
     assert [number for _, number in timeline[:4]] == [f"+472220010{i}" for i in range(4)]
+    assert all(ts.utcoffset() == timedelta(0) for ts, _ in timeline)
     for finding in body["findings"]:
-        quoted = [(item["ts"], item["number"]) for item in finding["evidence"]["lookups"]]
+        # Evidence quotes its times in UTC without the offset, as the replay writes them.
+        quoted = [
+            (datetime.fromisoformat(item["ts"]).replace(tzinfo=UTC), item["number"])
+            for item in finding["evidence"]["lookups"]
+        ]
         assert set(quoted) <= set(timeline), finding["kind"]
     assert len(timeline) <= clients.answered[scraper]
     # The refused lookups are logged with what they would have found (told to the

@@ -61,7 +61,7 @@ def test_listing_of_a_person(client: TestClient[Any]) -> None:
     assert body["name"] == {"full": "Kari Nordmann", "first": "Kari", "last": "Nordmann"}
     assert body["address"] == {"street": "Storgata 1", "postcode": "0150", "city": "Oslo"}
     assert body["marketing_reserved"] is False
-    assert body["valid_from"] == "2025-01-01T00:00:00"
+    assert body["valid_from"] == "2025-01-01T00:00:00+01:00"  # Oslo time, winter
     assert body["snapshot"]
     # Never the operator, never the date of birth.
     assert "telenor" not in response.text

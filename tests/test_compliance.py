@@ -7,7 +7,7 @@ import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -294,10 +294,11 @@ def test_the_timeline_shows_the_lookups_nearest_each_finding_of_a_busy_account(
     assert {e.number for e in walks[first]} <= numbers
     assert {e.number for e in walks[later]} <= numbers
     assert "+4798888888" in numbers
-    assert [row["ts"] for row in timeline] == sorted(row["ts"] for row in timeline)
+    stamps = [datetime.fromisoformat(row["ts"]) for row in timeline]
+    assert stamps == sorted(stamps)
     assert len(timeline) <= 2 * (50 + 10)
-    # Nothing from the far ends of the busy hours.
-    assert min(row["ts"] for row in timeline) > (first - timedelta(minutes=1)).isoformat()
+    # Nothing from the far ends of the busy hours (logged in UTC, served with the offset).
+    assert min(stamps) > (first - timedelta(minutes=1)).replace(tzinfo=UTC)
 
 
 def test_the_timeline_stays_bounded_for_a_case_with_many_findings(desk: Desk) -> None:
@@ -310,8 +311,8 @@ def test_the_timeline_stays_bounded_for_a_case_with_many_findings(desk: Desk) ->
     timeline = desk.get(f"/cases/{case_id}").json()["timeline"]
     assert 0 < len(timeline) <= 600
     # The finding that opened the case and the latest one are both covered.
-    stamps = {row["ts"] for row in timeline}
-    assert moments[0].isoformat() in stamps and moments[-1].isoformat() in stamps
+    stamps = {datetime.fromisoformat(row["ts"]) for row in timeline}
+    assert {moments[0].replace(tzinfo=UTC), moments[-1].replace(tzinfo=UTC)} <= stamps
 
 
 def test_the_blocks_count_looked_up_numbers_not_searches_or_typos(desk: Desk) -> None:
@@ -430,6 +431,57 @@ def _ola_on_file(tmp_path: Path) -> Settings:
     )
     ingest([tmp_path / "b"], settings)
     return settings
+
+
+def _times(body: Any, path: str = "") -> Iterator[tuple[str, datetime]]:
+    """Every date-time the body holds (a string that reads as one), but in evidence."""
+    if isinstance(body, dict):
+        for key, value in body.items():
+            if key != "evidence":
+                yield from _times(value, f"{path}.{key}")
+    elif isinstance(body, list):
+        for index, value in enumerate(body):
+            yield from _times(value, f"{path}[{index}]")
+    elif isinstance(body, str) and len(body) > 10 and body[4] == "-" and body[10] == "T":
+        yield path, datetime.fromisoformat(body)
+
+
+def test_every_time_the_compliance_api_serves_says_its_offset(tmp_path: Path) -> None:
+    # RFC 3339 (the schema's `date-time`) asks for one, and the answers mixed two zones:
+    # an operator's valid_from is Oslo time, the service's own times UTC.
+    settings = _ola_on_file(tmp_path)
+    new_key(settings, org="cust-co")
+    for desk in _desk(settings):
+        desk.services.store.commit([_lookup(DAY, "+4722202400")], [])
+        case_id = _open(desk, "cust-co", DAY)
+        assert desk.decide(case_id, "warn").status_code == 201
+        answers = [
+            desk.get("/subjects/22202400").json(),
+            desk.get("/cases").json(),
+            desk.get(f"/cases/{case_id}").json(),
+            desk.get("/accounts/cust-co/decisions").json(),
+            desk.decide(case_id, "reinstate").json(),
+        ]
+        seen = {}
+        for answer in answers:
+            for path, moment in _times(answer):
+                seen[path] = moment
+                assert moment.utcoffset() is not None, path
+        subject, case = answers[0], answers[2]
+        # The operator's date, Oslo time in winter.
+        assert subject["directory"][0]["valid_from"] == "2025-01-01T00:00:00+01:00"
+        assert subject["published"]["valid_from"] == subject["directory"][0]["valid_from"]
+        for utc_time in (
+            subject["history"][0]["ingested_at"],
+            subject["lookups"]["first"],
+            case["case"]["opened_at"],
+            case["findings"][0]["ts"],
+            case["timeline"][0]["ts"],
+            case["blocks"][0]["first"],
+            case["decisions"][0]["ts"],
+        ):
+            assert utc_time.endswith("Z"), utc_time
+        assert len(seen) >= 12
 
 
 def test_a_data_subject_gets_everything_stored_about_their_number(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from lookup.index.snapshot import read_pointer, snapshot_path
 from lookup.ingest.pipeline import IngestReport
 from lookup.ingest.warehouse import Warehouse
 from lookup.keys import KeyStore
+from lookup.timezones import OSLO
 from tests.conftest import new_key
 
 # Parameters every lookup is tried with: each endpoint variant must keep the secret.
@@ -109,7 +110,8 @@ def test_listed_numbers_show_the_winning_record_without_secrets(
         first, last, business, birth_date, valid_from = stored[f"{expected['operator']}:{number}"]
         # The winning operator's record answers (porting: the newer operator).
         assert body["name"]["full"] == (f"{first} {last}" if first else business)
-        assert body["valid_from"] == valid_from.isoformat()
+        # Operators' dates are Oslo time, served with the offset of their day (RFC 3339).
+        assert body["valid_from"] == valid_from.replace(tzinfo=OSLO).isoformat()
         assert body["kind"] == expected["kind"]
         if expected["reservation"] == "address_hidden":
             assert "address" not in body

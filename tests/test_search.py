@@ -142,7 +142,7 @@ def test_every_spelling_of_a_norwegian_name_finds_the_same_listings(
     source.refresh()
     snapshot = source.current
     table = snapshot.table()
-    names = set()
+    names: set[str] = set()
     for column in ("first_name", "last_name", "business_name"):
         names.update(name for name in table[column].to_pylist() if name)
     lettered = {name for name in names if set(name) & set("æøåÆØÅ")}

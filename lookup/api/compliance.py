@@ -39,6 +39,7 @@ from lookup.keys import ApiKey
 from lookup.numbers import e164, normalize, shown
 from lookup.subjects import SubjectReport, report
 from lookup.text import first_bidi_control, first_control, invisible
+from lookup.timezones import utc
 
 # What each decision does to the account's status (warn leaves it as it is).
 
@@ -151,7 +152,7 @@ class ComplianceController(Controller):
             if status is not None:
                 query["status"] = status
             headers["Link"] = f'<{request.url.path}?{urlencode(query)}>; rel="next"'
-        for case in cases:
+        for case in _in_utc(cases, "opened_at", "closed_at", "last_finding_at"):
             case["account_status"] = _standing(services, case["account"])
         return Response(cases, headers=headers)
 
@@ -174,7 +175,7 @@ class ComplianceController(Controller):
         timeline = services.store.log.timeline(case.account, moments)
         mark_held(timeline, findings, case.closed_at)
         return {
-            "case": msgspec.to_builtins(case),
+            "case": _in_utc([msgspec.structs.asdict(case)], "opened_at", "closed_at")[0],
             "account_status": _standing(services, case.account),
             # This case's holds standing now: lifted by reinstating or clearing the account
             # (which closes the case), as its throttle is. Not another case's: an officer
@@ -185,12 +186,16 @@ class ComplianceController(Controller):
             )
             if case.closed_at is None
             else [],
-            "findings": findings,
+            "findings": _in_utc(findings, "ts"),
             # Every finding's own lookups, not only the first's: later findings of a case
             # may come hours or days after it.
-            "timeline": timeline,
-            "blocks": services.store.log.blocks(case.account, min(moments) - timedelta(days=7)),
-            "decisions": services.store.decisions.trail(case_id=case_id),
+            "timeline": _in_utc(timeline, "ts"),
+            "blocks": _in_utc(
+                services.store.log.blocks(case.account, min(moments) - timedelta(days=7)),
+                "first",
+                "last",
+            ),
+            "decisions": [_served(d) for d in services.store.decisions.trail(case_id=case_id)],
         }
 
     @post(
@@ -242,7 +247,7 @@ class ComplianceController(Controller):
             elif change is not None:
                 services.key_ring.set_status(decision.account, *change)
             services.store.decisions.carried_out(decision.id)
-        return decision
+        return _served(decision)
 
     @get(
         "/accounts/{account:str}/decisions",
@@ -262,7 +267,7 @@ class ComplianceController(Controller):
             raise UnknownAccount(
                 f"no account {shown(account)!r} in the key store or the audit trail"
             )
-        return trail
+        return [_served(decision) for decision in trail]
 
     @get(
         "/subjects/{number:str}",
@@ -344,6 +349,20 @@ class ComplianceController(Controller):
         check_query(request)
         services: Services = request.app.state.services
         return {"intact": services.store.decisions.verify()}
+
+
+def _in_utc(rows: list[dict[str, Any]], *fields: str) -> list[dict[str, Any]]:
+    """Rows with their stored times (`fields`, UTC) given the offset, as served."""
+    for row in rows:
+        for field in fields:
+            if row[field] is not None:
+                row[field] = utc(row[field])
+    return rows
+
+
+def _served(decision: Decision) -> Decision:
+    """A decision as served: its time with the offset (the trail seals it as stored)."""
+    return msgspec.structs.replace(decision, ts=utc(decision.ts))
 
 
 MAX_REASON: Final = 2000

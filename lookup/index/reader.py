@@ -29,9 +29,12 @@ from lookup.index.snapshot import (
     snapshot_path,
 )
 from lookup.numbers import to_key
+from lookup.timezones import OSLO
 
 log = logging.getLogger(__name__)
-_EPOCH_DT: Final = datetime(1970, 1, 1)
+_EPOCH_DT: Final = datetime(1970, 1, 1, tzinfo=OSLO)
+"""The snapshot's `valid_from` is Oslo wall-clock time; adding to an aware time keeps
+the wall clock, and the listing carries Oslo's offset of its date."""
 
 
 class Listing(msgspec.Struct, frozen=True, kw_only=True):
@@ -52,6 +55,7 @@ class Listing(msgspec.Struct, frozen=True, kw_only=True):
     birth_check: int
     """Keyed digest of the date of birth, for yes/no verification only (`birthdates`)."""
     valid_from: datetime
+    """When the operator's record took effect, in Oslo time (with its offset)."""
 
 
 class _Text:

@@ -45,10 +45,11 @@ from lookup.ingest.files import (
 )
 from lookup.ingest.progress import reporting
 from lookup.ingest.readers import decode, read_reservation_rows, read_rows
-from lookup.ingest.records import OSLO, Action, Record, Rejected, Reservation, RowValidator
+from lookup.ingest.records import Action, Record, Rejected, Reservation, RowValidator
 from lookup.ingest.rules import deduplicate
 from lookup.ingest.warehouse import Batch, Warehouse
 from lookup.text import printable
+from lookup.timezones import OSLO
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,6 @@ import re
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Final
-from zoneinfo import ZoneInfo
 
 import msgspec
 
@@ -36,8 +35,8 @@ from lookup.text import (
     invisible,
     other_code_page,
 )
+from lookup.timezones import OSLO
 
-OSLO: Final = ZoneInfo("Europe/Oslo")
 _OLDEST_BIRTH: Final = date(1880, 1, 1)
 _CALENDAR_DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 VALID_FROM_LEEWAY: Final = timedelta(days=1)
