@@ -18,6 +18,7 @@ from datetime import datetime
 from litestar import Litestar, get
 
 from lookup.api.schemas import Address, Listing, Name
+from lookup.timezones import OSLO
 
 LISTING = Listing(
     number="+4791234567",
@@ -26,7 +27,7 @@ LISTING = Listing(
     kind="person",
     name=Name(full="Kari Nordmann", first="Kari", last="Nordmann"),
     marketing_reserved=False,
-    valid_from=datetime(2024, 3, 14, 9, 26, 53),
+    valid_from=datetime(2024, 3, 14, 9, 26, 53, tzinfo=OSLO),  # as served: with its offset
     snapshot="20261122T063000Z-0007",
     address=Address(street="Storgata 1", postcode="0155", city="OSLO"),
 )

@@ -44,7 +44,7 @@ class Listing(msgspec.Struct, frozen=True, omit_defaults=True):
     marketing_reserved: bool
     """The subscriber refuses marketing calls (the Reservasjonsregisteret flag)."""
     valid_from: datetime
-    """When the operator's record took effect."""
+    """When the operator's record took effect: its date, in Oslo time with the offset."""
     snapshot: str
     """Which published snapshot answered."""
     org_number: str | None = None
