@@ -21,6 +21,7 @@ hyphens, symbols."""
 _SPELT_OUT: Final = re.compile("aa|ae|oe")
 """A Norwegian letter spelt out, as `fold` writes it or as a keyboard without it does."""
 _ONE_LETTER: Final = {"aa": "a", "ae": "a", "oe": "o"}
+_NORWEGIAN_LETTERS: Final = frozenset("æøåäö")
 
 
 def fold(name: str) -> str:
@@ -44,7 +45,7 @@ def fold(name: str) -> str:
 
 def fold_short(name: str) -> str:
     """As `fold`, but each Norwegian letter, typed or spelt out, one ASCII letter (ø and
-    oe as o, å and aa as a)."""
+    oe as o, å and aa as a; so also the "oe" of "Moen", which cannot be told apart)."""
     # A slip on "ø" itself ("Bjarn" for "Bjørn") is then one edit, where spelt out
     # ("bjoern") it is two. Taken from the folded form, so that every spelling folding
     # alike ("Åse", "Aase") shortens alike and a search finds the same names for each.
@@ -54,6 +55,11 @@ def fold_short(name: str) -> str:
 def shorten(folded: str) -> str:
     """A folded name with each spelt-out Norwegian letter one letter ("bjoern" as "bjorn")."""
     return _SPELT_OUT.sub(lambda found: _ONE_LETTER[found.group()], folded)
+
+
+def has_norwegian_letter(text: str) -> bool:
+    """Whether a text is written with æ, ø or å (or ä, ö), composed or not."""
+    return not _NORWEGIAN_LETTERS.isdisjoint(unicodedata.normalize("NFKC", text).lower())
 
 
 def match_score(query: str, name: str) -> float:

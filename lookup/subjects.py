@@ -23,7 +23,7 @@ from lookup.index.reader import Snapshot
 from lookup.index.snapshot import read_pointer, snapshot_path
 from lookup.ingest.warehouse import Warehouse
 from lookup.numbers import e164
-from lookup.timezones import oslo, utc
+from lookup.timezones import in_utc, oslo, utc
 
 _T = TypeVar("_T")
 
@@ -167,6 +167,12 @@ def _convert(
     return msgspec.convert(values, into)
 
 
+def _lookups_in_utc(lookups: dict[str, Any]) -> dict[str, Any]:
+    """The number's lookups as served: their times offset."""
+    [whole] = in_utc([lookups], "first", "last")
+    return {**whole, "by_account": in_utc(lookups["by_account"], "first", "last")}
+
+
 def published_part(snapshots: Path, national: str) -> Listing | None:
     """What the served snapshot shows customers for the number, if anything."""
     pointer = read_pointer(snapshots)
@@ -190,6 +196,6 @@ def report(
         history=history,
         withdrawals=withdrawals,
         rejected_rows=rejected,
-        lookups=store.log.lookups_of(number),
+        lookups=_lookups_in_utc(store.log.lookups_of(number)),
         cases=store.cases.quoting(number),
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -482,6 +483,26 @@ def test_every_time_the_compliance_api_serves_says_its_offset(tmp_path: Path) ->
         ):
             assert utc_time.endswith("Z"), utc_time
         assert len(seen) >= 12
+
+
+def test_an_ingest_is_dated_in_utc_whatever_the_hosts_time_zone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # DuckDB's now() is the host's local time: on a host in Tokyo an ingest was stamped
+    # nine hours ahead, and served as UTC.
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        before = datetime.now(UTC)
+        settings = _ola_on_file(tmp_path)
+        after = datetime.now(UTC)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    for desk in _desk(settings):
+        history = desk.get("/subjects/22202400").json()["history"]
+        stamps = [datetime.fromisoformat(change["ingested_at"]) for change in history]
+        assert stamps and all(before <= stamp <= after for stamp in stamps), stamps
 
 
 def test_a_data_subject_gets_everything_stored_about_their_number(tmp_path: Path) -> None:

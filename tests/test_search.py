@@ -235,6 +235,22 @@ def test_a_slip_on_a_norwegian_letter_itself_is_one_typo() -> None:
         assert sorted(hit.row for hit in both.search("Brxten").hits) == [0, 1], first
 
 
+def test_a_slip_on_a_norwegian_letter_is_one_edit_not_any_near_word() -> None:
+    # By ratio "asen" (the one-letter form of Åsen and Aasen) is as near "hansen" as a
+    # typo: every Hansen found every Aasen. Nor is "Moen" a "Møen" to slip on.
+    index = _index(
+        ["Kari Aasen", "Kari Åsen", "Per Hansen", "Ola Moen", "Joe Berg", "Kari Larsen"],
+        ["Oslo"] * 6,
+    )
+    assert [hit.row for hit in index.search("Hansen").hits] == [2]
+    assert [hit.row for hit in index.search("Kari Larsen").hits] == [5]
+    assert sorted(hit.row for hit in index.search("Kari Aasen").hits) == [0, 1]
+    assert sorted(hit.row for hit in index.search("Kari Åsen").hits) == [0, 1]
+    assert index.search("Kari Hansen").hits == []
+    assert index.search("Mona").hits == []
+    assert index.search("Jon Berg").hits == []
+
+
 def test_punctuation_in_a_name_is_not_part_of_its_words() -> None:
     names = ['Restaurant "Polar" AS', "Polar Blomster AS", "Johansen, Anne", "O'Brien Pub"]
     index = _index(names, ["Tromsø"] * len(names))

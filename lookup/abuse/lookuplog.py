@@ -21,7 +21,6 @@ from lookup.abuse.events import LookupEvent, utc_now
 from lookup.abuse.retention import Sweep
 from lookup.abuse.state import ERASED
 from lookup.abuse.storefile import StoreFile
-from lookup.timezones import utc
 
 _LOG_SCHEMA: Final = pa.schema(
     [("ts", pa.timestamp("us"))]
@@ -152,14 +151,13 @@ class LookupLog:
             "GROUP BY account ORDER BY 2 DESC, account",
             parameters,
         )
-        firsts, lasts = [utc(r[3]) for r in rows], [utc(r[4]) for r in rows]
         return {
             "total": sum(int(r[1]) for r in rows),
-            "first": min(firsts, default=None),
-            "last": max(lasts, default=None),
+            "first": min((r[3] for r in rows), default=None),
+            "last": max((r[4] for r in rows), default=None),
             "by_account": [
-                {"account": r[0], "lookups": r[1], "answered": r[2], "first": first, "last": last}
-                for r, first, last in zip(rows, firsts, lasts, strict=True)
+                {"account": r[0], "lookups": r[1], "answered": r[2], "first": r[3], "last": r[4]}
+                for r in rows
             ],
         }
 

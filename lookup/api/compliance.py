@@ -39,7 +39,7 @@ from lookup.keys import ApiKey
 from lookup.numbers import e164, normalize, shown
 from lookup.subjects import SubjectReport, report
 from lookup.text import first_bidi_control, first_control, invisible
-from lookup.timezones import utc
+from lookup.timezones import in_utc, utc
 
 # What each decision does to the account's status (warn leaves it as it is).
 
@@ -152,7 +152,8 @@ class ComplianceController(Controller):
             if status is not None:
                 query["status"] = status
             headers["Link"] = f'<{request.url.path}?{urlencode(query)}>; rel="next"'
-        for case in _in_utc(cases, "opened_at", "closed_at", "last_finding_at"):
+        cases = in_utc(cases, "opened_at", "closed_at", "last_finding_at")
+        for case in cases:
             case["account_status"] = _standing(services, case["account"])
         return Response(cases, headers=headers)
 
@@ -175,7 +176,7 @@ class ComplianceController(Controller):
         timeline = services.store.log.timeline(case.account, moments)
         mark_held(timeline, findings, case.closed_at)
         return {
-            "case": _in_utc([msgspec.structs.asdict(case)], "opened_at", "closed_at")[0],
+            "case": in_utc([msgspec.structs.asdict(case)], "opened_at", "closed_at")[0],
             "account_status": _standing(services, case.account),
             # This case's holds standing now: lifted by reinstating or clearing the account
             # (which closes the case), as its throttle is. Not another case's: an officer
@@ -186,11 +187,11 @@ class ComplianceController(Controller):
             )
             if case.closed_at is None
             else [],
-            "findings": _in_utc(findings, "ts"),
+            "findings": in_utc(findings, "ts"),
             # Every finding's own lookups, not only the first's: later findings of a case
             # may come hours or days after it.
-            "timeline": _in_utc(timeline, "ts"),
-            "blocks": _in_utc(
+            "timeline": in_utc(timeline, "ts"),
+            "blocks": in_utc(
                 services.store.log.blocks(case.account, min(moments) - timedelta(days=7)),
                 "first",
                 "last",
@@ -349,15 +350,6 @@ class ComplianceController(Controller):
         check_query(request)
         services: Services = request.app.state.services
         return {"intact": services.store.decisions.verify()}
-
-
-def _in_utc(rows: list[dict[str, Any]], *fields: str) -> list[dict[str, Any]]:
-    """Rows with their stored times (`fields`, UTC) given the offset, as served."""
-    for row in rows:
-        for field in fields:
-            if row[field] is not None:
-                row[field] = utc(row[field])
-    return rows
 
 
 def _served(decision: Decision) -> Decision:

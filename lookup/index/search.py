@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
-from lookup.names import fold, fold_short, shorten
+from lookup.names import fold, fold_short, has_norwegian_letter, shorten
 
 _WORD_CUTOFF: Final = 80.0
 _WORDS_PER_QUERY_WORD: Final = 25
@@ -63,6 +63,14 @@ def _close(word: str, words: list[str]) -> list[int]:
     """Indices of the words close to `word`, the closest first."""
     found = process.extract(
         word, words, scorer=fuzz.ratio, score_cutoff=_WORD_CUTOFF, limit=_WORDS_PER_QUERY_WORD
+    )
+    return [index for _, _, index in found]
+
+
+def _one_slip(word: str, words: list[str]) -> list[int]:
+    """Indices of the words at most one edit from `word` (a swap of two letters is one)."""
+    found = process.extract(
+        word, words, scorer=OSA.distance, score_cutoff=1, limit=_WORDS_PER_QUERY_WORD
     )
     return [index for _, _, index in found]
 
@@ -123,10 +131,16 @@ class NameIndex:
         encoded = pc.dictionary_encode(pc.list_flatten(pieces)).combine_chunks()
         # Fold the distinct pieces only (thousands), not every name (millions).
         vocabulary: dict[str, int] = {}
-        piece_codes = [
-            [vocabulary.setdefault(word, len(vocabulary)) for word in fold(piece).split()]
-            for piece in encoded.dictionary.to_pylist()
-        ]
+        # Words some listing writes with a Norwegian letter ("Bråten", not only "Braaten").
+        lettered: set[int] = set()
+
+        def codes_of(piece: str) -> list[int]:
+            codes = [vocabulary.setdefault(word, len(vocabulary)) for word in fold(piece).split()]
+            if has_norwegian_letter(piece):
+                lettered.update(codes)
+            return codes
+
+        piece_codes = [codes_of(piece) for piece in encoded.dictionary.to_pylist()]
         pieces_of = encoded.indices.to_numpy()
         # A piece folds to no word ("-"), one, or several ("A/S", "Polar»"): a (row, word)
         # pair for each, the first words at once, further ones of the few that have them.
@@ -141,12 +155,12 @@ class NameIndex:
         sorted_rows = rows[order].astype(np.int32)
         self._index = vocabulary
         self._words = list(vocabulary)
-        # Only the words a Norwegian letter makes longer spelt out: for the others the
-        # first pass already compares the same letters (and the list stays short).
-        lettered = [(shorten(word), code) for word, code in vocabulary.items()]
-        lettered = [(short, code) for short, code in lettered if short != self._words[code]]
-        self._short_words = [short for short, _ in lettered]
-        self._short_codes = [code for _, code in lettered]
+        # Each word a listing writes with a Norwegian letter, by its one-letter form: a slip
+        # on the letter itself is one edit of it. Not the words no listing writes so
+        # ("Moen" is no "Møen", "Michael" no "Michæl"), nor those whose form is the word.
+        shortened = [(code, shorten(self._words[code])) for code in sorted(lettered)]
+        self._short_codes = [code for code, short in shortened if short != self._words[code]]
+        self._short_words = [short for code, short in shortened if short != self._words[code]]
         self._postings = [
             np.unique(sorted_rows[bounds[i] : bounds[i + 1]]) for i in range(len(self._words))
         ]
@@ -175,9 +189,11 @@ class NameIndex:
         Close as spelt out ("bjoern") or with each letter one letter ("bjorn"), so that
         a slip on "ø" itself ("Bjarn") is one edit, as a slip elsewhere is."""
         indices = set(_close(word, self._words))
-        indices.update(self._short_codes[i] for i in _close(short, self._short_words))
+        # One edit, not "close": by ratio, "asen" (Åsen, Aasen) is as close to "hansen"
+        # as any typo is, and every Hansen would find every Aasen.
+        indices.update(self._short_codes[i] for i in _one_slip(short, self._short_words))
         if short != word:  # "Hønsen" for Hansen: a slip onto a Norwegian letter
-            indices.update(_close(short, self._words))
+            indices.update(_one_slip(short, self._words))
         exact = self._index.get(word)
         if exact is not None:
             indices.add(exact)
@@ -216,7 +232,7 @@ class NameIndex:
         folded = fold(city)
         if not folded:  # "." names no town (and "" is the city of rows without one)
             return rows[:0]
-        short = fold_short(city)
+        short = shorten(folded)
         if folded in self._towns or short in self._towns:
             # A town's name, or the first words of one's: not a town a letter away
             # ("Kristiansund" is Kristiansund N, not Kristiansand; "As" is Ås, "Mo" Mo i Rana).
@@ -256,7 +272,7 @@ class NameIndex:
         if not words:
             return Found([], capped=False)
         # Each word once: "s s s s" asks no more than "s".
-        pairs = list(dict.fromkeys(zip(words, fold_short(query).split(), strict=True)))
+        pairs = list(dict.fromkeys((word, shorten(word)) for word in words))
         named = [(word, short) for word, short in pairs if len(short) > 1]
         # Initials filter the names the other words found; alone, each is a word.
         initials = [(word, short) for word, short in pairs if len(short) == 1] if named else []

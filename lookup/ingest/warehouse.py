@@ -10,7 +10,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -308,8 +308,8 @@ class Warehouse:
         fields = [name for name in Batch.__struct_fields__ if name != "id"]
         self._exec(
             f"INSERT INTO batches (id, {', '.join(fields)}, ingested_at) "
-            f"VALUES (?, {', '.join('?' for _ in fields)}, now()::TIMESTAMP)",
-            [batch.id, *(getattr(batch, name) for name in fields)],
+            f"VALUES (?, {', '.join('?' for _ in fields)}, ?)",
+            [batch.id, *(getattr(batch, name) for name in fields), _utc_now()],
         )
         if rejects:
             self._con.register(
@@ -651,9 +651,8 @@ class Warehouse:
     def record_publish(self, snapshot: str, last_batch: int, listings: int) -> None:
         """Remember what was published."""
         self._exec(
-            "INSERT INTO publishes SELECT coalesce(max(id), 0) + 1, ?, ?, ?, now()::TIMESTAMP "
-            "FROM publishes",
-            [snapshot, last_batch, listings],
+            "INSERT INTO publishes SELECT coalesce(max(id), 0) + 1, ?, ?, ?, ? FROM publishes",
+            [snapshot, last_batch, listings, _utc_now()],
         )
 
     def batches(self, limit: int = 20) -> list[Batch]:
@@ -677,6 +676,12 @@ class Warehouse:
         if not re.match(r"\s*(SELECT|WITH)\b", sql, re.IGNORECASE):
             raise ValueError("only read queries")
         return self._con.execute(sql, list(params)).fetchall()
+
+
+def _utc_now() -> datetime:
+    """Now in UTC, as the warehouse keeps its own times (DuckDB's `now()::TIMESTAMP` is the
+    host's local time)."""
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _note_stale(batch: Batch, stale: dict[str, str]) -> None:
