@@ -23,6 +23,7 @@ from typing import Final, NoReturn
 
 from lookup.config import ConfigError, Settings, load_settings
 from lookup.errors import LookupServiceError, WarehouseBusy
+from lookup.fixtures.render import foreign_files
 from lookup.ingest.files import SIDECAR_SUFFIX, is_candidate, sidecar_for, why_ignored
 from lookup.ingest.report import render_report, render_status
 from lookup.text import printable
@@ -54,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--listings", type=int, required=True)
     generate.add_argument("--operators", type=int, default=3)
     generate.add_argument("--seed", type=int, default=1)
-    generate.add_argument("--out", type=Path, required=True)
+    generate.add_argument("--out", type=_folder_path, required=True)
 
     ingest = commands.add_parser(
         "ingest",
@@ -62,8 +63,10 @@ def _parser() -> argparse.ArgumentParser:
         description="`lookup ingest PATH...`, `--inbox DIR`, `--watch DIR`, or `status`.",
     )
     ingest.add_argument("paths", nargs="*", type=Path, help="files or folders, or 'status'")
-    ingest.add_argument("--inbox", type=Path, help="apply every operator file in DIR")
-    ingest.add_argument("--watch", type=Path, help="keep applying files as they arrive in DIR")
+    ingest.add_argument("--inbox", type=Path, action=_Once, help="apply every operator file in DIR")
+    ingest.add_argument(
+        "--watch", type=Path, action=_Once, help="keep applying files as they arrive in DIR"
+    )
     ingest.add_argument(
         "--interval", type=_seconds, help="seconds between --watch scans (default 5)"
     )
@@ -173,8 +176,22 @@ def _fixtures(args: argparse.Namespace) -> int:
 
     if args.listings < 1 or args.operators < 1:
         raise UsageError("--listings and --operators must be at least 1")
+    if args.listings > MAX_LISTINGS or args.operators > MAX_OPERATORS:
+        # Held in memory while written: past these it grows until the machine runs out.
+        raise UsageError(
+            f"--listings must be at most {MAX_LISTINGS:,} and --operators at most "
+            f"{MAX_OPERATORS} (Norway has some 20 million numbers in use, and fewer operators)"
+        )
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} is a file: give the folder to write the files in")
+    foreign = foreign_files(args.out)
+    if foreign:
+        # Overwritten or left beside the new files, an ingest of the folder would apply them.
+        raise UsageError(
+            f"--out {args.out} holds files these fixtures did not write "
+            f"({printable(foreign[0])}{', ...' if len(foreign) > 1 else ''}): "
+            "give an empty or new folder"
+        )
     summary = generate(args.listings, args.operators, args.seed, args.out)
     print(
         f"{len(summary.files)} file(s) written to {args.out}: {summary.rows:,} rows, "
@@ -192,6 +209,12 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     paths: list[Path] = list(args.paths)
     if args.interval is not None and args.watch is None:
         raise UsageError("--interval is the time between --watch scans: give --watch DIR")
+    if args.watch is not None and (paths or args.inbox is not None):
+        # Left unsaid, the other files would never be applied.
+        raise UsageError(
+            "--watch DIR takes no other files or --inbox: ingest them first, "
+            "or put them in the watched folder"
+        )
     if Path("status") in paths and not Path("status").exists():
         if len(paths) > 1 or args.inbox or args.watch or args.force:
             raise UsageError(
@@ -236,6 +259,9 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+MAX_LISTINGS: Final = 10_000_000
+MAX_OPERATORS: Final = 100
+"""Bounds of `lookup fixtures generate` (10 million listings take some 9 GB to write)."""
 WATCH_INTERVAL: Final = 5.0
 """Seconds between `--watch` scans, unless `--interval` says otherwise."""
 WATCH_LATE_SCANS: Final = 120
@@ -520,6 +546,28 @@ def _abuse(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+class _Once(argparse.Action):
+    """An option that may be given once: argparse keeps the last of several silently."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        if getattr(namespace, self.dest) is not None:
+            parser.error(f"{option_string} given twice: give it once")
+        setattr(namespace, self.dest, values)
+
+
+def _folder_path(text: str) -> Path:
+    """`--out` as a folder, refusing the empty one `Path` would take as the current one."""
+    if not text:
+        raise argparse.ArgumentTypeError("'' is not a folder name: give the folder to write in")
+    return Path(text)
+
+
 def _findings_path(text: str) -> Path:
     """`--out` as a path, refusing the empty one `Path` would take as the current folder."""
     if not text:
@@ -529,7 +577,8 @@ def _findings_path(text: str) -> Path:
 
 @contextmanager
 def _sigterm_unwinds() -> Iterator[None]:
-    """Let SIGTERM unwind as Ctrl-C does, so an interrupted replay removes its temporary file."""
+    """Let SIGTERM and SIGHUP unwind as Ctrl-C does, so an interrupted replay removes its
+    temporary file."""
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be set from the main thread
         return
@@ -537,11 +586,13 @@ def _sigterm_unwinds() -> Iterator[None]:
     def stop(signum: int, _frame: object) -> NoReturn:
         raise SystemExit(128 + signum)
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    # A closed terminal (SIGHUP) stops it as SIGTERM does.
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
+import logging
 import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -15,6 +19,7 @@ from lookup.abuse.retention import MAX_MONTHS, MIN_MONTHS
 from lookup.networks import network
 from lookup.numbers import shown
 
+log = logging.getLogger(__name__)
 ENV_PREFIX = "LOOKUP_"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 STORAGE_SCHEMES = ("memory", "redis", "rediss", "redis+unix", "redis+sentinel", "redis+cluster")
@@ -164,10 +169,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         """`redis_url` as the Redis client reads it, refused before any process starts."""
         from redis.connection import parse_url  # noqa: PLC0415 (only with Redis configured)
 
+        said = f"LOOKUP_REDIS_URL: {_without_password(self.redis_url)!r}"
         try:
             parse_url(self.redis_url)  # type: ignore[no-untyped-call]
         except ValueError as exc:
-            raise ConfigError(f"LOOKUP_REDIS_URL: {self.redis_url!r}: {exc}") from None
+            raise ConfigError(f"{said}: {exc}") from None
+        url = urlsplit(self.redis_url)
+        database = url.path.strip("/") if url.scheme in ("redis", "rediss") else ""
+        if database and not database.isdigit():
+            # The client reads such a path as no database at all: database 0, silently.
+            raise ConfigError(
+                f"{said}: the path names the database by its number "
+                f"(redis://host:6379/0), not {database!r}"
+            )
 
     def _check_proxies(self) -> None:
         """`forwarded_allow_ips` as uvicorn reads it: `*` alone, or addresses and networks
@@ -235,11 +249,18 @@ def setting_names() -> tuple[str, ...]:
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     """Read settings from the environment; keyword overrides win (used by the CLI)."""
     env = os.environ if environ is None else environ
+    _warn_misspelt(env)
     raw: dict[str, object] = {}
-    for name in Settings.__struct_fields__:
-        value = env.get(ENV_PREFIX + name.upper())
-        if value is not None and value != "":
-            raw[name] = value
+    for field in msgspec.structs.fields(Settings):
+        value = env.get(ENV_PREFIX + field.name.upper())
+        if value is None or value == "":
+            continue
+        if field.type is int and not _WHOLE.fullmatch(value.strip()):
+            # msgspec's lax reading takes "1e3" and "8000.0" for whole numbers.
+            raise ConfigError(
+                f"{ENV_PREFIX}{field.name.upper()}: must be a whole number, not {shown(value)!r}"
+            )
+        raw[field.name] = value.lower() if field.name == "log_level" else value
     raw.update({key: value for key, value in overrides.items() if value is not None})
     try:
         return msgspec.convert(raw, Settings, strict=False)
@@ -255,6 +276,26 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
         raise ConfigError(message) from exc
 
 
+def _without_password(url: str) -> str:
+    """A URL as a message may quote it: its password masked."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
+
+
+def _warn_misspelt(env: Mapping[str, str]) -> None:
+    """Warn of a `LOOKUP_*` variable a letter or two from a setting: left unread silently,
+    the setting it was meant for keeps its default (other tools' names are left alone)."""
+    names = setting_names()
+    for given in sorted(env):
+        if given.startswith(ENV_PREFIX) and given not in names:
+            meant = difflib.get_close_matches(given, names, n=1, cutoff=0.85)
+            if meant:
+                log.warning("%s is no setting (did you mean %s?); ignored", given, meant[0])
+
+
+_WHOLE: Final = re.compile(r"[+-]?\d+")
 MAX_LOG_COMMIT_SECONDS: Final = 60.0
 """The longest `log_commit_seconds` allowed."""
 _WORDS: Final = {

@@ -155,9 +155,15 @@ class KeyStore:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         # The server's refresh runs in a worker thread; the store serializes its own use.
-        self._con = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
-        self._con.execute("PRAGMA journal_mode=WAL")
-        self._con.executescript(_SCHEMA)
+        try:
+            self._con = sqlite3.connect(
+                path, timeout=10, isolation_level=None, check_same_thread=False
+            )
+            self._con.execute("PRAGMA journal_mode=WAL")
+            self._con.executescript(_SCHEMA)
+        except sqlite3.OperationalError as exc:
+            # SQLite names no file: "unable to open database file" (a read-only data dir).
+            raise KeyStoreError(f"cannot open the key store {path}: {exc}") from None
         self._migrate()
         # SQLite's `data_version` moves only for other connections' writes: count ours.
         self._writes = 0
@@ -199,6 +205,10 @@ class KeyStore:
             raise KeyStoreError(
                 f"an organization name must not contain text direction controls (U+{ord(bad):04X})"
             )
+        if any("\ud800" <= char <= "\udfff" for char in org):
+            # Bytes of no UTF-8 text from the command line (Python keeps them as surrogates,
+            # which no file or answer can hold).
+            raise KeyStoreError("an organization name must be UTF-8 text")
         if "/" in org:
             # A decision's actor is `org/key id`, and the internal API names an account in
             # its path (`/accounts/{account}/decisions`): either would read it as two parts.

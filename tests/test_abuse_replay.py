@@ -262,7 +262,12 @@ def test_concurrent_replays_to_one_out_each_write_it_whole(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize(
-    ("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 128 + signal.SIGTERM)]
+    ("signum", "status"),
+    [
+        (signal.SIGINT, 130),
+        (signal.SIGTERM, 128 + signal.SIGTERM),
+        (signal.SIGHUP, 128 + signal.SIGHUP),  # its terminal closed
+    ],
 )
 def test_an_interrupted_replay_leaves_neither_its_temporary_file_nor_old_findings(
     tmp_path: Path, signum: int, status: int
@@ -438,6 +443,22 @@ def test_an_unknown_endpoint_is_refused_not_replayed_as_no_lookup(
     with pytest.raises(BadEventFile) as failure:
         list(read_events(events))
     assert str(failure.value).startswith("events.jsonl:3: ") and "endpoint" in str(failure.value)
+
+
+def test_a_null_endpoint_is_the_default_and_a_wrong_value_is_said_in_words(
+    tmp_path: Path,
+) -> None:
+    # Optional columns are often written as nulls (a Parquet column of them, too).
+    events = _appended(tmp_path, _row(endpoint=None))
+    assert [event.endpoint for event in read_events(events)][-1] == "numbers"
+    for row, says in [
+        (_row(outcome="HIT"), "outcome must be hit, miss or invalid, not 'HIT'"),
+        (_row(endpoint="lookup"), "endpoint must be numbers or search, not 'lookup'"),
+        (_row(account=5), "account must be text, not 5"),
+    ]:
+        with pytest.raises(BadEventFile) as failure:
+            list(read_events(_appended(tmp_path, row)))
+        assert str(failure.value) == f"events.jsonl:3: {says}"
 
 
 @pytest.mark.parametrize("events", ["missing.jsonl", "."])

@@ -94,6 +94,7 @@ def test_keys_create_refuses_unknown_roles_and_bad_networks(tmp_path: Path) -> N
         ("desk\u202ex", "text direction controls"),
         ("\u200b\u200b", "required"),
         ("qa 1/€", "must not contain '/'"),
+        ("\udcff\udcfe", "must be UTF-8 text"),  # the bytes ff fe: no UTF-8 at all
     ):
         result = lookup("keys", "create", "--org", org, "--roles", "lookup", data_dir=tmp_path)
         assert result.returncode != 0
@@ -195,6 +196,18 @@ def test_bad_settings_and_paths_give_one_line_reasons(tmp_path: Path) -> None:
     assert result.stderr.startswith("lookup: LOOKUP_REJECT_RATIO_MAX")
     missing = lookup("ingest", str(tmp_path / "nowhere"), data_dir=tmp_path)
     assert missing.returncode == 1 and "no such file or folder" in missing.stderr
+    # SQLite names no file ("unexpected OperationalError: unable to open database file").
+    blocked = tmp_path / "blocked"
+    (blocked / "keys.sqlite3").mkdir(parents=True)
+    keys = lookup("keys", "create", "--org", "a", "--roles", "lookup", data_dir=blocked)
+    assert keys.stderr == (
+        f"lookup: cannot open the key store {blocked / 'keys.sqlite3'}: "
+        "unable to open database file\n"
+    )
+    # An address of another machine is not a port in use.
+    elsewhere = lookup("serve", "--host", "192.0.2.1", "--port", "19603", data_dir=tmp_path)
+    assert elsewhere.returncode == 1
+    assert "192.0.2.1 is no address of this machine" in elsewhere.stderr, elsewhere.stderr
     assert "Traceback" not in result.stderr + missing.stderr
     # Where the fixtures cannot go: the path and the reason, not an exception's repr.
     taken_out = tmp_path / "out-file"
@@ -262,6 +275,19 @@ def test_fixtures_generate_writes_operator_files(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert (out / "manifest.json").exists()
     assert len(list(out.glob("*_full_*"))) >= 2
+    generate = ("fixtures", "generate", "--listings", "50", "--operators", "1", "--out", str(out))
+    # Generated again into its own folder: its earlier files make way.
+    assert lookup(*generate, data_dir=tmp_path).returncode == 0
+    # A file it did not write would be overwritten or left to be ingested with the new ones.
+    (out / "telia_full_20261101T020000.csv").write_text("nummer;fornavn\n", "utf-8")
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    refused = lookup(*generate, data_dir=tmp_path)
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        f"lookup: --out {out} holds files these fixtures did not write "
+        "(telia_full_20261101T020000.csv): give an empty or new folder\n"
+    )
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
 
 
 def test_ingest_watch_applies_files_as_they_arrive(tmp_path: Path) -> None:
@@ -391,6 +417,11 @@ def test_every_bad_setting_is_named_in_one_line(tmp_path: Path) -> None:
         # Workers would each die on it with a traceback, and the server answer nothing.
         ("LOOKUP_REDIS_URL", "notaurl"),
         ("LOOKUP_REDIS_URL", "redis://127.0.0.1:notaport"),
+        # The client reads a path that is no number as database 0, silently.
+        ("LOOKUP_REDIS_URL", "redis://127.0.0.1:6379/abc"),
+        # msgspec's lax reading took these for whole numbers.
+        ("LOOKUP_PORT", "1e3"),
+        ("LOOKUP_WORKERS", "2.0"),
     ]:
         result = lookup("serve", data_dir=tmp_path, **{variable: value})
         assert result.returncode == 2, (variable, result.stderr)
@@ -403,6 +434,24 @@ def test_every_bad_setting_is_named_in_one_line(tmp_path: Path) -> None:
     ]:
         result = lookup("ingest", "status", data_dir=tmp_path, **{variable: value})
         assert result.stderr == f"lookup: {variable}: {says}\n"
+    # A Redis password is never quoted back.
+    result = lookup("serve", data_dir=tmp_path, LOOKUP_REDIS_URL="redis://:s3cret@h:x/0")
+    assert result.returncode == 2 and "s3cret" not in result.stderr and "***" in result.stderr
+    # A level in capitals is the level; a setting a letter off is warned of, not ignored
+    # unsaid (another tool's LOOKUP_ variable is left alone).
+    tmp_path.joinpath("var").mkdir()
+    result = lookup(
+        "ingest",
+        "status",
+        data_dir=tmp_path / "var",
+        LOOKUP_LOG_LEVEL="DEBUG",
+        LOOKUP_PROT="8001",
+        LOOKUP_API_KEY="lk_x",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == (
+        "WARNING lookup.config: LOOKUP_PROT is no setting (did you mean LOOKUP_PORT?); ignored\n"
+    )
 
 
 def test_usage_errors_are_one_line(tmp_path: Path) -> None:
@@ -422,6 +471,19 @@ def test_usage_errors_are_one_line(tmp_path: Path) -> None:
         (("ingest", "--interval", "5", str(tmp_path)), "give --watch DIR"),
         (("ingest", "--force", "status"), "ingest status takes nothing else"),
         (("ingest", "status", "extra"), "ingest status takes nothing else"),
+        # Left unsaid, the other files would never be applied.
+        ((*watch, str(tmp_path)), "--watch DIR takes no other files or --inbox"),
+        ((*watch, "--inbox", str(tmp_path)), "--watch DIR takes no other files or --inbox"),
+        (("ingest", "--inbox", "a", "--inbox", "b"), "--inbox given twice"),
+        (("fixtures", "generate", "--listings", "5", "--out", ""), "'' is not a folder name"),
+        (
+            ("fixtures", "generate", "--listings", "100000000000", "--out", str(tmp_path / "x")),
+            "--listings must be at most 10,000,000",
+        ),
+        (
+            ("fixtures", "generate", "--listings", "5", "--operators", "1000000000", "--out", "x"),
+            "--operators at most 100",
+        ),
     ]:
         result = lookup(*ignored, data_dir=tmp_path)
         assert (result.returncode, result.stderr.count("\n")) == (2, 1), result.stderr

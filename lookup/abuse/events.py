@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 import msgspec
 
 Outcome = Literal["hit", "miss", "invalid"]
 Endpoint = Literal["numbers", "search"]
+OUTCOMES: Final = get_args(Outcome)
+ENDPOINTS: Final = get_args(Endpoint)
 
 EPOCH: Final = datetime(1970, 1, 1)
 """Events carry naive UTC times; seconds since this are what the detectors compute with."""

@@ -19,7 +19,7 @@ from typing import IO, TYPE_CHECKING, Final
 import msgspec
 
 from lookup.abuse.detectors import Engine, Finding
-from lookup.abuse.events import EPOCH, LookupEvent, national_number
+from lookup.abuse.events import ENDPOINTS, EPOCH, OUTCOMES, LookupEvent, national_number
 from lookup.abuse.policy import DEFAULT_POLICY, Policy
 from lookup.errors import BadOutputPath, LookupServiceError
 from lookup.jsonkeys import decode_object, repeated_key
@@ -43,7 +43,10 @@ _PARQUET: Final = b"PAR1"
 
 
 def _event(raw: dict[str, object], where: str) -> LookupEvent:
+    if raw.get("endpoint", "") is None:
+        del raw["endpoint"]  # optional: a Parquet column of it may hold nulls
     _check_present(raw, where)
+    _check_values(raw, where)
     given = raw["ts"]
     raw["ts"] = _time(given, where)
     try:
@@ -82,6 +85,19 @@ def _check_present(raw: dict[str, object], where: str) -> None:
         # Blank names would merge unrelated callers into one account, key or address.
         if isinstance(value, str) and not value.strip():
             raise BadEventFile(f"{where}: {name} is blank")
+
+
+def _check_values(raw: dict[str, object], where: str) -> None:
+    """Refuse a value of the wrong kind in words (the decoder's own message names its path)."""
+    for name in (*_NAMED, "number"):
+        if not isinstance(raw[name], str):
+            raise BadEventFile(f"{where}: {name} must be text, not {raw[name]!r}")
+    for name, allowed in (("outcome", OUTCOMES), ("endpoint", ENDPOINTS)):
+        if name in raw and raw[name] not in allowed:
+            raise BadEventFile(
+                f"{where}: {name} must be {', '.join(allowed[:-1])} or {allowed[-1]}, "
+                f"not {shown(str(raw[name]))!r}"
+            )
 
 
 def _time(value: object, where: str) -> datetime:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import logging
 import math
@@ -80,9 +81,13 @@ def preflight(settings: Settings) -> None:
                 probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 probe.bind(address)
         except OSError as exc:
+            cause = (
+                f"{host} is no address of this machine"
+                if exc.errno == errno.EADDRNOTAVAIL
+                else "is another service using the port?"
+            )
             raise PortUnavailable(
-                f"cannot listen on {host}:{port} ({exc.strerror or exc}): "
-                "is another service using the port?"
+                f"cannot listen on {host}:{port} ({exc.strerror or exc}): {cause}"
             ) from None
     StoreFile(settings.compliance_path).close()  # raises StoreInUse, naming the holder
 
