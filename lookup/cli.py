@@ -362,9 +362,12 @@ def _watch(folder: Path, interval: float, settings: Settings, *, force: bool) ->
             if state != done.get(p)
             and _finished(p, state[0], now - unchanged_since[p][1], interval)
         ]
+        # Taken for having waited long enough, not for ending with a line break: a last
+        # line without one was cut off in transfer (or the exporter wrote none).
+        late = {p for p in settled if now - unchanged_since[p][1] >= WATCH_LATE_SCANS * interval}
         if settled:
             try:
-                report = ingest(sorted(settled), settings, force=force)
+                report = ingest(sorted(settled), settings, force=force, cut_off=late)
             except WarehouseBusy as exc:
                 print(f"lookup: {exc}; retrying in {interval:g}s", file=sys.stderr, flush=True)
             except IngestStopped as exc:

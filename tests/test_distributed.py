@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import http.server
 import ipaddress
+import logging
 import multiprocessing
 import os
 import signal
@@ -687,12 +688,33 @@ class _Outage:
         pass
 
 
+class _Kept(logging.Handler):
+    """Log records kept for a test to read."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 def test_a_consumer_writes_what_it_gathered_while_redis_is_down(tmp_path: Path) -> None:
     seen: dict[str, int] = {}
     settings = make_settings(tmp_path / "var", internal_port=_free_port(), log_commit_seconds=1)
-    asyncio.run(serve_monitor(settings, _Outage(seen)))
+    handler = _Kept(logging.ERROR)
+    records = handler.records
+    logger = logging.getLogger("lookup.api.server")  # the app's logging config stops it there
+    logger.addHandler(handler)
+    try:
+        asyncio.run(serve_monitor(settings, _Outage(seen)))
+    finally:
+        logger.removeHandler(handler)
     # Written when due, during the outage: not left for Redis to come back.
     assert seen["logged"] == 3
+    # Retried every second, said once a minute (an hour's outage was 3,600 lines).
+    said = [r.getMessage() for r in records if "event stream unavailable" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("event stream unavailable for 0 s: Redis is")
 
 
 def test_a_gathering_consumer_reads_on_and_its_successor_from_what_it_wrote(

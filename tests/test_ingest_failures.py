@@ -223,3 +223,25 @@ def test_status_says_when_a_server_would_refuse_the_snapshot_for_its_key(
     key.unlink()
     assert f"there is no {birthdates.KEY_FILE}" in render_status(settings, None)
     assert not key.exists()  # status writes nothing
+
+
+def test_a_snapshot_whose_numbers_are_damaged_is_refused_and_published_anew(
+    tmp_path: Path, settings: Settings
+) -> None:
+    _deliveries(tmp_path / "in")
+    ingest([tmp_path / "in"], settings)
+
+    def key_scrambled(data: bytes) -> bytes:
+        # No offset or string to check there: the binary search answered 404 unseen.
+        buffer = pa.py_buffer(data)
+        table = pyarrow.ipc.open_file(pa.BufferReader(buffer)).read_all()  # zero-copy
+        keys = table.column("key").chunk(0).buffers()[1]
+        at = keys.address - buffer.address + 8 * 3
+        return data[:at] + (2**62).to_bytes(8, "little") + data[at + 8 :]
+
+    damaged = _publish_copy(settings, key_scrambled)
+    serving = SnapshotSource(settings.snapshots_path, settings.data_path)
+    assert serving.refresh() is False
+    assert "its numbers are out of order" in (serving.failure or "")
+    assert ingest([tmp_path / "in"], settings).published is not None and not damaged.exists()
+    assert serving.refresh() is True

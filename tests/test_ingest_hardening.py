@@ -829,11 +829,14 @@ def test_an_unexpected_failure_rejects_that_file_only(
 
 
 @contextmanager
-def _watching(inbox: Path, data_dir: Path) -> Iterator[subprocess.Popen[bytes]]:
+def _watching(
+    inbox: Path, data_dir: Path, interval: str = "0.1"
+) -> Iterator[subprocess.Popen[bytes]]:
     """`lookup ingest --watch` on a folder, scanning every 0.1 s; it must end without a
     traceback."""
+    watch = ["ingest", "--watch", str(inbox), "--interval", interval]
     watcher = subprocess.Popen(
-        [sys.executable, "-m", "lookup.cli", "ingest", "--watch", str(inbox), "--interval", "0.1"],
+        [sys.executable, "-m", "lookup.cli", *watch],
         env={**os.environ, "LOOKUP_DATA_DIR": str(data_dir)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -890,6 +893,30 @@ def test_watch_waits_for_an_upload_that_paused_mid_line(tmp_path: Path) -> None:
     [(_, status, _, _)] = batches(settings)
     assert status == "applied"
     assert len(served(settings)) == 200
+
+
+def test_watch_takes_a_file_cut_mid_line_at_last_and_rejects_the_cut_line(
+    tmp_path: Path,
+) -> None:
+    # Unchanged for 120 scans (here 6 s), it is taken; its last line, with no line break,
+    # was cut in transfer: "Andr" of Andreas must not be served.
+    inbox, data_dir = tmp_path / "inbox", tmp_path / "var"
+    inbox.mkdir()
+    settings = make_settings(data_dir)
+    header = "nummer;type;etternavn;reservert;gyldig_fra;fornavn"
+    rows = [f"400000{i:02};P;Hansen;N;2025-01-01;Navn{i}" for i in range(40)]
+    data = "\n".join([header, *rows, "40000045;P;Berg;N;2025-01-01;Andr"]).encode()
+    with _watching(inbox, data_dir, interval="0.05"):
+        (inbox / "telia_full_20261123T020000.csv").write_bytes(data)
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline and not read_pointer(settings.snapshots_path):
+            time.sleep(0.1)
+    [(_, status, _, _)] = batches(settings)
+    assert status == "applied"
+    assert [(line, reason) for _, line, reason, _, _ in stored_rejects(settings)] == [
+        (42, "cut_line")
+    ]
+    assert len(served(settings)) == 40
 
 
 def test_watch_takes_a_file_whose_clock_is_ahead(tmp_path: Path) -> None:
@@ -1469,3 +1496,56 @@ def test_a_held_file_corrected_and_sent_again_under_its_name_goes_in(
     listing = served(settings).find("40000000")
     assert listing is not None and listing.first_name == "Lifted?"
     assert len(served(settings)) == 40
+
+
+def test_a_file_taken_cut_mid_line_has_its_last_line_rejected(tmp_path: Path) -> None:
+    # The contract lets columns come in any order: with the first name last, a line cut
+    # mid-name ("Andr" of Andreas) reads as a whole row, and was served so.
+    header = "nummer;type;etternavn;reservert;gyldig_fra;fornavn"
+    rows = [f"400000{i:02};P;Hansen;N;2025-01-01;Navn{i}" for i in range(40)]
+    rows += ["40000045;P;Berg;N;2025-01-01;Andr", "40000046;P;Lie;J;2025-01-01;Ma"]
+    for last, reason, hidden in ((rows[40], "cut_line", None), (rows[41], "cut_line", "reserved")):
+        folder = tmp_path / reason / (hidden or "listed")
+        path = write_csv(
+            folder, "telia_full_20261123T020000.csv", [*rows[:40], last], header=header
+        )
+        path.write_bytes(path.read_bytes().rstrip(b"\n"))  # cut: no line break at its end
+        data = tmp_path / f"data-{hidden}"
+        report = ingest([path], make_settings(data), cut_off={path})
+        [file_report] = report.files
+        assert file_report.batch.status == "applied"
+        assert [(r.line, r.reason) for r in file_report.rejects] == [(42, reason)]
+        number = last.split(";", 1)[0]
+        with Warehouse(make_settings(data).warehouse_path, read_only=True) as warehouse:
+            stored = warehouse.query(
+                "SELECT reservation, first_name FROM records WHERE number = ?", [number]
+            )
+        # The cut name is kept nowhere; a reservation the cut line plainly carries holds.
+        assert stored == ([] if hidden is None else [("reserved", None)])
+    # Ingested by hand (not cut off), the same file's last line is the operator's.
+    plain = write_csv(
+        tmp_path / "plain", "telia_full_20261123T020000.csv", rows[:41], header=header
+    )
+    plain.write_bytes(plain.read_bytes().rstrip(b"\n"))
+    assert ingest([plain], make_settings(tmp_path / "data-plain")).files[0].rejects == []
+
+
+def test_a_file_taken_half_then_finished_under_its_name_goes_in_whole(
+    tmp_path: Path, settings: Settings
+) -> None:
+    # An upload a watcher took while it paused at a line break, then finished: the whole
+    # file was held as its own twin ("same_stamp": itself), and the missing half's
+    # numbers stayed removed until the next night.
+    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", filler(60))
+    ingest([tmp_path / "a"], settings)
+    renamed = [person(str(40000000 + i), first=f"Ny{i}") for i in range(60)]
+    whole = write_csv(tmp_path / "b", "telenor_full_20261123T020000.csv", renamed)
+    data = whole.read_bytes()
+    cut = data.index(b"\n", len(data) * 19 // 20) + 1  # at a line break, 95 % in
+    whole.write_bytes(data[:cut])
+    [half] = ingest([whole], settings).files
+    assert half.batch.status == "applied" and len(served(settings)) < 60
+    whole.write_bytes(data)
+    [rest] = ingest([whole], settings).files
+    assert (rest.batch.status, rest.batch.reason) == ("applied", None)
+    assert len(served(settings)) == 60

@@ -101,6 +101,8 @@ def _may_overlap(host: str, other: str) -> bool:
     return host == other or host in _WILDCARDS or other in _WILDCARDS
 
 
+OUTAGE_LOG_SECONDS: Final = 60.0
+"""How often a consumer says its event stream is still unavailable."""
 RETENTION_SWEEP_SECONDS: Final = 3600.0
 """How often the monitor deletes lookups past their retention (and once at start)."""
 
@@ -202,6 +204,8 @@ async def serve_monitor(settings: Settings, source: EventSource) -> None:
     # must still catch.
     swept, read = -math.inf, False
     drain_until = math.inf
+    outage: float | None = None  # when the stream became unavailable
+    said = -math.inf  # when that was last logged
     while True:
         if read and time.monotonic() - swept >= RETENTION_SWEEP_SECONDS:
             swept = time.monotonic()
@@ -217,10 +221,21 @@ async def serve_monitor(settings: Settings, source: EventSource) -> None:
                 await asyncio.to_thread(monitor.write_log, due=True)
             if not monitor.unlogged:
                 source.done(len(batch))
+            if outage is not None:
+                log.warning("event stream available again after %.0f s", time.monotonic() - outage)
+                outage = None
         except redis.RedisError as exc:
             if stopping.is_set():
                 break  # what is in the stream waits there for the next consumer
-            log.error("event stream unavailable: %s; retrying", exc)
+            # Retried every second, said once a minute: an outage of an hour was 3,600 lines.
+            outage = time.monotonic() if outage is None else outage
+            if time.monotonic() - said >= OUTAGE_LOG_SECONDS:
+                said = time.monotonic()
+                log.error(
+                    "event stream unavailable for %.0f s: %s; retrying every second",
+                    said - outage,
+                    exc,
+                )
             # What was read before the outage is written meanwhile, not after it.
             await asyncio.to_thread(monitor.write_log, due=True)
             await asyncio.sleep(1)

@@ -142,6 +142,13 @@ class Snapshot:
         # bisect over a memoryview compares Python ints in C, without numpy's
         # per-call dispatch: the cheaper binary search for one key at a time.
         self._keys = _fixed_width(columns["key"], "q")
+        keys = columns["key"].to_numpy(zero_copy_only=False)
+        if keys.size > 1 and not bool((keys[1:] > keys[:-1]).all()):
+            # A binary search needs them in order: damage there (no offset or string to
+            # check) answered a listed number with 404, unseen.
+            raise SnapshotUnavailable(
+                f"cannot read snapshot {path.name}: its numbers are out of order (damaged)"
+            )
         self._text = {name: _Text(columns[name]) for name in TEXT_COLUMNS}
         self._marketing = _Bits(columns["marketing_reserved"])
         self._birth = _fixed_width(columns["birth_check"], "q")

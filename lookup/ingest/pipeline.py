@@ -14,10 +14,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar, cast
 
 import duckdb
 import msgspec
@@ -131,8 +131,17 @@ def collect(paths: Iterable[Path]) -> tuple[list[Path], dict[str, str]]:
     return files, ignored
 
 
-def ingest(paths: Sequence[Path], settings: Settings, *, force: bool = False) -> IngestReport:
-    """Apply operator files in timestamp order per operator, then publish if anything changed."""
+def ingest(
+    paths: Sequence[Path],
+    settings: Settings,
+    *,
+    force: bool = False,
+    cut_off: Collection[Path] = (),
+) -> IngestReport:
+    """Apply operator files in timestamp order per operator, then publish if anything changed.
+
+    `cut_off`: files a watcher took though they do not end with a line break (they
+    stopped changing long ago): their last line is rejected as cut off in transfer."""
     files, ignored = collect(paths)
     report = IngestReport(ignored=ignored)
     named: list[tuple[OperatorFileName, Path]] = []
@@ -178,7 +187,13 @@ def ingest(paths: Sequence[Path], settings: Settings, *, force: bool = False) ->
             progress.step(path.name, done=len(report.files))
             try:
                 file_report = _ingest_file(
-                    warehouse, path, name, settings, force=force, run_start=run_start
+                    warehouse,
+                    path,
+                    name,
+                    settings,
+                    force=force,
+                    run_start=run_start,
+                    cut_off=path in cut_off,
                 )
             except _MACHINE_FAILURES as exc:
                 raise IngestStopped(report, printable(path.name), exc) from exc
@@ -236,6 +251,7 @@ def _ingest_file(
     *,
     force: bool,
     run_start: int,
+    cut_off: bool = False,
 ) -> FileReport:
     batch = Batch(
         file=path.name,
@@ -270,7 +286,8 @@ def _ingest_file(
                 f"produced {name.produced_at:%Y-%m-%d %H:%M:%S}, older than the last file "
                 f"applied for {name.operator} ({last:%Y-%m-%d %H:%M:%S})",
             )
-        records, report.rejects = _validate(data, name, limit)
+        cut = cut_off and not name.gzip and not data.endswith((b"\n", b"\r"))
+        records, report.rejects = _validate(data, name, limit, cut_off=cut)
         unique, batch.rows_superseded = deduplicate(records)
         batch.rows_rejected = len(report.rejects)
         batch.rows_total = (
@@ -301,7 +318,9 @@ def _ingest_file(
         twin = (
             None
             if hold is not None
-            else warehouse.same_stamp(name, batch.digest, after=run_start if force else 0)
+            else warehouse.same_stamp(
+                name, path.name, batch.digest, after=run_start if force else 0
+            )
         )
         if twin is not None:
             # Two files of one moment (a .csv and a .csv.gz, a re-export): which is newer
@@ -505,16 +524,32 @@ def _check_sidecar(path: Path, digest: str) -> None:
     )
 
 
+def _marking_last(items: Iterable[_T]) -> Iterator[tuple[_T, bool]]:
+    """Each item, and whether it is the last (read one ahead: rows are not all held)."""
+    iterator = iter(items)
+    current = next(iterator, _END)
+    while current is not _END:
+        following = next(iterator, _END)
+        yield cast("_T", current), following is _END
+        current = following
+
+
+_END: Final = object()
+_T = TypeVar("_T")
+
+
 def _validate(
-    data: bytes, name: OperatorFileName, limit: int
+    data: bytes, name: OperatorFileName, limit: int, *, cut_off: bool = False
 ) -> tuple[list[Record], list[Rejected]]:
+    """Each row's record or reject; `cut_off`: the last row was cut off in transfer."""
     validator = RowValidator(name.format, name.kind, name.produced_at)
     records: list[Record] = []
     rejects: list[Rejected] = []
     text = decode(data, gzipped=name.gzip, limit=limit)
-    for row in read_rows(text, name.format, delta=name.kind is FileKind.DELTA):
+    rows = read_rows(text, name.format, delta=name.kind is FileKind.DELTA)
+    for row, last in _marking_last(rows):
         try:
-            outcome = validator.validate(row)
+            outcome = validator.cut_off(row) if cut_off and last else validator.validate(row)
         except Exception as exc:  # a row must never stop the file, let alone the run
             # Debug only: the reject keeps the reason, and stderr stays free of tracebacks.
             log.debug("unexpected failure validating line %d", row.line, exc_info=exc)

@@ -207,6 +207,25 @@ class RowValidator:
                 hides_address(row.fields.get("reservation")),
             )
 
+    def cut_off(self, row: RawRow) -> Rejected:
+        """A file's last line that the transfer cut off: rejected whatever it reads as (a
+        name or street cut short reads as another), a reservation or hidden address it
+        plainly carries honoured all the same, as a broken row's are."""
+        outcome = self.validate(row)
+        if isinstance(outcome, Rejected):
+            return outcome  # refused anyway, for what the cut left
+        number = outcome.number
+        return Rejected(
+            row.line,
+            self._kept_text(row, number),
+            "cut_line",
+            "the file ends without a line break after it stopped changing: its last line "
+            "was cut off in transfer (send the file whole)",
+            number,
+            self._reservation_only(row.fields, number),
+            hides_address(row.fields.get("reservation")),
+        )
+
     def privacy_only(self, row: RawRow) -> Record | None:
         """What a row of a file rejected for its header still asks that only takes data
         away, when its number and the marker can be read: a reservation, or a hidden
