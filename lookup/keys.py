@@ -224,7 +224,9 @@ class KeyStore:
             if ended:
                 # Its lookup log is on its way out: a key would start it again unseen.
                 raise KeyStoreError(
-                    f"account {org!r} ended on {ended[0]}; a returning customer gets a new "
+                    f"account {org!r} ended on "
+                    f"{datetime.fromisoformat(ended[0]):%Y-%m-%d %H:%M} UTC; a returning "
+                    "customer gets a new "
                     "account (another name)"
                 )
             self._con.execute(

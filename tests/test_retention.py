@@ -162,6 +162,8 @@ def test_retention_and_end_from_the_command_line(tmp_path: Path) -> None:
     # A key would start an ended account's log again, unseen: a returning customer is new.
     revived = lookup("keys", "create", "--org", "acme", "--roles", "lookup", data_dir=tmp_path)
     assert revived.returncode == 1 and "account 'acme' ended on" in revived.stderr
+    # In the words and zone `keys end` used (it showed the stored time, no zone).
+    assert f"ended on {account.ended_at:%Y-%m-%d %H:%M} UTC;" in revived.stderr
     assert revived.stderr.count("\n") == 1
     nobody = lookup("keys", "end", "--org", "nobody", data_dir=tmp_path)
     assert nobody.returncode == 1 and "nobody" in nobody.stderr
