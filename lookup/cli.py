@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import gzip
+import hashlib
 import logging
 import math
 import os
@@ -16,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +27,13 @@ from typing import Final, NoReturn
 from lookup.config import ConfigError, Settings, load_settings
 from lookup.errors import LookupServiceError, WarehouseBusy
 from lookup.fixtures.render import foreign_files
-from lookup.ingest.files import SIDECAR_SUFFIX, is_candidate, sidecar_for, why_ignored
+from lookup.ingest.files import (
+    SIDECAR_SUFFIX,
+    is_candidate,
+    sidecar_digest,
+    sidecar_for,
+    why_ignored,
+)
 from lookup.ingest.report import render_report, render_status
 from lookup.text import printable
 
@@ -290,19 +299,38 @@ def _seconds(text: str) -> float:
 
 def _finished(path: Path, size: int, quiet: float, interval: float) -> bool:
     """Whether a file that stopped changing `quiet` seconds ago (by this watcher's clock:
-    a file's own time may be skewed) looks whole: quiet for two scans, and ending with a
-    line break (a gzip file is checked by its own trailer); an upload that paused
-    mid-line is otherwise taken half, and a full file's missing half removed."""
+    a file's own time may be skewed) looks whole: quiet for two scans, and of the digest
+    its sidecar gives, if it has one; else a gzip file whole to its trailer, any other
+    ending with a line break. An upload that paused is otherwise taken part-way, and a
+    full file's missing part removed until the rest comes."""
     if quiet < 2 * interval:
         return False
-    if size == 0 or path.suffix == ".gz" or quiet >= WATCH_LATE_SCANS * interval:
+    if size == 0 or quiet >= WATCH_LATE_SCANS * interval:
         return True
     try:
+        expected = sidecar_digest(path)
+        if expected is not None:
+            # Sent first, the sidecar says what the whole file is, wherever it paused.
+            with path.open("rb") as handle:
+                return hashlib.file_digest(handle, "sha256").hexdigest() == expected
+        if path.suffix == ".gz":
+            return _gzip_whole(path)
         with path.open("rb") as handle:
             handle.seek(size - 1)
             return handle.read(1) in (b"\n", b"\r")
     except OSError:
         return False  # gone or unreadable meanwhile: the next scan sees
+
+
+def _gzip_whole(path: Path) -> bool:
+    """Whether a gzip file reads to the end of its stream (a paused upload does not)."""
+    try:
+        with gzip.open(path, "rb") as stream:
+            while stream.read(1 << 20):
+                pass
+    except (EOFError, gzip.BadGzipFile, zlib.error):
+        return False
+    return True
 
 
 _FileState = tuple[int, int, tuple[int, int] | None]

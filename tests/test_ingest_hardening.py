@@ -6,6 +6,8 @@ service would notice (a number served or not, a row counted, a reject stored).
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 import os
 import shutil
@@ -917,6 +919,37 @@ def test_watch_takes_a_file_cut_mid_line_at_last_and_rejects_the_cut_line(
         (42, "cut_line")
     ]
     assert len(served(settings)) == 40
+
+
+@pytest.mark.parametrize("how", ["sidecar first", "gzip"])
+def test_watch_waits_for_an_upload_that_paused_at_a_line_break_when_it_can_tell(
+    tmp_path: Path, how: str
+) -> None:
+    # Sent first, a sidecar says what the whole file is; a gzip stream says where it ends.
+    # Taken at the pause, the part was rejected (sidecar_mismatch, "cut short") before the
+    # whole went in: a failure in the batches that was none.
+    inbox, data_dir = tmp_path / "inbox", tmp_path / "var"
+    inbox.mkdir()
+    settings = make_settings(data_dir)
+    data = ("\n".join([HEADER, *filler(200)]) + "\n").encode()
+    name = "telenor_full_20261122T020000.csv"
+    if how == "gzip":
+        data, name = gzip.compress(data, mtime=0), name + ".gz"
+        cut = len(data) // 2
+    else:
+        (inbox / (name + ".sha256")).write_text(f"{hashlib.sha256(data).hexdigest()}  {name}\n")
+        cut = data.index(b"\n", len(data) // 2) + 1  # at a line break
+    with _watching(inbox, data_dir):
+        (inbox / name).write_bytes(data[:cut])
+        time.sleep(1.5)  # 15 scans
+        with (inbox / name).open("ab") as handle:
+            handle.write(data[cut:])
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not read_pointer(settings.snapshots_path):
+            time.sleep(0.05)
+        time.sleep(0.5)  # a second batch would come within a few scans
+    assert [status for _, status, _, _ in batches(settings)] == ["applied"]
+    assert len(served(settings)) == 200
 
 
 def test_watch_takes_a_file_whose_clock_is_ahead(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import re
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Final
 
 import msgspec
 
@@ -111,3 +112,26 @@ def why_ignored(entry: Path) -> str | None:
 def sidecar_for(path: Path) -> Path:
     """The optional `.sha256` file beside an operator file."""
     return path.with_name(path.name + SIDECAR_SUFFIX)
+
+
+_TAGGED_DIGEST: Final = re.compile(r"SHA256 \(.*\) = ([0-9A-Fa-f]{64})", re.DOTALL)
+HEX_DIGEST: Final = re.compile(r"[0-9a-f]{64}")
+
+
+def said_digest(sidecar: bytes) -> str:
+    """What a sidecar's bytes give as the digest, lowercase (a SHA-256 if `HEX_DIGEST`
+    matches it): as sha256sum writes it (`<hex>  <name>`, or `SHA256 (<name>) = <hex>`
+    with --tag), or as PowerShell does, a byte-order mark first."""
+    text = sidecar.decode("utf-8-sig", errors="replace").strip()
+    tagged = _TAGGED_DIGEST.fullmatch(text)
+    return tagged[1].lower() if tagged else text.split()[0].lower() if text else ""
+
+
+def sidecar_digest(path: Path) -> str | None:
+    """The SHA-256 an operator file's sidecar gives, or None: no sidecar, or one that
+    cannot be read or gives no digest (ingest says which)."""
+    try:
+        said = said_digest(sidecar_for(path).read_bytes())
+    except OSError:
+        return None
+    return said if HEX_DIGEST.fullmatch(said) else None

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -35,11 +34,13 @@ from lookup.index.snapshot import (
     read_pointer,
 )
 from lookup.ingest.files import (
+    HEX_DIGEST,
     SIDECAR_SUFFIX,
     FileFormat,
     FileKind,
     OperatorFileName,
     parse_file_name,
+    said_digest,
     sidecar_for,
     why_ignored,
 )
@@ -491,10 +492,6 @@ def _write(
             warehouse.hide_addresses(batch, hidden)
 
 
-_TAGGED_DIGEST: Final = re.compile(r"SHA256 \(.*\) = ([0-9A-Fa-f]{64})", re.DOTALL)
-_HEX_DIGEST: Final = re.compile(r"[0-9a-f]{64}")
-
-
 def _check_sidecar(path: Path, digest: str) -> None:
     sidecar = sidecar_for(path)
     if not sidecar.is_symlink() and not sidecar.exists():
@@ -507,14 +504,10 @@ def _check_sidecar(path: Path, digest: str) -> None:
             RejectReason.SIDECAR_MISMATCH,
             f"its digest sidecar {sidecar.name} cannot be read: {exc.strerror or exc}",
         ) from None
-    # As sha256sum writes it (`<hex>  <name>`, or `SHA256 (<name>) = <hex>` with --tag), or
-    # as PowerShell does, a byte-order mark first.
-    text = data.decode("utf-8-sig", errors="replace").strip()
-    tagged = _TAGGED_DIGEST.fullmatch(text)
-    expected = tagged[1].lower() if tagged else text.split()[0].lower() if text else ""
+    expected = said_digest(data)
     if expected == digest:
         return
-    if not _HEX_DIGEST.fullmatch(expected):
+    if not HEX_DIGEST.fullmatch(expected):
         # Not quoted: whatever bytes it holds would go to the report and the terminal.
         said = "is empty" if not expected else "holds no SHA-256 digest (64 hex digits)"
         raise FileRejected(RejectReason.SIDECAR_MISMATCH, f"{sidecar.name} {said}")
