@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import argparse
 import fcntl
-import gzip
-import hashlib
 import logging
 import math
 import os
@@ -17,8 +15,6 @@ import signal
 import sys
 import tempfile
 import threading
-import time
-import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,13 +23,6 @@ from typing import Final, NoReturn
 from lookup.config import ConfigError, Settings, load_settings
 from lookup.errors import LookupServiceError, WarehouseBusy
 from lookup.fixtures.render import foreign_files
-from lookup.ingest.files import (
-    SIDECAR_SUFFIX,
-    is_candidate,
-    sidecar_digest,
-    sidecar_for,
-    why_ignored,
-)
 from lookup.ingest.report import render_report, render_status
 from lookup.text import printable
 
@@ -244,8 +233,12 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
             print(render_status(settings, warehouse))
         return 0
     if args.watch is not None:
+        from lookup.ingest.watcher import WATCH_INTERVAL, watch  # noqa: PLC0415
+
+        if not args.watch.is_dir():
+            raise UsageError(f"--watch needs a folder: {args.watch}")
         interval = WATCH_INTERVAL if args.interval is None else args.interval
-        return _watch(args.watch, interval, settings, force=args.force)
+        watch(args.watch, interval, settings, force=args.force)
     if args.inbox is not None:
         paths.append(args.inbox)
     if not paths:
@@ -271,11 +264,6 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
 MAX_LISTINGS: Final = 10_000_000
 MAX_OPERATORS: Final = 100
 """Bounds of `lookup fixtures generate` (10 million listings take some 9 GB to write)."""
-WATCH_INTERVAL: Final = 5.0
-"""Seconds between `--watch` scans, unless `--interval` says otherwise."""
-WATCH_LATE_SCANS: Final = 120
-"""Scans after which a file that stopped changing mid-line is taken anyway (10 minutes at
-the default interval): its cut last line is then rejected, and counted."""
 
 
 def _port(text: str) -> int:
@@ -295,125 +283,6 @@ def _seconds(text: str) -> float:
     if not 0 < value < math.inf:
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
     return value
-
-
-def _finished(path: Path, size: int, quiet: float, interval: float) -> bool:
-    """Whether a file that stopped changing `quiet` seconds ago (by this watcher's clock:
-    a file's own time may be skewed) looks whole: quiet for two scans, and of the digest
-    its sidecar gives, if it has one; else a gzip file whole to its trailer, any other
-    ending with a line break. An upload that paused is otherwise taken part-way, and a
-    full file's missing part removed until the rest comes."""
-    if quiet < 2 * interval:
-        return False
-    if size == 0 or quiet >= WATCH_LATE_SCANS * interval:
-        return True
-    try:
-        expected = sidecar_digest(path)
-        if expected is not None:
-            # Sent first, the sidecar says what the whole file is, wherever it paused.
-            with path.open("rb") as handle:
-                return hashlib.file_digest(handle, "sha256").hexdigest() == expected
-        if path.suffix == ".gz":
-            return _gzip_whole(path)
-        with path.open("rb") as handle:
-            handle.seek(size - 1)
-            return handle.read(1) in (b"\n", b"\r")
-    except OSError:
-        return False  # gone or unreadable meanwhile: the next scan sees
-
-
-def _gzip_whole(path: Path) -> bool:
-    """Whether a gzip file reads to the end of its stream (a paused upload does not)."""
-    try:
-        with gzip.open(path, "rb") as stream:
-            while stream.read(1 << 20):
-                pass
-    except (EOFError, gzip.BadGzipFile, zlib.error):
-        return False
-    return True
-
-
-_FileState = tuple[int, int, tuple[int, int] | None]
-"""An operator file's size and time, and its sidecar's if there is one: a sidecar that
-comes or changes after its file was read has the file read again, and checked by it."""
-_UPLOADING: Final = (".part", ".partial", ".filepart", ".tmp")
-"""Names uploads are written under before they are renamed (and dotfiles)."""
-
-
-def _file_state(path: Path) -> _FileState:
-    stat = path.stat()
-    try:
-        sidecar = sidecar_for(path).stat()
-    except FileNotFoundError:
-        return stat.st_size, stat.st_mtime_ns, None
-    return stat.st_size, stat.st_mtime_ns, (sidecar.st_size, sidecar.st_mtime_ns)
-
-
-def _watch(folder: Path, interval: float, settings: Settings, *, force: bool) -> int:
-    """Ingest operator files as they arrive, each once it has stopped changing."""
-    from lookup.ingest.pipeline import IngestStopped, ingest  # noqa: PLC0415
-
-    if not folder.is_dir():
-        raise UsageError(f"--watch needs a folder: {folder}")
-    done: dict[Path, _FileState] = {}
-    unchanged_since: dict[Path, tuple[_FileState, float]] = {}
-    noted: set[Path] = set()
-    print(f"watching {folder} every {interval:g}s (Ctrl-C to stop)", flush=True)
-    while True:
-        scan: dict[Path, _FileState] = {}
-        for path in folder.iterdir():
-            try:
-                if path.is_file() and is_candidate(path):
-                    scan[path] = _file_state(path)
-                elif (
-                    path not in noted
-                    and not path.name.startswith(".")
-                    and not path.name.endswith(_UPLOADING)
-                ):
-                    # Said once, so that a misnamed delivery is not waited for unseen (a
-                    # sidecar may come before its file; a dotfile or `.part` is an upload).
-                    why = why_ignored(path)
-                    if why is not None and not path.name.endswith(SIDECAR_SUFFIX):
-                        print(f"{printable(str(path))}: ignored ({why})", flush=True)
-                        noted.add(path)
-            except FileNotFoundError:
-                continue  # moved away between the listing and the look
-        # Same size and time for two scans, and it looks whole: the operator has finished.
-        now = time.monotonic()
-        unchanged_since = {
-            p: kept if (kept := unchanged_since.get(p)) and kept[0] == state else (state, now)
-            for p, state in scan.items()
-        }
-        settled = [
-            p
-            for p, state in scan.items()
-            if state != done.get(p)
-            and _finished(p, state[0], now - unchanged_since[p][1], interval)
-        ]
-        # Taken for having waited long enough, not for ending with a line break: a last
-        # line without one was cut off in transfer (or the exporter wrote none).
-        late = {p for p in settled if now - unchanged_since[p][1] >= WATCH_LATE_SCANS * interval}
-        if settled:
-            try:
-                report = ingest(sorted(settled), settings, force=force, cut_off=late)
-            except WarehouseBusy as exc:
-                print(f"lookup: {exc}; retrying in {interval:g}s", file=sys.stderr, flush=True)
-            except IngestStopped as exc:
-                if exc.report.files:
-                    print(render_report(exc.report), flush=True)
-                print(f"lookup: {exc}; retrying in {interval:g}s", file=sys.stderr, flush=True)
-            except Exception as exc:  # a watcher outlives one bad round (full disk, I/O error)
-                log.debug("ingest round failed", exc_info=exc)
-                print(
-                    f"lookup: ingest failed ({type(exc).__name__}: {exc}); "
-                    f"retrying in {interval:g}s",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            else:
-                print(render_report(report), flush=True)
-                done.update({path: scan[path] for path in settled})
-        time.sleep(interval)
 
 
 _metrics_lock: int | None = None

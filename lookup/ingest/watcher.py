@@ -1,0 +1,164 @@
+"""`lookup ingest --watch`: apply operator files as they arrive in a folder.
+
+A file is taken once it has stopped changing and looks whole (its sidecar's digest,
+a gzip stream's end, or a last line break), so an upload that pauses is not taken
+part-way; each round's report goes to stdout, and a failed round is retried.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import sys
+import time
+import zlib
+from pathlib import Path
+from typing import Final, NoReturn
+
+from lookup.config import Settings
+from lookup.errors import WarehouseBusy
+from lookup.ingest.files import (
+    SIDECAR_SUFFIX,
+    is_candidate,
+    sidecar_digest,
+    sidecar_for,
+    why_ignored,
+)
+from lookup.ingest.pipeline import IngestStopped, ingest
+from lookup.ingest.report import render_report
+from lookup.text import printable
+
+log = logging.getLogger(__name__)
+
+WATCH_INTERVAL: Final = 5.0
+"""Seconds between `--watch` scans, unless `--interval` says otherwise."""
+WATCH_LATE_SCANS: Final = 120
+"""Scans after which a file that stopped changing mid-line is taken anyway (10 minutes at
+the default interval): its cut last line is then rejected, and counted."""
+
+
+def _finished(
+    path: Path, size: int, quiet: float, interval: float, *, read_before: bool = False
+) -> bool:
+    """Whether a file that stopped changing `quiet` seconds ago (by this watcher's clock:
+    a file's own time may be skewed) looks whole: quiet for two scans, and of the digest
+    its sidecar gives, if it has one; else a gzip file whole to its trailer, any other
+    ending with a line break. An upload that paused is otherwise taken part-way, and a
+    full file's missing part removed until the rest comes."""
+    if quiet < 2 * interval:
+        return False
+    if size == 0 or quiet >= WATCH_LATE_SCANS * interval:
+        return True
+    try:
+        # A sidecar that came after the file was read is checked at once: the file
+        # stands still, and a mismatch is to be said.
+        expected = None if read_before else sidecar_digest(path)
+        if expected is not None:
+            # Sent first, the sidecar says what the whole file is, wherever it paused.
+            with path.open("rb") as handle:
+                return hashlib.file_digest(handle, "sha256").hexdigest() == expected
+        if path.suffix == ".gz":
+            return _gzip_whole(path)
+        with path.open("rb") as handle:
+            handle.seek(size - 1)
+            return handle.read(1) in (b"\n", b"\r")
+    except OSError:
+        return False  # gone or unreadable meanwhile: the next scan sees
+
+
+def _gzip_whole(path: Path) -> bool:
+    """Whether a gzip file reads to the end of its stream (a paused upload does not)."""
+    try:
+        with gzip.open(path, "rb") as stream:
+            while stream.read(1 << 20):
+                pass
+    except (EOFError, gzip.BadGzipFile, zlib.error):
+        return False
+    return True
+
+
+_FileState = tuple[int, int, tuple[int, int] | None]
+"""An operator file's size and time, and its sidecar's if there is one: a sidecar that
+comes or changes after its file was read has the file read again, and checked by it."""
+_UPLOADING: Final = (".part", ".partial", ".filepart", ".tmp")
+"""Names uploads are written under before they are renamed (and dotfiles)."""
+
+
+def _file_state(path: Path) -> _FileState:
+    stat = path.stat()
+    try:
+        sidecar = sidecar_for(path).stat()
+    except FileNotFoundError:
+        return stat.st_size, stat.st_mtime_ns, None
+    return stat.st_size, stat.st_mtime_ns, (sidecar.st_size, sidecar.st_mtime_ns)
+
+
+def watch(folder: Path, interval: float, settings: Settings, *, force: bool) -> NoReturn:
+    """Ingest operator files as they arrive in a folder, each once it is whole; until
+    stopped (Ctrl-C), reporting each round on stdout and what failed on stderr."""
+    done: dict[Path, _FileState] = {}
+    unchanged_since: dict[Path, tuple[_FileState, float]] = {}
+    noted: set[Path] = set()
+    print(f"watching {folder} every {interval:g}s (Ctrl-C to stop)", flush=True)
+    while True:
+        scan: dict[Path, _FileState] = {}
+        for path in folder.iterdir():
+            try:
+                if path.is_file() and is_candidate(path):
+                    scan[path] = _file_state(path)
+                elif (
+                    path not in noted
+                    and not path.name.startswith(".")
+                    and not path.name.endswith(_UPLOADING)
+                ):
+                    # Said once, so that a misnamed delivery is not waited for unseen (a
+                    # sidecar may come before its file; a dotfile or `.part` is an upload).
+                    why = why_ignored(path)
+                    if why is not None and not path.name.endswith(SIDECAR_SUFFIX):
+                        print(f"{printable(str(path))}: ignored ({why})", flush=True)
+                        noted.add(path)
+            except FileNotFoundError:
+                continue  # moved away between the listing and the look
+        # Same size and time for two scans, and it looks whole: the operator has finished.
+        now = time.monotonic()
+        unchanged_since = {
+            p: kept if (kept := unchanged_since.get(p)) and kept[0] == state else (state, now)
+            for p, state in scan.items()
+        }
+        settled = [
+            p
+            for p, state in scan.items()
+            if state != done.get(p)
+            and _finished(
+                p,
+                state[0],
+                now - unchanged_since[p][1],
+                interval,
+                read_before=p in done and done[p][:2] == state[:2],
+            )
+        ]
+        # Taken for having waited long enough, not for ending with a line break: a last
+        # line without one was cut off in transfer (or the exporter wrote none).
+        late = {p for p in settled if now - unchanged_since[p][1] >= WATCH_LATE_SCANS * interval}
+        if settled:
+            try:
+                report = ingest(sorted(settled), settings, force=force, cut_off=late)
+            except WarehouseBusy as exc:
+                print(f"lookup: {exc}; retrying in {interval:g}s", file=sys.stderr, flush=True)
+            except IngestStopped as exc:
+                if exc.report.files:
+                    print(render_report(exc.report), flush=True)
+                print(f"lookup: {exc}; retrying in {interval:g}s", file=sys.stderr, flush=True)
+            except Exception as exc:  # a watcher outlives one bad round (full disk, I/O error)
+                log.debug("ingest round failed", exc_info=exc)
+                print(
+                    f"lookup: ingest failed ({type(exc).__name__}: {exc}); "
+                    f"retrying in {interval:g}s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            else:
+                print(render_report(report), flush=True)
+                done.update({path: scan[path] for path in settled})
+        time.sleep(interval)
