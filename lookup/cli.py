@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings()
+        settings = load_settings(warn_misspelt=True)
         return _run(args, settings)
     except (ConfigError, UsageError) as exc:
         print(f"lookup: {exc}", file=sys.stderr)
@@ -486,8 +486,11 @@ def _sigterm_unwinds() -> Iterator[None]:
     def stop(signum: int, _frame: object) -> NoReturn:
         raise SystemExit(128 + signum)
 
-    # A closed terminal (SIGHUP) stops it as SIGTERM does.
-    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    # A closed terminal (SIGHUP) stops it as SIGTERM does, unless it is ignored (`nohup`).
+    stopping = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        stopping.append(signal.SIGHUP)
+    previous = {sig: signal.signal(sig, stop) for sig in stopping}
     try:
         yield
     finally:

@@ -246,10 +246,14 @@ def setting_names() -> tuple[str, ...]:
     return tuple(ENV_PREFIX + name.upper() for name in Settings.__struct_fields__)
 
 
-def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-    """Read settings from the environment; keyword overrides win (used by the CLI)."""
+def load_settings(
+    environ: Mapping[str, str] | None = None, *, warn_misspelt: bool = False, **overrides: object
+) -> Settings:
+    """Read settings from the environment; keyword overrides win (used by the CLI).
+    `warn_misspelt`: warn of a variable a letter or two from a setting (once a command)."""
     env = os.environ if environ is None else environ
-    _warn_misspelt(env)
+    if warn_misspelt:
+        _warn_misspelt(env)
     raw: dict[str, object] = {}
     for field in msgspec.structs.fields(Settings):
         value = env.get(ENV_PREFIX + field.name.upper())

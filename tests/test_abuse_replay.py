@@ -289,6 +289,29 @@ def test_an_interrupted_replay_leaves_neither_its_temporary_file_nor_old_finding
     assert sorted(p.name for p in tmp_path.iterdir()) == ["events.jsonl"]
 
 
+def test_a_replay_under_nohup_outlives_its_terminal(tmp_path: Path) -> None:
+    # SIGHUP ignored (nohup): a closed terminal must not stop it, nor delete its findings.
+    events = tmp_path / "events.jsonl"
+    write_events(events, count=5_000)
+    out = tmp_path / "findings.jsonl"
+    replay = ["abuse", "replay", str(events), "--out", str(out)]
+    run = subprocess.Popen(
+        ["nohup", sys.executable, "-m", "lookup.cli", *replay],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "LOOKUP_DATA_DIR": str(tmp_path / "var")},
+        cwd=tmp_path,
+    )
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob("*.tmp")):
+        assert run.poll() is None and time.monotonic() < deadline, "no temporary file seen"
+        time.sleep(0.01)
+    run.send_signal(signal.SIGHUP)
+    stdout, _ = run.communicate(timeout=120)
+    assert run.returncode == 0 and out.exists(), stdout
+
+
 def test_a_stop_the_moment_the_temporary_file_is_made_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -455,10 +478,13 @@ def test_a_null_endpoint_is_the_default_and_a_wrong_value_is_said_in_words(
         (_row(outcome="HIT"), "outcome must be hit, miss or invalid, not 'HIT'"),
         (_row(endpoint="lookup"), "endpoint must be numbers or search, not 'lookup'"),
         (_row(account=5), "account must be text, not 5"),
+        # Any length in the file, a line's length in the message.
+        (_row(account=list(range(100_000))), "account must be text, not [0, 1, 2, 3, 4"),
     ]:
         with pytest.raises(BadEventFile) as failure:
             list(read_events(_appended(tmp_path, row)))
-        assert str(failure.value) == f"events.jsonl:3: {says}"
+        assert str(failure.value).startswith(f"events.jsonl:3: {says}")
+        assert len(str(failure.value)) < 200
 
 
 @pytest.mark.parametrize("events", ["missing.jsonl", "."])

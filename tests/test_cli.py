@@ -276,7 +276,9 @@ def test_fixtures_generate_writes_operator_files(tmp_path: Path) -> None:
     assert (out / "manifest.json").exists()
     assert len(list(out.glob("*_full_*"))) >= 2
     generate = ("fixtures", "generate", "--listings", "50", "--operators", "1", "--out", str(out))
-    # Generated again into its own folder: its earlier files make way.
+    # Generated again into its own folder: its earlier files make way (a desktop's
+    # dotfile beside them is no operator file).
+    (out / ".DS_Store").write_bytes(b"\0")
     assert lookup(*generate, data_dir=tmp_path).returncode == 0
     # A file it did not write would be overwritten or left to be ingested with the new ones.
     (out / "telia_full_20261101T020000.csv").write_text("nummer;fornavn\n", "utf-8")

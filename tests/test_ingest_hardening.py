@@ -1535,6 +1535,7 @@ def test_a_file_taken_cut_mid_line_has_its_last_line_rejected(tmp_path: Path) ->
     # The contract lets columns come in any order: with the first name last, a line cut
     # mid-name ("Andr" of Andreas) reads as a whole row, and was served so.
     header = "nummer;type;etternavn;reservert;gyldig_fra;fornavn"
+    name = "telia_full_20261123T020000.csv"
     rows = [f"400000{i:02};P;Hansen;N;2025-01-01;Navn{i}" for i in range(40)]
     rows += ["40000045;P;Berg;N;2025-01-01;Andr", "40000046;P;Lie;J;2025-01-01;Ma"]
     for last, reason, hidden in ((rows[40], "cut_line", None), (rows[41], "cut_line", "reserved")):
@@ -1555,6 +1556,35 @@ def test_a_file_taken_cut_mid_line_has_its_last_line_rejected(tmp_path: Path) ->
             )
         # The cut name is kept nowhere; a reservation the cut line plainly carries holds.
         assert stored == ([] if hidden is None else [("reserved", None)])
+    # Only a line with more than blanks after the last line break, in CSV, was cut; a
+    # delta's delete on it takes its number away all the same.
+    jsonl = write_jsonl(
+        tmp_path / "jsonl", "telia_full_20261123T020000.jsonl", [json_person(r[:8]) for r in rows]
+    )
+    jsonl.write_bytes(jsonl.read_bytes().rstrip(b"\n"))
+    blanks = write_csv(tmp_path / "blanks", name, rows[:40], header=header)
+    blanks.write_bytes(blanks.read_bytes() + b"  ")
+    for whole in (jsonl, blanks):
+        report = ingest(
+            [whole], make_settings(tmp_path / f"data-{whole.parent.name}"), cut_off={whole}
+        )
+        assert report.files[0].rejects == [], whole.name
+    delta_data = tmp_path / "data-delta"
+    ingest(
+        [write_csv(tmp_path / "base", name, rows[:40], header=header)], make_settings(delta_data)
+    )
+    delta_header = header + ";action"
+    deletion = write_csv(
+        tmp_path / "delta",
+        "telia_delta_20261123T060000.csv",
+        [f"{row};U" for row in rows[10:40]] + ["40000001;P;Hansen;N;2025-01-01;Navn1;D"],
+        header=delta_header,
+    )
+    deletion.write_bytes(deletion.read_bytes().rstrip(b"\n"))
+    [cut_delete] = ingest([deletion], make_settings(delta_data), cut_off={deletion}).files
+    assert cut_delete.batch.status == "applied"
+    assert [r.reason for r in cut_delete.rejects] == ["cut_line"]
+    assert served(make_settings(delta_data)).find("40000001") is None
     # Ingested by hand (not cut off), the same file's last line is the operator's.
     plain = write_csv(
         tmp_path / "plain", "telia_full_20261123T020000.csv", rows[:41], header=header
@@ -1579,6 +1609,22 @@ def test_a_file_taken_half_then_finished_under_its_name_goes_in_whole(
     [half] = ingest([whole], settings).files
     assert half.batch.status == "applied" and len(served(settings)) < 60
     whole.write_bytes(data)
-    [rest] = ingest([whole], settings).files
+    # As the watcher passes it: the file it read before, changed in place since.
+    [rest] = ingest([whole], settings, rewritten={whole}).files
     assert (rest.batch.status, rest.batch.reason) == ("applied", None)
     assert len(served(settings)) == 60
+
+
+def test_two_copies_of_one_name_from_two_folders_are_twins(
+    tmp_path: Path, settings: Settings
+) -> None:
+    # Which is newer cannot be told: the second must not lift the first's reservation
+    # (a same-name exemption let it, for a moment).
+    rows = {flag: [*filler(40), person("40000099", reservert=flag)] for flag in ("J", "N")}
+    name = "telia_full_20261123T020000.csv"
+    write_csv(tmp_path / "inbox", name, rows["J"])
+    write_csv(tmp_path / "archive", name, rows["N"])
+    first, second = ingest([tmp_path / "inbox", tmp_path / "archive"], settings).files
+    assert first.batch.status == "applied"
+    assert (second.batch.status, second.batch.reason) == ("held", "same_stamp")
+    assert served(settings).find("40000099") is None

@@ -48,9 +48,13 @@ def redis_db() -> Iterator[redis.Redis]:
         connection.ping()
     except redis.ConnectionError:
         pytest.fail("these tests need Redis on 127.0.0.1:6379 (it runs on the project's machines)")
-    connection.flushdb()
+    # Not emptied: another service may count in it. Each test's counters carry its own
+    # data dir's namespace; those it made are deleted after it.
+    before = set(connection.scan_iter())
     yield connection
-    connection.flushdb()
+    made = [key for key in connection.scan_iter() if key not in before]
+    if made:
+        connection.delete(*made)
     connection.close()
 
 
@@ -197,7 +201,10 @@ def test_services_with_different_data_dirs_count_apart_on_one_redis(
         limiters[0].hit("k1", "acme", plan=None, throttled=False)
     limiters[1].hit("k2", "acme", plan=None, throttled=False)
     stems = {stream_key(s).rpartition(":")[0] for s in (first, second)}
-    counters = {key.decode() for key in redis_db.scan_iter()}
+    # Other services' counters may share the database: these two's, by their namespaces.
+    counters = {
+        key.decode() for stem in stems for key in redis_db.scan_iter(f"LIMITS:LIMITER/{stem}/*")
+    }
     assert {c.split("/")[1] for c in counters} == stems
     assert {f"LIMITS:LIMITER/{stem}/account/acme/1/minute" for stem in stems} <= counters
 
@@ -387,11 +394,12 @@ def test_a_refund_on_redis_decrements_only_a_live_counter(redis_db: redis.Redis)
     )
     item = plan_limits("5/minute")[0]
     limiter._refund(item, "account", "nobody", floor=1)  # expired: not made anew at -1
-    assert list(redis_db.scan_iter()) == []
+    # Without a data dir, the counters have no namespace.
+    assert list(redis_db.scan_iter("LIMITS:LIMITER/account/nobody/*")) == []
     limiter.hit("k1", "acme", plan=None, throttled=False)
     with pytest.raises(RateLimited):  # refused on the key: the account's hit given back
         limiter.hit("k1", "acme", plan=None, throttled=False)
-    (counter,) = [k for k in redis_db.scan_iter() if b"/account/acme/" in k]
+    (counter,) = redis_db.scan_iter("LIMITS:LIMITER/account/acme/*")
     count, left = cast("bytes", redis_db.get(counter)), cast("int", redis_db.pttl(counter))
     assert int(count) == 1 and 0 < left <= 60_000
 

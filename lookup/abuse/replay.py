@@ -91,7 +91,7 @@ def _check_values(raw: dict[str, object], where: str) -> None:
     """Refuse a value of the wrong kind in words (the decoder's own message names its path)."""
     for name in (*_NAMED, "number"):
         if not isinstance(raw[name], str):
-            raise BadEventFile(f"{where}: {name} must be text, not {raw[name]!r}")
+            raise BadEventFile(f"{where}: {name} must be text, not {shown(repr(raw[name]))}")
     for name, allowed in (("outcome", OUTCOMES), ("endpoint", ENDPOINTS)):
         if name in raw and raw[name] not in allowed:
             raise BadEventFile(

@@ -222,7 +222,10 @@ async def serve_monitor(settings: Settings, source: EventSource) -> None:
             if not monitor.unlogged:
                 source.done(len(batch))
             if outage is not None:
-                log.warning("event stream available again after %.0f s", time.monotonic() - outage)
+                if said >= outage:  # said unavailable: said back (a flap within a minute is not)
+                    log.warning(
+                        "event stream available again after %.0f s", time.monotonic() - outage
+                    )
                 outage = None
         except redis.RedisError as exc:
             if stopping.is_set():

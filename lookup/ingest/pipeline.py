@@ -138,11 +138,14 @@ def ingest(
     *,
     force: bool = False,
     cut_off: Collection[Path] = (),
+    rewritten: Collection[Path] = (),
 ) -> IngestReport:
     """Apply operator files in timestamp order per operator, then publish if anything changed.
 
-    `cut_off`: files a watcher took though they do not end with a line break (they
-    stopped changing long ago): their last line is rejected as cut off in transfer."""
+    `cut_off`: files a watcher took though they do not look whole (they stopped changing
+    long ago): a last line without a line break is rejected as cut off in transfer.
+    `rewritten`: files a watcher read before, changed in place since: the later bytes of
+    the same delivery, not a twin of it."""
     files, ignored = collect(paths)
     report = IngestReport(ignored=ignored)
     named: list[tuple[OperatorFileName, Path]] = []
@@ -195,6 +198,7 @@ def ingest(
                     force=force,
                     run_start=run_start,
                     cut_off=path in cut_off,
+                    rewritten=path in rewritten,
                 )
             except _MACHINE_FAILURES as exc:
                 raise IngestStopped(report, printable(path.name), exc) from exc
@@ -253,6 +257,7 @@ def _ingest_file(
     force: bool,
     run_start: int,
     cut_off: bool = False,
+    rewritten: bool = False,
 ) -> FileReport:
     batch = Batch(
         file=path.name,
@@ -287,7 +292,14 @@ def _ingest_file(
                 f"produced {name.produced_at:%Y-%m-%d %H:%M:%S}, older than the last file "
                 f"applied for {name.operator} ({last:%Y-%m-%d %H:%M:%S})",
             )
-        cut = cut_off and not name.gzip and not data.endswith((b"\n", b"\r"))
+        # Only a CSV line can be cut and still read (a JSON line cut short is no JSON), and
+        # only one with more than blanks after the last line break.
+        cut = (
+            cut_off
+            and name.format is FileFormat.CSV
+            and not name.gzip
+            and bool(data.rsplit(b"\n", 1)[-1].rsplit(b"\r", 1)[-1].strip())
+        )
         records, report.rejects = _validate(data, name, limit, cut_off=cut)
         unique, batch.rows_superseded = deduplicate(records)
         batch.rows_rejected = len(report.rejects)
@@ -320,7 +332,10 @@ def _ingest_file(
             None
             if hold is not None
             else warehouse.same_stamp(
-                name, path.name, batch.digest, after=run_start if force else 0
+                name,
+                batch.digest,
+                after=run_start if force else 0,
+                rewritten=path.name if rewritten else None,
             )
         )
         if twin is not None:

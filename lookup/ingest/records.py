@@ -215,14 +215,17 @@ class RowValidator:
         if isinstance(outcome, Rejected):
             return outcome  # refused anyway, for what the cut left
         number = outcome.number
+        # A delta's delete takes data away as a reservation does (its one-letter action
+        # cannot be cut and still read as one).
+        kept = outcome if outcome.action is Action.DELETE else None
         return Rejected(
             row.line,
             self._kept_text(row, number),
             "cut_line",
-            "the file ends without a line break after it stopped changing: its last line "
-            "was cut off in transfer (send the file whole)",
+            "the file ends without a line break, unchanged for the watcher's 120 scans: its "
+            "last line is taken as cut off in transfer (send the row again)",
             number,
-            self._reservation_only(row.fields, number),
+            kept or self._reservation_only(row.fields, number),
             hides_address(row.fields.get("reservation")),
         )
 

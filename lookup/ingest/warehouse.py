@@ -251,19 +251,24 @@ class Warehouse:
         return str(row[0]) if row is not None and row[1] else None
 
     def same_stamp(
-        self, name: OperatorFileName, file: str, digest: str, *, after: int = 0
+        self,
+        name: OperatorFileName,
+        digest: str,
+        *,
+        after: int = 0,
+        rewritten: str | None = None,
     ) -> str | None:
         """Another file (other bytes) of the same operator, kind and timestamp as this one,
         applied before it, in a batch after `after`. A held one is no twin: nothing of it
         was applied but its reservations, which stay (`_stale`), and its correction, sent
-        again under its name, must go in. Nor is one of this file's own name: this is the
-        same delivery written again, the later bytes its whole (an upload a watcher took
-        while it paused at a line break, then finished) or its correction."""
+        again under its name, must go in. Nor is the file itself, `rewritten` in place
+        since it was read (an upload a watcher took at a pause, then finished): two
+        copies of one name from two folders are twins, which is newer cannot be told."""
         row = self._one(
             "SELECT file FROM batches WHERE operator = ? AND kind = ? AND produced_at = ? "
-            "AND status = 'applied' AND digest IS DISTINCT FROM ? AND id > ? AND file <> ? "
-            "ORDER BY id LIMIT 1",
-            [name.operator, name.kind, name.produced_at, digest, after, file],
+            "AND status = 'applied' AND digest IS DISTINCT FROM ? AND id > ? "
+            "AND file IS DISTINCT FROM ? ORDER BY id LIMIT 1",
+            [name.operator, name.kind, name.produced_at, digest, after, rewritten],
         )
         return str(row[0]) if row is not None else None
 

@@ -38,17 +38,12 @@ WATCH_LATE_SCANS: Final = 120
 the default interval): its cut last line is then rejected, and counted."""
 
 
-def _finished(
-    path: Path, size: int, quiet: float, interval: float, *, read_before: bool = False
-) -> bool:
-    """Whether a file that stopped changing `quiet` seconds ago (by this watcher's clock:
-    a file's own time may be skewed) looks whole: quiet for two scans, and of the digest
-    its sidecar gives, if it has one; else a gzip file whole to its trailer, any other
-    ending with a line break. An upload that paused is otherwise taken part-way, and a
-    full file's missing part removed until the rest comes."""
-    if quiet < 2 * interval:
-        return False
-    if size == 0 or quiet >= WATCH_LATE_SCANS * interval:
+def _whole(path: Path, size: int, *, read_before: bool, limit: int) -> bool:
+    """Whether a file that stopped changing looks whole: of the digest its sidecar gives,
+    if it has one; else a gzip file to the end of its stream, any other ending with a
+    line break. An upload that paused is otherwise taken part-way, and a full file's
+    missing part removed until the rest comes."""
+    if size == 0:
         return True
     try:
         # A sidecar that came after the file was read is checked at once: the file
@@ -59,7 +54,7 @@ def _finished(
             with path.open("rb") as handle:
                 return hashlib.file_digest(handle, "sha256").hexdigest() == expected
         if path.suffix == ".gz":
-            return _gzip_whole(path)
+            return _gzip_whole(path, limit)
         with path.open("rb") as handle:
             handle.seek(size - 1)
             return handle.read(1) in (b"\n", b"\r")
@@ -67,12 +62,16 @@ def _finished(
         return False  # gone or unreadable meanwhile: the next scan sees
 
 
-def _gzip_whole(path: Path) -> bool:
-    """Whether a gzip file reads to the end of its stream (a paused upload does not)."""
+def _gzip_whole(path: Path, limit: int) -> bool:
+    """Whether a gzip file reads to the end of its stream (a paused upload does not); one
+    that unpacks to more than `limit` bytes counts as whole, for ingest to refuse."""
+    unpacked = 0
     try:
         with gzip.open(path, "rb") as stream:
-            while stream.read(1 << 20):
-                pass
+            while chunk := stream.read(1 << 20):
+                unpacked += len(chunk)
+                if unpacked > limit:
+                    return True
     except (EOFError, gzip.BadGzipFile, zlib.error):
         return False
     return True
@@ -126,24 +125,32 @@ def watch(folder: Path, interval: float, settings: Settings, *, force: bool) -> 
             p: kept if (kept := unchanged_since.get(p)) and kept[0] == state else (state, now)
             for p, state in scan.items()
         }
-        settled = [
-            p
+        quiet = {
+            p: now - unchanged_since[p][1]
             for p, state in scan.items()
-            if state != done.get(p)
-            and _finished(
+            if state != done.get(p) and now - unchanged_since[p][1] >= 2 * interval
+        }
+        whole = {
+            p: _whole(
                 p,
-                state[0],
-                now - unchanged_since[p][1],
-                interval,
-                read_before=p in done and done[p][:2] == state[:2],
+                scan[p][0],
+                read_before=p in done and done[p][:2] == scan[p][:2],
+                limit=settings.ingest_max_bytes,
             )
-        ]
-        # Taken for having waited long enough, not for ending with a line break: a last
-        # line without one was cut off in transfer (or the exporter wrote none).
-        late = {p for p in settled if now - unchanged_since[p][1] >= WATCH_LATE_SCANS * interval}
+            for p in quiet
+        }
+        settled = [p for p in quiet if whole[p] or quiet[p] >= WATCH_LATE_SCANS * interval]
+        # Taken for having waited long enough, not for looking whole: a last line without
+        # a line break was cut off in transfer (or the exporter wrote none).
+        late = {p for p in settled if not whole[p]}
+        # Files it read before and that changed since: the same delivery written again (an
+        # upload it took at a pause, then finished), whose later bytes are the later word.
+        rewritten = {p for p in settled if p in done and done[p][:2] != scan[p][:2]}
         if settled:
             try:
-                report = ingest(sorted(settled), settings, force=force, cut_off=late)
+                report = ingest(
+                    sorted(settled), settings, force=force, cut_off=late, rewritten=rewritten
+                )
             except WarehouseBusy as exc:
                 print(f"lookup: {exc}; retrying in {interval:g}s", file=sys.stderr, flush=True)
             except IngestStopped as exc:
