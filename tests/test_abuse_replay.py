@@ -193,13 +193,19 @@ def _start_replay(events: Path, out: Path, tmp_path: Path) -> subprocess.Popen[s
     # SIGINT ignored, which its children keep, and Python then ignores Ctrl-C.
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
-    return subprocess.Popen(
-        [sys.executable, "-m", "lookup.cli", "abuse", "replay", str(events), "--out", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "LOOKUP_DATA_DIR": str(tmp_path / "var")},
-    )
+    # And SIGHUP as from a terminal: a run under nohup passes it on ignored (the child
+    # takes the disposition it starts with; this process's is given back).
+    hangup = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "lookup.cli", "abuse", "replay", str(events), "--out", str(out)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "LOOKUP_DATA_DIR": str(tmp_path / "var")},
+        )
+    finally:
+        signal.signal(signal.SIGHUP, hangup)
 
 
 def _one_line(stderr: str) -> str:
@@ -282,7 +288,10 @@ def test_an_interrupted_replay_leaves_neither_its_temporary_file_nor_old_finding
         assert run.poll() is None and time.monotonic() < deadline, "no temporary file seen"
         time.sleep(0.01)
     run.send_signal(signum)
-    _, stderr = run.communicate(timeout=60)
+    try:
+        _, stderr = run.communicate(timeout=60)
+    finally:
+        run.kill()  # not left running (a long replay) if it did not stop
     assert run.returncode == status
     # Stopped, it said nothing: a script's log showed no reason for the missing findings.
     assert stderr == "lookup: interrupted: no findings written\n"

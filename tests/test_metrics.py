@@ -76,8 +76,9 @@ def _apps(settings: Settings) -> Iterator[tuple[TestClient[Any], TestClient[Any]
 
 
 def _page_when(fetch: Callable[[], str], events: float) -> str:
-    """The metrics page once the monitor has handled `events` events in all (5 s at most)."""
-    deadline = time.monotonic() + 5
+    """The metrics page once the monitor has handled `events` events in all (30 s at most:
+    a loaded machine's monitor took over 5)."""
+    deadline = time.monotonic() + 30
     while True:
         page = fetch()
         if _value(page, EVENTS) >= events or time.monotonic() > deadline:
