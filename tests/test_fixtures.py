@@ -538,3 +538,27 @@ def test_rejects_bad_arguments(tmp_path: Path) -> None:
         generate(listings=0, operators=3, seed=1, out=tmp_path)
     with pytest.raises(ValueError, match="at least 1"):
         generate(listings=10, operators=0, seed=1, out=tmp_path)
+
+
+def test_a_generation_stopped_part_way_leaves_files_its_next_run_takes_for_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The manifest was written last: a run stopped part-way left operator files no
+    # manifest named, and every run after it refused the folder as holding others' files.
+    from lookup.fixtures import generator  # noqa: PLC0415
+    from lookup.fixtures.render import foreign_files  # noqa: PLC0415
+
+    def stopped(*args: object, **kwargs: object) -> bytes:
+        raise KeyboardInterrupt
+
+    out = tmp_path / "fx"
+    with monkeypatch.context() as patch:
+        patch.setattr(generator, "render_jsonl", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            generate(50, 3, 1, out)
+    assert [p.name for p in out.iterdir() if p.name != "manifest.json"]  # some were written
+    assert foreign_files(out) == []
+    summary = generate(50, 3, 1, out)
+    assert sorted(p.name for p in out.iterdir() if not p.name.endswith(".sha256")) == sorted(
+        [*summary.files, "manifest.json"]
+    )
