@@ -15,7 +15,7 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Final, NoReturn
@@ -461,18 +461,20 @@ class _Once(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-def _folder_path(text: str) -> Path:
-    """`--out` as a folder, refusing the empty one `Path` would take as the current one."""
-    if not text:
-        raise argparse.ArgumentTypeError("'' is not a folder name: give the folder to write in")
-    return Path(text)
+def _named(kind: str, what: str) -> Callable[[str], Path]:
+    """An argparse type for a path, refusing the empty one `Path` would take as the current
+    folder (`kind`: "file" or "folder"; `what`: what to give instead)."""
+
+    def path(text: str) -> Path:
+        if not text:
+            raise argparse.ArgumentTypeError(f"'' is not a {kind} name: give {what}")
+        return Path(text)
+
+    return path
 
 
-def _findings_path(text: str) -> Path:
-    """`--out` as a path, refusing the empty one `Path` would take as the current folder."""
-    if not text:
-        raise argparse.ArgumentTypeError("'' is not a file name: give the findings file to write")
-    return Path(text)
+_folder_path = _named("folder", "the folder to write in")
+_findings_path = _named("file", "the findings file to write")
 
 
 @contextmanager

@@ -43,17 +43,12 @@ def fold(name: str) -> str:
     return " ".join(_BETWEEN_WORDS.sub(" ", text).split())
 
 
-def fold_short(name: str) -> str:
-    """As `fold`, but each Norwegian letter, typed or spelt out, one ASCII letter (ø and
-    oe as o, å and aa as a; so also the "oe" of "Moen", which cannot be told apart)."""
+def shorten(folded: str) -> str:
+    """A folded name with each spelt-out Norwegian letter one letter ("bjoern" as "bjorn",
+    "aase" as "ase"; so also the "oe" of "Moen", which cannot be told apart)."""
     # A slip on "ø" itself ("Bjarn" for "Bjørn") is then one edit, where spelt out
     # ("bjoern") it is two. Taken from the folded form, so that every spelling folding
     # alike ("Åse", "Aase") shortens alike and a search finds the same names for each.
-    return shorten(fold(name))
-
-
-def shorten(folded: str) -> str:
-    """A folded name with each spelt-out Norwegian letter one letter ("bjoern" as "bjorn")."""
     return _SPELT_OUT.sub(lambda found: _ONE_LETTER[found.group()], folded)
 
 

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
-from lookup.names import fold, fold_short, has_norwegian_letter, shorten
+from lookup.names import fold, has_norwegian_letter, shorten
 
 _WORD_CUTOFF: Final = 80.0
 _WORDS_PER_QUERY_WORD: Final = 25
@@ -67,11 +67,10 @@ def _close(word: str, words: list[str]) -> list[int]:
     return [index for _, _, index in found]
 
 
-def _one_slip(word: str, words: list[str]) -> list[int]:
-    """Indices of the words at most one edit from `word` (a swap of two letters is one)."""
-    found = process.extract(
-        word, words, scorer=OSA.distance, score_cutoff=1, limit=_WORDS_PER_QUERY_WORD
-    )
+def _one_slip(word: str, words: list[str], limit: int | None = _WORDS_PER_QUERY_WORD) -> list[int]:
+    """Indices of the words at most one edit from `word` (a swap of two letters is one,
+    by optimal string alignment), the closest first; at most `limit` (None: all)."""
+    found = process.extract(word, words, scorer=OSA.distance, score_cutoff=1, limit=limit)
     return [index for _, _, index in found]
 
 
@@ -158,9 +157,13 @@ class NameIndex:
         # Each word a listing writes with a Norwegian letter, by its one-letter form: a slip
         # on the letter itself is one edit of it. Not the words no listing writes so
         # ("Moen" is no "Møen", "Michael" no "Michæl"), nor those whose form is the word.
-        shortened = [(code, shorten(self._words[code])) for code in sorted(lettered)]
-        self._short_codes = [code for code, short in shortened if short != self._words[code]]
-        self._short_words = [short for code, short in shortened if short != self._words[code]]
+        shortened = [
+            (code, short)
+            for code in sorted(lettered)
+            if (short := shorten(self._words[code])) != self._words[code]
+        ]
+        self._short_codes = [code for code, _ in shortened]
+        self._short_words = [short for _, short in shortened]
         self._postings = [
             np.unique(sorted_rows[bounds[i] : bounds[i + 1]]) for i in range(len(self._words))
         ]
@@ -171,8 +174,8 @@ class NameIndex:
         # ("kristiansund" of "Kristiansund N"), spelt out or with one letter for each.
         self._towns: dict[str, set[int]] = {}
         self._whole_towns: dict[str, set[int]] = {}
-        for index, city in enumerate(cities_seen.to_pylist()):
-            for form in {fold(city), fold_short(city)} - {""}:
+        for index, folded in enumerate(self._folded_cities):
+            for form in {folded, shorten(folded)} - {""}:
                 self._whole_towns.setdefault(form, set()).add(index)
                 for prefix in _word_prefixes(form):
                     self._towns.setdefault(prefix, set()).add(index)
@@ -249,12 +252,8 @@ class NameIndex:
         )
         indices = {index for _, _, index in close}
         if len(folded) >= _CITY_TYPO_LENGTH:
-            # One slip in a short name is a large share of it ("Olso": 75 by ratio); a
-            # swap of two letters counts as one (optimal string alignment).
-            typos = process.extract(
-                folded, self._folded_cities, scorer=OSA.distance, score_cutoff=1, limit=None
-            )
-            indices.update(index for _, _, index in typos)
+            # One slip in a short name is a large share of it ("Olso": 75 by ratio).
+            indices.update(_one_slip(folded, self._folded_cities, limit=None))
         codes = np.fromiter(indices, dtype=np.int32, count=len(indices))
         return rows[np.isin(self._city_codes[rows], codes)]
 

@@ -130,11 +130,13 @@ def watch(folder: Path, interval: float, settings: Settings, *, force: bool) -> 
             for p, state in scan.items()
             if state != done.get(p) and now - unchanged_since[p][1] >= 2 * interval
         }
+        # Files it read before, by whether the file itself changed since (not its sidecar).
+        changed = {p: done[p][:2] != scan[p][:2] for p in quiet if p in done}
         whole = {
             p: _whole(
                 p,
                 scan[p][0],
-                read_before=p in done and done[p][:2] == scan[p][:2],
+                read_before=changed.get(p) is False,
                 limit=settings.ingest_max_bytes,
             )
             for p in quiet
@@ -143,9 +145,9 @@ def watch(folder: Path, interval: float, settings: Settings, *, force: bool) -> 
         # Taken for having waited long enough, not for looking whole: a last line without
         # a line break was cut off in transfer (or the exporter wrote none).
         late = {p for p in settled if not whole[p]}
-        # Files it read before and that changed since: the same delivery written again (an
-        # upload it took at a pause, then finished), whose later bytes are the later word.
-        rewritten = {p for p in settled if p in done and done[p][:2] != scan[p][:2]}
+        # The same delivery written again (an upload it took at a pause, then finished):
+        # its later bytes are the later word.
+        rewritten = {p for p in settled if changed.get(p)}
         if settled:
             try:
                 report = ingest(
