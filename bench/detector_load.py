@@ -7,7 +7,12 @@ plan, 30 % misses. Every account then keeps thousands of blocks within the
 7-day window. Prints µs per event for each quarter of the run (it must not grow
 with the state) and the process's peak memory.
 
+`--walk`: the other extreme a replay meets, one account walking a range number by
+number, one every two seconds (a recorded scan replayed whole, after the live
+service would have suspended it): its run and blocks grow to the whole walk.
+
 Run from the repo root:  .venv/bin/python bench/detector_load.py [--events 400000]
+                         .venv/bin/python bench/detector_load.py --walk --events 40000
 """
 
 from __future__ import annotations
@@ -50,6 +55,22 @@ def traffic(events: int, accounts: int, days: int, seed: int) -> list[LookupEven
     return out
 
 
+def walk(events: int) -> list[LookupEvent]:
+    """One account's sequential walk from +4721000000, a third of it misses."""
+    start = datetime(2026, 3, 2, 9)
+    return [
+        LookupEvent(
+            ts=start + timedelta(seconds=2 * i),
+            account="scraper",
+            key="k-scraper",
+            ip="10.0.0.1",
+            number=f"+47{21_000_000 + i}",
+            outcome="miss" if i % 3 == 0 else "hit",
+        )
+        for i in range(events)
+    ]
+
+
 def main() -> None:
     """Time the engine over the traffic, by quarter."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -57,8 +78,14 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=200)
     parser.add_argument("--days", type=int, default=6)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--walk", action="store_true", help="one account's sequential walk")
     args = parser.parse_args()
-    events = traffic(args.events, args.accounts, args.days, args.seed)
+    if args.walk:
+        events = walk(args.events)
+        what = "one account's walk"
+    else:
+        events = traffic(args.events, args.accounts, args.days, args.seed)
+        what = f"{args.accounts} accounts, {args.days} days"
     engine, quarter = Engine(), len(events) // 4
     findings, figures = 0, []
     for part in range(4):
@@ -68,7 +95,7 @@ def main() -> None:
         figures.append((time.perf_counter() - started) / quarter * 1e6)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
-        f"{len(events):,} events, {args.accounts} accounts, {args.days} days: "
+        f"{len(events):,} events, {what}: "
         + " / ".join(f"{f:.1f}" for f in figures)
         + f" µs per event by quarter; {findings} findings; peak memory {peak:,.0f} MB"
     )

@@ -49,7 +49,8 @@ class Verdict(NamedTuple):
     strong: bool
     """Whether the rule's suspension criteria held."""
     evidence: Callable[[], dict[str, Any]]
-    """Builds its evidence (only when the finding raises the severity)."""
+    """Builds its evidence (only when the finding raises the severity), called before the
+    account's state changes again: it may read that state rather than copy it."""
     holds: bool = False
     """Short of `strong`: thin evidence of a scan of the lookup's block, which a new
     customer's first callers can give too, so it holds the block (`holds`)."""

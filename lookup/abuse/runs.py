@@ -38,11 +38,9 @@ class SequentialRuns:
             state.runs.remove(best)
         # Least recently extended first: the one a new run replaces.
         state.runs.append(best)
-        best.head = lookup.number
-        best.items.append(lookup)
-        best.misses += lookup.outcome == "miss"
+        best.add(lookup)
         while lookup.t - best.items[0].t > policy.window_seconds:
-            best.misses -= best.items.popleft().outcome == "miss"
+            best.drop_oldest()
         length = len(best.items)
         if length < policy.run_flag or span(best.items, policy.run_flag) > (
             policy.block_flag_burst_seconds
@@ -54,9 +52,11 @@ class SequentialRuns:
             and share >= policy.run_suspend_miss_share
             and span(best.items, policy.run_suspend) <= policy.block_suspend_burst_seconds
         )
-        items, misses = list(best.items), best.misses
+        run, misses = best, best.misses
 
         def evidence() -> dict[str, Any]:
+            # Built at once, before the run changes again (copied only then: it is long).
+            items = list(run.items)
             return {
                 "rule": {
                     "run_length": length,
@@ -74,6 +74,5 @@ class SequentialRuns:
                 "lookups": trail(items),
             }
 
-        spread = len({i.key for i in items}) > 1 or len({i.ip for i in items}) > 1
-        kind = Kind.DISTRIBUTED_SCAN if spread else Kind.SEQUENTIAL_RUN
+        kind = Kind.DISTRIBUTED_SCAN if best.spread() else Kind.SEQUENTIAL_RUN
         return [Verdict(kind, strong, evidence)]

@@ -3,7 +3,7 @@ numbers each account looked up within `known_seconds`. Pure."""
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -74,6 +74,40 @@ class Run:
     head: int
     items: deque[Lookup] = field(default_factory=deque)
     misses: int = 0
+    tally: tuple[dict[str, int], dict[str, int]] | None = None
+    """Lookups of `items` per key and per IP, once asked for (`spread`), then kept as they
+    come and go: a scan's run grows to thousands within the window, and counting them
+    afresh at each made a replay of one long walk quadratic; a customer's short runs are
+    never asked."""
+
+    def add(self, item: Lookup) -> None:
+        """Extend the run by a lookup."""
+        self.head = item.number
+        self.items.append(item)
+        self.misses += item.outcome == "miss"
+        if self.tally is not None:
+            for counts, value in zip(self.tally, (item.key, item.ip), strict=True):
+                counts[value] = counts.get(value, 0) + 1
+
+    def drop_oldest(self) -> None:
+        """Forget the run's oldest lookup."""
+        item = self.items.popleft()
+        self.misses -= item.outcome == "miss"
+        if self.tally is not None:
+            for counts, value in zip(self.tally, (item.key, item.ip), strict=True):
+                counts[value] -= 1
+                if not counts[value]:
+                    del counts[value]
+
+    def spread(self) -> bool:
+        """Whether the run's lookups came through more than one key or IP."""
+        if self.tally is None:
+            self.tally = (
+                dict(Counter(item.key for item in self.items)),
+                dict(Counter(item.ip for item in self.items)),
+            )
+        keys, ips = self.tally
+        return len(keys) > 1 or len(ips) > 1
 
 
 class Block:
