@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,3 +95,11 @@ def demo_client(demo_settings: Settings) -> Iterator[TestClient[Any]]:
     with TestClient(app=create_app(demo_settings)) as client:
         client.headers["Authorization"] = f"Bearer {token}"
         yield client
+
+
+def uncounted(headers: Any) -> dict[str, str]:
+    """An answer's header fields, but for what its tightest limit has left (`RateLimit`):
+    one less each request, whatever it asked, and at a window's turn another limit's."""
+    fields = dict(headers)
+    assert re.fullmatch(r'"[a-z]+-\d+s";r=\d+', fields.pop("ratelimit"))
+    return fields

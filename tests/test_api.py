@@ -21,7 +21,7 @@ from lookup.index.reader import SnapshotSource
 from lookup.index.snapshot import read_pointer, snapshot_path
 from lookup.ingest.pipeline import ingest
 from lookup.keys import KeyRing, KeyStore, parse_networks
-from tests.conftest import make_settings, new_key, problem_of
+from tests.conftest import make_settings, new_key, problem_of, uncounted
 from tests.ingest_helpers import person, write_csv
 
 ROWS = [
@@ -97,7 +97,7 @@ def test_reserved_number_is_answered_exactly_as_an_unknown_one(client: TestClien
     unknown = client.get("/v1/numbers/41234569")
     problem_of(reserved, 404, "number-not-found")
     assert reserved.content.replace(b"41234567", b"41234569") == unknown.content
-    assert dict(reserved.headers) == dict(unknown.headers)
+    assert uncounted(reserved.headers) == uncounted(unknown.headers)
     for query in ("?name=Ola%20Hansen", "?birth_date=1970-01-01"):
         again = client.get(f"/v1/numbers/41234567{query}")
         assert again.content == reserved.content

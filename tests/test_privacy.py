@@ -23,7 +23,7 @@ from lookup.ingest.pipeline import IngestReport
 from lookup.ingest.warehouse import Warehouse
 from lookup.keys import KeyStore
 from lookup.timezones import OSLO
-from tests.conftest import new_key
+from tests.conftest import new_key, uncounted
 
 # Parameters every lookup is tried with: each endpoint variant must keep the secret.
 VARIANTS = ["", "?name=Kari%20Nordmann", "?birth_date=1980-02-03", "?name=x&birth_date=1990-01-01"]
@@ -82,7 +82,7 @@ def test_reserved_numbers_answer_exactly_like_unknown_ones(
             response = demo_client.get(f"/v1/numbers/{number}{variant}")
             assert response.status_code == 404, number
             assert response.content.replace(number.encode(), UNKNOWN.encode()) == unknown.content
-            assert dict(response.headers) == dict(unknown.headers)
+            assert uncounted(response.headers) == uncounted(unknown.headers)
 
 
 @pytest.fixture(scope="module")
@@ -160,5 +160,5 @@ def test_a_held_block_answers_every_number_in_it_alike(
                 response, expected = client.get(f"/v1/numbers/{number}{variant}"), answers[hold]
                 assert response.status_code == 403, number
                 assert response.content == expected.content, number
-                assert dict(response.headers) == dict(expected.headers)
+                assert uncounted(response.headers) == uncounted(expected.headers)
                 assert response.json()["block"] == hold.label

@@ -111,6 +111,40 @@ def test_retry_after_names_the_exceeded_limit_that_resets_last(
         assert limited.headers["ratelimit"] == f'"account-60s";r=0;t={retry_after}'
 
 
+def test_every_counted_answer_says_what_its_tightest_limit_has_left(
+    data_dir: Path, storage: str
+) -> None:
+    settings = make_settings(
+        data_dir, plan_key="4/second;100/day", plan_account="3/minute", ratelimit_storage=storage
+    )
+    token = new_key(settings, org="pacing-co")
+    policy = '"key-1s";q=4;w=1, "account-60s";q=3;w=60, "key-86400s";q=100;w=86400'
+    with _client(settings) as client:
+        answers = [_get(client, token, number) for number in (LISTED, "22200001", "2220")]
+        # A hit, a number not listed (404) and a malformed one (422) alike: each counted.
+        assert [answer.status_code for answer in answers] == [200, 404, 422]
+        assert [answer.headers["ratelimit-policy"] for answer in answers] == [policy] * 3
+        # Of the key's second (3 left after one) and the account's minute (2 left), the
+        # account's: the one the client must pace to.
+        assert [answer.headers["ratelimit"] for answer in answers] == [
+            '"account-60s";r=2',
+            '"account-60s";r=1',
+            '"account-60s";r=0',
+        ]
+        refused = _get(client, token)
+        assert refused.status_code == 429
+        assert refused.headers["ratelimit"].startswith('"account-60s";r=0;t=')
+        # Answers no limit counted carry neither field.
+        for public in (client.get("/healthz"), client.get("/v1/numbers/22200000")):
+            assert "ratelimit" not in public.headers and "ratelimit-policy" not in public.headers
+        # The schema a client is generated from names them where they come.
+        paths = client.get("/schema/openapi.json").json()["paths"]
+        fields = {"RateLimit", "RateLimit-Policy"}
+        assert set(paths["/v1/numbers/{number}"]["get"]["responses"]["200"]["headers"]) == fields
+        assert set(paths["/v1/search"]["get"]["responses"]["200"]["headers"]) == fields
+        assert not paths["/healthz"]["get"]["responses"]["200"].get("headers")
+
+
 def test_retry_after_is_never_more_than_a_second_late(storage: str) -> None:
     # Redis's TTL is whole seconds, padded by half of one: a 1/second plan said
     # "retry in 2" when the next window opened within a second.

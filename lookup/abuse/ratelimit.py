@@ -20,9 +20,9 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache, partial
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
 import msgspec
 import redis
@@ -138,18 +138,42 @@ def _usable(plan: str) -> bool:
     return True
 
 
+@lru_cache(maxsize=64)
 def policy_name(scope: str, window: int) -> str:
     """A policy's identifier in the RateLimit fields, e.g. `account-60s`."""
     return f"{scope.replace('_', '-').replace(' ', '-')}-{window}s"
 
 
-def policy_header(limits: Sequence[tuple[str, RateLimitItem]]) -> str:
+def policy_header(limits: Iterable[tuple[str, RateLimitItem]]) -> str:
     """`RateLimit-Policy` value naming every limit a request is held to, e.g.
     `"key-1s";q=25;w=1, "account-60s";q=1500;w=60`."""
     return ", ".join(
         f'"{policy_name(scope, item.get_expiry())}";q={item.amount};w={item.get_expiry()}'
         for scope, item in limits
     )
+
+
+@lru_cache(maxsize=256)
+def _policy(key_plan: str | None, account_plan: str, divide_by: int) -> str:
+    """`RateLimit-Policy` of a request held to these plans, shortest window first as they
+    are counted (once per plans: the same few serve every request)."""
+    limits = [("account", item) for item in plan_limits(account_plan, divide_by)]
+    if key_plan is not None:
+        limits[:0] = [("key", item) for item in plan_limits(key_plan, divide_by)]
+    return policy_header(sorted(limits, key=lambda limit: limit[1].get_expiry()))
+
+
+class Quota(NamedTuple):
+    """What a counted request's limits have left, as draft-10's fields say it: every limit
+    it is held to (`RateLimit-Policy`) and the one with least left (`RateLimit`, its `r`
+    alone: the reset `t` is optional, and reading it would cost a storage call a request)."""
+
+    policy: str
+    remaining: str
+
+    def headers(self) -> dict[str, str]:
+        """The two fields, by name."""
+        return {"RateLimit-Policy": self.policy, "RateLimit": self.remaining}
 
 
 class RateLimitConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -202,8 +226,9 @@ class RateLimiter:
         self._down_until = 0.0
         self._limiter = FixedWindowRateLimiter(storage_from_string(config.storage, **options))
 
-    def hit(self, key_id: str, account: str, *, plan: str | None, throttled: bool) -> None:
-        """Count the request, or raise `RateLimited` naming the limit it is over."""
+    def hit(self, key_id: str, account: str, *, plan: str | None, throttled: bool) -> Quota:
+        """Count the request, or raise `RateLimited` naming the limit it is over; what the
+        request's limits have left."""
         divide = self.config.throttle_factor if throttled else 1
         if plan and not _usable(plan):
             plan = None  # the defaults, as for an account without a plan of its own
@@ -212,17 +237,20 @@ class RateLimiter:
             scopes.append(("key", plan_limits(self.config.key_plan, divide), ("key", key_id)))
         # With its own plan the account counter bounds every key of it, so a key counter on
         # the same plan could never refuse first: it would only cost storage round trips.
-        scopes.append(
-            ("account", plan_limits(plan or self.config.account_plan, divide), ("account", account))
-        )
-        self._take(scopes)
+        account_plan = plan or self.config.account_plan
+        scopes.append(("account", plan_limits(account_plan, divide), ("account", account)))
+        remaining = self._take(scopes)
+        key_plan = None if plan else self.config.key_plan
+        return Quota(_policy(key_plan, account_plan, divide), remaining)
 
     def verify(self, account: str, number: str) -> None:
         """Count one date-of-birth check of a number, or raise `RateLimited`."""
         items = plan_limits(self.config.verify_plan)
         self._take([("birth_date verification", items, ("verify", account, number))])
 
-    def _take(self, scopes: Sequence[_Scope]) -> None:
+    def _take(self, scopes: Sequence[_Scope]) -> str:
+        """Count a request in every limit of its scopes, or raise `RateLimited`; the
+        `RateLimit` field naming the limit with least left."""
         # `limits` counts a hit even when it refuses it: counting limit by limit, a client
         # retrying against one exhausted limit would drain all the others (a day's key quota
         # burnt by a minute of account-level 429s). So a refused request gives back what it
@@ -237,12 +265,20 @@ class RateLimiter:
             key=lambda entry: entry[1].get_expiry(),
         )
         counted: list[tuple[RateLimitItem, tuple[str, ...], int]] = []
-        for index, (_, item, ids) in enumerate(ordered):
+        least, tightest = -1, ordered[0]
+        for entry in ordered:
+            _, item, ids = entry
             count = self._call(self._count, item, *ids)
             counted.append((item, ids, count))
             if count > item.amount:
                 self._give_back(counted)
-                raise self._refusal(ordered, ordered[index])
+                raise self._refusal(ordered, entry)
+            # The limit with least left (of equals, the longest: it recovers last).
+            left = item.amount - count
+            if least < 0 or left <= least:
+                least, tightest = left, entry
+        scope, item, _ = tightest
+        return f'"{policy_name(scope, item.get_expiry())}";r={least}'
 
     def _refusal(self, ordered: Sequence[_Entry], refused: _Entry) -> RateLimited:
         """The refusal naming, of every limit the request is over, the one resetting last:

@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             "Nummeropplysning lookup API",
             "Listings of Norwegian phone numbers. Reserved numbers are never shown.",
         ),
-        on_startup=[openapi.without_unused_400],
+        on_startup=[openapi.without_unused_400, openapi.with_quota_fields],
         debug=False,
     )
 
@@ -110,5 +110,6 @@ def create_internal_app(services: Services, *, lifespan: bool = False) -> Litest
         exception_handlers={Exception: handle},
         request_max_body_size=MAX_BODY,
         openapi_config=openapi.config("Nummeropplysning compliance API"),
+        on_startup=[openapi.with_quota_fields],
         debug=False,
     )

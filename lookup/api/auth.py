@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, Final
 from litestar import Request
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from lookup.abuse.ratelimit import RateLimitsUnavailable
+from lookup.abuse.ratelimit import Quota, RateLimitsUnavailable
 from lookup.api.problems import handle
 from lookup.errors import AccountSuspended, LookupServiceError, MissingRole
 from lookup.networks import client_ip
@@ -75,7 +75,7 @@ class ApiKeyMiddleware(ASGIMiddleware):
                     f"account {key.account} is paused pending review by compliance"
                 )
             try:
-                services.limiter.hit(
+                quota = services.limiter.hit(
                     key.key_id,
                     key.account,
                     plan=account.plan,
@@ -87,6 +87,7 @@ class ApiKeyMiddleware(ASGIMiddleware):
                 if needed != "compliance":
                     raise
                 log.warning("rate-limit storage down: compliance request let through")
+                quota = None
         except LookupServiceError as exc:
             # Answered here, not raised: Litestar answers what a middleware raises outside
             # every middleware, where the request metrics would not see the refusal's status.
@@ -95,4 +96,20 @@ class ApiKeyMiddleware(ASGIMiddleware):
             return
         scope["user"] = key
         scope["auth"] = key.key_id
-        await next_app(scope, receive, send)
+        await next_app(scope, receive, send if quota is None else _with_quota(send, quota))
+
+
+def _with_quota(send: Send, quota: Quota) -> Send:
+    """`send`, adding the request's `RateLimit-Policy` and `RateLimit` fields to its
+    answer, whatever answers it (a lookup, a 404, a problem the handler raised)."""
+    fields = [
+        (b"ratelimit-policy", quota.policy.encode("latin-1")),
+        (b"ratelimit", quota.remaining.encode("latin-1")),
+    ]
+
+    async def send_with_quota(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), *fields]
+        await send(message)
+
+    return send_with_quota

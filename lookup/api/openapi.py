@@ -7,7 +7,14 @@ from typing import Final
 from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import (
+    Components,
+    OpenAPIHeader,
+    OpenAPIResponse,
+    OpenAPIType,
+    Schema,
+    SecurityScheme,
+)
 
 from lookup.api.problems import PROBLEM_JSON, PROBLEM_TYPES, TYPE_BASE
 from lookup.api.schemas import Problem
@@ -25,6 +32,16 @@ REFUSED: Final = (
     "rate-limits-unavailable",
 )
 """What any request with a key may be refused for, before its handler runs."""
+
+
+QUOTA_FIELDS: Final = {
+    "RateLimit-Policy": "Every rate limit the request is held to, shortest window first "
+    '(draft-ietf-httpapi-ratelimit-headers-10), e.g. `"key-1s";q=25;w=1, '
+    '"account-60s";q=1500;w=60`.',
+    "RateLimit": "The limit with least left after this request, and what it has left: "
+    '`"account-60s";r=1499`.',
+}
+"""The fields of every answer to a request counted against its key's limits."""
 
 
 def config(title: str, description: str | None = None) -> OpenAPIConfig:
@@ -66,3 +83,19 @@ def without_unused_400(app: Litestar) -> None:
         for operation in (path.get, path.head):
             if operation is not None and operation.responses:
                 operation.responses.pop("400", None)
+
+
+def with_quota_fields(app: Litestar) -> None:
+    """Name the rate-limit fields on every success of an operation that takes a key (its
+    request was counted; a 429 says them in its problem description). Run at startup."""
+    fields = {
+        name: OpenAPIHeader(schema=Schema(type=OpenAPIType.STRING), description=text)
+        for name, text in QUOTA_FIELDS.items()
+    }
+    for path in (app.openapi_schema.paths or {}).values():
+        for operation in (path.get, path.head, path.post):
+            if operation is None or operation.security == NO_KEY or not operation.responses:
+                continue
+            for status, response in operation.responses.items():
+                if status.startswith("2") and isinstance(response, OpenAPIResponse):
+                    response.headers = {**(response.headers or {}), **fields}
