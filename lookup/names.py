@@ -57,6 +57,22 @@ def has_norwegian_letter(text: str) -> bool:
     return not _NORWEGIAN_LETTERS.isdisjoint(unicodedata.normalize("NFKC", text).lower())
 
 
+def listed_short(name: str, folded: str) -> str:
+    """A listed name's one-letter form (`shorten`) when it is written with a Norwegian
+    letter, else its folded form: "Sørensen" is "sorensen" to a query typed without "ø",
+    but "Moen" is no "Møen" written so."""
+    return shorten(folded) if has_norwegian_letter(name) else folded
+
+
 def match_score(query: str, name: str) -> float:
-    """How well a name a client holds matches the listed name, 0 to 100."""
-    return round(fuzz.token_sort_ratio(fold(query), fold(name)), 1)
+    """How well a name a client holds matches the listed name, 0 to 100: spelt out or one
+    letter for each Norwegian letter, whichever matches better ("Per Sorensen", "Per
+    Soerensen" and "Per Sørensen" all match Per Sørensen whole)."""
+    folded_query, folded_name = fold(query), fold(name)
+    return round(
+        max(
+            fuzz.token_sort_ratio(folded_query, folded_name),
+            fuzz.token_sort_ratio(shorten(folded_query), listed_short(name, folded_name)),
+        ),
+        1,
+    )

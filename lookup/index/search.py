@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
-from lookup.names import fold, has_norwegian_letter, shorten
+from lookup.names import fold, has_norwegian_letter, listed_short, shorten
 
 _WORD_CUTOFF: Final = 80.0
 _WORDS_PER_QUERY_WORD: Final = 25
@@ -99,11 +99,16 @@ def _word_prefixes(name: str) -> list[str]:
     return [" ".join(words[:count]) for count in range(1, len(words) + 1)]
 
 
-def _has_initials(name: str, initials: list[tuple[str, str]], spoken: set[str]) -> bool:
+def _has_initials(name: str, initials: list[tuple[str, str]], spoken: list[str]) -> bool:
     """Whether a folded name has, for each (folded, short) initial, a word it starts, other
-    than the words the query names in full ("O Olsen" is not Per Olsen); "Ø" starts
-    "Oyvind" as much as "Oeyvind"."""
-    words = [word for word in name.split() if word not in spoken]
+    than the words the query names in full, each taken by its closest word of the name
+    ("O Olsen" is not Per Olsen, and "Anne J. Johansen" finds in Johnsen no J: that is the
+    word "Johansen" found); "Ø" starts "Oyvind" as much as "Oeyvind"."""
+    words = name.split()
+    for word in spoken:
+        closest = process.extractOne(word, words, scorer=fuzz.ratio) if words else None
+        if closest is not None:
+            del words[closest[2]]
     return all(
         any(word.startswith(folded) or word.startswith(short) for word in words)
         for folded, short in initials
@@ -181,6 +186,9 @@ class NameIndex:
                     self._towns.setdefault(prefix, set()).add(index)
         # Folded once, as queries need them (the same names come up query after query).
         self._folded_names: list[str | None] = [None] * len(self._distinct_names)
+        self._short_names: dict[int, str] = {}
+        self._short_known = np.zeros(len(self._distinct_names), dtype=bool)
+        self._short_differs = np.zeros(len(self._distinct_names), dtype=bool)
         self._size = len(names)
 
     def __len__(self) -> int:
@@ -210,6 +218,48 @@ class NameIndex:
             for code, name in zip(new, self._distinct_names.take(new).to_pylist(), strict=True):
                 cache[code] = fold(name)
         return [cache[code] or "" for code in codes]
+
+    def _score_short(
+        self,
+        scores: npt.NDArray[np.float32],
+        folded_query: str,
+        names: list[str],
+        codes: npt.NDArray[np.int32],
+    ) -> None:
+        """Raise each name's score to its one-letter forms' (`shorten`, `listed_short`), if
+        higher: "Sorensen" is how a keyboard without "ø" writes Sørensen, no typo of it.
+        Only where a form differs: as folded, the score is already there."""
+        self._shorten(codes)
+        short_query = shorten(folded_query)
+        if short_query == folded_query:
+            changed = np.flatnonzero(self._short_differs[codes])
+        else:
+            changed = np.arange(codes.size)
+        if changed.size == 0:
+            return
+        shorts = self._short_names
+        forms = [
+            shorts.get(code, names[index])
+            for index, code in zip(changed.tolist(), codes[changed].tolist(), strict=True)
+        ]
+        found = process.cdist([short_query], forms, scorer=fuzz.token_set_ratio)[0]
+        scores[changed] = np.maximum(scores[changed], found)
+
+    def _shorten(self, codes: npt.NDArray[np.int32]) -> None:
+        """Work out, once per distinct name, its `listed_short` form where it differs from
+        the folded one (the names written with a Norwegian letter)."""
+        new = codes[~self._short_known[codes]]
+        if new.size == 0:
+            return
+        folded = self._folded(new)
+        for code, name, form in zip(
+            new.tolist(), self._distinct_names.take(new).to_pylist(), folded, strict=True
+        ):
+            short = listed_short(name, form)
+            if short != form:
+                self._short_names[code] = short
+                self._short_differs[code] = True
+        self._short_known[new] = True
 
     def _postings_of(self, indices: set[int]) -> npt.NDArray[np.int32]:
         """The rows with any of these words."""
@@ -287,7 +337,8 @@ class NameIndex:
         codes, rows_of = np.unique(self._name_codes[candidates], return_inverse=True)
         if initials:
             # Before the cap: the names with the initials may be few among many namesakes.
-            spoken = {word for word, _ in named}
+            # The optional words ("AS") need no word of the name to take.
+            spoken = [word for word, _ in named if word not in _OPTIONAL_WORDS]
             folded_names = self._folded(codes)
             initialled = np.array(
                 [_has_initials(name, initials, spoken) for name in folded_names], dtype=bool
@@ -304,10 +355,9 @@ class NameIndex:
         folded_query = " ".join(words)
         names = self._folded(codes)
         # token_set_ratio: a query naming part of the name ("Hansen") still scores 100.
-        scores = np.round(
-            process.cdist([folded_query], names, scorer=fuzz.token_set_ratio)[0].astype(np.float64),
-            1,
-        )[rows_of]
+        scores = process.cdist([folded_query], names, scorer=fuzz.token_set_ratio)[0]
+        self._score_short(scores, folded_query, names, codes)
+        scores = np.round(scores.astype(np.float64), 1)[rows_of]
         closeness = process.cdist([folded_query], names, scorer=fuzz.ratio)[0][rows_of]
         order = np.lexsort((candidates, -closeness, -scores))
         best: list[int] = []
