@@ -114,6 +114,11 @@ class AuthError(LookupServiceError):
 class MissingCredentials(AuthError):
     """No usable `Authorization: Bearer` header."""
 
+    def __init__(self, message: str, *, malformed: bool = False) -> None:
+        super().__init__(message)
+        self.malformed = malformed
+        """A header was sent, but no one `Bearer <key>` (RFC 6750's `invalid_request`)."""
+
 
 class InvalidKey(AuthError):
     """A key that is unknown or revoked."""

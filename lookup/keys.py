@@ -499,7 +499,14 @@ class KeyRing:
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
-            raise MissingCredentials("the Authorization header must be 'Bearer <key>'")
+            raise MissingCredentials(
+                "the Authorization header must be 'Bearer <key>'", malformed=True
+            )
+        if "," in token:  # no key has one: two headers a proxy joined into one
+            raise MissingCredentials(
+                "the Authorization header holds more than one value: send one key",
+                malformed=True,
+            )
         key = self._keys.get(hash_token(token))
         if key is None:
             raise InvalidKey("the API key is unknown or revoked")

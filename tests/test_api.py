@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from litestar.testing import TestClient
 
@@ -23,6 +25,7 @@ from lookup.ingest.pipeline import ingest
 from lookup.keys import KeyRing, KeyStore, parse_networks
 from tests.conftest import make_settings, new_key, problem_of, uncounted
 from tests.ingest_helpers import person, write_csv
+from tests.test_crash_safety import Server
 
 ROWS = [
     person("22202400", first="Kari", last="Nordmann", fodselsdato="1980-02-03"),
@@ -90,6 +93,15 @@ def test_any_common_written_form_finds_the_listing(client: TestClient[Any], writ
     response = client.get(f"/v1/numbers/{written}")
     assert response.status_code == 200
     assert response.json()["number"] == "+4722202400"
+
+
+def test_no_answer_to_a_key_is_kept_by_a_cache(client: TestClient[Any]) -> None:
+    # A listing a cache kept would be served after its subscriber reserved the number.
+    for path in ("/v1/numbers/22202400", "/v1/numbers/22202401", "/v1/numbers/2220"):
+        answer = client.get(path)
+        assert answer.status_code in (200, 404, 422)
+        assert answer.headers["cache-control"] == "no-store", path
+    assert "cache-control" not in client.get("/healthz").headers
 
 
 def test_reserved_number_is_answered_exactly_as_an_unknown_one(client: TestClient[Any]) -> None:
@@ -168,11 +180,45 @@ def test_requests_without_a_valid_key_are_refused(data: Settings) -> None:
     with TestClient(app=create_app(data)) as client:
         missing = client.get("/v1/numbers/22202400")
         problem_of(missing, 401, "missing-credentials")
-        assert missing.headers["www-authenticate"].startswith("Bearer")
+        # RFC 6750 3.1: no error code when no key was sent, one when it cannot be used.
+        assert missing.headers["www-authenticate"] == 'Bearer realm="lookup"'
         basic = client.get("/v1/numbers/22202400", headers={"Authorization": "Basic abc"})
         problem_of(basic, 401, "missing-credentials")
+        assert basic.headers["www-authenticate"].endswith('error="invalid_request"')
         wrong = client.get("/v1/numbers/22202400", headers={"Authorization": "Bearer lk_nope"})
         problem_of(wrong, 401, "invalid-key")
+        assert wrong.headers["www-authenticate"].endswith('error="invalid_token"')
+        # Two values joined into one field (as a proxy may): which key was meant cannot
+        # be told.
+        joined = client.get(
+            "/v1/numbers/22202400", headers={"Authorization": "Bearer lk_a, Bearer lk_b"}
+        )
+        assert "more than one value" in problem_of(joined, 401, "missing-credentials")["detail"]
+
+
+def test_two_authorization_fields_are_refused_whichever_key_comes_first(data: Settings) -> None:
+    # The first was used, with its rights, and the second left unread (found by an audit
+    # over a raw socket: the test client joins the two into one field).
+    token = new_key(data, "lookup", org="two-keys-co")
+    server = Server(data.data_path)
+    try:
+        for pair in ([token, "lk_nope"], ["lk_nope", token], [token, token]):
+            fields = "".join(f"Authorization: Bearer {key}\r\n" for key in pair)
+            with socket.create_connection(("127.0.0.1", server.port)) as conn:
+                conn.sendall(
+                    f"GET /v1/numbers/22202400 HTTP/1.1\r\nHost: x\r\n{fields}"
+                    "Connection: close\r\n\r\n".encode()
+                )
+                answer = b"".join(iter(lambda: conn.recv(65536), b""))
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 401"), head
+            assert b"more than once" in body and b"missing-credentials" in body
+        answered = httpx.get(
+            f"{server.url}/v1/numbers/22202400", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert answered.status_code == 200
+    finally:
+        server.stop()
 
 
 def test_keys_lacking_the_role_or_outside_their_network_get_403(data: Settings) -> None:
@@ -353,6 +399,13 @@ def test_problem_types_are_documented(client: TestClient[Any]) -> None:
     page = client.get("/problems/number-not-found")
     assert page.status_code == 200 and page.json()["status"] == 404
     problem_of(client.get("/problems/nonsense"), 404, "not-found")
+    # The schema describes the page as served (it said a JSON string).
+    schema = client.get("/schema/openapi.json").json()
+    answers = schema["paths"]["/problems/{slug}"]["get"]["responses"]
+    described = answers["200"]["content"]["application/json"]["schema"]["$ref"]
+    fields = schema["components"]["schemas"][described.rsplit("/", 1)[1]]["properties"]
+    assert set(fields) == set(page.json()) == {"slug", "status", "title", "description"}
+    assert set(answers) == {"200", "404"}
 
 
 def test_openapi_schema_describes_the_lookup(client: TestClient[Any]) -> None:
@@ -398,6 +451,9 @@ def test_a_date_of_birth_cannot_be_found_by_guessing(client: TestClient[Any]) ->
         "rate-limited",
     )
     assert "1980" not in body["detail"]
+    # The scope the Problem schema names; a message that says it in words.
+    assert body["scope"] == "verify" and body["limit"] == 3
+    assert body["detail"].startswith("date-of-birth check (of this number) limit of 3 per day")
     assert client.get("/v1/numbers/22202400").status_code == 200  # lookups go on
 
 

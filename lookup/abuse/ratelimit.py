@@ -55,6 +55,12 @@ def window_text(item: RateLimitItem) -> str:
     return name if item.multiples == 1 else f"{item.multiples} {name}s"
 
 
+VERIFY: Final = "verify"
+"""The scope of the date-of-birth checks of one number by one account."""
+_SAID: Final = {VERIFY: "date-of-birth check (of this number)"}
+"""Scopes as a refusal's message names them, where their name is no word."""
+
+
 class RateLimited(LookupServiceError):
     """A request over one of its plan's limits."""
 
@@ -65,8 +71,8 @@ class RateLimited(LookupServiceError):
         self.retry_after = max(1, math.ceil(reset_at - time.time()))
         self.policy = policy
         super().__init__(
-            f"{scope} limit of {item.amount} per {window_text(item)} reached; "
-            f"retry in {self.retry_after}s"
+            f"{_SAID.get(scope, scope)} limit of {item.amount} per {window_text(item)} "
+            f"reached; retry in {self.retry_after}s"
         )
 
     def headers(self) -> dict[str, str]:
@@ -246,7 +252,7 @@ class RateLimiter:
     def verify(self, account: str, number: str) -> None:
         """Count one date-of-birth check of a number, or raise `RateLimited`."""
         items = plan_limits(self.config.verify_plan)
-        self._take([("birth_date verification", items, ("verify", account, number))])
+        self._take([(VERIFY, items, ("verify", account, number))])
 
     def _take(self, scopes: Sequence[_Scope]) -> str:
         """Count a request in every limit of its scopes, or raise `RateLimited`; the

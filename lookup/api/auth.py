@@ -19,7 +19,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from lookup.abuse.ratelimit import Quota, RateLimitsUnavailable
 from lookup.api.problems import handle
-from lookup.errors import AccountSuspended, LookupServiceError, MissingRole
+from lookup.errors import AccountSuspended, LookupServiceError, MissingCredentials, MissingRole
 from lookup.networks import client_ip
 
 if TYPE_CHECKING:
@@ -41,10 +41,18 @@ def client_address(scope: Scope) -> str:
 
 
 def _authorization(scope: Scope) -> str | None:
+    found = None
     for name, value in scope["headers"]:
         if name == b"authorization":
-            return value.decode("latin-1")
-    return None
+            if found is not None:
+                # Which key was meant cannot be told (a proxy adding its own, say), and
+                # taking the first would answer with another key's rights.
+                raise MissingCredentials(
+                    "the Authorization header was sent more than once: send one key",
+                    malformed=True,
+                )
+            found = value.decode("latin-1")
+    return found
 
 
 class ApiKeyMiddleware(ASGIMiddleware):
@@ -96,20 +104,28 @@ class ApiKeyMiddleware(ASGIMiddleware):
             return
         scope["user"] = key
         scope["auth"] = key.key_id
-        await next_app(scope, receive, send if quota is None else _with_quota(send, quota))
+        await next_app(scope, receive, _answering(send, quota))
 
 
-def _with_quota(send: Send, quota: Quota) -> Send:
-    """`send`, adding the request's `RateLimit-Policy` and `RateLimit` fields to its
-    answer, whatever answers it (a lookup, a 404, a problem the handler raised)."""
-    fields = [
-        (b"ratelimit-policy", quota.policy.encode("latin-1")),
-        (b"ratelimit", quota.remaining.encode("latin-1")),
-    ]
+_NO_STORE: Final = (b"cache-control", b"no-store")
+"""On every answer to a key: a listing kept in a cache would outlive the subscriber's
+reservation of the number (and a case, the compliance decision on it)."""
 
-    async def send_with_quota(message: Message) -> None:
+
+def _answering(send: Send, quota: Quota | None) -> Send:
+    """`send`, adding to the answer `Cache-Control: no-store` and the request's
+    `RateLimit-Policy` and `RateLimit` fields (when it was counted: not while the storage
+    is down), whatever answers it (a listing, a 404, a problem the handler raised)."""
+    fields = [_NO_STORE]
+    if quota is not None:
+        fields += [
+            (b"ratelimit-policy", quota.policy.encode("latin-1")),
+            (b"ratelimit", quota.remaining.encode("latin-1")),
+        ]
+
+    async def send_answer(message: Message) -> None:
         if message["type"] == "http.response.start":
             message["headers"] = [*message.get("headers", ()), *fields]
         await send(message)
 
-    return send_with_quota
+    return send_answer

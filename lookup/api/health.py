@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 from litestar import MediaType, Request, Response, get, head
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import PathParameter
 
 from lookup.api.openapi import NO_KEY, problems
-from lookup.api.problems import problem, problem_type_page
+from lookup.api.problems import ProblemType, problem, problem_type_page
 from lookup.api.schemas import Health
 
 if TYPE_CHECKING:
@@ -92,7 +93,16 @@ def _headers_of(answer: Health | Response[bytes]) -> Response[None]:
     return Response(None, status_code=status, headers={**headers, **length})
 
 
-@get("/problems/{slug:str}", summary="Problem type", tags=["operations"], security=NO_KEY)
+@get(
+    "/problems/{slug:str}",
+    summary="Problem type",
+    tags=["operations"],
+    security=NO_KEY,
+    responses={
+        200: ResponseSpec(ProblemType, description="The problem type", generate_examples=False),
+        **problems("not-found", keyed=False),
+    },
+)
 async def problem_type(slug: Annotated[str, PathParameter()]) -> Response[bytes]:
     """What a problem `type` means."""
     return problem_type_page(slug)

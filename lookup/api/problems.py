@@ -233,9 +233,15 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     match exc:
         case InvalidNumber():
             return problem("invalid-number", str(exc), reason=str(exc.reason))
-        case MissingCredentials() | InvalidKey():
-            slug = "missing-credentials" if isinstance(exc, MissingCredentials) else "invalid-key"
-            return problem(slug, str(exc), headers={"WWW-Authenticate": 'Bearer realm="lookup"'})
+        case MissingCredentials():
+            # RFC 6750 3.1: no error code when no key was sent at all.
+            challenge = 'Bearer realm="lookup"' + (
+                ', error="invalid_request"' if exc.malformed else ""
+            )
+            return problem("missing-credentials", str(exc), headers={"WWW-Authenticate": challenge})
+        case InvalidKey():
+            challenge = 'Bearer realm="lookup", error="invalid_token"'
+            return problem("invalid-key", str(exc), headers={"WWW-Authenticate": challenge})
         case AddressNotAllowed():
             return problem("address-not-allowed", str(exc))
         case AccountSuspended():
