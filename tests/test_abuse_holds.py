@@ -35,8 +35,10 @@ def _finding(minutes: float, *, enforced: bool = True) -> dict[str, Any]:
 
 
 def _timeline(*minutes: float, number: str = "+4722202450") -> list[dict[str, Any]]:
+    """Lookups logged before the log said which were held (`held` null)."""
     return [
-        {"ts": T0 + timedelta(minutes=m), "number": number, "endpoint": "numbers"} for m in minutes
+        {"ts": T0 + timedelta(minutes=m), "number": number, "endpoint": "numbers", "held": None}
+        for m in minutes
     ]
 
 
@@ -51,6 +53,7 @@ def test_a_hold_found_while_the_account_was_on_review_refused_nothing() -> None:
     mark_held(timeline, [_finding(1, enforced=False)])
     assert timeline[0]["held"] is False
     # Enforced later (the account back on automatic enforcement), it holds from then.
+    timeline = _timeline(5)
     mark_held(timeline, [_finding(1, enforced=False), _finding(3)])
     assert timeline[0]["held"] is True
 
@@ -58,8 +61,30 @@ def test_a_hold_found_while_the_account_was_on_review_refused_nothing() -> None:
 def test_searches_and_lookups_elsewhere_are_never_held() -> None:
     timeline = [
         *_timeline(5, number="+4722203000"),
-        {"ts": T0 + timedelta(minutes=5), "number": "+4722202450", "endpoint": "search"},
-        {"ts": T0 + timedelta(minutes=5), "number": "Hansen", "endpoint": "search"},
+        {
+            "ts": T0 + timedelta(minutes=5),
+            "number": "+4722202450",
+            "endpoint": "search",
+            "held": None,
+        },
+        {"ts": T0 + timedelta(minutes=5), "number": "Hansen", "endpoint": "search", "held": None},
     ]
     mark_held(timeline, [_finding(1)])
     assert [item["held"] for item in timeline] == [False, False, False]
+
+
+def test_what_the_log_says_of_a_lookup_is_kept_an_erased_one_too() -> None:
+    # Logged since the log records it, a lookup says itself whether it was refused: one
+    # answered before the server saw the hold is no held one, and an erased number (whose
+    # block went with it) stays held (it became not held once erased).
+    timeline = [
+        {
+            "ts": T0 + timedelta(minutes=2),
+            "number": "+4722202450",
+            "endpoint": "numbers",
+            "held": False,
+        },
+        {"ts": T0 + timedelta(minutes=3), "number": "erased", "endpoint": "numbers", "held": True},
+    ]
+    mark_held(timeline, [_finding(1)])
+    assert [item["held"] for item in timeline] == [False, True]

@@ -428,16 +428,26 @@ def test_an_account_under_review_policy_is_flagged_not_suspended(
     store.close()
     clients.services.key_ring.refresh()
     refusals = []
+    held_numbers = []
     for offset in range(40):
         response = clients.lookup(trusted, str(22300100 + offset))
         if response.status_code == 403:
             refusals.append(response.json()["type"])
+            if refusals[-1] == "/problems/block-held":
+                held_numbers.append(f"+47{22300100 + offset}")
             if refusals[-1] == "/problems/account-suspended":
                 break
         time.sleep(0.02)
     assert refusals[0] == "/problems/block-held"
     time.sleep(0.3)
     problem_of(clients.lookup(trusted, "22200000"), 403, "account-suspended")
+    # The log says which lookups the hold refused (what a case's timeline and a subject's
+    # report tell), and which it let through.
+    logged = clients.services.store.file.rows(
+        "SELECT number, held FROM lookup_log WHERE account = 'trusted-co' AND number >= ?",
+        ["+4722300100"],
+    )
+    assert held_numbers and {n for n, held in logged if held} == set(held_numbers)
     (case,) = clients.services.store.cases.summaries("open")
     assert case["id"] == cases[0]["id"]
 

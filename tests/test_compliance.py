@@ -96,6 +96,8 @@ def _lookup(
     outcome: Outcome = "hit",
     endpoint: Endpoint = "numbers",
     account: str = "cust-co",
+    *,
+    held: bool = False,
 ) -> LookupEvent:
     return LookupEvent(
         ts=ts,
@@ -105,6 +107,7 @@ def _lookup(
         number=number,
         outcome=outcome,
         endpoint=endpoint,
+        held=held,
     )
 
 
@@ -386,6 +389,30 @@ def test_a_store_from_before_the_chain_head_keeps_its_trail_and_gains_the_check(
     # Reopened, the store does not take the shortened trail as its new head.
     for desk in _desk(settings):
         assert desk.get("/audit/verify").json() == {"intact": False}
+
+
+def test_a_log_from_before_it_said_which_lookups_were_held_tells_them_by_the_hold(
+    settings: Settings,
+) -> None:
+    walk = [_lookup(DAY + timedelta(seconds=i), f"+47222024{i:02d}", "miss") for i in range(4)]
+    for desk in _desk(settings):
+        monitor = desk.services.monitor
+        assert monitor is not None
+        monitor.submit([*walk, _lookup(DAY + timedelta(seconds=10), "+4722202450", held=True)])
+    # The log as the version before `held` left it on disk.
+    with duckdb.connect(str(settings.compliance_path)) as con:
+        con.execute("ALTER TABLE lookup_log DROP COLUMN held")
+    for desk in _desk(settings):
+        monitor = desk.services.monitor
+        assert monitor is not None
+        # Logged now: this one was answered (the server had not seen the hold yet).
+        monitor.submit([_lookup(DAY + timedelta(seconds=11), "+4722202451")])
+        [case] = desk.get("/cases").json()
+        timeline = desk.get(f"/cases/{case['id']}").json()["timeline"]
+        assert [(item["number"], item["held"]) for item in timeline[-2:]] == [
+            ("+4722202450", True),  # after the hold, in its block: told by its time
+            ("+4722202451", False),  # as logged
+        ]
 
 
 def test_decisions_made_through_the_api_leave_a_restart_nothing_to_carry_out(
@@ -1010,10 +1037,13 @@ def test_a_held_block_stays_held_until_compliance_clears_the_account(
         assert store.accounts()["cust-co"].holds == {block}
     finally:
         store.close()
-    # Lookups after it: in the held block (refused, and still seen), elsewhere, and a search.
+    # Lookups after it: in the held block, one answered before this server saw the hold
+    # (within LOOKUP_KEY_REFRESH_SECONDS) and one refused (and still seen), elsewhere, and
+    # a search.
     monitor.submit(
         [
-            _lookup(DAY + timedelta(seconds=10), "+4722202450", "hit"),
+            _lookup(DAY + timedelta(seconds=4), "+4722202449", "hit"),
+            _lookup(DAY + timedelta(seconds=10), "+4722202450", "hit", held=True),
             _lookup(DAY + timedelta(seconds=11), "+4791234567", "hit"),
             _lookup(DAY + timedelta(seconds=12), "+4722202451", "hit", endpoint="search"),
         ]
@@ -1021,13 +1051,23 @@ def test_a_held_block_stays_held_until_compliance_clears_the_account(
     [case] = desk.get("/cases").json()
     detail = desk.get(f"/cases/{case['id']}").json()
     assert detail["held_blocks"] == ["+4722202000..999"]
-    # The timeline tells the lookups the hold refused from those answered.
+    # The timeline tells the lookups the hold refused from those answered, as they were
+    # answered (it told them by the hold's time, and called the first one held too).
     assert [(item["number"], item["held"]) for item in detail["timeline"]] == [
         *((f"+47222024{i:02d}", False) for i in range(4)),
+        ("+4722202449", False),
         ("+4722202450", True),
         ("+4791234567", False),
         ("+4722202451", False),
     ]
+    # The number's subject is told of the one lookup answered, not of the one refused.
+    (seen,) = desk.get("/subjects/+4722202449").json()["lookups"]["by_account"]
+    (refused,) = desk.get("/subjects/+4722202450").json()["lookups"]["by_account"]
+    assert (seen["lookups"], seen["answered"]) == (1, 1)
+    assert (refused["lookups"], refused["answered"]) == (1, 0)
+    # Nor does the case count a refused listed number as a hit of its block.
+    (covered,) = [b for b in detail["blocks"] if b["block"] == "+4722202000..999"]
+    assert (covered["distinct"], covered["hits"]) == (6, 1)
     # A warning leaves the account as it is; clearing it releases the block with it.
     assert desk.decide(case["id"], "warn", "told them the terms").status_code == 201
     assert desk.services.key_ring.account("cust-co").holds == {block}

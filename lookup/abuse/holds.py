@@ -81,14 +81,16 @@ def mark_held(
     findings: Iterable[Mapping[str, Any]],
     released: datetime | None = None,
 ) -> None:
-    """Mark (`held`) each lookup of a case's timeline made in a block one of its findings
+    """Tell (`held`) the lookups of a case's timeline logged before the log recorded which
+    were refused in a held block (`held` null): each made in a block one of its findings
     held (one `enforced`: an account on `review` is only flagged), after that finding and
-    before the hold was `released`: refused with 403, though
-    told to the detectors (and logged) with its outcome as any lookup is. Servers follow a
-    hold within `LOOKUP_KEY_REFRESH_SECONDS`, so the first of them may still have been
-    answered."""
+    before the hold was `released`. Servers follow a hold within
+    `LOOKUP_KEY_REFRESH_SECONDS`, so the first of those may still have been answered; the
+    lookups logged since say what was answered."""
     holds = list(_enforced_holds(findings))
     for item in timeline:
+        if item["held"] is not None:
+            continue
         number = national_number(item["number"])
         item["held"] = (
             number is not None

@@ -25,8 +25,10 @@ from lookup.abuse.storefile import StoreFile
 _LOG_SCHEMA: Final = pa.schema(
     [("ts", pa.timestamp("us"))]
     + [(name, pa.string()) for name in ("account", "key", "ip", "number", "outcome", "endpoint")]
+    + [("held", pa.bool_())]
 )
-"""Columns of `lookup_log`, in the order of `LookupEvent`'s fields."""
+"""Columns of `lookup_log`, in the order of `LookupEvent`'s fields. `held` is null in the
+rows logged before it was (`holds.mark_held` tells them by the findings' times)."""
 TIMELINE_BEFORE: Final = 50
 """Lookups a case's timeline shows up to each finding (as many as its evidence quotes)."""
 TIMELINE_AFTER: Final = 10
@@ -45,7 +47,7 @@ _ARRIVING: Final = "arriving_lookups"
 logged."""
 TIMELINE_MOMENTS: Final = 10
 """Findings a timeline covers at most (the first and the latest): at most 600 rows."""
-_TIMELINE_COLUMNS: Final = ("ts", "key", "ip", "number", "outcome", "endpoint")
+_TIMELINE_COLUMNS: Final = ("ts", "key", "ip", "number", "outcome", "endpoint", "held")
 
 
 _FULL_WIDTH_DIGITS: Final = "".join(chr(0xFF10 + digit) for digit in range(10))
@@ -72,7 +74,8 @@ def log_batch(events: Sequence[LookupEvent]) -> pa.Table:
     columns = list(zip(*map(msgspec.structs.astuple, events), strict=True))
     return pa.table(
         [pa.array(columns[0], _LOG_SCHEMA.field(0).type)]
-        + [pa.array(column, pa.string()) for column in columns[1:]],
+        + [pa.array(column, pa.string()) for column in columns[1:-1]]
+        + [pa.array(columns[-1], pa.bool_())],
         schema=_LOG_SCHEMA,
     )
 
@@ -146,7 +149,9 @@ class LookupLog:
         """Customers' lookups of a number (E.164): how many, when, by which accounts."""
         about, parameters = _about(number)
         rows = self._file.rows(
-            "SELECT account, count(*), count(*) FILTER (WHERE outcome = 'hit'), min(ts), max(ts) "
+            # Answered: a listing went out (not to a lookup refused in a held block).
+            "SELECT account, count(*), "
+            "count(*) FILTER (WHERE outcome = 'hit' AND held IS NOT TRUE), min(ts), max(ts) "
             f"FROM lookup_log WHERE {about} AND endpoint = 'numbers' "
             "GROUP BY account ORDER BY 2 DESC, account",
             parameters,
@@ -277,7 +282,8 @@ class LookupLog:
             SELECT CASE number WHEN '{ERASED}' THEN number
                    ELSE substr(number, 1, length(number) - 3) || '000..999' END AS block,
                    count(DISTINCT number) AS numbers, count(*),
-                   count(DISTINCT number) FILTER (WHERE outcome = 'hit'), min(ts), max(ts)
+                   count(DISTINCT number) FILTER (WHERE outcome = 'hit' AND held IS NOT TRUE),
+                   min(ts), max(ts)
             FROM lookup_log
             WHERE account = ? AND ts >= ? AND outcome <> 'invalid' AND endpoint = 'numbers'
             GROUP BY block

@@ -34,7 +34,8 @@ class BadEventFile(LookupServiceError):
 
 
 _REQUIRED: Final = ("ts", "account", "key", "ip", "number", "outcome")
-_COLUMNS: Final = frozenset(LookupEvent.__struct_fields__)
+_COLUMNS: Final = frozenset((*_REQUIRED, "endpoint"))
+"""The columns read (a lookup log's `held` is no part of the contract)."""
 _NAMED: Final = ("account", "key", "ip")
 _BATCH_ROWS: Final = 4_096
 """Parquet rows held at once: memory stays flat whatever the file's size."""

@@ -18,6 +18,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import PathParameter, QueryParameter
 from litestar.response.base import ASGIResponse
 
+from lookup.abuse.events import Outcome
 from lookup.abuse.holds import held
 from lookup.api import openapi, schemas
 from lookup.api.auth import role
@@ -128,7 +129,9 @@ class NumbersController(Controller):
         if holds and (hold := held(holds, int(national))) is not None:
             # Found first, as every lookup is, and told to the detectors as it is: a scan
             # that goes on into its held block goes on being seen (and suspended).
-            services.emit(request.scope, e164(national), "miss" if listing is None else "hit")
+            # Logged as refused: nothing was disclosed (a subject's report counts it so).
+            outcome: Outcome = "miss" if listing is None else "hit"
+            services.emit(request.scope, e164(national), outcome, held=True)
             raise BlockHeld(hold.label, key.account)
         if listing is None:
             services.emit(request.scope, e164(national), "miss")

@@ -74,9 +74,16 @@ class Services:
         self._flush_lock = threading.Lock()
 
     def emit(
-        self, scope: Scope, number: str, outcome: Outcome, endpoint: Endpoint = "numbers"
+        self,
+        scope: Scope,
+        number: str,
+        outcome: Outcome,
+        endpoint: Endpoint = "numbers",
+        *,
+        held: bool = False,
     ) -> None:
-        """Queue the event of an answered request (a list append: the request never waits)."""
+        """Queue the event of an answered request (a list append: the request never waits);
+        `held`: refused as in a held block."""
         key: ApiKey = scope["user"]
         self.events.emit(
             LookupEvent(
@@ -87,6 +94,7 @@ class Services:
                 number=number,
                 outcome=outcome,
                 endpoint=endpoint,
+                held=held,
             )
         )
 
