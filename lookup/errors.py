@@ -98,6 +98,11 @@ class AmbiguousBody(LookupServiceError):
     """A JSON body that gives a key twice: which value the sender meant cannot be told."""
 
 
+class UnreadableBody(LookupServiceError):
+    """A JSON body written in a way the decoder's own message would not explain (a
+    byte-order mark before it)."""
+
+
 class NotJson(LookupServiceError):
     """A request body declared as another media type than JSON (a form, plain text)."""
 

@@ -36,9 +36,19 @@ def without_format(text: str) -> str:
     return "".join(c for c in text if unicodedata.category(c) != "Cf")
 
 
+BLANK_LETTERS: Final = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+"""Characters Unicode calls letters or symbols that show as blank: the Hangul fillers and
+the blank Braille pattern."""
+_SHOWS_NOTHING: Final = frozenset(("Cf", "Mn", "Me"))
+"""Format characters (zero-width ones) and marks, which show on a letter, not alone."""
+
+
 def invisible(text: str) -> bool:
-    """Whether `text` shows nothing: only spaces and format characters (zero-width ones)."""
-    return all(c.isspace() or unicodedata.category(c) == "Cf" for c in text)
+    """Whether `text` shows nothing: only spaces, format characters (zero-width ones),
+    blank letters, and marks with no letter to show on (a lone accent)."""
+    return all(
+        c.isspace() or c in BLANK_LETTERS or unicodedata.category(c) in _SHOWS_NOTHING for c in text
+    )
 
 
 _TRAIL_BYTES: Final = bytes(range(0x80, 0xC0))

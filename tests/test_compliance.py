@@ -391,6 +391,23 @@ def test_a_store_from_before_the_chain_head_keeps_its_trail_and_gains_the_check(
         assert desk.get("/audit/verify").json() == {"intact": False}
 
 
+def test_a_closed_cases_evidence_ends_when_it_was_closed(desk: Desk) -> None:
+    monitor = desk.services.monitor
+    assert monitor is not None
+    start = utc_now() - timedelta(minutes=10)
+    walk = [_lookup(start + timedelta(seconds=i), f"+47222024{i:02d}", "miss") for i in range(4)]
+    monitor.submit(walk)
+    [case] = desk.get("/cases").json()
+    assert desk.decide(case["id"], "clear", "a customer's own callers").status_code == 201
+    # Looked up after the case was closed: no evidence of it.
+    after = utc_now() + timedelta(seconds=5)
+    monitor.submit([_lookup(after, "+4791234567"), _lookup(after, "+4722202499")])
+    detail = desk.get(f"/cases/{case['id']}").json()
+    assert [item["number"] for item in detail["timeline"]] == [e.number for e in walk]
+    (block,) = detail["blocks"]
+    assert (block["block"], block["lookups"]) == ("+4722202000..999", 4)
+
+
 def test_a_log_from_before_it_said_which_lookups_were_held_tells_them_by_the_hold(
     settings: Settings,
 ) -> None:
@@ -724,6 +741,7 @@ def test_an_erased_numbers_lookups_that_reach_the_log_later_are_erased_as_they_a
             headers=desk.headers,
         ).json()
         assert (erased["lookups_erased"], erased["held_by_open_cases"]) == (0, ["held-co"])
+        assert "send this request again once they are closed" in erased["held_note"]
         # What the erasure decided holds: held-co's case closes, another opens after it.
         store.decisions.decide(1, "clear", "desk/k1", "reviewed")
         store.record(_finding("late-co", DAY, action="flag"))
@@ -933,6 +951,12 @@ def test_bad_bodies_and_parameters_say_which_field_and_why(desk: Desk) -> None:
         "one of clear, warn, suspend, reinstate"
     )
     assert unknown["parameter"] == "decision"
+    # A whole number written otherwise is said alike, whichever parameter (`before` may be
+    # left out: its type is another to the decoder).
+    for query in ("before=abc", "before=", "before=-1", "limit=abc", "limit=1.0"):
+        said = problem_of(desk.get(f"/cases?{query}"), 422, "invalid-parameter")
+        name = query.split("=")[0]
+        assert said["detail"].startswith(f"query parameter {name!r}: must be a whole number")
     status = problem_of(desk.get("/cases?status=bogus"), 422, "invalid-parameter")
     assert status["detail"] == (
         "query parameter 'status': Invalid enum value 'bogus': one of open, closed"
@@ -941,11 +965,20 @@ def test_bad_bodies_and_parameters_say_which_field_and_why(desk: Desk) -> None:
     # that would display in another order: each named, nothing kept.
     deep = problem_of(post(b"[" * 1000 + b"]" * 1000), 400, "bad-request")
     assert deep["detail"] == "JSON is malformed: nested too deeply"
+    marked = problem_of(
+        post(b'\xef\xbb\xbf{"decision": "warn", "reason": "x"}'), 400, "bad-request"
+    )
+    assert marked["detail"].startswith("the body starts with a byte-order mark")
     cut = problem_of(post(b'{"decision": "clear"'), 400, "bad-request")
     assert cut["detail"].startswith("JSON is malformed: it ends before it is complete")
     for reason, says in [
         ("\u200b", "a decision needs a reason"),
         ("\ufeff \u200b", "a decision needs a reason"),
+        # Letters and marks that show nothing: a blank Braille pattern, the Hangul fillers,
+        # an accent with no letter.
+        ("\u2800", "a decision needs a reason"),
+        ("\u115f \u3164", "a decision needs a reason"),
+        ("\u0301", "a decision needs a reason"),
         ("cleared \u202egnorw", "text direction controls (U+202E)"),
     ]:
         refused = problem_of(desk.decide(case_id, "warn", reason), 422, "invalid-parameter")

@@ -241,8 +241,10 @@ class LookupLog:
         after: int = TIMELINE_AFTER,
         reach: timedelta = TIMELINE_REACH,
         most: int = TIMELINE_MOMENTS,
+        until: datetime | None = None,
     ) -> list[dict[str, Any]]:
-        """The account's lookups nearest each moment (traffic data), merged, in time order."""
+        """The account's lookups nearest each moment (traffic data), merged, in time order;
+        none after `until` (a closed case's end: what came after is no evidence of it)."""
         chosen = sorted(set(moments))
         if len(chosen) > most:
             # The first opened the case; the latest are what it is about now.
@@ -261,9 +263,10 @@ class LookupLog:
         rows: dict[int, tuple[Any, ...]] = {}
         with self._file.reading() as con:  # the rowids that merge overlapping windows hold still
             for moment in chosen:
+                end = moment + reach if until is None else min(moment + reach, until)
                 for sql, params in (
-                    (up_to, [account, moment - reach, moment, before]),
-                    (next_, [account, moment, moment + reach, after]),
+                    (up_to, [account, moment - reach, min(moment, end), before]),
+                    (next_, [account, moment, end, after]),
                 ):
                     for row in con.execute(sql, params).fetchall():
                         rows[row[0]] = row[1:]
@@ -272,8 +275,11 @@ class LookupLog:
             for rowid in sorted(rows, key=lambda rowid: (rows[rowid][0], rowid))
         ]
 
-    def blocks(self, account: str, since: datetime) -> list[dict[str, Any]]:
-        """Number blocks the account looked up since a moment: coverage per block."""
+    def blocks(
+        self, account: str, since: datetime, until: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """Number blocks the account looked up since a moment (and until another): coverage
+        per block."""
         # Erased lookups, whose block went with their number, are counted apart, on a line
         # after the 20 blocks with most numbers. A block is its number's thousand, as the
         # detectors name it (a short number's: `+4702000..999`).
@@ -285,13 +291,14 @@ class LookupLog:
                    count(DISTINCT number) FILTER (WHERE outcome = 'hit' AND held IS NOT TRUE),
                    min(ts), max(ts)
             FROM lookup_log
-            WHERE account = ? AND ts >= ? AND outcome <> 'invalid' AND endpoint = 'numbers'
+            WHERE account = ? AND ts >= ? AND (ts <= ? OR ? IS NULL)
+                AND outcome <> 'invalid' AND endpoint = 'numbers'
             GROUP BY block
             QUALIFY row_number() OVER (PARTITION BY block = '{ERASED}' ORDER BY numbers DESC)
                 <= 20
             ORDER BY block = '{ERASED}', numbers DESC, block
             """,
-            [account, since],
+            [account, since, until, until],
         )
         return [
             {

@@ -6,6 +6,7 @@ or delete; suspend and reinstate take effect on the account at once.
 
 from __future__ import annotations
 
+import codecs
 import threading
 from datetime import timedelta
 from typing import Annotated, Any, Final
@@ -30,6 +31,7 @@ from lookup.errors import (
     NotJson,
     OwnAccount,
     UnknownAccount,
+    UnreadableBody,
 )
 from lookup.ingest.records import Reservation
 from lookup.ingest.rules import PRIVACY_RANK
@@ -71,6 +73,11 @@ async def _one_json_object(request: Request[Any, Any, Any]) -> None:
     if declared and declared != "application/json" and not declared.endswith("+json"):
         raise NotJson(f"the body is declared as {declared!r}: send it as application/json")
     body = await request.body()
+    if body.startswith(codecs.BOM_UTF8):
+        # The decoder's words for it: "invalid character (byte 0)".
+        raise UnreadableBody(
+            "the body starts with a byte-order mark (EF BB BF): send the JSON without one"
+        )
     try:
         fields = decode_object(body)
     except (msgspec.DecodeError, RecursionError):
@@ -173,7 +180,8 @@ class ComplianceController(Controller):
         case = services.store.cases.get(case_id)
         findings = services.store.cases.findings(case_id)
         moments = [finding["ts"] for finding in findings] or [case.opened_at]
-        timeline = services.store.log.timeline(case.account, moments)
+        # A closed case's evidence ends with it: the account's lookups since are no part.
+        timeline = services.store.log.timeline(case.account, moments, until=case.closed_at)
         mark_held(timeline, findings, case.closed_at)
         return {
             "case": in_utc([msgspec.structs.asdict(case)], "opened_at", "closed_at")[0],
@@ -192,7 +200,9 @@ class ComplianceController(Controller):
             # may come hours or days after it.
             "timeline": in_utc(timeline, "ts"),
             "blocks": in_utc(
-                services.store.log.blocks(case.account, min(moments) - timedelta(days=7)),
+                services.store.log.blocks(
+                    case.account, min(moments) - timedelta(days=7), case.closed_at
+                ),
                 "first",
                 "last",
             ),
@@ -330,10 +340,21 @@ class ComplianceController(Controller):
             if monitor is not None
             else services.store.erase(number, actor, reason)
         )
+        held = (
+            # The request is recorded without the number: nothing can finish it later.
+            {
+                "held_note": "the lookups of the accounts in held_by_open_cases are kept as "
+                "evidence while their cases are open; send this request again once they "
+                "are closed to erase them"
+            }
+            if erasure.held_by
+            else {}
+        )
         return {
             "number": number,
             "lookups_erased": erasure.lookups,
             "held_by_open_cases": erasure.held_by,
+            **held,
             "findings_erased": erasure.findings,
             "rejected_rows_erased": rejects,
             **_directory_answer(kept=bool(with_data), known=bool(records or statements)),

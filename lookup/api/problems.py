@@ -35,6 +35,7 @@ from lookup.errors import (
     OwnAccount,
     SnapshotUnavailable,
     UnknownAccount,
+    UnreadableBody,
     WarehouseBusy,
 )
 from lookup.numbers import InvalidNumber, shown
@@ -274,7 +275,7 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
             return problem("unknown-account", str(exc))
         case MissingRole():
             return problem("missing-role", str(exc), role=exc.role)
-        case AmbiguousBody():
+        case AmbiguousBody() | UnreadableBody():
             return problem("bad-request", str(exc))
         case NotJson():
             return problem("unsupported-media-type", str(exc))
@@ -382,7 +383,7 @@ def _invalid(detail: str, errors: list[Any]) -> str:
         return "a JSON body is required"  # msgspec had no body to decode
     if source == "body" and key == "data":
         return f"body: {message}"
-    if message == "Expected `int`, got `str`":
+    if message in ("Expected `int`, got `str`", "Expected `int | null`, got `str`"):
         # msgspec's words for "05" or "ten": the text was not a plain whole number.
         message = WHOLE_NUMBER
     if isinstance(message, str) and message.startswith("Invalid enum value") and key in _CHOICES:
