@@ -289,36 +289,42 @@ class RateLimiter:
     def _refusal(self, ordered: Sequence[_Entry], refused: _Entry) -> RateLimited:
         """The refusal naming, of every limit the request is over, the one resetting last:
         a key's and its account's limits of the same length can both be spent, and the one
-        tested first may reset first (on the refusal path only: a few storage reads)."""
-        latest: tuple[float, _Entry] | None = None
-        for entry in ordered:
-            reset_at, remaining = self._call(self._window, entry[1], *entry[2])
-            over = entry is refused or remaining == 0
-            if over and (latest is None or reset_at > latest[0]):
-                latest = (reset_at, entry)
-        assert latest is not None  # the refused limit is among them
+        tested first may reset first. The limits counted before the refused one were not
+        over (the request fitted them): only those after it are read, a count each, and the
+        reset of those spent (one storage call apiece: a scraper's refusals are most of its
+        requests, and reading every window made each cost three times a lookup's calls)."""
+        after = ordered[ordered.index(refused) + 1 :]
+        latest = (self._call(self._reset_at, refused[1], *refused[2]), refused)
+        for entry in after:
+            _, item, ids = entry
+            if self._call(self._used, item, *ids) >= item.amount:
+                reset_at = self._call(self._reset_at, item, *ids)
+                if reset_at > latest[0]:
+                    latest = (reset_at, entry)
         reset_at, (scope, item, _) = latest
-        shortest_first = sorted(ordered, key=lambda entry: entry[1].get_expiry())
-        policy = policy_header([(scope_of, limit) for scope_of, limit, _ in shortest_first])
+        policy = policy_header((scope_of, limit) for scope_of, limit, _ in ordered)
         return RateLimited(scope, item, reset_at, policy)
 
     def available(self) -> bool:
         """Whether the storage answers (always, in memory; a ping within the timeout, Redis)."""
         return bool(self._limiter.storage.check())
 
-    def _window(self, item: RateLimitItem, *identifiers: str) -> tuple[float, int]:
-        """When a limit's window resets (a time.time()) and what it has left."""
-        stats = self._limiter.get_window_stats(item, *identifiers)
+    def _used(self, item: RateLimitItem, *identifiers: str) -> int:
+        """What a limit's window has counted (0 when it has not begun)."""
+        return int(self._limiter.storage.get(item.key_for(*identifiers)))
+
+    def _reset_at(self, item: RateLimitItem, *identifiers: str) -> float:
+        """When a limit's window resets (a time.time())."""
         storage = self._limiter.storage
+        key = item.key_for(*identifiers)
         if not isinstance(storage, RedisStorage):
-            return stats.reset_time, stats.remaining
+            return float(storage.get_expiry(key))
         # `limits` reads the TTL, which Redis rounds to the second: a reset told half a
         # second early had to be padded, and `Retry-After` came up to 1.4 s late (a client
         # pacing itself on it got half a 1/second plan). PTTL tells milliseconds.
-        key = storage.prefixed_key(item.key_for(*identifiers))
         connection: Any = storage.get_connection(True)  # typed by `limits` without pttl
-        left = int(connection.pttl(key))
-        return time.time() + max(left, 0) / 1000, stats.remaining
+        left = int(connection.pttl(storage.prefixed_key(key)))
+        return time.time() + max(left, 0) / 1000
 
     def _give_back(self, counted: Sequence[tuple[RateLimitItem, tuple[str, ...], int]]) -> None:
         """Refund what a refused request counted (each limit, and what its window held); the
