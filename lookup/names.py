@@ -65,14 +65,19 @@ def listed_short(name: str, folded: str) -> str:
 
 
 def match_score(query: str, name: str) -> float:
-    """How well a name a client holds matches the listed name, 0 to 100: spelt out or one
-    letter for each Norwegian letter, whichever matches better ("Per Sorensen", "Per
-    Soerensen" and "Per Sørensen" all match Per Sørensen whole)."""
+    """How well a name a client holds matches the listed name, 0 to 100; a name listed with
+    a Norwegian letter, spelt out or one letter for each, whichever matches better ("Per
+    Sorensen", "Per Soerensen" and "Per Sørensen" all match Per Sørensen whole; "Haaland"
+    is no "Haland", nor "Møen" "Moen", as listed so)."""
     folded_query, folded_name = fold(query), fold(name)
-    return round(
-        max(
-            fuzz.token_sort_ratio(folded_query, folded_name),
-            fuzz.token_sort_ratio(shorten(folded_query), listed_short(name, folded_name)),
-        ),
-        1,
-    )
+    score = fuzz.token_sort_ratio(folded_query, folded_name)
+    short = listed_short(name, folded_name)
+    if short != folded_name:
+        # The query as typed ("Moen" for Møen: its "oe" may be an o and an e) and with its
+        # spelt-out letters one letter each ("Aase Braten" for Åse Bråten).
+        score = max(
+            score,
+            fuzz.token_sort_ratio(folded_query, short),
+            fuzz.token_sort_ratio(shorten(folded_query), short),
+        )
+    return round(score, 1)

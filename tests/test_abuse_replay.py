@@ -79,6 +79,19 @@ def test_replay_uses_the_live_detector_code(tmp_path: Path) -> None:
     assert decode_findings(tmp_path / "findings.jsonl") == expected
 
 
+def test_columns_outside_the_contract_are_left_unread(tmp_path: Path) -> None:
+    # A lookup log's export carries `held` (null in rows logged before it was): no column
+    # of the replay's, in JSON Lines as in Parquet.
+    rows = write_events(tmp_path / "events.jsonl")
+    replay(tmp_path / "events.jsonl", tmp_path / "plain.jsonl")
+    for held in (None, "no", True):
+        extra = [{**row, "held": held, "note": [1, 2]} for row in rows]
+        (tmp_path / "extra.jsonl").write_text("".join(json.dumps(row) + "\n" for row in extra))
+        replay(tmp_path / "extra.jsonl", tmp_path / "extra-findings.jsonl")
+        plain = (tmp_path / "plain.jsonl").read_bytes()
+        assert (tmp_path / "extra-findings.jsonl").read_bytes() == plain, held
+
+
 def test_parquet_events_give_the_same_findings(tmp_path: Path) -> None:
     rows = write_events(tmp_path / "events.jsonl")
     table = pa.Table.from_pylist(rows)

@@ -182,6 +182,7 @@ def test_requests_without_a_valid_key_are_refused(data: Settings) -> None:
         problem_of(missing, 401, "missing-credentials")
         # RFC 6750 3.1: no error code when no key was sent, one when it cannot be used.
         assert missing.headers["www-authenticate"] == 'Bearer realm="lookup"'
+        assert missing.headers["cache-control"] == "no-store"  # as every answer to a key
         basic = client.get("/v1/numbers/22202400", headers={"Authorization": "Basic abc"})
         problem_of(basic, 401, "missing-credentials")
         assert basic.headers["www-authenticate"].endswith('error="invalid_request"')
@@ -453,6 +454,12 @@ def test_a_date_of_birth_cannot_be_found_by_guessing(client: TestClient[Any]) ->
     assert "1980" not in body["detail"]
     # The scope the Problem schema names; a message that says it in words.
     assert body["scope"] == "verify" and body["limit"] == 3
+    # Its own limit's fields, once (the request's key and account limits were added as
+    # a second value of each).
+    refused = client.get("/v1/numbers/22202400", params={"birth_date": "1980-02-04"})
+    assert refused.headers.get_list("ratelimit-policy") == ['"verify-86400s";q=3;w=86400']
+    (said,) = refused.headers.get_list("ratelimit")
+    assert said.startswith('"verify-86400s";r=0;t=')
     assert body["detail"].startswith("date-of-birth check (of this number) limit of 3 per day")
     assert client.get("/v1/numbers/22202400").status_code == 200  # lookups go on
 

@@ -97,7 +97,7 @@ def _lookup(
     endpoint: Endpoint = "numbers",
     account: str = "cust-co",
     *,
-    held: bool = False,
+    held: bool | None = False,
 ) -> LookupEvent:
     return LookupEvent(
         ts=ts,
@@ -422,13 +422,20 @@ def test_a_log_from_before_it_said_which_lookups_were_held_tells_them_by_the_hol
     for desk in _desk(settings):
         monitor = desk.services.monitor
         assert monitor is not None
-        # Logged now: this one was answered (the server had not seen the hold yet).
-        monitor.submit([_lookup(DAY + timedelta(seconds=11), "+4722202451")])
+        # Logged now: this one was answered (the server had not seen the hold yet); the
+        # next comes from a server from before `held` (its event does not say).
+        monitor.submit(
+            [
+                _lookup(DAY + timedelta(seconds=11), "+4722202451"),
+                _lookup(DAY + timedelta(seconds=12), "+4722202452", held=None),
+            ]
+        )
         [case] = desk.get("/cases").json()
         timeline = desk.get(f"/cases/{case['id']}").json()["timeline"]
-        assert [(item["number"], item["held"]) for item in timeline[-2:]] == [
+        assert [(item["number"], item["held"]) for item in timeline[-3:]] == [
             ("+4722202450", True),  # after the hold, in its block: told by its time
             ("+4722202451", False),  # as logged
+            ("+4722202452", True),  # not said: told by its time
         ]
 
 

@@ -576,6 +576,24 @@ def test_a_date_of_birth_a_shifted_column_put_elsewhere_is_kept_nowhere(
     assert all(any(n in text for n in ("40000001", "40000002", "41234561")) for text in kept)
 
 
+def test_a_marketing_flag_that_shows_nothing_is_no_answer(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    # Read as empty, a zero-width space or a blank Braille pattern said "not reserved".
+    rows = [
+        person("40000001", reklamereservert="\u200b"),
+        person("40000002", reklamereservert="\u2800"),
+        person("40000003", reklamereservert=""),
+    ]
+    write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", [*rows, *filler(20)[3:]])
+    report = ingest([tmp_path / "in"], lenient)
+    rejects = {r.number: r.reason for f in report.files for r in f.rejects}
+    assert rejects == {
+        "40000001": "bad_code.marketing_reserved",
+        "40000002": "bad_code.marketing_reserved",
+    }
+
+
 def test_swapped_column_names_never_serve_quote_or_keep_a_date_of_birth(
     tmp_path: Path, lenient: Settings
 ) -> None:

@@ -50,10 +50,11 @@ class LookupEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """E.164 for number lookups; the raw input when invalid; the query for searches."""
     outcome: Outcome
     endpoint: Endpoint = "numbers"
-    held: bool = False
+    held: bool | None = None
     """Refused (403) as in a block held for the account: its outcome is what the number
-    would have answered, for the detectors, but nothing was disclosed. Not part of the
-    replay's events (the detectors read it not)."""
+    would have answered, for the detectors, but nothing was disclosed. None: not known (an
+    event of a server from before it was said, on the stream to a newer monitor). Not part
+    of the replay's events (the detectors read it not)."""
 
     def looked_up(self) -> int | None:
         """The Norwegian number whose lookup this event answered (national digits); None

@@ -48,6 +48,8 @@ def _event(raw: dict[str, object], where: str) -> LookupEvent:
         del raw["endpoint"]  # optional: a Parquet column of it may hold nulls
     _check_present(raw, where)
     _check_values(raw, where)
+    # Only the contract's columns: a lookup log's export carries `held` (null in old rows).
+    raw = {name: value for name, value in raw.items() if name in _COLUMNS}
     given = raw["ts"]
     raw["ts"] = _time(given, where)
     try:

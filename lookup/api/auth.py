@@ -100,7 +100,8 @@ class ApiKeyMiddleware(ASGIMiddleware):
             # Answered here, not raised: Litestar answers what a middleware raises outside
             # every middleware, where the request metrics would not see the refusal's status.
             request: Request[Any, Any, Any] = Request(scope, receive)
-            await handle(request, exc).to_asgi_response(None, request)(scope, receive, send)
+            refusal = handle(request, exc).to_asgi_response(None, request)
+            await refusal(scope, receive, _answering(send, None))
             return
         scope["user"] = key
         scope["auth"] = key.key_id
@@ -125,7 +126,10 @@ def _answering(send: Send, quota: Quota | None) -> Send:
 
     async def send_answer(message: Message) -> None:
         if message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", ()), *fields]
+            headers = list(message.get("headers", ()))
+            # A 429 of the handler's own limit (a date-of-birth check) says that limit.
+            said = any(name == b"ratelimit" for name, _ in headers)
+            message["headers"] = headers + (fields[:1] if said else fields)
         await send(message)
 
     return send_answer

@@ -226,23 +226,19 @@ class NameIndex:
         names: list[str],
         codes: npt.NDArray[np.int32],
     ) -> None:
-        """Raise each name's score to its one-letter forms' (`shorten`, `listed_short`), if
-        higher: "Sorensen" is how a keyboard without "ø" writes Sørensen, no typo of it.
-        Only where a form differs: as folded, the score is already there."""
+        """Raise the score of each name listed with a Norwegian letter to its one-letter
+        forms' (`shorten`, `listed_short`), if higher: "Sorensen" is how a keyboard without
+        "ø" writes Sørensen, no typo of it. Not of the names listed without one: "Haaland"
+        is no "Haland", nor "Møen" "Moen"."""
         self._shorten(codes)
-        short_query = shorten(folded_query)
-        if short_query == folded_query:
-            changed = np.flatnonzero(self._short_differs[codes])
-        else:
-            changed = np.arange(codes.size)
+        changed = np.flatnonzero(self._short_differs[codes])
         if changed.size == 0:
             return
-        shorts = self._short_names
-        forms = [
-            shorts.get(code, names[index])
-            for index, code in zip(changed.tolist(), codes[changed].tolist(), strict=True)
-        ]
-        found = process.cdist([short_query], forms, scorer=fuzz.token_set_ratio)[0]
+        forms = [self._short_names[code] for code in codes[changed].tolist()]
+        # The query as typed ("Moen" for Møen: its "oe" may be an o and an e) and with its
+        # spelt-out letters one letter each ("Aase Braten" for Åse Bråten).
+        queries = list(dict.fromkeys((folded_query, shorten(folded_query))))
+        found = process.cdist(queries, forms, scorer=fuzz.token_set_ratio).max(axis=0)
         scores[changed] = np.maximum(scores[changed], found)
 
     def _shorten(self, codes: npt.NDArray[np.int32]) -> None:

@@ -579,6 +579,14 @@ class RowValidator:
             )
         text = self._text(fields, field)
         if text is None:
+            value = fields.get(field)
+            if isinstance(value, str) and value.strip():
+                # Characters that show nothing (a zero-width space, a blank Braille
+                # pattern): no answer of J or N, and not taken for "not reserved".
+                raise _RowError(
+                    f"bad_code.{field}",
+                    f"{self._name(field)} holds only characters that show nothing: not one of J, N",
+                )
             return False
         if text.upper() not in ("J", "N"):
             raise _RowError(
