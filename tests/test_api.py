@@ -418,6 +418,10 @@ def test_openapi_schema_describes_the_lookup(client: TestClient[Any]) -> None:
     assert schema["security"] == [{"apiKey": []}]
     assert set(lookup["responses"]) == {"200", "401", "403", "404", "422", "429", "503"}
     assert set(search["responses"]) == {"200", "401", "403", "422", "429", "503"}
+    # The bounds the service checks, for a client's generator to check first.
+    bounds = {p["name"]: p["schema"] for p in search["parameters"]}
+    assert (bounds["limit"]["minimum"], bounds["limit"]["maximum"]) == (1, 50)
+    assert (bounds["name"]["minLength"], bounds["name"]["maxLength"]) == (2, 100)
     refused = lookup["responses"]["403"]
     assert "/problems/account-suspended" in refused["description"]
     assert refused["content"]["application/problem+json"]["schema"]["$ref"].endswith("/Problem")

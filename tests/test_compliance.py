@@ -972,6 +972,14 @@ def test_bad_bodies_and_parameters_say_which_field_and_why(desk: Desk) -> None:
     # that would display in another order: each named, nothing kept.
     deep = problem_of(post(b"[" * 1000 + b"]" * 1000), 400, "bad-request")
     assert deep["detail"] == "JSON is malformed: nested too deeply"
+    latin = desk.client.post(
+        path,
+        content='{"decision": "warn", "reason": "x"}',
+        headers={**desk.headers, "Content-Type": "application/json; charset=latin-1"},
+    )
+    assert problem_of(latin, 415, "unsupported-media-type")["detail"] == (
+        "the body is declared as 'latin-1': send it as UTF-8"
+    )
     marked = problem_of(
         post(b'\xef\xbb\xbf{"decision": "warn", "reason": "x"}'), 400, "bad-request"
     )

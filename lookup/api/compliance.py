@@ -69,9 +69,16 @@ owner), so a lock in it is enough."""
 async def _one_json_object(request: Request[Any, Any, Any]) -> None:
     """Refuse a body declared as another media type, or giving a key twice, before the
     handler decodes it (the decoder would keep a repeated key's last value silently)."""
-    declared = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    declared, _, parameters = request.headers.get("content-type", "").partition(";")
+    declared = declared.strip().lower()
     if declared and declared != "application/json" and not declared.endswith("+json"):
         raise NotJson(f"the body is declared as {declared!r}: send it as application/json")
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        charset = value.strip().strip('"').lower()
+        if name.strip().lower() == "charset" and charset not in ("utf-8", "utf8"):
+            # Read as UTF-8 whatever it said: a reason in Latin-1 would be kept garbled.
+            raise NotJson(f"the body is declared as {charset!r}: send it as UTF-8")
     body = await request.body()
     if body.startswith(codecs.BOM_UTF8):
         # The decoder's words for it: "invalid character (byte 0)".

@@ -48,11 +48,28 @@ class SearchController(Controller):
     def search(
         self,
         request: Request[Any, Any, Any],
-        name: Annotated[str, QueryParameter(description="Name or part of it; typos tolerated.")],
+        # The bounds in the schema only (`schema_extra`): checked below, in the service's words.
+        name: Annotated[
+            str,
+            QueryParameter(
+                description="Name or part of it; typos tolerated.",
+                schema_extra={"minLength": 2, "maxLength": 100},
+            ),
+        ],
         city: Annotated[
-            str | None, QueryParameter(description="Only listings in this city.")
+            str | None,
+            QueryParameter(
+                description="Only listings in this city.",
+                schema_extra={"minLength": 1, "maxLength": _MAX_CITY},
+            ),
         ] = None,
-        limit: Annotated[int, QueryParameter(description="At most this many (1-50).")] = 20,
+        limit: Annotated[
+            int,
+            QueryParameter(
+                description="At most this many (1-50).",
+                schema_extra={"minimum": 1, "maximum": MAX_RESULTS},
+            ),
+        ] = 20,
     ) -> schemas.SearchResults:
         """Listings whose name matches, best first (never a reserved number, nor one in a block
         held for the account)."""
