@@ -34,6 +34,9 @@ MAX_NAMES: Final = 20_000
 """Distinct names scored per query at most: past it the answer is a sample (`capped`)."""
 _SKIP_SLICE: Final = 128
 """Ranked rows read at a time while rows are being skipped."""
+_MAY_BE_LETTERED: Final = "[æøåÆØÅäöÄÖ\u030a\u0308]"
+"""A Norwegian letter, or the ring or diaeresis of one written decomposed: the names
+`names.has_norwegian_letter` may say are written with one (it decides)."""
 _OPTIONAL_WORDS: Final = frozenset({"as", "asa", "ans", "da", "ba", "sa", "nuf", "ks", "og"})
 """Words a query may hold that the listed name need not: legal forms, "og" (and), left out
 when the whole query matches no name ("Hansen Bilverksted AS" for a listed "Hansen
@@ -186,6 +189,11 @@ class NameIndex:
                     self._towns.setdefault(prefix, set()).add(index)
         # Folded once, as queries need them (the same names come up query after query).
         self._folded_names: list[str | None] = [None] * len(self._distinct_names)
+        # Which names may be written with a Norwegian letter, found at C speed: only those
+        # are shortened one by one (`_shorten`), as queries come.
+        self._may_be_lettered = pc.match_substring_regex(
+            self._distinct_names, _MAY_BE_LETTERED
+        ).to_numpy(zero_copy_only=False)
         self._short_names: dict[int, str] = {}
         self._short_known = np.zeros(len(self._distinct_names), dtype=bool)
         self._short_differs = np.zeros(len(self._distinct_names), dtype=bool)
@@ -230,8 +238,12 @@ class NameIndex:
         forms' (`shorten`, `listed_short`), if higher: "Sorensen" is how a keyboard without
         "ø" writes Sørensen, no typo of it. Not of the names listed without one: "Haaland"
         is no "Haland", nor "Møen" "Moen"."""
-        self._shorten(codes)
-        changed = np.flatnonzero(self._short_differs[codes])
+        # Not those matched whole already (a surname query: most of its namesakes).
+        maybe = np.flatnonzero(self._may_be_lettered[codes] & (scores < 100))
+        if maybe.size == 0:
+            return
+        self._shorten(codes[maybe])
+        changed = maybe[self._short_differs[codes[maybe]]]
         if changed.size == 0:
             return
         forms = [self._short_names[code] for code in codes[changed].tolist()]
