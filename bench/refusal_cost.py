@@ -45,10 +45,10 @@ def run(plan_key: str, n: int = 2000) -> float:
 def main() -> None:
     """Both medians, side by side."""
     ok = run("100000000/second;100000000/minute;100000000/day")
-    for key in r.scan_iter("LIMITS:bench-refuse*"):
+    for key in r.scan_iter("LIMITS:LIMITER/bench-refuse/*"):
         r.delete(key)
     refused = run("1/day;1/second;1/minute")
-    for key in r.scan_iter("LIMITS:bench-refuse*"):
+    for key in r.scan_iter("LIMITS:LIMITER/bench-refuse/*"):
         r.delete(key)
     print(f"counted {ok:.0f} µs, refused {refused:.0f} µs a call (median, Redis)")
 

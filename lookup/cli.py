@@ -43,17 +43,32 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="lookup", description="Norwegian number lookup: ingest, serve, keys, fixtures."
+        prog="lookup",
+        description="Norwegian number lookup: ingest, serve, keys, abuse, fixtures.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
     fixtures = commands.add_parser("fixtures", help="operator files for demos and tests")
     fixture_commands = fixtures.add_subparsers(dest="fixtures_command", required=True)
     generate = fixture_commands.add_parser("generate", help="write generated operator files")
-    generate.add_argument("--listings", type=int, required=True)
-    generate.add_argument("--operators", type=int, default=3)
-    generate.add_argument("--seed", type=int, default=1)
-    generate.add_argument("--out", type=_folder_path, required=True)
+    generate.add_argument(
+        "--listings", type=int, required=True, help="numbers to generate (at most 10,000,000)"
+    )
+    generate.add_argument(
+        "--operators",
+        type=int,
+        default=3,
+        help="operators delivering them (default 3, at most 100)",
+    )
+    generate.add_argument(
+        "--seed", type=int, default=1, help="the same seed, the same files (default 1)"
+    )
+    generate.add_argument(
+        "--out",
+        type=_folder_path,
+        required=True,
+        help="a new or empty folder, or one it wrote before",
+    )
 
     ingest = commands.add_parser(
         "ingest",

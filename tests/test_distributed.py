@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -60,6 +60,22 @@ def client() -> Iterator[redis.Redis]:
         pytest.fail("these tests need Redis on 127.0.0.1:6379 (it runs on the project's machines)")
     yield connection
     connection.close()
+
+
+@pytest.fixture(autouse=True)
+def _forget_what_the_test_left(tmp_path: Path) -> Iterator[None]:
+    """Delete what the test's data dirs left in Redis (event streams without expiry, a
+    day's counters), by each dir's namespace: a service counting in this database keeps
+    its own."""
+    yield
+    connection = redis.Redis.from_url(REDIS_URL)
+    with closing(connection):
+        for folder in [tmp_path, *(path for path in tmp_path.rglob("*") if path.is_dir())]:
+            stem = stream_key(make_settings(folder)).rpartition(":")[0]
+            for pattern in (f"{stem}:*", f"LIMITS:LIMITER/{stem}/*"):
+                made = list(connection.scan_iter(pattern))
+                if made:
+                    connection.delete(*made)
 
 
 def _answered(i: int) -> LookupEvent:
