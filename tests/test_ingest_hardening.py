@@ -576,6 +576,36 @@ def test_a_date_of_birth_a_shifted_column_put_elsewhere_is_kept_nowhere(
     assert all(any(n in text for n in ("40000001", "40000002", "41234561")) for text in kept)
 
 
+def test_a_reservation_then_a_delete_in_one_delta_keeps_veiling_another_operators_record(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    # A subscriber reserved, then left the operator, both in one delta: the delete won
+    # the file's deduplication and the reservation went with it, so another operator's
+    # older record of the number was served (in two files, the reservation stayed).
+    write_csv(tmp_path / "a", "telenor_full_20261101T010000.csv", [person("91234567", "Alf")])
+    write_csv(
+        tmp_path / "a",
+        "telia_full_20261101T010000.csv",
+        [person("91234567", "Bea", gyldig_fra="2019-01-01"), *filler(20)],
+    )
+    ingest([tmp_path / "a"], lenient)
+    assert served(lenient).find("91234567") is not None
+    for kind, status in (("delta", "applied"), ("held", "held")):
+        rows = [
+            person("91234567", "Alf", reservert="J", gyldig_fra="2026-11-01") + ";U",
+            ";".join(["91234567", *[""] * 11, "2026-11-02", "D"]),
+        ]
+        if kind == "held":  # held back, it still applies what takes data away
+            rows += [";".join(["4000000x", *[""] * 11, "2026-11-02", "U"])] * 30
+        folder = tmp_path / kind
+        write_csv(folder, "telenor_delta_20261102T010000.csv", rows, header=HEADER + ";action")
+        settings = make_settings(tmp_path / f"var-{kind}", reject_ratio_max=0.5)
+        ingest([tmp_path / "a"], settings)
+        report = ingest([folder], settings)
+        assert report.files[0].batch.status == status, report.files[0].batch
+        assert served(settings).find("91234567") is None, kind
+
+
 def test_a_marketing_flag_that_shows_nothing_is_no_answer(
     tmp_path: Path, lenient: Settings
 ) -> None:

@@ -11,7 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lookup.ingest.records import Action, Record, Reservation
-from lookup.ingest.rules import PRECEDENCE_SQL, deduplicate, winner_across_operators
+from lookup.ingest.rules import (
+    PRECEDENCE_SQL,
+    deduplicate,
+    said_before_leaving,
+    winner_across_operators,
+)
 from lookup.numbers import NumberType
 
 _DAYS = [datetime(2025, 1, d) for d in (1, 2, 3)]
@@ -42,6 +47,19 @@ def test_a_delete_outranks_an_upsert_of_the_same_moment() -> None:
     upsert = record("40000000", _DAYS[1], Reservation.LISTED)
     delete = record("40000000", _DAYS[1], Reservation.RESERVED, action=Action.DELETE)
     assert deduplicate([upsert, delete])[0] == [delete]
+
+
+def test_what_a_file_said_of_a_number_it_then_deletes_is_kept_most_private_first() -> None:
+    hidden = record("40000000", _DAYS[0], Reservation.ADDRESS_HIDDEN)
+    reserved = record("40000000", _DAYS[0], Reservation.RESERVED)
+    listed = record("40000000", _DAYS[1], Reservation.LISTED)
+    delete = record("40000000", _DAYS[2], Reservation.RESERVED, action=Action.DELETE)
+    rows = [hidden, reserved, listed, delete]
+    assert said_before_leaving(rows, deduplicate(rows)[0]) == [reserved]
+    # Not left: the newest row stands, and nothing was said before a delete.
+    kept = [reserved, listed]
+    assert said_before_leaving(kept, deduplicate(kept)[0]) == []
+    assert said_before_leaving([listed, delete], [delete]) == []
 
 
 def test_a_broken_rows_file_date_yields_to_a_whole_row_as_private() -> None:

@@ -47,7 +47,7 @@ from lookup.ingest.files import (
 from lookup.ingest.progress import reporting
 from lookup.ingest.readers import decode, read_reservation_rows, read_rows
 from lookup.ingest.records import Action, Record, Rejected, Reservation, RowValidator
-from lookup.ingest.rules import deduplicate
+from lookup.ingest.rules import deduplicate, said_before_leaving
 from lookup.ingest.warehouse import Batch, Warehouse
 from lookup.text import printable
 from lookup.timezones import OSLO
@@ -268,6 +268,7 @@ def _ingest_file(
     )
     report = FileReport(batch=batch)
     limit = settings.ingest_max_bytes
+    leaving: list[Record] = []
     try:
         size = path.stat().st_size
         if size > limit:
@@ -302,6 +303,7 @@ def _ingest_file(
         )
         records, report.rejects = _validate(data, name, limit, cut_off=cut)
         unique, batch.rows_superseded = deduplicate(records)
+        leaving = said_before_leaving(records, unique)
         batch.rows_rejected = len(report.rejects)
         batch.rows_total = (
             len(records)
@@ -406,7 +408,7 @@ def _ingest_file(
         return _give_up(warehouse, report, exc)
 
     try:
-        _write(warehouse, batch, name, (unique, report.rejects), keep, hold)
+        _write(warehouse, batch, name, (unique, report.rejects), keep, hold, leaving)
     except _MACHINE_FAILURES:
         # The machine's failure, not the file's: recorded as the file's, its full file
         # would have been left out (and stale for good after a later delta). The run
@@ -467,8 +469,11 @@ def _write(
     outcome: tuple[Sequence[Record], Sequence[Rejected]],
     keep: Sequence[str],
     hold: FileRejected | None,
+    said: Sequence[Record] = (),
 ) -> None:
-    """Record the batch and its rejects, and apply what it may apply, in one transaction."""
+    """Record the batch and its rejects, and apply what it may apply, in one transaction;
+    `said`: reservations and hidden addresses of numbers the file then deletes, applied
+    first (`rules.said_before_leaving`)."""
     unique, rejects = outcome
     # Privacy wins over form: a broken row that hides its address takes the address of
     # the record it leaves in place (or of the one a held file leaves).
@@ -479,6 +484,8 @@ def _write(
     with warehouse.transaction():
         if hold is None:
             warehouse.add_batch(batch, rejects)
+            if said:
+                warehouse.apply(batch, FileKind.DELTA, said, keep=[])
             warehouse.apply(batch, name.kind, unique, keep)
             if broken_hidden:
                 warehouse.hide_addresses(batch, broken_hidden)
@@ -486,7 +493,7 @@ def _write(
         batch.status, batch.reason, batch.detail = "held", hold.reason, hold.detail
         # Reservations and hidden addresses are honoured at once, even from a file
         # held back: they only ever take data away, never add or change a listing.
-        upserts = [r for r in unique if r.action is Action.UPSERT]
+        upserts = [*said, *(r for r in unique if r.action is Action.UPSERT)]
         reservations = [r for r in upserts if r.reservation is Reservation.RESERVED]
         hidden = {
             **broken_hidden,

@@ -81,3 +81,22 @@ def _settle(whole: Record | None, broken: Record | None) -> Record:
     if whole.action is Action.UPSERT and precedence(whole)[1] >= precedence(broken)[1]:
         return whole
     return broken if precedence(broken) > precedence(whole) else whole
+
+
+def said_before_leaving(records: Iterable[Record], winners: Iterable[Record]) -> list[Record]:
+    """Of the numbers a file deletes (a delete won), the most private reservation or hidden
+    address the same file gave them before (a subscriber who reserved, then left the
+    operator): applied before the delete, it goes on veiling other operators' older
+    records, as it does when the two come in two files."""
+    leaving = {record.number for record in winners if record.action is Action.DELETE}
+    said: dict[str, Record] = {}
+    for record in records:
+        if (
+            record.number in leaving
+            and record.action is Action.UPSERT
+            and record.reservation is not Reservation.LISTED
+        ):
+            current = said.get(record.number)
+            if current is None or precedence(record)[::-1] > precedence(current)[::-1]:
+                said[record.number] = record
+    return list(said.values())
