@@ -606,6 +606,44 @@ def test_a_reservation_then_a_delete_in_one_delta_keeps_veiling_another_operator
         assert served(settings).find("91234567") is None, kind
 
 
+def test_a_date_in_an_address_field_is_served_nowhere(tmp_path: Path, lenient: Settings) -> None:
+    # Column names swapped (poststed and fodselsdato), a street holding a date: each was
+    # served with every lookup and search. House numbers are no dates.
+    rows = [
+        person("40000001", poststed="1966-06-06", fodselsdato=""),
+        person("40000002", adresse="Gate 1 f.17/5-75"),
+        person("40000003", adresse="17.05.75"),
+        person("40000004", poststed="Oslo 1975-05-17"),
+        person("40000005", adresse="Markveien 191"),
+        person("40000006", adresse="Strandveien 1-3/5"),
+    ]
+    write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", [*rows, *filler(20)[7:]])
+    write_jsonl(
+        tmp_path / "in",
+        "ice_full_20261122T020000.jsonl",
+        [json_person("41234561", street="1977-07-07", postcode="0150", city="Oslo")],
+    )
+    report = ingest([tmp_path / "in"], lenient)
+    rejects = {r.number: r.reason for f in report.files for r in f.rejects}
+    assert rejects == {
+        "40000001": "bad_text.city",
+        "40000002": "bad_text.street",
+        "40000003": "bad_text.street",
+        "40000004": "bad_text.city",
+        "41234561": "bad_text.street",
+    }
+    snapshot = served(lenient)
+    for number in rejects:
+        assert snapshot.find(number) is None, number
+    assert snapshot.find("40000005") is not None and snapshot.find("40000006") is not None
+    for text in [
+        *(str(row[3]) for row in stored_rejects(lenient)),
+        *(r.detail for f in report.files for r in f.rejects),
+    ]:
+        for date in ("1966", "17/5-75", "17.05.75", "1975", "1977"):
+            assert date not in text, text
+
+
 def test_a_marketing_flag_that_shows_nothing_is_no_answer(
     tmp_path: Path, lenient: Settings
 ) -> None:

@@ -19,6 +19,7 @@ from lookup.ingest.markers import hides_address, reserved
 from lookup.ingest.readers import COLUMN_OF, RawRow
 from lookup.ingest.redact import (
     MASK,
+    address_holds_date,
     capped,
     holds_date,
     mask_broken,
@@ -457,6 +458,14 @@ class RowValidator:
         city = self._text(fields, "city")
         if hidden:
             street = postcode = city = None
+        for field, text in (("street", street), ("city", city)):
+            if text is not None and address_holds_date(text):
+                # Served with every lookup and search: a shifted column's date of birth.
+                raise _RowError(
+                    f"bad_text.{field}",
+                    f"{self._name(field)} holds a date (a date of birth is shown nowhere; "
+                    "not quoted)",
+                )
         return Record(
             number=number,
             number_type=number_type,

@@ -154,6 +154,26 @@ def holds_date(value: object, depth: int = 8) -> bool:
     return bool(_DATE_INSIDE.search(plain) or _BORN.search(plain))
 
 
+_FULL_DATE: Final = re.compile(
+    r"(?<![0-9])(?:[0-9]{1,2} ?[-./] ?[0-9]{1,2} ?[-./] ?(?:19|20)[0-9]{2}"
+    r"|(?:19|20)[0-9]{2}-[0-9]{2}-[0-9]{2})(?![0-9])"
+)
+"""A date with a four-digit year, day first or year first (`17.05.1975`, `1975-05-17`)."""
+
+
+def address_holds_date(text: str) -> bool:
+    """Whether an address field (a street, a city) shows a date: one without letters that
+    reads as a date whole (`17.05.75`, `19750517`), one with its four-digit year inside it,
+    or one said to be a birth date (`f. 17/5-75`). Not `holds_date`'s looser reading: house
+    numbers read as parts of dates (`Markveien 191`, `Strandveien 1-3/5`)."""
+    if not _DIGIT.search(text):
+        return False
+    plain = _plain(text)
+    if not any(c.isalpha() for c in plain) and reads_as_date(text):
+        return True
+    return bool(_FULL_DATE.search(plain) or _BORN.search(plain))
+
+
 def _plain(text: str) -> str:
     """A text as dates in it are looked for: in its compatibility form (fullwidth digits),
     without format characters (zero-width, soft hyphen), every dash a `-`, every blank a
