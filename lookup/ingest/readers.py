@@ -442,6 +442,20 @@ def _read_jsonl(lines: list[str]) -> Iterator[RawRow]:
             kept = _shown(list(fields.items()))  # as read, for the kept text only
             yield RawRow(index, kept, {}, "bad_json", detail, _salvage(line))
             continue
+        if repeated is None:
+            # Keys as the contract names them whatever their case ("Reservation", as a C#
+            # serializer writes it), or as the CSV header does ("reservert"): read as
+            # unknown, a reservation under one was not applied.
+            pairs = [(_json_key(key), value) for key, value in fields.items()]
+            by_field: dict[str, object] = {}
+            for key, value in pairs:
+                if key in by_field:
+                    repeated = (key, pairs)
+                    break
+                by_field[key] = value
+            else:
+                yield RawRow(index, line, by_field)
+                continue
         if repeated is not None:
             # A decoder keeps the last silently: `"reservation":"reserved",
             # "reservation":"listed"` would list a subscriber. Which holds cannot be told;
@@ -453,8 +467,14 @@ def _read_jsonl(lines: list[str]) -> Iterator[RawRow]:
             # Kept as parsed, as a whole row's reject is: the date of birth and the values
             # of keys the contract does not name withheld whatever their form.
             yield RawRow(index, _shown(pairs), {}, "bad_json", detail, _from_pairs(pairs))
-            continue
-        yield RawRow(index, line, fields)
+
+
+def _json_key(key: str) -> str:
+    """A JSON Lines key as the contract names its field: any case, the CSV column's
+    Norwegian name too; another key as written."""
+    folded = key.strip().lower()
+    field = CSV_COLUMNS.get(folded, folded)
+    return field if field in COLUMN_OF else key
 
 
 def _from_pairs(pairs: list[tuple[str, object]]) -> dict[str, tuple[str, ...]]:
