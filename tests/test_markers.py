@@ -27,6 +27,9 @@ RESERVE += ["Reserved - no publication", "Yes - do not publish", "Ex-directory n
 # A reserving word and a yes, in any order.
 RESERVE += ["Reservert: Ja", "Reservert=Ja", "Ja, reservert", "Reservasjon: Ja"]
 RESERVE += ["not listed", "do-not-list", "ikke listet", "Ikke oppført", "Nei til oppføring"]
+# An export writing its flags 1/0 (a 1 held its whole file back, none of its reservations
+# honoured).
+RESERVE += ["1", " 1 "]
 
 
 @pytest.mark.parametrize("text", RESERVE)
@@ -64,6 +67,7 @@ NEITHER += ["Reservert: Nei", "Hemmelig: N", "Y/N", "yes/no", "Ja/Nei", "true/fa
 NEITHER += ["Privat", "private", "JJ", "Yes, listed", "Ja til oppføring", "ja-nei"]
 # Marketing opt-outs have a field of their own (reklamereservert).
 NEITHER += ["Reservert mot reklame", "reservert mot telefonsalg"]
+NEITHER += ["0", "10", "1.0", "1/0"]
 
 
 @pytest.mark.parametrize("text", NEITHER)
@@ -77,3 +81,8 @@ def test_a_broken_rows_guessed_places_take_only_the_contracts_codes() -> None:
     assert not hides_address("A.", strict=True)
     assert not hides_address("skjult adresse", strict=True)
     assert not reserved("Hemmelig", strict=True)
+
+
+def test_json_one_reserves_as_json_true_does() -> None:
+    assert reserved(1) and reserved(True) and not reserved(0) and not reserved(1.0)
+    assert not reserved(1, strict=True)

@@ -32,12 +32,13 @@ _WORDS: Final = re.compile(r"[^\W_]+")
 """A marker's words: letters and digits, whatever stands between them (blanks, `_`, `-`,
 quotes, `!`, `/`), for the phrases and the one-letter codes (`J/A`)."""
 _RESERVED_WORDS: Final = _RESERVED_MARKERS | frozenset(
-    {"ja", "y", "yes", "true", "reservert", "hemmelig", "hemmeleg", "secret", "unlisted"}
+    {"ja", "y", "yes", "true", "1", "reservert", "hemmelig", "hemmeleg", "secret", "unlisted"}
     | {"skjult", "sperret", "sperra", "confidential", "konfidensiell"}
     | {"unpublished", "exdirectory", "nonpublished"}
 )
 """What reads as "reserved" in a known reservation field, the contract's codes or not
-(`Ja`, `hemmelig`, `secret`, JSON's `true`): the row is rejected for it, but its number is
+(`Ja`, `hemmelig`, `secret`, `1` of an export writing 1/0, JSON's `true`): the row is
+rejected for it, but its number is
 withdrawn all the same, as a subscriber shown against their wish is the harm that cannot be
 undone. Only these words: an export writing "not reserved" its own way (`Nej`, `0`) must
 not withdraw a whole directory, so another word is only an error. Not where a broken
@@ -80,7 +81,7 @@ def reserved(value: object, *, strict: bool = False) -> bool:
     """Whether a value reads as a reservation marker, in any case or spacing (a control
     character around it too); unless `strict` (a broken row's guessed places), the words
     of `_RESERVED_WORDS` and JSON's `true` count as well."""
-    if value is True:
+    if value is True or (type(value) is int and value == 1):  # JSON's `true`, or `1`
         return not strict
     if isinstance(value, list | dict) and not strict:
         # `["reserved"]`, `{"reserved": true}`: the wrong shape for a marker, which the
