@@ -81,7 +81,7 @@ def reserved(value: object, *, strict: bool = False) -> bool:
     """Whether a value reads as a reservation marker, in any case or spacing (a control
     character around it too); unless `strict` (a broken row's guessed places), the words
     of `_RESERVED_WORDS` and JSON's `true` count as well."""
-    if value is True or (type(value) is int and value == 1):  # JSON's `true`, or `1`
+    if value is True:
         return not strict
     if isinstance(value, list | dict) and not strict:
         # `["reserved"]`, `{"reserved": true}`: the wrong shape for a marker, which the
