@@ -262,7 +262,7 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
         report = ingest(paths, settings, force=args.force)
     except IngestStopped as exc:
         if exc.report.files:
-            print(render_report(exc.report))  # what went in before the stop, said
+            print(render_report(exc.report, stopped=True))  # what went in before the stop
         raise
     print(render_report(report))
     failed = [f for f in report.files if f.batch.status not in ("applied", "duplicate")]

@@ -101,6 +101,8 @@ def test_the_command_says_what_went_in_before_the_stop_and_why_in_one_line(
     assert cli.main(["ingest", str(tmp_path / "in")]) == 1
     out, err = capsys.readouterr()
     assert ICE in out and "applied" in out
+    # Not "nothing new to publish": the applied file is not served yet.
+    assert out.splitlines()[-1] == "not published: the run stopped (the last snapshot stays served)"
     assert err.count("\n") == 1, err
     assert err.startswith(f"lookup: ingest stopped at {TELENOR_FULL}, nothing of it recorded:")
     assert "No space left on device Original error: disk full" in err

@@ -344,9 +344,14 @@ def _ingest_file(
             # Two files of one moment (a .csv and a .csv.gz, a re-export): which is newer
             # cannot be told, and applied in name order the second would undo the first
             # (a reservation, a whole full file's numbers) unseen.
+            earlier = (
+                "an earlier delivery under this same name, with other content,"
+                if twin == path.name
+                else f"{twin}, another file with the same time stamp,"
+            )
             hold = FileRejected(
                 RejectReason.SAME_STAMP,
-                f"{twin}, another file with the same time stamp, was applied before it: "
+                f"{earlier} was applied before it: "
                 "which is newer cannot be told; only its reservations and hidden addresses "
                 "are applied (send one file per time stamp, or force this one alone: "
                 "lookup ingest --force FILE)",

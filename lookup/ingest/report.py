@@ -31,8 +31,9 @@ def _batch_line(batch: Batch) -> str:
     return line
 
 
-def render_report(report: IngestReport) -> str:
-    """The report `lookup ingest` prints."""
+def render_report(report: IngestReport, *, stopped: bool = False) -> str:
+    """The report `lookup ingest` prints (`stopped`: of a run that stopped before its
+    publish, whose applied files are not served yet)."""
     lines = []
     for file_report in report.files:
         lines.append(_batch_line(file_report.batch))
@@ -51,6 +52,8 @@ def render_report(report: IngestReport) -> str:
     if report.published is not None:
         p = report.published
         lines.append(f"published snapshot {p.snapshot} with {p.listings} listings")
+    elif stopped:
+        lines.append("not published: the run stopped (the last snapshot stays served)")
     else:
         lines.append("nothing new to publish")
     return "\n".join(lines)
