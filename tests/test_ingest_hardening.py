@@ -1759,7 +1759,7 @@ def test_two_copies_of_one_name_from_two_folders_are_twins(
     assert first.batch.status == "applied"
     assert (second.batch.status, second.batch.reason) == ("held", "same_stamp")
     # Said as what it is: not "telia_full_…, another file with the same time stamp".
-    assert second.batch.detail.startswith(
+    assert (second.batch.detail or "").startswith(
         "an earlier delivery under this same name, with other content, was applied before it"
     )
     assert served(settings).find("40000099") is None

@@ -287,12 +287,19 @@ def _ingest_file(
             warehouse.add_batch(batch)
             return report
         last = warehouse.last_applied_at(name.operator)
-        if last is not None and name.produced_at < last:
-            raise FileRejected(
+        # Held, not applied, forced or not: what it changes came after it. But what only
+        # takes data away holds (a reservation in a delta delivered late: rejected whole,
+        # the listing stayed served until the operator's next full file).
+        stale = (
+            FileRejected(
                 RejectReason.STALE,
                 f"produced {name.produced_at:%Y-%m-%d %H:%M:%S}, older than the last file "
-                f"applied for {name.operator} ({last:%Y-%m-%d %H:%M:%S})",
+                f"applied for {name.operator} ({last:%Y-%m-%d %H:%M:%S}): only its "
+                "reservations and hidden addresses are applied",
             )
+            if last is not None and name.produced_at < last
+            else None
+        )
         # Only a CSV line can be cut and still read (a JSON line cut short is no JSON), and
         # only one with more than blanks after the last line break.
         cut = (
@@ -315,7 +322,9 @@ def _ingest_file(
             batch.detail = "no data rows: nothing to change"
         # Numbers whose row was rejected keep their previous record (see Warehouse.apply).
         keep = sorted({r.number for r in report.rejects if r.number and r.record is None})
-        hold = None if force else _hold_reason(warehouse, batch, name, unique, keep, settings)
+        hold = stale or (
+            None if force else _hold_reason(warehouse, batch, name, unique, keep, settings)
+        )
         if name.kind is FileKind.FULL and warehouse.delta_applied_at(
             name.operator, name.produced_at
         ):
