@@ -40,6 +40,10 @@ from lookup.timezones import OSLO
 
 _OLDEST_BIRTH: Final = date(1880, 1, 1)
 _CALENDAR_DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_WEEK_DATE: Final = re.compile(r"\d{4}-?W", re.ASCII | re.IGNORECASE)
+"""An ISO week date (`2020-W01-1`), which `fromisoformat` reads and no operator means."""
+_NOTHING_IN_A_NAME: Final = dict.fromkeys(map(ord, "\u00ad\u200b\u2060\ufeff"))
+"""Invisible characters left out of a text (not the joiners some scripts need)."""
 VALID_FROM_LEEWAY: Final = timedelta(days=1)
 """How far past its file's timestamp a record may say it is valid from.
 
@@ -535,6 +539,16 @@ class RowValidator:
                 )
             if invisible(cleaned):
                 return None  # zero-width characters alone are no name
+            if "\ufffd" in cleaned:
+                # What a conversion before the file was written put for a letter it lost.
+                raise _RowError(
+                    f"bad_text.{field}",
+                    f"{self._name(field)} holds U+FFFD, the replacement character: a letter "
+                    "was lost converting the text before the file was written",
+                )
+            # A soft hyphen, a zero-width space, a word joiner, a byte-order mark: invisible
+            # and meaningless in a name, served they make it another string than typed.
+            cleaned = " ".join(cleaned.translate(_NOTHING_IN_A_NAME).split())
             misread = other_code_page(cleaned)
             if misread is not None:
                 raise _RowError(
@@ -610,6 +624,8 @@ class RowValidator:
                 return self._produced_at
             raise _RowError("missing.valid_from", f"{self._name('valid_from')} is required")
         try:
+            if _WEEK_DATE.match(text):
+                raise ValueError("a week date")
             moment = datetime.fromisoformat(text)
         except ValueError:
             raise _RowError(
