@@ -253,13 +253,15 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
         if not args.watch.is_dir():
             raise UsageError(f"--watch needs a folder: {args.watch}")
         interval = WATCH_INTERVAL if args.interval is None else args.interval
-        watch(args.watch, interval, settings, force=args.force)
+        with _sigterm_unwinds(), _said_if_interrupted():
+            watch(args.watch, interval, settings, force=args.force)
     if args.inbox is not None:
         paths.append(args.inbox)
     if not paths:
         raise UsageError("give files or folders to ingest, --inbox DIR, --watch DIR or status")
     try:
-        report = ingest(paths, settings, force=args.force)
+        with _sigterm_unwinds(), _said_if_interrupted():
+            report = ingest(paths, settings, force=args.force)
     except IngestStopped as exc:
         if exc.report.files:
             print(render_report(exc.report, stopped=True))  # what went in before the stop
@@ -492,15 +494,50 @@ _folder_path = _named("folder", "the folder to write in")
 _findings_path = _named("file", "the findings file to write")
 
 
+_SIGNALLED: list[int] = []
+"""The signals `_sigterm_unwinds` stopped the command on."""
+
+
+@contextmanager
+def _said_if_interrupted() -> Iterator[None]:
+    """Say in one line what an ingest stopped by a signal or Ctrl-C left (it exits 130 or
+    143 as any command does)."""
+    from lookup.ingest.pipeline import interrupted  # noqa: PLC0415
+
+    try:
+        yield
+    except Exception as exc:
+        if not interrupted(exc):
+            raise
+        # A statement DuckDB stopped for the signal (opening the warehouse, say).
+        _say_interrupted()
+        raise SystemExit(128 + (_SIGNALLED[-1] if _SIGNALLED else signal.SIGINT)) from None
+    except (KeyboardInterrupt, SystemExit):
+        _say_interrupted()
+        if _SIGNALLED:  # DuckDB says a stopped statement its own way: exit as signalled
+            raise SystemExit(128 + _SIGNALLED[-1]) from None
+        raise
+
+
+def _say_interrupted() -> None:
+    """The one line an interrupted ingest ends with."""
+    print(
+        "lookup: ingest interrupted: a file is applied whole or not at all, and the last "
+        "published snapshot stays served; run `lookup ingest` again to complete",
+        file=sys.stderr,
+    )
+
+
 @contextmanager
 def _sigterm_unwinds() -> Iterator[None]:
     """Let SIGTERM and SIGHUP unwind as Ctrl-C does, so an interrupted replay removes its
-    temporary file."""
+    temporary file and an interrupted ingest rolls its file back and says so."""
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be set from the main thread
         return
 
     def stop(signum: int, _frame: object) -> NoReturn:
+        _SIGNALLED.append(signum)
         raise SystemExit(128 + signum)
 
     # A closed terminal (SIGHUP) stops it as SIGTERM does, unless it is ignored (`nohup`).

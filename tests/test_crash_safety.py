@@ -20,6 +20,7 @@ import pytest
 
 from lookup.fixtures.generator import generate
 from lookup.index.snapshot import read_pointer
+from lookup.ingest.warehouse import Warehouse
 from tests.conftest import make_settings, new_key
 from tests.ingest_helpers import filler, write_csv
 
@@ -161,3 +162,40 @@ def test_sigkill_mid_ingest_and_mid_publish_keeps_serving(
     # The old listing kept answering until the swap; after it, v2 no longer has it.
     assert all(f.startswith("404") for f in failures), failures[:3]
     assert not list(snapshots.glob("*.tmp"))
+
+
+def test_sigterm_mid_ingest_says_so_in_one_line_and_keeps_the_snapshot(tmp_path: Path) -> None:
+    # It ended silently with 143, as killed.
+    data_dir = tmp_path / "var"
+    write_csv(tmp_path / "v1", "telenor_full_20261122T020000.csv", filler(50))
+    env = {**os.environ, "LOOKUP_DATA_DIR": str(data_dir)}
+    command = [sys.executable, "-m", "lookup.cli", "ingest", "--force"]
+    subprocess.run([*command, str(tmp_path / "v1")], env=env, check=True, capture_output=True)
+    before = read_pointer(data_dir / "snapshots")
+    generate(60_000, 2, 11, tmp_path / "v2")
+    ingest = subprocess.Popen(
+        [*command, str(tmp_path / "v2")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wal = data_dir / "warehouse.duckdb.wal"
+    deadline = time.monotonic() + 60
+    while not wal.exists() and ingest.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+    ingest.send_signal(signal.SIGTERM)
+    _, err = ingest.communicate(timeout=60)
+    assert ingest.returncode == 128 + signal.SIGTERM, err
+    assert err.count("\n") == 1 and err.startswith("lookup: ingest interrupted: "), err
+    assert read_pointer(data_dir / "snapshots") == before
+    # No file blamed for the stop (an interrupted statement was recorded as the file's
+    # unexpected error, and the run went on to the next file).
+    with Warehouse(data_dir / "warehouse.duckdb", read_only=True) as warehouse:
+        blamed = warehouse.query("SELECT file FROM batches WHERE detail LIKE 'unexpected%'")
+    assert blamed == []
+    rerun = subprocess.run(
+        [*command, str(tmp_path / "v2")], check=False, env=env, capture_output=True
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    assert read_pointer(data_dir / "snapshots") != before

@@ -209,7 +209,19 @@ def ingest(
             report.published = publish_if_needed(warehouse, settings, birth_key)
         except (*_MACHINE_FAILURES, OSError) as exc:
             raise IngestStopped(report, "publishing the snapshot", exc) from exc
+        except Exception as exc:
+            if interrupted(exc):
+                raise KeyboardInterrupt from exc
+            raise
     return report
+
+
+def interrupted(exc: BaseException) -> bool:
+    """Whether an exception is DuckDB's word for a statement stopped by a signal (Ctrl-C,
+    or SIGTERM where the command lets it unwind): the run stops, no file is to blame."""
+    return isinstance(exc, duckdb.InterruptException) or (
+        isinstance(exc, RuntimeError) and str(exc) == "Query interrupted"
+    )
 
 
 def publish_if_needed(warehouse: Warehouse, settings: Settings, birth_key: bytes) -> Pointer | None:
@@ -417,6 +429,8 @@ def _ingest_file(
     except _MACHINE_FAILURES:
         raise
     except Exception as exc:  # one file's surprise must not stop the others
+        if interrupted(exc):
+            raise KeyboardInterrupt from exc
         # Debug only: the batch keeps the reason, and the CLI's stderr stays one line.
         log.debug("unexpected failure reading %s", path.name, exc_info=exc)
         return _give_up(warehouse, report, exc)
@@ -429,6 +443,8 @@ def _ingest_file(
         # stops; a rerun completes it.
         raise
     except duckdb.Error as exc:
+        if interrupted(exc):
+            raise KeyboardInterrupt from exc
         # The transaction rolled back; the warehouse refused this file's content, so
         # the file is rejected and the others still go in.
         log.debug("the warehouse refused %s", path.name, exc_info=exc)

@@ -25,7 +25,7 @@ from lookup.ingest.files import (
     sidecar_for,
     why_ignored,
 )
-from lookup.ingest.pipeline import IngestStopped, ingest
+from lookup.ingest.pipeline import IngestStopped, ingest, interrupted
 from lookup.ingest.report import render_report
 from lookup.text import printable
 
@@ -160,6 +160,8 @@ def watch(folder: Path, interval: float, settings: Settings, *, force: bool) -> 
                     print(render_report(exc.report), flush=True)
                 print(f"lookup: {exc}; retrying in {interval:g}s", file=sys.stderr, flush=True)
             except Exception as exc:  # a watcher outlives one bad round (full disk, I/O error)
+                if interrupted(exc):
+                    raise KeyboardInterrupt from exc
                 log.debug("ingest round failed", exc_info=exc)
                 print(
                     f"lookup: ingest failed ({type(exc).__name__}: {exc}); "
