@@ -1194,26 +1194,13 @@ def test_another_operators_identical_file_is_its_own(tmp_path: Path, settings: S
     assert sorted(f.batch.status for f in report.files) == ["applied", "applied"]
 
 
-def test_a_stale_file_is_held_and_only_its_reservations_apply(
-    tmp_path: Path, settings: Settings
-) -> None:
-    rows = [person("22202400"), person("22202402", gyldig_fra="2026-11-20")]
-    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", rows)
-    # Delivered late: a listing it adds stays out, a reservation it makes holds (it was
-    # rejected whole, and the subscriber stayed listed until the next full file).
-    late = [person("22202401"), person("22202402", reservert="J", gyldig_fra="2026-11-21")]
-    write_csv(
-        tmp_path / "b",
-        "telenor_delta_20261121T020000.csv",
-        [row + ";U" for row in late],
-        header=HEADER + ";action",
-    )
+def test_stale_file_is_rejected(tmp_path: Path, settings: Settings) -> None:
+    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", [person("22202400")])
+    write_csv(tmp_path / "b", "telenor_full_20261121T020000.csv", [person("22202401")])
     ingest([tmp_path / "a"], settings)
-    (file_report,) = ingest([tmp_path / "b"], settings, force=True).files
-    assert (file_report.batch.status, file_report.batch.reason) == ("held", "stale")
+    (file_report,) = ingest([tmp_path / "b"], settings).files
+    assert (file_report.batch.status, file_report.batch.reason) == ("rejected", "stale")
     assert served(settings).find("22202401") is None
-    assert served(settings).find("22202402") is None
-    assert served(settings).find("22202400") is not None
 
 
 def test_too_many_rejects_holds_the_file_and_keeps_serving(

@@ -299,19 +299,12 @@ def _ingest_file(
             warehouse.add_batch(batch)
             return report
         last = warehouse.last_applied_at(name.operator)
-        # Held, not applied, forced or not: what it changes came after it. But what only
-        # takes data away holds (a reservation in a delta delivered late: rejected whole,
-        # the listing stayed served until the operator's next full file).
-        stale = (
-            FileRejected(
+        if last is not None and name.produced_at < last:
+            raise FileRejected(
                 RejectReason.STALE,
                 f"produced {name.produced_at:%Y-%m-%d %H:%M:%S}, older than the last file "
-                f"applied for {name.operator} ({last:%Y-%m-%d %H:%M:%S}): only its "
-                "reservations and hidden addresses are applied",
+                f"applied for {name.operator} ({last:%Y-%m-%d %H:%M:%S})",
             )
-            if last is not None and name.produced_at < last
-            else None
-        )
         # Only a CSV line can be cut and still read (a JSON line cut short is no JSON), and
         # only one with more than blanks after the last line break.
         cut = (
@@ -334,9 +327,7 @@ def _ingest_file(
             batch.detail = "no data rows: nothing to change"
         # Numbers whose row was rejected keep their previous record (see Warehouse.apply).
         keep = sorted({r.number for r in report.rejects if r.number and r.record is None})
-        hold = stale or (
-            None if force else _hold_reason(warehouse, batch, name, unique, keep, settings)
-        )
+        hold = None if force else _hold_reason(warehouse, batch, name, unique, keep, settings)
         if name.kind is FileKind.FULL and warehouse.delta_applied_at(
             name.operator, name.produced_at
         ):
