@@ -67,7 +67,7 @@ NEITHER += ["Reservert: Nei", "Hemmelig: N", "Y/N", "yes/no", "Ja/Nei", "true/fa
 NEITHER += ["Privat", "private", "JJ", "Yes, listed", "Ja til oppføring", "ja-nei"]
 # Marketing opt-outs have a field of their own (reklamereservert).
 NEITHER += ["Reservert mot reklame", "reservert mot telefonsalg"]
-NEITHER += ["0", "10", "1.0", "1/0"]
+NEITHER += ["0", "10", "1.0", "1/0", "1. Ikke reservert", "1 - listed"]
 
 
 @pytest.mark.parametrize("text", NEITHER)

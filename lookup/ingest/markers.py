@@ -32,13 +32,13 @@ _WORDS: Final = re.compile(r"[^\W_]+")
 """A marker's words: letters and digits, whatever stands between them (blanks, `_`, `-`,
 quotes, `!`, `/`), for the phrases and the one-letter codes (`J/A`)."""
 _RESERVED_WORDS: Final = _RESERVED_MARKERS | frozenset(
-    {"ja", "y", "yes", "true", "1", "reservert", "hemmelig", "hemmeleg", "secret", "unlisted"}
+    {"ja", "y", "yes", "true", "reservert", "hemmelig", "hemmeleg", "secret", "unlisted"}
     | {"skjult", "sperret", "sperra", "confidential", "konfidensiell"}
     | {"unpublished", "exdirectory", "nonpublished"}
 )
 """What reads as "reserved" in a known reservation field, the contract's codes or not
-(`Ja`, `hemmelig`, `secret`, `1` of an export writing 1/0, JSON's `true`): the row is
-rejected for it, but its number is
+(`Ja`, `hemmelig`, `secret`, JSON's `true`; and `1` alone, of an export writing 1/0): the
+row is rejected for it, but its number is
 withdrawn all the same, as a subscriber shown against their wish is the harm that cannot be
 undone. Only these words: an export writing "not reserved" its own way (`Nej`, `0`) must
 not withdraw a whole directory, so another word is only an error. Not where a broken
@@ -92,6 +92,8 @@ def reserved(value: object, *, strict: bool = False) -> bool:
     word = _seen(value).strip().lower()
     if strict:
         return word in _RESERVED_MARKERS
+    if word.strip(_QUOTES).strip() == "1":
+        return True  # an export writing its flags 1/0; the 1 alone ("1. Ikke reservert" not)
     # "J.", "Hemmelig nummer", "reservert mot oppslag", "Reservert - vises ikke": the
     # first word says it ("ikke reservert", not reserved, does not start with one). Only
     # the first word as written: "Reservert: Nei", "Y/N", "Ja/Nei" and "Yes, listed" are

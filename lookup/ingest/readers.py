@@ -461,6 +461,9 @@ def _read_jsonl(lines: list[str]) -> Iterator[RawRow]:
             # "reservation":"listed"` would list a subscriber. Which holds cannot be told;
             # read as a broken row, a reservation among the values still withdraws it.
             key, pairs = repeated
+            # Read as the contract's fields ("Reservation" twice is a reservation given twice).
+            pairs = [(_json_key(name), value) for name, value in pairs]
+            key = _json_key(key)
             # A key of the operator's own is not quoted: it may be anything, a date of birth.
             named = repr(key) if key in COLUMN_OF else "a key"
             detail = f"{named} is given more than once: which value holds cannot be told"
@@ -470,11 +473,13 @@ def _read_jsonl(lines: list[str]) -> Iterator[RawRow]:
 
 
 def _json_key(key: str) -> str:
-    """A JSON Lines key as the contract names its field: any case, the CSV column's
-    Norwegian name too; another key as written."""
+    """A JSON Lines key as the contract names its field: any case, and `reservert` for
+    the reservation (the one key whose loss lists a subscriber); another key as written
+    (the CSV's `type` or `adresse` beside the contract's own are an export's extras)."""
     folded = key.strip().lower()
-    field = CSV_COLUMNS.get(folded, folded)
-    return field if field in COLUMN_OF else key
+    if folded == COLUMN_OF["reservation"]:
+        return "reservation"
+    return folded if folded in COLUMN_OF else key
 
 
 def _from_pairs(pairs: list[tuple[str, object]]) -> dict[str, tuple[str, ...]]:

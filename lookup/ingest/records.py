@@ -338,7 +338,11 @@ class RowValidator:
             for key, value in row.fields.items()
             if key != "birth_date"
             and not (key == "number" and number is not None)
-            and holds_date(value)
+            and (
+                holds_date(value)
+                # A date an address field shows, stuck to its letters ("OSLO1975-05-17").
+                or (key in _ADDRESS_FIELDS and isinstance(value, str) and address_holds_date(value))
+            )
         }
         if hides_address(row.fields.get("reservation")):
             dated |= {key for key in _ADDRESS_FIELDS if row.fields.get(key) is not None}

@@ -161,6 +161,14 @@ _FULL_DATE: Final = re.compile(
 """A date with a four-digit year, day first or year first (`17.05.1975`, `1975-05-17`)."""
 
 
+_BORN_IN_ADDRESS: Final = re.compile(
+    rf"(?<!\w)(?:født:?|fodt:?|born:?|f\.(?= ?[0-9]{{1,2}}[./-]))\s*(?:[0-9]|(?:{_MONTHS}))",
+    re.IGNORECASE,
+)
+"""A date said to be a birth date in an address field: `født 1975`, `f. 17/5-75` (an `f.`
+before a day and month only: `Storgata 2 f. 3` is a flat)."""
+
+
 def address_holds_date(text: str) -> bool:
     """Whether an address field (a street, a city) shows a date: one without letters that
     reads as a date whole (`17.05.75`, `19750517`), one with its four-digit year inside it,
@@ -168,10 +176,12 @@ def address_holds_date(text: str) -> bool:
     numbers read as parts of dates (`Markveien 191`, `Strandveien 1-3/5`)."""
     if not _DIGIT.search(text):
         return False
-    plain = _plain(text)
-    if not any(c.isalpha() for c in plain) and reads_as_date(text):
+    if not any(c.isalpha() for c in text) and reads_as_date(text):
         return True
-    return bool(_FULL_DATE.search(plain) or _BORN.search(plain))
+    # Not `_plain`'s commas as dots: "Storgata 1-3, 2000 Lillestrøm" is a range and a
+    # postcode, "12 B, 2. etasje" a house letter; nor "b." as born: a house letter.
+    plain = unicodedata.normalize("NFKC", text)
+    return bool(_FULL_DATE.search(plain) or _BORN_IN_ADDRESS.search(plain))
 
 
 def _plain(text: str) -> str:

@@ -157,7 +157,7 @@ def watch(folder: Path, interval: float, settings: Settings, *, force: bool) -> 
                 print(f"lookup: {exc}; retrying in {interval:g}s", file=sys.stderr, flush=True)
             except IngestStopped as exc:
                 if exc.report.files:
-                    print(render_report(exc.report), flush=True)
+                    print(render_report(exc.report, stopped=True), flush=True)
                 print(f"lookup: {exc}; retrying in {interval:g}s", file=sys.stderr, flush=True)
             except Exception as exc:  # a watcher outlives one bad round (full disk, I/O error)
                 if interrupted(exc):
