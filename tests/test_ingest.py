@@ -1194,6 +1194,47 @@ def test_another_operators_identical_file_is_its_own(tmp_path: Path, settings: S
     assert sorted(f.batch.status for f in report.files) == ["applied", "applied"]
 
 
+def test_a_stale_file_is_rejected_but_its_newer_reservations_hold(
+    tmp_path: Path, settings: Settings
+) -> None:
+    # Delivered late: a listing it adds stays out; a reservation dated after the record
+    # holds (it was rejected whole, the subscriber listed until the next full file); one
+    # dated before the record the operator gave since is no wish any more; and sent
+    # again, the file changes nothing more.
+    full = [
+        person("22202400"),
+        person("22202402", gyldig_fra="2026-11-20"),
+        person("22202403", gyldig_fra="2026-11-22"),
+    ]
+    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", full)
+    late = [
+        person("22202401"),
+        person("22202402", reservert="J", gyldig_fra="2026-11-21"),
+        person("22202403", reservert="J", gyldig_fra="2026-11-21"),
+    ]
+    write_csv(
+        tmp_path / "b",
+        "telenor_delta_20261121T020000.csv",
+        [row + ";U" for row in late],
+        header=HEADER + ";action",
+    )
+    ingest([tmp_path / "a"], settings)
+    said = []
+    for _ in range(2):
+        (file_report,) = ingest([tmp_path / "b"], settings, force=True).files
+        assert (file_report.batch.status, file_report.batch.reason) == ("rejected", "stale")
+        said.append("1 reservation(s) dated after" in (file_report.batch.detail or ""))
+        snapshot = served(settings)
+        assert snapshot.find("22202401") is None
+        assert snapshot.find("22202402") is None
+        assert snapshot.find("22202403") is not None
+    assert said == [True, False]
+    # A re-send of what was applied is still a duplicate (a held stale batch made it
+    # repeats_older).
+    again = ingest([tmp_path / "a"], settings).files[0]
+    assert again.batch.status == "duplicate"
+
+
 def test_stale_file_is_rejected(tmp_path: Path, settings: Settings) -> None:
     write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", [person("22202400")])
     write_csv(tmp_path / "b", "telenor_full_20261121T020000.csv", [person("22202401")])

@@ -393,6 +393,9 @@ def _ingest_file(
     except FileRejected as exc:
         batch.status, batch.reason, batch.detail = "rejected", exc.reason, exc.detail
         unique = []
+        if exc.reason == RejectReason.STALE:
+            _honour_late_reservations(warehouse, batch, name, data, limit)
+            return report
         if exc.reason == RejectReason.BAD_HEADER:
             unique, read, unread = _header_reservations(data, name, limit)
             if read or unread:
@@ -441,6 +444,36 @@ def _ingest_file(
         log.debug("the warehouse refused %s", path.name, exc_info=exc)
         return _give_up(warehouse, report, exc)
     return report
+
+
+def _honour_late_reservations(
+    warehouse: Warehouse, batch: Batch, name: OperatorFileName, data: bytes, limit: int
+) -> None:
+    """Record a stale file as rejected, applying only its reservations dated after the
+    operator's record of the number: a delta delivered late must not leave a subscriber
+    listed until the next full file, nor withdraw what the operator listed after it (nor
+    again when the file is sent again: its reservation is then no longer newer)."""
+    try:
+        records, _ = _validate(data, name, limit)
+    except Exception as exc:  # unreadable as well as late: nothing of it can be honoured
+        if interrupted(exc):
+            raise KeyboardInterrupt from exc
+        log.debug("a stale file could not be read for reservations", exc_info=exc)
+        records = []
+    unique, _ = deduplicate(records)
+    wishes = [
+        r for r in unique if r.action is Action.UPSERT and r.reservation is Reservation.RESERVED
+    ]
+    newer = warehouse.reservations_newer(batch.operator or "", wishes)
+    if newer:
+        batch.detail = (
+            f"{batch.detail}; its {len(newer)} reservation(s) dated after "
+            f"{batch.operator}'s record of the number were honoured"
+        )
+    with warehouse.transaction():
+        warehouse.add_batch(batch)
+        if newer:
+            warehouse.apply(batch, FileKind.DELTA, newer, keep=[])
 
 
 def _header_reservations(

@@ -295,6 +295,27 @@ class Warehouse:
         row = self._one("SELECT count(*) FROM records WHERE operator = ?", [operator])
         return 0 if row is None else int(row[0])
 
+    def reservations_newer(self, operator: str, reservations: Sequence[Record]) -> list[Record]:
+        """Those of these reservations dated after the operator's record of their number
+        (one it lists or hides the address of: not one reserved already)."""
+        if not reservations:
+            return []
+        stored = {
+            number: (valid_from, reservation)
+            for number, valid_from, reservation in self._con.execute(
+                "SELECT number, valid_from, reservation FROM records WHERE operator = ? "
+                "AND number IN (SELECT unnest(?::VARCHAR[]))",
+                [operator, [r.number for r in reservations]],
+            ).fetchall()
+        }
+        return [
+            r
+            for r in reservations
+            if r.number in stored
+            and stored[r.number][1] != Reservation.RESERVED
+            and r.valid_from > stored[r.number][0]
+        ]
+
     def known_numbers(self, operator: str, numbers: Sequence[str]) -> set[str]:
         """Which of these numbers the operator delivered before."""
         if not numbers:
