@@ -506,26 +506,20 @@ def _said_if_interrupted() -> Iterator[None]:
 
     try:
         yield
-    except Exception as exc:
-        if not interrupted(exc):
+    except BaseException as exc:
+        # DuckDB says a statement stopped for the signal its own way (a RuntimeError).
+        if not isinstance(exc, KeyboardInterrupt | SystemExit) and not interrupted(exc):
             raise
-        # A statement DuckDB stopped for the signal (opening the warehouse, say).
-        _say_interrupted()
-        raise SystemExit(128 + (_SIGNALLED[-1] if _SIGNALLED else signal.SIGINT)) from None
-    except (KeyboardInterrupt, SystemExit):
-        _say_interrupted()
-        if _SIGNALLED:  # DuckDB says a stopped statement its own way: exit as signalled
+        print(
+            "lookup: ingest interrupted: a file is applied whole or not at all, and the last "
+            "published snapshot stays served; run `lookup ingest` again to complete",
+            file=sys.stderr,
+        )
+        if _SIGNALLED:
             raise SystemExit(128 + _SIGNALLED[-1]) from None
-        raise
-
-
-def _say_interrupted() -> None:
-    """The one line an interrupted ingest ends with."""
-    print(
-        "lookup: ingest interrupted: a file is applied whole or not at all, and the last "
-        "published snapshot stays served; run `lookup ingest` again to complete",
-        file=sys.stderr,
-    )
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        raise SystemExit(128 + signal.SIGINT) from None
 
 
 @contextmanager

@@ -34,10 +34,15 @@ def _finding(minutes: float, *, enforced: bool = True) -> dict[str, Any]:
     }
 
 
-def _timeline(*minutes: float, number: str = "+4722202450") -> list[dict[str, Any]]:
-    """Lookups logged before the log said which were held (`held` null)."""
+def _timeline(
+    *minutes: float,
+    number: str = "+4722202450",
+    endpoint: str = "numbers",
+    held: bool | None = None,
+) -> list[dict[str, Any]]:
+    """Lookups as the log gives them (`held` null: logged before it said which were)."""
     return [
-        {"ts": T0 + timedelta(minutes=m), "number": number, "endpoint": "numbers", "held": None}
+        {"ts": T0 + timedelta(minutes=m), "number": number, "endpoint": endpoint, "held": held}
         for m in minutes
     ]
 
@@ -61,13 +66,8 @@ def test_a_hold_found_while_the_account_was_on_review_refused_nothing() -> None:
 def test_searches_and_lookups_elsewhere_are_never_held() -> None:
     timeline = [
         *_timeline(5, number="+4722203000"),
-        {
-            "ts": T0 + timedelta(minutes=5),
-            "number": "+4722202450",
-            "endpoint": "search",
-            "held": None,
-        },
-        {"ts": T0 + timedelta(minutes=5), "number": "Hansen", "endpoint": "search", "held": None},
+        *_timeline(5, endpoint="search"),
+        *_timeline(5, number="Hansen", endpoint="search"),
     ]
     mark_held(timeline, [_finding(1)])
     assert [item["held"] for item in timeline] == [False, False, False]
@@ -77,14 +77,6 @@ def test_what_the_log_says_of_a_lookup_is_kept_an_erased_one_too() -> None:
     # Logged since the log records it, a lookup says itself whether it was refused: one
     # answered before the server saw the hold is no held one, and an erased number (whose
     # block went with it) stays held (it became not held once erased).
-    timeline = [
-        {
-            "ts": T0 + timedelta(minutes=2),
-            "number": "+4722202450",
-            "endpoint": "numbers",
-            "held": False,
-        },
-        {"ts": T0 + timedelta(minutes=3), "number": "erased", "endpoint": "numbers", "held": True},
-    ]
+    timeline = [*_timeline(2, held=False), *_timeline(3, number="erased", held=True)]
     mark_held(timeline, [_finding(1)])
     assert [item["held"] for item in timeline] == [False, True]

@@ -13,13 +13,20 @@ from litestar.testing import TestClient
 from lookup.abuse.holds import Hold
 from lookup.api.app import create_app
 from lookup.config import Settings
-from lookup.index.reader import SnapshotSource
+from lookup.index.reader import Snapshot, SnapshotSource
 from lookup.index.search import MAX_NAMES, NameIndex
 from lookup.ingest.files import parse_file_name
 from lookup.ingest.readers import decode, read_rows
 from lookup.names import match_score
 from lookup.numbers import InvalidNumber, e164, normalize
 from tests.conftest import DEMO, new_key, problem_of
+
+
+def _served(settings: Settings) -> Snapshot:
+    """The snapshot a server of these settings serves."""
+    source = SnapshotSource(settings.snapshots_path, settings.data_path)
+    source.refresh()
+    return source.current
 
 
 def _search(client: TestClient[Any], token: str, **params: Any) -> Any:
@@ -87,9 +94,7 @@ def test_search_tolerates_typos_and_norwegian_spellings(demo_settings: Settings)
 def test_a_typo_that_is_another_real_name_still_finds_the_person(demo_settings: Settings) -> None:
     # Norwegian surnames a letter apart are all common (Haug, Hauge, Haugen): a typo that
     # lands on another real surname must still find the one meant, for every such person.
-    source = SnapshotSource(demo_settings.snapshots_path, demo_settings.data_path)
-    source.refresh()
-    table = source.current.table()
+    table = _served(demo_settings).table()
     people = [
         (first, last, number)
         for first, last, number, kind in zip(
@@ -138,9 +143,7 @@ def test_every_spelling_of_a_norwegian_name_finds_the_same_listings(
     # "Aase Braaten" found 2 listings where "Åse Bråten" found 21: the typo-tolerant word
     # match shortened each spelling as typed ("ase", "aase"). Over every listed name with
     # a Norwegian letter, or the letters' spelling out, in the demo.
-    source = SnapshotSource(demo_settings.snapshots_path, demo_settings.data_path)
-    source.refresh()
-    snapshot = source.current
+    snapshot = _served(demo_settings)
     table = snapshot.table()
     names: set[str] = set()
     for column in ("first_name", "last_name", "business_name"):
@@ -170,9 +173,7 @@ def test_a_name_typed_without_its_norwegian_letters_matches_it_whole(
     # "Sorensen" scored Per Sørensen 76 in search and 96 on a lookup's ?name=, where
     # "Soerensen" and "Sørensen" scored 100: a keyboard without ø writes o, no typo.
     # Over every listed name with a Norwegian letter in the demo.
-    source = SnapshotSource(demo_settings.snapshots_path, demo_settings.data_path)
-    source.refresh()
-    snapshot = source.current
+    snapshot = _served(demo_settings)
     table = snapshot.table()
     full = {
         f"{first} {last}" if kind == "person" else business

@@ -177,10 +177,6 @@ class Quota(NamedTuple):
     policy: str
     remaining: str
 
-    def headers(self) -> dict[str, str]:
-        """The two fields, by name."""
-        return {"RateLimit-Policy": self.policy, "RateLimit": self.remaining}
-
 
 class RateLimitConfig(msgspec.Struct, frozen=True, kw_only=True):
     """Default plans and where counters live."""

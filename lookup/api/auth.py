@@ -128,7 +128,7 @@ def _answering(send: Send, quota: Quota | None) -> Send:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", ()))
             # A 429 of the handler's own limit (a date-of-birth check) says that limit.
-            said = any(name == b"ratelimit" for name, _ in headers)
+            said = message["status"] == 429 and any(name == b"ratelimit" for name, _ in headers)
             message["headers"] = headers + (fields[:1] if said else fields)
         await send(message)
 

@@ -196,7 +196,6 @@ class NameIndex:
         ).to_numpy(zero_copy_only=False)
         self._short_names: dict[int, str] = {}
         self._short_known = np.zeros(len(self._distinct_names), dtype=bool)
-        self._short_differs = np.zeros(len(self._distinct_names), dtype=bool)
         self._size = len(names)
 
     def __len__(self) -> int:
@@ -243,10 +242,15 @@ class NameIndex:
         if maybe.size == 0:
             return
         self._shorten(codes[maybe])
-        changed = maybe[self._short_differs[codes[maybe]]]
-        if changed.size == 0:
+        changed: list[int] = []
+        forms: list[str] = []
+        for index, code in zip(maybe.tolist(), codes[maybe].tolist(), strict=True):
+            form = self._short_names.get(code)
+            if form is not None:  # its one-letter form differs from the folded one
+                changed.append(index)
+                forms.append(form)
+        if not changed:
             return
-        forms = [self._short_names[code] for code in codes[changed].tolist()]
         # The query as typed ("Moen" for Møen: its "oe" may be an o and an e) and with its
         # spelt-out letters one letter each ("Aase Braten" for Åse Bråten).
         queries = list(dict.fromkeys((folded_query, shorten(folded_query))))
@@ -266,7 +270,6 @@ class NameIndex:
             short = listed_short(name, form)
             if short != form:
                 self._short_names[code] = short
-                self._short_differs[code] = True
         self._short_known[new] = True
 
     def _postings_of(self, indices: set[int]) -> npt.NDArray[np.int32]:

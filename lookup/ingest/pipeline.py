@@ -209,16 +209,14 @@ def ingest(
             report.published = publish_if_needed(warehouse, settings, birth_key)
         except (*_MACHINE_FAILURES, OSError) as exc:
             raise IngestStopped(report, "publishing the snapshot", exc) from exc
-        except Exception as exc:
-            if interrupted(exc):
-                raise KeyboardInterrupt from exc
-            raise
     return report
 
 
 def interrupted(exc: BaseException) -> bool:
     """Whether an exception is DuckDB's word for a statement stopped by a signal (Ctrl-C,
-    or SIGTERM where the command lets it unwind): the run stops, no file is to blame."""
+    or SIGTERM where the command lets it unwind): the run stops, no file is to blame.
+    Re-raised as `KeyboardInterrupt` where a file's failures are caught; elsewhere the
+    command (and the watcher) tell it themselves."""
     return isinstance(exc, duckdb.InterruptException) or (
         isinstance(exc, RuntimeError) and str(exc) == "Query interrupted"
     )
@@ -456,8 +454,6 @@ def _honour_late_reservations(
     try:
         records, _ = _validate(data, name, limit)
     except Exception as exc:  # unreadable as well as late: nothing of it can be honoured
-        if interrupted(exc):
-            raise KeyboardInterrupt from exc
         log.debug("a stale file could not be read for reservations", exc_info=exc)
         records = []
     unique, _ = deduplicate(records)

@@ -89,6 +89,8 @@ def said_before_leaving(records: Iterable[Record], winners: Iterable[Record]) ->
     operator): applied before the delete, it goes on veiling other operators' older
     records, as it does when the two come in two files."""
     leaving = {record.number for record in winners if record.action is Action.DELETE}
+    if not leaving:  # a full file, most deltas: nothing to read again
+        return []
     said: dict[str, Record] = {}
     for record in records:
         if (
