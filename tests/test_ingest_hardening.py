@@ -389,6 +389,48 @@ def test_a_bad_header_files_reservations_survive_repeats_hidden_addresses_and_tw
     assert hidden is not None and not hidden.street
 
 
+def test_a_file_cut_short_or_in_utf16_still_applies_the_reservations_it_holds(
+    tmp_path: Path, settings: Settings
+) -> None:
+    write_csv(tmp_path / "a", "telenor_full_20261122T020000.csv", filler(10))
+    ingest([tmp_path / "a"], settings)
+    inbox = tmp_path / "b"
+    inbox.mkdir()
+    # A gzip transfer cut short: the rows before the cut still say who reserved.
+    text = "\n".join([HEADER, person("40000001", reservert="J"), *filler(10)[2:]]) + "\n"
+    packed = gzip.compress(text.encode())
+    (inbox / "telenor_full_20261123T020000.csv.gz").write_bytes(packed[: len(packed) - 30])
+    # Saved as Excel's "Unicode text", without a byte-order mark; and a JSON Lines delta.
+    delta = "\n".join([DELTA_HEADER, person("40000002", reservert="A") + ";U"]) + "\n"
+    (inbox / "telenor_delta_20261123T030000.csv").write_bytes(delta.encode("utf-16-le"))
+    rows = [json_person("40000003", reservation="reserved"), json_person("40000004")]
+    lines = "\n".join(json.dumps(row) for row in rows) + "\n"
+    (inbox / "telenor_full_20261123T040000.jsonl").write_bytes(lines.encode("utf-16"))
+    by_file = {f.batch.file: f.batch for f in ingest([inbox], settings).files}
+    cut = by_file["telenor_full_20261123T020000.csv.gz"]
+    assert (cut.status, cut.reason) == ("held", "unreadable")
+    assert cut.detail is not None
+    assert cut.detail.startswith("not a valid gzip file: it ends before its end-of-stream")
+    assert "its 1 reservation(s) were honoured" in cut.detail
+    hidden = by_file["telenor_delta_20261123T030000.csv"]
+    assert (hidden.status, hidden.reason) == ("held", "unreadable")
+    assert "its 1 hidden address(es) were applied" in (hidden.detail or "")
+    reserved = by_file["telenor_full_20261123T040000.jsonl"]
+    assert (reserved.status, reserved.reason) == ("held", "unreadable")
+    assert "2 data row(s) not applied; its 1 reservation(s) were honoured" in (
+        reserved.detail or ""
+    )
+    snapshot = served(settings)
+    assert snapshot.find("40000001") is None
+    assert snapshot.find("40000003") is None
+    listing = snapshot.find("40000002")
+    assert listing is not None and not listing.street
+    # Nothing else of them applied: the full files' absent numbers and new names are not.
+    assert len(snapshot) == 8
+    assert snapshot.find("40000004") is not None
+    assert snapshot.find("40000004").first_name == "Navn4"  # type: ignore[union-attr]
+
+
 def test_a_control_character_in_a_text_field_rejects_the_row(
     tmp_path: Path, lenient: Settings
 ) -> None:

@@ -45,7 +45,7 @@ from lookup.ingest.files import (
     why_ignored,
 )
 from lookup.ingest.progress import reporting
-from lookup.ingest.readers import decode, read_reservation_rows, read_rows
+from lookup.ingest.readers import decode, read_reservation_rows, read_rows, readable_part
 from lookup.ingest.records import Action, Record, Rejected, Reservation, RowValidator
 from lookup.ingest.rules import deduplicate, said_before_leaving
 from lookup.ingest.warehouse import Batch, Warehouse
@@ -279,6 +279,7 @@ def _ingest_file(
     report = FileReport(batch=batch)
     limit = settings.ingest_max_bytes
     leaving: list[Record] = []
+    data = b""
     try:
         size = path.stat().st_size
         if size > limit:
@@ -394,8 +395,8 @@ def _ingest_file(
         if exc.reason == RejectReason.STALE:
             _honour_late_reservations(warehouse, batch, name, data, limit)
             return report
-        if exc.reason == RejectReason.BAD_HEADER:
-            unique, read, unread = _header_reservations(data, name, limit)
+        if exc.reason in (RejectReason.BAD_HEADER, RejectReason.UNREADABLE):
+            unique, read, unread = _readable_reservations(data, name, limit, exc.reason)
             if read or unread:
                 # Its rows are not counted as accepted or rejected, never having been
                 # validated: said here (the reservations honoured are said when written).
@@ -472,20 +473,28 @@ def _honour_late_reservations(
             warehouse.apply(batch, FileKind.DELTA, newer, keep=[])
 
 
-def _header_reservations(
-    data: bytes, name: OperatorFileName, limit: int
+def _readable_reservations(
+    data: bytes, name: OperatorFileName, limit: int, reason: RejectReason
 ) -> tuple[list[Record], int, int]:
-    """The reservations and hidden addresses of a CSV file rejected for its header, if the
-    header still names the number and the reservation once each (a misspelt `gyldig_fra`
-    must not leave a reserved subscriber listed), none otherwise; how many rows were read
-    for them, and how many could not be."""
-    if name.format is not FileFormat.CSV:
+    """The reservations and hidden addresses of a file rejected whole for its form, as far
+    as its rows can be read: a CSV header that still names the number and the reservation
+    once each (a misspelt `gyldig_fra` must not leave a reserved subscriber listed), a
+    gzip file cut short up to the cut, UTF-16 text; none otherwise. Also how many rows
+    were read for them, and how many could not be."""
+    if reason == RejectReason.BAD_HEADER:
+        try:
+            text: str | None = decode(data, gzipped=name.gzip, limit=limit)
+        except FileRejected:
+            return [], 0, 0
+    else:
+        text = readable_part(data, gzipped=name.gzip, limit=limit)
+    if text is None:
         return [], 0, 0
+    if name.format is FileFormat.CSV:
+        rows, unread = read_reservation_rows(text)
+    else:
+        rows, unread = list(read_rows(text, FileFormat.JSONL)), 0
     validator = RowValidator(name.format, name.kind, name.produced_at)
-    try:
-        rows, unread = read_reservation_rows(decode(data, gzipped=name.gzip, limit=limit))
-    except FileRejected:
-        return [], 0, 0
     # The same number twice in the file: one wish each, a reservation over a hidden address
     # whatever their dates (nothing of the file is applied but these).
     wishes: dict[str, Record] = {}

@@ -94,9 +94,10 @@ _GUNZIP_STEP: Final = 16 * 2**20
 """Bytes unpacked at a time."""
 
 
-def _gunzip(data: bytes, limit: int) -> bytes:
+def _gunzip(data: bytes, limit: int, *, cut_short: bool = False) -> bytes:
     """Every member of a gzip file, unpacked a bounded step at a time: a bomb is refused
-    once it passes `limit`, before it takes the memory it would unpack to."""
+    once it passes `limit`, before it takes the memory it would unpack to. With
+    `cut_short`, a file that ends before its end-of-stream marker gives what it holds."""
     parts: list[bytes] = []
     size = 0
     rest = data
@@ -114,6 +115,8 @@ def _gunzip(data: bytes, limit: int) -> bytes:
                 )
             parts.append(part)
             pending = inflater.unconsumed_tail
+        if not inflater.eof and cut_short:
+            break
         if not inflater.eof:
             raise FileRejected(
                 RejectReason.UNREADABLE,
@@ -122,6 +125,41 @@ def _gunzip(data: bytes, limit: int) -> bytes:
         # NULs after a member pad a transfer's last block (gzip(1) reads past them too).
         rest = inflater.unused_data.lstrip(b"\x00")
     return b"".join(parts)
+
+
+def readable_part(data: bytes, *, gzipped: bool, limit: int) -> str | None:
+    """The text a file `decode` refused still holds, for the reservations in it: a gzip
+    file cut short unpacked as far as it goes, UTF-16 text decoded; None for any other
+    (empty, a bomb, a zip archive)."""
+    if gzipped:
+        if not data:
+            return None
+        try:
+            data = _gunzip(data, limit, cut_short=True)
+        except (zlib.error, FileRejected):
+            return None  # not gzip at all, broken before its first line, or a bomb
+    if not data[:200].strip(b"\x00"):
+        return None  # zero-filled
+    if _is_utf16(data):
+        return _utf16(data)
+    if not gzipped:
+        return None
+    try:
+        return decode(data, gzipped=False, limit=limit)
+    except FileRejected:
+        return None
+
+
+def _utf16(data: bytes) -> str:
+    """UTF-16 text, by its byte-order mark or, without one, by which bytes are NUL (an
+    ASCII digit or letter has a NUL high byte). A character it cannot read reads as
+    U+FFFD, which rejects that row alone."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        codec = "utf-16"
+    else:
+        head = data[:200]
+        codec = "utf-16-le" if head[1::2].count(0) >= head[0::2].count(0) else "utf-16-be"
+    return data[: len(data) // 2 * 2].decode(codec, errors="replace")
 
 
 def _refuse_other_forms(data: bytes, *, gzipped: bool) -> None:
@@ -135,7 +173,7 @@ def _refuse_other_forms(data: bytes, *, gzipped: bool) -> None:
             f"the file's first {len(head)} bytes are all NUL (zero-filled: a transfer that "
             "failed, or space set aside and never written)",
         )
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or _every_other_nul(head):
+    if _is_utf16(data):
         form = 'UTF-16 text (as Excel\'s "Unicode text" saves it)'
     elif data.startswith(b"\x1f\x8b"):
         form = "gzip-compressed, but not named .gz" if not gzipped else "gzip-compressed twice"
@@ -147,6 +185,11 @@ def _refuse_other_forms(data: bytes, *, gzipped: bool) -> None:
             f"the file is {form}: the contract's files are UTF-8 or ISO-8859-1 text, "
             "gzip-compressed only when named .gz",
         )
+
+
+def _is_utf16(data: bytes) -> bool:
+    """Whether the bytes are UTF-16 text, with a byte-order mark or without."""
+    return data.startswith((b"\xff\xfe", b"\xfe\xff")) or _every_other_nul(data[:200])
 
 
 def _every_other_nul(head: bytes) -> bool:
