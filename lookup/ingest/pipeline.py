@@ -481,19 +481,19 @@ def _readable_reservations(
     once each (a misspelt `gyldig_fra` must not leave a reserved subscriber listed), a
     gzip file cut short up to the cut, UTF-16 text; none otherwise. Also how many rows
     were read for them, and how many could not be."""
-    if reason == RejectReason.BAD_HEADER:
-        try:
+    try:
+        if reason == RejectReason.BAD_HEADER:
             text: str | None = decode(data, gzipped=name.gzip, limit=limit)
-        except FileRejected:
+        else:
+            text = readable_part(data, gzipped=name.gzip, limit=limit)
+        if text is None:
             return [], 0, 0
-    else:
-        text = readable_part(data, gzipped=name.gzip, limit=limit)
-    if text is None:
+        if name.format is FileFormat.CSV:
+            rows, unread = read_reservation_rows(text)
+        else:
+            rows, unread = list(read_rows(text, FileFormat.JSONL)), 0
+    except FileRejected:  # no header naming the number and the reservation, or empty
         return [], 0, 0
-    if name.format is FileFormat.CSV:
-        rows, unread = read_reservation_rows(text)
-    else:
-        rows, unread = list(read_rows(text, FileFormat.JSONL)), 0
     validator = RowValidator(name.format, name.kind, name.produced_at)
     # The same number twice in the file: one wish each, a reservation over a hidden address
     # whatever their dates (nothing of the file is applied but these).
