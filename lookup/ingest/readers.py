@@ -606,7 +606,9 @@ def _salvage(line: str) -> dict[str, tuple[str, ...]]:
         "values": tuple(a or b for a, b in _JSON_VALUE.findall(line))
     }
     for field in SALVAGED_FIELDS:
-        pattern = rf"""(?<!\w)["']?{field}["']?\s*:\s*(?:{_JSON_STRING}|(\d+))"""
+        # Its keys as `_json_key` reads them: any case, `reservert` for the reservation.
+        key = f"(?:{field}|{COLUMN_OF[field]})" if field == "reservation" else field
+        pattern = rf"""(?<!\w)["']?{key}["']?\s*:\s*(?:{_JSON_STRING}|(\d+))"""
         found = re.findall(pattern, line, re.IGNORECASE)
         salvaged[field] = tuple(next((g for g in groups if g), "") for groups in found)
     return salvaged
