@@ -160,12 +160,28 @@ def normalize(raw: str) -> str:
     return _normalize_written(raw)
 
 
+_TRUNK_ZERO: Final = re.compile(r"((?:\+|00) ?47) ?\(0\) ?")
+"""`+47 (0) 22 20 24 00`: a trunk prefix as other countries write one, which Norway has
+not; read without it when only that reading is a number (`+47 (0)2400` is 02400)."""
+
+
 def _normalize_written(raw: str) -> str:
     # Not NFKC: it would read superscript or circled digits, which no one writes a phone
     # number in (nor libphonenumber reads), as digits.
     text = (raw if raw.isascii() else raw.translate(_FULLWIDTH_PLUS)).strip()
     if not text:
         raise InvalidNumber(raw, InvalidReason.EMPTY)
+    trunk = _TRUNK_ZERO.match(text)
+    if trunk is not None:
+        try:
+            return _read(raw, f"{trunk.group(1)} {text[trunk.end() :]}")
+        except InvalidNumber:
+            pass
+    return _read(raw, text)
+
+
+def _read(raw: str, text: str) -> str:
+    """The national number `text` (`raw` as written, trimmed) spells."""
     international = False
     if text[0] == "+":
         international = True

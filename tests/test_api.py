@@ -87,7 +87,15 @@ def test_address_hidden_listing_has_no_address(client: TestClient[Any]) -> None:
 
 
 @pytest.mark.parametrize(
-    "written", ["22 20 24 00", "+47 22 20 24 00", "0047 22202400", "+47-222-02-400", "4722202400"]
+    "written",
+    [
+        "22 20 24 00",
+        "+47 22 20 24 00",
+        "0047 22202400",
+        "+47-222-02-400",
+        "4722202400",
+        "+47 (0) 22 20 24 00",
+    ],
 )
 def test_any_common_written_form_finds_the_listing(client: TestClient[Any], written: str) -> None:
     response = client.get(f"/v1/numbers/{written}")

@@ -21,7 +21,7 @@ from lookup.ingest.report import render_report
 from lookup.ingest.warehouse import Warehouse
 from lookup.subjects import directory_part
 from tests.conftest import make_settings
-from tests.ingest_helpers import HEADER, filler, person, write_csv, write_jsonl
+from tests.ingest_helpers import HEADER, filler, json_person, person, write_csv, write_jsonl
 
 TELENOR = "telenor_full_20261122T020000.csv"
 
@@ -175,6 +175,33 @@ def test_header_is_case_insensitive_ordered_freely_and_extra_columns_ignored(
     ingest([tmp_path / "in"], settings)
     listing = served(settings).find("22202400")
     assert listing is not None and listing.last_name == "Nordmann"
+
+
+def test_a_spreadsheets_decimal_and_a_written_trunk_zero_are_the_number(
+    tmp_path: Path, settings: Settings
+) -> None:
+    # A number cell saved as a decimal, a JSON float, "+47 (0)": each was rejected
+    # too_long, and a reservation written so left its subscriber listed.
+    write_csv(tmp_path / "a", TELENOR, filler(5))
+    ingest([tmp_path / "a"], settings)
+    rows = [
+        person("40000000.0", reservert="J"),
+        person("+47 (0) 400 00 001", first="Trunk"),
+        *filler(5)[2:],
+    ]
+    write_csv(tmp_path / "b", "telenor_full_20261123T020000.csv", rows)
+    write_jsonl(
+        tmp_path / "b",
+        "ice_full_20261123T020000.jsonl",
+        [{**json_person(""), "number": 41234567.0}],
+    )
+    report = ingest([tmp_path / "b"], settings)
+    assert [r for f in report.files for r in f.rejects] == []
+    snapshot = served(settings)
+    assert snapshot.find("40000000") is None
+    trunk = snapshot.find("40000001")
+    assert trunk is not None and trunk.first_name == "Trunk"
+    assert snapshot.find("41234567") is not None
 
 
 @pytest.mark.parametrize(

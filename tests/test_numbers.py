@@ -56,6 +56,8 @@ def authority(raw: str) -> tuple[str, NumberType] | None:
         "22.20.24.00",
         " 22202400 ",
         "4722202400",
+        "+47 (0) 22 20 24 00",  # a trunk prefix as other countries write one
+        "0047(0)22202400",
     ],
 )
 def test_common_written_forms_normalize_to_the_national_number(written: str) -> None:
@@ -85,6 +87,13 @@ def test_refusals_name_their_reason(written: str, reason: InvalidReason) -> None
         normalize(written)
     assert refused.value.reason is reason
     assert refused.value.message  # every reason has words a user can read
+
+
+def test_a_written_trunk_zero_is_kept_where_only_it_makes_a_number() -> None:
+    assert normalize("+47 (0)2400") == "02400"  # a short number: 2400 is none
+    with pytest.raises(InvalidNumber) as refused:
+        normalize("(0) 22202400")  # no country code: the zero is a digit
+    assert refused.value.reason is InvalidReason.TOO_LONG
 
 
 def test_mobile_and_fixed_are_classified() -> None:

@@ -174,6 +174,9 @@ def org_number_valid(org_number: str) -> bool:
     return check != 10 and check == int(org_number[8])
 
 
+_AS_DECIMAL: Final = re.compile(r"^(\s*\+?[0-9]+)\.0+(?=\s*$)")
+
+
 class RowValidator:
     """Validates the rows of one file; knows its format, its kind and its timestamp."""
 
@@ -494,12 +497,16 @@ class RowValidator:
 
     def _number(self, fields: dict[str, object]) -> tuple[str, NumberType]:
         value = fields.get("number")
+        if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+            value = int(value)
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
         if value is None:
             value = ""
         if not isinstance(value, str):
             raise _RowError("bad_type.number", f"number must be a string, got {_kind(value)}")
+        # A spreadsheet's number cell saved as a decimal: 22202400.0 is 22202400.
+        value = _AS_DECIMAL.sub(r"\1", value)
         try:
             return classify(value)
         except InvalidNumber as exc:
