@@ -406,7 +406,16 @@ def test_a_file_cut_short_or_in_utf16_still_applies_the_reservations_it_holds(
     rows = [json_person("40000003", reservation="reserved"), json_person("40000004")]
     lines = "\n".join(json.dumps(row) for row in rows) + "\n"
     (inbox / "telenor_full_20261123T040000.jsonl").write_bytes(lines.encode("utf-16"))
+    # Named .gz, but plain text.
+    plain = "\n".join([DELTA_HEADER, person("40000005", reservert="J") + ";U"]) + "\n"
+    (inbox / "telenor_delta_20261123T050000.csv.gz").write_text(plain)
     by_file = {f.batch.file: f.batch for f in ingest([inbox], settings).files}
+    named = by_file["telenor_delta_20261123T050000.csv.gz"]
+    assert (named.status, named.detail) == (
+        "held",
+        "not a valid gzip file: named .gz, but its content is not gzip-compressed; "
+        "1 data row(s) not applied; its 1 reservation(s) were honoured",
+    )
     cut = by_file["telenor_full_20261123T020000.csv.gz"]
     assert (cut.status, cut.reason) == ("held", "unreadable")
     assert cut.detail is not None
@@ -423,10 +432,11 @@ def test_a_file_cut_short_or_in_utf16_still_applies_the_reservations_it_holds(
     snapshot = served(settings)
     assert snapshot.find("40000001") is None
     assert snapshot.find("40000003") is None
+    assert snapshot.find("40000005") is None
     listing = snapshot.find("40000002")
     assert listing is not None and not listing.street
     # Nothing else of them applied: the full files' absent numbers and new names are not.
-    assert len(snapshot) == 8
+    assert len(snapshot) == 7
     assert snapshot.find("40000004") is not None
     assert snapshot.find("40000004").first_name == "Navn4"  # type: ignore[union-attr]
 
@@ -1123,6 +1133,31 @@ def test_watch_waits_for_an_upload_that_paused_mid_line(tmp_path: Path) -> None:
     [(_, status, _, _)] = batches(settings)
     assert status == "applied"
     assert len(served(settings)) == 200
+
+
+def test_watch_takes_a_plain_file_named_gz_at_once(tmp_path: Path) -> None:
+    # Read as a gzip upload still under way, it waited the 120 scans a cut file waits
+    # before its reservation was honoured.
+    inbox, data_dir = tmp_path / "inbox", tmp_path / "var"
+    inbox.mkdir()
+    settings = make_settings(data_dir)
+    write_csv(inbox, "telenor_full_20261122T020000.csv", filler(3))
+    with _watching(inbox, data_dir, interval="0.5"):
+
+        def served_now(number: str) -> bool:
+            pointer = read_pointer(settings.snapshots_path)
+            return pointer is not None and served(settings).find(number) is not None
+
+        deadline = time.monotonic() + 25
+        while time.monotonic() < deadline and not served_now("40000001"):
+            time.sleep(0.1)
+        text = "\n".join([DELTA_HEADER, person("40000001", reservert="J") + ";U"]) + "\n"
+        (inbox / "telenor_delta_20261122T030000.csv.gz").write_text(text)
+        deadline = time.monotonic() + 25  # 120 scans are 60 s
+        while time.monotonic() < deadline and served_now("40000001"):
+            time.sleep(0.1)
+    assert not served_now("40000001")
+    assert [row[1:3] for row in batches(settings)] == [("applied", None), ("held", "unreadable")]
 
 
 def test_watch_takes_a_file_cut_mid_line_at_last_and_rejects_the_cut_line(

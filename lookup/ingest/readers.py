@@ -73,6 +73,11 @@ def decode(data: bytes, *, gzipped: bool, limit: int) -> str:
             raise FileRejected(
                 RejectReason.UNREADABLE, "not a valid gzip file: it is empty (0 bytes)"
             )
+        if not data.startswith(_GZIP_MAGIC):
+            raise FileRejected(
+                RejectReason.UNREADABLE,
+                "not a valid gzip file: named .gz, but its content is not gzip-compressed",
+            )
         try:
             data = _gunzip(data, limit)
         except zlib.error as exc:
@@ -90,6 +95,7 @@ def decode(data: bytes, *, gzipped: bool, limit: int) -> str:
         return "\n".join(_decode_line(line) for line in data.split(b"\n"))
 
 
+_GZIP_MAGIC: Final = b"\x1f\x8b"
 _GUNZIP_STEP: Final = 16 * 2**20
 """Bytes unpacked at a time."""
 
@@ -129,15 +135,13 @@ def _gunzip(data: bytes, limit: int, *, cut_short: bool = False) -> bytes:
 
 def readable_part(data: bytes, *, gzipped: bool, limit: int) -> str | None:
     """The text a file `decode` refused still holds, for the reservations in it: a gzip
-    file cut short unpacked as far as it goes, UTF-16 text decoded; None for any other
-    (empty, a bomb, a zip archive)."""
-    if gzipped:
-        if not data:
-            return None
+    file cut short unpacked as far as it goes, plain text named .gz, UTF-16 text decoded;
+    None for any other (empty, a bomb, a zip archive)."""
+    if gzipped and data.startswith(_GZIP_MAGIC):
         try:
             data = _gunzip(data, limit, cut_short=True)
         except (zlib.error, FileRejected):
-            return None  # not gzip at all, broken before its first line, or a bomb
+            return None  # broken before its first line, or a bomb
     if not data[:200].strip(b"\x00"):
         return None  # zero-filled
     if _is_utf16(data):
@@ -175,7 +179,7 @@ def _refuse_other_forms(data: bytes, *, gzipped: bool) -> None:
         )
     if _is_utf16(data):
         form = 'UTF-16 text (as Excel\'s "Unicode text" saves it)'
-    elif data.startswith(b"\x1f\x8b"):
+    elif data.startswith(_GZIP_MAGIC):
         form = "gzip-compressed, but not named .gz" if not gzipped else "gzip-compressed twice"
     elif data.startswith(b"PK\x03\x04"):
         form = "a zip archive"

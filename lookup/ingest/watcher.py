@@ -67,6 +67,9 @@ def _gzip_whole(path: Path, limit: int) -> bool:
     that unpacks to more than `limit` bytes counts as whole, for ingest to refuse."""
     unpacked = 0
     try:
+        with path.open("rb") as raw:
+            if len(head := raw.read(2)) == 2 and head != b"\x1f\x8b":
+                return True  # not gzip at all, and never will be: for ingest to refuse
         with gzip.open(path, "rb") as stream:
             while chunk := stream.read(1 << 20):
                 unpacked += len(chunk)
