@@ -16,6 +16,7 @@ from lookup.config import Settings
 from lookup.index import snapshot as snapshot_module
 from lookup.index.reader import Listing, Snapshot
 from lookup.index.snapshot import read_pointer, snapshot_path
+from lookup.ingest.batchlog import BatchLog
 from lookup.ingest.pipeline import ingest
 from lookup.ingest.report import render_report
 from lookup.ingest.warehouse import Warehouse
@@ -1419,7 +1420,7 @@ def test_a_failure_mid_file_leaves_no_trace(
     def explode(*_: object) -> None:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(Warehouse, "update_batch_counts", explode)
+    monkeypatch.setattr(BatchLog, "update_counts", explode)
     with pytest.raises(RuntimeError):
         ingest([tmp_path / "b"], settings)
     assert records(settings) == before

@@ -330,7 +330,7 @@ class ComplianceController(Controller):
         # lookups are then erased (and counted) with the others.
         _log_current(services)
         with Warehouse(services.settings.warehouse_path) as warehouse:
-            rejects = warehouse.erase_rejects(national)
+            rejects = warehouse.log.erase_rejects(national)
             # What of the subscriber the records keep: a reserved record nothing, nor one a
             # reservation veiled (another operator's older record of a ported number).
             (records, with_data, statements) = warehouse.query(

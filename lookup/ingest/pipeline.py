@@ -33,6 +33,7 @@ from lookup.index.snapshot import (
     publish,
     read_pointer,
 )
+from lookup.ingest.batchlog import Batch
 from lookup.ingest.files import (
     HEX_DIGEST,
     SIDECAR_SUFFIX,
@@ -48,7 +49,7 @@ from lookup.ingest.progress import reporting
 from lookup.ingest.readers import decode, read_reservation_rows, read_rows, readable_part
 from lookup.ingest.records import Action, Record, Rejected, Reservation, RowValidator
 from lookup.ingest.rules import deduplicate, said_before_leaving
-from lookup.ingest.warehouse import Batch, Warehouse
+from lookup.ingest.warehouse import Warehouse
 from lookup.text import printable
 from lookup.timezones import OSLO
 
@@ -161,7 +162,7 @@ def ingest(
         # publish, it came after the files went in, and their report was lost).
         birth_key = birthdates.load_key(settings.data_path)
         latest = datetime.now(OSLO).replace(tzinfo=None) + FILE_STAMP_LEEWAY
-        run_start = warehouse.newest_batch()
+        run_start = warehouse.log.newest()
         for path in files:
             try:
                 name = parse_file_name(path.name)
@@ -175,7 +176,7 @@ def ingest(
             except FileRejected as exc:
                 batch = Batch(file=path.name, status="rejected", reason=exc.reason)
                 batch.detail = exc.detail
-                warehouse.add_batch(batch)
+                warehouse.log.add(batch)
                 report.files.append(FileReport(batch=batch))
         # A full file and a delta of the same second: the delta is the change on top of the
         # full state (by name, "delta" sorted first and a reservation it made was undone).
@@ -254,7 +255,7 @@ def publish_if_needed(warehouse: Warehouse, settings: Settings, birth_key: bytes
         keep=settings.snapshots_kept,
         purge=purge,
     )
-    warehouse.record_publish(pointer.snapshot, last_batch, pointer.listings)
+    warehouse.log.record_publish(pointer.snapshot, last_batch, pointer.listings)
     return pointer
 
 
@@ -291,13 +292,13 @@ def _ingest_file(
         data = path.read_bytes()
         batch.digest = hashlib.sha256(data).hexdigest()
         _check_sidecar(path, batch.digest)
-        repeat = warehouse.repeat_of(name.operator, batch.digest, name.produced_at)
+        repeat = warehouse.log.repeat_of(name.operator, batch.digest, name.produced_at)
         if repeat == "same":
             batch.status = "duplicate"
             batch.detail = "the same content was applied before"
-            warehouse.add_batch(batch)
+            warehouse.log.add(batch)
             return report
-        last = warehouse.last_applied_at(name.operator)
+        last = warehouse.log.last_applied_at(name.operator)
         if last is not None and name.produced_at < last:
             raise FileRejected(
                 RejectReason.STALE,
@@ -327,7 +328,7 @@ def _ingest_file(
         # Numbers whose row was rejected keep their previous record (see Warehouse.apply).
         keep = sorted({r.number for r in report.rejects if r.number and r.record is None})
         hold = None if force else _hold_reason(warehouse, batch, name, unique, keep, settings)
-        if name.kind is FileKind.FULL and warehouse.delta_applied_at(
+        if name.kind is FileKind.FULL and warehouse.log.delta_applied_at(
             name.operator, name.produced_at
         ):
             # Of the same second as a delta taken before it (a later round, a later run):
@@ -344,7 +345,7 @@ def _ingest_file(
         twin = (
             None
             if hold is not None
-            else warehouse.same_stamp(
+            else warehouse.log.same_stamp(
                 name,
                 batch.digest,
                 after=run_start if force else 0,
@@ -367,7 +368,7 @@ def _ingest_file(
                 "are applied (send one file per time stamp, or force this one alone: "
                 "lookup ingest --force FILE)",
             )
-        base = None if force or name.kind is FileKind.FULL else warehouse.held_base(name)
+        base = None if force or name.kind is FileKind.FULL else warehouse.log.held_base(name)
         if hold is None and base is not None:
             # The change on top of a full file held back: applied on the older state, it
             # would leave that file no way in (older than what is applied, it is stale),
@@ -409,7 +410,7 @@ def _ingest_file(
                 exc = FileRejected(exc.reason, "; ".join([exc.detail, *said]))
                 batch.detail = exc.detail
         if not unique:
-            warehouse.add_batch(batch, report.rejects)
+            warehouse.log.add(batch, report.rejects)
             return report
         # Held, not rejected: nothing of it applied but what only takes data away, written
         # below as any held file is (where a refusal of the warehouse ends this file only).
@@ -417,7 +418,7 @@ def _ingest_file(
     except OSError as exc:
         batch.status, batch.reason = "rejected", RejectReason.UNREADABLE
         batch.detail = f"cannot read the file: {exc.strerror or exc}"
-        warehouse.add_batch(batch)
+        warehouse.log.add(batch)
         return report
     except _MACHINE_FAILURES:
         raise
@@ -468,7 +469,7 @@ def _honour_late_reservations(
             f"{batch.operator}'s record of the number were honoured"
         )
     with warehouse.transaction():
-        warehouse.add_batch(batch)
+        warehouse.log.add(batch)
         if newer:
             warehouse.apply(batch, FileKind.DELTA, newer, keep=[])
 
@@ -517,7 +518,7 @@ def _give_up(warehouse: Warehouse, report: FileReport, exc: Exception) -> FileRe
     # Its rejects are not stored either: they may be incomplete, and the file is
     # delivered again once the cause is fixed.
     report.rejects = []
-    warehouse.add_batch(batch)
+    warehouse.log.add(batch)
     return report
 
 
@@ -542,7 +543,7 @@ def _write(
     }
     with warehouse.transaction():
         if hold is None:
-            warehouse.add_batch(batch, rejects)
+            warehouse.log.add(batch, rejects)
             if said:
                 warehouse.apply(batch, FileKind.DELTA, said, keep=[])
             warehouse.apply(batch, name.kind, unique, keep)
@@ -566,7 +567,7 @@ def _write(
             batch.detail += f"; its {len(reservations)} reservation(s) were honoured"
         if hidden:
             batch.detail += f"; its {len(hidden)} hidden address(es) were applied"
-        warehouse.add_batch(batch, rejects)
+        warehouse.log.add(batch, rejects)
         if reservations:
             warehouse.apply(batch, FileKind.DELTA, reservations, keep=[])
         if hidden:

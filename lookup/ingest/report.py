@@ -9,9 +9,10 @@ from lookup.errors import SnapshotUnavailable
 from lookup.index import birthdates
 from lookup.index.reader import unreadable
 from lookup.index.snapshot import Pointer, read_pointer
+from lookup.ingest.batchlog import Batch
 from lookup.ingest.pipeline import IngestReport
 from lookup.ingest.progress import IngestProgress, read_progress
-from lookup.ingest.warehouse import Batch, Warehouse
+from lookup.ingest.warehouse import Warehouse
 from lookup.text import printable
 
 
@@ -97,10 +98,10 @@ def render_status(settings: Settings, warehouse: Warehouse | None) -> str:
         f"warehouse: up to batch {warehouse.last_batch_id()}",
         "recent batches (newest first):",
     ]
-    for batch in warehouse.batches():
+    for batch in warehouse.log.recent():
         lines.append(f"  #{batch.id} " + _batch_line(batch).replace("\n", "\n    "))
         if batch.id is not None and batch.rows_rejected:
-            counts = warehouse.reject_counts(batch.id)
+            counts = warehouse.log.reject_counts(batch.id)
             lines.append("    rejects: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return "\n".join(lines)
 

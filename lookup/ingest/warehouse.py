@@ -1,4 +1,5 @@
-"""The DuckDB warehouse: operator records, ingest batches, rejects, change history.
+"""The DuckDB warehouse: operator records, their withdrawals and change history; its
+ingest log (batches, rejects, publishes) is `log` (`batchlog.BatchLog`).
 
 Written only by ingest. Each operator file is applied in one transaction, so a
 process killed half-way leaves the warehouse as it was before that file.
@@ -10,18 +11,19 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
 import duckdb
-import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lookup.errors import RejectReason, WarehouseBusy
-from lookup.ingest.files import FileKind, OperatorFileName
-from lookup.ingest.records import Action, Record, Rejected, Reservation
+from lookup.errors import WarehouseBusy
+from lookup.ingest.batchlog import FILES_NUMBERS, WITHHOLD_REJECTS, Batch, BatchLog
+from lookup.ingest.duck import first_row, run
+from lookup.ingest.files import FileKind
+from lookup.ingest.records import Action, Record, Reservation
 from lookup.ingest.rules import (
     PRECEDENCE_SQL,
     PRIVACY_RANK,
@@ -32,36 +34,6 @@ from lookup.ingest.schema import SCHEMA
 from lookup.ingest.upgrades import has_column, upgrade
 from lookup.ingest.veil import ADDRESS, veil, veil_staged
 
-_WITHHOLD_REJECTS: Final = (
-    """
-UPDATE rejects SET
-    raw = '[reserved row withheld; number ' || s.number || ']',
-    detail = 'withheld: the number is reserved now'
-FROM (
-    WITH winners AS (
-        SELECT number, reservation, valid_from FROM records WHERE number IN ({touched})
-        QUALIFY row_number() OVER (PARTITION BY number ORDER BY """
-    + PRECEDENCE_SQL
-    + """) = 1
-    )
-    SELECT number FROM winners WHERE reservation = 'reserved'
-    UNION
-    SELECT w.number FROM withdrawals w LEFT JOIN winners x ON x.number = w.number
-    WHERE w.reservation = 'reserved' AND (x.number IS NULL OR w.valid_from >= x.valid_from)
-    AND w.number IN ({touched})
-) s
-WHERE rejects.number = s.number
-  AND rejects.detail <> 'withheld: the number is reserved now'
-"""
-)
-"""A reserved subscriber keeps no data with the service beyond the reservation: the raw
-text of their rejected rows (a name, an address, a birth date), earlier ones and the file's
-own, goes too; so when the file's reservation was kept out as older than one the operator
-dated, or a rejected row names a number reserved before. Reserved as the snapshot sees it:
-its winning record, or a reservation's withdrawal veiling it (ported away, the reservation
-stays as that statement); not a record another operator's newer listing outranks. For the
-numbers the query `touched` gives."""
-_FILES_NUMBERS: Final = "SELECT number FROM rejects WHERE batch_id = $batch"
 _NO_ADDRESS: Final = ", ".join(f"{column} = NULL" for column in ADDRESS)
 """What a hidden address takes from a record: the veil's address columns."""
 
@@ -120,28 +92,6 @@ _RECORD_SCHEMA: Final = pa.schema(
 )
 
 
-class Batch(msgspec.Struct, kw_only=True):
-    """One operator file's ingest: what it was and what became of it."""
-
-    file: str
-    operator: str | None = None
-    kind: str | None = None
-    produced_at: datetime | None = None
-    digest: str | None = None
-    status: str = "applied"
-    reason: str | None = None
-    detail: str | None = None
-    rows_total: int = 0
-    rows_accepted: int = 0
-    rows_rejected: int = 0
-    rows_superseded: int = 0
-    added: int = 0
-    updated: int = 0
-    removed: int = 0
-    forced: bool = False
-    id: int | None = None
-
-
 class Warehouse:
     """A connection to the warehouse file; one writer process at a time."""
 
@@ -162,19 +112,17 @@ class Warehouse:
         if not read_only or not path.exists():
             self._exec(SCHEMA)
             upgrade(self._con)
+        self.log = BatchLog(self._con)
 
     def has_column(self, table: str, column: str) -> bool:
         """Whether a table has the column (one opened read-only may not be upgraded yet)."""
         return has_column(self._con, table, column)
 
     def _exec(self, sql: str, params: object = None) -> None:
-        """Run statements to completion (DuckDB refuses new work beside an unread result)."""
-        self._con.execute(sql, params).fetchall()
+        run(self._con, sql, params)
 
     def _one(self, sql: str, params: object = None) -> tuple[Any, ...] | None:
-        """The first row of a query, reading the result to its end."""
-        rows = self._con.execute(sql, params).fetchall()
-        return rows[0] if rows else None
+        return first_row(self._con, sql, params)
 
     def close(self) -> None:
         """Close the connection (checkpointing the write-ahead log)."""
@@ -196,99 +144,6 @@ class Warehouse:
             self._exec("ROLLBACK")
             raise
         self._exec("COMMIT")
-
-    def repeat_of(self, operator: str, digest: str, produced_at: datetime) -> str | None:
-        """Whether this content was applied for the operator before: `same` when it is the
-        same file (its timestamp) or the last the operator's data changed by, `older` when
-        files of the operator changed its data since; None when it is new.
-
-        In the order batches were applied, not by timestamp: two files may share one. A
-        held batch changes data too (its reservations).
-        """
-        row = self._one(
-            """
-            SELECT bool_or(b.produced_at = ?), max(b.id) FROM batches b
-            WHERE b.operator = ? AND b.digest = ? AND b.status = 'applied'
-            """,
-            [produced_at, operator, digest],
-        )
-        if row is None or row[1] is None:
-            return None
-        same_file, last_copy = bool(row[0]), int(row[1])
-        newer = self._one(
-            "SELECT count(*) FROM batches WHERE operator = ? AND id > ? "
-            "AND status IN ('applied', 'held')",
-            [operator, last_copy],
-        )
-        return "same" if same_file or not (newer and newer[0]) else "older"
-
-    def last_applied_at(self, operator: str) -> datetime | None:
-        """Timestamp of the newest file applied for an operator."""
-        row = self._one(
-            "SELECT max(produced_at) FROM batches WHERE operator = ? AND status = 'applied'",
-            [operator],
-        )
-        return None if row is None else row[0]
-
-    def held_base(self, name: OperatorFileName) -> str | None:
-        """The full file a delta is the change on top of (the operator's newest up to the
-        delta's time), when it was held for a bound that `--force` lifts and not applied
-        since: its file name."""
-        row = self._one(
-            """
-            SELECT file, status = 'held' AND reason IN (?, ?) FROM batches
-            WHERE operator = ? AND kind = 'full' AND produced_at <= ?
-                AND status IN ('applied', 'held')
-            ORDER BY produced_at DESC, status = 'applied' DESC, id DESC LIMIT 1
-            """,
-            [
-                RejectReason.TOO_MANY_REJECTS,
-                RejectReason.SHRINKS_TOO_MUCH,
-                name.operator,
-                name.produced_at,
-            ],
-        )
-        return str(row[0]) if row is not None and row[1] else None
-
-    def same_stamp(
-        self,
-        name: OperatorFileName,
-        digest: str,
-        *,
-        after: int = 0,
-        rewritten: str | None = None,
-    ) -> str | None:
-        """Another file (other bytes) of the same operator, kind and timestamp as this one,
-        applied before it, in a batch after `after`. A held one is no twin: nothing of it
-        was applied but its reservations, which stay (`_stale`), and its correction, sent
-        again under its name, must go in. Nor is the file itself, `rewritten` in place
-        since it was read (an upload a watcher took at a pause, then finished): two
-        copies of one name from two folders are twins, which is newer cannot be told."""
-        row = self._one(
-            "SELECT file FROM batches WHERE operator = ? AND kind = ? AND produced_at = ? "
-            "AND status = 'applied' AND digest IS DISTINCT FROM ? AND id > ? "
-            "AND file IS DISTINCT FROM ? ORDER BY id LIMIT 1",
-            [name.operator, name.kind, name.produced_at, digest, after, rewritten],
-        )
-        return str(row[0]) if row is not None else None
-
-    def newest_batch(self) -> int:
-        """Id of the newest batch, whatever became of it (0 when none): `last_batch_id` is
-        the newest that changed a record."""
-        row = self._one("SELECT coalesce(max(id), 0) FROM batches")
-        return 0 if row is None else int(row[0])
-
-    def delta_applied_at(self, operator: str, produced_at: datetime) -> bool:
-        """Whether a delta of the operator stamped `produced_at` was applied (or held, its
-        reservations applied), but one held as the change on top of this full file, which
-        waits for it."""
-        row = self._one(
-            "SELECT count(*) FROM batches WHERE operator = ? AND kind = 'delta' "
-            "AND produced_at = ? AND status IN ('applied', 'held') "
-            "AND reason IS DISTINCT FROM ?",
-            [operator, produced_at, RejectReason.AFTER_HELD_FULL],
-        )
-        return bool(row and row[0])
 
     def operator_size(self, operator: str) -> int:
         """How many numbers an operator currently delivers."""
@@ -330,55 +185,6 @@ class Warehouse:
             self._con.unregister("_probe")
         return {row[0] for row in rows}
 
-    def add_batch(self, batch: Batch, rejects: Sequence[Rejected] = ()) -> int:
-        """Record a batch and its rejects; returns the batch id."""
-        row = self._one("SELECT nextval('batch_ids')")
-        assert row is not None
-        batch.id = int(row[0])
-        fields = [name for name in Batch.__struct_fields__ if name != "id"]
-        self._exec(
-            f"INSERT INTO batches (id, {', '.join(fields)}, ingested_at) "
-            f"VALUES (?, {', '.join('?' for _ in fields)}, ?)",
-            [batch.id, *(getattr(batch, name) for name in fields), _utc_now()],
-        )
-        if rejects:
-            self._con.register(
-                "_rejects",
-                pa.table(
-                    {
-                        "line": [r.line for r in rejects],
-                        "reason": [r.reason for r in rejects],
-                        "detail": [r.detail for r in rejects],
-                        "raw": [r.raw for r in rejects],
-                        "applied": [r.record is not None for r in rejects],
-                        "number": pa.array([r.number for r in rejects], pa.string()),
-                    }
-                ),
-            )
-            self._exec(
-                "INSERT INTO rejects (batch_id, file, line, reason, detail, raw, "
-                "reservation_applied, number) "
-                "SELECT ?, ?, line, reason, detail, raw, applied, number FROM _rejects",
-                [batch.id, batch.file],
-            )
-            self._con.unregister("_rejects")
-            # The file's own, for a number reserved before it (a file held back applies
-            # nothing, so this is all the withholding it gets).
-            self._exec(_WITHHOLD_REJECTS.format(touched=_FILES_NUMBERS), {"batch": batch.id})
-        return batch.id
-
-    def erase_rejects(self, number: str) -> int:
-        """Blank the text of a number's rejected rows on its subject's request; how many.
-
-        Its directory records stay: they are each operator's delivery, renewed every
-        night; a subject leaves the directory by reserving with their operator."""
-        row = self._one(
-            "UPDATE rejects SET raw = '[erased on request]', detail = 'erased on request' "
-            "WHERE number = ? AND raw <> '[erased on request]'",
-            [number],
-        )
-        return int(row[0]) if row else 0
-
     def withdrew_since(self, batch_id: int) -> bool:
         """Whether batches after `batch_id` reserved a number or hid an address."""
         row = self._one(
@@ -389,13 +195,6 @@ class Warehouse:
             {"batch": batch_id},
         )
         return bool(row and row[0])
-
-    def update_batch_counts(self, batch: Batch) -> None:
-        """Store the change counts of an applied batch (and its detail, which notes them)."""
-        self._exec(
-            "UPDATE batches SET added = ?, updated = ?, removed = ?, detail = ? WHERE id = ?",
-            [batch.added, batch.updated, batch.removed, batch.detail, batch.id],
-        )
 
     def apply(
         self, batch: Batch, kind: FileKind, records: Sequence[Record], keep: Sequence[str]
@@ -489,9 +288,9 @@ class Warehouse:
                 SELECT $op, number, {", ".join(_CONTENT)}, $batch FROM _staged""",
             )
             applied = (
-                f"SELECT number FROM _staged UNION SELECT number FROM _keep UNION {_FILES_NUMBERS}"
+                f"SELECT number FROM _staged UNION SELECT number FROM _keep UNION {FILES_NUMBERS}"
             )
-            for step in (*steps, _WITHHOLD_REJECTS.format(touched=applied)):
+            for step in (*steps, WITHHOLD_REJECTS.format(touched=applied)):
                 self._exec(step, {k: v for k, v in params.items() if f"${k}" in step})
             veil(self._con)
             counts = self._con.execute(
@@ -633,7 +432,7 @@ class Warehouse:
         batch.added = int(tally.get("added", 0))
         batch.updated = int(tally.get("updated", 0))
         batch.removed = int(tally.get("removed", 0))
-        self.update_batch_counts(batch)
+        self.log.update_counts(batch)
 
     def last_batch_id(self) -> int:
         """Id of the newest batch that changed a record (0 when none): what to publish up to."""
@@ -678,40 +477,11 @@ class Warehouse:
             """
         ).to_arrow_table()
 
-    def record_publish(self, snapshot: str, last_batch: int, listings: int) -> None:
-        """Remember what was published."""
-        self._exec(
-            "INSERT INTO publishes SELECT coalesce(max(id), 0) + 1, ?, ?, ?, ? FROM publishes",
-            [snapshot, last_batch, listings, _utc_now()],
-        )
-
-    def batches(self, limit: int = 20) -> list[Batch]:
-        """The newest batches, newest first."""
-        fields = Batch.__struct_fields__
-        rows = self._con.execute(
-            f"SELECT {', '.join(fields)} FROM batches ORDER BY id DESC LIMIT ?", [limit]
-        ).fetchall()
-        return [Batch(**dict(zip(fields, row, strict=True))) for row in rows]
-
-    def reject_counts(self, batch_id: int) -> dict[str, int]:
-        """Rejects of a batch, counted by reason."""
-        rows = self._con.execute(
-            "SELECT reason, count(*) FROM rejects WHERE batch_id = ? GROUP BY reason ORDER BY 1",
-            [batch_id],
-        ).fetchall()
-        return {str(reason): int(count) for reason, count in rows}
-
     def query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
         """Run a read query (for status and tests)."""
         if not re.match(r"\s*(SELECT|WITH)\b", sql, re.IGNORECASE):
             raise ValueError("only read queries")
         return self._con.execute(sql, list(params)).fetchall()
-
-
-def _utc_now() -> datetime:
-    """Now in UTC, as the warehouse keeps its own times (DuckDB's `now()::TIMESTAMP` is the
-    host's local time)."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _note_stale(batch: Batch, stale: dict[str, str]) -> None:
