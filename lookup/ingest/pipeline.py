@@ -327,69 +327,20 @@ def _ingest_file(
             batch.detail = "no data rows: nothing to change"
         # Numbers whose row was rejected keep their previous record (see Warehouse.apply).
         keep = sorted({r.number for r in report.rejects if r.number and r.record is None})
-        hold = None if force else _hold_reason(warehouse, batch, name, unique, keep, settings)
-        if name.kind is FileKind.FULL and warehouse.log.delta_applied_at(
-            name.operator, name.produced_at
-        ):
-            # Of the same second as a delta taken before it (a later round, a later run):
-            # the delta is the change on top of this state, and applying the full file now
-            # would undo it (a reservation the delta made), forced or not: the operator's
-            # next full file brings the rest. One run sorts full first.
-            hold = FileRejected(
-                RejectReason.AFTER_ITS_DELTA,
-                f"a full file of the same second as a delta of {name.operator} taken before "
-                "it, which is the change on top of it: only what takes data away is applied, "
-                "the rest comes with the next full file (--force does not apply it)",
-            )
-        # Forced, only a twin of this run holds it: the operator forces one of them alone.
-        twin = (
-            None
-            if hold is not None
-            else warehouse.log.same_stamp(
+        hold = (
+            _after_its_delta(warehouse, name)
+            or (None if force else _hold_reason(warehouse, batch, name, unique, keep, settings))
+            or _held_for_its_place(
+                warehouse,
                 name,
                 batch.digest,
-                after=run_start if force else 0,
-                rewritten=path.name if rewritten else None,
+                path.name,
+                repeat=repeat,
+                force=force,
+                run_start=run_start,
+                rewritten=rewritten,
             )
         )
-        if twin is not None:
-            # Two files of one moment (a .csv and a .csv.gz, a re-export): which is newer
-            # cannot be told, and applied in name order the second would undo the first
-            # (a reservation, a whole full file's numbers) unseen.
-            earlier = (
-                "an earlier delivery under this same name, with other content,"
-                if twin == path.name
-                else f"{twin}, another file with the same time stamp,"
-            )
-            hold = FileRejected(
-                RejectReason.SAME_STAMP,
-                f"{earlier} was applied before it: "
-                "which is newer cannot be told; only its reservations and hidden addresses "
-                "are applied (send one file per time stamp, or force this one alone: "
-                "lookup ingest --force FILE)",
-            )
-        base = None if force or name.kind is FileKind.FULL else warehouse.log.held_base(name)
-        if hold is None and base is not None:
-            # The change on top of a full file held back: applied on the older state, it
-            # would leave that file no way in (older than what is applied, it is stale),
-            # and forcing it then would undo this. Held until that file is forced (then
-            # this again: held, it was never applied) or the operator's next full file.
-            hold = FileRejected(
-                RejectReason.AFTER_HELD_FULL,
-                f"the change on top of {base}, which is held: only its reservations and "
-                "hidden addresses are applied; force both in one run (lookup ingest --force "
-                "with that file and this one, or their folder), or the operator's next full "
-                "file brings it all",
-            )
-        if repeat == "older" and hold is None and not force:
-            # A copy of an older file under a new name: a night's directory that came back
-            # (a reservation lifted since must return), or a mover re-sending an old file (a
-            # reservation made since must stay). Either way what only takes data away holds.
-            hold = FileRejected(
-                RejectReason.REPEATS_OLDER,
-                "the same content as an older file of "
-                f"{name.operator}, with files applied since; use --force to apply it whole",
-            )
     except FileRejected as exc:
         batch.status, batch.reason, batch.detail = "rejected", exc.reason, exc.detail
         unique = []
@@ -646,6 +597,82 @@ def _validate(
     if not records and not rejects and name.kind is FileKind.FULL:
         raise FileRejected(RejectReason.BAD_HEADER, "the file has no data rows")
     return records, rejects
+
+
+def _after_its_delta(warehouse: Warehouse, name: OperatorFileName) -> FileRejected | None:
+    """Why a full file of the same second as a delta taken before it (a later round, a
+    later run) is held, forced or not: the delta is the change on top of this state, and
+    applying the full file now would undo it (a reservation the delta made); the
+    operator's next full file brings the rest. One run sorts full first."""
+    if name.kind is FileKind.FULL and warehouse.log.delta_applied_at(
+        name.operator, name.produced_at
+    ):
+        return FileRejected(
+            RejectReason.AFTER_ITS_DELTA,
+            f"a full file of the same second as a delta of {name.operator} taken before "
+            "it, which is the change on top of it: only what takes data away is applied, "
+            "the rest comes with the next full file (--force does not apply it)",
+        )
+    return None
+
+
+def _held_for_its_place(
+    warehouse: Warehouse,
+    name: OperatorFileName,
+    digest: str,
+    file: str,
+    *,
+    repeat: str | None,
+    force: bool,
+    run_start: int,
+    rewritten: bool,
+) -> FileRejected | None:
+    """Why a file that would otherwise be applied is held for where it stands among its
+    operator's files: beside a twin of the same moment, on top of a held full file, or a
+    copy of an older file. Forced, only a twin of this run holds it (the operator forces
+    one of them alone)."""
+    twin = warehouse.log.same_stamp(
+        name, digest, after=run_start if force else 0, rewritten=file if rewritten else None
+    )
+    if twin is not None:
+        # Two files of one moment (a .csv and a .csv.gz, a re-export): which is newer
+        # cannot be told, and applied in name order the second would undo the first
+        # (a reservation, a whole full file's numbers) unseen.
+        earlier = (
+            "an earlier delivery under this same name, with other content,"
+            if twin == file
+            else f"{twin}, another file with the same time stamp,"
+        )
+        return FileRejected(
+            RejectReason.SAME_STAMP,
+            f"{earlier} was applied before it: "
+            "which is newer cannot be told; only its reservations and hidden addresses "
+            "are applied (send one file per time stamp, or force this one alone: "
+            "lookup ingest --force FILE)",
+        )
+    base = None if force or name.kind is FileKind.FULL else warehouse.log.held_base(name)
+    if base is not None:
+        # The change on top of a full file held back: applied on the older state, it
+        # would leave that file no way in (older than what is applied, it is stale),
+        # and forcing it then would undo this. Held until that file is forced (then
+        # this again: held, it was never applied) or the operator's next full file.
+        return FileRejected(
+            RejectReason.AFTER_HELD_FULL,
+            f"the change on top of {base}, which is held: only its reservations and "
+            "hidden addresses are applied; force both in one run (lookup ingest --force "
+            "with that file and this one, or their folder), or the operator's next full "
+            "file brings it all",
+        )
+    if repeat == "older" and not force:
+        # A copy of an older file under a new name: a night's directory that came back
+        # (a reservation lifted since must return), or a mover re-sending an old file (a
+        # reservation made since must stay). Either way what only takes data away holds.
+        return FileRejected(
+            RejectReason.REPEATS_OLDER,
+            "the same content as an older file of "
+            f"{name.operator}, with files applied since; use --force to apply it whole",
+        )
+    return None
 
 
 def _hold_reason(
