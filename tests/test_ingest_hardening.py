@@ -706,7 +706,7 @@ def test_a_date_in_an_address_field_is_served_nowhere(tmp_path: Path, lenient: S
         "41234561": "bad_text.street",
     }
     snapshot = served(lenient)
-    for number in rejects:
+    for number in filter(None, rejects):
         assert snapshot.find(number) is None, number
     for kept in ("40000005", "40000006", *(f"4000010{i}" for i in range(len(addresses)))):
         assert snapshot.find(kept) is not None, kept
