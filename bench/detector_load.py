@@ -11,6 +11,9 @@ with the state) and the process's peak memory.
 number, one every two seconds (a recorded scan replayed whole, after the live
 service would have suspended it): its run and blocks grow to the whole walk.
 
+Each round runs a fresh engine over the same events (`--rounds`, default 3); prints the
+median of each quarter, and how far the rounds spread (max/min).
+
 Run from the repo root:  .venv/bin/python bench/detector_load.py [--events 400000]
                          .venv/bin/python bench/detector_load.py --walk --events 40000
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import random
 import resource
+import statistics
 import time
 from datetime import datetime, timedelta
 
@@ -79,6 +83,9 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=6)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--walk", action="store_true", help="one account's sequential walk")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="fresh engines over the same events (medians)"
+    )
     args = parser.parse_args()
     if args.walk:
         events = walk(args.events)
@@ -86,6 +93,24 @@ def main() -> None:
     else:
         events = traffic(args.events, args.accounts, args.days, args.seed)
         what = f"{args.accounts} accounts, {args.days} days"
+    rounds = [_by_quarter(events) for _ in range(max(1, args.rounds))]
+    findings = rounds[0][1]
+    medians = [statistics.median(r[0][part] for r in rounds) for part in range(4)]
+    spread = [
+        max(r[0][part] for r in rounds) / min(r[0][part] for r in rounds) for part in range(4)
+    ]
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"{len(events):,} events, {what}, median of {len(rounds)} round(s): "
+        + " / ".join(f"{f:.1f}" for f in medians)
+        + " µs per event by quarter (max/min across rounds "
+        + " / ".join(f"{x:.2f}" for x in spread)
+        + f"); {findings} findings; peak memory {peak:,.0f} MB"
+    )
+
+
+def _by_quarter(events: list[LookupEvent]) -> tuple[list[float], int]:
+    """µs per event in each quarter of the events, through a fresh engine; its findings."""
     engine, quarter = Engine(), len(events) // 4
     findings, figures = 0, []
     for part in range(4):
@@ -93,12 +118,7 @@ def main() -> None:
         for event in events[part * quarter : (part + 1) * quarter]:
             findings += len(engine.observe(event))
         figures.append((time.perf_counter() - started) / quarter * 1e6)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        f"{len(events):,} events, {what}: "
-        + " / ".join(f"{f:.1f}" for f in figures)
-        + f" µs per event by quarter; {findings} findings; peak memory {peak:,.0f} MB"
-    )
+    return figures, findings
 
 
 if __name__ == "__main__":

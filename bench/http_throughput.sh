@@ -18,7 +18,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 OUT=bench/out
-DATA_DIR=$OUT/var-1m
 NUMBERS=$OUT/numbers-10k.txt
 DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-3}
@@ -43,6 +42,19 @@ done
 
 "$BIN/python" bench/dataset.py --numbers "$NUMBERS" --count 10000
 
+if [[ ! -f $OUT/var-1m/birth-date.key ]]; then
+    echo "http_throughput: $OUT/var-1m has no birth-date.key: rebuild it (bench/dataset.py --rebuild)" >&2
+    exit 1
+fi
+
+# A fresh data dir each run, sharing the 1M set's snapshots (and the date-of-birth key they
+# were published under): its own key store and compliance store, so no run starts with an
+# earlier run's lookup log, or on an account an earlier run got flagged.
+DATA_DIR=$OUT/var-http
+rm -rf "$DATA_DIR"
+mkdir -p "$DATA_DIR"
+ln -s ../var-1m/snapshots "$DATA_DIR/snapshots"
+ln -s ../var-1m/birth-date.key "$DATA_DIR/birth-date.key"
 token=$(LOOKUP_DATA_DIR=$DATA_DIR "$BIN/lookup" keys create --org bench --roles lookup | tail -n1)
 
 NAME=http_throughput

@@ -1,8 +1,9 @@
 """What a request refused by its rate limits costs against one they count, on Redis.
 
-Times `RateLimiter.hit` in process against Redis database 9 (the limiter's real storage
-calls, no HTTP): a key plan no request reaches, then one every request after the first is
-refused by (its second, minute and day all spent), 2,000 calls each; prints the medians.
+Times `RateLimiter.hit` in process against Redis database 9 (`BENCH_REDIS_URL` names
+another), the limiter's real storage calls, no HTTP: a key plan no request reaches, then
+one every request after the first is refused by (its second, minute and day all spent),
+2,000 calls each; prints the medians.
 Deletes the counters it made.
 
 Run from the repo root (Redis on 127.0.0.1:6379):  .venv/bin/python bench/refusal_cost.py
@@ -12,6 +13,7 @@ To compare with another commit, run it side by side with `PYTHONPATH=<worktree>`
 from __future__ import annotations
 
 import contextlib
+import os
 import statistics
 import time
 
@@ -19,7 +21,7 @@ import redis
 
 from lookup.abuse.ratelimit import RateLimitConfig, RateLimited, RateLimiter
 
-URL = "redis://127.0.0.1:6379/9"
+URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
 r = redis.Redis.from_url(URL)
 
 
