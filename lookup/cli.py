@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Final, NoReturn
+from typing import Any, Final, NoReturn
 
 from lookup.config import ConfigError, Settings, load_settings
 from lookup.errors import LookupServiceError, WarehouseBusy
@@ -39,6 +39,13 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         """Exit 2 with `lookup <command>: <message>` (`--help` shows the usage)."""
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+    def add_argument(self, *names: Any, **kwargs: Any) -> argparse.Action:
+        """An option taking one value may be given once: argparse keeps the last of several
+        silently (`--roles lookup --roles search` made a key without `lookup`)."""
+        if names and str(names[0]).startswith("-") and kwargs.get("action", "store") == "store":
+            kwargs["action"] = _Once
+        return super().add_argument(*names, **kwargs)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -76,10 +83,8 @@ def _parser() -> argparse.ArgumentParser:
         description="`lookup ingest PATH...`, `--inbox DIR`, `--watch DIR`, or `status`.",
     )
     ingest.add_argument("paths", nargs="*", type=Path, help="files or folders, or 'status'")
-    ingest.add_argument("--inbox", type=Path, action=_Once, help="apply every operator file in DIR")
-    ingest.add_argument(
-        "--watch", type=Path, action=_Once, help="keep applying files as they arrive in DIR"
-    )
+    ingest.add_argument("--inbox", type=Path, help="apply every operator file in DIR")
+    ingest.add_argument("--watch", type=Path, help="keep applying files as they arrive in DIR")
     ingest.add_argument(
         "--interval", type=_seconds, help="seconds between --watch scans (default 5)"
     )
@@ -473,8 +478,10 @@ class _Once(argparse.Action):
         values: object,
         option_string: str | None = None,
     ) -> None:
-        if getattr(namespace, self.dest) is not None:
+        given: set[str] = namespace.__dict__.setdefault("_given", set())
+        if self.dest in given:
             parser.error(f"{option_string} given twice: give it once")
+        given.add(self.dest)
         setattr(namespace, self.dest, values)
 
 

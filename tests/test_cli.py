@@ -477,6 +477,13 @@ def test_usage_errors_are_one_line(tmp_path: Path) -> None:
         ((*watch, str(tmp_path)), "--watch DIR takes no other files or --inbox"),
         ((*watch, "--inbox", str(tmp_path)), "--watch DIR takes no other files or --inbox"),
         (("ingest", "--inbox", "a", "--inbox", "b"), "--inbox given twice"),
+        # Any option of one value: argparse kept the last, a key without the role asked first.
+        (
+            ("keys", "create", "--org", "a", "--roles", "lookup", "--roles", "search"),
+            "--roles given twice",
+        ),
+        (("keys", "plan", "--org", "a", "--org", "b", "--plan", "default"), "--org given twice"),
+        (("abuse", "replay", "e.jsonl", "--out", "a", "--out", "b"), "--out given twice"),
         (("fixtures", "generate", "--listings", "5", "--out", ""), "'' is not a folder name"),
         (
             ("fixtures", "generate", "--listings", "100000000000", "--out", str(tmp_path / "x")),

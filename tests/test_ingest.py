@@ -210,6 +210,8 @@ def test_a_spreadsheets_decimal_and_a_written_trunk_zero_are_the_number(
     [
         ("nummer;type;reservert", [], "missing required column(s): gyldig_fra"),
         ("", [], "the file is empty"),
+        # No reservation column to honour: rejected as it stands, the run going on.
+        ("nummer;type;fornavn;etternavn;gyldig_fra", [person("22202409")], "reservert"),
         (HEADER, [], "no data rows"),
         ("nummer;nummer;type;reservert;gyldig_fra", [], "appears twice"),
     ],
