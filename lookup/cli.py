@@ -100,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     keys = commands.add_parser("keys", help="API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     create = key_commands.add_parser("create", help="create a key; prints it once, last line")
-    create.add_argument("--org", required=True, help="organization (account) name")
+    create.add_argument("--org", required=True, type=_account, help="organization (account) name")
     create.add_argument("--roles", required=True, help="comma-separated: lookup,search,...")
     create.add_argument(
         "--allow", action="append", default=[], help="CIDR the key may be used from (repeatable)"
@@ -108,10 +108,10 @@ def _parser() -> argparse.ArgumentParser:
     revoke = key_commands.add_parser("revoke", help="revoke a key by its id (or the whole key)")
     revoke.add_argument("key_id")
     plan = key_commands.add_parser("plan", help="set an account's rate limits")
-    plan.add_argument("--org", required=True)
+    plan.add_argument("--org", required=True, type=_account)
     plan.add_argument("--plan", required=True, help="e.g. '20/second;600/minute', or 'default'")
     policy = key_commands.add_parser("policy", help="how abuse findings act on an account")
-    policy.add_argument("--org", required=True)
+    policy.add_argument("--org", required=True, type=_account)
     policy.add_argument(
         "--enforce",
         required=True,
@@ -121,14 +121,14 @@ def _parser() -> argparse.ArgumentParser:
     retention = key_commands.add_parser(
         "retention", help="how long the lookup log keeps an account's lookups"
     )
-    retention.add_argument("--org", required=True)
+    retention.add_argument("--org", required=True, type=_account)
     retention.add_argument("--months", required=True, help="3 to 120, or 'default'")
     end = key_commands.add_parser(
         "end", help="end a customer relationship: revoke its keys; its lookup log goes later"
     )
-    end.add_argument("--org", required=True)
+    end.add_argument("--org", required=True, type=_account)
     allow = key_commands.add_parser("allow", help="bind all keys of an account to networks")
-    allow.add_argument("--org", required=True)
+    allow.add_argument("--org", required=True, type=_account)
     allow.add_argument("--cidr", action="append", default=[], help="repeatable; none: unbind")
 
     abuse = commands.add_parser("abuse", help="abuse detection")
@@ -495,6 +495,12 @@ def _named(kind: str, what: str) -> Callable[[str], Path]:
         return Path(text)
 
     return path
+
+
+def _account(text: str) -> str:
+    from lookup.keys import account_name  # noqa: PLC0415
+
+    return account_name(text)
 
 
 _folder_path = _named("folder", "the folder to write in")

@@ -12,6 +12,7 @@ import ipaddress
 import secrets
 import sqlite3
 import threading
+import unicodedata
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -149,6 +150,13 @@ _ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
 """Columns of `accounts` added after its first version, for `KeyStore._migrate`."""
 
 
+def account_name(text: str) -> str:
+    """An organization name as the key store keeps and finds it: trimmed, in Unicode's
+    composed form (NFC): `Å` typed as an A and a combining ring, as macOS input gives it,
+    is the `Å` of the account created before."""
+    return unicodedata.normalize("NFC", text.strip())
+
+
 class KeyStore:
     """The accounts and keys file."""
 
@@ -191,7 +199,7 @@ class KeyStore:
         self, org: str, roles: frozenset[str], allow: Sequence[Network] = ()
     ) -> tuple[ApiKey, str]:
         """Create a key for an organization (created on first use); returns it and the token."""
-        org = org.strip()
+        org = account_name(org)
         if not org or invisible(org):
             raise KeyStoreError("an organization name is required")
         # It is part of every decision's actor, which the audit trail's hash covers and
@@ -204,6 +212,12 @@ class KeyStore:
         if (bad := first_bidi_control(org)) is not None:
             raise KeyStoreError(
                 f"an organization name must not contain text direction controls (U+{ord(bad):04X})"
+            )
+        if (bad := next((c for c in org if unicodedata.category(c) == "Cf"), None)) is not None:
+            # `a\u200bb` shows as `ab`: a second account that looks like the first, and a way
+            # back in for an ended one.
+            raise KeyStoreError(
+                f"an organization name must not contain invisible characters (U+{ord(bad):04X})"
             )
         if any("\ud800" <= char <= "\udfff" for char in org):
             # Bytes of no UTF-8 text from the command line (Python keeps them as surrogates,

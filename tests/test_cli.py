@@ -95,10 +95,24 @@ def test_keys_create_refuses_unknown_roles_and_bad_networks(tmp_path: Path) -> N
         ("\u200b\u200b", "required"),
         ("qa 1/€", "must not contain '/'"),
         ("\udcff\udcfe", "must be UTF-8 text"),  # the bytes ff fe: no UTF-8 at all
+        ("a\u200bb", "invisible characters (U+200B)"),  # shows as "ab": another account
     ):
         result = lookup("keys", "create", "--org", org, "--roles", "lookup", data_dir=tmp_path)
         assert result.returncode != 0
         assert result.stderr.count("\n") == 1 and said in result.stderr
+
+
+def test_an_account_name_is_one_however_its_letters_are_composed(tmp_path: Path) -> None:
+    # "Å" typed as an A and a combining ring (macOS input) made a second account that
+    # looked like the first, and brought an ended customer back under its name.
+    composed, decomposed = "\u00c5se", "A\u030ase"
+    assert lookup("keys", "create", "--org", composed, "--roles", "lookup", data_dir=tmp_path)
+    plan = lookup("keys", "plan", "--org", decomposed, "--plan", "5/second", data_dir=tmp_path)
+    assert plan.returncode == 0, plan.stderr
+    assert lookup("keys", "end", "--org", decomposed, data_dir=tmp_path).returncode == 0
+    again = lookup("keys", "create", "--org", decomposed, "--roles", "lookup", data_dir=tmp_path)
+    assert again.returncode == 1
+    assert again.stderr.startswith("lookup: account 'Åse' ended on ")
 
 
 def test_ingest_reports_and_status_shows_the_served_snapshot(tmp_path: Path) -> None:
