@@ -406,6 +406,10 @@ def _honour_late_reservations(
     again when the file is sent again: its reservation is then no longer newer)."""
     try:
         records, _ = _validate(data, name, limit)
+    except FileRejected as exc:
+        # Late, and cut short, UTF-16 or with a bad header: what of it can be read.
+        readable = exc.reason in (RejectReason.BAD_HEADER, RejectReason.UNREADABLE)
+        records = _readable_reservations(data, name, limit, exc.reason)[0] if readable else []
     except Exception as exc:  # unreadable as well as late: nothing of it can be honoured
         log.debug("a stale file could not be read for reservations", exc_info=exc)
         records = []

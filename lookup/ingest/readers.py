@@ -73,7 +73,8 @@ def decode(data: bytes, *, gzipped: bool, limit: int) -> str:
             raise FileRejected(
                 RejectReason.UNREADABLE, "not a valid gzip file: it is empty (0 bytes)"
             )
-        if not data.startswith(_GZIP_MAGIC):
+        if len(data) >= 2 and not data.startswith(_GZIP_MAGIC):
+            _refuse_other_forms(data, gzipped=False)  # said as what it is: UTF-16, a zip
             raise FileRejected(
                 RejectReason.UNREADABLE,
                 "not a valid gzip file: named .gz, but its content is not gzip-compressed",
@@ -103,7 +104,7 @@ _GUNZIP_STEP: Final = 16 * 2**20
 def _gunzip(data: bytes, limit: int, *, cut_short: bool = False) -> bytes:
     """Every member of a gzip file, unpacked a bounded step at a time: a bomb is refused
     once it passes `limit`, before it takes the memory it would unpack to. With
-    `cut_short`, a file that ends before its end-of-stream marker gives what it holds."""
+    `cut_short`, a file that ends before its end-of-stream marker gives its whole lines."""
     parts: list[bytes] = []
     size = 0
     rest = data
@@ -122,7 +123,10 @@ def _gunzip(data: bytes, limit: int, *, cut_short: bool = False) -> bytes:
             parts.append(part)
             pending = inflater.unconsumed_tail
         if not inflater.eof and cut_short:
-            break
+            # Up to its last line break: the line the cut went through is no row (a number
+            # cut short can read as another, `4791234567` as 47912345).
+            whole = b"".join(parts)
+            return whole[: max(whole.rfind(b"\n"), whole.rfind(b"\r")) + 1]
         if not inflater.eof:
             raise FileRejected(
                 RejectReason.UNREADABLE,
@@ -135,7 +139,7 @@ def _gunzip(data: bytes, limit: int, *, cut_short: bool = False) -> bytes:
 
 def readable_part(data: bytes, *, gzipped: bool, limit: int) -> str | None:
     """The text a file `decode` refused still holds, for the reservations in it: a gzip
-    file cut short unpacked as far as it goes, plain text named .gz, UTF-16 text decoded;
+    file cut short unpacked to its last whole line, plain text named .gz, UTF-16 text;
     None for any other (empty, a bomb, a zip archive)."""
     if gzipped and data.startswith(_GZIP_MAGIC):
         try:

@@ -174,7 +174,7 @@ def org_number_valid(org_number: str) -> bool:
     return check != 10 and check == int(org_number[8])
 
 
-_AS_DECIMAL: Final = re.compile(r"^(\s*\+?[0-9]+)\.0+(?=\s*$)")
+_AS_DECIMAL: Final = re.compile(r"^(\s*\+?[0-9]+)[.,]0+(?=\s*$)")
 
 
 class RowValidator:
@@ -505,7 +505,8 @@ class RowValidator:
             value = ""
         if not isinstance(value, str):
             raise _RowError("bad_type.number", f"number must be a string, got {_kind(value)}")
-        # A spreadsheet's number cell saved as a decimal: 22202400.0 is 22202400.
+        # A spreadsheet's number cell saved as a decimal: 22202400.0 (22202400,0 in a
+        # Norwegian locale) is 22202400.
         value = _AS_DECIMAL.sub(r"\1", value)
         try:
             return classify(value)

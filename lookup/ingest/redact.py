@@ -155,7 +155,6 @@ def holds_date(value: object, depth: int = 8) -> bool:
 
 
 _DAY: Final = "(?:0?[1-9]|[12][0-9]|3[01])"
-_MONTH: Final = "(?:0?[1-9]|1[0-2])"
 _MONTH_NAME: Final = (
     "(?:jan(?:uar|uary)?|feb(?:ruar|ruary)?|mar(?:s|ch)?|apr(?:il)?|mai|may|jun[ie]?"
     "|jul[iy]?|aug(?:ust)?|sep(?:t|tember)?|o[ck]t(?:ober)?|nov(?:ember)?|de[sc](?:ember)?)"
@@ -165,19 +164,21 @@ _FULL_YEAR: Final = "(?:19|20)[0-9]{2}"
 _FULL_DATE: Final = re.compile(
     r"(?<![0-9])(?:"
     rf"[0-9]{{1,2}} ?[-./] ?[0-9]{{1,2}} ?[-./] ?{_FULL_YEAR}"  # 17.05.1975, 17/5-1975
-    rf"|{_FULL_YEAR} ?[-./] ?{_MONTH} ?[-./] ?{_DAY}"  # 1975-05-17, 1975/5/17
+    # Month and day of two digits: `Storvegen 1995/3/1` is a farm's number.
+    rf"|{_FULL_YEAR} ?[-./] ?(?:0[1-9]|1[0-2]) ?[-./] ?(?:0[1-9]|[12][0-9]|3[01])"
     rf"|{_FULL_YEAR}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])"  # 19750517
     rf"|(?:0[1-9]|[12][0-9]|3[01])(?:0[1-9]|1[0-2]){_FULL_YEAR}"  # 17051975
     # A national identity number (a D-number's day is 40 more): its date, and five digits.
     r"|(?:[04][1-9]|[1256][0-9]|[37][01])(?:0[1-9]|1[0-2])[0-9]{2} ?[0-9]{5}"
     rf"|{_DAY}\.? ?{_MONTH_NAME}\.? ?{_FULL_YEAR}"  # 17. mai 1975
-    rf"|(?<![^\W0-9_]){_MONTH_NAME}\.? ?{_DAY}(?:st|nd|rd|th)?,? ?{_FULL_YEAR}"  # May 17, 1975
-    r")(?![0-9])",
+    # Not a name after it (`8. mai 1945-plassen`); nor month first (`Mars 1, 2000
+    # Lillestrøm` is a street, its house and its postcode).
+    r")(?![0-9])(?!-[^\W\d_])",
     re.IGNORECASE,
 )
 """A date with a four-digit year in the forms people write one (`17.05.1975`, `1975/05/17`,
-`19750517`, `17. mai 1975`, `May 17, 1975`), or a national identity number: in an address,
-never a house number, a postcode or a range."""
+`19750517`, `17. mai 1975`), or a national identity number: in an address, never a house
+number, a postcode, a range or a street named after a day."""
 
 
 _BORN_IN_ADDRESS: Final = re.compile(

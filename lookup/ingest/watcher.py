@@ -53,9 +53,11 @@ def _whole(path: Path, size: int, *, read_before: bool, limit: int) -> bool:
             # Sent first, the sidecar says what the whole file is, wherever it paused.
             with path.open("rb") as handle:
                 return hashlib.file_digest(handle, "sha256").hexdigest() == expected
-        if path.suffix == ".gz":
-            return _gzip_whole(path, limit)
         with path.open("rb") as handle:
+            # A plain file named .gz (never gzip: its first bytes are not gzip's) is told
+            # whole as any plain file is.
+            if path.suffix == ".gz" and (size < 2 or handle.read(2) == b"\x1f\x8b"):
+                return _gzip_whole(path, limit)
             handle.seek(size - 1)
             return handle.read(1) in (b"\n", b"\r")
     except OSError:
@@ -67,9 +69,6 @@ def _gzip_whole(path: Path, limit: int) -> bool:
     that unpacks to more than `limit` bytes counts as whole, for ingest to refuse."""
     unpacked = 0
     try:
-        with path.open("rb") as raw:
-            if len(head := raw.read(2)) == 2 and head != b"\x1f\x8b":
-                return True  # not gzip at all, and never will be: for ingest to refuse
         with gzip.open(path, "rb") as stream:
             while chunk := stream.read(1 << 20):
                 unpacked += len(chunk)
