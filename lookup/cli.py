@@ -16,12 +16,12 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, Final, NoReturn
+from typing import Any, Final, NoReturn, TextIO
 
 from lookup.config import ConfigError, Settings, load_settings
-from lookup.errors import LookupServiceError, WarehouseBusy
+from lookup.errors import KeyStoreError, LookupServiceError, WarehouseBusy
 from lookup.fixtures.render import foreign_files
 from lookup.ingest.report import render_report, render_status
 from lookup.text import printable
@@ -147,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `lookup` command."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
+    stdout = sys.stdout
+    sys.stdout = _ReaderMayGo(stdout)
     try:
         settings = load_settings(warn_misspelt=True)
         return _run(args, settings)
@@ -172,6 +174,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         said = " ".join(str(exc).split())
         print(f"lookup: unexpected {type(exc).__name__}: {said}", file=sys.stderr)
         return 1
+    finally:
+        sys.stdout.flush()
+        sys.stdout = stdout
+
+
+class _ReaderMayGo:
+    """Standard output whose reader may go away (`lookup ingest DIR | head -1`): the rest
+    of what is said is dropped, and the work done keeps its exit status (an ingest applied,
+    then its report cut short, is no failure)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.gone = False
+
+    def write(self, text: str) -> int:
+        """Write, or drop once the reader is gone."""
+        if not self.gone:
+            try:
+                self._stream.write(text)
+            except BrokenPipeError:
+                self._lost()
+        return len(text)
+
+    def flush(self) -> None:
+        """Flush, or nothing once the reader is gone."""
+        if not self.gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._lost()
+
+    def _lost(self) -> None:
+        self.gone = True
+        with suppress(OSError, ValueError):  # not a file (a test's capture)
+            # What is buffered would fail again in Python's own flush at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
@@ -384,11 +425,25 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
             case "create":
                 roles = parse_roles(args.roles)
                 key, token = store.create(args.org, roles, parse_networks(args.allow))
-                print(
-                    f"created key {key.key_id} for {key.account} (roles: {','.join(sorted(roles))})"
-                )
-                print("store it now: it is shown only once")
-                print(token)
+                try:
+                    print(
+                        f"created key {key.key_id} for {key.account} "
+                        f"(roles: {','.join(sorted(roles))})"
+                    )
+                    print("store it now: it is shown only once")
+                    print(token, flush=True)
+                    shown = not getattr(sys.stdout, "gone", False)
+                except OSError as exc:  # a full disk, a closed file
+                    shown, why = False, exc.strerror or str(exc)
+                else:
+                    why = "its reader went away"
+                if not shown:
+                    # A key no one has is a key no one can revoke by its secret.
+                    store.revoke(key.key_id)
+                    raise KeyStoreError(
+                        f"the new key could not be written to standard output ({why}): "
+                        f"key {key.key_id} was revoked at once; create another"
+                    )
             case "revoke":
                 print(f"revoked key {store.revoke(args.key_id)}")
             case "plan":

@@ -169,8 +169,9 @@ class KeyStore:
             )
             self._con.execute("PRAGMA journal_mode=WAL")
             self._con.executescript(_SCHEMA)
-        except sqlite3.OperationalError as exc:
-            # SQLite names no file: "unable to open database file" (a read-only data dir).
+        except sqlite3.DatabaseError as exc:
+            # SQLite names no file: "unable to open database file" (a read-only data dir),
+            # "file is not a database" (a damaged or foreign file).
             raise KeyStoreError(f"cannot open the key store {path}: {exc}") from None
         self._migrate()
         # SQLite's `data_version` moves only for other connections' writes: count ours.

@@ -115,6 +115,50 @@ def test_an_account_name_is_one_however_its_letters_are_composed(tmp_path: Path)
     assert again.stderr.startswith("lookup: account 'Åse' ended on ")
 
 
+def test_a_key_that_cannot_be_shown_is_revoked_and_a_cut_report_is_no_failure(
+    tmp_path: Path,
+) -> None:
+    # Standard output on a full disk: the key was kept, and no one could ever have it.
+    create = ["keys", "create", "--org", "a", "--roles", "lookup"]
+    with Path("/dev/full").open("w") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "lookup.cli", *create],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "LOOKUP_DATA_DIR": str(tmp_path)},
+            check=False,
+        )
+    assert result.returncode == 1
+    said = result.stderr.strip()
+    assert said.startswith("lookup: the new key could not be written to standard output")
+    key_id = said.split("key ")[2].split(" ")[0]
+    again = lookup("keys", "revoke", key_id, data_dir=tmp_path)
+    assert again.stderr.strip() == f"lookup: no active key with id {key_id!r}"
+    # The report's reader gone (`| head -1`, here `| true`): the ingest done is no failure.
+    write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", [person("22202400")])
+    ingest = subprocess.Popen(
+        [sys.executable, "-m", "lookup.cli", "ingest", str(tmp_path / "in")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "LOOKUP_DATA_DIR": str(tmp_path / "var")},
+    )
+    assert ingest.stdout is not None and ingest.stderr is not None
+    ingest.stdout.close()
+    with ingest.stderr:
+        assert ingest.wait(timeout=120) == 0
+        assert ingest.stderr.read() == b""
+
+
+def test_a_damaged_key_store_is_named(tmp_path: Path) -> None:
+    (tmp_path / "keys.sqlite3").write_text("garbage\n")
+    result = lookup("keys", "create", "--org", "a", "--roles", "lookup", data_dir=tmp_path)
+    assert (result.returncode, result.stderr) == (
+        1,
+        f"lookup: cannot open the key store {tmp_path / 'keys.sqlite3'}: file is not a database\n",
+    )
+
+
 def test_ingest_reports_and_status_shows_the_served_snapshot(tmp_path: Path) -> None:
     rows = [person("22202400"), *(person(str(40000000 + i)) for i in range(30)), person("2220X")]
     write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", rows)
