@@ -398,6 +398,8 @@ def test_odd_out_paths_are_refused_in_one_line_naming_them(tmp_path: Path) -> No
     cases = {
         str(tmp_path / "folder"): f"{tmp_path / 'folder'} is a folder",
         str(tmp_path / "pipe"): f"{tmp_path / 'pipe'} is not a regular file",
+        # Standard output, a pipe here: its link resolves to a name that does not exist.
+        "/dev/stdout": "/dev/stdout is not a regular file",
         "/proc/findings.jsonl": "/proc/findings.jsonl: cannot create a file in /proc",
         "": "argument --out: '' is not a file name",
     }
@@ -532,13 +534,19 @@ def test_invalid_rows_keep_any_text_and_short_numbers_count(tmp_path: Path) -> N
     assert [e.looked_up() for e in read[2:]] == [None, None, None, 2400]
 
 
-@pytest.mark.parametrize("ts", [1793610005, 1793610005.0, "1793610005", "1793610005000"])
-def test_an_epoch_ts_is_refused(tmp_path: Path, ts: object) -> None:
-    # 1793610005 is 2026-11-02T09:00:05Z: in order, so only its form is wrong.
+@pytest.mark.parametrize(
+    "ts", [1793610005, 1793610005.0, "1793610005", "1793610005000", "20261102T090005Z"]
+)
+def test_an_epoch_or_basic_form_ts_is_refused(tmp_path: Path, ts: object) -> None:
+    # 1793610005 is 2026-11-02T09:00:05Z: in order, so only its form is wrong. The basic
+    # form is ISO 8601 too: the message says which form is read.
     events = _appended(tmp_path, _row(ts=ts))
     with pytest.raises(BadEventFile) as failure:
         list(read_events(events))
-    assert str(failure.value) == "events.jsonl:3: ts must be an ISO 8601 time"
+    assert str(failure.value) == (
+        "events.jsonl:3: ts must be an ISO 8601 time in its extended form "
+        f"(2026-11-01T12:00:00Z), not {ts!r}"
+    )
 
 
 @pytest.mark.parametrize("name", ["account", "key", "ip"])
@@ -547,6 +555,19 @@ def test_a_blank_account_key_or_ip_is_refused(tmp_path: Path, name: str) -> None
     with pytest.raises(BadEventFile) as failure:
         list(read_events(events))
     assert str(failure.value) == f"events.jsonl:3: {name} is blank"
+
+
+def test_a_utf16_events_file_says_so(tmp_path: Path) -> None:
+    write_events(tmp_path / "plain.jsonl")
+    for codec in ("utf-16", "utf-16-le"):  # with a byte-order mark, and without
+        events = tmp_path / f"{codec}.jsonl"
+        events.write_bytes((tmp_path / "plain.jsonl").read_text().encode(codec))
+        result = _replay_cli(events, str(tmp_path / "f.jsonl"), tmp_path)
+        assert result.returncode == 1
+        assert _one_line(result.stderr) == (
+            f"lookup: {events}: the file is UTF-16 text: events are UTF-8 JSON Lines (or "
+            "Parquet); convert it first (iconv -f UTF-16 -t UTF-8)\n"
+        )
 
 
 def test_a_gzip_compressed_events_file_says_so(tmp_path: Path) -> None:

@@ -108,7 +108,10 @@ def _time(value: object, where: str) -> datetime:
     try:
         return msgspec.convert(value, datetime)
     except msgspec.ValidationError:
-        raise BadEventFile(f"{where}: ts must be an ISO 8601 time") from None
+        raise BadEventFile(
+            f"{where}: ts must be an ISO 8601 time in its extended form "
+            f"(2026-11-01T12:00:00Z), not {shown(repr(value))}"
+        ) from None
 
 
 def _unusable(number: str) -> str | None:
@@ -143,6 +146,12 @@ def _rows(path: Path) -> Iterator[tuple[str, dict[str, object]]]:
         return
     if magic.startswith(_GZIP):
         raise BadEventFile(f"{path}: file is gzip-compressed: decompress it first")
+    utf16 = len(magic) == 4 and b"\x00\x00" in (magic[0::2], magic[1::2])  # `{"` with NULs
+    if magic.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or utf16:
+        raise BadEventFile(
+            f"{path}: the file is UTF-16 text: events are UTF-8 JSON Lines (or Parquet); "
+            "convert it first (iconv -f UTF-16 -t UTF-8)"
+        )
     with path.open("rb") as handle:
         for index, raw in enumerate(handle, start=1):
             line = raw.removeprefix(codecs.BOM_UTF8) if index == 1 else raw  # an editor's mark
@@ -275,7 +284,9 @@ def _target(events: Path, out: Path) -> Path:
     regular file (or none yet) in an existing folder, other than the events file."""
     target = Path(os.path.realpath(out))
     try:
-        mode = target.stat().st_mode
+        # Through its links, before their path is resolved: /dev/stdout on a pipe resolves
+        # to a name that does not exist (`/proc/…/fd/pipe:[…]`).
+        mode = out.stat().st_mode
     except FileNotFoundError:
         mode = None
     except OSError as exc:
