@@ -243,6 +243,11 @@ def _fixtures(args: argparse.Namespace) -> int:
         )
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} is a file: give the folder to write the files in")
+    if args.out.is_symlink() and not args.out.exists():
+        raise UsageError(
+            f"--out {args.out} is a link to {args.out.readlink()}, which does not exist: "
+            "give the folder to write the files in"
+        )
     foreign = foreign_files(args.out)
     if foreign:
         # Overwritten or left beside the new files, an ingest of the folder would apply them.
@@ -302,6 +307,8 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
         with _sigterm_unwinds(), _said_if_interrupted():
             watch(args.watch, interval, settings, force=args.force)
     if args.inbox is not None:
+        if args.inbox.exists() and not args.inbox.is_dir():
+            raise UsageError(f"--inbox needs a folder: {args.inbox}")
         paths.append(args.inbox)
     if not paths:
         raise UsageError("give files or folders to ingest, --inbox DIR, --watch DIR or status")

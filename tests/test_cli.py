@@ -527,6 +527,7 @@ def test_usage_errors_are_one_line(tmp_path: Path) -> None:
         assert result.returncode == 2, args
         assert result.stderr.count("\n") == 1 and "--help" in result.stderr, result.stderr
     # Options that would be ignored are refused, saying what they belong to.
+    (tmp_path / "dangling").symlink_to("nowhere-else")
     for ignored, says in [
         (("ingest", "--interval", "5", str(tmp_path)), "give --watch DIR"),
         (("ingest", "--force", "status"), "ingest status takes nothing else"),
@@ -535,6 +536,11 @@ def test_usage_errors_are_one_line(tmp_path: Path) -> None:
         ((*watch, str(tmp_path)), "--watch DIR takes no other files or --inbox"),
         ((*watch, "--inbox", str(tmp_path)), "--watch DIR takes no other files or --inbox"),
         (("ingest", "--inbox", "a", "--inbox", "b"), "--inbox given twice"),
+        (("ingest", "--inbox", str(Path(__file__))), "--inbox needs a folder"),
+        (
+            ("fixtures", "generate", "--listings", "5", "--out", str(tmp_path / "dangling")),
+            "is a link to nowhere-else, which does not exist",
+        ),
         # Any option of one value: argparse kept the last, a key without the role asked first.
         (
             ("keys", "create", "--org", "a", "--roles", "lookup", "--roles", "search"),
