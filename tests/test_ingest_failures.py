@@ -119,7 +119,11 @@ def test_a_snapshot_that_cannot_be_written_leaves_no_half_of_it(
 
     birthdates.load_key(settings.data_path)  # made before the disk fills
     monkeypatch.setattr(os, "fsync", full)
-    with pytest.raises(IngestStopped, match=r"publishing the snapshot, .*No space left"):
+    with pytest.raises(
+        IngestStopped,
+        match=r"publishing the snapshot, the files applied are in the warehouse, the snapshot "
+        r"served is the one before: .*No space left",
+    ):
         ingest([tmp_path / "in"], settings)
     monkeypatch.undo()
     # A half-written file kept the disk full, and the next run could not get past it.

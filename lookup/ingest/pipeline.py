@@ -104,10 +104,20 @@ class IngestStopped(LookupServiceError):
     def __init__(self, report: IngestReport, at: str, exc: BaseException) -> None:
         self.report = report
         why = " ".join(f"{type(exc).__name__}: {exc}".split())  # DuckDB's run to two lines
+        # At the publish, the files are in the warehouse (`ingest status` shows their
+        # batches) and the snapshot served is the one before: the rerun publishes them.
+        what = (
+            "the files applied are in the warehouse, the snapshot served is the one before"
+            if at == PUBLISHING
+            else "nothing of it recorded"
+        )
         super().__init__(
-            f"ingest stopped at {at}, nothing of it recorded: {why}; fix the cause (free "
+            f"ingest stopped at {at}, {what}: {why}; fix the cause (free "
             "space?) and run `lookup ingest` again"
         )
+
+
+PUBLISHING: Final = "publishing the snapshot"
 
 
 def collect(paths: Iterable[Path]) -> tuple[list[Path], dict[str, str]]:
@@ -209,7 +219,7 @@ def ingest(
         try:
             report.published = publish_if_needed(warehouse, settings, birth_key)
         except (*_MACHINE_FAILURES, OSError) as exc:
-            raise IngestStopped(report, "publishing the snapshot", exc) from exc
+            raise IngestStopped(report, PUBLISHING, exc) from exc
     return report
 
 
