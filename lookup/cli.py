@@ -241,6 +241,12 @@ def _fixtures(args: argparse.Namespace) -> int:
             f"--listings must be at most {MAX_LISTINGS:,} and --operators at most "
             f"{MAX_OPERATORS} (Norway has some 20 million numbers in use, and fewer operators)"
         )
+    if args.operators > args.listings:
+        # Each operator's file holds one listing at least: the rest would be dropped unsaid.
+        raise UsageError(
+            f"--operators {args.operators} is more than --listings {args.listings}: "
+            "each operator delivers one listing at least"
+        )
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out {args.out} is a file: give the folder to write the files in")
     if args.out.is_symlink() and not args.out.exists():

@@ -538,6 +538,10 @@ def test_usage_errors_are_one_line(tmp_path: Path) -> None:
         (("ingest", "--inbox", "a", "--inbox", "b"), "--inbox given twice"),
         (("ingest", "--inbox", str(Path(__file__))), "--inbox needs a folder"),
         (
+            ("fixtures", "generate", "--listings", "2", "--operators", "5", "--out", "x"),
+            "--operators 5 is more than --listings 2",
+        ),
+        (
             ("fixtures", "generate", "--listings", "5", "--out", str(tmp_path / "dangling")),
             "is a link to nowhere-else, which does not exist",
         ),
