@@ -23,6 +23,7 @@ from lookup.index.reader import SnapshotSource
 from lookup.index.snapshot import read_pointer, snapshot_path
 from lookup.ingest.pipeline import ingest
 from lookup.keys import KeyRing, KeyStore, parse_networks
+from lookup.numbers import NumberType
 from tests.conftest import make_settings, new_key, problem_of, uncounted
 from tests.ingest_helpers import person, write_csv
 from tests.test_crash_safety import Server
@@ -434,6 +435,8 @@ def test_openapi_schema_describes_the_lookup(client: TestClient[Any]) -> None:
     assert "/problems/account-suspended" in refused["description"]
     assert refused["content"]["application/problem+json"]["schema"]["$ref"].endswith("/Problem")
     assert "Listing" in str(schema["components"]["schemas"])
+    kinds = schema["components"]["schemas"]["Listing"]["properties"]["number_type"]
+    assert sorted(kinds["enum"]) == sorted(kind.value for kind in NumberType)
     # No made-up examples (random strings as numbers), and health checks need no key.
     assert "examples" not in str(schema)
     assert schema["paths"]["/readyz"]["get"]["security"] == [{}]

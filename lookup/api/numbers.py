@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, cast
 
 import msgspec
 from litestar import Controller, MediaType, Request, get
@@ -63,7 +63,7 @@ def to_response(listing: Listing, snapshot: str) -> schemas.Listing:
     return schemas.Listing(
         number=e164(listing.number),
         national_number=national_format(listing.number),
-        number_type=listing.number_type,
+        number_type=cast(schemas.NumberTypeName, listing.number_type),  # the plan's, at ingest
         kind="person" if listing.kind == "person" else "business",
         name=name,
         marketing_reserved=listing.marketing_reserved,

@@ -7,6 +7,20 @@ from typing import Literal
 
 import msgspec
 
+NumberTypeName = Literal[
+    "fixed_line",
+    "mobile",
+    "toll_free",
+    "premium_rate",
+    "shared_cost",
+    "personal_number",
+    "voip",
+    "uan",
+    "voicemail",
+]
+"""`lookup.numbers.NumberType`'s values, spelt out for the schema's enum (a test holds the
+two together)."""
+
 
 class Name(msgspec.Struct, frozen=True, omit_defaults=True):
     """A person's name parts, or a business name in `full`."""
@@ -38,7 +52,8 @@ class Listing(msgspec.Struct, frozen=True, omit_defaults=True):
     """E.164, e.g. +4722202400."""
     national_number: str
     """As written in Norway, e.g. 22 20 24 00."""
-    number_type: str
+    number_type: NumberTypeName
+    """The numbering plan's kind of number (libphonenumber's names)."""
     kind: Literal["person", "business"]
     name: Name
     marketing_reserved: bool
