@@ -966,7 +966,7 @@ def test_bad_bodies_and_parameters_say_which_field_and_why(desk: Desk) -> None:
         assert said["detail"].startswith(f"query parameter {name!r}: must be a whole number")
     status = problem_of(desk.get("/cases?status=bogus"), 422, "invalid-parameter")
     assert status["detail"] == (
-        "query parameter 'status': Invalid enum value 'bogus': one of open, closed"
+        "query parameter 'status': Invalid enum value 'bogus': one of open, closed, all"
     )
     # A body nested too deeply for the decoder, one cut short, an invisible reason or one
     # that would display in another order: each named, nothing kept.
@@ -1138,6 +1138,8 @@ def test_a_held_block_stays_held_until_compliance_clears_the_account(
     assert again.evidence["hold"] == "+4721500000..999"
     newest, oldest = desk.get("/cases").json() + desk.get("/cases?status=closed").json()
     assert oldest["id"] == case["id"] and newest["id"] != case["id"]
+    # Open and closed together, newest first: an account's history in one list.
+    assert desk.get("/cases?status=all").json() == [newest, oldest]
     assert desk.get(f"/cases/{case['id']}").json()["held_blocks"] == []
     assert desk.get(f"/cases/{newest['id']}").json()["held_blocks"] == ["+4721500000..999"]
 

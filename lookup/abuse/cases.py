@@ -14,11 +14,12 @@ from lookup.abuse.state import ERASED
 from lookup.abuse.storefile import StoreFile
 from lookup.errors import LookupServiceError
 
-CaseStatus = Literal["open", "closed"]
 OpenHold = tuple[int, str, str, str, str, datetime]
 """A finding of an open case that held a block: case id, account, kind, action, the held
 block's label, when."""
-CASE_STATUSES: Final[tuple[str, ...]] = get_args(CaseStatus)
+CaseListing = Literal["open", "closed", "all"]
+"""Which cases a list shows: of one status, or all."""
+CASE_LISTINGS: Final[tuple[str, ...]] = get_args(CaseListing)
 HELD: Final = "SELECT account FROM cases WHERE status = 'open'"
 """The accounts under legal hold: those with an open case."""
 

@@ -17,7 +17,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from lookup.abuse.audit import STATUS_AFTER, Decision, DecisionKind, status_reason
-from lookup.abuse.cases import CaseStatus
+from lookup.abuse.cases import CaseListing
 from lookup.abuse.holds import holds_of, mark_held
 from lookup.api import openapi
 from lookup.api.auth import role
@@ -139,7 +139,7 @@ class ComplianceController(Controller):
     def cases(
         self,
         request: Request[Any, Any, Any],
-        status: Annotated[CaseStatus | None, QueryParameter(description="open or closed")] = "open",
+        status: Annotated[CaseListing, QueryParameter(description="open, closed or all")] = "open",
         limit: Annotated[
             int, QueryParameter(description=f"At most this many (1-{MAX_CASES}).")
         ] = DEFAULT_CASES,
@@ -158,13 +158,12 @@ class ComplianceController(Controller):
         services: Services = request.app.state.services
         if before is not None:
             before = min(before, _LAST_ID)  # any id past the last: from the newest
-        cases = services.store.cases.summaries(status, limit=limit + 1, before=before)
+        listed = None if status == "all" else status
+        cases = services.store.cases.summaries(listed, limit=limit + 1, before=before)
         headers = {}
         if len(cases) > limit:
             cases = cases[:limit]
-            query = {"limit": str(limit), "before": str(cases[-1]["id"])}
-            if status is not None:
-                query["status"] = status
+            query = {"limit": str(limit), "before": str(cases[-1]["id"]), "status": status}
             headers["Link"] = f'<{request.url.path}?{urlencode(query)}>; rel="next"'
         cases = in_utc(cases, "opened_at", "closed_at", "last_finding_at")
         for case in cases:

@@ -16,7 +16,7 @@ from litestar.exceptions import HTTPException, NotFoundException, ValidationExce
 from litestar.status_codes import HTTP_405_METHOD_NOT_ALLOWED, HTTP_413_REQUEST_ENTITY_TOO_LARGE
 
 from lookup.abuse.audit import DECISIONS
-from lookup.abuse.cases import CASE_STATUSES, CaseNotFound
+from lookup.abuse.cases import CASE_LISTINGS, CaseNotFound
 from lookup.abuse.decisions import CaseClosed, NotCurrentCase
 from lookup.abuse.ratelimit import RateLimited, RateLimitsUnavailable
 from lookup.api.params import WHOLE_NUMBER, check_query
@@ -369,7 +369,7 @@ def _parameter(errors: list[Any]) -> str | None:
     return (found[1] or found[2]) if found else None
 
 
-_CHOICES: Final = {"decision": DECISIONS, "status": CASE_STATUSES}
+_CHOICES: Final = {"decision": DECISIONS, "status": CASE_LISTINGS}
 """The values of the API's enumerations, by field: msgspec's message leaves them out."""
 
 
