@@ -1681,6 +1681,29 @@ def test_names_encoded_twice_are_rejected_not_served_garbled(
     assert listing is not None and (listing.first_name, listing.last_name) == ("Bjørn", "Ærø")
 
 
+def test_a_stray_byte_in_a_utf8_line_rejects_its_field_not_the_whole_line_garbled(
+    tmp_path: Path, lenient: Settings
+) -> None:
+    # One byte of no UTF-8 (a bit flipped) made the line read as Windows-1252: its city
+    # Tromsø became TromsÃ¸, and the row was said to be encoded twice.
+    rows = [person("22202400", first="Bjørn", poststed="Tromsø"), person("22202401")]
+    data = ("\n".join([HEADER, *rows]) + "\n").encode()
+    data = data.replace("Bjørn".encode(), b"Bj\xf8rn", 1)  # the ø as Latin-1: a stray byte
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / TELENOR).write_bytes(data)
+    (file_report,) = ingest([tmp_path / "in"], lenient).files
+    [(line, reason, detail)] = [(r.line, r.reason, r.detail) for r in file_report.rejects]
+    assert (line, reason) == (2, "bad_text.first_name")
+    assert "a byte that is no UTF-8 among UTF-8 letters" in (detail or "")
+    # A Latin-1 line is still read as one.
+    latin = ("\n".join([HEADER, person("22202402", first="Bjørn")]) + "\n").encode("latin-1")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "telenor_full_20261123T020000.csv").write_bytes(latin)
+    assert ingest([tmp_path / "b"], lenient).files[0].rejects == []
+    listing = served(lenient).find("22202402")
+    assert listing is not None and listing.first_name == "Bjørn"
+
+
 def test_a_number_reserved_where_it_was_ported_keeps_no_personal_data_anywhere(
     tmp_path: Path, settings: Settings
 ) -> None:

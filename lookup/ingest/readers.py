@@ -210,11 +210,23 @@ def _every_other_nul(head: bytes) -> bool:
     return False
 
 
+_UTF8_LETTER: Final = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}"
+)
+"""A character of two bytes or more as UTF-8 writes it (`ø` is C3 B8), which a Latin-1 or
+Windows-1252 name all but never holds."""
+
+
 def _decode_line(line: bytes) -> str:
     try:
         return line.decode("utf-8")
     except UnicodeDecodeError:
         pass
+    if _UTF8_LETTER.search(line):
+        # UTF-8 with a stray byte (a cut or a bit flipped): read as Windows-1252, every
+        # letter of the line would be garbled (`BjÃ¸rn`, said to be encoded twice). The
+        # stray byte reads as U+FFFD, which rejects the row its field is in, saying so.
+        return line.decode("utf-8", errors="replace")
     try:
         # Exports labelled ISO-8859-1 are mostly Windows-1252 (it adds the euro sign and
         # typographic quotes where Latin-1 has unused control codes).

@@ -552,11 +552,13 @@ class RowValidator:
             if invisible(cleaned):
                 return None  # zero-width characters alone are no name
             if "\ufffd" in cleaned:
-                # What a conversion before the file was written put for a letter it lost.
+                # What a conversion before the file was written put for a letter it lost, or
+                # what the reader put for a byte no UTF-8 in a UTF-8 line (`_decode_line`).
                 raise _RowError(
                     f"bad_text.{field}",
-                    f"{self._name(field)} holds U+FFFD, the replacement character: a letter "
-                    "was lost converting the text before the file was written",
+                    f"{self._name(field)} holds U+FFFD, the replacement character, or a byte "
+                    "that is no UTF-8 among UTF-8 letters: a letter was lost before or while "
+                    "the file was written",
                 )
             # A soft hyphen, a zero-width space, a word joiner, a byte-order mark: invisible
             # and meaningless in a name, served they make it another string than typed.
