@@ -77,7 +77,7 @@ del _numbers
 UNLISTED_CALLERS = 0.3
 """The share of a CRM's callers the directory does not answer for (reserved, unlisted,
 ported from abroad): the HTTP benches' 30 % misses, and a CRM's real traffic."""
-KEY_REFRESH = float(os.environ.get("LOOKUP_KEY_REFRESH_SECONDS", "0.5"))
+KEY_REFRESH = float(os.environ.get("LOOKUP_KEY_REFRESH_SECONDS") or "0.5")
 """How often the server reads new keys: a key created just before the run may be
 refused until then."""
 

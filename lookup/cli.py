@@ -100,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     keys = commands.add_parser("keys", help="API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     create = key_commands.add_parser("create", help="create a key; prints it once, last line")
-    create.add_argument("--org", required=True, type=_account, help="organization (account) name")
+    create.add_argument("--org", required=True, help="organization (account) name")
     create.add_argument("--roles", required=True, help="comma-separated: lookup,search,...")
     create.add_argument(
         "--allow", action="append", default=[], help="CIDR the key may be used from (repeatable)"
@@ -108,10 +108,10 @@ def _parser() -> argparse.ArgumentParser:
     revoke = key_commands.add_parser("revoke", help="revoke a key by its id (or the whole key)")
     revoke.add_argument("key_id")
     plan = key_commands.add_parser("plan", help="set an account's rate limits")
-    plan.add_argument("--org", required=True, type=_account)
+    plan.add_argument("--org", required=True)
     plan.add_argument("--plan", required=True, help="e.g. '20/second;600/minute', or 'default'")
     policy = key_commands.add_parser("policy", help="how abuse findings act on an account")
-    policy.add_argument("--org", required=True, type=_account)
+    policy.add_argument("--org", required=True)
     policy.add_argument(
         "--enforce",
         required=True,
@@ -121,14 +121,14 @@ def _parser() -> argparse.ArgumentParser:
     retention = key_commands.add_parser(
         "retention", help="how long the lookup log keeps an account's lookups"
     )
-    retention.add_argument("--org", required=True, type=_account)
+    retention.add_argument("--org", required=True)
     retention.add_argument("--months", required=True, help="3 to 120, or 'default'")
     end = key_commands.add_parser(
         "end", help="end a customer relationship: revoke its keys; its lookup log goes later"
     )
-    end.add_argument("--org", required=True, type=_account)
+    end.add_argument("--org", required=True)
     allow = key_commands.add_parser("allow", help="bind all keys of an account to networks")
-    allow.add_argument("--org", required=True, type=_account)
+    allow.add_argument("--org", required=True)
     allow.add_argument("--cidr", action="append", default=[], help="repeatable; none: unbind")
 
     abuse = commands.add_parser("abuse", help="abuse detection")
@@ -148,10 +148,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
     stdout = sys.stdout
+    if stdout is None:  # closed (`>&-`): `print` writes nowhere, as a daemon's would
+        return _answer(args)
     sys.stdout = _ReaderMayGo(stdout)
     try:
+        return _answer(args)
+    finally:
+        sys.stdout = stdout
+
+
+def _answer(args: argparse.Namespace) -> int:
+    """Run the command; its exit status, a failure said in one line on stderr."""
+    try:
         settings = load_settings(warn_misspelt=True)
-        return _run(args, settings)
+        status = _run(args, settings)
+        if sys.stdout is not None:
+            sys.stdout.flush()  # a full disk under the output fails the command, said as any
+        return status
     except (ConfigError, UsageError) as exc:
         print(f"lookup: {exc}", file=sys.stderr)
         return 2
@@ -174,9 +187,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         said = " ".join(str(exc).split())
         print(f"lookup: unexpected {type(exc).__name__}: {said}", file=sys.stderr)
         return 1
-    finally:
-        sys.stdout.flush()
-        sys.stdout = stdout
 
 
 class _ReaderMayGo:
@@ -193,8 +203,8 @@ class _ReaderMayGo:
         if not self.gone:
             try:
                 self._stream.write(text)
-            except BrokenPipeError:
-                self._lost()
+            except OSError as exc:
+                self._lost(exc)
         return len(text)
 
     def flush(self) -> None:
@@ -202,14 +212,20 @@ class _ReaderMayGo:
         if not self.gone:
             try:
                 self._stream.flush()
-            except BrokenPipeError:
-                self._lost()
+            except OSError as exc:
+                self._lost(exc)
 
-    def _lost(self) -> None:
+    def _lost(self, exc: OSError) -> None:
+        """Write nothing more; a failure other than the reader going away (a full disk)
+        is raised, for the command to say."""
         self.gone = True
         with suppress(OSError, ValueError):  # not a file (a test's capture)
             # What is buffered would fail again in Python's own flush at exit.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        if not isinstance(exc, BrokenPipeError):
+            raise exc
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
@@ -563,12 +579,6 @@ def _named(kind: str, what: str) -> Callable[[str], Path]:
         return Path(text)
 
     return path
-
-
-def _account(text: str) -> str:
-    from lookup.keys import account_name  # noqa: PLC0415
-
-    return account_name(text)
 
 
 _folder_path = _named("folder", "the folder to write in")

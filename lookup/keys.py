@@ -196,6 +196,22 @@ class KeyStore:
         """Close the file."""
         self._con.close()
 
+    def stored_name(self, org: str) -> str:
+        """The account's name as stored, for a name given in any Unicode form (`Å` typed
+        as an A and a combining ring is the `Å` of the account; one made before names were
+        kept composed may be stored decomposed); the name composed when there is none."""
+        org = org.strip()
+        if any("\ud800" <= char <= "\udfff" for char in org):
+            # Bytes of no UTF-8 text from the command line: no name can be stored so.
+            raise KeyStoreError("an organization name must be UTF-8 text")
+        if self._con.execute("SELECT 1 FROM accounts WHERE name = ?", (org,)).fetchone():
+            return org
+        wanted = account_name(org)
+        for (name,) in self._con.execute("SELECT name FROM accounts"):
+            if account_name(name) == wanted:
+                return str(name)
+        return wanted
+
     def create(
         self, org: str, roles: frozenset[str], allow: Sequence[Network] = ()
     ) -> tuple[ApiKey, str]:
@@ -228,6 +244,7 @@ class KeyStore:
             # A decision's actor is `org/key id`, and the internal API names an account in
             # its path (`/accounts/{account}/decisions`): either would read it as two parts.
             raise KeyStoreError("an organization name must not contain '/'")
+        org = self.stored_name(org)
         key_id = secrets.token_hex(5)
         token = f"{TOKEN_PREFIX}{key_id}_{secrets.token_urlsafe(24)}"
         now = datetime.now(UTC).isoformat(timespec="seconds")
@@ -329,6 +346,7 @@ class KeyStore:
 
     def set_enforcement(self, account: str, enforcement: str) -> None:
         """Whether findings act on the account by themselves (`auto`) or only flag (`review`)."""
+        account = self.stored_name(account)
         if enforcement not in ENFORCEMENTS:
             raise KeyStoreError(f"enforcement must be one of {', '.join(ENFORCEMENTS)}")
         with self._con:
@@ -343,6 +361,7 @@ class KeyStore:
         """Bind every key of an account to these networks (empty: no account-wide binding);
         returns how many of its active keys are bound to an allow-list of their own too
         (a client must be in both)."""
+        account = self.stored_name(account)
         with self._con:
             cursor = self._con.execute(
                 "UPDATE accounts SET allow = ? WHERE name = ?",
@@ -391,6 +410,7 @@ class KeyStore:
 
     def set_plan(self, account: str, plan: str | None) -> None:
         """Give an account its own rate limits (None: back to the default plan)."""
+        account = self.stored_name(account)
         with self._con:
             cursor = self._con.execute(
                 "UPDATE accounts SET plan = ? WHERE name = ?", (plan, account)
@@ -401,6 +421,7 @@ class KeyStore:
 
     def set_retention(self, account: str, months: int | None) -> None:
         """How long the lookup log keeps an account's lookups (None: the service default)."""
+        account = self.stored_name(account)
         if months is not None:
             check_months(months)
         with self._con:
@@ -416,6 +437,7 @@ class KeyStore:
         deletes the account's lookups `AFTER_END` later (not while a case is open).
         Returns how many keys were revoked and when it ended (the first time: ending it
         again moves nothing)."""
+        account = self.stored_name(account)
         now = datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
         with self._con:
             cursor = self._con.execute(

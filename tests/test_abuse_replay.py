@@ -568,6 +568,14 @@ def test_a_utf16_events_file_says_so(tmp_path: Path) -> None:
             f"lookup: {events}: the file is UTF-16 text: events are UTF-8 JSON Lines (or "
             "Parquet); convert it first (iconv -f UTF-16 -t UTF-8)\n"
         )
+    # Not said of UTF-32 (converted as UTF-16 it would be garbled) nor of NULs alone.
+    for name, data in (
+        ("utf-32.jsonl", (tmp_path / "plain.jsonl").read_text().encode("utf-32")),
+        ("nuls.jsonl", bytes(64)),
+    ):
+        (tmp_path / name).write_bytes(data)
+        result = _replay_cli(tmp_path / name, str(tmp_path / "f.jsonl"), tmp_path)
+        assert result.returncode == 1 and "UTF-16" not in result.stderr, result.stderr
 
 
 def test_a_gzip_compressed_events_file_says_so(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from lookup.ingest.files import sidecar_for
+from lookup.keys import KeyStore
 from tests.ingest_helpers import person, write_csv
 
 
@@ -113,28 +114,61 @@ def test_an_account_name_is_one_however_its_letters_are_composed(tmp_path: Path)
     again = lookup("keys", "create", "--org", decomposed, "--roles", "lookup", data_dir=tmp_path)
     assert again.returncode == 1
     assert again.stderr.startswith("lookup: account 'Åse' ended on ")
+    # An account stored decomposed (made before names were kept composed) is found too.
+    older = tmp_path / "older"
+    older.mkdir()
+    store = KeyStore(older / "keys.sqlite3")
+    try:
+        store.create("placeholder", frozenset({"lookup"}))
+        with store._con:
+            store._con.execute("UPDATE accounts SET name = ?", (decomposed,))
+    finally:
+        store.close()
+    assert lookup("keys", "end", "--org", composed, data_dir=older).returncode == 0
+    back = lookup("keys", "create", "--org", composed, "--roles", "lookup", data_dir=older)
+    assert back.returncode == 1 and "ended on" in back.stderr
 
 
 def test_a_key_that_cannot_be_shown_is_revoked_and_a_cut_report_is_no_failure(
     tmp_path: Path,
 ) -> None:
     # Standard output on a full disk: the key was kept, and no one could ever have it.
-    create = ["keys", "create", "--org", "a", "--roles", "lookup"]
-    with Path("/dev/full").open("w") as full:
-        result = subprocess.run(
-            [sys.executable, "-m", "lookup.cli", *create],
-            stdout=full,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "LOOKUP_DATA_DIR": str(tmp_path)},
-            check=False,
-        )
+    # Buffered as a terminal's or a file's is (not PYTHONUNBUFFERED): the failure comes at
+    # the last flush, and was a traceback there.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    env["LOOKUP_DATA_DIR"] = str(tmp_path)
+
+    def to_full(*args: str) -> subprocess.CompletedProcess[str]:
+        with Path("/dev/full").open("w") as full:
+            return subprocess.run(
+                [sys.executable, "-m", "lookup.cli", *args],
+                stdout=full,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+                check=False,
+            )
+
+    result = to_full("keys", "create", "--org", "a", "--roles", "lookup")
     assert result.returncode == 1
     said = result.stderr.strip()
     assert said.startswith("lookup: the new key could not be written to standard output")
     key_id = said.split("key ")[2].split(" ")[0]
     again = lookup("keys", "revoke", key_id, data_dir=tmp_path)
     assert again.stderr.strip() == f"lookup: no active key with id {key_id!r}"
+    plan = to_full("keys", "plan", "--org", "a", "--plan", "default")
+    assert (plan.returncode, plan.stderr) == (1, "lookup: [Errno 28] No space left on device\n")
+    # Output closed (`>&-`, as a daemon's): nothing to say, and no failure.
+    closed = subprocess.run(
+        [sys.executable, "-m", "lookup.cli", "keys", "plan", "--org", "a", "--plan", "default"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        check=False,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert (closed.returncode, closed.stderr) == (0, "")
     # The report's reader gone (`| head -1`, here `| true`): the ingest done is no failure.
     write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", [person("22202400")])
     ingest = subprocess.Popen(

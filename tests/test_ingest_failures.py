@@ -22,6 +22,7 @@ from lookup import cli
 from lookup.api.app import create_app
 from lookup.config import Settings
 from lookup.index import birthdates
+from lookup.index import snapshot as snapshot_module
 from lookup.index.reader import Snapshot, SnapshotSource
 from lookup.index.snapshot import POINTER, read_pointer, snapshot_path
 from lookup.ingest import pipeline
@@ -133,6 +134,25 @@ def test_a_snapshot_that_cannot_be_written_leaves_no_half_of_it(
     assert {f.batch.status for f in report.files} == {"duplicate"}
     assert report.published is not None
     assert not list(settings.snapshots_path.glob("*.tmp"))
+
+
+def test_a_publish_stopped_after_its_swap_says_the_new_snapshot_is_served(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_csv(tmp_path / "a", ICE, [person("22202400")])
+    ingest([tmp_path / "a"], settings)
+    before = read_pointer(settings.snapshots_path)
+    write_csv(tmp_path / "b", TELENOR_FULL, filler(30))
+
+    def refused(*_: object, **__: object) -> list[Path]:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    # The pointer swapped, then the old files could not be pruned: the message said the
+    # snapshot before was served.
+    monkeypatch.setattr(snapshot_module, "prune", refused)
+    with pytest.raises(IngestStopped, match="the new snapshot is served: PermissionError"):
+        ingest([tmp_path / "b"], settings)
+    assert read_pointer(settings.snapshots_path) != before
 
 
 def _publish_copy(settings: Settings, change: Any) -> Path:

@@ -146,8 +146,12 @@ def _rows(path: Path) -> Iterator[tuple[str, dict[str, object]]]:
         return
     if magic.startswith(_GZIP):
         raise BadEventFile(f"{path}: file is gzip-compressed: decompress it first")
-    utf16 = len(magic) == 4 and b"\x00\x00" in (magic[0::2], magic[1::2])  # `{"` with NULs
-    if magic.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or utf16:
+    # `{"` with a NUL after (or before) each: UTF-16's ASCII; not UTF-32's, nor all NULs.
+    nuls = sorted((magic[0::2].count(0), magic[1::2].count(0)))
+    utf32 = magic.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE))
+    if not utf32 and (
+        magic.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or nuls == [0, 2]
+    ):
         raise BadEventFile(
             f"{path}: the file is UTF-16 text: events are UTF-8 JSON Lines (or Parquet); "
             "convert it first (iconv -f UTF-16 -t UTF-8)"

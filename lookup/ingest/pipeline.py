@@ -101,13 +101,21 @@ class IngestStopped(LookupServiceError):
     file it was at is not applied nor recorded, and a rerun takes it; what the run did
     before stays, in `report`."""
 
-    def __init__(self, report: IngestReport, at: str, exc: BaseException) -> None:
+    def __init__(
+        self, report: IngestReport, at: str, exc: BaseException, *, swapped: bool | None = None
+    ) -> None:
         self.report = report
         why = " ".join(f"{type(exc).__name__}: {exc}".split())  # DuckDB's run to two lines
         # At the publish, the files are in the warehouse (`ingest status` shows their
-        # batches) and the snapshot served is the one before: the rerun publishes them.
+        # batches); the snapshot served is the one before, or the new one when the swap
+        # was done and what follows it (pruning, its record) failed: the rerun completes it.
+        served = {
+            True: "the new snapshot is served",
+            False: "the snapshot served is the one before",
+            None: "which snapshot is served, `lookup ingest status` says",
+        }[swapped]
         what = (
-            "the files applied are in the warehouse, the snapshot served is the one before"
+            f"the files applied are in the warehouse, {served}"
             if at == PUBLISHING
             else "nothing of it recorded"
         )
@@ -216,11 +224,25 @@ def ingest(
             report.files.append(file_report)
             log.info("%s: %s", path.name, file_report.batch.status)
         progress.step("publishing", done=len(report.files))
+        served = _served_pointer(settings)
         try:
             report.published = publish_if_needed(warehouse, settings, birth_key)
         except (*_MACHINE_FAILURES, OSError) as exc:
-            raise IngestStopped(report, PUBLISHING, exc) from exc
+            now = _served_pointer(settings)
+            swapped = None if now is _UNKNOWN or served is _UNKNOWN else now != served
+            raise IngestStopped(report, PUBLISHING, exc, swapped=swapped) from exc
     return report
+
+
+_UNKNOWN: Final = object()
+
+
+def _served_pointer(settings: Settings) -> object:
+    """The pointer to the snapshot served, or `_UNKNOWN` when it cannot be read."""
+    try:
+        return read_pointer(settings.snapshots_path)
+    except (OSError, SnapshotUnavailable):
+        return _UNKNOWN
 
 
 def interrupted(exc: BaseException) -> bool:
