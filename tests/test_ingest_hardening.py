@@ -677,6 +677,7 @@ def test_a_date_in_an_address_field_is_served_nowhere(tmp_path: Path, lenient: S
         person("40000009", adresse="Storgata 2", poststed="Oslo 19750517"),
         person("40000010", adresse="Storgata 2 17057512345"),  # an identity number
         person("40000011", adresse="Storgata 2 17051975"),
+        person("40000012", adresse="Storgata 2 17.05.1975-Oslo"),
     ]
     # House letters, ranges and postcodes, flats: no dates (a review found them rejected).
     addresses = [
@@ -693,7 +694,7 @@ def test_a_date_in_an_address_field_is_served_nowhere(tmp_path: Path, lenient: S
     ]
     houses = [person(f"400001{i:02}", adresse=a) for i, a in enumerate(addresses)]
     rows += houses
-    write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", [*rows, *filler(20)[12:]])
+    write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", [*rows, *filler(20)[13:]])
     write_jsonl(
         tmp_path / "in",
         "ice_full_20261122T020000.jsonl",
@@ -706,7 +707,7 @@ def test_a_date_in_an_address_field_is_served_nowhere(tmp_path: Path, lenient: S
         "40000002": "bad_text.street",
         "40000003": "bad_text.street",
         "40000004": "bad_text.street",  # the first field said (its city holds one too)
-        **{f"400000{i:02}": "bad_text.street" for i in (7, 8, 10, 11)},
+        **{f"400000{i:02}": "bad_text.street" for i in (7, 8, 10, 11, 12)},
         "40000009": "bad_text.city",
         "41234561": "bad_text.street",
     }

@@ -170,10 +170,10 @@ _FULL_DATE: Final = re.compile(
     rf"|(?:0[1-9]|[12][0-9]|3[01])(?:0[1-9]|1[0-2]){_FULL_YEAR}"  # 17051975
     # A national identity number (a D-number's day is 40 more): its date, and five digits.
     r"|(?:[04][1-9]|[1256][0-9]|[37][01])(?:0[1-9]|1[0-2])[0-9]{2} ?[0-9]{5}"
-    rf"|{_DAY}\.? ?{_MONTH_NAME}\.? ?{_FULL_YEAR}"  # 17. mai 1975
-    # Not a name after it (`8. mai 1945-plassen`); nor month first (`Mars 1, 2000
-    # Lillestrøm` is a street, its house and its postcode).
-    r")(?![0-9])(?!-[^\W\d_])",
+    # 17. mai 1975, but not with a name after it: `8. mai 1945-plassen` is a square. Not
+    # month first: `Mars 1, 2000 Lillestrøm` is a street, its house and its postcode.
+    rf"|{_DAY}\.? ?{_MONTH_NAME}\.? ?{_FULL_YEAR}(?![0-9])(?!-[^\W\d_])"
+    r")(?![0-9])",
     re.IGNORECASE,
 )
 """A date with a four-digit year in the forms people write one (`17.05.1975`, `1975/05/17`,
