@@ -40,6 +40,21 @@ class _Parser(argparse.ArgumentParser):
         """Exit 2 with `lookup <command>: <message>` (`--help` shows the usage)."""
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: None = None
+    ) -> argparse.Namespace:
+        """Arguments no command takes are named by the command they were given to (argparse
+        names the top one: `lookup: unrecognized arguments`, see `lookup --help`)."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            words = [getattr(parsed, "command", None)]
+            words.append(getattr(parsed, f"{words[0]}_command", None))
+            prog = " ".join([self.prog, *(w for w in words if w)])
+            self.exit(
+                2, f"{prog}: unrecognized arguments: {' '.join(extras)} (see {prog} --help)\n"
+            )
+        return parsed
+
     def add_argument(self, *names: Any, **kwargs: Any) -> argparse.Action:
         """An option taking one value may be given once: argparse keeps the last of several
         silently (`--roles lookup --roles search` made a key without `lookup`)."""

@@ -571,6 +571,11 @@ def test_usage_errors_are_one_line(tmp_path: Path) -> None:
         ((*watch, "--inbox", str(tmp_path)), "--watch DIR takes no other files or --inbox"),
         (("ingest", "--inbox", "a", "--inbox", "b"), "--inbox given twice"),
         (("ingest", "--inbox", str(Path(__file__))), "--inbox needs a folder"),
+        # Named by the command given them, and its help (it was `lookup --help`).
+        (
+            ("keys", "revoke", "a", "b"),
+            "lookup keys revoke: unrecognized arguments: b (see lookup keys revoke --help)",
+        ),
         (
             ("fixtures", "generate", "--listings", "2", "--operators", "5", "--out", "x"),
             "--operators 5 is more than --listings 2",
