@@ -202,7 +202,8 @@ class KeyStore:
         kept composed may be stored decomposed); the name composed when there is none."""
         org = org.strip()
         if any("\ud800" <= char <= "\udfff" for char in org):
-            # Bytes of no UTF-8 text from the command line: no name can be stored so.
+            # Bytes of no UTF-8 text from the command line (Python keeps them as surrogates,
+            # which no file or answer can hold).
             raise KeyStoreError("an organization name must be UTF-8 text")
         if self._con.execute("SELECT 1 FROM accounts WHERE name = ?", (org,)).fetchone():
             return org
@@ -236,10 +237,6 @@ class KeyStore:
             raise KeyStoreError(
                 f"an organization name must not contain invisible characters (U+{ord(bad):04X})"
             )
-        if any("\ud800" <= char <= "\udfff" for char in org):
-            # Bytes of no UTF-8 text from the command line (Python keeps them as surrogates,
-            # which no file or answer can hold).
-            raise KeyStoreError("an organization name must be UTF-8 text")
         if "/" in org:
             # A decision's actor is `org/key id`, and the internal API names an account in
             # its path (`/accounts/{account}/decisions`): either would read it as two parts.

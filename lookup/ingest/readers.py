@@ -73,7 +73,7 @@ def decode(data: bytes, *, gzipped: bool, limit: int) -> str:
             raise FileRejected(
                 RejectReason.UNREADABLE, "not a valid gzip file: it is empty (0 bytes)"
             )
-        if len(data) >= 2 and not data.startswith(_GZIP_MAGIC):
+        if len(data) >= 2 and not data.startswith(GZIP_MAGIC):
             _refuse_other_forms(data, gzipped=False)  # said as what it is: UTF-16, a zip
             raise FileRejected(
                 RejectReason.UNREADABLE,
@@ -96,7 +96,9 @@ def decode(data: bytes, *, gzipped: bool, limit: int) -> str:
         return "\n".join(_decode_line(line) for line in data.split(b"\n"))
 
 
-_GZIP_MAGIC: Final = b"\x1f\x8b"
+GZIP_MAGIC: Final = b"\x1f\x8b"
+"""The first bytes of every gzip file."""
+_UTF16_BOMS: Final = (b"\xff\xfe", b"\xfe\xff")
 _GUNZIP_STEP: Final = 16 * 2**20
 """Bytes unpacked at a time."""
 
@@ -141,7 +143,7 @@ def readable_part(data: bytes, *, gzipped: bool, limit: int) -> str | None:
     """The text a file `decode` refused still holds, for the reservations in it: a gzip
     file cut short unpacked to its last whole line, plain text named .gz, UTF-16 text;
     None for any other (empty, a bomb, a zip archive)."""
-    if gzipped and data.startswith(_GZIP_MAGIC):
+    if gzipped and data.startswith(GZIP_MAGIC):
         try:
             data = _gunzip(data, limit, cut_short=True)
         except (zlib.error, FileRejected):
@@ -162,7 +164,7 @@ def _utf16(data: bytes) -> str:
     """UTF-16 text, by its byte-order mark or, without one, by which bytes are NUL (an
     ASCII digit or letter has a NUL high byte). A character it cannot read reads as
     U+FFFD, which rejects that row alone."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+    if data.startswith(_UTF16_BOMS):
         codec = "utf-16"
     else:
         head = data[:200]
@@ -183,7 +185,7 @@ def _refuse_other_forms(data: bytes, *, gzipped: bool) -> None:
         )
     if _is_utf16(data):
         form = 'UTF-16 text (as Excel\'s "Unicode text" saves it)'
-    elif data.startswith(_GZIP_MAGIC):
+    elif data.startswith(GZIP_MAGIC):
         form = "gzip-compressed, but not named .gz" if not gzipped else "gzip-compressed twice"
     elif data.startswith(b"PK\x03\x04"):
         form = "a zip archive"
@@ -197,7 +199,7 @@ def _refuse_other_forms(data: bytes, *, gzipped: bool) -> None:
 
 def _is_utf16(data: bytes) -> bool:
     """Whether the bytes are UTF-16 text, with a byte-order mark or without."""
-    return data.startswith((b"\xff\xfe", b"\xfe\xff")) or _every_other_nul(data[:200])
+    return data.startswith(_UTF16_BOMS) or _every_other_nul(data[:200])
 
 
 def _every_other_nul(head: bytes) -> bool:

@@ -26,6 +26,7 @@ from lookup.ingest.files import (
     why_ignored,
 )
 from lookup.ingest.pipeline import IngestStopped, ingest, interrupted
+from lookup.ingest.readers import GZIP_MAGIC
 from lookup.ingest.report import render_report
 from lookup.text import printable
 
@@ -56,7 +57,7 @@ def _whole(path: Path, size: int, *, read_before: bool, limit: int) -> bool:
         with path.open("rb") as handle:
             # A plain file named .gz (never gzip: its first bytes are not gzip's) is told
             # whole as any plain file is.
-            if path.suffix == ".gz" and (size < 2 or handle.read(2) == b"\x1f\x8b"):
+            if path.suffix == ".gz" and (size < 2 or handle.read(2) == GZIP_MAGIC):
                 return _gzip_whole(path, limit)
             handle.seek(size - 1)
             return handle.read(1) in (b"\n", b"\r")
