@@ -14,6 +14,11 @@ service would have suspended it): its run and blocks grow to the whole walk.
 Each round runs a fresh engine over the same events (`--rounds`, default 3); prints the
 median of each quarter, and how far the rounds spread (max/min).
 
+`--collector monitor` (default) tunes the cycle collector as a monitor process does
+(`lookup.abuse.monitor.tune_collector`); `--collector default` leaves Python's thresholds,
+to see what that saves. The collector's share of each round is printed (its time per event,
+from `gc.callbacks`).
+
 Run from the repo root:  .venv/bin/python bench/detector_load.py [--events 400000]
                          .venv/bin/python bench/detector_load.py --walk --events 40000
 """
@@ -21,6 +26,7 @@ Run from the repo root:  .venv/bin/python bench/detector_load.py [--events 40000
 from __future__ import annotations
 
 import argparse
+import gc
 import random
 import resource
 import statistics
@@ -29,6 +35,7 @@ from datetime import datetime, timedelta
 
 from lookup.abuse.detectors import Engine
 from lookup.abuse.events import LookupEvent
+from lookup.abuse.monitor import tune_collector
 
 
 def traffic(events: int, accounts: int, days: int, seed: int) -> list[LookupEvent]:
@@ -86,7 +93,17 @@ def main() -> None:
     parser.add_argument(
         "--rounds", type=int, default=3, help="fresh engines over the same events (medians)"
     )
+    parser.add_argument(
+        "--collector",
+        choices=("monitor", "default"),
+        default="monitor",
+        help="the cycle collector's thresholds: a monitor process's, or Python's default",
+    )
     args = parser.parse_args()
+    if args.collector == "monitor":
+        tune_collector()
+    collecting = _CollectorTime()
+    gc.callbacks.append(collecting.note)
     if args.walk:
         events = walk(args.events)
         what = "one account's walk"
@@ -94,6 +111,7 @@ def main() -> None:
         events = traffic(args.events, args.accounts, args.days, args.seed)
         what = f"{args.accounts} accounts, {args.days} days"
     rounds = [_by_quarter(events) for _ in range(max(1, args.rounds))]
+    collected = collecting.seconds / (len(events) // 4 * 4 * len(rounds)) * 1e6
     findings = rounds[0][1]
     medians = [statistics.median(r[0][part] for r in rounds) for part in range(4)]
     spread = [
@@ -105,8 +123,26 @@ def main() -> None:
         + " / ".join(f"{f:.1f}" for f in medians)
         + " µs per event by quarter (max/min across rounds "
         + " / ".join(f"{x:.2f}" for x in spread)
-        + f"); {findings} findings; peak memory {peak:,.0f} MB"
+        + f"); {findings} findings; peak memory {peak:,.0f} MB; cycle collector"
+        + f" ({args.collector} thresholds {gc.get_threshold()}) {collected:.1f} µs per event,"
+        + f" {collecting.full} full passes"
     )
+
+
+class _CollectorTime:
+    """Time the cycle collector spends, from its callbacks."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.full = 0
+        self._started = 0.0
+
+    def note(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        self.seconds += time.perf_counter() - self._started
+        self.full += info["generation"] == 2
 
 
 def _by_quarter(events: list[LookupEvent]) -> tuple[list[float], int]:

@@ -41,7 +41,7 @@ from pathlib import Path
 import msgspec
 
 from lookup.abuse.events import EventBuffer, LookupEvent
-from lookup.abuse.monitor import AbuseMonitor
+from lookup.abuse.monitor import AbuseMonitor, tune_collector
 from lookup.abuse.store import ComplianceStore
 from lookup.abuse.stream import PipeBatch, PipeChannel, PipeSource
 from lookup.api.services import Services
@@ -167,6 +167,7 @@ def main() -> None:
         for gathered in (False, True)
     }
     runs: dict[tuple[bool, bool], list[float]] = {variant: [] for variant in variants}
+    tune_collector()  # as a monitor process does (the server's part above keeps the defaults)
     print(
         f"{len(messages)} batches of {args.rate // BATCHES_A_SECOND} events "
         f"({args.rate}/s for {args.seconds} s, one account, fresh numbers), {args.rounds} rounds"

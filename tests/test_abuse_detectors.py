@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import random
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -377,6 +378,32 @@ def test_repeats_never_keep_numbers_forever() -> None:
     state = engine._accounts["acme"]
     assert len(state.recent) <= 8 * 50
     assert len(state.known) <= 36 * 50
+
+
+def test_a_number_is_forgotten_on_time_behind_a_repeat_that_moved_past_it() -> None:
+    # Another worker's late lookup sits behind a newer one; once the newer is looked up
+    # again, the late one is the oldest the account has, forgotten at its own time.
+    known = DEFAULT_POLICY.known_seconds
+    engine = Engine()
+    feed(engine, [event(40000001, 50, "hit"), event(40000002, 10, "hit")])
+    feed(engine, [event(40000001, 60, "hit")])
+    state = engine._accounts["acme"]
+    assert state.seq == 2
+    feed(engine, [event(40000002, 10 + known + 1, "hit")])
+    assert state.seq == 3  # new again: it moves the scan rules as any new number
+
+
+def test_the_detectors_memory_stays_out_of_the_cycle_collectors_passes() -> None:
+    # A monitor keeps hundreds of thousands of lookups within the window: tracked, the
+    # collector's passes over them cost as much as the detectors' work.
+    engine = Engine()
+    walk = [event(22202000 + i, i * 60, alternating(i), ip=f"10.0.0.{i % 3}") for i in range(40)]
+    feed(engine, [*walk, event(22202000, 3000, "hit", account="other", ip="10.0.0.1")])
+    state = engine._accounts["acme"]
+    assert state.recent and state.blocks and engine._addresses._ips["10.0.0.1"].blocks
+    blocks = [*state.blocks.values(), *engine._addresses._ips["10.0.0.1"].blocks.values()]
+    assert not any(gc.is_tracked(item) for item in state.recent)
+    assert not any(gc.is_tracked(block) or gc.is_tracked(block.members) for block in blocks)
 
 
 def test_a_number_looked_up_weeks_ago_is_a_repeat_and_moves_no_scan_rule() -> None:

@@ -37,21 +37,21 @@ def test_a_tight_cluster_met_in_no_order_is_a_company_range_and_a_walk_is_not() 
 
 
 def test_a_block_is_known_once_more_than_three_of_its_numbers_came_well_before() -> None:
-    block = Block("key", "ip")
+    block = Block(("key", "ip"))
     for item in lookups([22202001, 22202101, 22202201, 22202301], every=600):
         block.add(item)
     burst = 3 * 600 + 1200 + 1
     assert RULE.known(block, burst)
     # Three are not enough, nor four of which the last is within the fast rule's time.
     assert not RULE.known(block, burst - 1)
-    three = Block("key", "ip")
+    three = Block(("key", "ip"))
     for item in lookups([22202001, 22202101, 22202201], every=600):
         three.add(item)
     assert not RULE.known(three, burst + 3600)
 
 
 def block_of(items: list[Lookup]) -> Block:
-    block = Block("account")
+    block = Block(("account", "missed_by"))
     for item in items:
         block.add(item)
     return block

@@ -41,30 +41,37 @@ class BlockCoverage:
                 policy.block_sizes, policy.block_flag, self._ceilings, strict=True
             )
         )
+        self._bounds = tuple(
+            zip(
+                policy.block_sizes,
+                policy.block_flag,
+                policy.block_suspend,
+                self._ceilings,
+                self._fewest,
+                strict=True,
+            )
+        )
 
     def check(self, state: AccountState, lookup: Lookup) -> list[Verdict]:
         """Count the new number into its blocks of every size; a verdict per block held."""
-        policy = self.policy
+        policy, blocks, number = self.policy, state.blocks, lookup.number
+        # Into every block first: the focus test of a small block reads the enclosing one.
+        placed = []
+        crowded = False
+        for bounds in self._bounds:
+            size = bounds[0]
+            key = (size, number // size)
+            block = blocks.get(key)
+            if block is None:
+                block = blocks[key] = Block(("key", "ip"))
+            block.add(lookup)
+            placed.append((bounds, block))
+            crowded = crowded or len(block.members) >= bounds[4]
+        if not crowded:
+            return []  # fewer numbers than any bound asks for: most lookups' blocks
         found: list[Verdict] = []
         recent = len(state.recent)
-        # Into every block first: the focus test of a small block reads the enclosing one.
-        blocks = []
-        for size in policy.block_sizes:
-            key = (size, lookup.number // size)
-            block = state.blocks.get(key)
-            if block is None:
-                block = state.blocks[key] = Block("key", "ip")
-            block.add(lookup)
-            blocks.append(block)
-        for size, flag_at, suspend_at, ceiling, fewest, block in zip(
-            policy.block_sizes,
-            policy.block_flag,
-            policy.block_suspend,
-            self._ceilings,
-            self._fewest,
-            blocks,
-            strict=True,
-        ):
+        for (size, flag_at, suspend_at, ceiling, fewest), block in placed:
             count = len(block.members)
             if count < fewest:
                 continue
@@ -95,7 +102,7 @@ class BlockCoverage:
                 (strong, needed, tier), holds = counted, False
             else:
                 continue
-            spread = len(block.counts["key"]) > 1 or len(block.counts["ip"]) > 1
+            spread = len(block.counts("key")) > 1 or len(block.counts("ip")) > 1
             found.append(
                 Verdict(
                     Kind.DISTRIBUTED_SCAN if spread else Kind.BLOCK_COVERAGE,
@@ -229,7 +236,7 @@ class BlockCoverage:
                 "window_seconds": self.policy.window_seconds,
             },
             "block": block_label(start, size),
-            "keys": sorted(block.counts["key"]),
-            "ips": sorted(block.counts["ip"]),
+            "keys": sorted(block.counts("key")),
+            "ips": sorted(block.counts("ip")),
             "lookups": trail(block.last(EVIDENCE_NUMBERS)),
         }

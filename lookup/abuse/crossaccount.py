@@ -59,7 +59,7 @@ class AddressScans:
             block = self._into_block(ip_state, size, lookup)
             if block is None:
                 continue
-            if len(block.counts["account"]) < policy.distributed_min_accounts:
+            if len(block.counts("account")) < policy.distributed_min_accounts:
                 continue
             # A geographic block's 1 % is a handful of listings: a fast scan from one address
             # is stopped at the fast rule's count, as a small account's would be (the excess
@@ -111,7 +111,7 @@ class AddressScans:
         """Take an account's lookups out of an address's blocks; the numbers it held."""
         lost: set[int] = set()
         for block in ip_state.blocks.values():
-            if not block.counts["account"].get(account):
+            if not block.counts("account").get(account):
                 continue
             mine = [item for item in block.members.values() if item.account == account]
             for item in mine:
@@ -220,10 +220,10 @@ class AddressScans:
         """Accounts with enough of an address's block to be named in its finding."""
         accounts = sorted(
             account
-            for account, count in block.counts["account"].items()
+            for account, count in block.counts("account").items()
             if count >= self.policy.distributed_min_share
         )
-        return self._after_a_stop(accounts, block.counts["missed_by"], now)
+        return self._after_a_stop(accounts, block.counts("missed_by"), now)
 
     def _after_a_stop(self, accounts: list[str], missed: Container[str], now: float) -> list[str]:
         """The accounts to name once one of them was suspended: it and those that met a
@@ -241,7 +241,7 @@ class AddressScans:
         key = (size, lookup.number // size)
         block = ip_state.blocks.get(key)
         if block is None:
-            block = ip_state.blocks[key] = Block("account", "missed_by")
+            block = ip_state.blocks[key] = Block(("account", "missed_by"))
         current = block.members.get(lookup.number)
         if current is not None:
             if lookup.t - current.t <= self.policy.window_seconds:
@@ -266,7 +266,7 @@ def _evidence(
             "ip": ip,
             "block_size": size,
             "distinct_from_ip": len(block.members),
-            "accounts": dict(sorted(block.counts["account"].items())),
+            "accounts": dict(sorted(block.counts("account").items())),
             "misses": block.misses,
             "suspend_at": suspend_at,
         },

@@ -42,8 +42,9 @@ WASHING = "list_washing"
 _KINDS = frozenset(Kind)
 
 
-def _know(known: OrderedDict[int, float], number: int, t: float) -> bool:
+def _know(state: AccountState, number: int, t: float) -> bool:
     """Record a lookup of a number at `t` (kept oldest first); whether it was new."""
+    known = state.known
     last = known.get(number)
     if last is None:
         known[number] = t
@@ -51,6 +52,7 @@ def _know(known: OrderedDict[int, float], number: int, t: float) -> bool:
     if t > last:  # a late event from another worker is not newer
         known[number] = t
         known.move_to_end(number)
+        state.forget_at = 0.0  # the oldest may have moved
     return False
 
 
@@ -203,7 +205,7 @@ class Engine:
         if national is None:
             return
         state = self._accounts.setdefault(account, AccountState())
-        _know(state.known, national, (ts - EPOCH).total_seconds())
+        _know(state, national, (ts - EPOCH).total_seconds())
 
     def recall(
         self,
@@ -257,7 +259,7 @@ class Engine:
         if number is None:
             return []
         self._forget(state, t)
-        new = _know(state.known, number, t)
+        new = _know(state, number, t)
         washing = (
             self._list_washing(state, event)
             if self._washing.count(state.days, t, new=new, hit=event.outcome == "hit")
@@ -389,10 +391,13 @@ class Engine:
                         del state.blocks[key]
 
     def _forget(self, state: AccountState, now: float) -> None:
+        if now < state.forget_at:
+            return
         known, horizon = state.known, now - self.policy.known_seconds
         while known:
             number, last = next(iter(known.items()))
             if last >= horizon:
+                state.forget_at = last + self.policy.known_seconds
                 return
             del known[number]
 

@@ -61,12 +61,14 @@ class Washing:
                 days.popleft()
         elif days[-1].day - index > span:
             return False  # a late event from another worker, older than the days kept
-        # Newest first (a late event counts into its own day, inserted in order if new).
-        position = next((p for p in range(len(days) - 1, -1, -1) if days[p].day <= index), -1)
-        if position < 0 or days[position].day != index:
-            position += 1
-            days.insert(position, Day(index))
-        day = days[position]
+        day = days[-1]
+        if day.day != index:
+            # A late event counts into its own day, inserted in order if new.
+            position = next((p for p in range(len(days) - 1, -1, -1) if days[p].day <= index), -1)
+            if position < 0 or days[position].day != index:
+                position += 1
+                days.insert(position, Day(index))
+            day = days[position]
         day.lookups += 1
         day.new += new
         day.new_hits += new and hit

@@ -32,7 +32,7 @@ from litestar import Litestar
 from prometheus_client import multiprocess
 
 from lookup.abuse.events import LookupEvent, utc_now
-from lookup.abuse.monitor import AbuseMonitor
+from lookup.abuse.monitor import AbuseMonitor, tune_collector
 from lookup.abuse.storefile import StoreFile
 from lookup.abuse.stream import EventSource, PipeChannel, PipeSource, RedisSource, stream_key
 from lookup.api.app import create_app, create_internal_app
@@ -282,7 +282,7 @@ def _monitor_process(settings: Settings, connection: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING)
-    _lower_priority(settings)
+    _as_monitor(settings)
     try:
         asyncio.run(serve_monitor(settings, PipeSource(connection)))
     except LookupServiceError as exc:
@@ -291,9 +291,11 @@ def _monitor_process(settings: Settings, connection: Connection) -> None:
         sys.exit(1)
 
 
-def _lower_priority(settings: Settings) -> None:
-    """Let the serving processes have the CPU first (call once: `os.nice` adds up)."""
+def _as_monitor(settings: Settings) -> None:
+    """Make this process a monitor's: the serving processes have the CPU first (call once:
+    `os.nice` adds up), and the cycle collector spares its state (`tune_collector`)."""
     os.nice(settings.monitor_nice)
+    tune_collector()
 
 
 class _Restarts:
@@ -423,7 +425,7 @@ async def serve_consumer(settings: Settings) -> None:
         socket_timeout=CONSUMER_REDIS_TIMEOUT,
         socket_connect_timeout=CONSUMER_REDIS_TIMEOUT,
     )
-    _lower_priority(settings)
+    _as_monitor(settings)
     await serve_monitor(settings, RedisSource(client, stream_key(settings)))
 
 
