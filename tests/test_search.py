@@ -15,8 +15,9 @@ from lookup.api.app import create_app
 from lookup.config import Settings
 from lookup.index.reader import Snapshot, SnapshotSource
 from lookup.index.search import MAX_NAMES, NameIndex
+from lookup.ingest.decoding import decode
 from lookup.ingest.files import parse_file_name
-from lookup.ingest.readers import decode, read_rows
+from lookup.ingest.readers import read_rows
 from lookup.names import match_score
 from lookup.numbers import InvalidNumber, e164, normalize
 from tests.conftest import DEMO, new_key, problem_of

@@ -34,6 +34,7 @@ from lookup.index.snapshot import (
     read_pointer,
 )
 from lookup.ingest.batchlog import Batch
+from lookup.ingest.decoding import decode, readable_part
 from lookup.ingest.files import (
     HEX_DIGEST,
     SIDECAR_SUFFIX,
@@ -46,7 +47,7 @@ from lookup.ingest.files import (
     why_ignored,
 )
 from lookup.ingest.progress import reporting
-from lookup.ingest.readers import decode, read_reservation_rows, read_rows, readable_part
+from lookup.ingest.readers import read_reservation_rows, read_rows
 from lookup.ingest.records import Action, Record, Rejected, Reservation, RowValidator
 from lookup.ingest.rules import deduplicate, said_before_leaving
 from lookup.ingest.warehouse import Warehouse

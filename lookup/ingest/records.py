@@ -553,7 +553,7 @@ class RowValidator:
                 return None  # zero-width characters alone are no name
             if "\ufffd" in cleaned:
                 # What a conversion before the file was written put for a letter it lost, or
-                # what the reader put for a byte no UTF-8 in a UTF-8 line (`_decode_line`).
+                # what decoding put for a byte no UTF-8 in a UTF-8 line (`decoding._decode_line`).
                 raise _RowError(
                     f"bad_text.{field}",
                     f"{self._name(field)} holds U+FFFD, the replacement character, or a byte "

@@ -18,6 +18,7 @@ from typing import Final, NoReturn
 
 from lookup.config import Settings
 from lookup.errors import WarehouseBusy
+from lookup.ingest.decoding import GZIP_MAGIC
 from lookup.ingest.files import (
     SIDECAR_SUFFIX,
     is_candidate,
@@ -26,7 +27,6 @@ from lookup.ingest.files import (
     why_ignored,
 )
 from lookup.ingest.pipeline import IngestStopped, ingest, interrupted
-from lookup.ingest.readers import GZIP_MAGIC
 from lookup.ingest.report import render_report
 from lookup.text import printable
 
