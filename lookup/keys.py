@@ -496,6 +496,12 @@ class KeyRing:
         self.refresh()
         return list(self._accounts.values())
 
+    def stored_name(self, name: str) -> str:
+        """The account's name as stored, for a name given in any Unicode form
+        (`KeyStore.stored_name`)."""
+        with self._lock:
+            return self._store.stored_name(name)
+
     def has(self, name: str) -> bool:
         """Whether the key store has the account (reloading it first if it changed)."""
         self.refresh()

@@ -202,6 +202,21 @@ def test_officers_reinstating_at_once_record_one_reinstatement(desk: Desk) -> No
     assert desk.status("cust-co") == "active"
 
 
+def test_an_account_s_audit_trail_is_found_however_its_letters_are_composed(
+    settings: Settings,
+) -> None:
+    new_key(settings, org="Ålesund Taxi")
+    for desk in _desk(settings):
+        case_id = _open(desk, "Ålesund Taxi", DAY)
+        assert desk.decide(case_id, "reinstate", "a new customer").status_code == 201
+        composed = desk.get("/accounts/%C3%85lesund%20Taxi/decisions").json()
+        assert [entry["decision"] for entry in composed] == ["reinstate"]
+        # Typed on a Mac: an A and a combining ring (U+030A).
+        decomposed = desk.get("/accounts/A%CC%8Alesund%20Taxi/decisions")
+        assert decomposed.status_code == 200
+        assert decomposed.json() == composed
+
+
 def test_a_body_that_gives_a_key_twice_or_is_not_json_is_refused_and_nothing_recorded(
     desk: Desk,
 ) -> None:

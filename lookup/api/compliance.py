@@ -278,6 +278,8 @@ class ComplianceController(Controller):
         """Every decision on the account, oldest first."""
         check_query(request)
         services: Services = request.app.state.services
+        # As `--org` finds it: `Å` typed as an A and a combining ring is the `Å` of the account.
+        account = services.key_ring.stored_name(account)
         trail = services.store.decisions.trail(account=account)
         if not trail and not services.key_ring.has(account):
             # An account that never was (a typo?): not the empty trail of one nobody decided on.
