@@ -15,7 +15,7 @@ Each round runs a fresh engine over the same events (`--rounds`, default 3); pri
 median of each quarter, and how far the rounds spread (max/min).
 
 `--collector monitor` (default) tunes the cycle collector as a monitor process does
-(`lookup.abuse.monitor.tune_collector`); `--collector default` leaves Python's thresholds,
+(`lookup.abuse.state.tune_collector`); `--collector default` leaves Python's thresholds,
 to see what that saves. The collector's share of each round is printed (its time per event,
 from `gc.callbacks`).
 
@@ -35,7 +35,7 @@ from datetime import datetime, timedelta
 
 from lookup.abuse.detectors import Engine
 from lookup.abuse.events import LookupEvent
-from lookup.abuse.monitor import tune_collector
+from lookup.abuse.state import tune_collector
 
 
 def traffic(events: int, accounts: int, days: int, seed: int) -> list[LookupEvent]:
@@ -154,6 +154,10 @@ def _by_quarter(events: list[LookupEvent]) -> tuple[list[float], int]:
         for event in events[part * quarter : (part + 1) * quarter]:
             findings += len(engine.observe(event))
         figures.append((time.perf_counter() - started) / quarter * 1e6)
+    del engine
+    # An engine is a cycle (its address rule calls back into it): freed by a full pass only,
+    # which the monitor's thresholds make rare, it would stay beside the next round's.
+    gc.collect()
     return figures, findings
 
 

@@ -41,7 +41,8 @@ from pathlib import Path
 import msgspec
 
 from lookup.abuse.events import EventBuffer, LookupEvent
-from lookup.abuse.monitor import AbuseMonitor, tune_collector
+from lookup.abuse.monitor import AbuseMonitor
+from lookup.abuse.state import tune_collector
 from lookup.abuse.store import ComplianceStore
 from lookup.abuse.stream import PipeBatch, PipeChannel, PipeSource
 from lookup.api.services import Services

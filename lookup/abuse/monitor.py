@@ -9,7 +9,6 @@ their actions and writes the lookup log. It runs off the request path, every
 
 from __future__ import annotations
 
-import gc
 import ipaddress
 import logging
 import threading
@@ -42,25 +41,6 @@ GATHER_MAX: Final = 20_000
 """Lookups the monitor holds unwritten at most, whatever `commit_seconds` says: a server
 keeps 100,000 unacknowledged ones, and one write of 20,000 already costs its rows
 alone."""
-
-
-FULL_COLLECTION_EVERY: Final = 100
-"""Middle-generation collections between two full ones of the cycle collector in a monitor
-process (Python's default: 10)."""
-
-
-def tune_collector() -> None:
-    """Spare a monitor process most of the cycle collector's full passes.
-
-    The detectors' memory holds millions of references within the window. Their
-    lookups and blocks are untracked, but each full pass still walks the containers
-    holding them, and the default thresholds ran one every few seconds under load:
-    a quarter of the detectors' CPU (`bench/detector_load.py --collector default`).
-    That memory holds no cycles; the younger generations go on collecting the
-    short-lived ones other code makes.
-    """
-    young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)
 
 
 def _reason(case_id: int | None, kind: str, action: str) -> str:

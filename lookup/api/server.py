@@ -32,7 +32,8 @@ from litestar import Litestar
 from prometheus_client import multiprocess
 
 from lookup.abuse.events import LookupEvent, utc_now
-from lookup.abuse.monitor import AbuseMonitor, tune_collector
+from lookup.abuse.monitor import AbuseMonitor
+from lookup.abuse.state import tune_collector
 from lookup.abuse.storefile import StoreFile
 from lookup.abuse.stream import EventSource, PipeChannel, PipeSource, RedisSource, stream_key
 from lookup.api.app import create_app, create_internal_app
