@@ -176,7 +176,7 @@ def test_birth_date_is_only_verified_never_shown(client: TestClient[Any]) -> Non
 
 def test_a_name_to_match_that_no_name_could_hold_is_refused(client: TestClient[Any]) -> None:
     # As search refuses it: scored, it would read as "not this person" (0.0).
-    for raw in ("name=%FF%FE", "name=Tor%00", "name=%C3"):
+    for raw in ("name=%FF%FE", "name=Tor%00", "name=%C3", "name=%E2%80%AEnnamdroN"):
         refused = client.get(f"/v1/numbers/22202400?{raw}")
         problem = problem_of(refused, 422, "invalid-parameter")
         assert problem["parameter"] == "name", raw

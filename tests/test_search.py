@@ -467,11 +467,18 @@ def test_search_caps_filters_and_refuses_bad_queries(demo_settings: Settings) ->
             ("name=Han%00sen", "name"),
             ("name=Hansen&city=Lillestr%F8m", "city"),
             ("name=Han%07sen", "name"),
+            # Shown back reversed to whoever reads the lookup log: "Asbjørn Hansen".
+            ("name=%E2%80%AEnesnaH%20nr%C3%B8jbsA", "name"),
+            ("name=Hansen&city=%E2%81%A6Oslo", "city"),
         ]:
             refused = client.get(f"/v1/search?{raw}", headers={"Authorization": f"Bearer {token}"})
             problem = problem_of(refused, 422, "invalid-parameter")
             assert problem["parameter"] == parameter
             assert "UTF-8" in problem["detail"] or "control" in problem["detail"], raw
+            if "%E2" in raw:
+                assert "text direction controls (U+202E)" in problem["detail"] or (
+                    "(U+2066)" in problem["detail"]
+                ), raw
         # A tab or a line break is a space, as in a name pasted from a spreadsheet.
         for raw in ("name=Per%09Hansen", "name=Hansen&city=%09Oslo%0A"):
             pasted = client.get(f"/v1/search?{raw}", headers={"Authorization": f"Bearer {token}"})

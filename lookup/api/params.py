@@ -8,7 +8,7 @@ from litestar import Request
 
 from lookup.errors import InvalidParameter
 from lookup.numbers import shown
-from lookup.text import first_control, without_format
+from lookup.text import first_bidi_control, first_control, without_format
 
 WHOLE_NUMBER: Final = "must be a whole number written in digits (20, not 020, 2.0 or twenty)"
 """What an integer parameter written any other way is told."""
@@ -45,7 +45,8 @@ def check_query(request: Request[Any, Any, Any], *parameters: str) -> None:
 
 def check_text(parameter: str, text: str) -> None:
     """Refuse what no name holds: a byte the URL did not encode as UTF-8 (decoded as
-    U+FFFD, it would match nothing, silently) or a control character."""
+    U+FFFD, it would match nothing, silently), a control character or a text direction
+    control."""
     if "\ufffd" in text:
         raise InvalidParameter(
             parameter,
@@ -57,6 +58,13 @@ def check_text(parameter: str, text: str) -> None:
     if control is not None:
         raise InvalidParameter(
             parameter, f"{parameter} must not contain control characters (U+{ord(control):04X})"
+        )
+    # No name holds one, and the query is echoed and kept in the lookup log, which a
+    # compliance officer reads: an override (U+202E) would show it as other text there.
+    bidi = first_bidi_control(text)
+    if bidi is not None:
+        raise InvalidParameter(
+            parameter, f"{parameter} must not contain text direction controls (U+{ord(bidi):04X})"
         )
 
 
