@@ -1304,3 +1304,26 @@ def test_a_batch_submitted_while_a_flush_runs_beside_it_answers_its_own_findings
         stop.set()
         beside.join()
     assert answered == [[account] for account in accounts]
+
+
+def test_a_case_id_not_written_in_plain_digits_is_refused_and_nothing_recorded(
+    desk: Desk,
+) -> None:
+    case_id = _open(desk, "cust-co", DAY)
+    assert case_id == 1
+    # Python's int reads each of these as case 1: a decision on "٨" went to case 8.
+    for written in ("%D9%A1", "%EF%BC%91", "+1", "01", "abc", "1.0", "1e0", "-1", "%201"):
+        shown = desk.get(f"/cases/{written}")
+        problem = problem_of(shown, 422, "invalid-parameter")
+        assert problem["parameter"] == "case_id", written
+        assert "whole number written in digits" in problem["detail"], written
+        decided = desk.client.post(
+            f"/internal/v1/cases/{written}/decisions",
+            json={"decision": "warn", "reason": "x"},
+            headers=desk.headers,
+        )
+        problem_of(decided, 422, "invalid-parameter")
+    assert desk.get("/accounts/cust-co/decisions").json() == []
+    assert desk.get("/cases/1").status_code == 200
+    for missing in ("2", "99999999999999999999999"):
+        problem_of(desk.get(f"/cases/{missing}"), 404, "case-not-found")

@@ -21,7 +21,7 @@ from lookup.abuse.cases import CaseListing
 from lookup.abuse.holds import holds_of, mark_held
 from lookup.api import openapi
 from lookup.api.auth import role
-from lookup.api.params import check_query, check_whole_number
+from lookup.api.params import check_query, check_whole_number, path_id
 from lookup.api.services import Services
 from lookup.errors import (
     AccountNotFound,
@@ -64,6 +64,9 @@ _DECIDING: Final = threading.Lock()
 and its new status written there after the audit trail's transaction, so two officers
 reinstating at once would both be recorded. One process serves this API (the store's
 owner), so a lock in it is enough."""
+CASE_ID: Final = PathParameter(description="The case's id: a whole number in plain digits.")
+"""A case id as paths take it (as text: `path_id` reads it, refusing what `int` would
+take for another id)."""
 
 
 async def _one_json_object(request: Request[Any, Any, Any]) -> None:
@@ -171,20 +174,21 @@ class ComplianceController(Controller):
         return Response(cases, headers=headers)
 
     @get(
-        "/cases/{case_id:int}",
+        "/cases/{case_id:str}",
         summary="A case's evidence",
         sync_to_thread=True,
         responses=openapi.problems("case-not-found", "invalid-parameter"),
     )
     def case(
-        self, request: Request[Any, Any, Any], case_id: Annotated[int, PathParameter()]
+        self, request: Request[Any, Any, Any], case_id: Annotated[str, CASE_ID]
     ) -> dict[str, Any]:
         """Findings with evidence, the account's lookups around them, blocks it covered."""
         check_query(request)
+        number = path_id("case_id", case_id)
         services: Services = request.app.state.services
         _log_current(services)
-        case = services.store.cases.get(case_id)
-        findings = services.store.cases.findings(case_id)
+        case = services.store.cases.get(number)
+        findings = services.store.cases.findings(number)
         moments = [finding["ts"] for finding in findings] or [case.opened_at]
         # A closed case's evidence ends with it: the account's lookups since are no part.
         timeline = services.store.log.timeline(case.account, moments, until=case.closed_at)
@@ -212,11 +216,11 @@ class ComplianceController(Controller):
                 "first",
                 "last",
             ),
-            "decisions": [_served(d) for d in services.store.decisions.trail(case_id=case_id)],
+            "decisions": [_served(d) for d in services.store.decisions.trail(case_id=number)],
         }
 
     @post(
-        "/cases/{case_id:int}/decisions",
+        "/cases/{case_id:str}/decisions",
         summary="Decide on a case",
         status_code=201,
         sync_to_thread=True,
@@ -226,23 +230,24 @@ class ComplianceController(Controller):
     def decide(
         self,
         request: Request[Any, Any, Any],
-        case_id: Annotated[int, PathParameter()],
+        case_id: Annotated[str, CASE_ID],
         data: JSONBody[DecisionRequest],
     ) -> Decision:
         """Record who decided what and why; suspend/reinstate/clear change the account."""
         check_query(request)
+        number = path_id("case_id", case_id)
         services: Services = request.app.state.services
         reason = _reason(data.reason, "a decision needs a reason")
         actor = _actor(request)
         status = STATUS_AFTER[data.decision]
         with _DECIDING:
-            account = services.store.cases.get(case_id).account
+            account = services.store.cases.get(number).account
             if account == request.scope["user"].account:
-                raise OwnAccount(f"case {case_id} is about your own account {account!r}")
+                raise OwnAccount(f"case {number} is about your own account {account!r}")
             if status is not None and not services.key_ring.has(account):
                 # Checked before the audit trail records a decision that could not take effect.
                 raise AccountNotFound(
-                    f"case {case_id}'s account {account!r} is not in the key store; "
+                    f"case {number}'s account {account!r} is not in the key store; "
                     "nothing was decided"
                 )
             if (
@@ -255,7 +260,7 @@ class ComplianceController(Controller):
                     "reinstate (clear closes a case); "
                     "nothing was recorded"
                 )
-            decision = services.store.decisions.decide(case_id, data.decision, actor, reason)
+            decision = services.store.decisions.decide(number, data.decision, actor, reason)
             change = None if status is None else (status, status_reason(decision))
             if data.decision in ("clear", "reinstate") and services.monitor is not None:
                 # A fresh start: old evidence must not suspend the account again (this waits

@@ -14,11 +14,24 @@ WHOLE_NUMBER: Final = "must be a whole number written in digits (20, not 020, 2.
 """What an integer parameter written any other way is told."""
 
 
+def _plain_digits(raw: str) -> bool:
+    return raw.isascii() and raw.isdigit() and (raw == "0" or not raw.startswith("0"))
+
+
 def check_whole_number(parameter: str, raw: str | None) -> None:
     """Refuse an integer parameter not written in plain digits: msgspec reads `2.0` and
     `1e1` as whole numbers, which a client meant otherwise (or not at all)."""
-    if raw is not None and not (raw.isascii() and raw.isdigit()):
+    if raw is not None and not _plain_digits(raw):
         raise InvalidParameter(parameter, f"query parameter {parameter!r}: {WHOLE_NUMBER}")
+
+
+def path_id(parameter: str, raw: str) -> int:
+    """An id in a path, written in plain digits: Python's `int` (Litestar's `:int`) reads
+    `+1`, `01` and other scripts' digits (`١`, `１`) as ids, and a decision recorded on
+    a case given so was not the case the client wrote."""
+    if not _plain_digits(raw):
+        raise InvalidParameter(parameter, f"{parameter} {shown(raw)!r} {WHOLE_NUMBER}")
+    return int(raw)
 
 
 def check_query(request: Request[Any, Any, Any], *parameters: str) -> None:
