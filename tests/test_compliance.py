@@ -46,6 +46,10 @@ class Desk:
     def get(self, path: str) -> Any:
         return self.client.get(f"/internal/v1{path}", headers=self.headers)
 
+    def subject(self, number: str) -> Any:
+        """A data subject's access request, with its reference."""
+        return self.get(f"/subjects/{number}?reason=DSR-2026-17")
+
     def decide(self, case_id: int, decision: str, reason: str = "reviewed") -> Any:
         return self.client.post(
             f"/internal/v1/cases/{case_id}/decisions",
@@ -523,7 +527,7 @@ def test_every_time_the_compliance_api_serves_says_its_offset(tmp_path: Path) ->
         case_id = _open(desk, "cust-co", DAY)
         assert desk.decide(case_id, "warn").status_code == 201
         answers = [
-            desk.get("/subjects/22202400").json(),
+            desk.subject("22202400").json(),
             desk.get("/cases").json(),
             desk.get(f"/cases/{case_id}").json(),
             desk.get("/accounts/cust-co/decisions").json(),
@@ -566,7 +570,7 @@ def test_an_ingest_is_dated_in_utc_whatever_the_hosts_time_zone(
         monkeypatch.undo()
         time.tzset()
     for desk in _desk(settings):
-        history = desk.get("/subjects/22202400").json()["history"]
+        history = desk.subject("22202400").json()["history"]
         stamps = [datetime.fromisoformat(change["ingested_at"]) for change in history]
         assert stamps and all(before <= stamp <= after for stamp in stamps), stamps
 
@@ -592,7 +596,7 @@ def test_a_data_subject_gets_everything_stored_about_their_number(tmp_path: Path
                 evidence={"lookups": [{"number": "+4722202400"}]},
             )
         )
-        body = desk.get("/subjects/22 20 24 00").json()
+        body = desk.subject("22 20 24 00").json()
         assert body["number"] == "+4722202400"
         [record] = body["directory"]
         assert (record["operator"], record["first_name"], record["street"]) == (
@@ -609,9 +613,34 @@ def test_a_data_subject_gets_everything_stored_about_their_number(tmp_path: Path
         assert [a["account"] for a in body["lookups"]["by_account"]] == ["cust-co", "other-co"]
         assert body["lookups"]["by_account"][0]["answered"] == 3
         assert body["cases"] == [case_id]
-        unknown = desk.get("/subjects/41999999").json()
+        unknown = desk.subject("41999999").json()
         assert unknown["directory"] == [] and unknown["published"] is None
-        problem_of(desk.get("/subjects/12"), 422, "invalid-number")
+        problem_of(desk.subject("12"), 422, "invalid-number")
+
+
+def test_each_access_request_is_recorded_with_who_and_why_and_needs_a_reference(
+    tmp_path: Path,
+) -> None:
+    # The report tells whether a number is reserved, which no other path does: whoever
+    # reads one leaves their name and the request's reference, never the number.
+    settings = _ola_on_file(tmp_path)
+    for desk in _desk(settings):
+        for query in ("", "?reason=", "?reason=%20%20", "?reason=%E2%80%AEx"):
+            refused = problem_of(desk.get(f"/subjects/22202400{query}"), 422, "invalid-parameter")
+            assert refused["parameter"] == "reason", query
+        assert (
+            "the request's reference"
+            in problem_of(desk.get("/subjects/22202400"), 422, "invalid-parameter")["detail"]
+        )
+        store = desk.services.store
+        assert store.file.rows("SELECT count(*) FROM subject_accesses") == [(0,)]
+        assert desk.subject("22202400").status_code == 200
+        assert desk.get("/subjects/41999999?reason=DSR%202026-18").status_code == 200
+        problem_of(desk.subject("12"), 422, "invalid-number")  # nothing shown, none recorded
+        rows = store.file.rows("SELECT actor, reason FROM subject_accesses ORDER BY ts")
+        assert [reason for _, reason in rows] == ["DSR-2026-17", "DSR 2026-18"]
+        assert all(actor.startswith("compliance-desk/") for actor, _ in rows)
+        assert "2220" not in str(store.file.rows("SELECT * FROM subject_accesses"))
 
 
 def test_an_erasure_anonymises_the_lookups_but_those_under_legal_hold(tmp_path: Path) -> None:
@@ -628,7 +657,7 @@ def test_an_erasure_anonymises_the_lookups_but_those_under_legal_hold(tmp_path: 
         held = store.record(  # other-co is under hold
             msgspec.structs.replace(_finding("other-co", DAY, action="flag"), evidence=quoting)
         )
-        assert desk.get("/subjects/22202400").json()["cases"] == [cleared, held]
+        assert desk.subject("22202400").json()["cases"] == [cleared, held]
         refused = desk.client.post(
             "/internal/v1/subjects/22202400/erasure", json={"reason": " "}, headers=desk.headers
         )
@@ -651,7 +680,7 @@ def test_an_erasure_anonymises_the_lookups_but_those_under_legal_hold(tmp_path: 
         invalid = "SELECT number FROM lookup_log WHERE outcome = 'invalid' ORDER BY number"
         assert store.file.rows(invalid) == [("2220240",), ("erased",), ("erased",), ("erased",)]
         assert done["rejected_rows_erased"] == 1
-        after = desk.get("/subjects/22202400").json()
+        after = desk.subject("22202400").json()
         assert after["lookups"]["total"] == 1  # the held account's lookup only
         assert after["cases"] == [held]
         assert [r["raw"] for r in after["rejected_rows"]] == ["[erased on request]"]
@@ -675,7 +704,7 @@ def test_what_compliance_reads_or_erases_holds_the_lookups_the_monitor_gathered(
         monitor.commit_seconds = 3600  # gathering, as the monitor process does for a second
         monitor.submit([_lookup(DAY + timedelta(minutes=i), "+4722202400") for i in range(2)])
         assert monitor.unlogged == 2
-        assert desk.get("/subjects/22202400").json()["lookups"]["total"] == 2
+        assert desk.subject("22202400").json()["lookups"]["total"] == 2
         monitor.submit([_lookup(DAY + timedelta(minutes=5), "+4722202400")])
         done = desk.client.post(
             "/internal/v1/subjects/22202400/erasure",
@@ -715,7 +744,7 @@ def test_a_scan_under_way_quotes_a_number_erased_meanwhile_as_erased(tmp_path: P
             "+4722202402",
             "+4722202403",
         ]
-        assert desk.get("/subjects/22202400").json()["cases"] == []
+        assert desk.subject("22202400").json()["cases"] == []
         blocks = desk.get(f"/cases/{case['id']}").json()["blocks"]
         assert [(b["block"], b["distinct"], b["lookups"]) for b in blocks] == [
             ("+4722202000..999", 3, 3),
@@ -732,7 +761,7 @@ def test_a_short_numbers_erasure_reaches_the_closed_cases_quoting_it(tmp_path: P
         walk = [_lookup(DAY + timedelta(seconds=i), f"+47028{i:02d}", "miss") for i in range(10)]
         assert monitor.submit(walk)
         [case] = desk.get("/cases").json()
-        assert desk.get("/subjects/02800").json()["cases"] == [case["id"]]
+        assert desk.subject("02800").json()["cases"] == [case["id"]]
         [block] = desk.get(f"/cases/{case['id']}").json()["blocks"]
         assert (block["block"], block["distinct"]) == ("+4702000..999", 10)  # as evidence names it
         assert desk.decide(case["id"], "reinstate").status_code == 201
@@ -742,7 +771,7 @@ def test_a_short_numbers_erasure_reaches_the_closed_cases_quoting_it(tmp_path: P
             headers=desk.headers,
         ).json()
         assert done["findings_erased"] >= 1
-        assert desk.get("/subjects/02800").json()["cases"] == []
+        assert desk.subject("02800").json()["cases"] == []
         assert '"+4702800"' not in desk.get(f"/cases/{case['id']}").text
 
 
@@ -1031,7 +1060,7 @@ def test_bad_bodies_and_parameters_say_which_field_and_why(desk: Desk) -> None:
         f"/cases/{case_id}?verbose=1",
         "/accounts/cust-co/decisions?since=2026-01-01",
         "/audit/verify?full",
-        "/subjects/22202400?fields=all",
+        "/subjects/22202400?reason=DSR-1&fields=all",
     ):
         problem_of(desk.get(query), 422, "invalid-parameter")
     erase = desk.client.post(
@@ -1124,8 +1153,8 @@ def test_a_held_block_stays_held_until_compliance_clears_the_account(
         ("+4722202451", False),
     ]
     # The number's subject is told of the one lookup answered, not of the one refused.
-    (seen,) = desk.get("/subjects/+4722202449").json()["lookups"]["by_account"]
-    (refused,) = desk.get("/subjects/+4722202450").json()["lookups"]["by_account"]
+    (seen,) = desk.subject("+4722202449").json()["lookups"]["by_account"]
+    (refused,) = desk.subject("+4722202450").json()["lookups"]["by_account"]
     assert (seen["lookups"], seen["answered"]) == (1, 1)
     assert (refused["lookups"], refused["answered"]) == (1, 0)
     # Nor does the case count a refused listed number as a hit of its block.

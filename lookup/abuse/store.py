@@ -100,6 +100,18 @@ class ComplianceStore:
             ).fetchall()
         return Erasure(at, erased, held_by, findings, hold)
 
+    def record_access(self, actor: str, reason: str) -> datetime:
+        """Record that a data subject's records were shown (who, why, when), without the
+        number, as an erasure is: the report shows whether the number is reserved, which no
+        other path tells, so each one read leaves its reader's name."""
+        at = utc_now()
+        with self.file.transaction() as con:
+            con.execute(
+                "INSERT INTO subject_accesses (ts, actor, reason) VALUES (?, ?, ?)",
+                [at, actor, reason],
+            ).fetchall()
+        return at
+
     def delivered(self, channel: str) -> str | None:
         """How far the batches of an event channel are committed (None: nothing yet)."""
         rows = self.file.rows("SELECT position FROM delivered WHERE channel = ?", [channel])

@@ -300,16 +300,27 @@ class ComplianceController(Controller):
         responses=openapi.problems("invalid-number", "invalid-parameter", "warehouse-busy"),
     )
     def subject(
-        self, request: Request[Any, Any, Any], number: Annotated[str, PathParameter()]
+        self,
+        request: Request[Any, Any, Any],
+        number: Annotated[str, PathParameter()],
+        reason: Annotated[
+            str,
+            QueryParameter(description="The access request's reference (recorded with who)."),
+        ] = "",
     ) -> SubjectReport:
         """A data subject's access request: each operator's record, its history, rejected
-        rows, what customers are shown, who looked it up, cases quoting it."""
-        check_query(request)
+        rows, what customers are shown, who looked it up, cases quoting it. Recorded."""
+        check_query(request, "reason")
         services: Services = request.app.state.services
+        reason = _reason(
+            reason, "an access request needs a reason (the request's reference): ?reason=..."
+        )
         national = normalize(number)
         _log_current(services)
         with Warehouse(services.settings.warehouse_path, read_only=True) as warehouse:
-            return report(national, warehouse, services.store, services.settings.snapshots_path)
+            answer = report(national, warehouse, services.store, services.settings.snapshots_path)
+        services.store.record_access(_actor(request), reason)
+        return answer
 
     @post(
         "/subjects/{number:str}/erasure",
