@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import msgspec
 import pytest
 
-from lookup.abuse.audit import GENESIS, Decision, intact, seal
+from lookup.abuse.audit import GENESIS, Decision, check, intact, seal
 
 T0 = datetime(2026, 11, 2, 9, 30, 0, 123456)
 
@@ -62,3 +62,24 @@ def test_a_removed_inserted_or_reordered_decision_is_detected() -> None:
     assert intact(chain[:3], _head(chain[:3]))
     assert not intact(chain[:3], head)
     assert not intact(chain, None)
+
+
+def test_a_head_recorded_earlier_is_passed_through_or_named_as_broken() -> None:
+    chain = _chain(4)
+    early = _head(chain[:2])
+    assert check(chain, _head(chain), early).intact
+    assert check(chain, _head(chain), (0, GENESIS)).intact  # recorded before any decision
+    assert check(chain, _head(chain), _head(chain)).intact
+    # Resealed from decision 2 on (its reason changed), head and all: only the record shows.
+    forged = chain[:1]
+    for d in chain[1:]:
+        reason = "nothing to see" if d.id == chain[1].id else d.reason
+        forged.append(
+            seal(forged[-1].hash, d.id, d.case_id, d.account, d.decision, d.actor, reason, d.ts)
+        )
+    assert check(forged, _head(forged)).intact
+    caught = check(forged, _head(forged), early)
+    assert (caught.intact, caught.broken_at) == (False, chain[1].id)
+    # A record from further on than the trail goes (cut, and the head cut with it).
+    cut = check(chain[:3], _head(chain[:3]), _head(chain))
+    assert (cut.intact, cut.broken_at) == (False, None)

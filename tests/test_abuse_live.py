@@ -236,9 +236,8 @@ def test_a_scraper_is_held_then_paused_within_a_second_and_compliance_reviews_it
         "/internal/v1/accounts/scraper-co/decisions", headers=officer_headers
     ).json()
     assert [d["decision"] for d in trail] == ["reinstate"]
-    assert clients.internal.get("/internal/v1/audit/verify", headers=officer_headers).json() == {
-        "intact": True
-    }
+    verified = clients.internal.get("/internal/v1/audit/verify", headers=officer_headers).json()
+    assert verified["intact"] is True and verified["decisions"] == 1
     problem_of(
         clients.internal.get("/internal/v1/cases/999", headers=officer_headers),
         404,
@@ -332,9 +331,9 @@ def test_the_audit_trail_shows_edits(clients: Clients) -> None:
     )
     store.decisions.decide(case_id, "warn", "officer/1", "first warning")
     store.decisions.decide(case_id, "clear", "officer/1", "explained")
-    assert store.decisions.verify()
+    assert store.decisions.verify().intact
     store.file.rows("UPDATE decisions SET reason = 'nothing to see' WHERE decision = 'warn'")
-    assert not store.decisions.verify()
+    assert not store.decisions.verify().intact
 
 
 def test_rate_limits_answer_429_with_the_ietf_headers(data_dir: Path) -> None:

@@ -17,6 +17,7 @@ import msgspec
 import pytest
 from litestar.testing import TestClient
 
+from lookup.abuse.audit import GENESIS, seal
 from lookup.abuse.decisions import CaseClosed
 from lookup.abuse.detectors import Finding
 from lookup.abuse.events import Endpoint, LookupEvent, Outcome, utc_now
@@ -136,7 +137,7 @@ def test_a_reinstatement_through_an_old_case_while_a_newer_one_is_open_is_refuse
     assert [d["decision"] for d in desk.get(f"/cases/{old}").json()["decisions"]] == ["reinstate"]
     assert desk.get(f"/cases/{new}").json()["decisions"] == []
     assert desk.services.store.cases.get(new).status == "open"
-    assert desk.get("/audit/verify").json() == {"intact": True}
+    assert desk.get("/audit/verify").json()["intact"] is True
     # A restart has nothing to carry out again behind compliance's back.
     monitor = desk.services.monitor
     assert monitor is not None
@@ -365,7 +366,7 @@ def _two_decisions(desk: Desk) -> int:
     case_id = _open(desk, "cust-co", DAY)
     assert desk.decide(case_id, "warn", "told them the terms").status_code == 201
     assert desk.decide(case_id, "suspend", "went on scanning").status_code == 201
-    assert desk.get("/audit/verify").json() == {"intact": True}
+    assert desk.get("/audit/verify").json()["intact"] is True
     return case_id
 
 
@@ -374,20 +375,64 @@ def test_deleting_the_newest_decision_shows(desk: Desk) -> None:
     desk.services.store.file.rows(
         "DELETE FROM decisions WHERE id = (SELECT max(id) FROM decisions)"
     )
-    assert desk.get("/audit/verify").json() == {"intact": False}
+    removed = desk.get("/audit/verify").json()
+    assert removed["intact"] is False
+    assert removed["problem"] == (
+        "the trail's head names 2 decisions, and 1 are there: the newest were removed"
+    )
     # A decision after it does not cover it up.
     assert desk.decide(case_id, "warn", "last warning").status_code == 201
-    assert desk.get("/audit/verify").json() == {"intact": False}
+    assert desk.get("/audit/verify").json()["intact"] is False
+
+
+def test_a_rewrite_that_seals_the_chain_again_shows_against_a_head_kept_elsewhere(
+    desk: Desk,
+) -> None:
+    case_id = _two_decisions(desk)
+    kept = desk.get("/audit/verify").json()
+    assert (kept["decisions"], kept["broken_at"], kept["problem"]) == (2, None, None)
+    recorded = f"{kept['decisions']}:{kept['head']}"
+    assert desk.get(f"/audit/verify?head={recorded}").json()["intact"] is True
+    assert desk.decide(case_id, "warn", "a third").status_code == 201
+    assert desk.get(f"/audit/verify?head={recorded}").json()["intact"] is True
+    # Behind the service's back: the first reason changed, every decision sealed again.
+    store = desk.services.store
+    rows = store.file.rows("SELECT * FROM decisions ORDER BY id")
+    prev = GENESIS
+    for row in rows:
+        reason = "nothing to see" if row[0] == rows[0][0] else row[5]
+        forged = seal(prev, row[0], row[1], row[2], row[3], row[4], reason, row[6])
+        store.file.rows(
+            "UPDATE decisions SET reason = ?, prev_hash = ?, hash = ? WHERE id = ?",
+            [reason, forged.prev_hash, forged.hash, row[0]],
+        )
+        prev = forged.hash
+    store.file.rows("UPDATE audit_head SET hash = ? WHERE id = 1", [prev])
+    assert desk.get("/audit/verify").json()["intact"] is True  # the chain alone holds
+    caught = desk.get(f"/audit/verify?head={recorded}").json()
+    assert caught["intact"] is False and caught["broken_at"] == rows[1][0]
+    assert "does not pass through the recorded head" in caught["problem"]
+    for bad in ("2", "2:abc", f"x:{kept['head']}", f"02:{kept['head']}", f"2:{'A' * 64}"):
+        problem = problem_of(desk.get(f"/audit/verify?head={bad}"), 422, "invalid-parameter")
+        assert problem["parameter"] == "head" and "COUNT:HASH" in problem["detail"], bad
+
+
+def test_an_edited_decision_is_named(desk: Desk) -> None:
+    _two_decisions(desk)
+    desk.services.store.file.rows("UPDATE decisions SET reason = 'edited' WHERE id = 1")
+    found = desk.get("/audit/verify").json()
+    assert (found["intact"], found["broken_at"]) == (False, 1)
+    assert found["problem"].startswith("decision 1 (1 of 2) does not match its hash")
 
 
 def test_emptying_the_audit_trail_shows(desk: Desk) -> None:
     _two_decisions(desk)
     desk.services.store.file.rows("DELETE FROM decisions")
-    assert desk.get("/audit/verify").json() == {"intact": False}
+    assert desk.get("/audit/verify").json()["intact"] is False
 
 
 def test_an_empty_audit_trail_is_intact(desk: Desk) -> None:
-    assert desk.get("/audit/verify").json() == {"intact": True}
+    assert desk.get("/audit/verify").json()["intact"] is True
 
 
 def test_a_store_from_before_the_chain_head_keeps_its_trail_and_gains_the_check(
@@ -399,15 +444,15 @@ def test_a_store_from_before_the_chain_head_keeps_its_trail_and_gains_the_check(
     with duckdb.connect(str(settings.compliance_path)) as con:
         con.execute("DROP TABLE audit_head")
     for desk in _desk(settings):
-        assert desk.get("/audit/verify").json() == {"intact": True}
+        assert desk.get("/audit/verify").json()["intact"] is True
         assert len(desk.get("/accounts/cust-co/decisions").json()) == 2
         assert desk.decide(1, "warn", "after the upgrade").status_code == 201
-        assert desk.get("/audit/verify").json() == {"intact": True}
+        assert desk.get("/audit/verify").json()["intact"] is True
         desk.services.store.file.rows("DELETE FROM decisions WHERE id = 3")
-        assert desk.get("/audit/verify").json() == {"intact": False}
+        assert desk.get("/audit/verify").json()["intact"] is False
     # Reopened, the store does not take the shortened trail as its new head.
     for desk in _desk(settings):
-        assert desk.get("/audit/verify").json() == {"intact": False}
+        assert desk.get("/audit/verify").json()["intact"] is False
 
 
 def test_a_closed_cases_evidence_ends_when_it_was_closed(desk: Desk) -> None:
@@ -480,7 +525,7 @@ def test_a_missing_chain_head_is_not_taken_for_an_intact_trail(settings: Setting
     store.file.rows("DELETE FROM audit_head")
     store.close()
     for desk in _desk(settings):
-        assert desk.get("/audit/verify").json() == {"intact": False}
+        assert desk.get("/audit/verify").json()["intact"] is False
 
 
 def _ts(event: LookupEvent) -> datetime:

@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import msgspec
 
-from lookup.abuse.audit import DECISIONS, GENESIS, Decision, intact, seal
+from lookup.abuse.audit import DECISIONS, GENESIS, ChainCheck, Decision, check, seal
 from lookup.abuse.cases import Case, case_of
 from lookup.abuse.detectors import WASHING
 from lookup.abuse.events import utc_now
@@ -102,12 +102,13 @@ class Decisions:
         )
         return [Decision(*row) for row in rows]
 
-    def verify(self) -> bool:
-        """Whether the decision chain is intact (no row edited, inserted or removed)."""
+    def verify(self, recorded: tuple[int, str] | None = None) -> ChainCheck:
+        """Whether the decision chain is intact (no row edited, inserted or removed) and
+        passes through a head `recorded` elsewhere earlier, if given (`audit.check`)."""
         with self._file.reading() as con:  # the rows and the head as of one moment
             rows = con.execute("SELECT * FROM decisions ORDER BY id").fetchall()
             head = con.execute("SELECT decisions, hash FROM audit_head WHERE id = 1").fetchall()
-        return intact([Decision(*row) for row in rows], head[0] if head else None)
+        return check([Decision(*row) for row in rows], head[0] if head else None, recorded)
 
     def pending(self) -> list[Decision]:
         """The newest decision on each account's newest case, when it has one and its status

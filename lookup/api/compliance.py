@@ -7,6 +7,7 @@ or delete; suspend and reinstate take effect on the account at once.
 from __future__ import annotations
 
 import codecs
+import re
 import threading
 from datetime import timedelta
 from typing import Annotated, Any, Final
@@ -16,7 +17,7 @@ import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
-from lookup.abuse.audit import STATUS_AFTER, Decision, DecisionKind, status_reason
+from lookup.abuse.audit import STATUS_AFTER, ChainCheck, Decision, DecisionKind, status_reason
 from lookup.abuse.cases import CaseListing
 from lookup.abuse.holds import holds_of, mark_held
 from lookup.api import openapi
@@ -390,11 +391,36 @@ class ComplianceController(Controller):
         sync_to_thread=True,
         responses=openapi.problems("invalid-parameter"),
     )
-    def verify(self, request: Request[Any, Any, Any]) -> dict[str, bool]:
-        """Whether the decision chain is intact."""
-        check_query(request)
+    def verify(
+        self,
+        request: Request[Any, Any, Any],
+        head: Annotated[
+            str | None,
+            QueryParameter(
+                description="A head this check returned before, kept outside the service "
+                "(COUNT:HASH): whether the trail still passes through it."
+            ),
+        ] = None,
+    ) -> ChainCheck:
+        """Whether the decision chain is intact, where it breaks if not, and its head."""
+        check_query(request, "head")
         services: Services = request.app.state.services
-        return {"intact": services.store.decisions.verify()}
+        return services.store.decisions.verify(_recorded_head(head) if head is not None else None)
+
+
+_HEAD: Final = re.compile(r"(0|[1-9][0-9]*):([0-9a-f]{64})")
+
+
+def _recorded_head(text: str) -> tuple[int, str]:
+    """A head as `verify` returns it, given back to be checked against (COUNT:HASH)."""
+    written = _HEAD.fullmatch(text.strip())
+    if written is None:
+        raise InvalidParameter(
+            "head",
+            f"head {shown(text)!r} must be COUNT:HASH, as this check returns them "
+            "(decisions, then the 64 hex digits of head): 12:3f0c…",
+        )
+    return int(written[1]), written[2]
 
 
 def _served(decision: Decision) -> Decision:
