@@ -661,6 +661,11 @@ def test_a_data_subject_gets_everything_stored_about_their_number(tmp_path: Path
         unknown = desk.subject("41999999").json()
         assert unknown["directory"] == [] and unknown["published"] is None
         problem_of(desk.subject("12"), 422, "invalid-number")
+        # Left out, or written with a slash: invalid numbers, as on /v1/numbers/, not routes.
+        for path in ("/subjects/", "/subjects/2127%2F9132", "/subjects/22/20/24/00?reason=r"):
+            refused = problem_of(desk.get(path), 422, "invalid-number")
+            assert refused["reason"] in ("empty", "malformed"), path
+        assert desk.get("/subjects/22202400/erasure").status_code == 405
 
 
 def test_each_access_request_is_recorded_with_who_and_why_and_needs_a_reference(

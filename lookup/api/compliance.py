@@ -39,7 +39,7 @@ from lookup.ingest.rules import PRIVACY_RANK
 from lookup.ingest.warehouse import Warehouse
 from lookup.jsonkeys import decode_object, repeated_key
 from lookup.keys import ApiKey
-from lookup.numbers import e164, normalize, shown
+from lookup.numbers import InvalidNumber, InvalidReason, e164, normalize, shown
 from lookup.subjects import SubjectReport, report
 from lookup.text import first_bidi_control, first_control, invisible
 from lookup.timezones import in_utc, utc
@@ -322,6 +322,22 @@ class ComplianceController(Controller):
             answer = report(national, warehouse, services.store, services.settings.snapshots_path)
         services.store.record_access(_actor(request), reason)
         return answer
+
+    @get("/subjects/", include_in_schema=False, sync_to_thread=False)
+    def subject_without_number(self) -> None:
+        """`/subjects/` with the number left out: invalid, as a blank number is, not an
+        unknown route (as `GET /v1/numbers/`)."""
+        raise InvalidNumber("", InvalidReason.EMPTY)
+
+    @get("/subjects/{number:str}/{rest:path}", include_in_schema=False, sync_to_thread=False)
+    def subject_with_slash(
+        self,
+        number: Annotated[str, PathParameter()],
+        rest: Annotated[str, PathParameter()],
+    ) -> None:
+        """A number written with a slash (`22/20 24 00`, `%2F` in the path): invalid, not
+        an unknown route."""
+        raise InvalidNumber(number + rest, InvalidReason.MALFORMED)
 
     @post(
         "/subjects/{number:str}/erasure",
