@@ -393,6 +393,23 @@ def test_a_number_is_forgotten_on_time_behind_a_repeat_that_moved_past_it() -> N
     assert state.seq == 3  # new again: it moves the scan rules as any new number
 
 
+def test_a_late_lookup_after_the_account_forgot_everything_is_forgotten_on_time() -> None:
+    # The hourly sweep forgets all an account knew (a held block keeps its state alive);
+    # a late lookup from another worker then is the oldest it knows, and is forgotten at
+    # its own time, not at the time of the numbers swept before it.
+    known = DEFAULT_POLICY.known_seconds
+    engine = Engine()
+    engine.recall_hold("acme", "+4755643000..999", T0)
+    feed(engine, [event(40000001, 100, "hit"), event(40000002, 110, "hit")])
+    feed(engine, [event(40000001, known + 200, "hit", account="other", ip="10.9.9.9")])
+    state = engine._accounts["acme"]
+    assert not state.known
+    feed(engine, [event(40000003, 50, "hit"), event(40000004, known + 75, "hit")])
+    assert state.seq == 4
+    feed(engine, [event(40000003, known + 80, "hit")])
+    assert state.seq == 5  # looked up more than known_seconds ago: new again
+
+
 def test_the_detectors_memory_stays_out_of_the_cycle_collectors_passes() -> None:
     # A monitor keeps hundreds of thousands of lookups within the window: tracked, the
     # collector's passes over them cost as much as the detectors' work.

@@ -400,6 +400,7 @@ class Engine:
                 state.forget_at = last + self.policy.known_seconds
                 return
             del known[number]
+        state.forget_at = 0.0  # nothing left: the next number sets it
 
     def _list_washing(self, state: AccountState, event: LookupEvent) -> Finding | None:
         """A flag, at the first lookup of a day, when new numbers made most of the account's

@@ -205,8 +205,9 @@ class AccountState:
     known: OrderedDict[int, float] = field(default_factory=OrderedDict)
     """Numbers looked up within `known_seconds`, with their last lookup, oldest first."""
     forget_at: float = 0.0
-    """When the oldest of `known` is due to be forgotten (0: to be read again): read at every
-    new number otherwise."""
+    """Never later than when the oldest of `known` is due to be forgotten (its last lookup
+    plus `known_seconds`), and 0 when that is not known (`known` empty, or its oldest moved):
+    `known` is read again only once an event reaches it."""
     seq: int = 0
     """First lookups seen so far (never restarts while the state lives)."""
     blocks: dict[tuple[int, int], Block] = field(default_factory=dict)
