@@ -1404,5 +1404,10 @@ def test_a_case_id_not_written_in_plain_digits_is_refused_and_nothing_recorded(
         problem_of(decided, 422, "invalid-parameter")
     assert desk.get("/accounts/cust-co/decisions").json() == []
     assert desk.get("/cases/1").status_code == 200
-    for missing in ("2", "99999999999999999999999"):
+    for missing in ("2", "9223372036854775807"):
         problem_of(desk.get(f"/cases/{missing}"), 404, "case-not-found")
+    for larger in ("9223372036854775808", "99999999999999999999999", "9" * 5000):
+        problem = problem_of(desk.get(f"/cases/{larger}"), 422, "invalid-parameter")
+        assert problem["parameter"] == "case_id"
+        assert "is larger than any id (9,223,372,036,854,775,807)" in problem["detail"]
+        assert len(problem["detail"]) < 200

@@ -14,6 +14,10 @@ WHOLE_NUMBER: Final = "must be a whole number written in digits (20, not 020, 2.
 """What an integer parameter written any other way is told."""
 
 
+LARGEST_ID: Final = 2**63 - 1
+"""The largest id a path takes: ids are DuckDB BIGINTs."""
+
+
 def _plain_digits(raw: str) -> bool:
     return raw.isascii() and raw.isdigit() and (raw == "0" or not raw.startswith("0"))
 
@@ -31,6 +35,11 @@ def path_id(parameter: str, raw: str) -> int:
     a case given so was not the case the client wrote."""
     if not _plain_digits(raw):
         raise InvalidParameter(parameter, f"{parameter} {shown(raw)!r} {WHOLE_NUMBER}")
+    # Ids are BIGINT; past 4,300 digits `int` itself refuses (CPython's guard), a 500.
+    if len(raw) > len(str(LARGEST_ID)) or int(raw) > LARGEST_ID:
+        raise InvalidParameter(
+            parameter, f"{parameter} {shown(raw)!r} is larger than any id ({LARGEST_ID:,})"
+        )
     return int(raw)
 
 
