@@ -31,6 +31,14 @@ def first_bidi_control(text: str) -> str | None:
     return next((c for c in text if c in BIDI_CONTROLS), None)
 
 
+def bidi_shown(text: str) -> str:
+    """`text` with each text direction control replaced by U+FFFD: what a reader is shown
+    where the text must be kept as written otherwise (a refused number's digits)."""
+    if not any(c in BIDI_CONTROLS for c in text):
+        return text
+    return "".join("\ufffd" if c in BIDI_CONTROLS else c for c in text)
+
+
 def without_format(text: str) -> str:
     """`text` without its format characters (soft hyphens, zero-width ones): what shows."""
     return "".join(c for c in text if unicodedata.category(c) != "Cf")

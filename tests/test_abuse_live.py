@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from litestar.testing import TestClient
@@ -107,6 +108,24 @@ def test_every_answer_is_logged_with_account_key_and_outcome(
         ("crm-co", "", "invalid", "numbers"),
     ]
     assert rows[0][1] == token.split("_")[1]
+
+
+def test_a_refused_number_is_logged_without_its_text_direction_controls(
+    clients: Clients, data_dir: Path
+) -> None:
+    # An override in a refused number showed a compliance officer reading a timeline other
+    # digits than were sent; the digits stay, for a subject's report to find them.
+    token = new_key(make_settings(data_dir), org="crm-co")
+    clients.services.key_ring.refresh()
+    for written in ("2220\u202e0000x", "\u20662220/0001\u2069"):
+        refused = clients.lookup(token, quote(written))
+        assert "\\u20" in problem_of(refused, 422, "invalid-number")["detail"]
+
+    def logged() -> list[tuple[Any, ...]]:
+        rows = clients.services.store.file.rows("SELECT number FROM lookup_log ORDER BY ts")
+        return rows if len(rows) == 2 else []
+
+    assert _until(logged) == [("2220\ufffd0000x",), ("\ufffd2220/0001\ufffd",)]
 
 
 def test_a_scraper_is_held_then_paused_within_a_second_and_compliance_reviews_it(

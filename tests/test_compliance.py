@@ -4,6 +4,7 @@ a decision may go on, what a case's evidence shows, and the audit trail's integr
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 import threading
 import time
@@ -1406,6 +1407,12 @@ def test_a_case_id_not_written_in_plain_digits_is_refused_and_nothing_recorded(
     assert desk.get("/cases/1").status_code == 200
     for missing in ("2", "9223372036854775807"):
         problem_of(desk.get(f"/cases/{missing}"), 404, "case-not-found")
+    # The schema tells a client generator what is taken, as the handler checks it.
+    schema = desk.client.get("/schema/openapi.json").json()
+    [parameter] = schema["paths"]["/internal/v1/cases/{case_id}"]["get"]["parameters"]
+    pattern = re.compile(parameter["schema"]["pattern"])
+    assert pattern.fullmatch("1") and pattern.fullmatch("9223372036854775807")
+    assert not any(pattern.fullmatch(w) for w in ("01", "+1", "١", "99999999999999999999"))
     for larger in ("9223372036854775808", "99999999999999999999999", "9" * 5000):
         problem = problem_of(desk.get(f"/cases/{larger}"), 422, "invalid-parameter")
         assert problem["parameter"] == "case_id"

@@ -460,25 +460,29 @@ def test_search_caps_filters_and_refuses_bad_queries(demo_settings: Settings) ->
             assert "whole number written in digits" in padded["detail"], written
         # A byte the URL did not encode as UTF-8, or a control character, is named: it
         # would otherwise match nothing, silently.
-        for raw, parameter in [
-            ("name=J%F8rn", "name"),
-            ("name=%C3%28", "name"),
-            ("name=%C3", "name"),
-            ("name=Han%00sen", "name"),
-            ("name=Hansen&city=Lillestr%F8m", "city"),
-            ("name=Han%07sen", "name"),
+        not_utf8 = "is not UTF-8: percent-encode the UTF-8 bytes of each letter (ø is %C3%B8)"
+        for raw, parameter, detail in [
+            ("name=J%F8rn", "name", f"name {not_utf8}"),
+            ("name=%C3%28", "name", f"name {not_utf8}"),
+            ("name=%C3", "name", f"name {not_utf8}"),
+            ("name=Han%00sen", "name", "name must not contain control characters (U+0000)"),
+            ("name=Hansen&city=Lillestr%F8m", "city", f"city {not_utf8}"),
+            ("name=Han%07sen", "name", "name must not contain control characters (U+0007)"),
             # Shown back reversed to whoever reads the lookup log: "Asbjørn Hansen".
-            ("name=%E2%80%AEnesnaH%20nr%C3%B8jbsA", "name"),
-            ("name=Hansen&city=%E2%81%A6Oslo", "city"),
+            (
+                "name=%E2%80%AEnesnaH%20nr%C3%B8jbsA",
+                "name",
+                "name must not contain text direction controls (U+202E)",
+            ),
+            (
+                "name=Hansen&city=%E2%81%A6Oslo",
+                "city",
+                "city must not contain text direction controls (U+2066)",
+            ),
         ]:
             refused = client.get(f"/v1/search?{raw}", headers={"Authorization": f"Bearer {token}"})
             problem = problem_of(refused, 422, "invalid-parameter")
-            assert problem["parameter"] == parameter
-            assert "UTF-8" in problem["detail"] or "control" in problem["detail"], raw
-            if "%E2" in raw:
-                assert "text direction controls (U+202E)" in problem["detail"] or (
-                    "(U+2066)" in problem["detail"]
-                ), raw
+            assert (problem["parameter"], problem["detail"]) == (parameter, detail), raw
         # A tab or a line break is a space, as in a name pasted from a spreadsheet.
         for raw in ("name=Per%09Hansen", "name=Hansen&city=%09Oslo%0A"):
             pasted = client.get(f"/v1/search?{raw}", headers={"Authorization": f"Bearer {token}"})

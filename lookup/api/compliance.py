@@ -22,7 +22,7 @@ from lookup.abuse.cases import CaseListing
 from lookup.abuse.holds import holds_of, mark_held
 from lookup.api import openapi
 from lookup.api.auth import role
-from lookup.api.params import check_query, check_whole_number, path_id
+from lookup.api.params import LARGEST_ID, check_query, check_whole_number, path_id
 from lookup.api.services import Services
 from lookup.errors import (
     AccountNotFound,
@@ -59,13 +59,16 @@ DEFAULT_CASES: Final = 100
 MAX_CASES: Final = 500
 """Cases a page of `GET /cases` holds by default, and at most (a year's closed cases are
 thousands, each with its account's status to read)."""
-_LAST_ID: Final = 2**63 - 1
 _DECIDING: Final = threading.Lock()
 """One decision at a time: whether the account is suspended is read from the key store
 and its new status written there after the audit trail's transaction, so two officers
 reinstating at once would both be recorded. One process serves this API (the store's
 owner), so a lock in it is enough."""
-CASE_ID: Final = PathParameter(description="The case's id: a whole number in plain digits.")
+CASE_ID: Final = PathParameter(
+    description="The case's id: a whole number in plain digits.",
+    # Shown in the schema, not checked by Litestar: `path_id` says what is wrong.
+    schema_extra={"pattern": "^(0|[1-9][0-9]{0,18})$"},
+)
 """A case id as paths take it (as text: `path_id` reads it, refusing what `int` would
 take for another id)."""
 
@@ -161,7 +164,7 @@ class ComplianceController(Controller):
             raise InvalidParameter("limit", f"limit must be 1 to {MAX_CASES}")
         services: Services = request.app.state.services
         if before is not None:
-            before = min(before, _LAST_ID)  # any id past the last: from the newest
+            before = min(before, LARGEST_ID)  # any id past the last: from the newest
         listed = None if status == "all" else status
         cases = services.store.cases.summaries(listed, limit=limit + 1, before=before)
         headers = {}

@@ -30,6 +30,7 @@ from lookup.index.reader import Listing
 from lookup.keys import ApiKey
 from lookup.names import match_score
 from lookup.numbers import InvalidNumber, InvalidReason, e164, national_format, normalize, shown
+from lookup.text import bidi_shown
 
 _MAX_NAME: Final = 200
 _ISO_DATE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -115,7 +116,7 @@ class NumbersController(Controller):
         try:
             national = normalize(number)
         except InvalidNumber:
-            services.emit(request.scope, shown(number), "invalid")
+            services.emit(request.scope, _as_logged(number), "invalid")
             raise
         # Checked before anything is counted: a malformed parameter is no answer, and must
         # not spend a date-of-birth check.
@@ -164,8 +165,15 @@ class NumbersController(Controller):
         """A number written with a slash ("22/33 44 55"): invalid, not an unknown route."""
         # `rest` is the path after the first slash, its own leading "/" included.
         written = number + rest
-        request.app.state.services.emit(request.scope, shown(written), "invalid")
+        request.app.state.services.emit(request.scope, _as_logged(written), "invalid")
         raise InvalidNumber(written, InvalidReason.MALFORMED)
+
+
+def _as_logged(refused: str) -> str:
+    """A refused number as the lookup log keeps it: its start, as written but for text
+    direction controls, which would show a compliance officer other digits. Not escaped:
+    the log finds a subject's refused lookups by their digits."""
+    return bidi_shown(shown(refused))
 
 
 def _name_query(name: str) -> str:
