@@ -13,13 +13,25 @@ from __future__ import annotations
 
 import math
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from lookup.abuse.fastrule import FastRule
 from lookup.abuse.focus import Focus
 from lookup.abuse.holds import Hold
 from lookup.abuse.policy import Kind, Policy, Verdict
 from lookup.abuse.state import EVIDENCE_NUMBERS, AccountState, Block, Lookup, block_label, trail
+
+
+class _Bounds(NamedTuple):
+    """The figures of one block size, as the rule reads them at every new number."""
+
+    size: int
+    flag_at: int
+    suspend_at: int
+    ceiling: int
+    """`block_ceiling` of the size, in numbers: with the suspension's misses, it suspends."""
+    fewest: int
+    """Fewer numbers than every bound asks for: the block holds none."""
 
 
 class BlockCoverage:
@@ -42,7 +54,8 @@ class BlockCoverage:
             )
         )
         self._bounds = tuple(
-            zip(
+            _Bounds(*bounds)
+            for bounds in zip(
                 policy.block_sizes,
                 policy.block_flag,
                 policy.block_suspend,
@@ -59,14 +72,14 @@ class BlockCoverage:
         placed = []
         crowded = False
         for bounds in self._bounds:
-            size = bounds[0]
+            size = bounds.size
             key = (size, number // size)
             block = blocks.get(key)
             if block is None:
                 block = blocks[key] = Block(("key", "ip"))
             block.add(lookup)
             placed.append((bounds, block))
-            crowded = crowded or len(block.members) >= bounds[4]
+            crowded = crowded or len(block.members) >= bounds.fewest
         if not crowded:
             return []  # fewer numbers than any bound asks for: most lookups' blocks
         found: list[Verdict] = []

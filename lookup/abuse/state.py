@@ -139,7 +139,7 @@ class Run:
         return len(keys) > 1 or len(ips) > 1
 
 
-class Block(msgspec.Struct, gc=False):
+class Block(msgspec.Struct, gc=False, eq=False):
     """Distinct numbers of one block within the window, in time order, with running counts.
 
     `by` names the two lookup attributes counted per value: keys and IPs for an
