@@ -92,7 +92,9 @@ def tune_collector() -> None:
     holding them, and the default thresholds ran one every few seconds under load:
     a quarter of the detectors' CPU (`bench/detector_load.py --collector default`).
     That memory holds no cycles; the younger generations go on collecting the
-    short-lived ones other code makes.
+    short-lived ones other code makes. Measured on CPython 3.11, whose collector has
+    three generations; one with an incremental collector (two generations, scanning
+    the old one in increments) reads no third threshold, and this changes nothing.
     """
     young, middle, _ = gc.get_threshold()
     gc.set_threshold(young, middle, FULL_COLLECTION_EVERY)
