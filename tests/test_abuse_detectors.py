@@ -211,6 +211,48 @@ def test_a_customer_calling_into_a_block_another_account_scanned_is_not_named() 
     assert "crm" in first_stops(findings)
 
 
+@pytest.mark.parametrize("later", [270, 7200, 3 * 86400])
+@pytest.mark.parametrize("order", ["walked", "shuffled"])
+def test_a_customer_whose_callers_were_in_a_block_before_it_was_scanned_is_not_named(
+    later: int, order: str
+) -> None:
+    # A SaaS integrator's address: a customer's three callers (two unlisted) of one block,
+    # then, minutes or days later, another account behind the address scans the block.
+    # The scanner is stopped by its own rules; the customer took no part in its scan.
+    ip = "192.0.2.10"
+    callers = [
+        event(22202000 + n, 30 * i, outcome, account="bakery", ip=ip)
+        for i, (n, outcome) in enumerate([(917, "miss"), (933, "hit"), (971, "miss")])
+    ]
+    numbers = list(range(300))
+    if order == "shuffled":
+        random.Random(5).shuffle(numbers)
+    scan = [
+        event(22202000 + n, later + 2 * i, alternating(n), account="scraper", ip=ip)
+        for i, n in enumerate(numbers)
+    ]
+    findings = feed(Engine(), [*callers, *scan])
+    assert "scraper" in first_stops(findings)
+    assert any(f.account == "scraper" and f.action == "suspend" for f in findings)
+    assert [f for f in findings if f.account == "bakery"] == []
+
+
+@pytest.mark.parametrize("pace", [60, 150])
+def test_accounts_relaying_a_block_at_its_pace_are_one_scan(pace: int) -> None:
+    # Three accounts behind one address, each taking a stretch of a shuffled block in turn
+    # at its pace: parts that follow each other are one scan, each next account stopped at
+    # its second number, as when they take turns.
+    ip = "203.0.113.5"
+    order = [417, 93, 871, 550, 12, 666, 301, 958, 240, 777, 135, 502, 64, 333, 829]
+    relay = [
+        event(22202000 + n, pace * i, alternating(i), account=f"shell-{i // 5}", ip=ip)
+        for i, n in enumerate(order)
+    ]
+    first = first_stops(feed(Engine(), relay))
+    assert (first["shell-1"].kind, first["shell-1"].ts) == ("distributed_scan", relay[6].ts)
+    assert (first["shell-2"].kind, first["shell-2"].ts) == ("distributed_scan", relay[11].ts)
+
+
 def test_a_reinstated_account_is_not_named_again_for_its_lookups_before() -> None:
     ip = "192.0.2.10"
     engine = Engine()
@@ -408,6 +450,22 @@ def test_a_late_lookup_after_the_account_forgot_everything_is_forgotten_on_time(
     assert state.seq == 4
     feed(engine, [event(40000003, known + 80, "hit")])
     assert state.seq == 5  # looked up more than known_seconds ago: new again
+
+
+def test_a_late_new_number_is_forgotten_at_its_own_time_not_after_newer_ones() -> None:
+    # Another worker's batch brings a number looked up before two the account has: it is
+    # forgotten known_seconds after its own lookup, as if it had come in time.
+    known = DEFAULT_POLICY.known_seconds
+    engine = Engine()
+    feed(engine, [event(40000001, 1000, "hit"), event(40000002, 1010, "hit")])
+    feed(engine, [event(40000003, 900, "hit")])
+    state = engine._accounts["acme"]
+    assert list(state.known) == [40000003, 40000001, 40000002]
+    feed(engine, [event(40000003, 900 + known + 50, "hit")])
+    assert state.seq == 4
+    # A late repeat goes in time order too.
+    feed(engine, [event(40000004, 900 + known + 60, "hit"), event(40000003, 900 + known + 55)])
+    assert list(state.known)[-2:] == [40000003, 40000004]
 
 
 def test_the_detectors_memory_stays_out_of_the_cycle_collectors_passes() -> None:

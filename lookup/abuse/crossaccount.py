@@ -9,7 +9,7 @@ this names into findings of each account.
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Callable, Container, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from functools import partial
 from typing import Any
 
@@ -68,10 +68,10 @@ class AddressScans:
             if fast is not None:
                 suspend_at, accounts = fast
             else:
+                if len(block.members) < count_at:
+                    continue
                 suspend_at, accounts = count_at, self._named(block, lookup.t)
                 if len(accounts) < policy.distributed_min_accounts:
-                    continue
-                if len(block.members) < suspend_at:
                     continue
             strong = fast is not None or (
                 block.misses / len(block.members) >= policy.block_suspend_miss_share
@@ -208,8 +208,9 @@ class AddressScans:
         counts = Counter(item.account for item in burst)
         accounts = sorted(a for a, n in counts.items() if n >= share)
         if walk is None:
+            # An ordered walk is one mind's whatever the times; a tier's burst is not.
             missed = {item.account for item in burst if item.outcome == "miss"}
-            accounts = self._after_a_stop(accounts, missed, now)
+            accounts = self._in_the_scan(accounts, burst, missed, now)
         if len(accounts) < self.policy.distributed_min_accounts or any(
             self._knew(account, key, burst[0].t) for account in accounts
         ):
@@ -223,15 +224,22 @@ class AddressScans:
             for account, count in block.counts("account").items()
             if count >= self.policy.distributed_min_share
         )
-        return self._after_a_stop(accounts, block.counts("missed_by"), now)
+        return self._in_the_scan(accounts, block.members.values(), block.counts("missed_by"), now)
 
-    def _after_a_stop(self, accounts: list[str], missed: Container[str], now: float) -> list[str]:
-        """The accounts to name once one of them was suspended: it and those that met a
-        miss. The scan it made was stopped; who looks up the block after it is an
-        accomplice going on with it, who meets misses soon, or a customer behind the same
-        address ringing back its callers, listed numbers (a load generator's personas, an
-        integrator's customers)."""
+    def _in_the_scan(
+        self, accounts: list[str], items: Iterable[Lookup], missed: Container[str], now: float
+    ) -> list[str]:
+        """Of the accounts with enough of a block's `items` from an address, those in its
+        scan: not those whose part came before the others' (a customer behind a SaaS
+        integrator's address whose callers were in the block minutes or days before
+        another account scanned it), unless suspended for it; and once one of them was
+        suspended, it and those that met a miss. The scan it made was stopped; who looks
+        up the block after it is an accomplice going on with it, who meets misses soon, or
+        a customer behind the same address ringing back its callers, listed numbers (a
+        load generator's personas, an integrator's customers)."""
         stopped = [account for account in accounts if self._stopped(account, now)]
+        before = came_before(items, accounts, self.policy.distributed_gap_seconds)
+        accounts = [account for account in accounts if account in stopped or account not in before]
         if not stopped:
             return accounts
         return [account for account in accounts if account in stopped or account in missed]
@@ -249,6 +257,33 @@ class AddressScans:
             block.remove(current)
         block.add(lookup)
         return block
+
+
+def came_before(items: Iterable[Lookup], accounts: list[str], gap: float) -> set[str]:
+    """The accounts whose part of `items` ended before the other accounts' began, by more
+    than `gap` seconds and twice the pace of the others' lookups: not a part of their scan,
+    which a relay at its own pace or accounts taking turns would be."""
+    spans: dict[str, list[float]] = {account: [] for account in accounts}  # first, last, count
+    for item in items:
+        span = spans.get(item.account)
+        if span is None:
+            continue
+        if span:
+            span[0], span[1], span[2] = min(span[0], item.t), max(span[1], item.t), span[2] + 1
+        else:
+            span.extend((item.t, item.t, 1))
+    parts = {account: span for account, span in spans.items() if span}
+    before: set[str] = set()
+    for account, (_, last, _) in parts.items():
+        others = [span for other, span in parts.items() if other != account]
+        if not others:
+            continue
+        first = min(span[0] for span in others)
+        count = sum(span[2] for span in others)
+        pace = (max(span[1] for span in others) - first) / (count - 1) if count > 1 else 0.0
+        if first - last > max(gap, 2 * pace):
+            before.add(account)
+    return before
 
 
 def _drop(ip_state: IpState, key: tuple[int, int]) -> None:

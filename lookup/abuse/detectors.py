@@ -46,14 +46,25 @@ def _know(state: AccountState, number: int, t: float) -> bool:
     """Record a lookup of a number at `t` (kept oldest first); whether it was new."""
     known = state.known
     last = known.get(number)
-    if last is None:
-        known[number] = t
-        return True
-    if t > last:  # a late event from another worker is not newer
-        known[number] = t
+    if last is not None and t <= last:  # a late event from another worker is not newer
+        return False
+    known[number] = t
+    if last is not None:
         known.move_to_end(number)
         state.forget_at = 0.0  # the oldest may have moved
-    return False
+    # Another worker's batch can come late: what it knew goes in time order, behind the
+    # numbers looked up after it, or it would be forgotten only after them.
+    later = []
+    for other in reversed(known):
+        if other != number:
+            if known[other] <= t:
+                break
+            later.append(other)
+    if later:
+        for other in reversed(later):
+            known.move_to_end(other)
+        state.forget_at = 0.0
+    return last is None
 
 
 class Finding(msgspec.Struct, frozen=True, kw_only=True):
