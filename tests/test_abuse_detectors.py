@@ -221,8 +221,8 @@ def test_a_customer_whose_callers_were_in_a_block_before_it_was_scanned_is_not_n
     # The scanner is stopped by its own rules; the customer took no part in its scan.
     ip = "192.0.2.10"
     callers = [
-        event(22202000 + n, 30 * i, outcome, account="bakery", ip=ip)
-        for i, (n, outcome) in enumerate([(917, "miss"), (933, "hit"), (971, "miss")])
+        event(22202000 + n, 30 * i, alternating(n), account="bakery", ip=ip)
+        for i, n in enumerate([916, 933, 970])
     ]
     numbers = list(range(300))
     if order == "shuffled":
