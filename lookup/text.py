@@ -9,8 +9,15 @@ from typing import Final
 
 CONTROL_CHARACTERS: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 """Unicode's control characters (category Cc), found at C speed: ingest reads millions."""
-BIDI_CONTROLS: Final = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-"""Embeddings, overrides and isolates: they display text in another order than it is kept."""
+BIDI_MARKS: Final = frozenset("\u061c\u200e\u200f")
+"""The Arabic letter mark and the left-to-right and right-to-left marks: invisible, they
+give digits and punctuation around them a direction (`\u200f1234\u200f5678` shows as
+56781234)."""
+BIDI_CONTROLS: Final = (
+    frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069") | BIDI_MARKS
+)
+"""Embeddings, overrides, isolates and marks: they display text in another order than it
+is kept."""
 
 
 def first_control(text: str, allowed: str = "") -> str | None:

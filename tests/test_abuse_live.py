@@ -117,15 +117,20 @@ def test_a_refused_number_is_logged_without_its_text_direction_controls(
     # digits than were sent; the digits stay, for a subject's report to find them.
     token = new_key(make_settings(data_dir), org="crm-co")
     clients.services.key_ring.refresh()
-    for written in ("2220\u202e0000x", "\u20662220/0001\u2069"):
+    # A right-to-left mark alone shows \u200f2220\u200f0001x as 00012220x.
+    for written in ("2220\u202e0000x", "\u20662220/0001\u2069", "\u200f2220\u200f0001x"):
         refused = clients.lookup(token, quote(written))
         assert "\\u20" in problem_of(refused, 422, "invalid-number")["detail"]
 
     def logged() -> list[tuple[Any, ...]]:
         rows = clients.services.store.file.rows("SELECT number FROM lookup_log ORDER BY ts")
-        return rows if len(rows) == 2 else []
+        return rows if len(rows) == 3 else []
 
-    assert _until(logged) == [("2220\ufffd0000x",), ("\ufffd2220/0001\ufffd",)]
+    assert _until(logged) == [
+        ("2220\ufffd0000x",),
+        ("\ufffd2220/0001\ufffd",),
+        ("\ufffd2220\ufffd0001x",),
+    ]
 
 
 def test_a_scraper_is_held_then_paused_within_a_second_and_compliance_reviews_it(

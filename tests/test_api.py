@@ -183,6 +183,7 @@ def test_a_name_to_match_that_no_name_could_hold_is_refused(client: TestClient[A
         ("name=%C3", not_utf8),
         ("name=%E2%80%AEnnamdroN", "name must not contain text direction controls (U+202E)"),
         ("name=Kari%E2%81%A9", "name must not contain text direction controls (U+2069)"),
+        ("name=%E2%80%8FKari", "name must not contain text direction controls (U+200F)"),
     ]:
         refused = client.get(f"/v1/numbers/22202400?{raw}")
         problem = problem_of(refused, 422, "invalid-parameter")

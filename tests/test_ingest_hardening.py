@@ -792,14 +792,19 @@ def test_invisible_and_lost_letters_inside_a_name_are_not_served(
         person("40000001", "An\u200bne", "Sol\u00adberg"),
         person("40000002", "Kj\ufffdrsti"),  # a letter lost converting the text
         person("40000003", gyldig_fra="2020-W01-1"),  # a week date no operator means
+        # Direction marks turn the digits around them: shown as "12B Storgata".
+        person("40000004", "Ali\u200f", adresse="\u200fStorgata\u200e 12B\u061c"),
     ]
-    write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", [*rows, *filler(20)[4:]])
+    write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", [*rows, *filler(20)[5:]])
     report = ingest([tmp_path / "in"], lenient)
     rejects = {r.number: r.reason for f in report.files for r in f.rejects}
     assert rejects == {"40000002": "bad_text.first_name", "40000003": "bad_date.valid_from"}
     listing = served(lenient).find("40000001")
     assert listing is not None
     assert (listing.first_name, listing.last_name) == ("Anne", "Solberg")
+    marked = served(lenient).find("40000004")
+    assert marked is not None
+    assert (marked.first_name, marked.street) == ("Ali", "Storgata 12B")
 
 
 def test_a_marketing_flag_that_shows_nothing_is_no_answer(

@@ -427,7 +427,8 @@ class ComplianceController(Controller):
         return services.store.decisions.verify(_recorded_head(head) if head is not None else None)
 
 
-_HEAD: Final = re.compile(r"(0|[1-9][0-9]*):([0-9a-f]{64})")
+_HEAD: Final = re.compile(r"(0|[1-9][0-9]{0,18}):([0-9a-f]{64})")
+"""A count as a BIGINT holds it (past 4,300 digits Python's `int` refuses one itself)."""
 
 
 def _recorded_head(text: str) -> tuple[int, str]:

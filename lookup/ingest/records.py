@@ -30,6 +30,7 @@ from lookup.ingest.redact import (
 )
 from lookup.numbers import InvalidNumber, NumberType, classify
 from lookup.text import (
+    BIDI_MARKS,
     CONTROL_CHARACTERS,
     encoded_twice,
     first_bidi_control,
@@ -42,8 +43,10 @@ _OLDEST_BIRTH: Final = date(1880, 1, 1)
 _CALENDAR_DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 _WEEK_DATE: Final = re.compile(r"\d{4}-?W", re.ASCII | re.IGNORECASE)
 """An ISO week date (`2020-W01-1`), which `fromisoformat` reads and no operator means."""
-_NOTHING_IN_A_NAME: Final = dict.fromkeys(map(ord, "\u00ad\u200b\u2060\ufeff"))
-"""Invisible characters left out of a text (not the joiners some scripts need)."""
+_NOTHING_IN_A_NAME: Final = dict.fromkeys(map(ord, "\u00ad\u200b\u2060\ufeff" + "".join(BIDI_MARKS)))
+"""Invisible characters left out of a text (not the joiners some scripts need): a soft
+hyphen, a zero-width space, a word joiner, a byte-order mark, and direction marks, which
+served would turn the digits of an address around them."""
 VALID_FROM_LEEWAY: Final = timedelta(days=1)
 """How far past its file's timestamp a record may say it is valid from.
 
@@ -542,6 +545,10 @@ class RowValidator:
                 f"{self._name(field)} is longer than {MAX_TEXT} characters ({len(cleaned)})",
             )
         if not cleaned.isascii():
+            # A soft hyphen, a zero-width space, a word joiner, a byte-order mark, a direction
+            # mark: invisible and meaningless in a name, served they make it another string
+            # than typed.
+            cleaned = " ".join(cleaned.translate(_NOTHING_IN_A_NAME).split())
             bidi = first_bidi_control(cleaned)
             if bidi is not None:
                 # Shown to customers, it would display the name in another order than kept.
@@ -560,9 +567,6 @@ class RowValidator:
                     "that is no UTF-8 among UTF-8 letters: a letter was lost before or while "
                     "the file was written",
                 )
-            # A soft hyphen, a zero-width space, a word joiner, a byte-order mark: invisible
-            # and meaningless in a name, served they make it another string than typed.
-            cleaned = " ".join(cleaned.translate(_NOTHING_IN_A_NAME).split())
             misread = other_code_page(cleaned)
             if misread is not None:
                 raise _RowError(
