@@ -944,7 +944,9 @@ def test_the_internal_schema_declares_every_answer_a_decision_can_get(desk: Desk
                 assert {"401", "403", "429"} <= set(operation["responses"]), (path, method)
 
 
-def test_an_erasure_says_what_is_kept_of_the_directory_as_it_is(tmp_path: Path) -> None:
+def test_an_erasure_says_what_is_kept_of_the_directory_and_not_whether_it_is_reserved(
+    tmp_path: Path,
+) -> None:
     settings = _ola_on_file(tmp_path)
     reserve = person("40000001", reservert="J", gyldig_fra="2026-11-23") + ";U"
     write_csv(
@@ -982,13 +984,16 @@ def test_an_erasure_says_what_is_kept_of_the_directory_as_it_is(tmp_path: Path) 
             body = answer.json()
             return body["directory"], body["directory_note"]
 
-        assert erase("99999999") == ("none", "no operator delivers this number")
-        reserved, note = erase("40000001")
-        assert reserved == "reserved" and note.startswith("only the reservation is kept")
         kept, note = erase("40000002")
         assert kept == "kept" and note.startswith("each operator delivers it every night")
-        assert erase("40000003")[0] == "reserved"  # telenor's record keeps nothing of them
-        assert erase("40000004")[0] == "none"
+        # A reserved number answers as one no operator delivers: any number can be sent,
+        # and only the subject access report (recorded as one) tells them apart.
+        unknown = erase("99999999")
+        assert unknown[0] == "not_served"
+        assert unknown[1].startswith("nothing of a subscriber of this number is served or kept")
+        assert erase("40000001") == unknown  # reserved
+        assert erase("40000003") == unknown  # telenor's older record keeps nothing of them
+        assert erase("40000004") == unknown  # a hidden address its operator let go
 
 
 def test_a_reinstatement_of_a_closed_case_keeps_the_time_it_was_closed(desk: Desk) -> None:

@@ -370,13 +370,11 @@ class ComplianceController(Controller):
             rejects = warehouse.log.erase_rejects(national)
             # What of the subscriber the records keep: a reserved record nothing, nor one a
             # reservation veiled (another operator's older record of a ported number).
-            (records, with_data, statements) = warehouse.query(
-                "SELECT (SELECT count(*) FROM records WHERE number = ?), "
-                "(SELECT count(*) FROM records WHERE number = ? AND reservation <> 'reserved' "
-                f"AND coalesce(veiled, 0) < {PRIVACY_RANK[Reservation.RESERVED]}), "
-                "(SELECT count(*) FROM withdrawals WHERE number = ? AND reservation = 'reserved')",
-                [national] * 3,
-            )[0]
+            [(with_data,)] = warehouse.query(
+                "SELECT count(*) FROM records WHERE number = ? AND reservation <> 'reserved' "
+                f"AND coalesce(veiled, 0) < {PRIVACY_RANK[Reservation.RESERVED]}",
+                [national],
+            )
         number, actor = e164(national), _actor(request)
         monitor = services.monitor
         erasure = (
@@ -401,7 +399,7 @@ class ComplianceController(Controller):
             **held,
             "findings_erased": erasure.findings,
             "rejected_rows_erased": rejects,
-            **_directory_answer(kept=bool(with_data), known=bool(records or statements)),
+            **_directory_answer(kept=bool(with_data)),
         }
 
     @get(
@@ -481,18 +479,17 @@ def _reason(text: str, missing: str) -> str:
     return reason
 
 
-def _directory_answer(*, kept: bool, known: bool) -> dict[str, str]:
+def _directory_answer(*, kept: bool) -> dict[str, str]:
     """What an erasure leaves of the number's directory records (`kept`: some record holds
-    the subscriber's data; `known`: some record or withdrawal names the number at all):
-    `directory` (`none`, `reserved` or `kept`) for a program, `directory_note` saying it for
-    a person."""
-    if not known:
-        return {"directory": "none", "directory_note": "no operator delivers this number"}
+    the subscriber's data): `directory` (`kept` or `not_served`) for a program,
+    `directory_note` saying it for a person. A reserved number answers as an unknown one:
+    the subject access report is the one path that tells them apart, and an erasure is no
+    access request (any number can be sent)."""
     if not kept:
         return {
-            "directory": "reserved",
-            "directory_note": "only the reservation is kept (number, operator, valid-from), "
-            "which is what honours it; nothing of the subscriber is shown",
+            "directory": "not_served",
+            "directory_note": "nothing of a subscriber of this number is served or kept (a "
+            "reservation, where there is one, is kept: it is what honours it)",
         }
     return {
         "directory": "kept",

@@ -43,7 +43,9 @@ _OLDEST_BIRTH: Final = date(1880, 1, 1)
 _CALENDAR_DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 _WEEK_DATE: Final = re.compile(r"\d{4}-?W", re.ASCII | re.IGNORECASE)
 """An ISO week date (`2020-W01-1`), which `fromisoformat` reads and no operator means."""
-_NOTHING_IN_A_NAME: Final = dict.fromkeys(map(ord, "\u00ad\u200b\u2060\ufeff" + "".join(BIDI_MARKS)))
+_NOTHING_IN_A_NAME: Final = dict.fromkeys(
+    map(ord, "\u00ad\u200b\u2060\ufeff" + "".join(BIDI_MARKS))
+)
 """Invisible characters left out of a text (not the joiners some scripts need): a soft
 hyphen, a zero-width space, a word joiner, a byte-order mark, and direction marks, which
 served would turn the digits of an address around them."""
