@@ -253,6 +253,32 @@ def test_accounts_relaying_a_block_at_its_pace_are_one_scan(pace: int) -> None:
     assert (first["shell-2"].kind, first["shell-2"].ts) == ("distributed_scan", relay[11].ts)
 
 
+@pytest.mark.parametrize("pause", [120, 600])
+def test_accounts_relaying_a_block_with_pauses_between_their_stretches_are_one_scan(
+    pause: int,
+) -> None:
+    # Three accounts behind one address take stretches of four numbers of a block in turn,
+    # pausing between stretches: the first stretch came before the second account's, yet
+    # counts in the block, which the second account's second number makes a scan.
+    ip = "203.0.113.5"
+    order = list(range(0, 1000, 7))
+    random.Random(3).shuffle(order)
+    relay = [
+        event(
+            22202000 + n,
+            i + pause * (i // 4),
+            alternating(n),
+            account=f"shell-{(i // 4) % 3}",
+            ip=ip,
+        )
+        for i, n in enumerate(order[:24])
+    ]
+    first = first_stops(feed(Engine(), relay))
+    assert first["shell-0"].ts == relay[3].ts  # its own rules hold the block
+    assert (first["shell-1"].kind, first["shell-1"].ts) == ("distributed_scan", relay[5].ts)
+    assert (first["shell-2"].kind, first["shell-2"].ts) == ("distributed_scan", relay[10].ts)
+
+
 def test_a_reinstated_account_is_not_named_again_for_its_lookups_before() -> None:
     ip = "192.0.2.10"
     engine = Engine()
@@ -307,8 +333,10 @@ def test_two_customers_behind_one_nat_are_not_one_scanner() -> None:
 
 
 def test_accounts_sharing_an_ip_are_suspended_once_misses_follow_a_listed_stretch() -> None:
-    # The walk starts in a fully listed stretch: flagged, then suspended when misses come
-    # (at a pace the fast rule's first tier, which needs no miss, does not reach).
+    # The walk starts in a fully listed stretch: nothing while its numbers are listed (short
+    # of its suspension criteria the address rule names no one: it would name integrators'
+    # customers), suspended when misses come (at a pace the fast rule's first tier, which
+    # needs no miss, does not reach).
     walk = [
         event(
             22202000 + i * 3,
@@ -323,6 +351,7 @@ def test_accounts_sharing_an_ip_are_suspended_once_misses_follow_a_listed_stretc
     suspensions = [f for f in findings if f.action == "suspend"]
     assert {f.account for f in suspensions} == {"shell-0", "shell-1", "shell-2"}
     assert all(f.kind == "distributed_scan" for f in suspensions)
+    assert {f.ts for f in findings} == {walk[9].ts}  # its first miss
 
 
 def test_many_small_customers_behind_one_ip_are_left_alone() -> None:

@@ -17,8 +17,8 @@ from lookup.abuse.fastrule import FastRule
 from lookup.abuse.policy import Policy
 from lookup.abuse.state import Block, IpState, Lookup, block_label, trail
 
-Named = tuple[str, bool, Callable[[], dict[str, Any]]]
-"""An account an address's scan names: whether the suspension criteria held, its evidence."""
+Named = tuple[str, Callable[[], dict[str, Any]]]
+"""An account an address's scan names (its suspension criteria held), and its evidence."""
 KnewBlock = Callable[[str, tuple[int, int], float], bool]
 """Whether an account's own lookups show it knew a block (size, start) before a time."""
 Stopped = Callable[[str, float], bool]
@@ -34,6 +34,7 @@ class AddressScans:
         self._knew = knew
         self._stopped = stopped
         self._ips: dict[str, IpState] = {}
+        self._gap = policy.distributed_gap_seconds
 
     def observe(self, lookup: Lookup) -> list[Named]:
         """Count a new number of an account at its address; the accounts a scan names."""
@@ -68,26 +69,34 @@ class AddressScans:
             if fast is not None:
                 suspend_at, accounts = fast
             else:
-                if len(block.members) < count_at:
-                    continue
                 suspend_at, accounts = count_at, self._named(block, lookup.t)
                 if len(accounts) < policy.distributed_min_accounts:
+                    continue
+                if len(block.members) < suspend_at:
                     continue
             strong = fast is not None or (
                 block.misses / len(block.members) >= policy.block_suspend_miss_share
                 and block.span(suspend_at) <= policy.block_suspend_burst_seconds
             )
+            if not strong:
+                # Its suspension criteria only: short of them, it would flag an integrator's
+                # customers whose callers share a town's block (each account's own rules
+                # flag what they see of a scan).
+                continue
+            # An account whose lookups of the block all came before the others' is not in
+            # their scan: a customer behind a SaaS integrator's address whose callers were in
+            # the block before another account scanned it (or a relay's first stretch, which
+            # its account's next lookups there join to the rest).
+            before = came_before(block.members.values(), accounts, self._gap)
             for account in accounts:
                 marker = (size, block_start, account)
-                # Once per block and account, and once more if it turns strong later (the
-                # first numbers of a dense block can all be listed; the misses come after).
-                if ip_state.fired.get(marker, False) >= strong:
-                    continue
-                ip_state.fired[marker] = strong
+                if account in before or marker in ip_state.fired:
+                    continue  # once per block and account
+                ip_state.fired.add(marker)
                 evidence = partial(
                     _evidence, block, lookup.ip, size, block_start, account, suspend_at
                 )
-                named.append((account, strong, evidence))
+                named.append((account, evidence))
         return named
 
     def forget(self, account: str) -> None:
@@ -95,9 +104,7 @@ class AddressScans:
         (compliance cleared or reinstated it): another account's next lookups there must
         not name it again for what it did before."""
         for ip_state in self._ips.values():
-            ip_state.fired = {
-                marker: strong for marker, strong in ip_state.fired.items() if marker[2] != account
-            }
+            ip_state.fired = {marker for marker in ip_state.fired if marker[2] != account}
             ip_state.accounts.pop(account, None)
             ip_state.lone = deque(
                 (item for item in ip_state.lone if item.account != account),
@@ -208,9 +215,8 @@ class AddressScans:
         counts = Counter(item.account for item in burst)
         accounts = sorted(a for a, n in counts.items() if n >= share)
         if walk is None:
-            # An ordered walk is one mind's whatever the times; a tier's burst is not.
             missed = {item.account for item in burst if item.outcome == "miss"}
-            accounts = self._in_the_scan(accounts, burst, missed, now)
+            accounts = self._after_a_stop(accounts, missed, now)
         if len(accounts) < self.policy.distributed_min_accounts or any(
             self._knew(account, key, burst[0].t) for account in accounts
         ):
@@ -224,22 +230,15 @@ class AddressScans:
             for account, count in block.counts("account").items()
             if count >= self.policy.distributed_min_share
         )
-        return self._in_the_scan(accounts, block.members.values(), block.counts("missed_by"), now)
+        return self._after_a_stop(accounts, block.counts("missed_by"), now)
 
-    def _in_the_scan(
-        self, accounts: list[str], items: Iterable[Lookup], missed: Container[str], now: float
-    ) -> list[str]:
-        """Of the accounts with enough of a block's `items` from an address, those in its
-        scan: not those whose part came before the others' (a customer behind a SaaS
-        integrator's address whose callers were in the block minutes or days before
-        another account scanned it), unless suspended for it; and once one of them was
-        suspended, it and those that met a miss. The scan it made was stopped; who looks
-        up the block after it is an accomplice going on with it, who meets misses soon, or
-        a customer behind the same address ringing back its callers, listed numbers (a
-        load generator's personas, an integrator's customers)."""
+    def _after_a_stop(self, accounts: list[str], missed: Container[str], now: float) -> list[str]:
+        """The accounts to name once one of them was suspended: it and those that met a
+        miss. The scan it made was stopped; who looks up the block after it is an
+        accomplice going on with it, who meets misses soon, or a customer behind the same
+        address ringing back its callers, listed numbers (a load generator's personas, an
+        integrator's customers)."""
         stopped = [account for account in accounts if self._stopped(account, now)]
-        before = came_before(items, accounts, self.policy.distributed_gap_seconds)
-        accounts = [account for account in accounts if account in stopped or account not in before]
         if not stopped:
             return accounts
         return [account for account in accounts if account in stopped or account in missed]
@@ -261,8 +260,8 @@ class AddressScans:
 
 def came_before(items: Iterable[Lookup], accounts: list[str], gap: float) -> set[str]:
     """The accounts whose part of `items` ended before the other accounts' began, by more
-    than `gap` seconds and twice the pace of the others' lookups: not a part of their scan,
-    which a relay at its own pace or accounts taking turns would be."""
+    than `gap` seconds and twice the pace of the others' lookups: apart from their scan,
+    which a relay at its own pace or accounts taking turns are not."""
     spans: dict[str, list[float]] = {account: [] for account in accounts}  # first, last, count
     for item in items:
         span = spans.get(item.account)
@@ -289,7 +288,7 @@ def came_before(items: Iterable[Lookup], accounts: list[str], gap: float) -> set
 def _drop(ip_state: IpState, key: tuple[int, int]) -> None:
     """Drop an address's emptied block, and which accounts it named."""
     del ip_state.blocks[key]
-    ip_state.fired = {m: strong for m, strong in ip_state.fired.items() if m[:2] != key}
+    ip_state.fired = {marker for marker in ip_state.fired if marker[:2] != key}
 
 
 def _evidence(

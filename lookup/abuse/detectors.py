@@ -458,14 +458,15 @@ class Engine:
     def _across_accounts(self, event: LookupEvent, lookup: Lookup) -> list[Finding]:
         """Findings for the accounts an address's block scan names."""
         findings = []
-        for account, strong, evidence in self._addresses.observe(lookup):
+        # An address's scan names an account only when the rule's suspension criteria hold.
+        for account, evidence in self._addresses.observe(lookup):
             finding = self._escalate(
                 self._accounts.setdefault(account, AccountState()),
                 event
                 if account == event.account
                 else msgspec.structs.replace(event, account=account),
                 Kind.DISTRIBUTED_SCAN,
-                strong,
+                True,
                 evidence,
             )
             if finding is not None:

@@ -267,8 +267,8 @@ class IpState:
     recent: deque[Lookup] = field(default_factory=deque)
     """The lookups counted into the blocks, oldest first: what the hourly prune expires
     (without reading every block)."""
-    fired: dict[tuple[int, int, str], bool] = field(default_factory=dict)
-    """(block size, block, account) named in a finding, and whether it was a strong one."""
+    fired: set[tuple[int, int, str]] = field(default_factory=set)
+    """(block size, block, account) named in a finding."""
 
 
 def span(items: deque[Lookup], last: int) -> float:
