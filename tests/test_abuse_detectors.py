@@ -237,6 +237,26 @@ def test_a_customer_whose_callers_were_in_a_block_before_it_was_scanned_is_not_n
     assert [f for f in findings if f.account == "bakery"] == []
 
 
+def test_customers_whose_callers_came_days_apart_before_a_scan_are_none_of_them_named() -> None:
+    # Three customers of one integrator in one town, each with callers of its block on
+    # another day; a scraper behind the same address scans the block on the fourth.
+    ip = "192.0.2.10"
+    callers = [
+        event(22202000 + n, day * 86400 + 600 * i, alternating(n), account=shop, ip=ip)
+        for day, (shop, numbers) in enumerate(
+            [("bakery", [916, 933, 970]), ("florist", [850, 861]), ("dentist", [702, 745])]
+        )
+        for i, n in enumerate(numbers)
+    ]
+    scan = [
+        event(22202000 + n, 3 * 86400 + 2 * i, alternating(n), account="scraper", ip=ip)
+        for i, n in enumerate(range(0, 600, 3))
+    ]
+    findings = feed(Engine(), [*callers, *scan])
+    assert any(f.account == "scraper" and f.action == "suspend" for f in findings)
+    assert {f.account for f in findings} == {"scraper"}
+
+
 @pytest.mark.parametrize("pace", [60, 150])
 def test_accounts_relaying_a_block_at_its_pace_are_one_scan(pace: int) -> None:
     # Three accounts behind one address, each taking a stretch of a shuffled block in turn

@@ -83,15 +83,26 @@ class AddressScans:
                 # customers whose callers share a town's block (each account's own rules
                 # flag what they see of a scan).
                 continue
-            # An account whose lookups of the block all came before the others' is not in
-            # their scan: a customer behind a SaaS integrator's address whose callers were in
-            # the block before another account scanned it (or a relay's first stretch, which
+            counts = block.counts("account")
+            pending = [
+                account
+                for account in accounts
+                if (marker := (size, block_start, account)) not in ip_state.fired
+                # Judged apart with as many numbers: nothing of it is new since.
+                and ip_state.apart.get(marker) != counts[account]
+            ]
+            if not pending:
+                continue  # each named once per block and account
+            # An account whose lookups of the block all came before the scan began is not
+            # in it: a customer behind a SaaS integrator's address whose callers were in the
+            # block before another account scanned it (or a relay's earlier stretch, which
             # its account's next lookups there join to the rest).
             before = came_before(block.members.values(), accounts, self._gap)
-            for account in accounts:
+            for account in pending:
                 marker = (size, block_start, account)
-                if account in before or marker in ip_state.fired:
-                    continue  # once per block and account
+                if account in before:
+                    ip_state.apart[marker] = counts[account]
+                    continue
                 ip_state.fired.add(marker)
                 evidence = partial(
                     _evidence, block, lookup.ip, size, block_start, account, suspend_at
@@ -105,6 +116,9 @@ class AddressScans:
         not name it again for what it did before."""
         for ip_state in self._ips.values():
             ip_state.fired = {marker for marker in ip_state.fired if marker[2] != account}
+            ip_state.apart = {
+                marker: count for marker, count in ip_state.apart.items() if marker[2] != account
+            }
             ip_state.accounts.pop(account, None)
             ip_state.lone = deque(
                 (item for item in ip_state.lone if item.account != account),
@@ -259,9 +273,10 @@ class AddressScans:
 
 
 def came_before(items: Iterable[Lookup], accounts: list[str], gap: float) -> set[str]:
-    """The accounts whose part of `items` ended before the other accounts' began, by more
-    than `gap` seconds and twice the pace of the others' lookups: apart from their scan,
-    which a relay at its own pace or accounts taking turns are not."""
+    """The accounts whose part of `items` ended before the scan began: before the first
+    lookup of the account that began last, by more than `gap` seconds and twice that
+    account's pace. Accounts taking turns, or relaying a block at its pace, are one scan;
+    customers whose callers came days apart are each apart from it."""
     spans: dict[str, list[float]] = {account: [] for account in accounts}  # first, last, count
     for item in items:
         span = spans.get(item.account)
@@ -271,24 +286,22 @@ def came_before(items: Iterable[Lookup], accounts: list[str], gap: float) -> set
             span[0], span[1], span[2] = min(span[0], item.t), max(span[1], item.t), span[2] + 1
         else:
             span.extend((item.t, item.t, 1))
-    parts = {account: span for account, span in spans.items() if span}
-    before: set[str] = set()
-    for account, (_, last, _) in parts.items():
-        others = [span for other, span in parts.items() if other != account]
-        if not others:
-            continue
-        first = min(span[0] for span in others)
-        count = sum(span[2] for span in others)
-        pace = (max(span[1] for span in others) - first) / (count - 1) if count > 1 else 0.0
-        if first - last > max(gap, 2 * pace):
-            before.add(account)
-    return before
+    parts = [span for span in spans.values() if span]
+    if len(parts) < 2:
+        return set()
+    first, last, count = max(parts, key=lambda span: span[0])
+    pace = (last - first) / (count - 1) if count > 1 else 0.0
+    began = first - max(gap, 2 * pace)
+    return {account for account, span in spans.items() if span and span[1] < began}
 
 
 def _drop(ip_state: IpState, key: tuple[int, int]) -> None:
     """Drop an address's emptied block, and which accounts it named."""
     del ip_state.blocks[key]
     ip_state.fired = {marker for marker in ip_state.fired if marker[:2] != key}
+    ip_state.apart = {
+        marker: count for marker, count in ip_state.apart.items() if marker[:2] != key
+    }
 
 
 def _evidence(

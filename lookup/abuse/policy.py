@@ -285,11 +285,12 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     that holds) to be named in the finding (three accounts sharing a fast scan of a
     geographic block have two each when it suspends)."""
     distributed_gap_seconds: float = 60
-    """An account whose lookups of an address's block all came before the other accounts'
-    began, by more than this many seconds and twice the pace of theirs, is flagged for
-    their scan, not suspended: a customer behind a SaaS integrator's address whose callers
-    were in the block minutes or days before another account scanned it was suspended with
-    it. Accounts taking turns, or relaying the block at its pace, are one scan."""
+    """An account whose lookups of an address's block all came before the scan began (the
+    first lookup of the account that began last), by more than this many seconds and twice
+    that account's pace, is not named: a customer behind a SaaS integrator's address whose
+    callers were in the block minutes or days before another account scanned it was
+    suspended with it. Accounts taking turns, or relaying the block at its pace, are one
+    scan."""
 
     def __post_init__(self) -> None:
         # The rules read these together and rely on them: a negative chance excess would

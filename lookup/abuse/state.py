@@ -269,6 +269,10 @@ class IpState:
     (without reading every block)."""
     fired: set[tuple[int, int, str]] = field(default_factory=set)
     """(block size, block, account) named in a finding."""
+    apart: dict[tuple[int, int, str], int] = field(default_factory=dict)
+    """(block size, block, account) found apart from the block's scan (its lookups came
+    before it), with how many numbers of the block it had then: judged again only once
+    it has more."""
 
 
 def span(items: deque[Lookup], last: int) -> float:
