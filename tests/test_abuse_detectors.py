@@ -231,7 +231,11 @@ def test_a_customer_whose_callers_were_in_a_block_before_it_was_scanned_is_not_n
         event(22202000 + n, later + 2 * i, alternating(n), account="scraper", ip=ip)
         for i, n in enumerate(numbers)
     ]
-    findings = feed(Engine(), [*callers, *scan])
+    # Its next caller from the block, after the scraper was suspended, is no accomplice's
+    # lookup: its misses came before the scan began.
+    again = event(22202981, later + 300, "hit", account="bakery", ip=ip)
+    merged = sorted([*callers, *scan, again], key=lambda e: e.ts)
+    findings = feed(Engine(), merged)
     assert "scraper" in first_stops(findings)
     assert any(f.account == "scraper" and f.action == "suspend" for f in findings)
     assert [f for f in findings if f.account == "bakery"] == []

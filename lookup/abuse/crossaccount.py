@@ -230,7 +230,7 @@ class AddressScans:
         accounts = sorted(a for a, n in counts.items() if n >= share)
         if walk is None:
             missed = {item.account for item in burst if item.outcome == "miss"}
-            accounts = self._after_a_stop(accounts, missed, now)
+            accounts = self._after_a_stop(accounts, missed, now, burst)
         if len(accounts) < self.policy.distributed_min_accounts or any(
             self._knew(account, key, burst[0].t) for account in accounts
         ):
@@ -244,18 +244,24 @@ class AddressScans:
             for account, count in block.counts("account").items()
             if count >= self.policy.distributed_min_share
         )
-        return self._after_a_stop(accounts, block.counts("missed_by"), now)
+        return self._after_a_stop(accounts, block.counts("missed_by"), now, block.members.values())
 
-    def _after_a_stop(self, accounts: list[str], missed: Container[str], now: float) -> list[str]:
+    def _after_a_stop(
+        self, accounts: list[str], missed: Container[str], now: float, items: Iterable[Lookup]
+    ) -> list[str]:
         """The accounts to name once one of them was suspended: it and those that met a
-        miss. The scan it made was stopped; who looks up the block after it is an
-        accomplice going on with it, who meets misses soon, or a customer behind the same
-        address ringing back its callers, listed numbers (a load generator's personas, an
-        integrator's customers)."""
+        miss of `items` since the suspended ones began their scan. The scan was stopped;
+        who looks up the block after it is an accomplice going on with it, who meets misses
+        soon, or a customer behind the same address ringing back its callers, listed
+        numbers (a load generator's personas, an integrator's customers), whose misses
+        before the scan began are none of it."""
         stopped = [account for account in accounts if self._stopped(account, now)]
         if not stopped:
             return accounts
-        return [account for account in accounts if account in stopped or account in missed]
+        going_on = [account for account in accounts if account not in stopped and account in missed]
+        if going_on:
+            going_on = missed_since(items, stopped, going_on)
+        return [account for account in accounts if account in stopped or account in going_on]
 
     def _into_block(self, ip_state: IpState, size: int, lookup: Lookup) -> Block | None:
         """Count a lookup in the address's block; None if the number was already in it."""
@@ -293,6 +299,18 @@ def came_before(items: Iterable[Lookup], accounts: list[str], gap: float) -> set
     pace = (last - first) / (count - 1) if count > 1 else 0.0
     began = first - max(gap, 2 * pace)
     return {account for account, span in spans.items() if span and span[1] < began}
+
+
+def missed_since(items: Iterable[Lookup], scanners: list[str], accounts: list[str]) -> list[str]:
+    """Of `accounts`, those with a miss among `items` at or after the `scanners`' first."""
+    items = list(items)
+    began = min((item.t for item in items if item.account in scanners), default=0.0)
+    met = {
+        item.account
+        for item in items
+        if item.outcome == "miss" and item.t >= began and item.account in accounts
+    }
+    return [account for account in accounts if account in met]
 
 
 def _drop(ip_state: IpState, key: tuple[int, int]) -> None:
