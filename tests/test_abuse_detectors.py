@@ -10,10 +10,12 @@ from datetime import datetime, timedelta
 import msgspec
 import pytest
 
+from lookup.abuse.crossaccount import came_before, missed_since
 from lookup.abuse.detectors import Engine, Finding
 from lookup.abuse.events import LookupEvent, Outcome
 from lookup.abuse.holds import Hold
 from lookup.abuse.policy import DEFAULT_POLICY, Policy
+from lookup.abuse.state import Lookup
 
 T0 = datetime(2026, 11, 2, 9, 0)
 
@@ -259,6 +261,44 @@ def test_customers_whose_callers_came_days_apart_before_a_scan_are_none_of_them_
     findings = feed(Engine(), [*callers, *scan])
     assert any(f.account == "scraper" and f.action == "suspend" for f in findings)
     assert {f.account for f in findings} == {"scraper"}
+
+
+def _part(account: str, *times: float, outcome: str = "hit") -> list[Lookup]:
+    return [
+        Lookup(T0, t, 22202000 + i, outcome, "k", "10.0.0.1", account, i)
+        for i, t in enumerate(times)
+    ]
+
+
+def test_which_accounts_came_before_a_scan_began() -> None:
+    scan = _part("scraper", 1000, 1002, 1004, 1006)
+    # Ended 61 s before the account that began last: apart; 59 s: in it.
+    assert came_before([*_part("shop", 900, 939), *scan], ["shop", "scraper"], 60) == {"shop"}
+    assert came_before([*_part("shop", 900, 941), *scan], ["shop", "scraper"], 60) == set()
+    # Twice a slow scan's pace is the bound when longer than the gap.
+    slow = _part("scraper", 1000, 1300, 1600)
+    assert came_before([*_part("shop", 0, 450), *slow], ["shop", "scraper"], 60) == set()
+    assert came_before([*_part("shop", 0, 350), *slow], ["shop", "scraper"], 60) == {"shop"}
+    # Each customer against the scan, not against the others: days apart, all apart.
+    days = [*_part("a", 0, 10), *_part("b", 86400, 86410), *_part("c", 172800, 172810)]
+    assert came_before([*days, *_part("s", 259200, 259202)], ["a", "b", "c", "s"], 60) == {
+        "a",
+        "b",
+        "c",
+    }
+    # Taking turns, items in any order; one account alone, or one without items, is no scan.
+    turns = [*_part("x", 5, 1, 3), *_part("y", 2, 4, 6)]
+    assert came_before(turns, ["x", "y"], 60) == set()
+    assert came_before(scan, ["scraper", "nobody"], 60) == set()
+
+
+def test_which_accounts_met_a_miss_since_a_scan_began() -> None:
+    scan = _part("scraper", 100, 102, 104, outcome="miss")
+    before = _part("shop", 10, 20, outcome="miss")
+    after = _part("crm", 110, 120, outcome="miss")
+    listed = _part("bakery", 130, outcome="hit")
+    items = [*before, *scan, *after, *listed]
+    assert missed_since(items, ["scraper"], ["shop", "crm", "bakery"]) == ["crm"]
 
 
 @pytest.mark.parametrize("pace", [60, 150])
