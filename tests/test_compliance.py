@@ -641,6 +641,9 @@ def test_a_data_subject_gets_everything_stored_about_their_number(tmp_path: Path
         # another number is not about it.
         written = ["22/20 24 00", "+47 22202400 x", "2220240"]
         store.commit([_lookup(DAY, raw, "invalid") for raw in written], [])
+        # The log keeps a search's query as typed: one typed as the number is about it.
+        queries = ["22202400", "Ola +47 22 20 24 00", "２２２０２４００", "Ola Nordmann", "2220240"]
+        store.commit([_lookup(DAY, q, "miss", "search", "searcher") for q in queries], [])
         case_id = store.record(
             Finding(
                 account="cust-co",
@@ -664,9 +667,11 @@ def test_a_data_subject_gets_everything_stored_about_their_number(tmp_path: Path
         assert body["published"]["name"]["full"] == "Ola Nordmann"
         assert [c["change"] for c in body["history"]] == ["added"]
         assert [r["reason"] for r in body["rejected_rows"]] == ["bad_postcode"]
-        assert body["lookups"]["total"] == 6
-        assert [a["account"] for a in body["lookups"]["by_account"]] == ["cust-co", "other-co"]
-        assert body["lookups"]["by_account"][0]["answered"] == 3
+        assert body["lookups"]["total"] == 9
+        assert [
+            (a["account"], a["lookups"], a["answered"], a["searched"])
+            for a in body["lookups"]["by_account"]
+        ] == [("cust-co", 5, 3, 0), ("searcher", 3, 0, 3), ("other-co", 1, 0, 0)]
         assert body["cases"] == [case_id]
         unknown = desk.subject("41999999").json()
         assert unknown["directory"] == [] and unknown["published"] is None
@@ -711,6 +716,8 @@ def test_an_erasure_anonymises_the_lookups_but_those_under_legal_hold(tmp_path: 
         store.commit([_lookup(DAY, "+4722202400", "miss", account="other-co")], [])
         typed = ("0047-2220-2400", "+47 (0)22 20 24 00", "０２２２０２４００", "2220240")
         store.commit([_lookup(DAY, raw, "invalid") for raw in typed], [])
+        queries = ("22 20 24 00", "+4722202400", "Ola Nordmann")
+        store.commit([_lookup(DAY, q, "miss", "search") for q in queries], [])
         quoting = {"lookups": [{"number": "+4722202400"}], "range": ["+4722202400", "+4722202410"]}
         cleared = store.record(msgspec.structs.replace(_finding("cust-co", DAY), evidence=quoting))
         store.decisions.decide(cleared, "clear", "desk/k1", "reviewed")  # closed: no hold
@@ -727,7 +734,7 @@ def test_an_erasure_anonymises_the_lookups_but_those_under_legal_hold(tmp_path: 
             json={"reason": "request 2026-117"},
             headers=desk.headers,
         ).json()
-        assert (done["lookups_erased"], done["held_by_open_cases"]) == (6, ["other-co"])
+        assert (done["lookups_erased"], done["held_by_open_cases"]) == (8, ["other-co"])
         # The closed case's evidence quotes it no more; the open one's keeps it (legal hold).
         assert done["findings_erased"] == 1
         [erased] = desk.get(f"/cases/{cleared}").json()["findings"]
@@ -739,6 +746,8 @@ def test_an_erasure_anonymises_the_lookups_but_those_under_legal_hold(tmp_path: 
         assert kept["evidence"] == quoting
         invalid = "SELECT number FROM lookup_log WHERE outcome = 'invalid' ORDER BY number"
         assert store.file.rows(invalid) == [("2220240",), ("erased",), ("erased",), ("erased",)]
+        searches = "SELECT number FROM lookup_log WHERE endpoint = 'search' ORDER BY number"
+        assert store.file.rows(searches) == [("Ola Nordmann",), ("erased",), ("erased",)]
         assert done["rejected_rows_erased"] == 1
         after = desk.subject("22202400").json()
         assert after["lookups"]["total"] == 1  # the held account's lookup only
@@ -748,7 +757,7 @@ def test_an_erasure_anonymises_the_lookups_but_those_under_legal_hold(tmp_path: 
         # The erasure is on record, without the number.
         assert store.file.rows(
             "SELECT actor LIKE 'compliance-desk/%', reason, erased, held, findings FROM erasures"
-        ) == [(True, "request 2026-117", 6, 1, 1)]
+        ) == [(True, "request 2026-117", 8, 1, 1)]
         assert "22202400" not in str(store.file.rows("SELECT * FROM erasures"))
         assert done["directory"] == "kept"
         assert done["directory_note"].startswith("each operator delivers it every night")

@@ -55,16 +55,21 @@ _FULL_WIDTH_DIGITS: Final = "".join(chr(0xFF10 + digit) for digit in range(10))
 
 def _about(number: str) -> tuple[str, list[str]]:
     """A condition on `lookup_log` rows about a number (E.164), and its parameters: its
-    lookups, and the invalid ones that wrote it in a form the normalizer refused
+    lookups; the invalid ones that wrote it in a form the normalizer refused
     ("22/33 44 55", "+47 22334455 x", "+47 (0)22 33 44 55", full-width digits), which the
-    log keeps as written: their digits are the number's, after 47, 0047 or a trunk 0."""
+    log keeps as written: their digits are the number's, after 47, 0047 or a trunk 0; and
+    the searches whose query holds its digits ("21279132" typed as a name), which the log
+    keeps as typed too."""
     national = number.removeprefix("+47")
     forms = [prefix + national for prefix in ("", "0", "47", "470", "0047", "00470")]
+    digits = (
+        f"regexp_replace(translate(number, '{_FULL_WIDTH_DIGITS}', '0123456789'), "
+        "'[^0-9]', '', 'g')"
+    )
     return (
-        "(number = ? OR (outcome = 'invalid' AND regexp_replace("
-        f"translate(number, '{_FULL_WIDTH_DIGITS}', '0123456789'), '[^0-9]', '', 'g'"
-        f") IN ({', '.join('?' * len(forms))})))",
-        [number, *forms],
+        f"(number = ? OR (outcome = 'invalid' AND {digits} IN ({', '.join('?' * len(forms))}))"
+        f" OR (endpoint = 'search' AND strpos({digits}, ?) > 0))",
+        [number, *forms, national],
     )
 
 
@@ -146,14 +151,16 @@ class LookupLog:
         return int(deleted)
 
     def lookups_of(self, number: str) -> dict[str, Any]:
-        """Customers' lookups of a number (E.164): how many, when, by which accounts."""
+        """Customers' lookups of a number (E.164): how many, when, by which accounts; the
+        searches whose query held it among them (`searched`)."""
         about, parameters = _about(number)
         rows = self._file.rows(
-            # Answered: a listing went out (not to a lookup refused in a held block).
-            "SELECT account, count(*), "
-            "count(*) FILTER (WHERE outcome = 'hit' AND held IS NOT TRUE), min(ts), max(ts) "
-            f"FROM lookup_log WHERE {about} AND endpoint = 'numbers' "
-            "GROUP BY account ORDER BY 2 DESC, account",
+            # Answered: a listing of it went out (not to a lookup refused in a held block,
+            # nor to a search: its query is a name's, whatever it holds).
+            "SELECT account, count(*), count(*) FILTER (WHERE outcome = 'hit' "
+            "AND held IS NOT TRUE AND endpoint = 'numbers'), min(ts), max(ts), "
+            "count(*) FILTER (WHERE endpoint = 'search') "
+            f"FROM lookup_log WHERE {about} GROUP BY account ORDER BY 2 DESC, account",
             parameters,
         )
         return {
@@ -161,7 +168,14 @@ class LookupLog:
             "first": min((r[3] for r in rows), default=None),
             "last": max((r[4] for r in rows), default=None),
             "by_account": [
-                {"account": r[0], "lookups": r[1], "answered": r[2], "first": r[3], "last": r[4]}
+                {
+                    "account": r[0],
+                    "lookups": r[1],
+                    "answered": r[2],
+                    "searched": r[5],
+                    "first": r[3],
+                    "last": r[4],
+                }
                 for r in rows
             ],
         }
