@@ -893,11 +893,11 @@ def test_an_erased_numbers_lookups_that_reach_the_log_later_are_erased_as_they_a
         kept = "SELECT number FROM late_erasures"
         assert store.file.rows(kept) == [("+4722202400",)]
         sweep = Sweep(default_cutoff=DAY - timedelta(days=999), cutoffs={})
-        store.log.prune(sweep)
+        store.sweep(sweep)
         assert store.file.rows(kept) == [("+4722202400",)]
         with store.file.transaction() as con:
             con.execute("UPDATE late_erasures SET erased_at = erased_at - INTERVAL 61 MINUTE")
-        store.log.prune(sweep)
+        store.sweep(sweep)
         assert store.file.rows(kept) == []
 
 

@@ -114,7 +114,7 @@ def test_the_monitor_sweeps_the_lookup_log_by_each_accounts_terms(tmp_path: Path
         )
     monitor = AbuseMonitor(EventBuffer(), store, KeyRing(keys))
     # Today the ended accounts are within AFTER_END: their lookups stay.
-    assert monitor.sweep(now, 18) == 2
+    assert monitor.sweep(now, 18).lookups == 2
     assert _kept(store) == {
         "plain": 1,
         "short": 1,
@@ -126,13 +126,65 @@ def test_the_monitor_sweeps_the_lookup_log_by_each_accounts_terms(tmp_path: Path
     # Once AFTER_END has passed, an ended account's log goes whole, unless it is held (and
     # two months on, the others' newer lookups are past their terms too).
     later = now + AFTER_END + timedelta(minutes=1)
-    assert monitor.sweep(later, 18) == 4
+    assert monitor.sweep(later, 18).lookups == 4
     assert _kept(store) == {"gone-held": 1, "held": 1}
     # A closed case lifts the hold.
     [held] = [c for c in store.cases.summaries(status="open") if c["account"] == "held"]
     store.decisions.decide(held["id"], "clear", "officer", "a customer's own list")
-    assert monitor.sweep(later, 18) == 1
+    assert monitor.sweep(later, 18).lookups == 1
     assert _kept(store) == {"gone-held": 1}
+    store.close()
+    keys.close()
+
+
+def test_a_sweep_expires_the_numbers_findings_quote_with_their_lookups(tmp_path: Path) -> None:
+    now = utc_now()
+    keys = KeyStore(tmp_path / "keys.sqlite")
+    for name in ("old", "recent", "held", "gone"):
+        keys.create(name, frozenset({"lookup"}))
+    keys.end("gone")
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    evidence = {
+        "rule": {"distinct_numbers": 6},
+        "hold": "+4722202000..999",
+        "range": ["+4722202400", "+4722202410"],
+        "lookups": [{"ts": "2026-01-01T09:00:00", "number": "+4722202400", "outcome": "hit"}],
+    }
+    ages = {"old": 19, "recent": 2, "held": 30, "gone": 2}
+    cases = {
+        account: store.record(
+            Finding(
+                account=account,
+                kind="block_coverage",
+                action="throttle",
+                ts=months_before(now, months),
+                events_seen=6,
+                evidence=evidence,
+            )
+        )
+        for account, months in ages.items()
+    }
+    for account in ("old", "recent", "gone"):  # closed: no legal hold
+        store.decisions.decide(cases[account], "clear", "officer", "reviewed")
+    monitor = AbuseMonitor(EventBuffer(), store, KeyRing(keys))
+
+    def quoted() -> dict[str, object]:
+        return {
+            account: store.cases.findings(case)[0]["evidence"] for account, case in cases.items()
+        }
+
+    assert monitor.sweep(now, 18).findings == 1
+    expired = {
+        **evidence,
+        "range": ["expired", "expired"],
+        "lookups": [{"ts": "2026-01-01T09:00:00", "number": "expired", "outcome": "hit"}],
+    }
+    # Past the default 18 months, and closed: what the rule found and held stays.
+    assert quoted() == {"old": expired, "recent": evidence, "held": evidence, "gone": evidence}
+    # An ended account's, once its log goes; an open case's, never (legal hold).
+    assert monitor.sweep(now + AFTER_END + timedelta(minutes=1), 18).findings == 1
+    assert quoted() == {"old": expired, "recent": evidence, "held": evidence, "gone": expired}
+    assert store.cases.open_holds()[0][4] == "+4722202000..999"
     store.close()
     keys.close()
 

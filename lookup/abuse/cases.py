@@ -3,6 +3,7 @@ compliance clears or reinstates it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Final, Literal, get_args
 
@@ -22,6 +23,16 @@ CaseListing = Literal["open", "closed", "all"]
 CASE_LISTINGS: Final[tuple[str, ...]] = get_args(CaseListing)
 HELD: Final = "SELECT account FROM cases WHERE status = 'open'"
 """The accounts under legal hold: those with an open case."""
+Condition = tuple[str, list[Any]]
+"""A condition on rows of the compliance file, and its parameters."""
+
+
+EXPIRED: Final = "expired"
+"""How evidence quotes a number once the lookups it came from are past their retention."""
+# Evidence quotes a number only as a whole JSON string: a block (`"+4722202000..999"`) is
+# no number, and stays, as what a hold held.
+_QUOTED_NUMBER: Final = r'"\+47[0-9]+"'
+_EXPIRED: Final = f'"{EXPIRED}"'
 
 
 class CaseNotFound(LookupServiceError):
@@ -95,6 +106,22 @@ class Cases:
                 [quoted, msgspec.json.encode(ERASED).decode(), quoted],
             ).fetchall()[0][0]
         )
+
+    @staticmethod
+    def expire(con: duckdb.DuckDBPyConnection, due: Sequence[Condition]) -> int:
+        """Quote every number as expired in the evidence of the findings a retention sweep
+        says are `due`, as their lookups are (`ComplianceStore.sweep`), within the caller's
+        transaction; how many changed. The rule's figures, the blocks it held and the
+        decisions stay with the case."""
+        changed = 0
+        for condition, parameters in due:
+            changed += con.execute(
+                "UPDATE findings SET evidence = regexp_replace(CAST(evidence AS VARCHAR), "
+                f"'{_QUOTED_NUMBER}', '{_EXPIRED}', 'g') WHERE {condition} "
+                f"AND regexp_matches(CAST(evidence AS VARCHAR), '{_QUOTED_NUMBER}')",
+                parameters,
+            ).fetchall()[0][0]
+        return int(changed)
 
     def summaries(
         self, status: str | None = None, *, limit: int | None = None, before: int | None = None

@@ -16,9 +16,8 @@ import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lookup.abuse.cases import HELD
+from lookup.abuse.cases import Condition
 from lookup.abuse.events import LookupEvent, utc_now
-from lookup.abuse.retention import Sweep
 from lookup.abuse.state import ERASED
 from lookup.abuse.storefile import StoreFile
 
@@ -128,26 +127,19 @@ class LookupLog:
         con.execute(f"INSERT INTO lookup_log SELECT * FROM {_ARRIVING}").fetchall()
         con.execute(f"DELETE FROM {_ARRIVING}").fetchall()
 
-    def prune(self, sweep: Sweep) -> int:
-        """Delete the lookups a retention sweep says are due, but none of an account with an
-        open case (legal hold); returns how many went."""
-        # The hold is read in the same transaction as the deletes: a case opened meanwhile
-        # by the monitor's other thread cannot lose its evidence to a stale list.
-        unheld = f"account NOT IN ({HELD})"
-        with self._file.transaction() as con:
-            con.execute(
-                "DELETE FROM late_erasures WHERE erased_at < ?", [utc_now() - LATE_ERASURE]
-            ).fetchall()
-            deleted = con.execute(
-                f"DELETE FROM lookup_log WHERE ts < ? AND {unheld} "
-                "AND NOT list_contains(?::VARCHAR[], account)",
-                [sweep.default_cutoff, sorted(sweep.cutoffs)],
+    @staticmethod
+    def prune(con: duckdb.DuckDBPyConnection, due: Sequence[Condition]) -> int:
+        """Delete the lookups a retention sweep says are `due` (`ComplianceStore.sweep`),
+        within the caller's transaction; returns how many went. An erased number kept for
+        its late lookups goes once `LATE_ERASURE` has passed."""
+        con.execute(
+            "DELETE FROM late_erasures WHERE erased_at < ?", [utc_now() - LATE_ERASURE]
+        ).fetchall()
+        deleted = 0
+        for condition, parameters in due:
+            deleted += con.execute(
+                f"DELETE FROM lookup_log WHERE {condition}", parameters
             ).fetchall()[0][0]
-            for account, cutoff in sorted(sweep.cutoffs.items()):
-                deleted += con.execute(
-                    f"DELETE FROM lookup_log WHERE account = ? AND ts < ? AND {unheld}",
-                    [account, cutoff],
-                ).fetchall()[0][0]
         return int(deleted)
 
     def lookups_of(self, number: str) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from lookup.abuse.holds import Hold, hold_in
 from lookup.abuse.lookuplog import CLOCK_MARGIN
 from lookup.abuse.policy import Action
 from lookup.abuse.retention import AccountTerms, plan_sweep
-from lookup.abuse.store import ComplianceStore, Erasure
+from lookup.abuse.store import ComplianceStore, Erasure, Swept
 from lookup.abuse.stream import Mark
 from lookup.abuse.washing import Clearance, Washing
 from lookup.errors import KeyStoreError
@@ -282,13 +282,14 @@ class AbuseMonitor:
             self.resume(holds)
             return replayed
 
-    def sweep(self, now: datetime, default_months: int) -> int:
-        """Delete the lookups the retention terms say are due; how many went."""
+    def sweep(self, now: datetime, default_months: int) -> Swept:
+        """Delete the lookups the retention terms say are due, and their numbers from the
+        findings of the same time."""
         terms = [
             AccountTerms(account.name, account.retention_months, account.ended_at)
             for account in self.key_ring.accounts()
         ]
-        return self.store.log.prune(plan_sweep(now, default_months, terms))
+        return self.store.sweep(plan_sweep(now, default_months, terms))
 
     def forget(self, account: str, status: tuple[str, str] | None = None) -> None:
         """Reset the detectors' evidence on an account after compliance cleared it (the

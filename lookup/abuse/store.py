@@ -13,11 +13,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
 
-from lookup.abuse.cases import HELD, Cases
+from lookup.abuse.cases import HELD, Cases, Condition
 from lookup.abuse.decisions import Decisions
 from lookup.abuse.detectors import Finding
 from lookup.abuse.events import LookupEvent, utc_now
 from lookup.abuse.lookuplog import LookupLog, log_batch
+from lookup.abuse.retention import Sweep
 from lookup.abuse.storefile import StoreFile
 
 
@@ -33,6 +34,31 @@ class Erasure(NamedTuple):
     """Findings whose evidence quoted it, now quoting `erased`."""
     hold: list[str]
     """Every account under legal hold then (an open case): their late lookups keep it too."""
+
+
+class Swept(NamedTuple):
+    """What a retention sweep did."""
+
+    lookups: int
+    """Lookups deleted."""
+    findings: int
+    """Findings whose evidence quoted numbers of lookups past their terms, now `expired`."""
+
+
+def _due(sweep: Sweep) -> list[Condition]:
+    """Conditions on rows of an account at a time (`account`, `ts`) that a sweep says are
+    due: none of an account with an open case (legal hold)."""
+    unheld = f"account NOT IN ({HELD})"
+    return [
+        (
+            f"ts < ? AND {unheld} AND NOT list_contains(?::VARCHAR[], account)",
+            [sweep.default_cutoff, sorted(sweep.cutoffs)],
+        ),
+        *(
+            (f"account = ? AND ts < ? AND {unheld}", [account, cutoff])
+            for account, cutoff in sorted(sweep.cutoffs.items())
+        ),
+    ]
 
 
 class ComplianceStore:
@@ -99,6 +125,15 @@ class ComplianceStore:
                 [at, actor, reason, erased, kept, findings],
             ).fetchall()
         return Erasure(at, erased, held_by, findings, hold)
+
+    def sweep(self, sweep: Sweep) -> Swept:
+        """Delete the lookups past their account's terms and quote their numbers as expired
+        in the findings of the same time, in one transaction. The legal hold is read in it:
+        a case opened meanwhile by the monitor's other thread cannot lose its evidence to a
+        stale list."""
+        due = _due(sweep)
+        with self.file.transaction() as con:
+            return Swept(self.log.prune(con, due), self.cases.expire(con, due))
 
     def record_access(self, actor: str, reason: str) -> datetime:
         """Record that a data subject's records were shown (who, why, when), without the

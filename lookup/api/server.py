@@ -266,12 +266,16 @@ async def serve_monitor(settings: Settings, source: EventSource) -> None:
 async def _sweep(monitor: AbuseMonitor, settings: Settings) -> None:
     """Delete the lookups past their retention (a failure waits for the next sweep)."""
     try:
-        deleted = await asyncio.to_thread(monitor.sweep, utc_now(), settings.log_retention_months)
+        swept = await asyncio.to_thread(monitor.sweep, utc_now(), settings.log_retention_months)
     except Exception:  # the log must not stop the detectors; the next sweep tries again
         log.exception("the lookup log's retention sweep failed")
     else:
-        if deleted:
-            log.info("lookup log: %d lookups past their retention deleted", deleted)
+        if swept.lookups or swept.findings:
+            log.info(
+                "lookup log: %d lookups past their retention deleted, their numbers expired "
+                "in %d findings",
+                *swept,
+            )
 
 
 def _monitor_process(settings: Settings, connection: Connection) -> None:
