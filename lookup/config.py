@@ -16,7 +16,7 @@ import msgspec
 
 from lookup.abuse.plans import PlanError, parse_plan
 from lookup.abuse.retention import MAX_MONTHS, MIN_MONTHS
-from lookup.networks import network
+from lookup.networks import Network, listed_networks, network
 from lookup.numbers import shown
 
 log = logging.getLogger(__name__)
@@ -132,11 +132,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 f"LOOKUP_RATELIMIT_STORAGE: {self.ratelimit_storage!r} is not one of "
                 f"{', '.join(s + '://...' for s in STORAGE_SCHEMES)}"
             )
-        for cidr in filter(None, (part.strip() for part in self.abuse_allow_ips.split(","))):
-            try:
-                network(cidr)
-            except ValueError as exc:
-                raise ConfigError(f"LOOKUP_ABUSE_ALLOW_IPS: {exc}") from None
+        try:
+            listed_networks(self.abuse_allow_ips)
+        except ValueError as exc:
+            raise ConfigError(f"LOOKUP_ABUSE_ALLOW_IPS: {exc}") from None
         self._check_proxies()
         if self.throttle_factor < 1:
             raise ConfigError("LOOKUP_THROTTLE_FACTOR must be at least 1")
@@ -153,7 +152,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         if not 0 <= self.monitor_nice <= 19:
             raise ConfigError("LOOKUP_MONITOR_NICE must be between 0 and 19")
         if self.redis_url:
-            self._check_redis_url()
+            _check_redis("LOOKUP_REDIS_URL", self.redis_url)
+        if scheme in ("redis", "rediss"):
+            _check_redis("LOOKUP_RATELIMIT_STORAGE", self.ratelimit_storage)
         for name in (
             "snapshot_poll_seconds",
             "key_refresh_seconds",
@@ -164,24 +165,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             # `not 0 < value` catches NaN too, which compares false with everything.
             if not 0 < value < math.inf:
                 raise ConfigError(f"LOOKUP_{name.upper()} must be a positive number of seconds")
-
-    def _check_redis_url(self) -> None:
-        """`redis_url` as the Redis client reads it, refused before any process starts."""
-        from redis.connection import parse_url  # noqa: PLC0415 (only with Redis configured)
-
-        said = f"LOOKUP_REDIS_URL: {_without_password(self.redis_url)!r}"
-        try:
-            parse_url(self.redis_url)  # type: ignore[no-untyped-call]
-        except ValueError as exc:
-            raise ConfigError(f"{said}: {exc}") from None
-        url = urlsplit(self.redis_url)
-        database = url.path.strip("/") if url.scheme in ("redis", "rediss") else ""
-        if database and not database.isdigit():
-            # The client reads such a path as no database at all: database 0, silently.
-            raise ConfigError(
-                f"{said}: the path names the database by its number "
-                f"(redis://host:6379/0), not {database!r}"
-            )
 
     def _check_proxies(self) -> None:
         """`forwarded_allow_ips` as uvicorn reads it: `*` alone, or addresses and networks
@@ -217,6 +200,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def distributed(self) -> bool:
         """Whether workers share state through Redis (else everything is in one process)."""
         return bool(self.redis_url)
+
+    @property
+    def abuse_allow_networks(self) -> tuple[Network, ...]:
+        """The networks of `abuse_allow_ips` (checked when the settings were read)."""
+        return listed_networks(self.abuse_allow_ips)
 
     @property
     def ratelimit_uri(self) -> str:
@@ -278,6 +266,25 @@ def load_settings(
                     said = f"{_WORDS[said]}, not {shown(str(raw.get(name)))!r}"
                 message = f"{ENV_PREFIX}{name.upper()}: {said}"
         raise ConfigError(message) from exc
+
+
+def _check_redis(setting: str, url: str) -> None:
+    """A Redis URL as the Redis client reads it, refused before any process starts."""
+    from redis.connection import parse_url  # noqa: PLC0415 (only with Redis configured)
+
+    said = f"{setting}: {_without_password(url)!r}"
+    try:
+        parse_url(url)  # type: ignore[no-untyped-call]
+    except ValueError as exc:
+        raise ConfigError(f"{said}: {exc}") from None
+    parts = urlsplit(url)
+    database = parts.path.strip("/") if parts.scheme in ("redis", "rediss") else ""
+    if database and not database.isdigit():
+        # The client reads such a path as no database at all: database 0, silently.
+        raise ConfigError(
+            f"{said}: the path names the database by its number "
+            f"(redis://host:6379/0), not {database!r}"
+        )
 
 
 def _without_password(url: str) -> str:

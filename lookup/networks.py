@@ -12,6 +12,9 @@ def network(text: str) -> Network:
     with host bits set which network was meant: widened silently, `10.1.2.3/8` would allow
     a whole /8 where one address may have been meant (and uvicorn matches no address
     against it at all)."""
+    if "%" in text:
+        # Python reads `fe80::1%eth0` as an address; no client's address carries the scope.
+        raise ValueError(f"{text!r} names a network interface (%...): give the address alone")
     try:
         parsed = ipaddress.ip_network(text)
     except ValueError:
@@ -26,6 +29,13 @@ def network(text: str) -> Network:
         # Clients are seen as IPv4 (`client_ip`): so are IPv4-mapped networks.
         return ipaddress.IPv4Network(f"{mapped}/{parsed.prefixlen - 96}")
     return parsed
+
+
+def listed_networks(text: str) -> tuple[Network, ...]:
+    """The networks of a comma-separated list, as a setting gives them (blanks around and
+    between commas are no network: `10.0.0.0/8,` is the one network); `ValueError` naming
+    the first that is not one."""
+    return tuple(network(part.strip()) for part in text.split(",") if part.strip())
 
 
 def client_ip(address: str) -> str:

@@ -295,6 +295,9 @@ def test_allow_lists_refuse_a_network_with_host_bits_set(data: Settings) -> None
     # Widened silently, 10.1.2.3/8 would admit a whole /8 where one address was meant.
     with pytest.raises(KeyStoreError, match=r"'10.1.2.3/8' .* did you mean 10.0.0.0/8\?"):
         parse_networks(["10.1.2.3/8"])
+    # Python reads an interface's scope as part of the address; no client's carries it.
+    with pytest.raises(KeyStoreError, match=r"'fe80::1%eth0' names a network interface"):
+        parse_networks(["fe80::1%eth0"])
     written = ["10.0.0.0/8", "2001:db8::/32", "192.0.2.7", "::ffff:203.0.113.0/120"]
     assert parse_networks(written) == (
         ipaddress.ip_network("10.0.0.0/8"),
@@ -302,6 +305,16 @@ def test_allow_lists_refuse_a_network_with_host_bits_set(data: Settings) -> None
         ipaddress.ip_network("192.0.2.7/32"),
         ipaddress.ip_network("203.0.113.0/24"),  # clients are seen as IPv4, so is it
     )
+
+
+def test_a_blank_in_the_abuse_allow_list_is_no_network(tmp_path: Path) -> None:
+    # The settings' check passed `10.0.0.0/8,` and the monitor then refused '' at every
+    # start: no detection, and no compliance API, while lookups were answered.
+    settings = make_settings(tmp_path / "var", abuse_allow_ips=" 10.0.0.0/8, ,")
+    with TestClient(app=create_app(settings)) as client:
+        assert client.get("/healthz").status_code == 200
+        monitor = client.app.state.services.monitor
+        assert monitor.allow == (ipaddress.ip_network("10.0.0.0/8"),)
 
 
 def test_keys_created_and_revoked_while_serving_take_effect(data: Settings) -> None:

@@ -513,6 +513,8 @@ def test_every_bad_setting_is_named_in_one_line(tmp_path: Path) -> None:
         ("LOOKUP_REDIS_URL", "redis://127.0.0.1:notaport"),
         # The client reads a path that is no number as database 0, silently.
         ("LOOKUP_REDIS_URL", "redis://127.0.0.1:6379/abc"),
+        ("LOOKUP_RATELIMIT_STORAGE", "redis://127.0.0.1:6379/abc"),
+        ("LOOKUP_ABUSE_ALLOW_IPS", "fe80::1%eth0"),
         # msgspec's lax reading took these for whole numbers.
         ("LOOKUP_PORT", "1e3"),
         ("LOOKUP_WORKERS", "2.0"),

@@ -19,7 +19,7 @@ from lookup.abuse.stream import EventPublisher, Sender, redis_sender, stream_key
 from lookup.api.auth import client_address
 from lookup.config import Settings
 from lookup.index.reader import SnapshotSource
-from lookup.keys import ApiKey, KeyRing, KeyStore, parse_networks
+from lookup.keys import ApiKey, KeyRing, KeyStore
 from lookup.metrics import EVENTS_DROPPED, SNAPSHOT_LISTINGS, SNAPSHOT_PUBLISHED
 
 log = logging.getLogger(__name__)
@@ -59,12 +59,11 @@ class Services:
             self.publisher = EventPublisher(self.events, sender)
         else:
             self._store = ComplianceStore(settings.compliance_path)
-            allow = settings.abuse_allow_ips.split(",") if settings.abuse_allow_ips else []
             self.monitor = AbuseMonitor(
                 self.events,
                 self._store,
                 self.key_ring,
-                allow=parse_networks(allow),
+                allow=settings.abuse_allow_networks,
                 detect=settings.abuse_detection,
                 # The monitor process: its source keeps what is not written yet. A process
                 # that serves as well (the app factory's default) writes every flush.
