@@ -368,7 +368,7 @@ def test_rate_limits_answer_429_with_the_ietf_headers(data_dir: Path) -> None:
         assert statuses == [200, 200, 200, 429]
         limited = clients.lookup(token, "22200000")
         body = problem_of(limited, 429, "rate-limited")
-        assert body["scope"] == "key" and body["limit"] == 3
+        assert body["scope"] == "key" and body["limit"] == 3 and "throttled" not in body
         assert 1 <= int(limited.headers["retry-after"]) <= 1
         assert limited.headers["ratelimit-policy"] == '"key-1s";q=3;w=1, "account-1s";q=100;w=1'
         assert limited.headers["ratelimit"] == '"key-1s";r=0;t=1'
@@ -393,6 +393,8 @@ def test_account_plans_and_throttling_change_the_limits(data_dir: Path) -> None:
     for clients in _start(settings):
         statuses = [clients.lookup(other, "22200000").status_code for _ in range(3)]
         assert statuses == [200, 200, 429]  # 100/second divided by 50
+        cut = problem_of(clients.lookup(other, "22200000"), 429, "rate-limited")
+        assert cut["throttled"] is True and "pending a compliance review" in cut["detail"]
 
 
 def test_with_detection_off_nothing_is_suspended_but_everything_is_logged(data_dir: Path) -> None:

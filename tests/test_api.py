@@ -489,10 +489,12 @@ def test_a_date_of_birth_cannot_be_found_by_guessing(client: TestClient[Any]) ->
     assert "1980" not in body["detail"]
     # The scope the Problem schema names; a message that says it in words.
     assert body["scope"] == "verify" and body["limit"] == 3
-    # Its own limit's fields, once (the request's key and account limits were added as
-    # a second value of each).
+    # Each field once (the request's key and account limits were added as a second value
+    # of each): the policy lists every limit the request was held to, its own among them.
     refused = client.get("/v1/numbers/22202400", params={"birth_date": "1980-02-04"})
-    assert refused.headers.get_list("ratelimit-policy") == ['"verify-86400s";q=3;w=86400']
+    assert refused.headers.get_list("ratelimit-policy") == [
+        '"key-1s";q=100000;w=1, "account-1s";q=100000;w=1, "verify-86400s";q=3;w=86400'
+    ]
     (said,) = refused.headers.get_list("ratelimit")
     assert said.startswith('"verify-86400s";r=0;t=')
     assert body["detail"].startswith("date-of-birth check (of this number) limit of 3 per day")

@@ -950,7 +950,13 @@ def test_the_internal_schema_declares_every_answer_a_decision_can_get(desk: Desk
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
             if operation.get("security") != [{}]:
-                assert {"401", "403", "429"} <= set(operation["responses"]), (path, method)
+                responses = operation["responses"]
+                assert {"401", "403", "429"} <= set(responses), (path, method)
+                # And the fields of a counted request: on a refusal by its limits too.
+                assert {"Retry-After", "RateLimit", "RateLimit-Policy"} <= set(
+                    responses["429"]["headers"]
+                ), (path, method)
+                assert "headers" not in responses["401"], (path, method)
 
 
 def test_an_erasure_says_what_is_kept_of_the_directory_and_not_whether_it_is_reserved(

@@ -326,6 +326,9 @@ def test_a_throttled_account_goes_on_from_what_it_has_used(storage: str) -> None
     with pytest.raises(RateLimited) as refused:
         limiter.hit("k1", "acme", plan=None, throttled=True)
     assert (refused.value.scope, refused.value.limit) == ("account", 2)
+    # Told why its plan no longer holds: else a customer takes the cut for an outage.
+    assert refused.value.throttled
+    assert "cut to 1/5 of its plan pending a compliance review" in str(refused.value)
     # So does a plan set by hand: 3 used of a new 4/minute leaves one.
     limiter.hit("k1", "acme", plan="4/minute", throttled=False)
     with pytest.raises(RateLimited):

@@ -64,15 +64,32 @@ _SAID: Final = {VERIFY: "date-of-birth check (of this number)"}
 class RateLimited(LookupServiceError):
     """A request over one of its plan's limits."""
 
-    def __init__(self, scope: str, item: RateLimitItem, reset_at: float, policy: str) -> None:
+    def __init__(
+        self,
+        scope: str,
+        item: RateLimitItem,
+        reset_at: float,
+        policy: str,
+        *,
+        throttled_by: int | None = None,
+    ) -> None:
         self.scope = scope
         self.limit = item.amount
         self.window = item.get_expiry()
         self.retry_after = max(1, math.ceil(reset_at - time.time()))
         self.policy = policy
+        self.throttled = throttled_by is not None
+        # A throttled customer is told why its plan's limits no longer hold, or it would
+        # take the cut for an outage, or for its plan.
+        why = (
+            f" (the account's limits are cut to 1/{throttled_by} of its plan pending a "
+            "compliance review)"
+            if throttled_by is not None
+            else ""
+        )
         super().__init__(
             f"{_SAID.get(scope, scope)} limit of {item.amount} per {window_text(item)} "
-            f"reached; retry in {self.retry_after}s"
+            f"reached{why}; retry in {self.retry_after}s"
         )
 
     def headers(self) -> dict[str, str]:
@@ -241,7 +258,7 @@ class RateLimiter:
         # the same plan could never refuse first: it would only cost storage round trips.
         account_plan = plan or self.config.account_plan
         scopes.append(("account", plan_limits(account_plan, divide), ("account", account)))
-        remaining = self._take(scopes)
+        remaining = self._take(scopes, throttled_by=divide if throttled else None)
         key_plan = None if plan else self.config.key_plan
         return Quota(_policy(key_plan, account_plan, divide), remaining)
 
@@ -250,9 +267,10 @@ class RateLimiter:
         items = plan_limits(self.config.verify_plan)
         self._take([(VERIFY, items, ("verify", account, number))])
 
-    def _take(self, scopes: Sequence[_Scope]) -> str:
+    def _take(self, scopes: Sequence[_Scope], *, throttled_by: int | None = None) -> str:
         """Count a request in every limit of its scopes, or raise `RateLimited`; the
-        `RateLimit` field naming the limit with least left."""
+        `RateLimit` field naming the limit with least left. `throttled_by`: what the plan
+        was divided by, to say so in a refusal."""
         # `limits` counts a hit even when it refuses it: counting limit by limit, a client
         # retrying against one exhausted limit would drain all the others (a day's key quota
         # burnt by a minute of account-level 429s). So a refused request gives back what it
@@ -274,7 +292,7 @@ class RateLimiter:
             counted.append((item, ids, count))
             if count > item.amount:
                 self._give_back(counted)
-                raise self._refusal(ordered, entry)
+                raise self._refusal(ordered, entry, throttled_by)
             # The limit with least left (of equals, the longest: it recovers last).
             left = item.amount - count
             if least < 0 or left <= least:
@@ -282,7 +300,9 @@ class RateLimiter:
         scope, item, _ = tightest
         return f'"{policy_name(scope, item.get_expiry())}";r={least}'
 
-    def _refusal(self, ordered: Sequence[_Entry], refused: _Entry) -> RateLimited:
+    def _refusal(
+        self, ordered: Sequence[_Entry], refused: _Entry, throttled_by: int | None
+    ) -> RateLimited:
         """The refusal naming, of every limit the request is over, the one resetting last:
         a key's and its account's limits of the same length can both be spent, and the one
         tested first may reset first. The limits counted before the refused one were not
@@ -299,7 +319,7 @@ class RateLimiter:
                     latest = (reset_at, entry)
         reset_at, (scope, item, _) = latest
         policy = policy_header((scope_of, limit) for scope_of, limit, _ in ordered)
-        return RateLimited(scope, item, reset_at, policy)
+        return RateLimited(scope, item, reset_at, policy, throttled_by=throttled_by)
 
     def available(self) -> bool:
         """Whether the storage answers (always, in memory; a ping within the timeout, Redis)."""

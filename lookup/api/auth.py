@@ -127,8 +127,15 @@ def _answering(send: Send, quota: Quota | None) -> Send:
     async def send_answer(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", ()))
-            # A 429 of the handler's own limit (a date-of-birth check) says that limit.
+            # A 429 of the handler's own limit (a date-of-birth check) says that limit, and
+            # lists it beside the key's and account's: the request was held to them too.
             said = message["status"] == 429 and any(name == b"ratelimit" for name, _ in headers)
+            if said and quota is not None:
+                held_to = quota.policy.encode("latin-1") + b", "
+                headers = [
+                    (name, held_to + value if name == b"ratelimit-policy" else value)
+                    for name, value in headers
+                ]
             message["headers"] = headers + (fields[:1] if said else fields)
         await send(message)
 

@@ -85,17 +85,28 @@ def without_unused_400(app: Litestar) -> None:
                 operation.responses.pop("400", None)
 
 
+_UNCOUNTED: Final = frozenset({"401", "503"})
+"""Answers to a request with a key that was not counted: no key, or no counters."""
+
+
 def with_quota_fields(app: Litestar) -> None:
-    """Name the rate-limit fields on every success of an operation that takes a key (its
-    request was counted; a 429 says them in its problem description). Run at startup."""
+    """Name the rate-limit fields on every answer of an operation that takes a key that
+    can follow a counted request (a success, a 404 or 422 its handler gave, a 429 with
+    `Retry-After`; a 403 of a held block: not one of a suspension). Run at startup."""
     fields = {
         name: OpenAPIHeader(schema=Schema(type=OpenAPIType.STRING), description=text)
         for name, text in QUOTA_FIELDS.items()
     }
+    retry = OpenAPIHeader(
+        schema=Schema(type=OpenAPIType.INTEGER),
+        description="Seconds until the limit named in `RateLimit` lets a request through.",
+    )
     for path in (app.openapi_schema.paths or {}).values():
         for operation in (path.get, path.head, path.post):
             if operation is None or operation.security == NO_KEY or not operation.responses:
                 continue
             for status, response in operation.responses.items():
-                if status.startswith("2") and isinstance(response, OpenAPIResponse):
-                    response.headers = {**(response.headers or {}), **fields}
+                if status in _UNCOUNTED or not isinstance(response, OpenAPIResponse):
+                    continue
+                more = {"Retry-After": retry} if status == "429" else {}
+                response.headers = {**(response.headers or {}), **fields, **more}

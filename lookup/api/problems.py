@@ -252,8 +252,14 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
         case OwnAccount():
             return problem("own-account", str(exc))
         case RateLimited():
+            said = {"throttled": True} if exc.throttled else {}
             return problem(
-                "rate-limited", str(exc), headers=exc.headers(), scope=exc.scope, limit=exc.limit
+                "rate-limited",
+                str(exc),
+                headers=exc.headers(),
+                scope=exc.scope,
+                limit=exc.limit,
+                **said,
             )
         case RateLimitsUnavailable():
             return problem(
