@@ -20,6 +20,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Final, NoReturn, TextIO
 
+from lookup.abuse.retention import RetentionError, check_months
 from lookup.config import ConfigError, Settings, load_settings
 from lookup.errors import KeyStoreError, LookupServiceError, WarehouseBusy
 from lookup.fixtures.render import foreign_files
@@ -495,23 +496,26 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
                 if plan is not None:
                     parse_plan(plan)
                 store.set_plan(args.org, plan)
-                print(f"{args.org}: rate limits {plan or 'default'}")
+                print(f"{store.stored_name(args.org)}: rate limits {plan or 'default'}")
             case "policy":
                 store.set_enforcement(args.org, args.enforce)
-                print(f"{args.org}: abuse findings {args.enforce}")
+                print(f"{store.stored_name(args.org)}: abuse findings {args.enforce}")
             case "retention":
                 months = None if args.months == "default" else _months(args.months)
                 store.set_retention(args.org, months)
                 kept = (
                     f"{months} months"
                     if months
-                    else f"default ({settings.log_retention_months} months)"
+                    # The server's own setting may differ from this environment's.
+                    else "the service's default (LOOKUP_LOG_RETENTION_MONTHS: "
+                    f"{settings.log_retention_months} months here)"
                 )
-                print(f"{args.org}: lookups kept {kept}")
+                print(f"{store.stored_name(args.org)}: lookups kept {kept}")
             case "end":
                 revoked, ended = store.end(args.org)
                 print(
-                    f"{args.org}: ended {ended:%Y-%m-%d %H:%M} UTC, {revoked} key(s) revoked; "
+                    f"{store.stored_name(args.org)}: ended {ended:%Y-%m-%d %H:%M} UTC, "
+                    f"{revoked} key(s) revoked; "
                     f"its lookup log is deleted from {ended + AFTER_END:%Y-%m-%d} "
                     "(not while a case is open on it)"
                 )
@@ -522,19 +526,21 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
                 said = f"keys usable from {where}" if where else "no account-wide allow-list"
                 # A key created with --allow keeps its own list: the client must be in both.
                 kept = f"; {own} key(s) keep their own allow-list" if own else ""
-                print(f"{args.org}: {said}{kept}")
+                print(f"{store.stored_name(args.org)}: {said}{kept}")
     finally:
         store.close()
     return 0
 
 
 def _months(text: str) -> int:
+    """`--months` as `LOOKUP_LOG_RETENTION_MONTHS` reads it: ASCII digits alone (Python's
+    int() took `1_2`, `+6`, ` 12 ` and Arabic-Indic digits), within the terms' bounds."""
+    if not (text.isascii() and text.isdigit()):
+        raise UsageError(f"--months must be a whole number of months or 'default', not {text!r}")
     try:
-        return int(text)
-    except ValueError:
-        raise UsageError(
-            f"--months must be a whole number of months or 'default': {text!r}"
-        ) from None
+        return check_months(int(text))
+    except RetentionError as exc:
+        raise UsageError(f"--months: {exc}") from None
 
 
 def _abuse(args: argparse.Namespace, settings: Settings) -> int:

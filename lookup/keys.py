@@ -21,7 +21,7 @@ from typing import Final
 import msgspec
 
 from lookup.abuse.holds import Hold
-from lookup.abuse.retention import check_months
+from lookup.abuse.retention import AFTER_END, check_months
 from lookup.errors import AddressNotAllowed, InvalidKey, KeyStoreError, MissingCredentials
 from lookup.networks import Network, network
 from lookup.text import first_bidi_control, first_control, invisible
@@ -421,13 +421,25 @@ class KeyStore:
         account = self.stored_name(account)
         if months is not None:
             check_months(months)
+        row = self._con.execute(
+            "SELECT ended_at FROM accounts WHERE name = ?", (account,)
+        ).fetchone()
+        if row is None:
+            raise KeyStoreError(f"no account named {account!r}")
+        if row[0] is not None:
+            # Its terms ended with it: the log goes AFTER_END after the end, whatever this
+            # would say (a change said as made would mislead whoever reads it back).
+            ended = datetime.fromisoformat(row[0])
+            raise KeyStoreError(
+                f"account {account!r} ended on {ended:%Y-%m-%d %H:%M} UTC: its lookup log is "
+                f"deleted from {ended + AFTER_END:%Y-%m-%d} (not while a case is open on it), "
+                "whatever its retention"
+            )
         with self._con:
-            cursor = self._con.execute(
+            self._con.execute(
                 "UPDATE accounts SET retention_months = ? WHERE name = ?", (months, account)
             )
         self._wrote()
-        if cursor.rowcount == 0:
-            raise KeyStoreError(f"no account named {account!r}")
 
     def end(self, account: str) -> tuple[int, datetime]:
         """End the customer relationship: every key revoked at once, and the lookup log

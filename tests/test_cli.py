@@ -464,6 +464,8 @@ def test_account_plans_and_allow_lists_are_set_from_the_command_line(tmp_path: P
         ("1/second\r", "control character"),
         # Both would count each request on one counter: 1 a second, not 3.
         ("3/second;3/second", "two limits"),
+        # `limits` reads no sign: "cannot read plan" did not say what was wrong.
+        ("5/second; -1/day", "at least 1 request"),
         ("3/second;100/minute;5/1 second", "two limits"),
     ]:
         refused = lookup("keys", "plan", "--org", "acme", "--plan", plan, data_dir=tmp_path)

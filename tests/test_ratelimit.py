@@ -240,7 +240,7 @@ def test_services_with_different_data_dirs_count_apart_on_one_redis(
         key.decode() for stem in stems for key in redis_db.scan_iter(f"LIMITS:LIMITER/{stem}/*")
     }
     assert {c.split("/")[1] for c in counters} == stems
-    assert {f"LIMITS:LIMITER/{stem}/account/acme/1/minute" for stem in stems} <= counters
+    assert {f"LIMITS:LIMITER/{stem}/account/acme/60s" for stem in stems} <= counters
 
 
 def test_two_servers_with_different_data_dirs_share_redis_but_not_counters(
@@ -329,10 +329,11 @@ def test_a_throttled_account_goes_on_from_what_it_has_used(storage: str) -> None
     # Told why its plan no longer holds: else a customer takes the cut for an outage.
     assert refused.value.throttled
     assert "cut to 1/5 of its plan pending a compliance review" in str(refused.value)
-    # So does a plan set by hand: 3 used of a new 4/minute leaves one.
+    # So does a plan set by hand: 3 used of a new 4/minute leaves one, however the plan
+    # writes the minute.
     limiter.hit("k1", "acme", plan="4/minute", throttled=False)
     with pytest.raises(RateLimited):
-        limiter.hit("k1", "acme", plan="4/minute", throttled=False)
+        limiter.hit("k1", "acme", plan="4/60 seconds", throttled=False)
 
 
 def test_a_refusal_on_a_short_window_never_touches_the_longer_ones(

@@ -196,11 +196,24 @@ def test_retention_and_end_from_the_command_line(tmp_path: Path) -> None:
     )
     ok = lookup("keys", "retention", "--org", "acme", "--months", "24", data_dir=tmp_path)
     assert ok.returncode == 0 and "24 months" in ok.stdout
-    for months in ("2", "121", "lots"):
+    # Read as LOOKUP_LOG_RETENTION_MONTHS is: int() took 1_2 and Arabic-Indic digits as 12.
+    for months in ("2", "121", "lots", "1_2", "+6", " 12 ", "\u0661\u0662", "12.0"):
         bad = lookup("keys", "retention", "--org", "acme", "--months", months, data_dir=tmp_path)
-        assert bad.returncode != 0 and bad.stderr.count("\n") == 1, bad.stderr
-    ended = lookup("keys", "end", "--org", "acme", data_dir=tmp_path)
-    assert ended.returncode == 0 and "1 key(s) revoked" in ended.stdout
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1, (months, bad.stderr)
+        assert bad.stderr.startswith("lookup: --months"), bad.stderr
+    default = lookup("keys", "retention", "--org", "acme", "--months", "default", data_dir=tmp_path)
+    assert default.stdout == (
+        "acme: lookups kept the service's default (LOOKUP_LOG_RETENTION_MONTHS: 18 months here)\n"
+    )
+    ok = lookup("keys", "retention", "--org", "acme", "--months", "24", data_dir=tmp_path)
+    # Named as stored, not as typed.
+    ended = lookup("keys", "end", "--org", " acme ", data_dir=tmp_path)
+    assert ended.returncode == 0 and ended.stdout.startswith("acme: ended ")
+    assert "1 key(s) revoked" in ended.stdout
+    # An ended account's log goes AFTER_END after its end, whatever a retention would say.
+    late = lookup("keys", "retention", "--org", "acme", "--months", "120", data_dir=tmp_path)
+    assert late.returncode == 1 and "account 'acme' ended on" in late.stderr
+    assert "whatever its retention" in late.stderr and late.stderr.count("\n") == 1
     keys = KeyStore(tmp_path / "keys.sqlite3")
     assert keys.active() == {}
     [account] = keys.accounts().values()

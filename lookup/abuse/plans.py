@@ -16,6 +16,8 @@ from lookup.errors import LookupServiceError
 
 _ZERO_WINDOW: Final = re.compile(r"(?:/|\bper\b)\s*0+\s*[a-z]", re.IGNORECASE)
 """A window of no seconds (`2/0 seconds`), which `limits` reads as one."""
+_NEGATIVE: Final = re.compile(r"(?:^|[;,|])\s*-\s*\d")
+"""A limit whose amount has a minus sign (`-1/second`)."""
 MAX_WINDOW: Final = 366 * 86400
 """The longest window a plan may have: a year (`limits` reads any number of seconds)."""
 MAX_AMOUNT: Final = 999_999_999_999_999
@@ -33,6 +35,9 @@ def parse_plan(plan: str, divide_by: int = 1) -> tuple[RateLimitItem, ...]:
     across requests)."""
     if any(not char.isprintable() for char in plan):
         raise PlanError(f"plan {plan!r} has a control character")
+    if _NEGATIVE.search(plan):
+        # `limits` cannot read a sign at all: said as what is wrong with it.
+        raise PlanError(f"plan {plan!r} must allow at least 1 request in each limit")
     try:
         items = parse_many(plan)
     except ValueError:

@@ -126,8 +126,10 @@ class RateLimitsUnavailable(LookupServiceError):
 
 
 def _key_by_window(self: RateLimitItem, *identifiers: bytes | str | int | float) -> str:
-    parts = [*(safe_string(part) for part in identifiers), str(self.multiples)]
-    return f"{self.namespace}/{'/'.join(parts)}/{self.GRANULARITY.name}"
+    # By the window's length, not as the plan wrote it: `1000/minute` rewritten as
+    # `1000/60 seconds` started a counter of its own, and that minute allowed twice.
+    parts = [*(safe_string(part) for part in identifiers), f"{self.get_expiry()}s"]
+    return f"{self.namespace}/{'/'.join(parts)}"
 
 
 @lru_cache(maxsize=16)
