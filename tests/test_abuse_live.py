@@ -151,8 +151,11 @@ def test_a_scraper_is_held_then_paused_within_a_second_and_compliance_reviews_it
     started = time.monotonic()
     assert _until(held, 1.0), "the block was not held within a second"
     assert time.monotonic() - started < 1.0
-    refusal = problem_of(clients.lookup(scraper, "22200000"), 403, "block-held")
+    refused = clients.lookup(scraper, "22200000")
+    refusal = problem_of(refused, 403, "block-held")
     assert refusal["block"] == "+4722200000..999"
+    # Counted before the handler refused it: it says what the limits have left.
+    assert {"ratelimit", "ratelimit-policy"} <= set(refused.headers)
     assert "+4722200000 " not in refusal["detail"]  # the block, never the number
     # Lookups elsewhere are answered; the honest account's in the block too.
     problem_of(clients.lookup(scraper, "22201000"), 404, "number-not-found")
