@@ -23,7 +23,7 @@ import msgspec
 from lookup.abuse.holds import Hold
 from lookup.abuse.retention import AFTER_END, check_months
 from lookup.errors import AddressNotAllowed, InvalidKey, KeyStoreError, MissingCredentials
-from lookup.networks import Network, network
+from lookup.networks import Network, network, stored_network
 from lookup.text import first_bidi_control, first_control, invisible
 
 ROLES: Final = ("lookup", "search", "compliance", "admin")
@@ -126,12 +126,14 @@ def _shown(client: str) -> str:
     return client
 
 
-def parse_networks(texts: Iterable[str]) -> tuple[Network, ...]:
-    """CIDRs (or single addresses) of an allow-list."""
+def parse_networks(texts: Iterable[str], *, stored: bool = False) -> tuple[Network, ...]:
+    """CIDRs (or single addresses) of an allow-list; `stored`: as the key store keeps them
+    (`networks.stored_network`)."""
+    read = stored_network if stored else network
     networks = []
     for text in texts:
         try:
-            networks.append(network(text.strip()))
+            networks.append(read(text.strip()))
         except ValueError as exc:
             raise KeyStoreError(str(exc)) from None
     return tuple(networks)
@@ -315,7 +317,7 @@ class KeyStore:
                 key_id,
                 account,
                 frozenset(roles.split(",")),
-                parse_networks(allow.split(",")) if allow else (),
+                parse_networks(allow.split(","), stored=True) if allow else (),
             )
             for digest, key_id, account, roles, allow in rows
         }
@@ -332,7 +334,7 @@ class KeyStore:
                 status,
                 plan,
                 reason,
-                parse_networks(allow.split(",")) if allow else (),
+                parse_networks(allow.split(","), stored=True) if allow else (),
                 enforcement,
                 retention,
                 datetime.fromisoformat(ended) if ended else None,
@@ -427,13 +429,13 @@ class KeyStore:
         if row is None:
             raise KeyStoreError(f"no account named {account!r}")
         if row[0] is not None:
-            # Its terms ended with it: the log goes AFTER_END after the end, whatever this
-            # would say (a change said as made would mislead whoever reads it back).
+            # Its terms ended with it: the log goes whole AFTER_END after the end, whatever a
+            # change would say (one said as made would mislead whoever reads it back).
             ended = datetime.fromisoformat(row[0])
             raise KeyStoreError(
-                f"account {account!r} ended on {ended:%Y-%m-%d %H:%M} UTC: its lookup log is "
-                f"deleted from {ended + AFTER_END:%Y-%m-%d} (not while a case is open on it), "
-                "whatever its retention"
+                f"account {account!r} ended on {ended:%Y-%m-%d %H:%M} UTC: its retention "
+                f"holds until its whole lookup log is deleted from {ended + AFTER_END:%Y-%m-%d} "
+                "(not while a case is open on it), and can no longer be changed"
             )
         with self._con:
             self._con.execute(

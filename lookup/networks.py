@@ -31,6 +31,16 @@ def network(text: str) -> Network:
     return parsed
 
 
+def stored_network(text: str) -> Network:
+    """A network as an allow-list keeps it. One an earlier version kept with an interface
+    scope (`fe80::1%eth0/128`) is its address alone: what it matched then, and what the
+    service matches now (a scope is refused where a network is given)."""
+    address, scoped, rest = text.partition("%")
+    if scoped:
+        text = address + rest[rest.index("/") :] if "/" in rest else address
+    return network(text)
+
+
 def listed_networks(text: str) -> tuple[Network, ...]:
     """The networks of a comma-separated list, as a setting gives them (blanks around and
     between commas are no network: `10.0.0.0/8,` is the one network); `ValueError` naming

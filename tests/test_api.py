@@ -307,6 +307,21 @@ def test_allow_lists_refuse_a_network_with_host_bits_set(data: Settings) -> None
     )
 
 
+def test_a_scoped_address_an_earlier_version_stored_is_its_address(data: Settings) -> None:
+    # Earlier versions kept `fe80::1%eth0` as given: the store must still load (a server
+    # refusing it would not start), and it matches what it matched then.
+    store = KeyStore(data.keys_path)
+    _, token = store.create("link-co", frozenset({"lookup"}))
+    store._con.execute("UPDATE keys SET allow = 'fe80::1%eth0/128'")
+    store._con.execute("UPDATE accounts SET allow = 'fe80::1%eth0/128, 10.0.0.0/8'")
+    store._con.commit()
+    ring = KeyRing(store)
+    assert ring.authenticate(f"Bearer {token}", "fe80::1").account == "link-co"
+    with pytest.raises(AddressNotAllowed):
+        ring.authenticate(f"Bearer {token}", "fe80::2")
+    store.close()
+
+
 def test_a_blank_in_the_abuse_allow_list_is_no_network(tmp_path: Path) -> None:
     # The settings' check passed `10.0.0.0/8,` and the monitor then refused '' at every
     # start: no detection, and no compliance API, while lookups were answered.

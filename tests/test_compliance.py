@@ -643,6 +643,8 @@ def test_a_data_subject_gets_everything_stored_about_their_number(tmp_path: Path
         store.commit([_lookup(DAY, raw, "invalid") for raw in written], [])
         # The log keeps a search's query as typed: one typed as the number is about it.
         queries = ["22202400", "Ola +47 22 20 24 00", "２２２０２４００", "Ola Nordmann", "2220240"]
+        # Nor is a longer number, one ending in it, or digits of words apart.
+        queries += ["Kari 122202400", "+47 92220240 0", "Storgata 22, 2024 00", "4722202400 1"]
         store.commit([_lookup(DAY, q, "miss", "search", "searcher") for q in queries], [])
         case_id = store.record(
             Finding(

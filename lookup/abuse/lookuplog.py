@@ -52,23 +52,32 @@ _TIMELINE_COLUMNS: Final = ("ts", "key", "ip", "number", "outcome", "endpoint", 
 _FULL_WIDTH_DIGITS: Final = "".join(chr(0xFF10 + digit) for digit in range(10))
 
 
-def _about(number: str) -> tuple[str, list[str]]:
+_NUMBER_RUN: Final = r"[0-9+(][0-9 ()./-]*[0-9]"
+"""A number as a query may write it: digits, spaces and the marks numbers are written with
+(`+47 (0)22 20 24 00`, `22.20.24.00`), not letters or commas."""
+
+
+def _about(number: str) -> tuple[str, list[Any]]:
     """A condition on `lookup_log` rows about a number (E.164), and its parameters: its
     lookups; the invalid ones that wrote it in a form the normalizer refused
     ("22/33 44 55", "+47 22334455 x", "+47 (0)22 33 44 55", full-width digits), which the
     log keeps as written: their digits are the number's, after 47, 0047 or a trunk 0; and
-    the searches whose query holds its digits ("21279132" typed as a name), which the log
-    keeps as typed too."""
+    the searches with such a number among their words ("Ola 22 33 44 55"), as typed too.
+    A longer number, or digits of words apart ("Storgata 22, 2024 00"), are not it."""
     national = number.removeprefix("+47")
     forms = [prefix + national for prefix in ("", "0", "47", "470", "0047", "00470")]
-    digits = (
-        f"regexp_replace(translate(number, '{_FULL_WIDTH_DIGITS}', '0123456789'), "
-        "'[^0-9]', '', 'g')"
+    ascii_digits = f"translate(number, '{_FULL_WIDTH_DIGITS}', '0123456789')"
+    runs = (
+        f"list_transform(regexp_extract_all({ascii_digits}, '{_NUMBER_RUN}'), "
+        "lambda run: regexp_replace(run, '[^0-9]', '', 'g'))"
     )
     return (
-        f"(number = ? OR (outcome = 'invalid' AND {digits} IN ({', '.join('?' * len(forms))}))"
-        f" OR (endpoint = 'search' AND strpos({digits}, ?) > 0))",
-        [number, *forms, national],
+        f"(number = ? OR (outcome = 'invalid' AND regexp_replace({ascii_digits}, '[^0-9]', '', "
+        f"'g') IN ({', '.join('?' * len(forms))})) OR (endpoint = 'search' "
+        # Most queries are names: the digits are looked for only in those that have one.
+        f"AND regexp_matches(number, '[0-9{_FULL_WIDTH_DIGITS}]') "
+        f"AND list_has_any({runs}, ?::VARCHAR[])))",
+        [number, *forms, forms],
     )
 
 

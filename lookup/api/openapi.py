@@ -85,14 +85,16 @@ def without_unused_400(app: Litestar) -> None:
                 operation.responses.pop("400", None)
 
 
-_UNCOUNTED: Final = frozenset({"401", "503"})
-"""Answers to a request with a key that was not counted: no key, or no counters."""
+_UNCOUNTED: Final = frozenset({"401"})
+"""Answers to a request with a key that was never counted (no key). A 403 or a 503 may
+follow a counted request or not (a held block, or a warehouse busy: counted; a suspension,
+or the counters unreachable: not), and the fields say which."""
 
 
 def with_quota_fields(app: Litestar) -> None:
     """Name the rate-limit fields on every answer of an operation that takes a key that
     can follow a counted request (a success, a 404 or 422 its handler gave, a 429 with
-    `Retry-After`; a 403 of a held block: not one of a suspension). Run at startup."""
+    `Retry-After`, a 403 of a held block, a 503 of a busy warehouse). Run at startup."""
     fields = {
         name: OpenAPIHeader(schema=Schema(type=OpenAPIType.STRING), description=text)
         for name, text in QUOTA_FIELDS.items()

@@ -123,6 +123,8 @@ class Problem(msgspec.Struct, frozen=True):
     """`rate-limited`: whose limit was reached (`key`, `account`, `verify`)."""
     limit: int | None = None
     """`rate-limited`: that limit's number of requests in its window."""
+    throttled: bool | None = None
+    """`rate-limited`: true when the account's limits are cut pending a compliance review."""
     block: str | None = None
     """`block-held`: the held allocation block (`+4721279000..999`)."""
     current_case: int | None = None
