@@ -154,6 +154,18 @@ def _pointer(settings: Settings) -> Any:
     return pointer
 
 
+def test_status_says_once_what_to_do_with_a_damaged_key(tmp_path: Path) -> None:
+    write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", [person("22202400")])
+    var = tmp_path / "var"
+    assert lookup("ingest", str(tmp_path / "in"), data_dir=var).returncode == 0
+    (var / birthdates.KEY_FILE).write_bytes(b"short")
+    status = lookup("ingest", "status", data_dir=var)
+    [but] = [line for line in status.stdout.splitlines() if line.startswith("  but ")]
+    # Its own instruction alone: "run lookup ingest to publish it again" ran on after it.
+    assert but.endswith("Remove it and run `lookup ingest` to publish under a new key"), but
+    assert but.count("lookup ingest") == 1
+
+
 def test_a_damaged_key_is_named_in_one_line(tmp_path: Path) -> None:
     write_csv(tmp_path / "in", "telenor_full_20261122T020000.csv", [person("22202400")])
     (tmp_path / "var").mkdir()

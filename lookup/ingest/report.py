@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Final
 
 from lookup.config import Settings
 from lookup.errors import SnapshotUnavailable
@@ -60,15 +61,21 @@ def render_report(report: IngestReport, *, stopped: bool = False) -> str:
     return "\n".join(lines)
 
 
+_AGAIN: Final = ": run lookup ingest to publish it again"
+
+
 def _unservable(settings: Settings, pointer: Pointer) -> str | None:
-    """Why a server started now would not serve the published snapshot, if it would not."""
+    """Why a server started now would not serve the published snapshot, if it would not,
+    and what to do."""
     if not (settings.data_path / birthdates.KEY_FILE).exists():
         # Not made here (`status` writes nothing): a server would make one, and refuse this.
-        return f"there is no {birthdates.KEY_FILE} its dates of birth were digested with"
+        return f"there is no {birthdates.KEY_FILE} its dates of birth were digested with{_AGAIN}"
     try:
-        return unreadable(settings.snapshots_path, pointer, birthdates.load_key(settings.data_path))
+        key = birthdates.load_key(settings.data_path)
     except SnapshotUnavailable as exc:
-        return str(exc)
+        return str(exc)  # a damaged key's message says what to do with it
+    why = unreadable(settings.snapshots_path, pointer, key)
+    return None if why is None else f"{why}{_AGAIN}"
 
 
 def render_status(settings: Settings, warehouse: Warehouse | None) -> str:
@@ -90,7 +97,7 @@ def render_status(settings: Settings, warehouse: Warehouse | None) -> str:
         )
     if pointer is not None and (why := _unservable(settings, pointer)):
         # A server started now would serve nothing: said, as `/readyz` says it.
-        lines.append(f"  but {why}: run lookup ingest to publish it again")
+        lines.append(f"  but {why}")
     if warehouse is None:
         lines.append(_busy_line(read_progress(settings.warehouse_path)))
         return "\n".join(lines)
