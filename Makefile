@@ -8,6 +8,7 @@ export LOOKUP_DATA_DIR ?= ./var
 export LOOKUP_HOST ?= 127.0.0.1
 export LOOKUP_PORT ?= 8000
 export LOOKUP_INTERNAL_PORT ?= 8001
+export LOOKUP_INTERNAL_HOST ?= 127.0.0.1
 
 .PHONY: run test lint typecheck pytest bench eval-abuse clean help
 
@@ -32,7 +33,7 @@ run: $(STAMP)
 	echo "" && echo "demo API key: $$key" && \
 	echo "try:  curl -s -H 'Authorization: Bearer $$key' http://$(LOOKUP_HOST):$(LOOKUP_PORT)/v1/numbers/$$number" && \
 	echo "      curl -s -H 'Authorization: Bearer $$key' 'http://$(LOOKUP_HOST):$(LOOKUP_PORT)/v1/search?name=Hansen&limit=3'" && \
-	echo "compliance (internal port): curl -s -H 'Authorization: Bearer $$officer' http://127.0.0.1:$(LOOKUP_INTERNAL_PORT)/internal/v1/cases" && echo ""
+	echo "compliance (internal port): curl -s -H 'Authorization: Bearer $$officer' http://$(LOOKUP_INTERNAL_HOST):$(LOOKUP_INTERNAL_PORT)/internal/v1/cases" && echo ""
 	$(BIN)/lookup serve
 
 lint: $(STAMP)
