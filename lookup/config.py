@@ -68,6 +68,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Default rate limits of one key."""
     plan_verify: str = "3/day"
     """Date-of-birth checks (`?birth_date=`) allowed per account and number."""
+    plan_search: str = "2000/hour;10000/day"
+    """Listings name searches may return to one account (each result counts): what a support
+    desk reads, far from a bulk download by name (no detector judges searches)."""
     throttle_factor: int = 10
     """A throttled account gets its limits divided by this."""
     ratelimit_storage: str = "memory://"
@@ -121,7 +124,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 raise ConfigError(f"LOOKUP_{name.upper()} must be a port number (1-65535)")
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"LOOKUP_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
-        for name in ("plan_account", "plan_key", "plan_verify"):
+        for name in ("plan_account", "plan_key", "plan_verify", "plan_search"):
             try:
                 parse_plan(getattr(self, name))
             except PlanError as exc:

@@ -49,6 +49,7 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         # Rate limits have their own tests; elsewhere they would only slow tests down.
         "plan_key": "100000/second",
         "plan_account": "100000/second",
+        "plan_search": "100000000/second",
         **overrides,
     }
     return Settings(**values)

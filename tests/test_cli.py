@@ -500,6 +500,7 @@ def test_every_bad_setting_is_named_in_one_line(tmp_path: Path) -> None:
         ("LOOKUP_FORWARDED_ALLOW_IPS", "10.0.0.1,*"),
         ("LOOKUP_PLAN_KEY", "lots/forever"),
         ("LOOKUP_PLAN_ACCOUNT", "0/second"),
+        ("LOOKUP_PLAN_SEARCH", "0/hour"),
         ("LOOKUP_PLAN_ACCOUNT", "2/second;2/second"),
         ("LOOKUP_MONITOR_NICE", "25"),
         # NaN passes a `<= 0` check: the service would start with a broken poll loop.

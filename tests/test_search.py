@@ -20,7 +20,7 @@ from lookup.ingest.files import parse_file_name
 from lookup.ingest.readers import read_rows
 from lookup.names import match_score
 from lookup.numbers import InvalidNumber, e164, normalize
-from tests.conftest import DEMO, new_key, problem_of
+from tests.conftest import DEMO, make_settings, new_key, problem_of
 
 
 def _served(settings: Settings) -> Snapshot:
@@ -505,6 +505,35 @@ def test_searches_are_logged_as_events(tmp_path: Path, demo_settings: Settings) 
             )
             time.sleep(0.05)
         assert rows == [("Hansen", "hit", "search")]
+
+
+def test_name_searches_are_held_to_the_listings_they_return(demo_settings: Settings) -> None:
+    # 50 listings a request at the key's 40,000 requests a day handed one account the whole
+    # directory by name (a red-team's harvest): the listings are what is counted.
+    settings = make_settings(demo_settings.data_path, plan_search="30/hour")
+    token = new_key(settings, "search,lookup", org="harvest-co")
+    with TestClient(app=create_app(settings)) as client:
+        assert len(_search(client, token, name="Hansen", limit=20).json()["results"]) == 20
+        # 20 of 30 returned: one more search may take the window past it.
+        assert len(_search(client, token, name="Olsen", limit=20).json()["results"]) == 20
+        refused = _search(client, token, name="Johansen", limit=5)
+        body = problem_of(refused, 429, "rate-limited")
+        assert (body["scope"], body["limit"]) == ("search", 30)
+        assert body["detail"].startswith("listings returned by name search limit of 30 per hour")
+        assert refused.headers["ratelimit-policy"].endswith('"search-3600s";q=30;w=3600')
+        assert 3500 <= int(refused.headers["retry-after"]) <= 3600
+        # Lookups go on; and a search returning nothing spends nothing.
+        assert (
+            client.get(
+                "/v1/numbers/99999999", headers={"Authorization": f"Bearer {token}"}
+            ).status_code
+            == 404
+        )
+    other = new_key(settings, "search", org="harvest-co-2")
+    with TestClient(app=create_app(settings)) as client:
+        for _ in range(3):
+            assert _search(client, other, name="Qzxqzx").status_code == 200
+        assert _search(client, other, name="Hansen", limit=20).status_code == 200
 
 
 def test_a_block_held_for_the_account_is_left_out_of_its_searches(demo_settings: Settings) -> None:

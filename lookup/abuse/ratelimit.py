@@ -57,7 +57,12 @@ def window_text(item: RateLimitItem) -> str:
 
 VERIFY: Final = "verify"
 """The scope of the date-of-birth checks of one number by one account."""
-_SAID: Final = {VERIFY: "date-of-birth check (of this number)"}
+SEARCH: Final = "search"
+"""The scope of the listings name searches returned to one account."""
+_SAID: Final = {
+    VERIFY: "date-of-birth check (of this number)",
+    SEARCH: "listings returned by name search",
+}
 """Scopes as a refusal's message names them, where their name is no word."""
 
 
@@ -205,6 +210,8 @@ class RateLimitConfig(msgspec.Struct, frozen=True, kw_only=True):
     throttle_factor: int = 10
     verify_plan: str = "3/day"
     """Date-of-birth checks allowed per account and number."""
+    search_plan: str = "2000/hour;10000/day"
+    """Listings name searches may return to one account."""
     storage: str = "memory://"
     namespace: str = ""
     """Prefix of every counter, so services sharing one storage keep their own counts."""
@@ -217,11 +224,17 @@ class RateLimitConfig(msgspec.Struct, frozen=True, kw_only=True):
             key_plan=settings.plan_key,
             throttle_factor=settings.throttle_factor,
             verify_plan=settings.plan_verify,
+            search_plan=settings.plan_search,
             storage=settings.ratelimit_uri,
             # The event stream's key already names the data dir (`lookup:<digest>:events`);
             # its stem keeps the two namespaces one and the same.
             namespace=stream_key(settings).rpartition(":")[0],
         )
+
+
+def _search_ids(account: str) -> tuple[str, str]:
+    """The counter identifiers of an account's search plan."""
+    return (SEARCH, account)
 
 
 class RateLimiter:
@@ -230,6 +243,7 @@ class RateLimiter:
     def __init__(self, config: RateLimitConfig) -> None:
         self.config = config
         parse_plan(config.account_plan)
+        parse_plan(config.search_plan)
         parse_plan(config.key_plan)
         parse_plan(config.verify_plan)
         redis_storage = config.storage.startswith("redis")
@@ -268,6 +282,35 @@ class RateLimiter:
         """Count one date-of-birth check of a number, or raise `RateLimited`."""
         items = plan_limits(self.config.verify_plan)
         self._take([(VERIFY, items, ("verify", account, number))])
+
+    def search_allowed(self, account: str, *, throttled: bool) -> None:
+        """Raise `RateLimited` when the listings name searches returned to the account have
+        reached a limit of the search plan (before a search runs: its results are counted
+        after it, `searched`, so one search may take the last of a window past it)."""
+        divide = self.config.throttle_factor if throttled else 1
+        items = plan_limits(self.config.search_plan, divide)
+        for item in items:
+            if self._call(self._used, item, *_search_ids(account)) >= item.amount:
+                reset_at = self._call(self._reset_at, item, *_search_ids(account))
+                policy = policy_header((SEARCH, each) for each in items)
+                raise RateLimited(
+                    SEARCH,
+                    item,
+                    reset_at,
+                    policy,
+                    throttled_by=divide if throttled else None,
+                )
+
+    def searched(self, account: str, listings: int, *, throttled: bool) -> None:
+        """Count the listings a name search returned to the account."""
+        if listings <= 0:
+            return
+        divide = self.config.throttle_factor if throttled else 1
+        for item in plan_limits(self.config.search_plan, divide):
+            self._call(partial(self._add, listings=listings), item, *_search_ids(account))
+
+    def _add(self, item: RateLimitItem, *identifiers: str, listings: int) -> None:
+        self._limiter.storage.incr(item.key_for(*identifiers), item.get_expiry(), amount=listings)
 
     def _take(self, scopes: Sequence[_Scope], *, throttled_by: int | None = None) -> str:
         """Count a request in every limit of its scopes, or raise `RateLimited`; the

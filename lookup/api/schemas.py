@@ -120,7 +120,7 @@ class Problem(msgspec.Struct, frozen=True):
     role: str | None = None
     """`missing-role`: the role the endpoint needs."""
     scope: str | None = None
-    """`rate-limited`: whose limit was reached (`key`, `account`, `verify`)."""
+    """`rate-limited`: whose limit was reached (`key`, `account`, `verify`, `search`)."""
     limit: int | None = None
     """`rate-limited`: that limit's number of requests in its window."""
     throttled: bool | None = None

@@ -90,7 +90,12 @@ class SearchController(Controller):
         services: Services = request.app.state.services
         snapshot = services.snapshots.current
         key: ApiKey = request.scope["user"]
-        holds = services.key_ring.account(key.account).holds
+        account = services.key_ring.account(key.account)
+        holds = account.holds
+        throttled = account.status == "throttled"
+        # A name search returns up to 50 listings a request: the listings, not the requests,
+        # are what a bulk download by name would take.
+        services.limiter.search_allowed(key.account, throttled=throttled)
 
         def in_held_block(row: int) -> bool:
             return held(holds, int(snapshot.number(row))) is not None
@@ -101,6 +106,7 @@ class SearchController(Controller):
             query, city=city, limit=limit, skip=in_held_block if holds else None
         )
         hits = found.hits
+        services.limiter.searched(key.account, min(len(hits), limit), throttled=throttled)
         services.emit(request.scope, query, "hit" if hits else "miss", endpoint="search")
         return schemas.SearchResults(
             query=query,
