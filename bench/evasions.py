@@ -1,0 +1,183 @@
+"""Scans the detectors do not stop: how much of a block each takes, and after how many lookups.
+
+    .venv/bin/python bench/evasions.py [--seed 7]
+
+Each strategy (found by an outside red-team of the rules, 2026-12-04) runs alone through
+the live detectors with the default policy, as `make eval-abuse` runs its month: a
+suspended account's later lookups are refused, and so are its lookups in a block held for
+it. Every strategy keeps under the default rate limits. It prints, per strategy, the
+lookups made, those until the first hold or suspension ("never" when none came), the
+share of its target blocks' listings it got (the most of one block, and their mean), and
+the findings by kind and action. README, "What the rules cannot tell apart", says what
+each means for a compliance officer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from lookup.abuse.evaluate import run
+from lookup.abuse.simulate import Actor, Directory, Traffic
+
+START = datetime(2026, 10, 5, 8, 0)
+
+
+def _blocks(directory: Directory, rng: random.Random, count: int) -> list[int]:
+    """First numbers of `count` geographic blocks, densest third (what a scraper's first
+    hits would point it to)."""
+    starts = [block * 1_000 for block in rng.sample(directory.fixed, count * 3)]
+    return sorted(starts, key=directory.listings_in_block, reverse=True)[:count]
+
+
+def _walk(start: int, rng: random.Random) -> list[int]:
+    numbers = list(range(start, start + 1_000))
+    rng.shuffle(numbers)
+    return numbers
+
+
+def paced(minutes: float, days: int) -> Callable[[Traffic, random.Random], list[Actor]]:
+    """One block, one number every `minutes`, nothing else, for `days`."""
+
+    def build(traffic: Traffic, rng: random.Random) -> list[Actor]:
+        actor = traffic.actor("paced", "paced", scraper=True)
+        [start] = _blocks(traffic.directory, rng, 1)
+        actor.target_blocks, actor.scrape_from = (start,), START
+        moment = START
+        for number in _walk(start, rng):
+            if moment > START + timedelta(days=days):
+                break
+            traffic.lookup(actor, moment, number, "paced-k", "198.51.100.7")
+            moment += timedelta(minutes=minutes * rng.uniform(0.95, 1.05))
+        return [actor]
+
+    return build
+
+
+def decoy_pairs(seconds: float, days: int) -> Callable[[Traffic, random.Random], list[Actor]]:
+    """One block, each number after a repeat and two new numbers of one fresh block."""
+
+    def build(traffic: Traffic, rng: random.Random) -> list[Actor]:
+        actor = traffic.actor("decoy_pairs", "pairs", scraper=True)
+        directory = traffic.directory
+        [start] = _blocks(directory, rng, 1)
+        actor.target_blocks, actor.scrape_from = (start,), START
+        moment, found = START, [directory.random_number(rng, listed=True)]
+        for number in _walk(start, rng):
+            if moment > START + timedelta(days=days):
+                break
+            decoy = directory.random_number(rng)
+            size = directory.block_size(decoy)
+            pair = decoy // size * size + rng.randrange(size)
+            for each in (rng.choice(found), decoy, pair):
+                traffic.lookup(actor, moment, each, "pairs-k", "198.51.100.8")
+                moment += timedelta(seconds=seconds * rng.uniform(0.9, 1.1))
+            traffic.lookup(actor, moment, number, "pairs-k", "198.51.100.8")
+            moment += timedelta(seconds=seconds * rng.uniform(0.9, 1.1))
+            if directory.listed(number):
+                found.append(number)
+        return [actor]
+
+    return build
+
+
+def many_blocks(
+    blocks: int, minutes: float, days: int
+) -> Callable[[Traffic, random.Random], list[Actor]]:
+    """One new number of each of `blocks` dense blocks every `minutes`, a quarter repeats."""
+
+    def build(traffic: Traffic, rng: random.Random) -> list[Actor]:
+        actor = traffic.actor("many_blocks", "wide", scraper=True)
+        starts = _blocks(traffic.directory, rng, blocks)
+        actor.target_blocks, actor.scrape_from = tuple(starts), START
+        walks = [_walk(start, rng) for start in starts]
+        step = timedelta(minutes=minutes) / blocks
+        moment, turn = START, 0
+        found: list[int] = []
+        while moment < START + timedelta(days=days):
+            if found and rng.random() < 0.25:
+                number = rng.choice(found)
+            else:
+                number = walks[turn % blocks].pop()
+                turn += 1
+                if traffic.directory.listed(number):
+                    found.append(number)
+            traffic.lookup(actor, moment, number, "wide-k", "198.51.100.9")
+            moment += step * rng.uniform(0.9, 1.1)
+        return [actor]
+
+    return build
+
+
+def sybil(each: int, gap_seconds: float) -> Callable[[Traffic, random.Random], list[Actor]]:
+    """A block split between accounts, `each` numbers apiece, each from its own address."""
+
+    def build(traffic: Traffic, rng: random.Random) -> list[Actor]:
+        [start] = _blocks(traffic.directory, rng, 1)
+        walk = _walk(start, rng)
+        actors, moment = [], START
+        for index in range(0, len(walk), each):
+            actor = traffic.actor("sybil", f"sybil-{index // each}", scraper=True)
+            actor.target_blocks, actor.scrape_from = (start,), START
+            for offset, number in enumerate(walk[index : index + each]):
+                ip = f"10.{index // 65_000 % 250}.{index // 250 % 250}.{index % 250 + 1}"
+                traffic.lookup(
+                    actor,
+                    moment + offset * timedelta(seconds=gap_seconds),
+                    number,
+                    f"{actor.account}-k",
+                    ip,
+                )
+            moment += timedelta(seconds=gap_seconds * each)
+            actors.append(actor)
+        return actors
+
+    return build
+
+
+STRATEGIES = {
+    "one block, a number every 21 min, 7 days": paced(21, 7),
+    "one block, a number every 45 min, 28 days": paced(45, 28),
+    "one block, a number every 200 min, 7 days": paced(200, 7),
+    "a repeat and a decoy pair before each number, every 309 s, 14 days": decoy_pairs(309, 14),
+    "300 dense blocks, one number of each every 185 min, 7 days": many_blocks(300, 185, 7),
+    "accounts on their own addresses, 3 numbers each a minute apart": sybil(3, 60),
+}
+
+
+def main() -> None:
+    """Run each strategy and print what it got."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    directory = Directory(args.seed)
+    print(f"{'strategy':<68} {'lookups':>8} {'to stop':>8} {'max':>7} {'mean':>7}  findings")
+    for name, build in STRATEGIES.items():
+        started = time.perf_counter()
+        traffic = Traffic(directory, random.Random(args.seed))
+        actors = build(traffic, traffic.rng)
+        results, _ = run(actors)
+        events = sum(len(actor.events) for actor in actors)
+        stops = [r.stopped_after for r in results.values() if r.stopped_after is not None]
+        first = min(stops) if stops else None
+        got = {int(number[3:]) for r in results.values() for number in r.extracted}
+        shares = [
+            100 * sum(start <= n < start + 1_000 for n in got) / directory.listings_in_block(start)
+            for start in actors[0].target_blocks
+        ]
+        kinds = Counter(f"{f.kind}/{f.action}" for r in results.values() for f in r.findings)
+        said = ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items())) or "none"
+        print(
+            f"{name:<68} {events:>8,} {first if first is not None else 'never':>8} "
+            f"{max(shares):>6.1f}% {statistics.mean(shares):>6.1f}%  {said} "
+            f"({time.perf_counter() - started:.0f} s)"
+        )
+
+
+if __name__ == "__main__":
+    main()
