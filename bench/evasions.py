@@ -17,12 +17,11 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from lookup.abuse.evaluate import run
+from lookup.abuse.evaluate import AccountResult, run
 from lookup.abuse.simulate import Actor, Directory, Traffic
 
 START = datetime(2026, 10, 5, 8, 0)
@@ -158,13 +157,12 @@ def main() -> None:
     directory = Directory(args.seed)
     print(f"{'strategy':<68} {'lookups':>8} {'to stop':>8} {'max':>7} {'mean':>7}  findings")
     for name, build in STRATEGIES.items():
-        started = time.perf_counter()
         traffic = Traffic(directory, random.Random(args.seed))
         actors = build(traffic, traffic.rng)
         results, _ = run(actors)
         events = sum(len(actor.events) for actor in actors)
-        stops = [r.stopped_after for r in results.values() if r.stopped_after is not None]
-        first = min(stops) if stops else None
+        first = _lookups_to_first_stop(actors, results)
+        stopped = sum(r.stopped_after is not None for r in results.values())
         got = {int(number[3:]) for r in results.values() for number in r.extracted}
         shares = [
             100 * sum(start <= n < start + 1_000 for n in got) / directory.listings_in_block(start)
@@ -172,11 +170,24 @@ def main() -> None:
         ]
         kinds = Counter(f"{f.kind}/{f.action}" for r in results.values() for f in r.findings)
         said = ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items())) or "none"
+        accounts = f"{stopped} of {len(actors)} accounts stopped, " if len(actors) > 1 else ""
         print(
             f"{name:<68} {events:>8,} {first if first is not None else 'never':>8} "
-            f"{max(shares):>6.1f}% {statistics.mean(shares):>6.1f}%  {said} "
-            f"({time.perf_counter() - started:.0f} s)"
+            f"{max(shares):>6.1f}% {statistics.mean(shares):>6.1f}%  {accounts}{said}"
         )
+
+
+def _lookups_to_first_stop(actors: list[Actor], results: dict[str, AccountResult]) -> int | None:
+    """The strategy's lookups, all its accounts' in time order, until the first of them was
+    stopped (a block held for it, or suspended)."""
+    moments = [
+        actor.events[result.stopped_after - 1].ts
+        for actor in actors
+        if (result := results[actor.account]).stopped_after is not None
+    ]
+    if not moments:
+        return None
+    return sum(event.ts <= min(moments) for actor in actors for event in actor.events)
 
 
 if __name__ == "__main__":

@@ -454,3 +454,33 @@ def test_a_plan_stored_before_plans_were_checked_falls_back_to_the_default(
     with _client(settings) as client:
         statuses = [_get(client, token).status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]  # the default key plan
+
+
+def test_searches_sent_together_cannot_all_pass_a_spent_window(storage: str) -> None:
+    # Checked before and counted after, 30 searches in flight at once all passed: 3.6 times
+    # the plan (a review). Each takes its limit first; what it did not return goes back.
+    limiter = RateLimiter(RateLimitConfig(search_plan="100/hour;1000/day", storage=storage))
+    holds, refused = [], 0
+    for _ in range(30):
+        try:
+            holds.append(limiter.reserve_search("acme", 50, throttled=False))
+        except RateLimited:
+            refused += 1
+    assert (len(holds), refused) == (2, 28)
+    for hold in holds:
+        limiter.settle_search(hold, 10)  # each returned 10: 80 of 100 left for later
+    for _ in range(2):
+        limiter.settle_search(limiter.reserve_search("acme", 50, throttled=False), 40)
+    with pytest.raises(RateLimited) as spent:
+        limiter.reserve_search("acme", 1, throttled=False)
+    assert (spent.value.scope, spent.value.limit, spent.value.window) == ("search", 100, 3600)
+
+
+def test_a_refused_search_names_the_spent_window_that_resets_last(storage: str) -> None:
+    limiter = RateLimiter(RateLimitConfig(search_plan="40/hour;30/day", storage=storage))
+    limiter.settle_search(limiter.reserve_search("acme", 45, throttled=False), 45)
+    with pytest.raises(RateLimited) as refused:
+        limiter.reserve_search("acme", 5, throttled=False)
+    # Both spent: an hour's wait would meet the day's limit again.
+    assert (refused.value.limit, refused.value.window) == (30, 86400)
+    assert refused.value.retry_after > 3600

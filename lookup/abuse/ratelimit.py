@@ -126,6 +126,25 @@ return count
 (DECR keeps its expiry)."""
 
 
+_GIVE_BACK: Final = """
+local count = tonumber(redis.call('get', KEYS[1]))
+if count and count >= tonumber(ARGV[1]) then
+    return redis.call('decrby', KEYS[1], ARGV[1])
+end
+return count
+"""
+"""Listings given back on Redis: a decrement of a counter that is there and holds them (DECRBY
+keeps its expiry)."""
+
+
+class SearchHold(NamedTuple):
+    """Listings a search took from its account's windows before it ran."""
+
+    account: str
+    items: tuple[RateLimitItem, ...]
+    listings: int
+
+
 class RateLimitsUnavailable(LookupServiceError):
     """The shared rate-limit storage cannot be reached; requests are refused, not let through."""
 
@@ -181,6 +200,13 @@ def policy_header(limits: Iterable[tuple[str, RateLimitItem]]) -> str:
         f'"{policy_name(scope, item.get_expiry())}";q={item.amount};w={item.get_expiry()}'
         for scope, item in limits
     )
+
+
+def merged_policies(*fields: str) -> str:
+    """`RateLimit-Policy` values as one, shortest window first (a handler's own limits
+    beside the key's and account's)."""
+    items = [item for field in fields for item in field.split(", ") if item]
+    return ", ".join(sorted(items, key=lambda item: int(item.rpartition(";w=")[2])))
 
 
 @lru_cache(maxsize=256)
@@ -283,34 +309,69 @@ class RateLimiter:
         items = plan_limits(self.config.verify_plan)
         self._take([(VERIFY, items, ("verify", account, number))])
 
-    def search_allowed(self, account: str, *, throttled: bool) -> None:
-        """Raise `RateLimited` when the listings name searches returned to the account have
-        reached a limit of the search plan (before a search runs: its results are counted
-        after it, `searched`, so one search may take the last of a window past it)."""
+    def reserve_search(self, account: str, listings: int, *, throttled: bool) -> SearchHold:
+        """Take `listings` (a search's `limit`) from every window of the account's search
+        plan before the search runs, or raise `RateLimited` when a window was spent already
+        (what it took given back). Taken first, searches sent together cannot all pass a
+        check of what was counted before them; `settle_search` gives back what the search
+        did not return."""
         divide = self.config.throttle_factor if throttled else 1
         items = plan_limits(self.config.search_plan, divide)
+        ids = _search_ids(account)
+        taken: list[RateLimitItem] = []
         for item in items:
-            if self._call(self._used, item, *_search_ids(account)) >= item.amount:
-                reset_at = self._call(self._reset_at, item, *_search_ids(account))
-                policy = policy_header((SEARCH, each) for each in items)
-                raise RateLimited(
-                    SEARCH,
-                    item,
-                    reset_at,
-                    policy,
-                    throttled_by=divide if throttled else None,
-                )
+            count = self._call(partial(self._add, listings=listings), item, *ids)
+            taken.append(item)
+            if count - listings >= item.amount:
+                for each in taken:
+                    self._call(partial(self._give_back_listings, listings=listings), each, *ids)
+                raise self._search_refusal(items, ids, divide if throttled else None)
+        return SearchHold(account, items, listings)
 
-    def searched(self, account: str, listings: int, *, throttled: bool) -> None:
-        """Count the listings a name search returned to the account."""
-        if listings <= 0:
+    def settle_search(self, hold: SearchHold, returned: int) -> None:
+        """Give back what a search took and did not return."""
+        unused = hold.listings - returned
+        if unused <= 0:
             return
-        divide = self.config.throttle_factor if throttled else 1
-        for item in plan_limits(self.config.search_plan, divide):
-            self._call(partial(self._add, listings=listings), item, *_search_ids(account))
+        for item in hold.items:
+            self._call(
+                partial(self._give_back_listings, listings=unused),
+                item,
+                *_search_ids(hold.account),
+            )
 
-    def _add(self, item: RateLimitItem, *identifiers: str, listings: int) -> None:
-        self._limiter.storage.incr(item.key_for(*identifiers), item.get_expiry(), amount=listings)
+    def _search_refusal(
+        self, items: Sequence[RateLimitItem], ids: Sequence[str], throttled_by: int | None
+    ) -> RateLimited:
+        """The refusal of a search, naming the spent window that resets last (a retry cannot
+        succeed before it)."""
+        spent = [
+            (self._call(self._reset_at, item, *ids), item)
+            for item in items
+            if self._call(self._used, item, *ids) >= item.amount
+        ]
+        reset_at, item = max(spent, key=lambda pair: pair[0], default=(time.time() + 1, items[0]))
+        policy = policy_header((SEARCH, each) for each in items)
+        return RateLimited(SEARCH, item, reset_at, policy, throttled_by=throttled_by)
+
+    def _add(self, item: RateLimitItem, *identifiers: str, listings: int) -> int:
+        return int(
+            self._limiter.storage.incr(
+                item.key_for(*identifiers), item.get_expiry(), amount=listings
+            )
+        )
+
+    def _give_back_listings(self, item: RateLimitItem, *identifiers: str, listings: int) -> None:
+        """Take `listings` off a window, if it holds that many: one that rolled over since
+        they were taken keeps the next window's count (a decrement would make it negative,
+        and grant more than the plan)."""
+        key = item.key_for(*identifiers)
+        storage = self._limiter.storage
+        if isinstance(storage, RedisStorage):
+            connection: Any = storage.get_connection()
+            connection.eval(_GIVE_BACK, 1, storage.prefixed_key(key), listings)
+        elif storage.get(key) >= listings:
+            storage.incr(key, item.get_expiry(), amount=-listings)
 
     def _take(self, scopes: Sequence[_Scope], *, throttled_by: int | None = None) -> str:
         """Count a request in every limit of its scopes, or raise `RateLimited`; the

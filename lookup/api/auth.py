@@ -17,7 +17,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from lookup.abuse.ratelimit import Quota, RateLimitsUnavailable
+from lookup.abuse.ratelimit import Quota, RateLimitsUnavailable, merged_policies
 from lookup.api.problems import handle
 from lookup.errors import AccountSuspended, LookupServiceError, MissingCredentials, MissingRole
 from lookup.networks import client_ip
@@ -131,9 +131,13 @@ def _answering(send: Send, quota: Quota | None) -> Send:
             # lists it beside the key's and account's: the request was held to them too.
             said = message["status"] == 429 and any(name == b"ratelimit" for name, _ in headers)
             if said and quota is not None:
-                held_to = quota.policy.encode("latin-1") + b", "
                 headers = [
-                    (name, held_to + value if name == b"ratelimit-policy" else value)
+                    (
+                        name,
+                        merged_policies(quota.policy, value.decode("latin-1")).encode("latin-1")
+                        if name == b"ratelimit-policy"
+                        else value,
+                    )
                     for name, value in headers
                 ]
             message["headers"] = headers + (fields[:1] if said else fields)

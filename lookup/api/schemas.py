@@ -122,7 +122,8 @@ class Problem(msgspec.Struct, frozen=True):
     scope: str | None = None
     """`rate-limited`: whose limit was reached (`key`, `account`, `verify`, `search`)."""
     limit: int | None = None
-    """`rate-limited`: that limit's number of requests in its window."""
+    """`rate-limited`: that limit's number of requests in its window (of listings returned,
+    for `search`)."""
     throttled: bool | None = None
     """`rate-limited`: true when the account's limits are cut pending a compliance review."""
     block: str | None = None

@@ -95,18 +95,22 @@ class SearchController(Controller):
         throttled = account.status == "throttled"
         # A name search returns up to 50 listings a request: the listings, not the requests,
         # are what a bulk download by name would take.
-        services.limiter.search_allowed(key.account, throttled=throttled)
+        taken = services.limiter.reserve_search(key.account, limit, throttled=throttled)
 
         def in_held_block(row: int) -> bool:
             return held(holds, int(snapshot.number(row))) is not None
 
         # A held block's listings are refused here too: else a name search would hand a
         # scan the block its lookups may no longer read.
-        found = snapshot.names.search(
-            query, city=city, limit=limit, skip=in_held_block if holds else None
-        )
+        returned = 0
+        try:
+            found = snapshot.names.search(
+                query, city=city, limit=limit, skip=in_held_block if holds else None
+            )
+            returned = min(len(found.hits), limit)
+        finally:  # what it took and did not return goes back, whatever happened
+            services.limiter.settle_search(taken, returned)
         hits = found.hits
-        services.limiter.searched(key.account, min(len(hits), limit), throttled=throttled)
         services.emit(request.scope, query, "hit" if hits else "miss", endpoint="search")
         return schemas.SearchResults(
             query=query,
