@@ -513,7 +513,14 @@ def test_name_searches_are_held_to_the_listings_they_return(demo_settings: Setti
     settings = make_settings(demo_settings.data_path, plan_search="30/hour")
     token = new_key(settings, "search,lookup", org="harvest-co")
     with TestClient(app=create_app(settings)) as client:
-        assert len(_search(client, token, name="Hansen", limit=20).json()["results"]) == 20
+        first = _search(client, token, name="Hansen", limit=20)
+        assert len(first.json()["results"]) == 20
+        # Each field once: the search plan beside the key's and account's limits, and the
+        # one with least left (10 of the search plan's 30).
+        assert first.headers.get_list("ratelimit-policy") == [
+            '"key-1s";q=100000;w=1, "account-1s";q=100000;w=1, "search-3600s";q=30;w=3600'
+        ]
+        assert first.headers.get_list("ratelimit") == ['"search-3600s";r=10']
         # 20 of 30 returned: one more search may take the window past it.
         assert len(_search(client, token, name="Olsen", limit=20).json()["results"]) == 20
         refused = _search(client, token, name="Johansen", limit=5)

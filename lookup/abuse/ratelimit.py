@@ -209,6 +209,11 @@ def merged_policies(*fields: str) -> str:
     return ", ".join(sorted(items, key=lambda item: int(item.rpartition(";w=")[2])))
 
 
+def least_left(*fields: str) -> str:
+    """Of `RateLimit` values (`"name";r=N`), the one with least left."""
+    return min(fields, key=lambda field: int(field.rpartition(";r=")[2].partition(";")[0]))
+
+
 @lru_cache(maxsize=256)
 def _policy(key_plan: str | None, account_plan: str, divide_by: int) -> str:
     """`RateLimit-Policy` of a request held to these plans, shortest window first as they
@@ -339,6 +344,17 @@ class RateLimiter:
                 item,
                 *_search_ids(hold.account),
             )
+
+    def search_quota(self, hold: SearchHold) -> Quota:
+        """The account's search plan after a search settled: its `RateLimit-Policy`, and the
+        `RateLimit` of the window with least left (of equals, the longest)."""
+        ids = _search_ids(hold.account)
+        left, window = min(
+            (item.amount - self._call(self._used, item, *ids), -item.get_expiry())
+            for item in hold.items
+        )
+        policy = policy_header((SEARCH, item) for item in hold.items)
+        return Quota(policy, f'"{policy_name(SEARCH, -window)}";r={max(left, 0)}')
 
     def _search_refusal(
         self, items: Sequence[RateLimitItem], ids: Sequence[str], throttled_by: int | None

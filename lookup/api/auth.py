@@ -17,7 +17,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from lookup.abuse.ratelimit import Quota, RateLimitsUnavailable, merged_policies
+from lookup.abuse.ratelimit import Quota, RateLimitsUnavailable, least_left, merged_policies
 from lookup.api.problems import handle
 from lookup.errors import AccountSuspended, LookupServiceError, MissingCredentials, MissingRole
 from lookup.networks import client_ip
@@ -127,20 +127,26 @@ def _answering(send: Send, quota: Quota | None) -> Send:
     async def send_answer(message: Message) -> None:
         if message["type"] == "http.response.start":
             headers = list(message.get("headers", ()))
-            # A 429 of the handler's own limit (a date-of-birth check) says that limit, and
-            # lists it beside the key's and account's: the request was held to them too.
-            said = message["status"] == 429 and any(name == b"ratelimit" for name, _ in headers)
-            if said and quota is not None:
+            # An answer that says a limit of the handler's own (a date-of-birth check, the
+            # listings searches return) lists it beside the key's and account's, as the
+            # request was held to them too; `RateLimit` names the one with least left (a
+            # refusal, its own).
+            own = any(name == b"ratelimit" for name, _ in headers)
+            if own and quota is not None:
                 headers = [
-                    (
-                        name,
-                        merged_policies(quota.policy, value.decode("latin-1")).encode("latin-1")
-                        if name == b"ratelimit-policy"
-                        else value,
-                    )
+                    (name, _with_quota(name, value, quota, refused=message["status"] == 429))
                     for name, value in headers
                 ]
-            message["headers"] = headers + (fields[:1] if said else fields)
+            message["headers"] = headers + (fields[:1] if own else fields)
         await send(message)
 
     return send_answer
+
+
+def _with_quota(name: bytes, value: bytes, quota: Quota, *, refused: bool) -> bytes:
+    """A handler's own rate-limit field, with the key's and account's `quota` said too."""
+    if name == b"ratelimit-policy":
+        return merged_policies(quota.policy, value.decode("latin-1")).encode("latin-1")
+    if name == b"ratelimit" and not refused:
+        return least_left(value.decode("latin-1"), quota.remaining).encode("latin-1")
+    return value

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Final
 
-from litestar import Controller, Request, get
+from litestar import Controller, Request, Response, get
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter
 
@@ -70,7 +70,7 @@ class SearchController(Controller):
                 schema_extra={"minimum": 1, "maximum": MAX_RESULTS},
             ),
         ] = 20,
-    ) -> schemas.SearchResults:
+    ) -> Response[schemas.SearchResults]:
         """Listings whose name matches, best first (never a reserved number, nor one in a block
         held for the account)."""
         # First: which of a repeated parameter's values to check cannot be told either.
@@ -112,15 +112,20 @@ class SearchController(Controller):
             services.limiter.settle_search(taken, returned)
         hits = found.hits
         services.emit(request.scope, query, "hit" if hits else "miss", endpoint="search")
-        return schemas.SearchResults(
-            query=query,
-            results=[
-                schemas.SearchResult(
-                    hit.score, to_response(snapshot.listing(hit.row), snapshot.name)
-                )
-                for hit in hits[:limit]
-            ],
-            truncated=len(hits) > limit or found.capped,
-            snapshot=snapshot.name,
-            withheld=found.withheld,
+        left = services.limiter.search_quota(taken)
+        return Response(
+            schemas.SearchResults(
+                query=query,
+                results=[
+                    schemas.SearchResult(
+                        hit.score, to_response(snapshot.listing(hit.row), snapshot.name)
+                    )
+                    for hit in hits[:limit]
+                ],
+                truncated=len(hits) > limit or found.capped,
+                snapshot=snapshot.name,
+                withheld=found.withheld,
+            ),
+            # What the search plan has left, beside the key's and account's limits.
+            headers={"RateLimit-Policy": left.policy, "RateLimit": left.remaining},
         )
