@@ -118,23 +118,12 @@ STORAGE_BACKOFF: Final = 1.0
 _REFUND: Final = """
 local count = tonumber(redis.call('get', KEYS[1]))
 if count and count >= tonumber(ARGV[1]) then
-    return redis.call('decr', KEYS[1])
+    return redis.call('decrby', KEYS[1], ARGV[2])
 end
 return count
 """
-"""A refund on Redis: a decrement of a counter that is there and holds at least the floor
-(DECR keeps its expiry)."""
-
-
-_GIVE_BACK: Final = """
-local count = tonumber(redis.call('get', KEYS[1]))
-if count and count >= tonumber(ARGV[1]) then
-    return redis.call('decrby', KEYS[1], ARGV[1])
-end
-return count
-"""
-"""Listings given back on Redis: a decrement of a counter that is there and holds them (DECRBY
-keeps its expiry)."""
+"""A refund on Redis: a decrement (by `amount`) of a counter that is there and holds at least
+the floor (DECRBY keeps its expiry)."""
 
 
 class SearchHold(NamedTuple):
@@ -143,6 +132,8 @@ class SearchHold(NamedTuple):
     account: str
     items: tuple[RateLimitItem, ...]
     listings: int
+    counts: tuple[int, ...]
+    """What each window held once the listings were taken."""
 
 
 class RateLimitsUnavailable(LookupServiceError):
@@ -323,15 +314,14 @@ class RateLimiter:
         divide = self.config.throttle_factor if throttled else 1
         items = plan_limits(self.config.search_plan, divide)
         ids = _search_ids(account)
-        taken: list[RateLimitItem] = []
+        counts: list[int] = []
         for item in items:
-            count = self._call(partial(self._add, listings=listings), item, *ids)
-            taken.append(item)
-            if count - listings >= item.amount:
-                for each in taken:
-                    self._call(partial(self._give_back_listings, listings=listings), each, *ids)
+            counts.append(self._call(partial(self._count, amount=listings), item, *ids))
+            if counts[-1] - listings >= item.amount:
+                for each in items[: len(counts)]:
+                    self._call(partial(self._refund, floor=listings, amount=listings), each, *ids)
                 raise self._search_refusal(items, ids, divide if throttled else None)
-        return SearchHold(account, items, listings)
+        return SearchHold(account, items, listings, tuple(counts))
 
     def settle_search(self, hold: SearchHold, returned: int) -> None:
         """Give back what a search took and did not return."""
@@ -340,18 +330,22 @@ class RateLimiter:
             return
         for item in hold.items:
             self._call(
-                partial(self._give_back_listings, listings=unused),
+                # Only from a window still holding them: one that rolled over since keeps
+                # the next window's count (gone below zero, it would grant more than the plan).
+                partial(self._refund, floor=unused, amount=unused),
                 item,
                 *_search_ids(hold.account),
             )
 
-    def search_quota(self, hold: SearchHold) -> Quota:
-        """The account's search plan after a search settled: its `RateLimit-Policy`, and the
-        `RateLimit` of the window with least left (of equals, the longest)."""
-        ids = _search_ids(hold.account)
+    @staticmethod
+    def search_quota(hold: SearchHold, returned: int) -> Quota:
+        """The account's search plan after a search that returned `returned` listings: its
+        `RateLimit-Policy`, and the `RateLimit` of the window with least left (of equals,
+        the longest), from the counts its reservation read (no storage call more)."""
+        unused = max(hold.listings - returned, 0)
         left, window = min(
-            (item.amount - self._call(self._used, item, *ids), -item.get_expiry())
-            for item in hold.items
+            (item.amount - (count - unused), -item.get_expiry())
+            for item, count in zip(hold.items, hold.counts, strict=True)
         )
         policy = policy_header((SEARCH, item) for item in hold.items)
         return Quota(policy, f'"{policy_name(SEARCH, -window)}";r={max(left, 0)}')
@@ -369,25 +363,6 @@ class RateLimiter:
         reset_at, item = max(spent, key=lambda pair: pair[0], default=(time.time() + 1, items[0]))
         policy = policy_header((SEARCH, each) for each in items)
         return RateLimited(SEARCH, item, reset_at, policy, throttled_by=throttled_by)
-
-    def _add(self, item: RateLimitItem, *identifiers: str, listings: int) -> int:
-        return int(
-            self._limiter.storage.incr(
-                item.key_for(*identifiers), item.get_expiry(), amount=listings
-            )
-        )
-
-    def _give_back_listings(self, item: RateLimitItem, *identifiers: str, listings: int) -> None:
-        """Take `listings` off a window, if it holds that many: one that rolled over since
-        they were taken keeps the next window's count (a decrement would make it negative,
-        and grant more than the plan)."""
-        key = item.key_for(*identifiers)
-        storage = self._limiter.storage
-        if isinstance(storage, RedisStorage):
-            connection: Any = storage.get_connection()
-            connection.eval(_GIVE_BACK, 1, storage.prefixed_key(key), listings)
-        elif storage.get(key) >= listings:
-            storage.incr(key, item.get_expiry(), amount=-listings)
 
     def _take(self, scopes: Sequence[_Scope], *, throttled_by: int | None = None) -> str:
         """Count a request in every limit of its scopes, or raise `RateLimited`; the
@@ -478,22 +453,25 @@ class RateLimiter:
         # landing out of order were dropped, and the other keys of the account refused).
         self._call(partial(self._refund, floor=refused.amount + 1), refused, *refused_ids)
 
-    def _count(self, item: RateLimitItem, *identifiers: str) -> int:
-        """Count a request in a limit's window; what the window holds now (as `limits`'
-        fixed window does, which tells only whether it is over)."""
-        return self._limiter.storage.incr(item.key_for(*identifiers), item.get_expiry())
+    def _count(self, item: RateLimitItem, *identifiers: str, amount: int = 1) -> int:
+        """Count a request (or `amount`, a search's listings) in a limit's window; what the
+        window holds now (as `limits`' fixed window does, which tells only whether it is
+        over)."""
+        return int(
+            self._limiter.storage.incr(item.key_for(*identifiers), item.get_expiry(), amount)
+        )
 
-    def _refund(self, item: RateLimitItem, *identifiers: str, floor: int) -> None:
-        """Give back a request, if the window holds at least `floor`."""
+    def _refund(self, item: RateLimitItem, *identifiers: str, floor: int, amount: int = 1) -> None:
+        """Give back a request (or `amount`), if the window holds at least `floor`."""
         key = item.key_for(*identifiers)
         storage = self._limiter.storage
         if isinstance(storage, RedisStorage):
             # One step on the server: between a read and a decrement the counter could
-            # expire, and the decrement made it anew at -1 for a whole window.
+            # expire, and the decrement made it anew below zero for a whole window.
             connection: Any = storage.get_connection()
-            connection.eval(_REFUND, 1, storage.prefixed_key(key), floor)
+            connection.eval(_REFUND, 1, storage.prefixed_key(key), floor, amount)
         elif storage.get(key) >= floor:
-            storage.incr(key, item.get_expiry(), amount=-1)
+            storage.incr(key, item.get_expiry(), amount=-amount)
 
     def _call(self, method: Callable[..., _T], item: RateLimitItem, *identifiers: str) -> _T:
         if self.config.namespace:

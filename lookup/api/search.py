@@ -112,7 +112,7 @@ class SearchController(Controller):
             services.limiter.settle_search(taken, returned)
         hits = found.hits
         services.emit(request.scope, query, "hit" if hits else "miss", endpoint="search")
-        left = services.limiter.search_quota(taken)
+        left = services.limiter.search_quota(taken, returned)
         return Response(
             schemas.SearchResults(
                 query=query,
