@@ -1,9 +1,10 @@
-"""Scans the detectors do not stop: how much of a block each takes, and after how many lookups.
+"""Scans made to evade the detectors: how much of a block each takes, after how many lookups.
 
     .venv/bin/python bench/evasions.py [--seed 7]
 
-Each strategy (found by an outside red-team of the rules, 2026-12-04) runs alone through
-the live detectors with the default policy, as `make eval-abuse` runs its month: a
+Each strategy (found by an outside red-team of the rules, 2026-12-04; three blocks at
+unequal paces: the way around the `known` tier, which now holds the slow ones) runs alone
+through the live detectors with the default policy, as `make eval-abuse` runs its month: a
 suspended account's later lookups are refused, and so are its lookups in a block held for
 it. Every strategy keeps under the default rate limits. It prints, per strategy, the
 lookups made, those until the first hold or suspension ("never" when none came), the
@@ -58,6 +59,28 @@ def paced(minutes: float, days: int) -> Callable[[Traffic, random.Random], list[
     return build
 
 
+def hopping(
+    minutes: float, each: int, days: int
+) -> Callable[[Traffic, random.Random], list[Actor]]:
+    """A new block after every `each` numbers, one number every `minutes`, for `days`."""
+
+    def build(traffic: Traffic, rng: random.Random) -> list[Actor]:
+        actor = traffic.actor("hopping", "hops", scraper=True)
+        count = int(days * 24 * 60 / minutes / each) + 1
+        starts = _blocks(traffic.directory, rng, count)
+        actor.target_blocks, actor.scrape_from = tuple(starts), START
+        moment = START
+        for start in starts:
+            for number in _walk(start, rng)[:each]:
+                if moment > START + timedelta(days=days):
+                    return [actor]
+                traffic.lookup(actor, moment, number, "hops-k", "198.51.100.11")
+                moment += timedelta(minutes=minutes * rng.uniform(0.95, 1.05))
+        return [actor]
+
+    return build
+
+
 def decoy_pairs(seconds: float, days: int) -> Callable[[Traffic, random.Random], list[Actor]]:
     """One block, each number after a repeat and two new numbers of one fresh block."""
 
@@ -80,6 +103,27 @@ def decoy_pairs(seconds: float, days: int) -> Callable[[Traffic, random.Random],
             moment += timedelta(seconds=seconds * rng.uniform(0.9, 1.1))
             if directory.listed(number):
                 found.append(number)
+        return [actor]
+
+    return build
+
+
+def unequal_turns(minutes: float, days: int) -> Callable[[Traffic, random.Random], list[Actor]]:
+    """Three blocks at paces 3:1:1, a number every `minutes`: two "decoy" blocks each busy
+    enough to share the attention, as a town's blocks do (all three count as targets)."""
+
+    def build(traffic: Traffic, rng: random.Random) -> list[Actor]:
+        actor = traffic.actor("unequal_turns", "turns", scraper=True)
+        starts = _blocks(traffic.directory, rng, 3)
+        actor.target_blocks, actor.scrape_from = tuple(starts), START
+        walks = [_walk(start, rng) for start in starts]
+        moment = START
+        for turn in range(10_000):
+            if moment > START + timedelta(days=days):
+                break
+            walk = walks[(0, 0, 0, 1, 2)[turn % 5]]
+            traffic.lookup(actor, moment, walk.pop(), "turns-k", "198.51.100.10")
+            moment += timedelta(minutes=minutes * rng.uniform(0.95, 1.05))
         return [actor]
 
     return build
@@ -143,7 +187,9 @@ STRATEGIES = {
     "one block, a number every 21 min, 7 days": paced(21, 7),
     "one block, a number every 45 min, 28 days": paced(45, 28),
     "one block, a number every 200 min, 7 days": paced(200, 7),
+    "a new block every 20 numbers, a number every 200 min, 28 days": hopping(200, 20, 28),
     "a repeat and a decoy pair before each number, every 309 s, 14 days": decoy_pairs(309, 14),
+    "three blocks at paces 3:1:1, a number every 45 min, 28 days": unequal_turns(45, 28),
     "300 dense blocks, one number of each every 185 min, 7 days": many_blocks(300, 185, 7),
     "accounts on their own addresses, 3 numbers each a minute apart": sybil(3, 60),
 }

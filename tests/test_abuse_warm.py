@@ -103,6 +103,57 @@ def test_a_restart_keeps_the_numbers_a_customer_has_from_weeks_before(tmp_path: 
     store.close()
 
 
+def slow(i: int, *, days_ago: float) -> LookupEvent:
+    """The i-th number of a slow scan of the walk's block, one an hour, half misses."""
+    return msgspec.structs.replace(
+        walk(i * 37 % 1000, days_ago=days_ago),
+        ts=NOW - timedelta(days=days_ago) + timedelta(hours=i),
+        outcome="miss" if i % 2 else "hit",
+    )
+
+
+def test_a_restart_goes_on_counting_a_slow_scan_begun_weeks_before(tmp_path: Path) -> None:
+    # Ten numbers of the block logged twelve days ago, before the window a restart replays.
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    walker_keys(tmp_path)
+    store.commit([slow(i, days_ago=12) for i in range(10)], [])
+    restarted = monitor(store, tmp_path)
+    assert restarted.warm(NOW) == 0
+    findings = restarted.submit([slow(i, days_ago=0) for i in range(10, 17)])
+    assert [(f.evidence["rule"]["tier"], f.evidence["hold"]) for f in findings] == [
+        ("known", "+4722202000..999")
+    ]
+    assert findings[0].evidence["rule"]["distinct"] == 17
+    # Without the numbers it had, seven are far from enough.
+    fresh = ComplianceStore(tmp_path / "fresh.duckdb")
+    unwarmed = AbuseMonitor(EventBuffer(), fresh, KeyRing(KeyStore(tmp_path / "keys.sqlite")))
+    assert unwarmed.submit([slow(i, days_ago=0) for i in range(10, 17)]) == []
+    store.close()
+    fresh.close()
+
+
+def test_a_restart_does_not_count_a_slow_scans_numbers_from_before_a_clearance(
+    tmp_path: Path,
+) -> None:
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    walker_keys(tmp_path)
+    first = monitor(store, tmp_path)
+    findings = first.submit([slow(i, days_ago=12) for i in range(17)])
+    assert findings[-1].evidence["rule"]["tier"] == "known"
+    case_id = store.record(findings[-1])
+    store.decisions.decide(case_id, "clear", "officer/k1", "a village shop's customers")
+    restarted = monitor(store, tmp_path)
+    restarted.warm(NOW)
+    # Its numbers are still ones it has (repeats), but no longer evidence: sixteen new ones
+    # hold nothing (the count rule's flags aside), the seventeenth does.
+    assert restarted.submit([slow(i, days_ago=0) for i in range(17)]) == []
+    flags = restarted.submit([slow(i, days_ago=0) for i in range(17, 33)])
+    assert {(f.action, "hold" in f.evidence) for f in flags} <= {("flag", False)}
+    [held] = restarted.submit([slow(33, days_ago=0)])
+    assert (held.evidence["rule"]["tier"], held.evidence["rule"]["distinct"]) == ("known", 17)
+    store.close()
+
+
 WALKED = Hold.of(22202000)
 """The block the walk goes through."""
 

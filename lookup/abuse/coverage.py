@@ -5,8 +5,10 @@ the account's attention is), which hold the block, the ceiling (more of a block
 than a customer's list holds, wherever else the account looks), and the count
 within the window, for blocks the account's attention is on, which flags at the
 flag bound and suspends at the suspension bound. The strongest verdict wins: a
-suspension, then a hold, then a flag. Spread over keys or IPs of the account,
-the same finding is a `distributed_scan`.
+suspension, then a hold, then a flag. A fourth, `KnownBlocks`, reads the numbers
+the account has over `known_seconds` (`ledger`), for scans too slow for the
+window, and holds the block. Spread over keys or IPs of the account, the same
+finding is a `distributed_scan`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any, NamedTuple
 from lookup.abuse.fastrule import FastRule
 from lookup.abuse.focus import Focus
 from lookup.abuse.holds import Hold
-from lookup.abuse.policy import Kind, Policy, Verdict
+from lookup.abuse.policy import Kind, Policy, Verdict, allocation_size
 from lookup.abuse.state import EVIDENCE_NUMBERS, AccountState, Block, Lookup, block_label, trail
 
 
@@ -249,6 +251,84 @@ class BlockCoverage:
                 "window_seconds": self.policy.window_seconds,
             },
             "block": block_label(start, size),
+            "keys": sorted(block.counts("key")),
+            "ips": sorted(block.counts("ip")),
+            "lookups": trail(block.last(EVIDENCE_NUMBERS)),
+        }
+
+
+class KnownBlocks:
+    """The `block_coverage` rule's `known` tier over one policy: an allocation block
+    holding `block_known_hold` of the numbers the account has, with misses, where its
+    attention is over `known_seconds`, is held; a tight cluster (a company's extensions, or
+    a walk) only once it holds more than a company's range."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+
+    def check(self, state: AccountState, lookup: Lookup) -> list[Verdict]:
+        """A hold of the lookup's allocation block, when the numbers the account has there
+        are enough, missed enough, and most of those in blocks as busy."""
+        policy, ledger, number = self.policy, state.ledger, lookup.number
+        if ledger.count(number) < policy.block_known_hold:
+            return []  # most lookups' blocks
+        count, misses = ledger.tally(number)
+        size = allocation_size(number)
+        # As the window's count: a busy account's numbers crowd a block now and then by chance.
+        by_chance = len(ledger) * size / policy.plan_numbers
+        needed = policy.block_known_hold + math.ceil(policy.block_excess * by_chance)
+        if count < needed or misses / count < policy.block_suspend_miss_share:
+            return []
+        # Blocks holding a fraction of this one's count share the attention (a town's); the
+        # decoys a scan spreads over the plan, a few numbers a block, do not.
+        busy = ledger.busy(math.ceil(count * policy.block_known_busy))
+        if count < policy.block_focus * busy:
+            return []
+        block = state.blocks[(size, number // size)]
+        # A company's direct-dial range, its extensions calling over weeks (half of them
+        # unlisted), is all one block too, in any order: a tight cluster is a scan only
+        # once it holds more numbers than such a range (a walk). A shuffled scan is wide.
+        members = block.members
+        tight = max(members) - min(members) < policy.company_range_width
+        if tight and count < policy.run_flag:
+            return []
+        spread = len(block.counts("key")) > 1 or len(block.counts("ip")) > 1
+        evidence = partial(self._evidence, state, number, count, misses, busy, by_chance, needed)
+        return [
+            Verdict(
+                Kind.DISTRIBUTED_SCAN if spread else Kind.BLOCK_COVERAGE,
+                False,
+                evidence,
+                True,
+            )
+        ]
+
+    def _evidence(
+        self,
+        state: AccountState,
+        number: int,
+        count: int,
+        misses: int,
+        busy: int,
+        by_chance: float,
+        needed: int,
+    ) -> dict[str, Any]:
+        size = allocation_size(number)
+        block = state.blocks[(size, number // size)]
+        return {
+            "rule": {
+                "tier": "known",
+                "block_size": size,
+                # The numbers the account has in the block (looked up within known_days),
+                # of which the lookups below are those within the window.
+                "distinct": count,
+                "misses": misses,
+                "in_busy_blocks": busy,
+                "expected_by_chance": round(by_chance, 3),
+                "hold_at": needed,
+                "known_days": round(self.policy.known_seconds / 86400),
+            },
+            "block": block_label(number // size, size),
             "keys": sorted(block.counts("key")),
             "ips": sorted(block.counts("ip")),
             "lookups": trail(block.last(EVIDENCE_NUMBERS)),

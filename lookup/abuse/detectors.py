@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-from lookup.abuse.coverage import BlockCoverage
+from lookup.abuse.coverage import BlockCoverage, KnownBlocks
 from lookup.abuse.crossaccount import AddressScans
 from lookup.abuse.events import EPOCH, LookupEvent, national_number
 from lookup.abuse.fastrule import FastRule
@@ -42,13 +42,16 @@ WASHING = "list_washing"
 _KINDS = frozenset(Kind)
 
 
-def _know(state: AccountState, number: int, t: float) -> bool:
-    """Record a lookup of a number at `t` (kept oldest first); whether it was new."""
+def _know(state: AccountState, number: int, t: float, outcome: str | None) -> bool:
+    """Record a lookup of a number at `t` (kept oldest first), counted in the ledger with
+    its `outcome` (None: not counted, its lookup is not evidence); whether it was new."""
     known = state.known
     last = known.get(number)
     if last is not None and t <= last:  # a late event from another worker is not newer
         return False
     known[number] = t
+    if outcome is not None:
+        state.ledger.enter(number, outcome == "miss", new=last is None)
     if last is not None:
         known.move_to_end(number)
         state.forget_at = 0.0  # the oldest may have moved
@@ -91,6 +94,7 @@ class Engine:
         self._rules = (
             SequentialRuns(policy).check,
             BlockCoverage(policy, self._fast, Focus(policy)).check,
+            KnownBlocks(policy).check,
             MissRatio(policy).check,
             Velocity(policy).check,
         )
@@ -209,14 +213,15 @@ class Engine:
             if not (state.known or state.fired or state.washing_cleared or state.held):
                 del self._accounts[name]
 
-    def remember(self, account: str, number: str, ts: datetime) -> None:
+    def remember(self, account: str, number: str, ts: datetime, outcome: str | None = None) -> None:
         """Know that the account looked a number up at `ts` (a warm restart's older days;
-        called in time order, before any event)."""
+        called in time order, before any event), answered with `outcome` (None: a lookup
+        that is not evidence, as one from before compliance last cleared the account)."""
         national = national_number(number)
         if national is None:
             return
         state = self._accounts.setdefault(account, AccountState())
-        _know(state, national, (ts - EPOCH).total_seconds())
+        _know(state, national, (ts - EPOCH).total_seconds(), outcome)
 
     def recall(
         self,
@@ -270,7 +275,7 @@ class Engine:
         if number is None:
             return []
         self._forget(state, t)
-        new = _know(state, number, t)
+        new = _know(state, number, t, event.outcome)
         washing = (
             self._list_washing(state, event)
             if self._washing.count(state.days, t, new=new, hit=event.outcome == "hit")
@@ -411,6 +416,7 @@ class Engine:
                 state.forget_at = last + self.policy.known_seconds
                 return
             del known[number]
+            state.ledger.leave(number)
         state.forget_at = 0.0  # nothing left: the next number sets it
 
     def _list_washing(self, state: AccountState, event: LookupEvent) -> Finding | None:

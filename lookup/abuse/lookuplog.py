@@ -210,11 +210,15 @@ class LookupLog:
         lookups are still erased as they arrive."""
         return self._file.rows("SELECT number, erased_at, held FROM late_erasures ORDER BY 2")
 
-    def last_lookups(self, since: datetime, until: datetime) -> list[tuple[str, str, datetime]]:
-        """(account, number, last lookup) of the numbers answered between the two times and
-        not since, oldest first: the lookups `LookupEvent.looked_up` counts."""
+    def last_lookups(
+        self, since: datetime, until: datetime
+    ) -> list[tuple[str, str, datetime, str, datetime]]:
+        """(account, number, last lookup, its outcome, first lookup) of the numbers answered
+        between the two times and not since, oldest last lookup first: the lookups
+        `LookupEvent.looked_up` counts."""
         return self._file.rows(
-            "SELECT account, number, max(ts) AS last FROM lookup_log "
+            "SELECT account, number, max(ts) AS last, arg_max(outcome, ts), min(ts) "
+            "FROM lookup_log "
             "WHERE ts >= ? AND outcome <> 'invalid' AND endpoint = 'numbers' "
             "GROUP BY account, number HAVING max(ts) < ? ORDER BY last",
             [since, until],

@@ -251,10 +251,13 @@ class AbuseMonitor:
             # Lookups made before an erasure may still arrive (sent again to this monitor).
             for number, erased_at, hold in self.store.log.late_erasures():
                 self.engine.erase(number, erased_at + CLOCK_MARGIN, hold)
-            for account, number, last in self.store.log.last_lookups(
+            for account, number, last, outcome, first in self.store.log.last_lookups(
                 now - timedelta(seconds=policy.known_seconds), since
             ):
-                self.engine.remember(account, number, last)
+                start = fresh.get(account)
+                # Evidence (in the ledger) only if first looked up since the fresh start.
+                counted = outcome if start is None or first > start else None
+                self.engine.remember(account, number, last, counted)
             for account, cleared in self._clearances(now).items():
                 self.engine.reset(account, washing_cleared=cleared)
             replayed = self.store.log.replay(since, observe_quietly)

@@ -14,6 +14,7 @@ from typing import Final
 
 import msgspec
 
+from lookup.abuse.ledger import Ledger
 from lookup.abuse.washing import Clearance, Day
 
 EVIDENCE_NUMBERS: Final = 50
@@ -212,6 +213,9 @@ class AccountState:
     `known` is read again only once an event reaches it."""
     seq: int = 0
     """First lookups seen so far (never restarts while the state lives)."""
+    ledger: Ledger = field(default_factory=Ledger)
+    """The numbers of `known` counted per allocation block since the account's evidence
+    last started afresh (compliance cleared it, or it came back from `review`)."""
     blocks: dict[tuple[int, int], Block] = field(default_factory=dict)
     runs: list[Run] = field(default_factory=list)
     sprt: float = 0.0

@@ -1,0 +1,166 @@
+"""The numbers an account has, per block, over weeks: scans too slow for the window."""
+
+from __future__ import annotations
+
+import random
+
+from lookup.abuse.detectors import Engine, Finding
+from lookup.abuse.events import LookupEvent
+from lookup.abuse.ledger import Ledger
+from lookup.abuse.policy import DEFAULT_POLICY
+from tests.test_abuse_detectors import alternating, event, feed, first_stop, stops
+
+HOUR = 3600.0
+DAY = 86400.0
+
+
+def test_the_ledger_counts_numbers_per_block_and_their_last_answer() -> None:
+    ledger = Ledger()
+    ledger.enter(22202001, True, new=True)
+    ledger.enter(22202002, False, new=True)
+    ledger.enter(22203001, True, new=True)
+    assert ledger.tally(22202999) == (2, 1)
+    # Answered again, now listed: a miss no more. Again as listed: nothing changes.
+    ledger.enter(22202001, False, new=False)
+    ledger.enter(22202001, False, new=False)
+    assert ledger.tally(22202000) == (2, 0)
+    # A repeat of a number known from before the ledger started is not evidence.
+    ledger.enter(22202003, True, new=False)
+    assert ledger.tally(22202000) == (2, 0)
+    # Mobile numbers are counted in their 10,000-number blocks.
+    ledger.enter(91234567, True, new=True)
+    ledger.enter(91239999, True, new=True)
+    assert ledger.tally(91230000) == (2, 2)
+    assert len(ledger) == 5
+    assert ledger.busy(2) == 4  # two blocks of two each
+    assert ledger.busy(1) == 5
+    ledger.leave(22202002)
+    ledger.leave(22202003)  # never counted: ignored
+    assert ledger.tally(22202000) == (1, 0)
+    assert ledger.busy(2) == 2
+    ledger.leave(22202001)
+    assert ledger.tally(22202000) == (0, 0)
+    assert len(ledger) == 3
+
+
+def paced(first: int, count: int, *, start: float = 0, every: float = 45 * 60) -> list[LookupEvent]:
+    """A block's numbers, one every `every` seconds, in a shuffled order, half misses."""
+    numbers = list(range(first, first + 1_000))
+    random.Random(first).shuffle(numbers)
+    return [event(n, start + i * every, alternating(i)) for i, n in enumerate(numbers[:count])]
+
+
+def test_a_block_scanned_a_number_every_45_minutes_is_held_at_its_seventeenth() -> None:
+    engine = Engine()
+    findings = feed(engine, paced(22202000, 40))
+    stop = first_stop(findings)
+    assert stop.events_seen == DEFAULT_POLICY.block_known_hold + 1  # the chance excess: 1
+    assert (stop.kind, stop.action) == ("block_coverage", "throttle")
+    assert stop.evidence["hold"] == "+4722202000..999"
+    rule = stop.evidence["rule"]
+    assert (rule["tier"], rule["distinct"], rule["misses"], rule["known_days"]) == (
+        "known",
+        17,
+        9,
+        35,
+    )
+    assert len(stop.evidence["lookups"]) == 17
+
+
+def test_a_scan_of_a_number_every_200_minutes_is_held_as_soon() -> None:
+    stop = first_stop(feed(Engine(), paced(22202000, 40, every=200 * 60)))
+    assert (stop.events_seen, stop.evidence["rule"]["tier"]) == (17, "known")
+
+
+def test_a_scan_behind_a_repeat_and_a_decoy_pair_before_each_number_is_held() -> None:
+    rng = random.Random(5)
+    events, t, found = [], 0.0, [22202000]
+    targets = rng.sample(range(22202001, 22203000), 60)
+    for i, number in enumerate(targets):
+        decoy = rng.randrange(3000, 7000) * 1_000
+        for each in (rng.choice(found), decoy + rng.randrange(1_000), decoy + rng.randrange(1_000)):
+            events.append(event(each, t, "hit"))
+            t += 309
+        events.append(event(number, t, alternating(i)))
+        found.append(number)
+        t += 309
+    stop = first_stop(feed(Engine(), events))
+    assert stop.evidence["hold"] == "+4722202000..999"
+    assert stop.evidence["rule"]["tier"] == "known"
+    assert stop.evidence["rule"]["distinct"] == 17
+
+
+def town_callers(days: int, *, blocks: int = 3, seed: int = 1) -> list[LookupEvent]:
+    """A local business's new callers over weeks: most from its town's blocks, the rest
+    from anywhere, a third unlisted, in business hours."""
+    rng = random.Random(seed)
+    town = [rng.randrange(2000, 7000) * 1_000 for _ in range(blocks)]
+    seen: set[int] = set()
+    events = []
+    for day in range(days):
+        for _ in range(12):
+            if rng.random() < 0.8:
+                number = rng.choice(town) + rng.randrange(1_000)
+            else:
+                number = rng.randrange(40_000_000, 99_999_999)
+            if number in seen:
+                continue
+            seen.add(number)
+            moment = day * DAY + 8 * HOUR + rng.random() * 9 * HOUR
+            events.append(event(number, moment, "miss" if rng.random() < 0.33 else "hit"))
+    return sorted(events, key=lambda e: e.ts)
+
+
+def test_a_three_block_towns_callers_over_four_weeks_are_never_held() -> None:
+    for seed in range(1, 6):
+        findings = feed(Engine(), town_callers(28, seed=seed))
+        assert not [f for f in findings if stops(f)], seed
+
+
+def test_numbers_not_looked_up_for_the_known_days_leave_the_count() -> None:
+    known = DEFAULT_POLICY.known_seconds
+    engine = Engine()
+    scan = paced(22202000, 30)
+    assert not [f for f in feed(engine, scan[:10]) if stops(f)]
+    # Past the known days the first ten are gone: ten more make ten, not twenty.
+    later = [
+        event(int(e.number[3:]), known + DAY + i * 45 * 60, e.outcome)
+        for i, e in enumerate(scan[10:])
+    ]
+    findings = feed(engine, later)
+    assert first_stop(findings).events_seen == 10 + 17
+    assert engine._accounts["acme"].ledger.tally(22202000)[0] == 20  # the later ones only
+
+
+def test_clearing_an_account_starts_its_count_afresh_and_its_old_numbers_stay_repeats() -> None:
+    engine = Engine()
+    scan = paced(22202000, 40)
+    assert first_stop(feed(engine, scan[:17])).events_seen == 17
+    engine.reset("acme")
+    # Its old numbers again are repeats; only new ones count, from nothing.
+    again = [event(int(e.number[3:]), 20 * HOUR + i * 60, e.outcome) for i, e in enumerate(scan)]
+    findings: list[Finding] = feed(engine, again[:17])
+    findings += feed(engine, paced(22202000, 40, start=DAY)[17:33])
+    assert not [f for f in findings if stops(f)]
+    assert engine._accounts["acme"].ledger.tally(22202000)[0] == 16
+    assert first_stop(feed(engine, paced(22202000, 40, start=DAY)[33:])).events_seen == 17 + 34
+
+
+def test_a_walk_through_a_block_every_200_minutes_is_held_past_a_companys_range() -> None:
+    walk = [event(22202000 + i, i * 200 * 60, alternating(i)) for i in range(60)]
+    stop = first_stop(feed(Engine(), walk))
+    # A company's extensions, calling over weeks, are as tight: up to the run rule's flag.
+    assert stop.events_seen == DEFAULT_POLICY.run_flag
+    assert (stop.evidence["rule"]["tier"], stop.evidence["hold"]) == ("known", "+4722202000..999")
+
+
+def test_a_companys_extensions_calling_over_weeks_in_any_order_are_not_held() -> None:
+    rng = random.Random(3)
+    extensions = [22202400 + offset for offset in range(20)]
+    calls = [
+        event(rng.choice(extensions), day * DAY + rng.random() * 9 * HOUR, alternating(day))
+        for day in range(30)
+        for _ in range(3)
+    ]
+    calls.sort(key=lambda e: e.ts)
+    assert not [f for f in feed(Engine(), calls) if stops(f)]
