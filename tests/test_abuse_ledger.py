@@ -16,24 +16,27 @@ DAY = 86400.0
 
 def test_the_ledger_counts_numbers_per_block_and_their_last_answer() -> None:
     ledger = Ledger()
-    ledger.enter(22202001, True, new=True)
-    ledger.enter(22202002, False, new=True)
-    ledger.enter(22203001, True, new=True)
+    ledger.enter(22202001, True, 10.0, new=True)
+    ledger.enter(22202002, False, 20.0, new=True)
+    ledger.enter(22203001, True, 30.0, new=True)
     assert ledger.tally(22202999) == (2, 1)
     # Answered again, now listed: a miss no more. Again as listed: nothing changes.
-    ledger.enter(22202001, False, new=False)
-    ledger.enter(22202001, False, new=False)
+    ledger.enter(22202001, False, 40.0, new=False)
+    ledger.enter(22202001, False, 50.0, new=False)
     assert ledger.tally(22202000) == (2, 0)
     # A repeat of a number known from before the ledger started is not evidence.
-    ledger.enter(22202003, True, new=False)
+    ledger.enter(22202003, True, 60.0, new=False)
     assert ledger.tally(22202000) == (2, 0)
     # Mobile numbers are counted in their 10,000-number blocks.
-    ledger.enter(91234567, True, new=True)
-    ledger.enter(91239999, True, new=True)
+    ledger.enter(91234567, True, 70.0, new=True)
+    ledger.enter(91239999, True, 80.0, new=True)
     assert ledger.tally(91230000) == (2, 2)
     assert len(ledger) == 5
     assert ledger.busy(2) == 4  # two blocks of two each
     assert ledger.busy(1) == 5
+    # Since 25 s: the mobile block (70, 80), the lone one (30), not the first (10, 20).
+    assert ledger.busy(1, since=25.0) == 3
+    assert ledger.busy(2, since=25.0) == 2
     ledger.leave(22202002)
     ledger.leave(22202003)  # never counted: ignored
     assert ledger.tally(22202000) == (1, 0)
@@ -164,3 +167,40 @@ def test_a_companys_extensions_calling_over_weeks_in_any_order_are_not_held() ->
     ]
     calls.sort(key=lambda e: e.ts)
     assert not [f for f in feed(Engine(), calls) if stops(f)]
+
+
+def test_a_scan_moving_on_to_a_new_block_every_20_numbers_is_held_in_each() -> None:
+    # The blocks it left hold as many numbers as the one it is in, but it has left them;
+    # a first number of the next block taken while still in the one before changes nothing.
+    walks = [
+        [first + n for n in random.Random(first).sample(range(1_000), 20)]
+        for first in [22202000, 33221000, 55643000]
+    ]
+    walks[0].insert(10, walks[1].pop(0))
+    numbers = [n for walk in walks for n in walk]
+    hops = [event(n, i * 200 * 60, alternating(i)) for i, n in enumerate(numbers)]
+    stops_ = [f for f in feed(Engine(), hops) if stops(f)]
+    assert [(f.events_seen, f.action, f.evidence["rule"]["tier"]) for f in stops_] == [
+        (18, "throttle", "known"),
+        (37, "throttle", "known"),
+        (57, "suspend", "known"),  # a third block held within the week
+    ]
+    assert stops_[1].evidence["rule"]["in_busy_blocks"] == 17
+
+
+def test_a_two_block_towns_first_callers_crowding_one_block_are_not_held() -> None:
+    # Seventeen callers from one town block and five from the other over two weeks:
+    # three in four from one block by chance, as two-block towns' first callers can be.
+    rng = random.Random(8)
+    busier = rng.sample(range(22202000, 22203000), 17)
+    other = rng.sample(range(33221000, 33222000), 5)
+    numbers = []
+    for i, number in enumerate(busier):
+        numbers.append(number)
+        if i in (2, 6, 9, 12, 15):  # the other block's callers, among them all along
+            numbers.append(other.pop(0))
+    calls = [event(n, i * 14 * HOUR, alternating(i)) for i, n in enumerate(numbers)]
+    assert not [f for f in feed(Engine(), calls) if stops(f)]
+    # Alone in its block, the same seventeen are a slow scan's.
+    alone = [e for e in calls if e.number.startswith("+4722202")]
+    assert first_stop(feed(Engine(), alone)).evidence["rule"]["tier"] == "known"

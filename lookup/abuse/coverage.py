@@ -280,11 +280,17 @@ class KnownBlocks:
         if count < needed or misses / count < policy.block_suspend_miss_share:
             return []
         # Blocks holding a fraction of this one's count share the attention (a town's); the
-        # decoys a scan spreads over the plan, a few numbers a block, do not.
-        busy = ledger.busy(math.ceil(count * policy.block_known_busy))
-        if count < policy.block_focus * busy:
-            return []
+        # decoys a scan spreads over the plan, a few numbers a block, do not ...
+        least = math.ceil(count * policy.block_known_busy)
+        busy = ledger.busy(least)
         block = state.blocks[(size, number // size)]
+        if count < policy.block_known_focus * busy:
+            # ... nor blocks the account has left: none of their numbers came since this
+            # block's last few began (a scan moving on from block to block).
+            since = block.last(policy.block_known_recent)[0].t
+            busy = ledger.busy(least, since)
+            if count < policy.block_known_focus * busy:
+                return []
         # A company's direct-dial range, its extensions calling over weeks (half of them
         # unlisted), is all one block too, in any order: a tight cluster is a scan only
         # once it holds more numbers than such a range (a walk). A shuffled scan is wide.

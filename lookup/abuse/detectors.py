@@ -51,7 +51,7 @@ def _know(state: AccountState, number: int, t: float, outcome: str | None) -> bo
         return False
     known[number] = t
     if outcome is not None:
-        state.ledger.enter(number, outcome == "miss", new=last is None)
+        state.ledger.enter(number, outcome == "miss", t, new=last is None)
     if last is not None:
         known.move_to_end(number)
         state.forget_at = 0.0  # the oldest may have moved

@@ -30,7 +30,7 @@ class Ledger:
     cost the monitor a third more of the collector's passes, `bench/detector_load.py`).
     """
 
-    __slots__ = ("_counts", "_misses", "_numbers", "_sizes")
+    __slots__ = ("_counts", "_latest", "_misses", "_numbers", "_sizes")
 
     def __init__(self) -> None:
         self._numbers: dict[int, bool] = {}
@@ -41,6 +41,8 @@ class Ledger:
         """... and misses among them (blocks with none left out)."""
         self._sizes: dict[int, int] = {}
         """Numbers a block holds -> how many blocks hold that many."""
+        self._latest: dict[int, float] = {}
+        """Block -> when its newest number was counted."""
 
     def __len__(self) -> int:
         return len(self._numbers)
@@ -54,7 +56,7 @@ class Ledger:
         """Numbers counted in the number's allocation block."""
         return self._counts.get(_first(number), 0)
 
-    def enter(self, number: int, miss: bool, *, new: bool) -> None:
+    def enter(self, number: int, miss: bool, t: float, *, new: bool) -> None:
         """Count a lookup of a number: a `new` one (not known before), or a counted one
         answered again (its miss may have become a hit). A repeat of a number known from
         before the ledger started is not counted: it is not evidence."""
@@ -71,6 +73,7 @@ class Ledger:
         counts, sizes = self._counts, self._sizes
         count = counts.get(block, 0)
         counts[block] = count + 1
+        self._latest[block] = t
         # Written out (as `_resize`): this runs at every new number.
         if count:
             left = sizes[count] - 1
@@ -92,15 +95,24 @@ class Ledger:
         count = self._counts[block]
         if count == 1:
             del self._counts[block]
+            del self._latest[block]
         else:
             self._counts[block] = count - 1
         self._resize(count, count - 1)
         if miss:
             self._miss(block, -1)
 
-    def busy(self, least: int) -> int:
-        """Numbers counted in blocks that hold at least `least` each."""
-        return sum(size * blocks for size, blocks in self._sizes.items() if size >= least)
+    def busy(self, least: int, since: float | None = None) -> int:
+        """Numbers counted in blocks that hold at least `least` each (and, with `since`,
+        had a number counted since then)."""
+        if since is None:
+            return sum(size * blocks for size, blocks in self._sizes.items() if size >= least)
+        latest = self._latest
+        return sum(
+            count
+            for block, count in self._counts.items()
+            if count >= least and latest[block] >= since
+        )
 
     def _miss(self, block: int, change: int) -> None:
         misses = self._misses.get(block, 0) + change

@@ -224,18 +224,25 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     block_known_hold: int = 16
     """An allocation block holding this many of the numbers the account has (looked up
     within `known_seconds`, the chance excess added), `block_suspend_miss_share` of them
-    last answered as misses, and `block_focus` of the account's numbers in blocks at
-    least `block_known_busy` as busy, is held (the `known` tier): a scan too slow for the
-    window's bounds. Before it, a number of one block every 45 minutes took 89 % of it in
-    28 days, one every 200 minutes 4.6 % in a week, one behind a repeat and a decoy pair
-    98 % in 14 days (`bench/evasions.py`); now 1.0-2.1 %. Over 24 simulated months the
-    most a local business's callers put in one block with that focus was 12 (a
-    three-block town's first days), so 16 leaves a margin, at about 8 listings of a dense
-    block's 500 ..."""
+    last answered as misses, where the account's attention is, is held (the `known`
+    tier): a scan too slow for the window's bounds. Before it, a number of one block
+    every 45 minutes took 89 % of it in 28 days, one every 200 minutes 4.6 % in a week,
+    one behind a repeat and a decoy pair 98 % in 14 days (`bench/evasions.py`); now
+    1.0-2.1 %, about 8 listings of a dense block's 500. Fewer held local businesses'
+    town blocks in their first days, when a few callers crowd one by chance ..."""
+    block_known_focus: float = 0.8
+    """... (that share of the numbers the account has in blocks at least `block_known_busy`
+    as busy, those it has left aside): 0.7 as the window's rules held a block in 6.5 % of
+    simulated two-block towns' months of new callers (12 a day, four in five from the
+    town; 0.5 % before the tier), 0.8 in 1 %, and three-block towns' in none of 200 ..."""
     block_known_busy: float = 0.25
     """... counting as sharing the attention only the blocks that hold at least this share
     of the block's count: the decoys a scan spreads over the plan, a few numbers a block,
-    do not; a town's blocks do."""
+    do not; a town's blocks do ..."""
+    block_known_recent: int = 16
+    """... and that had a number since the first of the block's last this many (within the
+    window): a scan moving on from block to block has left the blocks before, while a
+    town's blocks each get their callers all along."""
     block_flag_miss_share: float = 0.1
     """A block looked up without misses is a customer's own numbers (a direct-dial range)."""
     block_suspend_miss_share: float = 0.2
@@ -314,8 +321,10 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError("block_sizes, block_flag and block_suspend must be as long")
         if self.block_excess < 0 or self.plan_numbers <= 0:
             raise ValueError("block_excess must be at least 0 and plan_numbers above 0")
-        if self.block_known_hold < 1 or not 0 < self.block_known_busy <= 1:
-            raise ValueError("block_known_hold must be at least 1, block_known_busy in (0, 1]")
+        if self.block_known_hold < 1 or self.block_known_recent < 1:
+            raise ValueError("block_known_hold and block_known_recent must be at least 1")
+        if not 0 < self.block_known_busy <= 1:
+            raise ValueError("block_known_busy must be in (0, 1]")
 
     def allocation_size(self, number: int) -> int:
         """Size of the block a national number was allocated in: 10,000 mobile, 1,000 else."""
