@@ -7,7 +7,8 @@ unequal paces: the way around the `known` tier, which now holds the slow ones) r
 through the live detectors with the default policy, as `make eval-abuse` runs its month: a
 suspended account's later lookups are refused, and so are its lookups in a block held for
 it. Every strategy keeps under the default rate limits. It prints, per strategy, the
-lookups made, those until the first hold or suspension ("never" when none came), the
+lookups made, those until the first finding and until the first hold or suspension
+("never" when none came), the
 share of its target blocks' listings it got (the most of one block, and their mean), and
 the findings by kind and action. README, "What the rules cannot tell apart", says what
 each means for a compliance officer.
@@ -201,13 +202,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
     directory = Directory(args.seed)
-    print(f"{'strategy':<68} {'lookups':>8} {'to stop':>8} {'max':>7} {'mean':>7}  findings")
+    print(
+        f"{'strategy':<68} {'lookups':>8} {'to flag':>8} {'to stop':>8} {'max':>7} {'mean':>7}"
+        "  findings"
+    )
     for name, build in STRATEGIES.items():
         traffic = Traffic(directory, random.Random(args.seed))
         actors = build(traffic, traffic.rng)
         results, _ = run(actors)
         events = sum(len(actor.events) for actor in actors)
-        first = _lookups_to_first_stop(actors, results)
+        first = _lookups_until(actors, results, lambda result: result.stopped_after)
+        flag = _lookups_until(actors, results, lambda result: result.flagged_after)
         stopped = sum(r.stopped_after is not None for r in results.values())
         got = {int(number[3:]) for r in results.values() for number in r.extracted}
         shares = [
@@ -218,18 +223,23 @@ def main() -> None:
         said = ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items())) or "none"
         accounts = f"{stopped} of {len(actors)} accounts stopped, " if len(actors) > 1 else ""
         print(
-            f"{name:<68} {events:>8,} {first if first is not None else 'never':>8} "
+            f"{name:<68} {events:>8,} {flag if flag is not None else 'never':>8} "
+            f"{first if first is not None else 'never':>8} "
             f"{max(shares):>6.1f}% {statistics.mean(shares):>6.1f}%  {accounts}{said}"
         )
 
 
-def _lookups_to_first_stop(actors: list[Actor], results: dict[str, AccountResult]) -> int | None:
+def _lookups_until(
+    actors: list[Actor],
+    results: dict[str, AccountResult],
+    seen: Callable[[AccountResult], int | None],
+) -> int | None:
     """The strategy's lookups, all its accounts' in time order, until the first of them was
-    stopped (a block held for it, or suspended)."""
+    stopped or flagged (`seen`: the events of an account until then)."""
     moments = [
-        actor.events[result.stopped_after - 1].ts
+        actor.events[after - 1].ts
         for actor in actors
-        if (result := results[actor.account]).stopped_after is not None
+        if (after := seen(results[actor.account])) is not None
     ]
     if not moments:
         return None

@@ -204,3 +204,26 @@ def test_a_two_block_towns_first_callers_crowding_one_block_are_not_held() -> No
     # Alone in its block, the same seventeen are a slow scan's.
     alone = [e for e in calls if e.number.startswith("+4722202")]
     assert first_stop(feed(Engine(), alone)).evidence["rule"]["tier"] == "known"
+
+
+def test_three_blocks_taken_in_turns_at_unequal_paces_with_nothing_else_are_flagged() -> None:
+    # Three numbers of one block for each one of two others, one every 45 minutes: the
+    # other two are busy enough to share the first's attention, as a town's blocks are.
+    rng = random.Random(4)
+    blocks = (22202000, 33221000, 55643000)
+    walks = [rng.sample(range(first, first + 1_000), 300) for first in blocks]
+    numbers = [walks[(0, 0, 0, 1, 2)[i % 5]].pop() for i in range(300)]
+    scan = [event(n, i * 45 * 60, alternating(i)) for i, n in enumerate(numbers)]
+    findings = feed(Engine(), scan)
+    assert not [f for f in findings if stops(f)]
+    turns = [f for f in findings if f.evidence["rule"]["tier"] == "known_turns"]
+    assert turns and turns[0].action == "flag"
+    assert turns[0].events_seen == DEFAULT_POLICY.block_known_turns_span
+    assert turns[0].evidence["rule"]["numbers"] == 100
+
+
+def test_a_towns_callers_one_in_five_from_elsewhere_are_never_flagged_as_turns() -> None:
+    for seed in range(1, 6):
+        findings = feed(Engine(), town_callers(28, seed=seed))
+        tiers = [f.evidence.get("rule", {}).get("tier", "") for f in findings]
+        assert not [tier for tier in tiers if tier.startswith("known")], seed

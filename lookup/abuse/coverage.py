@@ -283,13 +283,25 @@ class KnownBlocks:
         # decoys a scan spreads over the plan, a few numbers a block, do not ...
         least = math.ceil(count * policy.block_known_busy)
         busy = ledger.busy(least)
-        block = state.blocks[(size, number // size)]
+        block = state.blocks.get((size, number // size))
+        if block is None:  # a policy whose block sizes leave the allocation block out
+            return []
+        tier = "known"
         if count < policy.block_known_focus * busy:
             # ... nor blocks the account has left: none of their numbers came since this
             # block's last few began (a scan moving on from block to block).
             since = block.last(policy.block_known_recent)[0].t
             busy = ledger.busy(least, since)
-            if count < policy.block_known_focus * busy:
+            if count >= policy.block_known_focus * busy:
+                pass
+            elif len(ledger) >= policy.block_known_turns_span and busy >= (
+                policy.block_known_turns * len(ledger)
+            ):
+                # Blocks sharing the attention with next to nothing else: a scan taking turns
+                # between them, or a town's callers with none from elsewhere (no mobile),
+                # so only a flag, for compliance to judge.
+                tier = "known_turns"
+            else:
                 return []
         # A company's direct-dial range, its extensions calling over weeks (half of them
         # unlisted), is all one block too, in any order: a tight cluster is a scan only
@@ -299,37 +311,35 @@ class KnownBlocks:
         if tight and count < policy.run_flag:
             return []
         spread = len(block.counts("key")) > 1 or len(block.counts("ip")) > 1
-        evidence = partial(self._evidence, state, number, count, misses, busy, by_chance, needed)
-        return [
-            Verdict(
-                Kind.DISTRIBUTED_SCAN if spread else Kind.BLOCK_COVERAGE,
-                False,
-                evidence,
-                True,
-            )
-        ]
+        evidence = partial(
+            self._evidence, block, tier, number, count, misses, busy, len(ledger), by_chance, needed
+        )
+        kind = Kind.DISTRIBUTED_SCAN if spread else Kind.BLOCK_COVERAGE
+        return [Verdict(kind, strong=False, evidence=evidence, holds=tier == "known")]
 
     def _evidence(
         self,
-        state: AccountState,
+        block: Block,
+        tier: str,
         number: int,
         count: int,
         misses: int,
         busy: int,
+        numbers: int,
         by_chance: float,
         needed: int,
     ) -> dict[str, Any]:
         size = allocation_size(number)
-        block = state.blocks[(size, number // size)]
         return {
             "rule": {
-                "tier": "known",
+                "tier": tier,
                 "block_size": size,
                 # The numbers the account has in the block (looked up within known_days),
                 # of which the lookups below are those within the window.
                 "distinct": count,
                 "misses": misses,
                 "in_busy_blocks": busy,
+                "numbers": numbers,
                 "expected_by_chance": round(by_chance, 3),
                 "hold_at": needed,
                 "known_days": round(self.policy.known_seconds / 86400),
