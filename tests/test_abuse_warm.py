@@ -12,12 +12,14 @@ from typing import NoReturn
 import msgspec
 import pytest
 
+from lookup.abuse import decisions
 from lookup.abuse.audit import status_reason
 from lookup.abuse.detectors import Engine, Finding
-from lookup.abuse.events import EventBuffer, LookupEvent
+from lookup.abuse.events import EPOCH, EventBuffer, LookupEvent
 from lookup.abuse.holds import Hold
 from lookup.abuse.monitor import AbuseMonitor
 from lookup.abuse.store import ComplianceStore
+from lookup.abuse.washing import Clearance
 from lookup.keys import Account, KeyRing, KeyStore
 
 NOW = datetime(2026, 11, 2, 9, 0)
@@ -132,25 +134,67 @@ def test_a_restart_goes_on_counting_a_slow_scan_begun_weeks_before(tmp_path: Pat
     fresh.close()
 
 
-def test_a_restart_does_not_count_a_slow_scans_numbers_from_before_a_clearance(
+def test_a_restart_counts_a_cleared_accounts_numbers_again_only_if_new_since(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    walker_keys(tmp_path)
+    live = monitor(store, tmp_path)
+    # Held 36 days ago, cleared 33 days ago, its customers looked up again 32 days ago:
+    # the numbers it had when cleared, looked up within the known days since, are repeats.
+    [*_, held] = live.submit([slow(i, days_ago=36) for i in range(17)])
+    assert held.evidence["rule"]["tier"] == "known"
+    with monkeypatch.context() as clock:
+        clock.setattr(decisions, "utc_now", lambda: NOW - timedelta(days=33))
+        store.decisions.decide(store.record(held), "clear", "officer/k1", "a village shop")
+    live.forget("walker")
+    assert live.submit([slow(i, days_ago=32) for i in range(17)]) == []
+    restarted = monitor(store, tmp_path)
+    restarted.warm(NOW)
+    for each in (live, restarted):
+        assert each.engine._accounts["walker"].ledger.count(22202000) == 0
+        # Sixteen new numbers hold nothing (the count rule's flags aside); the 17th does.
+        flags = each.submit([slow(i, days_ago=0) for i in range(17, 33)])
+        assert {(f.action, "hold" in f.evidence) for f in flags} <= {("flag", False)}
+        [again] = each.submit([slow(33, days_ago=0)])
+        assert (again.evidence["rule"]["tier"], again.evidence["rule"]["distinct"]) == (
+            "known",
+            17,
+        )
+    store.close()
+
+
+def test_a_restart_keeps_the_count_of_an_account_with_a_list_washing_clearance(
     tmp_path: Path,
 ) -> None:
     store = ComplianceStore(tmp_path / "compliance.duckdb")
     walker_keys(tmp_path)
-    first = monitor(store, tmp_path)
-    findings = first.submit([slow(i, days_ago=12) for i in range(17)])
-    assert findings[-1].evidence["rule"]["tier"] == "known"
-    case_id = store.record(findings[-1])
-    store.decisions.decide(case_id, "clear", "officer/k1", "a village shop's customers")
+    store.commit([slow(i, days_ago=12) for i in range(10)], [])
+    restarted = monitor(store, tmp_path)
+    # Its list-washing flags were cleared 20 days ago: the rule's bar is raised, and the
+    # numbers it looked up since are evidence as any others.
+    clearance = Clearance(30, (NOW - timedelta(days=20) - EPOCH).total_seconds())
+    restarted._clearances = lambda now, account=None: {"walker": clearance}  # type: ignore[method-assign]
+    restarted.warm(NOW)
+    assert restarted.engine._accounts["walker"].washing_cleared == clearance
+    [held] = restarted.submit([slow(i, days_ago=0) for i in range(10, 17)])
+    assert held.evidence["rule"]["distinct"] == 17
+    store.close()
+
+
+def test_after_a_restart_numbers_looked_up_before_the_window_and_in_it_are_repeats(
+    tmp_path: Path,
+) -> None:
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    walker_keys(tmp_path)
+    live = monitor(store, tmp_path)
+    live.submit([walk(i * 3, days_ago=12) for i in range(12)])
+    live.submit([walk(i * 3, days_ago=1) for i in range(12)])
     restarted = monitor(store, tmp_path)
     restarted.warm(NOW)
-    # Its numbers are still ones it has (repeats), but no longer evidence: sixteen new ones
-    # hold nothing (the count rule's flags aside), the seventeenth does.
-    assert restarted.submit([slow(i, days_ago=0) for i in range(17)]) == []
-    flags = restarted.submit([slow(i, days_ago=0) for i in range(17, 33)])
-    assert {(f.action, "hold" in f.evidence) for f in flags} <= {("flag", False)}
-    [held] = restarted.submit([slow(33, days_ago=0)])
-    assert (held.evidence["rule"]["tier"], held.evidence["rule"]["distinct"]) == ("known", 17)
+    for each in (live, restarted):
+        state = each.engine._accounts["walker"]
+        assert (len(state.recent), state.ledger.count(22202000)) == (0, 12)
     store.close()
 
 

@@ -73,7 +73,8 @@ class Ledger:
         counts, sizes = self._counts, self._sizes
         count = counts.get(block, 0)
         counts[block] = count + 1
-        self._latest[block] = t
+        # A late number from another worker does not make the block's newest older.
+        self._latest[block] = max(t, self._latest.get(block, t))
         # Written out (as `_resize`): this runs at every new number.
         if count:
             left = sizes[count] - 1

@@ -212,17 +212,40 @@ class LookupLog:
 
     def last_lookups(
         self, since: datetime, until: datetime
-    ) -> list[tuple[str, str, datetime, str, datetime]]:
-        """(account, number, last lookup, its outcome, first lookup) of the numbers answered
-        between the two times and not since, oldest last lookup first: the lookups
-        `LookupEvent.looked_up` counts."""
+    ) -> list[tuple[str, str, datetime, str]]:
+        """(account, number, last lookup before `until`, its outcome) of the numbers answered
+        from `since` on, oldest first: the lookups `LookupEvent.looked_up` counts. A number
+        looked up again from `until` on is here too, so that those lookups are repeats."""
         return self._file.rows(
-            "SELECT account, number, max(ts) AS last, arg_max(outcome, ts), min(ts) "
-            "FROM lookup_log "
-            "WHERE ts >= ? AND outcome <> 'invalid' AND endpoint = 'numbers' "
-            "GROUP BY account, number HAVING max(ts) < ? ORDER BY last",
+            "SELECT account, number, max(ts) AS last, arg_max(outcome, ts) FROM lookup_log "
+            "WHERE ts >= ? AND ts < ? AND outcome <> 'invalid' AND endpoint = 'numbers' "
+            "GROUP BY account, number ORDER BY last",
             [since, until],
         )
+
+    def had_at(
+        self, starts: dict[str, datetime], known_seconds: float, until: datetime
+    ) -> set[tuple[str, str]]:
+        """(account, number) of the numbers each account had when its evidence started afresh
+        (`starts`: when compliance last cleared it) and has had since without a gap of
+        `known_seconds`, as of `until`: its lookups of them are repeats, not evidence."""
+        if not starts:
+            return set()
+        rows = self._file.rows(
+            "WITH starts AS (SELECT unnest(?::VARCHAR[]) AS account, "
+            "unnest(?::TIMESTAMP[]) AS start), "
+            "looked AS (SELECT l.account, l.number, l.ts, s.start, "
+            "lag(l.ts) OVER (PARTITION BY l.account, l.number ORDER BY l.ts) AS before "
+            "FROM lookup_log l JOIN starts s USING (account) "
+            "WHERE l.ts >= s.start - to_seconds(?) AND l.ts < ? "
+            "AND l.outcome <> 'invalid' AND l.endpoint = 'numbers') "
+            # When each number last became new (none looked up in the known_seconds before).
+            "SELECT account, number FROM looked GROUP BY account, number "
+            "HAVING max(ts) FILTER (WHERE before IS NULL OR ts - before > to_seconds(?)) "
+            "<= any_value(start)",
+            [list(starts), list(starts.values()), known_seconds, until, known_seconds],
+        )
+        return {(str(account), str(number)) for account, number in rows}
 
     def replay(self, since: datetime, into: Callable[[LookupEvent], object]) -> int:
         """Hand the logged lookups from `since` on to `into`, in time order; how many."""

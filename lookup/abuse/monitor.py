@@ -251,15 +251,17 @@ class AbuseMonitor:
             # Lookups made before an erasure may still arrive (sent again to this monitor).
             for number, erased_at, hold in self.store.log.late_erasures():
                 self.engine.erase(number, erased_at + CLOCK_MARGIN, hold)
-            for account, number, last, outcome, first in self.store.log.last_lookups(
-                now - timedelta(seconds=policy.known_seconds), since
-            ):
-                start = fresh.get(account)
-                # Evidence (in the ledger) only if first looked up since the fresh start.
-                counted = outcome if start is None or first > start else None
-                self.engine.remember(account, number, last, counted)
+            # Before the numbers: a reset keeps the numbers an account has, not its ledger.
             for account, cleared in self._clearances(now).items():
                 self.engine.reset(account, washing_cleared=cleared)
+            # A number an account had when compliance cleared it, and has had since, is not
+            # evidence (the ledger's), as the live monitor counted it.
+            had = self.store.log.had_at(fresh, policy.known_seconds, since)
+            for account, number, last, outcome in self.store.log.last_lookups(
+                now - timedelta(seconds=policy.known_seconds), since
+            ):
+                counted = None if (account, number) in had else outcome
+                self.engine.remember(account, number, last, counted)
             replayed = self.store.log.replay(since, observe_quietly)
             # The replay starts in the middle of the evidence of some findings (a washing
             # flag's days, a scan's first numbers): their rules must still know they fired.

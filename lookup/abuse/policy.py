@@ -229,7 +229,9 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     every 45 minutes took 89 % of it in 28 days, one every 200 minutes 4.6 % in a week,
     one behind a repeat and a decoy pair 98 % in 14 days (`bench/evasions.py`); now
     1.0-2.1 %, about 8 listings of a dense block's 500. Fewer held local businesses'
-    town blocks in their first days, when a few callers crowd one by chance ..."""
+    town blocks in their first days, when a few callers crowd one by chance. Read with
+    the window's block of the allocation size (its evidence): a policy whose
+    `block_sizes` leave one out has no `known` tier for it ..."""
     block_known_focus: float = 0.8
     """... (that share of the numbers the account has in blocks at least `block_known_busy`
     as busy, those it has left aside): 0.7 as the window's rules held a block in 6.5 % of
