@@ -227,3 +227,31 @@ def test_a_towns_callers_one_in_five_from_elsewhere_are_never_flagged_as_turns()
         findings = feed(Engine(), town_callers(28, seed=seed))
         tiers = [f.evidence.get("rule", {}).get("tier", "") for f in findings]
         assert not [tier for tier in tiers if tier.startswith("known")], seed
+
+
+def test_a_town_whose_callers_are_all_local_and_often_unlisted_is_flagged_never_suspended() -> None:
+    # Every caller from its three blocks, half of them unlisted: the miss test flags it too,
+    # but known_turns stands apart, neither corroborating nor corroborated.
+    rng = random.Random(2)
+    town = [first * 1_000 for first in (22202, 33221, 55643)]
+    numbers = list(dict.fromkeys(rng.choice(town) + rng.randrange(1_000) for _ in range(330)))
+    calls = [
+        event(
+            n, i // 12 * DAY + 8 * HOUR + i % 12 * 45 * 60, "miss" if rng.random() < 0.5 else "hit"
+        )
+        for i, n in enumerate(numbers)
+    ]
+    findings = feed(Engine(), calls)
+    assert not [f for f in findings if f.action != "flag"]
+    tiers = {f.evidence.get("rule", {}).get("tier") for f in findings}
+    assert "known_turns" in tiers
+    assert {f.kind for f in findings} >= {"miss_ratio", "block_coverage"}
+    turns = next(f for f in findings if f.evidence["rule"].get("tier") == "known_turns")
+    assert "corroborated_by" not in turns.evidence
+    assert turns.evidence["rule"]["pattern"] == "known_turns"
+
+
+def test_a_restart_reads_a_known_turns_flag_back_into_its_own_slot() -> None:
+    engine = Engine()
+    engine.recall("acme", "block_coverage", "flag", event(1, 0).ts, pattern="known_turns")
+    assert set(engine._accounts["acme"].fired) == {"known_turns"}

@@ -198,6 +198,28 @@ def test_after_a_restart_numbers_looked_up_before_the_window_and_in_it_are_repea
     store.close()
 
 
+def test_after_a_restart_a_refresh_of_numbers_first_looked_up_before_the_known_days_is_repeats(
+    tmp_path: Path,
+) -> None:
+    # A customer's callers of one block 38 days ago, refreshed 5 days ago: to the live
+    # monitor the refresh was repeats (within 35 days of the first lookups).
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    walker_keys(tmp_path)
+    live = monitor(store, tmp_path)
+    callers = [walk(i * 37 % 1000, days_ago=38) for i in range(12)]
+    callers = [
+        msgspec.structs.replace(e, ts=e.ts + timedelta(hours=2 * i)) for i, e in enumerate(callers)
+    ]
+    assert live.submit(callers) == []
+    assert live.submit([walk(i * 37 % 1000, days_ago=5) for i in range(12)]) == []
+    restarted = monitor(store, tmp_path)
+    restarted.warm(NOW)
+    for each in (live, restarted):
+        state = each.engine._accounts["walker"]
+        assert (len(state.recent), dict(state.fired), state.held) == (0, {}, {})
+    store.close()
+
+
 WALKED = Hold.of(22202000)
 """The block the walk goes through."""
 

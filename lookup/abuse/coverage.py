@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import math
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from lookup.abuse.fastrule import FastRule
 from lookup.abuse.focus import Focus
 from lookup.abuse.holds import Hold
 from lookup.abuse.policy import Kind, Policy, Verdict, allocation_size
 from lookup.abuse.state import EVIDENCE_NUMBERS, AccountState, Block, Lookup, block_label, trail
+
+KNOWN_TURNS: Final = "known_turns"
+"""The `known` tier's flag for blocks taken in turns, and its slot apart (`Verdict.apart`)."""
 
 
 class _Bounds(NamedTuple):
@@ -300,7 +303,7 @@ class KnownBlocks:
                 # Blocks sharing the attention with next to nothing else: a scan taking turns
                 # between them, or a town's callers with none from elsewhere (no mobile),
                 # so only a flag, for compliance to judge.
-                tier = "known_turns"
+                tier = KNOWN_TURNS
             else:
                 return []
         # A company's direct-dial range, its extensions calling over weeks (half of them
@@ -315,7 +318,11 @@ class KnownBlocks:
             self._evidence, block, tier, number, count, misses, busy, len(ledger), by_chance, needed
         )
         kind = Kind.DISTRIBUTED_SCAN if spread else Kind.BLOCK_COVERAGE
-        return [Verdict(kind, strong=False, evidence=evidence, holds=tier == "known")]
+        if tier == KNOWN_TURNS:
+            # Apart from the other rules: a town whose callers often miss would otherwise
+            # be suspended on this flag and the miss test's together.
+            return [Verdict(kind, strong=False, evidence=evidence, apart=KNOWN_TURNS)]
+        return [Verdict(kind, strong=False, evidence=evidence, holds=True)]
 
     def _evidence(
         self,
@@ -340,6 +347,8 @@ class KnownBlocks:
                 "misses": misses,
                 "in_busy_blocks": busy,
                 "numbers": numbers,
+                # A flag apart from the other rules (a warm restart reads it back so).
+                **({"pattern": KNOWN_TURNS} if tier == KNOWN_TURNS else {}),
                 "expected_by_chance": round(by_chance, 3),
                 "hold_at": needed,
                 "known_days": round(self.policy.known_seconds / 86400),

@@ -23,7 +23,7 @@ from typing import Any
 
 import msgspec
 
-from lookup.abuse.coverage import BlockCoverage, KnownBlocks
+from lookup.abuse.coverage import KNOWN_TURNS, BlockCoverage, KnownBlocks
 from lookup.abuse.crossaccount import AddressScans
 from lookup.abuse.events import EPOCH, LookupEvent, national_number
 from lookup.abuse.fastrule import FastRule
@@ -236,7 +236,7 @@ class Engine:
         """Know that a finding fired at `ts` (a warm restart's, recorded before it): the
         replayed window may not raise it again, and a rule must not fire twice for it.
         `hold`: the block it held; `enforced`: whether its action was taken."""
-        slot = WASHING if pattern == WASHING else kind
+        slot = pattern if pattern in (WASHING, KNOWN_TURNS) else kind
         state = self._accounts.setdefault(account, AccountState())
         t = (ts - EPOCH).total_seconds()
         state.fired[slot] = max(state.fired.get(slot, (0, 0.0)), (SEVERITY[Action(action)], t))
@@ -303,6 +303,7 @@ class Engine:
                     verdict.kind,
                     verdict.strong,
                     verdict.evidence,
+                    apart=verdict.apart,
                     hold=Hold.of(number) if verdict.holds else None,
                 )
             )

@@ -237,13 +237,13 @@ class LookupLog:
             "looked AS (SELECT l.account, l.number, l.ts, s.start, "
             "lag(l.ts) OVER (PARTITION BY l.account, l.number ORDER BY l.ts) AS before "
             "FROM lookup_log l JOIN starts s USING (account) "
-            "WHERE l.ts >= s.start - to_seconds(?) AND l.ts < ? "
+            "WHERE l.ts >= least(s.start, ?) - to_seconds(?) AND l.ts < ? "
             "AND l.outcome <> 'invalid' AND l.endpoint = 'numbers') "
             # When each number last became new (none looked up in the known_seconds before).
             "SELECT account, number FROM looked GROUP BY account, number "
             "HAVING max(ts) FILTER (WHERE before IS NULL OR ts - before > to_seconds(?)) "
             "<= any_value(start)",
-            [list(starts), list(starts.values()), known_seconds, until, known_seconds],
+            [list(starts), list(starts.values()), until, known_seconds, until, known_seconds],
         )
         return {(str(account), str(number)) for account, number in rows}
 

@@ -257,8 +257,9 @@ class AbuseMonitor:
             # A number an account had when compliance cleared it, and has had since, is not
             # evidence (the ledger's), as the live monitor counted it.
             had = self.store.log.had_at(fresh, policy.known_seconds, since)
+            # From the known days before the window's first lookup: what it had then.
             for account, number, last, outcome in self.store.log.last_lookups(
-                now - timedelta(seconds=policy.known_seconds), since
+                since - timedelta(seconds=policy.known_seconds), since
             ):
                 counted = None if (account, number) in had else outcome
                 self.engine.remember(account, number, last, counted)

@@ -54,6 +54,10 @@ class Verdict(NamedTuple):
     holds: bool = False
     """Short of `strong`: thin evidence of a scan of the lookup's block, which a new
     customer's first callers can give too, so it holds the block (`holds`)."""
+    apart: str | None = None
+    """A slot of its own among the account's fired rules: the finding only flags, and
+    neither corroborates another rule nor is corroborated (what a customer can look like
+    as well, as list washing)."""
 
 
 class Policy(msgspec.Struct, frozen=True, kw_only=True):
