@@ -34,9 +34,14 @@ def test_the_ledger_counts_numbers_per_block_and_their_last_answer() -> None:
     assert len(ledger) == 5
     assert ledger.busy(2) == 4  # two blocks of two each
     assert ledger.busy(1) == 5
-    # Since 25 s: the mobile block (70, 80), the lone one (30), not the first (10, 20).
-    assert ledger.busy(1, since=25.0) == 3
-    assert ledger.busy(2, since=25.0) == 2
+    # Since 45 s: the first block (looked up again at 50) and the mobile one (70, 80), not
+    # the lone one (30); since 60 s the mobile block only.
+    assert ledger.busy(1, since=45.0) == 4
+    assert ledger.busy(1, since=60.0) == 2
+    # A late lookup from another worker does not make a block's latest older.
+    ledger.enter(22203002, False, 5.0, new=True)
+    assert ledger.busy(2, since=25.0) == 6
+    ledger.leave(22203002)
     ledger.leave(22202002)
     ledger.leave(22202003)  # never counted: ignored
     assert ledger.tally(22202000) == (1, 0)

@@ -291,9 +291,15 @@ class KnownBlocks:
             return []
         tier = "known"
         if count < policy.block_known_focus * busy:
-            # ... nor blocks the account has left: none of their numbers came since this
-            # block's last few began (a scan moving on from block to block).
-            since = block.last(policy.block_known_recent)[0].t
+            # ... nor blocks the account has left: none of their numbers looked up since
+            # this block's last few began (a scan moving on from block to block), or, when
+            # the window holds fewer of its numbers (a town's late callers come seldom, as
+            # most are known), within the window.
+            recent = block.last(policy.block_known_recent)
+            if len(recent) == policy.block_known_recent:
+                since = recent[0].t
+            else:
+                since = lookup.t - policy.window_seconds
             busy = ledger.busy(least, since)
             if count >= policy.block_known_focus * busy:
                 pass

@@ -42,7 +42,7 @@ class Ledger:
         self._sizes: dict[int, int] = {}
         """Numbers a block holds -> how many blocks hold that many."""
         self._latest: dict[int, float] = {}
-        """Block -> when its newest number was counted."""
+        """Block -> when one of its numbers was last looked up (new, or again)."""
 
     def __len__(self) -> int:
         return len(self._numbers)
@@ -62,9 +62,13 @@ class Ledger:
         before the ledger started is not counted: it is not evidence."""
         before = self._numbers.get(number)
         if before is not None:
+            block = _first(number)
             if before != miss:
                 self._numbers[number] = miss
-                self._miss(_first(number), 1 if miss else -1)
+                self._miss(block, 1 if miss else -1)
+            # A town block whose callers are all known still rings: it keeps its share of
+            # the attention. A scan does not come back to the blocks it has left.
+            self._latest[block] = max(t, self._latest[block])
             return
         if not new:
             return

@@ -246,9 +246,11 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     of the block's count: the decoys a scan spreads over the plan, a few numbers a block,
     do not; a town's blocks do ..."""
     block_known_recent: int = 16
-    """... and that had a number since the first of the block's last this many (within the
-    window): a scan moving on from block to block has left the blocks before, while a
-    town's blocks each get their callers all along."""
+    """... and that had a number looked up (new, or again) since the first of the block's
+    last this many within the window (or within the window, when it holds fewer): a scan
+    moving on from block to block has left the blocks before, while a town's blocks each
+    get their callers all along (without repeats and the window, a three-block town whose
+    callers from two blocks were all known had the third held, 1 of 96 simulated months)."""
     block_known_turns: float = 0.99
     """Short of that focus, the blocks sharing the attention holding this share of all the
     numbers the account has, over at least `block_known_turns_span`, flag (the tier
