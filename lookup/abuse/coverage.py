@@ -315,10 +315,10 @@ class KnownBlocks:
         # A company's direct-dial range, its extensions calling over weeks (half of them
         # unlisted), is all one block too, in any order: a tight cluster is a scan only
         # once it holds more numbers than such a range (a walk). A shuffled scan is wide.
-        members = block.members
-        tight = max(members) - min(members) < policy.company_range_width
-        if tight and count < policy.run_flag:
-            return []
+        if count < policy.run_flag:  # (the spread read only then: a scan's block is large)
+            members = block.members
+            if max(members) - min(members) < policy.company_range_width:
+                return []
         spread = len(block.counts("key")) > 1 or len(block.counts("ip")) > 1
         evidence = partial(
             self._evidence, block, tier, number, count, misses, busy, len(ledger), by_chance, needed
