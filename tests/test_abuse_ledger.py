@@ -51,6 +51,44 @@ def test_the_ledger_counts_numbers_per_block_and_their_last_answer() -> None:
     assert len(ledger) == 3
 
 
+def _first_of(number: int) -> int:
+    return number - number % (10_000 if number >= 90_000_000 else 1_000)
+
+
+def test_the_ledgers_running_counts_match_a_recount_after_any_sequence() -> None:
+    # New numbers, repeats (of counted numbers and others), late lookups and numbers
+    # forgotten, in any order: the running counts are what a recount gives.
+    rng = random.Random(11)
+    ledger, had, latest = Ledger(), dict[int, bool](), dict[int, float]()
+    numbers = [22202000 + rng.randrange(3_000) for _ in range(60)] + [91230000, 91239999]
+    for step in range(5_000):
+        number, t = rng.choice(numbers), float(step + rng.randrange(-50, 50))
+        block = _first_of(number)
+        if rng.random() < 0.3:
+            ledger.leave(number)
+            had.pop(number, None)
+            if block not in {_first_of(n) for n in had}:
+                latest.pop(block, None)
+            continue
+        miss, new = rng.random() < 0.4, rng.random() < 0.5
+        ledger.enter(number, miss, t, new=new)
+        if number in had or new:
+            had[number] = miss
+            latest[block] = max(t, latest.get(block, t))
+        counts: dict[int, int] = {}
+        for each in had:
+            counts[_first_of(each)] = counts.get(_first_of(each), 0) + 1
+        assert len(ledger) == len(had)
+        misses = sum(m for n, m in had.items() if _first_of(n) == block)
+        assert ledger.tally(number) == (counts.get(block, 0), misses)
+        for least in (1, 3, 4, 6):
+            since = t - rng.randrange(200)
+            assert ledger.busy(least) == sum(c for c in counts.values() if c >= least)
+            assert ledger.busy(least, since) == sum(
+                c for b, c in counts.items() if c >= least and latest[b] >= since
+            )
+
+
 def paced(first: int, count: int, *, start: float = 0, every: float = 45 * 60) -> list[LookupEvent]:
     """A block's numbers, one every `every` seconds, in a shuffled order, half misses."""
     numbers = list(range(first, first + 1_000))
