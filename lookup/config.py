@@ -275,7 +275,7 @@ def _check_redis(setting: str, url: str) -> None:
     """A Redis URL as the Redis client reads it, refused before any process starts."""
     from redis.connection import parse_url  # noqa: PLC0415 (only with Redis configured)
 
-    said = f"{setting}: {_without_password(url)!r}"
+    said = f"{setting}: {without_password(url)!r}"
     try:
         parse_url(url)  # type: ignore[no-untyped-call]
     except ValueError as exc:
@@ -290,7 +290,7 @@ def _check_redis(setting: str, url: str) -> None:
         )
 
 
-def _without_password(url: str) -> str:
+def without_password(url: str) -> str:
     """A URL as a message may quote it: its password masked."""
     parts = urlsplit(url)
     if parts.password is None:

@@ -330,6 +330,17 @@ def test_bad_settings_and_paths_give_one_line_reasons(tmp_path: Path) -> None:
         LOOKUP_INTERNAL_PORT="19240",
     )
     assert status.returncode == 0, status.stderr
+    # A Redis database the server does not have: every keyed request would get 503.
+    for setting in ("LOOKUP_RATELIMIT_STORAGE", "LOOKUP_REDIS_URL"):
+        missing_db = lookup(
+            "serve", data_dir=tmp_path / "var", **{setting: "redis://127.0.0.1:6379/99"}
+        )
+        assert missing_db.returncode == 2, missing_db.stderr
+        assert missing_db.stderr == (
+            f"lookup: {setting}: 'redis://127.0.0.1:6379/99': the Redis server has no "
+            "such database (DB index is out of range; they are numbered from 0, `databases` "
+            "in redis.conf)\n"
+        )
     none = lookup("serve", "--workers", "0", data_dir=tmp_path / "var")
     assert none.returncode == 2 and "--workers" in none.stderr, none.stderr
     for host in ("999.1.1.1", "a..b"):

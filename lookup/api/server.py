@@ -38,7 +38,7 @@ from lookup.abuse.storefile import StoreFile
 from lookup.abuse.stream import EventSource, PipeChannel, PipeSource, RedisSource, stream_key
 from lookup.api.app import create_app, create_internal_app
 from lookup.api.services import Services
-from lookup.config import Settings
+from lookup.config import ConfigError, Settings, without_password
 from lookup.errors import LookupServiceError
 from lookup.metrics import EVENTS_DROPPED, MONITOR_RESTARTS, MULTIPROCESS_VARIABLE
 
@@ -90,7 +90,33 @@ def preflight(settings: Settings) -> None:
             raise PortUnavailable(
                 f"cannot listen on {host}:{port} ({exc.strerror or exc}): {cause}"
             ) from None
+    for setting, url in (
+        ("LOOKUP_REDIS_URL", settings.redis_url),
+        ("LOOKUP_RATELIMIT_STORAGE", settings.ratelimit_storage),
+    ):
+        _check_database(setting, url)
     StoreFile(settings.compliance_path).close()  # raises StoreInUse, naming the holder
+
+
+def _check_database(setting: str, url: str) -> None:
+    """Refuse a Redis database its server does not have: every request with a key would
+    get 503 until the setting changed. A server that does not answer now may later, and
+    the service waits for it (`/readyz` says so meanwhile)."""
+    if not url.startswith(("redis://", "rediss://")):
+        return
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        client.ping()
+    except redis.ResponseError as exc:
+        if "DB index" in str(exc):
+            raise ConfigError(
+                f"{setting}: {without_password(url)!r}: the Redis server has no such "
+                f"database ({exc}; they are numbered from 0, `databases` in redis.conf)"
+            ) from None
+    except redis.RedisError:
+        pass
+    finally:
+        client.close()
 
 
 _WILDCARDS: Final = frozenset({"0.0.0.0", "::", ""})
