@@ -182,16 +182,28 @@ def test_a_restart_keeps_the_count_of_an_account_with_a_list_washing_clearance(
     store.close()
 
 
-def test_after_a_restart_numbers_looked_up_before_the_window_and_in_it_are_repeats(
-    tmp_path: Path,
-) -> None:
+def _live_and_restarted(
+    tmp_path: Path, *batches: list[LookupEvent]
+) -> tuple[ComplianceStore, AbuseMonitor, AbuseMonitor, list[list[Finding]]]:
+    """A monitor that saw the batches, one restarted after them and warmed up from the
+    lookup log, and each batch's findings."""
     store = ComplianceStore(tmp_path / "compliance.duckdb")
     walker_keys(tmp_path)
     live = monitor(store, tmp_path)
-    live.submit([walk(i * 3, days_ago=12) for i in range(12)])
-    live.submit([walk(i * 3, days_ago=1) for i in range(12)])
+    findings = [live.submit(batch) for batch in batches]
     restarted = monitor(store, tmp_path)
     restarted.warm(NOW)
+    return store, live, restarted, findings
+
+
+def test_after_a_restart_numbers_looked_up_before_the_window_and_in_it_are_repeats(
+    tmp_path: Path,
+) -> None:
+    store, live, restarted, _ = _live_and_restarted(
+        tmp_path,
+        [walk(i * 3, days_ago=12) for i in range(12)],
+        [walk(i * 3, days_ago=1) for i in range(12)],
+    )
     for each in (live, restarted):
         state = each.engine._accounts["walker"]
         assert (len(state.recent), state.ledger.count(22202000)) == (0, 12)
@@ -203,17 +215,16 @@ def test_after_a_restart_a_refresh_of_numbers_first_looked_up_before_the_known_d
 ) -> None:
     # A customer's callers of one block 38 days ago, refreshed 5 days ago: to the live
     # monitor the refresh was repeats (within 35 days of the first lookups).
-    store = ComplianceStore(tmp_path / "compliance.duckdb")
-    walker_keys(tmp_path)
-    live = monitor(store, tmp_path)
     callers = [walk(i * 37 % 1000, days_ago=38) for i in range(12)]
-    callers = [
-        msgspec.structs.replace(e, ts=e.ts + timedelta(hours=2 * i)) for i, e in enumerate(callers)
-    ]
-    assert live.submit(callers) == []
-    assert live.submit([walk(i * 37 % 1000, days_ago=5) for i in range(12)]) == []
-    restarted = monitor(store, tmp_path)
-    restarted.warm(NOW)
+    store, live, restarted, findings = _live_and_restarted(
+        tmp_path,
+        [
+            msgspec.structs.replace(e, ts=e.ts + timedelta(hours=2 * i))
+            for i, e in enumerate(callers)
+        ],
+        [walk(i * 37 % 1000, days_ago=5) for i in range(12)],
+    )
+    assert findings == [[], []]
     for each in (live, restarted):
         state = each.engine._accounts["walker"]
         assert (len(state.recent), dict(state.fired), state.held) == (0, {}, {})

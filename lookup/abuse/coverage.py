@@ -27,6 +27,23 @@ KNOWN_TURNS: Final = "known_turns"
 """The `known` tier's flag for blocks taken in turns, and its slot apart (`Verdict.apart`)."""
 
 
+def _kind(block: Block) -> Kind:
+    """A block finding's reason code: spread over keys or IPs of the account, a
+    `distributed_scan`."""
+    spread = len(block.counts("key")) > 1 or len(block.counts("ip")) > 1
+    return Kind.DISTRIBUTED_SCAN if spread else Kind.BLOCK_COVERAGE
+
+
+def _seen(block: Block, start: int, size: int) -> dict[str, Any]:
+    """What a block finding's evidence says of the block: its name, keys, IPs and lookups."""
+    return {
+        "block": block_label(start, size),
+        "keys": sorted(block.counts("key")),
+        "ips": sorted(block.counts("ip")),
+        "lookups": trail(block.last(EVIDENCE_NUMBERS)),
+    }
+
+
 class _Bounds(NamedTuple):
     """The figures of one block size, as the rule reads them at every new number."""
 
@@ -120,10 +137,9 @@ class BlockCoverage:
                 (strong, needed, tier), holds = counted, False
             else:
                 continue
-            spread = len(block.counts("key")) > 1 or len(block.counts("ip")) > 1
             found.append(
                 Verdict(
-                    Kind.DISTRIBUTED_SCAN if spread else Kind.BLOCK_COVERAGE,
+                    _kind(block),
                     strong,
                     partial(
                         self._evidence,
@@ -253,10 +269,7 @@ class BlockCoverage:
                 "suspend_at" if tier in ("count", "ceiling") else "hold_at": needed,
                 "window_seconds": self.policy.window_seconds,
             },
-            "block": block_label(start, size),
-            "keys": sorted(block.counts("key")),
-            "ips": sorted(block.counts("ip")),
-            "lookups": trail(block.last(EVIDENCE_NUMBERS)),
+            **_seen(block, start, size),
         }
 
 
@@ -273,9 +286,9 @@ class KnownBlocks:
         """A hold of the lookup's allocation block, when the numbers the account has there
         are enough, missed enough, and most of those in blocks as busy."""
         policy, ledger, number = self.policy, state.ledger, lookup.number
-        if ledger.count(number) < policy.block_known_hold:
-            return []  # most lookups' blocks
         count, misses = ledger.tally(number)
+        if count < policy.block_known_hold:
+            return []  # most lookups' blocks
         size = allocation_size(number)
         # As the window's count: a busy account's numbers crowd a block now and then by chance.
         by_chance = len(ledger) * size / policy.plan_numbers
@@ -301,17 +314,15 @@ class KnownBlocks:
             else:
                 since = lookup.t - policy.window_seconds
             busy = ledger.busy(least, since)
-            if count >= policy.block_known_focus * busy:
-                pass
-            elif len(ledger) >= policy.block_known_turns_span and busy >= (
-                policy.block_known_turns * len(ledger)
-            ):
+            if count < policy.block_known_focus * busy:
                 # Blocks sharing the attention with next to nothing else: a scan taking turns
                 # between them, or a town's callers with none from elsewhere (no mobile),
                 # so only a flag, for compliance to judge.
+                numbers = len(ledger)
+                turns = busy >= policy.block_known_turns * numbers
+                if not (turns and numbers >= policy.block_known_turns_span):
+                    return []
                 tier = KNOWN_TURNS
-            else:
-                return []
         # A company's direct-dial range, its extensions calling over weeks (half of them
         # unlisted), is all one block too, in any order: a tight cluster is a scan only
         # once it holds more numbers than such a range (a walk). A shuffled scan is wide.
@@ -319,11 +330,10 @@ class KnownBlocks:
             members = block.members
             if max(members) - min(members) < policy.company_range_width:
                 return []
-        spread = len(block.counts("key")) > 1 or len(block.counts("ip")) > 1
         evidence = partial(
             self._evidence, block, tier, number, count, misses, busy, len(ledger), by_chance, needed
         )
-        kind = Kind.DISTRIBUTED_SCAN if spread else Kind.BLOCK_COVERAGE
+        kind = _kind(block)
         if tier == KNOWN_TURNS:
             # Apart from the other rules: a town whose callers often miss would otherwise
             # be suspended on this flag and the miss test's together.
@@ -359,8 +369,5 @@ class KnownBlocks:
                 "hold_at": needed,
                 "known_days": round(self.policy.known_seconds / 86400),
             },
-            "block": block_label(number // size, size),
-            "keys": sorted(block.counts("key")),
-            "ips": sorted(block.counts("ip")),
-            "lookups": trail(block.last(EVIDENCE_NUMBERS)),
+            **_seen(block, number // size, size),
         }

@@ -84,21 +84,13 @@ class Ledger:
             return
         self._numbers[number] = miss
         block = _first(number)
-        counts, sizes = self._counts, self._sizes
-        count = counts.get(block, 0)
-        counts[block] = count + 1
+        count = self._counts.get(block, 0)
+        self._counts[block] = count + 1
         if count + 1 == CROWDED:
             self._crowded[block] = None
         # A late number from another worker does not make the block's newest older.
         self._latest[block] = max(t, self._latest.get(block, t))
-        # Written out (as `_resize`): this runs at every new number.
-        if count:
-            left = sizes[count] - 1
-            if left:
-                sizes[count] = left
-            else:
-                del sizes[count]
-        sizes[count + 1] = sizes.get(count + 1, 0) + 1
+        self._resize(count, count + 1)
         if miss:
             self._miss(block, 1)
 
