@@ -11,7 +11,8 @@ lookups made, those until the first finding and until the first hold or suspensi
 ("never" when none came), the
 share of its target blocks' listings it got (the most of one block, and their mean), and
 the findings by kind and action. README, "What the rules cannot tell apart", says what
-each means for a compliance officer.
+each means for a compliance officer. A download by name search targets no block: for it,
+the two share columns give the listings its searches returned before it was stopped.
 """
 
 from __future__ import annotations
@@ -184,6 +185,36 @@ def sybil(each: int, gap_seconds: float) -> Callable[[Traffic, random.Random], l
     return build
 
 
+def by_name(
+    every_seconds: float, short: int, per_day: int, hours: tuple[int, int], days: int
+) -> Callable[[Traffic, random.Random], list[Actor]]:
+    """A download by name search: a full page of 50 every `every_seconds` within `hours` of
+    each day, `short` searches with a few answers (3-7) mixed in after each, until `per_day`
+    listings (the search plan's day is 10,000, its hour 2,000)."""
+
+    def build(traffic: Traffic, rng: random.Random) -> list[Actor]:
+        actor = traffic.actor("by_name", "by-name", scraper=True)
+        for day in range(days):
+            moment = START + timedelta(days=day, hours=hours[0] - START.hour)
+            end, taken = moment + timedelta(hours=hours[1] - hours[0]), 0
+            while moment < end and taken + 50 <= per_day:
+                traffic.search(
+                    actor, moment, "by-name-k", "198.51.100.7", listings=50, full_page=True
+                )
+                taken += 50
+                for _ in range(short):
+                    found = rng.randint(3, 7)
+                    traffic.search(
+                        actor, moment, "by-name-k", "198.51.100.7", listings=found, full_page=False
+                    )
+                    taken += found
+                moment += timedelta(seconds=every_seconds * rng.uniform(0.9, 1.1))
+        actor.scrape_from = actor.events[0].ts
+        return [actor]
+
+    return build
+
+
 STRATEGIES = {
     "one block, a number every 21 min, 7 days": paced(21, 7),
     "one block, a number every 45 min, 28 days": paced(45, 28),
@@ -193,6 +224,16 @@ STRATEGIES = {
     "three blocks at paces 3:1:1, a number every 45 min, 28 days": unequal_turns(45, 28),
     "300 dense blocks, one number of each every 185 min, 7 days": many_blocks(300, 185, 7),
     "accounts on their own addresses, 3 numbers each a minute apart": sybil(3, 60),
+    "by name, a full page every 90 s, day and night, 14 days": by_name(90, 0, 10_000, (0, 24), 14),
+    "by name, 2 short answers after each page, every 100 s, 14 days": by_name(
+        100, 2, 10_000, (0, 24), 14
+    ),
+    "by name, 4 short answers after each page, every 120 s, 14 days": by_name(
+        120, 4, 10_000, (0, 24), 14
+    ),
+    "by name, 1,950 listings a day in full pages, 08-17, 28 days": by_name(
+        600, 0, 1_950, (8, 17), 28
+    ),
 }
 
 
@@ -219,13 +260,19 @@ def main() -> None:
             100 * sum(start <= n < start + 1_000 for n in got) / directory.listings_in_block(start)
             for start in actors[0].target_blocks
         ]
+        # A download by name targets no block: what it got is the listings searches returned.
+        taken = (
+            f"{max(shares):>6.1f}% {statistics.mean(shares):>6.1f}%"
+            if shares
+            else f"{sum(r.searched for r in results.values()):>15,}"
+        )
         kinds = Counter(f"{f.kind}/{f.action}" for r in results.values() for f in r.findings)
         said = ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items())) or "none"
         accounts = f"{stopped} of {len(actors)} accounts stopped, " if len(actors) > 1 else ""
         print(
             f"{name:<68} {events:>8,} {flag if flag is not None else 'never':>8} "
             f"{first if first is not None else 'never':>8} "
-            f"{max(shares):>6.1f}% {statistics.mean(shares):>6.1f}%  {accounts}{said}"
+            f"{taken}  {accounts}{said}"
         )
 
 

@@ -400,6 +400,59 @@ def test_account_plans_and_throttling_change_the_limits(data_dir: Path) -> None:
         assert cut["throttled"] is True and "pending a compliance review" in cut["detail"]
 
 
+def test_a_download_by_name_search_is_paused_within_a_second_and_its_pages_reviewed(
+    clients: Clients, data_dir: Path
+) -> None:
+    settings = make_settings(data_dir)
+    harvester = new_key(settings, roles="search", org="names-co")
+    officer = new_key(settings, roles="compliance", org="compliance-desk")
+    desk = new_key(settings, roles="search", org="support-desk")
+    clients.services.key_ring.refresh()
+
+    def search(token: str, name: str, limit: int) -> Any:
+        return clients.public.get(
+            "/v1/search",
+            params={"name": name, "limit": str(limit)},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+    # A broad question again and again, every answer a full page of 20: the 100th makes
+    # 2,000 listings, all in full pages.
+    for _ in range(100):
+        body = search(harvester, "Navn", 20).json()
+        assert (len(body["results"]), body["truncated"]) == (20, True)
+    # A desk's full pages of the same, fewer, are not a download.
+    for _ in range(50):
+        assert search(desk, "Navn", 20).status_code == 200
+
+    def paused() -> bool:
+        return "account-suspended" in search(harvester, "Navn", 1).text
+
+    started = time.monotonic()
+    assert _until(paused, 1.0), "the download was not paused within a second"
+    assert time.monotonic() - started < 1.0
+    assert search(desk, "Navn", 20).status_code == 200
+
+    officer_headers = {"Authorization": f"Bearer {officer}"}
+    cases = clients.internal.get("/internal/v1/cases", headers=officer_headers).json()
+    assert [c["account"] for c in cases] == ["names-co"]
+    body = clients.internal.get(f"/internal/v1/cases/{cases[0]['id']}", headers=officer_headers)
+    (finding,) = body.json()["findings"]
+    assert (finding["kind"], finding["action"]) == ("distinct_velocity", "suspend")
+    rule = finding["evidence"]["rule"]
+    assert (rule["pattern"], rule["tier"], rule["listings_in_window"]) == (
+        "search_harvest",
+        "full_pages",
+        2000,
+    )
+    # The timeline has each search's query and what it returned.
+    searches = [row for row in body.json()["timeline"] if row["endpoint"] == "search"]
+    assert len(searches) >= 50
+    assert {(row["number"], row["listings"], row["full_page"]) for row in searches[:50]} == {
+        ("Navn", 20, True)
+    }
+
+
 def test_with_detection_off_nothing_is_suspended_but_everything_is_logged(data_dir: Path) -> None:
     settings = make_settings(data_dir, abuse_detection=False, event_flush_seconds=0.02)
     token = new_key(settings, org="walker-co")

@@ -9,7 +9,8 @@ counted as seen and nothing else.
 
 The engine keeps the state, feeds each new number through the rules (`runs`,
 `coverage`, `missratio`, `velocity`), the list-washing test and the address
-rule (`crossaccount`), and turns their verdicts into findings under the policy.
+rule (`crossaccount`), each name search through the search-harvest test
+(`harvest`), and turns their verdicts into findings under the policy.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from lookup.abuse.crossaccount import AddressScans
 from lookup.abuse.events import EPOCH, LookupEvent, national_number
 from lookup.abuse.fastrule import FastRule
 from lookup.abuse.focus import Focus
+from lookup.abuse.harvest import Search, Searches, SearchHarvest
 from lookup.abuse.holds import Hold
 from lookup.abuse.missratio import MissRatio
 from lookup.abuse.policy import DEFAULT_POLICY, SEVERITY, Action, Kind, Policy
@@ -100,6 +102,7 @@ class Engine:
         )
         self._addresses = AddressScans(policy, self._fast, self._knew, self._suspended)
         self._washing = Washing(policy)
+        self._harvest = SearchHarvest(policy)
         self._pruned_at: float | None = None
         # Kept apart from the pruned state: a count never restarts (one int per account).
         self._events_seen: dict[str, int] = {}
@@ -116,8 +119,14 @@ class Engine:
         """
         state = self._accounts.pop(account, None)
         known = state.known if state is not None else OrderedDict[int, float]()
-        if known or washing_cleared:
-            self._accounts[account] = AccountState(known=known, washing_cleared=washing_cleared)
+        searches = state.searches if state is not None else None
+        if searches is not None:
+            # Cleared, what its searches took is a measure of what it does.
+            searches.restart(measure=True)
+        if known or washing_cleared or searches:
+            self._accounts[account] = AccountState(
+                known=known, washing_cleared=washing_cleared, searches=searches
+            )
         self._addresses.forget(account)
 
     def rearm(self, account: str) -> None:
@@ -128,6 +137,8 @@ class Engine:
         state = self._accounts.get(account)
         if state is None:
             return
+        if state.searches is not None:
+            state.searches.restart(measure=False)
         self._accounts[account] = AccountState(
             known=state.known,
             seq=state.seq,
@@ -137,6 +148,7 @@ class Engine:
             velocity_past=state.velocity_past,
             days=state.days,
             washing_cleared=state.washing_cleared,
+            searches=state.searches,
             fired={slot: fired for slot, fired in state.fired.items() if slot == WASHING},
             # The blocks held before it went on review stay held (in the key store too).
             held={b: at for b, at in state.held.items() if b not in state.answered},
@@ -210,7 +222,14 @@ class Engine:
                 if now - at <= window or block not in state.answered
             }
             state.answered &= state.held.keys()
-            if not (state.known or state.fired or state.washing_cleared or state.held):
+            searches = state.searches
+            if searches is not None:
+                if now - searches.last > self.policy.known_seconds:
+                    state.searches = searches = None
+                else:
+                    for tally in searches.tallies():
+                        tally.expire(now)
+            if not (state.known or state.fired or state.washing_cleared or state.held or searches):
                 del self._accounts[name]
 
     def remember(self, account: str, number: str, ts: datetime, outcome: str | None = None) -> None:
@@ -271,6 +290,8 @@ class Engine:
         if state is None:
             state = self._accounts[event.account] = AccountState()
         self._events_seen[event.account] = self._events_seen.get(event.account, 0) + 1
+        if event.endpoint == "search":
+            return self._searched(state, event, t)
         number = event.looked_up()
         if number is None:
             return []
@@ -419,6 +440,22 @@ class Engine:
             del known[number]
             state.ledger.leave(number)
         state.forget_at = 0.0  # nothing left: the next number sets it
+
+    def _searched(self, state: AccountState, event: LookupEvent, t: float) -> list[Finding]:
+        """The search-harvest test's findings on a name search."""
+        if state.searches is None:
+            state.searches = Searches()
+        search = Search(event.ts, t, event.key, event.ip, event.listings, event.full_page)
+        return [
+            finding
+            for verdict in self._harvest.check(state.searches, search)
+            if (
+                finding := self._escalate(
+                    state, event, verdict.kind, verdict.strong, verdict.evidence
+                )
+            )
+            is not None
+        ]
 
     def _list_washing(self, state: AccountState, event: LookupEvent) -> Finding | None:
         """A flag, at the first lookup of a day, when new numbers made most of the account's

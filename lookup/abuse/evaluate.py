@@ -44,6 +44,8 @@ class AccountResult:
     extracted: set[str] = field(default_factory=set)
     """Distinct listings obtained before suspension (before the flag, for a scraper the
     rules can only flag: what it had before compliance could know)."""
+    searched: int = 0
+    """Listings name searches returned to it before suspension (a scraper's)."""
 
     def refused(self, event: LookupEvent) -> bool:
         """Whether the API refuses the lookup: its number is in a block held for the account
@@ -92,7 +94,9 @@ def run(
         if scraping or not result.actor.scraper:
             result.seen += 1
             caught = result.actor.flag_only and result.flagged_after is not None
-            if event.outcome == "hit" and scraping and not caught and not result.refused(event):
+            if scraping and not caught and event.endpoint == "search":
+                result.searched += event.listings
+            elif event.outcome == "hit" and scraping and not caught and not result.refused(event):
                 result.extracted.add(event.number)
         for finding in engine.observe(event):
             target = by_account[finding.account]
@@ -151,7 +155,7 @@ def report(results: dict[str, AccountResult], directory: Directory) -> str:
         held = sum(r.held_after is not None for r in group)
         detect = [r.caught_after for r in group if r.caught_after is not None]
         stops = [r.stopped_after for r in group if r.stopped_after is not None]
-        extracted = sum(len(r.extracted) for r in group) if scraper else 0
+        extracted = sum(len(r.extracted) + r.searched for r in group) if scraper else 0
         share = block_share(group, directory)
         of_block = f"{share[0]:.2%} of {share[1] // 1000}k" if share else ""
         # A dash where a figure does not apply: recall of legitimate personas, false
@@ -187,6 +191,8 @@ class PersonaSummary:
     """Per month: median events until a block held or the account suspended."""
     shares: list[tuple[float, int]] = field(default_factory=list)
     """Per month: share of the target block extracted, and the block size."""
+    searched: list[int] = field(default_factory=list)
+    """Per month: the most listings name searches returned to one of its accounts."""
 
 
 def _month(seed: int) -> dict[str, PersonaSummary]:
@@ -207,6 +213,7 @@ def _month(seed: int) -> dict[str, PersonaSummary]:
         line.stops = [statistics.median(stops)] if stops and actor.scraper else []
         share = block_share(group, directory)
         line.shares = [share] if share else []
+        line.searched = [max(r.searched for r in group)] if actor.scraper else []
     return summary
 
 
@@ -224,6 +231,7 @@ def summarize(seeds: list[int], workers: int | None = None) -> str:
                 into.detection += line.detection
                 into.stops += line.stops
                 into.shares += line.shares
+                into.searched += line.searched
     lines = [
         f"seeds {', '.join(map(str, seeds))}: {len(seeds)} simulated months",
         f"{'persona':<20} {'kind':<7} {'accts':>5} {'susp':>5} {'held':>5} {'flag':>5} "
@@ -251,6 +259,8 @@ def summarize(seeds: list[int], workers: int | None = None) -> str:
                 f" {max(share for share, _ in line.shares):>13.2%} "
                 f"{over(line.shares, 1_000):>20} {over(line.shares, 10_000):>14}"
             )
+        elif any(line.searched):
+            row += f" {max(line.searched):>13,} listings by name search, at most"
         lines.append(row)
     scrapers = [line for line in total.values() if line.scraper and not line.flag_only]
     flag_only = [line for line in total.values() if line.flag_only]

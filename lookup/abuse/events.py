@@ -55,6 +55,10 @@ class LookupEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     would have answered, for the detectors, but nothing was disclosed. None: not known (an
     event of a server from before it was said, on the stream to a newer monitor). Not part
     of the replay's events (the detectors read it not)."""
+    listings: int = 0
+    """For a search: how many listings it returned (none for a number lookup)."""
+    full_page: bool = False
+    """For a search: its results stopped at its `limit`, more matched than it returned."""
 
     def looked_up(self) -> int | None:
         """The Norwegian number whose lookup this event answered (national digits); None

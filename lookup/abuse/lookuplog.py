@@ -24,10 +24,13 @@ from lookup.abuse.storefile import StoreFile
 _LOG_SCHEMA: Final = pa.schema(
     [("ts", pa.timestamp("us"))]
     + [(name, pa.string()) for name in ("account", "key", "ip", "number", "outcome", "endpoint")]
-    + [("held", pa.bool_())]
+    + [("held", pa.bool_()), ("listings", pa.int32()), ("full_page", pa.bool_())]
 )
 """Columns of `lookup_log`, in the order of `LookupEvent`'s fields. `held` is null in the
-rows logged before it was (`holds.mark_held` tells them by the findings' times)."""
+rows logged before it was (`holds.mark_held` tells them by the findings' times), and so are
+`listings` and `full_page` (what a search returned)."""
+_STRINGS: Final = slice(1, 7)
+"""The string columns among them (account to endpoint)."""
 TIMELINE_BEFORE: Final = 50
 """Lookups a case's timeline shows up to each finding (as many as its evidence quotes)."""
 TIMELINE_AFTER: Final = 10
@@ -46,7 +49,17 @@ _ARRIVING: Final = "arriving_lookups"
 logged."""
 TIMELINE_MOMENTS: Final = 10
 """Findings a timeline covers at most (the first and the latest): at most 600 rows."""
-_TIMELINE_COLUMNS: Final = ("ts", "key", "ip", "number", "outcome", "endpoint", "held")
+_TIMELINE_COLUMNS: Final = (
+    "ts",
+    "key",
+    "ip",
+    "number",
+    "outcome",
+    "endpoint",
+    "held",
+    "listings",
+    "full_page",
+)
 
 
 _FULL_WIDTH_DIGITS: Final = "".join(chr(0xFF10 + digit) for digit in range(10))
@@ -85,10 +98,12 @@ def log_batch(events: Sequence[LookupEvent]) -> pa.Table:
     """Events as the rows of `lookup_log`."""
     # Typed columns: inferring the types took a third of building the table.
     columns = list(zip(*map(msgspec.structs.astuple, events), strict=True))
+    strings = range(len(columns))[_STRINGS]
     return pa.table(
-        [pa.array(columns[0], _LOG_SCHEMA.field(0).type)]
-        + [pa.array(column, pa.string()) for column in columns[1:-1]]
-        + [pa.array(columns[-1], pa.bool_())],
+        [
+            pa.array(column, pa.string() if index in strings else _LOG_SCHEMA.field(index).type)
+            for index, column in enumerate(columns)
+        ],
         schema=_LOG_SCHEMA,
     )
 
@@ -115,13 +130,15 @@ class LookupLog:
                 [CLOCK_MARGIN, pc.min(batch["ts"]).as_py()],
             ).fetchall()
         )
+        # By name: a log's columns are in the order its versions added them (a column
+        # dropped and added again goes last), not necessarily the batch's.
         if not pending:
-            con.from_arrow(batch).insert_into("lookup_log")
+            con.execute("INSERT INTO lookup_log BY NAME SELECT * FROM batch").fetchall()
             return
         con.execute(
             f"CREATE TEMP TABLE IF NOT EXISTS {_ARRIVING} AS SELECT * FROM lookup_log LIMIT 0"
         ).fetchall()
-        con.from_arrow(batch).insert_into(_ARRIVING)
+        con.execute(f"INSERT INTO {_ARRIVING} BY NAME SELECT * FROM batch").fetchall()
         for number, erased_at, held in pending:
             about, parameters = _about(number)
             late = con.execute(
@@ -254,7 +271,8 @@ class LookupLog:
         # (a week's replay takes seconds), and `into` may use the store.
         with self._file.cursor() as con:
             relation = con.sql(
-                "SELECT ts, account, key, ip, number, outcome, endpoint FROM lookup_log "
+                "SELECT ts, account, key, ip, number, outcome, endpoint, "
+                "coalesce(listings, 0), coalesce(full_page, false) FROM lookup_log "
                 "WHERE ts >= ? ORDER BY ts",
                 params=[since],
             )
@@ -269,6 +287,8 @@ class LookupLog:
                             number=row[4],
                             outcome=row[5],
                             endpoint=row[6],
+                            listings=row[7],
+                            full_page=row[8],
                         )
                     )
                     count += 1

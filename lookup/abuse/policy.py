@@ -318,6 +318,37 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     """... for this many days after the clearance: a cleared first refresh of 40,000
     numbers a day would otherwise keep the rule off for good."""
 
+    search_hour_floor: int = 2000
+    """Listings name searches returned to an account within an hour (a sliding window) below
+    which the search-harvest test never fires: the default search plan's whole hour, 40
+    full pages of 50. The harness's desk of 15 agents has 1,450-1,650 in its busiest hour
+    (its first 09:00), 60-72 % of them from full pages; ..."""
+    search_day_floor: int = 6000
+    """... within a day (the plan allows 10,000; the desk takes 4,600-5,000), which
+    suspends ..."""
+    search_week_floor: int = 15000
+    """... and within a week (the desk takes 20,700-22,100), which suspends too: a download
+    that dilutes its full pages under `search_pages_share`, paced under the day's floor, is
+    stopped within a week; ..."""
+    search_factor: float = 4.0
+    """... each never under this multiple of the account's own busiest such window that
+    ended at least `search_baseline_lag_seconds`, and its own length, before (a desk that
+    always takes this many is judged by its own measure, and a download does not raise
+    its own bar) ..."""
+    search_baseline_lag_seconds: float = 86400
+    search_full_share: float = 0.75
+    """... and only when full pages (more matched than the search returned) brought at
+    least this share of those listings: a bulk download by name asks broad questions and
+    takes every page whole; staff looking for one person mostly get a few answers (the
+    desk above, a quarter of whose searches fill the page, gets 60-72 % of its listings
+    from full pages in its busiest hour, 62-77 % in its busiest day)."""
+    search_pages_floor: int = 2000
+    search_pages_share: float = 0.9
+    """Listings within a day, and their share from full pages, from which the test
+    suspends whatever the account's measure: a download taking page after page (a full
+    page of 50 every six minutes of business hours stays under every other floor). The
+    harness's desks reach 0.79 of a busy hour, 0.77 of a day, at most."""
+
     distributed_min_accounts: int = 2
     distributed_min_share: int = 2
     """Numbers an account must contribute to a scanned block (to the fast rule's burst, when

@@ -12,7 +12,7 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from lookup.abuse.events import LookupEvent, Outcome
 from lookup.numbers import InvalidNumber, normalize
@@ -140,24 +140,33 @@ class Traffic:
     def lookup(self, actor: Actor, ts: datetime, number: int, key: str, ip: str) -> None:
         """One lookup and its outcome as the API would answer it."""
         outcome: Outcome = "hit" if self.directory.listed(number) else "miss"
-        actor.events.append(
-            LookupEvent(
-                ts=ts,
-                account=actor.account,
-                key=key,
-                ip=ip,
-                number=f"+47{number:08d}",
-                outcome=outcome,
-            )
+        _answer(actor, ts, key, ip, number=f"+47{number:08d}", outcome=outcome)
+
+    def search(
+        self, actor: Actor, ts: datetime, key: str, ip: str, *, listings: int, full_page: bool
+    ) -> None:
+        """One name search and what it returned (the simulated directory has no names)."""
+        outcome: Outcome = "hit" if listings else "miss"
+        _answer(
+            actor,
+            ts,
+            key,
+            ip,
+            number="name search",
+            outcome=outcome,
+            endpoint="search",
+            listings=listings,
+            full_page=full_page,
         )
 
     def typo(self, actor: Actor, ts: datetime, key: str, ip: str) -> None:
         """A mistyped number: answered 422."""
-        actor.events.append(
-            LookupEvent(
-                ts=ts, account=actor.account, key=key, ip=ip, number="2220240", outcome="invalid"
-            )
-        )
+        _answer(actor, ts, key, ip, number="2220240", outcome="invalid")
+
+
+def _answer(actor: Actor, ts: datetime, key: str, ip: str, **answer: Any) -> None:
+    """An answered request of the actor's account: its event."""
+    actor.events.append(LookupEvent(ts=ts, account=actor.account, key=key, ip=ip, **answer))
 
 
 def _business_moments(rng: random.Random, day: int, count: int) -> list[datetime]:
@@ -238,6 +247,45 @@ def support(traffic: Traffic, account: str) -> Actor:
             else:
                 number = traffic.directory.random_number(rng, listed=rng.random() < 0.75)
                 traffic.lookup(actor, moment, number, "support-key", "10.9.9.9")
+    return actor
+
+
+def search_desk(traffic: Traffic, account: str, *, agents: int, full: float) -> Actor:
+    """Support staff searching by name (20 to a page): each agent looks for 20-50 people a
+    working day; a `full` share of the searches (a common name) fill the page, the rest
+    find a few listings or none."""
+    rng = traffic.rng
+    actor = traffic.actor("search_desk", account, scraper=False)
+    key, ip = f"{account}-key", f"10.8.{len(traffic.actors) % 256}.1"
+    for day in _working_days():
+        count = sum(rng.randint(20, 50) for _ in range(agents))
+        for moment in _business_moments(rng, day, count):
+            if rng.random() < full:
+                traffic.search(actor, moment, key, ip, listings=20, full_page=True)
+            else:
+                found = min(19, int(rng.expovariate(1 / 4)))
+                traffic.search(actor, moment, key, ip, listings=found, full_page=False)
+    return actor
+
+
+def search_harvester(
+    traffic: Traffic, persona: str, account: str, *, pages_per_hour: int, hours: tuple[int, int]
+) -> Actor:
+    """A bulk download by name: broad queries, each a full page of 50 (the most a search
+    returns), at `pages_per_hour` within `hours` of every day, up to the search plan's day
+    (10,000 listings), from day 3."""
+    rng = traffic.rng
+    actor = traffic.actor(persona, account, scraper=True)
+    key, ip = f"{account}-key", f"198.51.100.{rng.randrange(1, 255)}"
+    first, last = hours
+    for day in range(3, DAYS):
+        moment = START + timedelta(days=day, hours=first + rng.random())
+        for _ in range(10_000 // 50):
+            if moment >= START + timedelta(days=day, hours=last):
+                break
+            traffic.search(actor, moment, key, ip, listings=50, full_page=True)
+            moment += timedelta(seconds=3600 / pages_per_hour * rng.uniform(0.8, 1.2))
+    actor.scrape_from = min(event.ts for event in actor.events)
     return actor
 
 
@@ -425,4 +473,8 @@ def standard_scenario(seed: int = 7) -> tuple[Directory, list[Actor]]:
     scraper(traffic, "two_blocks", "scr-two", order="shuffled", rate_seconds=1, blocks=2)
     scraper(traffic, "three_blocks", "scr-three", order="shuffled", rate_seconds=2, blocks=3)
     washer(traffic, "scr-wash", per_day=(250, 1000))
+    search_desk(traffic, "desk-small", agents=3, full=0.25)
+    search_desk(traffic, "desk-large", agents=15, full=0.25)
+    search_harvester(traffic, "search_harvest", "scr-names", pages_per_hour=40, hours=(0, 24))
+    search_harvester(traffic, "search_slow", "scr-names-slow", pages_per_hour=10, hours=(8, 17))
     return directory, traffic.actors

@@ -14,6 +14,7 @@ from typing import Final
 
 import msgspec
 
+from lookup.abuse.harvest import Searches
 from lookup.abuse.ledger import Ledger
 from lookup.abuse.washing import Clearance, Day
 
@@ -245,6 +246,8 @@ class AccountState:
     answered: set[tuple[int, int]] = field(default_factory=set)
     """... of which those not enforced (the account on `review`): its lookups there are
     answered, as anywhere else."""
+    searches: Searches | None = None
+    """Its name searches within the search-harvest test's windows (None: none lately)."""
 
 
 def remembered(state: AccountState, number: int, sizes: Sequence[int]) -> Iterator[Lookup]:

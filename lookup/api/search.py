@@ -111,7 +111,15 @@ class SearchController(Controller):
         finally:  # what it took and did not return goes back, whatever happened
             services.limiter.settle_search(taken, returned)
         hits = found.hits
-        services.emit(request.scope, query, "hit" if hits else "miss", endpoint="search")
+        truncated = len(hits) > limit or found.capped
+        services.emit(
+            request.scope,
+            query,
+            "hit" if hits else "miss",
+            endpoint="search",
+            listings=returned,
+            full_page=truncated,
+        )
         left = services.limiter.search_quota(taken, returned)
         return Response(
             schemas.SearchResults(
@@ -122,7 +130,7 @@ class SearchController(Controller):
                     )
                     for hit in hits[:limit]
                 ],
-                truncated=len(hits) > limit or found.capped,
+                truncated=truncated,
                 snapshot=snapshot.name,
                 withheld=found.withheld,
             ),

@@ -80,9 +80,11 @@ class Services:
         endpoint: Endpoint = "numbers",
         *,
         held: bool = False,
+        listings: int = 0,
+        full_page: bool = False,
     ) -> None:
         """Queue the event of an answered request (a list append: the request never waits);
-        `held`: refused as in a held block."""
+        `held`: refused as in a held block; `listings`, `full_page`: what a search returned."""
         key: ApiKey = scope["user"]
         self.events.emit(
             LookupEvent(
@@ -94,6 +96,8 @@ class Services:
                 outcome=outcome,
                 endpoint=endpoint,
                 held=held,
+                listings=listings,
+                full_page=full_page,
             )
         )
 

@@ -1,0 +1,218 @@
+"""The search-harvest test: name searches taking listings in bulk."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from lookup.abuse.detectors import Engine, Finding
+from lookup.abuse.events import EventBuffer, LookupEvent
+from lookup.abuse.monitor import AbuseMonitor
+from lookup.abuse.policy import DEFAULT_POLICY
+from lookup.abuse.simulate import Directory, Traffic, search_desk
+from lookup.abuse.store import ComplianceStore
+from lookup.keys import KeyRing, KeyStore
+
+MONDAY = datetime(2026, 11, 2, 8, 0)
+
+
+def search(
+    ts: datetime, listings: int = 50, *, full: bool = True, account: str = "names-co"
+) -> LookupEvent:
+    """A name search that returned `listings` (a full page: more matched)."""
+    return LookupEvent(
+        ts=ts,
+        account=account,
+        key=f"{account}-k",
+        ip="198.51.100.7",
+        number="Hansen",
+        outcome="hit" if listings else "miss",
+        endpoint="search",
+        listings=listings,
+        full_page=full,
+    )
+
+
+def pages(start: datetime, count: int, every: timedelta, **kw: object) -> Iterator[LookupEvent]:
+    """`count` full pages of 50, one each `every`."""
+    return (search(start + every * i, **kw) for i in range(count))  # type: ignore[arg-type]
+
+
+def observe(engine: Engine, events: Iterable[LookupEvent]) -> list[tuple[int, Finding]]:
+    """Findings with the position (from 1) of the event that raised each."""
+    return [
+        (position, finding)
+        for position, event in enumerate(events, 1)
+        for finding in engine.observe(event)
+    ]
+
+
+def test_a_download_by_full_pages_is_suspended_at_its_2000th_listing() -> None:
+    # A page of 50 every 90 s: the search plan's 2,000 an hour.
+    found = observe(Engine(), pages(MONDAY, 200, timedelta(seconds=90)))
+    ((position, finding),) = found
+    assert position == 40
+    assert (finding.kind, finding.action) == ("distinct_velocity", "suspend")
+    rule = finding.evidence["rule"]
+    assert rule["pattern"] == "search_harvest"
+    assert rule["tier"] == "full_pages"
+    assert (rule["listings_in_window"], rule["from_full_pages"], rule["bound"]) == (
+        2000,
+        2000,
+        2000,
+    )
+    assert rule["searches_in_window"] == 40
+    # The searches behind it, with their times, keys and addresses; not their queries
+    # (in the lookup log, where an erasure reaches them).
+    quoted = finding.evidence["searches"]
+    assert len(quoted) == 40
+    assert quoted[-1] == {
+        "ts": (MONDAY + timedelta(seconds=90 * 39)).isoformat(),
+        "key": "names-co-k",
+        "ip": "198.51.100.7",
+        "listings": 50,
+        "full_page": True,
+    }
+    assert "Hansen" not in str(finding.evidence)
+
+
+def test_a_slow_download_in_business_hours_is_suspended_on_its_first_day() -> None:
+    # A page every six minutes, 08-17: under every hourly bar, and paused for lunch.
+    day = [MONDAY + timedelta(minutes=6 * i) for i in range(90) if not 40 <= i < 50]
+    ((position, finding),) = observe(Engine(), (search(ts) for ts in day))
+    assert position == 40
+    assert finding.evidence["rule"]["window_seconds"] == 86400
+
+
+def test_an_hour_of_the_whole_plan_throttles_when_pages_are_mixed() -> None:
+    # Every other search a short answer: 80 % of the listings from full pages, short of
+    # the full-pages tier; 2,000 within the hour throttles.
+    events = [
+        search(MONDAY + timedelta(seconds=45 * i), 50 if i % 2 == 0 else 12, full=i % 2 == 0)
+        for i in range(70)
+    ]
+    found = observe(Engine(), events)
+    assert [(f.action, f.evidence["rule"]["tier"]) for _, f in found] == [("throttle", "hour")]
+    rule = found[0][1].evidence["rule"]
+    assert rule["listings_in_window"] >= 2000 and rule["from_full_pages"] >= 0.75 * 2000
+
+
+def test_a_week_over_its_floor_suspends_a_download_paced_under_the_day() -> None:
+    # 3,132 listings a day (86 % from full pages of 50, the rest short answers of 24),
+    # 08-15, under the day's floors: the week's is passed on the fifth day.
+    events = []
+    for day in range(7):
+        start = MONDAY + timedelta(days=day)
+        for i in range(72):
+            full = i % 4 != 3
+            events.append(search(start + timedelta(minutes=6 * i), 50 if full else 24, full=full))
+    ((position, finding),) = observe(Engine(), events)
+    assert finding.action == "suspend"
+    assert finding.evidence["rule"]["tier"] == "week"
+    assert finding.evidence["rule"]["listings_in_window"] >= 15000
+    assert (position - 1) // 72 == 4  # on the fifth day
+
+
+def test_support_desks_searching_for_people_are_never_flagged() -> None:
+    # A desk of 15 agents (about 525 searches and 5,000 listings a working day, a quarter
+    # of the searches a full page of 20) and one of 3, over simulated months.
+    engine = Engine()
+    for seed in range(4):
+        traffic = Traffic(Directory(seed, mobile_blocks=10, fixed_blocks=10), random.Random(seed))
+        for agents in (3, 15):
+            search_desk(traffic, f"desk-{seed}-{agents}", agents=agents, full=0.25)
+        events = sorted((e for a in traffic.actors for e in a.events), key=lambda e: e.ts)
+        assert sum(e.listings for e in events) > 100_000
+        assert observe(engine, events) == []
+
+
+def test_its_own_measure_lets_a_customer_go_on_as_before() -> None:
+    # A broad-search integration on `review` (its flag not enforced) takes 2,500 listings a
+    # day; once its first days are a day behind it, each day is within its measure.
+    engine = Engine()
+    flagged = []
+    for day in range(5):
+        found = observe(engine, pages(MONDAY + timedelta(days=day), 50, timedelta(minutes=5)))
+        flagged.append([f.evidence["rule"]["tier"] for _, f in found])
+        engine.rearm("names-co")
+    assert flagged[0] == ["full_pages"]
+    assert flagged[2:] == [[], [], []]
+
+
+def test_a_clearance_makes_what_it_cleared_the_accounts_measure() -> None:
+    engine = Engine()
+    assert observe(engine, pages(MONDAY, 40, timedelta(minutes=5)))
+    engine.reset("names-co")
+    # The same again the next day is what compliance cleared; four times as much is not.
+    assert observe(engine, pages(MONDAY + timedelta(days=1), 40, timedelta(minutes=5))) == []
+    more = observe(engine, pages(MONDAY + timedelta(days=2), 200, timedelta(seconds=100)))
+    assert [(p, f.evidence["rule"]["bound"]) for p, f in more] == [(160, 8000)]
+
+
+def test_number_lookups_and_searches_are_judged_apart() -> None:
+    # A search's listings never count as numbers looked up, nor a lookup as a search.
+    engine = Engine()
+    for i in range(39):
+        assert engine.observe(search(MONDAY + timedelta(seconds=i))) == []
+    lookup = LookupEvent(
+        ts=MONDAY + timedelta(seconds=50),
+        account="names-co",
+        key="names-co-k",
+        ip="198.51.100.7",
+        number="+4722200000",
+        outcome="hit",
+    )
+    assert engine.observe(lookup) == []
+    assert engine.events_seen("names-co") == 40
+    assert len(engine.observe(search(MONDAY + timedelta(seconds=60)))) == 1
+
+
+def test_a_measure_lasts_while_the_account_searches_and_goes_after_the_known_days() -> None:
+    def cleared() -> Engine:
+        engine = Engine()
+        assert observe(engine, pages(MONDAY, 50, timedelta(minutes=5)))
+        engine.reset("names-co")  # 2,500 listings a day is what it does
+        return engine
+
+    idle = timedelta(seconds=DEFAULT_POLICY.known_seconds)
+    # Back after a fortnight, its measure holds; after the 35 days, it is a new account.
+    for away, found in ((timedelta(days=14), False), (idle + timedelta(days=1), True)):
+        engine = cleared()
+        # Another account's search on the way: the hourly sweep forgets idle accounts.
+        engine.observe(search(MONDAY + away - timedelta(hours=2), account="other"))
+        again = observe(engine, pages(MONDAY + away, 50, timedelta(minutes=5)))
+        assert bool(again) is found
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[ComplianceStore]:
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    yield store
+    store.close()
+
+
+def test_a_restarted_monitor_goes_on_counting_a_download_by_name(
+    store: ComplianceStore, tmp_path: Path
+) -> None:
+    keys = KeyStore(tmp_path / "keys.sqlite")
+    keys.create("names-co", frozenset({"search"}))
+
+    def monitor() -> AbuseMonitor:
+        return AbuseMonitor(EventBuffer(), store, KeyRing(KeyStore(tmp_path / "keys.sqlite")))
+
+    events = list(pages(MONDAY, 40, timedelta(seconds=90)))
+    assert monitor().submit(events[:39]) == []
+    # What each search returned is logged with it.
+    rows = store.log.timeline("names-co", [MONDAY], until=None)
+    assert {(row["endpoint"], row["listings"], row["full_page"]) for row in rows} == {
+        ("search", 50, True)
+    }
+    restarted = monitor()
+    assert restarted.warm(MONDAY + timedelta(hours=1)) == 39
+    (finding,) = restarted.submit(events[39:])
+    assert (finding.action, finding.evidence["rule"]["listings_in_window"]) == ("suspend", 2000)
+    keys.close()
