@@ -231,8 +231,8 @@ STRATEGIES = {
     "by name, 4 short answers after each page, every 120 s, 14 days": by_name(
         120, 4, 10_000, (0, 24), 14
     ),
-    "by name, 1,950 listings a day in full pages, 08-17, 28 days": by_name(
-        600, 0, 1_950, (8, 17), 28
+    "by name, 1,800 listings a day in full pages, 08-17, 28 days": by_name(
+        600, 0, 1_800, (8, 17), 28
     ),
 }
 

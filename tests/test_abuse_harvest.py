@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lookup.abuse.detectors import Engine, Finding
-from lookup.abuse.events import EventBuffer, LookupEvent
+from lookup.abuse.events import EventBuffer, LookupEvent, utc_now
 from lookup.abuse.monitor import AbuseMonitor
 from lookup.abuse.policy import DEFAULT_POLICY
 from lookup.abuse.simulate import Directory, Traffic, search_desk
@@ -120,72 +120,94 @@ def test_a_week_over_its_floor_suspends_a_download_paced_under_the_day() -> None
 def test_support_desks_searching_for_people_are_never_flagged() -> None:
     # A desk of 15 agents (about 525 searches and 5,000 listings a working day, a quarter
     # of the searches a full page of 20) and one of 3, over simulated months.
-    engine = Engine()
     for seed in range(4):
+        engine = Engine()
         traffic = Traffic(Directory(seed, mobile_blocks=10, fixed_blocks=10), random.Random(seed))
         for agents in (3, 15):
             search_desk(traffic, f"desk-{seed}-{agents}", agents=agents, full=0.25)
         events = sorted((e for a in traffic.actors for e in a.events), key=lambda e: e.ts)
-        assert sum(e.listings for e in events) > 100_000
+        assert sum(e.listings or 0 for e in events) > 100_000
         assert observe(engine, events) == []
 
 
+def mixed_hour(start: datetime, account: str = "names-co") -> Iterator[LookupEvent]:
+    """An hour of broad searches: 35 full pages of 50 and 35 short answers of 10, one
+    every 50 s (2,100 listings, 83 % from full pages: the hour's bar, not the full-pages
+    tier's)."""
+    for i in range(70):
+        full = i % 2 == 0
+        moment = start + timedelta(seconds=50 * i)
+        yield search(moment, 50 if full else 10, full=full, account=account)
+
+
 def test_its_own_measure_lets_a_customer_go_on_as_before() -> None:
-    # A broad-search integration on `review` (its flag not enforced) takes 2,500 listings a
-    # day; once its first days are a day behind it, each day is within its measure.
+    # A broad-search integration on `review` (its findings not enforced) takes such an hour
+    # each morning; once its first morning is a day behind it, each is within its measure.
     engine = Engine()
     flagged = []
     for day in range(5):
-        found = observe(engine, pages(MONDAY + timedelta(days=day), 50, timedelta(minutes=5)))
-        flagged.append([f.evidence["rule"]["tier"] for _, f in found])
+        found = observe(engine, mixed_hour(MONDAY + timedelta(days=day)))
+        flagged.append([(f.action, f.evidence["rule"]["tier"]) for _, f in found])
         engine.rearm("names-co")
-    assert flagged[0] == ["full_pages"]
+    assert flagged[:2] == [[("throttle", "hour")]] * 2
     assert flagged[2:] == [[], [], []]
 
 
-def test_a_clearance_makes_what_it_cleared_the_accounts_measure() -> None:
+def test_a_download_by_full_pages_is_suspended_again_whatever_it_took_before() -> None:
+    # Cleared (or reinstated), its evidence starts afresh: a download that goes on is
+    # suspended again at its next 2,000th listing, its past no measure of full pages.
     engine = Engine()
     assert observe(engine, pages(MONDAY, 40, timedelta(minutes=5)))
     engine.reset("names-co")
-    # The same again the next day is what compliance cleared; four times as much is not.
-    assert observe(engine, pages(MONDAY + timedelta(days=1), 40, timedelta(minutes=5))) == []
-    more = observe(engine, pages(MONDAY + timedelta(days=2), 200, timedelta(seconds=100)))
-    assert [(p, f.evidence["rule"]["bound"]) for p, f in more] == [(160, 8000)]
+    again = observe(engine, pages(MONDAY + timedelta(days=1), 60, timedelta(minutes=5)))
+    assert [(p, f.action, f.evidence["rule"]["bound"]) for p, f in again] == [(40, "suspend", 2000)]
 
 
-def test_number_lookups_and_searches_are_judged_apart() -> None:
-    # A search's listings never count as numbers looked up, nor a lookup as a search.
+def test_search_findings_and_lookup_findings_do_not_corroborate_each_other() -> None:
+    # A miss-ratio flag on the account's lookups (its CRM's callers often unlisted) does not
+    # make its support desk's busy hour a suspension, nor the reverse.
     engine = Engine()
-    for i in range(39):
-        assert engine.observe(search(MONDAY + timedelta(seconds=i))) == []
+    engine.recall("names-co", "miss_ratio", "flag", MONDAY)
+    found = observe(engine, mixed_hour(MONDAY + timedelta(hours=1)))
+    assert [(f.action, "corroborated_by" in f.evidence) for _, f in found] == [("throttle", False)]
+    engine.recall("names-co", "sequential_run", "flag", MONDAY + timedelta(hours=3))
+    # Lookups never count as searches, whatever their event says.
     lookup = LookupEvent(
-        ts=MONDAY + timedelta(seconds=50),
+        ts=MONDAY + timedelta(hours=3),
         account="names-co",
         key="names-co-k",
         ip="198.51.100.7",
         number="+4722200000",
         outcome="hit",
+        listings=50,
+        full_page=True,
     )
     assert engine.observe(lookup) == []
-    assert engine.events_seen("names-co") == 40
-    assert len(engine.observe(search(MONDAY + timedelta(seconds=60)))) == 1
+    assert engine.events_seen("names-co") == 71
 
 
 def test_a_measure_lasts_while_the_account_searches_and_goes_after_the_known_days() -> None:
-    def cleared() -> Engine:
-        engine = Engine()
-        assert observe(engine, pages(MONDAY, 50, timedelta(minutes=5)))
-        engine.reset("names-co")  # 2,500 listings a day is what it does
-        return engine
-
     idle = timedelta(seconds=DEFAULT_POLICY.known_seconds)
     # Back after a fortnight, its measure holds; after the 35 days, it is a new account.
     for away, found in ((timedelta(days=14), False), (idle + timedelta(days=1), True)):
-        engine = cleared()
+        engine = Engine()
+        assert observe(engine, mixed_hour(MONDAY))
+        engine.reset("names-co")
         # Another account's search on the way: the hourly sweep forgets idle accounts.
         engine.observe(search(MONDAY + away - timedelta(hours=2), account="other"))
-        again = observe(engine, pages(MONDAY + away, 50, timedelta(minutes=5)))
-        assert bool(again) is found
+        assert bool(observe(engine, mixed_hour(MONDAY + away))) is found
+
+
+def test_searches_that_find_nothing_keep_the_memory_bounded() -> None:
+    # A search that finds nothing costs nothing of the plan: they are kept per minute.
+    engine = Engine()
+    for i in range(20_000):
+        engine.observe(search(MONDAY + timedelta(seconds=i * 0.5), 0, full=False))
+    engine.observe(search(MONDAY + timedelta(hours=3), 0, full=False))
+    state = engine._accounts["names-co"]  # the memory under test
+    assert state.searches is not None
+    assert len(state.searches.week.minutes) <= 3 * 60 + 2
+    assert state.searches.week.searches == 20_001
 
 
 @pytest.fixture
@@ -215,4 +237,25 @@ def test_a_restarted_monitor_goes_on_counting_a_download_by_name(
     assert restarted.warm(MONDAY + timedelta(hours=1)) == 39
     (finding,) = restarted.submit(events[39:])
     assert (finding.action, finding.evidence["rule"]["listings_in_window"]) == ("suspend", 2000)
+    keys.close()
+
+
+def test_a_restart_keeps_a_cleared_accounts_measure_and_not_its_evidence(
+    store: ComplianceStore, tmp_path: Path
+) -> None:
+    keys = KeyStore(tmp_path / "keys.sqlite")
+    keys.create("names-co", frozenset({"search"}))
+
+    def monitor() -> AbuseMonitor:
+        return AbuseMonitor(EventBuffer(), store, KeyRing(KeyStore(tmp_path / "keys.sqlite")))
+
+    # Two days ago its busy hour was throttled, and compliance has cleared it since.
+    morning = utc_now() - timedelta(days=2)
+    (finding,) = monitor().submit(list(mixed_hour(morning)))
+    store.decisions.decide(store.record(finding), "clear", "officer/k1", "its own desk")
+    restarted = monitor()
+    restarted.warm(utc_now())
+    # That hour is its measure (a live monitor kept it through the clearance), and its
+    # evidence is gone: the same hour now is no finding, nor the next search.
+    assert restarted.submit(list(mixed_hour(utc_now()))) == []
     keys.close()

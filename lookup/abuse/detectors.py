@@ -29,7 +29,7 @@ from lookup.abuse.crossaccount import AddressScans
 from lookup.abuse.events import EPOCH, LookupEvent, national_number
 from lookup.abuse.fastrule import FastRule
 from lookup.abuse.focus import Focus
-from lookup.abuse.harvest import Search, Searches, SearchHarvest
+from lookup.abuse.harvest import SEARCH_HARVEST, Search, Searches, SearchHarvest
 from lookup.abuse.holds import Hold
 from lookup.abuse.missratio import MissRatio
 from lookup.abuse.policy import DEFAULT_POLICY, SEVERITY, Action, Kind, Policy
@@ -70,6 +70,13 @@ def _know(state: AccountState, number: int, t: float, outcome: str | None) -> bo
             known.move_to_end(other)
         state.forget_at = 0.0
     return last is None
+
+
+def _search(event: LookupEvent) -> Search:
+    """A search event as the search-harvest test counts it (an older server's says nothing
+    of what its search returned: none counted)."""
+    t = (event.ts - EPOCH).total_seconds()
+    return Search(event.ts, t, event.key, event.ip, event.listings or 0, bool(event.full_page))
 
 
 class Finding(msgspec.Struct, frozen=True, kw_only=True):
@@ -121,8 +128,7 @@ class Engine:
         known = state.known if state is not None else OrderedDict[int, float]()
         searches = state.searches if state is not None else None
         if searches is not None:
-            # Cleared, what its searches took is a measure of what it does.
-            searches.restart(measure=True)
+            searches.restart()
         if known or washing_cleared or searches:
             self._accounts[account] = AccountState(
                 known=known, washing_cleared=washing_cleared, searches=searches
@@ -138,7 +144,7 @@ class Engine:
         if state is None:
             return
         if state.searches is not None:
-            state.searches.restart(measure=False)
+            state.searches.restart()
         self._accounts[account] = AccountState(
             known=state.known,
             seq=state.seq,
@@ -255,7 +261,7 @@ class Engine:
         """Know that a finding fired at `ts` (a warm restart's, recorded before it): the
         replayed window may not raise it again, and a rule must not fire twice for it.
         `hold`: the block it held; `enforced`: whether its action was taken."""
-        slot = pattern if pattern in (WASHING, KNOWN_TURNS) else kind
+        slot = pattern if pattern in (WASHING, KNOWN_TURNS, SEARCH_HARVEST) else kind
         state = self._accounts.setdefault(account, AccountState())
         t = (ts - EPOCH).total_seconds()
         state.fired[slot] = max(state.fired.get(slot, (0, 0.0)), (SEVERITY[Action(action)], t))
@@ -291,7 +297,7 @@ class Engine:
             state = self._accounts[event.account] = AccountState()
         self._events_seen[event.account] = self._events_seen.get(event.account, 0) + 1
         if event.endpoint == "search":
-            return self._searched(state, event, t)
+            return self._searched(state, event)
         number = event.looked_up()
         if number is None:
             return []
@@ -344,6 +350,7 @@ class Engine:
         evidence_of: Callable[[], dict[str, Any]],
         *,
         apart: str | None = None,
+        alone: str | None = None,
         hold: Hold | None = None,
     ) -> Finding | None:
         """A finding only when it raises the severity reached for its kind, or holds a block
@@ -352,12 +359,14 @@ class Engine:
         Evidence is built only then: rules re-check on every event, and
         building it each time would make the cost grow with the evidence.
         `apart`: the slot of a rule that only flags, and neither corroborates
-        another rule nor is corroborated (list washing).
+        another rule nor is corroborated (list washing); `alone`: the slot of one that
+        acts as the policy says, but neither corroborates nor is corroborated either (the
+        search-harvest test: its evidence is of searches, the others' of numbers).
         """
         now, window = (event.ts - EPOCH).total_seconds(), self.policy.window_seconds
         live = {k: severity for k, (severity, at) in state.fired.items() if now - at <= window}
-        slot = apart or kind
-        others = [] if apart else sorted(k for k in live if k != kind and k in _KINDS)
+        slot = apart or alone or kind
+        others = [] if apart or alone else sorted(k for k in live if k != kind and k in _KINDS)
         turns = self._held_before(state, hold, now)
         action = (
             Action.FLAG
@@ -441,17 +450,36 @@ class Engine:
             state.ledger.leave(number)
         state.forget_at = 0.0  # nothing left: the next number sets it
 
-    def _searched(self, state: AccountState, event: LookupEvent, t: float) -> list[Finding]:
+    def remember_search(self, event: LookupEvent) -> None:
+        """Count a name search in its account's windows without judging it (a warm
+        restart's, from before compliance last cleared the account: part of its measure,
+        no evidence; `restart_searches` then empties the windows, as the clearance did)."""
+        state = self._accounts.setdefault(event.account, AccountState())
+        if state.searches is None:
+            state.searches = Searches()
+        state.searches.add(_search(event), self.policy.search_baseline_lag_seconds)
+
+    def restart_searches(self, account: str) -> None:
+        """Empty an account's search windows, its measure kept (see `remember_search`)."""
+        state = self._accounts.get(account)
+        if state is not None and state.searches is not None:
+            state.searches.restart()
+
+    def _searched(self, state: AccountState, event: LookupEvent) -> list[Finding]:
         """The search-harvest test's findings on a name search."""
         if state.searches is None:
             state.searches = Searches()
-        search = Search(event.ts, t, event.key, event.ip, event.listings, event.full_page)
         return [
             finding
-            for verdict in self._harvest.check(state.searches, search)
+            for verdict in self._harvest.check(state.searches, _search(event))
             if (
                 finding := self._escalate(
-                    state, event, verdict.kind, verdict.strong, verdict.evidence
+                    state,
+                    event,
+                    verdict.kind,
+                    verdict.strong,
+                    verdict.evidence,
+                    alone=SEARCH_HARVEST,
                 )
             )
             is not None

@@ -95,7 +95,7 @@ def run(
             result.seen += 1
             caught = result.actor.flag_only and result.flagged_after is not None
             if scraping and not caught and event.endpoint == "search":
-                result.searched += event.listings
+                result.searched += event.listings or 0
             elif event.outcome == "hit" and scraping and not caught and not result.refused(event):
                 result.extracted.add(event.number)
         for finding in engine.observe(event):

@@ -55,9 +55,10 @@ class LookupEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     would have answered, for the detectors, but nothing was disclosed. None: not known (an
     event of a server from before it was said, on the stream to a newer monitor). Not part
     of the replay's events (the detectors read it not)."""
-    listings: int = 0
-    """For a search: how many listings it returned (none for a number lookup)."""
-    full_page: bool = False
+    listings: int | None = None
+    """For a search: how many listings it returned. None for a number lookup, and for a
+    search of a server from before it was said."""
+    full_page: bool | None = None
     """For a search: its results stopped at its `limit`, more matched than it returned."""
 
     def looked_up(self) -> int | None:

@@ -8,8 +8,10 @@ test counts the listings searches returned, over an hour, a day and a week, and 
 when full pages brought most of them and they pass a bar that is the account's own:
 a multiple of its busiest such window at least a day before, never under a floor.
 An hour over its bar throttles (the search plan is cut with the account's limits); a
-day or a week over its bar suspends, and so does a day's lower floor when nearly every
-listing came in a full page.
+day or a week over its bar suspends, and so does a day's lower floor, whatever the
+account's measure, when nearly every listing came in a full page. The test stands
+apart from the lookup rules: a finding of one does not corroborate the other's (a
+support desk and a CRM with unusual callers are one customer).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from itertools import islice
 from typing import Any, Final, NamedTuple
 
 from lookup.abuse.policy import Kind, Policy, Verdict
@@ -35,7 +36,7 @@ EVIDENCE_SEARCHES: Final = 50
 
 
 class Search(NamedTuple):
-    """One answered name search, as the test keeps it (not its query: that is in the
+    """One answered name search, as the test quotes it (not its query: that is in the
     lookup log, where a data subject's erasure reaches it)."""
 
     ts: datetime
@@ -49,15 +50,21 @@ class Search(NamedTuple):
 @dataclass(slots=True)
 class Tally:
     """Listings searches returned within a sliding window, and the account's busiest
-    windows that ended long enough ago to be its measure."""
+    windows that ended long enough ago to be its measure.
+
+    Kept per minute of searches, so an account's memory is bounded by the window's
+    minutes whatever it sends (a search that finds nothing costs it nothing of its plan).
+    """
 
     seconds: float
-    searches: deque[Search] = field(default_factory=deque)
+    minutes: deque[list[int]] = field(default_factory=deque)
+    """[minute, listings, of them in full pages, searches], oldest first."""
     listings: int = 0
     full: int = 0
     """Of `listings`, those that came in full pages."""
+    searches: int = 0
     bucket: int = -1
-    """The clock window (hour, day) of the last search, ..."""
+    """The clock window (hour, day, week) of the last search, ..."""
     peak: int = 0
     """... and the most listings the sliding window held during it."""
     past: deque[tuple[int, int]] = field(default_factory=deque)
@@ -67,9 +74,17 @@ class Tally:
 
     def add(self, search: Search, lag_seconds: float) -> None:
         """Slide the window over one more search."""
-        self.searches.append(search)
+        minute = int(search.t // 60)
+        full = search.listings if search.full_page else 0
+        if self.minutes and self.minutes[-1][0] == minute:
+            self.minutes[-1][1] += search.listings
+            self.minutes[-1][2] += full
+            self.minutes[-1][3] += 1
+        else:
+            self.minutes.append([minute, search.listings, full, 1])
         self.listings += search.listings
-        self.full += search.listings if search.full_page else 0
+        self.full += full
+        self.searches += 1
         self.expire(search.t)
         bucket = int(search.t // self.seconds)
         if bucket != self.bucket:
@@ -85,21 +100,18 @@ class Tally:
         self.peak = max(self.peak, self.listings)
 
     def expire(self, now: float) -> None:
-        """Drop the searches that fell out of the window."""
-        while self.searches and self.searches[0].t <= now - self.seconds:
-            old = self.searches.popleft()
-            self.listings -= old.listings
-            self.full -= old.listings if old.full_page else 0
+        """Drop the minutes that fell out of the window."""
+        while self.minutes and (self.minutes[0][0] + 1) * 60 <= now - self.seconds:
+            _, listings, full, searches = self.minutes.popleft()
+            self.listings -= listings
+            self.full -= full
+            self.searches -= searches
 
-    def restart(self, *, measure: bool) -> None:
-        """Empty the window, its history kept (its busiest so far counts as before);
-        `measure`: what it took (compliance cleared it) is the account's own measure now."""
-        if measure:
-            self.baseline = max(self.baseline, self.peak, *(peak for _, peak in self.past))
-            self.past.clear()
-            self.peak = 0
-        self.searches.clear()
-        self.listings = self.full = 0
+    def restart(self) -> None:
+        """Empty the window: what it held is no evidence any more, but its busiest so far
+        counts towards the account's measure as before."""
+        self.minutes.clear()
+        self.listings = self.full = self.searches = 0
 
 
 @dataclass(slots=True)
@@ -109,13 +121,24 @@ class Searches:
     hour: Tally = field(default_factory=lambda: Tally(HOUR))
     day: Tally = field(default_factory=lambda: Tally(DAY))
     week: Tally = field(default_factory=lambda: Tally(WEEK))
+    trail: deque[Search] = field(default_factory=lambda: deque(maxlen=EVIDENCE_SEARCHES))
+    """Its last searches, as a finding quotes them."""
     last: float = 0.0
     """When its last search was (its state is forgotten `known_seconds` after)."""
 
-    def restart(self, *, measure: bool) -> None:
-        """Start every window afresh (see `Tally.restart`)."""
+    def add(self, search: Search, lag_seconds: float) -> None:
+        """Count one search in every window."""
+        self.last = search.t
+        self.trail.append(search)
         for tally in self.tallies():
-            tally.restart(measure=measure)
+            tally.add(search, lag_seconds)
+
+    def restart(self) -> None:
+        """Start every window afresh (compliance cleared the account, or it came back from
+        `review`), its measure kept."""
+        self.trail.clear()
+        for tally in self.tallies():
+            tally.restart()
 
     def tallies(self) -> tuple[Tally, Tally, Tally]:
         """Its windows, the longest first."""
@@ -129,17 +152,18 @@ class SearchHarvest:
         self.policy = policy
 
     def check(self, searches: Searches, search: Search) -> list[Verdict]:
-        """Count one search's listings; a verdict when a window passes its bar (the week's
-        and the day's, which suspend, before the hour's)."""
+        """Count one search's listings; a verdict when a window passes its bar (those that
+        suspend before the hour's)."""
         policy = self.policy
-        searches.last = search.t
-        for tally in searches.tallies():
-            tally.add(search, policy.search_baseline_lag_seconds)
-        factor = policy.search_factor
+        searches.add(search, policy.search_baseline_lag_seconds)
         for tier, tally, floor, share, strong in self._tiers(searches):
-            bound = max(floor, round(factor * tally.baseline))
+            # The full-pages tier asks nearly every listing in full pages, and no measure:
+            # a measure counts listings whatever their pages, so a download diluted for
+            # weeks would raise it.
+            measure = 0 if tier == PAGES else round(policy.search_factor * tally.baseline)
+            bound = max(floor, measure)
             if tally.listings >= bound and tally.full >= share * tally.listings:
-                evidence = self._evidence(tier, tally, bound, share)
+                evidence = self._evidence(tier, tally, bound, share, searches.trail)
                 return [Verdict(Kind.DISTINCT_VELOCITY, strong, evidence)]
         return []
 
@@ -155,7 +179,7 @@ class SearchHarvest:
         )
 
     def _evidence(
-        self, tier: str, tally: Tally, bound: int, share: float
+        self, tier: str, tally: Tally, bound: int, share: float, trail: deque[Search]
     ) -> Callable[[], dict[str, Any]]:
         """The finding's figures and the searches behind it (built only for a finding,
         before the window moves again)."""
@@ -166,11 +190,11 @@ class SearchHarvest:
                     "pattern": SEARCH_HARVEST,
                     "tier": tier,
                     "window_seconds": round(tally.seconds),
-                    "searches_in_window": len(tally.searches),
+                    "searches_in_window": tally.searches,
                     "listings_in_window": tally.listings,
                     "from_full_pages": tally.full,
                     "full_share_at_least": share,
-                    "account_busiest_past_window": tally.baseline,
+                    "account_busiest_past_window": 0 if tier == PAGES else tally.baseline,
                     "bound": bound,
                 },
                 "searches": [
@@ -181,8 +205,8 @@ class SearchHarvest:
                         "listings": item.listings,
                         "full_page": item.full_page,
                     }
-                    for item in islice(reversed(tally.searches), EVIDENCE_SEARCHES)
-                ][::-1],
+                    for item in trail
+                ],
             }
 
         return evidence

@@ -28,7 +28,7 @@ _LOG_SCHEMA: Final = pa.schema(
 )
 """Columns of `lookup_log`, in the order of `LookupEvent`'s fields. `held` is null in the
 rows logged before it was (`holds.mark_held` tells them by the findings' times), and so are
-`listings` and `full_page` (what a search returned)."""
+`listings` and `full_page` (what a search returned; null for number lookups too)."""
 _STRINGS: Final = slice(1, 7)
 """The string columns among them (account to endpoint)."""
 TIMELINE_BEFORE: Final = 50
@@ -271,9 +271,8 @@ class LookupLog:
         # (a week's replay takes seconds), and `into` may use the store.
         with self._file.cursor() as con:
             relation = con.sql(
-                "SELECT ts, account, key, ip, number, outcome, endpoint, "
-                "coalesce(listings, 0), coalesce(full_page, false) FROM lookup_log "
-                "WHERE ts >= ? ORDER BY ts",
+                "SELECT ts, account, key, ip, number, outcome, endpoint, listings, full_page "
+                "FROM lookup_log WHERE ts >= ? ORDER BY ts",
                 params=[since],
             )
             for batch in relation.to_arrow_reader(50_000):

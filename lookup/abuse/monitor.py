@@ -238,14 +238,24 @@ class AbuseMonitor:
         since = now - timedelta(seconds=policy.window_seconds)
         fresh = self.store.decisions.fresh_starts()
 
+        # Searches from before an account's fresh start are its measure, not evidence: they
+        # are counted, and its windows start afresh before its first event after it.
+        restarting: set[str] = set()
+
         def observe_quietly(event: LookupEvent) -> None:
             if self._allowed(event.ip):
                 return
             start = fresh.get(event.account)
             if start is None or event.ts > start:
+                if event.account in restarting:
+                    restarting.discard(event.account)
+                    self.engine.restart_searches(event.account)
                 self._observe(event)
             elif event.looked_up() is not None:
                 self.engine.remember(event.account, event.number, event.ts)
+            elif event.endpoint == "search":
+                self.engine.remember_search(event)
+                restarting.add(event.account)
 
         with self._lock:
             # Lookups made before an erasure may still arrive (sent again to this monitor).
@@ -264,6 +274,8 @@ class AbuseMonitor:
                 counted = None if (account, number) in had else outcome
                 self.engine.remember(account, number, last, counted)
             replayed = self.store.log.replay(since, observe_quietly)
+            for account in restarting:
+                self.engine.restart_searches(account)
             # The replay starts in the middle of the evidence of some findings (a washing
             # flag's days, a scan's first numbers): their rules must still know they fired.
             for (

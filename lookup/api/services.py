@@ -80,8 +80,8 @@ class Services:
         endpoint: Endpoint = "numbers",
         *,
         held: bool = False,
-        listings: int = 0,
-        full_page: bool = False,
+        listings: int | None = None,
+        full_page: bool | None = None,
     ) -> None:
         """Queue the event of an answered request (a list append: the request never waits);
         `held`: refused as in a held block; `listings`, `full_page`: what a search returned."""
