@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -217,15 +217,18 @@ def store(tmp_path: Path) -> Iterator[ComplianceStore]:
     store.close()
 
 
-def test_a_restarted_monitor_goes_on_counting_a_download_by_name(
-    store: ComplianceStore, tmp_path: Path
-) -> None:
+@pytest.fixture
+def monitor(store: ComplianceStore, tmp_path: Path) -> Iterator[Callable[[], AbuseMonitor]]:
+    """Starts a monitor on the store (again: a restart), names-co's account in its keys."""
     keys = KeyStore(tmp_path / "keys.sqlite")
     keys.create("names-co", frozenset({"search"}))
+    yield lambda: AbuseMonitor(EventBuffer(), store, KeyRing(KeyStore(tmp_path / "keys.sqlite")))
+    keys.close()
 
-    def monitor() -> AbuseMonitor:
-        return AbuseMonitor(EventBuffer(), store, KeyRing(KeyStore(tmp_path / "keys.sqlite")))
 
+def test_a_restarted_monitor_goes_on_counting_a_download_by_name(
+    store: ComplianceStore, monitor: Callable[[], AbuseMonitor]
+) -> None:
     events = list(pages(MONDAY, 40, timedelta(seconds=90)))
     assert monitor().submit(events[:39]) == []
     # What each search returned is logged with it.
@@ -237,18 +240,11 @@ def test_a_restarted_monitor_goes_on_counting_a_download_by_name(
     assert restarted.warm(MONDAY + timedelta(hours=1)) == 39
     (finding,) = restarted.submit(events[39:])
     assert (finding.action, finding.evidence["rule"]["listings_in_window"]) == ("suspend", 2000)
-    keys.close()
 
 
 def test_a_restart_keeps_a_cleared_accounts_measure_and_not_its_evidence(
-    store: ComplianceStore, tmp_path: Path
+    store: ComplianceStore, monitor: Callable[[], AbuseMonitor]
 ) -> None:
-    keys = KeyStore(tmp_path / "keys.sqlite")
-    keys.create("names-co", frozenset({"search"}))
-
-    def monitor() -> AbuseMonitor:
-        return AbuseMonitor(EventBuffer(), store, KeyRing(KeyStore(tmp_path / "keys.sqlite")))
-
     # Two days ago its busy hour was throttled, and compliance has cleared it since.
     morning = utc_now() - timedelta(days=2)
     (finding,) = monitor().submit(list(mixed_hour(morning)))
@@ -258,4 +254,3 @@ def test_a_restart_keeps_a_cleared_accounts_measure_and_not_its_evidence(
     # That hour is its measure (a live monitor kept it through the clearance), and its
     # evidence is gone: the same hour now is no finding, nor the next search.
     assert restarted.submit(list(mixed_hour(utc_now()))) == []
-    keys.close()
