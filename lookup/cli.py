@@ -126,6 +126,11 @@ def _parser() -> argparse.ArgumentParser:
     plan = key_commands.add_parser("plan", help="set an account's rate limits")
     plan.add_argument("--org", required=True)
     plan.add_argument("--plan", required=True, help="e.g. '20/second;600/minute', or 'default'")
+    plan.add_argument(
+        "--search",
+        action="store_true",
+        help="the plan of the listings its name searches return, e.g. '5000/hour;30000/day'",
+    )
     policy = key_commands.add_parser("policy", help="how abuse findings act on an account")
     policy.add_argument("--org", required=True)
     policy.add_argument(
@@ -495,8 +500,9 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
                 plan = None if args.plan == "default" else args.plan
                 if plan is not None:
                     parse_plan(plan)
-                store.set_plan(args.org, plan)
-                print(f"{store.stored_name(args.org)}: rate limits {plan or 'default'}")
+                store.set_plan(args.org, plan, search=args.search)
+                limits = "search limits" if args.search else "rate limits"
+                print(f"{store.stored_name(args.org)}: {limits} {plan or 'default'}")
             case "policy":
                 store.set_enforcement(args.org, args.enforce)
                 print(f"{store.stored_name(args.org)}: abuse findings {args.enforce}")

@@ -75,6 +75,8 @@ class Account(msgspec.Struct, frozen=True):
     """When the customer relationship ended (its keys were revoked then)."""
     holds: frozenset[Hold] = frozenset()
     """Allocation blocks the account's lookups are refused in, pending review."""
+    search_plan: str | None = None
+    """The listings its name searches may return (None: `LOOKUP_PLAN_SEARCH`)."""
 
 
 class ApiKey(msgspec.Struct, frozen=True):
@@ -148,6 +150,7 @@ _ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("retention_months", "INTEGER"),
     ("ended_at", "TEXT"),
     ("held", "TEXT NOT NULL DEFAULT ''"),
+    ("search_plan", "TEXT"),
 )
 """Columns of `accounts` added after its first version, for `KeyStore._migrate`."""
 
@@ -326,7 +329,7 @@ class KeyStore:
         """Every account by name."""
         rows = self._con.execute(
             "SELECT name, status, plan, status_reason, allow, enforcement, retention_months, "
-            "ended_at, held FROM accounts"
+            "ended_at, held, search_plan FROM accounts"
         )
         return {
             name: Account(
@@ -339,8 +342,20 @@ class KeyStore:
                 retention,
                 datetime.fromisoformat(ended) if ended else None,
                 frozenset(map(Hold.parse, held.split(","))) if held else frozenset(),
+                search_plan,
             )
-            for name, status, plan, reason, allow, enforcement, retention, ended, held in rows
+            for (
+                name,
+                status,
+                plan,
+                reason,
+                allow,
+                enforcement,
+                retention,
+                ended,
+                held,
+                search_plan,
+            ) in rows
         }
 
     def set_enforcement(self, account: str, enforcement: str) -> None:
@@ -407,12 +422,14 @@ class KeyStore:
         if cursor.rowcount == 0:
             raise KeyStoreError(f"no account named {account!r}")
 
-    def set_plan(self, account: str, plan: str | None) -> None:
-        """Give an account its own rate limits (None: back to the default plan)."""
+    def set_plan(self, account: str, plan: str | None, *, search: bool = False) -> None:
+        """Give an account its own rate limits (None: back to the default plan); `search`:
+        its search plan, the listings its name searches may return."""
         account = self.stored_name(account)
+        column = "search_plan" if search else "plan"
         with self._con:
             cursor = self._con.execute(
-                "UPDATE accounts SET plan = ? WHERE name = ?", (plan, account)
+                f"UPDATE accounts SET {column} = ? WHERE name = ?", (plan, account)
             )
         self._wrote()
         if cursor.rowcount == 0:

@@ -400,6 +400,34 @@ def test_account_plans_and_throttling_change_the_limits(data_dir: Path) -> None:
         assert cut["throttled"] is True and "pending a compliance review" in cut["detail"]
 
 
+def test_an_account_search_plan_replaces_the_default_for_that_account_only(
+    data_dir: Path,
+) -> None:
+    settings = make_settings(data_dir, plan_search="40/hour")
+    desk = new_key(settings, roles="search", org="desk-co")
+    other = new_key(settings, roles="search")
+    store = KeyStore(settings.keys_path)
+    store.set_plan("desk-co", "100/hour;500/day", search=True)
+    store.close()
+    for clients in _start(settings):
+
+        def search(token: str, clients: Clients = clients) -> Any:
+            return clients.public.get(
+                "/v1/search",
+                params={"name": "Navn", "limit": "20"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+
+        # 20 listings a search: the default lets two through, the desk's own plan five.
+        assert [search(other).status_code for _ in range(3)] == [200, 200, 429]
+        answers = [search(desk) for _ in range(6)]
+        assert [a.status_code for a in answers] == [200] * 5 + [429]
+        assert '"search-3600s";q=100;w=3600' in answers[0].headers["ratelimit-policy"]
+        assert '"search-86400s";q=500;w=86400' in answers[0].headers["ratelimit-policy"]
+        refused = problem_of(answers[-1], 429, "rate-limited")
+        assert (refused["scope"], refused["limit"]) == ("search", 100)
+
+
 def test_a_download_by_name_search_is_paused_within_a_second_and_its_pages_reviewed(
     clients: Clients, data_dir: Path
 ) -> None:

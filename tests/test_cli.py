@@ -482,6 +482,17 @@ def test_account_plans_and_allow_lists_are_set_from_the_command_line(tmp_path: P
         refused = lookup("keys", "plan", "--org", "acme", "--plan", plan, data_dir=tmp_path)
         assert refused.returncode == 1 and reason in refused.stderr, (plan, refused.stderr)
         assert refused.stderr.count("\n") == 1, refused.stderr
+    # Its own search plan: the listings its name searches may return, checked alike.
+    search = ("keys", "plan", "--org", "acme", "--search", "--plan")
+    ok = lookup(*search, "5000/hour;30000/day", data_dir=tmp_path)
+    assert ok.stdout == "acme: search limits 5000/hour;30000/day\n"
+    refused = lookup(*search, "5/second;0/day", data_dir=tmp_path)
+    assert refused.returncode == 1 and "at least 1 request" in refused.stderr
+    store = KeyStore(tmp_path / "keys.sqlite3")
+    account = store.accounts()["acme"]
+    store.close()
+    assert (account.plan, account.search_plan) == ("5/second;100/minute", "5000/hour;30000/day")
+    assert lookup(*search, "default", data_dir=tmp_path).stdout == "acme: search limits default\n"
     most = ("keys", "plan", "--org", "acme", "--plan", "999999999999999/second")
     assert lookup(*most, data_dir=tmp_path).returncode == 0
     nobody = lookup("keys", "plan", "--org", "nobody", "--plan", "1/second", data_dir=tmp_path)

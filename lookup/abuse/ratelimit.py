@@ -305,14 +305,18 @@ class RateLimiter:
         items = plan_limits(self.config.verify_plan)
         self._take([(VERIFY, items, ("verify", account, number))])
 
-    def reserve_search(self, account: str, listings: int, *, throttled: bool) -> SearchHold:
+    def reserve_search(
+        self, account: str, listings: int, *, throttled: bool, plan: str | None = None
+    ) -> SearchHold:
         """Take `listings` (a search's `limit`) from every window of the account's search
-        plan before the search runs, or raise `RateLimited` when a window was spent already
-        (what it took given back). Taken first, searches sent together cannot all pass a
-        check of what was counted before them; `settle_search` gives back what the search
-        did not return."""
+        plan (`plan`, its own; else the default) before the search runs, or raise
+        `RateLimited` when a window was spent already (what it took given back). Taken
+        first, searches sent together cannot all pass a check of what was counted before
+        them; `settle_search` gives back what the search did not return."""
         divide = self.config.throttle_factor if throttled else 1
-        items = plan_limits(self.config.search_plan, divide)
+        if not plan or not _usable(plan):
+            plan = self.config.search_plan  # as `hit` does with an unusable plan
+        items = plan_limits(plan, divide)
         ids = _search_ids(account)
         counts: list[int] = []
         for item in items:

@@ -95,7 +95,9 @@ class SearchController(Controller):
         throttled = account.status == "throttled"
         # A name search returns up to 50 listings a request: the listings, not the requests,
         # are what a bulk download by name would take.
-        taken = services.limiter.reserve_search(key.account, limit, throttled=throttled)
+        taken = services.limiter.reserve_search(
+            key.account, limit, throttled=throttled, plan=account.search_plan
+        )
 
         def in_held_block(row: int) -> bool:
             return held(holds, int(snapshot.number(row))) is not None
