@@ -282,12 +282,18 @@ def _lookups_until(
     seen: Callable[[AccountResult], int | None],
 ) -> int | None:
     """The strategy's lookups, all its accounts' in time order, until the first of them was
-    stopped or flagged (`seen`: the events of an account until then)."""
-    moments = [
-        actor.events[after - 1].ts
-        for actor in actors
-        if (after := seen(results[actor.account])) is not None
-    ]
+    stopped or flagged (`seen`: the events of an account until then). A finding can name
+    an account at another's lookup (a block split between accounts): it counts from that
+    lookup, the finding's time."""
+    moments = []
+    for actor in actors:
+        result = results[actor.account]
+        after = seen(result)
+        if after is None:
+            continue
+        moment = actor.events[after - 1].ts
+        # The first finding from the account's own last lookup on: the one that acted.
+        moments.append(min((f.ts for f in result.findings if f.ts >= moment), default=moment))
     if not moments:
         return None
     return sum(event.ts <= min(moments) for actor in actors for event in actor.events)

@@ -16,7 +16,7 @@ rule (`crossaccount`), each name search through the search-harvest test
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from datetime import datetime, timedelta
 from functools import partial
 from itertools import chain, islice
@@ -35,6 +35,7 @@ from lookup.abuse.missratio import MissRatio
 from lookup.abuse.policy import DEFAULT_POLICY, SEVERITY, Action, Kind, Policy
 from lookup.abuse.runs import SequentialRuns
 from lookup.abuse.state import EVIDENCE_NUMBERS, AccountState, Lookup, remembered, trail
+from lookup.abuse.swarm import Swarms
 from lookup.abuse.velocity import Velocity
 from lookup.abuse.washing import DAY_SECONDS, Clearance, Washing
 
@@ -110,6 +111,7 @@ class Engine:
         self._addresses = AddressScans(policy, self._fast, self._knew, self._suspended)
         self._washing = Washing(policy)
         self._harvest = SearchHarvest(policy)
+        self._swarms = Swarms(policy, self._seq)
         self._pruned_at: float | None = None
         # Kept apart from the pruned state: a count never restarts (one int per account).
         self._events_seen: dict[str, int] = {}
@@ -134,6 +136,7 @@ class Engine:
                 known=known, washing_cleared=washing_cleared, searches=searches
             )
         self._addresses.forget(account)
+        self._swarms.forget(account)
 
     def rearm(self, account: str) -> None:
         """Let every rule fire again for an account back on automatic enforcement, whose
@@ -181,6 +184,7 @@ class Engine:
                 for item in remembered(state, national, sizes)
             ),
             self._addresses.lookups(national),
+            self._swarms.lookups(national),
         )
         hidden: dict[int, Lookup] = {}
         for item in everywhere:
@@ -207,6 +211,7 @@ class Engine:
         self._pruned_at = now
         window = self.policy.window_seconds
         self._addresses.prune(now)
+        self._swarms.prune(now)
         self._erasures = {
             number: kept
             for number, erasures in self._erasures.items()
@@ -339,6 +344,7 @@ class Engine:
         if washing is not None:
             findings.append(washing)
         findings.extend(self._across_accounts(event, lookup))
+        findings.extend(self._swarmed(event, lookup))
         return findings
 
     def _escalate(
@@ -528,22 +534,45 @@ class Engine:
         }
 
     def _across_accounts(self, event: LookupEvent, lookup: Lookup) -> list[Finding]:
-        """Findings for the accounts an address's block scan names."""
+        """Findings for the accounts an address's block scan names (only when the rule's
+        suspension criteria hold)."""
+        return self._name(event, self._addresses.observe(lookup), strong=True)
+
+    def _swarmed(self, event: LookupEvent, lookup: Lookup) -> list[Finding]:
+        """Holds of the lookup's block for the new accounts a swarm of it names."""
+        named = self._swarms.observe(lookup)
+        return self._name(event, named, strong=False, hold=Hold.of(lookup.number))
+
+    def _name(
+        self,
+        event: LookupEvent,
+        named: Iterable[tuple[str, Callable[[], dict[str, Any]]]],
+        *,
+        strong: bool,
+        hold: Hold | None = None,
+    ) -> list[Finding]:
+        """`distributed_scan` findings of the accounts a rule across accounts named at
+        another's lookup, each with its evidence."""
         findings = []
-        # An address's scan names an account only when the rule's suspension criteria hold.
-        for account, evidence in self._addresses.observe(lookup):
+        for account, evidence in named:
             finding = self._escalate(
                 self._accounts.setdefault(account, AccountState()),
                 event
                 if account == event.account
                 else msgspec.structs.replace(event, account=account),
                 Kind.DISTRIBUTED_SCAN,
-                True,
+                strong,
                 evidence,
+                hold=hold,
             )
             if finding is not None:
                 findings.append(finding)
         return findings
+
+    def _seq(self, account: str) -> int:
+        """How many new numbers an account has looked up (0: none the engine remembers)."""
+        state = self._accounts.get(account)
+        return state.seq if state is not None else 0
 
     def _suspended(self, account: str, now: float) -> bool:
         """Whether a finding suspended the account within the window before `now`."""

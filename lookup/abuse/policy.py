@@ -362,6 +362,22 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     suspended with it. Accounts taking turns, or relaying the block at its pace, are one
     scan."""
 
+    swarm_tiny: int = 3
+    """New numbers an account may have looked up, all in one allocation block, to count
+    towards a swarm of that block (a block split between accounts issued for it, each on
+    an address of its own); ..."""
+    swarm_accounts: int = 6
+    swarm_numbers: int = 12
+    swarm_misses: float = 0.2
+    """... such accounts, the numbers they hold in it, and the share of misses among them,
+    from which the block is swarmed: each of them, and each like them after, has it held.
+    A customer's first numbers spread over the plan; six new customers whose first few
+    numbers all lie in one block within a day, a fifth of them unlisted, do not happen by
+    chance (a town's integrator taking on its first customers one by one could)."""
+    swarm_seconds: float = 86400
+    """How long an account's first numbers count towards a swarm, and a block stays
+    swarmed once found."""
+
     def __post_init__(self) -> None:
         # The rules read these together and rely on them: a negative chance excess would
         # lower every bound (the block rule skips blocks below the bounds without it).

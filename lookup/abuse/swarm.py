@@ -1,0 +1,154 @@
+"""Blocks split between new accounts on addresses of their own (`distributed_scan`). Pure.
+
+An account issued to take a few numbers of one block, from an address of its own,
+shows nothing by itself: three numbers are a new customer's first callers, and no
+address is shared with another account. Many such accounts in one block are a scan
+split between them: customers' first numbers spread over the plan. So, per
+allocation block, the rule keeps the accounts whose every new number so far (at most
+`swarm_tiny`) lies in the block, within `swarm_seconds`. Once `swarm_accounts` of
+them hold `swarm_numbers` of its numbers, a fifth or more of them misses, the block
+is swarmed: each of them has it held, and so does each account like them that
+comes to it while it stays swarmed. The engine turns what this names into findings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from lookup.abuse.policy import Policy, allocation_size
+from lookup.abuse.state import EVIDENCE_NUMBERS, Lookup, block_label, trail
+
+SWARM = "swarm"
+"""The rule's `rule.pattern` in evidence."""
+Seen = Callable[[str], int]
+"""How many new numbers an account has looked up (its `seq`)."""
+
+
+@dataclass(slots=True)
+class Swarm:
+    """One allocation block's new accounts."""
+
+    members: dict[str, list[Lookup]] = field(default_factory=dict)
+    """Per account whose every new number lay in the block: those lookups, oldest first."""
+    swarmed_at: float | None = None
+    swarmed_ts: datetime | None = None
+    """When it was found swarmed (as `swarmed_at`, the time evidence quotes)."""
+    last: float = 0.0
+
+
+class Swarms:
+    """The per-block state of the swarm rule."""
+
+    def __init__(self, policy: Policy, seen: Seen) -> None:
+        self.policy = policy
+        self._seen = seen
+        self._blocks: dict[tuple[int, int], Swarm] = {}
+
+    def observe(self, lookup: Lookup) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
+        """Count an account's new number; the accounts to hold its block for, with the
+        evidence (all the swarm's when it is found, the newcomer's after)."""
+        policy, account = self.policy, lookup.account
+        seq = self._seen(account)
+        if seq > policy.swarm_tiny:
+            return []
+        size = allocation_size(lookup.number)
+        key = (size, lookup.number // size)
+        swarm = self._blocks.get(key)
+        if swarm is None:
+            if seq > 1:  # its first numbers were in another block
+                return []
+            swarm = self._blocks[key] = Swarm()
+        own = swarm.members.get(account)
+        if own is None and seq > 1:
+            return []
+        swarm.members.setdefault(account, []).append(lookup)
+        swarm.last = lookup.t
+        members = self._members(swarm, lookup.t)
+        if account not in members:
+            return []
+        window = policy.swarm_seconds
+        if swarm.swarmed_at is not None and lookup.t - swarm.swarmed_at <= window:
+            return [(account, self._evidence(key, swarm, members))]
+        numbers = [item for items in members.values() for item in items]
+        misses = sum(item.outcome == "miss" for item in numbers)
+        if (
+            len(members) < policy.swarm_accounts
+            or len(numbers) < policy.swarm_numbers
+            or misses < policy.swarm_misses * len(numbers)
+        ):
+            return []
+        swarm.swarmed_at, swarm.swarmed_ts = lookup.t, lookup.ts
+        evidence = self._evidence(key, swarm, members)
+        return [(name, evidence) for name in sorted(members)]
+
+    def _members(self, swarm: Swarm, now: float) -> dict[str, list[Lookup]]:
+        """The block's accounts that are still new ones with every number in it, their
+        first within the window."""
+        window, tiny = self.policy.swarm_seconds, self.policy.swarm_tiny
+        return {
+            name: items
+            for name, items in swarm.members.items()
+            if now - items[0].t <= window and self._seen(name) == len(items) <= tiny
+        }
+
+    def _evidence(
+        self, key: tuple[int, int], swarm: Swarm, members: dict[str, list[Lookup]]
+    ) -> Callable[[], dict[str, Any]]:
+        """The finding's figures, the block, its accounts, their addresses and lookups."""
+        policy = self.policy
+        lookups = sorted((item for items in members.values() for item in items), key=_time)
+        swarmed = swarm.swarmed_ts
+
+        def evidence() -> dict[str, Any]:
+            return {
+                "rule": {
+                    "pattern": SWARM,
+                    "accounts": len(members),
+                    "accounts_at_least": policy.swarm_accounts,
+                    "numbers": len(lookups),
+                    "numbers_at_least": policy.swarm_numbers,
+                    "misses": sum(item.outcome == "miss" for item in lookups),
+                    "each_account_numbers_at_most": policy.swarm_tiny,
+                    "window_seconds": round(policy.swarm_seconds),
+                    "swarmed_at": swarmed.isoformat() if swarmed is not None else None,
+                },
+                "block": block_label(*reversed(key)),
+                "accounts": sorted(members)[:EVIDENCE_NUMBERS],
+                "ips": sorted({item.ip for item in lookups})[:EVIDENCE_NUMBERS],
+                "lookups": trail(lookups),
+            }
+
+        return evidence
+
+    def forget(self, account: str) -> None:
+        """Forget an account's part in its block (compliance cleared or reinstated it)."""
+        for swarm in self._blocks.values():
+            swarm.members.pop(account, None)
+
+    def lookups(self, number: int) -> Iterator[Lookup]:
+        """The lookups of a number the blocks remember."""
+        size = allocation_size(number)
+        swarm = self._blocks.get((size, number // size))
+        if swarm is not None:
+            for items in swarm.members.values():
+                yield from (item for item in items if item.number == number)
+
+    def prune(self, now: float) -> None:
+        """Drop the blocks and accounts that fell out of the window."""
+        window = self.policy.swarm_seconds
+        for key, swarm in list(self._blocks.items()):
+            swarm.members = {
+                name: items
+                for name, items in swarm.members.items()
+                if now - items[0].t <= window and self._seen(name) <= self.policy.swarm_tiny
+            }
+            swarmed = swarm.swarmed_at is not None and now - swarm.swarmed_at <= window
+            if not swarm.members and not swarmed:
+                del self._blocks[key]
+
+
+def _time(item: Lookup) -> float:
+    return item.t

@@ -1,0 +1,137 @@
+"""The swarm rule: a block split between new accounts, each on an address of its own."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import msgspec
+
+from lookup.abuse.detectors import Engine, Finding
+from lookup.abuse.events import LookupEvent
+from lookup.abuse.policy import DEFAULT_POLICY
+
+T0 = datetime(2026, 11, 2, 9, 0)
+BLOCK = 22_202_000
+
+
+def sybils(
+    count: int, each: int = 3, *, start: datetime = T0, gap: float = 60, seed: int = 1
+) -> Iterator[LookupEvent]:
+    """`count` new accounts, each from its own address, taking `each` numbers of one block
+    in turn, a lookup every `gap` seconds; about a third of the block's numbers unlisted."""
+    rng = random.Random(seed)
+    numbers = rng.sample(range(BLOCK, BLOCK + 1000), count * each)
+    for index, number in enumerate(numbers):
+        account = index // each
+        yield LookupEvent(
+            ts=start + timedelta(seconds=gap * index),
+            account=f"sybil-{account}",
+            key=f"sybil-{account}-k",
+            ip=f"10.1.{account // 250}.{account % 250 + 1}",
+            number=f"+47{number}",
+            outcome="miss" if number % 3 == 0 else "hit",
+        )
+
+
+def observe(engine: Engine, events: Iterator[LookupEvent]) -> list[tuple[int, Finding]]:
+    return [(i, f) for i, event in enumerate(events, 1) for f in engine.observe(event)]
+
+
+def test_new_accounts_splitting_a_block_have_it_held_each() -> None:
+    found = observe(Engine(), sybils(40))
+    # The sixth account's first number makes six accounts and 16 numbers, a third missed:
+    # each of the six has the block held at once; each account after, at its first number.
+    first = [f for i, f in found if i == 16]
+    assert sorted(f.account for f in first) == [f"sybil-{i}" for i in range(6)]
+    assert {(f.kind, f.action, f.evidence["hold"]) for f in first} == {
+        ("distributed_scan", "throttle", "+4722202000..999")
+    }
+    rule = first[0].evidence["rule"]
+    assert (rule["pattern"], rule["accounts"], rule["numbers"]) == ("swarm", 6, 16)
+    assert first[0].evidence["block"] == "+4722202000..999"
+    assert len(first[0].evidence["ips"]) == 6 and len(first[0].evidence["lookups"]) == 16
+    later = {f.account: i for i, f in found if i > 16}
+    assert later == {f"sybil-{a}": 3 * a + 1 for a in range(6, 40)}
+
+
+def test_a_swarm_needs_misses_and_enough_accounts() -> None:
+    # All listed numbers: a town's new customers' first callers, not a scan of it.
+    listed = (msgspec.structs.replace(event, outcome="hit") for event in sybils(40))
+    assert observe(Engine(), listed) == []
+    # Five accounts, however many numbers each would take, are under the bar.
+    assert observe(Engine(), sybils(5)) == []
+
+
+def test_an_account_with_numbers_elsewhere_is_no_part_of_a_swarm() -> None:
+    engine = Engine()
+    # A customer whose first caller was in another block, then two in this one.
+    elsewhere = LookupEvent(
+        ts=T0 - timedelta(minutes=5),
+        account="sybil-0",
+        key="k",
+        ip="192.0.2.1",
+        number="+4791234567",
+        outcome="hit",
+    )
+    engine.observe(elsewhere)
+    found = observe(engine, sybils(40))
+    assert "sybil-0" not in {f.account for _, f in found}
+    # Without it the block is swarmed at the seventh account's first number instead.
+    assert min(i for i, _ in found) == 19
+
+
+def test_accounts_that_went_on_elsewhere_leave_the_swarm() -> None:
+    # Accounts with a fourth number (anywhere) are customers growing, not issued for a
+    # block: six such accounts are no swarm.
+    engine = Engine()
+    events = list(sybils(6))
+    for account in range(6):
+        events.insert(
+            3 * account + 3 + account,
+            LookupEvent(
+                ts=events[3 * account + 2 + account].ts + timedelta(seconds=1),
+                account=f"sybil-{account}",
+                key="k",
+                ip="10.9.9.9",
+                number=f"+479{account:07d}",
+                outcome="hit",
+            ),
+        )
+    assert observe(engine, iter(events)) == []
+
+
+def test_the_first_numbers_of_new_customers_spread_over_the_plan_are_no_swarm() -> None:
+    # A thousand new accounts a day, three numbers each from anywhere in the plan.
+    rng = random.Random(3)
+    events = [
+        LookupEvent(
+            ts=T0 + timedelta(seconds=30 * i),
+            account=f"new-{i // 3}",
+            key="k",
+            ip=f"10.2.{i // 750}.{i // 3 % 250 + 1}",
+            number=f"+47{rng.choice([2, 3, 5, 6, 7, 4, 9])}{rng.randrange(10**7):07d}",
+            outcome="miss" if rng.random() < 0.35 else "hit",
+        )
+        for i in range(3000)
+    ]
+    assert observe(Engine(), iter(events)) == []
+
+
+def test_a_swarm_lasts_a_window_and_compliance_clearing_an_account_takes_it_out() -> None:
+    engine = Engine()
+    assert observe(engine, sybils(6))
+    engine.reset("sybil-5")
+    # A day after, the block is swarmed no more, and its first accounts count no more.
+    later = T0 + timedelta(seconds=DEFAULT_POLICY.swarm_seconds + 3600)
+    assert observe(engine, sybils(5, start=later, seed=2)) == []
+
+
+def test_an_erased_number_is_quoted_as_erased_in_a_swarms_evidence() -> None:
+    engine = Engine()
+    events = list(sybils(6))
+    engine.erase(events[0].number, T0 + timedelta(hours=1))
+    found = observe(engine, iter(events))
+    quoted = [item["number"] for item in found[0][1].evidence["lookups"]]
+    assert quoted[0] == "erased" and events[0].number not in str(found[0][1].evidence)
