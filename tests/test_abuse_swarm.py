@@ -17,19 +17,27 @@ BLOCK = 22_202_000
 
 
 def sybils(
-    count: int, each: int = 3, *, start: datetime = T0, gap: float = 60, seed: int = 1
+    count: int,
+    each: int = 3,
+    *,
+    start: datetime = T0,
+    gap: float = 60,
+    seed: int = 1,
+    name: str = "sybil",
+    ip: str | None = None,
 ) -> Iterator[LookupEvent]:
-    """`count` new accounts, each from its own address, taking `each` numbers of one block
-    in turn, a lookup every `gap` seconds; about a third of the block's numbers unlisted."""
+    """`count` new accounts, each from its own address (or all from `ip`), taking `each`
+    numbers of one block in turn, a lookup every `gap` seconds; about a third of the
+    block's numbers unlisted."""
     rng = random.Random(seed)
     numbers = rng.sample(range(BLOCK, BLOCK + 1000), count * each)
     for index, number in enumerate(numbers):
         account = index // each
         yield LookupEvent(
             ts=start + timedelta(seconds=gap * index),
-            account=f"sybil-{account}",
-            key=f"sybil-{account}-k",
-            ip=f"10.1.{account // 250}.{account % 250 + 1}",
+            account=f"{name}-{account}",
+            key=f"{name}-{account}-k",
+            ip=ip or f"10.1.{account // 250}.{account % 250 + 1}",
             number=f"+47{number}",
             outcome="miss" if number % 3 == 0 else "hit",
         )
@@ -122,10 +130,58 @@ def test_the_first_numbers_of_new_customers_spread_over_the_plan_are_no_swarm() 
 def test_a_swarm_lasts_a_window_and_compliance_clearing_an_account_takes_it_out() -> None:
     engine = Engine()
     assert observe(engine, sybils(6))
+    # Cleared, an account keeps the numbers it has: its next new one in the block is a
+    # customer's fourth number, no swarm's.
     engine.reset("sybil-5")
-    # A day after, the block is swarmed no more, and its first accounts count no more.
+    fourth = LookupEvent(
+        ts=T0 + timedelta(hours=1),
+        account="sybil-5",
+        key="k",
+        ip="10.1.0.6",
+        number="+4722202999",
+        outcome="miss",
+    )
+    assert engine.observe(fourth) == []
+    # Within the day, a new account's first number there has it held; a day after, new
+    # accounts need six of their own again.
+    assert len(observe(engine, sybils(1, start=T0 + timedelta(hours=2), name="new"))) == 1
     later = T0 + timedelta(seconds=DEFAULT_POLICY.swarm_seconds + 3600)
-    assert observe(engine, sybils(5, start=later, seed=2)) == []
+    assert observe(engine, sybils(5, start=later, seed=2, name="later")) == []
+    assert observe(engine, sybils(6, start=later, seed=2, name="again"))
+
+
+def test_customers_with_numbers_remembered_over_a_restart_are_no_new_accounts() -> None:
+    # Six shops with a month's callers (as a restarted monitor remembers them from the
+    # lookup log), each with two new callers today from one town block, one unlisted.
+    engine = Engine()
+    for shop in range(6):
+        for number in range(30):
+            engine.remember(
+                f"shop-{shop}", f"+4791{shop:02d}{number:04d}", T0 - timedelta(days=10), "hit"
+            )
+    assert observe(engine, sybils(6, each=2, name="shop")) == []
+
+
+def test_one_addresss_accounts_are_the_address_rules_not_a_swarm() -> None:
+    # A SaaS integrator's new customers behind its address, each trying its two test
+    # numbers (one unlisted), then their first callers from its town's block.
+    tests = ("+4721279000", "+4721279003")
+    trials = [
+        LookupEvent(
+            ts=T0 + timedelta(seconds=10 * i),
+            account=f"saas-{i // 2}",
+            key="k",
+            ip="192.0.2.10",
+            number=tests[i % 2],
+            outcome="miss" if i % 2 else "hit",
+        )
+        for i in range(12)
+    ]
+    assert observe(Engine(), iter(trials)) == []
+    # Accounts splitting a block from one address: the address rule's (it suspends them).
+    found = observe(Engine(), sybils(8, each=2, ip="192.0.2.10"))
+    assert found
+    assert {f.evidence["rule"].get("pattern") for _, f in found} == {None}
 
 
 def test_an_erased_number_is_quoted_as_erased_in_a_swarms_evidence() -> None:

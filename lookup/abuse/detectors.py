@@ -35,7 +35,7 @@ from lookup.abuse.missratio import MissRatio
 from lookup.abuse.policy import DEFAULT_POLICY, SEVERITY, Action, Kind, Policy
 from lookup.abuse.runs import SequentialRuns
 from lookup.abuse.state import EVIDENCE_NUMBERS, AccountState, Lookup, remembered, trail
-from lookup.abuse.swarm import Swarms
+from lookup.abuse.swarm import SWARM, Swarms
 from lookup.abuse.velocity import Velocity
 from lookup.abuse.washing import DAY_SECONDS, Clearance, Washing
 
@@ -111,7 +111,7 @@ class Engine:
         self._addresses = AddressScans(policy, self._fast, self._knew, self._suspended)
         self._washing = Washing(policy)
         self._harvest = SearchHarvest(policy)
-        self._swarms = Swarms(policy, self._seq)
+        self._swarms = Swarms(policy, self._has)
         self._pruned_at: float | None = None
         # Kept apart from the pruned state: a count never restarts (one int per account).
         self._events_seen: dict[str, int] = {}
@@ -266,7 +266,7 @@ class Engine:
         """Know that a finding fired at `ts` (a warm restart's, recorded before it): the
         replayed window may not raise it again, and a rule must not fire twice for it.
         `hold`: the block it held; `enforced`: whether its action was taken."""
-        slot = pattern if pattern in (WASHING, KNOWN_TURNS, SEARCH_HARVEST) else kind
+        slot = pattern if pattern in (WASHING, KNOWN_TURNS, SEARCH_HARVEST, SWARM) else kind
         state = self._accounts.setdefault(account, AccountState())
         t = (ts - EPOCH).total_seconds()
         state.fired[slot] = max(state.fired.get(slot, (0, 0.0)), (SEVERITY[Action(action)], t))
@@ -541,7 +541,7 @@ class Engine:
     def _swarmed(self, event: LookupEvent, lookup: Lookup) -> list[Finding]:
         """Holds of the lookup's block for the new accounts a swarm of it names."""
         named = self._swarms.observe(lookup)
-        return self._name(event, named, strong=False, hold=Hold.of(lookup.number))
+        return self._name(event, named, strong=False, hold=Hold.of(lookup.number), alone=SWARM)
 
     def _name(
         self,
@@ -550,9 +550,10 @@ class Engine:
         *,
         strong: bool,
         hold: Hold | None = None,
+        alone: str | None = None,
     ) -> list[Finding]:
         """`distributed_scan` findings of the accounts a rule across accounts named at
-        another's lookup, each with its evidence."""
+        another's lookup, each with its evidence (`alone`: see `_escalate`)."""
         findings = []
         for account, evidence in named:
             finding = self._escalate(
@@ -563,16 +564,18 @@ class Engine:
                 Kind.DISTRIBUTED_SCAN,
                 strong,
                 evidence,
+                alone=alone,
                 hold=hold,
             )
             if finding is not None:
                 findings.append(finding)
         return findings
 
-    def _seq(self, account: str) -> int:
-        """How many new numbers an account has looked up (0: none the engine remembers)."""
+    def _has(self, account: str) -> int:
+        """How many numbers an account has (looked up within `known_seconds`, a restart's
+        remembered ones too; a clearance keeps them)."""
         state = self._accounts.get(account)
-        return state.seq if state is not None else 0
+        return len(state.known) if state is not None else 0
 
     def _suspended(self, account: str, now: float) -> bool:
         """Whether a finding suspended the account within the window before `now`."""

@@ -2,13 +2,17 @@
 
 An account issued to take a few numbers of one block, from an address of its own,
 shows nothing by itself: three numbers are a new customer's first callers, and no
-address is shared with another account. Many such accounts in one block are a scan
-split between them: customers' first numbers spread over the plan. So, per
-allocation block, the rule keeps the accounts whose every new number so far (at most
-`swarm_tiny`) lies in the block, within `swarm_seconds`. Once `swarm_accounts` of
-them hold `swarm_numbers` of its numbers, a fifth or more of them misses, the block
-is swarmed: each of them has it held, and so does each account like them that
-comes to it while it stays swarmed. The engine turns what this names into findings.
+address is shared with another account (accounts sharing one are the address rule's,
+`crossaccount`). Many such accounts in one block are a scan split between them:
+customers' first numbers spread over the plan. So, per allocation block, the rule
+keeps the accounts that have no numbers but a few (at most `swarm_tiny`, of the
+numbers they looked up within `known_seconds`, a restart's remembered ones
+included), all in the block, the first within `swarm_seconds`. Once such accounts on
+`swarm_accounts` different addresses hold `swarm_numbers` distinct numbers of it,
+a fifth or more of them misses, the block is swarmed: each of them has it held, and
+so does each account like them that comes to it while it stays swarmed. The engine
+turns what this names into findings, which stand apart from the other rules' (a
+hold, no corroboration either way).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from lookup.abuse.state import EVIDENCE_NUMBERS, Lookup, block_label, trail
 SWARM = "swarm"
 """The rule's `rule.pattern` in evidence."""
 Seen = Callable[[str], int]
-"""How many new numbers an account has looked up (its `seq`)."""
+"""How many numbers an account has (looked up within `known_seconds`)."""
 
 
 @dataclass(slots=True)
@@ -51,18 +55,18 @@ class Swarms:
         """Count an account's new number; the accounts to hold its block for, with the
         evidence (all the swarm's when it is found, the newcomer's after)."""
         policy, account = self.policy, lookup.account
-        seq = self._seen(account)
-        if seq > policy.swarm_tiny:
+        has = self._seen(account)
+        if has > policy.swarm_tiny:
             return []
         size = allocation_size(lookup.number)
         key = (size, lookup.number // size)
         swarm = self._blocks.get(key)
         if swarm is None:
-            if seq > 1:  # its first numbers were in another block
+            if has > 1:  # its first numbers were in another block
                 return []
             swarm = self._blocks[key] = Swarm()
         own = swarm.members.get(account)
-        if own is None and seq > 1:
+        if own is None and has > 1:
             return []
         swarm.members.setdefault(account, []).append(lookup)
         swarm.last = lookup.t
@@ -72,10 +76,13 @@ class Swarms:
         window = policy.swarm_seconds
         if swarm.swarmed_at is not None and lookup.t - swarm.swarmed_at <= window:
             return [(account, self._evidence(key, swarm, members))]
-        numbers = [item for items in members.values() for item in items]
-        misses = sum(item.outcome == "miss" for item in numbers)
+        # Distinct numbers and addresses: a SaaS integrator's customers trying its two test
+        # numbers from its one address are no scan of the block.
+        numbers = {item.number: item for items in members.values() for item in items}
+        addresses = {item.ip for items in members.values() for item in items}
+        misses = sum(item.outcome == "miss" for item in numbers.values())
         if (
-            len(members) < policy.swarm_accounts
+            min(len(members), len(addresses)) < policy.swarm_accounts
             or len(numbers) < policy.swarm_numbers
             or misses < policy.swarm_misses * len(numbers)
         ):
@@ -107,8 +114,9 @@ class Swarms:
                 "rule": {
                     "pattern": SWARM,
                     "accounts": len(members),
+                    "addresses": len({item.ip for item in lookups}),
                     "accounts_at_least": policy.swarm_accounts,
-                    "numbers": len(lookups),
+                    "numbers": len({item.number for item in lookups}),
                     "numbers_at_least": policy.swarm_numbers,
                     "misses": sum(item.outcome == "miss" for item in lookups),
                     "each_account_numbers_at_most": policy.swarm_tiny,
