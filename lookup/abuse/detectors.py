@@ -536,11 +536,14 @@ class Engine:
     def _across_accounts(self, event: LookupEvent, lookup: Lookup) -> list[Finding]:
         """Findings for the accounts an address's block scan names (only when the rule's
         suspension criteria hold)."""
-        return self._name(event, self._addresses.observe(lookup), strong=True)
+        named = self._addresses.observe(lookup)
+        return self._name(event, named, strong=True) if named else []
 
     def _swarmed(self, event: LookupEvent, lookup: Lookup) -> list[Finding]:
         """Holds of the lookup's block for the new accounts a swarm of it names."""
         named = self._swarms.observe(lookup)
+        if not named:  # on every new number: nothing built for it
+            return []
         return self._name(event, named, strong=False, hold=Hold.of(lookup.number), alone=SWARM)
 
     def _name(
