@@ -499,7 +499,7 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
             case "plan":
                 plan = None if args.plan == "default" else args.plan
                 if plan is not None:
-                    parse_plan(plan)
+                    parse_plan(plan, unit="listing" if args.search else "request")
                 store.set_plan(args.org, plan, search=args.search)
                 limits = "search limits" if args.search else "rate limits"
                 print(f"{store.stored_name(args.org)}: {limits} {plan or 'default'}")

@@ -126,7 +126,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigError(f"LOOKUP_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
         for name in ("plan_account", "plan_key", "plan_verify", "plan_search"):
             try:
-                parse_plan(getattr(self, name))
+                # A search plan counts the listings searches return.
+                unit = "listing" if name == "plan_search" else "request"
+                parse_plan(getattr(self, name), unit=unit)
             except PlanError as exc:
                 raise ConfigError(f"LOOKUP_{name.upper()}: {exc}") from None
         scheme = self.ratelimit_storage.partition("://")[0]

@@ -487,7 +487,7 @@ def test_account_plans_and_allow_lists_are_set_from_the_command_line(tmp_path: P
     ok = lookup(*search, "5000/hour;30000/day", data_dir=tmp_path)
     assert ok.stdout == "acme: search limits 5000/hour;30000/day\n"
     refused = lookup(*search, "5/second;0/day", data_dir=tmp_path)
-    assert refused.returncode == 1 and "at least 1 request" in refused.stderr
+    assert refused.returncode == 1 and "at least 1 listing in each" in refused.stderr
     store = KeyStore(tmp_path / "keys.sqlite3")
     account = store.accounts()["acme"]
     store.close()
@@ -552,6 +552,12 @@ def test_every_bad_setting_is_named_in_one_line(tmp_path: Path) -> None:
         ("LOOKUP_ABUSE_DETECTION", "yes", "must be true or false (1 or 0), not 'yes'"),
         ("LOOKUP_PORT", "abc", "must be a whole number, not 'abc'"),
         ("LOOKUP_EVENT_FLUSH_SECONDS", "soon", "must be a number, not 'soon'"),
+        # A search plan counts listings, and says so.
+        (
+            "LOOKUP_PLAN_SEARCH",
+            "0/hour",
+            "plan '0/hour' must allow at least 1 listing in each limit",
+        ),
     ]:
         result = lookup("ingest", "status", data_dir=tmp_path, **{variable: value})
         assert result.stderr == f"lookup: {variable}: {says}\n"

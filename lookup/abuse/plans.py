@@ -30,14 +30,15 @@ class PlanError(LookupServiceError):
 
 
 @lru_cache(maxsize=256)
-def parse_plan(plan: str, divide_by: int = 1) -> tuple[RateLimitItem, ...]:
+def parse_plan(plan: str, divide_by: int = 1, unit: str = "request") -> tuple[RateLimitItem, ...]:
     """The limits of a plan string, each divided by `divide_by` (cached: plans repeat
-    across requests)."""
+    across requests); `unit`: what it counts, as its errors name it (a search plan counts
+    listings)."""
     if any(not char.isprintable() for char in plan):
         raise PlanError(f"plan {plan!r} has a control character")
     if _NEGATIVE.search(plan):
         # `limits` cannot read a sign at all: said as what is wrong with it.
-        raise PlanError(f"plan {plan!r} must allow at least 1 request in each limit")
+        raise PlanError(f"plan {plan!r} must allow at least 1 {unit} in each limit")
     try:
         items = parse_many(plan)
     except ValueError:
@@ -47,10 +48,10 @@ def parse_plan(plan: str, divide_by: int = 1) -> tuple[RateLimitItem, ...]:
         ) from None
     if not items or any(item.amount < 1 for item in items):
         # 0/second would refuse every request with a Retry-After that never comes true.
-        raise PlanError(f"plan {plan!r} must allow at least 1 request in each limit")
+        raise PlanError(f"plan {plan!r} must allow at least 1 {unit} in each limit")
     if any(item.amount > MAX_AMOUNT for item in items):
         raise PlanError(
-            f"plan {plan!r}: each limit allows at most {MAX_AMOUNT:,} requests "
+            f"plan {plan!r}: each limit allows at most {MAX_AMOUNT:,} {unit}s "
             "(the most a RateLimit-Policy header can name)"
         )
     if _ZERO_WINDOW.search(plan) or any(not 1 <= item.get_expiry() <= MAX_WINDOW for item in items):
