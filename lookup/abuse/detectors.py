@@ -32,7 +32,7 @@ from lookup.abuse.focus import Focus
 from lookup.abuse.harvest import SEARCH_HARVEST, Search, Searches, SearchHarvest
 from lookup.abuse.holds import Hold
 from lookup.abuse.missratio import MissRatio
-from lookup.abuse.policy import DEFAULT_POLICY, SEVERITY, Action, Kind, Policy
+from lookup.abuse.policy import DEFAULT_POLICY, SEVERITY, Action, Kind, Policy, Verdict
 from lookup.abuse.runs import SequentialRuns
 from lookup.abuse.state import EVIDENCE_NUMBERS, AccountState, Lookup, remembered, trail
 from lookup.abuse.swarm import SWARM, Swarms
@@ -78,6 +78,13 @@ def _search(event: LookupEvent) -> Search:
     of what its search returned: none counted)."""
     t = (event.ts - EPOCH).total_seconds()
     return Search(event.ts, t, event.key, event.ip, event.listings or 0, bool(event.full_page))
+
+
+def _searches(state: AccountState) -> Searches:
+    """An account's searches as the search-harvest test keeps them (made at its first)."""
+    if state.searches is None:
+        state.searches = Searches()
+    return state.searches
 
 
 class Finding(msgspec.Struct, frozen=True, kw_only=True):
@@ -324,10 +331,27 @@ class Engine:
         if self._erasures and self._erased(lookup):  # made before its erasure, arrived after
             lookup.erased = True
         state.recent.append(lookup)
-        findings = [
+        verdicts = (verdict for rule in self._rules for verdict in rule(state, lookup))
+        findings = self._judged(state, event, verdicts, number)
+        if washing is not None:
+            findings.append(washing)
+        findings.extend(self._across_accounts(event, lookup))
+        findings.extend(self._swarmed(event, lookup))
+        return findings
+
+    def _judged(
+        self,
+        state: AccountState,
+        event: LookupEvent,
+        verdicts: Iterable[Verdict],
+        number: int | None = None,
+    ) -> list[Finding]:
+        """The findings of an account's rules' verdicts on its event, in their order (each
+        escalated before the next rule runs: a verdict's evidence reads the state as it
+        was); `number`: the lookup's, whose block a verdict that `holds` holds."""
+        return [
             finding
-            for rule in self._rules
-            for verdict in rule(state, lookup)
+            for verdict in verdicts
             if (
                 finding := self._escalate(
                     state,
@@ -336,16 +360,12 @@ class Engine:
                     verdict.strong,
                     verdict.evidence,
                     apart=verdict.apart,
-                    hold=Hold.of(number) if verdict.holds else None,
+                    alone=verdict.alone,
+                    hold=Hold.of(number) if verdict.holds and number is not None else None,
                 )
             )
             is not None
         ]
-        if washing is not None:
-            findings.append(washing)
-        findings.extend(self._across_accounts(event, lookup))
-        findings.extend(self._swarmed(event, lookup))
-        return findings
 
     def _escalate(
         self,
@@ -367,7 +387,7 @@ class Engine:
         `apart`: the slot of a rule that only flags, and neither corroborates
         another rule nor is corroborated (list washing); `alone`: the slot of one that
         acts as the policy says, but neither corroborates nor is corroborated either (the
-        search-harvest test: its evidence is of searches, the others' of numbers).
+        search-harvest test, whose evidence is of searches; the swarm rule's holds).
         """
         now, window = (event.ts - EPOCH).total_seconds(), self.policy.window_seconds
         live = {k: severity for k, (severity, at) in state.fired.items() if now - at <= window}
@@ -460,10 +480,8 @@ class Engine:
         """Count a name search in its account's windows without judging it (a warm
         restart's, from before compliance last cleared the account: part of its measure,
         no evidence; `restart_searches` then empties the windows, as the clearance did)."""
-        state = self._accounts.setdefault(event.account, AccountState())
-        if state.searches is None:
-            state.searches = Searches()
-        state.searches.add(_search(event), self.policy.search_baseline_lag_seconds)
+        searches = _searches(self._accounts.setdefault(event.account, AccountState()))
+        searches.add(_search(event), self.policy.search_baseline_lag_seconds)
 
     def restart_searches(self, account: str) -> None:
         """Empty an account's search windows, its measure kept (see `remember_search`)."""
@@ -473,23 +491,7 @@ class Engine:
 
     def _searched(self, state: AccountState, event: LookupEvent) -> list[Finding]:
         """The search-harvest test's findings on a name search."""
-        if state.searches is None:
-            state.searches = Searches()
-        return [
-            finding
-            for verdict in self._harvest.check(state.searches, _search(event))
-            if (
-                finding := self._escalate(
-                    state,
-                    event,
-                    verdict.kind,
-                    verdict.strong,
-                    verdict.evidence,
-                    alone=SEARCH_HARVEST,
-                )
-            )
-            is not None
-        ]
+        return self._judged(state, event, self._harvest.check(_searches(state), _search(event)))
 
     def _list_washing(self, state: AccountState, event: LookupEvent) -> Finding | None:
         """A flag, at the first lookup of a day, when new numbers made most of the account's

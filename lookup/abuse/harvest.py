@@ -164,7 +164,7 @@ class SearchHarvest:
             bound = max(floor, measure)
             if tally.listings >= bound and tally.full >= share * tally.listings:
                 evidence = self._evidence(tier, tally, bound, share, searches.trail)
-                return [Verdict(Kind.DISTINCT_VELOCITY, strong, evidence)]
+                return [Verdict(Kind.DISTINCT_VELOCITY, strong, evidence, alone=SEARCH_HARVEST)]
         return []
 
     def _tiers(self, searches: Searches) -> tuple[tuple[str, Tally, int, float, bool], ...]:

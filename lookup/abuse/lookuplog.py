@@ -29,8 +29,6 @@ _LOG_SCHEMA: Final = pa.schema(
 """Columns of `lookup_log`, in the order of `LookupEvent`'s fields. `held` is null in the
 rows logged before it was (`holds.mark_held` tells them by the findings' times), and so are
 `listings` and `full_page` (what a search returned; null for number lookups too)."""
-_STRINGS: Final = slice(1, 7)
-"""The string columns among them (account to endpoint)."""
 TIMELINE_BEFORE: Final = 50
 """Lookups a case's timeline shows up to each finding (as many as its evidence quotes)."""
 TIMELINE_AFTER: Final = 10
@@ -98,12 +96,8 @@ def log_batch(events: Sequence[LookupEvent]) -> pa.Table:
     """Events as the rows of `lookup_log`."""
     # Typed columns: inferring the types took a third of building the table.
     columns = list(zip(*map(msgspec.structs.astuple, events), strict=True))
-    strings = range(len(columns))[_STRINGS]
     return pa.table(
-        [
-            pa.array(column, pa.string() if index in strings else _LOG_SCHEMA.field(index).type)
-            for index, column in enumerate(columns)
-        ],
+        [pa.array(column, field.type) for column, field in zip(columns, _LOG_SCHEMA, strict=True)],
         schema=_LOG_SCHEMA,
     )
 

@@ -58,6 +58,9 @@ class Verdict(NamedTuple):
     """A slot of its own among the account's fired rules: the finding only flags, and
     neither corroborates another rule nor is corroborated (what a customer can look like
     as well, as list washing)."""
+    alone: str | None = None
+    """A slot of its own as well, but the finding acts as the policy says (the
+    search-harvest test: its evidence is of searches, the other rules' of numbers)."""
 
 
 class Policy(msgspec.Struct, frozen=True, kw_only=True):

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from lookup.abuse.policy import Policy, allocation_size
@@ -37,10 +36,12 @@ class Swarm:
 
     members: dict[str, list[Lookup]] = field(default_factory=dict)
     """Per account whose every new number lay in the block: those lookups, oldest first."""
-    swarmed_at: float | None = None
-    swarmed_ts: datetime | None = None
-    """When it was found swarmed (as `swarmed_at`, the time evidence quotes)."""
-    last: float = 0.0
+    swarmed: Lookup | None = None
+    """The lookup at which it was found swarmed."""
+
+    def swarmed_within(self, now: float, window: float) -> bool:
+        """Whether it was found swarmed within the window before `now`."""
+        return self.swarmed is not None and now - self.swarmed.t <= window
 
 
 class Swarms:
@@ -61,20 +62,15 @@ class Swarms:
         size = allocation_size(lookup.number)
         key = (size, lookup.number // size)
         swarm = self._blocks.get(key)
+        if has > 1 and (swarm is None or account not in swarm.members):
+            return []  # its first numbers were in another block
         if swarm is None:
-            if has > 1:  # its first numbers were in another block
-                return []
             swarm = self._blocks[key] = Swarm()
-        own = swarm.members.get(account)
-        if own is None and has > 1:
-            return []
         swarm.members.setdefault(account, []).append(lookup)
-        swarm.last = lookup.t
         members = self._members(swarm, lookup.t)
         if account not in members:
             return []
-        window = policy.swarm_seconds
-        if swarm.swarmed_at is not None and lookup.t - swarm.swarmed_at <= window:
+        if swarm.swarmed_within(lookup.t, policy.swarm_seconds):
             return [(account, self._evidence(key, swarm, members))]
         # Distinct numbers and addresses: a SaaS integrator's customers trying its two test
         # numbers from its one address are no scan of the block.
@@ -87,7 +83,7 @@ class Swarms:
             or misses < policy.swarm_misses * len(numbers)
         ):
             return []
-        swarm.swarmed_at, swarm.swarmed_ts = lookup.t, lookup.ts
+        swarm.swarmed = lookup
         evidence = self._evidence(key, swarm, members)
         return [(name, evidence) for name in sorted(members)]
 
@@ -107,7 +103,7 @@ class Swarms:
         """The finding's figures, the block, its accounts, their addresses and lookups."""
         policy = self.policy
         lookups = sorted((item for items in members.values() for item in items), key=_time)
-        swarmed = swarm.swarmed_ts
+        swarmed = swarm.swarmed
 
         def evidence() -> dict[str, Any]:
             return {
@@ -121,7 +117,7 @@ class Swarms:
                     "misses": sum(item.outcome == "miss" for item in lookups),
                     "each_account_numbers_at_most": policy.swarm_tiny,
                     "window_seconds": round(policy.swarm_seconds),
-                    "swarmed_at": swarmed.isoformat() if swarmed is not None else None,
+                    "swarmed_at": swarmed.ts.isoformat() if swarmed is not None else None,
                 },
                 "block": block_label(*reversed(key)),
                 "accounts": sorted(members)[:EVIDENCE_NUMBERS],
@@ -153,8 +149,7 @@ class Swarms:
                 for name, items in swarm.members.items()
                 if now - items[0].t <= window and self._seen(name) <= self.policy.swarm_tiny
             }
-            swarmed = swarm.swarmed_at is not None and now - swarm.swarmed_at <= window
-            if not swarm.members and not swarmed:
+            if not swarm.members and not swarm.swarmed_within(now, window):
                 del self._blocks[key]
 
 
