@@ -64,6 +64,24 @@ def test_new_accounts_splitting_a_block_have_it_held_each() -> None:
     assert later == {f"sybil-{a}": 3 * a + 1 for a in range(6, 40)}
 
 
+def test_a_swarms_evidence_counts_a_number_two_accounts_took_once() -> None:
+    engine = Engine()
+    events = list(sybils(6))
+    found = observe(engine, iter(events))
+    missed = next(e for e in events if e.outcome == "miss")
+    # A seventh new account whose one number is one the swarm already met.
+    again = msgspec.structs.replace(
+        missed, account="late", key="late-k", ip="10.3.0.1", ts=T0 + timedelta(hours=1)
+    )
+    (finding,) = engine.observe(again)
+    rule = finding.evidence["rule"]
+    distinct = {e.number: e.outcome for e in events}
+    assert rule["numbers"] == len(distinct) == 18
+    assert rule["misses"] == sum(outcome == "miss" for outcome in distinct.values())
+    assert len(finding.evidence["lookups"]) == 19
+    assert found
+
+
 def test_a_swarm_needs_misses_and_enough_accounts() -> None:
     # All listed numbers: a town's new customers' first callers, not a scan of it.
     listed = (msgspec.structs.replace(event, outcome="hit") for event in sybils(40))

@@ -103,6 +103,8 @@ class Swarms:
         """The finding's figures, the block, its accounts, their addresses and lookups."""
         policy = self.policy
         lookups = sorted((item for items in members.values() for item in items), key=_time)
+        # Counted as the rule counts them: a number two accounts looked up is one number.
+        numbers = {item.number: item for item in lookups}
         swarmed = swarm.swarmed
 
         def evidence() -> dict[str, Any]:
@@ -112,9 +114,9 @@ class Swarms:
                     "accounts": len(members),
                     "addresses": len({item.ip for item in lookups}),
                     "accounts_at_least": policy.swarm_accounts,
-                    "numbers": len({item.number for item in lookups}),
+                    "numbers": len(numbers),
                     "numbers_at_least": policy.swarm_numbers,
-                    "misses": sum(item.outcome == "miss" for item in lookups),
+                    "misses": sum(item.outcome == "miss" for item in numbers.values()),
                     "each_account_numbers_at_most": policy.swarm_tiny,
                     "window_seconds": round(policy.swarm_seconds),
                     "swarmed_at": swarmed.ts.isoformat() if swarmed is not None else None,
