@@ -159,8 +159,11 @@ def many_blocks(
     return build
 
 
-def sybil(each: int, gap_seconds: float) -> Callable[[Traffic, random.Random], list[Actor]]:
-    """A block split between accounts, `each` numbers apiece, each from its own address."""
+def sybil(
+    each: int, gap_seconds: float, aged_days: int = 0
+) -> Callable[[Traffic, random.Random], list[Actor]]:
+    """A block split between accounts, `each` numbers apiece, each from its own address;
+    each account opened just before its first lookup, or `aged_days` before the scan."""
 
     def build(traffic: Traffic, rng: random.Random) -> list[Actor]:
         [start] = _blocks(traffic.directory, rng, 1)
@@ -169,6 +172,8 @@ def sybil(each: int, gap_seconds: float) -> Callable[[Traffic, random.Random], l
         for index in range(0, len(walk), each):
             actor = traffic.actor("sybil", f"sybil-{index // each}", scraper=True)
             actor.target_blocks, actor.scrape_from = (start,), START
+            if aged_days:
+                actor.opened = START - timedelta(days=aged_days)
             for offset, number in enumerate(walk[index : index + each]):
                 ip = f"10.{index // 65_000 % 250}.{index // 250 % 250}.{index % 250 + 1}"
                 traffic.lookup(
@@ -224,6 +229,7 @@ STRATEGIES = {
     "three blocks at paces 3:1:1, a number every 45 min, 28 days": unequal_turns(45, 28),
     "300 dense blocks, one number of each every 185 min, 7 days": many_blocks(300, 185, 7),
     "accounts on their own addresses, 3 numbers each a minute apart": sybil(3, 60),
+    "... each account opened 8 days before the scan": sybil(3, 60, aged_days=8),
     "by name, a full page every 90 s, day and night, 14 days": by_name(90, 0, 10_000, (0, 24), 14),
     "by name, 2 short answers after each page, every 100 s, 14 days": by_name(
         100, 2, 10_000, (0, 24), 14

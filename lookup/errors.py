@@ -21,6 +21,7 @@
         ├── MissingRole         key lacks the role the endpoint needs
         ├── AccountSuspended    account paused pending compliance review
         ├── BlockHeld           a number in a block held for the account, pending review
+        ├── BlockSwarmed        a new account's number in a block new accounts are splitting
         └── OwnAccount          a compliance decision on the officer's own account
     (lookup.abuse) RateLimited -> 429, CaseNotFound -> 404, CaseClosed and NotCurrentCase -> 409,
     BadEventFile (an events file `lookup abuse replay` cannot read) -> CLI exit 1
@@ -30,6 +31,7 @@ The HTTP mapping lives in one place: `lookup.api.problems`.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
 
@@ -145,6 +147,21 @@ class BlockHeld(AuthError):
         # The block, never the number: every number of it, listed or not, gets these bytes.
         super().__init__(
             f"lookups in {block} are held for account {account} pending review by compliance"
+        )
+
+
+class BlockSwarmed(AuthError):
+    """A new account's lookup in an allocation block many new accounts are splitting
+    between them, refused until the swarm is over."""
+
+    def __init__(self, block: str, opened_after: datetime, until: datetime) -> None:
+        self.block = block
+        self.until = until
+        # The block, never the number: every number of it, listed or not, gets these bytes.
+        super().__init__(
+            f"lookups in {block} are refused to accounts opened after "
+            f"{opened_after:%Y-%m-%d %H:%M} UTC until {until:%Y-%m-%d %H:%M} UTC: many new "
+            "accounts have been looking up its numbers a few each"
         )
 
 

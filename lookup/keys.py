@@ -20,7 +20,8 @@ from typing import Final
 
 import msgspec
 
-from lookup.abuse.holds import Hold
+from lookup.abuse.events import utc_now
+from lookup.abuse.holds import Hold, Swarmed
 from lookup.abuse.retention import AFTER_END, check_months
 from lookup.errors import AddressNotAllowed, InvalidKey, KeyStoreError, MissingCredentials
 from lookup.networks import Network, network, stored_network
@@ -51,6 +52,11 @@ CREATE TABLE IF NOT EXISTS keys (
     created_at TEXT NOT NULL,
     revoked_at TEXT
 );
+CREATE TABLE IF NOT EXISTS swarmed (
+    block TEXT PRIMARY KEY,                    -- allocation block new accounts split, +47...
+    opened_after TEXT NOT NULL,                -- refused to accounts opened after (UTC)
+    until TEXT NOT NULL                        -- until (UTC)
+);
 """
 
 
@@ -77,6 +83,9 @@ class Account(msgspec.Struct, frozen=True):
     """Allocation blocks the account's lookups are refused in, pending review."""
     search_plan: str | None = None
     """The listings its name searches may return (None: `LOOKUP_PLAN_SEARCH`)."""
+    opened: datetime | None = None
+    """When the account was made (its first key; naive UTC): a swarmed block is refused
+    to new accounts."""
 
 
 class ApiKey(msgspec.Struct, frozen=True):
@@ -153,6 +162,13 @@ _ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("search_plan", "TEXT"),
 )
 """Columns of `accounts` added after its first version, for `KeyStore._migrate`."""
+
+
+def _naive_utc(text: str) -> datetime:
+    """A stored time (`created_at` is written with its zone) as naive UTC, as events
+    carry time."""
+    moment = datetime.fromisoformat(text)
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def account_name(text: str) -> str:
@@ -329,7 +345,7 @@ class KeyStore:
         """Every account by name."""
         rows = self._con.execute(
             "SELECT name, status, plan, status_reason, allow, enforcement, retention_months, "
-            "ended_at, held, search_plan FROM accounts"
+            "ended_at, held, search_plan, created_at FROM accounts"
         )
         return {
             name: Account(
@@ -343,6 +359,7 @@ class KeyStore:
                 datetime.fromisoformat(ended) if ended else None,
                 frozenset(map(Hold.parse, held.split(","))) if held else frozenset(),
                 search_plan,
+                _naive_utc(created),
             )
             for (
                 name,
@@ -355,7 +372,33 @@ class KeyStore:
                 ended,
                 held,
                 search_plan,
+                created,
             ) in rows
+        }
+
+    def swarm(self, swarm: Swarmed) -> None:
+        """Refuse a swarmed block to new accounts until its swarm is over (servers follow
+        within a second); a later swarm of the block replaces an earlier one."""
+        with self._con:
+            self._con.execute("DELETE FROM swarmed WHERE until <= ?", (utc_now().isoformat(),))
+            self._con.execute(
+                "INSERT INTO swarmed (block, opened_after, until) VALUES (?, ?, ?) "
+                "ON CONFLICT (block) DO UPDATE SET opened_after = excluded.opened_after, "
+                "until = excluded.until WHERE excluded.until > swarmed.until",
+                (swarm.hold.label, swarm.opened_after.isoformat(), swarm.until.isoformat()),
+            )
+        self._wrote()
+
+    def swarms(self) -> dict[Hold, Swarmed]:
+        """The swarmed blocks, by block (an ended swarm until the next one is written: each
+        lookup reads its time)."""
+        return {
+            (hold := Hold.parse(block)): Swarmed(
+                hold, datetime.fromisoformat(opened_after), datetime.fromisoformat(until)
+            )
+            for block, opened_after, until in self._con.execute(
+                "SELECT block, opened_after, until FROM swarmed"
+            )
         }
 
     def set_enforcement(self, account: str, enforcement: str) -> None:
@@ -506,6 +549,8 @@ class KeyRing:
         self._lock = threading.Lock()
         self._keys: dict[str, ApiKey] = {}
         self._accounts: dict[str, Account] = {}
+        self.swarms: dict[Hold, Swarmed] = {}
+        """Blocks refused to new accounts, by block (`holds.swarmed`)."""
         self.refresh()
 
     def refresh(self) -> bool:
@@ -516,6 +561,7 @@ class KeyRing:
                 return False
             self._keys, self._version = self._store.active(), version
             self._accounts = self._store.accounts()
+            self.swarms = self._store.swarms()
             return True
 
     def account(self, name: str) -> Account:
@@ -557,6 +603,18 @@ class KeyRing:
                 return False
             self._store.hold(account, hold)
             self._replace(msgspec.structs.replace(current, holds=current.holds | {hold}))
+            return True
+
+    def swarm(self, swarm: Swarmed) -> bool:
+        """Refuse a swarmed block to new accounts, in the store and, at once, in this
+        process; whether that changed anything (each of a swarm's findings names it)."""
+        with self._lock:
+            known = self.swarms.get(swarm.hold)
+            if known is not None and known.until >= swarm.until:
+                return False
+            self._store.swarm(swarm)
+            # A new dict, not an update: request threads read the old one meanwhile.
+            self.swarms = {**self.swarms, swarm.hold: swarm}
             return True
 
     def _replace(self, account: Account) -> None:

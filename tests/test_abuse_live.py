@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 import socket
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -18,7 +20,7 @@ import pytest
 from litestar.testing import TestClient
 
 from lookup.abuse.detectors import Finding
-from lookup.abuse.events import LookupEvent
+from lookup.abuse.events import LookupEvent, utc_now
 from lookup.abuse.monitor import AbuseMonitor
 from lookup.api.app import create_app, create_internal_app
 from lookup.api.services import Services
@@ -648,3 +650,70 @@ def test_unreachable_rate_limit_storage_refuses_with_503(data_dir: Path) -> None
             problem_of(clients.lookup(token, "22200000"), 503, "rate-limits-unavailable")
         logging.getLogger("lookup.abuse.ratelimit").removeHandler(listener)
         assert len(said) == 1 and said[0].getMessage().startswith("rate-limit storage unavailable")
+
+
+def test_a_block_new_accounts_split_is_refused_to_the_next_new_account_before_its_first(
+    clients: Clients, data_dir: Path
+) -> None:
+    settings = make_settings(data_dir)
+    newcomer = new_key(settings, roles="lookup,search", org="newly-opened-co")
+    customer = new_key(settings, roles="lookup,search", org="customer-co")
+    with contextlib.closing(sqlite3.connect(settings.keys_path)) as keys, keys:
+        opened = (datetime.now(UTC) - timedelta(days=30)).isoformat(timespec="seconds")
+        keys.execute("UPDATE accounts SET created_at = ? WHERE name = 'customer-co'", (opened,))
+    # Eight new accounts, each on an address of its own, three numbers each of the block
+    # (every other number of its first half listed), a minute apart.
+    start = utc_now() - timedelta(minutes=30)
+    numbers = random.Random(3).sample(range(22200000, 22201000), 24)
+    for account in range(8):
+        new_key(settings, org=f"sybil-{account}")
+    swarm = [
+        LookupEvent(
+            ts=start + timedelta(minutes=index),
+            account=f"sybil-{index // 3}",
+            key=f"k{index // 3}",
+            ip=f"10.9.0.{index // 3 + 1}",
+            number=f"+47{number}",
+            outcome="hit" if number < 22200500 and number % 2 == 0 else "miss",
+        )
+        for index, number in enumerate(numbers)
+    ]
+    monitor = AbuseMonitor(
+        clients.services.events, clients.services.store, clients.services.key_ring
+    )
+    assert any(f.evidence.get("swarmed") for f in monitor.submit(swarm))
+    clients.services.key_ring.refresh()
+    # The next new account is refused every number of the block alike, before its first:
+    # listed or not, with when it may ask again.
+    listed, unlisted = (
+        problem_of(clients.lookup(newcomer, number), 403, "block-swarmed")
+        for number in ("22200002", "22200003")
+    )
+    assert listed == unlisted and listed["block"] == "+4722200000..999"
+    refused = clients.lookup(newcomer, "22200002")
+    assert 0 < int(refused.headers["retry-after"]) <= 86_400
+    assert "22200002" not in refused.text
+    # Elsewhere it is answered, and so is an older customer in the block.
+    problem_of(clients.lookup(newcomer, "22201000"), 404, "number-not-found")
+    assert clients.lookup(customer, "22200002").status_code == 200
+    assert clients.lookup(customer, "22200003").status_code == 404
+
+    def names(token: str) -> list[str]:
+        response = clients.public.get(
+            "/v1/search",
+            params={"name": "Navn", "limit": "20"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert response.status_code == 200, response.text
+        return [hit["listing"]["number"] for hit in response.json()["results"]]
+
+    # A name search does not hand it the block either.
+    assert names(newcomer) == [] and len(names(customer)) == 20
+    # The refusal outlives the server: it is in the key store.
+    with contextlib.closing(KeyStore(settings.keys_path)) as store:
+        assert [swarm.label for swarm in store.swarms()] == ["+4722200000..999"]
+    # Once the swarm's day is over, the block is answered to new accounts again.
+    with contextlib.closing(sqlite3.connect(settings.keys_path)) as keys, keys:
+        keys.execute("UPDATE swarmed SET until = ?", (utc_now().isoformat(),))
+    clients.services.key_ring.refresh()
+    assert clients.lookup(newcomer, "22200002").status_code == 200

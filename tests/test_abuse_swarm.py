@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -9,8 +10,11 @@ from datetime import datetime, timedelta
 import msgspec
 
 from lookup.abuse.detectors import Engine, Finding
+from lookup.abuse.evaluate import AccountResult, run
 from lookup.abuse.events import LookupEvent
+from lookup.abuse.holds import Hold, Swarmed, swarm_in, swarmed
 from lookup.abuse.policy import DEFAULT_POLICY
+from lookup.abuse.simulate import Actor
 
 T0 = datetime(2026, 11, 2, 9, 0)
 BLOCK = 22_202_000
@@ -209,3 +213,53 @@ def test_an_erased_number_is_quoted_as_erased_in_a_swarms_evidence() -> None:
     found = observe(engine, iter(events))
     quoted = [item["number"] for item in found[0][1].evidence["lookups"]]
     assert quoted[0] == "erased" and events[0].number not in str(found[0][1].evidence)
+
+
+def test_a_swarm_names_whom_the_api_refuses_its_block_and_until_when() -> None:
+    found = observe(Engine(), sybils(40))
+    swarms = {swarm_in(f.evidence) for _, f in found}
+    # Every finding of the swarm names the same refusal: from the lookup that found it,
+    # accounts opened in the week before, for the swarm's day.
+    swarmed_at = T0 + timedelta(minutes=15)  # the 16th lookup, a minute apart
+    assert swarms == {
+        Swarmed(
+            Hold.of(BLOCK),
+            swarmed_at - timedelta(seconds=DEFAULT_POLICY.swarm_young_seconds),
+            swarmed_at + timedelta(seconds=DEFAULT_POLICY.swarm_seconds),
+        )
+    }
+    (swarm,) = swarms
+    assert swarm is not None
+    by_block = {swarm.hold: swarm}
+    newcomer = swarmed_at + timedelta(hours=1)
+    assert swarmed(by_block, BLOCK + 517, newcomer, newcomer) == swarm
+    assert swarmed(by_block, BLOCK + 517, None, newcomer) == swarm  # unknown: taken for new
+    # An account opened before the week, a number of another block, a lookup after the
+    # day: answered.
+    customer = swarmed_at - timedelta(days=8)
+    assert swarmed(by_block, BLOCK + 517, customer, newcomer) is None
+    assert swarmed(by_block, BLOCK + 1_517, newcomer, newcomer) is None
+    assert swarmed(by_block, BLOCK + 517, newcomer, swarm.until) is None
+
+
+def test_the_harness_refuses_a_swarmed_block_to_accounts_opened_for_it() -> None:
+    def split(opened: datetime | None) -> dict[str, AccountResult]:
+        actors: list[Actor] = []
+        for event in sybils(40):
+            if not actors or actors[-1].account != event.account:
+                actors.append(Actor("sybil", event.account, scraper=True, opened=opened))
+                actors[-1].scrape_from = T0
+            actors[-1].events.append(event)
+        return run(actors)[0]
+
+    # Opened just before their first lookups: after the 16th lookup found the swarm, each
+    # later account gets nothing of the block.
+    fresh = split(None)
+    taken = {number for result in fresh.values() for number in result.extracted}
+    first = {e.number for e in itertools.islice(sybils(40), 16) if e.outcome == "hit"}
+    assert taken == first
+    assert all(not fresh[f"sybil-{a}"].extracted for a in range(6, 40))
+    # Accounts opened more than a week before: each later one gets its first number.
+    aged = split(T0 - timedelta(days=8))
+    assert all(len(aged[f"sybil-{a}"].extracted) <= 1 for a in range(6, 40))
+    assert len({n for r in aged.values() for n in r.extracted}) > len(taken) + 15

@@ -280,11 +280,12 @@ def test_a_restart_leaves_cleared_cases_and_review_accounts_alone(tmp_path: Path
     _died_before_acting(store)
     keys.set_enforcement("walker", "review")
     AbuseMonitor(EventBuffer(), store, KeyRing(keys)).warm(NOW + timedelta(seconds=30))
-    assert keys.accounts()["walker"] == Account("walker", enforcement="review")
+    opened = keys.accounts()["walker"].opened
+    assert keys.accounts()["walker"] == Account("walker", enforcement="review", opened=opened)
     store.decisions.decide(1, "clear", "officer/k1", "the customer's own extensions")
     keys.set_enforcement("walker", "auto")
     AbuseMonitor(EventBuffer(), store, KeyRing(keys)).warm(NOW + timedelta(seconds=30))
-    assert keys.accounts()["walker"] == Account("walker")
+    assert keys.accounts()["walker"] == Account("walker", opened=opened)
     store.close()
 
 
@@ -421,7 +422,8 @@ def test_a_restart_does_not_act_on_what_was_found_under_review(tmp_path: Path) -
     keys.set_enforcement("walker", "auto")
     AbuseMonitor(EventBuffer(), store, KeyRing(keys)).warm(NOW + timedelta(seconds=10))
     # Neither throttled nor its block held.
-    assert keys.accounts()["walker"] == Account("walker")
+    walker = keys.accounts()["walker"]
+    assert walker == Account("walker", opened=walker.opened)
     store.close()
 
 

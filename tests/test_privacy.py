@@ -7,6 +7,9 @@ response ever carries a date of birth or the operator.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from datetime import timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -14,7 +17,8 @@ import pyarrow.compute as pc
 import pytest
 from litestar.testing import TestClient
 
-from lookup.abuse.holds import Hold
+from lookup.abuse.events import utc_now
+from lookup.abuse.holds import Hold, Swarmed
 from lookup.api.app import create_app
 from lookup.config import Settings
 from lookup.index.reader import Snapshot
@@ -161,4 +165,56 @@ def test_a_held_block_answers_every_number_in_it_alike(
                 assert response.status_code == 403, number
                 assert response.content == expected.content, number
                 assert uncounted(response.headers) == uncounted(expected.headers)
+                assert response.json()["block"] == hold.label
+
+
+def test_a_swarmed_block_answers_every_number_in_it_alike_to_a_new_account(
+    manifest: dict[str, Any], demo_settings: Settings
+) -> None:
+    # Every fixture number's block swarmed: to an account opened within it, listed,
+    # address-hidden and reserved numbers alike get the bytes an unknown number of the
+    # block gets (but for Retry-After, which counts down the swarm's time whatever the
+    # number), and the date-of-birth check is never reached.
+    numbers = sorted(manifest["numbers"])
+    now = utc_now()
+    swarms = {
+        Swarmed(Hold.of(int(number)), now - timedelta(days=7), now + timedelta(hours=1))
+        for number in numbers
+    }
+    token = new_key(demo_settings, "lookup", org="newly-opened-co")
+    with contextlib.closing(KeyStore(demo_settings.keys_path)) as store:
+        for swarm in swarms:
+            store.swarm(swarm)
+    try:
+        _answer_alike_in_swarmed_blocks(manifest, demo_settings, token, swarms)
+    finally:  # the demo's other tests make new accounts too
+        with contextlib.closing(sqlite3.connect(demo_settings.keys_path)) as keys, keys:
+            keys.execute("DELETE FROM swarmed")
+
+
+def _answer_alike_in_swarmed_blocks(
+    manifest: dict[str, Any], demo_settings: Settings, token: str, swarms: set[Swarmed]
+) -> None:
+    numbers = sorted(manifest["numbers"])
+    unknown = {
+        swarm.hold: next(
+            f"{n:08d}"
+            for n in range(swarm.hold.first, swarm.hold.first + swarm.hold.size)
+            if f"{n:08d}" not in manifest["numbers"]
+        )
+        for swarm in swarms
+    }
+    with TestClient(app=create_app(demo_settings)) as client:
+        client.headers["Authorization"] = f"Bearer {token}"
+        for variant in ("", "?birth_date=1980-02-03"):
+            for number in numbers:
+                hold = Hold.of(int(number))
+                # Asked together: Retry-After counts down.
+                expected = client.get(f"/v1/numbers/{unknown[hold]}{variant}")
+                response = client.get(f"/v1/numbers/{number}{variant}")
+                assert response.status_code == 403, number
+                assert response.content == expected.content, number
+                fields, expected_fields = uncounted(response.headers), uncounted(expected.headers)
+                waits = int(fields.pop("retry-after")), int(expected_fields.pop("retry-after"))
+                assert fields == expected_fields and abs(waits[0] - waits[1]) <= 1
                 assert response.json()["block"] == hold.label

@@ -4,8 +4,9 @@
     python -m lookup.abuse.evaluate --seeds 1-8     # one summary over several months
 
 A suspended account's later requests are refused (as the API does), and so are
-its lookups in a block held for it, so a scraper's extraction counts only what it
-got before its suspension or the hold of its block.
+its lookups in a block held for it, and a new account's in a swarmed block (an
+account is opened just before its first lookup), so a scraper's extraction counts
+only what it got before its suspension or the hold of its block.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from lookup.abuse.detectors import Engine, Finding
 from lookup.abuse.events import LookupEvent, national_number
-from lookup.abuse.holds import Hold, held, hold_in
+from lookup.abuse.holds import Hold, Swarmed, held, hold_in, swarm_in, swarmed
 from lookup.abuse.policy import DEFAULT_POLICY, Action, Policy
 from lookup.abuse.simulate import Actor, Directory, standard_scenario
 
@@ -46,12 +48,18 @@ class AccountResult:
     rules can only flag: what it had before compliance could know)."""
     searched: int = 0
     """Listings name searches returned to it before suspension (a scraper's)."""
+    opened: datetime | None = None
+    """When the account was opened: just before its first lookup."""
 
-    def refused(self, event: LookupEvent) -> bool:
-        """Whether the API refuses the lookup: its number is in a block held for the account
-        (the detectors still see it, as the API reports it to them)."""
+    def refused(self, event: LookupEvent, swarms: dict[Hold, Swarmed]) -> bool:
+        """Whether the API refuses the lookup: its number is in a block held for the account,
+        or swarmed while the account is new (the detectors still see it, as the API reports
+        it to them)."""
         number = national_number(event.number)
-        return number is not None and held(self.holds, number) is not None
+        return number is not None and (
+            held(self.holds, number) is not None
+            or (bool(swarms) and swarmed(swarms, number, self.opened, event.ts) is not None)
+        )
 
     @property
     def flagged(self) -> bool:
@@ -84,10 +92,13 @@ def run(
     events: list[LookupEvent] = sorted(
         (event for actor in actors for event in actor.events), key=lambda e: e.ts
     )
+    swarms: dict[Hold, Swarmed] = {}
     engine = Engine(policy)
     started = time.perf_counter()
     for event in events:
         result = by_account[event.account]
+        if result.opened is None:
+            result.opened = result.actor.opened or event.ts
         if result.suspended_after is not None:
             continue  # refused with 403: no answer, no event
         scraping = result.actor.scrape_from is not None and event.ts >= result.actor.scrape_from
@@ -96,13 +107,20 @@ def run(
             caught = result.actor.flag_only and result.flagged_after is not None
             if scraping and not caught and event.endpoint == "search":
                 result.searched += event.listings or 0
-            elif event.outcome == "hit" and scraping and not caught and not result.refused(event):
+            elif (
+                event.outcome == "hit"
+                and scraping
+                and not caught
+                and not result.refused(event, swarms)
+            ):
                 result.extracted.add(event.number)
         for finding in engine.observe(event):
             target = by_account[finding.account]
             target.findings.append(finding)
             if target.flagged_after is None:
                 target.flagged_after = target.seen
+            if (swarm := swarm_in(finding.evidence)) is not None:
+                swarms[swarm.hold] = swarm
             hold = hold_in(finding.evidence)
             if hold is not None:
                 target.holds.add(hold)

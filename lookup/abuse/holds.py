@@ -50,6 +50,41 @@ class Hold(NamedTuple):
         return 0 <= number - self.first < self.size
 
 
+class Swarmed(NamedTuple):
+    """A block many new accounts split between them (the swarm rule): refused, until
+    `until`, to accounts opened after `opened_after` (naive UTC, as events carry time)."""
+
+    hold: Hold
+    opened_after: datetime
+    until: datetime
+
+    def refuses(self, opened: datetime | None, now: datetime) -> bool:
+        """Whether it refuses an account opened at `opened` now (None: an account whose
+        opening is unknown is taken for a new one)."""
+        return now < self.until and (opened is None or opened > self.opened_after)
+
+
+def swarmed(
+    swarms: Mapping[Hold, Swarmed], number: int, opened: datetime | None, now: datetime
+) -> Swarmed | None:
+    """The swarm refusing a national number to an account opened at `opened`, if one does
+    (`swarms` by block: it is read on every lookup)."""
+    swarm = swarms.get(Hold.of(number))
+    return swarm if swarm is not None and swarm.refuses(opened, now) else None
+
+
+def swarm_in(evidence: Mapping[str, Any]) -> Swarmed | None:
+    """The swarmed block a finding's evidence names, if it names one."""
+    figures = evidence.get("swarmed")
+    if not isinstance(figures, Mapping):
+        return None
+    return Swarmed(
+        Hold.parse(evidence["block"]),
+        datetime.fromisoformat(figures["accounts_opened_after"]),
+        datetime.fromisoformat(figures["until"]),
+    )
+
+
 def held(holds: Collection[Hold], number: int) -> Hold | None:
     """The hold covering a national number, if one does (`holds` a set: it is read on
     every lookup)."""

@@ -21,7 +21,7 @@ from lookup.abuse.audit import STATUS_AFTER, Decision, status_reason
 from lookup.abuse.cases import OpenHold
 from lookup.abuse.detectors import Engine, Finding
 from lookup.abuse.events import EPOCH, EventBuffer, LookupEvent, utc_now
-from lookup.abuse.holds import Hold, hold_in
+from lookup.abuse.holds import Hold, hold_in, swarm_in
 from lookup.abuse.lookuplog import CLOCK_MARGIN
 from lookup.abuse.policy import Action
 from lookup.abuse.retention import AccountTerms, plan_sweep
@@ -156,6 +156,14 @@ class AbuseMonitor:
             (self._reviewed.discard if act else self._reviewed.add)(finding.account)
             if not act and (hold := hold_in(finding.evidence)) is not None:
                 self.engine.answered(finding.account, hold)
+            # A block's, not the account's: refused to new accounts whatever its policy.
+            if (swarm := swarm_in(finding.evidence)) is not None and self.key_ring.swarm(swarm):
+                log.warning(
+                    "refusing %s to accounts opened after %s until %s: a swarm of new accounts",
+                    swarm.hold.label,
+                    swarm.opened_after,
+                    swarm.until,
+                )
         if not self._gathered:
             self._gathered_since = time.monotonic()
         self._gathered.extend(events)

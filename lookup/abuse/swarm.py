@@ -12,13 +12,17 @@ included), all in the block, the first within `swarm_seconds`. Once such account
 a fifth or more of them misses, the block is swarmed: each of them has it held, and
 so does each account like them that comes to it while it stays swarmed. The engine
 turns what this names into findings, which stand apart from the other rules' (a
-hold, no corroboration either way).
+hold, no corroboration either way). Their evidence names whom the API refuses the
+block meanwhile (`swarmed`: accounts opened within `swarm_young_seconds` before it
+was found, from their first lookup there): an account issued for the scan would
+otherwise take its first number before its hold.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from lookup.abuse.policy import Policy, allocation_size
@@ -122,6 +126,7 @@ class Swarms:
                     "swarmed_at": swarmed.ts.isoformat() if swarmed is not None else None,
                 },
                 "block": block_label(*reversed(key)),
+                "swarmed": _refused(policy, swarmed),
                 "accounts": sorted(members)[:EVIDENCE_NUMBERS],
                 "ips": sorted({item.ip for item in lookups})[:EVIDENCE_NUMBERS],
                 "lookups": trail(lookups),
@@ -153,6 +158,18 @@ class Swarms:
             }
             if not swarm.members and not swarm.swarmed_within(now, window):
                 del self._blocks[key]
+
+
+def _refused(policy: Policy, swarmed: Lookup | None) -> dict[str, str] | None:
+    """Whom the API refuses the swarmed block, and until when (`holds.Swarmed`)."""
+    if swarmed is None:
+        return None
+    return {
+        "accounts_opened_after": (
+            swarmed.ts - timedelta(seconds=policy.swarm_young_seconds)
+        ).isoformat(),
+        "until": (swarmed.ts + timedelta(seconds=policy.swarm_seconds)).isoformat(),
+    }
 
 
 def _time(item: Lookup) -> float:

@@ -18,14 +18,14 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import PathParameter, QueryParameter
 from litestar.response.base import ASGIResponse
 
-from lookup.abuse.events import Outcome
-from lookup.abuse.holds import held
+from lookup.abuse.events import Outcome, utc_now
+from lookup.abuse.holds import held, swarmed
 from lookup.api import openapi, schemas
 from lookup.api.auth import role
 from lookup.api.params import check_length, check_query, check_text
 from lookup.api.problems import PROBLEM_JSON, problem_body
 from lookup.api.services import Services
-from lookup.errors import BlockHeld, InvalidParameter
+from lookup.errors import BlockHeld, BlockSwarmed, InvalidParameter
 from lookup.index.reader import Listing
 from lookup.keys import ApiKey
 from lookup.names import match_score
@@ -92,6 +92,7 @@ class NumbersController(Controller):
                 "invalid-number",
                 "invalid-parameter",
                 "block-held",
+                "block-swarmed",
                 "snapshot-unavailable",
             ),
         },
@@ -126,14 +127,21 @@ class NumbersController(Controller):
         snapshot = services.snapshots.current
         listing = snapshot.find(national)
         key: ApiKey = request.scope["user"]
-        holds = services.key_ring.account(key.account).holds
+        account = services.key_ring.account(key.account)
+        holds, swarms = account.holds, services.key_ring.swarms
+        # Found first, as every lookup is, and told to the detectors as it is: a scan
+        # that goes on into its held block goes on being seen (and suspended).
+        # Logged as refused: nothing was disclosed (a subject's report counts it so).
+        outcome: Outcome = "miss" if listing is None else "hit"
         if holds and (hold := held(holds, int(national))) is not None:
-            # Found first, as every lookup is, and told to the detectors as it is: a scan
-            # that goes on into its held block goes on being seen (and suspended).
-            # Logged as refused: nothing was disclosed (a subject's report counts it so).
-            outcome: Outcome = "miss" if listing is None else "hit"
             services.emit(request.scope, e164(national), outcome, held=True)
             raise BlockHeld(hold.label, key.account)
+        if (
+            swarms
+            and (swarm := swarmed(swarms, int(national), account.opened, utc_now())) is not None
+        ):
+            services.emit(request.scope, e164(national), outcome, held=True)
+            raise BlockSwarmed(swarm.hold.label, swarm.opened_after, swarm.until)
         if listing is None:
             services.emit(request.scope, e164(national), "miss")
             return not_found(national)

@@ -7,6 +7,7 @@ single place where an exception becomes a status code and a problem type.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from typing import Any, Final, NamedTuple
 
@@ -18,6 +19,7 @@ from litestar.status_codes import HTTP_405_METHOD_NOT_ALLOWED, HTTP_413_REQUEST_
 from lookup.abuse.audit import DECISIONS
 from lookup.abuse.cases import CASE_LISTINGS, CaseNotFound
 from lookup.abuse.decisions import CaseClosed, NotCurrentCase
+from lookup.abuse.events import utc_now
 from lookup.abuse.ratelimit import RateLimited, RateLimitsUnavailable
 from lookup.api.params import WHOLE_NUMBER, check_query
 from lookup.errors import (
@@ -27,6 +29,7 @@ from lookup.errors import (
     AddressNotAllowed,
     AmbiguousBody,
     BlockHeld,
+    BlockSwarmed,
     InvalidKey,
     InvalidParameter,
     MissingCredentials,
@@ -109,6 +112,15 @@ PROBLEM_TYPES: Final = {
             "Automated abuse detection saw lookups in this number block that may be a scan, "
             "and holds the account's lookups in it (`block`) until compliance staff have "
             "reviewed them. Lookups elsewhere are answered. Contact support.",
+        ),
+        ProblemType(
+            "block-swarmed",
+            403,
+            "Number block closed to new accounts",
+            "Many new accounts, each on an address of its own, have been looking up a few "
+            "numbers each of this number block (`block`), as a scan split between accounts "
+            "would: until `until` (see Retry-After), its numbers are refused to accounts "
+            "opened shortly before that began. Lookups elsewhere are answered.",
         ),
         ProblemType(
             "own-account",
@@ -249,6 +261,15 @@ def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
             return problem("account-suspended", str(exc))
         case BlockHeld():
             return problem("block-held", str(exc), block=exc.block)
+        case BlockSwarmed():
+            wait = max(1, math.ceil((exc.until - utc_now()).total_seconds()))
+            return problem(
+                "block-swarmed",
+                str(exc),
+                headers={"Retry-After": str(wait)},
+                block=exc.block,
+                until=f"{exc.until.isoformat(timespec='seconds')}Z",
+            )
         case OwnAccount():
             return problem("own-account", str(exc))
         case RateLimited():

@@ -127,6 +127,8 @@ class Problem(msgspec.Struct, frozen=True):
     throttled: bool | None = None
     """`rate-limited`: true when the account's limits are cut pending a compliance review."""
     block: str | None = None
-    """`block-held`: the held allocation block (`+4721279000..999`)."""
+    """`block-held`, `block-swarmed`: the allocation block (`+4721279000..999`)."""
+    until: str | None = None
+    """`block-swarmed`: when its numbers are answered to new accounts again (UTC)."""
     current_case: int | None = None
     """`not-current-case`: the case decisions go on."""

@@ -8,7 +8,8 @@ from litestar import Controller, Request, Response, get
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter
 
-from lookup.abuse.holds import held
+from lookup.abuse.events import utc_now
+from lookup.abuse.holds import Hold, held
 from lookup.api import openapi, schemas
 from lookup.api.auth import role
 from lookup.api.numbers import to_response
@@ -91,7 +92,12 @@ class SearchController(Controller):
         snapshot = services.snapshots.current
         key: ApiKey = request.scope["user"]
         account = services.key_ring.account(key.account)
-        holds = account.holds
+        holds, now = account.holds, utc_now()
+        swarms = {
+            block: swarm
+            for block, swarm in services.key_ring.swarms.items()
+            if swarm.refuses(account.opened, now)
+        }
         throttled = account.status == "throttled"
         # A name search returns up to 50 listings a request: the listings, not the requests,
         # are what a bulk download by name would take.
@@ -99,15 +105,16 @@ class SearchController(Controller):
             key.account, limit, throttled=throttled, plan=account.search_plan
         )
 
-        def in_held_block(row: int) -> bool:
-            return held(holds, int(snapshot.number(row))) is not None
+        def refused(row: int) -> bool:
+            number = int(snapshot.number(row))
+            return held(holds, number) is not None or Hold.of(number) in swarms
 
-        # A held block's listings are refused here too: else a name search would hand a
-        # scan the block its lookups may no longer read.
+        # A held block's listings are refused here too, and a swarmed one's to a new
+        # account: else a name search would hand a scan the block its lookups may not read.
         returned = 0
         try:
             found = snapshot.names.search(
-                query, city=city, limit=limit, skip=in_held_block if holds else None
+                query, city=city, limit=limit, skip=refused if holds or swarms else None
             )
             returned = min(len(found.hits), limit)
         finally:  # what it took and did not return goes back, whatever happened
