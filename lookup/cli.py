@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, Final, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TextIO
 
 from lookup.abuse.retention import RetentionError, check_months
 from lookup.config import ConfigError, Settings, load_settings
@@ -26,6 +26,9 @@ from lookup.errors import KeyStoreError, LookupServiceError, WarehouseBusy
 from lookup.fixtures.render import foreign_files
 from lookup.ingest.report import render_report, render_status
 from lookup.text import printable
+
+if TYPE_CHECKING:
+    from lookup.abuse.holds import Hold
 
 log = logging.getLogger("lookup")
 
@@ -151,6 +154,12 @@ def _parser() -> argparse.ArgumentParser:
     allow = key_commands.add_parser("allow", help="bind all keys of an account to networks")
     allow.add_argument("--org", required=True)
     allow.add_argument("--cidr", action="append", default=[], help="repeatable; none: unbind")
+    swarms = key_commands.add_parser(
+        "swarms", help="blocks refused to new accounts (a swarm of them scanned it)"
+    )
+    swarms.add_argument(
+        "--end", metavar="BLOCK", help="end one now: its label, +4722200000..999, or a number in it"
+    )
 
     abuse = commands.add_parser("abuse", help="abuse detection")
     abuse_commands = abuse.add_subparsers(dest="abuse_command", required=True)
@@ -465,6 +474,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _keys(args: argparse.Namespace, settings: Settings) -> int:
+    from lookup.abuse.events import utc_now  # noqa: PLC0415
     from lookup.abuse.plans import parse_plan  # noqa: PLC0415
     from lookup.abuse.retention import AFTER_END  # noqa: PLC0415
     from lookup.keys import KeyStore, parse_networks, parse_roles  # noqa: PLC0415
@@ -533,9 +543,42 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
                 # A key created with --allow keeps its own list: the client must be in both.
                 kept = f"; {own} key(s) keep their own allow-list" if own else ""
                 print(f"{store.stored_name(args.org)}: {said}{kept}")
+            case "swarms" if args.end is not None:
+                stopped = store.end_swarm(_block(args.end))
+                print(
+                    f"{stopped.hold.label}: answered to new accounts again (it was until "
+                    f"{stopped.until:%Y-%m-%d %H:%M} UTC)"
+                )
+            case "swarms":
+                now = utc_now()
+                current = sorted(
+                    (s for s in store.swarms().values() if s.until > now), key=lambda s: s.until
+                )
+                for swarm in current:
+                    print(
+                        f"{swarm.hold.label}: refused to accounts opened after "
+                        f"{swarm.opened_after:%Y-%m-%d %H:%M} UTC until "
+                        f"{swarm.until:%Y-%m-%d %H:%M} UTC"
+                    )
+                if not current:
+                    print("no block is refused to new accounts")
     finally:
         store.close()
     return 0
+
+
+def _block(text: str) -> Hold:
+    """`--end`'s block: a label as evidence and problem details write it, or any number
+    in it as a lookup takes one."""
+    from lookup.abuse.holds import Hold  # noqa: PLC0415
+    from lookup.numbers import InvalidNumber, normalize  # noqa: PLC0415
+
+    try:
+        return Hold.parse(text) if ".." in text else Hold.of(int(normalize(text)))
+    except (ValueError, InvalidNumber) as exc:
+        raise UsageError(
+            f"--end takes a block like +4722200000..999 or a number in it: {exc}"
+        ) from None
 
 
 def _months(text: str) -> int:

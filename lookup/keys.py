@@ -55,7 +55,8 @@ CREATE TABLE IF NOT EXISTS keys (
 CREATE TABLE IF NOT EXISTS swarmed (
     block TEXT PRIMARY KEY,                    -- allocation block new accounts split, +47...
     opened_after TEXT NOT NULL,                -- refused to accounts opened after (UTC)
-    until TEXT NOT NULL                        -- until (UTC)
+    until TEXT NOT NULL,                       -- until (UTC)
+    ended_at TEXT                              -- when an operator ended it early (UTC)
 );
 """
 
@@ -378,26 +379,44 @@ class KeyStore:
 
     def swarm(self, swarm: Swarmed) -> None:
         """Refuse a swarmed block to new accounts until its swarm is over (servers follow
-        within a second); a later swarm of the block replaces an earlier one."""
+        within a second). Every finding of one swarm names it alike; a swarm found later
+        (accounts opened later) replaces an earlier one, and one an operator ended stays
+        ended for the rest of its findings."""
         with self._con:
             self._con.execute("DELETE FROM swarmed WHERE until <= ?", (utc_now().isoformat(),))
             self._con.execute(
                 "INSERT INTO swarmed (block, opened_after, until) VALUES (?, ?, ?) "
                 "ON CONFLICT (block) DO UPDATE SET opened_after = excluded.opened_after, "
-                "until = excluded.until WHERE excluded.until > swarmed.until",
+                "until = excluded.until, ended_at = NULL "
+                "WHERE excluded.opened_after > swarmed.opened_after",
                 (swarm.hold.label, swarm.opened_after.isoformat(), swarm.until.isoformat()),
             )
         self._wrote()
 
+    def end_swarm(self, hold: Hold) -> Swarmed:
+        """End a swarmed block's refusal now (an operator's call: the block's swarm was a
+        town's new customers); what it was."""
+        now = utc_now().isoformat()
+        with self._con:
+            row = self._con.execute(
+                "UPDATE swarmed SET ended_at = ? WHERE block = ? AND ended_at IS NULL "
+                "AND until > ? RETURNING opened_after, until",
+                (now, hold.label, now),
+            ).fetchone()
+        self._wrote()
+        if row is None:
+            raise KeyStoreError(f"{hold.label} is not refused to new accounts now")
+        return Swarmed(hold, datetime.fromisoformat(row[0]), datetime.fromisoformat(row[1]))
+
     def swarms(self) -> dict[Hold, Swarmed]:
-        """The swarmed blocks, by block (an ended swarm until the next one is written: each
-        lookup reads its time)."""
+        """The swarmed blocks, by block, each until it ends or was ended (an ended one
+        until the next write: each lookup reads its time)."""
         return {
             (hold := Hold.parse(block)): Swarmed(
                 hold, datetime.fromisoformat(opened_after), datetime.fromisoformat(until)
             )
             for block, opened_after, until in self._con.execute(
-                "SELECT block, opened_after, until FROM swarmed"
+                "SELECT block, opened_after, coalesce(ended_at, until) FROM swarmed"
             )
         }
 
@@ -610,8 +629,8 @@ class KeyRing:
         process; whether that changed anything (each of a swarm's findings names it)."""
         with self._lock:
             known = self.swarms.get(swarm.hold)
-            if known is not None and known.until >= swarm.until:
-                return False
+            if known is not None and known.opened_after >= swarm.opened_after:
+                return False  # the same swarm (perhaps ended by an operator), or an older
             self._store.swarm(swarm)
             # A new dict, not an update: request threads read the old one meanwhile.
             self.swarms = {**self.swarms, swarm.hold: swarm}

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
+from lookup.abuse.events import utc_now
+from lookup.abuse.holds import Hold, Swarmed
 from lookup.ingest.files import sidecar_for
 from lookup.keys import KeyStore
 from tests.ingest_helpers import person, write_csv
@@ -665,3 +669,44 @@ def test_the_watcher_outlives_a_failing_round(tmp_path: Path) -> None:
         watcher.terminate()
         _, stderr = watcher.communicate(timeout=10)
     assert "ingest failed" in stderr and "retrying" in stderr and "Traceback" not in stderr
+
+
+def test_an_operator_lists_the_swarmed_blocks_and_ends_one_for_good(tmp_path: Path) -> None:
+    # A swarm's findings name it alike; the monitor writes each to the key store.
+    now = utc_now()
+    found = Swarmed(Hold.of(22200000), now - timedelta(days=7), now + timedelta(hours=20))
+    other = Swarmed(Hold.of(91234567), now - timedelta(days=7), now + timedelta(hours=2))
+    with contextlib.closing(KeyStore(tmp_path / "keys.sqlite3")) as store:
+        store.swarm(found)
+        store.swarm(other)
+    listed = lookup("keys", "swarms", data_dir=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines() == [
+        f"+4791230000..9999: refused to accounts opened after {other.opened_after:%Y-%m-%d %H:%M}"
+        f" UTC until {other.until:%Y-%m-%d %H:%M} UTC",
+        f"+4722200000..999: refused to accounts opened after {found.opened_after:%Y-%m-%d %H:%M}"
+        f" UTC until {found.until:%Y-%m-%d %H:%M} UTC",
+    ]
+    # A town's new customers, the operator finds: ended by any number in the block.
+    ended = lookup("keys", "swarms", "--end", "22 20 01 23", data_dir=tmp_path)
+    assert ended.returncode == 0, ended.stderr
+    assert ended.stdout.startswith("+4722200000..999: answered to new accounts again")
+    again = lookup("keys", "swarms", "--end", "+4722200000..999", data_dir=tmp_path)
+    assert again.returncode == 1
+    assert again.stderr == "lookup: +4722200000..999 is not refused to new accounts now\n"
+    with contextlib.closing(KeyStore(tmp_path / "keys.sqlite3")) as store:
+        # The same swarm's later findings do not bring it back; a swarm found later does.
+        store.swarm(found)
+        assert store.swarms()[found.hold].until <= utc_now()
+        later = found._replace(
+            opened_after=found.opened_after + timedelta(days=1), until=found.until + timedelta(1)
+        )
+        store.swarm(later)
+        assert store.swarms()[found.hold] == later
+    bad = lookup("keys", "swarms", "--end", "nonsense", data_dir=tmp_path)
+    assert bad.returncode == 2 and "--end takes a block like +4722200000..999" in bad.stderr
+    with contextlib.closing(KeyStore(tmp_path / "keys.sqlite3")) as store:
+        store.end_swarm(later.hold)
+        store.end_swarm(other.hold)
+    none = lookup("keys", "swarms", data_dir=tmp_path)
+    assert none.stdout == "no block is refused to new accounts\n"
