@@ -154,14 +154,14 @@ class BlockSwarmed(AuthError):
     """A new account's lookup in an allocation block many new accounts are splitting
     between them, refused until the swarm is over."""
 
-    def __init__(self, block: str, opened_after: datetime, until: datetime) -> None:
+    def __init__(self, block: str, until: datetime) -> None:
         self.block = block
         self.until = until
         # The block, never the number: every number of it, listed or not, gets these bytes.
+        # Not how new an account must be, nor when it was found: a scan would age its next.
         super().__init__(
-            f"lookups in {block} are refused to accounts opened after "
-            f"{opened_after:%Y-%m-%d %H:%M} UTC until {until:%Y-%m-%d %H:%M} UTC: many new "
-            "accounts have been looking up its numbers a few each"
+            f"lookups in {block} are refused to new accounts until {until:%Y-%m-%d %H:%M} UTC: "
+            "many new accounts have been looking up its numbers a few each"
         )
 
 

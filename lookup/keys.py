@@ -389,7 +389,11 @@ class KeyStore:
                 "ON CONFLICT (block) DO UPDATE SET opened_after = excluded.opened_after, "
                 "until = excluded.until, ended_at = NULL "
                 "WHERE excluded.opened_after > swarmed.opened_after",
-                (swarm.hold.label, swarm.opened_after.isoformat(), swarm.until.isoformat()),
+                (
+                    swarm.hold.label,
+                    _naive_utc(swarm.opened_after.isoformat()).isoformat(),
+                    _naive_utc(swarm.until.isoformat()).isoformat(),
+                ),
             )
         self._wrote()
 
@@ -406,15 +410,14 @@ class KeyStore:
         self._wrote()
         if row is None:
             raise KeyStoreError(f"{hold.label} is not refused to new accounts now")
-        return Swarmed(hold, datetime.fromisoformat(row[0]), datetime.fromisoformat(row[1]))
+        return Swarmed(hold, _naive_utc(row[0]), _naive_utc(row[1]))
 
     def swarms(self) -> dict[Hold, Swarmed]:
         """The swarmed blocks, by block, each until it ends or was ended (an ended one
         until the next write: each lookup reads its time)."""
         return {
-            (hold := Hold.parse(block)): Swarmed(
-                hold, datetime.fromisoformat(opened_after), datetime.fromisoformat(until)
-            )
+            # Naive UTC, as lookups compare them, whatever wrote the row.
+            (hold := Hold.parse(block)): Swarmed(hold, _naive_utc(opened_after), _naive_utc(until))
             for block, opened_after, until in self._con.execute(
                 "SELECT block, opened_after, coalesce(ended_at, until) FROM swarmed"
             )
@@ -631,6 +634,8 @@ class KeyRing:
             known = self.swarms.get(swarm.hold)
             if known is not None and known.opened_after >= swarm.opened_after:
                 return False  # the same swarm (perhaps ended by an operator), or an older
+            if swarm.until <= utc_now():
+                return False  # found in old events: over already
             self._store.swarm(swarm)
             # A new dict, not an update: request threads read the old one meanwhile.
             self.swarms = {**self.swarms, swarm.hold: swarm}

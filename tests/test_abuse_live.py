@@ -661,35 +661,19 @@ def test_a_block_new_accounts_split_is_refused_to_the_next_new_account_before_it
     with contextlib.closing(sqlite3.connect(settings.keys_path)) as keys, keys:
         opened = (datetime.now(UTC) - timedelta(days=30)).isoformat(timespec="seconds")
         keys.execute("UPDATE accounts SET created_at = ? WHERE name = 'customer-co'", (opened,))
-    # Eight new accounts, each on an address of its own, three numbers each of the block
-    # (every other number of its first half listed), a minute apart.
-    start = utc_now() - timedelta(minutes=30)
-    numbers = random.Random(3).sample(range(22200000, 22201000), 24)
-    for account in range(8):
-        new_key(settings, org=f"sybil-{account}")
-    swarm = [
-        LookupEvent(
-            ts=start + timedelta(minutes=index),
-            account=f"sybil-{index // 3}",
-            key=f"k{index // 3}",
-            ip=f"10.9.0.{index // 3 + 1}",
-            number=f"+47{number}",
-            outcome="hit" if number < 22200500 and number % 2 == 0 else "miss",
-        )
-        for index, number in enumerate(numbers)
-    ]
     monitor = AbuseMonitor(
         clients.services.events, clients.services.store, clients.services.key_ring
     )
-    assert any(f.evidence.get("swarmed") for f in monitor.submit(swarm))
+    assert any(f.evidence.get("swarmed") for f in monitor.submit(_swarm(settings)))
     clients.services.key_ring.refresh()
     # The next new account is refused every number of the block alike, before its first:
-    # listed or not, with when it may ask again.
+    # listed or not, with when it may ask again (not how new an account must be).
     listed, unlisted = (
         problem_of(clients.lookup(newcomer, number), 403, "block-swarmed")
         for number in ("22200002", "22200003")
     )
     assert listed == unlisted and listed["block"] == "+4722200000..999"
+    assert "opened" not in listed["detail"] and listed["until"].endswith("Z")
     refused = clients.lookup(newcomer, "22200002")
     assert 0 < int(refused.headers["retry-after"]) <= 86_400
     assert "22200002" not in refused.text
@@ -717,3 +701,65 @@ def test_a_block_new_accounts_split_is_refused_to_the_next_new_account_before_it
         keys.execute("UPDATE swarmed SET until = ?", (utc_now().isoformat(),))
     clients.services.key_ring.refresh()
     assert clients.lookup(newcomer, "22200002").status_code == 200
+
+
+def _swarm(settings: Settings) -> list[LookupEvent]:
+    """Eight new accounts, each on an address of its own, three numbers each of the
+    fixture's block (every other number of its first half listed), a minute apart."""
+    start = utc_now() - timedelta(minutes=30)
+    numbers = random.Random(3).sample(range(22200000, 22201000), 24)
+    for account in range(8):
+        new_key(settings, org=f"sybil-{account}")
+    return [
+        LookupEvent(
+            ts=start + timedelta(minutes=index),
+            account=f"sybil-{index // 3}",
+            key=f"k{index // 3}",
+            ip=f"10.9.0.{index // 3 + 1}",
+            number=f"+47{number}",
+            outcome="hit" if number < 22200500 and number % 2 == 0 else "miss",
+        )
+        for index, number in enumerate(numbers)
+    ]
+
+
+def test_a_key_store_that_cannot_take_a_swarm_loses_no_finding_nor_lookup(
+    clients: Clients, data_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    settings = make_settings(data_dir)
+    events = _swarm(settings)
+    key_ring = clients.services.key_ring
+
+    def locked(swarm: Any) -> bool:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(key_ring, "swarm", locked)
+    monitor = AbuseMonitor(clients.services.events, clients.services.store, key_ring)
+    with caplog.at_level(logging.ERROR):
+        findings = monitor.submit(events)
+    assert any(f.evidence.get("swarmed") for f in findings)
+    assert "cannot refuse +4722200000..999 to new accounts: database is locked" in caplog.text
+    # Every lookup logged and every finding on a case; the holds were carried out.
+    store = clients.services.store
+    assert store.file.rows("SELECT count(*) FROM lookup_log")[0][0] == len(events)
+    assert {case["account"] for case in store.cases.summaries()} == {f.account for f in findings}
+    assert key_ring.account("sybil-0").holds
+
+
+def test_a_swarm_written_with_its_zone_is_read_as_utc(clients: Clients, data_dir: Path) -> None:
+    # A row written by hand or another tool, with its zone: lookups compare naive UTC.
+    settings = make_settings(data_dir)
+    newcomer = new_key(settings, org="newly-opened-co")
+    until = datetime.now(UTC) + timedelta(hours=1)
+    with contextlib.closing(sqlite3.connect(settings.keys_path)) as keys, keys:
+        keys.execute(
+            "INSERT INTO swarmed (block, opened_after, until) VALUES (?, ?, ?)",
+            (
+                "+4722200000..999",
+                (until - timedelta(days=8)).isoformat(),
+                until.isoformat().replace("+00:00", "Z"),
+            ),
+        )
+    clients.services.key_ring.refresh()
+    refused = problem_of(clients.lookup(newcomer, "22200002"), 403, "block-swarmed")
+    assert refused["until"] == f"{until.replace(tzinfo=None).isoformat(timespec='seconds')}Z"

@@ -263,3 +263,25 @@ def test_the_harness_refuses_a_swarmed_block_to_accounts_opened_for_it() -> None
     aged = split(T0 - timedelta(days=8))
     assert all(len(aged[f"sybil-{a}"].extracted) <= 1 for a in range(6, 40))
     assert len({n for r in aged.values() for n in r.extracted}) > len(taken) + 15
+
+
+def test_the_harness_counts_a_new_customer_refused_a_swarmed_block() -> None:
+    # A customer opened the hour after the swarm, whose caller lives in the block, and one
+    # opened a month before, whose caller does too: the new one is refused, as the API
+    # would, and counted; the older one is answered.
+    actors: list[Actor] = []
+    for event in sybils(8):
+        if not actors or actors[-1].account != event.account:
+            actors.append(Actor("sybil", event.account, scraper=True, scrape_from=T0))
+        actors[-1].events.append(event)
+    caller = next(e for e in sybils(8, seed=9) if e.outcome == "hit")
+    for name, opened in (("new-shop", None), ("old-shop", T0 - timedelta(days=30))):
+        shop = Actor("local_business", name, scraper=False, opened=opened)
+        shop.events.append(
+            msgspec.structs.replace(
+                caller, account=name, key=f"{name}-k", ip="192.0.2.1", ts=T0 + timedelta(hours=1)
+            )
+        )
+        actors.append(shop)
+    results, _ = run(actors)
+    assert (results["new-shop"].swarm_refused, results["old-shop"].swarm_refused) == (1, 0)

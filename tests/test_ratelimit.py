@@ -143,6 +143,10 @@ def test_every_counted_answer_says_what_its_tightest_limit_has_left(
         assert set(paths["/v1/numbers/{number}"]["get"]["responses"]["200"]["headers"]) == fields
         assert set(paths["/v1/search"]["get"]["responses"]["200"]["headers"]) == fields
         assert not paths["/healthz"]["get"]["responses"]["200"].get("headers")
+        # A swarmed block's refusal says when it ends; a search is never refused so.
+        number = paths["/v1/numbers/{number}"]["get"]["responses"]
+        assert set(number["403"]["headers"]) == {*fields, "Retry-After"}
+        assert set(paths["/v1/search"]["get"]["responses"]["403"]["headers"]) == fields
 
 
 def test_retry_after_is_never_more_than_a_second_late(storage: str) -> None:

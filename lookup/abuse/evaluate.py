@@ -50,16 +50,20 @@ class AccountResult:
     """Listings name searches returned to it before suspension (a scraper's)."""
     opened: datetime | None = None
     """When the account was opened: just before its first lookup."""
+    swarm_refused: int = 0
+    """Its lookups refused in a block swarmed while it was new (a customer's: the cost)."""
 
     def refused(self, event: LookupEvent, swarms: dict[Hold, Swarmed]) -> bool:
         """Whether the API refuses the lookup: its number is in a block held for the account,
         or swarmed while the account is new (the detectors still see it, as the API reports
         it to them)."""
         number = national_number(event.number)
-        return number is not None and (
-            held(self.holds, number) is not None
-            or (bool(swarms) and swarmed(swarms, number, self.opened, event.ts) is not None)
-        )
+        if number is None:
+            return False
+        if swarms and swarmed(swarms, number, self.opened, event.ts) is not None:
+            self.swarm_refused += 1
+            return True
+        return held(self.holds, number) is not None
 
     @property
     def flagged(self) -> bool:
@@ -88,7 +92,9 @@ def run(
     """Feed every event in time order through one engine; returns results and µs per event."""
     by_account: dict[str, AccountResult] = {}
     for actor in actors:
-        by_account.setdefault(actor.account, AccountResult(actor))
+        result = by_account.setdefault(actor.account, AccountResult(actor))
+        if actor.opened is not None:  # the earliest of an account's actors'
+            result.opened = min(actor.opened, result.opened or actor.opened)
     events: list[LookupEvent] = sorted(
         (event for actor in actors for event in actor.events), key=lambda e: e.ts
     )
@@ -98,21 +104,21 @@ def run(
     for event in events:
         result = by_account[event.account]
         if result.opened is None:
-            result.opened = result.actor.opened or event.ts
+            result.opened = event.ts
         if result.suspended_after is not None:
             continue  # refused with 403: no answer, no event
         scraping = result.actor.scrape_from is not None and event.ts >= result.actor.scrape_from
+        refused = (
+            bool(result.holds or swarms)
+            and event.endpoint != "search"
+            and result.refused(event, swarms)
+        )
         if scraping or not result.actor.scraper:
             result.seen += 1
             caught = result.actor.flag_only and result.flagged_after is not None
             if scraping and not caught and event.endpoint == "search":
                 result.searched += event.listings or 0
-            elif (
-                event.outcome == "hit"
-                and scraping
-                and not caught
-                and not result.refused(event, swarms)
-            ):
+            elif event.outcome == "hit" and scraping and not caught and not refused:
                 result.extracted.add(event.number)
         for finding in engine.observe(event):
             target = by_account[finding.account]
@@ -203,6 +209,8 @@ class PersonaSummary:
     suspended: int = 0
     held: int = 0
     flagged: int = 0
+    swarm_refused: int = 0
+    """Accounts refused a lookup in a block swarmed while they were new."""
     detection: list[float] = field(default_factory=list)
     """Per month: median events until suspension (until the flag, for flag-only ones)."""
     stops: list[float] = field(default_factory=list)
@@ -225,6 +233,7 @@ def _month(seed: int) -> dict[str, PersonaSummary]:
         line.suspended = sum(r.suspended_after is not None for r in group)
         line.held = sum(r.held_after is not None for r in group)
         line.flagged = sum(r.flagged for r in group)
+        line.swarm_refused = sum(r.swarm_refused > 0 for r in group)
         detect = [r.caught_after for r in group if r.caught_after is not None]
         line.detection = [statistics.median(detect)] if detect else []
         stops = [r.stopped_after for r in group if r.stopped_after is not None]
@@ -246,6 +255,7 @@ def summarize(seeds: list[int], workers: int | None = None) -> str:
                 into.suspended += line.suspended
                 into.held += line.held
                 into.flagged += line.flagged
+                into.swarm_refused += line.swarm_refused
                 into.detection += line.detection
                 into.stops += line.stops
                 into.shares += line.shares
@@ -291,7 +301,8 @@ def summarize(seeds: list[int], workers: int | None = None) -> str:
         "legitimate suspended: "
         f"{sum(x.suspended for x in legit)}/{sum(x.accounts for x in legit)}, held a block: "
         f"{sum(x.held for x in legit)}, flagged: "
-        f"{sum(x.flagged for x in legit)}; block scans extracting >= 1 % of their block: "
+        f"{sum(x.flagged for x in legit)}, refused a swarmed block: "
+        f"{sum(x.swarm_refused for x in legit)}; block scans extracting >= 1 % of their block: "
         f"{over(shares, 1_000)} on 1k blocks, {over(shares, 10_000)} on 10k blocks"
     )
     return "\n".join(lines)
@@ -338,7 +349,8 @@ def main(argv: list[str] | None = None) -> int:
         f"\nscrapers suspended: {caught}/{len(scrapers)}; flag-only scrapers (list washing) "
         f"flagged: {sum(r.flagged for r in flag_only)}/{len(flag_only)}; legitimate suspended: "
         f"{wrongly}/{len(legit)}, held a block: {held}/{len(legit)}, flagged: "
-        f"{flagged}/{len(legit)}"
+        f"{flagged}/{len(legit)}, refused a swarmed block: "
+        f"{sum(r.swarm_refused > 0 for r in legit)}/{len(legit)}"
     )
     return 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import sqlite3
 import threading
 import time
 from datetime import datetime, timedelta
@@ -156,14 +157,6 @@ class AbuseMonitor:
             (self._reviewed.discard if act else self._reviewed.add)(finding.account)
             if not act and (hold := hold_in(finding.evidence)) is not None:
                 self.engine.answered(finding.account, hold)
-            # A block's, not the account's: refused to new accounts whatever its policy.
-            if (swarm := swarm_in(finding.evidence)) is not None and self.key_ring.swarm(swarm):
-                log.warning(
-                    "refusing %s to accounts opened after %s until %s: a swarm of new accounts",
-                    swarm.hold.label,
-                    swarm.opened_after,
-                    swarm.until,
-                )
         if not self._gathered:
             self._gathered_since = time.monotonic()
         self._gathered.extend(events)
@@ -184,6 +177,7 @@ class AbuseMonitor:
                     _reason(None, finding.kind, finding.action),
                     hold=hold_in(finding.evidence),
                 )
+                self._swarm(finding)
             # Kept for the next write; a process that goes on failing (one that serves
             # too: the monitor process stops on it) gives up the oldest, counted.
             if len(self._gathered) > UNWRITTEN_MAX:
@@ -197,6 +191,7 @@ class AbuseMonitor:
                 _reason(case_id, finding.kind, finding.action),
                 hold=hold_in(finding.evidence),
             )
+            self._swarm(finding)
             FINDINGS.labels(finding.kind, finding.action).inc()
         EVENT_LAG.set((utc_now() - events[0].ts).total_seconds())
         BATCH_SECONDS.observe(time.perf_counter() - started)
@@ -415,6 +410,24 @@ class AbuseMonitor:
             return False
         self.store.decisions.carried_out(decision.id)
         return changed
+
+    def _swarm(self, finding: Finding) -> None:
+        """Refuse the block a swarm finding names to new accounts (a block's matter, not
+        the account's: whatever its policy), after its case is written."""
+        swarm = swarm_in(finding.evidence)
+        if swarm is None:
+            return
+        try:
+            if self.key_ring.swarm(swarm):
+                log.warning(
+                    "refusing %s to accounts opened after %s until %s: a swarm of new accounts",
+                    swarm.hold.label,
+                    f"{swarm.opened_after:%Y-%m-%d %H:%M} UTC",
+                    f"{swarm.until:%Y-%m-%d %H:%M} UTC",
+                )
+        except (KeyStoreError, sqlite3.Error) as exc:  # a locked or full key store: the
+            # findings stand, and the swarm's next finding tries again
+            log.error("cannot refuse %s to new accounts: %s", swarm.hold.label, exc)
 
     def _enforce(
         self, name: str, action: str, reason: str, *, hold: Hold | None = None, again: bool = False

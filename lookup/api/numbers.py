@@ -141,7 +141,7 @@ class NumbersController(Controller):
             and (swarm := swarmed(swarms, int(national), account.opened, utc_now())) is not None
         ):
             services.emit(request.scope, e164(national), outcome, held=True)
-            raise BlockSwarmed(swarm.hold.label, swarm.opened_after, swarm.until)
+            raise BlockSwarmed(swarm.hold.label, swarm.until)
         if listing is None:
             services.emit(request.scope, e164(national), "miss")
             return not_found(national)

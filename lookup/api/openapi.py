@@ -103,6 +103,11 @@ def with_quota_fields(app: Litestar) -> None:
         schema=Schema(type=OpenAPIType.INTEGER),
         description="Seconds until the limit named in `RateLimit` lets a request through.",
     )
+    swarm_over = OpenAPIHeader(
+        schema=Schema(type=OpenAPIType.INTEGER),
+        description="On `/problems/block-swarmed`: seconds until the block is answered to "
+        "new accounts again.",
+    )
     for path in (app.openapi_schema.paths or {}).values():
         for operation in (path.get, path.head, path.post):
             if operation is None or operation.security == NO_KEY or not operation.responses:
@@ -110,5 +115,11 @@ def with_quota_fields(app: Litestar) -> None:
             for status, response in operation.responses.items():
                 if status in _UNCOUNTED or not isinstance(response, OpenAPIResponse):
                     continue
-                more = {"Retry-After": retry} if status == "429" else {}
+                more = (
+                    {"Retry-After": retry}
+                    if status == "429"
+                    else {"Retry-After": swarm_over}
+                    if "block-swarmed" in (response.description or "")
+                    else {}
+                )
                 response.headers = {**(response.headers or {}), **fields, **more}
