@@ -11,7 +11,9 @@ import pytest
 
 from lookup.abuse.detectors import Engine, Finding
 from lookup.abuse.events import EventBuffer, LookupEvent, utc_now
+from lookup.abuse.harvest import DAY, HOUR, WEEK, WINDOWS
 from lookup.abuse.monitor import AbuseMonitor
+from lookup.abuse.plans import allowance, plan_scales
 from lookup.abuse.policy import DEFAULT_POLICY
 from lookup.abuse.simulate import Directory, Traffic, search_desk
 from lookup.abuse.store import ComplianceStore
@@ -254,3 +256,60 @@ def test_a_restart_keeps_a_cleared_accounts_measure_and_not_its_evidence(
     # That hour is its measure (a live monitor kept it through the clearance), and its
     # evidence is gone: the same hour now is no finding, nor the next search.
     assert restarted.submit(list(mixed_hour(utc_now()))) == []
+
+
+def test_a_plan_says_how_many_times_the_default_it_allows_in_each_window() -> None:
+    default = "2000/hour;10000/day"
+    assert allowance(default, HOUR) == 2000 and allowance(default, WEEK) == 70_000
+    assert allowance("100/minute", HOUR) == 6000
+    assert plan_scales("5000/hour;30000/day", default, WINDOWS) == (
+        (HOUR, 2.5),
+        (DAY, 3.0),
+        (WEEK, 3.0),
+    )
+    # No more anywhere (less counts as the default), or unusable: the default's floors.
+    assert plan_scales("1000/hour;5000/day", default, WINDOWS) is None
+    # An hour of 1,000 is a day of 24,000: more than the default in a day.
+    assert plan_scales("1000/hour", default, WINDOWS) == ((HOUR, 1.0), (DAY, 2.4), (WEEK, 2.4))
+    assert plan_scales(default, default, WINDOWS) is None
+    assert plan_scales("lots/forever", default, WINDOWS) is None
+
+
+def test_an_accounts_own_search_plan_moves_its_floors_as_much() -> None:
+    # A desk given 2.5 times the default's hour (and 3 times its day) reads 2,600 listings
+    # in an hour, full pages all: its own plan's bar is 5,000, the default's 2,000.
+    scales = plan_scales("5000/hour;30000/day", "2000/hour;10000/day", WINDOWS)
+    busy = list(pages(MONDAY, 52, timedelta(seconds=60)))
+    assert observe(Engine(search_scales=lambda account: scales), busy) == []
+    ((_, finding),) = observe(Engine(), busy)
+    assert finding.evidence["rule"]["plan_scale"] == 1.0
+    # Its own plan's day of full pages (6,000, three times the default's 2,000) is stopped.
+    day = observe(
+        Engine(search_scales=lambda account: scales), pages(MONDAY, 200, timedelta(seconds=90))
+    )
+    ((position, finding),) = day
+    assert position == 120 and finding.evidence["rule"]["tier"] == "full_pages"
+    assert (finding.evidence["rule"]["bound"], finding.evidence["rule"]["plan_scale"]) == (
+        6000,
+        3.0,
+    )
+
+
+def test_the_monitor_reads_an_accounts_search_plan_from_the_key_store(
+    store: ComplianceStore, tmp_path: Path
+) -> None:
+    keys = KeyStore(tmp_path / "keys.sqlite")
+    keys.create("names-co", frozenset({"search"}))
+    keys.create("desk-co", frozenset({"search"}))
+    keys.set_plan("desk-co", "5000/hour;30000/day", search=True)
+    monitor = AbuseMonitor(EventBuffer(), store, KeyRing(keys), search_plan="2000/hour;10000/day")
+    now = utc_now() - timedelta(hours=2)
+    events = sorted(
+        [
+            *pages(now, 45, timedelta(seconds=60)),
+            *pages(now, 45, timedelta(seconds=60), account="desk-co"),
+        ],
+        key=lambda event: event.ts,
+    )
+    assert {f.account for f in monitor.submit(events)} == {"names-co"}
+    keys.close()

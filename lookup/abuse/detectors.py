@@ -29,7 +29,7 @@ from lookup.abuse.crossaccount import AddressScans
 from lookup.abuse.events import EPOCH, LookupEvent, national_number
 from lookup.abuse.fastrule import FastRule
 from lookup.abuse.focus import Focus
-from lookup.abuse.harvest import SEARCH_HARVEST, Search, Searches, SearchHarvest
+from lookup.abuse.harvest import SEARCH_HARVEST, Scales, Search, Searches, SearchHarvest
 from lookup.abuse.holds import Hold
 from lookup.abuse.missratio import MissRatio
 from lookup.abuse.policy import DEFAULT_POLICY, SEVERITY, Action, Kind, Policy, Verdict
@@ -103,8 +103,15 @@ class Finding(msgspec.Struct, frozen=True, kw_only=True):
 class Engine:
     """Feeds events through every detector and applies the policy."""
 
-    def __init__(self, policy: Policy = DEFAULT_POLICY) -> None:
+    def __init__(
+        self,
+        policy: Policy = DEFAULT_POLICY,
+        search_scales: Callable[[str], Scales | None] = lambda account: None,
+    ) -> None:
         self.policy = policy
+        self.search_scales = search_scales
+        """Per account, how many times the default search plan its own allows (None: the
+        default's): the search-harvest floors move as much. Replay knows no plans."""
         self._accounts: dict[str, AccountState] = {}
         self._fast = FastRule(policy)
         # In this order: a lookup's findings are listed as its rules are.
@@ -491,7 +498,10 @@ class Engine:
 
     def _searched(self, state: AccountState, event: LookupEvent) -> list[Finding]:
         """The search-harvest test's findings on a name search."""
-        return self._judged(state, event, self._harvest.check(_searches(state), _search(event)))
+        verdicts = self._harvest.check(
+            _searches(state), _search(event), self.search_scales(event.account)
+        )
+        return self._judged(state, event, verdicts)
 
     def _list_washing(self, state: AccountState, event: LookupEvent) -> Finding | None:
         """A flag, at the first lookup of a day, when new numbers made most of the account's

@@ -25,10 +25,13 @@ from typing import Any, Final, NamedTuple
 from lookup.abuse.policy import Kind, Policy, Verdict
 
 SEARCH_HARVEST: Final = "search_harvest"
+Scales = tuple[tuple[float, float], ...]
+"""(window seconds, factor) pairs: an account's search plan over the default's."""
 """The test's `rule.pattern` in evidence."""
 HOUR: Final = 3600.0
 DAY: Final = 86400.0
 WEEK: Final = 7 * DAY
+WINDOWS: Final = (HOUR, DAY, WEEK)
 PAGES: Final = "full_pages"
 """The tier that asks for nearly every listing from full pages, over a lower floor."""
 EVIDENCE_SEARCHES: Final = 50
@@ -151,19 +154,24 @@ class SearchHarvest:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
 
-    def check(self, searches: Searches, search: Search) -> list[Verdict]:
+    def check(
+        self, searches: Searches, search: Search, scales: Scales | None = None
+    ) -> list[Verdict]:
         """Count one search's listings; a verdict when a window passes its bar (those that
-        suspend before the hour's)."""
+        suspend before the hour's). `scales`: how many times the default search plan the
+        account's own allows, by window (`plans.plan_scales`): its floors move as much."""
         policy = self.policy
         searches.add(search, policy.search_baseline_lag_seconds)
-        for tier, tally, floor, share, strong in self._tiers(searches):
+        for tier, tally, default_floor, share, strong in self._tiers(searches):
+            scale = next((f for seconds, f in scales or () if seconds == tally.seconds), 1.0)
+            floor = round(default_floor * scale)
             # The full-pages tier asks nearly every listing in full pages, and no measure:
             # a measure counts listings whatever their pages, so a download diluted for
             # weeks would raise it.
             measure = 0 if tier == PAGES else round(policy.search_factor * tally.baseline)
             bound = max(floor, measure)
             if tally.listings >= bound and tally.full >= share * tally.listings:
-                evidence = self._evidence(tier, tally, bound, share, searches.trail)
+                evidence = self._evidence(tier, tally, bound, share, searches.trail, scale)
                 return [Verdict(Kind.DISTINCT_VELOCITY, strong, evidence, alone=SEARCH_HARVEST)]
         return []
 
@@ -179,7 +187,13 @@ class SearchHarvest:
         )
 
     def _evidence(
-        self, tier: str, tally: Tally, bound: int, share: float, trail: deque[Search]
+        self,
+        tier: str,
+        tally: Tally,
+        bound: int,
+        share: float,
+        trail: deque[Search],
+        scale: float,
     ) -> Callable[[], dict[str, Any]]:
         """The finding's figures and the searches behind it (built only for a finding,
         before the window moves again)."""
@@ -196,6 +210,8 @@ class SearchHarvest:
                     "full_share_at_least": share,
                     "account_busiest_past_window": 0 if tier == PAGES else tally.baseline,
                     "bound": bound,
+                    # The account's own search plan over the default's, in the window.
+                    "plan_scale": round(scale, 3),
                 },
                 "searches": [
                     {

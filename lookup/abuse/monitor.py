@@ -15,6 +15,7 @@ import sqlite3
 import threading
 import time
 from datetime import datetime, timedelta
+from functools import partial
 from operator import attrgetter
 from typing import Final
 
@@ -22,8 +23,10 @@ from lookup.abuse.audit import STATUS_AFTER, Decision, status_reason
 from lookup.abuse.cases import OpenHold
 from lookup.abuse.detectors import Engine, Finding
 from lookup.abuse.events import EPOCH, EventBuffer, LookupEvent, utc_now
+from lookup.abuse.harvest import WINDOWS, Scales
 from lookup.abuse.holds import Hold, hold_in, swarm_in
 from lookup.abuse.lookuplog import CLOCK_MARGIN
+from lookup.abuse.plans import plan_scales
 from lookup.abuse.policy import Action
 from lookup.abuse.retention import AccountTerms, plan_sweep
 from lookup.abuse.store import ComplianceStore, Erasure, Swept
@@ -64,11 +67,16 @@ class AbuseMonitor:
         allow: tuple[Network, ...] = (),
         detect: bool = True,
         commit_seconds: float = 0.0,
+        search_plan: str | None = None,
     ) -> None:
         self.buffer = buffer
         self.store = store
         self.key_ring = key_ring
         self.engine = engine or Engine()
+        if search_plan is not None:
+            # The search-harvest floors move with an account's own search plan
+            # (`LOOKUP_PLAN_SEARCH` is `search_plan`, the one they were set for).
+            self.engine.search_scales = partial(self._search_scales, search_plan)
         self.allow = allow
         self.detect = detect
         self._lock = threading.Lock()
@@ -410,6 +418,11 @@ class AbuseMonitor:
             return False
         self.store.decisions.carried_out(decision.id)
         return changed
+
+    def _search_scales(self, default: str, account: str) -> Scales | None:
+        """How many times the default search plan the account's own allows, by window."""
+        plan = self.key_ring.account(account).search_plan
+        return None if plan is None else plan_scales(plan, default, WINDOWS)
 
     def _swarm(self, finding: Finding) -> None:
         """Refuse the block a swarm finding names to new accounts (a block's matter, not

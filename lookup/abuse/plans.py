@@ -71,3 +71,26 @@ def parse_plan(plan: str, divide_by: int = 1, unit: str = "request") -> tuple[Ra
         type(item)(max(1, item.amount // divide_by), item.multiples, item.namespace)
         for item in items
     )
+
+
+def allowance(plan: str, seconds: float) -> int:
+    """The most a plan lets through within `seconds` (each limit's amount once per whole
+    window of it that fits, at least once)."""
+    return min(item.amount * max(1, int(seconds // item.get_expiry())) for item in parse_plan(plan))
+
+
+@lru_cache(maxsize=256)
+def plan_scales(
+    plan: str, default: str, windows: tuple[float, ...]
+) -> tuple[tuple[float, float], ...] | None:
+    """How many times the default plan a plan allows within each window, as (seconds,
+    factor) pairs, each at least 1; None when it allows no more in any, or cannot be used
+    (the default then stands in for it, as the limiter does)."""
+    try:
+        scales = tuple(
+            (seconds, max(1.0, allowance(plan, seconds) / allowance(default, seconds)))
+            for seconds in windows
+        )
+    except PlanError:
+        return None
+    return scales if any(factor > 1 for _, factor in scales) else None

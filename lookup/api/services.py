@@ -65,6 +65,7 @@ class Services:
                 self.key_ring,
                 allow=settings.abuse_allow_networks,
                 detect=settings.abuse_detection,
+                search_plan=settings.plan_search,
                 # The monitor process: its source keeps what is not written yet. A process
                 # that serves as well (the app factory's default) writes every flush.
                 commit_seconds=0.0 if lookups else settings.log_commit_seconds,
