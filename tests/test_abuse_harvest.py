@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -13,7 +15,7 @@ from lookup.abuse.detectors import Engine, Finding
 from lookup.abuse.events import EventBuffer, LookupEvent, utc_now
 from lookup.abuse.harvest import DAY, HOUR, WEEK, WINDOWS
 from lookup.abuse.monitor import AbuseMonitor
-from lookup.abuse.plans import allowance, plan_scales
+from lookup.abuse.plans import PlanError, allowance, plan_scales
 from lookup.abuse.policy import DEFAULT_POLICY
 from lookup.abuse.simulate import Directory, Traffic, search_desk
 from lookup.abuse.store import ComplianceStore
@@ -272,7 +274,8 @@ def test_a_plan_says_how_many_times_the_default_it_allows_in_each_window() -> No
     # An hour of 1,000 is a day of 24,000: more than the default in a day.
     assert plan_scales("1000/hour", default, WINDOWS) == ((HOUR, 1.0), (DAY, 2.4), (WEEK, 2.4))
     assert plan_scales(default, default, WINDOWS) is None
-    assert plan_scales("lots/forever", default, WINDOWS) is None
+    with pytest.raises(PlanError):
+        plan_scales("lots/forever", default, WINDOWS)
 
 
 def test_an_accounts_own_search_plan_moves_its_floors_as_much() -> None:
@@ -301,15 +304,26 @@ def test_the_monitor_reads_an_accounts_search_plan_from_the_key_store(
     keys = KeyStore(tmp_path / "keys.sqlite")
     keys.create("names-co", frozenset({"search"}))
     keys.create("desk-co", frozenset({"search"}))
+    keys.create("broken-co", frozenset({"search"}))
     keys.set_plan("desk-co", "5000/hour;30000/day", search=True)
-    monitor = AbuseMonitor(EventBuffer(), store, KeyRing(keys), search_plan="2000/hour;10000/day")
-    now = utc_now() - timedelta(hours=2)
-    events = sorted(
-        [
-            *pages(now, 45, timedelta(seconds=60)),
-            *pages(now, 45, timedelta(seconds=60), account="desk-co"),
-        ],
-        key=lambda event: event.ts,
-    )
-    assert {f.account for f in monitor.submit(events)} == {"names-co"}
+    with contextlib.closing(sqlite3.connect(tmp_path / "keys.sqlite")) as raw, raw:
+        # Stored before plans were checked: the default stands in, for the limits too.
+        raw.execute("UPDATE accounts SET search_plan = 'lots/forever' WHERE name = 'broken-co'")
+
+    def hour(plan: str, start: datetime) -> list[str]:
+        monitor = AbuseMonitor(EventBuffer(), store, KeyRing(keys), search_plan=plan)
+        events = sorted(
+            (
+                event
+                for account in ("names-co", "desk-co", "broken-co")
+                for event in pages(start, 45, timedelta(seconds=60), account=account)
+            ),
+            key=lambda event: event.ts,
+        )
+        return sorted({f.account for f in monitor.submit(events)})
+
+    now = utc_now()
+    assert hour("2000/hour;10000/day", now - timedelta(hours=6)) == ["broken-co", "names-co"]
+    # LOOKUP_PLAN_SEARCH raised for every account moves every account's floors.
+    assert hour("5000/hour;30000/day", now - timedelta(hours=3)) == []
     keys.close()

@@ -25,6 +25,10 @@ MAX_AMOUNT: Final = 999_999_999_999_999
 (`RateLimit-Policy` names each limit's quota; a parser refuses a header with more digits)."""
 
 
+DEFAULT_SEARCH_PLAN: Final = "2000/hour;10000/day"
+"""`LOOKUP_PLAN_SEARCH`'s default: the plan the search-harvest floors were set for."""
+
+
 class PlanError(LookupServiceError):
     """A plan string that cannot be used as given."""
 
@@ -84,13 +88,10 @@ def plan_scales(
     plan: str, default: str, windows: tuple[float, ...]
 ) -> tuple[tuple[float, float], ...] | None:
     """How many times the default plan a plan allows within each window, as (seconds,
-    factor) pairs, each at least 1; None when it allows no more in any, or cannot be used
-    (the default then stands in for it, as the limiter does)."""
-    try:
-        scales = tuple(
-            (seconds, max(1.0, allowance(plan, seconds) / allowance(default, seconds)))
-            for seconds in windows
-        )
-    except PlanError:
-        return None
+    factor) pairs, each at least 1; None when it allows no more in any. Raises PlanError
+    for a plan that cannot be used."""
+    scales = tuple(
+        (seconds, max(1.0, allowance(plan, seconds) / allowance(default, seconds)))
+        for seconds in windows
+    )
     return scales if any(factor > 1 for _, factor in scales) else None

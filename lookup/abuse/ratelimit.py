@@ -34,7 +34,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 
-from lookup.abuse.plans import PlanError, parse_plan
+from lookup.abuse.plans import DEFAULT_SEARCH_PLAN, PlanError, parse_plan
 from lookup.abuse.stream import stream_key
 from lookup.config import Settings
 from lookup.errors import LookupServiceError
@@ -232,7 +232,7 @@ class RateLimitConfig(msgspec.Struct, frozen=True, kw_only=True):
     throttle_factor: int = 10
     verify_plan: str = "3/day"
     """Date-of-birth checks allowed per account and number."""
-    search_plan: str = "2000/hour;10000/day"
+    search_plan: str = DEFAULT_SEARCH_PLAN
     """Listings name searches may return to one account."""
     storage: str = "memory://"
     namespace: str = ""
