@@ -70,8 +70,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Date-of-birth checks (`?birth_date=`) allowed per account and number."""
     plan_search: str = DEFAULT_SEARCH_PLAN
     """Listings name searches may return to one account (each result counts): what a support
-    desk reads, far from a bulk download by name. The search-harvest test's floors were set
-    for this default and move with a bigger plan."""
+    desk reads, far from a bulk download by name. The search-harvest test's floors move
+    with an account's own plan, not with this one."""
     throttle_factor: int = 10
     """A throttled account gets its limits divided by this."""
     ratelimit_storage: str = "memory://"

@@ -26,7 +26,7 @@ from lookup.abuse.events import EPOCH, EventBuffer, LookupEvent, utc_now
 from lookup.abuse.harvest import WINDOWS, Scales
 from lookup.abuse.holds import Hold, hold_in, swarm_in
 from lookup.abuse.lookuplog import CLOCK_MARGIN
-from lookup.abuse.plans import DEFAULT_SEARCH_PLAN, PlanError, plan_scales
+from lookup.abuse.plans import PlanError, plan_scales
 from lookup.abuse.policy import Action
 from lookup.abuse.retention import AccountTerms, plan_sweep
 from lookup.abuse.store import ComplianceStore, Erasure, Swept
@@ -74,8 +74,9 @@ class AbuseMonitor:
         self.key_ring = key_ring
         self.engine = engine or Engine()
         if search_plan is not None:
-            # The search-harvest floors move with the plan an account's searches are held
-            # to: its own, or `search_plan` (`LOOKUP_PLAN_SEARCH`) for the rest.
+            # The search-harvest floors move with an account's own search plan: compliance
+            # gave it to a desk that reads more. `LOOKUP_PLAN_SEARCH` (`search_plan`) is a
+            # limit for everyone, and a generous one must not silence the test.
             self.engine.search_scales = partial(self._search_scales, search_plan)
         self.allow = allow
         self.detect = detect
@@ -420,13 +421,14 @@ class AbuseMonitor:
         return changed
 
     def _search_scales(self, default: str, account: str) -> Scales | None:
-        """How many times the plan the harvest floors were set for the account's search
-        plan allows, by window: its own, or `LOOKUP_PLAN_SEARCH`."""
+        """How many times `LOOKUP_PLAN_SEARCH` the account's own search plan allows, by
+        window (None: it has none, or one that cannot be used, which the default stands
+        in for, as it does in the limits)."""
         own = self.key_ring.account(account).search_plan
         try:
-            return plan_scales(own or default, DEFAULT_SEARCH_PLAN, WINDOWS)
-        except PlanError:  # an unusable stored plan: the default stands in, as it limits
-            return plan_scales(default, DEFAULT_SEARCH_PLAN, WINDOWS)
+            return None if own is None else plan_scales(own, default, WINDOWS)
+        except PlanError:
+            return None
 
     def _swarm(self, finding: Finding) -> None:
         """Refuse the block a swarm finding names to new accounts (a block's matter, not

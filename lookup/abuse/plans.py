@@ -26,7 +26,7 @@ MAX_AMOUNT: Final = 999_999_999_999_999
 
 
 DEFAULT_SEARCH_PLAN: Final = "2000/hour;10000/day"
-"""`LOOKUP_PLAN_SEARCH`'s default: the plan the search-harvest floors were set for."""
+"""`LOOKUP_PLAN_SEARCH`'s default (the search-harvest floors were set for it)."""
 
 
 class PlanError(LookupServiceError):
