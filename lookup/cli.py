@@ -574,11 +574,15 @@ def _block(text: str) -> Hold:
     from lookup.numbers import InvalidNumber, normalize  # noqa: PLC0415
 
     try:
-        return Hold.parse(text) if ".." in text else Hold.of(int(normalize(text)))
+        block = Hold.parse(text) if ".." in text else Hold.of(int(normalize(text)))
     except (ValueError, InvalidNumber) as exc:
         raise UsageError(
             f"--end takes a block like +4722200000..999 or a number in it: {exc}"
         ) from None
+    if ".." in text and text != block.label:
+        # `+470..9` or another system's digits would name some other block, or none.
+        raise UsageError(f"--end: {text!r} is no block; did you mean {block.label}?")
+    return block
 
 
 def _months(text: str) -> int:

@@ -151,18 +151,19 @@ def parse_networks(texts: Iterable[str], *, stored: bool = False) -> tuple[Netwo
     return tuple(networks)
 
 
-_ADDED_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("status", "TEXT NOT NULL DEFAULT 'active'"),
-    ("plan", "TEXT"),
-    ("status_reason", "TEXT"),
-    ("allow", "TEXT NOT NULL DEFAULT ''"),
-    ("enforcement", "TEXT NOT NULL DEFAULT 'auto'"),
-    ("retention_months", "INTEGER"),
-    ("ended_at", "TEXT"),
-    ("held", "TEXT NOT NULL DEFAULT ''"),
-    ("search_plan", "TEXT"),
+_ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("accounts", "status", "TEXT NOT NULL DEFAULT 'active'"),
+    ("accounts", "plan", "TEXT"),
+    ("accounts", "status_reason", "TEXT"),
+    ("accounts", "allow", "TEXT NOT NULL DEFAULT ''"),
+    ("accounts", "enforcement", "TEXT NOT NULL DEFAULT 'auto'"),
+    ("accounts", "retention_months", "INTEGER"),
+    ("accounts", "ended_at", "TEXT"),
+    ("accounts", "held", "TEXT NOT NULL DEFAULT ''"),
+    ("accounts", "search_plan", "TEXT"),
+    ("swarmed", "ended_at", "TEXT"),
 )
-"""Columns of `accounts` added after its first version, for `KeyStore._migrate`."""
+"""Columns added to a table after its first version, for `KeyStore._migrate`."""
 
 
 def _naive_utc(text: str) -> datetime:
@@ -207,12 +208,16 @@ class KeyStore:
             # Read again under the write lock: servers starting together on an old store
             # would each add a column another just added ("duplicate column name").
             self._con.execute("BEGIN IMMEDIATE")
-            for column, ddl in self._missing_columns():
-                self._con.execute(f"ALTER TABLE accounts ADD COLUMN {column} {ddl}")
+            for table, column, ddl in self._missing_columns():
+                self._con.execute(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}")
 
-    def _missing_columns(self) -> list[tuple[str, str]]:
-        have = {row[1] for row in self._con.execute("PRAGMA table_info(accounts)")}
-        return [(column, ddl) for column, ddl in _ADDED_COLUMNS if column not in have]
+    def _missing_columns(self) -> list[tuple[str, str, str]]:
+        have = {
+            (table, row[1])
+            for table in {table for table, _, _ in _ADDED_COLUMNS}
+            for row in self._con.execute(f"PRAGMA table_info({table})")
+        }
+        return [added for added in _ADDED_COLUMNS if added[:2] not in have]
 
     def close(self) -> None:
         """Close the file."""
@@ -402,14 +407,16 @@ class KeyStore:
         town's new customers); what it was."""
         now = utc_now().isoformat()
         with self._con:
+            self._con.execute("BEGIN IMMEDIATE")  # read and end it as one
             row = self._con.execute(
-                "UPDATE swarmed SET ended_at = ? WHERE block = ? AND ended_at IS NULL "
-                "AND until > ? RETURNING opened_after, until",
-                (now, hold.label, now),
+                "SELECT opened_after, until FROM swarmed WHERE block = ? AND ended_at IS NULL "
+                "AND until > ?",
+                (hold.label, now),
             ).fetchone()
+            if row is None:
+                raise KeyStoreError(f"{hold.label} is not refused to new accounts now")
+            self._con.execute("UPDATE swarmed SET ended_at = ? WHERE block = ?", (now, hold.label))
         self._wrote()
-        if row is None:
-            raise KeyStoreError(f"{hold.label} is not refused to new accounts now")
         return Swarmed(hold, _naive_utc(row[0]), _naive_utc(row[1]))
 
     def swarms(self) -> dict[Hold, Swarmed]:

@@ -261,27 +261,32 @@ def test_a_restart_keeps_a_cleared_accounts_measure_and_not_its_evidence(
 
 
 def test_a_plan_says_how_many_times_the_default_it_allows_in_each_window() -> None:
-    default = "2000/hour;10000/day"
-    assert allowance(default, HOUR) == 2000 and allowance(default, WEEK) == 70_000
+    default = ("2000/hour;10000/day",)
+    assert allowance(default[0], HOUR) == 2000 and allowance(default[0], WEEK) == 70_000
     assert allowance("100/minute", HOUR) == 6000
-    assert plan_scales("5000/hour;30000/day", default, WINDOWS) == (
-        (HOUR, 2.5),
-        (DAY, 3.0),
-        (WEEK, 3.0),
-    )
-    # No more anywhere (less counts as the default), or unusable: the default's floors.
-    assert plan_scales("1000/hour;5000/day", default, WINDOWS) is None
+
+    def scales(plan: str, defaults: tuple[str, ...] = default) -> object:
+        return plan_scales(plan, defaults, WINDOWS, DEFAULT_POLICY.search_plan_scale_most)
+
+    assert scales("5000/hour;30000/day") == ((HOUR, 2.5), (DAY, 3.0), (WEEK, 3.0))
+    # No more anywhere (less counts as the default): the default's floors.
+    assert scales("1000/hour;5000/day") is None
+    assert scales(default[0]) is None
     # An hour of 1,000 is a day of 24,000: more than the default in a day.
-    assert plan_scales("1000/hour", default, WINDOWS) == ((HOUR, 1.0), (DAY, 2.4), (WEEK, 2.4))
-    assert plan_scales(default, default, WINDOWS) is None
+    assert scales("1000/hour") == ((HOUR, 1.0), (DAY, 2.4), (WEEK, 2.4))
     with pytest.raises(PlanError):
-        plan_scales("lots/forever", default, WINDOWS)
+        scales("lots/forever")
+    # A strict LOOKUP_PLAN_SEARCH does not raise the floors past the plan they were set
+    # for: each window takes the more generous default.
+    assert scales(default[0], ("500/hour;2500/day", default[0])) is None
+    # A plan of no limit in effect moves them ten times at most.
+    assert scales("999999999999999/second") == ((HOUR, 10.0), (DAY, 10.0), (WEEK, 10.0))
 
 
 def test_an_accounts_own_search_plan_moves_its_floors_as_much() -> None:
     # A desk given 2.5 times the default's hour (and 3 times its day) reads 2,600 listings
     # in an hour, full pages all: its own plan's bar is 5,000, the default's 2,000.
-    scales = plan_scales("5000/hour;30000/day", "2000/hour;10000/day", WINDOWS)
+    scales = plan_scales("5000/hour;30000/day", ("2000/hour;10000/day",), WINDOWS, 10.0)
     busy = list(pages(MONDAY, 52, timedelta(seconds=60)))
     assert observe(Engine(search_scales=lambda account: scales), busy) == []
     ((_, finding),) = observe(Engine(), busy)
@@ -323,7 +328,9 @@ def test_the_monitor_reads_an_accounts_search_plan_from_the_key_store(
         return sorted({f.account for f in monitor.submit(events)})
 
     now = utc_now()
-    assert hour("2000/hour;10000/day", now - timedelta(hours=6)) == ["broken-co", "names-co"]
-    # A generous LOOKUP_PLAN_SEARCH moves no floor: it is everyone's limit, not a desk's.
-    assert hour("100000/hour", now - timedelta(hours=3)) == ["broken-co", "desk-co", "names-co"]
+    assert hour("2000/hour;10000/day", now - timedelta(hours=9)) == ["broken-co", "names-co"]
+    # A generous LOOKUP_PLAN_SEARCH moves no floor: it is everyone's limit, not a desk's;
+    # a strict one does not make the desk's own plan move them further.
+    assert hour("100000/hour", now - timedelta(hours=6)) == ["broken-co", "desk-co", "names-co"]
+    assert hour("500/hour;2500/day", now - timedelta(hours=3)) == ["broken-co", "names-co"]
     keys.close()

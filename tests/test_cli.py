@@ -705,6 +705,12 @@ def test_an_operator_lists_the_swarmed_blocks_and_ends_one_for_good(tmp_path: Pa
         assert store.swarms()[found.hold] == later
     bad = lookup("keys", "swarms", "--end", "nonsense", data_dir=tmp_path)
     assert bad.returncode == 2 and "--end takes a block like +4722200000..999" in bad.stderr
+    # A label no block has is a typo, not a block that is not swarmed.
+    typo = lookup("keys", "swarms", "--end", "+4722200000..99", data_dir=tmp_path)
+    assert typo.returncode == 2
+    assert typo.stderr == (
+        "lookup: --end: '+4722200000..99' is no block; did you mean +4722200000..999?\n"
+    )
     with contextlib.closing(KeyStore(tmp_path / "keys.sqlite3")) as store:
         store.end_swarm(later.hold)
         store.end_swarm(other.hold)

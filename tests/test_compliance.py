@@ -1299,6 +1299,23 @@ def test_a_key_store_written_before_holds_existed_is_read_with_none(tmp_path: Pa
         store.close()
 
 
+def test_a_key_store_whose_swarms_cannot_be_ended_gains_the_column(tmp_path: Path) -> None:
+    # As the first version of the swarmed table wrote it, with a swarm under way.
+    path = tmp_path / "keys.sqlite"
+    KeyStore(path).close()
+    until = utc_now() + timedelta(hours=3)
+    with contextlib.closing(sqlite3.connect(path)) as con, con:
+        con.execute("ALTER TABLE swarmed DROP COLUMN ended_at")
+        con.execute(
+            "INSERT INTO swarmed VALUES ('+4722200000..999', ?, ?)",
+            ((until - timedelta(days=8)).isoformat(), until.isoformat()),
+        )
+    with contextlib.closing(KeyStore(path)) as store:
+        assert [swarm.until for swarm in store.swarms().values()] == [until]
+        ended = store.end_swarm(Hold.of(22200123))
+        assert ended.until == until and store.swarms()[ended.hold].until < until
+
+
 def test_servers_starting_together_on_an_older_key_store_both_open_it(tmp_path: Path) -> None:
     path = tmp_path / "keys.sqlite"
     KeyStore(path).close()

@@ -60,10 +60,12 @@ class AccountResult:
         number = national_number(event.number)
         if number is None:
             return False
+        if held(self.holds, number) is not None:  # the API's first refusal
+            return True
         if swarms and swarmed(swarms, number, self.opened, event.ts) is not None:
             self.swarm_refused += 1
             return True
-        return held(self.holds, number) is not None
+        return False
 
     @property
     def flagged(self) -> bool:

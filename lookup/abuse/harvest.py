@@ -25,9 +25,9 @@ from typing import Any, Final, NamedTuple
 from lookup.abuse.policy import Kind, Policy, Verdict
 
 SEARCH_HARVEST: Final = "search_harvest"
+"""The test's `rule.pattern` in evidence."""
 Scales = tuple[tuple[float, float], ...]
 """(window seconds, factor) pairs: an account's search plan over the default's."""
-"""The test's `rule.pattern` in evidence."""
 HOUR: Final = 3600.0
 DAY: Final = 86400.0
 WEEK: Final = 7 * DAY

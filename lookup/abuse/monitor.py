@@ -26,7 +26,7 @@ from lookup.abuse.events import EPOCH, EventBuffer, LookupEvent, utc_now
 from lookup.abuse.harvest import WINDOWS, Scales
 from lookup.abuse.holds import Hold, hold_in, swarm_in
 from lookup.abuse.lookuplog import CLOCK_MARGIN
-from lookup.abuse.plans import PlanError, plan_scales
+from lookup.abuse.plans import DEFAULT_SEARCH_PLAN, PlanError, plan_scales
 from lookup.abuse.policy import Action
 from lookup.abuse.retention import AccountTerms, plan_sweep
 from lookup.abuse.store import ComplianceStore, Erasure, Swept
@@ -421,12 +421,22 @@ class AbuseMonitor:
         return changed
 
     def _search_scales(self, default: str, account: str) -> Scales | None:
-        """How many times `LOOKUP_PLAN_SEARCH` the account's own search plan allows, by
-        window (None: it has none, or one that cannot be used, which the default stands
-        in for, as it does in the limits)."""
+        """How many times its default the account's own search plan allows, by window: the
+        default being `LOOKUP_PLAN_SEARCH`, or the one the floors were set for when that
+        allows more (None: it has none, or one that cannot be used, which the default
+        stands in for, as it does in the limits)."""
         own = self.key_ring.account(account).search_plan
         try:
-            return None if own is None else plan_scales(own, default, WINDOWS)
+            return (
+                None
+                if own is None
+                else plan_scales(
+                    own,
+                    (default, DEFAULT_SEARCH_PLAN),
+                    WINDOWS,
+                    self.engine.policy.search_plan_scale_most,
+                )
+            )
         except PlanError:
             return None
 

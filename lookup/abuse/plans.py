@@ -78,20 +78,30 @@ def parse_plan(plan: str, divide_by: int = 1, unit: str = "request") -> tuple[Ra
 
 
 def allowance(plan: str, seconds: float) -> int:
-    """The most a plan lets through within `seconds` (each limit's amount once per whole
-    window of it that fits, at least once)."""
+    """What a plan lets through within `seconds` at its sustained rate (each limit's amount
+    once per whole window of it that fits, at least once; fixed windows let a burst across
+    two of them take up to twice that): a measure for comparing two plans."""
     return min(item.amount * max(1, int(seconds // item.get_expiry())) for item in parse_plan(plan))
 
 
 @lru_cache(maxsize=256)
 def plan_scales(
-    plan: str, default: str, windows: tuple[float, ...]
+    plan: str, defaults: tuple[str, ...], windows: tuple[float, ...], most: float
 ) -> tuple[tuple[float, float], ...] | None:
-    """How many times the default plan a plan allows within each window, as (seconds,
-    factor) pairs, each at least 1; None when it allows no more in any. Raises PlanError
-    for a plan that cannot be used."""
+    """How many times the default plans (the more generous of them in each window) a plan
+    allows within each window, as (seconds, factor) pairs, each from 1 to `most`; None
+    when it allows no more in any. Raises PlanError for a plan that cannot be used."""
     scales = tuple(
-        (seconds, max(1.0, allowance(plan, seconds) / allowance(default, seconds)))
+        (
+            seconds,
+            min(
+                most,
+                max(
+                    1.0,
+                    allowance(plan, seconds) / max(allowance(d, seconds) for d in defaults),
+                ),
+            ),
+        )
         for seconds in windows
     )
     return scales if any(factor > 1 for _, factor in scales) else None

@@ -345,6 +345,9 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     takes every page whole; staff looking for one person mostly get a few answers (the
     desk above, a quarter of whose searches fill the page, gets 60-72 % of its listings
     from full pages in its busiest hour, 62-77 % in its busiest day)."""
+    search_plan_scale_most: float = 10.0
+    """The most an account's own search plan moves the floors (times): a plan of no limit
+    in effect, given to an internal desk, must not take its stolen key out of the test."""
     search_pages_floor: int = 2000
     search_pages_share: float = 0.9
     """Listings within a day, and their share from full pages, from which the test
