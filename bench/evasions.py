@@ -160,10 +160,11 @@ def many_blocks(
 
 
 def sybil(
-    each: int, gap_seconds: float, aged_days: int = 0
+    each: int, gap_seconds: float, aged_days: int = 0, decoys: int = 0
 ) -> Callable[[Traffic, random.Random], list[Actor]]:
     """A block split between accounts, `each` numbers apiece, each from its own address;
-    each account opened just before its first lookup, or `aged_days` before the scan."""
+    each account opened just before its first lookup, or `aged_days` before the scan, and
+    looking up `decoys` numbers of other blocks first."""
 
     def build(traffic: Traffic, rng: random.Random) -> list[Actor]:
         [start] = _blocks(traffic.directory, rng, 1)
@@ -174,8 +175,17 @@ def sybil(
             actor.target_blocks, actor.scrape_from = (start,), START
             if aged_days:
                 actor.opened = START - timedelta(days=aged_days)
+            ip = f"10.{index // 65_000 % 250}.{index // 250 % 250}.{index % 250 + 1}"
+            for decoy in range(decoys, 0, -1):
+                elsewhere = rng.choice(traffic.directory.fixed) * 1_000 + rng.randrange(1_000)
+                traffic.lookup(
+                    actor,
+                    moment - timedelta(seconds=10 * decoy),
+                    elsewhere,
+                    f"{actor.account}-k",
+                    ip,
+                )
             for offset, number in enumerate(walk[index : index + each]):
-                ip = f"10.{index // 65_000 % 250}.{index // 250 % 250}.{index % 250 + 1}"
                 traffic.lookup(
                     actor,
                     moment + offset * timedelta(seconds=gap_seconds),
@@ -230,6 +240,7 @@ STRATEGIES = {
     "300 dense blocks, one number of each every 185 min, 7 days": many_blocks(300, 185, 7),
     "accounts on their own addresses, 3 numbers each a minute apart": sybil(3, 60),
     "... each account opened 8 days before the scan": sybil(3, 60, aged_days=8),
+    "... each account looking up one number elsewhere first": sybil(3, 60, decoys=1),
     "by name, a full page every 90 s, day and night, 14 days": by_name(90, 0, 10_000, (0, 24), 14),
     "by name, 2 short answers after each page, every 100 s, 14 days": by_name(
         100, 2, 10_000, (0, 24), 14

@@ -369,9 +369,13 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     scan."""
 
     swarm_tiny: int = 3
-    """New numbers an account may have looked up, all in one allocation block, to count
-    towards a swarm of that block (a block split between accounts issued for it, each on
-    an address of its own); ..."""
+    """New numbers of one allocation block an account may have looked up to count towards
+    a swarm of that block (a block split between accounts issued for it, each on an
+    address of its own); ..."""
+    swarm_small: int = 8
+    """... and numbers in all (within `known_seconds`): a new account's first few. Numbers
+    elsewhere do not take it out (a decoy before its share of the block did), while a
+    customer with a month's callers is no account issued for a block; ..."""
     swarm_accounts: int = 6
     swarm_numbers: int = 12
     swarm_misses: float = 0.2

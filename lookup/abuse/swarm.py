@@ -5,9 +5,11 @@ shows nothing by itself: three numbers are a new customer's first callers, and n
 address is shared with another account (accounts sharing one are the address rule's,
 `crossaccount`). Many such accounts in one block are a scan split between them:
 customers' first numbers spread over the plan. So, per allocation block, the rule
-keeps the accounts that have no numbers but a few (at most `swarm_tiny`, of the
+keeps the accounts that have no numbers but a few (at most `swarm_small`, of the
 numbers they looked up within `known_seconds`, a restart's remembered ones
-included), all in the block, the first within `swarm_seconds`. Once such accounts on
+included), at most `swarm_tiny` of them in the block, the first within
+`swarm_seconds` (numbers elsewhere do not hide one: a decoy or two before its share
+of the block took the block whole when they did). Once such accounts on
 `swarm_accounts` different addresses hold `swarm_numbers` distinct numbers of it,
 a fifth or more of them misses, the block is swarmed: each of them has it held, and
 so does each account like them that comes to it while it stays swarmed. The engine
@@ -55,19 +57,19 @@ class Swarms:
         self.policy = policy
         self._seen = seen
         self._blocks: dict[tuple[int, int], Swarm] = {}
+        self._cleared: set[str] = set()
+        """Accounts compliance cleared or reinstated: customers it knows, however few
+        their numbers (dropped once they have more)."""
 
     def observe(self, lookup: Lookup) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
         """Count an account's new number; the accounts to hold its block for, with the
         evidence (all the swarm's when it is found, the newcomer's after)."""
         policy, account = self.policy, lookup.account
-        has = self._seen(account)
-        if has > policy.swarm_tiny:
-            return []
+        if account in self._cleared or self._seen(account) > policy.swarm_small:
+            return []  # a customer with numbers of its own, no account issued for a block
         size = allocation_size(lookup.number)
         key = (size, lookup.number // size)
         swarm = self._blocks.get(key)
-        if has > 1 and (swarm is None or account not in swarm.members):
-            return []  # its first numbers were in another block
         if swarm is None:
             swarm = self._blocks[key] = Swarm()
         swarm.members.setdefault(account, []).append(lookup)
@@ -92,13 +94,15 @@ class Swarms:
         return [(name, evidence) for name in sorted(members)]
 
     def _members(self, swarm: Swarm, now: float) -> dict[str, list[Lookup]]:
-        """The block's accounts that are still new ones with every number in it, their
+        """The block's accounts that are still new ones with a few of its numbers, their
         first within the window."""
-        window, tiny = self.policy.swarm_seconds, self.policy.swarm_tiny
+        policy, window = self.policy, self.policy.swarm_seconds
         return {
             name: items
             for name, items in swarm.members.items()
-            if now - items[0].t <= window and self._seen(name) == len(items) <= tiny
+            if now - items[0].t <= window
+            and len(items) <= policy.swarm_tiny
+            and self._seen(name) <= policy.swarm_small
         }
 
     def _evidence(
@@ -122,6 +126,7 @@ class Swarms:
                     "numbers_at_least": policy.swarm_numbers,
                     "misses": sum(item.outcome == "miss" for item in numbers.values()),
                     "each_account_numbers_at_most": policy.swarm_tiny,
+                    "each_account_all_numbers_at_most": policy.swarm_small,
                     "window_seconds": round(policy.swarm_seconds),
                     "swarmed_at": swarmed.ts.isoformat() if swarmed is not None else None,
                 },
@@ -135,7 +140,9 @@ class Swarms:
         return evidence
 
     def forget(self, account: str) -> None:
-        """Forget an account's part in its block (compliance cleared or reinstated it)."""
+        """Forget an account's part in its block, and take it for a customer from now on
+        (compliance cleared or reinstated it)."""
+        self._cleared.add(account)
         for swarm in self._blocks.values():
             swarm.members.pop(account, None)
 
@@ -150,11 +157,14 @@ class Swarms:
     def prune(self, now: float) -> None:
         """Drop the blocks and accounts that fell out of the window."""
         window = self.policy.swarm_seconds
+        self._cleared = {
+            name for name in self._cleared if self._seen(name) <= self.policy.swarm_small
+        }
         for key, swarm in list(self._blocks.items()):
             swarm.members = {
                 name: items
                 for name, items in swarm.members.items()
-                if now - items[0].t <= window and self._seen(name) <= self.policy.swarm_tiny
+                if now - items[0].t <= window and self._seen(name) <= self.policy.swarm_small
             }
             if not swarm.members and not swarm.swarmed_within(now, window):
                 del self._blocks[key]
