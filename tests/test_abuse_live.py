@@ -693,6 +693,24 @@ def test_a_block_new_accounts_split_is_refused_to_the_next_new_account_before_it
 
     # A name search does not hand it the block either.
     assert names(newcomer) == [] and len(names(customer)) == 20
+    # Compliance staff see why: the block, whom it is refused to, until when.
+    officer = new_key(settings, roles="compliance", org="compliance-desk")
+    clients.services.key_ring.refresh()
+    (shown,) = clients.internal.get(
+        "/internal/v1/swarms", headers={"Authorization": f"Bearer {officer}"}
+    ).json()
+    until = datetime.fromisoformat(shown["until"])
+    assert shown["block"] == "+4722200000..999"
+    assert f"{until.replace(microsecond=0, tzinfo=None).isoformat()}Z" == listed["until"]
+    opened_after = datetime.fromisoformat(shown["accounts_opened_after"])
+    assert until - opened_after == timedelta(days=8)  # a week before the swarm, a day after
+    problem_of(
+        clients.internal.get(
+            "/internal/v1/swarms", headers={"Authorization": f"Bearer {newcomer}"}
+        ),
+        403,
+        "missing-role",
+    )
     # The refusal outlives the server: it is in the key store.
     with contextlib.closing(KeyStore(settings.keys_path)) as store:
         assert [swarm.label for swarm in store.swarms()] == ["+4722200000..999"]
@@ -701,6 +719,10 @@ def test_a_block_new_accounts_split_is_refused_to_the_next_new_account_before_it
         keys.execute("UPDATE swarmed SET until = ?", (utc_now().isoformat(),))
     clients.services.key_ring.refresh()
     assert clients.lookup(newcomer, "22200002").status_code == 200
+    ended = clients.internal.get(
+        "/internal/v1/swarms", headers={"Authorization": f"Bearer {officer}"}
+    )
+    assert ended.json() == []
 
 
 def _swarm(settings: Settings) -> list[LookupEvent]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import codecs
 import re
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import Annotated, Any, Final
 from urllib.parse import urlencode
 
@@ -19,6 +20,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from lookup.abuse.audit import STATUS_AFTER, ChainCheck, Decision, DecisionKind, status_reason
 from lookup.abuse.cases import CaseListing
+from lookup.abuse.events import utc_now
 from lookup.abuse.holds import holds_of, mark_held
 from lookup.api import openapi
 from lookup.api.auth import role
@@ -124,6 +126,16 @@ class ErasureRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Why a subject's data is erased (the request's reference)."""
 
     reason: str
+
+
+class SwarmedBlock(msgspec.Struct, frozen=True):
+    """A block refused to new accounts: many of them split it (`block-swarmed`)."""
+
+    block: str
+    accounts_opened_after: datetime
+    """It is refused to accounts made after this."""
+    until: datetime
+    """... until this (or until an operator's `lookup keys swarms --end`)."""
 
 
 class ComplianceController(Controller):
@@ -274,6 +286,25 @@ class ComplianceController(Controller):
                 services.key_ring.set_status(decision.account, *change)
             services.store.decisions.carried_out(decision.id)
         return _served(decision)
+
+    @get(
+        "/swarms",
+        summary="Blocks refused to new accounts",
+        sync_to_thread=True,
+        responses=openapi.problems("invalid-parameter"),
+    )
+    def swarms(self, request: Request[Any, Any, Any]) -> list[SwarmedBlock]:
+        """The blocks a swarm of new accounts scanned, refused to new accounts now, the
+        soonest to end first: why a new customer's lookups there get `block-swarmed`."""
+        check_query(request)
+        key_ring = request.app.state.services.key_ring
+        key_ring.refresh()  # a monitor process, or the CLI, may have written one just now
+        now = utc_now()
+        return [
+            SwarmedBlock(swarm.hold.label, utc(swarm.opened_after), utc(swarm.until))
+            for swarm in sorted(key_ring.swarms.values(), key=attrgetter("until"))
+            if swarm.until > now
+        ]
 
     @get(
         "/accounts/{account:str}/decisions",
