@@ -475,6 +475,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def _keys(args: argparse.Namespace, settings: Settings) -> int:
     from lookup.abuse.events import utc_now  # noqa: PLC0415
+    from lookup.abuse.holds import standing  # noqa: PLC0415
     from lookup.abuse.plans import parse_plan  # noqa: PLC0415
     from lookup.abuse.retention import AFTER_END  # noqa: PLC0415
     from lookup.keys import KeyStore, parse_networks, parse_roles  # noqa: PLC0415
@@ -550,10 +551,7 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
                     f"{stopped.until:%Y-%m-%d %H:%M} UTC)"
                 )
             case "swarms":
-                now = utc_now()
-                current = sorted(
-                    (s for s in store.swarms().values() if s.until > now), key=lambda s: s.until
-                )
+                current = standing(store.swarms().values(), utc_now())
                 for swarm in current:
                     print(
                         f"{swarm.hold.label}: refused to accounts opened after "

@@ -166,11 +166,14 @@ _ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
 """Columns added to a table after its first version, for `KeyStore._migrate`."""
 
 
-def _naive_utc(text: str) -> datetime:
-    """A stored time (`created_at` is written with its zone) as naive UTC, as events
-    carry time."""
-    moment = datetime.fromisoformat(text)
+def _naive(moment: datetime) -> datetime:
+    """A time as naive UTC, as events carry time (one with a zone converted)."""
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def _naive_utc(text: str) -> datetime:
+    """A stored time (`created_at` is written with its zone) as naive UTC."""
+    return _naive(datetime.fromisoformat(text))
 
 
 def account_name(text: str) -> str:
@@ -396,8 +399,8 @@ class KeyStore:
                 "WHERE excluded.opened_after > swarmed.opened_after",
                 (
                     swarm.hold.label,
-                    _naive_utc(swarm.opened_after.isoformat()).isoformat(),
-                    _naive_utc(swarm.until.isoformat()).isoformat(),
+                    _naive(swarm.opened_after).isoformat(),
+                    _naive(swarm.until).isoformat(),
                 ),
             )
         self._wrote()

@@ -159,8 +159,8 @@ def test_the_first_numbers_of_new_customers_spread_over_the_plan_are_no_swarm() 
 def test_a_swarm_lasts_a_window_and_compliance_clearing_an_account_takes_it_out() -> None:
     engine = Engine()
     assert observe(engine, sybils(6))
-    # Cleared, an account keeps the numbers it has: its next new one in the block is a
-    # customer's fourth number, no swarm's.
+    # Cleared, an account is a customer compliance knows: its next new number in the
+    # block is no swarm's.
     engine.reset("sybil-5")
     fourth = LookupEvent(
         ts=T0 + timedelta(hours=1),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from datetime import datetime
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 from lookup.abuse.events import national_number
@@ -71,6 +72,11 @@ def swarmed(
     (`swarms` by block: it is read on every lookup)."""
     swarm = swarms.get(Hold.of(number))
     return swarm if swarm is not None and swarm.refuses(opened, now) else None
+
+
+def standing(swarms: Iterable[Swarmed], now: datetime) -> list[Swarmed]:
+    """The swarms refusing their blocks at `now`, the soonest to end first."""
+    return sorted((swarm for swarm in swarms if swarm.until > now), key=attrgetter("until"))
 
 
 def swarm_in(evidence: Mapping[str, Any]) -> Swarmed | None:

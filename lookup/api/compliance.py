@@ -10,7 +10,6 @@ import codecs
 import re
 import threading
 from datetime import datetime, timedelta
-from operator import attrgetter
 from typing import Annotated, Any, Final
 from urllib.parse import urlencode
 
@@ -21,7 +20,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 from lookup.abuse.audit import STATUS_AFTER, ChainCheck, Decision, DecisionKind, status_reason
 from lookup.abuse.cases import CaseListing
 from lookup.abuse.events import utc_now
-from lookup.abuse.holds import holds_of, mark_held
+from lookup.abuse.holds import holds_of, mark_held, standing
 from lookup.api import openapi
 from lookup.api.auth import role
 from lookup.api.params import LARGEST_ID, check_query, check_whole_number, path_id
@@ -299,11 +298,9 @@ class ComplianceController(Controller):
         check_query(request)
         key_ring = request.app.state.services.key_ring
         key_ring.refresh()  # a monitor process, or the CLI, may have written one just now
-        now = utc_now()
         return [
             SwarmedBlock(swarm.hold.label, utc(swarm.opened_after), utc(swarm.until))
-            for swarm in sorted(key_ring.swarms.values(), key=attrgetter("until"))
-            if swarm.until > now
+            for swarm in standing(key_ring.swarms.values(), utc_now())
         ]
 
     @get(
