@@ -163,8 +163,8 @@ def sybil(
     each: int, gap_seconds: float, aged_days: int = 0, decoys: int = 0
 ) -> Callable[[Traffic, random.Random], list[Actor]]:
     """A block split between accounts, `each` numbers apiece, each from its own address;
-    each account opened just before its first lookup, or `aged_days` before the scan, and
-    looking up `decoys` numbers of other blocks first."""
+    each account opened (put to use) by a lookup of another block `aged_days` before the
+    scan, or by its first there, and looking up `decoys` numbers of other blocks first."""
 
     def build(traffic: Traffic, rng: random.Random) -> list[Actor]:
         [start] = _blocks(traffic.directory, rng, 1)
@@ -173,9 +173,11 @@ def sybil(
         for index in range(0, len(walk), each):
             actor = traffic.actor("sybil", f"sybil-{index // each}", scraper=True)
             actor.target_blocks, actor.scrape_from = (start,), START
-            if aged_days:
-                actor.opened = START - timedelta(days=aged_days)
             ip = f"10.{index // 65_000 % 250}.{index // 250 % 250}.{index % 250 + 1}"
+            if aged_days:  # made long before is not enough: the account must have been used
+                elsewhere = rng.choice(traffic.directory.fixed) * 1_000 + rng.randrange(1_000)
+                opening = moment - timedelta(days=aged_days)
+                traffic.lookup(actor, opening, elsewhere, f"{actor.account}-k", ip)
             for decoy in range(decoys, 0, -1):
                 elsewhere = rng.choice(traffic.directory.fixed) * 1_000 + rng.randrange(1_000)
                 traffic.lookup(
@@ -239,7 +241,7 @@ STRATEGIES = {
     "three blocks at paces 3:1:1, a number every 45 min, 28 days": unequal_turns(45, 28),
     "300 dense blocks, one number of each every 185 min, 7 days": many_blocks(300, 185, 7),
     "accounts on their own addresses, 3 numbers each a minute apart": sybil(3, 60),
-    "... each account opened 8 days before the scan": sybil(3, 60, aged_days=8),
+    "... each account opened by a lookup elsewhere 8 days before": sybil(3, 60, aged_days=8),
     "... each account looking up one number elsewhere first": sybil(3, 60, decoys=1),
     "by name, a full page every 90 s, day and night, 14 days": by_name(90, 0, 10_000, (0, 24), 14),
     "by name, 2 short answers after each page, every 100 s, 14 days": by_name(

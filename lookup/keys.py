@@ -13,7 +13,7 @@ import secrets
 import sqlite3
 import threading
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
@@ -41,7 +41,9 @@ CREATE TABLE IF NOT EXISTS accounts (
     enforcement TEXT NOT NULL DEFAULT 'auto',  -- auto | review (findings only flag)
     retention_months INTEGER,                  -- lookup log retention; NULL: the default
     ended_at TEXT,                             -- when the customer relationship ended
-    held TEXT NOT NULL DEFAULT ''              -- allocation blocks held pending review
+    held TEXT NOT NULL DEFAULT '',             -- allocation blocks held pending review
+    search_plan TEXT,                          -- listings name searches may return
+    first_lookup_at TEXT                       -- its first lookup or search (UTC); NULL: none
 );
 CREATE TABLE IF NOT EXISTS keys (
     id TEXT PRIMARY KEY,
@@ -85,8 +87,9 @@ class Account(msgspec.Struct, frozen=True):
     search_plan: str | None = None
     """The listings its name searches may return (None: `LOOKUP_PLAN_SEARCH`)."""
     opened: datetime | None = None
-    """When the account was made (its first key; naive UTC): a swarmed block is refused
-    to new accounts."""
+    """When the account was put to use: its first lookup or search, as the monitor records
+    it (naive UTC; None: none yet). A swarmed block is refused to new accounts, and an
+    account made long ago but never used is one."""
 
 
 class ApiKey(msgspec.Struct, frozen=True):
@@ -161,6 +164,7 @@ _ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("accounts", "ended_at", "TEXT"),
     ("accounts", "held", "TEXT NOT NULL DEFAULT ''"),
     ("accounts", "search_plan", "TEXT"),
+    ("accounts", "first_lookup_at", "TEXT"),
     ("swarmed", "ended_at", "TEXT"),
 )
 """Columns added to a table after its first version, for `KeyStore._migrate`."""
@@ -354,7 +358,7 @@ class KeyStore:
         """Every account by name."""
         rows = self._con.execute(
             "SELECT name, status, plan, status_reason, allow, enforcement, retention_months, "
-            "ended_at, held, search_plan, created_at FROM accounts"
+            "ended_at, held, search_plan, first_lookup_at FROM accounts"
         )
         return {
             name: Account(
@@ -368,7 +372,7 @@ class KeyStore:
                 datetime.fromisoformat(ended) if ended else None,
                 frozenset(map(Hold.parse, held.split(","))) if held else frozenset(),
                 search_plan,
-                _naive_utc(created),
+                None if first is None else _naive_utc(first),
             )
             for (
                 name,
@@ -381,9 +385,23 @@ class KeyStore:
                 ended,
                 held,
                 search_plan,
-                created,
+                first,
             ) in rows
         }
+
+    def opened(self, firsts: Mapping[str, datetime]) -> None:
+        """Record accounts' first lookups (the earliest stands: a monitor that restarted, or
+        fills in the lookup log's, may give a later one)."""
+        with self._con:
+            self._con.executemany(
+                "UPDATE accounts SET first_lookup_at = ?1 WHERE name = ?2 "
+                "AND (first_lookup_at IS NULL OR first_lookup_at > ?1)",
+                [
+                    (_naive(first).isoformat(timespec="microseconds"), name)
+                    for name, first in firsts.items()
+                ],
+            )
+        self._wrote()
 
     def swarm(self, swarm: Swarmed) -> None:
         """Refuse a swarmed block to new accounts until its swarm is over (servers follow
@@ -636,6 +654,16 @@ class KeyRing:
             self._store.hold(account, hold)
             self._replace(msgspec.structs.replace(current, holds=current.holds | {hold}))
             return True
+
+    def opened(self, firsts: Mapping[str, datetime]) -> None:
+        """Record accounts' first lookups in the store and, at once, in this process (the
+        earliest stands)."""
+        with self._lock:
+            self._store.opened(firsts)
+            for name, moment in firsts.items():
+                current, first = self._accounts.get(name), _naive(moment)
+                if current is not None and (current.opened is None or first < current.opened):
+                    self._replace(msgspec.structs.replace(current, opened=first))
 
     def swarm(self, swarm: Swarmed) -> bool:
         """Refuse a swarmed block to new accounts, in the store and, at once, in this

@@ -658,21 +658,33 @@ def test_a_block_new_accounts_split_is_refused_to_the_next_new_account_before_it
     settings = make_settings(data_dir)
     newcomer = new_key(settings, roles="lookup,search", org="newly-opened-co")
     customer = new_key(settings, roles="lookup,search", org="customer-co")
+    dormant = new_key(settings, roles="lookup", org="dormant-co")
+    month_ago = utc_now() - timedelta(days=30)
     with contextlib.closing(sqlite3.connect(settings.keys_path)) as keys, keys:
-        opened = (datetime.now(UTC) - timedelta(days=30)).isoformat(timespec="seconds")
-        keys.execute("UPDATE accounts SET created_at = ? WHERE name = 'customer-co'", (opened,))
+        # Both made a month ago; only the customer has used its account since.
+        keys.execute("UPDATE accounts SET created_at = ?", (f"{month_ago.isoformat()}+00:00",))
     monitor = AbuseMonitor(
         clients.services.events, clients.services.store, clients.services.key_ring
     )
+    opening = LookupEvent(
+        ts=month_ago,
+        account="customer-co",
+        key="k",
+        ip="192.0.2.7",
+        number="+4722201000",
+        outcome="miss",
+    )
+    monitor.submit([opening])
     assert any(f.evidence.get("swarmed") for f in monitor.submit(_swarm(settings)))
     clients.services.key_ring.refresh()
     # The next new account is refused every number of the block alike, before its first:
-    # listed or not, with when it may ask again (not how new an account must be).
-    listed, unlisted = (
-        problem_of(clients.lookup(newcomer, number), 403, "block-swarmed")
-        for number in ("22200002", "22200003")
+    # listed or not, with when it may ask again (not how new an account must be). So is an
+    # account made long ago and never used: it opens at its first lookup.
+    listed, unlisted, kept = (
+        problem_of(clients.lookup(token, number), 403, "block-swarmed")
+        for token, number in ((newcomer, "22200002"), (newcomer, "22200003"), (dormant, "22200002"))
     )
-    assert listed == unlisted and listed["block"] == "+4722200000..999"
+    assert listed == unlisted == kept and listed["block"] == "+4722200000..999"
     assert "opened" not in listed["detail"] and listed["until"].endswith("Z")
     refused = clients.lookup(newcomer, "22200002")
     assert 0 < int(refused.headers["retry-after"]) <= 86_400

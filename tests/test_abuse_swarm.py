@@ -249,13 +249,19 @@ def test_a_swarm_names_whom_the_api_refuses_its_block_and_until_when() -> None:
     assert swarmed(by_block, BLOCK + 517, newcomer, swarm.until) is None
 
 
+def _opening(event: LookupEvent, at: datetime) -> LookupEvent:
+    """The account's first lookup, at `at`: a number of another block."""
+    return msgspec.structs.replace(event, ts=at, number=f"+47{BLOCK + 20_000 + 7}")
+
+
 def test_the_harness_refuses_a_swarmed_block_to_accounts_opened_for_it() -> None:
     def split(opened: datetime | None) -> dict[str, AccountResult]:
         actors: list[Actor] = []
         for event in sybils(40):
             if not actors or actors[-1].account != event.account:
-                actors.append(Actor("sybil", event.account, scraper=True, opened=opened))
-                actors[-1].scrape_from = T0
+                actors.append(Actor("sybil", event.account, scraper=True, scrape_from=T0))
+                if opened is not None:
+                    actors[-1].events.append(_opening(event, opened))
             actors[-1].events.append(event)
         return run(actors)[0]
 
@@ -266,16 +272,17 @@ def test_the_harness_refuses_a_swarmed_block_to_accounts_opened_for_it() -> None
     first = {e.number for e in itertools.islice(sybils(40), 16) if e.outcome == "hit"}
     assert taken == first
     assert all(not fresh[f"sybil-{a}"].extracted for a in range(6, 40))
-    # Accounts opened more than a week before: each later one gets its first number.
+    # Accounts opened by a lookup more than a week before: each later one gets its first
+    # number.
     aged = split(T0 - timedelta(days=8))
     assert all(len(aged[f"sybil-{a}"].extracted) <= 1 for a in range(6, 40))
     assert len({n for r in aged.values() for n in r.extracted}) > len(taken) + 15
 
 
 def test_the_harness_counts_a_new_customer_refused_a_swarmed_block() -> None:
-    # A customer opened the hour after the swarm, whose caller lives in the block, and one
-    # opened a month before, whose caller does too: the new one is refused, as the API
-    # would, and counted; the older one is answered.
+    # A customer whose first lookup is the hour after the swarm, of a caller who lives in
+    # the block, and one first used a month before, whose caller does too: the new one is
+    # refused, as the API would, and counted; the older one is answered.
     actors: list[Actor] = []
     for event in sybils(8):
         if not actors or actors[-1].account != event.account:
@@ -283,12 +290,12 @@ def test_the_harness_counts_a_new_customer_refused_a_swarmed_block() -> None:
         actors[-1].events.append(event)
     caller = next(e for e in sybils(8, seed=9) if e.outcome == "hit")
     for name, opened in (("new-shop", None), ("old-shop", T0 - timedelta(days=30))):
-        shop = Actor("local_business", name, scraper=False, opened=opened)
-        shop.events.append(
-            msgspec.structs.replace(
-                caller, account=name, key=f"{name}-k", ip="192.0.2.1", ts=T0 + timedelta(hours=1)
-            )
+        shop = Actor("local_business", name, scraper=False)
+        call = msgspec.structs.replace(
+            caller, account=name, key=f"{name}-k", ip="192.0.2.1", ts=T0 + timedelta(hours=1)
         )
+        shop.events.extend([_opening(call, opened)] if opened is not None else [])
+        shop.events.append(call)
         actors.append(shop)
     results, _ = run(actors)
     assert (results["new-shop"].swarm_refused, results["old-shop"].swarm_refused) == (1, 0)

@@ -5,7 +5,7 @@
 
 A suspended account's later requests are refused (as the API does), and so are
 its lookups in a block held for it, and a new account's in a swarmed block (an
-account is opened just before its first lookup), so a scraper's extraction counts
+account opens at its first lookup, as the key store records it), so a scraper's extraction counts
 only what it got before its suspension or the hold of its block.
 """
 
@@ -49,7 +49,7 @@ class AccountResult:
     searched: int = 0
     """Listings name searches returned to it before suspension (a scraper's)."""
     opened: datetime | None = None
-    """When the account was opened: just before its first lookup."""
+    """When the account was opened: its first lookup or search."""
     swarm_refused: int = 0
     """Its lookups refused in a block swarmed while it was new (a customer's: the cost)."""
 
@@ -94,9 +94,7 @@ def run(
     """Feed every event in time order through one engine; returns results and µs per event."""
     by_account: dict[str, AccountResult] = {}
     for actor in actors:
-        result = by_account.setdefault(actor.account, AccountResult(actor))
-        if actor.opened is not None:  # the earliest of an account's actors'
-            result.opened = min(actor.opened, result.opened or actor.opened)
+        by_account.setdefault(actor.account, AccountResult(actor))
     events: list[LookupEvent] = sorted(
         (event for actor in actors for event in actor.events), key=lambda e: e.ts
     )

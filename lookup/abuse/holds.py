@@ -53,15 +53,16 @@ class Hold(NamedTuple):
 
 class Swarmed(NamedTuple):
     """A block many new accounts split between them (the swarm rule): refused, until
-    `until`, to accounts opened after `opened_after` (naive UTC, as events carry time)."""
+    `until`, to accounts opened (first used: `Account.opened`) after `opened_after` (naive
+    UTC, as events carry time)."""
 
     hold: Hold
     opened_after: datetime
     until: datetime
 
     def refuses(self, opened: datetime | None, now: datetime) -> bool:
-        """Whether it refuses an account opened at `opened` now (None: an account whose
-        opening is unknown is taken for a new one)."""
+        """Whether it refuses an account opened at `opened` now (None: one not used yet, or
+        whose opening is unknown, is taken for a new one)."""
         return now < self.until and (opened is None or opened > self.opened_after)
 
 

@@ -258,6 +258,15 @@ class LookupLog:
         )
         return {(str(account), str(number)) for account, number in rows}
 
+    def first_lookups(self, accounts: Sequence[str]) -> dict[str, datetime]:
+        """The first logged lookup or search of each of these accounts that has one."""
+        rows = self._file.rows(
+            "SELECT account, min(ts) FROM lookup_log "
+            "WHERE account IN (SELECT unnest(?::VARCHAR[])) GROUP BY account",
+            [list(accounts)],
+        )
+        return {str(account): first for account, first in rows}
+
     def replay(self, since: datetime, into: Callable[[LookupEvent], object]) -> int:
         """Hand the logged lookups from `since` on to `into`, in time order; how many."""
         count = 0

@@ -90,6 +90,10 @@ class AbuseMonitor:
         self._gathered: list[LookupEvent] = []
         self._gathered_mark: Mark | None = None
         self._gathered_since = 0.0
+        self._opened: set[str] = set()
+        """Accounts whose first lookup the key store has."""
+        self._opening: dict[str, datetime] = {}
+        """First lookups not recorded in the key store yet (its write failed)."""
 
     def _allowed(self, ip: str) -> bool:
         if not self.allow:
@@ -187,6 +191,7 @@ class AbuseMonitor:
                     hold=hold_in(finding.evidence),
                 )
                 self._swarm(finding)
+            self._open(events)
             # Kept for the next write; a process that goes on failing (one that serves
             # too: the monitor process stops on it) gives up the oldest, counted.
             if len(self._gathered) > UNWRITTEN_MAX:
@@ -202,6 +207,7 @@ class AbuseMonitor:
             )
             self._swarm(finding)
             FINDINGS.labels(finding.kind, finding.action).inc()
+        self._open(events)
         EVENT_LAG.set((utc_now() - events[0].ts).total_seconds())
         BATCH_SECONDS.observe(time.perf_counter() - started)
         return findings
@@ -439,6 +445,41 @@ class AbuseMonitor:
             )
         except PlanError:
             return None
+
+    def _open(self, events: list[LookupEvent]) -> None:
+        """Record in the key store the first lookup of each account that had none (a
+        swarmed block is refused to accounts first used after it began, less a week)."""
+        for event in events:  # in time order: an account's first here is its earliest
+            name = event.account
+            if name in self._opened or name in self._opening:
+                continue
+            if self.key_ring.account(name).opened is not None:
+                self._opened.add(name)
+            else:
+                self._opening[name] = event.ts
+        if self._opening:
+            self._record_opening()
+
+    def _record_opening(self) -> None:
+        try:
+            self.key_ring.opened(self._opening)
+        except (KeyStoreError, sqlite3.Error) as exc:  # a locked or full key store: the
+            # next batch tries again, with these times
+            log.error("cannot record %d accounts' first lookups: %s", len(self._opening), exc)
+            return
+        self._opened.update(self._opening)
+        self._opening = {}
+
+    def record_openings(self) -> int:
+        """Give the key store the first logged lookup of each account it has none for (one
+        that looked up before the store kept them); how many it had none for."""
+        unopened = [account.name for account in self.key_ring.accounts() if account.opened is None]
+        firsts = self.store.log.first_lookups(unopened) if unopened else {}
+        if firsts:
+            with self._lock:
+                self._opening.update(firsts)
+                self._record_opening()
+        return len(firsts)
 
     def _swarm(self, finding: Finding) -> None:
         """Refuse the block a swarm finding names to new accounts (a block's matter, not

@@ -389,10 +389,12 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     swarmed once found."""
     swarm_young_seconds: float = 7 * 86400
     """While a block stays swarmed, the API refuses it to accounts opened within this long
-    before it was found (from their first lookup, before it is answered): a swarm's later
-    accounts are issued for it, so each would otherwise take its first number before its
-    hold. An established customer is older; a new customer whose callers come from a
-    block under a swarm waits until the swarm's day is over."""
+    before it was found, or not yet (from their first lookup, before it is answered): a
+    swarm's later accounts are issued for it, so each would otherwise take its first number
+    before its hold. An account opens at its first lookup or search, not when its key was
+    made: one made long ago and kept unused is new. An established customer is older; a
+    new customer whose callers come from a block under a swarm waits until the swarm's day
+    is over."""
 
     def __post_init__(self) -> None:
         # The rules read these together and rely on them: a negative chance excess would

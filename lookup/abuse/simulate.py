@@ -121,8 +121,6 @@ class Actor:
     flag_only: bool = False
     """A scraper the rules can only flag for review: its lookups are what a customer with
     a huge base could make."""
-    opened: datetime | None = None
-    """When its account was opened (None: just before its first lookup)."""
 
 
 class Traffic:

@@ -15,9 +15,10 @@ a fifth or more of them misses, the block is swarmed: each of them has it held, 
 so does each account like them that comes to it while it stays swarmed. The engine
 turns what this names into findings, which stand apart from the other rules' (a
 hold, no corroboration either way). Their evidence names whom the API refuses the
-block meanwhile (`swarmed`: accounts opened within `swarm_young_seconds` before it
-was found, from their first lookup there): an account issued for the scan would
-otherwise take its first number before its hold.
+block meanwhile (`swarmed`: accounts opened, by their first lookup or search, within
+`swarm_young_seconds` before it was found or since, refused from their first lookup
+there): an account issued for the scan would otherwise take its first number before
+its hold.
 """
 
 from __future__ import annotations

@@ -120,7 +120,8 @@ PROBLEM_TYPES: Final = {
             "Many new accounts, each on an address of its own, have been looking up a few "
             "numbers each of this number block (`block`), as a scan split between accounts "
             "would: until `until` (see Retry-After), its numbers are refused to accounts "
-            "opened shortly before that began. Lookups elsewhere are answered.",
+            "that began to be used shortly before that began, or since. Lookups elsewhere are "
+            "answered.",
         ),
         ProblemType(
             "own-account",

@@ -220,6 +220,8 @@ async def serve_monitor(settings: Settings, source: EventSource) -> None:
     if internal.started:
         source.announce()
     started = time.perf_counter()
+    if opened := await asyncio.to_thread(monitor.record_openings):
+        log.info("recorded the first logged lookup of %d accounts", opened)
     replayed = await asyncio.to_thread(monitor.warm, utc_now())
     log.info(
         "abuse detectors warmed with %d logged lookups in %.1f s",
