@@ -554,8 +554,8 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
                 current = standing(store.swarms().values(), utc_now())
                 for swarm in current:
                     print(
-                        f"{swarm.hold.label}: refused to accounts opened after "
-                        f"{swarm.opened_after:%Y-%m-%d %H:%M} UTC until "
+                        f"{swarm.hold.label}: refused to accounts first used after "
+                        f"{swarm.opened_after:%Y-%m-%d %H:%M} UTC, or not yet, until "
                         f"{swarm.until:%Y-%m-%d %H:%M} UTC"
                     )
                 if not current:

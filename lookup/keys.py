@@ -393,6 +393,7 @@ class KeyStore:
         """Record accounts' first lookups (the earliest stands: a monitor that restarted, or
         fills in the lookup log's, may give a later one)."""
         with self._con:
+            self._con.execute("BEGIN IMMEDIATE")  # one commit for all, not one an account
             self._con.executemany(
                 "UPDATE accounts SET first_lookup_at = ?1 WHERE name = ?2 "
                 "AND (first_lookup_at IS NULL OR first_lookup_at > ?1)",
@@ -660,10 +661,13 @@ class KeyRing:
         earliest stands)."""
         with self._lock:
             self._store.opened(firsts)
+            # A new dict, not an update: request threads read the old one meanwhile.
+            accounts = dict(self._accounts)
             for name, moment in firsts.items():
-                current, first = self._accounts.get(name), _naive(moment)
+                current, first = accounts.get(name), _naive(moment)
                 if current is not None and (current.opened is None or first < current.opened):
-                    self._replace(msgspec.structs.replace(current, opened=first))
+                    accounts[name] = msgspec.structs.replace(current, opened=first)
+            self._accounts = accounts
 
     def swarm(self, swarm: Swarmed) -> bool:
         """Refuse a swarmed block to new accounts, in the store and, at once, in this

@@ -10,12 +10,15 @@ import socket
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from time import perf_counter
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from lookup.abuse import monitor as monitor_module
 from lookup.abuse.events import EventBuffer, LookupEvent
-from lookup.abuse.monitor import AbuseMonitor
+from lookup.abuse.monitor import OPENING_RETRY_SECONDS, AbuseMonitor
 from lookup.abuse.store import ComplianceStore
 from lookup.api.server import serve_monitor
 from lookup.keys import KeyRing, KeyStore
@@ -79,6 +82,8 @@ def test_the_monitor_records_each_accounts_first_lookup_once(tmp_path: Path) -> 
     monitor.submit([lookup("a-co", NOW), lookup("a-co", NOW + minute), lookup("b-co", NOW)])
     monitor.submit([lookup("b-co", NOW + minute)])
     assert opened(path) == {"a-co": NOW, "b-co": NOW, "dormant-co": None}
+    # At once in the monitor's own process; other processes read it from the key store.
+    assert monitor.key_ring.account("a-co").opened == NOW
     # Known now: later lookups write nothing to the key store (each write reloads every
     # server's accounts).
     version = keys.version()
@@ -92,7 +97,20 @@ def test_the_monitor_records_each_accounts_first_lookup_once(tmp_path: Path) -> 
     keys.close()
 
 
-def test_a_first_lookup_the_key_store_could_not_take_is_given_with_the_next_batch(
+def test_a_first_lookup_another_worker_sent_late_is_the_first(tmp_path: Path) -> None:
+    # Two workers' batches reach the monitor in turn, the later-made one first.
+    path = tmp_path / "keys.sqlite"
+    keys = key_store(path, "a-co")
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    monitor = AbuseMonitor(EventBuffer(), store, KeyRing(keys))
+    monitor.submit([lookup("a-co", NOW + timedelta(seconds=5))])
+    monitor.submit([lookup("a-co", NOW)])
+    assert opened(path) == {"a-co": NOW}
+    store.close()
+    keys.close()
+
+
+def test_a_first_lookup_the_key_store_could_not_take_is_given_later(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
 ) -> None:
     path = tmp_path / "keys.sqlite"
@@ -100,19 +118,52 @@ def test_a_first_lookup_the_key_store_could_not_take_is_given_with_the_next_batc
     store = ComplianceStore(tmp_path / "compliance.duckdb")
     key_ring = KeyRing(keys)
     monitor = AbuseMonitor(EventBuffer(), store, key_ring)
-    record = key_ring.opened
+    record, tries, clock = key_ring.opened, [], [1000.0]
+    # The monitor's clock, not the process's.
+    monkeypatch.setattr(
+        monitor_module,
+        "time",
+        SimpleNamespace(monotonic=lambda: clock[0], perf_counter=perf_counter),
+    )
 
     def locked(firsts: Any) -> None:
+        tries.append(dict(firsts))
         raise sqlite3.OperationalError("database is locked")
 
     monkeypatch.setattr(key_ring, "opened", locked)
     with caplog.at_level(logging.ERROR):
         monitor.submit([lookup("a-co", NOW)])
-    assert "cannot record 1 accounts' first lookups: database is locked" in caplog.text
+    assert "cannot record 1 accounts' first lookups (again in 60 s): database is locked" in (
+        caplog.text
+    )
     assert store.file.rows("SELECT count(*) FROM lookup_log")[0][0] == 1  # logged all the same
+    # Each try may wait out the store's busy timeout: the next batches do not try again
+    # within the minute.
+    monitor.submit([lookup("a-co", NOW + timedelta(minutes=1))])
+    assert tries == [{"a-co": NOW}]
     monkeypatch.setattr(key_ring, "opened", record)
+    clock[0] += OPENING_RETRY_SECONDS  # the minute is over
     monitor.submit([lookup("a-co", NOW + timedelta(hours=1))])
     assert opened(path) == {"a-co": NOW}  # the first, not the one that got through
+    store.close()
+    keys.close()
+
+
+def test_a_batch_the_lookup_log_could_not_take_still_opens_its_accounts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "keys.sqlite"
+    keys = key_store(path, "a-co")
+    store = ComplianceStore(tmp_path / "compliance.duckdb")
+    monitor = AbuseMonitor(EventBuffer(), store, KeyRing(keys))
+
+    def full(*args: Any, **kwargs: Any) -> list[int]:
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(store, "commit", full)
+    with pytest.raises(OSError, match="No space left"):
+        monitor.submit([lookup("a-co", NOW)])
+    assert opened(path) == {"a-co": NOW}
     store.close()
     keys.close()
 

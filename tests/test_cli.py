@@ -682,10 +682,12 @@ def test_an_operator_lists_the_swarmed_blocks_and_ends_one_for_good(tmp_path: Pa
     listed = lookup("keys", "swarms", data_dir=tmp_path)
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.splitlines() == [
-        f"+4791230000..9999: refused to accounts opened after {other.opened_after:%Y-%m-%d %H:%M}"
-        f" UTC until {other.until:%Y-%m-%d %H:%M} UTC",
-        f"+4722200000..999: refused to accounts opened after {found.opened_after:%Y-%m-%d %H:%M}"
-        f" UTC until {found.until:%Y-%m-%d %H:%M} UTC",
+        f"+4791230000..9999: refused to accounts first used after "
+        f"{other.opened_after:%Y-%m-%d %H:%M} UTC, or not yet, until "
+        f"{other.until:%Y-%m-%d %H:%M} UTC",
+        f"+4722200000..999: refused to accounts first used after "
+        f"{found.opened_after:%Y-%m-%d %H:%M} UTC, or not yet, until "
+        f"{found.until:%Y-%m-%d %H:%M} UTC",
     ]
     # A town's new customers, the operator finds: ended by any number in the block.
     ended = lookup("keys", "swarms", "--end", "22 20 01 23", data_dir=tmp_path)

@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 UNWRITTEN_MAX: Final = 100_000
 """Lookups kept for a lookup log that keeps failing to be written, at most (as a server keeps
 for a monitor that is down)."""
+OPENING_RETRY_SECONDS: Final = 60.0
+"""How long the monitor waits to record first lookups again after the key store refused
+them: each try may wait out SQLite's busy timeout (10 s) on a locked store."""
 GATHER_MAX: Final = 20_000
 """Lookups the monitor holds unwritten at most, whatever `commit_seconds` says: a server
 keeps 100,000 unacknowledged ones, and one write of 20,000 already costs its rows
@@ -90,10 +93,12 @@ class AbuseMonitor:
         self._gathered: list[LookupEvent] = []
         self._gathered_mark: Mark | None = None
         self._gathered_since = 0.0
-        self._opened: set[str] = set()
-        """Accounts whose first lookup the key store has."""
+        self._opened: dict[str, datetime] = {}
+        """Accounts' first lookups as the key store has them."""
         self._opening: dict[str, datetime] = {}
         """First lookups not recorded in the key store yet (its write failed)."""
+        self._opening_retry = 0.0
+        """When to try recording them again (`time.monotonic`)."""
 
     def _allowed(self, ip: str) -> bool:
         if not self.allow:
@@ -170,6 +175,7 @@ class AbuseMonitor:
             (self._reviewed.discard if act else self._reviewed.add)(finding.account)
             if not act and (hold := hold_in(finding.evidence)) is not None:
                 self.engine.answered(finding.account, hold)
+        self._open(events)
         if not self._gathered:
             self._gathered_since = time.monotonic()
         self._gathered.extend(events)
@@ -191,7 +197,6 @@ class AbuseMonitor:
                     hold=hold_in(finding.evidence),
                 )
                 self._swarm(finding)
-            self._open(events)
             # Kept for the next write; a process that goes on failing (one that serves
             # too: the monitor process stops on it) gives up the oldest, counted.
             if len(self._gathered) > UNWRITTEN_MAX:
@@ -207,7 +212,6 @@ class AbuseMonitor:
             )
             self._swarm(finding)
             FINDINGS.labels(finding.kind, finding.action).inc()
-        self._open(events)
         EVENT_LAG.set((utc_now() - events[0].ts).total_seconds())
         BATCH_SECONDS.observe(time.perf_counter() - started)
         return findings
@@ -449,25 +453,36 @@ class AbuseMonitor:
     def _open(self, events: list[LookupEvent]) -> None:
         """Record in the key store the first lookup of each account that had none (a
         swarmed block is refused to accounts first used after it began, less a week)."""
-        for event in events:  # in time order: an account's first here is its earliest
-            name = event.account
-            if name in self._opened or name in self._opening:
-                continue
-            if self.key_ring.account(name).opened is not None:
-                self._opened.add(name)
-            else:
-                self._opening[name] = event.ts
-        if self._opening:
+        opened, opening = self._opened, self._opening
+        for event in events:
+            name, at = event.account, event.ts
+            known = opened.get(name)
+            if known is None and (known := self.key_ring.account(name).opened) is not None:
+                opened[name] = known
+            if known is not None and at >= known:
+                continue  # all but an account's first (or one another worker sent late)
+            pending = opening.get(name)
+            if pending is None or at < pending:
+                opening[name] = at
+        if opening and time.monotonic() >= self._opening_retry:
             self._record_opening()
 
     def _record_opening(self) -> None:
         try:
             self.key_ring.opened(self._opening)
-        except (KeyStoreError, sqlite3.Error) as exc:  # a locked or full key store: the
-            # next batch tries again, with these times
-            log.error("cannot record %d accounts' first lookups: %s", len(self._opening), exc)
+        except (KeyStoreError, sqlite3.Error) as exc:  # a locked or full key store: a later
+            # batch tries again, with these times
+            self._opening_retry = time.monotonic() + OPENING_RETRY_SECONDS
+            log.error(
+                "cannot record %d accounts' first lookups (again in %.0f s): %s",
+                len(self._opening),
+                OPENING_RETRY_SECONDS,
+                exc,
+            )
             return
-        self._opened.update(self._opening)
+        for name, first in self._opening.items():
+            known = self._opened.get(name)
+            self._opened[name] = first if known is None else min(known, first)
         self._opening = {}
 
     def record_openings(self) -> int:
@@ -490,7 +505,8 @@ class AbuseMonitor:
         try:
             if self.key_ring.swarm(swarm):
                 log.warning(
-                    "refusing %s to accounts opened after %s until %s: a swarm of new accounts",
+                    "refusing %s to accounts first used after %s, or not yet, until %s: a "
+                    "swarm of new accounts",
                     swarm.hold.label,
                     f"{swarm.opened_after:%Y-%m-%d %H:%M} UTC",
                     f"{swarm.until:%Y-%m-%d %H:%M} UTC",

@@ -217,11 +217,13 @@ async def serve_monitor(settings: Settings, source: EventSource) -> None:
     serving = asyncio.create_task(internal.serve())
     while not internal.started and not serving.done():
         await asyncio.sleep(0.05)
+    # Before `lookup serve` answers anyone: a block swarmed now is refused to accounts whose
+    # first lookup the key store lacks.
+    if opened := await asyncio.to_thread(monitor.record_openings):
+        log.info("recorded the first logged lookup of %d accounts", opened)
     if internal.started:
         source.announce()
     started = time.perf_counter()
-    if opened := await asyncio.to_thread(monitor.record_openings):
-        log.info("recorded the first logged lookup of %d accounts", opened)
     replayed = await asyncio.to_thread(monitor.warm, utc_now())
     log.info(
         "abuse detectors warmed with %d logged lookups in %.1f s",
