@@ -675,7 +675,8 @@ def test_a_block_new_accounts_split_is_refused_to_the_next_new_account_before_it
         outcome="miss",
     )
     monitor.submit([opening])
-    assert any(f.evidence.get("swarmed") for f in monitor.submit(_swarm(settings)))
+    swarm = _swarm(settings)
+    assert any(f.evidence.get("swarmed") for f in monitor.submit(swarm))
     clients.services.key_ring.refresh()
     # The next new account is refused every number of the block alike, before its first:
     # listed or not, with when it may ask again (not how new an account must be). So is an
@@ -716,6 +717,17 @@ def test_a_block_new_accounts_split_is_refused_to_the_next_new_account_before_it
     assert f"{until.replace(microsecond=0, tzinfo=None).isoformat()}Z" == listed["until"]
     opened_after = datetime.fromisoformat(shown["accounts_opened_after"])
     assert until - opened_after == timedelta(days=8)  # a week before the swarm, a day after
+    # A case of the swarm says how long its account has been in use: since its first
+    # lookup, half an hour before, where an established customer's says a month.
+    cases = clients.internal.get(
+        "/internal/v1/cases", headers={"Authorization": f"Bearer {officer}"}
+    ).json()
+    case_id = next(case["id"] for case in cases if case["account"] == "sybil-0")
+    evidence = clients.internal.get(
+        f"/internal/v1/cases/{case_id}", headers={"Authorization": f"Bearer {officer}"}
+    ).json()
+    assert datetime.fromisoformat(evidence["account_opened"]) == swarm[0].ts.replace(tzinfo=UTC)
+    assert clients.services.key_ring.account("customer-co").opened == month_ago
     problem_of(
         clients.internal.get(
             "/internal/v1/swarms", headers={"Authorization": f"Bearer {newcomer}"}

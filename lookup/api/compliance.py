@@ -208,9 +208,13 @@ class ComplianceController(Controller):
         # A closed case's evidence ends with it: the account's lookups since are no part.
         timeline = services.store.log.timeline(case.account, moments, until=case.closed_at)
         mark_held(timeline, findings, case.closed_at)
+        opened = services.key_ring.account(case.account).opened
         return {
             "case": in_utc([msgspec.structs.asdict(case)], "opened_at", "closed_at")[0],
             "account_status": _standing(services, case.account),
+            # How long the account has been in use: a swarm's accounts are new, a town's
+            # new customers too, an established customer is not (None: not yet recorded).
+            "account_opened": None if opened is None else utc(opened),
             # This case's holds standing now: lifted by reinstating or clearing the account
             # (which closes the case), as its throttle is. Not another case's: an officer
             # reading an old case must not take a later case's hold for one of its own.
