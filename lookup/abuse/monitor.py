@@ -492,7 +492,8 @@ class AbuseMonitor:
         firsts = self.store.log.first_lookups(unopened) if unopened else {}
         if firsts:
             with self._lock:
-                self._opening.update(firsts)
+                for name, first in firsts.items():
+                    self._opening[name] = min(first, self._opening.get(name, first))
                 self._record_opening()
         return len(firsts)
 

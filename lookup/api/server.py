@@ -219,8 +219,11 @@ async def serve_monitor(settings: Settings, source: EventSource) -> None:
         await asyncio.sleep(0.05)
     # Before `lookup serve` answers anyone: a block swarmed now is refused to accounts whose
     # first lookup the key store lacks.
-    if opened := await asyncio.to_thread(monitor.record_openings):
-        log.info("recorded the first logged lookup of %d accounts", opened)
+    try:
+        if opened := await asyncio.to_thread(monitor.record_openings):
+            log.info("recorded the first logged lookup of %d accounts", opened)
+    except Exception:  # each account's next lookup is recorded, the next start tries again
+        log.exception("cannot record the accounts' first logged lookups")
     if internal.started:
         source.announce()
     started = time.perf_counter()
