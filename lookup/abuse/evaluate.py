@@ -5,8 +5,8 @@
 
 A suspended account's later requests are refused (as the API does), and so are
 its lookups in a block held for it, and a new account's in a swarmed block (an
-account opens at its first lookup, as the key store records it), so a scraper's extraction counts
-only what it got before its suspension or the hold of its block.
+account opens at its first lookup, as the key store records it), so a scraper's
+extraction counts only what it got before its suspension or the hold of its block.
 """
 
 from __future__ import annotations
