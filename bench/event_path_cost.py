@@ -47,7 +47,8 @@ from lookup.abuse.store import ComplianceStore
 from lookup.abuse.stream import PipeBatch, PipeChannel, PipeSource
 from lookup.api.services import Services
 from lookup.config import Settings
-from lookup.keys import ApiKey, KeyRing, KeyStore
+from lookup.keyring import KeyRing
+from lookup.keys import ApiKey, KeyStore
 
 BATCHES_A_SECOND = 10
 """Batches a second of traffic makes at the default `LOOKUP_EVENT_FLUSH_SECONDS`."""

@@ -1,8 +1,8 @@
 """API keys: organization accounts, keys stored only as hashes, roles, IP allow-lists.
 
 The store is a small SQLite file, safe for `lookup keys` to write while
-servers read it. Servers keep every key in memory (`KeyRing`) and reload only
-when the file changed, so authenticating a request does no I/O.
+servers read it. Servers keep every key in memory (`lookup.keyring`) and reload
+only when the file changed, so authenticating a request does no I/O.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import hashlib
 import ipaddress
 import secrets
 import sqlite3
-import threading
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -23,7 +22,7 @@ import msgspec
 from lookup.abuse.events import utc_now
 from lookup.abuse.holds import Hold, Swarmed
 from lookup.abuse.retention import AFTER_END, check_months
-from lookup.errors import AddressNotAllowed, InvalidKey, KeyStoreError, MissingCredentials
+from lookup.errors import KeyStoreError
 from lookup.networks import Network, network, stored_network
 from lookup.text import first_bidi_control, first_control, invisible
 
@@ -103,10 +102,11 @@ class ApiKey(msgspec.Struct, frozen=True):
 
     def allows(self, address: str) -> bool:
         """Whether the key may be used from this client address."""
-        return not self.allow or _in_networks(address, self.allow)
+        return not self.allow or in_networks(address, self.allow)
 
 
-def _in_networks(address: str, networks: Sequence[Network]) -> bool:
+def in_networks(address: str, networks: Sequence[Network]) -> bool:
+    """Whether a client address is in any of the networks (one that does not parse is not)."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
@@ -128,17 +128,6 @@ def parse_roles(text: str) -> frozenset[str]:
             f"unknown role(s) {', '.join(unknown) or '(none given)'}; roles: {', '.join(ROLES)}"
         )
     return roles
-
-
-def _shown(client: str) -> str:
-    """A client address as a refusal quotes it: a proxy's `X-Forwarded-For` may be any
-    text, which is not echoed back whole."""
-    try:
-        ipaddress.ip_address(client)
-    except ValueError:
-        cut = "..." if len(client) > 40 else ""
-        return f"an address that does not parse ({client[:40]!r}{cut})"
-    return client
 
 
 def parse_networks(texts: Iterable[str], *, stored: bool = False) -> tuple[Network, ...]:
@@ -170,14 +159,14 @@ _ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
 """Columns added to a table after its first version, for `KeyStore._migrate`."""
 
 
-def _naive(moment: datetime) -> datetime:
+def naive_utc(moment: datetime) -> datetime:
     """A time as naive UTC, as events carry time (one with a zone converted)."""
     return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
-def _naive_utc(text: str) -> datetime:
-    """A stored time (`created_at` is written with its zone) as naive UTC."""
-    return _naive(datetime.fromisoformat(text))
+def _stored_time(text: str) -> datetime:
+    """A time the key store keeps, as naive UTC (a row written by hand may carry a zone)."""
+    return naive_utc(datetime.fromisoformat(text))
 
 
 def account_name(text: str) -> str:
@@ -372,7 +361,7 @@ class KeyStore:
                 datetime.fromisoformat(ended) if ended else None,
                 frozenset(map(Hold.parse, held.split(","))) if held else frozenset(),
                 search_plan,
-                None if first is None else _naive_utc(first),
+                None if first is None else _stored_time(first),
             )
             for (
                 name,
@@ -398,7 +387,7 @@ class KeyStore:
                 "UPDATE accounts SET first_lookup_at = ?1 WHERE name = ?2 "
                 "AND (first_lookup_at IS NULL OR first_lookup_at > ?1)",
                 [
-                    (_naive(first).isoformat(timespec="microseconds"), name)
+                    (naive_utc(first).isoformat(timespec="microseconds"), name)
                     for name, first in firsts.items()
                 ],
             )
@@ -418,8 +407,8 @@ class KeyStore:
                 "WHERE excluded.opened_after > swarmed.opened_after",
                 (
                     swarm.hold.label,
-                    _naive(swarm.opened_after).isoformat(),
-                    _naive(swarm.until).isoformat(),
+                    naive_utc(swarm.opened_after).isoformat(),
+                    naive_utc(swarm.until).isoformat(),
                 ),
             )
         self._wrote()
@@ -439,14 +428,16 @@ class KeyStore:
                 raise KeyStoreError(f"{hold.label} is not refused to new accounts now")
             self._con.execute("UPDATE swarmed SET ended_at = ? WHERE block = ?", (now, hold.label))
         self._wrote()
-        return Swarmed(hold, _naive_utc(row[0]), _naive_utc(row[1]))
+        return Swarmed(hold, _stored_time(row[0]), _stored_time(row[1]))
 
     def swarms(self) -> dict[Hold, Swarmed]:
         """The swarmed blocks, by block, each until it ends or was ended (an ended one
         until the next write: each lookup reads its time)."""
         return {
             # Naive UTC, as lookups compare them, whatever wrote the row.
-            (hold := Hold.parse(block)): Swarmed(hold, _naive_utc(opened_after), _naive_utc(until))
+            (hold := Hold.parse(block)): Swarmed(
+                hold, _stored_time(opened_after), _stored_time(until)
+            )
             for block, opened_after, until in self._con.execute(
                 "SELECT block, opened_after, coalesce(ended_at, until) FROM swarmed"
             )
@@ -587,127 +578,3 @@ class KeyStore:
         """Changes whenever the file changed, through this connection or another."""
         row = self._con.execute("PRAGMA data_version").fetchone()
         return int(row[0]), self._writes
-
-
-class KeyRing:
-    """A server's in-memory copy of the active keys."""
-
-    def __init__(self, store: KeyStore) -> None:
-        self._store = store
-        self._version: tuple[int, int] | None = None
-        # A refresh reading the store while `set_status` writes it would put the status it
-        # read before the write back in memory: the two take turns.
-        self._lock = threading.Lock()
-        self._keys: dict[str, ApiKey] = {}
-        self._accounts: dict[str, Account] = {}
-        self.swarms: dict[Hold, Swarmed] = {}
-        """Blocks refused to new accounts, by block (`holds.swarmed`)."""
-        self.refresh()
-
-    def refresh(self) -> bool:
-        """Reload when the store changed; True if it did."""
-        with self._lock:
-            version = self._store.version()
-            if version == self._version:
-                return False
-            self._keys, self._version = self._store.active(), version
-            self._accounts = self._store.accounts()
-            self.swarms = self._store.swarms()
-            return True
-
-    def account(self, name: str) -> Account:
-        """An account's standing as last loaded."""
-        return self._accounts.get(name) or Account(name)
-
-    def accounts(self) -> list[Account]:
-        """Every account's standing, reloaded first if the store changed."""
-        self.refresh()
-        return list(self._accounts.values())
-
-    def stored_name(self, name: str) -> str:
-        """The account's name as stored, for a name given in any Unicode form
-        (`KeyStore.stored_name`)."""
-        with self._lock:
-            return self._store.stored_name(name)
-
-    def has(self, name: str) -> bool:
-        """Whether the key store has the account (reloading it first if it changed)."""
-        self.refresh()
-        return name in self._accounts
-
-    def set_status(self, account: str, status: str, reason: str) -> None:
-        """Change an account's status in the store and, at once, in this process."""
-        with self._lock:
-            self._store.set_status(account, status, reason)
-            current = self.account(account)
-            holds = frozenset() if status == "active" else current.holds
-            self._replace(
-                msgspec.structs.replace(current, status=status, reason=reason, holds=holds)
-            )
-
-    def hold(self, account: str, hold: Hold) -> bool:
-        """Hold a block for an account in the store and, at once, in this process; whether
-        it was not held already."""
-        with self._lock:
-            current = self.account(account)
-            if hold in current.holds:
-                return False
-            self._store.hold(account, hold)
-            self._replace(msgspec.structs.replace(current, holds=current.holds | {hold}))
-            return True
-
-    def opened(self, firsts: Mapping[str, datetime]) -> None:
-        """Record accounts' first lookups in the store and, at once, in this process (the
-        earliest stands)."""
-        with self._lock:
-            self._store.opened(firsts)
-            # A new dict, not an update: request threads read the old one meanwhile.
-            accounts = dict(self._accounts)
-            for name, moment in firsts.items():
-                current, first = accounts.get(name), _naive(moment)
-                if current is not None and (current.opened is None or first < current.opened):
-                    accounts[name] = msgspec.structs.replace(current, opened=first)
-            self._accounts = accounts
-
-    def swarm(self, swarm: Swarmed) -> bool:
-        """Refuse a swarmed block to new accounts, in the store and, at once, in this
-        process; whether that changed anything (each of a swarm's findings names it)."""
-        with self._lock:
-            known = self.swarms.get(swarm.hold)
-            if known is not None and known.opened_after >= swarm.opened_after:
-                return False  # the same swarm (perhaps ended by an operator), or an older
-            if swarm.until <= utc_now():
-                return False  # found in old events: over already
-            self._store.swarm(swarm)
-            # A new dict, not an update: request threads read the old one meanwhile.
-            self.swarms = {**self.swarms, swarm.hold: swarm}
-            return True
-
-    def _replace(self, account: Account) -> None:
-        # A new dict, not an update: request threads read the old one meanwhile.
-        self._accounts = {**self._accounts, account.name: account}
-
-    def authenticate(self, authorization: str | None, client: str) -> ApiKey:
-        """The key of an `Authorization: Bearer <key>` header used from `client`."""
-        if not authorization:
-            raise MissingCredentials("send your API key as 'Authorization: Bearer <key>'")
-        scheme, _, token = authorization.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            raise MissingCredentials(
-                "the Authorization header must be 'Bearer <key>'", malformed=True
-            )
-        if "," in token:  # no key has one: two headers a proxy joined into one
-            raise MissingCredentials(
-                "the Authorization header holds more than one value: send one key",
-                malformed=True,
-            )
-        key = self._keys.get(hash_token(token))
-        if key is None:
-            raise InvalidKey("the API key is unknown or revoked")
-        if not key.allows(client):
-            raise AddressNotAllowed(f"this key may not be used from {_shown(client)}")
-        account = self._accounts.get(key.account)
-        if account is not None and account.allow and not _in_networks(client, account.allow):
-            raise AddressNotAllowed(f"account {key.account} may not be used from {_shown(client)}")
-        return key

@@ -19,7 +19,8 @@ from lookup.abuse.plans import PlanError, allowance, plan_scales
 from lookup.abuse.policy import DEFAULT_POLICY
 from lookup.abuse.simulate import Directory, Traffic, search_desk
 from lookup.abuse.store import ComplianceStore
-from lookup.keys import KeyRing, KeyStore
+from lookup.keyring import KeyRing
+from lookup.keys import KeyStore
 
 MONDAY = datetime(2026, 11, 2, 8, 0)
 

@@ -21,7 +21,8 @@ from lookup.abuse.events import EventBuffer, LookupEvent
 from lookup.abuse.monitor import OPENING_RETRY_SECONDS, AbuseMonitor
 from lookup.abuse.store import ComplianceStore
 from lookup.api.server import serve_monitor
-from lookup.keys import KeyRing, KeyStore
+from lookup.keyring import KeyRing
+from lookup.keys import KeyStore
 from tests.conftest import make_settings
 
 NOW = datetime(2026, 11, 2, 9, 0)

@@ -20,7 +20,8 @@ from lookup.abuse.holds import Hold
 from lookup.abuse.monitor import AbuseMonitor
 from lookup.abuse.store import ComplianceStore
 from lookup.abuse.washing import Clearance
-from lookup.keys import Account, KeyRing, KeyStore
+from lookup.keyring import KeyRing
+from lookup.keys import Account, KeyStore
 
 NOW = datetime(2026, 11, 2, 9, 0)
 

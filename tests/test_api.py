@@ -22,7 +22,8 @@ from lookup.errors import AddressNotAllowed, KeyStoreError
 from lookup.index.reader import SnapshotSource
 from lookup.index.snapshot import read_pointer, snapshot_path
 from lookup.ingest.pipeline import ingest
-from lookup.keys import KeyRing, KeyStore, parse_networks
+from lookup.keyring import KeyRing
+from lookup.keys import KeyStore, parse_networks
 from lookup.numbers import NumberType
 from tests.conftest import make_settings, new_key, problem_of, uncounted
 from tests.ingest_helpers import person, write_csv

@@ -42,7 +42,8 @@ from lookup.abuse.stream import (
 from lookup.api.server import _DIRECT, _Restarts, serve_monitor
 from lookup.config import Settings
 from lookup.ingest.pipeline import ingest
-from lookup.keys import KeyRing, KeyStore
+from lookup.keyring import KeyRing
+from lookup.keys import KeyStore
 from tests.conftest import make_settings, new_key
 from tests.ingest_helpers import filler, write_csv
 from tests.test_abuse_warm import NOW, _scan, walker_keys

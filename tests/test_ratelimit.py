@@ -19,7 +19,8 @@ from lookup.api.app import create_app
 from lookup.api.services import Services
 from lookup.config import Settings
 from lookup.ingest.pipeline import ingest
-from lookup.keys import Account, KeyRing, KeyStore
+from lookup.keyring import KeyRing
+from lookup.keys import Account, KeyStore
 from tests.conftest import make_settings, new_key, problem_of
 from tests.ingest_helpers import filler, write_csv
 from tests.test_cli import lookup as run_cli

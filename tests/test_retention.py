@@ -21,7 +21,8 @@ from lookup.abuse.retention import (
 )
 from lookup.abuse.store import ComplianceStore
 from lookup.errors import InvalidKey
-from lookup.keys import KeyRing, KeyStore
+from lookup.keyring import KeyRing
+from lookup.keys import KeyStore
 from tests.test_cli import lookup
 
 

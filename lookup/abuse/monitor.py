@@ -33,7 +33,7 @@ from lookup.abuse.store import ComplianceStore, Erasure, Swept
 from lookup.abuse.stream import Mark
 from lookup.abuse.washing import Clearance, Washing
 from lookup.errors import KeyStoreError
-from lookup.keys import KeyRing
+from lookup.keyring import KeyRing
 from lookup.metrics import BATCH_SECONDS, EVENT_LAG, EVENTS_HANDLED, FINDINGS
 from lookup.networks import Network
 

@@ -19,7 +19,8 @@ from lookup.abuse.stream import EventPublisher, Sender, redis_sender, stream_key
 from lookup.api.auth import client_address
 from lookup.config import Settings
 from lookup.index.reader import SnapshotSource
-from lookup.keys import ApiKey, KeyRing, KeyStore
+from lookup.keyring import KeyRing
+from lookup.keys import ApiKey, KeyStore
 from lookup.metrics import EVENTS_DROPPED, SNAPSHOT_LISTINGS, SNAPSHOT_PUBLISHED
 
 log = logging.getLogger(__name__)
