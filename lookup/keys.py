@@ -399,6 +399,7 @@ class KeyStore:
         (accounts opened later) replaces an earlier one, and one an operator ended stays
         ended for the rest of its findings."""
         with self._con:
+            self._con.execute("BEGIN IMMEDIATE")  # one commit: swarms over go, this one comes
             self._con.execute("DELETE FROM swarmed WHERE until <= ?", (utc_now().isoformat(),))
             self._con.execute(
                 "INSERT INTO swarmed (block, opened_after, until) VALUES (?, ?, ?) "

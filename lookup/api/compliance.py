@@ -132,7 +132,7 @@ class SwarmedBlock(msgspec.Struct, frozen=True):
 
     block: str
     accounts_opened_after: datetime
-    """It is refused to accounts made after this."""
+    """It is refused to accounts first used after this, or not used yet."""
     until: datetime
     """... until this (or until an operator's `lookup keys swarms --end`)."""
 
