@@ -800,13 +800,15 @@ def test_a_first_refresh_whose_numbers_crowd_a_town_block_for_a_moment_is_left_a
         for i, block in enumerate(spread + crowded)
     ]
     assert [f for f in feed(Engine(), refresh) if stops(f)] == []
-    # With no caller from elsewhere, its three blocks take turns as a scan's do: stopped
-    # once they have held 16 numbers, before a block's sixth.
+    # With no caller from elsewhere, its three blocks take turns as a scan's do: all
+    # three held together once they have held 15 numbers, a block's fifth.
     walled = [
         event(block * 1000 + (i * 577) % 1000, i * 0.1, "miss" if i % 3 == 0 else "hit")
         for i, block in enumerate(spread + crowded)
     ]
-    assert first_stop(feed(Engine(), walled)).events_seen == 16
+    held = [f for f in feed(Engine(), walled) if stops(f)]
+    assert {f.events_seen for f in held[:3]} == {15}
+    assert {f.evidence["hold"] for f in held[:3]} == {f"+47{block}000..999" for block in town}
 
 
 def _decoy_scan(
@@ -871,25 +873,106 @@ def _turns(blocks: list[int], *, decoys: bool, lookups: int = 80) -> list[Lookup
     return [event(n, i, alternating(i // 3)) for i, n in enumerate(numbers)]
 
 
-def test_a_scan_taking_turns_between_two_blocks_is_stopped_at_the_fast_rules_count() -> None:
+def test_a_scan_taking_turns_between_two_blocks_has_both_held_together() -> None:
     # Each block has half its attention, which no single block's focus would ever call a
-    # scan: 76 % of a block was taken before the two-block rules.
+    # scan: 76 % of a block was taken before the two-block rules. Its first eight numbers,
+    # four a block within seconds, nothing else between them: both blocks are held at
+    # once, each on the evidence of the two (one at a time, as each reached the count, a
+    # scan had the first's 5th or 6th listing: over 1 % of a sparse block).
     findings = feed(Engine(), _turns([22202, 62625], decoys=False))
-    hold = first_stop(findings)
-    assert hold.kind == "block_coverage"
-    assert hold.evidence["rule"]["hold_at"] == 6
-    assert (hold.events_seen, hold.evidence["hold"]) == (11, "+4722202000..999")
-    # The other block's sixth number, a lookup later, would be held in turn: a second block
-    # held within minutes is a scan taking turns, and suspends.
+    held = [f for f in findings if stops(f)][:2]
+    assert [(f.events_seen, f.action) for f in held] == [(8, "throttle"), (8, "throttle")]
+    assert {f.evidence["hold"]: f.evidence["taking_turns_with"] for f in held} == {
+        "+4762625000..999": ["+4722202000..999"],
+        "+4722202000..999": ["+4762625000..999"],
+    }
+    assert {f.evidence["rule"]["tier"] for f in held} == {"rapid_two_blocks"}
+    assert all(f.evidence["rule"]["hold_at"] == 4 for f in held)
+    # Held together, they are one hold: going on into them (refused) is what suspends.
     suspension = first_suspension(findings)
-    assert suspension.events_seen == 12 and "hold" not in suspension.evidence
-    assert suspension.evidence["held_before"] == ["+4722202000..999"]
-    assert suspension.evidence["block"] == "+4762625000..999"
+    assert (suspension.events_seen, suspension.evidence["rule"]["tier"]) == (20, "count")
+    assert "held_before" not in suspension.evidence
     # Decoys from all over the plan before each number: alone in their blocks, they do not
     # divide the attention further for the slow rule, but they hide the pair from the fast
     # one (a town's callers from elsewhere do too); the two blocks need 20 numbers.
     hidden = first_stop(feed(Engine(), _turns([22202, 62625], decoys=True)))
     assert hidden.events_seen == 40
+
+
+def test_two_blocks_taking_turns_at_a_callers_pace_are_held_together_with_a_miss() -> None:
+    # A lookup a minute is no customer's callers crowding two blocks within a minute,
+    # but five a block within 20 minutes, a miss among them, are the pair's count: the
+    # 10th number holds both blocks.
+    slow = [
+        msgspec.structs.replace(e, ts=T0 + timedelta(seconds=60 * i))
+        for i, e in enumerate(_turns([22202, 62625], decoys=False))
+    ]
+    held = [f for f in feed(Engine(), slow) if stops(f)][:2]
+    assert [(f.events_seen, f.action) for f in held] == [(10, "throttle"), (10, "throttle")]
+    assert {f.evidence["rule"]["tier"] for f in held} == {"fast_two_blocks"}
+    assert {f.evidence["hold"] for f in held} == {"+4722202000..999", "+4762625000..999"}
+
+
+def test_blocks_held_together_then_ringing_as_callers_do_are_not_a_scan_going_on() -> None:
+    # A customer whose two town blocks were held together in its first seconds: its
+    # callers from them keep coming, refused, as they ring. Neither block is one held
+    # before the other, so no later lookup of either takes turns with it.
+    burst = _turns([22202, 62625], decoys=False, lookups=8)
+    rng = random.Random(4)
+    callers = [
+        event(rng.choice([22202, 62625]) * 1000 + rng.randrange(1000), 3600 + i * 900, "hit")
+        for i in range(30)
+    ]
+    findings = feed(Engine(), burst + callers)
+    assert [(f.action, f.evidence.get("hold")) for f in findings] == [
+        ("throttle", "+4762625000..999"),
+        ("throttle", "+4722202000..999"),
+    ]
+
+
+def test_a_lookup_elsewhere_beside_a_held_block_is_not_held_with_it() -> None:
+    # A walk held at its 4th number, one lookup of another block, then the scan goes on
+    # into its held block: the two blocks hold all its new numbers, but a number alone in
+    # its block takes no turn, and a held block's refused lookups hold no other block.
+    walk = [event(22202400 + i, i) for i in range(4)]
+    elsewhere = [event(33221500, 5), event(33221900, 6)]
+    going_on = [event(22202404 + i, 7 + i, alternating(i)) for i in range(12)]
+    for aside in (elsewhere[:1], elsewhere):
+        findings = feed(Engine(), walk + aside + going_on)
+        assert {f.evidence.get("hold") for f in findings} - {None} == {"+4722202000..999"}
+        suspension = first_suspension(findings)
+        assert suspension.evidence["block"] == "+4722202000..999"
+        assert "held_before" not in suspension.evidence
+
+
+def test_a_block_with_one_number_in_the_burst_takes_no_turn() -> None:
+    # A customer's caller from a block it knew an hour before, then seven callers from
+    # its town block within a minute, all listed: the two blocks took all eight, but the
+    # one number of the other is no turn taken, and neither block is held.
+    known = [event(33221500, 0, "hit"), event(33221900, 3600, "hit")]
+    town = [event(22202000 + (i * 389) % 1000, 3610 + i * 5, "hit") for i in range(7)]
+    assert [f for f in feed(Engine(), known + town) if stops(f)] == []
+
+
+def test_blocks_held_together_count_as_one_hold_towards_the_limit() -> None:
+    # Two blocks held together, then a third block's walk an hour later: a second hold, not
+    # a third (hold_limit is two moments within the week), so it is held, not suspended.
+    burst = _turns([22202, 62625], decoys=False, lookups=8)
+    walk = [event(55643400 + i, 3600 + i) for i in range(4)]
+    findings = feed(Engine(), burst + walk)
+    assert [(f.action, f.evidence.get("hold")) for f in findings] == [
+        ("throttle", "+4762625000..999"),
+        ("throttle", "+4722202000..999"),
+        ("throttle", "+4755643000..999"),
+    ]
+    # A fourth block, another hour on, is a third moment: suspended.
+    again = [event(73311400 + i, 7200 + i) for i in range(4)]
+    suspension = first_suspension(feed(Engine(), burst + walk + again))
+    assert suspension.evidence["held_before"] == [
+        "+4722202000..999",
+        "+4755643000..999",
+        "+4762625000..999",
+    ]
 
 
 def test_a_scan_resting_between_blocks_is_held_in_two_and_suspended_at_the_third() -> None:
@@ -993,8 +1076,7 @@ def test_a_hold_recalled_by_a_restart_counts_as_one_held_before() -> None:
 
 
 def test_two_blocks_are_a_pair_seen_from_either() -> None:
-    # Two numbers of a listed block for each of a sparse one: the busier block never misses
-    # (the rule asks a block for misses), so the pair must be seen from the sparse one.
+    # Two numbers of a listed block for each of a sparse one: the busier block never misses.
     rng = random.Random(6)
     listed = rng.sample(range(62625000, 62626000), 400)
     sparse = rng.sample(range(22202000, 22203000), 200)
@@ -1004,7 +1086,21 @@ def test_two_blocks_are_a_pair_seen_from_either() -> None:
     findings = feed(Engine(), [event(n, i, outcome) for i, (n, outcome) in enumerate(scan)])
     stop = first_stop(findings)
     assert stop.kind == "block_coverage"
-    assert stop.evidence["block"].startswith("+4722202")
+    # Seen at a lookup of the listed block: no miss is asked within a minute, and both
+    # are held together.
+    assert {f.evidence["hold"] for f in findings if f.events_seen == stop.events_seen} == {
+        "+4722202000..999",
+        "+4762625000..999",
+    }
+    # At a caller's pace, a minute a lookup, only the tier asking for a miss holds them,
+    # so the pair must be seen from the sparse block, and the listed one is held with it.
+    slow = [event(n, 60 * i, outcome) for i, (n, outcome) in enumerate(scan)]
+    stop = first_stop(feed(Engine(), slow))
+    assert (stop.evidence["rule"]["tier"], stop.evidence["block"]) == (
+        "fast_two_blocks",
+        "+4722202000..999",
+    )
+    assert stop.evidence["taking_turns_with"] == ["+4762625000..999"]
 
 
 def test_a_two_block_towns_first_refresh_is_a_scan_of_two_blocks() -> None:
@@ -1029,17 +1125,27 @@ def test_a_two_block_towns_first_refresh_is_a_scan_of_two_blocks() -> None:
 TOWNS = [22202, 62625, 55643, 73311, 32107, 51234, 69321, 70456, 75111, 77222, 38333, 23444]
 
 
-@pytest.mark.parametrize(("count", "stopped_at"), [(3, 16), (4, 21), (5, 60), (8, 60), (12, 61)])
+@pytest.mark.parametrize(
+    ("count", "stopped_at", "held"), [(3, 15, 3), (4, 20, 4), (5, 60, 0), (8, 60, 8), (12, 60, 12)]
+)
 def test_a_scan_taking_turns_between_several_blocks_is_stopped_before_a_blocks_sixth(
-    count: int, stopped_at: int
+    count: int, stopped_at: int, held: int
 ) -> None:
     # Each block takes a share of its attention, as a town's blocks do a local
-    # business's; but nothing else comes between them, five a block and one more in a
-    # row for three or four blocks, 60 for more (12 blocks have 5 numbers each then:
-    # the 61st is a block's 6th, the fast rule's count).
-    stop = first_stop(feed(Engine(), _turns(TOWNS[:count], decoys=False, lookups=300)))
+    # business's; but nothing else comes between them, five a block in a row for three
+    # or four blocks, 60 for more (12 blocks have 5 numbers each then, the fast rule's
+    # count for blocks taking turns; five blocks' 12 each reach the count's suspension
+    # first). Every block it took turns with is held with it.
+    findings = feed(Engine(), _turns(TOWNS[:count], decoys=False, lookups=300))
+    stop = first_stop(findings)
     assert stop.kind == "block_coverage"
     assert stop.events_seen == stopped_at
+    holds = {f.evidence.get("hold") for f in findings if f.events_seen == stopped_at} - {None}
+    assert len(holds) == held
+    if held:
+        assert len(stop.evidence["taking_turns_with"]) == held - 1
+    else:
+        assert stop.action == "suspend"
 
 
 def test_a_scan_of_three_blocks_padded_to_five_is_judged_as_five() -> None:

@@ -287,6 +287,47 @@ def _open_case(clients: Clients, account: str, action: str) -> int:
     return clients.services.store.record(finding)
 
 
+def test_a_scan_taking_turns_between_two_blocks_is_refused_in_both_at_once(
+    clients: Clients, data_dir: Path
+) -> None:
+    settings = make_settings(data_dir)
+    scraper = new_key(settings, org="turns-co")
+    officer = new_key(settings, roles="compliance", org="compliance-desk")
+    clients.services.key_ring.refresh()
+    # Four numbers of each of two blocks within seconds, spread over them and taking
+    # turns, nothing else looked up: the 22200 block's are answered, the 22201 block's
+    # are all unlisted.
+    first = [22200100, 22200400, 22200200, 22200300]
+    second = [22201200, 22201800, 22201400, 22201600]
+    for a, b in zip(first, second, strict=True):
+        assert clients.lookup(scraper, str(a)).status_code == 200
+        assert clients.lookup(scraper, str(b)).status_code == 404
+
+    # Both are held at the eighth: the first block's fifth listing is refused too.
+    def refused_in_first() -> bool:
+        return bool(clients.lookup(scraper, "22200450").status_code == 403)
+
+    assert _until(refused_in_first, 1.0), "the first block was not held within a second"
+    for number, block in [("22200450", "+4722200000..999"), ("22201000", "+4722201000..999")]:
+        assert problem_of(clients.lookup(scraper, number), 403, "block-held")["block"] == block
+    problem_of(clients.lookup(scraper, "22202000"), 404, "number-not-found")
+
+    cases = clients.internal.get(
+        "/internal/v1/cases", headers={"Authorization": f"Bearer {officer}"}
+    ).json()
+    (case,) = [c for c in cases if c["account"] == "turns-co"]
+    assert case["account_status"] == "throttled"  # its blocks held, not suspended
+    body = clients.internal.get(
+        f"/internal/v1/cases/{case['id']}", headers={"Authorization": f"Bearer {officer}"}
+    ).json()
+    assert body["held_blocks"] == ["+4722200000..999", "+4722201000..999"]
+    holds = {f["evidence"]["hold"]: f["evidence"]["taking_turns_with"] for f in body["findings"]}
+    assert holds == {
+        "+4722200000..999": ["+4722201000..999"],
+        "+4722201000..999": ["+4722200000..999"],
+    }
+
+
 def test_compliance_answers_while_a_decision_waits_for_the_monitor(
     clients: Clients, data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

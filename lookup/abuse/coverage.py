@@ -127,34 +127,51 @@ class BlockCoverage:
                 flag_at=flag_at + excess,
                 suspend_at=suspend_at + excess,
             )
+            turning: list[tuple[int, int]] = []
             # The count's suspension before a fast tier's hold: a scan whose decoys keep a
             # tier holding its block (held already) would otherwise never reach it.
             if fast is not None and not (counted is not None and counted[0]):
                 # Minutes of a few numbers: what a customer's first callers can look like,
                 # so the block is held, not the account suspended (`holds`).
-                strong, holds, (needed, tier) = False, True, fast
+                strong, holds, (needed, tier, turning) = False, True, fast
             elif counted is not None:
                 (strong, needed, tier), holds = counted, False
             else:
                 continue
-            found.append(
-                Verdict(
-                    _kind(block),
-                    strong,
-                    partial(
-                        self._evidence,
-                        block,
-                        size,
-                        lookup.number // size,
-                        by_chance,
-                        flag_at,
-                        needed,
-                        tier,
-                    ),
-                    holds,
-                )
-            )
+            # Blocks taking turns are held together, each on the evidence of all: held one
+            # at a time, as each reached the tier, a scan had by then taken the first's
+            # fifth or sixth listing (over 1 % of a sparse block).
+            together = tuple(size_of * index for size_of, index in turning)
+            verdict = partial(self._verdict, by_chance, flag_at, needed, tier, strong, holds)
+            found.append(verdict(block, size, lookup.number, together))
+            for other in turning:
+                other_block = state.blocks.get(other)
+                if other_block is not None:  # (a policy whose block sizes leave it out)
+                    first = other[0] * other[1]
+                    rest = (lookup.number, *(n for n in together if n != first))
+                    found.append(verdict(other_block, other[0], first, rest, held=first))
         return found
+
+    def _verdict(
+        self,
+        by_chance: float,
+        flag_at: int,
+        needed: int,
+        tier: str,
+        strong: bool,
+        holds: bool,
+        block: Block,
+        size: int,
+        number: int,
+        together: tuple[int, ...],
+        held: int | None = None,
+    ) -> Verdict:
+        """The verdict on a block of `size` holding `number`; `together`: a number in each
+        block held with it (`held`: a number of the block, when not the lookup's)."""
+        evidence = partial(
+            self._evidence, block, size, number // size, by_chance, flag_at, needed, tier, together
+        )
+        return Verdict(_kind(block), strong, evidence, holds, held=held, together=together)
 
     def _count(
         self,
@@ -221,10 +238,11 @@ class BlockCoverage:
 
     def _fast_scan(
         self, state: AccountState, block: Block, excess: int, lookup: Lookup
-    ) -> tuple[int, str] | None:
+    ) -> tuple[int, str, list[tuple[int, int]]] | None:
         """How many new numbers of a geographic block came fast where the account's
-        attention is (a scan, walked or shuffled), and the name of the tier of the fast
-        rule that holds, if one does."""
+        attention is (a scan, walked or shuffled), the name of the tier of the fast
+        rule that holds, if one does, and the blocks that took turns with it (a tier for
+        blocks taking turns holds only then: one block alone has tiers of its own)."""
         geographic = self.policy.allocation_size(lookup.number) == self.policy.block_fast_size
         for tier in self._fast.tiers:
             if not (tier.everywhere or geographic):
@@ -242,7 +260,17 @@ class BlockCoverage:
                 pair_span=tier.pair_span,
                 fast=True,
             ):
-                return needed, tier.name
+                if not tier.pair_span:
+                    return needed, tier.name, []
+                turning = self._focus.turning(state, block, needed, lookup)
+                if not turning:
+                    continue
+                if Hold.of(lookup.number) in state.held:
+                    # Held already, with the blocks it took turns with then, or alone (a
+                    # block taking turns with it now is held at its own evidence): its
+                    # refused lookups are no new evidence against another block.
+                    return needed, tier.name, []
+                return needed, tier.name, turning
         return None
 
     def _evidence(
@@ -254,6 +282,7 @@ class BlockCoverage:
         flag_at: int,
         needed: int,
         tier: str,
+        together: tuple[int, ...] = (),
     ) -> dict[str, Any]:
         return {
             "rule": {
@@ -270,6 +299,12 @@ class BlockCoverage:
                 "window_seconds": self.policy.window_seconds,
             },
             **_seen(block, start, size),
+            # The blocks held with this one on the same evidence: they took turns with it.
+            **(
+                {"taking_turns_with": [Hold.of(number).label for number in together]}
+                if together
+                else {}
+            ),
         }
 
 

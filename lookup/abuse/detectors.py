@@ -100,6 +100,13 @@ class Finding(msgspec.Struct, frozen=True, kw_only=True):
     evidence: dict[str, Any]
 
 
+def _hold(verdict: Verdict, number: int | None) -> Hold | None:
+    """The block a verdict holds: its own (`Verdict.held`) or the lookup's number's."""
+    if not verdict.holds or number is None:
+        return None
+    return Hold.of(verdict.held if verdict.held is not None else number)
+
+
 class Engine:
     """Feeds events through every detector and applies the policy."""
 
@@ -368,7 +375,8 @@ class Engine:
                     verdict.evidence,
                     apart=verdict.apart,
                     alone=verdict.alone,
-                    hold=Hold.of(number) if verdict.holds and number is not None else None,
+                    hold=_hold(verdict, number),
+                    together=frozenset(Hold.of(other) for other in verdict.together),
                 )
             )
             is not None
@@ -385,6 +393,7 @@ class Engine:
         apart: str | None = None,
         alone: str | None = None,
         hold: Hold | None = None,
+        together: frozenset[Hold] = frozenset(),
     ) -> Finding | None:
         """A finding only when it raises the severity reached for its kind, or holds a block
         not held yet (`hold`: the allocation block a block rule's verdict is about).
@@ -395,12 +404,13 @@ class Engine:
         another rule nor is corroborated (list washing); `alone`: the slot of one that
         acts as the policy says, but neither corroborates nor is corroborated either (the
         search-harvest test, whose evidence is of searches; the swarm rule's holds).
+        `together`: the blocks held with `hold` on the same evidence (blocks taking turns).
         """
         now, window = (event.ts - EPOCH).total_seconds(), self.policy.window_seconds
         live = {k: severity for k, (severity, at) in state.fired.items() if now - at <= window}
         slot = apart or alone or kind
         others = [] if apart or alone else sorted(k for k in live if k != kind and k in _KINDS)
-        turns = self._held_before(state, hold, now)
+        turns = self._held_before(state, hold, now, together)
         action = (
             Action.FLAG
             if apart
@@ -440,21 +450,28 @@ class Engine:
             evidence=evidence,
         )
 
-    def _held_before(self, state: AccountState, hold: Hold | None, now: float) -> list[str]:
+    def _held_before(
+        self, state: AccountState, hold: Hold | None, now: float, together: frozenset[Hold]
+    ) -> list[str]:
         """The other blocks held for the account within `hold_turns_seconds` of a new hold
         (a scan taking turns between blocks, which holding one block at a time let take
-        over 1 % of a third: 4 of 29 three-block scans), or all of them once there are
-        `hold_limit` within the window (a scan pausing between blocks)."""
-        if hold is None:
+        over 1 % of a third: 4 of 29 three-block scans), or all of them once they were held
+        at `hold_limit` moments within the window (a scan pausing between blocks). Blocks
+        held `together` with it now are one hold, not one before it; a block held already
+        is no new hold (a scan going on into it meets the count's `held_block_suspend`)."""
+        if hold is None or hold in state.held:
             return []
         policy = self.policy
         others = {
             block: at
             for block, at in state.held.items()
-            if block != hold and now - at <= policy.window_seconds
+            if block != hold
+            and now - at <= policy.window_seconds
+            and not (at == now and block in together)
         }
         turns = [block for block, at in others.items() if now - at <= policy.hold_turns_seconds]
-        chosen = others if len(others) >= policy.hold_limit else turns
+        # Counted by moment: blocks taking turns, held together, were one scan's one hold.
+        chosen = others if len(set(others.values())) >= policy.hold_limit else turns
         return sorted(Hold(*block).label for block in chosen)
 
     def _expire(self, state: AccountState, now: float) -> None:

@@ -34,7 +34,8 @@ class Tier(NamedTuple):
     address cannot show one mind's attention (two customers behind one NAT are two)."""
     pair_span: int = 0
     """When more than zero: or the block and one other took all the account's new numbers,
-    lone ones included, when they were at least this many (two blocks taking turns)."""
+    lone ones included, when they were at least this many (two blocks taking turns), or a
+    few blocks did (`Focus.turning`); each of them is held with it."""
     name: str = ""
     """How a finding's evidence names the tier that held."""
 
@@ -66,12 +67,21 @@ class FastRule:
                 name="fast",
             ),
             Tier(
-                policy.block_fast_suspend,
+                policy.block_pair_fast_suspend,
                 policy.block_fast_seconds,
                 policy.block_fast_misses,
                 1.0,
                 pair_span=policy.block_pair_fast_span,
                 name="fast_two_blocks",
+            ),
+            Tier(
+                policy.block_pair_rapid_suspend,
+                policy.block_rapid_seconds,
+                0,
+                1.0,
+                wide=True,
+                pair_span=policy.block_pair_rapid_span,
+                name="rapid_two_blocks",
             ),
             Tier(
                 policy.block_decoy_suspend,

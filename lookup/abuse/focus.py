@@ -8,6 +8,7 @@ spread over its town's blocks and beyond.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Iterator
 from itertools import islice
 
@@ -45,31 +46,8 @@ class Focus:
         least `turns_span` of their number (`fast`: for the fast rule);
         with `strays`, numbers alone in their allocation block do not count."""
         policy = self.policy
-        start = block.last(last)[0]
-        # Over a stretch long enough that a customer's callers do not crowd one block by
-        # chance: all it looked up in the minutes before (a bulk refresh spreads over its
-        # customers' blocks), and for slower rules its last numbers whenever they came.
-        first = start.seq
-        oldest = start.t - policy.block_fast_seconds
-        settled = False
-        # A number alone in its allocation block is no one's attention: the decoys a scan
-        # spreads over the plan to hide in (a customer's scattered callers too). Only for the
-        # slow rule and the fast rule's decoy tier: a first refresh's numbers are all alone
-        # at first. Counted in the same walk back that finds where the stretch starts.
-        stray = 0
-        for index, item in enumerate(islice(reversed(state.recent), policy.block_focus_limit)):
-            if settled or (index >= floor and item.t < oldest):
-                if not strays or item.seq < first:
-                    break
-                settled = True
-            elif item.seq < first:  # newest first: each is the oldest yet
-                first = item.seq
-            if strays:
-                alone = policy.allocation_size(item.number)
-                other = state.blocks.get((alone, item.number // alone))
-                stray += other is not None and len(other.members) == 1
-        size = policy.allocation_size(lookup.number)
-        key = (size, lookup.number // size)
+        first, stray = self._stretch(state, block, last, floor=floor, strays=strays)
+        key = self._key(lookup.number)
         allocation = state.blocks.get(key, block)
         counted = lookup.seq - first + 1 - stray
         needed = math.ceil(share * counted)
@@ -98,13 +76,60 @@ class Focus:
         )
         return blocks is not None and total >= self.turns_span(blocks, fast=fast)
 
+    def turning(
+        self, state: AccountState, block: Block, last: int, lookup: Lookup
+    ) -> list[tuple[int, int]]:
+        """The other allocation blocks holding two or more of the account's new numbers
+        over the fast rule's stretch of the block's newest `last` (`held` without `floor`
+        or strays): when a tier asking for blocks taking turns held, the blocks it took
+        turns with (a number alone in its block takes no turn), oldest first."""
+        first, _ = self._stretch(state, block, last, floor=0, strays=False)
+        taken = Counter(self._others(state, self._key(lookup.number), first))
+        return [other for other, count in reversed(taken.items()) if count > 1]
+
+    def _key(self, number: int) -> tuple[int, int]:
+        size = self.policy.allocation_size(number)
+        return size, number // size
+
+    def _stretch(
+        self, state: AccountState, block: Block, last: int, *, floor: int, strays: bool
+    ) -> tuple[int, int]:
+        """Where the stretch of the block's newest `last` begins (the sequence number of
+        its first lookup), and how many of its numbers are alone in their allocation block
+        (counted only with `strays`)."""
+        policy = self.policy
+        start = block.last(last)[0]
+        # Over a stretch long enough that a customer's callers do not crowd one block by
+        # chance: all it looked up in the minutes before (a bulk refresh spreads over its
+        # customers' blocks), and for slower rules its last numbers whenever they came.
+        first = start.seq
+        oldest = start.t - policy.block_fast_seconds
+        settled = False
+        # A number alone in its allocation block is no one's attention: the decoys a scan
+        # spreads over the plan to hide in (a customer's scattered callers too). Only for the
+        # slow rule and the fast rule's decoy tier: a first refresh's numbers are all alone
+        # at first. Counted in the same walk back that finds where the stretch starts.
+        stray = 0
+        for index, item in enumerate(islice(reversed(state.recent), policy.block_focus_limit)):
+            if settled or (index >= floor and item.t < oldest):
+                if not strays or item.seq < first:
+                    break
+                settled = True
+            elif item.seq < first:  # newest first: each is the oldest yet
+                first = item.seq
+            if strays:
+                alone = policy.allocation_size(item.number)
+                other = state.blocks.get((alone, item.number // alone))
+                stray += other is not None and len(other.members) == 1
+        return first, stray
+
     def turns_span(self, blocks: int, *, fast: bool) -> int:
         """How many new numbers `blocks` blocks (three at least) taking turns must hold
         before they are a scan: for the fast rule and up to `block_turns_few` blocks,
-        `block_turns_each` a block and one more; else `block_turns_span`."""
+        `block_turns_each` a block; else `block_turns_span`."""
         policy = self.policy
         if fast and blocks <= policy.block_turns_few:
-            return policy.block_turns_each * max(blocks, 3) + 1
+            return policy.block_turns_each * max(blocks, 3)
         return policy.block_turns_span
 
     def _others(

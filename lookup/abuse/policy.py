@@ -61,6 +61,12 @@ class Verdict(NamedTuple):
     alone: str | None = None
     """A slot of its own as well, but the finding acts as the policy says (the
     search-harvest test: its evidence is of searches, the other rules' of numbers)."""
+    held: int | None = None
+    """A national number in the block a verdict that `holds` holds, when not the
+    lookup's: a block that took turns with the lookup's."""
+    together: tuple[int, ...] = ()
+    """A national number in each other block held on the same evidence at the same
+    lookup: one hold of blocks taking turns, not a scan moving on to another block."""
 
 
 class Policy(msgspec.Struct, frozen=True, kw_only=True):
@@ -172,9 +178,29 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     block_pair_fast_span: int = 10
     """... and for the fast rule, the block and one other taking all of them, lone ones
     included, when they were at least this many: two blocks taking turns are stopped at
-    a block's 6th number, not its 10th (13 of 17 such scans took over 1 % of a block
-    then); a town's callers from elsewhere keep all but one more in 200 three-block
-    towns' first refreshes clear of it (14 let 2 of 11 scans past 1 %, at no cost) ..."""
+    a block's 5th number, not its 10th (13 of 17 such scans took over 1 % of a block
+    at the 10th); a town's callers from elsewhere keep all but one more in 200
+    three-block towns' first refreshes clear of it (14 let 2 of 11 scans past 1 %, at no
+    cost) ..."""
+    block_pair_fast_suspend: int = 4
+    """Distinct numbers (plus the chance excess) of a geographic block that hold it, with
+    `block_fast_misses` among them within `block_fast_seconds`, when it and the blocks it
+    took turns with (`block_pair_fast_span`, `block_turns_each`) took all the account's
+    new numbers: each of those blocks is held with it, on the same evidence. Held one at
+    a time at a block's 6th number, as each reached it, two- and three-block scans had
+    by then taken the first block's 5th or 6th listing: 1.05–1.15 % of a sparse block in
+    4 of 96 simulated months; at the 5th, all together, none over 1 %, and no customer
+    of theirs more held, flagged or suspended (a first refresh: `block_turns_each`) ..."""
+    block_pair_rapid_suspend: int = 3
+    """... or, with no miss asked, this many (plus the chance excess) spread wider than
+    `company_range_width` within `block_rapid_seconds`, when it and one other block took
+    all of at least `block_pair_rapid_span`: a dense block's first five can all be listed,
+    and a pair within a minute is no customer's callers (a first refresh of a one- or
+    two-block town's customers, at a machine's pace, is stopped by the tiers for one
+    block already) ..."""
+    block_pair_rapid_span: int = 8
+    """... four numbers a block: a pair's 9th lookup took a block's 5th listing (1.15 %
+    of one with 435) ..."""
     block_turns: int = 16
     """... or that the block and the `block_turns` - 1 others the account looked up most then,
     each with two numbers at least, must take of all its new numbers, strays alone in their
@@ -183,12 +209,15 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     callers from elsewhere, alone in theirs (let the busiest blocks take one each, and a
     three-block town's first refresh was suspended four times as often with 12), ..."""
     block_turns_each: int = 5
-    """... over at least this many new numbers a block and one more (16 for three blocks,
-    21 for four), for the fast rule (its numbers within minutes) and up to
-    `block_turns_few` blocks: a scan taking turns between them is stopped before a block's
-    sixth number, under 1 % of a sparse geographic block's listings; the price, a town's
-    callers, four in five from its blocks in the simulation, all from them 16 in a row
-    in 2.8 % of first refreshes (21: 0.9 %) ..."""
+    """... over at least this many new numbers a block (15 for three blocks, 20 for four),
+    for the fast rule (its numbers within minutes) and up to `block_turns_few` blocks: a
+    scan taking turns between them is stopped at a block's fifth number, all its blocks
+    held together, under 1 % of a sparse geographic block's listings (at 16 and 21,
+    before a block's sixth, three-block scans took 1.07 and 1.12 % in 2 of 96 simulated
+    months, a first block's first five all listed); the price, a town's callers, four in
+    five from its blocks in the simulation, all from them 16 in a row in 2.8 % of first
+    refreshes (21: 0.9 %), and three town blocks held in 7.0 % of first refreshes
+    (`bench/first_refresh.py`; 3.0 % at 16), though suspended no more often ..."""
     block_turns_few: int = 4
     """... (more blocks, or the slow rule, ask for `block_turns_span`: a business of six
     town blocks had its first refresh's first 31 numbers all from them in one of 48
