@@ -954,6 +954,46 @@ def test_a_block_with_one_number_in_the_burst_takes_no_turn() -> None:
     assert [f for f in feed(Engine(), known + town) if stops(f)] == []
 
 
+def test_blocks_held_together_are_one_kind_and_do_not_corroborate_each_other() -> None:
+    # Two blocks taking turns, one lookup of one of them through a second key: that block
+    # alone is spread over keys, yet both are held as one distributed_scan, and neither
+    # finding corroborates the other into a suspension.
+    first = [22200100, 22200400, 22200200, 22200300]
+    second = [22201200, 22201800, 22201400, 22201600]
+    turns = [
+        event(n, i, "hit", key="k2" if i == 1 else "k1")
+        for i, n in enumerate(x for pair in zip(first, second, strict=True) for x in pair)
+    ]
+    findings = feed(Engine(), turns)
+    assert [(f.kind, f.action) for f in findings] == [("distributed_scan", "throttle")] * 2
+    assert all("corroborated_by" not in f.evidence for f in findings)
+
+
+def test_only_geographic_blocks_of_the_tiers_own_time_take_turns() -> None:
+    # A mobile block's two numbers beside a geographic block's six within a minute: a
+    # mobile block's 1 % is dozens of listings, so it takes no turn and is not held.
+    town = [22200100, 22200400, 22200200, 22200300, 22200700, 22200900]
+    mixed = [41230017, town[0], town[1], 41239120, *town[2:]]
+    findings = feed(Engine(), [event(n, i * 5, "hit") for i, n in enumerate(mixed)])
+    assert all(f.evidence.get("hold", "").startswith("+4722200") for f in findings)
+    # A block's four callers over 18 minutes, then another's four within a minute: the
+    # first block's numbers came before the minute the tier asks of both.
+    slow = [event(62625100 + 211 * i, i * 360, "hit") for i in range(4)]
+    burst = [event(22202100 + 233 * i, 1200 + i * 10, "hit") for i in range(4)]
+    assert [f for f in feed(Engine(), slow + burst) if stops(f)] == []
+
+
+def test_a_block_held_at_the_same_second_before_is_a_hold_before() -> None:
+    # A walk held at its 4th number, then another block's four at the same second (replay
+    # input of whole seconds): the first block was held on its own evidence, so the
+    # second's hold beside it suspends, as it does a second later.
+    walk = [event(22202400 + i, 0) for i in range(4)]
+    for at in (0, 1):
+        other = [event(n, at) for n in (62625100, 62625500, 62625300, 62625800)]
+        suspension = first_suspension(feed(Engine(), walk + other))
+        assert suspension.evidence["held_before"] == ["+4722202000..999"], at
+
+
 def test_blocks_held_together_count_as_one_hold_towards_the_limit() -> None:
     # Two blocks held together, then a third block's walk an hour later: a second hold, not
     # a third (hold_limit is two moments within the week), so it is held, not suspended.

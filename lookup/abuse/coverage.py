@@ -142,18 +142,22 @@ class BlockCoverage:
             # at a time, as each reached the tier, a scan had by then taken the first's
             # fifth or sixth listing (over 1 % of a sparse block).
             together = tuple(size_of * index for size_of, index in turning)
-            verdict = partial(self._verdict, by_chance, flag_at, needed, tier, strong, holds)
+            # One kind for the blocks held together: each is the others' evidence, so one
+            # cannot corroborate another (a key spread over one of them would suspend).
+            group = [block, *(state.blocks[other] for other in turning)]
+            spread = any(_kind(member) is Kind.DISTRIBUTED_SCAN for member in group)
+            kind = Kind.DISTRIBUTED_SCAN if spread else Kind.BLOCK_COVERAGE
+            verdict = partial(self._verdict, kind, by_chance, flag_at, needed, tier, strong, holds)
             found.append(verdict(block, size, lookup.number, together))
             for other in turning:
-                other_block = state.blocks.get(other)
-                if other_block is not None:  # (a policy whose block sizes leave it out)
-                    first = other[0] * other[1]
-                    rest = (lookup.number, *(n for n in together if n != first))
-                    found.append(verdict(other_block, other[0], first, rest, held=first))
+                first = other[0] * other[1]
+                rest = (lookup.number, *(n for n in together if n != first))
+                found.append(verdict(state.blocks[other], other[0], first, rest, held=first))
         return found
 
     def _verdict(
         self,
+        kind: Kind,
         by_chance: float,
         flag_at: int,
         needed: int,
@@ -171,7 +175,7 @@ class BlockCoverage:
         evidence = partial(
             self._evidence, block, size, number // size, by_chance, flag_at, needed, tier, together
         )
-        return Verdict(_kind(block), strong, evidence, holds, held=held, together=together)
+        return Verdict(kind, strong, evidence, holds, held=held, together=together)
 
     def _count(
         self,
@@ -262,15 +266,28 @@ class BlockCoverage:
             ):
                 if not tier.pair_span:
                     return needed, tier.name, []
-                turning = self._focus.turning(state, block, needed, lookup)
-                if not turning:
+                turning = self._focus.turning(state, block, needed, lookup, tier.seconds)
+                # One block alone has tiers of its own; a mobile block's 1 % is dozens of
+                # listings, and the fast rule's bounds are a geographic block's.
+                if not turning or any(size != self.policy.block_fast_size for size, _ in turning):
                     continue
                 if Hold.of(lookup.number) in state.held:
                     # Held already, with the blocks it took turns with then, or alone (a
                     # block taking turns with it now is held at its own evidence): its
                     # refused lookups are no new evidence against another block.
                     return needed, tier.name, []
-                return needed, tier.name, turning
+                # A block held already was held on its own evidence: this one is a hold
+                # beside it (`held_before`), not one with it.
+                return (
+                    needed,
+                    tier.name,
+                    [
+                        other
+                        for other in turning
+                        if Hold(other[0], other[0] * other[1]) not in state.held
+                        and other in state.blocks
+                    ],
+                )
         return None
 
     def _evidence(

@@ -456,18 +456,18 @@ class Engine:
         """The other blocks held for the account within `hold_turns_seconds` of a new hold
         (a scan taking turns between blocks, which holding one block at a time let take
         over 1 % of a third: 4 of 29 three-block scans), or all of them once they were held
-        at `hold_limit` moments within the window (a scan pausing between blocks). Blocks
-        held `together` with it now are one hold, not one before it; a block held already
-        is no new hold (a scan going on into it meets the count's `held_block_suspend`)."""
+        at `hold_limit` moments within the window (a scan pausing between blocks; holds
+        of one moment count once, as blocks held together do). Blocks held `together` with
+        it at this lookup are one hold, not one before it; a block held already is no new
+        hold (a scan going on into it meets the count's `held_block_suspend`)."""
         if hold is None or hold in state.held:
             return []
         policy = self.policy
         others = {
             block: at
             for block, at in state.held.items()
-            if block != hold
-            and now - at <= policy.window_seconds
-            and not (at == now and block in together)
+            # (`together` names only blocks not held before this lookup.)
+            if block != hold and now - at <= policy.window_seconds and block not in together
         }
         turns = [block for block, at in others.items() if now - at <= policy.hold_turns_seconds]
         # Counted by moment: blocks taking turns, held together, were one scan's one hold.

@@ -77,15 +77,17 @@ class Focus:
         return blocks is not None and total >= self.turns_span(blocks, fast=fast)
 
     def turning(
-        self, state: AccountState, block: Block, last: int, lookup: Lookup
+        self, state: AccountState, block: Block, last: int, lookup: Lookup, seconds: float
     ) -> list[tuple[int, int]]:
         """The other allocation blocks holding two or more of the account's new numbers
-        over the fast rule's stretch of the block's newest `last` (`held` without `floor`
-        or strays): when a tier asking for blocks taking turns held, the blocks it took
-        turns with (a number alone in its block takes no turn), oldest first."""
+        of the last `seconds` within the fast rule's stretch of the block's newest `last`
+        (`held` without `floor` or strays): when a tier asking for blocks taking turns
+        held, the blocks it took turns with (a number alone in its block, or only before
+        the tier's time, takes no turn), in order."""
         first, _ = self._stretch(state, block, last, floor=0, strays=False)
-        taken = Counter(self._others(state, self._key(lookup.number), first))
-        return [other for other, count in reversed(taken.items()) if count > 1]
+        since = lookup.t - seconds
+        taken = Counter(self._others(state, self._key(lookup.number), first, since=since))
+        return sorted(other for other, count in taken.items() if count > 1)
 
     def _key(self, number: int) -> tuple[int, int]:
         size = self.policy.allocation_size(number)
@@ -133,13 +135,16 @@ class Focus:
         return policy.block_turns_span
 
     def _others(
-        self, state: AccountState, key: tuple[int, int], first: int
+        self, state: AccountState, key: tuple[int, int], first: int, since: float = -math.inf
     ) -> Iterator[tuple[int, int]]:
-        """The allocation blocks of the account's new numbers since `first`, newest first,
-        but for those of the block `key` (at most `block_focus_limit` read)."""
+        """The allocation blocks of the account's new numbers since `first` (and the time
+        `since`), newest first, but for those of the block `key` (at most
+        `block_focus_limit` read)."""
         for item in islice(reversed(state.recent), self.policy.block_focus_limit):
             if item.seq < first:
                 return
+            if item.t < since:
+                continue  # (a late batch's lookup sits among newer ones)
             size = self.policy.allocation_size(item.number)
             block = (size, item.number // size)
             if block != key:

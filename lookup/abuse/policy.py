@@ -194,13 +194,14 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     block_pair_rapid_suspend: int = 3
     """... or, with no miss asked, this many (plus the chance excess) spread wider than
     `company_range_width` within `block_rapid_seconds`, when it and one other block took
-    all of at least `block_pair_rapid_span`: a dense block's first five can all be listed,
+    all of at least `block_pair_rapid_span`, the other two or more within the minute as
+    well (`Focus.turning`): a dense block's first five can all be listed,
     and a pair within a minute is no customer's callers (a first refresh of a one- or
     two-block town's customers, at a machine's pace, is stopped by the tiers for one
     block already) ..."""
     block_pair_rapid_span: int = 8
-    """... four numbers a block: a pair's 9th lookup took a block's 5th listing (1.15 %
-    of one with 435) ..."""
+    """... in all (four a block, taking turns): a pair's 9th lookup took a block's 5th
+    listing (1.15 % of one with 435) ..."""
     block_turns: int = 16
     """... or that the block and the `block_turns` - 1 others the account looked up most then,
     each with two numbers at least, must take of all its new numbers, strays alone in their
