@@ -90,6 +90,7 @@ class Focus:
         return sorted(other for other, count in taken.items() if count > 1)
 
     def _key(self, number: int) -> tuple[int, int]:
+        """The account state's key of a number's allocation block: its size and index."""
         size = self.policy.allocation_size(number)
         return size, number // size
 
@@ -120,8 +121,7 @@ class Focus:
             elif item.seq < first:  # newest first: each is the oldest yet
                 first = item.seq
             if strays:
-                alone = policy.allocation_size(item.number)
-                other = state.blocks.get((alone, item.number // alone))
+                other = state.blocks.get(self._key(item.number))
                 stray += other is not None and len(other.members) == 1
         return first, stray
 
@@ -145,8 +145,7 @@ class Focus:
                 return
             if item.t < since:
                 continue  # (a late batch's lookup sits among newer ones)
-            size = self.policy.allocation_size(item.number)
-            block = (size, item.number // size)
+            block = self._key(item.number)
             if block != key:
                 yield block
 
