@@ -696,12 +696,20 @@ def test_listed_numbers_of_one_block_suspend_only_when_they_are_all_the_account_
     mixed = sorted([*town, *elsewhere], key=lambda e: e.ts)
     assert [f for f in feed(Engine(), mixed) if stops(f)] == []
     # Each caller from elsewhere alone in its block, as a scan's decoys from all over the
-    # plan are: its block is held at its 6th number, as a scan's behind decoys would be.
+    # plan are: its block is held as a scan's behind decoys would be, at its 5th number
+    # when all five were listed (five listings of the block taken) ...
     lone = [event(40000000 + i * 102947, i * 60 + 30, "hit") for i in range(8)]
     behind = first_stop(feed(Engine(), sorted([*town, *lone], key=lambda e: e.ts)))
+    assert (behind.action, behind.events_seen) == ("throttle", 9)
+    assert behind.evidence["rule"]["tier"] == "listed_behind_decoys"
+    assert behind.evidence["hold"] == "+4722202000..999"
+    # ... else at its 6th, when one of the first five was not (a customer's callers often are).
+    unlisted = [
+        event(22202000 + (i * 389) % 1000, i * 60, "miss" if i == 3 else "hit") for i in range(8)
+    ]
+    behind = first_stop(feed(Engine(), sorted([*unlisted, *lone], key=lambda e: e.ts)))
     assert (behind.action, behind.events_seen) == ("throttle", 11)
     assert behind.evidence["rule"]["tier"] == "fast_behind_decoys"
-    assert behind.evidence["hold"] == "+4722202000..999"
     # The same numbers and nothing else: a quiet scan of a densely listed block.
     stop = first_stop(feed(Engine(), town))
     assert stop.kind == "block_coverage" and stop.events_seen == 5
@@ -850,14 +858,22 @@ def test_a_decoy_scan_going_on_in_its_held_block_is_suspended_by_the_count() -> 
     assert suspension.evidence["block"] == "+4755643000..999"
 
 
-def test_a_decoy_scan_of_a_dense_block_is_held_at_its_6th_number_with_or_without_misses() -> None:
+def test_a_decoy_scan_of_a_dense_block_is_held_before_its_6th_listing() -> None:
     # A dense block can give a scan one miss or none in its first numbers: asked for two,
     # the decoy tier left such scans to the slow rule, at the block's 10th number (1.7 to
-    # 2.1 % of a block in 3 of 96 simulated months).
-    for outcome in (lambda i: "miss" if i in (2, 9) else "hit", lambda i: "hit"):
-        hold = first_stop(feed(Engine(), _decoy_scan(outcome, "hit")))
-        assert (hold.action, hold.events_seen) == ("throttle", 2 * 6)
-        assert hold.evidence["rule"]["tier"] == "fast_behind_decoys"
+    # 2.1 % of a block in 3 of 96 simulated months). Held at its 6th number, a scan whose
+    # first six were all listed had six listings, over 1 % of a block of 597.
+    cases: list[tuple[Callable[[int], Outcome], int, str]] = [
+        (lambda i: "miss" if i in (2, 9) else "hit", 6, "fast_behind_decoys"),
+        (lambda i: "hit", 5, "listed_behind_decoys"),
+    ]
+    for outcome, at, tier in cases:
+        lookups = _decoy_scan(outcome, "hit")
+        hold = first_stop(feed(Engine(), lookups))
+        assert (hold.action, hold.events_seen) == ("throttle", 2 * at)
+        assert hold.evidence["rule"]["tier"] == tier
+        taken = lookups[: hold.events_seen]
+        assert sum(e.outcome == "hit" and e.number.startswith("+4755643") for e in taken) == 5
 
 
 def _turns(blocks: list[int], *, decoys: bool, lookups: int = 80) -> list[LookupEvent]:

@@ -27,6 +27,8 @@ class Tier(NamedTuple):
     """Whether the numbers must spread wider than a company's direct-dial range."""
     strays: bool = False
     """Whether numbers alone in their allocation block leave the focus out (decoys)."""
+    listed: bool = False
+    """Whether every one of the numbers must have been listed: the extraction itself."""
     everywhere: bool = False
     """Whether it holds for a mobile block's thousands and an address's blocks too, not
     only an account's geographic blocks: a mobile block's 1 % is dozens of listings, so
@@ -47,7 +49,8 @@ class FastRule:
         self.policy = policy
         # Fewer numbers or no miss where the account's attention is undivided (a quiet scan
         # of a dense block can give it no miss for 8 numbers), or divided only by decoys
-        # alone in their blocks (`block_decoy_misses`).
+        # alone in their blocks (`block_decoy_misses`); one fewer there when all were listed,
+        # as the listings taken are what a scan is after.
         self.tiers = (
             Tier(policy.block_rapid_suspend, policy.block_rapid_seconds, 0, 1.0, name="rapid"),
             Tier(
@@ -91,6 +94,16 @@ class FastRule:
                 wide=True,
                 strays=True,
                 name="fast_behind_decoys",
+            ),
+            Tier(
+                policy.block_decoy_listed_suspend,
+                policy.block_fast_seconds,
+                0,
+                1.0,
+                wide=True,
+                strays=True,
+                listed=True,
+                name="listed_behind_decoys",
             ),
         )
 
@@ -155,6 +168,7 @@ class FastRule:
                 return False
         return (
             sum(item.outcome == "miss" for item in burst) >= tier.misses
+            and not (tier.listed and any(item.outcome != "hit" for item in burst))
             and burst[-1].t - burst[0].t <= tier.seconds
             # A burst as wide as that is no tight cluster: no need to sort and measure again.
             and (tier.wide or not self.company_range(burst))

@@ -166,6 +166,14 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     slow rule (3 of 96 simulated months' decoy scans took 1.7-2.1 % of a block; with none
     asked, 1 took 1.01 %); the price, a block held in 1.5 % of six-block towns' first
     months (0.5 % with two), 4.5 % of four-block towns' (3.5 %), none more suspended."""
+    block_decoy_listed_suspend: int = 4
+    """... or this many (plus the chance excess), the rest as for `block_decoy_suspend`,
+    when every one of them was listed: held at its 6th number, a decoy scan whose first
+    six were all listed had six listings, 1.01 % of a block of 597 (1 of 96 simulated
+    months), where one with a miss among its first five has five at most. A customer's
+    callers are often unlisted (a third): of the 4 customers in 96 simulated months whose
+    town block a 5th number would hold, misses or not (3 local businesses' first
+    refreshes, and one's first callers), none had five listed."""
     block_focus: float = 0.7
     """Share of the account's new numbers that must fall in the number's allocation block
     for the block rules to fire: a scan works one block at a time; a local business's
