@@ -858,6 +858,25 @@ def test_a_decoy_scan_going_on_in_its_held_block_is_suspended_by_the_count() -> 
     assert suspension.evidence["block"] == "+4755643000..999"
 
 
+def test_five_listed_behind_decoys_hold_only_a_new_geographic_block_spread_wide() -> None:
+    # The decoy tier's 5th listing asks what its 6th number does: a mobile block's 1 % is
+    # dozens of listings, numbers within 200 of each other are a company's extensions (or a
+    # walk, the run rule's), and a town block the account has known for an hour is its
+    # callers'. Each case fails with its guard taken out of the tier.
+    def held_at_fifth(numbers: list[int], before: tuple[LookupEvent, ...] = ()) -> bool:
+        lone = [event(40000000 + i * 102947, 3600 + i * 60 + 30, "hit") for i in range(6)]
+        listed = [event(n, 3600 + i * 60, "hit") for i, n in enumerate(numbers)]
+        lookups = [*before, *sorted([*listed, *lone], key=lambda e: e.ts)]
+        tiers = [f.evidence["rule"].get("tier") for f in feed(Engine(), lookups)]
+        return "listed_behind_decoys" in tiers
+
+    assert held_at_fifth([22202000 + (i * 389) % 1000 for i in range(6)])
+    assert not held_at_fifth([91234000 + (i * 389) % 1000 for i in range(6)])
+    assert not held_at_fifth([22202040 + i * 2 for i in range(6)])
+    known = tuple(event(22202000 + 500 + i, i * 60, "hit") for i in range(4))
+    assert not held_at_fifth([22202000 + (i * 389) % 1000 for i in range(6)], known)
+
+
 def test_a_decoy_scan_of_a_dense_block_is_held_before_its_6th_listing() -> None:
     # A dense block can give a scan one miss or none in its first numbers: asked for two,
     # the decoy tier left such scans to the slow rule, at the block's 10th number (1.7 to

@@ -226,7 +226,8 @@ class Policy(msgspec.Struct, frozen=True, kw_only=True):
     months, a first block's first five all listed); the price, a town's callers, four in
     five from its blocks in the simulation, all from them 16 in a row in 2.8 % of first
     refreshes (21: 0.9 %), and three town blocks held in 7.0 % of first refreshes
-    (`bench/first_refresh.py`; 3.0 % at 16), though suspended no more often ..."""
+    (`bench/first_refresh.py`; 3.0 % at 16; 8.0 % with `block_decoy_listed_suspend`),
+    though suspended no more often ..."""
     block_turns_few: int = 4
     """... (more blocks, or the slow rule, ask for `block_turns_span`: a business of six
     town blocks had its first refresh's first 31 numbers all from them in one of 48
