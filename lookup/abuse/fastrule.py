@@ -156,8 +156,9 @@ class FastRule:
 
     def holds(self, block: Block, needed: int, tier: Tier) -> bool:
         """The block's newest `needed` numbers came within the tier's time, with its misses
-        among them, they are not a company's extensions calling in, and the block was new:
-        few of its numbers were looked up before."""
+        among them (none, for a tier asking them `listed`), they are not a company's
+        extensions calling in, and the block was new: few of its numbers were looked up
+        before."""
         # The block's own counts first: they rule out most lookups without reading members.
         if len(block.members) < needed or block.misses < tier.misses:
             return False
@@ -166,9 +167,11 @@ class FastRule:
             numbers = [item.number for item in burst]
             if max(numbers) - min(numbers) < self.policy.company_range_width:
                 return False
+        # A block's lookups are hits or misses (an invalid number has no block): counted once.
+        misses = sum(item.outcome == "miss" for item in burst)
         return (
-            sum(item.outcome == "miss" for item in burst) >= tier.misses
-            and not (tier.listed and any(item.outcome != "hit" for item in burst))
+            misses >= tier.misses
+            and not (tier.listed and misses)
             and burst[-1].t - burst[0].t <= tier.seconds
             # A burst as wide as that is no tight cluster: no need to sort and measure again.
             and (tier.wide or not self.company_range(burst))
